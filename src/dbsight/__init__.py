@@ -1,0 +1,1 @@
+"""dbsight: database observability for Python web services."""

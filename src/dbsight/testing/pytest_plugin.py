@@ -1,0 +1,1 @@
+"""pytest fixtures that give tests real PostgreSQL, MariaDB and Redis servers."""
