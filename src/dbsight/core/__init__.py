@@ -1,0 +1,43 @@
+"""dbsight's core: the event type, observers, request context, settings and the recorder."""
+
+from ._context import (
+    RequestContext,
+    current_function,
+    current_request,
+    function_scope,
+    new_request_id,
+    request_scope,
+)
+from ._errors import error_info
+from ._event import Operation, Outcome, QueryError, QueryEvent
+from ._explain import Explainer, PlanCallback
+from ._observer import QueryContext, QueryObserver
+from ._pools import PoolRegistry, PoolUsage, pools
+from ._recorder import Recorder, dialect_for
+from ._settings import ConfigError, Settings, load_settings
+
+__all__ = [
+    "ConfigError",
+    "Explainer",
+    "Operation",
+    "Outcome",
+    "PlanCallback",
+    "PoolRegistry",
+    "PoolUsage",
+    "QueryContext",
+    "QueryError",
+    "QueryEvent",
+    "QueryObserver",
+    "Recorder",
+    "RequestContext",
+    "Settings",
+    "current_function",
+    "current_request",
+    "dialect_for",
+    "error_info",
+    "function_scope",
+    "load_settings",
+    "new_request_id",
+    "pools",
+    "request_scope",
+]

@@ -1,0 +1,178 @@
+"""The recorder: the one place every instrument hands its statements to.
+
+An instrument calls ``start()`` before the statement, then ``finish()`` or ``fail()``.
+The recorder times it, attaches the cached SQL analysis and the request context, builds
+the `QueryEvent` and runs the observers, each isolated from the others and from the
+application. When dbsight is disabled ``active`` is False and instruments skip it all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..sql import analyze
+from ._context import _function, _request
+from ._errors import error_info
+from ._event import QueryEvent
+from ._observer import ObserverFailures, QueryContext, implemented_hooks, observer_name
+from ._settings import Settings
+
+_perf_counter = time.perf_counter
+_time = time.time
+
+# Client-reported system names mapped to the SQL dialect that parses their text.
+_DIALECTS = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+}
+
+
+def dialect_for(system: str) -> str:
+    return _DIALECTS.get(system, system)
+
+
+class Recorder:
+    """Holds the active observers and turns statements into events."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.failures = ObserverFailures()
+        self._observers: list[object] = []
+        self._before: tuple[tuple[str, Callable[..., Any]], ...] = ()
+        self._after: tuple[tuple[str, Callable[..., Any]], ...] = ()
+        self._error: tuple[tuple[str, Callable[..., Any]], ...] = ()
+        self.active = False
+        self._keep_params = False
+        self._app: str | None = None
+        self.apply_settings(self.settings)
+
+    # -- configuration -------------------------------------------------------------
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self._keep_params = settings.include_query_bodies
+        self._app = settings.service_name
+        self._rebuild()
+
+    @property
+    def observers(self) -> tuple[object, ...]:
+        return tuple(self._observers)
+
+    def add_observer(self, observer: object) -> None:
+        if not implemented_hooks(observer):
+            raise TypeError(
+                f"{observer!r} implements none of before_query, after_query, on_error"
+            )
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._rebuild()
+
+    def remove_observer(self, observer: object) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._rebuild()
+
+    def replace_observers(self, observers: Iterable[object]) -> None:
+        self._observers = list(observers)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        before, after, error = [], [], []
+        for observer in self._observers:
+            hooks = implemented_hooks(observer)
+            name = observer_name(observer)
+            if "before_query" in hooks:
+                before.append((name, hooks["before_query"]))
+            if "after_query" in hooks:
+                after.append((name, hooks["after_query"]))
+            if "on_error" in hooks:
+                error.append((name, hooks["on_error"]))
+        self._before, self._after, self._error = tuple(before), tuple(after), tuple(error)
+        self.active = self.settings.enabled and bool(self._observers)
+
+    # -- the hot path ----------------------------------------------------------------
+    def start(
+        self,
+        sql: str,
+        system: str,
+        source: str,
+        params: object | None = None,
+        *,
+        database: str | None = None,
+        user: str | None = None,
+        explainer: Any = None,
+    ) -> QueryContext:
+        ctx = QueryContext(
+            sql,
+            params if self._keep_params or explainer is not None else None,
+            system,
+            source,
+            analyze(sql, _DIALECTS.get(system, system)),
+            _perf_counter(),
+            _time(),
+            _request.get(),
+            _function.get(),
+            database,
+            user,
+            explainer,
+        )
+        for name, hook in self._before:
+            try:
+                hook(ctx)
+            except Exception as exc:  # an observer never breaks the query
+                self.failures.record(name, "before_query", exc)
+        ctx.started = _perf_counter()
+        return ctx
+
+    def finish(self, ctx: QueryContext, rows: int | None = None) -> QueryEvent:
+        event = self._event(ctx, rows, None)
+        for name, hook in self._after:
+            try:
+                hook(ctx, event)
+            except Exception as exc:
+                self.failures.record(name, "after_query", exc)
+        return event
+
+    def fail(self, ctx: QueryContext, exc: BaseException) -> QueryEvent:
+        event = self._event(ctx, None, exc)
+        for name, hook in self._error:
+            try:
+                hook(ctx, event)
+            except Exception as hook_exc:
+                self.failures.record(name, "on_error", hook_exc)
+        return event
+
+    def _event(self, ctx: QueryContext, rows: int | None, exc: BaseException | None) -> QueryEvent:
+        duration = _perf_counter() - ctx.started
+        info = ctx.info
+        request = ctx.request
+        if request is not None:
+            request.queries += 1
+            request.db_time_s += duration
+        return QueryEvent(
+            sql=ctx.sql,
+            normalized=info.normalized,
+            fingerprint=info.fingerprint,
+            operation=info.operation,
+            tables=info.tables,
+            read_only=info.read_only,
+            system=ctx.system,
+            source=ctx.source,
+            duration_s=duration,
+            started_at=ctx.started_at,
+            rows=rows,
+            error=error_info(exc) if exc is not None else None,
+            request_id=request.request_id if request is not None else None,
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
+            route=request.route if request is not None else None,
+            app=(request.app if request is not None and request.app else self._app),
+            function=ctx.function,
+            database=ctx.database,
+            user=ctx.user,
+            params=ctx.params if self._keep_params else None,
+        )

@@ -1,0 +1,122 @@
+"""dbsight's settings: one pydantic-settings model, read from ``DBSIGHT_*`` and ``.env``.
+
+A value out of range fails when the settings are built, with the environment variable,
+the allowed range and the value given, so a bad deployment stops at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "staging", "prod"]
+SqlCommenterMode = Literal["off", "full", "route"]
+
+# Trace and log sampling per environment; metric counters are never sampled.
+DEFAULT_SAMPLE_RATES: dict[str, float] = {"dev": 1.0, "staging": 0.1, "prod": 0.01}
+
+ENV_PREFIX = "DBSIGHT_"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names each bad field and what it accepts."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    enabled: bool = Field(True, description="Master switch; when off every hook is a no-op.")
+    service_name: str = Field("app", min_length=1, max_length=200)
+    environment: Environment = "dev"
+
+    metrics_enabled: bool = True
+    metrics_max_label_values: int = Field(
+        100, ge=1, le=10_000, description="Distinct values per open-ended label before 'other'."
+    )
+
+    tracing_enabled: bool = Field(
+        True, description="Spans per query when an OpenTelemetry SDK tracer provider is present."
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint; dbsight installs an SDK only when set."
+    )
+    trace_sample_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Default from environment: dev 1, staging 0.1, prod 0.01."
+    )
+    log_sample_rate: float | None = Field(None, ge=0.0, le=1.0)
+
+    stats_enabled: bool = True
+    stats_max_fingerprints: int = Field(5_000, ge=10, le=1_000_000)
+
+    slow_query_threshold_ms: float = Field(500.0, gt=0, le=3_600_000)
+    slow_query_log: Path | None = Field(
+        None, description="JSON-lines file; when unset, slow queries go to the dbsight.slow logger."
+    )
+    slow_query_log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=10 * 1024**3)
+    slow_query_log_backups: int = Field(5, ge=0, le=1000)
+    explain_slow_queries: bool = True
+    explain_timeout_ms: float = Field(2_000.0, gt=0, le=600_000)
+    explain_interval_s: float = Field(
+        60.0, ge=0, le=86_400, description="At most one EXPLAIN per fingerprint in this interval."
+    )
+
+    include_query_bodies: bool = Field(
+        False, description="Log and export literal values and parameters (off: privacy)."
+    )
+    sqlcommenter: SqlCommenterMode = "off"
+
+    n_plus_one_threshold: int = Field(5, ge=2, le=100_000)
+    n_plus_one_min_total_ms: float = Field(50.0, ge=0, le=3_600_000)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def effective_trace_sample_rate(self) -> float:
+        if self.trace_sample_rate is not None:
+            return self.trace_sample_rate
+        return DEFAULT_SAMPLE_RATES[self.environment]
+
+    @property
+    def effective_log_sample_rate(self) -> float:
+        if self.log_sample_rate is not None:
+            return self.log_sample_rate
+        return DEFAULT_SAMPLE_RATES[self.environment]
+
+    @property
+    def slow_query_threshold_s(self) -> float:
+        return self.slow_query_threshold_ms / 1000.0
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = ["invalid dbsight settings:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        env = ENV_PREFIX + field.upper()
+        given = item.get("input")
+        lines.append(f"  {field} ({env}): {item['msg']} (got {given!r})")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus overrides; raise `ConfigError` when invalid."""
+    return Settings(**overrides)
