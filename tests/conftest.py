@@ -2,3 +2,14 @@
 # DBSIGHT_TEST_* variables name existing ones). Users load the same plugin with
 #   pytest_plugins = ["dbsight.testing.pytest_plugin"]
 pytest_plugins = ["dbsight.testing.pytest_plugin"]
+
+import pytest
+
+
+@pytest.fixture
+def fresh_runtime():
+    """Let a test call ``dbsight.configure()``; afterwards dbsight is unconfigured again."""
+    from dbsight import _runtime
+
+    yield _runtime
+    _runtime.reset()

@@ -1,0 +1,125 @@
+"""Wires settings to sinks: which observers the recorder feeds, and the objects they share.
+
+There is one `Recorder` for the process (instruments bind it once); ``configure()`` swaps
+the sinks behind it, so reconfiguring never requires re-instrumenting anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from .core import Recorder, Settings, load_settings
+from .export.logging import QueryLogSink
+from .export.prometheus import PrometheusSink
+from .export.slowlog import SlowQuerySink
+from .export.tracing import TracingSink
+from .stats import StatsSink, StatsTable
+
+recorder = Recorder()
+_lock = threading.RLock()
+
+
+@dataclass
+class Runtime:
+    """Everything ``configure()`` built: settings, the shared registry and table, the sinks."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    stats: StatsTable
+    sinks: list[Any] = field(default_factory=list)
+    user_observers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+
+
+_runtime: Runtime | None = None
+
+
+def _build_sinks(runtime: Runtime, tracer_provider: Any) -> list[Any]:
+    settings = runtime.settings
+    sinks: list[Any] = []
+    if settings.tracing_enabled:
+        tracing = TracingSink(settings, tracer_provider=tracer_provider)
+        if tracing.active:
+            sinks.append(tracing)
+    if settings.metrics_enabled:
+        sinks.append(PrometheusSink(settings, runtime.registry, recorder=recorder))
+    if settings.stats_enabled:
+        sinks.append(StatsSink(runtime.stats))
+    sinks.append(SlowQuerySink(settings, stats=runtime.stats))
+    sinks.append(QueryLogSink(settings))
+    return sinks
+
+
+def configure(
+    settings: Settings | None = None,
+    *,
+    tracer_provider: Any = None,
+    registry: CollectorRegistry | None = None,
+) -> Runtime:
+    """(Re)configure dbsight. Without arguments, settings come from ``DBSIGHT_*``.
+
+    ``tracer_provider`` overrides OpenTelemetry's global one for dbsight's spans;
+    ``registry`` makes dbsight register its metrics there instead of its own registry.
+    """
+    global _runtime
+    with _lock:
+        settings = settings if settings is not None else load_settings()
+        previous = _runtime
+        user_observers = previous.user_observers if previous is not None else []
+        if previous is not None:
+            previous.close()
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=True)
+        stats = StatsTable(max_fingerprints=settings.stats_max_fingerprints)
+        runtime = Runtime(settings, registry, stats, user_observers=user_observers)
+        runtime.sinks = _build_sinks(runtime, tracer_provider) if settings.enabled else []
+        recorder.apply_settings(settings)
+        recorder.replace_observers([*runtime.sinks, *runtime.user_observers])
+        _runtime = runtime
+        return runtime
+
+
+def get_runtime() -> Runtime:
+    """The current runtime, configured from the environment on first use."""
+    runtime = _runtime
+    if runtime is None:
+        with _lock:
+            runtime = _runtime if _runtime is not None else configure()
+    return runtime
+
+
+def add_observer(observer: object) -> None:
+    """Register a `QueryObserver` (or any object with its hooks) for every instrument."""
+    runtime = get_runtime()
+    with _lock:
+        recorder.add_observer(observer)
+        if observer not in runtime.user_observers:
+            runtime.user_observers.append(observer)
+
+
+def remove_observer(observer: object) -> None:
+    runtime = get_runtime()
+    with _lock:
+        recorder.remove_observer(observer)
+        if observer in runtime.user_observers:
+            runtime.user_observers.remove(observer)
+
+
+def reset() -> None:
+    """Undo ``configure()``: close the sinks and forget observers; the next use reconfigures
+    from the environment, as on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+        _runtime = None
+        recorder.replace_observers([])

@@ -1,0 +1,390 @@
+"""The slow-query log: one JSON line per statement at or over the threshold, with an
+EXPLAIN plan for slow PostgreSQL SELECTs.
+
+Lines go to ``settings.slow_query_log`` (size-rotated) or, without a file, to the
+``dbsight.slow`` logger at WARNING. The plan comes from the instrument's `Explainer`
+(a connection of its own, in the background): the line for that statement is written when
+the plan arrives, or without one when it does not arrive within the EXPLAIN timeout plus
+`PLAN_GRACE_S`. At most one EXPLAIN per fingerprint per ``explain_interval_s`` and at
+most `MAX_PENDING_PLANS` at a time, so a burst of slow queries cannot pile up EXPLAINs.
+A plan quotes the statement's constants and parameters in its conditions, so those are
+masked unless ``include_query_bodies``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..core import QueryObserver
+
+if TYPE_CHECKING:
+    from ..core import QueryContext, QueryEvent, Settings
+    from ..stats import StatsTable
+
+SLOW_LOGGER = "dbsight.slow"
+MAX_PENDING_PLANS = 8
+PLAN_GRACE_S = 1.0
+# Fingerprints remembered for the EXPLAIN interval before old ones are pruned.
+_MAX_EXPLAIN_MEMORY = 10_000
+# A statement timeout (query_canceled) is the typical slow query worth a plan; statements
+# that failed otherwise would most likely fail EXPLAIN too.
+_EXPLAINABLE_ERRORS = frozenset({"57014"})
+
+_monotonic = time.monotonic
+
+
+def _timestamp(wall: float) -> str:
+    seconds = int(wall)
+    millis = int((wall - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, default=str, separators=(",", ":"))
+
+
+# -- plans ----------------------------------------------------------------------------
+def plan_root(plan: Any) -> dict[str, Any] | None:
+    """The top plan node of ``EXPLAIN (FORMAT JSON)`` output, as text or as parsed JSON."""
+    if isinstance(plan, (bytes, bytearray)):
+        plan = plan.decode()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    if isinstance(plan, list) and plan:
+        plan = plan[0]
+    if isinstance(plan, dict):
+        node = plan.get("Plan", plan)
+        if isinstance(node, dict) and "Node Type" in node:
+            return node
+    return None
+
+
+# PostgreSQL prints the constants in a plan's conditions as single-quoted strings
+# ('x'::text, with '' for a quote) or bare numbers; $1 placeholders are kept.
+_PLAN_CONSTANT = re.compile(
+    r"'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
+)
+
+
+def _mask_constants(text: str) -> str:
+    return _PLAN_CONSTANT.sub(lambda m: "'?'" if m.group().startswith("'") else "?", text)
+
+
+def redact_plan(plan: Any) -> Any:
+    """A copy of a JSON plan with every constant in its text fields masked: bound parameters
+    and literals show up in conditions (``Filter``, ``Index Cond`` ...)."""
+    if isinstance(plan, dict):
+        return {key: redact_plan(value) for key, value in plan.items()}
+    if isinstance(plan, list):
+        return [redact_plan(value) for value in plan]
+    if isinstance(plan, str):
+        return _mask_constants(plan)
+    return plan
+
+
+def summarize_plan(plan: Any) -> dict[str, Any]:
+    """Top node type, total cost, estimated rows and the relations read by sequential scans."""
+    root = plan_root(plan)
+    if root is None:
+        return {"node_type": None, "total_cost": None, "estimated_rows": None, "seq_scans": []}
+    seq_scans: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name"):
+            relation = node["Relation Name"]
+            if relation not in seq_scans:
+                seq_scans.append(relation)
+        stack.extend(reversed(node.get("Plans") or ()))
+    return {
+        "node_type": root.get("Node Type"),
+        "total_cost": root.get("Total Cost"),
+        "estimated_rows": root.get("Plan Rows"),
+        "seq_scans": seq_scans,
+    }
+
+
+# -- destinations ----------------------------------------------------------------------
+class RotatingLineWriter:
+    """Appends lines to a file, rotating it by size (``path.1`` ... ``path.N``); thread-safe.
+
+    Like `logging.handlers.RotatingFileHandler`, except that ``backups=0`` still bounds the
+    file (it starts over) instead of letting it grow without limit.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        self._file: BinaryIO | None = None
+        self._closed = False
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\n"
+        with self._lock:
+            if self._closed:
+                return
+            file = self._file
+            if file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                file = self._file = open(self.path, "ab")  # noqa: SIM115 (kept open)
+            # the size on disk, not a private count: other processes may append too
+            size = os.fstat(file.fileno()).st_size
+            if size and size + len(data) > self.max_bytes:
+                file = self._rotate(file)
+            file.write(data)
+            file.flush()
+
+    def _rotate(self, file: BinaryIO) -> BinaryIO:
+        file.close()
+        if self.backups > 0:
+            for index in range(self.backups - 1, 0, -1):
+                source = self.path.with_name(f"{self.path.name}.{index}")
+                if source.exists():
+                    os.replace(source, self.path.with_name(f"{self.path.name}.{index + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            self._file = open(self.path, "ab")  # noqa: SIM115
+        else:
+            self._file = open(self.path, "wb")  # noqa: SIM115
+        return self._file
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class _PendingPlans:
+    """Slow-query lines waiting for their plan. One daemon thread, alive only while
+    something is pending, writes the lines whose plan is overdue."""
+
+    def __init__(self, write: Callable[[dict[str, Any]], None], max_pending: int) -> None:
+        self._write = write
+        self._max_pending = max_pending
+        self._cond = threading.Condition()
+        self._pending: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._next_token = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, fields: dict[str, Any], wait_s: float) -> int | None:
+        """Hold ``fields`` until `resolve` or ``wait_s``; None when too many are pending."""
+        with self._cond:
+            if self._closed or len(self._pending) >= self._max_pending:
+                return None
+            self._next_token += 1
+            token = self._next_token
+            self._pending[token] = (_monotonic() + wait_s, fields)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._expire_overdue, name="dbsight-slowlog-plans", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def take(self, token: int) -> dict[str, Any] | None:
+        """The fields held under ``token``, or None when they were written already."""
+        with self._cond:
+            item = self._pending.pop(token, None)
+            self._cond.notify()
+        return item[1] if item is not None else None
+
+    def _expire_overdue(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if not self._pending:
+                        self._thread = None
+                        return
+                    now = _monotonic()
+                    overdue = [t for t, (deadline, _) in self._pending.items() if deadline <= now]
+                    if overdue:
+                        expired = [self._pending.pop(t) for t in overdue]
+                        break
+                    self._cond.wait(min(d for d, _ in self._pending.values()) - now)
+            for deadline, fields in expired:
+                fields["plan_error"] = "EXPLAIN did not finish in time"
+                self._write(fields)
+
+    def close(self) -> None:
+        """Write every pending line without its plan; late plans are then ignored."""
+        with self._cond:
+            self._closed = True
+            items = list(self._pending.values())
+            self._pending.clear()
+            self._cond.notify()
+        for _, fields in items:
+            fields["plan_error"] = "dbsight was reconfigured before the plan arrived"
+            self._write(fields)
+
+
+# -- the sink ----------------------------------------------------------------------------
+class SlowQuerySink(QueryObserver):
+    """Writes statements at or over ``slow_query_threshold_ms``; costs one comparison for
+    every other statement."""
+
+    name = "dbsight.slowlog"
+
+    def __init__(
+        self,
+        settings: Settings,
+        stats: StatsTable | None = None,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._threshold_s = settings.slow_query_threshold_s
+        self._threshold_ms = settings.slow_query_threshold_ms
+        self._include_bodies = settings.include_query_bodies
+        self._explain = settings.explain_slow_queries
+        self._explain_timeout_s = settings.explain_timeout_ms / 1000.0
+        self._explain_interval_s = settings.explain_interval_s
+        self._stats = stats
+        self.logger = logger if logger is not None else logging.getLogger(SLOW_LOGGER)
+        self.writer = (
+            RotatingLineWriter(
+                settings.slow_query_log,
+                settings.slow_query_log_max_bytes,
+                settings.slow_query_log_backups,
+            )
+            if settings.slow_query_log is not None
+            else None
+        )
+        self._last_explain: dict[str, float] = {}
+        self._explain_lock = threading.Lock()
+        self._plans = _PendingPlans(self._write, MAX_PENDING_PLANS)
+
+    # -- the hot path ----------------------------------------------------------------
+    def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
+        if event.duration_s >= self._threshold_s:
+            self._slow(ctx, event)
+
+    def on_error(self, ctx: QueryContext, event: QueryEvent) -> None:
+        if event.duration_s >= self._threshold_s:
+            self._slow(ctx, event)
+
+    # -- slow statements ---------------------------------------------------------------
+    def _slow(self, ctx: QueryContext, event: QueryEvent) -> None:
+        fields = self._fields(event)
+        if self._wants_plan(ctx, event):
+            token = self._plans.add(fields, self._explain_timeout_s + PLAN_GRACE_S)
+            if token is None:
+                fields["plan_error"] = "EXPLAIN skipped: too many plans pending"
+                with self._explain_lock:  # let the next slow run of it try again
+                    self._last_explain.pop(event.fingerprint, None)
+            else:
+                done = functools.partial(self._plan_arrived, token, event.fingerprint)
+                try:
+                    ctx.explainer.explain(ctx.sql, ctx.params, self._explain_timeout_s, done)
+                except Exception as exc:  # a broken explainer costs the plan, not the line
+                    done(None, f"EXPLAIN failed to start: {type(exc).__name__}")
+                return
+        self._write(fields)
+
+    def _wants_plan(self, ctx: QueryContext, event: QueryEvent) -> bool:
+        if not (
+            self._explain
+            and ctx.explainer is not None
+            and event.system == "postgresql"
+            and event.operation == "select"
+            and (event.error is None or event.error.sqlstate in _EXPLAINABLE_ERRORS)
+        ):
+            return False
+        now = _monotonic()
+        with self._explain_lock:
+            last = self._last_explain.get(event.fingerprint)
+            if last is not None and now - last < self._explain_interval_s:
+                return False
+            if len(self._last_explain) >= _MAX_EXPLAIN_MEMORY:
+                horizon = now - self._explain_interval_s
+                self._last_explain = {
+                    fp: at for fp, at in self._last_explain.items() if at > horizon
+                }
+                if len(self._last_explain) >= _MAX_EXPLAIN_MEMORY:
+                    self._last_explain.clear()
+            self._last_explain[event.fingerprint] = now
+        return True
+
+    def _plan_arrived(self, token: int, fingerprint: str, plan: Any, error: str | None) -> None:
+        # may run in the explainer's thread or event loop, once per token
+        fields = self._plans.take(token)
+        if fields is None:  # timed out and written already
+            return
+        if error is None and plan is not None:
+            try:
+                if isinstance(plan, (str, bytes, bytearray)):
+                    plan = json.loads(plan)
+                summary = summarize_plan(plan)
+            except (ValueError, TypeError) as exc:
+                fields["plan_error"] = f"unreadable plan: {type(exc).__name__}"
+            else:
+                fields["plan"] = plan if self._include_bodies else redact_plan(plan)
+                fields["plan_summary"] = summary
+                if self._stats is not None:
+                    self._stats.set_plan(fingerprint, summary)
+        else:
+            fields["plan_error"] = error or "no plan"
+        self._write(fields)
+
+    def _fields(self, event: QueryEvent) -> dict[str, Any]:
+        error = event.error
+        fields: dict[str, Any] = {
+            "ts": _timestamp(event.started_at + event.duration_s),
+            "duration_ms": round(event.duration_s * 1000.0, 3),
+            "threshold_ms": self._threshold_ms,
+            "fingerprint": event.fingerprint,
+            "normalized": event.normalized,
+            "operation": event.operation,
+            "tables": list(event.tables),
+            "system": event.system,
+            "source": event.source,
+            "rows": event.rows,
+            "outcome": event.outcome,
+            "sqlstate": error.sqlstate if error is not None else None,
+            "error_type": error.type if error is not None else None,
+            "route": event.route,
+            "request_id": event.request_id,
+            "trace_id": event.trace_id,
+            "span_id": event.span_id,
+            "app": event.app,
+            "database": event.database,
+            "function": event.function,
+        }
+        if self._include_bodies:
+            fields["sql"] = event.sql
+            fields["params"] = event.params
+            if error is not None and error.message:
+                fields["error_message"] = error.message
+        return fields
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        if self.writer is not None:
+            self.writer.write(_dumps(fields))
+        elif self.logger.isEnabledFor(logging.WARNING):
+            self.logger.warning(_dumps(fields))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Write lines still waiting for a plan, then close the file."""
+        self._plans.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    @property
+    def pending_plans(self) -> int:
+        return len(self._plans)

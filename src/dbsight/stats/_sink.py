@@ -1,0 +1,27 @@
+"""The observer that feeds every statement into a `StatsTable`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..core import QueryObserver
+
+if TYPE_CHECKING:
+    from ..core import QueryContext, QueryEvent
+    from ._table import StatsTable
+
+
+class StatsSink(QueryObserver):
+    """Records successful and failed statements alike (failures count in ``errors``)."""
+
+    name = "dbsight.stats"
+
+    def __init__(self, table: StatsTable) -> None:
+        self.table = table
+        self._record = table.record
+
+    def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
+        self._record(event)
+
+    def on_error(self, ctx: QueryContext, event: QueryEvent) -> None:
+        self._record(event)

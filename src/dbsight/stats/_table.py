@@ -1,0 +1,344 @@
+"""Per-fingerprint statistics, like ``pg_stat_statements`` but across databases and with
+the routes that ran each statement.
+
+`StatsTable.record` is on every query's path: it does a dictionary lookup and a handful of
+additions under one uncontended lock. Everything derived (mean, percentiles, ordering) is
+computed when somebody reads the table. Memory is bounded by ``max_fingerprints``: when a
+new fingerprint would exceed it, the least significant tenth of the table (lowest total
+time, oldest first among equals) is evicted in one go, so eviction is amortised.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import _histogram
+from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, GAMMA, MIN_DURATION_S
+
+_log = math.log
+_ceil = math.ceil
+
+if TYPE_CHECKING:
+    from ..core import QueryEvent
+
+# A few routes and databases per fingerprint show where a statement comes from; more would
+# turn the table into a cardinality problem of its own.
+MAX_ROUTES = 16
+MAX_DATABASES = 8
+
+ORDER_BY = ("total_time", "mean_time", "calls", "rows", "errors", "max_time", "p95")
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintStats:
+    """A read-only copy of one fingerprint's statistics (times in seconds, wall times epoch)."""
+
+    fingerprint: str
+    normalized: str
+    operation: str
+    system: str
+    tables: tuple[str, ...]
+    calls: int
+    rows: int
+    errors: int
+    total_time_s: float
+    mean_time_s: float
+    min_time_s: float
+    max_time_s: float
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    first_seen: float
+    last_seen: float
+    routes: dict[str, int] = field(default_factory=dict)
+    databases: tuple[str, ...] = ()
+    plan_summary: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tables"] = list(self.tables)
+        data["databases"] = list(self.databases)
+        return data
+
+
+class _Entry:
+    __slots__ = (
+        "fingerprint",
+        "normalized",
+        "operation",
+        "system",
+        "tables",
+        "calls",
+        "rows",
+        "errors",
+        "total",
+        "min",
+        "max",
+        "hist",
+        "first_seen",
+        "last_seen",
+        "routes",
+        "databases",
+        "plan_summary",
+    )
+
+    def __init__(
+        self, fingerprint: str, normalized: str, operation: str, system: str,
+        tables: tuple[str, ...], first_seen: float,
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.normalized = normalized
+        self.operation = operation
+        self.system = system
+        self.tables = tables
+        self.calls = 0
+        self.rows = 0
+        self.errors = 0
+        self.total = 0.0
+        self.min = float("inf")
+        self.max = 0.0
+        self.hist: dict[int, int] = {}
+        self.first_seen = first_seen
+        self.last_seen = first_seen
+        self.routes: dict[str, int] = {}
+        self.databases: dict[str, None] = {}
+        self.plan_summary: dict[str, Any] | None = None
+
+    def quantiles(self, *qs: float) -> tuple[float, ...]:
+        if not self.calls:
+            return tuple(0.0 for _ in qs)
+        return _histogram.quantiles(self.hist, qs, self.min, self.max)
+
+    def freeze(self) -> FingerprintStats:
+        p50, p95, p99 = self.quantiles(0.5, 0.95, 0.99)
+        calls = self.calls
+        return FingerprintStats(
+            fingerprint=self.fingerprint,
+            normalized=self.normalized,
+            operation=self.operation,
+            system=self.system,
+            tables=self.tables,
+            calls=calls,
+            rows=self.rows,
+            errors=self.errors,
+            total_time_s=self.total,
+            mean_time_s=self.total / calls if calls else 0.0,
+            min_time_s=self.min if calls else 0.0,
+            max_time_s=self.max,
+            p50_s=p50,
+            p95_s=p95,
+            p99_s=p99,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            routes=dict(self.routes),
+            databases=tuple(self.databases),
+            plan_summary=self.plan_summary,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        data = self.freeze().to_dict()
+        data["histogram"] = {"gamma": GAMMA, "counts": _histogram.encode(self.hist)}
+        return data
+
+
+_ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
+    "total_time": lambda e: e.total,
+    "mean_time": lambda e: e.total / e.calls if e.calls else 0.0,
+    "calls": lambda e: e.calls,
+    "rows": lambda e: e.rows,
+    "errors": lambda e: e.errors,
+    "max_time": lambda e: e.max,
+    "p95": lambda e: e.quantiles(0.95)[0],
+}
+
+
+def _eviction_key(entry: _Entry) -> tuple[float, float]:
+    return (entry.total, entry.last_seen)
+
+
+class StatsTable:
+    """Statistics per statement fingerprint, bounded to ``max_fingerprints`` entries."""
+
+    def __init__(self, max_fingerprints: int = 5_000) -> None:
+        if max_fingerprints < 1:
+            raise ValueError(f"max_fingerprints must be at least 1 (got {max_fingerprints})")
+        self.max_fingerprints = max_fingerprints
+        # Evicting a tenth at a time makes one eviction pay for many insertions.
+        self._evict_batch = max(1, max_fingerprints // 10)
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return fingerprint in self._entries
+
+    # -- the hot path ----------------------------------------------------------------
+    def record(self, event: QueryEvent) -> None:
+        """Count one statement, successful or failed."""
+        duration = event.duration_s
+        # _histogram.bucket_index, inlined: a function call is a fifth of this method's cost
+        index = (
+            _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > MIN_DURATION_S else _MIN_INDEX
+        )
+        seen = event.started_at
+        route = event.route
+        with self._lock:
+            entry = self._entries.get(event.fingerprint)
+            if entry is None:
+                entry = self._insert(event)
+            entry.calls += 1
+            entry.total += duration
+            if duration < entry.min:
+                entry.min = duration
+            if duration > entry.max:
+                entry.max = duration
+            hist = entry.hist
+            hist[index] = hist.get(index, 0) + 1
+            if event.error is not None:
+                entry.errors += 1
+            elif event.rows is not None:
+                entry.rows += event.rows
+            if seen > entry.last_seen:
+                entry.last_seen = seen
+            if route is not None:
+                routes = entry.routes
+                calls = routes.get(route)
+                if calls is not None:
+                    routes[route] = calls + 1
+                elif len(routes) < MAX_ROUTES:
+                    routes[route] = 1
+            database = event.database
+            if (
+                database is not None
+                and database not in entry.databases
+                and len(entry.databases) < MAX_DATABASES
+            ):
+                entry.databases[database] = None
+
+    def _insert(self, event: QueryEvent) -> _Entry:
+        # called with the lock held
+        if len(self._entries) >= self.max_fingerprints:
+            self._evict(len(self._entries) - self.max_fingerprints + self._evict_batch)
+        entry = _Entry(
+            event.fingerprint,
+            event.normalized,
+            event.operation,
+            event.system,
+            event.tables,
+            event.started_at,
+        )
+        self._entries[event.fingerprint] = entry
+        return entry
+
+    def _evict(self, count: int) -> None:
+        for entry in heapq.nsmallest(count, self._entries.values(), key=_eviction_key):
+            del self._entries[entry.fingerprint]
+        self.evictions += count
+
+    # -- reading -----------------------------------------------------------------------
+    def top(self, n: int = 20, order_by: str = "total_time") -> list[FingerprintStats]:
+        """The ``n`` fingerprints with the highest ``order_by``, highest first."""
+        key = _ORDER_KEYS.get(order_by)
+        if key is None:
+            raise ValueError(
+                f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})"
+            )
+        with self._lock:
+            chosen = heapq.nlargest(n, self._entries.values(), key=key)
+            return [entry.freeze() for entry in chosen]
+
+    def get(self, fingerprint: str) -> FingerprintStats | None:
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            return entry.freeze() if entry is not None else None
+
+    def set_plan(self, fingerprint: str, summary: dict[str, Any]) -> bool:
+        """Attach the latest EXPLAIN summary to a fingerprint; False if it is not in the table."""
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            if entry is None:
+                return False
+            entry.plan_summary = summary
+            return True
+
+    def reset(self) -> None:
+        """Forget every fingerprint (the eviction count too)."""
+        with self._lock:
+            self._entries = {}
+            self.evictions = 0
+
+    # -- combining tables (one per worker process) -------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every entry as a JSON-serialisable dict, including its latency histogram."""
+        with self._lock:
+            return [entry.snapshot() for entry in self._entries.values()]
+
+    def merge(self, snapshots: Iterable[Mapping[str, Any] | Iterable[Mapping[str, Any]]]) -> None:
+        """Add snapshots (from `snapshot`, possibly of other processes) into this table.
+
+        ``snapshots`` is a list of snapshots, or of their entries, or a mix. Counters and
+        histograms add up, min/max/first/last seen combine, routes add up (bounded), and the
+        plan summary of the most recently seen side wins.
+        """
+        for item in snapshots:
+            if isinstance(item, Mapping):
+                self._merge_entry(item)
+            else:
+                for entry in item:
+                    self._merge_entry(entry)
+
+    def _merge_entry(self, data: Mapping[str, Any]) -> None:
+        histogram = data.get("histogram") or {}
+        gamma = histogram.get("gamma", GAMMA)
+        if abs(gamma - GAMMA) > 1e-12:
+            raise ValueError(
+                f"cannot merge a histogram with gamma {gamma} into one with gamma {GAMMA}"
+            )
+        counts = _histogram.decode(histogram.get("counts", {}))
+        fingerprint = data["fingerprint"]
+        calls = int(data["calls"])
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            if entry is None:
+                if len(self._entries) >= self.max_fingerprints:
+                    self._evict(len(self._entries) - self.max_fingerprints + self._evict_batch)
+                entry = _Entry(
+                    fingerprint,
+                    data.get("normalized", ""),
+                    data.get("operation", "other"),
+                    data.get("system", ""),
+                    tuple(data.get("tables", ())),
+                    float(data["first_seen"]),
+                )
+                self._entries[fingerprint] = entry
+            newer = float(data["last_seen"]) >= entry.last_seen
+            entry.calls += calls
+            entry.rows += int(data.get("rows", 0))
+            entry.errors += int(data.get("errors", 0))
+            entry.total += float(data["total_time_s"])
+            if calls:
+                entry.min = min(entry.min, float(data["min_time_s"]))
+                entry.max = max(entry.max, float(data["max_time_s"]))
+            for index, count in counts.items():
+                entry.hist[index] = entry.hist.get(index, 0) + count
+            entry.first_seen = min(entry.first_seen, float(data["first_seen"]))
+            entry.last_seen = max(entry.last_seen, float(data["last_seen"]))
+            for route, route_calls in (data.get("routes") or {}).items():
+                if route in entry.routes:
+                    entry.routes[route] += int(route_calls)
+                elif len(entry.routes) < MAX_ROUTES:
+                    entry.routes[route] = int(route_calls)
+            for database in data.get("databases") or ():
+                if len(entry.databases) < MAX_DATABASES:
+                    entry.databases[database] = None
+            summary = data.get("plan_summary")
+            if summary is not None and (newer or entry.plan_summary is None):
+                entry.plan_summary = summary

@@ -1,0 +1,189 @@
+"""Prometheus metrics from real Recorder events, read back from the exposition text."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import dbsight
+from dbsight.core import PoolUsage, QueryObserver, Recorder, Settings, pools
+from dbsight.export import LabelGuard, PrometheusSink
+
+
+class PgError(Exception):
+    sqlstate = "23505"
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample as {(name, sorted labels): value}."""
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def setup(**settings) -> tuple[Recorder, PrometheusSink, CollectorRegistry]:
+    registry = CollectorRegistry()
+    config = Settings(**settings)
+    rec = Recorder(config)
+    sink = PrometheusSink(config, registry, recorder=rec)
+    rec.add_observer(sink)
+    return rec, sink, registry
+
+
+def run(rec: Recorder, sql: str, fail: bool = False) -> None:
+    ctx = rec.start(sql, "postgresql", "test")
+    if fail:
+        rec.fail(ctx, PgError("duplicate key"))
+    else:
+        rec.finish(ctx, rows=1)
+
+
+def test_operations_durations_and_outcomes():
+    rec, _, registry = setup(slow_query_threshold_ms=60_000)
+    for user_id in range(3):
+        run(rec, f"SELECT * FROM users WHERE id = {user_id}")
+    run(rec, "INSERT INTO users (id) VALUES (1)", fail=True)
+
+    samples = scrape(registry)
+    select = {"system": "postgresql", "operation": "select", "table": "users"}
+    insert = {"system": "postgresql", "operation": "insert", "table": "users"}
+    assert value(samples, "db_client_operations_total", **select, outcome="ok") == 3
+    assert value(samples, "db_client_operations_total", **select, outcome="error") == 0
+    assert value(samples, "db_client_operations_total", **insert, outcome="error") == 1
+    assert value(samples, "db_client_operation_duration_seconds_count", **select) == 3
+    assert value(samples, "db_client_operation_duration_seconds_count", **insert) == 1
+    assert value(samples, "db_client_operation_duration_seconds_bucket", **select, le="+Inf") == 3
+    smallest = value(samples, "db_client_operation_duration_seconds_bucket", **select, le="0.0005")
+    assert smallest is not None
+    assert value(samples, "db_client_operation_duration_seconds_bucket", **select, le="10.0") == 3
+    assert value(samples, "db_client_slow_operations_total", **select) == 0
+
+
+def test_slow_operations_are_counted_at_the_threshold():
+    rec, _, registry = setup(slow_query_threshold_ms=0.000001)
+    run(rec, "SELECT * FROM orders")
+    run(rec, "DELETE FROM orders WHERE id = 3", fail=True)
+    samples = scrape(registry)
+    labels = {"system": "postgresql", "table": "orders"}
+    assert value(samples, "db_client_slow_operations_total", **labels, operation="select") == 1
+    assert value(samples, "db_client_slow_operations_total", **labels, operation="delete") == 1
+
+
+def test_table_label_is_guarded_against_cardinality_explosions():
+    rec, _, registry = setup(metrics_max_label_values=3)
+    for i in range(10):
+        for _ in range(2):
+            run(rec, f"SELECT * FROM t{i}")
+    samples = scrape(registry)
+    tables = {
+        dict(labels)["table"]: v
+        for (name, labels), v in samples.items()
+        if name == "db_client_operations_total" and dict(labels)["outcome"] == "ok"
+    }
+    assert tables == {"t0": 2, "t1": 2, "t2": 2, "other": 14}
+
+
+def test_label_guard_admits_the_first_values_then_other():
+    guard = LabelGuard(2, overflow_cache=1)
+    assert [guard(v) for v in ("a", "b", "c", "a", "d", "b", "e")] == [
+        "a", "b", "other", "a", "other", "b", "other"
+    ]
+    assert guard.admitted == 2
+    assert len(guard._seen) <= 3  # admitted values plus a bounded overflow cache
+
+
+def test_pool_connections_and_observer_errors_are_read_at_scrape_time():
+    rec, _, registry = setup()
+
+    class Boom(QueryObserver):
+        name = "boom"
+
+        def after_query(self, ctx, event):
+            raise RuntimeError("observer bug")
+
+    rec.add_observer(Boom())
+    usage = {"idle": 3, "used": 2}
+    name = pools.register("orders-db", lambda: PoolUsage(usage["idle"], usage["used"], 10))
+    unsized = pools.register("cache-db", lambda: PoolUsage(1, 0))
+    try:
+        run(rec, "SELECT 1")
+        samples = scrape(registry)
+        assert value(samples, "db_client_connections", pool=name, state="idle") == 3
+        assert value(samples, "db_client_connections", pool=name, state="used") == 2
+        assert value(samples, "db_client_connections_max", pool=name) == 10
+        assert value(samples, "db_client_connections", pool=unsized, state="idle") == 1
+        assert value(samples, "db_client_connections_max", pool=unsized) is None
+        assert value(samples, "dbsight_observer_errors_total", observer="boom") == 1
+
+        usage.update(idle=0, used=5)
+        run(rec, "SELECT 1")
+        samples = scrape(registry)
+        assert value(samples, "db_client_connections", pool=name, state="used") == 5
+        assert value(samples, "dbsight_observer_errors_total", observer="boom") == 2
+    finally:
+        pools.unregister(name)
+        pools.unregister(unsized)
+    assert value(scrape(registry), "db_client_connections", pool=name, state="idle") is None
+
+
+def test_n_plus_one_counter_exists_and_counts_by_route():
+    _, sink, registry = setup()
+    assert "# TYPE db_client_n_plus_one_total counter" in generate_latest(registry).decode()
+    sink.count_n_plus_one("/users/{id}")
+    sink.count_n_plus_one("/users/{id}")
+    sink.count_n_plus_one(None)
+    samples = scrape(registry)
+    assert value(samples, "db_client_n_plus_one_total", route="/users/{id}") == 2
+    assert value(samples, "db_client_n_plus_one_total", route="") == 1
+
+
+def test_close_unregisters_and_a_new_sink_can_take_the_registry():
+    rec, sink, registry = setup()
+    run(rec, "SELECT * FROM users")
+    sink.close()
+    sink.close()  # idempotent
+    assert scrape(registry) == {}
+
+    config = Settings()
+    second = PrometheusSink(config, registry)
+    # a sink that was never closed is replaced, not a "Duplicated timeseries" error
+    third = PrometheusSink(config, registry)
+    rec2 = Recorder(config)
+    rec2.add_observer(third)
+    run(rec2, "SELECT * FROM users")
+    samples = scrape(registry)
+    labels = {"system": "postgresql", "operation": "select", "table": "users", "outcome": "ok"}
+    assert value(samples, "db_client_operations_total", **labels) == 1
+    second.close()  # closing the replaced sink leaves the current one registered
+    assert value(scrape(registry), "db_client_operations_total", **labels) == 1
+    third.close()
+    assert scrape(registry) == {}
+
+
+def test_reconfiguring_on_one_registry_does_not_duplicate_timeseries(fresh_runtime):
+    registry = CollectorRegistry(auto_describe=True)
+    for _ in range(3):
+        dbsight.configure(dbsight.Settings(tracing_enabled=False), registry=registry)
+    recorder = fresh_runtime.recorder
+    recorder.finish(recorder.start("SELECT * FROM users", "postgresql", "test"), rows=1)
+    samples = scrape(registry)
+    labels = {"system": "postgresql", "operation": "select", "table": "users", "outcome": "ok"}
+    assert value(samples, "db_client_operations_total", **labels) == 1
+
+
+def test_a_foreign_collector_with_the_same_name_still_fails_loudly():
+    registry = CollectorRegistry()
+    from prometheus_client import Counter
+
+    Counter("db_client_operations_total", "someone else's", registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        PrometheusSink(Settings(), registry)
+    # nothing half-registered is left behind
+    assert [n for n, _ in scrape(registry) if n.startswith("db_client_operation_duration")] == []

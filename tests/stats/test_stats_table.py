@@ -1,0 +1,228 @@
+"""The per-fingerprint statistics table, fed through a real Recorder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import threading
+
+import pytest
+
+import dbsight
+from dbsight.core import QueryEvent, Recorder, Settings, request_scope
+from dbsight.stats import ORDER_BY, StatsSink, StatsTable
+from dbsight.stats import _histogram
+
+
+class PgError(Exception):
+    sqlstate = "42P01"
+
+
+def make_recorder(table: StatsTable) -> Recorder:
+    rec = Recorder(Settings())
+    rec.add_observer(StatsSink(table))
+    return rec
+
+
+def run(
+    rec: Recorder, sql: str, rows: int | None = 1, fail: bool = False, **start_kw
+) -> QueryEvent:
+    ctx = rec.start(sql, "postgresql", "test", **start_kw)
+    if fail:
+        return rec.fail(ctx, PgError("relation does not exist"))
+    return rec.finish(ctx, rows=rows)
+
+
+def name(i: int) -> str:
+    """A distinct table name per number (fingerprints ignore numeric suffixes, t10 == t11)."""
+    return "t_" + "".join(chr(ord("a") + int(digit)) for digit in str(i))
+
+
+_plain = Recorder(Settings())  # builds events without feeding any table
+
+
+def event_for(sql: str, duration_s: float, **changes) -> QueryEvent:
+    """An event as the recorder builds it, with a chosen duration (for exact arithmetic)."""
+    event = _plain.finish(_plain.start(sql, "postgresql", "test"), rows=1)
+    return dataclasses.replace(event, duration_s=duration_s, **changes)
+
+
+def test_counts_calls_rows_errors_and_routes_per_fingerprint():
+    table = StatsTable()
+    rec = make_recorder(table)
+    with request_scope(route="/users/{id}"):
+        for user_id in (1, 2, 3):
+            run(rec, f"SELECT * FROM users WHERE id = {user_id}", rows=1, database="shop")
+    with request_scope(route="/admin"):
+        run(rec, "SELECT * FROM users WHERE id = 4", fail=True)
+    run(rec, "UPDATE users SET name = 'x' WHERE id = 1", rows=1)
+
+    assert len(table) == 2
+    (users,) = [s for s in table.top(10) if s.operation == "select"]
+    assert users.calls == 4
+    assert users.rows == 3
+    assert users.errors == 1
+    assert users.tables == ("users",)
+    assert users.system == "postgresql"
+    assert "4" not in users.normalized
+    assert users.routes == {"/users/{id}": 3, "/admin": 1}
+    assert users.databases == ("shop",)
+    assert users.min_time_s <= users.p50_s <= users.p95_s <= users.p99_s <= users.max_time_s
+    assert users.mean_time_s == pytest.approx(users.total_time_s / 4)
+    assert users.first_seen <= users.last_seen
+
+
+def test_percentiles_are_within_the_histograms_relative_error():
+    table = StatsTable()
+    template = event_for("SELECT * FROM orders WHERE id = 1", 0.001)
+    rng = random.Random(7)
+    durations = [rng.lognormvariate(-6, 1.2) for _ in range(5000)]
+    for duration in durations:
+        table.record(dataclasses.replace(template, duration_s=duration))
+    (stats,) = table.top(1)
+    durations.sort()
+    bound = (_histogram.GAMMA - 1) / (_histogram.GAMMA + 1) + 1e-9
+    for q, estimate in ((0.5, stats.p50_s), (0.95, stats.p95_s), (0.99, stats.p99_s)):
+        exact = durations[round(q * (len(durations) - 1))]
+        assert abs(estimate - exact) / exact <= bound, (q, estimate, exact)
+    assert stats.min_time_s == durations[0] and stats.max_time_s == durations[-1]
+
+
+def test_top_orders_by_each_key_and_rejects_unknown_keys():
+    table = StatsTable()
+    specs = {
+        # sql: (durations, rows, errors)
+        "SELECT * FROM a": ([0.5], 1, 0),  # highest total, max and mean
+        "SELECT * FROM b": ([0.01] * 20, 100, 0),  # most calls and rows
+        "SELECT * FROM c": ([0.02, 0.03], 1, 2),  # most errors
+    }
+    for sql, (durations, rows, errors) in specs.items():
+        for i, duration in enumerate(durations):
+            failed = i < errors
+            event = event_for(sql, duration, rows=None if failed else rows)
+            if failed:
+                event = dataclasses.replace(event, error=dbsight.QueryError("PgError", "42P01"))
+            table.record(event)
+
+    def first(order_by: str) -> str:
+        return table.top(1, order_by)[0].normalized
+
+    assert first("total_time") == "SELECT * FROM a"
+    assert first("mean_time") == "SELECT * FROM a"
+    assert first("max_time") == "SELECT * FROM a"
+    assert first("p95") == "SELECT * FROM a"
+    assert first("calls") == "SELECT * FROM b"
+    assert first("rows") == "SELECT * FROM b"
+    assert first("errors") == "SELECT * FROM c"
+    assert [s.normalized for s in table.top(2)] == ["SELECT * FROM a", "SELECT * FROM b"]
+    assert set(ORDER_BY) == {
+        "total_time", "mean_time", "calls", "rows", "errors", "max_time", "p95"
+    }
+    with pytest.raises(ValueError) as excinfo:
+        table.top(5, order_by="duration")
+    for allowed in ORDER_BY:
+        assert allowed in str(excinfo.value)
+
+
+def test_memory_is_bounded_and_the_least_significant_entries_are_evicted():
+    table = StatsTable(max_fingerprints=20)
+    heavy = event_for("SELECT * FROM heavy", 5.0)
+    table.record(heavy)
+    for i in range(200):
+        table.record(event_for(f"SELECT * FROM {name(i)}", 0.001))
+    assert len(table) <= 20
+    assert table.evictions >= 180
+    assert heavy.fingerprint in table
+    # amortised: one eviction pass makes room for a batch of new fingerprints
+    assert table.evictions % table._evict_batch == 0
+
+
+def test_eviction_ties_go_to_the_oldest():
+    table = StatsTable(max_fingerprints=10)
+    events = [event_for(f"SELECT * FROM {name(i)}", 0.001) for i in range(10)]
+    for i, event in enumerate(events):
+        table.record(dataclasses.replace(event, started_at=1000.0 + i))
+    table.record(event_for("SELECT * FROM newcomer", 0.001))
+    assert events[0].fingerprint not in table
+    assert events[9].fingerprint in table
+    assert table.evictions == 1
+
+
+def test_snapshot_is_json_and_merging_two_tables_equals_one_table():
+    rng = random.Random(3)
+    one, left, right = StatsTable(), StatsTable(), StatsTable()
+    templates = [
+        event_for(f"SELECT * FROM {name(i)} WHERE id = 1", 0.001, route=f"/r{i}") for i in range(5)
+    ]
+    for n in range(2000):
+        event = dataclasses.replace(
+            rng.choice(templates),
+            duration_s=rng.expovariate(200),
+            started_at=1_000.0 + n,
+        )
+        one.record(event)
+        (left if n % 3 else right).record(event)
+
+    snapshots = [json.loads(json.dumps(left.snapshot())), json.loads(json.dumps(right.snapshot()))]
+    merged = StatsTable()
+    merged.merge(snapshots)
+
+    expected = {s.fingerprint: s for s in one.top(10)}
+    got = {s.fingerprint: s for s in merged.top(10)}
+    assert got.keys() == expected.keys()
+    for fingerprint, want in expected.items():
+        have = got[fingerprint]
+        assert have.calls == want.calls and have.rows == want.rows
+        assert have.total_time_s == pytest.approx(want.total_time_s)
+        assert (have.min_time_s, have.max_time_s) == (want.min_time_s, want.max_time_s)
+        assert (have.p50_s, have.p95_s, have.p99_s) == (want.p50_s, want.p95_s, want.p99_s)
+        assert (have.first_seen, have.last_seen) == (want.first_seen, want.last_seen)
+        assert have.routes == want.routes
+
+    # entries can be merged one by one too
+    again = StatsTable()
+    again.merge(left.snapshot() + right.snapshot())
+    assert [s.calls for s in again.top(10)] == [s.calls for s in merged.top(10)]
+
+
+def test_plan_summary_is_kept_and_reset_forgets_everything():
+    table = StatsTable()
+    rec = make_recorder(table)
+    event = run(rec, "SELECT * FROM users WHERE id = 1")
+    summary = {
+        "node_type": "Seq Scan", "total_cost": 1.0, "estimated_rows": 1, "seq_scans": ["users"]
+    }
+    assert table.set_plan(event.fingerprint, summary)
+    assert table.get(event.fingerprint).plan_summary == summary
+    assert not table.set_plan("no-such-fingerprint", summary)
+    table.reset()
+    assert len(table) == 0 and table.top() == [] and table.get(event.fingerprint) is None
+
+
+def test_concurrent_threads_lose_no_updates():
+    table = StatsTable()
+    rec = make_recorder(table)
+    event = run(rec, "SELECT * FROM users WHERE id = 1")
+    table.reset()
+    threads = [
+        threading.Thread(target=lambda: [table.record(event) for _ in range(5000)])
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (stats,) = table.top()
+    assert stats.calls == 40_000 and stats.rows == 40_000
+
+
+def test_module_level_top_and_reset_use_the_current_runtime(fresh_runtime):
+    runtime = dbsight.configure(dbsight.Settings(tracing_enabled=False))
+    recorder = fresh_runtime.recorder
+    recorder.finish(recorder.start("SELECT * FROM accounts WHERE id = 7", "postgresql", "test"))
+    (stats,) = dbsight.stats.top(5, order_by="calls")
+    assert stats.tables == ("accounts",)
+    assert runtime.stats.top(5)[0].fingerprint == stats.fingerprint
+    dbsight.stats.reset()
+    assert dbsight.stats.top() == []
