@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Generate ``src/dbsight/sql/_safe_functions.py`` from a PostgreSQL server.
+
+The read-only classifier of :mod:`dbsight.sql` lets a SELECT go to a replica
+only if every function it calls is known to be free of side effects.  This
+script builds that allow-list from the catalog of a real server:
+
+* built-in functions (``oid < 16384``) in ``pg_catalog`` whose *every*
+  overload is IMMUTABLE or STABLE and which are not procedures;
+* minus an explicit deny list and deny patterns: functions that take locks,
+  assign transaction ids, touch sequences, large objects, files or server
+  state, run SQL given as text, or belong to the administration, replication
+  and WAL families (even when marked STABLE, like ``txid_current``);
+* plus a short curated list of harmless VOLATILE functions (``random``,
+  ``clock_timestamp``, ...) and of harmless built-ins that only newer
+  servers have (``any_value``, ``uuidv7``, ...).
+
+It also lists the built-in operator names whose every operator function is
+IMMUTABLE or STABLE.
+
+Usage::
+
+    PG_DSN="host=127.0.0.1 user=postgres dbname=test" python scripts/gen_safe_functions.py
+
+``PG_DSN`` is passed to ``psql`` (default: ``host=127.0.0.1 user=postgres
+dbname=postgres``); set ``PSQL`` to choose the ``psql`` binary.  The output is
+written to ``src/dbsight/sql/_safe_functions.py`` (or the path given as the
+first argument); commit it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+OUTPUT = Path(__file__).resolve().parent.parent / "src" / "dbsight" / "sql" / "_safe_functions.py"
+
+FUNCTIONS_SQL = """
+SELECT p.proname
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'pg_catalog' AND p.oid < 16384
+GROUP BY p.proname
+HAVING bool_and(p.provolatile IN ('i', 's') AND p.prokind <> 'p')
+ORDER BY 1
+"""
+
+OPERATORS_SQL = """
+SELECT o.oprname
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+WHERE n.nspname = 'pg_catalog' AND o.oid < 16384
+GROUP BY o.oprname
+HAVING bool_and(p.provolatile IN ('i', 's'))
+ORDER BY 1
+"""
+
+VERSION_SQL = "SHOW server_version"
+
+# Never safe, whatever their volatility says.
+DENY = frozenset(
+    """
+    nextval setval currval lastval
+    set_config pg_notify pg_sleep pg_sleep_for pg_sleep_until
+    txid_current txid_current_if_assigned txid_current_snapshot txid_status
+    pg_current_xact_id pg_current_xact_id_if_assigned pg_current_snapshot
+    pg_export_snapshot pg_import_system_collations
+    pg_terminate_backend pg_cancel_backend pg_signal_backend pg_reload_conf
+    pg_rotate_logfile pg_promote pg_create_restore_point
+    pg_prepared_statement pg_cursor
+    query_to_xml query_to_xmlschema query_to_xml_and_xmlschema
+    cursor_to_xml cursor_to_xmlschema ts_stat
+    """.split()
+)
+
+# Families: locks, transaction ids, sequences, large objects, files, WAL,
+# replication, backups, statistics resets, administration.
+DENY_PATTERNS = [
+    r"advisory",
+    r"^pg_try_",
+    r"^txid_current",
+    r"^pg_current_xact",
+    r"^pg_xact_",
+    r"^lo_",
+    r"^lo(read|write)$",
+    r"^dblink",
+    r"wal",
+    r"replication",
+    r"_slot",
+    r"^pg_logical_",
+    r"subscription",
+    r"backup",
+    r"^pg_stat_reset",
+    r"^pg_stat_clear",
+    r"^pg_stat_force",
+    r"^pg_(read|ls|stat)_(file|dir|binary_file)",
+    r"^pg_ls_",
+    r"^pg_file_",
+    r"^pg_log_",
+    r"^pg_(create|drop|copy)_",
+    r"^pg_control_",
+    r"^pg_is_in_recovery",
+    r"^pg_last_",
+    r"recovery",
+    r"^pg_switch_",
+    r"^pg_sequence_last_value",
+]
+
+# Harmless VOLATILE functions: they return a new value each call but change
+# nothing, so a replica may run them.
+CURATED_VOLATILE = frozenset(
+    """
+    random random_normal clock_timestamp timeofday gen_random_uuid
+    """.split()
+)
+
+# Harmless built-ins missing from older servers (the parser knows newer
+# syntax, so queries for PostgreSQL 16-18 may use them).
+CURATED_NEWER = frozenset(
+    """
+    any_value system_user casefold uuidv4 uuidv7 uuid_extract_timestamp
+    uuid_extract_version array_sample array_shuffle
+    """.split()
+)
+
+
+def psql(dsn: str, sql: str) -> list[str]:
+    binary = os.environ.get("PSQL", "psql")
+    out = subprocess.run(
+        [binary, dsn, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def denied(name: str) -> bool:
+    return name in DENY or any(re.search(p, name) for p in DENY_PATTERNS)
+
+
+def render(version: str, functions: list[str], operators: list[str]) -> str:
+    lines = [
+        '"""Side-effect-free PostgreSQL functions and operators (GENERATED: do not edit).',
+        "",
+        f"Generated by ``scripts/gen_safe_functions.py`` from PostgreSQL {version}:",
+        "built-in ``pg_catalog`` functions whose every overload is IMMUTABLE or",
+        "STABLE, minus a deny list (locks, xids, sequences, large objects, files,",
+        "WAL/replication/administration families), plus a few curated harmless",
+        "VOLATILE and newer built-ins.  Regenerate instead of editing.",
+        '"""',
+        "",
+        "from typing import Final",
+        "",
+        "PG_SAFE_FUNCTIONS: Final[frozenset[str]] = frozenset(",
+        "    {",
+    ]
+    lines += [f"        {json.dumps(name)}," for name in functions]
+    lines += ["    }", ")", "", "PG_SAFE_OPERATORS: Final[frozenset[str]] = frozenset(", "    {"]
+    lines += [f"        {json.dumps(name)}," for name in operators]
+    lines += ["    }", ")", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    dsn = os.environ.get("PG_DSN", "host=127.0.0.1 user=postgres dbname=postgres")
+    output = Path(argv[1]) if len(argv) > 1 else OUTPUT
+    version = psql(dsn, VERSION_SQL)[0].split()[0]
+    names = set(psql(dsn, FUNCTIONS_SQL))
+    functions = sorted({n for n in names if not denied(n)} | CURATED_VOLATILE | CURATED_NEWER)
+    operators = sorted(set(psql(dsn, OPERATORS_SQL)))
+    output.write_text(render(version, functions, operators))
+    dropped = sorted(n for n in names if denied(n))
+    print(
+        f"{output}: {len(functions)} functions ({len(dropped)} denied), "
+        f"{len(operators)} operators from PostgreSQL {version}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,223 @@
+"""The exact-text cache and the masked-text cache."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dbsight.sql import analyze, cache_info, clear_cache, set_cache_size
+from dbsight.sql._analyze import analyze_fresh
+from dbsight.sql._lexer import scan
+
+
+def test_exact_hit_returns_the_same_object():
+    a = analyze("SELECT * FROM t WHERE id = 1")
+    assert analyze("SELECT * FROM t WHERE id = 1") is a
+    assert cache_info().hits == 1
+
+
+def test_inline_literals_share_the_masked_cache():
+    first = analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1;")
+    for aid in range(2, 50):
+        info = analyze(f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid};")
+        assert info is first
+    info = cache_info()
+    assert info.masked_hits == 48
+    assert info.masked_size == 1
+    assert info.size == 49
+
+
+def test_in_lists_of_any_length_share_the_masked_cache():
+    first = analyze("SELECT * FROM t WHERE id IN (1, 2)")
+    assert analyze("SELECT * FROM t WHERE id IN (5, 6, 7, 8)") is first
+    assert analyze("SELECT * FROM t WHERE id IN ('a', 'b', 'c')") is first
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("SELECT * FROM t WHERE id = 1", "SELECT * FROM u WHERE id = 2"),
+        ("SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE idx = 2"),
+        ('SELECT * FROM "T" WHERE id = 1', 'SELECT * FROM "t" WHERE id = 2'),
+        ('SELECT "a  b" FROM t WHERE id = 1', 'SELECT "a b" FROM t WHERE id = 2'),
+        ("SELECT a\u00a0b FROM t WHERE id = 1", "SELECT a b FROM t WHERE id = 2"),
+        ("SELECT lower(x) FROM t WHERE id = 1", "SELECT nextval(x) FROM t WHERE id = 2"),
+        ("SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2 FOR UPDATE"),
+        ("SELECT 1", "SELECT 2; DELETE FROM t"),
+        ("SELECT a$1 FROM t", "SELECT a$2 FROM t"),
+        ("SELECT x - 1", "SELECT x - -1"),
+        ("SELECT 'a'", "SELECT E'a'"),
+        ("SELECT 1", "SELECT '1'"),
+        ("SELECT data ? 'k' FROM t", "SELECT data = ? FROM t"),
+    ],
+)
+def test_texts_differing_in_more_than_literals_never_share(a, b):
+    assert scan(a, "postgresql").key != scan(b, "postgresql").key
+    analyze(a)
+    analyze(b)
+    assert cache_info().masked_hits == 0
+
+
+@pytest.mark.parametrize(
+    ("dialect", "a", "b"),
+    [
+        # a backslash in a standard string: meaning depends on standard_conforming_strings
+        ("postgresql", "SELECT 'a\\', 'b' FROM t", "SELECT 'c\\', 'd' FROM t"),
+        ("postgresql", "SELECT 'a'\n'b' FROM t", "SELECT 'c'\n'd' FROM t"),  # continuation
+        ("postgresql", "SELECT 1x FROM t", "SELECT 2x FROM t"),  # trailing junk
+        ("postgresql", "SELECT 'open", "SELECT 'other open"),
+        ("mysql", "SELECT 'a\\'b' FROM t", "SELECT 'c\\'d' FROM t"),  # NO_BACKSLASH_ESCAPES
+        ("mysql", 'SELECT "a" FROM t', 'SELECT "b" FROM t'),  # ANSI_QUOTES
+        ("mysql", "SELECT 1 /*! FOR UPDATE */", "SELECT 2 /*! FOR UPDATE */"),
+    ],
+)
+def test_unsure_texts_bypass_the_masked_cache(dialect, a, b):
+    assert not scan(a, dialect).sure
+    analyze(a, dialect)
+    analyze(b, dialect)
+    info = cache_info()
+    assert info.masked_hits == 0 and info.masked_size == 0
+
+
+def test_failed_parse_does_not_poison_the_masked_cache():
+    bad = analyze("SELECT E'\\u00zz' FROM t")  # invalid escape: the server rejects it
+    assert bad.operation == "other"
+    good = analyze("SELECT E'fine' FROM t")
+    assert (good.operation, good.read_only, good.tables) == ("select", True, ("t",))
+
+
+def test_set_cache_size_bounds_and_disables():
+    set_cache_size(2)
+    for i in range(10):
+        analyze(f"SELECT {i} FROM t{i}")
+    info = cache_info()
+    assert info.size <= 2 and info.masked_size <= 2 and info.maxsize == 2
+    set_cache_size(0)
+    a = analyze("SELECT 1 FROM t")
+    b = analyze("SELECT 1 FROM t")
+    assert a == b and a is not b
+    assert cache_info().size == 0
+    with pytest.raises(ValueError):
+        set_cache_size(-1)
+
+
+def test_clear_cache():
+    analyze("SELECT 1")
+    clear_cache()
+    info = cache_info()
+    assert info.size == 0 and info.masked_size == 0
+
+
+def test_threads_agree_with_a_single_thread():
+    texts = [f"SELECT * FROM t{i % 7} WHERE id = {i} AND s = 'x{i}'" for i in range(300)]
+    texts += [f"UPDATE t{i % 5} SET a = {i}" for i in range(100)]
+    expected = {t: analyze_fresh(t) for t in texts}
+    set_cache_size(64)
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(400):
+            t = rnd.choice(texts)
+            if analyze(t) != expected[t]:
+                errors.append(t)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+
+
+# ----------------------------------------------- masked-cache soundness property
+
+_TEMPLATES = [
+    "SELECT * FROM t WHERE id = {v} AND name = {v}",
+    "SELECT a, b FROM t JOIN u ON u.id = t.u_id WHERE t.x IN ({list}) LIMIT {v}",
+    "SELECT * FROM t WHERE x = (SELECT nextval({v})) OR y = {v}",
+    "SELECT * FROM t WHERE a > {v} FOR UPDATE",
+    "INSERT INTO t (a, b) VALUES ({v}, {v}), ({v}, {v}) RETURNING id",
+    "INSERT INTO t (a) VALUES {rows}",
+    "UPDATE t SET a = {v} WHERE id = {v}",
+    "WITH d AS (DELETE FROM t WHERE id IN ({list}) RETURNING *) SELECT * FROM d",
+    "SELECT lower({v}) FROM t WHERE d > now() - interval {v}",
+    "SELECT {v}::int + {v}, ARRAY[{v}, {v}], -{v}",
+    "SELECT * FROM t WHERE id = ANY({v}) AND j ? {v} AND k IN ({list})",
+    "SELECT count(*) FROM t WHERE a BETWEEN {v} AND {v}; SELECT {v}",
+    "SELECT * FROM t WHERE (a, b) IN (({v}, {v}), ({v}, {v})) AND c NOT IN ({list})",
+    "SELECT position({v} IN {v}), substring({v} FROM {v} FOR {v}) FROM t",
+]
+# Values by lexical class: texts whose values are drawn from the same classes
+# get the same masked key.
+_CLASSES = [
+    ["1", "42", "0x1F", "1_000", "9999999999"],
+    ["1.5", "2e10", ".5", "3.25e-3"],
+    ["'x'", "'it''s'", "$$d$$", "$t$q$t$", "'2024-01-01'", "''", "U&'\\0041'"],
+    ["E'a\\nb'", "E'zz'", "E''"],
+    ["B'101'", "X'FF'"],
+    ["$1", "$2", "%s", "%(name)s", ":name", "?"],
+    ["NULL"],
+    ["true"],
+]
+_GAPS = [" ", "  ", "\n", "\t ", " /* c */ ", " -- c\n"]
+
+
+def _render(template: str, rnd: random.Random, classes: list[int], lengths: list[int]) -> str:
+    ci = iter(classes)
+    li = iter(lengths)
+    text = template
+    while "{list}" in text:
+        n = next(li)
+        text = text.replace("{list}", ", ".join("{v}" for _ in range(n)), 1)
+    while "{rows}" in text:
+        n = next(li)
+        text = text.replace("{rows}", ", ".join("({v})" for _ in range(n)), 1)
+    while "{v}" in text:
+        text = text.replace("{v}", rnd.choice(_CLASSES[next(ci)]), 1)
+    return "".join(rnd.choice(_GAPS) if ch == " " else ch for ch in text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    template=st.sampled_from(_TEMPLATES),
+    classes=st.lists(st.integers(0, len(_CLASSES) - 1), min_size=30, max_size=30),
+    lengths=st.tuples(
+        st.lists(st.integers(2, 6), min_size=3, max_size=3),
+        st.lists(st.integers(2, 6), min_size=3, max_size=3),
+    ),
+    seeds=st.tuples(st.integers(0, 2**32), st.integers(0, 2**32)),
+)
+def test_same_masked_key_means_same_analysis(template, classes, lengths, seeds):
+    """Two sure texts with one masked key must analyze identically; else the
+    masked cache would hand one text the other's answer."""
+    a = _render(template, random.Random(seeds[0]), classes, lengths[0])
+    b = _render(template, random.Random(seeds[1]), classes, lengths[1])
+    sa, sb = scan(a, "postgresql"), scan(b, "postgresql")
+    if not (sa.sure and sb.sure and sa.key == sb.key):
+        return
+    ia, ib = analyze_fresh(a), analyze_fresh(b)
+    if ia.operation == "other" or ib.operation == "other":
+        return  # a parse failure is never stored in the masked cache
+    assert ia == ib, (a, b)
+
+
+def test_soundness_property_is_not_vacuous():
+    rnd = random.Random(7)
+    compared = 0
+    for _ in range(300):
+        template = rnd.choice(_TEMPLATES)
+        classes = [rnd.randrange(len(_CLASSES)) for _ in range(30)]
+        a = _render(template, rnd, classes, [rnd.randint(2, 6) for _ in range(3)])
+        b = _render(template, rnd, classes, [rnd.randint(2, 6) for _ in range(3)])
+        sa, sb = scan(a, "postgresql"), scan(b, "postgresql")
+        if sa.sure and sb.sure and sa.key == sb.key:
+            ia, ib = analyze_fresh(a), analyze_fresh(b)
+            if ia.operation != "other" and ib.operation != "other":
+                assert ia == ib, (a, b)
+                compared += 1
+    assert compared > 100
