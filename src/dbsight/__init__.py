@@ -1,1 +1,52 @@
-"""dbsight: database observability for Python web services."""
+"""dbsight: database observability for Python web services.
+
+    import dbsight
+    dbsight.configure(dbsight.Settings(slow_query_threshold_ms=200))
+    handle = dbsight.instrument(engine)      # SQLAlchemy, asyncpg, psycopg, ...
+    dbsight.stats.top(10)
+"""
+
+from . import sql, stats
+from ._runtime import add_observer, configure, get_runtime, remove_observer
+from .core import (
+    ConfigError,
+    QueryContext,
+    QueryError,
+    QueryEvent,
+    QueryObserver,
+    RequestContext,
+    Settings,
+    current_request,
+    request_scope,
+)
+from .instrument import (
+    InstrumentationHandle,
+    ObservableRepository,
+    db_observer,
+    instrument,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "InstrumentationHandle",
+    "ObservableRepository",
+    "QueryContext",
+    "QueryError",
+    "QueryEvent",
+    "QueryObserver",
+    "RequestContext",
+    "Settings",
+    "__version__",
+    "add_observer",
+    "configure",
+    "current_request",
+    "db_observer",
+    "get_runtime",
+    "instrument",
+    "remove_observer",
+    "request_scope",
+    "sql",
+    "stats",
+]

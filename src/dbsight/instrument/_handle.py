@@ -1,0 +1,93 @@
+"""`InstrumentationHandle`: what ``instrument()`` returns, and the table of live handles."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..core import pools
+
+_lock = threading.RLock()
+# id(hooked object) -> handle. The handle holds the target strongly, so an id is never reused
+# while its entry is live; ``uninstrument()`` removes it.
+_live: dict[int, InstrumentationHandle] = {}
+
+
+class InstrumentationHandle:
+    """A live instrumentation of one object; ``uninstrument()`` restores it exactly.
+
+    ``target`` is the object given to ``instrument()``, ``source`` the client library
+    (``sqlalchemy``, ``asyncpg``, ``psycopg``, ``psycopg_pool``), ``system`` the database
+    system, ``pool_name`` the name its pool gauges are exported under (None without a pool).
+    """
+
+    __slots__ = ("target", "source", "system", "pool_name", "_key", "_undo", "_active")
+
+    def __init__(
+        self,
+        target: Any,
+        source: str,
+        system: str,
+        undo: Callable[[], None],
+        *,
+        key: int | None = None,
+        pool_name: str | None = None,
+    ) -> None:
+        self.target = target
+        self.source = source
+        self.system = system
+        self.pool_name = pool_name
+        self._key = id(target) if key is None else key
+        self._undo = undo
+        self._active = True
+
+    @property
+    def active(self) -> bool:
+        """True until ``uninstrument()``."""
+        return self._active
+
+    def uninstrument(self) -> None:
+        """Undo the instrumentation (idempotent): the target behaves as it did before."""
+        with _lock:
+            if not self._active:
+                return
+            self._active = False
+            if _live.get(self._key) is self:
+                del _live[self._key]
+            try:
+                self._undo()
+            finally:
+                if self.pool_name is not None:
+                    pools.unregister(self.pool_name)
+
+    @classmethod
+    def live(cls) -> list[InstrumentationHandle]:
+        """Every handle not yet uninstrumented, oldest first."""
+        with _lock:
+            return list(_live.values())
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "uninstrumented"
+        target = type(self.target).__name__
+        return f"<InstrumentationHandle {self.source}/{self.system} {target} {state}>"
+
+
+def existing(key: int) -> InstrumentationHandle | None:
+    return _live.get(key)
+
+
+def register(handle: InstrumentationHandle) -> InstrumentationHandle:
+    with _lock:
+        _live[handle._key] = handle
+    return handle
+
+
+def live_handles() -> list[InstrumentationHandle]:
+    return InstrumentationHandle.live()
+
+
+def uninstrument_all() -> None:
+    """Uninstrument every live handle (newest first)."""
+    for handle in reversed(InstrumentationHandle.live()):
+        handle.uninstrument()

@@ -1,0 +1,46 @@
+"""``dbsight.instrument()`` dispatch and the handle table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import dbsight
+from dbsight.instrument import live_handles, uninstrument_all
+
+
+def test_unknown_target_names_the_supported_types(events: Any) -> None:
+    with pytest.raises(TypeError, match="asyncpg Connection / Pool") as caught:
+        dbsight.instrument(object())
+    assert "builtins.object" in str(caught.value)
+    with pytest.raises(TypeError, match="unknown option"):
+        dbsight.instrument(sa.create_engine("sqlite://"), sampling=0.5)
+
+
+def test_handles_are_listed_until_uninstrumented(tmp_path: Any, events: Any) -> None:
+    engines = [sa.create_engine(f"sqlite:///{tmp_path / f'{n}.db'}") for n in range(2)]
+    handles = [dbsight.instrument(e) for e in engines]
+    assert dbsight.InstrumentationHandle.live() == handles == live_handles()
+    assert all(h.active for h in handles)
+    handles[0].uninstrument()
+    assert live_handles() == handles[1:] and not handles[0].active
+    uninstrument_all()
+    assert live_handles() == []
+    for engine in engines:
+        engine.dispose()
+
+
+def test_importing_dbsight_imports_no_client_library() -> None:
+    code = (
+        "import sys, dbsight\n"
+        "clients = {'sqlalchemy', 'asyncpg', 'psycopg', 'psycopg_pool', 'pymysql', 'aiosqlite'}\n"
+        "print(sorted(clients & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
