@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from ..core import QueryObserver, current_request
+from ._fields import event_fields
 
 if TYPE_CHECKING:
     from ..core import QueryContext, QueryEvent, Settings
@@ -150,27 +151,4 @@ class QueryLogSink(QueryObserver):
         )
 
     def _fields(self, event: QueryEvent) -> dict[str, Any]:
-        error = event.error
-        fields: dict[str, Any] = {
-            "fingerprint": event.fingerprint,
-            "normalized": event.normalized,
-            "operation": event.operation,
-            "tables": list(event.tables),
-            "duration_ms": round(event.duration_s * 1000.0, 3),
-            "rows": event.rows,
-            "outcome": event.outcome,
-            "sqlstate": error.sqlstate if error is not None else None,
-            "error_type": error.type if error is not None else None,
-            "source": event.source,
-            "system": event.system,
-            "route": event.route,
-            "request_id": event.request_id,
-            "trace_id": event.trace_id,
-            "span_id": event.span_id,
-        }
-        if self._include_bodies:
-            fields["sql"] = event.sql
-            fields["params"] = event.params
-            if error is not None and error.message:
-                fields["error_message"] = error.message
-        return fields
+        return event_fields(event, self._include_bodies)

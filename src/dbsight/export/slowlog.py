@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..core import QueryObserver
+from ._fields import event_fields
 
 if TYPE_CHECKING:
     from ..core import QueryContext, QueryEvent, Settings
@@ -342,35 +343,11 @@ class SlowQuerySink(QueryObserver):
         self._write(fields)
 
     def _fields(self, event: QueryEvent) -> dict[str, Any]:
-        error = event.error
-        fields: dict[str, Any] = {
+        return {
             "ts": _timestamp(event.started_at + event.duration_s),
-            "duration_ms": round(event.duration_s * 1000.0, 3),
             "threshold_ms": self._threshold_ms,
-            "fingerprint": event.fingerprint,
-            "normalized": event.normalized,
-            "operation": event.operation,
-            "tables": list(event.tables),
-            "system": event.system,
-            "source": event.source,
-            "rows": event.rows,
-            "outcome": event.outcome,
-            "sqlstate": error.sqlstate if error is not None else None,
-            "error_type": error.type if error is not None else None,
-            "route": event.route,
-            "request_id": event.request_id,
-            "trace_id": event.trace_id,
-            "span_id": event.span_id,
-            "app": event.app,
-            "database": event.database,
-            "function": event.function,
+            **event_fields(event, self._include_bodies),
         }
-        if self._include_bodies:
-            fields["sql"] = event.sql
-            fields["params"] = event.params
-            if error is not None and error.message:
-                fields["error_message"] = error.message
-        return fields
 
     def _write(self, fields: dict[str, Any]) -> None:
         if self.writer is not None:
