@@ -187,3 +187,108 @@ def test_a_foreign_collector_with_the_same_name_still_fails_loudly():
         PrometheusSink(Settings(), registry)
     # nothing half-registered is left behind
     assert [n for n, _ in scrape(registry) if n.startswith("db_client_operation_duration")] == []
+
+
+def _event(rec: Recorder, sql: str, system: str = "postgresql", fail: bool = False):
+    """An event from a Recorder that has no observers (so nothing is counted yet)."""
+    ctx = rec.start(sql, system, "test")
+    return rec.fail(ctx, PgError("x")) if fail else rec.finish(ctx, rows=1)
+
+
+def test_histogram_buckets_match_prometheus_client_histogram():
+    from dataclasses import replace
+
+    from prometheus_client import Histogram
+
+    from dbsight.export.prometheus import DURATION_BUCKETS
+
+    registry = CollectorRegistry()
+    config = Settings(slow_query_threshold_ms=100)
+    sink = PrometheusSink(config, registry)
+    reference = Histogram("ref", "reference", buckets=DURATION_BUCKETS, registry=registry)
+    event = _event(Recorder(config), "SELECT * FROM users")
+    durations = [0.0, 1e-9, *DURATION_BUCKETS, *(b * 1.0001 for b in DURATION_BUCKETS), 99.0]
+    for duration in durations:
+        sink.after_query(None, replace(event, duration_s=duration))
+        reference.observe(duration)
+    samples = scrape(registry)
+    labels = {"system": "postgresql", "operation": "select", "table": "users"}
+    for le in (*(str(b) for b in DURATION_BUCKETS), "+Inf"):
+        ours = value(samples, "db_client_operation_duration_seconds_bucket", **labels, le=le)
+        assert ours == value(samples, "ref_bucket", le=le), le
+    assert value(samples, "db_client_operation_duration_seconds_count", **labels) == len(durations)
+    assert value(samples, "db_client_operation_duration_seconds_sum", **labels) == pytest.approx(
+        value(samples, "ref_sum")
+    )
+    slow = sum(1 for d in durations if d >= 0.1)
+    assert value(samples, "db_client_slow_operations_total", **labels) == slow
+    text = generate_latest(registry).decode()
+    assert "# TYPE db_client_operations_total counter" in text
+    assert "# TYPE db_client_operation_duration_seconds histogram" in text
+    assert "# TYPE db_client_slow_operations_total counter" in text
+
+
+def test_same_statement_on_two_systems_is_counted_per_system():
+    rec, _, registry = setup()
+    run(rec, "SELECT * FROM users")
+    ctx = rec.start("SELECT * FROM users", "mysql", "test")
+    rec.finish(ctx, rows=1)
+    samples = scrape(registry)
+    for system in ("postgresql", "mysql"):
+        labels = {"system": system, "operation": "select", "table": "users", "outcome": "ok"}
+        assert value(samples, "db_client_operations_total", **labels) == 1
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_concurrent_updates_lose_no_increment(locked):
+    import sys
+    import threading
+
+    registry = CollectorRegistry()
+    config = Settings()
+    sink = PrometheusSink(config, registry)
+    rec = Recorder(config)
+    ok, failed = _event(rec, "SELECT * FROM users"), _event(rec, "DELETE FROM users", fail=True)
+    after = sink._after_query_locked if locked else sink.after_query
+    on_error = sink._on_error_locked if locked else sink.on_error
+    threads, per_thread = 8, 5_000
+
+    def work():
+        for _ in range(per_thread):
+            after(None, ok)
+            on_error(None, failed)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    samples = scrape(registry)
+    expected = threads * per_thread
+    select = {"system": "postgresql", "operation": "select", "table": "users"}
+    delete = {"system": "postgresql", "operation": "delete", "table": "users"}
+    assert value(samples, "db_client_operations_total", **select, outcome="ok") == expected
+    assert value(samples, "db_client_operations_total", **delete, outcome="error") == expected
+    assert value(samples, "db_client_operation_duration_seconds_count", **select) == expected
+    assert value(samples, "db_client_operation_duration_seconds_count", **delete) == expected
+
+
+def test_free_threaded_builds_use_the_locked_hooks(monkeypatch):
+    from dbsight.export import prometheus
+
+    monkeypatch.setattr(prometheus, "_FREE_THREADED", True)
+    rec, sink, registry = setup()
+    assert sink.after_query == sink._after_query_locked
+    assert sink.on_error == sink._on_error_locked
+    run(rec, "SELECT * FROM users")
+    run(rec, "SELECT * FROM users", fail=True)
+    samples = scrape(registry)
+    labels = {"system": "postgresql", "operation": "select", "table": "users"}
+    assert value(samples, "db_client_operations_total", **labels, outcome="ok") == 1
+    assert value(samples, "db_client_operations_total", **labels, outcome="error") == 1
+    assert value(samples, "db_client_operation_duration_seconds_count", **labels) == 2

@@ -226,3 +226,73 @@ def test_module_level_top_and_reset_use_the_current_runtime(fresh_runtime):
     assert runtime.stats.top(5)[0].fingerprint == stats.fingerprint
     dbsight.stats.reset()
     assert dbsight.stats.top() == []
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_concurrent_records_and_reads_lose_nothing(locked):
+    import sys
+
+    table = StatsTable()
+    rec = make_recorder(StatsTable())
+    event = run(rec, "SELECT * FROM users WHERE id = 1")
+    observe = table._observe_locked if locked else table.observe
+    threads, per_thread = 8, 3_000
+    # distinct durations, routes and databases, so buckets and keys are created concurrently
+    events = [
+        dataclasses.replace(
+            event, duration_s=1e-4 * (1.04 ** (i % 200)), route=f"/r{i % 5}", database=f"d{i % 3}"
+        )
+        for i in range(per_thread)
+    ]
+    errors: list[Exception] = []
+
+    def work(offset):
+        try:
+            for i in range(per_thread):
+                observe(None, events[(i + offset) % per_thread])
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    def read():
+        try:
+            for _ in range(200):
+                table.top(5, order_by="p95")
+                json.dumps(table.snapshot())
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=work, args=(n * 7,)) for n in range(threads)]
+        workers.append(threading.Thread(target=read))
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    (stats,) = table.top()
+    expected = threads * per_thread
+    assert stats.calls == expected and stats.rows == expected
+    assert sum(stats.routes.values()) == expected
+    assert set(stats.databases) == {"d0", "d1", "d2"}
+    (snapshot,) = table.snapshot()
+    assert sum(snapshot["histogram"]["counts"].values()) == expected
+    assert stats.total_time_s == pytest.approx(sum(e.duration_s for e in events) * threads)
+    assert stats.min_time_s == min(e.duration_s for e in events)
+    assert stats.max_time_s == max(e.duration_s for e in events)
+
+
+def test_free_threaded_builds_record_under_the_lock(monkeypatch):
+    from dbsight.stats import _table
+
+    monkeypatch.setattr(_table, "_FREE_THREADED", True)
+    table = StatsTable()
+    assert table.observe == table._observe_locked
+    rec = make_recorder(table)
+    table.record(dataclasses.replace(run(Recorder(), "SELECT * FROM users WHERE id = 1"), route="/u"))
+    run(rec, "SELECT * FROM users WHERE id = 2", fail=True)
+    (stats,) = table.top()
+    assert (stats.calls, stats.errors, stats.rows, stats.routes) == (2, 1, 1, {"/u": 1})
