@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 __all__ = [
     "Account",
@@ -50,6 +51,53 @@ OWNER_FILE = ".dbsight-owner"
 
 class EmbeddedError(RuntimeError):
     """Base class for errors raised by the embedded servers."""
+
+
+class ServerProcess:
+    """What every embedded server shares: its process, port and work directory, and
+    ``with server:`` starting and stopping it. Subclasses implement ``start``/``stop``."""
+
+    def __init__(self) -> None:
+        self._workdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise EmbeddedError("the server is not started")
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise EmbeddedError("the server is not started")
+        return self._workdir
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class BinariesNotFoundError(EmbeddedError):

@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -29,6 +28,7 @@ from dbsight.embedded._common import (
     Account,
     BinariesNotFoundError,
     EmbeddedError,
+    ServerProcess,
     StartupError,
     child_env,
     free_port,
@@ -123,7 +123,7 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class EmbeddedMariaDB:
+class EmbeddedMariaDB(ServerProcess):
     """A private MariaDB server; see the module docstring.
 
     Arguments mirror :class:`dbsight.embedded.postgres.EmbeddedPostgres`.
@@ -151,31 +151,9 @@ class EmbeddedMariaDB:
 
         self._binaries: tuple[str, str, str] | None = None
         self._account: Account | None = None
-        self._workdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
+        super().__init__()
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise EmbeddedError("the server is not started")
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def workdir(self) -> Path:
-        if self._workdir is None:
-            raise EmbeddedError("the server is not started")
-        return self._workdir
 
     @property
     def data_dir(self) -> Path:
@@ -223,17 +201,6 @@ class EmbeddedMariaDB:
         return f"<EmbeddedMariaDB {where}>"
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         if self.running:

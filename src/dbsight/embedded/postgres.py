@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from dbsight.embedded._common import (
     Account,
     BinariesNotFoundError,
     EmbeddedError,
+    ServerProcess,
     StartupError,
     child_env,
     chown_tree,
@@ -249,7 +249,7 @@ class _InitdbCache:
 _INITDB_CACHE = _InitdbCache()
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ServerProcess):
     """A private PostgreSQL cluster (or a streaming replica of one); see the module docstring.
 
     Arguments:
@@ -293,35 +293,13 @@ class EmbeddedPostgres:
 
         self._bindir: Path | None = None
         self._account: Account | None = None
-        self._workdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
+        super().__init__()
         self._version: int | None = None
         self._primary: EmbeddedPostgres | None = None
         self._slot: str | None = None
         self._replicas: list[EmbeddedPostgres] = []
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise EmbeddedError("the server is not started")
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def workdir(self) -> Path:
-        if self._workdir is None:
-            raise EmbeddedError("the server is not started")
-        return self._workdir
 
     @property
     def data_dir(self) -> Path:
@@ -385,17 +363,6 @@ class EmbeddedPostgres:
         return f"<EmbeddedPostgres {self.name} {role} {where}>"
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Create the cluster (initdb, or pg_basebackup for a replica) and start it.

@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from dbsight.embedded._common import (
     Account,
     BinariesNotFoundError,
     EmbeddedError,
+    ServerProcess,
     StartupError,
     child_env,
     free_port,
@@ -69,7 +68,7 @@ def _encode_command(*args: str) -> bytes:
     return b"".join(out)
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ServerProcess):
     """A private Redis server; see the module docstring."""
 
     host = HOST
@@ -92,29 +91,7 @@ class EmbeddedRedis:
         self._die_with_parent = die_with_parent
 
         self._server: str | None = None
-        self._workdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise EmbeddedError("the server is not started")
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def workdir(self) -> Path:
-        if self._workdir is None:
-            raise EmbeddedError("the server is not started")
-        return self._workdir
+        super().__init__()
 
     @property
     def log_path(self) -> Path:
@@ -138,17 +115,6 @@ class EmbeddedRedis:
     def __repr__(self) -> str:
         where = f"port={self._port}" if self._port else "not started"
         return f"<EmbeddedRedis {where}>"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         if self.running:
