@@ -175,3 +175,13 @@ def test_dialect_aliases_agree():
     assert analyze(q, "postgres") == analyze(q, "pg") == analyze(q, "postgresql")
     assert analyze(q, "mariadb") == analyze(q, "mysql")
     assert analyze(q, "MySQL") == analyze(q, "mysql")
+
+
+def test_tables_differing_only_in_a_numeric_suffix_are_different_shapes():
+    # libpg_query merges them on purpose (partitions); dbsight keeps them apart so that
+    # statistics and metrics of different tables are not merged.
+    assert analyze("SELECT * FROM t10").fingerprint != analyze("SELECT * FROM t11").fingerprint
+    a = analyze("SELECT * FROM users_2024 WHERE id = 1")
+    b = analyze("SELECT * FROM users_2025 WHERE id = 2")
+    assert a.fingerprint != b.fingerprint
+    assert a.fingerprint == analyze("select *  from users_2024 where id = $1").fingerprint

@@ -354,17 +354,18 @@ def analyze_postgres(text: str) -> Analysis | None:
 def _fingerprint(text: str, kinds: list[str], tables: tuple[str, ...]) -> str:
     """libpg_query's fingerprint, corrected where it merges different shapes.
 
-    It ignores table schemas (``t``, ``public.t`` and ``other.t`` agree) and
-    treats ``x = $1``, ``x IN (...)`` and ``x = ANY($1)`` alike.  When a text
-    has such a construct, the qualified table names and the sequence of
-    operator-expression kinds are hashed in; otherwise the libpg_query value
-    is kept as is.
+    It ignores table schemas (``t``, ``public.t`` and ``other.t`` agree), drops
+    numeric suffixes of table names (``users_2024`` and ``users_2025`` agree, for
+    partitions) and treats ``x = $1``, ``x IN (...)`` and ``x = ANY($1)`` alike.
+    When a text has such a construct, the table names as written and the sequence
+    of operator-expression kinds are hashed in; otherwise the libpg_query value is
+    kept as is.
     """
     fp: str = _pg_fingerprint(text)
     extra = []
     if not _CONFLATED_KINDS.isdisjoint(kinds):
         extra.append(",".join(kinds))
-    if any("." in t for t in tables):
+    if any("." in t or t[-1:].isdigit() for t in tables):
         extra.append(",".join(tables))
     if extra:
         fp = blake2b("|".join([fp, *extra]).encode(), digest_size=8).hexdigest()
