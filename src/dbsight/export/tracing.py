@@ -118,15 +118,6 @@ class TracingSink(QueryObserver):
         tables = info.tables
         table = tables[0] if tables else ""
         operation = info.operation
-        # Parent is the current context; the span is not made current, so nothing the
-        # application starts meanwhile becomes its child.
-        span = self._tracer.start_span(span_name(operation, table), kind=_CLIENT)
-        if not span.is_recording():
-            return
-        ctx.span = span
-        span_context = span.get_span_context()
-        ctx.trace_id = format(span_context.trace_id, "032x")
-        ctx.span_id = format(span_context.span_id, "016x")
         system = ctx.system
         attributes: dict[str, Any] = {
             "db.system": system,
@@ -140,7 +131,18 @@ class TracingSink(QueryObserver):
             attributes["db.collection.name"] = table
         if ctx.database:
             attributes["db.namespace"] = ctx.database
-        span.set_attributes(attributes)
+        # Parent is the current context; the span is not made current, so nothing the
+        # application starts meanwhile becomes its child. Attributes go in at start: the
+        # SDK validates and locks per call, and a sampler may want to see them.
+        span = self._tracer.start_span(
+            span_name(operation, table), kind=_CLIENT, attributes=attributes
+        )
+        if not span.is_recording():
+            return
+        ctx.span = span
+        span_context = span.get_span_context()
+        ctx.trace_id = format(span_context.trace_id, "032x")
+        ctx.span_id = format(span_context.span_id, "016x")
 
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
         span = ctx.span
