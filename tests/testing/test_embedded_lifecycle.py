@@ -129,9 +129,7 @@ def test_port_conflict_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake_free_port(host: str = "127.0.0.1") -> int:
         return next(ports, None) or real_free_port(host)
 
-    import dbsight.embedded.redis as redis_module
-
-    monkeypatch.setattr(redis_module, "free_port", fake_free_port)
+    monkeypatch.setattr(_common, "free_port", fake_free_port)
     try:
         with EmbeddedRedis() as server:
             assert server.port != taken.getsockname()[1]

@@ -55,7 +55,16 @@ class EmbeddedError(RuntimeError):
 
 class ServerProcess:
     """What every embedded server shares: its process, port and work directory, and
-    ``with server:`` starting and stopping it. Subclasses implement ``start``/``stop``."""
+    ``with server:`` starting and stopping it. Subclasses implement ``start``/``stop``,
+    ``log_path`` and set the attributes annotated here."""
+
+    host: str
+    _requested_port: int | None
+    _die_with_parent: bool | None
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
 
     def __init__(self) -> None:
         self._workdir: Path | None = None
@@ -87,6 +96,47 @@ class ServerProcess:
         if self._workdir is None:
             raise EmbeddedError("the server is not started")
         return self._workdir
+
+    def _spawn_on_free_port(
+        self,
+        argv_for: Callable[[int], list[str]],
+        *,
+        account: Account,
+        env: Mapping[str, str],
+        cwd: Path,
+        death_signal: int,
+        wait_ready: Callable[[], None],
+    ) -> None:
+        """Start the server on a free port (or the requested one) and wait until it is ready;
+        when another process took the port in between, try again on a new one."""
+        requested = self._requested_port
+        log_path = self.log_path
+        attempts = 1 if requested else 5
+        for attempt in range(attempts):
+            port = requested or free_port(self.host)
+            log_offset = log_path.stat().st_size if log_path.exists() else 0
+            self._port = port
+            self._proc = spawn_server(
+                argv_for(port),
+                account=account,
+                env=env,
+                cwd=cwd,
+                log_path=log_path,
+                death_signal=death_signal,
+                die_with_parent=self._die_with_parent,
+            )
+            try:
+                wait_ready()
+                return
+            except StartupError:
+                exited = self._proc.poll() is not None
+                with open(log_path, errors="replace") as log:
+                    log.seek(log_offset)
+                    new_log = log.read()
+                if exited and port_conflict(new_log) and attempt + 1 < attempts:
+                    self._proc = None
+                    continue
+                raise
 
     def __enter__(self) -> Self:
         return self.start()

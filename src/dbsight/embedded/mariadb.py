@@ -29,16 +29,12 @@ from dbsight.embedded._common import (
     BinariesNotFoundError,
     EmbeddedError,
     ServerProcess,
-    StartupError,
     child_env,
-    free_port,
     make_workdir,
-    port_conflict,
     register,
     remove_workdir,
     resolve_account,
     run_tool,
-    spawn_server,
     tcp_exchange,
     terminate,
     unregister,
@@ -254,9 +250,7 @@ class EmbeddedMariaDB(ServerProcess):
         )
 
     def _launch(self, server: str, account: Account) -> None:
-        attempts = 1 if self._requested_port else 5
-        for attempt in range(attempts):
-            port = self._requested_port or free_port(self.host)
+        def argv_for(port: int) -> list[str]:
             argv = [
                 server,
                 "--no-defaults",
@@ -271,35 +265,22 @@ class EmbeddedMariaDB(ServerProcess):
                 *_SERVER_OPTIONS,
                 *self._extra_args,
             ]
-            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self._port = port
-            self._proc = spawn_server(
-                argv,
-                account=account,
-                env=self._env(),
-                cwd=self.workdir,
+            return argv
+
+        self._spawn_on_free_port(
+            argv_for,
+            account=account,
+            env=self._env(),
+            cwd=self.workdir,
+            death_signal=signal.SIGKILL,
+            wait_ready=lambda: wait_until(
+                self._ready,
+                timeout=self.startup_timeout,
+                what=f"waiting for {self!r} to accept connections",
                 log_path=self.log_path,
-                death_signal=signal.SIGKILL,
-                die_with_parent=self._die_with_parent,
-            )
-            try:
-                wait_until(
-                    self._ready,
-                    timeout=self.startup_timeout,
-                    what=f"waiting for {self!r} to accept connections",
-                    log_path=self.log_path,
-                    proc=self._proc,
-                )
-                return
-            except StartupError:
-                exited = self._proc.poll() is not None
-                with open(self.log_path, errors="replace") as log:
-                    log.seek(log_offset)
-                    new_log = log.read()
-                if exited and port_conflict(new_log) and attempt + 1 < attempts:
-                    self._proc = None
-                    continue
-                raise
+                proc=self._proc,
+            ),
+        )
 
     def _ready(self) -> bool:
         # A protocol-10 handshake packet (byte 4) means the server is accepting connections.

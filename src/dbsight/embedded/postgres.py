@@ -33,17 +33,13 @@ from dbsight.embedded._common import (
     BinariesNotFoundError,
     EmbeddedError,
     ServerProcess,
-    StartupError,
     child_env,
     chown_tree,
-    free_port,
     make_workdir,
-    port_conflict,
     register,
     remove_workdir,
     resolve_account,
     run_tool,
-    spawn_server,
     terminate,
     unregister,
     wait_until,
@@ -468,9 +464,8 @@ class EmbeddedPostgres(ServerProcess):
         socket_dir = str(self.workdir)
         if len(socket_dir) + len("/.s.PGSQL.65535.lock") > _MAX_SOCKET_PATH:
             socket_dir = ""  # path too long for a unix socket: TCP only
-        attempts = 1 if self._requested_port else 5
-        for attempt in range(attempts):
-            port = self._requested_port or free_port(self.host)
+
+        def argv_for(port: int) -> list[str]:
             argv = [
                 str(bindir / "postgres"),
                 "-D", str(self.data_dir),
@@ -478,29 +473,16 @@ class EmbeddedPostgres(ServerProcess):
                 "-c", f"unix_socket_directories={socket_dir}",
                 "-c", f"cluster_name={self.name}",
             ]  # fmt: skip
-            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self._port = port
-            self._proc = spawn_server(
-                argv,
-                account=account,
-                env=self._env(),
-                cwd=self.data_dir,
-                log_path=self.log_path,
-                death_signal=signal.SIGQUIT,  # immediate shutdown, stops the backends too
-                die_with_parent=self._die_with_parent,
-            )
-            try:
-                self._wait_ready()
-                return
-            except StartupError:
-                exited = self._proc.poll() is not None
-                with open(self.log_path, errors="replace") as log:
-                    log.seek(log_offset)
-                    new_log = log.read()
-                if exited and port_conflict(new_log) and attempt + 1 < attempts:
-                    self._proc = None
-                    continue
-                raise
+            return argv
+
+        self._spawn_on_free_port(
+            argv_for,
+            account=account,
+            env=self._env(),
+            cwd=self.data_dir,
+            death_signal=signal.SIGQUIT,  # immediate shutdown, stops the backends too
+            wait_ready=self._wait_ready,
+        )
 
     def _pidfile_status(self) -> str:
         """The status line of postmaster.pid: 'starting', 'ready', 'standby' or 'stopping'."""

@@ -20,15 +20,11 @@ from dbsight.embedded._common import (
     BinariesNotFoundError,
     EmbeddedError,
     ServerProcess,
-    StartupError,
     child_env,
-    free_port,
     make_workdir,
-    port_conflict,
     register,
     remove_workdir,
     resolve_account,
-    spawn_server,
     tcp_exchange,
     terminate,
     unregister,
@@ -142,9 +138,7 @@ class EmbeddedRedis(ServerProcess):
         remove_workdir(self._workdir)
 
     def _launch(self, server: str, account: Account) -> None:
-        attempts = 1 if self._requested_port else 5
-        for attempt in range(attempts):
-            port = self._requested_port or free_port(self.host)
+        def argv_for(port: int) -> list[str]:
             argv = [
                 server,
                 "--port", str(port),
@@ -159,35 +153,22 @@ class EmbeddedRedis(ServerProcess):
             if self.socket_path is not None:
                 argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
             argv += self._extra_args
-            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self._port = port
-            self._proc = spawn_server(
-                argv,
-                account=account,
-                env=child_env(account, self.workdir),
-                cwd=self.workdir,
+            return argv
+
+        self._spawn_on_free_port(
+            argv_for,
+            account=account,
+            env=child_env(account, self.workdir),
+            cwd=self.workdir,
+            death_signal=signal.SIGKILL,
+            wait_ready=lambda: wait_until(
+                self._ready,
+                timeout=self.startup_timeout,
+                what=f"waiting for {self!r} to accept connections",
                 log_path=self.log_path,
-                death_signal=signal.SIGKILL,
-                die_with_parent=self._die_with_parent,
-            )
-            try:
-                wait_until(
-                    self._ready,
-                    timeout=self.startup_timeout,
-                    what=f"waiting for {self!r} to accept connections",
-                    log_path=self.log_path,
-                    proc=self._proc,
-                )
-                return
-            except StartupError:
-                exited = self._proc.poll() is not None
-                with open(self.log_path, errors="replace") as log:
-                    log.seek(log_offset)
-                    new_log = log.read()
-                if exited and port_conflict(new_log) and attempt + 1 < attempts:
-                    self._proc = None
-                    continue
-                raise
+                proc=self._proc,
+            ),
+        )
 
     def _ready(self) -> bool:
         # Not just PING: if another server grabbed the port first, it must not pass for ours.
