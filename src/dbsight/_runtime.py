@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,8 @@ from .export.prometheus import PrometheusSink
 from .export.slowlog import SlowQuerySink
 from .export.tracing import TracingSink
 from .stats import StatsSink, StatsTable
+
+T = TypeVar("T")
 
 recorder = Recorder()
 _lock = threading.RLock()
@@ -32,10 +35,23 @@ class Runtime:
     stats: StatsTable
     sinks: list[Any] = field(default_factory=list)
     user_observers: list[Any] = field(default_factory=list)
+    components: dict[str, Any] = field(default_factory=dict)
+
+    def component(self, key: str, factory: Callable[[Runtime], T]) -> T:
+        """The runtime's one ``key`` object (say the cache metrics), built by ``factory(self)``
+        on first use; integrations beyond the database sinks keep their per-configuration
+        state here, so that ``configure()`` replaces it with everything else."""
+        found = self.components.get(key)
+        if found is None:
+            with _lock:
+                found = self.components.get(key)
+                if found is None:
+                    found = self.components[key] = factory(self)
+        return found  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        for sink in self.sinks:
-            close = getattr(sink, "close", None)
+        for item in (*self.sinks, *self.components.values()):
+            close = getattr(item, "close", None)
             if close is not None:
                 close()
 

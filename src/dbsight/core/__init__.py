@@ -1,6 +1,7 @@
 """dbsight's core: the event type, observers, request context, settings and the recorder."""
 
 from ._context import (
+    FingerprintTally,
     RequestContext,
     current_function,
     current_request,
@@ -19,6 +20,7 @@ from ._settings import ConfigError, Settings, load_settings
 __all__ = [
     "ConfigError",
     "Explainer",
+    "FingerprintTally",
     "Operation",
     "Outcome",
     "PlanCallback",

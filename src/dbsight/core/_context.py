@@ -14,6 +14,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
+class FingerprintTally:
+    """How often one statement shape ran within a request, and for how long (N+1 detection)."""
+
+    __slots__ = ("count", "total_s", "normalized")
+
+    def __init__(self, normalized: str) -> None:
+        self.count = 0
+        self.total_s = 0.0
+        self.normalized = normalized
+
+
 @dataclass(slots=True)
 class RequestContext:
     """One request (or job) that runs queries; accumulates what its queries cost."""
@@ -26,7 +37,8 @@ class RequestContext:
     queries: int = 0
     db_time_s: float = 0.0
     cache_time_s: float = 0.0
-    fingerprints: dict[str, list[float]] = field(default_factory=dict)
+    # fingerprint -> its tally, for every statement but transaction control (BEGIN, COMMIT ...)
+    fingerprints: dict[str, FingerprintTally] = field(default_factory=dict)
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("dbsight_request", default=None)

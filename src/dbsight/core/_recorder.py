@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..sql import analyze
-from ._context import _function, _request
+from ._context import FingerprintTally, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
 from ._observer import ObserverFailures, QueryContext, implemented_hooks, observer_name
@@ -158,6 +158,14 @@ class Recorder:
         else:
             request.queries += 1
             request.db_time_s += duration
+            if info.operation != "tx":
+                tally = request.fingerprints.get(info.fingerprint)
+                if tally is None:
+                    tally = request.fingerprints[info.fingerprint] = FingerprintTally(
+                        info.normalized
+                    )
+                tally.count += 1
+                tally.total_s += duration
             request_id, route = request.request_id, request.route
             app = request.app or self._app
         # Positional: this runs for every statement and keywords cost a third more here.
