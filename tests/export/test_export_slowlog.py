@@ -323,3 +323,19 @@ def test_plan_summary_walks_nested_plans():
         "seq_scans": ["orders", "users"],
     }
     assert summarize_plan(json.dumps(plan)) == summarize_plan(plan)
+
+
+def test_recent_keeps_the_last_slow_records_newest_first(tmp_path):
+    settings = Settings(slow_query_log=tmp_path / "slow.jsonl", slow_query_threshold_ms=5.0)
+    sink = slowlog.SlowQuerySink(settings)
+    rec = Recorder(settings)
+    rec.add_observer(sink)
+    for i in range(slowlog.RECENT_SLOW + 5):
+        ctx = rec.start(f"SELECT {i} FROM t{i % 3}x", "postgresql", "test")
+        ctx.started -= 0.01  # 10 ms: over the threshold whatever the clock's resolution
+        rec.finish(ctx, 1)
+    recent = sink.recent()
+    assert len(recent) == slowlog.RECENT_SLOW
+    assert recent[0]["normalized"] == "SELECT $1 FROM t1x"  # the last one: i = 54
+    assert all("sql" not in r for r in recent)
+    sink.close()

@@ -13,6 +13,7 @@ masked unless ``include_query_bodies``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 SLOW_LOGGER = "dbsight.slow"
 MAX_PENDING_PLANS = 8
+# Slow statements kept in memory for `/metrics/summary`.
+RECENT_SLOW = 50
 PLAN_GRACE_S = 1.0
 # Fingerprints remembered for the EXPLAIN interval before old ones are pruned.
 _MAX_EXPLAIN_MEMORY = 10_000
@@ -269,6 +272,7 @@ class SlowQuerySink(QueryObserver):
         self._last_explain: dict[str, float] = {}
         self._explain_lock = threading.Lock()
         self._plans = _PendingPlans(self._write, MAX_PENDING_PLANS)
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SLOW)
 
     # -- the hot path ----------------------------------------------------------------
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
@@ -350,6 +354,7 @@ class SlowQuerySink(QueryObserver):
         }
 
     def _write(self, fields: dict[str, Any]) -> None:
+        self._recent.append(fields)
         if self.writer is not None:
             self.writer.write(_dumps(fields))
         elif self.logger.isEnabledFor(logging.WARNING):
@@ -361,6 +366,11 @@ class SlowQuerySink(QueryObserver):
         self._plans.close()
         if self.writer is not None:
             self.writer.close()
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The last `RECENT_SLOW` slow-log records written, newest first (as logged: the
+        normalized text, and parameters only with ``include_query_bodies``)."""
+        return list(reversed(self._recent))
 
     @property
     def pending_plans(self) -> int:
