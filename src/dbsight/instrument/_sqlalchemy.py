@@ -1,20 +1,27 @@
-"""SQLAlchemy: `Engine` and `AsyncEngine`, any dialect, through the engine's own events.
+"""SQLAlchemy: `Engine` and `AsyncEngine`, any dialect, through the engine's dialect.
 
-``before_cursor_execute`` (``retval=True``: it may append the sqlcommenter comment) starts
-the statement, ``after_cursor_execute`` finishes it and ``handle_error`` records its failure.
+SQLAlchemy hands every statement to the DBAPI through three dialect methods,
+``do_execute``, ``do_execute_no_params`` and ``do_executemany``; the engine's dialect
+instance gets a wrapper for each (instance attributes shadowing the class's methods) that
+records the statement around the cursor call. Engine events (``before_cursor_execute`` ...)
+would do the same, but any listener switches SQLAlchemy onto its slower event path for
+every statement (about 60k more instructions per query, measured): that cost would stay
+even with dbsight disabled. A wrapper costs one call and a flag check when disabled.
+
 An `AsyncEngine` is hooked through its ``sync_engine`` only, so each statement is one event
-(and one span), not one per layer. ``executemany`` is one event (rows = ``cursor.rowcount``);
-"insertmanyvalues" batches are one event per batch, as each is one round trip. Rows come
-from ``cursor.rowcount`` for INSERT/UPDATE/DELETE; results are never consumed.
+(and one span), not one per layer; an engine made by ``execution_options()`` shares its
+parent's dialect and so its instrumentation. ``executemany`` is one event (rows =
+``cursor.rowcount``); "insertmanyvalues" batches are one event per batch, as each is one
+round trip. Rows come from ``cursor.rowcount`` for INSERT/UPDATE/DELETE; results are never
+consumed. A ``do_execute`` dialect event of the application's that executes the statement
+itself takes it past these wrappers.
 
-Transaction control and pool pings do not reach these events (SQLAlchemy runs BEGIN,
+The dialect's own probes when it first connects are not recorded. Transaction control and
+pool pings do not go through these methods (SQLAlchemy runs BEGIN,
 COMMIT, ROLLBACK and ``pool_pre_ping`` through the DBAPI connection), so they are not
 recorded; a statement the application itself sends (``text("COMMIT")``) is recorded with
 operation ``tx``. While a statement is recorded here, the core's "recording" flag is set, so
 a driver instrumented underneath (asyncpg, psycopg) does not record it a second time.
-
-A statement run with ``skip_user_error_events`` (SQLAlchemy's own MySQL reflection probes)
-that fails is not recorded: SQLAlchemy gives no hook for that failure.
 """
 
 from __future__ import annotations
@@ -22,18 +29,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
-
 from ..core import PoolUsage, pools
 from ..core._sqlcomment import add_comment
 from ._common import _recording, recorder
-from ._explain import EXPLAIN_PREFIX, EXPLAINING, TaskExplainer, ThreadExplainer, timeout_statements
+from ._explain import EXPLAIN_PREFIX, TaskExplainer, ThreadExplainer, timeout_statements
 from ._handle import InstrumentationHandle
 
 SOURCE = "sqlalchemy"
 _SYSTEMS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
 _DML = frozenset(("insert", "update", "delete"))
-_CTX = "_dbsight_query"
+_METHODS = ("do_execute", "do_execute_no_params", "do_executemany", "initialize")
+
+# id(dialect) -> the live handle that wrapped it (option engines share their parent's)
+_by_dialect: dict[int, InstrumentationHandle] = {}
 
 
 def system_of(engine: Any) -> str:
@@ -41,80 +49,104 @@ def system_of(engine: Any) -> str:
     return _SYSTEMS.get(name, name)
 
 
-def _listeners(
+def _rowcount(cursor: Any) -> int | None:
+    try:
+        rowcount = cursor.rowcount
+    except Exception:
+        return None
+    return rowcount if rowcount is not None and rowcount >= 0 else None
+
+
+def _wrappers(
+    dialect: Any,
     system: str,
     database: str | None,
     user: str | None,
     explainer: Any,
     escape_percent: bool,
-) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+) -> dict[str, Callable[..., Any]]:
+    """Recording versions of the dialect's three execute methods, and an ``initialize``
+    whose probes are not recorded."""
+    do_execute = dialect.do_execute
+    do_execute_no_params = dialect.do_execute_no_params
+    do_executemany = dialect.do_executemany
     start = recorder.start
     finish = recorder.finish
     fail = recorder.fail
+    get_recording = _recording.get
 
-    def before_cursor_execute(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> tuple[str, Any]:
-        if not recorder.active or context is None or _recording.get() is EXPLAINING:
-            return statement, parameters
-        # No parameters and SQLAlchemy's "no parameters" path: the DBAPI gets the bare text,
-        # which it will not interpolate (so a '%' in a comment must not be doubled).
-        bare = not parameters and context.no_parameters
+    def run(
+        call: Callable[..., Any],
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        many: bool,
+    ) -> None:
+        bare = parameters is None
         ctx = start(
             statement,
             system,
             SOURCE,
-            None if bare else parameters,
+            parameters,
             database=database,
             user=user,
-            explainer=None if executemany else explainer,
+            explainer=None if many else explainer,
         )
-        context.__dict__[_CTX] = ctx
-        _recording.set(True)
         mode = recorder.settings.sqlcommenter  # configure() swaps settings: read per statement
         if mode != "off":
+            # the bare text is not interpolated by the DBAPI: a '%' in it must not be doubled
             statement = add_comment(
                 statement, ctx, mode, escape_percent=escape_percent and not bare
             )
-        return statement, parameters
+        token = _recording.set(True)
+        try:
+            if bare:
+                call(cursor, statement, context)
+            else:
+                call(cursor, statement, parameters, context)
+        except BaseException as exc:  # recorded, then re-raised as it is
+            fail(ctx, exc)
+            raise
+        finally:
+            _recording.reset(token)
+        finish(ctx, _rowcount(cursor) if many or ctx.info.operation in _DML else None)
 
-    def after_cursor_execute(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        if context is None:
-            return
-        ctx = context.__dict__.pop(_CTX, None)
-        if ctx is None:
-            return
-        _recording.set(False)
-        rows = None
-        if executemany or ctx.info.operation in _DML:
-            try:
-                rowcount = cursor.rowcount
-            except Exception:
-                rowcount = -1
-            if rowcount is not None and rowcount >= 0:
-                rows = rowcount
-        finish(ctx, rows)
+    def execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        if not recorder.active or get_recording():
+            do_execute(cursor, statement, parameters, context)
+        else:
+            run(do_execute, cursor, statement, parameters, context, False)
 
-    def handle_error(exception_context: Any) -> None:
-        context = exception_context.execution_context
-        if context is None:
-            return
-        ctx = context.__dict__.pop(_CTX, None)
-        if ctx is None:
-            return
-        _recording.set(False)
-        fail(ctx, exception_context.original_exception)
+    def execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
+        if not recorder.active or get_recording():
+            do_execute_no_params(cursor, statement, context)
+        else:
+            run(do_execute_no_params, cursor, statement, None, context, False)
 
-    return before_cursor_execute, after_cursor_execute, handle_error
+    def executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        if not recorder.active or get_recording():
+            do_executemany(cursor, statement, parameters, context)
+        else:
+            run(do_executemany, cursor, statement, parameters, context, True)
 
+    initialize = dialect.initialize
 
-def _has_local_listeners(dispatch: Any) -> bool:
-    for name in dispatch._event_names:
-        if getattr(getattr(dispatch, name), "listeners", None):
-            return True
-    return False
+    def initialize_quietly(connection: Any) -> None:
+        # The dialect's probes on first connect (server version, current schema, ...) are
+        # SQLAlchemy's, not the application's queries.
+        token = _recording.set(True)
+        try:
+            initialize(connection)
+        finally:
+            _recording.reset(token)
+
+    return {
+        "do_execute": execute,
+        "do_execute_no_params": execute_no_params,
+        "do_executemany": executemany,
+        "initialize": initialize_quietly,
+    }
 
 
 def _explain_on(conn: Any, sql: str, params: object | None, timeout_s: float) -> Any:
@@ -180,6 +212,10 @@ def instrument_engine(
     pool_name: str | None = None,
 ) -> InstrumentationHandle:
     """Hook a sync `Engine` (for an `AsyncEngine`, its ``sync_engine``, given ``async_engine``)."""
+    dialect = engine.dialect
+    shared = _by_dialect.get(id(dialect))
+    if shared is not None and shared.active:  # an execution_options() engine of a hooked one
+        return shared
     system = system_of(engine)
     url = engine.url
     explainer: Any = None
@@ -187,19 +223,12 @@ def instrument_engine(
         explainer = (
             _async_explainer(async_engine) if async_engine is not None else _sync_explainer(engine)
         )
-    escape_percent = engine.dialect.paramstyle in ("format", "pyformat")
-    before, after, error = _listeners(system, url.database, url.username, explainer, escape_percent)
-
-    dialect = engine.dialect
-    had_engine_flag = "_has_events" in engine.__dict__
-    had_dialect_flag = "_has_events" in dialect.__dict__
-    engine_flag = engine.__dict__.get("_has_events")
-    dialect_flag = dialect.__dict__.get("_has_events")
-
-    # Timing covers the cursor call: our "before" runs after other listeners, "after" first.
-    event.listen(engine, "before_cursor_execute", before, retval=True)
-    event.listen(engine, "after_cursor_execute", after, insert=True)
-    event.listen(engine, "handle_error", error, insert=True)
+    escape_percent = dialect.paramstyle in ("format", "pyformat")
+    saved = {name: dialect.__dict__[name] for name in _METHODS if name in dialect.__dict__}
+    for name, wrapper in _wrappers(
+        dialect, system, url.database, url.username, explainer, escape_percent
+    ).items():
+        setattr(dialect, name, wrapper)
 
     reader = _pool_reader(engine)
     name = None
@@ -207,23 +236,14 @@ def instrument_engine(
         name = pools.register(pool_name or f"sqlalchemy/{url.database or system}", reader)
 
     def undo() -> None:
-        event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
-        event.remove(engine, "handle_error", error)
-        # listen() switched the event fast-path flags on; put them back as they were when
-        # nothing else listens now, so the engine runs exactly as before.
-        if not _has_local_listeners(engine.dispatch):
-            if had_engine_flag:
-                engine.__dict__["_has_events"] = engine_flag
+        for method in _METHODS:
+            if method in saved:
+                setattr(dialect, method, saved[method])
             else:
-                engine.__dict__.pop("_has_events", None)
-        if not _has_local_listeners(dialect.dispatch):
-            if had_dialect_flag:
-                dialect.__dict__["_has_events"] = dialect_flag
-            else:
-                dialect.__dict__.pop("_has_events", None)
+                dialect.__dict__.pop(method, None)
+        _by_dialect.pop(id(dialect), None)
 
-    return InstrumentationHandle(
+    handle = InstrumentationHandle(
         target if target is not None else engine,
         SOURCE,
         system,
@@ -231,3 +251,5 @@ def instrument_engine(
         key=id(engine),
         pool_name=name,
     )
+    _by_dialect[id(dialect)] = handle
+    return handle
