@@ -292,7 +292,7 @@ async def test_explain_runs_on_another_connection_while_the_app_transaction_is_o
         assert await con.fetchval("SELECT name FROM items WHERE id = $1", 1000) == "mine"
         ctx = events.contexts[-1]
         waiter = PlanWaiter()
-        ctx.explainer.explain(ctx.sql, ctx.params, 5.0, waiter)
+        ctx.explainer.explain(ctx.sql, ctx.explain_params, 5.0, waiter)
         plan, reason = await waiter.await_()
         assert reason is None
         assert plan_node(plan)["Node Type"] in (

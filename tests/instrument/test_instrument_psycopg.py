@@ -175,7 +175,7 @@ def test_explain_on_a_separate_connection(conn: Any, events: Any) -> None:
     assert conn.execute("SELECT name FROM items WHERE id = %s", (1000,)).fetchone() == ("mine",)
     ctx = events.contexts[-1]
     waiter = PlanWaiter()
-    ctx.explainer.explain(ctx.sql, ctx.params, 5.0, waiter)
+    ctx.explainer.explain(ctx.sql, ctx.explain_params, 5.0, waiter)
     plan, reason = waiter.wait()
     assert reason is None and plan_node(plan)
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
@@ -249,7 +249,7 @@ async def test_async_connection(aconn: Any, events: Any) -> None:
     await aconn.execute("SELECT name FROM items WHERE id = %s", (1000,))
     ctx = events.contexts[-1]
     waiter = PlanWaiter()
-    ctx.explainer.explain(ctx.sql, ctx.params, 5.0, waiter)
+    ctx.explainer.explain(ctx.sql, ctx.explain_params, 5.0, waiter)
     plan, reason = await waiter.await_()
     assert reason is None and plan_node(plan)
     assert await (await aconn.execute("SELECT name FROM items WHERE id = 1000")).fetchone() == (

@@ -263,7 +263,7 @@ def test_explain_on_a_separate_connection_while_the_app_transaction_is_open(
         )
         ctx = events.contexts[-1]
         waiter = PlanWaiter()
-        ctx.explainer.explain(ctx.sql, ctx.params, 5.0, waiter)
+        ctx.explainer.explain(ctx.sql, ctx.explain_params, 5.0, waiter)
         plan, reason = waiter.wait()
         assert reason is None and plan_node(plan)
         assert conn.in_transaction()
@@ -369,7 +369,7 @@ async def test_async_engine_cancellation_error_and_explain(
         ).scalar() == "mine"
         ctx = events.contexts[-1]
         waiter = PlanWaiter()
-        ctx.explainer.explain(ctx.sql, ctx.params, 5.0, waiter)
+        ctx.explainer.explain(ctx.sql, ctx.explain_params, 5.0, waiter)
         plan, reason = await waiter.await_()
         assert reason is None and plan_node(plan)
         assert (

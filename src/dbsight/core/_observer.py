@@ -11,71 +11,98 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ._event import QueryEvent
+
 if TYPE_CHECKING:
     from ..sql import SqlInfo
     from ._context import RequestContext
-    from ._event import QueryEvent
 
 logger = logging.getLogger("dbsight")
 
 
-class QueryContext:
-    """What is known about a statement while it runs; passed to every hook.
+class QueryContext(QueryEvent):
+    """A statement while it runs: the `QueryEvent` it becomes, plus what the hooks share.
+
+    The recorder fills the event's fields it knows before the statement is sent (text,
+    analysis, request, trace) and adds ``duration_s``, ``rows`` and ``error`` when it ends;
+    ``after_query(ctx, event)`` and ``on_error(ctx, event)`` then receive this one object
+    as both arguments. One object per statement instead of two: this runs for every query.
 
     ``state`` is a free slot for an observer that needs to carry something from
     ``before_query`` to ``after_query`` (the tracing sink keeps its span in ``span``).
+    ``explain_params`` are the parameters an EXPLAIN of a slow statement needs; unlike
+    ``params`` they are kept whether or not ``include_query_bodies`` is on, and never exported.
     """
 
-    __slots__ = (
-        "sql",
-        "params",
-        "system",
-        "source",
-        "info",
-        "started",
-        "started_at",
-        "request",
-        "function",
-        "database",
-        "user",
-        "explainer",
-        "span",
-        "trace_id",
-        "span_id",
-        "state",
-    )
+    __slots__ = ("info", "started", "request", "explainer", "explain_params", "span", "state")
 
-    def __init__(
-        self,
-        sql: str,
-        params: object | None,
-        system: str,
-        source: str,
-        info: SqlInfo,
-        started: float,
-        started_at: float,
-        request: RequestContext | None,
-        function: str | None,
-        database: str | None,
-        user: str | None,
-        explainer: Any,
-    ) -> None:
-        self.sql = sql
-        self.params = params
-        self.system = system
-        self.source = source
-        self.info = info
-        self.started = started
-        self.started_at = started_at
-        self.request = request
-        self.function = function
-        self.database = database
-        self.user = user
-        self.explainer = explainer
-        self.span: Any = None
-        self.trace_id: str | None = request.trace_id if request is not None else None
-        self.span_id: str | None = request.span_id if request is not None else None
-        self.state: Any = None
+    info: SqlInfo
+    started: float
+    request: RequestContext | None
+    explainer: Any
+    explain_params: object | None
+    span: Any
+    state: Any
+
+
+_new = object.__new__
+
+
+def begin_query(
+    sql: str,
+    params: object | None,
+    system: str,
+    source: str,
+    info: SqlInfo,
+    started: float,
+    started_at: float,
+    request: RequestContext | None,
+    function: str | None,
+    database: str | None,
+    user: str | None,
+    explainer: Any,
+    app: str | None = None,
+    keep_params: bool = False,
+) -> QueryContext:
+    """A new `QueryContext` (the class keeps QueryEvent's constructor, so that
+    ``dataclasses.replace(event, ...)`` works on the events observers receive)."""
+    self: QueryContext = _new(QueryContext)
+    # Plain stores, no QueryEvent.__init__: this is the per-statement hot path.
+    self.sql = sql
+    self.normalized = info.normalized
+    self.fingerprint = info.fingerprint
+    self.operation = info.operation
+    self.tables = info.tables
+    self.read_only = info.read_only
+    self.system = system
+    self.source = source
+    self.duration_s = 0.0
+    self.started_at = started_at
+    self.rows = None
+    self.error = None
+    if request is None:
+        self.request_id = self.trace_id = self.span_id = self.route = None
+        self.app = app
+    else:
+        self.request_id = request.request_id
+        self.trace_id = request.trace_id
+        self.span_id = request.span_id
+        self.route = request.route
+        self.app = request.app or app
+    self.function = function
+    self.database = database
+    self.user = user
+    self.application_name = None
+    self.client_addr = None
+    self.params = params if keep_params else None
+    self.info = info
+    self.started = started
+    self.request = request
+    self.explainer = explainer
+    self.explain_params = params if explainer is not None else None
+    self.span = None
+    self.state = None
+    return self
 
 
 @runtime_checkable

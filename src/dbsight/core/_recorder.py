@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..sql import analyze
-from ._context import FingerprintTally, _function, _request
+from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
-from ._observer import ObserverFailures, QueryContext, implemented_hooks, observer_name
+from ._observer import (
+    ObserverFailures,
+    QueryContext,
+    begin_query,
+    implemented_hooks,
+    observer_name,
+)
 from ._settings import Settings
 
 _perf_counter = time.perf_counter
@@ -106,9 +112,9 @@ class Recorder:
         user: str | None = None,
         explainer: Any = None,
     ) -> QueryContext:
-        ctx = QueryContext(
+        ctx = begin_query(
             sql,
-            params if self._keep_params or explainer is not None else None,
+            params,
             system,
             source,
             analyze(sql, _DIALECTS.get(system, system)),
@@ -119,6 +125,8 @@ class Recorder:
             database,
             user,
             explainer,
+            self._app,
+            self._keep_params,
         )
         before = self._before
         if before:
@@ -131,66 +139,41 @@ class Recorder:
         return ctx
 
     def finish(self, ctx: QueryContext, rows: int | None = None) -> QueryEvent:
-        event = self._event(ctx, rows, None)
+        """End a statement that succeeded; ``ctx`` is now its event, and is returned."""
+        duration = ctx.duration_s = _perf_counter() - ctx.started
+        ctx.rows = rows
+        request = ctx.request
+        if request is not None:
+            _account(request, ctx, duration)
         for name, hook in self._after:
             try:
-                hook(ctx, event)
+                hook(ctx, ctx)
             except Exception as exc:
                 self.failures.record(name, "after_query", exc)
-        return event
+        return ctx
 
     def fail(self, ctx: QueryContext, exc: BaseException) -> QueryEvent:
-        event = self._event(ctx, None, exc)
+        """End a statement that raised ``exc``; ``ctx`` is now its event, and is returned."""
+        duration = ctx.duration_s = _perf_counter() - ctx.started
+        ctx.error = error_info(exc)
+        request = ctx.request
+        if request is not None:
+            _account(request, ctx, duration)
         for name, hook in self._error:
             try:
-                hook(ctx, event)
+                hook(ctx, ctx)
             except Exception as hook_exc:
                 self.failures.record(name, "on_error", hook_exc)
-        return event
+        return ctx
 
-    def _event(self, ctx: QueryContext, rows: int | None, exc: BaseException | None) -> QueryEvent:
-        duration = _perf_counter() - ctx.started
-        info = ctx.info
-        request = ctx.request
-        if request is None:
-            request_id = route = None
-            app = self._app
-        else:
-            request.queries += 1
-            request.db_time_s += duration
-            if info.operation != "tx":
-                tally = request.fingerprints.get(info.fingerprint)
-                if tally is None:
-                    tally = request.fingerprints[info.fingerprint] = FingerprintTally(
-                        info.normalized
-                    )
-                tally.count += 1
-                tally.total_s += duration
-            request_id, route = request.request_id, request.route
-            app = request.app or self._app
-        # Positional: this runs for every statement and keywords cost a third more here.
-        return QueryEvent(
-            ctx.sql,
-            info.normalized,
-            info.fingerprint,
-            info.operation,
-            info.tables,
-            info.read_only,
-            ctx.system,
-            ctx.source,
-            duration,
-            ctx.started_at,
-            rows,
-            None if exc is None else error_info(exc),
-            request_id,
-            ctx.trace_id,
-            ctx.span_id,
-            route,
-            app,
-            ctx.function,
-            ctx.database,
-            ctx.user,
-            None,
-            None,
-            ctx.params if self._keep_params else None,
-        )
+
+def _account(request: RequestContext, ctx: QueryContext, duration: float) -> None:
+    """Add a statement to its request's totals and to the tally of its shape."""
+    request.queries += 1
+    request.db_time_s += duration
+    if ctx.operation != "tx":
+        tally = request.fingerprints.get(ctx.fingerprint)
+        if tally is None:
+            tally = request.fingerprints[ctx.fingerprint] = FingerprintTally(ctx.normalized)
+        tally.count += 1
+        tally.total_s += duration

@@ -295,7 +295,7 @@ class SlowQuerySink(QueryObserver):
             else:
                 done = functools.partial(self._plan_arrived, token, event.fingerprint)
                 try:
-                    ctx.explainer.explain(ctx.sql, ctx.params, self._explain_timeout_s, done)
+                    ctx.explainer.explain(ctx.sql, ctx.explain_params, self._explain_timeout_s, done)
                 except Exception as exc:  # a broken explainer costs the plan, not the line
                     done(None, f"EXPLAIN failed to start: {type(exc).__name__}")
                 return
