@@ -36,6 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from .._process import pid_alive, process_start_time
+
 __all__ = [
     "Account",
     "BinariesNotFoundError",
@@ -260,27 +262,6 @@ def _can_traverse(path: Path, account: Account) -> bool:
     return True
 
 
-def _proc_start_time(pid: int) -> str | None:
-    """The start time of a process (field 22 of /proc/PID/stat), to detect PID reuse."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _pid_namespace() -> str:
     try:
         return os.readlink("/proc/self/ns/pid")
@@ -291,7 +272,7 @@ def _pid_namespace() -> str:
 def _owner_marker() -> str:
     """``PID START_TIME PID_NAMESPACE`` of this process, written into each work directory."""
     pid = os.getpid()
-    return f"{pid} {_proc_start_time(pid) or '-'} {_pid_namespace() or '-'}\n"
+    return f"{pid} {process_start_time(pid) or '-'} {_pid_namespace() or '-'}\n"
 
 
 def _owner_alive(owner_file: Path) -> bool:
@@ -306,9 +287,9 @@ def _owner_alive(owner_file: Path) -> bool:
         # Written from another PID namespace (a container sharing this directory): its PIDs
         # mean nothing here, so never judge it dead.
         return True
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
-    current = _proc_start_time(pid)
+    current = process_start_time(pid)
     # Without /proc (not Linux) we cannot tell PID reuse apart: assume alive.
     return current is None or not start or current == start
 

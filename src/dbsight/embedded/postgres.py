@@ -394,6 +394,23 @@ class EmbeddedPostgres(ServerProcess):
         self._replicas.clear()
         self._stop(drop_slot=True)
 
+    def pause(self) -> None:
+        """Shut the server down (fast shutdown) but keep its data, so that `resume` can
+        start it again on the same port: an outage, as a test of reconnection needs."""
+        if self._proc is None:
+            return
+        terminate(self._proc, [(signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)])
+        self._proc = None
+
+    def resume(self) -> None:
+        """Start a `pause`d server again, on the port it had."""
+        if self._proc is not None:
+            return
+        if self._workdir is None:
+            raise EmbeddedError("resume() needs a server that was started and paused")
+        self._requested_port = self.port
+        self._launch(self.bindir, self.account)
+
     def _stop(self, *, drop_slot: bool) -> None:
         unregister(self)
         if self._proc is not None:

@@ -152,6 +152,13 @@ class _Entry:
         return data
 
 
+def _order_key(order_by: str) -> Callable[[_Entry], float]:
+    key = _ORDER_KEYS.get(order_by)
+    if key is None:
+        raise ValueError(f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})")
+    return key
+
+
 _ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
     "total_time": lambda e: e.total,
     "mean_time": lambda e: e.total / e.calls if e.calls else 0.0,
@@ -288,11 +295,7 @@ class StatsTable:
     # -- reading -----------------------------------------------------------------------
     def top(self, n: int = 20, order_by: str = "total_time") -> list[FingerprintStats]:
         """The ``n`` fingerprints with the highest ``order_by``, highest first."""
-        key = _ORDER_KEYS.get(order_by)
-        if key is None:
-            raise ValueError(
-                f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})"
-            )
+        key = _order_key(order_by)
         with self._lock:
             chosen = heapq.nlargest(n, self._entries.values(), key=key)
             return [entry.freeze() for entry in chosen]
@@ -318,10 +321,15 @@ class StatsTable:
             self.evictions = 0
 
     # -- combining tables (one per worker process) -------------------------------------
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every entry as a JSON-serialisable dict, including its latency histogram."""
+    def snapshot(self, n: int | None = None, order_by: str = "total_time") -> list[dict[str, Any]]:
+        """Entries as JSON-serialisable dicts, including their latency histograms: every
+        entry, or with ``n`` only the ``n`` highest by ``order_by`` (cheaper to copy)."""
+        if n is None:
+            with self._lock:
+                return [entry.snapshot() for entry in self._entries.values()]
+        key = _order_key(order_by)
         with self._lock:
-            return [entry.snapshot() for entry in self._entries.values()]
+            return [entry.snapshot() for entry in heapq.nlargest(n, self._entries.values(), key=key)]
 
     def merge(self, snapshots: Iterable[Mapping[str, Any] | Iterable[Mapping[str, Any]]]) -> None:
         """Add snapshots (from `snapshot`, possibly of other processes) into this table.
