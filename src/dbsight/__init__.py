@@ -25,11 +25,15 @@ from .instrument import (
     db_observer,
     instrument,
 )
+from .instrument._asgi import DbsightMiddleware
+from .ops import HealthCheck, add_health_check, remove_health_check
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "DbsightMiddleware",
+    "HealthCheck",
     "InstrumentationHandle",
     "ObservableRepository",
     "QueryContext",
@@ -39,12 +43,14 @@ __all__ = [
     "RequestContext",
     "Settings",
     "__version__",
+    "add_health_check",
     "add_observer",
     "configure",
     "current_request",
     "db_observer",
     "get_runtime",
     "instrument",
+    "remove_health_check",
     "remove_observer",
     "request_scope",
     "sql",

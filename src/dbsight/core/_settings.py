@@ -74,8 +74,35 @@ class Settings(BaseSettings):
     )
     sqlcommenter: SqlCommenterMode = "off"
 
-    n_plus_one_threshold: int = Field(5, ge=2, le=100_000)
-    n_plus_one_min_total_ms: float = Field(50.0, ge=0, le=3_600_000)
+    external_api_services: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Host (or host:port) -> service label of external_api_* metrics, e.g. "
+            '{"api.stripe.com": "stripe"}; env as JSON. Other hosts are labelled by host name.'
+        ),
+    )
+
+    n_plus_one_threshold: int = Field(
+        5,
+        ge=2,
+        le=100_000,
+        description="Executions of one statement shape in one request that make an N+1 finding.",
+    )
+    n_plus_one_min_total_ms: float = Field(
+        50.0,
+        ge=0,
+        le=3_600_000,
+        description="Their total time must reach this too: cheap repeats are not reported.",
+    )
+
+    multiprocess_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory shared by the worker processes of one service (gunicorn -w N): each "
+            "writes its metrics there every second and /metrics reports the sum over all. "
+            "Default: $PROMETHEUS_MULTIPROC_DIR when set. Empty it when the service starts."
+        ),
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -88,6 +115,24 @@ class Settings(BaseSettings):
     def _http_endpoint(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("external_api_services")
+    @classmethod
+    def _service_names(cls, value: dict[str, str]) -> dict[str, str]:
+        services: dict[str, str] = {}
+        for host, name in value.items():
+            host, name = host.strip().lower(), name.strip()
+            if not host or not 1 <= len(name) <= 100:
+                raise ValueError("each entry must map a host to a name of 1 to 100 characters")
+            services[host] = name
+        return services
+
+    @field_validator("multiprocess_dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError("must be a directory (it exists and is not one)")
         return value
 
     @property

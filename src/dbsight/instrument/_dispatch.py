@@ -25,14 +25,25 @@ _TARGETS: dict[tuple[str, str], tuple[str, str]] = {
     ("psycopg_pool", "ConnectionPool"): ("_psycopg_pool", "pool"),
     ("psycopg_pool.pool_async", "AsyncConnectionPool"): ("_psycopg_pool", "pool"),
     ("psycopg_pool", "AsyncConnectionPool"): ("_psycopg_pool", "pool"),
+    ("redis.client", "Redis"): ("_redis", "client"),
+    ("redis.client", "Pipeline"): ("_redis", "pipeline"),  # refused, with a hint
+    ("redis.asyncio.client", "Redis"): ("_redis", "async_client"),
+    ("redis.asyncio.client", "Pipeline"): ("_redis", "pipeline"),  # refused, with a hint
+    ("httpx", "Client"): ("_httpx", "client"),  # httpx sets its classes' __module__ to "httpx"
+    ("httpx", "AsyncClient"): ("_httpx", "async_client"),
+    ("starlette.applications", "Starlette"): ("_asgi", "app"),  # FastAPI is a subclass
 }
 
 SUPPORTED = (
     "sqlalchemy Engine / AsyncEngine, asyncpg Connection / Pool, psycopg Connection / "
-    "AsyncConnection, psycopg_pool ConnectionPool / AsyncConnectionPool"
+    "AsyncConnection, psycopg_pool ConnectionPool / AsyncConnectionPool, "
+    "redis Redis / redis.asyncio Redis, httpx Client / AsyncClient, "
+    "Starlette / FastAPI app"
 )
 
 _OPTIONS = frozenset(("explain", "pool_name"))
+# Options of web apps (see _asgi.instrument_app, which refuses the others).
+_APP_OPTIONS = frozenset(("prefix", "metrics", "summary", "health", "health_checks"))
 
 
 def _kind_of(target: Any) -> tuple[str, str] | None:
@@ -47,6 +58,8 @@ def _install(
     module_name: str, kind: str, target: Any, explain: bool, pool_name: str | None
 ) -> InstrumentationHandle:
     module: Any = import_module(f"{__package__}.{module_name}")
+    if module_name in ("_redis", "_httpx"):  # not databases: no EXPLAIN, no pool gauges
+        return module.instrument_client(target, kind)  # type: ignore[no-any-return]
     if module_name == "_sqlalchemy":
         if kind == "async_engine":
             return module.instrument_engine(  # type: ignore[no-any-return]
@@ -72,14 +85,21 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
 
     Supported: SQLAlchemy ``Engine`` and ``AsyncEngine`` (any dialect), asyncpg ``Connection``
     and ``Pool``, psycopg ``Connection`` and ``AsyncConnection``, psycopg_pool
-    ``ConnectionPool`` and ``AsyncConnectionPool``. Instrumenting an object again returns
+    ``ConnectionPool`` and ``AsyncConnectionPool``; redis-py ``Redis`` and
+    ``redis.asyncio.Redis`` (cache metrics, spans, PING health check; see ``_redis``) and
+    httpx ``Client`` and ``AsyncClient`` (external API metrics, spans, ``traceparent``
+    propagation; see ``_httpx``). Instrumenting an object again returns
     its live handle. Options: ``explain=False`` (no EXPLAIN plans for the slow-query log from
     this target), ``pool_name="..."`` (the ``pool`` label of its connection gauges).
+    A Starlette or FastAPI app gets dbsight's ASGI middleware and endpoints; its options
+    (``prefix``, ``metrics``, ``summary``, ``health``, ``health_checks``) are described in
+    ``dbsight.instrument._asgi.instrument_app``.
     """
-    unknown = set(options) - _OPTIONS
+    unknown = set(options) - _OPTIONS - _APP_OPTIONS
     if unknown:
+        known = sorted(_OPTIONS | _APP_OPTIONS)
         raise TypeError(
-            f"dbsight.instrument(): unknown option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}"
+            f"dbsight.instrument(): unknown option(s) {sorted(unknown)}; known: {known}"
         )
     found = _kind_of(target)
     if found is None:
@@ -93,9 +113,16 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
         existing = _handle.existing(_key(target, kind))
         if existing is not None and existing.active:
             return existing
-        handle = _install(
-            module_name, kind, target, bool(options.get("explain", True)), options.get("pool_name")
-        )
+        if module_name == "_asgi":  # a web app: its own options, checked there
+            handle = import_module(f"{__package__}._asgi").instrument_app(target, **options)
+        else:
+            handle = _install(
+                module_name,
+                kind,
+                target,
+                bool(options.get("explain", True)),
+                options.get("pool_name"),
+            )
         if handle.active:
             _handle.register(handle)
         return handle

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import pools
+
+if TYPE_CHECKING:
+    from ..ops.health import HealthCheck
 
 _lock = threading.RLock()
 # id(hooked object) -> handle. The handle holds the target strongly, so an id is never reused
 # while its entry is live; ``uninstrument()`` removes it.
 _live: dict[int, InstrumentationHandle] = {}
+_UNBUILT: Any = object()  # a handle's health check before ``health_check()`` builds it
 
 
 class InstrumentationHandle:
@@ -22,7 +26,9 @@ class InstrumentationHandle:
     system, ``pool_name`` the name its pool gauges are exported under (None without a pool).
     """
 
-    __slots__ = ("target", "source", "system", "pool_name", "_key", "_undo", "_active")
+    __slots__ = (
+        "target", "source", "system", "pool_name", "_key", "_undo", "_active", "_health",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -41,11 +47,24 @@ class InstrumentationHandle:
         self._key = id(target) if key is None else key
         self._undo = undo
         self._active = True
+        self._health: HealthCheck | None = _UNBUILT
 
     @property
     def active(self) -> bool:
         """True until ``uninstrument()``."""
         return self._active
+
+    def health_check(self) -> HealthCheck | None:
+        """The readiness check through the instrumented target (a database's ``SELECT 1``,
+        see ``_health``), the same object on every call; None once uninstrumented or for a
+        target without one."""
+        if not self._active:
+            return None
+        if self._health is _UNBUILT:
+            from ._health import check_for
+
+            self._health = check_for(self)
+        return self._health
 
     def uninstrument(self) -> None:
         """Undo the instrumentation (idempotent): the target behaves as it did before."""

@@ -3,10 +3,25 @@ time goes."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._nplusone import NPlusOneFinding, NPlusOneLog, find_n_plus_one, report_n_plus_one
 from ._sink import StatsSink
 from ._table import ORDER_BY, FingerprintStats, StatsTable
 
-__all__ = ["ORDER_BY", "FingerprintStats", "StatsSink", "StatsTable", "reset", "top"]
+__all__ = [
+    "ORDER_BY",
+    "FingerprintStats",
+    "NPlusOneFinding",
+    "NPlusOneLog",
+    "StatsSink",
+    "StatsTable",
+    "find_n_plus_one",
+    "n_plus_one",
+    "report_n_plus_one",
+    "reset",
+    "top",
+]
 
 
 def top(n: int = 20, order_by: str = "total_time") -> list[FingerprintStats]:
@@ -14,6 +29,13 @@ def top(n: int = 20, order_by: str = "total_time") -> list[FingerprintStats]:
     from .._runtime import get_runtime  # _runtime imports this package
 
     return get_runtime().stats.top(n, order_by)
+
+
+def n_plus_one() -> list[dict[str, Any]]:
+    """The current runtime's N+1 findings (`NPlusOneLog.snapshot()`), newest first."""
+    from .._runtime import get_runtime
+
+    return get_runtime().component("n_plus_one", NPlusOneLog).snapshot()
 
 
 def reset() -> None:

@@ -1,0 +1,529 @@
+"""The ASGI middleware: one request scope per HTTP request, and what it cost.
+
+Per request, `DbsightMiddleware`
+
+- keeps a valid incoming ``X-Request-ID`` or makes one, and continues a valid incoming W3C
+  ``traceparent``/``tracestate`` or starts a trace; with dbsight tracing on, a SERVER span
+  (child of the incoming context) is current while the app runs, so the database spans of
+  the request are its children;
+- opens a ``request_scope`` carrying the route template (resolved before the app runs, see
+  `_routes`), request id and trace ids, so every query knows them;
+- adds ``X-Request-ID``, ``traceparent`` and ``Server-Timing`` (db, cache, app) to the
+  response start. Headers go out with ``http.response.start``: queries that run after it
+  (in a streaming body or a background task) are not in ``Server-Timing``, but they are in
+  the access log, the N+1 check and the request's span;
+- at the end counts ``http_server_*`` metrics, checks the request for N+1 queries and writes
+  one line to the ``dbsight.access`` logger at INFO, with its fields as ``extra`` (one JSON
+  object with ``configure_json_logging(logger="dbsight.access")``). Like every log, it is
+  sampled at ``effective_log_sample_rate`` (dev 1, staging 0.1, prod 0.01), except for 5xx
+  answers, which are always logged; the metrics are never sampled.
+
+A pure ASGI middleware: bodies stream through untouched, background tasks keep running in
+the request's context, lifespan and websocket scopes pass straight through. What the app
+raises propagates unchanged; a failure of dbsight's own bookkeeping is counted in
+``dbsight_observer_errors_total{observer="dbsight.asgi"}`` and never reaches the app.
+
+``instrument_app(app)`` (what ``dbsight.instrument(app)`` does for Starlette and FastAPI)
+puts the middleware outside Starlette's whole stack, ServerErrorMiddleware included, so it
+sees the 500 that middleware answers for an unhandled exception, and serves dbsight's
+endpoints (``/metrics``, ``/health`` ...) in front of the app's own routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+from .._runtime import Runtime, get_runtime, recorder
+from ..core import RequestContext, new_request_id, request_scope
+from ..core._sqlcomment import traceparent as format_traceparent
+from ..export.http_metrics import HttpMetrics, method_label
+from ..export.tracing import TRACER_NAME, TracingSink
+from ..stats._nplusone import report_n_plus_one
+from ._dispatch import _APP_OPTIONS
+from ._handle import InstrumentationHandle
+from ._headers import (
+    TraceParent,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    parse_tracestate,
+    valid_request_id,
+)
+from ._routes import UNMATCHED, route_of
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ACCESS_LOGGER = "dbsight.access"
+# Status of a request whose client went away before any response started (nginx's 499).
+CLIENT_CLOSED = 499
+FAILURE_NAME = "dbsight.asgi"
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+_perf_counter = time.perf_counter
+_random = random.random
+
+_REQUEST_ID_HEADER = b"x-request-id"
+_TRACEPARENT_HEADER = b"traceparent"
+_TRACESTATE_HEADER = b"tracestate"
+_SERVER_TIMING_HEADER = b"server-timing"
+
+
+def _failed(where: str, exc: BaseException) -> None:
+    recorder.failures.record(FAILURE_NAME, where, exc)
+
+
+class _Unavailable:
+    """Cached in the runtime when a per-runtime object could not be built (say the metric
+    names are taken in a registry the application gave), so it is not retried per request."""
+
+
+_UNAVAILABLE = _Unavailable()
+
+
+def _build_metrics(runtime: Runtime) -> HttpMetrics | _Unavailable:
+    try:
+        return HttpMetrics(runtime)
+    except Exception as exc:
+        _failed("http_metrics", exc)
+        return _UNAVAILABLE
+
+
+def _http_metrics(runtime: Runtime) -> HttpMetrics | None:
+    if not runtime.settings.metrics_enabled:
+        return None
+    found = runtime.component("http_metrics", _build_metrics)
+    return found if isinstance(found, HttpMetrics) else None
+
+
+class _ServerTracer:
+    """The tracer of the runtime's tracing sink, and how it samples new traces."""
+
+    __slots__ = ("tracer", "root_rate")
+
+    def __init__(self, sink: TracingSink) -> None:
+        self.tracer = sink.provider.get_tracer(TRACER_NAME)
+        # Outside any trace the sink samples at this rate (1.0 when its own provider's
+        # sampler decides); server spans follow the same rule, so a request and its queries
+        # are sampled together.
+        self.root_rate: float = getattr(sink, "_root_rate", 1.0)
+
+
+def _build_tracer(runtime: Runtime) -> _ServerTracer | _Unavailable:
+    if runtime.settings.tracing_enabled:
+        for sink in runtime.sinks:
+            if isinstance(sink, TracingSink) and sink.active and sink.provider is not None:
+                return _ServerTracer(sink)
+    return _UNAVAILABLE
+
+
+def _header_values(scope: Scope) -> tuple[bytes | None, bytes | None, list[bytes]]:
+    """The request's X-Request-ID, traceparent and tracestate header values (ASGI header
+    names are lowercase)."""
+    request_id = parent = None
+    state: list[bytes] = []
+    for name, value in scope.get("headers") or ():
+        if name == _REQUEST_ID_HEADER:
+            request_id = value
+        elif name == _TRACEPARENT_HEADER:
+            parent = value
+        elif name == _TRACESTATE_HEADER:
+            state.append(value)
+    return request_id, parent, state
+
+
+def _decode(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def server_timing(ctx: RequestContext, app_s: float) -> bytes:
+    """``db;dur=12.3;desc="4 queries", cache;dur=0.0, app;dur=15.2`` (milliseconds)."""
+    queries = ctx.queries
+    noun = "query" if queries == 1 else "queries"
+    return (
+        f'db;dur={ctx.db_time_s * 1000.0:.1f};desc="{queries} {noun}", '
+        f"cache;dur={ctx.cache_time_s * 1000.0:.1f}, app;dur={app_s * 1000.0:.1f}"
+    ).encode("latin-1")
+
+
+def _remote_parent(parent: TraceParent | None, raw_state: list[bytes]) -> otel_context.Context:
+    """The OpenTelemetry context of the incoming trace (an empty one: a new trace)."""
+    if parent is None:
+        return otel_context.Context()
+    state = parse_tracestate([value.decode("latin-1") for value in raw_state])
+    remote = SpanContext(
+        int(parent.trace_id, 16),
+        int(parent.span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(parent.flags),
+        trace_state=TraceState(state) if state else None,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote))
+
+
+class _Exchange:
+    """One HTTP request going through the middleware: its ids, span and outcome."""
+
+    __slots__ = (
+        "runtime", "scope", "method", "route", "request_id", "trace_id", "span_id",
+        "sampled", "span", "ctx", "started", "status", "response_done", "disconnected",
+    )
+
+    def __init__(self, runtime: Runtime, scope: Scope, route: str) -> None:
+        self.runtime = runtime
+        self.scope = scope
+        self.method: str = scope.get("method", "GET")
+        self.route = route
+        self.started = _perf_counter()
+        self.status: int | None = None
+        self.response_done: float | None = None
+        self.disconnected = False
+        self.span: Any = None
+        self.ctx: RequestContext | None = None
+        raw_id, raw_parent, raw_state = _header_values(scope)
+        self.request_id = valid_request_id(_decode(raw_id)) or new_request_id()
+        parent = parse_traceparent(_decode(raw_parent))
+        tracer = runtime.component("http_tracer", _build_tracer)
+        if isinstance(tracer, _ServerTracer):
+            self._start_span(tracer, parent, raw_state)
+        elif parent is not None:  # no spans of ours: continue the caller's trace in ids only
+            self.trace_id, self.sampled = parent.trace_id, parent.sampled
+            self.span_id = new_span_id()
+        else:
+            self.trace_id, self.span_id, self.sampled = new_trace_id(), new_span_id(), False
+
+    # -- tracing -----------------------------------------------------------------------
+    def _start_span(
+        self, tracer: _ServerTracer, parent: TraceParent | None, raw_state: list[bytes]
+    ) -> None:
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid:
+            # An outer layer (FastAPI's native telemetry, an OpenTelemetry ASGI middleware)
+            # already made this request's server span: use it rather than nest a second one.
+            span_context = current
+        elif parent is None and tracer.root_rate < 1.0 and _random() >= tracer.root_rate:
+            # A new trace, not sampled: ids without a span, made current all the same so
+            # that the queries make no spans either.
+            span_context = SpanContext(
+                int(new_trace_id(), 16),
+                int(new_span_id(), 16),
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.DEFAULT),
+            )
+            self.span = NonRecordingSpan(span_context)
+        else:
+            self.span = tracer.tracer.start_span(
+                self._span_name(),
+                context=_remote_parent(parent, raw_state),
+                kind=SpanKind.SERVER,
+                attributes=self._span_attributes(),
+            )
+            span_context = self.span.get_span_context()
+        self.trace_id = format(span_context.trace_id, "032x")
+        self.span_id = format(span_context.span_id, "016x")
+        self.sampled = span_context.trace_flags.sampled
+
+    def _span_name(self) -> str:
+        method = method_label(self.method)
+        method = "HTTP" if method == "_OTHER" else method
+        return method if self.route == UNMATCHED else f"{method} {self.route}"
+
+    def _span_attributes(self) -> dict[str, Any]:
+        scope = self.scope
+        attributes: dict[str, Any] = {
+            "http.request.method": method_label(self.method),
+            "url.path": scope.get("path", ""),
+            "url.scheme": scope.get("scheme", "http"),
+            "dbsight.request_id": self.request_id,
+        }
+        if self.route != UNMATCHED:
+            attributes["http.route"] = self.route
+        version = scope.get("http_version")
+        if version:
+            attributes["network.protocol.version"] = version
+        return attributes
+
+    def end_span(self, status: int, error: BaseException | None) -> None:
+        span = self.span
+        if span is None or not span.is_recording():
+            return
+        span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+        elif status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    # -- the response ------------------------------------------------------------------
+    def response_headers(self, message: Message) -> Message:
+        """``message`` (an ``http.response.start``) with dbsight's headers added; the app's
+        own X-Request-ID or traceparent, if it set one, is left as it is."""
+        headers = list(message.get("headers") or ())
+        names = {name.lower() for name, _ in headers}
+        if _REQUEST_ID_HEADER not in names:
+            headers.append((_REQUEST_ID_HEADER, self.request_id.encode("latin-1")))
+        if _TRACEPARENT_HEADER not in names:
+            value = format_traceparent(self.trace_id, self.span_id, self.sampled)
+            if value is not None:
+                headers.append((_TRACEPARENT_HEADER, value.encode("latin-1")))
+        if self.ctx is not None:
+            headers.append(
+                (_SERVER_TIMING_HEADER, server_timing(self.ctx, _perf_counter() - self.started))
+            )
+        return {**message, "headers": headers}
+
+    def final_status(self, error: BaseException | None) -> int:
+        if self.status is not None:
+            return self.status
+        if self.disconnected:
+            return CLIENT_CLOSED
+        return 500  # an exception, or an app that returned without answering: the server sends 500
+
+    # -- the end -----------------------------------------------------------------------
+    def finish(self, metrics: HttpMetrics | None, status: int, ended: float) -> None:
+        """Metrics, N+1 check and access log; runs inside the request scope."""
+        ctx = self.ctx
+        assert ctx is not None
+        # Latency is until the response was sent; background tasks after it do not count.
+        duration = (self.response_done or ended) - self.started
+        if metrics is not None:
+            metrics.finished(method_label(self.method), self.route, status, duration)
+        report_n_plus_one(self.runtime, ctx)
+        self.log(ctx, status, duration)
+
+    def log(self, ctx: RequestContext, status: int, duration_s: float) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        rate = self.runtime.settings.effective_log_sample_rate
+        if status < 500 and rate < 1.0 and _random() >= rate:
+            return
+        path = self.scope.get("path", "")
+        access_logger.info(
+            "%s %s %d",
+            self.method,
+            path,
+            status,
+            extra={
+                "method": self.method,
+                "route": self.route,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_s * 1000.0, 3),
+                "queries": ctx.queries,
+                "db_ms": round(ctx.db_time_s * 1000.0, 3),
+                "cache_ms": round(ctx.cache_time_s * 1000.0, 3),
+                "request_id": self.request_id,
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "client_disconnected": True if self.disconnected else None,
+            },
+        )
+
+
+class DbsightMiddleware:
+    """Pure ASGI middleware; see the module docstring.
+
+    ``routes``: the object whose ``routes`` give the route templates (the Starlette app);
+    by default ``scope["app"]``, which Starlette sets, so ``app.add_middleware(
+    DbsightMiddleware)`` works too (but then sits inside ServerErrorMiddleware and misses
+    the 500s it answers). ``endpoints``: an ASGI app with ``matches(path)`` served instead
+    of the app for the paths it matches (dbsight's ``/metrics``, ``/health`` ...).
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Any = None, endpoints: Any = None) -> None:
+        self.app = app
+        self.routes = routes
+        self.endpoints = endpoints
+        self.active = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.active:
+            await self.app(scope, receive, send)
+            return
+        target: ASGIApp = self.app
+        exchange: _Exchange | None = None
+        try:
+            runtime = get_runtime()
+            endpoints = self.endpoints
+            route = None
+            if endpoints is not None and endpoints.matches(scope["path"]):
+                target, route = endpoints, scope["path"]  # a fixed set of paths: bounded
+            if runtime.settings.enabled:
+                if route is None:
+                    routes = self.routes if self.routes is not None else scope.get("app")
+                    route = route_of(routes, scope)
+                metrics = _http_metrics(runtime)
+                exchange = _Exchange(runtime, scope, route)  # last: it may start a span
+        except Exception as exc:  # dbsight's failure: serve the request without it
+            _failed("start", exc)
+            exchange = None
+        if exchange is None:
+            await target(scope, receive, send)
+            return
+        await self._observe(exchange, target, metrics, receive, send)
+
+    async def _observe(
+        self,
+        exchange: _Exchange,
+        target: ASGIApp,
+        metrics: HttpMetrics | None,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        async def observed_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                exchange.disconnected = True
+            return message
+
+        async def observed_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                # An answer to a client that already left reaches nobody: 499, not its status.
+                exchange.status = CLIENT_CLOSED if exchange.disconnected else message["status"]
+                try:
+                    message = exchange.response_headers(message)
+                except Exception as exc:
+                    _failed("response_headers", exc)
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                exchange.response_done = _perf_counter()
+            await send(message)
+
+        active = None
+        if metrics is not None:
+            try:
+                active = metrics.started(method_label(exchange.method))
+            except Exception as exc:
+                _failed("start", exc)
+        token = None
+        if exchange.span is not None:
+            token = otel_context.attach(trace.set_span_in_context(exchange.span))
+        error: BaseException | None = None
+        try:
+            with request_scope(
+                exchange.request_id,
+                route=exchange.route,
+                trace_id=exchange.trace_id,
+                span_id=exchange.span_id,
+            ) as ctx:
+                exchange.ctx = ctx
+                try:
+                    await target(exchange.scope, observed_receive, observed_send)
+                except BaseException as exc:  # re-raised unchanged below
+                    error = exc
+                    raise
+                finally:
+                    status = exchange.final_status(error)
+                    try:
+                        exchange.finish(metrics, status, _perf_counter())
+                    except Exception as exc:
+                        _failed("finish", exc)
+        finally:
+            if active is not None:
+                active.dec()
+            try:
+                exchange.end_span(exchange.final_status(error), error)
+            except Exception as exc:
+                _failed("end_span", exc)
+            if token is not None:
+                otel_context.detach(token)
+
+
+# -- dbsight.instrument(app) -------------------------------------------------------------
+def _endpoints(
+    prefix: str, metrics: bool, summary: bool, health: bool, health_checks: Iterable[Any]
+) -> Any:
+    """dbsight's endpoints app, imported only now: an app that serves none needs none.
+    ``health_checks`` run in addition to the process-wide ones (``dbsight.add_health_check``)
+    and the instrumented clients' own."""
+    from ..web import Endpoints
+
+    return Endpoints(
+        prefix, metrics=metrics, summary=summary, health=health, checks=tuple(health_checks)
+    )
+
+
+def _source(app: Any) -> str:
+    for cls in type(app).__mro__:
+        if cls.__module__.partition(".")[0] == "fastapi":
+            return "fastapi"
+    return "starlette"
+
+
+def instrument_app(app: Any, **options: Any) -> InstrumentationHandle:
+    """Put `DbsightMiddleware` around a Starlette (or FastAPI) app's whole middleware stack
+    and serve dbsight's endpoints; ``uninstrument()`` restores the app as it was.
+
+    Options: ``prefix=""`` (the endpoints live under it: ``{prefix}/metrics`` ...),
+    ``metrics=True`` (``/metrics``), ``summary=True`` (``/metrics/summary``),
+    ``health=True`` (``/health``, ``/healthz``, ``/health/ready``),
+    ``health_checks=()`` (`HealthCheck` objects run by the health endpoints besides the
+    process-wide ones and each instrumented client's own).
+
+    Works before and after the app started: Starlette builds its stack on the first request
+    (through ``build_middleware_stack``, wrapped here) and keeps it in ``middleware_stack``
+    (wrapped here when already built). ``add_middleware`` keeps working until the app starts.
+    """
+    unknown = set(options) - _APP_OPTIONS
+    if unknown:
+        raise TypeError(
+            f"dbsight.instrument(app): unknown option(s) {sorted(unknown)}; "
+            f"known: {sorted(_APP_OPTIONS)}"
+        )
+    prefix = str(options.get("prefix", "")).rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        raise ValueError(f"dbsight.instrument(app): prefix must start with '/' (got {prefix!r})")
+    serve = {key: bool(options.get(key, True)) for key in ("metrics", "summary", "health")}
+    checks = tuple(options.get("health_checks", ()))
+    endpoints = _endpoints(prefix, health_checks=checks, **serve) if any(serve.values()) else None
+
+    instance_attrs = vars(app)
+    own_build = instance_attrs.get("build_middleware_stack")
+    build = app.build_middleware_stack
+    wrappers: list[DbsightMiddleware] = []
+
+    def wrap(stack: ASGIApp) -> DbsightMiddleware:
+        middleware = DbsightMiddleware(stack, routes=app, endpoints=endpoints)
+        wrappers.append(middleware)
+        return middleware
+
+    def build_middleware_stack() -> ASGIApp:
+        return wrap(build())
+
+    app.build_middleware_stack = build_middleware_stack
+    if app.middleware_stack is not None:  # already serving
+        app.middleware_stack = wrap(app.middleware_stack)
+
+    def undo() -> None:
+        for middleware in wrappers:
+            middleware.active = False  # a reference kept elsewhere now only passes through
+        if own_build is not None:
+            app.build_middleware_stack = own_build
+        else:
+            del app.build_middleware_stack
+        stack = app.middleware_stack
+        if isinstance(stack, DbsightMiddleware) and stack in wrappers:
+            app.middleware_stack = stack.app
+
+    return InstrumentationHandle(app, _source(app), "http", undo)

@@ -1,0 +1,122 @@
+"""Route templates: which route of a Starlette or FastAPI app a request goes to, as its path
+template (``/v1/users/{user_id}``), for metric labels, span names and the request context.
+
+The template is resolved before the app runs, with the routes' own ``matches()`` (what the
+router is about to do), so every query of the request already carries it. ``scope["route"]``
+would not do: Starlette sets it only while routing, a mounted app overwrites it with its own
+route (losing the mount's prefix), and FastAPI's included routers keep their prefix outside
+the route object. Walking the routes gives the whole template in each of these cases.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+# The label of requests no route matched (404s, slash redirects): one value, not their paths.
+UNMATCHED = "<unmatched>"
+
+_MOUNT_TAIL = "/{path}"
+
+
+def _expanded(routes: Iterable[Any]) -> Iterator[Any]:
+    """``routes`` with FastAPI's included routers replaced by the routes they contribute,
+    each carrying the full prefix in its ``path_format`` (FastAPI >= 0.13x keeps an
+    included router as one route instead of copying its routes)."""
+    iter_route_contexts = None
+    for route in routes:
+        if getattr(route, "path_format", None) is None and getattr(route, "routes", None) is None:
+            if iter_route_contexts is None:
+                fastapi_routing = sys.modules.get("fastapi.routing")
+                iter_route_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
+            if iter_route_contexts is not None:
+                yield from iter_route_contexts([route])
+                continue
+        yield route
+
+
+def _template(route: Any, scope: dict[str, Any], child: dict[str, Any], prefix: str) -> str | None:
+    path_format: str | None = getattr(route, "path_format", None)
+    sub_routes = getattr(route, "routes", None)
+    if sub_routes is None:  # an endpoint (or websocket) route
+        return prefix + path_format if path_format is not None else None
+    # A Mount (path_format "<path>/{path}") or a Host (no path_format): continue inside.
+    if path_format is not None:
+        prefix += path_format.removesuffix(_MOUNT_TAIL)
+    if not sub_routes:  # a mounted ASGI app without routes (static files, another framework)
+        return prefix + _MOUNT_TAIL
+    return resolve_route(sub_routes, {**scope, **child}, prefix)
+
+
+class _Starlette:
+    """Starlette's routing names, imported on first use: dbsight itself never imports a
+    web framework."""
+
+    match: Any = None
+    literal_prefixed: tuple[type, ...] = ()
+
+    @classmethod
+    def load(cls) -> type[_Starlette]:
+        if cls.match is None:
+            from starlette.routing import Match, Mount, Route, WebSocketRoute
+
+            kinds: list[type] = [Route, WebSocketRoute, Mount]
+            route_context = getattr(sys.modules.get("fastapi.routing"), "RouteContext", None)
+            if isinstance(route_context, type):
+                kinds.append(route_context)
+            cls.literal_prefixed = tuple(kinds)
+            cls.match = Match
+        return cls
+
+
+def _route_path(scope: dict[str, Any]) -> str:
+    """The path the routes match against: ``path`` without ``root_path`` (Starlette's rule)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        if path == root_path:
+            return ""
+        if path[len(root_path)] == "/":
+            return path[len(root_path) :]
+    return path
+
+
+def resolve_route(routes: Iterable[Any], scope: dict[str, Any], prefix: str = "") -> str | None:
+    """The template of the route among ``routes`` that will handle ``scope``; None when
+    none matches. A partial match (right path, wrong method: a 405) counts, as in Starlette.
+
+    A Starlette route's regex begins with the literal text of its path up to the first
+    parameter, so a route whose literal start the path lacks is skipped without calling
+    its ``matches()`` (a few microseconds each: the router is about to do the same work).
+    """
+    names = _Starlette.load()
+    full, partial_match = names.match.FULL, names.match.PARTIAL
+    literal_prefixed = names.literal_prefixed
+    route_path = _route_path(scope)
+    partial: tuple[Any, dict[str, Any]] | None = None
+    for route in _expanded(routes):
+        if isinstance(route, literal_prefixed):
+            path_format = route.path_format
+            if path_format is not None and not route_path.startswith(
+                path_format.partition("{")[0]
+            ):
+                continue
+        match, child = route.matches(scope)
+        if match is full:
+            return _template(route, scope, child, prefix)
+        if match is partial_match and partial is None:
+            partial = (route, child)
+    if partial is not None:
+        return _template(partial[0], scope, partial[1], prefix)
+    return None
+
+
+def route_of(app: Any, scope: dict[str, Any]) -> str:
+    """The route template for ``scope`` in ``app`` (anything with ``routes``), or
+    `UNMATCHED`. ``scope`` is not modified (FastAPI's routes write to the scope they match)."""
+    routes = getattr(app, "routes", None)
+    if not routes:
+        return UNMATCHED
+    found = resolve_route(routes, dict(scope))
+    return found if found is not None else UNMATCHED

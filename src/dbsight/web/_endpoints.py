@@ -1,0 +1,195 @@
+"""`Endpoints`: dbsight's HTTP surface as a pure ASGI app.
+
+    {prefix}/metrics          Prometheus text (OpenMetrics when the Accept header asks)
+    {prefix}/metrics/summary  JSON: top fingerprints, recent slow queries, N+1 findings
+    {prefix}/health           every check; 503 when a critical one fails or times out
+    {prefix}/healthz          liveness: 200 while the process serves, no checks at all
+    {prefix}/health/ready     readiness: the critical checks (user checks and every live
+                              instrumented database or cache); 503 when one fails
+
+dbsight's ASGI middleware calls it for the paths it ``matches()``; on its own,
+``Endpoints(app=inner)`` serves them in front of any ASGI app. Each request reads the runtime
+current at that moment, so a later ``configure()`` is followed. Only GET and HEAD are
+allowed (405 otherwise); every response is ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from .._runtime import get_runtime
+from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
+from ._multiprocess import ensure_writer
+from ._reports import metrics_exposition, summary
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+JSON = "application/json"
+_ALLOWED = (b"GET", b"HEAD")
+
+
+class Endpoints:
+    """dbsight's endpoints under ``prefix``; ``metrics``, ``summary`` and ``health`` turn
+    groups off (``liveness`` and ``readiness`` follow ``health`` unless given).
+
+    ``checks`` (`HealthCheck`\\ s, or a `HealthRegistry` read at each request) run besides
+    the process-wide ones (``dbsight.add_health_check``) and, unless ``handle_checks=False``,
+    the checks of the instrumented databases and caches.
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        metrics: bool = True,
+        summary: bool = True,
+        health: bool = True,
+        liveness: bool | None = None,
+        readiness: bool | None = None,
+        checks: HealthRegistry | Iterable[HealthCheck] = (),
+        handle_checks: bool = True,
+        app: ASGIApp | None = None,
+    ) -> None:
+        prefix = prefix.rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            raise ValueError(f"prefix must start with '/' (got {prefix!r})")
+        self.prefix = prefix
+        self.app = app
+        if not isinstance(checks, HealthRegistry):
+            checks = HealthRegistry(checks)  # raises TypeError for anything but HealthChecks
+        self._own_checks = checks
+        self._handle_checks = handle_checks
+        routes: dict[str, Callable[[Scope], Awaitable[tuple[int, bytes, str]]]] = {}
+        if metrics:
+            routes[prefix + "/metrics"] = self._metrics
+        if summary:
+            routes[prefix + "/metrics/summary"] = self._summary
+        if health:
+            routes[prefix + "/health"] = self._health
+        if health if liveness is None else liveness:
+            routes[prefix + "/healthz"] = self._liveness
+        if health if readiness is None else readiness:
+            routes[prefix + "/health/ready"] = self._readiness
+        self._routes = routes
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(self._routes)
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` is one of the enabled endpoints. Called for every request by
+        the middleware, it also starts the multiprocess writer (see ``_multiprocess``)."""
+        ensure_writer()
+        return path in self._routes
+
+    def _route(self, scope: Scope) -> str | None:
+        if scope["type"] != "http":
+            return None
+        path = scope["path"]
+        if path in self._routes:
+            return path
+        root = scope.get("root_path") or ""
+        if root and path.startswith(root) and path[len(root) :] in self._routes:
+            return path[len(root) :]
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            ensure_writer()
+        path = self._route(scope)
+        if path is None:
+            if self.app is not None:
+                await self.app(scope, receive, send)
+            elif scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            elif scope["type"] == "http":
+                await _respond(send, 404, b'{"error":"not found"}', JSON, scope)
+            return
+        if scope["method"].encode() not in _ALLOWED:
+            await _respond(
+                send, 405, b'{"error":"method not allowed"}', JSON, scope, allow=b"GET, HEAD"
+            )
+            return
+        status, body, content_type = await self._routes[path](scope)
+        await _respond(send, status, body, content_type, scope)
+
+    # -- the endpoints -------------------------------------------------------------------
+    async def _metrics(self, scope: Scope) -> tuple[int, bytes, str]:
+        runtime = get_runtime()
+        accept = _header(scope, b"accept")
+        # Collecting is quick in one process; summing the workers' files reads the disk.
+        body, content_type = await asyncio.to_thread(metrics_exposition, runtime, accept)
+        return 200, body, content_type
+
+    async def _summary(self, scope: Scope) -> tuple[int, bytes, str]:
+        document = await asyncio.to_thread(summary, get_runtime())
+        return 200, _dumps(document), JSON
+
+    async def _liveness(self, scope: Scope) -> tuple[int, bytes, str]:
+        return 200, b'{"status":"ok"}', JSON
+
+    async def _health(self, scope: Scope) -> tuple[int, bytes, str]:
+        return await self._report(critical_only=False)
+
+    async def _readiness(self, scope: Scope) -> tuple[int, bytes, str]:
+        return await self._report(critical_only=True)
+
+    async def _report(self, *, critical_only: bool) -> tuple[int, bytes, str]:
+        checks = gather_checks(
+            health_checks.checks(),
+            self._own_checks.checks(),
+            handles=self._handle_checks,
+            critical_only=critical_only,
+        )
+        report = await run_checks(checks)
+        return (200 if report.ok else 503), _dumps(report.to_dict()), JSON
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(document, default=str, separators=(",", ":")).encode()
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    scope: Scope,
+    *,
+    allow: bytes | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if allow is not None:
+        headers.append((b"allow", allow))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    head = scope.get("method") == "HEAD"
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Serve the lifespan protocol when the endpoints run as the whole app."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
