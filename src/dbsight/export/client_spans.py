@@ -53,7 +53,7 @@ class ClientSpans:
             if isinstance(sink, TracingSink) and sink.active and sink.provider is not None:
                 return cls(
                     sink.provider.get_tracer(TRACER_NAME),
-                    sink._root_rate,
+                    sink.root_rate,
                     runtime.settings.include_query_bodies,
                 )
         return None

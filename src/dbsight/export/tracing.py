@@ -92,11 +92,11 @@ class TracingSink(QueryObserver):
         self._include_bodies = settings.include_query_bodies
         self._owned_provider: Any = None
         # Outside any trace: the fraction of statements that start a trace of their own.
-        self._root_rate = settings.effective_trace_sample_rate
+        self.root_rate = settings.effective_trace_sample_rate
         provider = tracer_provider
         if provider is None and settings.otlp_endpoint:
             provider = self._owned_provider = build_otlp_provider(settings)
-            self._root_rate = 1.0  # the provider's ParentBased(TraceIdRatioBased) decides
+            self.root_rate = 1.0  # the provider's ParentBased(TraceIdRatioBased) decides
         elif provider is None:
             provider = trace.get_tracer_provider()
         if isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider)):
@@ -112,7 +112,7 @@ class TracingSink(QueryObserver):
         if parent.is_valid:
             if not parent.trace_flags.sampled:
                 return
-        elif self._root_rate < 1.0 and _random() >= self._root_rate:
+        elif self.root_rate < 1.0 and _random() >= self.root_rate:
             return
         info = ctx.info
         tables = info.tables

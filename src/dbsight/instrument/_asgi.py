@@ -125,7 +125,7 @@ class _ServerTracer:
         # Outside any trace the sink samples at this rate (1.0 when its own provider's
         # sampler decides); server spans follow the same rule, so a request and its queries
         # are sampled together.
-        self.root_rate: float = getattr(sink, "_root_rate", 1.0)
+        self.root_rate: float = sink.root_rate
 
 
 def _build_tracer(runtime: Runtime) -> _ServerTracer | _Unavailable:
