@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -49,6 +49,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext, new_request_id, request_scope
 from ..core._sqlcomment import traceparent as format_traceparent
@@ -66,12 +67,6 @@ from ._headers import (
     valid_request_id,
 )
 from ._routes import UNMATCHED, route_of
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ACCESS_LOGGER = "dbsight.access"
 # Status of a request whose client went away before any response started (nginx's 499).
@@ -118,7 +113,7 @@ def _http_metrics(runtime: Runtime) -> HttpMetrics | None:
 class _ServerTracer:
     """The tracer of the runtime's tracing sink, and how it samples new traces."""
 
-    __slots__ = ("tracer", "root_rate")
+    __slots__ = ("root_rate", "tracer")
 
     def __init__(self, sink: TracingSink) -> None:
         self.tracer = sink.provider.get_tracer(TRACER_NAME)
@@ -184,8 +179,20 @@ class _Exchange:
     """One HTTP request going through the middleware: its ids, span and outcome."""
 
     __slots__ = (
-        "runtime", "scope", "method", "route", "request_id", "trace_id", "span_id",
-        "sampled", "span", "ctx", "started", "status", "response_done", "disconnected",
+        "ctx",
+        "disconnected",
+        "method",
+        "request_id",
+        "response_done",
+        "route",
+        "runtime",
+        "sampled",
+        "scope",
+        "span",
+        "span_id",
+        "started",
+        "status",
+        "trace_id",
     )
 
     def __init__(self, runtime: Runtime, scope: Scope, route: str) -> None:

@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .._asgi_types import ASGIApp, Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
 from ._multiprocess import ensure_writer
 from ._reports import metrics_exposition, summary
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON = "application/json"
 _ALLOWED = (b"GET", b"HEAD")
