@@ -18,21 +18,82 @@ app = typer.Typer(
 )
 
 
+DurationOption = Annotated[
+    float | None,
+    typer.Option(
+        "--duration",
+        min=1.0,
+        help="Run unattended: traffic for this many seconds, the summary, then exit. "
+        "Without it the demo keeps serving after the summary until Ctrl-C.",
+    ),
+]
+ScaleOption = Annotated[
+    float,
+    typer.Option(
+        min=0.001, help="Sample data size; 1.0 is 20k customers, 100k orders, ~300k order items."
+    ),
+]
+ConcurrencyOption = Annotated[
+    int, typer.Option(min=1, max=256, help="Concurrent clients sending the traffic.")
+]
+SlowMsOption = Annotated[
+    float, typer.Option(min=0.001, help="Slow-query threshold in milliseconds.")
+]
+RateOption = Annotated[
+    float,
+    typer.Option(min=0.0, help="Requests per second in all (0: as fast as the service answers)."),
+]
+PortOption = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port of the sample service (0: a free one).")
+]
+
+
+def _demo(
+    duration: float | None, scale: float, concurrency: int, rate: float, slow_ms: float, port: int
+) -> None:
+    from .demo import DemoConfig, run_demo
+
+    config = DemoConfig(
+        duration_s=duration,
+        scale=scale,
+        concurrency=concurrency,
+        rate=rate or None,
+        slow_query_threshold_ms=slow_ms,
+        port=port,
+    )
+    raise typer.Exit(run_demo(config))
+
+
+@app.command()
+def demo(
+    duration: DurationOption = None,
+    scale: ScaleOption = 1.0,
+    concurrency: ConcurrencyOption = 8,
+    rate: RateOption = 100.0,
+    slow_ms: SlowMsOption = 10.0,
+    port: PortOption = 0,
+) -> None:
+    """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
+
+    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
+    serves a FastAPI service instrumented with dbsight.instrument(app) and
+    dbsight.instrument(pool), sends it traffic, and prints what the service's own
+    /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
+    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
+    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
+    """
+    _demo(duration, scale, concurrency, rate, slow_ms, port)
+
+
 @app.command()
 def example(
-    dsn: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL to use; by default an embedded one is started and removed."),
-    ] = None,
-    orders: Annotated[int, typer.Option(min=1_000, help="Rows in the sample orders table.")] = 200_000,
-    slow_ms: Annotated[
-        float, typer.Option(min=0.001, help="Slow-query threshold in milliseconds.")
-    ] = 10.0,
+    duration: Annotated[
+        float, typer.Option("--duration", min=1.0, help="Seconds of traffic before the summary.")
+    ] = 15.0,
+    scale: ScaleOption = 1.0,
 ) -> None:
-    """Run an end-to-end example: real clients instrumented, workload, what dbsight saw."""
-    from ._example import ExampleConfig, run_example
-
-    run_example(ExampleConfig(dsn=dsn, orders=orders, slow_query_threshold_ms=slow_ms))
+    """The demo, unattended: `dbsight demo --duration 15` (kept for `./dev example`)."""
+    _demo(duration, scale, concurrency=8, rate=100.0, slow_ms=10.0, port=0)
 
 
 @app.command()

@@ -1,0 +1,245 @@
+"""`dbsight demo`: an instrumented service on a private PostgreSQL, traffic, what dbsight saw.
+
+The steps, all in one process: start an embedded PostgreSQL, load the shop data, serve the
+sample FastAPI service (instrumented with one ``dbsight.instrument(app)`` and one
+``dbsight.instrument(pool)``) with uvicorn on a free loopback port, send it a mix of
+requests, then print the service's own ``/metrics/summary``: top statements, slow queries
+with their plans, N+1 patterns. Without a duration it then keeps serving until Ctrl-C.
+
+Whatever happens (an error, Ctrl-C at any point) the server, the PostgreSQL cluster and
+the temporary directory are gone when `run_demo` returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+import dbsight
+
+from .. import _runtime
+from ..embedded.postgres import EmbeddedPostgres
+from ..export.slowlog import PLAN_GRACE_S, SlowQuerySink
+from ._schema import SampleSize, load_sample_data
+from ._server import serve_app
+from ._summary import print_summary
+from ._traffic import drive_traffic
+from .app import create_app
+
+# Traffic before the summary when the demo keeps serving afterwards (no --duration).
+INTERACTIVE_TRAFFIC_S = 20.0
+# Requests per second: the service and its clients share one process, so a saturated
+# event loop would add its queueing to every query's time (and put lookups in the slow log).
+DEFAULT_RATE = 100.0
+EXIT_INTERRUPTED = 130
+WIDE_OUTPUT = 180
+# No parallel workers: on a small machine they compete with the service and its clients
+# for the same cores, and every statement's time would depend on what else runs.
+POSTGRES_SETTINGS = {"max_parallel_workers_per_gather": 0}
+# In the demo's temporary directory:
+SLOW_LOG = "slow-queries.jsonl"
+DBSIGHT_LOG = "dbsight.log"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """``duration_s``: traffic for that long, summary, exit; None: traffic for
+    `INTERACTIVE_TRAFFIC_S`, summary, then serve until Ctrl-C."""
+
+    duration_s: float | None = None
+    scale: float = 1.0
+    concurrency: int = 8
+    rate: float | None = DEFAULT_RATE
+    slow_query_threshold_ms: float = 10.0
+    port: int = 0
+
+    @property
+    def traffic_s(self) -> float:
+        return self.duration_s if self.duration_s is not None else INTERACTIVE_TRAFFIC_S
+
+
+def demo_settings(config: DemoConfig, slow_log: Path) -> dbsight.Settings:
+    """A threshold the heavy endpoints cross and the lookups do not; a plan for every slow
+    statement shape (at most one EXPLAIN per shape every few seconds); a low bar for N+1,
+    whose repeated queries are each fast."""
+    return dbsight.Settings(
+        service_name="dbsight-demo",
+        slow_query_threshold_ms=config.slow_query_threshold_ms,
+        slow_query_log=slow_log,
+        explain_slow_queries=True,
+        explain_interval_s=5.0,
+        n_plus_one_min_total_ms=1.0,
+    )
+
+
+async def _plans_settled(timeout_s: float) -> None:
+    """Wait until the slow-query log holds no line waiting for its EXPLAIN plan."""
+    sinks = [s for s in _runtime.get_runtime().sinks if isinstance(s, SlowQuerySink)]
+    deadline = time.monotonic() + timeout_s
+    while any(s.pending_plans for s in sinks) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def _get_json(client: httpx.AsyncClient, path: str) -> Any:
+    response = await client.get(path)
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"the sample service answered {response.status_code} to GET {path}: "
+            f"{response.text[:200]}"
+        )
+    return response.json()
+
+
+@contextlib.contextmanager
+def _dbsight_log_to(path: Path) -> Iterator[None]:
+    """dbsight's own log lines (a warning per N+1 request, say) go to a file while the demo
+    runs: on the terminal they would break up the progress bar, and the summary shows the
+    same findings."""
+    logger = logging.getLogger("dbsight")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
+
+
+def _print_urls(console: Console, base_url: str, dsn: str, tmp: Path) -> None:
+    console.print()
+    console.print(f"  sample service   {base_url}/customers/1  (and the other routes)")
+    console.print(f"  metrics          {base_url}/metrics")
+    console.print(f"  summary (JSON)   {base_url}/metrics/summary")
+    console.print(f"  readiness        {base_url}/health/ready")
+    console.print(f"  database         psql {dsn}")
+    console.print(f"  slow-query log   {tmp / SLOW_LOG}")
+    console.print(f"  dbsight's log    {tmp / DBSIGHT_LOG}")
+
+
+def _loaded(console: Console, size: SampleSize) -> None:
+    console.print(
+        f"loaded {size.total_rows:,} rows ({size.customers:,} customers, {size.products:,} "
+        f"products, {size.orders:,} orders, {size.order_items:,} order items) "
+        f"in {size.seconds:.1f}s"
+    )
+
+
+@dataclass
+class _Phase:
+    """How far the demo got: a Ctrl-C while it only serves is the normal way to end it."""
+
+    serving: bool = False
+
+
+async def _session(
+    config: DemoConfig, dsn: str, tmp: Path, console: Console, phase: _Phase
+) -> None:
+    """Everything after PostgreSQL is up."""
+    with console.status(f"loading the sample data (scale {config.scale:g})"):
+        size = await load_sample_data(dsn, config.scale)
+    _loaded(console, size)
+    app = create_app(dsn, pool_max_size=max(config.concurrency, 2))
+    try:
+        async with serve_app(app, port=config.port) as base_url:
+            console.print(f"sample service listening on {base_url}")
+            limits = httpx.Limits(max_connections=config.concurrency)
+            async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+                ready = await client.get("/health/ready")
+                if ready.status_code != 200:
+                    console.print(f"[yellow]readiness check: {ready.status_code} {ready.text}")
+                traffic = await drive_traffic(
+                    client,
+                    size,
+                    duration_s=config.traffic_s,
+                    concurrency=config.concurrency,
+                    rate=config.rate,
+                    console=console,
+                )
+                settings = _runtime.get_runtime().settings
+                await _plans_settled(settings.explain_timeout_ms / 1000 + PLAN_GRACE_S)
+                summary = await _get_json(client, "/metrics/summary")
+            print_summary(console, summary, traffic, config.slow_query_threshold_ms)
+            _print_urls(console, base_url, dsn, tmp)
+            if config.duration_s is None:
+                console.print("\nserving until Ctrl-C")
+                phase.serving = True
+                await asyncio.Event().wait()
+    finally:
+        handle = app.state.dbsight_handle
+        if handle is not None:
+            handle.uninstrument()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a container stopping) ends the demo like Ctrl-C does, in order,
+    instead of leaving the cleanup to the kernel and the next run."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's when installed (the ``uvloop`` extra): the service and the clients share
+    one loop, and a faster loop keeps their waits out of the measured query times."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
+def run_demo(config: DemoConfig, console: Console | None = None) -> int:
+    """Run the demo; returns the exit status (0, or 130 when Ctrl-C cut it short).
+
+    Everything it started is stopped before it returns, whichever way it ends.
+    """
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or captured: wide enough for the tables
+            console = Console(width=WIDE_OUTPUT)
+    phase = _Phase()
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_sigterm_as_ctrl_c())
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsight-demo-")))
+            dbsight.configure(demo_settings(config, tmp / SLOW_LOG))
+            stack.callback(_runtime.reset)  # closes the slow log before its directory goes
+            stack.enter_context(_dbsight_log_to(tmp / DBSIGHT_LOG))
+            with console.status("starting PostgreSQL"):
+                server = stack.enter_context(
+                    EmbeddedPostgres(name="dbsight-demo", settings=POSTGRES_SETTINGS)
+                )
+                dsn = server.create_database("dbsight_demo")
+            console.print(f"PostgreSQL {server.version} ready: {dsn}")
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(_session(config, dsn, tmp, console, phase))
+    except KeyboardInterrupt:
+        console.print("\nstopped: the service, PostgreSQL and the temporary files are gone")
+        return 0 if phase.serving else EXIT_INTERRUPTED
+    return 0

@@ -1,0 +1,371 @@
+"""``dbsight demo``: the sample data, the sample service's endpoints against a real PostgreSQL
+(served by uvicorn on loopback, instrumented by dbsight), and the command itself run end to
+end in a subprocess, including a Ctrl-C in the middle of its traffic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+import dbsight
+from dbsight.core import QueryObserver
+from dbsight.demo import COUPONS, MIX, SampleSize, load_sample_data
+from dbsight.demo._server import serve_app
+from dbsight.demo._summary import describe_plan
+from dbsight.demo.app import create_app
+from dbsight.export.slowlog import summarize_plan
+
+# Small enough to load in well under a second, big enough that the planner uses the
+# indexes that exist.
+TEST_SCALE = 0.05
+DEMO = [sys.executable, "-c", "from dbsight.cli import main; main()", "demo"]
+
+
+class Statements(QueryObserver):
+    """Every statement the instrumented pool ran: its SQL text and parameters."""
+
+    name = "tests.demo.statements"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def after_query(self, ctx: Any, event: Any) -> None:
+        self.seen.append((ctx.sql, ctx.params))
+
+    def matching(self, fragment: str) -> list[tuple[str, Any]]:
+        return [(sql, params) for sql, params in self.seen if fragment in sql]
+
+
+@dataclass
+class Shop:
+    client: httpx.AsyncClient
+    dsn: str
+    size: SampleSize
+    statements: Statements
+
+
+@pytest.fixture
+async def shop(pg_dsn: str, fresh_runtime: Any) -> AsyncIterator[Shop]:
+    """The sample service on its own database, served over loopback, instrumented."""
+    dbsight.configure(
+        dbsight.Settings(
+            tracing_enabled=False,
+            slow_query_threshold_ms=60_000,
+            n_plus_one_min_total_ms=0,
+            include_query_bodies=True,  # observers see the parameters
+        )
+    )
+    statements = Statements()
+    dbsight.add_observer(statements)
+    size = await load_sample_data(pg_dsn, TEST_SCALE)
+    app = create_app(pg_dsn)
+    try:
+        async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+            yield Shop(client, pg_dsn, size, statements)
+    finally:
+        app.state.dbsight_handle.uninstrument()
+        dbsight.remove_observer(statements)
+
+
+# -- the sample data ---------------------------------------------------------------------
+async def test_sample_data_has_the_requested_size_and_its_missing_indexes(pg_dsn: str) -> None:
+    for _ in range(2):  # loading again replaces the tables
+        size = await load_sample_data(pg_dsn, 0.01)
+    assert (size.customers, size.products, size.orders) == (200, 20, 1000)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        counts = {
+            table: await conn.fetchval(f"SELECT count(*) FROM {table}")
+            for table in ("customers", "products", "orders", "order_items")
+        }
+        indexed = {
+            row["indexdef"].split(" USING btree ")[1]
+            for row in await conn.fetch("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'")
+            if " USING btree " in row["indexdef"]
+        }
+        coupons = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE coupon_code = ANY($1::text[])", list(COUPONS)
+        )
+        totals_match = await conn.fetchval(
+            "SELECT bool_and(o.total = i.total) FROM orders o JOIN (SELECT order_id, "
+            "sum(quantity * unit_price) AS total FROM order_items GROUP BY order_id) i "
+            "ON i.order_id = o.id"
+        )
+    finally:
+        await conn.close()
+    assert counts == {
+        "customers": 200, "products": 20, "orders": 1000, "order_items": size.order_items,
+    }  # fmt: skip
+    assert 2 * size.orders <= size.order_items <= 4 * size.orders
+    assert size.total_rows == sum(counts.values())
+    assert 0 < coupons < size.orders // 10
+    assert totals_match
+    assert "(customer_id)" in indexed and "(order_id, line)" in indexed
+    # missing on purpose: the endpoints filtering on these columns scan the whole table
+    assert not {"(coupon_code)", "(email)", "(product_id)"} & indexed
+
+
+def test_the_default_scale_is_over_100k_rows() -> None:
+    size = SampleSize.at_scale(1.0)
+    assert size.customers + size.products + size.orders >= 100_000
+
+
+# -- the sample service ----------------------------------------------------------------
+async def test_every_endpoint_of_the_traffic_mix_answers(shop: Shop) -> None:
+    rng = random.Random(3)
+    for endpoint in MIX:
+        for _ in range(3):
+            method, path, body = endpoint.make(rng, shop.size)
+            response = await shop.client.request(method, path, json=body)
+            assert response.status_code in (200, 201), (path, response.text)
+
+
+async def test_endpoints_return_the_rows_they_look_up(shop: Shop) -> None:
+    customer = (await shop.client.get("/customers/7")).json()
+    assert customer["email"] == "customer7@example.com"
+    found = (await shop.client.get("/customers/lookup", params={"email": customer["email"]}))
+    assert found.json()["id"] == 7
+    assert (await shop.client.get("/customers/999999")).status_code == 404
+    used = [(await shop.client.get(f"/coupons/{code}")).json()["orders"] for code in COUPONS]
+    assert sum(used) > 0
+
+    created = await shop.client.post(
+        "/orders",
+        json={"customer_id": 7, "items": [{"product_id": 1, "quantity": 2},
+                                          {"product_id": 2, "quantity": 1}]},
+    )  # fmt: skip
+    assert created.status_code == 201
+    order = (await shop.client.get(f"/orders/{created.json()['id']}")).json()
+    assert order["customer_id"] == 7
+    assert [(i["product_id"], i["quantity"]) for i in order["items"]] == [(1, 2), (2, 1)]
+    mine = (await shop.client.get("/customers/7/orders")).json()
+    assert order["id"] in [o["id"] for o in mine]
+    unknown = await shop.client.post(
+        "/orders", json={"customer_id": 999_999, "items": [{"product_id": 1}]}
+    )
+    assert unknown.status_code == 422
+
+
+async def test_recent_orders_runs_one_query_per_order(shop: Shop) -> None:
+    shop.statements.seen.clear()
+    response = await shop.client.get("/orders/recent", params={"limit": 7})
+    orders = response.json()
+    assert len(orders) == 7
+    per_order = shop.statements.matching("FROM order_items WHERE order_id = $1")
+    assert len(per_order) == 7
+    assert [params[0] for _, params in per_order] == [o["id"] for o in orders]
+    assert len(shop.statements.seen) == 8  # the list, then one per order
+
+    # and dbsight reports it as N+1, through the service's own summary
+    summary = (await shop.client.get("/metrics/summary")).json()
+    findings = [f for f in summary["n_plus_one"] if f["route"] == "/orders/recent"]
+    assert findings and findings[0]["count"] == 7
+
+
+async def _plan(dsn: str, sql: str, params: Any) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return summarize_plan(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *params))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment", "scanned"),
+    [
+        ("/coupons/SPRING3", "WHERE coupon_code = $1", "orders"),
+        ("/customers/lookup?email=customer5%40example.com", "WHERE email = $1", "customers"),
+        ("/products/3/sales", "WHERE product_id = $1", "order_items"),
+    ],
+)
+async def test_missing_index_endpoints_scan_the_whole_table(
+    shop: Shop, path: str, fragment: str, scanned: str
+) -> None:
+    shop.statements.seen.clear()
+    assert (await shop.client.get(path)).status_code == 200
+    [(sql, params)] = shop.statements.matching(fragment)
+    plan = await _plan(shop.dsn, sql, params)
+    assert scanned in plan["seq_scans"]
+    assert describe_plan(plan).startswith(f"Seq Scan on {scanned}")
+
+
+async def test_indexed_lookup_does_not_scan_the_table(shop: Shop) -> None:
+    shop.statements.seen.clear()
+    assert (await shop.client.get("/customers/3/orders")).status_code == 200
+    [(sql, params)] = shop.statements.matching("WHERE customer_id = $1")
+    assert (await _plan(shop.dsn, sql, params))["seq_scans"] == []
+
+
+async def test_dbsight_endpoints_are_served(shop: Shop) -> None:
+    await shop.client.get("/customers/1")
+    assert (await shop.client.get("/health/ready")).status_code == 200
+    metrics = (await shop.client.get("/metrics")).text
+    assert "db_client_operations_total" in metrics
+    summary = (await shop.client.get("/metrics/summary")).json()
+    assert any("FROM customers WHERE id = $1" in row["normalized"] for row in summary["top"])
+
+
+# -- the command ----------------------------------------------------------------------
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _marked_processes(marker: str) -> set[int]:
+    """PIDs of processes whose environment carries ``marker``: the demo and the processes
+    it started (the embedded PostgreSQL inherits the demo's environment)."""
+    needle = marker.encode()
+    found = set()
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if needle in Path(f"/proc/{pid}/environ").read_bytes():
+                found.add(pid)
+    return found
+
+
+def _processes_in(directories: set[str]) -> set[int]:
+    """PIDs of processes working inside one of ``directories`` (PostgreSQL's backends and
+    helpers rewrite their environment for their process titles, but stay in the data dir)."""
+    found = set()
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if any(cwd == d or cwd.startswith(d + os.sep) for d in directories):
+                found.add(pid)
+    return found
+
+
+def _demo_processes(marker: str) -> set[int]:
+    """The demo's processes: marked ones, and all that work in their private directories."""
+    marked = _marked_processes(marker)
+    private = set()
+    for pid in marked:
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if "dbsight-" in cwd:  # the embedded server's work directory, not the test's cwd
+                private.add(cwd)
+    return marked | _processes_in(private)
+
+
+def _still_alive(pids: set[int], marker: str, timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {pid for pid in pids if Path(f"/proc/{pid}").exists()} | _marked_processes(marker)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def _postgres_port(output: str) -> int:
+    match = re.search(r"postgresql://[^@]+@127\.0\.0\.1:(\d+)/", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def _demo_env(marker: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBSIGHT_")}
+    env.update(PYTHONUNBUFFERED="1", DBSIGHT_DEMO_TEST_MARKER=marker, COLUMNS="200")
+    return env
+
+
+def _temp_dir_of(output: str) -> Path:
+    line = next(line for line in output.splitlines() if "slow-query log" in line)
+    return Path(line.split()[-1]).parent
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
+    pg_server: Any,  # skips the test where no PostgreSQL binaries are installed
+) -> None:
+    marker = uuid.uuid4().hex
+    args = ["--duration", "10", "--scale", str(TEST_SCALE), "--slow-ms", "2"]
+    done = subprocess.run(
+        DEMO + args, env=_demo_env(marker), capture_output=True, text=True, timeout=180
+    )
+    output = done.stdout
+    assert done.returncode == 0, output + done.stderr
+    for title in ("Traffic:", "Top statements by total time", "Slow queries", "N+1 patterns"):
+        assert title in output
+    assert "Seq Scan on" in output
+    assert "/orders/recent" in output
+    assert "/metrics/summary" in output and "psql postgresql://" in output
+    assert _still_alive(set(), marker) == set()
+    assert not _port_open(_postgres_port(output))
+    assert not _temp_dir_of(output).exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_the_traffic_stops_everything(pg_server: Any, signum: int) -> None:
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [*DEMO, "--scale", str(TEST_SCALE)],  # serves after the traffic: only Ctrl-C ends it
+        env=_demo_env(marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()])
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("sample service listening on" in line for line in seen):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+        running = _demo_processes(marker)
+        assert len(running) > 3  # the demo, the postmaster, its helpers and backends
+        time.sleep(1.5)  # in the middle of the traffic
+        proc.send_signal(signum)
+        returncode = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:  # the test failed early: still let the demo clean up
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=10)
+    while not lines.empty():
+        seen.append(lines.get())
+    output = "".join(seen)
+    assert returncode == 130, output
+    assert "stopped" in output and "Traceback" not in output
+    assert _still_alive(running, marker) == set()
+    assert not _port_open(_postgres_port(output))
+
+
+def test_plan_description_names_the_scanned_tables() -> None:
+    plan = {"node_type": "Aggregate", "total_cost": 2022.5, "estimated_rows": 1,
+            "seq_scans": ["orders"]}  # fmt: skip
+    assert describe_plan(plan) == "Seq Scan on orders (cost 2022, ~1 rows)"
+    assert describe_plan({"node_type": "Index Scan", "seq_scans": []}) == "Index Scan"
+    assert describe_plan(None) == ""
