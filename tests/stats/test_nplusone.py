@@ -138,13 +138,12 @@ async def test_ten_lookups_in_a_request_are_a_finding(serve: Any, warnings: Find
     await get(app, "/orders/12", **{"X-Request-ID": "second"})
 
     route = "/orders/{count}"
-    assert n_plus_one_total(route) == 2
-    [one, two] = warnings.lines
+    assert n_plus_one_total(route) == 2  # every occurrence is counted ...
+    [one] = warnings.lines  # ... and logged once a minute per route and statement
     assert one["level"] == "WARNING" and one["logger"] == "dbsight.n_plus_one"
     assert one["route"] == route and one["count"] == 10 and one["request_id"] == "first"
     assert one["normalized"] == "SELECT name FROM items WHERE id = $1"
     assert one["total_ms"] > 0 and one["fingerprint"]
-    assert two["count"] == 12 and two["request_id"] == "second"
     assert one["trace_id"] == first.headers["traceparent"].split("-")[1]
 
     [entry] = dbsight.stats.n_plus_one()
@@ -152,7 +151,7 @@ async def test_ten_lookups_in_a_request_are_a_finding(serve: Any, warnings: Find
     assert entry["count"] == 12  # the worst request
     assert entry["requests"] == 2 and entry["last_request_id"] == "second"
     assert entry["normalized"] == one["normalized"]
-    assert entry["total_ms"] == two["total_ms"]
+    assert entry["total_ms"] > 0
 
 
 async def test_findings_are_in_the_summary_endpoint(serve: Any) -> None:

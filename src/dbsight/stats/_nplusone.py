@@ -5,7 +5,8 @@ At the end of a request, every fingerprint in ``RequestContext.fingerprints`` (t
 tallies every statement but transaction control) that ran at least ``n_plus_one_threshold``
 times for at least ``n_plus_one_min_total_ms`` in total is a finding: many cheap repeats of
 a 0.1 ms lookup are left alone, the time threshold keeps the warnings about cost.
-`report_n_plus_one` logs each finding to ``dbsight.n_plus_one``, counts it in
+`report_n_plus_one` logs each finding to ``dbsight.n_plus_one`` (once a minute at most per
+route and statement), counts it in
 ``db_client_n_plus_one_total{route}`` and keeps it in the runtime's `NPlusOneLog`, which
 ``/metrics/summary`` shows.
 """
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 N_PLUS_ONE_LOGGER = "dbsight.n_plus_one"
 # (route, fingerprint) pairs kept; the least recently seen goes first.
 MAX_FINDINGS = 500
+# A finding is logged at most once per this many seconds per (route, fingerprint): an
+# endpoint with an N+1 pattern has it on every request, and one warning says it; the counter
+# and /metrics/summary still count every occurrence.
+LOG_INTERVAL_S = 60.0
 
 logger = logging.getLogger(N_PLUS_ONE_LOGGER)
 
@@ -62,7 +67,7 @@ class _Entry:
     """What the log keeps per (route, fingerprint)."""
 
     __slots__ = ("route", "fingerprint", "normalized", "count", "total_ms", "requests",
-                 "last_seen", "last_request_id")
+                 "last_seen", "last_request_id", "last_logged")
 
     def __init__(self, route: str | None, fingerprint: str, normalized: str) -> None:
         self.route = route
@@ -73,6 +78,7 @@ class _Entry:
         self.requests = 0  # requests it was found in
         self.last_seen = 0.0
         self.last_request_id: str | None = None
+        self.last_logged = float("-inf")  # monotonic time of its last warning
 
     def add(
         self, count: int, total_ms: float, requests: int, seen: float, request_id: str | None
@@ -115,9 +121,10 @@ class NPlusOneLog:
 
     def record(
         self, finding: NPlusOneFinding, request_id: str | None, seen: float | None = None
-    ) -> None:
-        """Add one request's finding."""
-        self._add(
+    ) -> bool:
+        """Add one request's finding; True when it is due a warning (its first in
+        `LOG_INTERVAL_S` for its route and fingerprint)."""
+        entry = self._add(
             finding.route,
             finding.fingerprint,
             finding.normalized,
@@ -127,6 +134,12 @@ class NPlusOneLog:
             time.time() if seen is None else seen,
             request_id,
         )
+        now = time.monotonic()
+        with self._lock:
+            if now - entry.last_logged < LOG_INTERVAL_S:
+                return False
+            entry.last_logged = now
+            return True
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every entry as the ``n_plus_one`` items of ``/metrics/summary``, newest first."""
@@ -165,7 +178,7 @@ class NPlusOneLog:
         requests: int,
         seen: float,
         request_id: str | None,
-    ) -> None:
+    ) -> _Entry:
         key = (route, fingerprint)
         with self._lock:
             entry = self._entries.get(key)
@@ -175,6 +188,7 @@ class NPlusOneLog:
                     del self._entries[(oldest.route, oldest.fingerprint)]
                 entry = self._entries[key] = _Entry(route, fingerprint, normalized)
             entry.add(count, total_ms, requests, seen, request_id)
+            return entry
 
 
 def report_n_plus_one(runtime: Runtime, request: RequestContext) -> list[NPlusOneFinding]:
@@ -191,6 +205,10 @@ def report_n_plus_one(runtime: Runtime, request: RequestContext) -> list[NPlusOn
         count for sink in runtime.sinks if (count := getattr(sink, "count_n_plus_one", None))
     ]
     for finding in findings:
+        for count in counters:
+            count(finding.route)
+        if not store.record(finding, request.request_id):
+            continue
         logger.warning(
             "N+1 queries on %s: %d x %s (%.1f ms)",
             finding.route,
@@ -209,7 +227,4 @@ def report_n_plus_one(runtime: Runtime, request: RequestContext) -> list[NPlusOn
                 "span_id": request.span_id,
             },
         )
-        for count in counters:
-            count(finding.route)
-        store.record(finding, request.request_id)
     return findings
