@@ -5,18 +5,30 @@
 
 One `HttpMetrics` per runtime (``runtime.component("http_metrics", HttpMetrics)``), registered
 in the runtime's registry and unregistered by ``close()`` when ``configure()`` replaces it.
-Label children are bound once per label set and kept (``.labels()`` costs a lock and a few
-dictionary operations). ``route`` is a route template and passes a `LabelGuard` all the same;
-``method`` is one of the HTTP methods or ``_OTHER`` (clients can send any token there).
+As for the database metrics (`dbsight.export.prometheus`), a request updates plain counters
+of its label set without a lock (with a GIL, ``x += 1`` on a slot cannot lose an update:
+see ``_FREE_THREADED`` there), and a collector turns them into the usual counter, histogram
+and gauge families at scrape time: prometheus_client's ``inc``/``observe`` take a lock and
+several calls each, per request. ``route`` is a route template and passes a `LabelGuard`
+all the same; ``method`` is one of the HTTP methods or ``_OTHER`` (clients can send any
+token there).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ._guard import LabelGuard
 
@@ -27,13 +39,14 @@ if TYPE_CHECKING:
 HTTP_DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
 )
+_BUCKET_LABELS = (*(floatToGoString(bound) for bound in HTTP_DURATION_BUCKETS), "+Inf")
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
 OTHER_METHOD = "_OTHER"
 
-# Bound on cached label children; label sets beyond it are looked up again each time.
-_MAX_BOUND = 10_000
+# Bound on (method, route) label sets kept apart; beyond it the route label is "other".
+_MAX_SERIES = 10_000
 
 
 def method_label(method: str) -> str:
@@ -41,86 +54,146 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-class HttpMetrics:
+class _Series:
+    """One ``(method, route)``: requests per status, and their durations.
+
+    ``buckets[i]`` counts durations in ``(BUCKETS[i-1], BUCKETS[i]]`` (the last slot is
+    ``+Inf``), not cumulative, so a request adds to one slot."""
+
+    __slots__ = ("buckets", "method", "route", "statuses", "sum")
+
+    def __init__(self, method: str, route: str) -> None:
+        self.method = method
+        self.route = route
+        self.statuses: dict[int, int] = {}
+        self.sum = 0.0
+        self.buckets = [0] * (len(HTTP_DURATION_BUCKETS) + 1)
+
+
+class _Active:
+    """Requests in progress for one method."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class HttpMetrics(Collector):
     """The ``http_server_*`` families of one runtime."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.registry = runtime.registry
         self._route_guard = LabelGuard(runtime.settings.metrics_max_label_values)
         self._lock = threading.Lock()
-        # (method, route, status) -> bound counter inc, (method, route) -> histogram observe
-        self._counted: dict[tuple[str, str, int], Callable[[], None]] = {}
-        self._timed: dict[tuple[str, str], Callable[[float], None]] = {}
-        self._active: dict[str, Gauge] = {}
-        self.requests = Counter(
-            "http_server_requests_total",
-            "HTTP requests served, by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=None,
-        )
-        self.duration = Histogram(
-            "http_server_request_duration_seconds",
-            "HTTP request duration until the response was sent, by method and route template.",
-            ["method", "route"],
-            buckets=HTTP_DURATION_BUCKETS,
-            registry=None,
-        )
-        self.active = Gauge(
-            "http_server_active_requests",
-            "HTTP requests in progress, by method.",
-            ["method"],
-            registry=None,
-        )
-        self._registered: list[object] = []
-        try:
-            for collector in (self.requests, self.duration, self.active):
-                self.registry.register(collector)
-                self._registered.append(collector)
-        except Exception:
-            self.close()
-            raise
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._active: dict[str, _Active] = {}
+        self._registered = False
+        self.registry.register(self)
+        self._registered = True
 
-    def started(self, method: str) -> Gauge:
-        """Count one more active request; returns the gauge child to ``dec()`` at the end."""
-        gauge = self._active.get(method)
-        if gauge is None:
+    # -- per request -------------------------------------------------------------------
+    def started(self, method: str) -> _Active:
+        """Count one more active request; give what it returns to `finished`."""
+        active = self._active.get(method)
+        if active is None:
             with self._lock:
-                gauge = self._active.get(method)
-                if gauge is None:
-                    gauge = self._active[method] = self.active.labels(method)
-        gauge.inc()
-        return gauge
+                active = self._active.setdefault(method, _Active())
+        active.count += 1
+        return active
 
-    def finished(self, method: str, route: str, status: int, duration_s: float) -> None:
-        """Count and time one served request (``route`` is the template)."""
-        inc = self._counted.get((method, route, status))
-        if inc is None:
-            inc = self._bind_count(method, route, status)
-        inc()
-        observe = self._timed.get((method, route))
-        if observe is None:
-            observe = self._bind_time(method, route)
-        observe(duration_s)
+    def finished(
+        self, active: _Active, method: str, route: str, status: int, duration_s: float
+    ) -> None:
+        """One request less in progress; count and time it (``route`` is the template)."""
+        active.count -= 1
+        series = self._series.get((method, route))
+        if series is None:
+            series = self._bind(method, route)
+        statuses = series.statuses
+        if status in statuses:
+            statuses[status] += 1
+        else:
+            with self._lock:
+                statuses[status] = statuses.get(status, 0) + 1
+        series.sum += duration_s
+        series.buckets[bisect_left(HTTP_DURATION_BUCKETS, duration_s)] += 1
 
-    def _bind_count(self, method: str, route: str, status: int) -> Callable[[], None]:
-        inc = self.requests.labels(method, self._route_guard(route), str(status)).inc
+    def _bind(self, method: str, route: str) -> _Series:
+        label = self._route_guard(route)
         with self._lock:
-            if len(self._counted) < _MAX_BOUND:
-                self._counted[(method, route, status)] = inc
-        return inc
+            if len(self._series) >= _MAX_SERIES:
+                route = label = "other"
+            series = self._series.get((method, route))
+            if series is None:
+                series = self._series[(method, route)] = _Series(method, label)
+        return series
 
-    def _bind_time(self, method: str, route: str) -> Callable[[float], None]:
-        observe = self.duration.labels(method, self._route_guard(route)).observe
+    # -- scrape ------------------------------------------------------------------------
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "http_server_requests",
+                "HTTP requests served, by method, route template and status code.",
+                labels=["method", "route", "status"],
+            ),
+            HistogramMetricFamily(
+                "http_server_request_duration_seconds",
+                "HTTP request duration until the response was sent, by method and route "
+                "template.",
+                labels=["method", "route"],
+            ),
+            GaugeMetricFamily(
+                "http_server_active_requests",
+                "HTTP requests in progress, by method.",
+                labels=["method"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        requests, duration, active = self._families()
         with self._lock:
-            if len(self._timed) < _MAX_BOUND:
-                self._timed[(method, route)] = observe
-        return observe
+            rows = [
+                (s.method, s.route, dict(s.statuses), s.sum, list(s.buckets))
+                for s in self._series.values()
+            ]
+            actives = [(method, a.count) for method, a in self._active.items()]
+        # Several routes past the guard share the label "other": add them up.
+        merged: dict[tuple[str, str], tuple[dict[int, int], float, list[int]]] = {}
+        for method, route, statuses, total, counts in rows:
+            known = merged.get((method, route))
+            if known is None:
+                merged[(method, route)] = (statuses, total, counts)
+                continue
+            for status, n in statuses.items():
+                known[0][status] = known[0].get(status, 0) + n
+            merged[(method, route)] = (
+                known[0], known[1] + total, [a + b for a, b in zip(known[2], counts)]
+            )
+        for (method, route), (statuses, total, counts) in merged.items():
+            for status, n in sorted(statuses.items()):
+                requests.add_metric([method, route, str(status)], n)
+            cumulative = 0
+            buckets = []
+            for le, count in zip(_BUCKET_LABELS, counts):
+                cumulative += count
+                buckets.append((le, cumulative))
+            duration.add_metric([method, route], buckets, total)
+        for method, count in actives:
+            active.add_metric([method], count)
+        yield requests
+        yield duration
+        yield active
 
     def close(self) -> None:
         """Unregister the families (idempotent); ``Runtime.close()`` calls it."""
-        for collector in self._registered:
+        if self._registered:
+            self._registered = False
             try:
-                self.registry.unregister(collector)  # type: ignore[arg-type]
+                self.registry.unregister(self)
             except KeyError:  # the registry was cleared by someone else
                 pass
-        self._registered = []

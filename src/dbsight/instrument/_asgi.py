@@ -51,7 +51,8 @@ from opentelemetry.trace import (
 
 from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .._runtime import Runtime, get_runtime, recorder
-from ..core import RequestContext, new_request_id, request_scope
+from ..core import RequestContext, new_request_id
+from ..core._context import _request
 from ..core._sqlcomment import traceparent as format_traceparent
 from ..export.http_metrics import HttpMetrics, method_label
 from ..export.tracing import TRACER_NAME, TracingSink
@@ -103,11 +104,25 @@ def _build_metrics(runtime: Runtime) -> HttpMetrics | _Unavailable:
         return _UNAVAILABLE
 
 
-def _http_metrics(runtime: Runtime) -> HttpMetrics | None:
-    if not runtime.settings.metrics_enabled:
-        return None
-    found = runtime.component("http_metrics", _build_metrics)
-    return found if isinstance(found, HttpMetrics) else None
+class _PerRuntime:
+    """What the middleware needs of one runtime, looked up once per ``configure()`` rather
+    than on every request."""
+
+    __slots__ = ("enabled", "metrics", "n_plus_one_threshold", "runtime", "tracer")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.enabled = settings.enabled
+        self.n_plus_one_threshold = settings.n_plus_one_threshold
+        metrics = (
+            runtime.component("http_metrics", _build_metrics)
+            if settings.enabled and settings.metrics_enabled
+            else None
+        )
+        self.metrics: HttpMetrics | None = metrics if isinstance(metrics, HttpMetrics) else None
+        tracer = runtime.component("http_tracer", _build_tracer) if settings.enabled else None
+        self.tracer: _ServerTracer | None = tracer if isinstance(tracer, _ServerTracer) else None
 
 
 class _ServerTracer:
@@ -195,7 +210,9 @@ class _Exchange:
         "trace_id",
     )
 
-    def __init__(self, runtime: Runtime, scope: Scope, route: str) -> None:
+    def __init__(
+        self, runtime: Runtime, tracer: _ServerTracer | None, scope: Scope, route: str
+    ) -> None:
         self.runtime = runtime
         self.scope = scope
         self.method: str = scope.get("method", "GET")
@@ -209,8 +226,7 @@ class _Exchange:
         raw_id, raw_parent, raw_state = _header_values(scope)
         self.request_id = valid_request_id(_decode(raw_id)) or new_request_id()
         parent = parse_traceparent(_decode(raw_parent))
-        tracer = runtime.component("http_tracer", _build_tracer)
-        if isinstance(tracer, _ServerTracer):
+        if tracer is not None:
             self._start_span(tracer, parent, raw_state)
         elif parent is not None:  # no spans of ours: continue the caller's trace in ids only
             self.trace_id, self.sampled = parent.trace_id, parent.sampled
@@ -308,15 +324,17 @@ class _Exchange:
         return 500  # an exception, or an app that returned without answering: the server sends 500
 
     # -- the end -----------------------------------------------------------------------
-    def finish(self, metrics: HttpMetrics | None, status: int, ended: float) -> None:
+    def finish(self, state: _PerRuntime, active: Any, status: int, ended: float) -> None:
         """Metrics, N+1 check and access log; runs inside the request scope."""
         ctx = self.ctx
         assert ctx is not None
         # Latency is until the response was sent; background tasks after it do not count.
         duration = (self.response_done or ended) - self.started
+        metrics = state.metrics
         if metrics is not None:
-            metrics.finished(method_label(self.method), self.route, status, duration)
-        report_n_plus_one(self.runtime, ctx)
+            metrics.finished(active, method_label(self.method), self.route, status, duration)
+        if ctx.queries >= state.n_plus_one_threshold:  # fewer queries cannot repeat enough
+            report_n_plus_one(self.runtime, ctx)
         self.log(ctx, status, duration)
 
     def log(self, ctx: RequestContext, status: int, duration_s: float) -> None:
@@ -363,6 +381,14 @@ class DbsightMiddleware:
         self.routes = routes
         self.endpoints = endpoints
         self.active = True
+        self._state: _PerRuntime | None = None
+
+    def _per_runtime(self) -> _PerRuntime:
+        runtime = get_runtime()
+        state = self._state
+        if state is None or state.runtime is not runtime:
+            state = self._state = _PerRuntime(runtime)
+        return state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.active:
@@ -371,30 +397,29 @@ class DbsightMiddleware:
         target: ASGIApp = self.app
         exchange: _Exchange | None = None
         try:
-            runtime = get_runtime()
+            state = self._per_runtime()
             endpoints = self.endpoints
             route = None
             if endpoints is not None and endpoints.matches(scope["path"]):
                 target, route = endpoints, scope["path"]  # a fixed set of paths: bounded
-            if runtime.settings.enabled:
+            if state.enabled:
                 if route is None:
                     routes = self.routes if self.routes is not None else scope.get("app")
                     route = route_of(routes, scope)
-                metrics = _http_metrics(runtime)
-                exchange = _Exchange(runtime, scope, route)  # last: it may start a span
+                exchange = _Exchange(state.runtime, state.tracer, scope, route)  # may start a span
         except Exception as exc:  # dbsight's failure: serve the request without it
             _failed("start", exc)
             exchange = None
         if exchange is None:
             await target(scope, receive, send)
             return
-        await self._observe(exchange, target, metrics, receive, send)
+        await self._observe(exchange, target, state, receive, send)
 
     async def _observe(
         self,
         exchange: _Exchange,
         target: ASGIApp,
-        metrics: HttpMetrics | None,
+        state: _PerRuntime,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -417,6 +442,7 @@ class DbsightMiddleware:
                 exchange.response_done = _perf_counter()
             await send(message)
 
+        metrics = state.metrics
         active = None
         if metrics is not None:
             try:
@@ -427,30 +453,28 @@ class DbsightMiddleware:
         if exchange.span is not None:
             token = otel_context.attach(trace.set_span_in_context(exchange.span))
         error: BaseException | None = None
+        ctx = exchange.ctx = RequestContext(
+            exchange.request_id,
+            exchange.route,
+            None,
+            exchange.trace_id,
+            exchange.span_id,
+        )
+        scope_token = _request.set(ctx)  # request_scope(), without a generator per request
         try:
-            with request_scope(
-                exchange.request_id,
-                route=exchange.route,
-                trace_id=exchange.trace_id,
-                span_id=exchange.span_id,
-            ) as ctx:
-                exchange.ctx = ctx
-                try:
-                    await target(exchange.scope, observed_receive, observed_send)
-                except BaseException as exc:  # re-raised unchanged below
-                    error = exc
-                    raise
-                finally:
-                    status = exchange.final_status(error)
-                    try:
-                        exchange.finish(metrics, status, _perf_counter())
-                    except Exception as exc:
-                        _failed("finish", exc)
+            await target(exchange.scope, observed_receive, observed_send)
+        except BaseException as exc:  # re-raised unchanged
+            error = exc
+            raise
         finally:
-            if active is not None:
-                active.dec()
+            status = exchange.final_status(error)
             try:
-                exchange.end_span(exchange.final_status(error), error)
+                exchange.finish(state, active, status, _perf_counter())
+            except Exception as exc:
+                _failed("finish", exc)
+            _request.reset(scope_token)
+            try:
+                exchange.end_span(status, error)
             except Exception as exc:
                 _failed("end_span", exc)
             if token is not None:
