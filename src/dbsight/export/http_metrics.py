@@ -28,8 +28,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
+from ._buckets import bucket_labels, cumulative
 from ._guard import LabelGuard
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 HTTP_DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
 )
-_BUCKET_LABELS = (*(floatToGoString(bound) for bound in HTTP_DURATION_BUCKETS), "+Inf")
+_BUCKET_LABELS = bucket_labels(HTTP_DURATION_BUCKETS)
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
@@ -177,12 +177,7 @@ class HttpMetrics(Collector):
         for (method, route), (statuses, total, counts) in merged.items():
             for status, n in sorted(statuses.items()):
                 requests.add_metric([method, route, str(status)], n)
-            cumulative = 0
-            buckets = []
-            for le, count in zip(_BUCKET_LABELS, counts):
-                cumulative += count
-                buckets.append((le, cumulative))
-            duration.add_metric([method, route], buckets, total)
+            duration.add_metric([method, route], cumulative(_BUCKET_LABELS, counts), total)
         for method, count in actives:
             active.add_metric([method], count)
         yield requests

@@ -29,9 +29,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from ..core import QueryObserver, pools
+from ._buckets import bucket_labels, cumulative
 from ._guard import LabelGuard
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ DURATION_BUCKETS = (
 # the update). A free-threaded build has no such guarantee and uses the locked variants.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
-_BUCKET_LABELS = (*(floatToGoString(bound) for bound in DURATION_BUCKETS), "+Inf")
+_BUCKET_LABELS = bucket_labels(DURATION_BUCKETS)
 
 # Bound on cached (system, fingerprint) pairs; statements past it are resolved again on
 # each event instead of growing the cache.
@@ -171,12 +171,7 @@ class _OperationsCollector(Collector):
         for labels, ok, error, total, counts, slow_count in rows:
             operations.add_metric([*labels, "ok"], ok)
             operations.add_metric([*labels, "error"], error)
-            cumulative = 0
-            buckets = []
-            for le, count in zip(_BUCKET_LABELS, counts):
-                cumulative += count
-                buckets.append((le, cumulative))
-            duration.add_metric(list(labels), buckets, total)
+            duration.add_metric(list(labels), cumulative(_BUCKET_LABELS, counts), total)
             slow.add_metric(list(labels), slow_count)
         yield operations
         yield duration
