@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from dbsight.core import QueryObserver, Recorder, Settings, request_scope
+from dbsight.core import QueryEvent, QueryObserver, Recorder, Settings, request_scope
 
 
 class Collect(QueryObserver):
@@ -119,3 +119,30 @@ def test_duck_typed_observer_is_accepted():
     rec.add_observer(plain)
     rec.finish(rec.start("SELECT 1", "sqlite", "test"))
     assert len(plain.events) == 1
+
+
+def test_observers_with_a_minimum_duration_see_only_slower_statements() -> None:
+    class Slow(QueryObserver):
+        min_duration_s = 0.05
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def after_query(self, ctx: object, event: QueryEvent) -> None:
+            self.seen.append(event.sql)
+
+        def on_error(self, ctx: object, event: QueryEvent) -> None:
+            self.seen.append("error: " + event.sql)
+
+    rec = Recorder(Settings())
+    slow = Slow()
+    rec.add_observer(slow)
+    rec.finish(rec.start("SELECT 1", "postgresql", "test"))
+    late = rec.start("SELECT 2", "postgresql", "test")
+    late.started -= 0.1
+    rec.finish(late)
+    failed = rec.start("SELECT 3", "postgresql", "test")
+    failed.started -= 0.1
+    rec.fail(failed, RuntimeError("boom"))
+    rec.fail(rec.start("SELECT 4", "postgresql", "test"), RuntimeError("quick"))
+    assert slow.seen == ["SELECT 2", "error: SELECT 3"]

@@ -111,9 +111,14 @@ class QueryObserverProtocol(Protocol):
 
 
 class QueryObserver:
-    """Base class for observers; override the hooks you need (the others cost nothing)."""
+    """Base class for observers; override the hooks you need (the others cost nothing).
+
+    ``min_duration_s``: ``after_query`` and ``on_error`` are called only for statements that
+    took at least this long (0: all), so an observer of slow statements costs nothing for
+    the others."""
 
     name: str = ""
+    min_duration_s: float = 0.0
 
     def before_query(self, ctx: QueryContext) -> None:
         """Called before the statement is sent."""

@@ -50,8 +50,8 @@ class Recorder:
         self.failures = ObserverFailures()
         self._observers: list[object] = []
         self._before: tuple[tuple[str, Callable[..., Any]], ...] = ()
-        self._after: tuple[tuple[str, Callable[..., Any]], ...] = ()
-        self._error: tuple[tuple[str, Callable[..., Any]], ...] = ()
+        self._after: tuple[tuple[str, Callable[..., Any], float], ...] = ()
+        self._error: tuple[tuple[str, Callable[..., Any], float], ...] = ()
         self.active = False
         self._keep_params = False
         self._app: str | None = None
@@ -91,12 +91,15 @@ class Recorder:
         for observer in self._observers:
             hooks = implemented_hooks(observer)
             name = observer_name(observer)
+            # An observer that only wants statements from some duration on (the slow-query
+            # log) says so, and is not even called for the others.
+            min_s = float(getattr(observer, "min_duration_s", 0.0) or 0.0)
             if "before_query" in hooks:
                 before.append((name, hooks["before_query"]))
             if "after_query" in hooks:
-                after.append((name, hooks["after_query"]))
+                after.append((name, hooks["after_query"], min_s))
             if "on_error" in hooks:
-                error.append((name, hooks["on_error"]))
+                error.append((name, hooks["on_error"], min_s))
         self._before, self._after, self._error = tuple(before), tuple(after), tuple(error)
         self.active = self.settings.enabled and bool(self._observers)
 
@@ -145,11 +148,12 @@ class Recorder:
         request = ctx.request
         if request is not None:
             _account(request, ctx, duration)
-        for name, hook in self._after:
-            try:
-                hook(ctx, ctx)
-            except Exception as exc:
-                self.failures.record(name, "after_query", exc)
+        for name, hook, min_s in self._after:
+            if duration >= min_s:
+                try:
+                    hook(ctx, ctx)
+                except Exception as exc:
+                    self.failures.record(name, "after_query", exc)
         return ctx
 
     def fail(self, ctx: QueryContext, exc: BaseException) -> QueryEvent:
@@ -159,11 +163,12 @@ class Recorder:
         request = ctx.request
         if request is not None:
             _account(request, ctx, duration)
-        for name, hook in self._error:
-            try:
-                hook(ctx, ctx)
-            except Exception as hook_exc:
-                self.failures.record(name, "on_error", hook_exc)
+        for name, hook, min_s in self._error:
+            if duration >= min_s:
+                try:
+                    hook(ctx, ctx)
+                except Exception as hook_exc:
+                    self.failures.record(name, "on_error", hook_exc)
         return ctx
 
 

@@ -121,11 +121,18 @@ class QueryLogSink(QueryObserver):
     def __init__(self, settings: Settings, logger: logging.Logger | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger(QUERY_LOGGER)
         self._enabled_for = self.logger.isEnabledFor
+        # Logger's own cache of isEnabledFor answers (cleared in place by setLevel): a dict
+        # lookup per statement instead of a Python call while the logger is off.
+        cache = getattr(self.logger, "_cache", None)
+        self._cached = cache.get if isinstance(cache, dict) else (lambda level: None)
         self._rate = settings.effective_log_sample_rate
         self._include_bodies = settings.include_query_bodies
 
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
-        if not self._enabled_for(logging.DEBUG):
+        enabled = self._cached(logging.DEBUG)
+        if enabled is None:
+            enabled = self._enabled_for(logging.DEBUG)
+        if not enabled:
             return
         rate = self._rate
         if rate < 1.0 and _random() >= rate:

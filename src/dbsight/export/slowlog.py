@@ -253,6 +253,8 @@ class SlowQuerySink(QueryObserver):
         logger: logging.Logger | None = None,
     ) -> None:
         self._threshold_s = settings.slow_query_threshold_s
+        # The recorder calls the hooks only from this duration on (see Recorder._rebuild).
+        self.min_duration_s = self._threshold_s
         self._threshold_ms = settings.slow_query_threshold_ms
         self._include_bodies = settings.include_query_bodies
         self._explain = settings.explain_slow_queries
