@@ -51,7 +51,14 @@ PortOption = Annotated[
 def _demo(
     duration: float | None, scale: float, concurrency: int, rate: float, slow_ms: float, port: int
 ) -> None:
-    from .demo import DemoConfig, run_demo
+    try:
+        from .demo import DemoConfig, run_demo
+    except ModuleNotFoundError as exc:  # fastapi / uvicorn / httpx: the "demo" extra
+        Console(stderr=True).print(
+            f"dbsight demo needs {exc.name!r}, which is not installed: "
+            "pip install 'dbsight[demo]' (./dev demo installs it)"
+        )
+        raise typer.Exit(2) from None
 
     config = DemoConfig(
         duration_s=duration,
