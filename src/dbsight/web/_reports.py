@@ -26,7 +26,7 @@ def metrics_exposition(runtime: Any, accept: str) -> tuple[bytes, str]:
 
 def summary(runtime: Any) -> dict[str, Any]:
     """The ``/metrics/summary`` document: top fingerprints, recent slow queries, N+1
-    findings (see CONTRACT: consumed by ``dbsight demo`` and the CLI)."""
+    findings; read by ``dbsight demo`` and ``dbsight top``, so its keys are an interface."""
     directory = multiprocess_dir(runtime.settings)
     if directory is None:
         findings = runtime.components.get("n_plus_one")
