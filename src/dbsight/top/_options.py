@@ -1,0 +1,60 @@
+"""`TopOptions`: what ``dbsight top`` shows and how it polls, validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..stats import FingerprintStats
+
+# --sort: the statement columns the table can be ordered by, largest first.
+SORT_KEYS: Mapping[str, Callable[[FingerprintStats], float]] = {
+    "total_time": lambda stats: stats.total_time_s,
+    "mean_time": lambda stats: stats.mean_time_s,
+    "calls": lambda stats: stats.calls,
+    "p95": lambda stats: stats.p95_s,
+    "errors": lambda stats: stats.errors,
+    "rows": lambda stats: stats.rows,
+}
+
+DEFAULT_URL = "http://127.0.0.1:9187"
+
+
+@dataclass(frozen=True, slots=True)
+class TopOptions:
+    """``url``: base URL of a dbsight HTTP surface (``/metrics/summary`` is appended unless
+    it is there already). ``details``: rows of the N+1 and slow-query sections (0 hides
+    them). ``once``: one plain snapshot, no per-interval rates. ``width``: the console width
+    (None: the terminal's)."""
+
+    url: str = DEFAULT_URL
+    interval_s: float = 2.0
+    limit: int = 20
+    sort: str = "total_time"
+    token: str | None = field(default=None, repr=False)  # a secret: kept out of reprs
+    timeout_s: float = 5.0
+    details: int = 5
+    once: bool = False
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORT_KEYS:
+            raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)} (got {self.sort!r})")
+        if not self.interval_s > 0:
+            raise ValueError(f"interval_s must be positive (got {self.interval_s})")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive (got {self.timeout_s})")
+        if self.limit < 1:
+            raise ValueError(f"limit must be at least 1 (got {self.limit})")
+        if self.details < 0:
+            raise ValueError(f"details must be 0 or more (got {self.details})")
+        if self.width is not None and self.width < 40:
+            raise ValueError(f"width must be at least 40 columns (got {self.width})")
+
+    @property
+    def summary_url(self) -> str:
+        """The ``/metrics/summary`` URL polled."""
+        url = self.url.strip().rstrip("/")
+        if "://" not in url:
+            url = "http://" + url
+        return url if url.endswith("/metrics/summary") else url + "/metrics/summary"
