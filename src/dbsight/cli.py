@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -123,6 +124,105 @@ def analyze(
             }
         )
     )
+
+
+@app.command()
+def top(
+    url: Annotated[
+        str,
+        typer.Option(
+            help="Base URL of a dbsight HTTP surface: an instrumented service, or the "
+            "proxy's admin port. /metrics/summary is read from it."
+        ),
+    ] = "http://127.0.0.1:9187",
+    interval: Annotated[
+        float, typer.Option(min=0.1, max=3600.0, help="Seconds between two polls.")
+    ] = 2.0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Statements shown.")] = 20,
+    sort: Annotated[
+        str, typer.Option(help="Order: total_time, mean_time, calls, p95, errors or rows.")
+    ] = "total_time",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token, when the endpoint requires one."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=300.0, help="Seconds to wait for an answer.")
+    ] = 5.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one snapshot as plain tables and exit.")
+    ] = False,
+    width: Annotated[
+        int | None, typer.Option(min=40, help="Columns of output (default: the terminal's).")
+    ] = None,
+) -> None:
+    """A live view of the top statements of a running dbsight (its /metrics/summary).
+
+    Calls/s and each statement's share of the database time are per interval;
+    the latest N+1 findings and slow queries (with their plan) follow. An
+    unreachable endpoint is shown and retried (--once: exit 1). Ctrl-C exits.
+    """
+    try:
+        from .top import TopOptions, run_top
+    except ModuleNotFoundError as exc:  # httpx: the "demo" extra
+        Console(stderr=True).print(
+            f"dbsight top needs {exc.name!r}, which is not installed: pip install 'dbsight[demo]'"
+        )
+        raise typer.Exit(2) from None
+    try:
+        options = TopOptions(
+            url=url, interval_s=interval, limit=limit, sort=sort, token=token,
+            timeout_s=timeout, once=once, width=width,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise typer.Exit(run_top(options))
+
+
+@app.command()
+def proxy(
+    listen: Annotated[
+        str | None, typer.Option(help="Address clients connect to (default 127.0.0.1:5433).")
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="The PostgreSQL to relay to, as postgresql://user@host:port/db."),
+    ] = None,
+    admin: Annotated[
+        str | None,
+        typer.Option(help="Admin HTTP address (/metrics, /health, /stats ...), e.g. "
+                     "127.0.0.1:9187; off when not given."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token the admin port requires."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with the same settings under [proxy].")
+    ] = None,
+) -> None:
+    """A PostgreSQL wire-protocol proxy that observes every statement it relays."""
+    import asyncio
+
+    from .core import ConfigError
+    from .proxy import ProxyConfig, ProxyServer
+
+    try:
+        settings = ProxyConfig.load(
+            config, listen=listen, upstream=upstream, admin=admin, admin_token=admin_token
+        )
+    except ConfigError as exc:
+        Console(stderr=True).print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass  # the standard event loop
+    asyncio.run(ProxyServer(settings).serve())
 
 
 @app.command()

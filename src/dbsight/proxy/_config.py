@@ -1,0 +1,134 @@
+"""The proxy's settings: where it listens, the PostgreSQL it relays to, its admin port.
+
+Given on the command line (``dbsight proxy --listen ... --upstream ...``) or in a TOML file
+(``--config dbsight.toml``, the same names under ``[proxy]``); the command line wins.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..core._settings import ConfigError
+
+DEFAULT_LISTEN = "127.0.0.1:5433"
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+
+def split_address(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) as a pair; a clear ValueError otherwise."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            host, port_text = text, ""
+    if not port_text:
+        if default_port is None:
+            raise ValueError(f"{value!r} has no port (expected host:port)")
+        return host or "127.0.0.1", default_port
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{value!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{value!r}: port {port} is out of range")
+    return host or "127.0.0.1", port
+
+
+class Upstream(BaseModel):
+    """The PostgreSQL server the proxy relays to (from a ``postgresql://`` URL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str | None = None
+    database: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"upstream must be a postgresql:// URL (got {url!r})")
+        host = parts.hostname or "127.0.0.1"
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise ValueError(f"upstream {url!r} has a bad port") from None
+        database = unquote(parts.path.lstrip("/")) or None
+        return cls(
+            host=host,
+            port=port,
+            user=unquote(parts.username) if parts.username else None,
+            database=database,
+        )
+
+
+class ProxyConfig(BaseModel):
+    """Everything ``dbsight proxy`` needs; validated at start-up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = DEFAULT_LISTEN
+    upstream: str = "postgresql://127.0.0.1:5432/postgres"
+    admin: str | None = None
+    admin_token: str | None = Field(None, min_length=8)
+    max_message_size: int = Field(DEFAULT_MAX_MESSAGE_SIZE, ge=1024, le=1024**3)
+    connect_timeout_s: float = Field(5.0, gt=0, le=300)
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+
+    @field_validator("listen", "admin")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value)
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        Upstream.from_url(value)
+        return value
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return split_address(self.listen)
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        return split_address(self.admin) if self.admin is not None else None
+
+    @property
+    def upstream_server(self) -> Upstream:
+        return Upstream.from_url(self.upstream)
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> ProxyConfig:
+        """From the ``[proxy]`` table of a TOML file (if given), then ``overrides`` (the
+        command line; None values are left out). Raises ConfigError naming what is wrong."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                document = tomllib.loads(Path(path).read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read proxy config {path}: {exc}") from None
+            table = document.get("proxy", document)
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [proxy] must be a table")
+            data.update(table)
+        data.update({key: value for key, value in overrides.items() if value is not None})
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ConfigError(f"invalid proxy configuration: {problems}") from None

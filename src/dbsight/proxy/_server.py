@@ -1,0 +1,189 @@
+"""``dbsight proxy``: the asyncio server around `ClientSession`, and its admin HTTP port.
+
+The admin port serves dbsight's endpoints (``/metrics``, ``/metrics/summary``, ``/health``,
+``/healthz``, ``/health/ready``; readiness checks that the upstream server accepts
+connections) plus ``/stats/clients`` and ``/stats/pools``, behind an optional bearer token.
+SIGTERM and SIGINT stop accepting clients, give running sessions ``shutdown_grace_s`` to
+finish, then close what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+from .._asgi_types import Receive, Scope, Send
+from .._runtime import get_runtime
+from ..ops.health import HealthCheck
+from ._config import ProxyConfig
+from ._session import ClientSession
+
+logger = logging.getLogger("dbsight.proxy")
+
+
+class ProxyServer:
+    """Listens for PostgreSQL clients and relays each to the upstream server."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.sessions: set[ClientSession] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._admin: Any = None
+        self._admin_task: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+        self.clients_total = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the first client
+        host, port = self.config.listen_address
+        self._server = await asyncio.start_server(self._accept, host, port)
+        if self.config.admin_address is not None:
+            await self._start_admin()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def admin_port(self) -> int | None:
+        if self._admin is None or not self._admin.servers:
+            return None
+        return int(self._admin.servers[0].sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = ClientSession(self.config, reader, writer)
+        self.sessions.add(session)
+        self.clients_total += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.run()
+        except Exception:  # one client's failure never reaches the others
+            logger.exception("dbsight proxy: session from %s failed", session.client_addr)
+        finally:
+            self.sessions.discard(session)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop accepting, let sessions finish for ``grace_s``, then close them."""
+        grace = self.config.shutdown_grace_s if grace_s is None else grace_s
+        if self._server is not None:
+            self._server.close()
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        if self._admin is not None:
+            self._admin.should_exit = True
+            if self._admin_task is not None:
+                await asyncio.gather(self._admin_task, return_exceptions=True)
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        host, port = self.config.listen_address
+        logger.info("dbsight proxy listening on %s:%s", host, self.port)
+        await stop.wait()
+        await self.stop()
+
+    # -- admin -------------------------------------------------------------------------
+    async def _start_admin(self) -> None:
+        import uvicorn
+
+        from ..web import Endpoints
+
+        upstream = self.config.upstream_server
+        check = HealthCheck(
+            f"upstream:{upstream.host}:{upstream.port}",
+            self._upstream_reachable,
+            timeout_s=min(self.config.connect_timeout_s, 5.0),
+        )
+        endpoints = Endpoints(checks=(check,), handle_checks=False, app=self._stats_app)
+        app = _TokenGuard(endpoints, self.config.admin_token)
+        host, port = self.config.admin_address or ("127.0.0.1", 0)
+        self._admin = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                           lifespan="off")
+        )
+        self._admin_task = asyncio.create_task(self._admin.serve())
+        while not self._admin.started and not self._admin_task.done():
+            await asyncio.sleep(0.01)
+        if self._admin_task.done():
+            self._admin_task.result()  # raises why the admin port could not start
+
+    async def _upstream_reachable(self) -> None:
+        upstream = self.config.upstream_server
+        _, writer = await asyncio.open_connection(upstream.host, upstream.port)
+        writer.close()
+        await writer.wait_closed()
+
+    def clients(self) -> list[dict[str, Any]]:
+        return [session.info.to_dict() for session in list(self.sessions)]
+
+    def pools(self) -> dict[str, Any]:
+        upstream = self.config.upstream_server
+        active = [s for s in list(self.sessions) if s.info.state == "active"]
+        return {
+            "mode": "session",
+            "upstream": f"{upstream.host}:{upstream.port}",
+            "server_connections": len(active),
+            "clients": len(self.sessions),
+            "clients_total": self.clients_total,
+            "started_at": self.started_at,
+        }
+
+    async def _stats_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope.get("path", "")
+        if path == "/stats/clients":
+            status, body = 200, {"clients": self.clients()}
+        elif path == "/stats/pools":
+            status, body = 200, {"pools": [self.pools()]}
+        else:
+            status, body = 404, {"error": "not found"}
+        data = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+
+class _TokenGuard:
+    """``Authorization: Bearer <token>`` on every admin request, when a token is set."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.expected is not None:
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"www-authenticate", b"Bearer"),
+                                        (b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)

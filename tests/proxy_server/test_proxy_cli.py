@@ -1,0 +1,88 @@
+"""`dbsight proxy` as a command: TOML config, admin port, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from dbsight.core import ConfigError
+from dbsight.proxy import ProxyConfig
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dbsight proxy exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_config_file_and_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "dbsight.toml"
+    path.write_text(
+        '[proxy]\nlisten = "127.0.0.1:6543"\nupstream = "postgresql://app@db.local:5544/shop"\n'
+        'admin = "127.0.0.1:9999"\n'
+    )
+    config = ProxyConfig.load(path, listen="127.0.0.1:7000", upstream=None)
+    assert config.listen_address == ("127.0.0.1", 7000)  # the command line wins
+    upstream = config.upstream_server
+    assert (upstream.host, upstream.port, upstream.user, upstream.database) == (
+        "db.local", 5544, "app", "shop"
+    )
+    assert config.admin_address == ("127.0.0.1", 9999)
+    path.write_text('[proxy]\nlisten = "nowhere"\nbogus = 1\n')
+    with pytest.raises(ConfigError) as raised:
+        ProxyConfig.load(path)
+    assert "listen" in str(raised.value) and "bogus" in str(raised.value)
+
+
+def test_proxy_command_serves_observes_and_stops_on_sigterm(pg_dsn: str, tmp_path: Path) -> None:
+    port, admin = _free_port(), _free_port()
+    config = tmp_path / "dbsight.toml"
+    config.write_text(f'[proxy]\nupstream = "{pg_dsn}"\nadmin = "127.0.0.1:{admin}"\n')
+    env = {**os.environ, "DBSIGHT_ADMIN_TOKEN": "s3cret-token"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbsight.cli", "proxy", "--config", str(config),
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        _wait_port(port, proc)
+        _wait_port(admin, proc)
+        proxied = pg_dsn.replace(pg_dsn.split("@", 1)[1].split("/", 1)[0], f"127.0.0.1:{port}")
+        with psycopg.connect(proxied, autocommit=True) as conn:
+            assert conn.execute("SELECT 40 + %s", (2,)).fetchone() == (42,)
+            with httpx.Client(base_url=f"http://127.0.0.1:{admin}") as http:
+                assert http.get("/metrics").status_code == 401
+                auth = {"Authorization": "Bearer s3cret-token"}
+                metrics = http.get("/metrics", headers=auth).text
+                assert 'db_client_operations_total{operation="select",outcome="ok"' in metrics
+                clients = http.get("/stats/clients", headers=auth).json()["clients"]
+                assert [c["state"] for c in clients] == ["active"]
+                assert http.get("/health/ready", headers=auth).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

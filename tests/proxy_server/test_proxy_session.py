@@ -1,0 +1,163 @@
+"""Real clients through `dbsight proxy` (session mode) against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+import dbsight
+from dbsight.core import QueryObserver
+
+
+class Events(QueryObserver):
+    def __init__(self) -> None:
+        self.ok: list[Any] = []
+        self.errors: list[Any] = []
+
+    def after_query(self, ctx: Any, event: Any) -> None:
+        self.ok.append(event)
+
+    def on_error(self, ctx: Any, event: Any) -> None:
+        self.errors.append(event)
+
+
+@pytest.fixture
+def events(fresh_runtime: Any) -> Any:
+    dbsight.configure(dbsight.Settings(tracing_enabled=False))
+    collector = Events()
+    dbsight.add_observer(collector)
+    yield collector
+    dbsight.remove_observer(collector)
+
+
+def test_psycopg_simple_and_extended_through_the_proxy(proxy: Any, pg_dsn: str, events: Any) -> None:
+    with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True, application_name="billing") as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        rows = conn.execute("SELECT id, name FROM items WHERE id >= %s ORDER BY id", (2,)).fetchall()
+        assert rows == [(2, "b"), (3, "c")]
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM missing_table")
+    selects = [e for e in events.ok if e.operation == "select"]
+    assert selects and selects[-1].rows == 2 and selects[-1].source == "proxy"
+    assert selects[-1].normalized == "SELECT id, name FROM items WHERE id >= $1 ORDER BY id"
+    inserts = [e for e in events.ok if e.operation == "insert"]
+    assert inserts[0].rows == 3
+    assert inserts[0].application_name == "billing"
+    assert inserts[0].client_addr == "127.0.0.1"
+    assert inserts[0].user and inserts[0].database
+    [error] = events.errors
+    assert error.error.sqlstate == "42P01"
+    assert all(e.duration_s > 0 for e in events.ok)
+
+
+async def test_asyncpg_prepared_statements_pipelines_and_cancel(proxy: Any, pg_dsn: str, events: Any) -> None:
+    conn = await asyncpg.connect(proxy.dsn(pg_dsn))
+    try:
+        assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+        stmt = await conn.prepare("SELECT g FROM generate_series(1, $1) g")
+        assert len(await stmt.fetch(5)) == 5
+        assert len(await stmt.fetch(7)) == 7
+        await conn.executemany("SELECT $1::int", [(i,) for i in range(10)])
+        task = asyncio.create_task(conn.execute("SELECT pg_sleep(30)"))
+        await asyncio.sleep(0.5)
+        task.cancel()  # asyncpg sends a CancelRequest on a new connection: through the proxy
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+    fetched = [e.rows for e in events.ok if e.normalized.startswith("SELECT g FROM")]
+    assert fetched == [5, 7]
+    assert any(e.error.sqlstate == "57014" for e in events.errors)  # the cancelled sleep
+
+
+def test_copy_and_notify(proxy: Any, pg_dsn: str, events: Any) -> None:
+    with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as conn:
+        conn.execute("CREATE TABLE c (id int, v text)")
+        with conn.cursor().copy("COPY c FROM STDIN") as copy:
+            for i in range(100):
+                copy.write_row((i, f"v{i}"))
+        with conn.cursor().copy("COPY c TO STDOUT") as copy:
+            out = list(copy.rows())
+        assert len(out) == 100
+        conn.execute("LISTEN chan")
+        with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as other:
+            other.execute("NOTIFY chan, 'hello'")
+        notes = []
+        for note in conn.notifies(timeout=5):  # the loop closes the generator and its lock
+            notes.append(note)
+            break
+        assert [(n.channel, n.payload) for n in notes] == [("chan", "hello")]
+    copies = [e for e in events.ok if e.sql.startswith("COPY")]
+    assert [e.rows for e in copies] == [100, 100]
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _fields(reply: bytes) -> dict[str, str]:
+    assert reply[:1] == b"E", reply
+    (length,) = struct.unpack("!I", reply[1:5])
+    body = reply[5 : 1 + length]
+    out = {}
+    for part in body.split(b"\0"):
+        if part:
+            out[chr(part[0])] = part[1:].decode()
+    return out
+
+
+def test_malformed_bytes_get_08P01_and_close_that_client_only(proxy: Any, pg_dsn: str) -> None:
+    with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as good:
+        bad_length = struct.pack("!I", 3) + b"xx"  # a startup length below its own header
+        assert _fields(_raw(proxy.port, bad_length))["C"] == "08P01"
+        huge = struct.pack("!II", 2**31 - 1, 196608)
+        assert _fields(_raw(proxy.port, huge))["C"] in ("08P01", "54000")
+        assert good.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_upstream_unreachable_gives_08006(proxy_factory: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    proxy = proxy_factory(f"postgresql://postgres@127.0.0.1:{closed_port}/postgres")
+    with pytest.raises(psycopg.OperationalError) as raised:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres", connect_timeout=10)
+    assert "unreachable" in str(raised.value)
+
+
+def test_many_concurrent_clients(proxy: Any, pg_dsn: str, events: Any) -> None:
+    async def client(i: int) -> int:
+        conn = await asyncpg.connect(proxy.dsn(pg_dsn))
+        try:
+            total = 0
+            for j in range(20):
+                total += await conn.fetchval("SELECT $1::int * $2::int", i, j)
+            return total
+        finally:
+            await conn.close()
+
+    async def all_clients() -> list[int]:
+        return await asyncio.gather(*(client(i) for i in range(32)))
+
+    results = asyncio.run(all_clients())
+    assert results == [i * sum(range(20)) for i in range(32)]
+    assert len([e for e in events.ok if e.normalized.startswith("SELECT $1::int * $2::int")]) == 640
