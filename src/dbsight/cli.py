@@ -213,6 +213,7 @@ def proxy(
         settings = ProxyConfig.load(
             config, listen=listen, upstream=upstream, admin=admin, admin_token=admin_token
         )
+        server = ProxyServer(settings)  # loads the TLS certificates: fails here, not later
     except ConfigError as exc:
         Console(stderr=True).print(str(exc), markup=False)
         raise typer.Exit(2) from None
@@ -222,7 +223,7 @@ def proxy(
         uvloop.install()
     except ImportError:
         pass  # the standard event loop
-    asyncio.run(ProxyServer(settings).serve())
+    asyncio.run(server.serve())
 
 
 @app.command()

@@ -7,8 +7,9 @@ Given on the command line (``dbsight proxy --listen ... --upstream ...``) or in 
 from __future__ import annotations
 
 import tomllib
+import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -83,6 +84,13 @@ class ProxyConfig(BaseModel):
     max_message_size: int = Field(DEFAULT_MAX_MESSAGE_SIZE, ge=1024, le=1024**3)
     connect_timeout_s: float = Field(5.0, gt=0, le=300)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    # TLS towards clients: offered (an SSLRequest is answered 'S') when both are set.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # TLS towards the server, as libpq's sslmode: disable, prefer (when the server offers
+    # it), require (encrypted, not verified), verify-full (against upstream_tls_ca).
+    upstream_tls: Literal["disable", "prefer", "require", "verify-full"] = "disable"
+    upstream_tls_ca: Path | None = None
 
     @field_validator("listen", "admin")
     @classmethod
@@ -96,6 +104,38 @@ class ProxyConfig(BaseModel):
     def _upstream(cls, value: str) -> str:
         Upstream.from_url(value)
         return value
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.upstream_tls == "verify-full" and self.upstream_tls_ca is None:
+            raise ValueError("upstream_tls = verify-full needs upstream_tls_ca")
+
+    def client_tls_context(self) -> ssl.SSLContext | None:
+        """The server-side context offered to clients, or None when TLS is not configured;
+        a missing or unreadable certificate fails here, at start-up."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load tls_cert/tls_key: {exc}") from None
+        return context
+
+    def upstream_tls_context(self) -> ssl.SSLContext | None:
+        if self.upstream_tls == "disable":
+            return None
+        if self.upstream_tls == "verify-full":
+            try:
+                return ssl.create_default_context(cafile=self.upstream_tls_ca)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"cannot load upstream_tls_ca: {exc}") from None
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # libpq's "require": encrypted, not verified
+        return context
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -39,6 +39,8 @@ class ProxyServer:
         self._admin_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self.clients_total = 0
+        self._client_tls = config.client_tls_context()  # a bad certificate fails here
+        self._upstream_tls = config.upstream_tls_context()
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -60,7 +62,13 @@ class ProxyServer:
         return int(self._admin.servers[0].sockets[0].getsockname()[1])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = ClientSession(self.config, reader, writer)
+        session = ClientSession(
+            self.config,
+            reader,
+            writer,
+            client_tls=self._client_tls,
+            upstream_tls=self._upstream_tls,
+        )
         self.sessions.add(session)
         self.clients_total += 1
         task = asyncio.current_task()

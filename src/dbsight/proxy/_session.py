@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -80,8 +81,13 @@ class ClientSession:
         config: ProxyConfig,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        *,
+        client_tls: ssl.SSLContext | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
+        self.client_tls = client_tls
+        self.upstream_tls = upstream_tls
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -140,7 +146,13 @@ class ClientSession:
                 self.frontend.feed(data)
                 continue
             message = self.frontend.decode(frame)
-            if isinstance(message, (p.SSLRequest, p.GSSENCRequest)):
+            if isinstance(message, p.SSLRequest) and self.client_tls is not None:
+                if self.frontend.buffered:  # bytes sent before the handshake: not trusted
+                    raise p.ProtocolViolation("data received before the TLS handshake")
+                self.writer.write(p.encryption_response(True))
+                await self.writer.drain()
+                await self.writer.start_tls(self.client_tls)
+            elif isinstance(message, (p.SSLRequest, p.GSSENCRequest)):
                 self.writer.write(p.encryption_response(False))
                 await self.writer.drain()
             elif isinstance(message, p.CancelRequest):
@@ -163,7 +175,7 @@ class ClientSession:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         upstream = self.config.upstream_server
         try:
-            return await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(upstream.host, upstream.port),
                 self.config.connect_timeout_s,
             )
@@ -175,6 +187,47 @@ class ClientSession:
                 f"is unreachable ({type(exc).__name__})",
             )
             return None
+        if self.upstream_tls is None:
+            return reader, writer
+        try:
+            await asyncio.wait_for(
+                self._upstream_handshake(reader, writer), self.config.connect_timeout_s
+            )
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            writer.close()
+            await self._refuse(
+                "08006",
+                f"dbsight proxy: TLS to the database server at {upstream.host}:{upstream.port} "
+                f"failed ({type(exc).__name__}: {exc})",
+            )
+            return None
+        except _TlsRefused:
+            writer.close()
+            await self._refuse(
+                "08006",
+                f"dbsight proxy: the database server at {upstream.host}:{upstream.port} does "
+                "not accept TLS, which upstream_tls requires",
+            )
+            return None
+        return reader, writer
+
+    async def _upstream_handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """SSLRequest to the server; TLS when it answers 'S' (plain text on 'N' with
+        upstream_tls = prefer, `_TlsRefused` otherwise)."""
+        assert self.upstream_tls is not None
+        writer.write(p.encode(p.SSLRequest()))
+        await writer.drain()
+        answer = await reader.readexactly(1)
+        if answer == b"S":
+            host = self.config.upstream_server.host
+            await writer.start_tls(
+                self.upstream_tls,
+                server_hostname=host if self.upstream_tls.check_hostname else None,
+            )
+        elif answer != b"N" or self.config.upstream_tls != "prefer":
+            raise _TlsRefused
 
     async def _forward_cancel(self, raw: bytes) -> None:
         upstream = self.config.upstream_server
@@ -297,6 +350,10 @@ class ClientSession:
             self.observer.abandoned()
             self.observer = None
         recorder.failures.record(FAILURE_NAME, where, exc)
+
+
+class _TlsRefused(Exception):
+    """The server answered an SSLRequest with 'N' where TLS is required."""
 
 
 class _NullParser:
