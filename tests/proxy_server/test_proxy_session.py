@@ -161,3 +161,43 @@ def test_many_concurrent_clients(proxy: Any, pg_dsn: str, events: Any) -> None:
     results = asyncio.run(all_clients())
     assert results == [i * sum(range(20)) for i in range(32)]
     assert len([e for e in events.ok if e.normalized.startswith("SELECT $1::int * $2::int")]) == 640
+
+
+def _read_until_ready(sock: socket.socket) -> None:
+    from dbsight.proxy import protocol as p
+
+    parser = p.BackendParser()
+    while True:
+        data = sock.recv(65536)
+        assert data, "the proxy closed the connection"
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.ReadyForQuery):
+                return
+
+
+def test_a_client_that_leaves_mid_query_has_it_cancelled(proxy: Any, pg_dsn: str) -> None:
+    import time
+
+    from dbsight.proxy import protocol as p
+
+    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
+    database = pg_dsn.rsplit("/", 1)[1]
+    marker = "dbsight_cancel_marker"
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    sock.sendall(p.encode(p.StartupMessage({"user": user, "database": database})))
+    _read_until_ready(sock)
+    sock.sendall(p.encode(p.Query(f"SELECT pg_sleep(60) /* {marker} */")))
+    with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()"
+        deadline = time.monotonic() + 10
+        while watcher.execute(query, (f"%{marker}%",)).fetchone() != (1,):
+            assert time.monotonic() < deadline, "the statement never started"
+            time.sleep(0.05)
+        sock.close()  # the client goes away with its statement running
+        deadline = time.monotonic() + 10
+        while watcher.execute(
+            query + " AND state = 'active'", (f"%{marker}%",)
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the statement was not cancelled"
+            time.sleep(0.05)
