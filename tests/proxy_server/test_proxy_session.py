@@ -201,3 +201,25 @@ def test_a_client_that_leaves_mid_query_has_it_cancelled(proxy: Any, pg_dsn: str
         ).fetchone() != (0,):
             assert time.monotonic() < deadline, "the statement was not cancelled"
             time.sleep(0.05)
+
+
+def test_shutdown_ends_idle_sessions_and_lets_transactions_finish(proxy_factory: Any, pg_dsn: str) -> None:
+    proxy = proxy_factory(pg_dsn)
+    idle = psycopg.connect(proxy.dsn(pg_dsn), autocommit=True)
+    busy = psycopg.connect(proxy.dsn(pg_dsn))
+    busy.execute("CREATE TABLE shutdown_check (id int)")  # opens a transaction
+    stopping = asyncio.run_coroutine_threadsafe(proxy.server.stop(grace_s=20.0), proxy.loop)
+    import time
+
+    time.sleep(0.5)
+    with pytest.raises(psycopg.OperationalError):
+        idle.execute("SELECT 1")  # ended at once
+    busy.execute("INSERT INTO shutdown_check VALUES (1)")  # still in its transaction
+    busy.commit()  # ReadyForQuery 'I': now it is ended
+    stopping.result(10)
+    with pytest.raises(psycopg.OperationalError):
+        busy.execute("SELECT 1")
+    idle.close()
+    busy.close()
+    with psycopg.connect(pg_dsn) as direct:
+        assert direct.execute("SELECT count(*) FROM shutdown_check").fetchone() == (1,)

@@ -88,6 +88,8 @@ class ProxyServer:
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
         if self._server is not None:
             self._server.close()
+        for session in list(self.sessions):  # idle ones end now, the others after their transaction
+            session.request_shutdown()
         tasks = set(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)

@@ -99,6 +99,7 @@ class ClientSession:
         self.observer: StatementObserver | None = None
         self.key: p.BackendKeyData | None = None
         self.server_writer: asyncio.StreamWriter | None = None
+        self._shutting_down = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -126,6 +127,25 @@ class ClientSession:
                 if w is not None:
                     with contextlib.suppress(Exception):
                         await w.wait_closed()
+
+    def request_shutdown(self) -> None:
+        """The proxy is stopping: end this session now if it is between transactions,
+        otherwise as soon as its transaction ends (ReadyForQuery 'I')."""
+        self._shutting_down = True
+        if self.info.state != "active" or self.state.at_rest:
+            self._end_for_shutdown()
+
+    def _end_for_shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.write(
+                p.error_response(
+                    "57P01", "terminating connection: the dbsight proxy is shutting down",
+                    "FATAL",
+                )
+            )
+        for writer in (self.server_writer, self.writer):
+            if writer is not None:
+                writer.close()
 
     async def _refuse(self, sqlstate: str, message: str) -> None:
         """A FATAL ErrorResponse to the client; the session ends after it."""
@@ -340,6 +360,8 @@ class ClientSession:
                 self.observer.completed(completion)
         except Exception as exc:
             self._stop_observing("server message", exc)
+        if self._shutting_down and kind is p.ReadyForQuery and self.state.at_rest:
+            self._end_for_shutdown()
 
     def _last_pending(self) -> p.PendingRequest | None:
         pending = self.state.pending
