@@ -267,3 +267,19 @@ async def test_readiness_503_while_the_database_is_down(configured: Any, private
     finally:
         await pool.close()
         engine.dispose()
+
+
+async def test_summary_takes_limit_and_order_by(fresh_runtime: Any) -> None:
+    from dbsight._runtime import recorder
+
+    dbsight.configure(dbsight.Settings(tracing_enabled=False))
+    for i in range(5):
+        for _ in range(i + 1):  # statement i runs i + 1 times
+            recorder.finish(recorder.start(f"SELECT {i} FROM t{i}x", "postgresql", "test"), 1)
+    transport = httpx.ASGITransport(app=Endpoints())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        top = (await client.get("/metrics/summary?limit=2&order_by=calls")).json()["top"]
+        assert [entry["calls"] for entry in top] == [5, 4]
+        assert (await client.get("/metrics/summary?limit=0")).status_code == 400
+        bad = await client.get("/metrics/summary?order_by=nonsense")
+        assert bad.status_code == 400 and "order_by" in bad.json()["error"]

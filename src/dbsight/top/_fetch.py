@@ -32,11 +32,14 @@ class SummaryFetcher:
         if options.token:
             headers["Authorization"] = f"Bearer {options.token}"
         self._timeout_s = options.timeout_s
+        # The service picks and orders the statements, so that every one of them is a
+        # candidate, not only its top 20 by total time.
+        self._params = {"limit": str(min(options.limit, 500)), "order_by": options.sort}
         self._client = httpx.Client(headers=headers, timeout=options.timeout_s)
 
     def fetch(self) -> Snapshot:
         try:
-            response = self._client.get(self.url)
+            response = self._client.get(self.url, params=self._params)
         except httpx.TimeoutException:
             raise SummaryUnavailable(
                 f"no answer from {self.url} within {self._timeout_s:g}s"

@@ -19,12 +19,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from .._asgi_types import ASGIApp, Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
+from ..stats import ORDER_BY
 from ._multiprocess import ensure_writer
-from ._reports import metrics_exposition, summary
+from ._reports import MAX_SUMMARY_TOP, SUMMARY_ORDER, SUMMARY_TOP, metrics_exposition, summary
 
 JSON = "application/json"
 _ALLOWED = (b"GET", b"HEAD")
@@ -124,7 +126,18 @@ class Endpoints:
         return 200, body, content_type
 
     async def _summary(self, scope: Scope) -> tuple[int, bytes, str]:
-        document = await asyncio.to_thread(summary, get_runtime())
+        """``?limit=N`` (1 to `MAX_SUMMARY_TOP`) and ``?order_by=`` (`ORDER_BY`) choose the
+        statements listed; a bad value is a 400 naming it."""
+        query = parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
+        limit_text = query.get("limit", [str(SUMMARY_TOP)])[-1]
+        order_by = query.get("order_by", [SUMMARY_ORDER])[-1]
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_SUMMARY_TOP:
+            return 400, _dumps({"error": f"limit must be 1 to {MAX_SUMMARY_TOP}"}), JSON
+        if order_by not in ORDER_BY:
+            return 400, _dumps({"error": f"order_by must be one of {', '.join(ORDER_BY)}"}), JSON
+        document = await asyncio.to_thread(
+            summary, get_runtime(), limit=int(limit_text), order_by=order_by
+        )
         return 200, _dumps(document), JSON
 
     async def _liveness(self, scope: Scope) -> tuple[int, bytes, str]:

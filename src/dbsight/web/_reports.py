@@ -13,6 +13,7 @@ from ._multiprocess import merged_registry, merged_summary, multiprocess_dir, sl
 
 SUMMARY_TOP = 20
 SUMMARY_ORDER = "total_time"
+MAX_SUMMARY_TOP = 500
 
 
 def metrics_exposition(runtime: Any, accept: str) -> tuple[bytes, str]:
@@ -24,19 +25,21 @@ def metrics_exposition(runtime: Any, accept: str) -> tuple[bytes, str]:
     return encoder(registry), content_type
 
 
-def summary(runtime: Any) -> dict[str, Any]:
+def summary(
+    runtime: Any, *, limit: int = SUMMARY_TOP, order_by: str = SUMMARY_ORDER
+) -> dict[str, Any]:
     """The ``/metrics/summary`` document: top fingerprints, recent slow queries, N+1
     findings; read by ``dbsight demo`` and ``dbsight top``, so its keys are an interface."""
     directory = multiprocess_dir(runtime.settings)
     if directory is None:
         findings = runtime.components.get("n_plus_one")
-        top = runtime.stats.top(SUMMARY_TOP, SUMMARY_ORDER)
+        top = runtime.stats.top(limit, order_by)
         slow = slow_records(runtime)
         n_plus_one = findings.snapshot() if findings is not None else []
         workers = 1
     else:
         merged = merged_summary(runtime, directory)
-        top = merged.stats.top(SUMMARY_TOP, SUMMARY_ORDER)
+        top = merged.stats.top(limit, order_by)
         slow, n_plus_one, workers = merged.slow, merged.n_plus_one, merged.workers
     return {
         "service": runtime.settings.service_name,
