@@ -1,0 +1,422 @@
+"""One connection from the proxy to the PostgreSQL server, logged in with the pool's credentials.
+
+``BackendConnection.connect(spec)`` opens the socket, sends the StartupMessage (user, database,
+application_name and the configured server parameters), answers the server's authentication
+requests with ``UpstreamLogin`` (trust, cleartext, md5, SCRAM-SHA-256) and collects
+ParameterStatus and BackendKeyData up to the first ReadyForQuery. After that the session layer
+relays a client's messages over ``reader``/``writer``, keeping ``state`` (a ``SessionState``)
+and ``parser`` (the ``BackendParser`` of this socket: bytes it already buffered belong to
+whoever reads next) up to date, and gives the connection back to the pool, which calls
+``reset()`` before another client gets it.
+
+Reset: the server-side part is ``DISCARD ALL`` (PgBouncer's ``server_reset_query``), after a
+``ROLLBACK`` when a transaction is open or failed. ``DISCARD ALL`` is ``CLOSE ALL``, ``SET SESSION
+AUTHORIZATION DEFAULT``, ``RESET ALL``, ``DEALLOCATE ALL``, ``UNLISTEN *``,
+``pg_advisory_unlock_all()`` and ``DISCARD PLANS/TEMP/SEQUENCES`` in one statement, so nothing a
+client set up (GUCs, roles, cursors, temporary tables, SQL or protocol prepared statements,
+LISTENs, session advisory locks) reaches the next client. It resets GUCs to the values of the
+StartupMessage, so the configured server parameters survive it. A lighter reset that keeps
+prepared statements would save re-preparing, but SQL-level ``PREPARE`` is invisible to the
+protocol state and would then leak from one client to the next, so the safe reset is the one.
+
+Prepared statements across clients (transaction pooling): a client's named statement may be
+executed on any server connection, so each connection records in ``prepared`` (name -> query
+text) what it holds; the reset empties it with the server's. Before relaying a Bind or Describe
+of a statement, the session layer asks the connection that will run it for
+``prepare_messages(name, query, param_types)``: the Close/Parse messages to inject first (none
+when the statement is already there). That call is sans-IO: the caller encodes them, feeds them
+to ``state`` like relayed messages, writes them ahead of the client's, and swallows their
+ParseComplete/CloseComplete instead of forwarding them (and calls ``forget_prepared(name)`` if
+the server answers the Parse with an error). ``ensure_prepared()`` is the same done eagerly:
+Parse + Sync sent and answered before returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from . import protocol as p
+from ._backend_errors import (
+    BackendError,
+    BackendQueryError,
+    BackendRefused,
+    BackendUnavailable,
+)
+from .auth import AuthenticationFailed, UpstreamLogin
+
+READ_SIZE = 256 * 1024
+RESET_QUERY = "DISCARD ALL"
+DEFAULT_APPLICATION_NAME = "dbsight-proxy"
+
+_monotonic = time.monotonic
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Where and as whom the pool logs in; one spec per (database, user) pool.
+
+    ``parameters`` are extra StartupMessage parameters (``TimeZone``, ``statement_timeout``,
+    ``options``...); ``connect_timeout_s`` bounds the connect and the whole login.
+    """
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str | None = field(default=None, repr=False)
+    application_name: str = DEFAULT_APPLICATION_NAME
+    parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    connect_timeout_s: float = 5.0
+    max_message_size: int = p.DEFAULT_MAX_MESSAGE_SIZE
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port <= 65535:
+            raise ValueError(f"port must be 1..65535, got {self.port}")
+        if self.connect_timeout_s <= 0:
+            raise ValueError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def startup_parameters(self) -> dict[str, str]:
+        parameters = {"user": self.user, "database": self.database}
+        if self.application_name:
+            parameters["application_name"] = self.application_name
+        parameters.update(self.parameters)
+        return parameters
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """One statement's answer to ``execute()``: its command tag and rows (as text)."""
+
+    tag: str
+    rows: tuple[tuple[str | None, ...], ...] = ()
+
+
+class BackendConnection:
+    """A logged-in server connection; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: p.BackendParser,
+        state: p.SessionState,
+    ) -> None:
+        self.spec = spec
+        self.reader = reader
+        self.writer = writer
+        self.parser = parser
+        self.state = state
+        self.created_at = _monotonic()
+        self.last_used_at = self.created_at
+        self.prepared: dict[str, str] = {}
+        self._param_types: dict[str, tuple[int, ...]] = {}
+        self.broken = False
+        self.closed = False
+
+    # ------------------------------------------------------------------ login
+
+    @classmethod
+    async def connect(cls, spec: BackendSpec) -> BackendConnection:
+        """Open and log in; raises ``BackendUnavailable`` (08006) when the server cannot be
+        reached or drops the login, ``BackendRefused`` with the server's SQLSTATE when it
+        answers with an error (28P01 wrong password, 3D000 no such database...)."""
+        reader, writer = await _open_socket(spec, "the database server at {} is unreachable")
+        conn = cls(
+            spec,
+            reader,
+            writer,
+            p.BackendParser(max_message_size=spec.max_message_size),
+            p.SessionState(),
+        )
+        try:
+            await asyncio.wait_for(conn._login(), spec.connect_timeout_s)
+        except TimeoutError as exc:
+            await conn.close()
+            raise BackendUnavailable(
+                f"dbsight proxy: the database server at {spec.address} did not complete the"
+                f" login within {spec.connect_timeout_s:g} s"
+            ) from exc
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _login(self) -> None:
+        startup = p.StartupMessage(self.spec.startup_parameters())
+        self.state.client_message(startup)
+        self.writer.write(p.encode(startup))
+        login = UpstreamLogin(self.spec.user, self.spec.password)
+        while True:
+            frame = await self._next_frame()
+            message = self._decode(frame)
+            if frame.type == b"R":
+                try:
+                    reply = login.receive(frame.body or b"")
+                except AuthenticationFailed as exc:
+                    raise BackendRefused(exc.message, exc.sqlstate, detail=exc.detail) from exc
+                if reply is not None:
+                    self.writer.write(p.encode(p.PasswordMessage(reply[1])))
+                    await self.writer.drain()
+            elif type(message) is p.ErrorResponse:
+                raise BackendRefused.from_error(message)
+            try:
+                self.state.server_message(message)
+            except p.ProtocolError as exc:
+                raise self._broke("the server's login does not follow the protocol", exc) from exc
+            if type(message) is p.ReadyForQuery:
+                if not login.done or self.state.backend_pid is None:
+                    raise BackendUnavailable(
+                        "dbsight proxy: the server ended the login without authenticating"
+                        " or without a cancel key",
+                        p.PROTOCOL_VIOLATION,
+                    )
+                return
+
+    # ------------------------------------------------------------------ what callers read
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """The server's ParameterStatus values (server_version, TimeZone, ...)."""
+        return self.state.server_parameters
+
+    @property
+    def key(self) -> p.BackendKeyData:
+        """pid and secret key, for a CancelRequest."""
+        pid, secret = self.state.backend_pid, self.state.backend_secret_key
+        assert pid is not None and secret is not None  # connect() checked both
+        return p.BackendKeyData(pid, secret)
+
+    @property
+    def pid(self) -> int:
+        return self.key.pid
+
+    @property
+    def usable(self) -> bool:
+        """Not closed or broken and the socket still open as far as asyncio knows."""
+        return not (
+            self.closed
+            or self.broken
+            or self.writer.is_closing()
+            or self.reader.at_eof()
+            or self.reader.exception() is not None
+        )
+
+    @property
+    def resettable(self) -> bool:
+        """Between request cycles (a transaction may be open): ``reset()`` can bring it back."""
+        state = self.state
+        return (
+            self.usable
+            and state.transaction_status is not None
+            and not state.pending
+            and not state.in_pipeline
+            and state.copy_mode is p.CopyMode.NONE
+        )
+
+    def idle_for(self, now: float | None = None) -> float:
+        return (_monotonic() if now is None else now) - self.last_used_at
+
+    def age(self, now: float | None = None) -> float:
+        return (_monotonic() if now is None else now) - self.created_at
+
+    # ------------------------------------------------------------------ statements of its own
+
+    async def execute(self, sql: str) -> list[QueryResult]:
+        """Run ``sql`` with the simple protocol; one result per statement.
+
+        Raises ``BackendQueryError`` (after the server's ReadyForQuery: the connection stays
+        usable) when a statement fails, ``BackendUnavailable`` when the connection breaks.
+        """
+        self._check_between_requests()
+        query = p.Query(sql)
+        self.state.client_message(query)
+        await self._send(p.encode(query))
+        return await self._read_cycle()
+
+    async def ensure_prepared(
+        self, name: str, query: str, param_types: tuple[int, ...] = ()
+    ) -> bool:
+        """Prepare ``name`` now (Parse + Sync, answered); False when it was already there."""
+        messages = self.prepare_messages(name, query, param_types)
+        if not messages:
+            return False
+        self._check_between_requests()
+        sync = p.Sync()
+        for message in (*messages, sync):
+            self.state.client_message(message)
+        await self._send(b"".join(p.encode(m) for m in (*messages, sync)))
+        try:
+            await self._read_cycle()
+        except BackendQueryError:
+            self.forget_prepared(name)
+            raise
+        return True
+
+    def prepare_messages(
+        self, name: str, query: str, param_types: tuple[int, ...] = ()
+    ) -> tuple[p.Close | p.Parse, ...]:
+        """Sans-IO: the messages that make statement ``name`` exist here as ``query``.
+
+        Empty when it already does. A different statement under the same name is closed
+        first. The statement is recorded in ``prepared`` at once (see the module docstring).
+        """
+        if self.prepared.get(name) == query and self._param_types.get(name) == param_types:
+            return ()
+        parse = p.Parse(name, query, param_types)
+        replaced = name in self.prepared and name != ""  # a Parse replaces the unnamed one
+        self.prepared[name] = query
+        self._param_types[name] = param_types
+        return (p.Close("S", name), parse) if replaced else (parse,)
+
+    def forget_prepared(self, name: str) -> None:
+        """The server did not (or no longer does) hold statement ``name``."""
+        self.prepared.pop(name, None)
+        self._param_types.pop(name, None)
+
+    async def reset(self) -> None:
+        """Make the connection fit for another client: ROLLBACK if needed, then DISCARD ALL.
+
+        Raises ``BackendUnavailable`` (and the connection is then broken) when it stopped in
+        the middle of a request cycle or the server does not answer properly: close it.
+        """
+        if not self.resettable:
+            self.broken = True
+            raise BackendUnavailable(
+                "dbsight proxy: server connection left mid-request or closed; it cannot be reused"
+            )
+        if self.state.transaction_status is not p.TransactionStatus.IDLE:
+            await self.execute("ROLLBACK")
+        await self.execute(RESET_QUERY)
+        self.prepared.clear()
+        self._param_types.clear()
+        if not self.state.at_rest:
+            self.broken = True
+            raise BackendUnavailable("dbsight proxy: server connection not idle after its reset")
+        self.last_used_at = _monotonic()
+
+    async def cancel(self) -> None:
+        """Ask the server to cancel what this connection is running (best effort, as in libpq)."""
+        await send_cancel(self.spec, self.key)
+
+    async def close(self) -> None:
+        """Say goodbye (Terminate) when the connection is healthy, then close the socket."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            if not self.broken and not self.writer.is_closing():
+                self.writer.write(p.encode(p.Terminate()))
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    # ------------------------------------------------------------------ wire
+
+    def _check_between_requests(self) -> None:
+        if not self.resettable:
+            raise BackendUnavailable("dbsight proxy: server connection is busy, broken or closed")
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except OSError as exc:
+            raise self._broke("the server connection failed", exc) from exc
+
+    async def _read_cycle(self) -> list[QueryResult]:
+        """Read answers up to ReadyForQuery; raise the first ErrorResponse, if any, after it."""
+        results: list[QueryResult] = []
+        rows: list[tuple[str | None, ...]] = []
+        error: p.ErrorResponse | None = None
+        while True:
+            message = self._decode(await self._next_frame())
+            try:
+                self.state.server_message(message)
+            except p.ProtocolError as exc:
+                raise self._broke("the server's answer does not match the request", exc) from exc
+            if isinstance(message, p.DataRow):
+                rows.append(tuple(None if v is None else v.decode() for v in message.values))
+            elif isinstance(message, p.CommandComplete):
+                results.append(QueryResult(message.tag, tuple(rows)))
+                rows = []
+            elif isinstance(message, p.ErrorResponse):
+                error = error or message
+                if message.severity in ("FATAL", "PANIC"):
+                    raise self._broke(f"the server ended the session: {message.message}")
+            elif isinstance(message, p.CopyInResponse):
+                fail = p.CopyFail("dbsight proxy: COPY FROM STDIN is not supported here")
+                self.state.client_message(fail)
+                await self._send(p.encode(fail))
+            elif isinstance(message, p.ReadyForQuery):
+                if error is not None:
+                    raise BackendQueryError(error)
+                return results
+
+    async def _next_frame(self) -> p.Frame:
+        parser = self.parser
+        while True:
+            try:
+                frame = parser.next_frame()
+            except p.ProtocolError as exc:
+                raise self._broke("the server sent invalid protocol data", exc) from exc
+            if frame is not None:
+                return frame
+            try:
+                data = await self.reader.read(READ_SIZE)
+            except OSError as exc:
+                raise self._broke("the server connection failed", exc) from exc
+            if not data:
+                raise self._broke("the server closed the connection")
+            parser.feed(data)
+
+    def _decode(self, frame: p.Frame) -> p.BackendMessage:
+        try:
+            return self.parser.decode(frame)
+        except p.ProtocolError as exc:
+            raise self._broke("the server sent an invalid message", exc) from exc
+
+    def _broke(self, what: str, cause: BaseException | None = None) -> BackendError:
+        self.broken = True
+        detail = None if cause is None else str(cause) or type(cause).__name__
+        return BackendUnavailable(f"dbsight proxy: {what} ({self.spec.address})", detail=detail)
+
+
+async def send_cancel(spec: BackendSpec, key: p.BackendKeyData) -> None:
+    """Send a CancelRequest for ``key`` on a connection of its own and wait for the server to
+    hang up (PostgreSQL closes it once the request is handled)."""
+    reader, writer = await _open_socket(spec, "cannot reach {} to cancel a statement")
+    try:
+        writer.write(p.encode(p.CancelRequest(key.pid, key.secret_key)))
+        await writer.drain()
+        with contextlib.suppress(TimeoutError, OSError):
+            await asyncio.wait_for(reader.read(), spec.connect_timeout_s)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def _open_socket(
+    spec: BackendSpec, failure: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to the server; ``BackendUnavailable`` (08006) saying ``failure``
+    (formatted with the address) when it cannot be made within the connect timeout."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(spec.host, spec.port), spec.connect_timeout_s
+        )
+    except (TimeoutError, OSError) as exc:
+        raise BackendUnavailable(
+            f"dbsight proxy: {failure.format(spec.address)}",
+            detail=str(exc) or type(exc).__name__,
+        ) from exc

@@ -1,0 +1,434 @@
+"""Server connections for transaction pooling: one ``BackendPool`` per (database, user).
+
+``acquire()`` hands out an idle connection (the most recently used one: the others can then
+reach their idle timeout), opens a new one while the pool is below ``max_size``, or queues the
+caller. Waiters are served strictly first come, first served: a released connection goes to
+the oldest waiter before any newcomer can take it. A wait longer than the timeout raises
+``PoolTimeout`` (53300) naming the pool and its limit.
+
+``release()`` resets the connection (``BackendConnection.reset``: ROLLBACK if needed, then
+DISCARD ALL) and makes it available again; one that broke, stopped mid-request, failed its
+reset or outlived ``max_lifetime_s`` is closed instead, and a replacement is opened if someone
+is waiting.
+
+Connecting retries with exponential backoff (``RetryPolicy``) while the server is unreachable,
+refuses for now (57P03 starting up, 53300 too many clients) or drops the login; when the last
+attempt fails, every caller waiting at that moment gets the error (08006 for an unreachable
+server; the server's own SQLSTATE for a refused login): a server that is down will not serve
+them sooner by waiting for the timeout.
+
+The maintenance task (every ``maintenance_interval_s``, or ``await pool.maintain()``) closes
+connections idle for ``idle_timeout_s`` (down to ``min_size``) and idle ones past
+``max_lifetime_s``, then tops the pool up to ``min_size``; ``acquire()`` also skips and closes
+idle connections past their lifetime or found dead, and ``release()`` closes those past it.
+``stats()`` is what ``/stats/pools`` shows, read from plain counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Self
+
+from ._backend import BackendConnection, BackendSpec
+from ._backend_errors import (
+    BackendError,
+    BackendRefused,
+    BackendUnavailable,
+    PoolClosed,
+    PoolTimeout,
+)
+
+logger = logging.getLogger("dbsight.proxy.pool")
+
+_monotonic = time.monotonic
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a connection is attempted before the waiters are failed.
+
+    Attempt ``n`` (from 1) is followed, if it fails, by a pause of
+    ``min(initial_delay_s * multiplier ** (n - 1), max_delay_s)``.
+    """
+
+    attempts: int = 4
+    initial_delay_s: float = 0.1
+    multiplier: float = 2.0
+    max_delay_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.attempts <= 100:
+            raise ValueError(f"attempts must be 1..100, got {self.attempts}")
+        if self.initial_delay_s < 0 or self.max_delay_s < 0:
+            raise ValueError("retry delays cannot be negative")
+        if self.multiplier < 1:
+            raise ValueError(f"multiplier must be >= 1, got {self.multiplier}")
+
+    def delay(self, attempt: int) -> float:
+        return min(self.initial_delay_s * self.multiplier ** (attempt - 1), self.max_delay_s)
+
+
+class _Waiter:
+    __slots__ = ("future", "since")
+
+    def __init__(self, future: asyncio.Future[BackendConnection], since: float) -> None:
+        self.future = future
+        self.since = since
+
+
+class BackendPool:
+    """Server connections of one (database, user); see the module docstring."""
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        *,
+        min_size: int = 0,
+        max_size: int = 10,
+        acquire_timeout_s: float = 30.0,
+        idle_timeout_s: float | None = 600.0,
+        max_lifetime_s: float | None = 3600.0,
+        reset_timeout_s: float = 5.0,
+        maintenance_interval_s: float = 1.0,
+        retry: RetryPolicy | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not 1 <= max_size <= 100_000:
+            raise ValueError(f"max_size must be 1..100000, got {max_size}")
+        if not 0 <= min_size <= max_size:
+            raise ValueError(f"min_size must be 0..max_size ({max_size}), got {min_size}")
+        for label, value in (
+            ("acquire_timeout_s", acquire_timeout_s),
+            ("reset_timeout_s", reset_timeout_s),
+            ("maintenance_interval_s", maintenance_interval_s),
+            ("idle_timeout_s", idle_timeout_s),
+            ("max_lifetime_s", max_lifetime_s),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{label} must be > 0, got {value}")
+        self.spec = spec
+        self.name = name or f"{spec.user}@{spec.database}"
+        self.min_size = min_size
+        self.max_size = max_size
+        self.acquire_timeout_s = acquire_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_lifetime_s = max_lifetime_s
+        self.reset_timeout_s = reset_timeout_s
+        self.maintenance_interval_s = maintenance_interval_s
+        self.retry = retry or RetryPolicy()
+
+        self._idle: deque[BackendConnection] = deque()  # oldest release on the left
+        self._used: set[BackendConnection] = set()
+        self._connecting = 0
+        self._waiters: deque[_Waiter] = deque()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._closed = False
+        # statistics (plain counters: /stats/pools reads them)
+        self.total_acquired = 0
+        self.total_connects = 0
+        self.connect_errors = 0
+        self.total_timeouts = 0
+        self.total_closed = 0
+        self.total_wait_s = 0.0
+        self.max_wait_seen_s = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open ``min_size`` connections and start the maintenance task."""
+        self._check_open()
+        await self.maintain()
+        if self._maintenance is None:
+            self._maintenance = asyncio.create_task(self._maintain_forever())
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every server connection (idle and in use) and fail the waiters (57P01)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        error = PoolClosed(f"dbsight proxy: pool {self.name} is closed")
+        self._fail_waiters(error)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._maintenance is not None:
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        conns = [*self._idle, *self._used]
+        self._idle.clear()
+        self._used.clear()
+        self.total_closed += len(conns)
+        await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def size(self) -> int:
+        """Server connections open or being opened."""
+        return len(self._idle) + len(self._used) + self._connecting
+
+    # ------------------------------------------------------------------ acquire / release
+
+    async def acquire(self, timeout: float | None = None) -> BackendConnection:
+        """A server connection for one transaction; give it back with ``release()``.
+
+        Raises ``PoolTimeout`` (53300) after ``timeout`` (default ``acquire_timeout_s``)
+        seconds of waiting, ``BackendUnavailable`` (08006) or ``BackendRefused`` when
+        connecting failed, ``PoolClosed`` when the pool is closed.
+        """
+        self._check_open()
+        now = _monotonic()
+        if not self._waiters:
+            while self._idle:
+                conn = self._idle.pop()
+                if self._stale(conn, now):
+                    self._discard(conn)
+                    continue
+                self._used.add(conn)
+                self.total_acquired += 1
+                return conn
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), now)
+        self._waiters.append(waiter)
+        self._grow()
+        limit = self.acquire_timeout_s if timeout is None else timeout
+        future = waiter.future
+        try:
+            await asyncio.wait((future,), timeout=limit)
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+        if not future.done():
+            self._abandon(waiter)
+            self.total_timeouts += 1
+            raise PoolTimeout(
+                f"dbsight proxy: no server connection free in pool {self.name} after"
+                f" {limit:g} s: all {self.max_size} (max_size) are in use"
+            )
+        conn = future.result()  # raises the connect error the waiters were failed with
+        waited = _monotonic() - waiter.since
+        self.total_wait_s += waited
+        self.max_wait_seen_s = max(self.max_wait_seen_s, waited)
+        self.total_acquired += 1
+        return conn
+
+    async def release(self, conn: BackendConnection) -> None:
+        """Give ``conn`` back: reset and reused, or closed when it cannot be trusted."""
+        if conn not in self._used:
+            if self._closed:
+                await conn.close()
+                return
+            raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
+        reusable = not self._closed and conn.resettable and not self._too_old(conn, _monotonic())
+        if reusable:
+            try:
+                await asyncio.wait_for(conn.reset(), self.reset_timeout_s)
+            except (BackendError, TimeoutError) as exc:
+                logger.warning("dbsight proxy: pool %s: reset failed, closing: %s", self.name, exc)
+                reusable = False
+        if conn not in self._used:  # the pool was closed during the reset
+            await conn.close()
+            return
+        self._used.discard(conn)
+        if reusable:
+            self._deliver(conn)
+        else:
+            self._discard(conn)
+            self._grow()
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[BackendConnection]:
+        """``async with pool.connection() as conn:`` acquire, then release whatever happens."""
+        conn = await self.acquire(timeout)
+        try:
+            yield conn
+        finally:
+            await self.release(conn)
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def maintain(self) -> None:
+        """One maintenance pass: close expired idle connections, top up to ``min_size``."""
+        if self._closed:
+            return
+        now = _monotonic()
+        for conn in list(self._idle):  # oldest first
+            idle_too_long = (
+                self.idle_timeout_s is not None
+                and conn.idle_for(now) >= self.idle_timeout_s
+                and self.size > self.min_size
+            )
+            if idle_too_long or self._stale(conn, now):
+                self._idle.remove(conn)
+                self._discard(conn)
+        started = [self._start_connect() for _ in range(self.min_size - self.size)]
+        if started:
+            await asyncio.gather(*started, return_exceptions=True)
+
+    async def _maintain_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.maintenance_interval_s)
+            try:
+                await self.maintain()
+            except Exception:  # the next pass tries again; never let the task die
+                logger.exception("dbsight proxy: pool %s: maintenance failed", self.name)
+
+    # ------------------------------------------------------------------ statistics
+
+    def stats(self) -> dict[str, Any]:
+        """What ``/stats/pools`` shows for this pool."""
+        now = _monotonic()
+        return {
+            "name": self.name,
+            "database": self.spec.database,
+            "user": self.spec.user,
+            "size": self.size,
+            "idle": len(self._idle),
+            "used": len(self._used),
+            "connecting": self._connecting,
+            "waiting": len(self._waiters),
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "max_wait_s": (now - self._waiters[0].since) if self._waiters else 0.0,
+            "max_wait_seen_s": self.max_wait_seen_s,
+            "total_wait_s": self.total_wait_s,
+            "total_acquired": self.total_acquired,
+            "total_connects": self.total_connects,
+            "connect_errors": self.connect_errors,
+            "total_timeouts": self.total_timeouts,
+            "total_closed": self.total_closed,
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosed(f"dbsight proxy: pool {self.name} is closed")
+
+    def _too_old(self, conn: BackendConnection, now: float) -> bool:
+        return self.max_lifetime_s is not None and conn.age(now) >= self.max_lifetime_s
+
+    def _stale(self, conn: BackendConnection, now: float) -> bool:
+        """An idle connection not worth handing out any more: too old, or dead."""
+        return self._too_old(conn, now) or not conn.usable
+
+    def _deliver(self, conn: BackendConnection) -> None:
+        """A free connection goes to the oldest waiter, else to the idle list."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                self._used.add(conn)
+                waiter.future.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """The waiter gave up (timeout, cancellation): take back what it may have been given."""
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+        future = waiter.future
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled() and future.exception() is None:
+            conn = future.result()
+            self._used.discard(conn)
+            self._deliver(conn)  # never used: no reset needed
+
+    def _fail_waiters(self, error: BackendError) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
+    def _grow(self) -> None:
+        """Open connections for the waiters no connection in progress will serve."""
+        if self._closed:
+            return
+        while len(self._waiters) > self._connecting and self.size < self.max_size:
+            self._start_connect()
+
+    def _start_connect(self) -> asyncio.Task[None]:
+        self._connecting += 1
+        task = asyncio.create_task(self._connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self._open()
+        except asyncio.CancelledError:
+            self._connecting -= 1
+            raise
+        except BackendError as exc:
+            self._connect_failed(exc)
+            return
+        except Exception as exc:  # a bug must not leave the waiters hanging: tell them too
+            logger.exception("dbsight proxy: pool %s: unexpected connect failure", self.name)
+            self._connect_failed(
+                BackendUnavailable(
+                    f"dbsight proxy: cannot connect to {self.spec.address}", detail=repr(exc)
+                )
+            )
+            return
+        self._connecting -= 1
+        if self._closed:
+            await conn.close()
+            return
+        self._deliver(conn)
+
+    def _connect_failed(self, error: BackendError) -> None:
+        self._connecting -= 1
+        logger.warning("dbsight proxy: pool %s: cannot connect: %s", self.name, error)
+        self._fail_waiters(error)
+
+    async def _open(self) -> BackendConnection:
+        """Connect, retrying transient failures with exponential backoff."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn = await BackendConnection.connect(self.spec)
+            except BackendError as exc:
+                self.connect_errors += 1
+                transient = isinstance(exc, BackendUnavailable) or (
+                    isinstance(exc, BackendRefused) and exc.transient
+                )
+                if not transient or self._closed:
+                    raise
+                if attempt >= self.retry.attempts:
+                    if isinstance(exc, BackendUnavailable):
+                        raise BackendUnavailable(
+                            f"{exc.message} (gave up after {attempt} attempts)",
+                            exc.sqlstate,
+                            detail=exc.detail,
+                        ) from exc
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            self.total_connects += 1
+            return conn
+
+    def _discard(self, conn: BackendConnection) -> None:
+        """Close ``conn`` in the background (it is no longer counted in the pool)."""
+        self.total_closed += 1
+        task = asyncio.create_task(conn.close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
