@@ -75,8 +75,11 @@ def test_proxy_command_serves_observes_and_stops_on_sigterm(pg_dsn: str, tmp_pat
             with httpx.Client(base_url=f"http://127.0.0.1:{admin}") as http:
                 assert http.get("/metrics").status_code == 401
                 auth = {"Authorization": "Bearer s3cret-token"}
-                metrics = http.get("/metrics", headers=auth).text
-                assert 'db_client_operations_total{operation="select",outcome="ok"' in metrics
+                wanted = 'db_client_operations_total{operation="select",outcome="ok"'
+                deadline = time.monotonic() + 10  # recorded just after the answer is relayed
+                while wanted not in http.get("/metrics", headers=auth).text:
+                    assert time.monotonic() < deadline, "the statement is not in /metrics"
+                    time.sleep(0.05)
                 clients = http.get("/stats/clients", headers=auth).json()["clients"]
                 assert [c["state"] for c in clients] == ["active"]
                 assert http.get("/health/ready", headers=auth).status_code == 200

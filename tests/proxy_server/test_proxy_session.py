@@ -27,6 +27,17 @@ class Events(QueryObserver):
         self.errors.append(event)
 
 
+def settle(condition: Any, timeout: float = 10.0) -> None:
+    """The proxy forwards the server's answer before it records it: the client may see its
+    result a moment before the event exists."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the proxy never recorded the statements"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def events(fresh_runtime: Any) -> Any:
     dbsight.configure(dbsight.Settings(tracing_enabled=False))
@@ -44,6 +55,7 @@ def test_psycopg_simple_and_extended_through_the_proxy(proxy: Any, pg_dsn: str, 
         assert rows == [(2, "b"), (3, "c")]
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("SELECT * FROM missing_table")
+    settle(lambda: events.errors)
     selects = [e for e in events.ok if e.operation == "select"]
     assert selects and selects[-1].rows == 2 and selects[-1].source == "proxy"
     assert selects[-1].normalized == "SELECT id, name FROM items WHERE id >= $1 ORDER BY id"
@@ -73,6 +85,7 @@ async def test_asyncpg_prepared_statements_pipelines_and_cancel(proxy: Any, pg_d
         assert await conn.fetchval("SELECT 1") == 1
     finally:
         await conn.close()
+    settle(lambda: any(e.error.sqlstate == "57014" for e in events.errors))
     fetched = [e.rows for e in events.ok if e.normalized.startswith("SELECT g FROM")]
     assert fetched == [5, 7]
     assert any(e.error.sqlstate == "57014" for e in events.errors)  # the cancelled sleep
@@ -95,6 +108,7 @@ def test_copy_and_notify(proxy: Any, pg_dsn: str, events: Any) -> None:
             notes.append(note)
             break
         assert [(n.channel, n.payload) for n in notes] == [("chan", "hello")]
+    settle(lambda: len([e for e in events.ok if e.sql.startswith("COPY")]) == 2)
     copies = [e for e in events.ok if e.sql.startswith("COPY")]
     assert [e.rows for e in copies] == [100, 100]
 
@@ -160,7 +174,7 @@ def test_many_concurrent_clients(proxy: Any, pg_dsn: str, events: Any) -> None:
 
     results = asyncio.run(all_clients())
     assert results == [i * sum(range(20)) for i in range(32)]
-    assert len([e for e in events.ok if e.normalized.startswith("SELECT $1::int * $2::int")]) == 640
+    settle(lambda: len([e for e in events.ok if e.normalized.startswith("SELECT $1::int * $2::int")]) == 640)
 
 
 def _read_until_ready(sock: socket.socket) -> None:
