@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import time
 from collections.abc import Iterator
 
 import asyncpg
@@ -45,8 +44,8 @@ from dbsight.proxy.auth import (
     read_authentication,
     scram_secret,
 )
-from dbsight.testing import pg_url, unique_name
-from dbsight.testing.pytest_plugin import _missing_binaries
+from dbsight.testing import unique_name
+from dbsight.testing._password_cluster import create_role, password_cluster
 
 SCRAM_PASSWORD = "p\u00e4ss w\u00f6rd"  # non-ASCII: SASLprep must agree with PostgreSQL's
 MD5_PASSWORD = "md5 secret"
@@ -60,16 +59,6 @@ async def fetch_credential(dsn: str, user: str) -> Credential | None:
     finally:
         await conn.close()
     return query.credential(user, [tuple(row) for row in rows])
-
-
-def create_role(dsn: str, name: str, password: str, encryption: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"SET password_encryption = '{encryption}'")
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(name), sql.Literal(password)
-            )
-        )
 
 
 def drop_role(dsn: str, name: str) -> None:
@@ -156,31 +145,8 @@ def login(port: int, user: str, password: str | None) -> tuple[list[int], dict[s
 @pytest.fixture(scope="module")
 def hba_port() -> Iterator[int]:
     """A private cluster whose pg_hba.conf demands passwords from the HBA_ROLES."""
-    from dbsight.embedded import BinariesNotFoundError
-    from dbsight.embedded.postgres import EmbeddedPostgres
-
-    cluster = EmbeddedPostgres(name="dbsight-auth-test")
-    try:
-        cluster.start()
-    except BinariesNotFoundError as exc:
-        _missing_binaries(f"no PostgreSQL server binaries for a cluster of our own: {exc}")
-    try:
-        dsn = pg_url(cluster.dsn("postgres"))
-        for role, (encryption, _, password) in HBA_ROLES.items():
-            create_role(dsn, role, password, encryption)
-        hba = cluster.data_dir / "pg_hba.conf"
-        lines = "".join(
-            f"host all {role} 127.0.0.1/32 {method}\n" for role, (_, method, _) in HBA_ROLES.items()
-        )
-        hba.write_text(lines + hba.read_text())
-        cluster.execute("SELECT pg_reload_conf()")
-        deadline = time.monotonic() + 30
-        while login(cluster.port, "dbsight_auth_scram", "wrong")[1] is None:
-            assert time.monotonic() < deadline, "pg_hba.conf reload did not take effect"
-            time.sleep(0.05)
+    with password_cluster(HBA_ROLES, name="dbsight-auth-test") as cluster:
         yield cluster.port
-    finally:
-        cluster.stop()
 
 
 @pytest.mark.parametrize(

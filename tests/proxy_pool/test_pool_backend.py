@@ -8,16 +8,14 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
 from pool_helpers import ServerView, spec_from_dsn, until
-from psycopg import sql
 
 from dbsight.proxy import protocol as p
 from dbsight.proxy._backend import BackendConnection, BackendSpec
 from dbsight.proxy._backend_errors import BackendQueryError, BackendRefused, BackendUnavailable
 from dbsight.testing import pg_url
-from dbsight.testing.pytest_plugin import _missing_binaries
+from dbsight.testing._password_cluster import password_cluster
 
 
 @pytest.fixture
@@ -86,44 +84,10 @@ HBA_ROLES = {  # role: (password_encryption, pg_hba method, password)
 
 @pytest.fixture(scope="module")
 def hba_dsn() -> Iterator[str]:
-    """A private cluster whose pg_hba.conf demands passwords from the HBA_ROLES (the shared test
-    clusters trust everyone); the approach of tests/proxy_auth/test_real_server.py."""
-    from dbsight.embedded import BinariesNotFoundError
-    from dbsight.embedded.postgres import EmbeddedPostgres
-
-    cluster = EmbeddedPostgres(name="dbsight-pool-auth-test")
-    try:
-        cluster.start()
-    except BinariesNotFoundError as exc:
-        _missing_binaries(f"no PostgreSQL server binaries for a cluster of our own: {exc}")
-    try:
-        dsn = pg_url(cluster.dsn("postgres"))
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            for role, (encryption, _, password) in HBA_ROLES.items():
-                admin.execute(sql.SQL("SET password_encryption = {}").format(encryption))
-                admin.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(password)
-                    )
-                )
-        hba = cluster.data_dir / "pg_hba.conf"
-        lines = "".join(
-            f"host all {role} 127.0.0.1/32 {method}\n" for role, (_, method, _) in HBA_ROLES.items()
-        )
-        hba.write_text(lines + hba.read_text())
-        cluster.execute("SELECT pg_reload_conf()")
-        deadline = time.monotonic() + 30
-        while True:  # until the new pg_hba.conf is in force
-            try:
-                with psycopg.connect(pg_url(dsn), user="dbsight_pool_md5", password="x"):
-                    pass
-            except psycopg.OperationalError:
-                break
-            assert time.monotonic() < deadline, "pg_hba.conf reload did not take effect"
-            time.sleep(0.05)
-        yield dsn
-    finally:
-        cluster.stop()
+    """A private cluster whose pg_hba.conf demands passwords from the HBA_ROLES (the shared
+    test clusters trust everyone)."""
+    with password_cluster(HBA_ROLES, name="dbsight-pool-auth-test") as cluster:
+        yield pg_url(cluster.dsn("postgres"))
 
 
 @pytest.mark.parametrize("role", list(HBA_ROLES))
