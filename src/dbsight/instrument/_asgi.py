@@ -67,7 +67,7 @@ from ._headers import (
     parse_tracestate,
     valid_request_id,
 )
-from ._routes import UNMATCHED, route_of
+from ._routes import UNMATCHED, RouteIndex, route_of
 
 ACCESS_LOGGER = "dbsight.access"
 # Status of a request whose client went away before any response started (nginx's 499).
@@ -197,6 +197,7 @@ class _Exchange:
         "ctx",
         "disconnected",
         "method",
+        "method_label",
         "request_id",
         "response_done",
         "route",
@@ -216,6 +217,7 @@ class _Exchange:
         self.runtime = runtime
         self.scope = scope
         self.method: str = scope.get("method", "GET")
+        self.method_label = method_label(self.method)
         self.route = route
         self.started = _perf_counter()
         self.status: int | None = None
@@ -332,7 +334,7 @@ class _Exchange:
         duration = (self.response_done or ended) - self.started
         metrics = state.metrics
         if metrics is not None:
-            metrics.finished(active, method_label(self.method), self.route, status, duration)
+            metrics.finished(active, self.method_label, self.route, status, duration)
         if ctx.queries >= state.n_plus_one_threshold:  # fewer queries cannot repeat enough
             report_n_plus_one(self.runtime, ctx)
         self.log(ctx, status, duration)
@@ -382,6 +384,7 @@ class DbsightMiddleware:
         self.endpoints = endpoints
         self.active = True
         self._state: _PerRuntime | None = None
+        self._route_index: RouteIndex | None = None
 
     def _per_runtime(self) -> _PerRuntime:
         runtime = get_runtime()
@@ -389,6 +392,20 @@ class DbsightMiddleware:
         if state is None or state.runtime is not runtime:
             state = self._state = _PerRuntime(runtime)
         return state
+
+    def _route_of(self, scope: Scope) -> str:
+        """The route template, through the app's one-regex index while its routes stay
+        the same list (rebuilt when routes are added), else by walking them."""
+        owner = self.routes if self.routes is not None else scope.get("app")
+        routes = getattr(owner, "routes", None)
+        if isinstance(routes, list) and routes:
+            index = self._route_index
+            if index is None or index.routes is not routes or index.count != len(routes):
+                index = self._route_index = RouteIndex(routes)
+            found = index.lookup(scope)
+            if found is not None:
+                return found
+        return route_of(owner, scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.active:
@@ -404,8 +421,7 @@ class DbsightMiddleware:
                 target, route = endpoints, scope["path"]  # a fixed set of paths: bounded
             if state.enabled:
                 if route is None:
-                    routes = self.routes if self.routes is not None else scope.get("app")
-                    route = route_of(routes, scope)
+                    route = self._route_of(scope)
                 exchange = _Exchange(state.runtime, state.tracer, scope, route)  # may start a span
         except Exception as exc:  # dbsight's failure: serve the request without it
             _failed("start", exc)
@@ -446,7 +462,7 @@ class DbsightMiddleware:
         active = None
         if metrics is not None:
             try:
-                active = metrics.started(method_label(exchange.method))
+                active = metrics.started(exchange.method_label)
             except Exception as exc:
                 _failed("start", exc)
         token = None

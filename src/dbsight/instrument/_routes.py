@@ -165,7 +165,7 @@ class RouteIndex:
         regex = self.regex
         if regex is None:
             return None
-        match = regex.match(_route_path(scope))
+        match = regex.match(_route_path(scope) if scope.get("root_path") else scope["path"])
         if match is None:
             return UNMATCHED
         name = match.lastgroup
