@@ -184,6 +184,13 @@ def test_in_pipeline_until_sync() -> None:
     assert s.state.at_rest
 
 
+def test_a_flush_after_sync_opens_nothing() -> None:
+    s = Session()  # psycopg's pipeline mode sends Flush after Sync
+    s.client(Parse("", "SELECT 1"), Bind("", ""), Execute(""), Sync(), Flush())
+    s.server(ParseComplete(), BindComplete(), CommandComplete("SELECT 1"), IDLE)
+    assert not s.state.in_pipeline and s.state.at_rest
+
+
 def test_a_prepared_statement_is_found_by_later_binds() -> None:
     s = Session()
     s.client(Parse("by_id", "SELECT * FROM t WHERE id = $1"), Sync())

@@ -177,8 +177,8 @@ class SessionState:
 
     def client_message(self, message: m.FrontendMessage, at: float | None = None) -> None:
         kind = type(message)
-        if kind is m.CopyData:
-            return
+        if kind is m.CopyData or kind is m.Flush:
+            return  # a Flush asks for output; it opens no request (psycopg sends one after Sync)
         if kind is m.Sync:
             self._pending.append(PendingRequest(RequestKind.SYNC, started_at=at))
             self._unsynced = self._discarding = False
