@@ -52,6 +52,7 @@ class Upstream(BaseModel):
     port: int = 5432
     user: str | None = None
     database: str | None = None
+    password: str | None = Field(None, repr=False)  # pooled mode's backend login
 
     @classmethod
     def from_url(cls, url: str) -> Upstream:
@@ -69,6 +70,7 @@ class Upstream(BaseModel):
             port=port,
             user=unquote(parts.username) if parts.username else None,
             database=database,
+            password=unquote(parts.password) if parts.password is not None else None,
         )
 
 
@@ -91,6 +93,24 @@ class ProxyConfig(BaseModel):
     # it), require (encrypted, not verified), verify-full (against upstream_tls_ca).
     upstream_tls: Literal["disable", "prefer", "require", "verify-full"] = "disable"
     upstream_tls_ca: Path | None = None
+    # Pooling. "session": one server connection per client, its login relayed. "transaction":
+    # the proxy authenticates clients itself and lends them a pooled server connection
+    # (one pool per database and user) for each transaction.
+    pool_mode: Literal["session", "transaction"] = "session"
+    pool_size: int = Field(20, ge=1, le=100_000, description="server connections per pool")
+    pool_min_size: int = Field(0, ge=0, le=100_000, description="kept open even when idle")
+    pool_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a client's wait for a server connection; then 53300"
+    )
+    idle_timeout_s: float | None = Field(600.0, gt=0, description="idle server connection")
+    max_lifetime_s: float | None = Field(3600.0, gt=0, description="server connection age")
+    # Client authentication in transaction mode; the secrets come from auth_file (PgBouncer's
+    # userlist.txt) and/or auth_query (run as the upstream URL's user). The proxy logs in to
+    # the server as the client's user with the users file's plaintext password for that user,
+    # else the upstream URL's password.
+    auth_type: Literal["trust", "md5", "scram-sha-256", "password"] = "trust"
+    auth_file: Path | None = None
+    auth_query: str | None = None
 
     @field_validator("listen", "admin")
     @classmethod
@@ -110,6 +130,16 @@ class ProxyConfig(BaseModel):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         if self.upstream_tls == "verify-full" and self.upstream_tls_ca is None:
             raise ValueError("upstream_tls = verify-full needs upstream_tls_ca")
+        if self.pool_min_size > self.pool_size:
+            raise ValueError(
+                f"pool_min_size ({self.pool_min_size}) cannot exceed pool_size ({self.pool_size})"
+            )
+        if self.pool_mode == "transaction" and self.upstream_tls in ("require", "verify-full"):
+            raise ValueError("pool_mode = transaction does not support upstream_tls yet")
+        if self.auth_type != "trust" and self.auth_file is None and self.auth_query is None:
+            raise ValueError(f"auth_type = {self.auth_type} needs auth_file or auth_query")
+        if self.auth_query is not None and "$1" not in self.auth_query:
+            raise ValueError("auth_query must take the user name as parameter $1")
 
     def client_tls_context(self) -> ssl.SSLContext | None:
         """The server-side context offered to clients, or None when TLS is not configured;

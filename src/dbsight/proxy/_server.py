@@ -22,7 +22,8 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ._config import ProxyConfig
-from ._session import ClientSession
+from ._pooled import PooledSession, ServerPools
+from ._session import ClientSession, FrontendSession
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -32,7 +33,7 @@ class ProxyServer:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.sessions: set[ClientSession] = set()
+        self.sessions: set[FrontendSession] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._admin: Any = None
@@ -41,6 +42,8 @@ class ProxyServer:
         self.clients_total = 0
         self._client_tls = config.client_tls_context()  # a bad certificate fails here
         self._upstream_tls = config.upstream_tls_context()
+        # transaction mode: the server connections, shared by the clients (a bad auth_file fails here)
+        self.pooling = ServerPools(config) if config.pool_mode == "transaction" else None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -62,13 +65,19 @@ class ProxyServer:
         return int(self._admin.servers[0].sockets[0].getsockname()[1])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = ClientSession(
-            self.config,
-            reader,
-            writer,
-            client_tls=self._client_tls,
-            upstream_tls=self._upstream_tls,
-        )
+        session: FrontendSession
+        if self.pooling is not None:
+            session = PooledSession(
+                self.config, reader, writer, self.pooling, client_tls=self._client_tls
+            )
+        else:
+            session = ClientSession(
+                self.config,
+                reader,
+                writer,
+                client_tls=self._client_tls,
+                upstream_tls=self._upstream_tls,
+            )
         self.sessions.add(session)
         self.clients_total += 1
         task = asyncio.current_task()
@@ -96,6 +105,8 @@ class ProxyServer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self.pooling is not None:
+            await self.pooling.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -167,10 +178,12 @@ class ProxyServer:
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
+        body: dict[str, Any]
         if path == "/stats/clients":
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
-            status, body = 200, {"pools": [self.pools()]}
+            pools = self.pooling.stats() if self.pooling is not None else [self.pools()]
+            status, body = 200, {"pools": pools}
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()

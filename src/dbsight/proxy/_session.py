@@ -46,6 +46,11 @@ _STATEMENTS = frozenset((b"Q", b"E"))
 _perf_counter = time.perf_counter
 
 
+def statements_running(state: p.SessionState) -> bool:
+    """A Query or Execute is waiting for the server's answer (what a cancel would stop)."""
+    return any(r.kind in (p.RequestKind.QUERY, p.RequestKind.EXECUTE) for r in state.pending)
+
+
 class SessionInfo:
     """What ``/stats/clients`` shows of a session."""
 
@@ -73,8 +78,139 @@ class SessionInfo:
         }
 
 
-class ClientSession:
-    """Relays one client; `run` returns when either side has closed."""
+class FrontendSession:
+    """What every proxied client has, whatever the pool mode: the client side of the startup
+    (encryption requests, CancelRequest, StartupMessage), its `SessionInfo`, its
+    `StatementObserver` and the glue that feeds a `SessionState` and reports its completions.
+    Subclasses relay (`ClientSession`: one server connection for the whole session;
+    ``PooledSession``: one per transaction)."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        client_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = config
+        self.client_tls = client_tls
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.client_addr = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        self.info = SessionInfo(self.client_addr or "unix")
+        self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
+        self.observer: StatementObserver | None = None
+        self._shutting_down = False
+
+    def request_shutdown(self) -> None:
+        """The proxy is stopping: end the session now if it is between transactions,
+        otherwise as soon as its transaction ends."""
+        raise NotImplementedError
+
+    def _end_for_shutdown(self) -> None:
+        """The proxy is stopping: tell the client (57P01) and close its connection."""
+        with contextlib.suppress(Exception):
+            self.writer.write(
+                p.error_response(
+                    "57P01", "terminating connection: the dbsight proxy is shutting down",
+                    "FATAL",
+                )
+            )
+        self.writer.close()
+
+    async def _refuse(self, sqlstate: str, message: str) -> None:
+        """A FATAL ErrorResponse to the client; the session ends after it."""
+        with contextlib.suppress(Exception):
+            self.writer.write(p.error_response(sqlstate, message, "FATAL"))
+            await self.writer.drain()
+
+    # -- startup -------------------------------------------------------------------------
+    async def _startup(self) -> p.Frame | None:
+        """Answer encryption requests and forward cancels; the StartupMessage's frame, or None
+        when the connection ended (or was a cancel request)."""
+        while True:
+            frame = self.frontend.next_frame()
+            if frame is None:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    return None
+                self.frontend.feed(data)
+                continue
+            message = self.frontend.decode(frame)
+            if isinstance(message, p.SSLRequest) and self.client_tls is not None:
+                if self.frontend.buffered:  # bytes sent before the handshake: not trusted
+                    raise p.ProtocolViolation("data received before the TLS handshake")
+                self.writer.write(p.encryption_response(True))
+                await self.writer.drain()
+                await self.writer.start_tls(self.client_tls)
+            elif isinstance(message, (p.SSLRequest, p.GSSENCRequest)):
+                self.writer.write(p.encryption_response(False))
+                await self.writer.drain()
+            elif isinstance(message, p.CancelRequest):
+                await self._cancel_request(message, frame.raw or b"")
+                return None
+            elif isinstance(message, p.StartupMessage):
+                params = message.parameters
+                self.info.user = params.get("user")
+                self.info.database = params.get("database") or self.info.user
+                self.info.application_name = params.get("application_name")
+                self._startup_received(message)
+                self.observer = StatementObserver(
+                    user=self.info.user,
+                    database=self.info.database,
+                    application_name=self.info.application_name,
+                    client_addr=self.client_addr,
+                )
+                return frame
+
+    def _startup_received(self, message: p.StartupMessage) -> None:
+        """Hook: the client's StartupMessage arrived."""
+
+    async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
+        """Hook: this connection is a CancelRequest; pass it to whoever runs the statement."""
+        raise NotImplementedError
+
+    # -- observation ---------------------------------------------------------------------
+    def _observe_request(
+        self, state: p.SessionState, message: Any, frame_type: bytes, at: float
+    ) -> None:
+        """Feed a client message to ``state``; a Query or Execute opens its recorder context."""
+        pending = state.pending
+        before = pending[-1] if pending else None
+        state.client_message(message, at)
+        if frame_type in _STATEMENTS:
+            self.info.statements += 1
+            pending = state.pending
+            request = pending[-1] if pending else None
+            if request is not None and request is not before and self.observer is not None:
+                self.observer.requested(request)
+
+    def _note_server_parameter(self, message: p.ParameterStatus) -> None:
+        if message.name == "application_name":
+            self.info.application_name = message.value
+            if self.observer is not None:
+                self.observer.application_name = message.value
+
+    def _report(self, completion: p.Completion | None) -> None:
+        """Hand a statement's completion to the observer (its failure stops observing)."""
+        if completion is None or self.observer is None:
+            return
+        try:
+            self.observer.completed(completion)
+        except Exception as exc:
+            self._stop_observing("server message", exc)
+
+    def _stop_observing(self, where: str, exc: BaseException) -> None:
+        if self.observer is not None:
+            self.observer.abandoned()
+            self.observer = None
+        recorder.failures.record(FAILURE_NAME, where, exc)
+
+
+class ClientSession(FrontendSession):
+    """Relays one client in session mode; `run` returns when either side has closed."""
 
     def __init__(
         self,
@@ -85,21 +221,12 @@ class ClientSession:
         client_tls: ssl.SSLContext | None = None,
         upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.config = config
-        self.client_tls = client_tls
+        super().__init__(config, reader, writer, client_tls=client_tls)
         self.upstream_tls = upstream_tls
-        self.reader = reader
-        self.writer = writer
-        peer = writer.get_extra_info("peername")
-        self.client_addr = str(peer[0]) if isinstance(peer, tuple) and peer else None
-        self.info = SessionInfo(self.client_addr or "unix")
-        self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
         self.backend = p.BackendParser(max_message_size=config.max_message_size)
         self.state = p.SessionState()
-        self.observer: StatementObserver | None = None
         self.key: p.BackendKeyData | None = None
         self.server_writer: asyncio.StreamWriter | None = None
-        self._shutting_down = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -136,61 +263,16 @@ class ClientSession:
             self._end_for_shutdown()
 
     def _end_for_shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.write(
-                p.error_response(
-                    "57P01", "terminating connection: the dbsight proxy is shutting down",
-                    "FATAL",
-                )
-            )
-        for writer in (self.server_writer, self.writer):
-            if writer is not None:
-                writer.close()
-
-    async def _refuse(self, sqlstate: str, message: str) -> None:
-        """A FATAL ErrorResponse to the client; the session ends after it."""
-        with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(sqlstate, message, "FATAL"))
-            await self.writer.drain()
+        super()._end_for_shutdown()
+        if self.server_writer is not None:
+            self.server_writer.close()
 
     # -- startup -------------------------------------------------------------------------
-    async def _startup(self) -> p.Frame | None:
-        """Answer encryption requests and forward cancels; the StartupMessage's frame, or None
-        when the connection ended (or was a cancel request)."""
-        while True:
-            frame = self.frontend.next_frame()
-            if frame is None:
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    return None
-                self.frontend.feed(data)
-                continue
-            message = self.frontend.decode(frame)
-            if isinstance(message, p.SSLRequest) and self.client_tls is not None:
-                if self.frontend.buffered:  # bytes sent before the handshake: not trusted
-                    raise p.ProtocolViolation("data received before the TLS handshake")
-                self.writer.write(p.encryption_response(True))
-                await self.writer.drain()
-                await self.writer.start_tls(self.client_tls)
-            elif isinstance(message, (p.SSLRequest, p.GSSENCRequest)):
-                self.writer.write(p.encryption_response(False))
-                await self.writer.drain()
-            elif isinstance(message, p.CancelRequest):
-                await self._forward_cancel(frame.raw or b"")
-                return None
-            elif isinstance(message, p.StartupMessage):
-                params = message.parameters
-                self.info.user = params.get("user")
-                self.info.database = params.get("database") or self.info.user
-                self.info.application_name = params.get("application_name")
-                self.state.client_message(message, _perf_counter())
-                self.observer = StatementObserver(
-                    user=self.info.user,
-                    database=self.info.database,
-                    application_name=self.info.application_name,
-                    client_addr=self.client_addr,
-                )
-                return frame
+    def _startup_received(self, message: p.StartupMessage) -> None:
+        self.state.client_message(message, _perf_counter())
+
+    async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
+        await self._forward_cancel(raw)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         upstream = self.config.upstream_server
@@ -287,8 +369,7 @@ class ClientSession:
                     raise result
 
     def _statements_running(self) -> bool:
-        return any(r.kind in (p.RequestKind.QUERY, p.RequestKind.EXECUTE)
-                   for r in self.state.pending)
+        return statements_running(self.state)
 
     async def _cancel_running(self) -> None:
         key = self.key
@@ -334,13 +415,7 @@ class ClientSession:
     def _observe_client(self, frame: p.Frame) -> None:
         message = self.frontend.decode(frame)
         try:
-            before = self._last_pending()
-            self.state.client_message(message, _perf_counter())
-            if frame.type in _STATEMENTS:
-                self.info.statements += 1
-                request = self._last_pending()
-                if request is not None and request is not before and self.observer is not None:
-                    self.observer.requested(request)
+            self._observe_request(self.state, message, frame.type, _perf_counter())
         except Exception as exc:  # never the relay's problem
             self._stop_observing("client message", exc)
 
@@ -348,30 +423,18 @@ class ClientSession:
         kind = type(message)
         if kind is p.BackendKeyData:
             self.key = message
-        elif kind is p.ParameterStatus and message.name == "application_name":
-            self.info.application_name = message.value
-            if self.observer is not None:
-                self.observer.application_name = message.value
+        elif kind is p.ParameterStatus:
+            self._note_server_parameter(message)
         if self.observer is None:
             return
         try:
             completion = self.state.server_message(message, _perf_counter())
-            if completion is not None:
-                self.observer.completed(completion)
         except Exception as exc:
             self._stop_observing("server message", exc)
+        else:
+            self._report(completion)
         if self._shutting_down and kind is p.ReadyForQuery and self.state.at_rest:
             self._end_for_shutdown()
-
-    def _last_pending(self) -> p.PendingRequest | None:
-        pending = self.state.pending
-        return pending[-1] if pending else None
-
-    def _stop_observing(self, where: str, exc: BaseException) -> None:
-        if self.observer is not None:
-            self.observer.abandoned()
-            self.observer = None
-        recorder.failures.record(FAILURE_NAME, where, exc)
 
 
 class _TlsRefused(Exception):

@@ -1,0 +1,223 @@
+"""Real clients through `dbsight proxy` in transaction-pooling mode, against a real PostgreSQL.
+
+Each test gives the proxy fewer server connections than it has clients, so statements of
+different clients share connections: prepared statements must be re-prepared on whichever
+connection runs them, and nothing a client sets may reach another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import psycopg
+import pytest
+
+# The session-mode tests' statement collector and wait (the same checks apply here).
+from test_proxy_session import events, settle  # noqa: F401  (a fixture; F811 below is its use)
+
+
+def pooled(proxy_factory: Any, pg_dsn: str, **options: Any) -> str:
+    """A transaction-pooling proxy in front of ``pg_dsn``; the DSN to reach it."""
+    options.setdefault("pool_size", 2)
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", **options)
+    return str(proxy.dsn(pg_dsn))
+
+
+async def backend_pids(conns: list[asyncpg.Connection]) -> set[int]:
+    return {await conn.fetchval("SELECT pg_backend_pid()") for conn in conns}
+
+
+async def test_many_asyncpg_clients_share_two_connections(
+    proxy_factory: Any, pg_dsn: str, events: Any  # noqa: F811
+) -> None:
+    dsn = pooled(proxy_factory, pg_dsn)
+    conns = [await asyncpg.connect(dsn) for _ in range(6)]
+    try:
+        await conns[0].execute("CREATE TABLE nums (n int)")
+        await conns[0].execute("INSERT INTO nums SELECT generate_series(1, 10)")
+
+        # Every client's statement cache names its statements __asyncpg_stmt_1__, 2, ...: the
+        # same names for different queries, on the same two server connections.
+        async def work(conn: asyncpg.Connection, k: int) -> None:
+            for i in range(15):
+                if k % 2:
+                    assert await conn.fetchval("SELECT $1::int * $2::int", i, k) == i * k
+                    rows = await conn.fetch("SELECT n FROM nums WHERE n <= $1 ORDER BY n", k)
+                    assert [r["n"] for r in rows] == list(range(1, k + 1))
+                else:
+                    assert await conn.fetchval("SELECT $1::text || 'x'", str(i)) == f"{i}x"
+                    assert await conn.fetchval("SELECT count(*) FROM nums WHERE n > $1", k) == 10 - k
+            stmt = await conn.prepare("SELECT n + $1::int FROM nums WHERE n = 1")
+            assert await stmt.fetchval(k) == 1 + k
+            assert await stmt.fetchval(k + 1) == 2 + k  # executed again, maybe elsewhere
+            await conn.executemany("SELECT $1::int", [(i,) for i in range(5)])
+
+        await asyncio.gather(*(work(conn, k) for k, conn in enumerate(conns)))
+        assert len(await backend_pids(conns)) <= 2
+    finally:
+        for conn in conns:
+            await conn.close()
+    settle(lambda: len([e for e in events.ok if e.normalized.startswith("SELECT n FROM")]) == 45)
+    selects = [e for e in events.ok if e.normalized.startswith("SELECT n FROM nums WHERE n <=")]
+    assert sorted({e.rows for e in selects}) == [1, 3, 5]
+    assert all(e.source == "proxy" and e.duration_s > 0 for e in selects)
+    assert not events.errors
+
+
+def test_psycopg_named_prepared_statements_and_pipeline(proxy_factory: Any, pg_dsn: str) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=1)
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as a, \
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as b:
+        a.execute("CREATE TABLE kv (k int PRIMARY KEY, v text)")
+        for i in range(5):  # _pg3_0, _pg3_1 ... in both clients, one server connection
+            a.execute("INSERT INTO kv VALUES (%s, %s)", (i, f"a{i}"))
+            assert b.execute("SELECT v FROM kv WHERE k = %s", (i,)).fetchone() == (f"a{i}",)
+            assert a.execute("SELECT count(*) FROM kv WHERE k <= %s", (i,)).fetchone() == (i + 1,)
+        with b.pipeline():
+            cursors = [b.execute("SELECT v FROM kv WHERE k = %s", (i,)) for i in range(5)]
+            b.execute("UPDATE kv SET v = upper(v) WHERE k = %s", (0,))
+        assert [c.fetchone() for c in cursors] == [(f"a{i}",) for i in range(5)]
+        with a.pipeline(), a.transaction():
+            a.execute("INSERT INTO kv VALUES (%s, %s)", (10, "t"))
+            a.execute("INSERT INTO kv VALUES (%s, %s)", (11, "t"))
+        assert b.execute("SELECT count(*) FROM kv WHERE v = %s", ("t",)).fetchone() == (2,)
+        assert a.execute("SELECT v FROM kv WHERE k = %s", (0,)).fetchone() == ("A0",)
+
+
+async def test_a_transaction_keeps_its_connection_and_others_wait(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=1)
+    a, b = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        await a.execute("CREATE TABLE t (id int)")
+        tx = a.transaction()
+        await tx.start()
+        pid = await a.fetchval("SELECT pg_backend_pid()")
+        await a.execute("INSERT INTO t VALUES (1)")
+        waiting = asyncio.create_task(b.fetchval("SELECT count(*) FROM t"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the only server connection is in a's transaction
+        assert await a.fetchval("SELECT pg_backend_pid()") == pid
+        await tx.commit()
+        assert await waiting == 1  # served after the commit, and sees it
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_second_connection_serves_others_during_a_transaction(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=2)
+    a, b = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        async with a.transaction():
+            pid = await a.fetchval("SELECT pg_backend_pid()")
+            others = {await b.fetchval("SELECT pg_backend_pid()") for _ in range(5)}
+            assert pid not in others
+            assert await a.fetchval("SELECT pg_backend_pid()") == pid
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_session_state_does_not_leak_to_another_client(proxy_factory: Any, pg_dsn: str) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=1)
+    with psycopg.connect(dsn, autocommit=True) as a, psycopg.connect(dsn, autocommit=True) as b:
+        a.execute("SET statement_timeout = '1234ms'")
+        a.execute("CREATE TEMP TABLE scratch (x int)")
+        a.execute("SELECT pg_advisory_lock(42)")
+        assert b.execute("SHOW statement_timeout").fetchone() == ("0",)
+        assert b.execute("SELECT to_regclass('pg_temp.scratch')").fetchone() == (None,)
+        assert b.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (True,)
+
+
+def test_pool_timeout_gives_53300(proxy_factory: Any, pg_dsn: str) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=1, pool_timeout_s=0.5)
+    with (
+        psycopg.connect(dsn, autocommit=True) as a,
+        psycopg.connect(dsn, autocommit=True) as b,
+        a.transaction(),
+    ):
+        a.execute("SELECT 1")
+        with pytest.raises(psycopg.OperationalError) as failure:
+            b.execute("SELECT 2")
+        assert failure.value.sqlstate == "53300"
+        assert a.execute("SELECT 3").fetchone() == (3,)  # the holder is unaffected
+    with psycopg.connect(dsn, autocommit=True) as c:  # and the connection came back
+        assert c.execute("SELECT 4").fetchone() == (4,)
+
+
+async def test_cancel_reaches_the_connection_running_the_statement(
+    proxy_factory: Any, pg_dsn: str, events: Any  # noqa: F811
+) -> None:
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=2)
+    a, b = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        sleeper = asyncio.create_task(a.execute("SELECT pg_sleep(30)"))
+        other = asyncio.create_task(b.fetchval("SELECT 7 FROM pg_sleep(1)"))
+        await asyncio.sleep(0.5)
+        sleeper.cancel()  # asyncpg sends a CancelRequest with the proxy's key for a
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+        assert await other == 7  # b's statement, on the other connection, was not cancelled
+        assert await a.fetchval("SELECT 1") == 1
+    finally:
+        await a.close()
+        await b.close()
+    settle(lambda: any(e.error.sqlstate == "57014" for e in events.errors))
+    assert [e.normalized for e in events.errors] == ["SELECT pg_sleep($1)"]
+
+
+def _user(pg_dsn: str) -> str:
+    return urlsplit(pg_dsn).username or "postgres"
+
+
+@pytest.mark.parametrize("auth_type", ["scram-sha-256", "md5", "password"])
+async def test_pooled_mode_authenticates_clients_from_a_users_file(
+    proxy_factory: Any, pg_dsn: str, tmp_path: Path, auth_type: str
+) -> None:
+    user = _user(pg_dsn)
+    users = tmp_path / "userlist.txt"
+    users.write_text(f'; proxy users\n"{user}" "right horse"\n')
+    dsn = pooled(proxy_factory, pg_dsn, auth_type=auth_type, auth_file=users)
+    conn = await asyncpg.connect(dsn, password="right horse")
+    try:
+        assert await conn.fetchval("SELECT current_user") == user
+    finally:
+        await conn.close()
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(dsn, password="wrong horse")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(dsn, user="nobody_here", password="right horse")
+
+
+def test_pooled_mode_authenticates_with_an_auth_query(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    user = _user(pg_dsn)
+    secret = "md5" + hashlib.md5(f"sesame{user}".encode()).hexdigest()
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("CREATE TABLE proxy_users (usename text, passwd text)")
+        admin.execute("INSERT INTO proxy_users VALUES (%s, %s)", (user, secret))
+    dsn = pooled(
+        proxy_factory, pg_dsn, auth_type="scram-sha-256",
+        auth_query="SELECT usename, passwd FROM proxy_users WHERE usename = $1",
+    )
+    # an md5 hash cannot serve SCRAM: PostgreSQL's rule, so the right password fails too
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(dsn, password="sesame")
+    dsn = pooled(
+        proxy_factory, pg_dsn, auth_type="md5",
+        auth_query="SELECT usename, passwd FROM proxy_users WHERE usename = $1",
+    )
+    with psycopg.connect(dsn, password="sesame") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(dsn, password="open barley")
