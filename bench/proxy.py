@@ -7,7 +7,8 @@ pgbench runs against one PostgreSQL (initialised with ``pgbench -i -s SCALE``) b
   pgbouncer-transaction   PgBouncer, pool_mode = transaction (Debian's PgBouncer is 1.18, which
                           has no prepared statements in transaction mode - they came in 1.21 -
                           so with 1.18 its prepared-protocol cases are skipped)
-  dbsight-session         ``dbsight proxy`` (session mode, the only one built so far) in a process
+  dbsight-session         ``dbsight proxy`` in session mode, in a process
+  dbsight-transaction     ``dbsight proxy --pool-mode transaction`` (20 server connections)
                           of its own, uvloop when installed, default settings: metrics and
                           statement statistics on
 
@@ -67,7 +68,13 @@ from dbsight.embedded.postgres import EmbeddedPostgres, find_pg_bindir
 
 HOST = "127.0.0.1"
 BENCH_DB = "bench"
-TARGETS = ("direct", "pgbouncer-session", "pgbouncer-transaction", "dbsight-session")
+# Server connections of dbsight's transaction pool: enough for this 2-core server, and few
+# enough that every target's connections fit under max_connections together.
+TRANSACTION_POOL_SIZE = 20
+TARGETS = (
+    "direct", "pgbouncer-session", "pgbouncer-transaction", "dbsight-session",
+    "dbsight-transaction",
+)
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}
 PROTOCOLS = ("simple", "prepared")
 # The targets for dbsight (in transaction mode once it exists; session mode until then).
@@ -316,14 +323,19 @@ class DbsightProxy(BenchServer):
 
     kind = "dbsight-proxy"
 
-    def __init__(self, tools: Tools, upstream: Endpoint) -> None:
+    def __init__(
+        self, tools: Tools, upstream: Endpoint, mode: str = "session", pool_size: int = 0
+    ) -> None:
         super().__init__(tools, Account.current())
         self.upstream = upstream
+        self.mode = mode
+        self.pool_size = pool_size
         self.admin_port = 0
 
     def endpoints(self) -> dict[str, Endpoint]:
         up = self.upstream
-        return {"dbsight-session": Endpoint(HOST, self.port, up.user, up.dbname, up.password)}
+        name = f"dbsight-{self.mode}"
+        return {name: Endpoint(HOST, self.port, up.user, up.dbname, up.password)}
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in super().env().items() if not k.startswith("DBSIGHT_")}
@@ -332,8 +344,12 @@ class DbsightProxy(BenchServer):
 
     def argv_for(self, port: int) -> list[str]:
         self.admin_port = free_port(HOST)
-        return [sys.executable, "-m", "dbsight.cli", "proxy", "--listen", f"{HOST}:{port}",
-                "--upstream", self.upstream.url(), "--admin", f"{HOST}:{self.admin_port}"]  # fmt: skip
+        argv = [sys.executable, "-m", "dbsight.cli", "proxy", "--listen", f"{HOST}:{port}",
+                "--upstream", self.upstream.url(), "--admin", f"{HOST}:{self.admin_port}",
+                "--pool-mode", self.mode]  # fmt: skip
+        if self.pool_size:
+            argv += ["--pool-size", str(self.pool_size)]
+        return argv
 
     def _wait_ready(self) -> None:
         def admin_ready() -> bool:
@@ -641,6 +657,11 @@ def main() -> None:
         if "dbsight-session" in targets:
             proxy = stack.enter_context(DbsightProxy(tools, direct))
             endpoints.update(proxy.endpoints())
+        if "dbsight-transaction" in targets:
+            pooled = stack.enter_context(
+                DbsightProxy(tools, direct, "transaction", pool_size=TRANSACTION_POOL_SIZE)
+            )
+            endpoints.update(pooled.endpoints())
         skipped = {(c, t): why for c in cases for t in targets
                    if (why := skip_reason(t, c, pgbouncer))}  # fmt: skip
         plan = [(c, t) for c in cases for t in targets if (c, t) not in skipped]

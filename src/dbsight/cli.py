@@ -199,6 +199,14 @@ def proxy(
         str | None,
         typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token the admin port requires."),
     ] = None,
+    pool_mode: Annotated[
+        str | None,
+        typer.Option(help="session (a server connection per client, the default) or "
+                     "transaction (lent per transaction; the proxy authenticates clients)."),
+    ] = None,
+    pool_size: Annotated[
+        int | None, typer.Option(help="Server connections per database and user (transaction).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file with the same settings under [proxy].")
     ] = None,
@@ -211,7 +219,13 @@ def proxy(
 
     try:
         settings = ProxyConfig.load(
-            config, listen=listen, upstream=upstream, admin=admin, admin_token=admin_token
+            config,
+            listen=listen,
+            upstream=upstream,
+            admin=admin,
+            admin_token=admin_token,
+            pool_mode=pool_mode,
+            pool_size=pool_size,
         )
         server = ProxyServer(settings)  # loads the TLS certificates: fails here, not later
     except ConfigError as exc:
