@@ -56,3 +56,21 @@ def test_pgbench_through_the_proxy(proxy: Any, pg_dsn: str, protocol: str) -> No
     processed = re.search(r"number of transactions actually processed: (\d+)/(\d+)", run.stdout)
     assert processed is not None and processed.group(1) == processed.group(2) == "200"
     assert "number of failed transactions: 0" in run.stdout
+
+
+def test_pgbench_prepared_with_more_clients_than_server_connections(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    """pgbench prepares with a blocking call on the thread that also drives the clients
+    holding every server connection: the proxy answers such a prepare itself."""
+    pgbench = _tool("pgbench")
+    direct = subprocess.run([pgbench, "-i", "-s", "1", "-q", pg_dsn], capture_output=True,
+                            text=True, timeout=120)
+    assert direct.returncode == 0, direct.stderr
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1, pool_timeout_s=20)
+    run = subprocess.run(
+        [pgbench, "-n", "-M", "prepared", "-c", "3", "-j", "1", "-t", "30", proxy.dsn(pg_dsn)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "number of transactions actually processed: 90/90" in run.stdout

@@ -362,7 +362,13 @@ class PooledSession(FrontendSession):
             frontend.feed(data)
             out: list[bytes] = []
             conn = self.conn
+            frames = []
             while (frame := frontend.next_frame()) is not None:
+                frames.append(frame)
+            if conn is None and self._answer_prepares(frames):
+                await self.writer.drain()
+                continue
+            for frame in frames:
                 if frame.type == b"X":  # Terminate: the server connection stays in the pool
                     await self._send(conn, out)
                     return
@@ -372,6 +378,30 @@ class PooledSession(FrontendSession):
                     conn = await self._acquire()
                 self._relay_client_frame(conn, frame, out, at)
             await self._send(conn, out)
+
+    def _answer_prepares(self, frames: list[p.Frame]) -> bool:
+        """Answer a bare prepare (named Parse messages, then Sync) from a client between
+        transactions without a server connection: the statement is remembered and prepared
+        on whichever connection first runs it, as every statement is here. A client that
+        prepares with a blocking call on a thread that also drives the clients holding every
+        server connection (pgbench -M prepared) would otherwise wait for itself. A mistake in
+        the statement is reported when it is first used, not at the prepare."""
+        if len(frames) < 2 or frames[-1].type != b"S":
+            return False
+        parses = []
+        for frame in frames[:-1]:
+            if frame.type != b"P":
+                return False
+            message = self.frontend.decode(frame)
+            if not message.name or message.name in self.statements:
+                return False  # the unnamed statement, or the server's "already exists"
+            parses.append(message)
+        for message in parses:
+            self.statements[message.name] = (message.query, message.param_types)
+        self.writer.write(
+            p.encode(p.ParseComplete()) * len(parses) + p.ready_for_query(p.TransactionStatus.IDLE)
+        )
+        return True
 
     async def _acquire(self) -> BackendConnection:
         """A server connection for the transaction that starts; BackendError (53300 after
