@@ -47,6 +47,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 from ..core import PoolUsage, pools
 from ._common import (
     ConnectionStates,
+    ConnState,
     RowsAccumulator,
     _recording,
     commented,
@@ -61,17 +62,6 @@ SYSTEM = "postgresql"
 SOURCE = "asyncpg"
 
 _perf_counter = time.perf_counter
-
-
-class _ConnState:
-    __slots__ = ("database", "user", "explainer", "owner")
-
-    def __init__(self, con: Any, owner: InstrumentationHandle, explain: bool) -> None:
-        params = con._params
-        self.database: str | None = getattr(params, "database", None)
-        self.user: str | None = getattr(params, "user", None)
-        self.explainer = _explainer(con) if explain else None
-        self.owner = owner
 
 
 _states = ConnectionStates()
@@ -511,7 +501,16 @@ def _is_instrumented(con: Any) -> bool:
 def _attach(con: Any, owner: InstrumentationHandle, explain: bool) -> None:
     if _is_instrumented(con):
         return
-    _states.add(con, _ConnState(con, owner, explain))
+    params = con._params
+    _states.add(
+        con,
+        ConnState(
+            getattr(params, "database", None),
+            getattr(params, "user", None),
+            _explainer(con) if explain else None,
+            owner,
+        ),
+    )
     con.__class__ = instrumented_class(type(con))
 
 

@@ -59,6 +59,19 @@ def status_rows(status: object) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+class ConnState:
+    """What an instrumented connection's statements carry: its database, user, the explainer
+    for its slow SELECTs, and the handle that instrumented it."""
+
+    __slots__ = ("database", "explainer", "owner", "user")
+
+    def __init__(self, database: str | None, user: str | None, explainer: Any, owner: Any) -> None:
+        self.database = database
+        self.user = user
+        self.explainer = explainer
+        self.owner = owner
+
+
 class ConnectionStates:
     """Per-connection data an instrumented class needs (explainer, database name ...).
 

@@ -34,6 +34,7 @@ from psycopg import sql as psycopg_sql
 from ..core._sqlcomment import add_comment
 from ._common import (
     ConnectionStates,
+    ConnState,
     RowsAccumulator,
     _recording,
     mark_coroutine_function,
@@ -46,16 +47,6 @@ SYSTEM = "postgresql"
 SOURCE = "psycopg"
 
 _perf_counter = time.perf_counter
-
-
-class _ConnState:
-    __slots__ = ("database", "user", "explainer", "owner")
-
-    def __init__(self, database: str | None, user: str | None, explainer: Any, owner: Any) -> None:
-        self.database = database
-        self.user = user
-        self.explainer = explainer
-        self.owner = owner
 
 
 _states = ConnectionStates()
@@ -684,7 +675,7 @@ def attach(conn: Any, owner: InstrumentationHandle, explain: bool) -> bool:
     if explain:
         explainer = _async_explainer(conn) if is_async(conn) else _sync_explainer(conn)
     info = conn.info
-    _states.add(conn, _ConnState(info.dbname, info.user, explainer, owner))
+    _states.add(conn, ConnState(info.dbname, info.user, explainer, owner))
     conn.cursor_factory = instrumented_cursor_class(conn.cursor_factory)
     conn.server_cursor_factory = instrumented_cursor_class(conn.server_cursor_factory)
     return True
