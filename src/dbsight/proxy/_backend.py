@@ -47,10 +47,17 @@ from ._backend_errors import (
     BackendRefused,
     BackendUnavailable,
 )
+from ._link import StreamLink, open_link
 from .auth import AuthenticationFailed, UpstreamLogin
 
 READ_SIZE = 256 * 1024
 RESET_QUERY = "DISCARD ALL"
+# DISCARD ALL but for DEALLOCATE ALL and DISCARD PLANS: what a transaction-pooled connection
+# gets after a client left session state behind that no SQL-level PREPARE was part of.
+LIGHT_RESET_QUERY = (
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
 DEFAULT_APPLICATION_NAME = "dbsight-proxy"
 
 _monotonic = time.monotonic
@@ -110,10 +117,12 @@ class BackendConnection:
         writer: asyncio.StreamWriter,
         parser: p.BackendParser,
         state: p.SessionState,
+        link: StreamLink | None = None,
     ) -> None:
         self.spec = spec
         self.reader = reader
         self.writer = writer
+        self.link = link  # to relay a client's transaction over it (see dbsight.proxy._link)
         self.parser = parser
         self.state = state
         self.created_at = _monotonic()
@@ -130,13 +139,16 @@ class BackendConnection:
         """Open and log in; raises ``BackendUnavailable`` (08006) when the server cannot be
         reached or drops the login, ``BackendRefused`` with the server's SQLSTATE when it
         answers with an error (28P01 wrong password, 3D000 no such database...)."""
-        reader, writer = await _open_socket(spec, "the database server at {} is unreachable")
+        reader, writer, link = await _open_socket(
+            spec, "the database server at {} is unreachable"
+        )
         conn = cls(
             spec,
             reader,
             writer,
             p.BackendParser(max_message_size=spec.max_message_size),
             p.SessionState(),
+            link,
         )
         try:
             await asyncio.wait_for(conn._login(), spec.connect_timeout_s)
@@ -283,8 +295,19 @@ class BackendConnection:
         self.prepared.pop(name, None)
         self._param_types.pop(name, None)
 
-    async def reset(self) -> None:
-        """Make the connection fit for another client: ROLLBACK if needed, then DISCARD ALL.
+    def settle(self, status: int, between_requests: bool) -> None:
+        """A client's requests were relayed over this connection by a tracker of their own
+        (`dbsight.proxy._exchange`), which ended with ``status`` (a ReadyForQuery's status
+        byte), every request answered or not: bring ``state`` in line before the pool
+        resets or reuses the connection (one left mid-request is broken)."""
+        if not between_requests:
+            self.broken = True
+            return
+        self.state.transaction_status = p.TransactionStatus(chr(status))
+
+    async def reset(self, full: bool = True) -> None:
+        """Make the connection fit for another client: ROLLBACK if needed, then DISCARD ALL
+        (``full``) or `LIGHT_RESET_QUERY`, which keeps prepared statements.
 
         Raises ``BackendUnavailable`` (and the connection is then broken) when it stopped in
         the middle of a request cycle or the server does not answer properly: close it.
@@ -296,9 +319,12 @@ class BackendConnection:
             )
         if self.state.transaction_status is not p.TransactionStatus.IDLE:
             await self.execute("ROLLBACK")
-        await self.execute(RESET_QUERY)
-        self.prepared.clear()
-        self._param_types.clear()
+        if full:
+            await self.execute(RESET_QUERY)
+            self.prepared.clear()
+            self._param_types.clear()
+        else:
+            await self.execute(LIGHT_RESET_QUERY)
         if not self.state.at_rest:
             self.broken = True
             raise BackendUnavailable("dbsight proxy: server connection not idle after its reset")
@@ -394,7 +420,7 @@ class BackendConnection:
 async def send_cancel(spec: BackendSpec, key: p.BackendKeyData) -> None:
     """Send a CancelRequest for ``key`` on a connection of its own and wait for the server to
     hang up (PostgreSQL closes it once the request is handled)."""
-    reader, writer = await _open_socket(spec, "cannot reach {} to cancel a statement")
+    reader, writer, _ = await _open_socket(spec, "cannot reach {} to cancel a statement")
     try:
         writer.write(p.encode(p.CancelRequest(key.pid, key.secret_key)))
         await writer.drain()
@@ -408,13 +434,12 @@ async def send_cancel(spec: BackendSpec, key: p.BackendKeyData) -> None:
 
 async def _open_socket(
     spec: BackendSpec, failure: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A TCP connection to the server; ``BackendUnavailable`` (08006) saying ``failure``
-    (formatted with the address) when it cannot be made within the connect timeout."""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, StreamLink]:
+    """A connection to the server (TCP, or a Unix socket when the host is a directory);
+    ``BackendUnavailable`` (08006) saying ``failure`` (formatted with the address) when it
+    cannot be made within the connect timeout."""
     try:
-        return await asyncio.wait_for(
-            asyncio.open_connection(spec.host, spec.port), spec.connect_timeout_s
-        )
+        return await asyncio.wait_for(open_link(spec.host, spec.port), spec.connect_timeout_s)
     except (TimeoutError, OSError) as exc:
         raise BackendUnavailable(
             f"dbsight proxy: {failure.format(spec.address)}",

@@ -6,8 +6,8 @@ Given on the command line (``dbsight proxy --listen ... --upstream ...``) or in 
 
 from __future__ import annotations
 
-import tomllib
 import ssl
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit

@@ -7,9 +7,11 @@ the oldest waiter before any newcomer can take it. A wait longer than the timeou
 ``PoolTimeout`` (53300) naming the pool and its limit.
 
 ``release()`` resets the connection (``BackendConnection.reset``: ROLLBACK if needed, then
-DISCARD ALL) and makes it available again; one that broke, stopped mid-request, failed its
-reset or outlived ``max_lifetime_s`` is closed instead, and a replacement is opened if someone
-is waiting.
+DISCARD ALL, or a lighter reset that keeps prepared statements) and makes it available again;
+one that broke, stopped mid-request, failed its reset or outlived ``max_lifetime_s`` is closed
+instead, and a replacement is opened if someone is waiting. The relay's hot path uses
+``try_acquire()`` and ``release_clean()``: no await and no round trip when a connection is
+idle, and none when the transaction left nothing to reset.
 
 Connecting retries with exponential backoff (``RetryPolicy``) while the server is unreachable,
 refuses for now (57P03 starting up, 53300 too many clients) or drops the login; when the last
@@ -229,8 +231,39 @@ class BackendPool:
         self.total_acquired += 1
         return conn
 
-    async def release(self, conn: BackendConnection) -> None:
-        """Give ``conn`` back: reset and reused, or closed when it cannot be trusted."""
+    def try_acquire(self) -> BackendConnection | None:
+        """An idle connection now, without waiting, or None (none idle, or others queued
+        before the caller: they come first)."""
+        if self._closed or self._waiters:
+            return None
+        now = _monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if self._stale(conn, now):
+                self._discard(conn)
+                continue
+            self._used.add(conn)
+            self.total_acquired += 1
+            return conn
+        return None
+
+    def release_clean(self, conn: BackendConnection) -> None:
+        """Give back ``conn`` with nothing to reset: between transactions, and nothing its
+        client did outlives the transaction (the relay judged that); no round trip."""
+        if conn not in self._used:
+            raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
+        self._used.discard(conn)
+        now = _monotonic()
+        conn.last_used_at = now
+        if self._closed or self._too_old(conn, now) or not conn.usable:
+            self._discard(conn)
+            self._grow()
+        else:
+            self._deliver(conn)
+
+    async def release(self, conn: BackendConnection, full: bool = True) -> None:
+        """Give ``conn`` back: reset (``full``: DISCARD ALL, else the reset that keeps
+        prepared statements) and reused, or closed when it cannot be trusted."""
         if conn not in self._used:
             if self._closed:
                 await conn.close()
@@ -239,7 +272,7 @@ class BackendPool:
         reusable = not self._closed and conn.resettable and not self._too_old(conn, _monotonic())
         if reusable:
             try:
-                await asyncio.wait_for(conn.reset(), self.reset_timeout_s)
+                await asyncio.wait_for(conn.reset(full), self.reset_timeout_s)
             except (BackendError, TimeoutError) as exc:
                 logger.warning("dbsight proxy: pool %s: reset failed, closing: %s", self.name, exc)
                 reusable = False

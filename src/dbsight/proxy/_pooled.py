@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import re
@@ -59,13 +58,16 @@ from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
 from ._config import ProxyConfig
+from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
+from ._link import link_of
 from ._pool import BackendPool
 from ._session import (
-    _BACKEND_DECODED,
-    _FRONTEND_DECODED,
+    CLIENT_TYPES,
+    COPY_DATA,
     READ_SIZE,
+    TERMINATE,
     FrontendSession,
-    statements_running,
+    frame_error,
 )
 from .auth import (
     AuthenticationFailed,
@@ -82,6 +84,7 @@ logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
 _INT32 = struct.Struct(">i")
+_unpack_int32 = _INT32.unpack_from
 # Startup parameters that do not select a pool: who and where, and the client's own name.
 _NOT_POOL_SETTINGS = frozenset(("user", "database", "application_name"))
 _MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer statement names collide in the server
@@ -210,6 +213,8 @@ class ServerPools:
 class PooledSession(FrontendSession):
     """One client in transaction-pooling mode; see the module docstring."""
 
+    pooled = True
+
     def __init__(
         self,
         config: ProxyConfig,
@@ -222,17 +227,18 @@ class PooledSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls)
         self.pools = pools
         self.client_id = pools.next_client_id()
-        self._prefix = f"_dbs{self.client_id}_"
-        self.statements: dict[str, tuple[str, tuple[int, ...]]] = {}  # name -> query, types
-        self._backend_names: dict[str, str] = {}
+        # the client's statement name -> (server name, the Parse that prepares it there)
+        self.statements: dict[str, tuple[str, bytes]] = {}
         self._settings: dict[str, str] = {}
         self.pool: BackendPool | None = None
         self.conn: BackendConnection | None = None  # the server connection held now, if any
         self.key: p.BackendKeyData | None = None
-        self._server_task: asyncio.Task[None] | None = None
-        self._injected: set[int] = set()  # id(PendingRequest) of the Parse/Close added here
-        # id(Parse request) -> (client's name, server's name, sent by the client itself)
-        self._parses: dict[int, tuple[str, str, bool]] = {}
+        self._client_buffer = b""
+        self._max_size = config.max_message_size
+        self._client_transport: Any = None
+        self._server_transport: Any = None
+        self._waiting: asyncio.Task[None] | None = None  # for a server connection
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -240,7 +246,7 @@ class PooledSession(FrontendSession):
             if await self._startup() is None or not await self._login():
                 return
             self.info.state = "idle"
-            await self._client_loop()
+            await self._relay()
         except p.ProtocolError as exc:
             await self._refuse(exc.sqlstate, exc.message)
         except BackendError as exc:  # no server connection for this client (53300, 08006...)
@@ -260,29 +266,35 @@ class PooledSession(FrontendSession):
     async def cancel_running(self) -> None:
         """A CancelRequest with this session's key: cancel on the connection it holds, if a
         statement is running there (never on one already handed to someone else)."""
-        conn = self.conn
-        if conn is not None and statements_running(conn.state):
+        conn, exchange = self.conn, self.exchange
+        if conn is not None and exchange is not None and exchange.statements_running():
             with contextlib.suppress(BackendError):
                 await conn.cancel()
 
     async def _finish(self) -> None:
         if self.key is not None:
             self.pools.unregister(self.key)
+        if self._waiting is not None:
+            self._waiting.cancel()
+            await asyncio.gather(self._waiting, return_exceptions=True)
         conn, self.conn = self.conn, None
-        task = self._server_task
+        exchange = self.exchange
         if conn is not None:
-            if task is not None:
-                task.cancel()
-            if statements_running(conn.state):  # the client left mid-statement: stop it
+            if conn.link is not None:
+                conn.link.unrelay()
+            running = exchange is not None and exchange.statements_running()
+            if running:  # the client left mid-statement: stop it
                 with contextlib.suppress(BackendError):
                     await conn.cancel()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-        if conn is not None and self.pool is not None:
-            with contextlib.suppress(BackendError):
-                await self.pool.release(conn)  # reset, or closed when it cannot be trusted
-        if self.observer is not None:
-            self.observer.abandoned()
+            if exchange is not None:
+                conn.settle(exchange.status, exchange.between_requests)
+            if self.pool is not None:
+                with contextlib.suppress(BackendError):
+                    await self.pool.release(conn)  # reset, or closed when it cannot be trusted
+        if exchange is not None and self.observing:
+            exchange.abandon()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -351,260 +363,331 @@ class PooledSession(FrontendSession):
             self.frontend.feed(data)
         return frame
 
-    # -- client -> server -------------------------------------------------------------------
-    async def _client_loop(self) -> None:
-        frontend = self.frontend
-        while True:
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                return
-            at = _perf_counter()
-            frontend.feed(data)
-            out: list[bytes] = []
-            conn = self.conn
-            frames = []
-            while (frame := frontend.next_frame()) is not None:
-                frames.append(frame)
-            if conn is None and self._answer_prepares(frames):
-                await self.writer.drain()
-                continue
-            for frame in frames:
-                if frame.type == b"X":  # Terminate: the server connection stays in the pool
-                    await self._send(conn, out)
-                    return
-                if conn is None:  # only ever here with nothing in `out` (see _acquire)
-                    if frame.type == b"H":
-                        continue  # a Flush between transactions: nothing to flush
-                    conn = await self._acquire()
-                self._relay_client_frame(conn, frame, out, at)
-            await self._send(conn, out)
+    # -- relay -------------------------------------------------------------------------------
+    async def _relay(self) -> None:
+        assert self.exchange is not None
+        self.exchange.forget = self._forget
+        self._ended = asyncio.get_running_loop().create_future()
+        self._client_transport = self.writer.transport
+        early = self.frontend.take_buffered() + link_of(self.writer).relay(
+            self._client_data, self._client_lost
+        )
+        if early:
+            self._client_data(early)
+        await self._ended
 
-    def _answer_prepares(self, frames: list[p.Frame]) -> bool:
+    def _client_data(self, data: bytes) -> None:
+        if self._waiting is not None:  # for a server connection: keep the bytes until then
+            self._client_buffer += data
+            return
+        buf = self._client_buffer + data if self._client_buffer else data
+        self._client_buffer = b""
+        exchange = self.exchange
+        assert exchange is not None
+        n = len(buf)
+        i = 0
+        at = _perf_counter()
+        conn = self.conn
+        out: list[bytes] = []
+        seg = 0  # where the bytes not yet in `out` start
+        max_size = self._max_size
+        try:
+            if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
+                return
+            while n - i >= 5:
+                length = _unpack_int32(buf, i + 1)[0]
+                t = buf[i]
+                if t not in CLIENT_TYPES or length < 4 or length > max_size:
+                    raise frame_error(buf, i, length, max_size) or p.ProtocolViolation("bad frame")
+                end = i + 1 + length
+                if end > n:
+                    break
+                if conn is None:
+                    if t == TERMINATE:
+                        self._end()
+                        return
+                    if t == FLUSH:  # nothing to flush between transactions
+                        i = seg = end
+                        continue
+                    conn = self._take_connection()
+                    if conn is None:  # all busy: wait for one, then go on from this message
+                        self._client_buffer = buf[i:]
+                        self._wait_for_connection()
+                        return
+                    seg = i
+                if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
+                    self._end()
+                    return
+                if t != COPY_DATA:
+                    if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
+                        replaced = self._named(conn, exchange, t, buf, i + 5, end, at)
+                        if replaced is not None:
+                            out.append(buf[seg:i])
+                            out.append(replaced)
+                            seg = end
+                            i = end
+                            continue
+                    exchange.request(t, buf, i + 5, end, at)
+                i = end
+        except (p.ProtocolError, ValueError) as exc:
+            if not isinstance(exc, p.ProtocolError):
+                exc = p.ProtocolViolation(f"malformed message: {exc}")
+            self._send(out, buf, seg, i)
+            self._violation(exc)
+            return
+        if i < n:
+            self._client_buffer = buf[i:]
+        if conn is not None:
+            self._send(out, buf, seg, i)
+
+    def _send(self, out: list[bytes], buf: bytes, seg: int, i: int) -> None:
+        transport = self._server_transport
+        if transport is None:
+            return
+        if not out:
+            if i > seg:
+                transport.write(buf if seg == 0 and i == len(buf) else buf[seg:i])
+            return
+        out.append(buf[seg:i])
+        transport.write(b"".join(out))
+
+    def _named(
+        self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
+        end: int, at: float,
+    ) -> bytes | None:
+        """A message naming a prepared statement, as the server gets it (the server's name,
+        with the statement's Parse injected ahead when this connection lacks it), or None to
+        forward it unchanged (a portal's Describe or Close). Parse and Close of a statement
+        the connection has are answered by the proxy itself (b"" is forwarded)."""
+        if t == BIND:
+            portal, j = cstring(buf, start, end)
+            name, k = cstring(buf, j, end)
+            if not name:
+                return None
+            server, inject = self._on_connection(conn, exchange, name)
+            body = portal.encode() + b"\0" + server.encode() + b"\0" + buf[k:end]
+        elif t == PARSE:
+            name, j = cstring(buf, start, end)
+            query, _ = cstring(buf, j, end)
+            server, parse = self._remember(name, query, buf[j:end])
+            if server in conn.prepared:
+                reply = exchange.reply(_PARSE_COMPLETE)
+                if reply is not None:
+                    self._client_transport.write(reply)
+                return b""
+            if not exchange.discarding:
+                conn.prepared[server] = query
+            exchange.request(PARSE, parse, 5, len(parse), at, server)
+            return parse
+        else:  # Describe or Close: 'S' statement or 'P' portal
+            if buf[start] != STATEMENT:
+                return None
+            name, k = cstring(buf, start + 1, end)
+            if not name:
+                return None
+            if t == CLOSE:
+                self.statements.pop(name, None)
+                reply = exchange.reply(_CLOSE_COMPLETE)
+                if reply is not None:
+                    self._client_transport.write(reply)
+                return b""
+            server, inject = self._on_connection(conn, exchange, name)
+            body = b"S" + server.encode() + b"\0"
+        message = bytes([t]) + _INT32.pack(len(body) + 4) + body
+        exchange.request(t, message, 5, len(message), at)
+        return inject + message if inject else message
+
+    def _on_connection(
+        self, conn: BackendConnection, exchange: Exchange, name: str
+    ) -> tuple[str, bytes]:
+        """The server name of the client's statement ``name`` and the Parse to send first
+        when ``conn`` does not have it (b"" when it does, or when the client never prepared
+        ``name``: the server then says it does not exist, under the client's name)."""
+        entry = self.statements.get(name)
+        if entry is None:
+            return name, b""
+        server, parse = entry
+        if server in conn.prepared or exchange.discarding:
+            return server, b""
+        conn.prepared[server] = name
+        exchange.expect(SWALLOW, server)
+        return server, parse
+
+    def _remember(self, name: str, query: str, rest: bytes) -> tuple[str, bytes]:
+        """The client prepares ``name``: its server name (the same for every client and
+        connection that prepares this text with these parameter types, so a connection
+        prepares each statement once) and the Parse message for the server."""
+        digest = hashlib.blake2b(rest, digest_size=12).hexdigest()
+        server = _SERVER_PREFIX + digest
+        body = server.encode() + b"\0" + rest
+        parse = b"P" + _INT32.pack(len(body) + 4) + body
+        self.statements[name] = (server, parse)
+        if self.exchange is not None:  # what an Execute of it runs, for the observation
+            self.exchange.statements[server] = query
+        return server, parse
+
+    def _forget(self, server: str) -> None:
+        """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
+        conn = self.conn
+        if conn is not None:
+            conn.prepared.pop(server, None)
+
+    def _answer_prepares(self, buf: bytes) -> bool:
         """Answer a bare prepare (named Parse messages, then Sync) from a client between
         transactions without a server connection: the statement is remembered and prepared
         on whichever connection first runs it, as every statement is here. A client that
         prepares with a blocking call on a thread that also drives the clients holding every
         server connection (pgbench -M prepared) would otherwise wait for itself. A mistake in
         the statement is reported when it is first used, not at the prepare."""
-        if len(frames) < 2 or frames[-1].type != b"S":
-            return False
-        parses = []
-        for frame in frames[:-1]:
-            if frame.type != b"P":
+        n = len(buf)
+        i = 0
+        found: list[tuple[str, str, bytes]] = []
+        while n - i >= 5:
+            t = buf[i]
+            end = i + 1 + _unpack_int32(buf, i + 1)[0]
+            if end > n or end <= i + 4:
                 return False
-            message = self.frontend.decode(frame)
-            if not message.name or message.name in self.statements:
-                return False  # the unnamed statement, or the server's "already exists"
-            parses.append(message)
-        for message in parses:
-            self.statements[message.name] = (message.query, message.param_types)
-        self.writer.write(
-            p.encode(p.ParseComplete()) * len(parses) + p.ready_for_query(p.TransactionStatus.IDLE)
+            if t == SYNC and end == n and found:
+                break
+            if t != PARSE or not buf[i + 5]:
+                return False  # anything else, or the unnamed statement
+            name, j = cstring(buf, i + 5, end)
+            if name in self.statements:
+                return False  # the server's "already exists" is the answer
+            query, _ = cstring(buf, j, end)
+            found.append((name, query, buf[j:end]))
+            i = end
+        else:
+            return False
+        for name, query, rest in found:
+            self._remember(name, query, rest)
+        self._client_transport.write(
+            _PARSE_COMPLETE * len(found) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
         return True
 
-    async def _acquire(self) -> BackendConnection:
-        """A server connection for the transaction that starts; BackendError (53300 after
-        pool_timeout_s) ends the session. Releases happen only while this loop awaits, so
-        `out` is always empty when a new connection is taken."""
+    # -- server connections ------------------------------------------------------------------
+    def _take_connection(self) -> BackendConnection | None:
         assert self.pool is not None
-        conn = await self.pool.acquire(self.config.pool_timeout_s)
-        self.conn = conn
-        self.info.state = "active"
-        self._server_task = asyncio.create_task(self._server_loop(conn))
+        conn = self.pool.try_acquire()
+        if conn is not None:
+            self._attach(conn)
         return conn
 
-    async def _send(self, conn: BackendConnection | None, out: list[bytes]) -> None:
-        if conn is None or not out:
-            return
-        conn.writer.write(b"".join(out))
-        await conn.writer.drain()
+    def _wait_for_connection(self) -> None:
+        self._client_transport.pause_reading()
+        self._waiting = asyncio.get_running_loop().create_task(self._acquire())
 
-    def _relay_client_frame(
-        self, conn: BackendConnection, frame: p.Frame, out: list[bytes], at: float
-    ) -> None:
-        if frame.type not in _FRONTEND_DECODED or frame.type == b"H":
-            # CopyData and the like: as received. Flush too, and not shown to the state: it
-            # asks for no answer and opens nothing, but SessionState counts it as an unsynced
-            # pipeline, which would keep the connection from ever being at rest after a
-            # client's Sync + Flush (psycopg's pipeline mode sends that).
-            out.append(frame.raw or b"")
-            return
-        message = original = self.frontend.decode(frame)
-        recorded: str | None = None  # server name of a statement this Parse records
-        if isinstance(message, p.Parse) and message.name:
-            parsed_name = message.name
-            message, recorded = self._client_parse(conn, message)
-        elif isinstance(message, p.Bind) and message.statement:
-            message = dataclasses.replace(
-                message, statement=self._ensure_prepared(conn, message.statement, out, at)
-            )
-        elif isinstance(message, p.Describe) and message.kind == "S" and message.name:
-            message = dataclasses.replace(
-                message, name=self._ensure_prepared(conn, message.name, out, at)
-            )
-        elif isinstance(message, p.Close) and message.kind == "S" and message.name:
-            message = self._client_close(conn, message)
-        out.append(p.encode(message) if message is not original else frame.raw or b"")
-        state = conn.state
-        before = _last(state) if recorded is not None else None
+    async def _acquire(self) -> None:
+        """Wait for a server connection (53300 after pool_timeout_s ends the session), then
+        go on with the client's bytes that waited for it."""
+        assert self.pool is not None
         try:
-            self._observe_request(state, message, frame.type, at)
-        except Exception as exc:  # the observer's failure, never the relay's
-            self._stop_observing("client message", exc)
-        if recorded is not None:
-            request = _last(state)
-            if request is None or request is before:  # the server will skip it (error before)
-                conn.forget_prepared(recorded)
-                self.statements.pop(parsed_name, None)
-            else:
-                self._parses[id(request)] = (parsed_name, recorded, True)
-
-    def _client_parse(self, conn: BackendConnection, message: p.Parse) -> tuple[p.Parse, str | None]:
-        name = message.name
-        self.statements[name] = (message.query, message.param_types)
-        backend = self._backend_name(name)
-        recorded = None
-        if backend not in conn.prepared:  # else the server answers "already exists", as it should
-            conn.prepare_messages(backend, message.query, message.param_types)  # records it
-            recorded = backend
-        return dataclasses.replace(message, name=backend), recorded
-
-    def _client_close(self, conn: BackendConnection, message: p.Close) -> p.Close:
-        """Forgotten here and on this connection; forwarded, since PostgreSQL answers
-        CloseComplete for a statement it does not have, in the right place."""
-        self.statements.pop(message.name, None)
-        backend = self._backend_name(message.name)
-        conn.forget_prepared(backend)
-        return dataclasses.replace(message, name=backend)
-
-    def _ensure_prepared(
-        self, conn: BackendConnection, name: str, out: list[bytes], at: float
-    ) -> str:
-        """The server name of the client's statement ``name``, with its Parse injected into
-        ``out`` when ``conn`` does not hold it yet."""
-        backend = self._backend_name(name)
-        entry = self.statements.get(name)
-        if entry is None:
-            return backend  # never parsed: the server says it does not exist
-        state = conn.state
-        for message in conn.prepare_messages(backend, entry[0], entry[1]):
-            before = _last(state)
-            state.client_message(message, at)
-            out.append(p.encode(message))
-            request = _last(state)
-            if request is None or request is before:  # skipped by the server after an error
-                conn.forget_prepared(backend)
-                continue
-            self._injected.add(id(request))
-            if type(message) is p.Parse:
-                self._parses[id(request)] = (name, backend, False)
-        return backend
-
-    def _backend_name(self, name: str) -> str:
-        backend = self._backend_names.get(name)
-        if backend is None:
-            backend = self._prefix + name
-            if len(backend.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
-                digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
-                backend = self._prefix + digest[: _MAX_NAME_BYTES - len(self._prefix)]
-            self._backend_names[name] = backend
-        return backend
-
-    # -- server -> client -------------------------------------------------------------------
-    async def _server_loop(self, conn: BackendConnection) -> None:
-        """Relay ``conn``'s answers until the transaction ends, then give ``conn`` back."""
-        try:
-            await self._relay_server(conn)
-        except (BackendError, p.ProtocolError, OSError, asyncio.IncompleteReadError) as exc:
-            conn.broken = True
-            sqlstate = exc.sqlstate if isinstance(exc, (BackendError, p.ProtocolError)) else "08006"
-            logger.warning("dbsight proxy: server connection failed mid-transaction: %s", exc)
+            conn = await self.pool.acquire(self.config.pool_timeout_s)
+        except BackendError as exc:
+            self._waiting = None
             with contextlib.suppress(Exception):
-                self.writer.write(p.error_response(
-                    sqlstate, "dbsight proxy: the server connection failed", "FATAL",
-                    detail=str(exc) or type(exc).__name__,
-                ))
-            self.writer.close()  # the client loop sees the end and the session finishes
+                self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
+            self.writer.close()
+            self._end()
+            return
+        self._waiting = None
+        if self._ended is None or self._ended.done():
+            self.pool.release_clean(conn)  # never used
+            return
+        self._attach(conn)
+        with contextlib.suppress(Exception):
+            self._client_transport.resume_reading()
+        self._client_data(b"")
 
-    async def _relay_server(self, conn: BackendConnection) -> None:
-        parser, state, writer = conn.parser, conn.state, self.writer
-        at = _perf_counter()
-        while True:
-            out: list[bytes] = []
-            done = False
-            while (frame := parser.next_frame()) is not None:
-                raw = frame.raw or b""
-                if frame.type not in _BACKEND_DECODED:  # DataRow, CopyData, notices
-                    out.append(raw)
-                    continue
-                message = parser.decode(frame)
-                if self._server_message(conn, message, at):
-                    out.append(raw)
-                if type(message) is p.ReadyForQuery and state.at_rest:
-                    done = True  # later bytes, if any, belong to whoever reads next
-                    break
-            if out:
-                writer.write(b"".join(out))
-            if done:
-                self._injected.clear()
-                self._parses.clear()
-                self.conn = None
-                self.info.state = "idle"
-                await writer.drain()
-                assert self.pool is not None
-                await self.pool.release(conn)
-                if self._shutting_down:
-                    self._end_for_shutdown()
-                return
-            await writer.drain()
-            data = await conn.reader.read(READ_SIZE)
-            if not data:
-                raise asyncio.IncompleteReadError(b"", None)
-            at = _perf_counter()
-            parser.feed(data)
+    def _attach(self, conn: BackendConnection) -> None:
+        assert conn.link is not None and self.exchange is not None
+        self.conn = conn
+        self.info.state = "active"
+        self._server_transport = conn.writer.transport
+        link_of(self.writer).pair(self._server_transport)
+        early = conn.parser.take_buffered() + conn.link.relay(
+            self._server_data, self._server_lost, paired=self._client_transport
+        )
+        if early:  # said while idle in the pool (a notice, a parameter change): the client's now
+            self._server_data(early)
 
-    def _server_message(self, conn: BackendConnection, message: Any, at: float) -> bool:
-        """Update ``conn``'s state and the observation; False to swallow ``message`` (the
-        answer to a Parse or Close the proxy injected)."""
-        kind = type(message)
-        head: p.PendingRequest | None = None
-        if (self._injected or self._parses) and kind in _ANSWERS:
-            pending = conn.state.pending
-            head = pending[0] if pending else None
-        elif kind is p.ParameterStatus:
-            self._note_server_parameter(message)
-        completion = conn.state.server_message(message, at)  # a mismatch ends the session
-        forward = True
-        if head is not None:
-            if kind is p.ErrorResponse:
-                for request in (head, *(completion.skipped if completion is not None else ())):
-                    self._injected.discard(id(request))
-                    self._forget_parse(conn, id(request))
-            else:
-                forward = id(head) not in self._injected
-                self._injected.discard(id(head))
-                self._parses.pop(id(head), None)
-        elif isinstance(message, p.CommandComplete) and message.tag in _FORGET_ALL_TAGS:
-            self.statements.clear()
-            for name in list(conn.prepared):
-                conn.forget_prepared(name)
-        self._report(completion)
-        return forward
+    def _server_data(self, data: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        try:
+            out = exchange.answers(data)
+        except (TrackingLost, ValueError, struct.error) as exc:
+            self._server_failed(exc)
+            return
+        if out:
+            self._client_transport.write(out)
+        if exchange.at_rest and not exchange.buffering and self.conn is not None:
+            self._release()
 
-    def _forget_parse(self, conn: BackendConnection, request_id: int) -> None:
-        """A Parse that failed or was skipped: the statement does not exist on the server."""
-        entry = self._parses.pop(request_id, None)
-        if entry is not None:
-            client_name, backend, own = entry
-            conn.forget_prepared(backend)
-            if own:  # the client's own Parse: the statement does not exist for it either
-                self.statements.pop(client_name, None)
+    def _release(self) -> None:
+        """The transaction ended: the connection goes back to the pool (reset first when the
+        client left something in the server session)."""
+        conn, self.conn = self.conn, None
+        exchange, pool = self.exchange, self.pool
+        assert conn is not None and exchange is not None and pool is not None
+        assert conn.link is not None
+        conn.link.unrelay()
+        link_of(self.writer).pair(None)
+        self._server_transport = None
+        self.info.state = "idle"
+        if exchange.dirty:
+            full = exchange.full_reset
+            if exchange.cleared:
+                self.statements.clear()
+            exchange.dirty = exchange.full_reset = exchange.cleared = False
+            conn.settle(exchange.status, True)
+            task = asyncio.get_running_loop().create_task(self._reset(pool, conn, full))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            pool.release_clean(conn)
+        if self._shutting_down:
+            self._end_for_shutdown()
+
+    @staticmethod
+    async def _reset(pool: BackendPool, conn: BackendConnection, full: bool) -> None:
+        with contextlib.suppress(BackendError):
+            await pool.release(conn, full)
+
+    def _server_failed(self, exc: BaseException) -> None:
+        """The server's bytes do not follow the protocol: this connection cannot be trusted."""
+        conn = self.conn
+        if conn is not None:
+            conn.broken = True
+        logger.warning("dbsight proxy: server connection failed mid-transaction: %s", exc)
+        with contextlib.suppress(Exception):
+            self._client_transport.write(p.error_response(
+                "08P01", "dbsight proxy: the server connection failed", "FATAL",
+                detail=str(exc) or type(exc).__name__,
+            ))
+        self.writer.close()
+        self._end()
+
+    def _server_lost(self, exc: BaseException | None) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        conn.broken = True
+        with contextlib.suppress(Exception):
+            self._client_transport.write(p.error_response(
+                "08006", "dbsight proxy: the server connection failed", "FATAL",
+                detail=str(exc) if exc is not None else "the server closed the connection",
+            ))
+        self.writer.close()
+        self._end()
+
+    def _client_lost(self, exc: BaseException | None) -> None:
+        self._end()
 
 
-_ANSWERS = frozenset((p.ParseComplete, p.CloseComplete, p.ErrorResponse))
-
-
-def _last(state: p.SessionState) -> p.PendingRequest | None:
-    pending = state.pending
-    return pending[-1] if pending else None
+_SERVER_PREFIX = "_dbs_"
+_PARSE_COMPLETE = p.encode(p.ParseComplete())
+_CLOSE_COMPLETE = p.encode(p.CloseComplete())
+PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH = (ord(c) for c in "PBDCSH")
+STATEMENT = ord("S")

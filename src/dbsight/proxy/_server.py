@@ -22,6 +22,7 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ._config import ProxyConfig
+from ._link import StreamLink
 from ._pooled import PooledSession, ServerPools
 from ._session import ClientSession, FrontendSession
 
@@ -49,7 +50,10 @@ class ProxyServer:
     async def start(self) -> None:
         get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the first client
         host, port = self.config.listen_address
-        self._server = await asyncio.start_server(self._accept, host, port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: StreamLink(loop, self._accept), host, port
+        )
         if self.config.admin_address is not None:
             await self._start_admin()
 

@@ -1,14 +1,15 @@
 """One client connection relayed to PostgreSQL in session mode, observed on the way.
 
-The client's startup (SSLRequest and GSSENCRequest are answered ``N``; a CancelRequest is
-passed to the server on a connection of its own) opens a server connection; from then on
-both directions are relayed:
+The client's startup (SSLRequest and GSSENCRequest are answered ``N``, or the TLS handshake
+is made when the proxy has a certificate; a CancelRequest is passed to the server on a
+connection of its own) opens a server connection; from then on both directions are relayed
+by the event loop's callbacks (`StreamLink`), with no task per direction and no copy:
 
-- client -> server: bytes are framed and validated by the codec before they are forwarded
-  (a malformed message gets an ErrorResponse 08P01 and closes this client only); statement
-  messages are decoded for the session state, everything else is forwarded as received;
-- server -> client: bytes are forwarded as soon as they arrive and framed on the side; only
-  the messages that end or describe a statement are decoded (never DataRow or CopyData).
+- client -> server: only message headers are read (type and length, validated: a malformed
+  message gets an ErrorResponse 08P01 and closes this client only) plus the bodies of the
+  messages that carry a statement; complete messages are forwarded as received;
+- server -> client: bytes are forwarded the moment they arrive, then the `Exchange` reads
+  the message types that end or describe a statement (never DataRow or CopyData).
 
 Neither direction waits for the other, so the proxy adds no round trip. The server's own
 authentication exchange passes through unchanged (trust, password, md5, SCRAM-SHA-256).
@@ -23,39 +24,49 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import struct
 import time
 from typing import Any
 
 from .._runtime import recorder
 from . import protocol as p
 from ._config import ProxyConfig
-from ._observe import StatementObserver
+from ._exchange import Exchange, TrackingLost
+from ._link import link_of, open_link
 
 logger = logging.getLogger("dbsight.proxy")
 
 READ_SIZE = 256 * 1024
 FAILURE_NAME = "dbsight.proxy"
-# Server messages the session state needs; DataRow, CopyData, notices and notifications
-# are only forwarded.
-_BACKEND_DECODED = frozenset(
-    bytes([c]) for c in b"Z123tTnCIsEGHWcVRSK"
-)
-_FRONTEND_DECODED = frozenset(bytes([c]) for c in b"QPBEDCSHcfFX")
-_STATEMENTS = frozenset((b"Q", b"E"))
+# What a client may send once started: Query, Parse, Bind, Execute, Describe, Close, Sync,
+# Flush, Terminate, CopyData/Done/Fail, FunctionCall and the password/SASL messages.
+CLIENT_TYPES = frozenset(b"QPBEDCSHXdcfFp")
+COPY_DATA = ord("d")
+TERMINATE = ord("X")
 
 _perf_counter = time.perf_counter
+_unpack_int32 = struct.Struct(">i").unpack_from
 
 
-def statements_running(state: p.SessionState) -> bool:
-    """A Query or Execute is waiting for the server's answer (what a cancel would stop)."""
-    return any(r.kind in (p.RequestKind.QUERY, p.RequestKind.EXECUTE) for r in state.pending)
+def frame_error(buf: bytes, i: int, length: int, max_size: int) -> p.ProtocolViolation | None:
+    """Why the client message header at ``buf[i]`` is not acceptable, if it is not."""
+    t = buf[i]
+    if t not in CLIENT_TYPES:
+        return p.ProtocolViolation(f"invalid frontend message type {bytes([t])!r}")
+    if length < 4:
+        return p.ProtocolViolation(f"invalid message length {length}")
+    if length > max_size:
+        return p.ProtocolViolation(
+            f"message of type {bytes([t])!r} is {length} bytes, over the limit of {max_size}"
+        )
+    return None
 
 
 class SessionInfo:
     """What ``/stats/clients`` shows of a session."""
 
-    __slots__ = ("client", "user", "database", "application_name", "connected_at", "statements",
-                 "state")
+    __slots__ = ("client", "user", "database", "application_name", "connected_at", "state",
+                 "exchange")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -63,15 +74,22 @@ class SessionInfo:
         self.database: str | None = None
         self.application_name: str | None = None
         self.connected_at = time.time()
-        self.statements = 0
         self.state = "startup"
+        self.exchange: Exchange | None = None
+
+    @property
+    def statements(self) -> int:
+        return self.exchange.statement_count if self.exchange is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
+        exchange = self.exchange
         return {
             "client": self.client,
             "user": self.user,
             "database": self.database,
-            "application_name": self.application_name,
+            "application_name": (
+                exchange.application_name if exchange is not None else self.application_name
+            ),
             "connected_at": self.connected_at,
             "statements": self.statements,
             "state": self.state,
@@ -80,10 +98,11 @@ class SessionInfo:
 
 class FrontendSession:
     """What every proxied client has, whatever the pool mode: the client side of the startup
-    (encryption requests, CancelRequest, StartupMessage), its `SessionInfo`, its
-    `StatementObserver` and the glue that feeds a `SessionState` and reports its completions.
-    Subclasses relay (`ClientSession`: one server connection for the whole session;
-    ``PooledSession``: one per transaction)."""
+    (encryption requests, CancelRequest, StartupMessage), its `SessionInfo` and its
+    `Exchange`. Subclasses relay (`ClientSession`: one server connection for the whole
+    session; ``PooledSession``: one per transaction)."""
+
+    pooled = False
 
     def __init__(
         self,
@@ -101,8 +120,10 @@ class FrontendSession:
         self.client_addr = str(peer[0]) if isinstance(peer, tuple) and peer else None
         self.info = SessionInfo(self.client_addr or "unix")
         self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
-        self.observer: StatementObserver | None = None
+        self.exchange: Exchange | None = None
+        self.observing = True
         self._shutting_down = False
+        self._ended: asyncio.Future[None] | None = None
 
     def request_shutdown(self) -> None:
         """The proxy is stopping: end the session now if it is between transactions,
@@ -119,12 +140,26 @@ class FrontendSession:
                 )
             )
         self.writer.close()
+        self._end()
 
     async def _refuse(self, sqlstate: str, message: str) -> None:
         """A FATAL ErrorResponse to the client; the session ends after it."""
         with contextlib.suppress(Exception):
             self.writer.write(p.error_response(sqlstate, message, "FATAL"))
             await self.writer.drain()
+
+    def _violation(self, exc: p.ProtocolError) -> None:
+        """The client broke the protocol: tell it (FATAL, with the SQLSTATE) and end."""
+        logger.info("dbsight proxy: client %s: %s", self.client_addr, exc.message)
+        with contextlib.suppress(Exception):
+            self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
+        self.writer.close()
+        self._end()
+
+    def _end(self) -> None:
+        ended = self._ended
+        if ended is not None and not ended.done():
+            ended.set_result(None)
 
     # -- startup -------------------------------------------------------------------------
     async def _startup(self) -> p.Frame | None:
@@ -157,13 +192,17 @@ class FrontendSession:
                 self.info.database = params.get("database") or self.info.user
                 self.info.application_name = params.get("application_name")
                 self._startup_received(message)
-                self.observer = StatementObserver(
-                    user=self.info.user,
-                    database=self.info.database,
-                    application_name=self.info.application_name,
-                    client_addr=self.client_addr,
-                )
+                self.exchange = self.info.exchange = self._new_exchange()
                 return frame
+
+    def _new_exchange(self) -> Exchange:
+        return Exchange(
+            user=self.info.user,
+            database=self.info.database,
+            application_name=self.info.application_name,
+            client_addr=self.client_addr,
+            pooled=self.pooled,
+        )
 
     def _startup_received(self, message: p.StartupMessage) -> None:
         """Hook: the client's StartupMessage arrived."""
@@ -172,41 +211,13 @@ class FrontendSession:
         """Hook: this connection is a CancelRequest; pass it to whoever runs the statement."""
         raise NotImplementedError
 
-    # -- observation ---------------------------------------------------------------------
-    def _observe_request(
-        self, state: p.SessionState, message: Any, frame_type: bytes, at: float
-    ) -> None:
-        """Feed a client message to ``state``; a Query or Execute opens its recorder context."""
-        pending = state.pending
-        before = pending[-1] if pending else None
-        state.client_message(message, at)
-        if frame_type in _STATEMENTS:
-            self.info.statements += 1
-            pending = state.pending
-            request = pending[-1] if pending else None
-            if request is not None and request is not before and self.observer is not None:
-                self.observer.requested(request)
-
-    def _note_server_parameter(self, message: p.ParameterStatus) -> None:
-        if message.name == "application_name":
-            self.info.application_name = message.value
-            if self.observer is not None:
-                self.observer.application_name = message.value
-
-    def _report(self, completion: p.Completion | None) -> None:
-        """Hand a statement's completion to the observer (its failure stops observing)."""
-        if completion is None or self.observer is None:
-            return
-        try:
-            self.observer.completed(completion)
-        except Exception as exc:
-            self._stop_observing("server message", exc)
-
     def _stop_observing(self, where: str, exc: BaseException) -> None:
-        if self.observer is not None:
-            self.observer.abandoned()
-            self.observer = None
-        recorder.failures.record(FAILURE_NAME, where, exc)
+        """The observation failed (never the relay): stop observing this session, count it."""
+        if self.observing:
+            self.observing = False
+            if self.exchange is not None:
+                self.exchange.abandon()
+            recorder.failures.record(FAILURE_NAME, where, exc)
 
 
 class ClientSession(FrontendSession):
@@ -223,10 +234,12 @@ class ClientSession(FrontendSession):
     ) -> None:
         super().__init__(config, reader, writer, client_tls=client_tls)
         self.upstream_tls = upstream_tls
-        self.backend = p.BackendParser(max_message_size=config.max_message_size)
-        self.state = p.SessionState()
-        self.key: p.BackendKeyData | None = None
         self.server_writer: asyncio.StreamWriter | None = None
+        self._client_buffer = b""
+        self._max_size = config.max_message_size
+        self._client_transport: Any = None
+        self._server_transport: Any = None
+        self._client_left = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -237,16 +250,18 @@ class ClientSession(FrontendSession):
             server = await self._connect()
             if server is None:
                 return
-            server_reader, self.server_writer = server
+            _, self.server_writer = server
             self.server_writer.write(startup.raw or b"")
             self.info.state = "active"
-            await self._relay(server_reader, self.server_writer)
+            await self._relay()
         except p.ProtocolError as exc:
             await self._refuse(exc.sqlstate, exc.message)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             self.info.state = "closed"
+            if self.exchange is not None and self.observing:
+                self.exchange.abandon()
             for w in (self.server_writer, self.writer):
                 if w is not None:
                     w.close()
@@ -259,7 +274,8 @@ class ClientSession(FrontendSession):
         """The proxy is stopping: end this session now if it is between transactions,
         otherwise as soon as its transaction ends (ReadyForQuery 'I')."""
         self._shutting_down = True
-        if self.info.state != "active" or self.state.at_rest:
+        exchange = self.exchange
+        if self.info.state != "active" or exchange is None or exchange.at_rest:
             self._end_for_shutdown()
 
     def _end_for_shutdown(self) -> None:
@@ -268,18 +284,14 @@ class ClientSession(FrontendSession):
             self.server_writer.close()
 
     # -- startup -------------------------------------------------------------------------
-    def _startup_received(self, message: p.StartupMessage) -> None:
-        self.state.client_message(message, _perf_counter())
-
     async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
         await self._forward_cancel(raw)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         upstream = self.config.upstream_server
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(upstream.host, upstream.port),
-                self.config.connect_timeout_s,
+            reader, writer, _ = await asyncio.wait_for(
+                open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
         except (OSError, asyncio.TimeoutError) as exc:
             logger.warning("upstream %s:%s unreachable: %s", upstream.host, upstream.port, exc)
@@ -334,9 +346,8 @@ class ClientSession(FrontendSession):
     async def _forward_cancel(self, raw: bytes) -> None:
         upstream = self.config.upstream_server
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(upstream.host, upstream.port),
-                self.config.connect_timeout_s,
+            _, writer, _ = await asyncio.wait_for(
+                open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
         except (OSError, asyncio.TimeoutError):
             return  # a cancel is best effort, for PostgreSQL too
@@ -347,105 +358,91 @@ class ClientSession(FrontendSession):
             await writer.wait_closed()
 
     # -- relay ---------------------------------------------------------------------------
-    async def _relay(
-        self, server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter
-    ) -> None:
-        upstream = asyncio.create_task(self._client_to_server(server_writer))
-        downstream = asyncio.create_task(self._server_to_client(server_reader))
-        try:
-            done, _ = await asyncio.wait(
-                (upstream, downstream), return_when=asyncio.FIRST_COMPLETED
-            )
-            if upstream in done and upstream.exception() is None and self._statements_running():
-                await self._cancel_running()
-        finally:
-            for task in (upstream, downstream):
-                task.cancel()
-            results = await asyncio.gather(upstream, downstream, return_exceptions=True)
-            if self.observer is not None:
-                self.observer.abandoned()
-            for result in results:
-                if isinstance(result, p.ProtocolError):
-                    raise result
-
-    def _statements_running(self) -> bool:
-        return statements_running(self.state)
+    async def _relay(self) -> None:
+        """Hand both sockets to the relay callbacks; return when either side has closed."""
+        assert self.server_writer is not None
+        self._ended = asyncio.get_running_loop().create_future()
+        self._client_transport = self.writer.transport
+        self._server_transport = self.server_writer.transport
+        server_early = link_of(self.server_writer).relay(
+            self._server_data, self._server_lost, paired=self._client_transport
+        )
+        client_early = self.frontend.take_buffered() + link_of(self.writer).relay(
+            self._client_data, self._client_lost, paired=self._server_transport
+        )
+        if server_early:
+            self._server_data(server_early)
+        if client_early:
+            self._client_data(client_early)
+        await self._ended
+        if self._client_left and self.exchange is not None and self.exchange.statements_running():
+            await self._cancel_running()
 
     async def _cancel_running(self) -> None:
-        key = self.key
+        key = self.exchange.key if self.exchange is not None else None
         if key is None:
             return
-        await self._forward_cancel(p.encode(p.CancelRequest(key.pid, key.secret_key)))
+        await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
 
-    async def _client_to_server(self, server_writer: asyncio.StreamWriter) -> None:
-        frontend = self.frontend
-        while True:
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                return
-            frontend.feed(data)
-            chunks = []
-            while (frame := frontend.next_frame()) is not None:
-                chunks.append(frame.raw or b"")
-                if frame.type in _FRONTEND_DECODED and self.observer is not None:
-                    self._observe_client(frame)
-            if chunks:
-                server_writer.write(b"".join(chunks))
-                await server_writer.drain()
-
-    async def _server_to_client(self, server_reader: asyncio.StreamReader) -> None:
-        backend = self.backend
-        writer = self.writer
-        while True:
-            data = await server_reader.read(READ_SIZE)
-            if not data:
-                return
-            writer.write(data)  # as received: the client is never kept waiting on parsing
-            try:
-                backend.feed(data)
-                while (frame := backend.next_frame()) is not None:
-                    if frame.type in _BACKEND_DECODED:
-                        self._observe_server(backend.decode(frame))
-            except p.ProtocolError as exc:  # the server's bytes: stop observing, keep relaying
-                self._stop_observing("server stream", exc)
-                backend = self.backend = _NullParser()  # type: ignore[assignment]
-            await writer.drain()
-
-    # -- observation ---------------------------------------------------------------------
-    def _observe_client(self, frame: p.Frame) -> None:
-        message = self.frontend.decode(frame)
+    def _client_data(self, data: bytes) -> None:
+        buf = self._client_buffer + data if self._client_buffer else data
+        n = len(buf)
+        i = 0
+        at = _perf_counter()
+        exchange = self.exchange if self.observing else None
+        max_size = self._max_size
         try:
-            self._observe_request(self.state, message, frame.type, _perf_counter())
-        except Exception as exc:  # never the relay's problem
-            self._stop_observing("client message", exc)
+            while n - i >= 5:
+                length = _unpack_int32(buf, i + 1)[0]
+                t = buf[i]
+                if t not in CLIENT_TYPES or length < 4 or length > max_size:
+                    raise frame_error(buf, i, length, max_size) or p.ProtocolViolation("bad frame")
+                end = i + 1 + length
+                if end > n:
+                    break
+                if exchange is not None and t != COPY_DATA:
+                    try:
+                        exchange.request(t, buf, i + 5, end, at)
+                    except ValueError as exc:  # a body that is not what its type says
+                        raise p.ProtocolViolation(
+                            f"malformed message of type {bytes([t])!r}: {exc}"
+                        ) from None
+                    except Exception as exc:  # the observation's failure, never the relay's
+                        self._stop_observing("client message", exc)
+                        exchange = None
+                i = end
+        except p.ProtocolError as exc:
+            if i:
+                self._server_transport.write(buf[:i])
+            self._violation(exc)
+            return
+        self._client_buffer = buf[i:] if i < n else b""
+        if i:
+            self._server_transport.write(buf if i == n else buf[:i])
 
-    def _observe_server(self, message: Any) -> None:
-        kind = type(message)
-        if kind is p.BackendKeyData:
-            self.key = message
-        elif kind is p.ParameterStatus:
-            self._note_server_parameter(message)
-        if self.observer is None:
+    def _server_data(self, data: bytes) -> None:
+        self._client_transport.write(data)  # as received: the client never waits on parsing
+        exchange = self.exchange
+        if exchange is None or not self.observing:
             return
         try:
-            completion = self.state.server_message(message, _perf_counter())
+            exchange.answers(data)
+        except (TrackingLost, ValueError, struct.error) as exc:
+            self._stop_observing("server stream", exc)
+            return
         except Exception as exc:
             self._stop_observing("server message", exc)
-        else:
-            self._report(completion)
-        if self._shutting_down and kind is p.ReadyForQuery and self.state.at_rest:
+            return
+        if self._shutting_down and exchange.at_rest:
             self._end_for_shutdown()
+
+    def _client_lost(self, exc: BaseException | None) -> None:
+        self._client_left = True
+        self._end()
+
+    def _server_lost(self, exc: BaseException | None) -> None:
+        self._end()
 
 
 class _TlsRefused(Exception):
     """The server answered an SSLRequest with 'N' where TLS is required."""
-
-
-class _NullParser:
-    """Stands in for the server-side parser once observation stopped."""
-
-    def feed(self, data: bytes) -> None:
-        return None
-
-    def next_frame(self) -> None:
-        return None

@@ -90,6 +90,16 @@ class _Reader(Generic[M]):
         """Bytes fed but not yet returned as frames."""
         return len(self._buf) - self._pos + self._chunked
 
+    def take_buffered(self) -> bytes:
+        """The bytes fed but not yet returned as frames, removed from this reader (whoever
+        reads the stream from here on gets them)."""
+        if self._chunks:
+            self._join()
+        data = self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        self._want = 0
+        return data
+
     @property
     def error(self) -> ProtocolError | None:
         """The error that stopped this reader, if any; every later call raises it again."""

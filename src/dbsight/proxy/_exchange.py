@@ -1,0 +1,435 @@
+"""The relay's bookkeeping: which answer belongs to which request, read from message types.
+
+The PostgreSQL server answers a session's requests strictly in order, so a queue of what was
+asked (``pending``) tells what each answer completes: a Query ends at its ReadyForQuery, an
+Execute at its CommandComplete (or EmptyQueryResponse, PortalSuspended, ErrorResponse), a
+Parse at ParseComplete, and so on; after an ErrorResponse in the extended protocol the
+server skips everything up to the next Sync, and so does the queue. Only the few bytes that
+matter are read (a message's type, a statement's text, a command tag, an error's SQLSTATE):
+DataRow and CopyData are never looked into. This is the hot path of ``dbsight proxy``; the
+full decoder in ``dbsight.proxy.protocol`` is for everything else (and for the tests that
+check the two agree).
+
+An Exchange also makes each statement a recorder event: opened when its Query or Execute is
+seen (timed from the first message of its request cycle), finished with the rows of the
+command tag, or failed with the server's SQLSTATE.
+
+Transaction pooling adds two kinds of entries: ``SWALLOW`` (a Parse the proxy put in front of
+a client's Bind: its ParseComplete is not forwarded) and ``REPLY`` (an answer the proxy gives
+itself, in its place in the stream: a ParseComplete for a statement the connection already
+has, a CloseComplete for a client's Close). `Exchange.answers` returns the server's bytes
+with those applied.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from .._runtime import recorder
+from ..sql import SqlInfo, analyze
+from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
+
+_unpack_int32 = struct.Struct(">i").unpack_from
+_perf_counter = time.perf_counter
+_time = time.time
+
+# what the client asked, in `pending`: (kind, payload)
+QUERY, PARSE, BIND, DESCRIBE, CLOSE, SYNC, EXECUTE, FUNCTION, SWALLOW, REPLY = range(10)
+_STATEMENT_KINDS = (QUERY, EXECUTE)
+
+# message types, as ints
+_IDLE = ord("I")
+_FAILED = ord("E")
+
+
+class TrackingLost(Exception):
+    """The server's answers do not match what the client asked: the stream cannot be trusted."""
+
+
+Entry = tuple[int, Any]
+
+
+def cstring(buf: bytes, start: int, end: int) -> tuple[str, int]:
+    """The NUL-terminated string at ``start`` and the position after its NUL."""
+    nul = buf.find(b"\0", start, end)
+    if nul < 0:
+        raise ValueError("string without its terminating NUL")
+    return buf[start:nul].decode("utf-8", "surrogateescape"), nul + 1
+
+
+def command_rows(buf: bytes, start: int, end: int) -> int | None:
+    """The row count at the end of a command tag (``SELECT 3``, ``INSERT 0 5``), if any."""
+    space = buf.rfind(b" ", start, end)
+    if space < 0:
+        return None
+    digits = buf[space + 1 : end]
+    return int(digits) if digits.isdigit() else None
+
+
+def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
+    """SQLSTATE and message of an ErrorResponse body."""
+    sqlstate: str | None = None
+    message = ""
+    i = start
+    while i < end and buf[i] != 0:
+        code = buf[i]
+        nul = buf.find(b"\0", i + 1, end)
+        if nul < 0:
+            break
+        if code == 67:  # 'C'
+            sqlstate = buf[i + 1 : nul].decode("ascii", "replace")
+        elif code == 77:  # 'M'
+            message = buf[i + 1 : nul].decode("utf-8", "replace")
+        i = nul + 1
+    return sqlstate, message
+
+
+_SESSION_SAFE_OPERATIONS = frozenset(("insert", "update", "delete", "tx"))
+
+
+def session_safe(sql: str) -> bool:
+    """The statement leaves nothing behind in the server session (a pooled connection needs
+    no reset after it): a write, transaction control, or a provably read-only SELECT. SET,
+    LISTEN, PREPARE, temporary tables, function calls outside the allow-list (advisory locks,
+    set_config) and everything unrecognised are not."""
+    return _session_safe_info(analyze(sql))
+
+
+def _session_safe_info(info: SqlInfo) -> bool:
+    operation = info.operation
+    return operation in _SESSION_SAFE_OPERATIONS or (operation == "select" and info.read_only)
+
+
+class Exchange:
+    """One relayed session's request queue and statement observation (module docstring).
+
+    ``forget`` is called with the server name of a statement the server did not prepare
+    after all (its Parse failed or was skipped); ``on_parameter`` with each ParameterStatus.
+    """
+
+    __slots__ = (
+        "pending", "statements", "portals", "status", "discarding", "key", "user",
+        "database", "application_name", "client_addr", "statement_count", "dirty",
+        "full_reset", "cleared", "forget", "pooled", "_cycle_start", "_query_rows", "_buffer",
+    )
+
+    def __init__(
+        self,
+        *,
+        user: str | None,
+        database: str | None,
+        application_name: str | None,
+        client_addr: str | None,
+        forget: Callable[[str], None] | None = None,
+        pooled: bool = False,
+    ) -> None:
+        self.pending: deque[Entry] = deque()
+        self.statements: dict[str, str] = {}  # client's statement name -> text
+        self.portals: dict[str, str | None] = {}  # portal -> its statement's text
+        self.status = _IDLE  # the last ReadyForQuery's transaction status
+        self.discarding = False  # after an extended-protocol error until the client's Sync
+        self.key: tuple[int, bytes] | None = None  # the server's BackendKeyData
+        self.user = user
+        self.database = database
+        self.application_name = application_name
+        self.client_addr = client_addr
+        self.statement_count = 0
+        self.dirty = False  # something was left in the server session (pooled mode)
+        self.full_reset = False  # ... that only DISCARD ALL removes (SQL PREPARE, DISCARD)
+        self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
+        self.forget = forget
+        self.pooled = pooled  # judge what each statement leaves in the server session
+        self._cycle_start: float | None = None
+        self._query_rows: int | None = None
+        self._buffer = b""  # an incomplete server message
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def at_rest(self) -> bool:
+        """Nothing asked is unanswered and the server is outside a transaction."""
+        return not self.pending and self.status == _IDLE
+
+    @property
+    def buffering(self) -> bool:
+        """Part of a server message arrived, the rest has not yet."""
+        return bool(self._buffer)
+
+    @property
+    def between_requests(self) -> bool:
+        """Nothing asked is unanswered (a transaction may be open)."""
+        return not self.pending
+
+    def statements_running(self) -> bool:
+        """A Query or Execute waits for its answer (what a cancel would stop)."""
+        return any(entry[0] in _STATEMENT_KINDS for entry in self.pending)
+
+    # -- client -> server ----------------------------------------------------------------
+    def request(
+        self, t: int, buf: bytes, start: int, end: int, at: float, server_name: str | None = None
+    ) -> None:
+        """The client's message of type ``t`` with body ``buf[start:end]`` is on its way to
+        the server (after any renaming; ``server_name``: the name a Parse prepares on the
+        server, forgotten again if the server does not prepare it)."""
+        if self.discarding:
+            if t == 83:  # Sync: the server answers again from here
+                self.discarding = False
+                self.pending.append((SYNC, None))
+                self._cycle_start = None
+            return  # skipped by the server: nothing will answer it
+        if t == 81:  # Query
+            sql = buf[start : end - 1].decode("utf-8", "replace")
+            self.statement_count += 1
+            ctx = self._open(sql, at)
+            if self.pooled and not self.dirty:
+                info = ctx.info if ctx is not None else analyze(sql)
+                self.dirty = not _session_safe_info(info)
+            self.pending.append((QUERY, ctx))
+            return
+        if self._cycle_start is None:
+            self._cycle_start = at
+        if t == 66:  # Bind: portal, statement
+            portal, i = cstring(buf, start, end)
+            statement, _ = cstring(buf, i, end)
+            self.portals[portal] = self.statements.get(statement)
+            self.pending.append((BIND, None))
+        elif t == 69:  # Execute
+            portal, _ = cstring(buf, start, end)
+            sql = self.portals.get(portal)
+            self.statement_count += 1
+            ctx = self._open(sql if sql is not None else "", self._cycle_start)
+            self.pending.append((EXECUTE, ctx))
+            self._cycle_start = at
+        elif t == 83:  # Sync
+            self.pending.append((SYNC, None))
+            self._cycle_start = None
+        elif t == 80:  # Parse: name, text
+            name, i = cstring(buf, start, end)
+            query, _ = cstring(buf, i, end)
+            self.statements[name] = query
+            if self.pooled and not self.dirty and not session_safe(query):
+                self.dirty = True
+            self.pending.append((PARSE, server_name))
+        elif t == 68:  # Describe
+            self.pending.append((DESCRIBE, None))
+        elif t == 67:  # Close
+            if buf[start] == 83:  # 'S'
+                name, _ = cstring(buf, start + 1, end)
+                self.statements.pop(name, None)
+            self.pending.append((CLOSE, None))
+        elif t == 70:  # FunctionCall
+            self.pending.append((FUNCTION, None))
+
+    def expect(self, kind: int, payload: Any = None) -> None:
+        """An entry for a message the proxy sends itself (an injected Parse: ``SWALLOW``)."""
+        if not self.discarding:
+            self.pending.append((kind, payload))
+
+    def reply(self, data: bytes) -> bytes | None:
+        """An answer of the proxy's own to a client message it does not forward: returned
+        when it can go to the client now (nothing ahead of it), else queued in its place."""
+        if self.discarding:
+            return None  # the server would have skipped the message: no answer
+        pending = self.pending
+        if not pending:
+            return data
+        pending.append((REPLY, data))
+        return None
+
+    # -- server -> client ----------------------------------------------------------------
+    def answers(self, data: bytes) -> bytes:
+        """Account for the server's bytes ``data``; returns what goes to the client: the
+        complete messages among them, with swallowed answers taken out and the proxy's own
+        replies put in their places (an incomplete message waits for its end)."""
+        buf = self._buffer + data if self._buffer else data
+        n = len(buf)
+        i = 0
+        pieces: list[bytes] | None = None
+        seg = 0
+        pending = self.pending
+        while n - i >= 5:
+            t = buf[i]
+            e = i + 1 + _unpack_int32(buf, i + 1)[0]
+            if e > n:
+                break
+            if t == 68:  # DataRow
+                i = e
+                continue
+            head = pending[0] if pending else None
+            kind = head[0] if head is not None else -1
+            if t == 67:  # CommandComplete
+                if kind == EXECUTE:
+                    pending.popleft()
+                    self._finish(head[1], command_rows(buf, i + 5, e - 1))  # type: ignore[index]
+                elif kind == QUERY:
+                    self._query_rows = command_rows(buf, i + 5, e - 1)
+                if self.pooled:
+                    self._command_tag(buf, i + 5, e - 1)
+            elif t == 90:  # ReadyForQuery
+                if kind == SYNC or kind == FUNCTION:
+                    pending.popleft()
+                elif kind == QUERY:
+                    pending.popleft()
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        self._finish(ctx, self._query_rows)
+                    self._query_rows = None
+                elif kind != -1:
+                    raise TrackingLost(f"ReadyForQuery while waiting for entry kind {kind}")
+                self.status = buf[i + 5]
+            elif t == 49:  # ParseComplete
+                if kind == SWALLOW:
+                    pending.popleft()
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[seg:i])
+                    seg = e
+                elif kind == PARSE:
+                    pending.popleft()
+                else:
+                    raise TrackingLost(f"ParseComplete while waiting for entry kind {kind}")
+            elif t == 50:  # BindComplete
+                if kind != BIND:
+                    raise TrackingLost(f"BindComplete while waiting for entry kind {kind}")
+                pending.popleft()
+            elif t == 69:  # ErrorResponse
+                self._error(buf, i + 5, e, kind)
+            elif t == 84:  # RowDescription: a Describe's answer, or a Query's results
+                if kind == DESCRIBE:
+                    pending.popleft()
+            elif t == 110:  # NoData
+                if kind != DESCRIBE:
+                    raise TrackingLost(f"NoData while waiting for entry kind {kind}")
+                pending.popleft()
+            elif t == 51:  # CloseComplete
+                if kind != CLOSE:
+                    raise TrackingLost(f"CloseComplete while waiting for entry kind {kind}")
+                pending.popleft()
+            elif t == 73 or t == 115:  # EmptyQueryResponse, PortalSuspended
+                if kind == EXECUTE:
+                    pending.popleft()
+                    self._finish(head[1], None)  # type: ignore[index]
+            elif t == 83:  # ParameterStatus
+                self._parameter(buf, i + 5, e)
+            elif t == 75:  # BackendKeyData
+                self.key = (_unpack_int32(buf, i + 5)[0], bytes(buf[i + 9 : e]))
+            i = e
+            if pending and pending[0][0] == REPLY:  # the proxy's own answers come next
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[seg:i])
+                seg = i
+                while pending and pending[0][0] == REPLY:
+                    pieces.append(pending.popleft()[1])
+        if i < n:
+            self._buffer = buf[i:]
+        elif self._buffer:
+            self._buffer = b""
+        if pieces is None:
+            if i == n:
+                return buf
+            return buf[:i] if self.pooled else b""  # session mode forwards before it reads
+        pieces.append(buf[seg:i])
+        return b"".join(pieces)
+
+    def _error(self, buf: bytes, start: int, end: int, kind: int) -> None:
+        pending = self.pending
+        if kind == -1:
+            return  # not an answer to anything (the server ending the session)
+        if kind == QUERY or kind == FUNCTION:
+            ctx = pending[0][1]
+            if ctx is not None:
+                self._fail(ctx, *error_fields(buf, start, end))
+                pending[0] = (kind, None)
+            return
+        # extended protocol: everything up to the Sync is skipped, the first statement
+        # among it carries the error
+        failed = False
+        while pending and pending[0][0] != SYNC:
+            entry_kind, payload = pending.popleft()
+            if entry_kind == EXECUTE and payload is not None:
+                if not failed:
+                    self._fail(payload, *error_fields(buf, start, end))
+                    failed = True
+                else:
+                    self._skip(payload)
+            elif entry_kind == SWALLOW and self.forget is not None:
+                self.forget(payload)
+            elif entry_kind == PARSE and payload is not None and self.forget is not None:
+                self.forget(payload)
+        if not pending:
+            self.discarding = True  # what the client sends before its Sync is skipped too
+
+    def _command_tag(self, buf: bytes, start: int, end: int) -> None:
+        """Pooled mode: tags that leave state in the server session."""
+        space = buf.find(b" ", start, end)
+        first = buf[start : space if space >= 0 else end]
+        if first in _FULL_RESET_TAGS:
+            self.dirty = self.full_reset = True
+            if buf[start:end] in _CLEARING_TAGS:
+                self.cleared = True
+        elif first in _DIRTY_TAGS:
+            self.dirty = True
+
+    def _parameter(self, buf: bytes, start: int, end: int) -> None:
+        name, i = cstring(buf, start, end)
+        value, _ = cstring(buf, i, end)
+        if name == "application_name":
+            self.application_name = value
+        if self.pending:  # a SET during a relayed request, not the login's report
+            self.dirty = True
+
+    # -- observation ---------------------------------------------------------------------
+    def _open(self, sql: str, at: float | None) -> Any:
+        if not recorder.active:
+            return None
+        token = None
+        if "*/" in sql:
+            parent = remote_parent(sql)
+            if parent is not None:
+                token = otel_context.attach(parent)
+        try:
+            ctx = recorder.start(sql, SYSTEM, SOURCE, database=self.database, user=self.user)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        if at is not None:  # from the first message of its request cycle, not from now
+            ctx.started_at -= ctx.started - at
+            ctx.started = at
+        ctx.application_name = self.application_name
+        ctx.client_addr = self.client_addr
+        return ctx
+
+    @staticmethod
+    def _finish(ctx: Any, rows: int | None) -> None:
+        if ctx is not None:
+            recorder.finish(ctx, rows)
+
+    @staticmethod
+    def _fail(ctx: Any, sqlstate: str | None, message: str) -> None:
+        recorder.fail(ctx, ServerError(sqlstate, message))
+
+    @staticmethod
+    def _skip(ctx: Any) -> None:
+        """A statement the server skipped after an earlier error in its pipeline."""
+        recorder.fail(ctx, ServerError("25P02", "skipped: an earlier message of its pipeline failed"))
+
+    def abandon(self) -> None:
+        """The session ended with statements unanswered (the client left mid-statement)."""
+        pending, self.pending = self.pending, deque()
+        for kind, payload in pending:
+            if kind in _STATEMENT_KINDS and payload is not None:
+                recorder.fail(
+                    payload, ServerError("57014", "client disconnected; statement cancelled")
+                )
+
+
+# Command tags after which a pooled server connection needs a reset before another client.
+_DIRTY_TAGS = frozenset((b"SET", b"RESET", b"LISTEN", b"DECLARE", b"CREATE", b"LOAD", b"DO", b"CALL"))
+_FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
+_CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))

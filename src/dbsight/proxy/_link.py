@@ -1,0 +1,139 @@
+"""A socket of the proxy that is an asyncio stream until it starts relaying.
+
+The parts of a session that wait for one answer at a time (startup, authentication, TLS
+handshakes, a pool's login and reset queries) are written as coroutines on a
+StreamReader/StreamWriter pair. The relay itself is not: a coroutine per direction costs a
+task wake-up and a copy through the StreamReader's buffer per read, which on a 2-core
+machine is most of what a proxy may spend on a statement. So a `StreamLink` is a
+`StreamReaderProtocol` whose bytes go to the reader until `relay()` hands them to a callback,
+called by the event loop with each chunk as it arrives, and back to the reader after
+`unrelay()` (a pooled server connection between two clients).
+
+Flow control in relay mode couples the two sockets: when the peer cannot keep up (its
+transport's write buffer is over the high-water mark) this side stops reading until it can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+READ_LIMIT = 2**20
+
+DataHandler = Callable[[bytes], None]
+LostHandler = Callable[[BaseException | None], None]
+
+
+class StreamLink(asyncio.StreamReaderProtocol):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+        | None = None,
+    ) -> None:
+        self.reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+        super().__init__(self.reader, client_connected_cb, loop=loop)
+        self._on_data: DataHandler | None = None
+        self._on_lost: LostHandler | None = None
+        self._paired: asyncio.Transport | None = None  # paused while our writes back up
+        self.lost = False
+
+    # -- relay mode ----------------------------------------------------------------------
+    def relay(
+        self,
+        on_data: DataHandler,
+        on_lost: LostHandler,
+        paired: asyncio.Transport | None = None,
+    ) -> bytes:
+        """From now on every chunk goes to ``on_data``; ``on_lost`` is called once when the
+        connection ends. Returns the bytes the stream side had buffered and not read yet
+        (the caller handles them first). ``paired`` is the transport to pause while this
+        socket's own write buffer is full."""
+        reader = self.reader
+        buffered = bytes(reader._buffer)  # read but not consumed by anyone
+        reader._buffer.clear()
+        self._on_data = on_data
+        self._on_lost = on_lost
+        self._paired = paired
+        reader._maybe_resume_transport()  # paused on a full buffer, maybe
+        return buffered
+
+    def unrelay(self) -> None:
+        """Back to stream mode: later bytes are buffered for the StreamReader again."""
+        self._on_data = None
+        self._on_lost = None
+        self._paired = None
+
+    def pair(self, paired: asyncio.Transport | None) -> None:
+        """The transport to pause while this socket's write buffer is full, from now on."""
+        self._paired = paired
+
+    @property
+    def relaying(self) -> bool:
+        return self._on_data is not None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        handler = self._on_data
+        if handler is None:
+            super().data_received(data)
+        else:
+            handler(data)
+
+    def eof_received(self) -> bool:
+        if self._on_data is not None:
+            super().eof_received()
+            return False  # a relayed peer that stops sending is gone: close
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        super().connection_lost(exc)
+        handler = self._on_lost
+        self._on_lost = None
+        if handler is not None:
+            handler(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        paired = self._paired
+        if paired is not None and not paired.is_closing():
+            paired.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        paired = self._paired
+        if paired is not None and not paired.is_closing():
+            paired.resume_reading()
+
+
+async def open_link(
+    host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, StreamLink]:
+    """``asyncio.open_connection`` with a `StreamLink` as the protocol; a host starting with
+    ``/`` is a Unix-socket directory (``.s.PGSQL.<port>`` in it, as libpq does)."""
+    loop = asyncio.get_running_loop()
+    link = StreamLink(loop)
+    if host.startswith("/"):
+        transport, _ = await loop.create_unix_connection(
+            lambda: link, f"{host.rstrip('/')}/.s.PGSQL.{port}"
+        )
+    else:
+        transport, _ = await loop.create_connection(lambda: link, host, port)
+    writer = asyncio.StreamWriter(transport, link, link.reader, loop)
+    return link.reader, writer, link
+
+
+def link_of(writer: asyncio.StreamWriter) -> StreamLink:
+    """The `StreamLink` under a stream writer made by `open_link` or a `StreamLink` server."""
+    protocol = writer.transport.get_protocol()
+    if isinstance(protocol, StreamLink):
+        return protocol
+    # start_tls puts an SSL protocol between the transport and ours
+    app = getattr(protocol, "_app_protocol", None)
+    if isinstance(app, StreamLink):
+        return app
+    raise TypeError(f"not a StreamLink connection: {type(protocol).__name__}")
