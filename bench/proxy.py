@@ -46,7 +46,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit
@@ -106,6 +106,8 @@ class Endpoint:
         )
 
     def url(self) -> str:
+        if self.host.startswith("/"):  # a Unix-socket directory, as libpq takes it
+            return f"postgresql://{self.user}@/{self.dbname}?host={self.host}&port={self.port}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def libpq_args(self) -> list[str]:
@@ -610,6 +612,12 @@ def main() -> None:
         "--no-percentiles", action="store_true", help="skip pgbench's per-transaction log (p50/p99)"
     )
     parser.add_argument("--dsn", help="PostgreSQL to use instead of an embedded one")
+    parser.add_argument(
+        "--upstream-socket", help="with --dsn: the server's Unix-socket directory, for the poolers"
+    )
+    parser.add_argument(
+        "--tcp", action="store_true", help="poolers reach the server over TCP, not its socket"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 3, 1
@@ -636,8 +644,13 @@ def main() -> None:
             settings = {"max_connections": 3 * max(clients) + 40, "shared_buffers": "128MB"}
             server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
             direct = Endpoint.from_dsn(server.create_database(BENCH_DB))
+            socket_dir = server.socket_dir
         else:
             direct = Endpoint.from_dsn(args.dsn)
+            socket_dir = args.upstream_socket
+        # The poolers reach the server through its Unix socket when there is one, as when they
+        # run on the database host: cheaper than loopback TCP, for PgBouncer and dbsight alike.
+        upstream = replace(direct, host=socket_dir) if socket_dir and not args.tcp else direct
         server_version = tools.psql(direct, "SHOW server_version").split()[0]
         max_conn = int(tools.psql(direct, "SHOW max_connections"))
         if max_conn < 3 * max(clients) + 10:
@@ -651,15 +664,15 @@ def main() -> None:
         endpoints = {"direct": direct}
         pgbouncer = None
         if pgbouncer_binary is not None:
-            pgbouncer = PgBouncer(tools, pgbouncer_binary, direct, max(clients))
+            pgbouncer = PgBouncer(tools, pgbouncer_binary, upstream, max(clients))
             endpoints.update(stack.enter_context(pgbouncer).endpoints())
         proxy = None
         if "dbsight-session" in targets:
-            proxy = stack.enter_context(DbsightProxy(tools, direct))
+            proxy = stack.enter_context(DbsightProxy(tools, upstream))
             endpoints.update(proxy.endpoints())
         if "dbsight-transaction" in targets:
             pooled = stack.enter_context(
-                DbsightProxy(tools, direct, "transaction", pool_size=TRANSACTION_POOL_SIZE)
+                DbsightProxy(tools, upstream, "transaction", pool_size=TRANSACTION_POOL_SIZE)
             )
             endpoints.update(pooled.endpoints())
         skipped = {(c, t): why for c in cases for t in targets
@@ -683,7 +696,8 @@ def main() -> None:
         f"\ndbsight proxy vs PgBouncer vs direct: pgbench {tool_version([tools.pgbench, '--version'])}"
         f" on PostgreSQL {server_version}, scale {args.scale}, -j 2, {args.rounds} interleaved "
         f"round(s) of {args.seconds}s per run; PgBouncer {pgbouncer.version if pgbouncer else '-'}; "
-        f"dbsight proxy on {loop}, default settings; {os.cpu_count()} CPUs, "
+        f"dbsight proxy on {loop}, default settings; poolers to the server over "
+        f"{'its Unix socket' if upstream.host.startswith('/') else 'TCP'}; {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}"
     )
     if observed is not None:

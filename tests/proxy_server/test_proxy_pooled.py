@@ -221,3 +221,118 @@ def test_pooled_mode_authenticates_with_an_auth_query(
         assert conn.execute("SELECT current_user").fetchone() == (user,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(dsn, password="open barley")
+
+
+def pool_stats(proxy: Any) -> dict[str, Any]:
+    """The one pool's /stats/pools entry (read in the proxy's own loop). Clients that send
+    different startup settings (psycopg and asyncpg do) get pools of their own: a test uses
+    one client library."""
+
+    async def read() -> list[dict[str, Any]]:
+        return proxy.server.pooling.stats()
+
+    (stats,) = proxy.call(read())
+    return stats
+
+
+def server_statements(dsn: str, text: str) -> int:
+    """Statements the proxy prepared with ``text`` on the (single) server connection."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_dbs\\_%%'"
+            " AND statement = %s",
+            (text,),
+            prepare=False,
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_clean_transactions_keep_the_connection_and_its_prepared_statements(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    dsn = proxy.dsn(pg_dsn)
+    text = "SELECT $1::int + 1"
+    conns = [await asyncpg.connect(dsn) for _ in range(3)]
+    try:
+        for i in range(10):
+            for conn in conns:  # the same text under each client's __asyncpg_stmt_1__
+                assert await conn.fetchval(text, i) == i + 1
+        async with conns[0].transaction():
+            await conns[0].execute("SELECT 1")
+        # one server statement for the text, whoever prepared it how often
+        prepared = await conns[1].fetchval(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", text
+        )
+        assert prepared == 1
+    finally:
+        for conn in conns:
+            await conn.close()
+    stats = pool_stats(proxy)
+    assert stats["total_resets"] == 0, "nothing was left in the session: no reset query"
+    assert stats["total_clean_releases"] >= 30
+
+
+def test_session_state_is_reset_and_prepared_statements_survive_the_light_reset(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    dsn = proxy.dsn(pg_dsn)
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as a, \
+            psycopg.connect(dsn, autocommit=True) as b:
+        assert a.execute("SELECT %s::int * 2", (21,)).fetchone() == (42,)  # prepared
+        before = pool_stats(proxy)["total_resets"]
+        a.execute("SET search_path = nowhere, public")
+        assert b.execute("SHOW search_path").fetchone() == ('"$user", public',)
+        assert pool_stats(proxy)["total_resets"] == before + 1
+        assert a.execute("SELECT %s::int * 2", (5,)).fetchone() == (10,)
+        assert server_statements(dsn, "SELECT $1::int * 2") == 1  # kept by the light reset
+        a.execute("DEALLOCATE ALL")  # the client drops its statements: DISCARD ALL after it
+        assert server_statements(dsn, "SELECT $1::int * 2") == 0
+        assert a.execute("SELECT %s::int * 2", (7,)).fetchone() == (14,)  # prepared anew
+
+
+async def test_a_failing_prepared_statement_leaves_the_pipeline_in_step(
+    proxy_factory: Any, pg_dsn: str, events: Any  # noqa: F811
+) -> None:
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    dsn = proxy.dsn(pg_dsn)
+    a, b = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        stmt = await a.prepare("SELECT 10 / $1::int")
+        assert await stmt.fetchval(2) == 5
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await stmt.fetchval(0)
+        assert await b.fetchval("SELECT 10 / $1::int", 5) == 2  # same text, other client
+        assert await stmt.fetchval(1) == 10
+        with pytest.raises(asyncpg.PostgresSyntaxError):
+            await a.prepare("SELEC 1")
+        assert await a.fetchval("SELECT 'still in step'") == "still in step"
+    finally:
+        await a.close()
+        await b.close()
+    settle(lambda: any(e.error is not None for e in events.errors))
+    (failed,) = [e for e in events.errors if " / " in e.normalized]
+    assert getattr(failed.error, "sqlstate", None) == "22012"
+    assert pool_stats(proxy)["total_resets"] == 0
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_the_proxy_reaches_the_server_through_its_unix_socket(
+    proxy_factory: Any, pg_dsn: str, mode: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        directory = str(conn.execute("SHOW unix_socket_directories").fetchone()[0]).split(",")[0]
+        port = conn.execute("SHOW port").fetchone()[0]
+    if not directory or not Path(directory, f".s.PGSQL.{port}").exists():
+        pytest.skip("the test server has no Unix socket in reach")
+    parts = urlsplit(pg_dsn)
+    user = parts.username or "postgres"
+    upstream = f"postgresql://{user}@{parts.path}?host={directory.strip()}&port={port}"
+    proxy = proxy_factory(upstream, pool_mode=mode, pool_size=2)
+    with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as client:
+        row = client.execute(
+            "SELECT inet_server_addr() IS NULL, current_database()"
+        ).fetchone()
+    assert row == (True, parts.path.lstrip("/"))  # no server address: a Unix socket

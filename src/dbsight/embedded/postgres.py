@@ -306,6 +306,15 @@ class EmbeddedPostgres(ServerProcess):
         return self.workdir / "postgres.log"
 
     @property
+    def socket_dir(self) -> str | None:
+        """The directory of the server's Unix socket, or None when it listens on TCP only
+        (its working directory's path is too long for a socket)."""
+        socket_dir = str(self.workdir)
+        if len(socket_dir) + len("/.s.PGSQL.65535.lock") > _MAX_SOCKET_PATH:
+            return None
+        return socket_dir
+
+    @property
     def bindir(self) -> Path:
         if self._bindir is None:
             self._bindir = find_pg_bindir(self._bindir_arg)
@@ -478,9 +487,7 @@ class EmbeddedPostgres(ServerProcess):
                 conf.write("\n# --- dbsight replica settings ---\n" + "\n".join(lines) + "\n")
 
     def _launch(self, bindir: Path, account: Account) -> None:
-        socket_dir = str(self.workdir)
-        if len(socket_dir) + len("/.s.PGSQL.65535.lock") > _MAX_SOCKET_PATH:
-            socket_dir = ""  # path too long for a unix socket: TCP only
+        socket_dir = self.socket_dir or ""  # "": TCP only
 
         def argv_for(port: int) -> list[str]:
             argv = [

@@ -10,7 +10,7 @@ import ssl
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -43,6 +43,14 @@ def split_address(value: str, default_port: int | None = None) -> tuple[str, int
     return host or "127.0.0.1", port
 
 
+def _socket_directory(netloc: str) -> str | None:
+    """The percent-encoded Unix-socket directory a URL's host part may be (``%2Ftmp``)."""
+    host = netloc.rpartition("@")[2]
+    if not host.lower().startswith("%2f"):
+        return None
+    return unquote(host.partition(":")[0])
+
+
 class Upstream(BaseModel):
     """The PostgreSQL server the proxy relays to (from a ``postgresql://`` URL)."""
 
@@ -56,12 +64,17 @@ class Upstream(BaseModel):
 
     @classmethod
     def from_url(cls, url: str) -> Upstream:
+        """A ``postgresql://user:password@host:port/database`` URL; as in libpq, the host may
+        be a Unix-socket directory, given as ``?host=/var/run/postgresql`` or percent-encoded
+        (``postgresql://%2Fvar%2Frun%2Fpostgresql/db``)."""
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError(f"upstream must be a postgresql:// URL (got {url!r})")
-        host = parts.hostname or "127.0.0.1"
+        query = parse_qs(parts.query)
+        host = query.get("host", [""])[-1] or _socket_directory(parts.netloc) or parts.hostname
+        host = host or "127.0.0.1"
         try:
-            port = parts.port or 5432
+            port = int(query["port"][-1]) if "port" in query else parts.port or 5432
         except ValueError:
             raise ValueError(f"upstream {url!r} has a bad port") from None
         database = unquote(parts.path.lstrip("/")) or None

@@ -90,20 +90,18 @@ def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
     return sqlstate, message
 
 
-_SESSION_SAFE_OPERATIONS = frozenset(("insert", "update", "delete", "tx"))
-
-
 def session_safe(sql: str) -> bool:
-    """The statement leaves nothing behind in the server session (a pooled connection needs
-    no reset after it): a write, transaction control, or a provably read-only SELECT. SET,
-    LISTEN, PREPARE, temporary tables, function calls outside the allow-list (advisory locks,
-    set_config) and everything unrecognised are not."""
+    """What the text of a statement says about the server session it runs in: False when it
+    may leave something behind there for the next client of a pooled connection (DDL, which
+    may create temporary objects, and a SELECT that is not provably read-only: advisory
+    locks, set_config, SELECT INTO...). Commands that are neither (SET, LISTEN, PREPARE...)
+    are judged by their command tag instead (`Exchange._command_tag`)."""
     return _session_safe_info(analyze(sql))
 
 
 def _session_safe_info(info: SqlInfo) -> bool:
     operation = info.operation
-    return operation in _SESSION_SAFE_OPERATIONS or (operation == "select" and info.read_only)
+    return operation != "ddl" and (operation != "select" or info.read_only)
 
 
 class Exchange:
@@ -430,6 +428,8 @@ class Exchange:
 
 
 # Command tags after which a pooled server connection needs a reset before another client.
-_DIRTY_TAGS = frozenset((b"SET", b"RESET", b"LISTEN", b"DECLARE", b"CREATE", b"LOAD", b"DO", b"CALL"))
+_DIRTY_TAGS = frozenset((
+    b"SET", b"RESET", b"LISTEN", b"DECLARE", b"CREATE", b"LOAD", b"DO", b"CALL", b"ALTER",
+))
 _FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
 _CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))

@@ -140,6 +140,8 @@ class BackendPool:
         self.total_closed = 0
         self.total_wait_s = 0.0
         self.max_wait_seen_s = 0.0
+        self.total_resets = 0  # releases that ran a reset query (DISCARD ALL or the light one)
+        self.total_clean_releases = 0  # releases with nothing to reset: no round trip
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -253,6 +255,7 @@ class BackendPool:
         if conn not in self._used:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
         self._used.discard(conn)
+        self.total_clean_releases += 1
         now = _monotonic()
         conn.last_used_at = now
         if self._closed or self._too_old(conn, now) or not conn.usable:
@@ -271,6 +274,7 @@ class BackendPool:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
         reusable = not self._closed and conn.resettable and not self._too_old(conn, _monotonic())
         if reusable:
+            self.total_resets += 1
             try:
                 await asyncio.wait_for(conn.reset(full), self.reset_timeout_s)
             except (BackendError, TimeoutError) as exc:
@@ -347,6 +351,8 @@ class BackendPool:
             "connect_errors": self.connect_errors,
             "total_timeouts": self.total_timeouts,
             "total_closed": self.total_closed,
+            "total_resets": self.total_resets,
+            "total_clean_releases": self.total_clean_releases,
         }
 
     # ------------------------------------------------------------------ internals

@@ -158,8 +158,9 @@ class ServerPools:
         """The server's ParameterStatus values for this pool (learned once, from a connection)."""
         known = self._parameters.get(key)
         if known is None:
-            async with pool.connection() as conn:
-                known = self._parameters[key] = dict(conn.parameters)
+            conn = await pool.acquire()
+            known = self._parameters[key] = dict(conn.parameters)
+            pool.release_clean(conn)  # only read from: nothing to reset
         return known
 
     def stats(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ._config import ProxyConfig
-from ._link import StreamLink
+from ._link import StreamLink, open_link
 from ._pooled import PooledSession, ServerPools
 from ._session import ClientSession, FrontendSession
 
@@ -159,7 +159,7 @@ class ProxyServer:
 
     async def _upstream_reachable(self) -> None:
         upstream = self.config.upstream_server
-        _, writer = await asyncio.open_connection(upstream.host, upstream.port)
+        _, writer, _ = await open_link(upstream.host, upstream.port)
         writer.close()
         await writer.wait_closed()
 
