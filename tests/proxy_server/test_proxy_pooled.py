@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import psycopg
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dbsight._runtime import get_runtime
 
 # The session-mode tests' statement collector and wait (the same checks apply here).
 from test_proxy_session import events, settle  # noqa: F401  (a fixture; F811 below is its use)
@@ -336,3 +340,71 @@ def test_the_proxy_reaches_the_server_through_its_unix_socket(
             "SELECT inet_server_addr() IS NULL, current_database()"
         ).fetchone()
     assert row == (True, parts.path.lstrip("/"))  # no server address: a Unix socket
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_proxy_metrics_show_pools_clients_resets_and_refusals(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    registry = get_runtime().registry
+    before = generate_latest(registry).decode()
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=1, pool_timeout_s=0.3)
+    user, database = urlsplit(pg_dsn).username or "postgres", urlsplit(pg_dsn).path[1:]
+    pool = f"{user}@{database}"
+    with psycopg.connect(dsn, autocommit=True) as a, psycopg.connect(dsn, autocommit=True) as b:
+        for i in range(5):
+            assert a.execute("SELECT %s::int", (i,)).fetchone() == (i,)
+        a.execute("SET work_mem = '8MB'")  # left in the session: a reset follows
+        with a.transaction():
+            a.execute("SELECT 1")
+            with pytest.raises(psycopg.OperationalError):
+                b.execute("SELECT 2")  # waits 0.3 s for the one server connection: 53300
+            during = generate_latest(registry).decode()
+    after = generate_latest(registry).decode()
+
+    assert metric(during, "proxy_client_connections", state="active") >= 1
+    assert metric(during, "db_client_connections", pool=f"proxy:{pool}", state="used") == 1
+    assert metric(during, "proxy_server_connections", pool=pool, state="used") == 1
+    assert metric(after, "proxy_server_resets_total", pool=pool) == 1
+    assert metric(after, "proxy_server_clean_releases_total", pool=pool) >= 5
+    assert metric(after, "proxy_pool_timeouts_total", pool=pool) == 1
+    assert metric(after, "proxy_pool_max_size", pool=pool) == 1
+    for name, labels in (
+        ("proxy_clients_accepted_total", {}),
+        ("proxy_client_errors_total", {"sqlstate": "53300"}),
+    ):
+        assert metric(after, name, **labels) - metric(before, name, **labels) >= (
+            2 if name == "proxy_clients_accepted_total" else 1
+        )
+
+
+async def test_idle_and_old_server_connections_are_replaced(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    proxy = proxy_factory(
+        pg_dsn, pool_mode="transaction", pool_size=2, idle_timeout_s=0.3, max_lifetime_s=0.6
+    )
+    client = await asyncpg.connect(proxy.dsn(pg_dsn))
+    try:
+        first = await client.fetchval("SELECT pg_backend_pid()")
+        deadline = asyncio.get_running_loop().time() + 10
+        while pool_stats(proxy)["size"] > 0:  # idle past 0.3 s: closed by the maintenance
+            assert asyncio.get_running_loop().time() < deadline, pool_stats(proxy)
+            await asyncio.sleep(0.1)
+        second = await client.fetchval("SELECT pg_backend_pid()")  # a new one, transparently
+        assert second != first
+        async with client.transaction():  # held past its lifetime: closed at release
+            await asyncio.sleep(0.7)
+            assert await client.fetchval("SELECT pg_backend_pid()") == second
+        assert await client.fetchval("SELECT pg_backend_pid()") not in (first, second)
+    finally:
+        await client.close()
+    assert pool_stats(proxy)["total_closed"] >= 2

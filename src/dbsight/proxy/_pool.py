@@ -37,6 +37,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
+from ..core._pools import PoolUsage
+from ..core._pools import pools as client_pools
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import (
     BackendError,
@@ -132,6 +134,7 @@ class BackendPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
+        self._gauge_name: str | None = None
         # statistics (plain counters: /stats/pools reads them)
         self.total_acquired = 0
         self.total_connects = 0
@@ -146,8 +149,11 @@ class BackendPool:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open ``min_size`` connections and start the maintenance task."""
+        """Open ``min_size`` connections and start the maintenance task; from now on the
+        pool is a ``db_client_connections{pool="proxy:<user>@<database>"}`` gauge too."""
         self._check_open()
+        if self._gauge_name is None:
+            self._gauge_name = client_pools.register(f"proxy:{self.name}", self._usage)
         await self.maintain()
         if self._maintenance is None:
             self._maintenance = asyncio.create_task(self._maintain_forever())
@@ -164,6 +170,8 @@ class BackendPool:
         if self._closed:
             return
         self._closed = True
+        if self._gauge_name is not None:
+            client_pools.unregister(self._gauge_name)
         if self._maintenance is not None:
             self._maintenance.cancel()
         error = PoolClosed(f"dbsight proxy: pool {self.name} is closed")
@@ -328,6 +336,9 @@ class BackendPool:
                 logger.exception("dbsight proxy: pool %s: maintenance failed", self.name)
 
     # ------------------------------------------------------------------ statistics
+
+    def _usage(self) -> PoolUsage:
+        return PoolUsage(idle=len(self._idle), used=len(self._used), max_size=self.max_size)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats/pools`` shows for this pool."""

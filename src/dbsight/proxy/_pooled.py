@@ -60,6 +60,7 @@ from ._backend_errors import BackendError
 from ._config import ProxyConfig
 from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
 from ._link import link_of
+from ._metrics import client_errors
 from ._pool import BackendPool
 from ._session import (
     CLIENT_TYPES,
@@ -576,6 +577,7 @@ class PooledSession(FrontendSession):
         return conn
 
     def _wait_for_connection(self) -> None:
+        self.info.state = "waiting"
         self._client_transport.pause_reading()
         self._waiting = asyncio.get_running_loop().create_task(self._acquire())
 
@@ -587,6 +589,7 @@ class PooledSession(FrontendSession):
             conn = await self.pool.acquire(self.config.pool_timeout_s)
         except BackendError as exc:
             self._waiting = None
+            client_errors[exc.sqlstate] += 1
             with contextlib.suppress(Exception):
                 self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
             self.writer.close()
@@ -662,6 +665,7 @@ class PooledSession(FrontendSession):
         if conn is not None:
             conn.broken = True
         logger.warning("dbsight proxy: server connection failed mid-transaction: %s", exc)
+        client_errors["08P01"] += 1
         with contextlib.suppress(Exception):
             self._client_transport.write(p.error_response(
                 "08P01", "dbsight proxy: the server connection failed", "FATAL",
@@ -675,6 +679,7 @@ class PooledSession(FrontendSession):
         if conn is None:
             return
         conn.broken = True
+        client_errors["08006"] += 1
         with contextlib.suppress(Exception):
             self._client_transport.write(p.error_response(
                 "08006", "dbsight proxy: the server connection failed", "FATAL",

@@ -23,6 +23,7 @@ from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
+from ._metrics import ProxyMetrics
 from ._pooled import PooledSession, ServerPools
 from ._session import ClientSession, FrontendSession
 
@@ -39,6 +40,7 @@ class ProxyServer:
         self._server: asyncio.Server | None = None
         self._admin: Any = None
         self._admin_task: asyncio.Task[None] | None = None
+        self._metrics: ProxyMetrics | None = None
         self.started_at = time.time()
         self.clients_total = 0
         self._client_tls = config.client_tls_context()  # a bad certificate fails here
@@ -48,7 +50,9 @@ class ProxyServer:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the first client
+        runtime = get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the first client
+        self._metrics = runtime.component("proxy_metrics", ProxyMetrics)
+        self._metrics.add(self)
         host, port = self.config.listen_address
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -118,6 +122,8 @@ class ProxyServer:
             self._admin.should_exit = True
             if self._admin_task is not None:
                 await asyncio.gather(self._admin_task, return_exceptions=True)
+        if self._metrics is not None:
+            self._metrics.remove(self)
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully."""
@@ -166,17 +172,25 @@ class ProxyServer:
     def clients(self) -> list[dict[str, Any]]:
         return [session.info.to_dict() for session in list(self.sessions)]
 
-    def pools(self) -> dict[str, Any]:
+    def pool_stats(self) -> list[dict[str, Any]]:
+        """What ``/stats/pools`` shows: each transaction pool, or in session mode the one
+        server connection per client."""
+        if self.pooling is not None:
+            return self.pooling.stats()
         upstream = self.config.upstream_server
         active = [s for s in list(self.sessions) if s.info.state == "active"]
-        return {
+        return [{
             "mode": "session",
+            "name": f"session:{upstream.host}:{upstream.port}",
             "upstream": f"{upstream.host}:{upstream.port}",
             "server_connections": len(active),
+            "idle": 0,
+            "used": len(active),
+            "connecting": 0,
             "clients": len(self.sessions),
             "clients_total": self.clients_total,
             "started_at": self.started_at,
-        }
+        }]
 
     async def _stats_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,8 +200,7 @@ class ProxyServer:
         if path == "/stats/clients":
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
-            pools = self.pooling.stats() if self.pooling is not None else [self.pools()]
-            status, body = 200, {"pools": pools}
+            status, body = 200, {"pools": self.pool_stats()}
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()

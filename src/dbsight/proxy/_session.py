@@ -33,6 +33,7 @@ from . import protocol as p
 from ._config import ProxyConfig
 from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
+from ._metrics import client_errors
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -132,6 +133,7 @@ class FrontendSession:
 
     def _end_for_shutdown(self) -> None:
         """The proxy is stopping: tell the client (57P01) and close its connection."""
+        client_errors["57P01"] += 1
         with contextlib.suppress(Exception):
             self.writer.write(
                 p.error_response(
@@ -144,6 +146,7 @@ class FrontendSession:
 
     async def _refuse(self, sqlstate: str, message: str) -> None:
         """A FATAL ErrorResponse to the client; the session ends after it."""
+        client_errors[sqlstate] += 1
         with contextlib.suppress(Exception):
             self.writer.write(p.error_response(sqlstate, message, "FATAL"))
             await self.writer.drain()
@@ -151,6 +154,7 @@ class FrontendSession:
     def _violation(self, exc: p.ProtocolError) -> None:
         """The client broke the protocol: tell it (FATAL, with the SQLSTATE) and end."""
         logger.info("dbsight proxy: client %s: %s", self.client_addr, exc.message)
+        client_errors[exc.sqlstate] += 1
         with contextlib.suppress(Exception):
             self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
         self.writer.close()

@@ -1,0 +1,144 @@
+"""The proxy's own ``proxy_*`` metrics, read from its sessions and pools at scrape time.
+
+Nothing here runs per statement or per message: the relay keeps plain counters (the pools'
+statistics, each session's state) and this collector turns them into Prometheus families
+when ``/metrics`` is scraped. The statements themselves are the ``db_client_*`` families of
+the same registry (source ``proxy``), and each transaction pool is also a
+``db_client_connections{pool}`` gauge like an in-process client pool.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .._runtime import Runtime
+    from ._server import ProxyServer
+
+# The errors the proxy itself answered clients with, by SQLSTATE (08P01 bad input, 08006
+# server unreachable, 53300 no free server connection, 28P01 bad password, 57P01 shutdown).
+client_errors: Counter[str] = Counter()
+
+CLIENT_STATES = ("startup", "idle", "active", "waiting")
+
+# pool statistic -> (family name, help)
+_POOL_COUNTERS = {
+    "total_acquired": (
+        "proxy_pool_acquires", "Server connections handed to a client for a transaction."
+    ),
+    "total_wait_s": (
+        "proxy_pool_wait_seconds", "Time clients waited for a free server connection."
+    ),
+    "total_timeouts": (
+        "proxy_pool_timeouts", "Waits for a server connection that ended in 53300."
+    ),
+    "total_connects": ("proxy_server_connects", "Server connections opened."),
+    "connect_errors": ("proxy_server_connect_errors", "Failed attempts to open one."),
+    "total_closed": ("proxy_server_closed", "Server connections closed."),
+    "total_resets": (
+        "proxy_server_resets",
+        "Releases that reset the server session (a client left state in it).",
+    ),
+    "total_clean_releases": (
+        "proxy_server_clean_releases",
+        "Releases with nothing to reset: no round trip.",
+    ),
+}
+_POOL_GAUGES = {
+    "waiting": ("proxy_pool_waiting_clients", "Clients waiting for a server connection now."),
+    "max_size": ("proxy_pool_max_size", "Configured maximum of server connections."),
+}
+
+
+class ProxyMetrics(Collector):
+    """See the module docstring. One per runtime (``runtime.component("proxy_metrics",
+    ProxyMetrics)``), over every running `ProxyServer` of the process; `close()` unregisters
+    it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = runtime.registry
+        self.servers: weakref.WeakSet[ProxyServer] = weakref.WeakSet()
+        self.registry.register(self)
+        self._registered = True
+
+    def add(self, server: ProxyServer) -> None:
+        self.servers.add(server)
+
+    def remove(self, server: ProxyServer) -> None:
+        self.servers.discard(server)
+
+    def _families(self) -> dict[str, Metric]:
+        families: dict[str, Metric] = {
+            "clients": GaugeMetricFamily(
+                "proxy_client_connections",
+                "Client connections by state (startup, idle, active: holds a server "
+                "connection, waiting: for one).",
+                labels=["state"],
+            ),
+            "clients_total": CounterMetricFamily(
+                "proxy_clients_accepted", "Client connections accepted."
+            ),
+            "errors": CounterMetricFamily(
+                "proxy_client_errors",
+                "Errors the proxy itself answered clients with, by SQLSTATE.",
+                labels=["sqlstate"],
+            ),
+            "server_connections": GaugeMetricFamily(
+                "proxy_server_connections",
+                "Server connections by pool and state (idle, used, connecting).",
+                labels=["pool", "state"],
+            ),
+        }
+        for key, (name, documentation) in _POOL_COUNTERS.items():
+            families[key] = CounterMetricFamily(name, documentation, labels=["pool"])
+        for key, (name, documentation) in _POOL_GAUGES.items():
+            families[key] = GaugeMetricFamily(name, documentation, labels=["pool"])
+        return families
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families().values())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        servers = list(self.servers)
+        states = Counter(
+            session.info.state for server in servers for session in list(server.sessions)
+        )
+        for state in CLIENT_STATES:
+            families["clients"].add_metric([state], states.get(state, 0))
+        families["clients_total"].add_metric([], sum(server.clients_total for server in servers))
+        for sqlstate, count in sorted(client_errors.items()):
+            families["errors"].add_metric([sqlstate], count)
+        # pools of the same name in several servers (tests run several) are added up
+        samples: dict[tuple[str, tuple[str, ...]], float] = {}
+        for server in servers:
+            for pool in server.pool_stats():
+                _pool_samples(pool, samples)
+        for (key, labels), value in samples.items():
+            families[key].add_metric(list(labels), value)
+        yield from families.values()
+
+    def close(self) -> None:
+        if self._registered:
+            self._registered = False
+            try:
+                self.registry.unregister(self)
+            except KeyError:  # the registry was cleared by someone else
+                pass
+
+
+def _pool_samples(pool: dict[str, Any], samples: dict[tuple[str, tuple[str, ...]], float]) -> None:
+    name = str(pool["name"])
+    for state in ("idle", "used", "connecting"):
+        key = ("server_connections", (name, state))
+        samples[key] = samples.get(key, 0.0) + float(pool.get(state, 0))
+    for stat in (*_POOL_COUNTERS, *_POOL_GAUGES):
+        if stat in pool:
+            samples[(stat, (name,))] = samples.get((stat, (name,)), 0.0) + float(pool[stat])
