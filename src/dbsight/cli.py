@@ -207,6 +207,11 @@ def proxy(
     pool_size: Annotated[
         int | None, typer.Option(help="Server connections per database and user (transaction).")
     ] = None,
+    replica: Annotated[
+        list[str] | None,
+        typer.Option(help="A streaming replica for read-only statements, as postgresql://...; "
+                     "repeatable (needs --pool-mode transaction)."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file with the same settings under [proxy].")
     ] = None,
@@ -226,6 +231,7 @@ def proxy(
             admin_token=admin_token,
             pool_mode=pool_mode,
             pool_size=pool_size,
+            replicas=replica or None,
         )
         server = ProxyServer(settings)  # loads the TLS certificates: fails here, not later
     except ConfigError as exc:

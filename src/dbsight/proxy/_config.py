@@ -87,6 +87,19 @@ class Upstream(BaseModel):
         )
 
 
+def _replica_urls(tables: Any, path: Path) -> list[str]:
+    """The URLs of the TOML file's ``[[replicas]]`` tables (``url = "postgresql://..."``)."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: replicas must be [[replicas]] tables with url = ...")
+    urls = []
+    for number, table in enumerate(tables, 1):
+        url = table.get("url") if isinstance(table, dict) else table
+        if not isinstance(url, str):
+            raise ConfigError(f"{path}: replica {number} has no url = \"postgresql://...\"")
+        urls.append(url)
+    return urls
+
+
 class ProxyConfig(BaseModel):
     """Everything ``dbsight proxy`` needs; validated at start-up."""
 
@@ -124,6 +137,24 @@ class ProxyConfig(BaseModel):
     auth_type: Literal["trust", "md5", "scram-sha-256", "password"] = "trust"
     auth_file: Path | None = None
     auth_query: str | None = None
+    # Read/write splitting (transaction mode): streaming replicas of the upstream server, as
+    # postgresql:// URLs (the TOML file's [[replicas]] tables with url = ..., or --replica).
+    # Provably read-only statements outside transactions go to the least busy replica in
+    # rotation; everything else to the primary.
+    replicas: list[str] = Field(default_factory=list)
+    read_your_writes_s: float = Field(
+        2.0, ge=0, le=3600, description="after a write, the session's reads stay on the primary"
+    )
+    max_replica_lag_s: float = Field(10.0, gt=0, description="a replica further behind leaves")
+    max_replica_lag_bytes: int | None = Field(None, gt=0, description="... or further in WAL")
+    health_interval_s: float = Field(1.0, gt=0, le=3600)
+    health_timeout_s: float = Field(2.0, gt=0, le=300)
+    # Circuit breaker per server: open at breaker_error_rate of backend failures among at
+    # least breaker_min_requests in breaker_window_s; half-open after breaker_cooldown_s.
+    breaker_window_s: float = Field(10.0, gt=0, le=3600)
+    breaker_min_requests: int = Field(20, ge=1)
+    breaker_error_rate: float = Field(0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(5.0, gt=0, le=3600)
 
     @field_validator("listen", "admin")
     @classmethod
@@ -136,6 +167,13 @@ class ProxyConfig(BaseModel):
     @classmethod
     def _upstream(cls, value: str) -> str:
         Upstream.from_url(value)
+        return value
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, value: list[str]) -> list[str]:
+        for url in value:
+            Upstream.from_url(url)
         return value
 
     def model_post_init(self, __context: Any) -> None:
@@ -153,6 +191,12 @@ class ProxyConfig(BaseModel):
             raise ValueError(f"auth_type = {self.auth_type} needs auth_file or auth_query")
         if self.auth_query is not None and "$1" not in self.auth_query:
             raise ValueError("auth_query must take the user name as parameter $1")
+        if self.replicas and self.pool_mode != "transaction":
+            raise ValueError(
+                "replicas need pool_mode = transaction: in session mode the client's own "
+                "login is relayed to the primary and the proxy holds no credentials to log "
+                "in to a replica"
+            )
 
     def client_tls_context(self) -> ssl.SSLContext | None:
         """The server-side context offered to clients, or None when TLS is not configured;
@@ -192,6 +236,10 @@ class ProxyConfig(BaseModel):
     def upstream_server(self) -> Upstream:
         return Upstream.from_url(self.upstream)
 
+    @property
+    def replica_servers(self) -> list[Upstream]:
+        return [Upstream.from_url(url) for url in self.replicas]
+
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> ProxyConfig:
         """From the ``[proxy]`` table of a TOML file (if given), then ``overrides`` (the
@@ -206,6 +254,8 @@ class ProxyConfig(BaseModel):
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: [proxy] must be a table")
             data.update(table)
+            if "replicas" in document and document is not table:  # [[replicas]] tables
+                data["replicas"] = _replica_urls(document["replicas"], path)
         data.update({key: value for key, value in overrides.items() if value is not None})
         try:
             return cls(**data)

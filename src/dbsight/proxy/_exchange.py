@@ -114,7 +114,7 @@ class Exchange:
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "key", "user",
         "database", "application_name", "client_addr", "statement_count", "dirty",
-        "full_reset", "cleared", "forget", "pooled", "_cycle_start", "_query_rows", "_buffer",
+        "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "_cycle_start", "_query_rows", "_buffer",
     )
 
     def __init__(
@@ -141,6 +141,8 @@ class Exchange:
         self.dirty = False  # something was left in the server session (pooled mode)
         self.full_reset = False  # ... that only DISCARD ALL removes (SQL PREPARE, DISCARD)
         self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
+        self.last_sqlstate: str | None = None  # of the last ErrorResponse (the breaker reads it)
+        self.ddl_seen = False  # CREATE/ALTER/DROP ran (function volatility may have changed)
         self.forget = forget
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
@@ -337,6 +339,7 @@ class Exchange:
 
     def _error(self, buf: bytes, start: int, end: int, kind: int) -> None:
         pending = self.pending
+        self.last_sqlstate = error_fields(buf, start, end)[0]
         if kind == -1:
             return  # not an answer to anything (the server ending the session)
         if kind == QUERY or kind == FUNCTION:
@@ -373,6 +376,8 @@ class Exchange:
                 self.cleared = True
         elif first in _DIRTY_TAGS:
             self.dirty = True
+        if first in _DDL_TAGS:
+            self.ddl_seen = True
 
     def _parameter(self, buf: bytes, start: int, end: int) -> None:
         name, i = cstring(buf, start, end)
@@ -433,3 +438,4 @@ _DIRTY_TAGS = frozenset((
 ))
 _FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
 _CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))
+_DDL_TAGS = frozenset((b"CREATE", b"ALTER", b"DROP"))

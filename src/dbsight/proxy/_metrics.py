@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 # server unreachable, 53300 no free server connection, 28P01 bad password, 57P01 shutdown).
 client_errors: Counter[str] = Counter()
 
+# Where units of work were sent (read/write splitting), by server role and reason: read_only,
+# write (not provably read-only), transaction (a READ ONLY one on a replica), hint (a
+# dbsight:primary/replica comment or SET dbsight.role), read_your_writes, failover (no replica
+# in rotation).
+routing_decisions: Counter[tuple[str, str]] = Counter()
+
 CLIENT_STATES = ("startup", "idle", "active", "waiting")
 
 # pool statistic -> (family name, help)
@@ -90,6 +96,32 @@ class ProxyMetrics(Collector):
                 "Errors the proxy itself answered clients with, by SQLSTATE.",
                 labels=["sqlstate"],
             ),
+            "routed": CounterMetricFamily(
+                "proxy_routed",
+                "Units of work (a Query, or the messages up to a Sync) by the server role "
+                "they went to and why.",
+                labels=["role", "reason"],
+            ),
+            "backend_up": GaugeMetricFamily(
+                "proxy_backend_up",
+                "1 when the server's health check passes (transaction mode with replicas).",
+                labels=["server", "role"],
+            ),
+            "in_rotation": GaugeMetricFamily(
+                "proxy_backend_in_rotation",
+                "1 when the server takes requests (a replica: up and its lag within limits).",
+                labels=["server", "role"],
+            ),
+            "lag": GaugeMetricFamily(
+                "proxy_replica_lag_seconds",
+                "How far behind the primary a replica's replay is.",
+                labels=["server"],
+            ),
+            "breaker": GaugeMetricFamily(
+                "proxy_breaker_open",
+                "Circuit breaker per server: 0 closed, 0.5 half-open, 1 open.",
+                labels=["server"],
+            ),
             "server_connections": GaugeMetricFamily(
                 "proxy_server_connections",
                 "Server connections by pool and state (idle, used, connecting).",
@@ -116,6 +148,11 @@ class ProxyMetrics(Collector):
         families["clients_total"].add_metric([], sum(server.clients_total for server in servers))
         for sqlstate, count in sorted(client_errors.items()):
             families["errors"].add_metric([sqlstate], count)
+        for (role, reason), count in sorted(routing_decisions.items()):
+            families["routed"].add_metric([role, reason], count)
+        for server in servers:
+            for backend in server.server_stats():
+                _backend_samples(families, backend)
         # pools of the same name in several servers (tests run several) are added up
         samples: dict[tuple[str, tuple[str, ...]], float] = {}
         for server in servers:
@@ -142,3 +179,18 @@ def _pool_samples(pool: dict[str, Any], samples: dict[tuple[str, tuple[str, ...]
     for stat in (*_POOL_COUNTERS, *_POOL_GAUGES):
         if stat in pool:
             samples[(stat, (name,))] = samples.get((stat, (name,)), 0.0) + float(pool[stat])
+
+
+_BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+def _backend_samples(families: dict[str, Metric], backend: dict[str, Any]) -> None:
+    name, role = str(backend["name"]), str(backend["role"])
+    if "up" in backend:
+        families["backend_up"].add_metric([name, role], float(bool(backend["up"])))
+        families["in_rotation"].add_metric([name, role], float(bool(backend.get("in_rotation"))))
+    if role == "replica" and backend.get("lag_s") is not None:
+        families["lag"].add_metric([name], float(backend["lag_s"]))
+    state = backend.get("breaker", {}).get("state")
+    if state in _BREAKER_VALUES:
+        families["breaker"].add_metric([name], _BREAKER_VALUES[state])

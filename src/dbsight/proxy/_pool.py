@@ -193,6 +193,14 @@ class BackendPool:
         return self._closed
 
     @property
+    def in_use(self) -> int:
+        return len(self._used)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    @property
     def size(self) -> int:
         """Server connections open or being opened."""
         return len(self._idle) + len(self._used) + self._connecting

@@ -51,6 +51,7 @@ import ssl
 import struct
 import time
 from types import MappingProxyType
+from collections.abc import Coroutine
 from typing import Any
 
 from ..core._settings import ConfigError
@@ -60,8 +61,11 @@ from ._backend_errors import BackendError
 from ._config import ProxyConfig
 from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
 from ._link import link_of
-from ._metrics import client_errors
+from ._metrics import client_errors, routing_decisions
 from ._pool import BackendPool
+from ._breaker import is_backend_failure
+from ._router import Role, set_role_statement
+from ._topology import PRIMARY, Topology
 from ._session import (
     CLIENT_TYPES,
     COPY_DATA,
@@ -84,6 +88,7 @@ from .auth import (
 logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
+_monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
 # Startup parameters that do not select a pool: who and where, and the client's own name.
@@ -92,7 +97,7 @@ _MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer statement names collide in the s
 _FORGET_ALL_TAGS = frozenset(("DEALLOCATE ALL", "DISCARD ALL"))
 _PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
 
-PoolKey = tuple[str, str, tuple[tuple[str, str], ...]]
+PoolKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # server, database, user, settings
 
 
 def _literal(text: str) -> str:
@@ -112,6 +117,7 @@ class ServerPools:
         except UsersFileError as exc:
             raise ConfigError(f"invalid proxy configuration: auth_file: {exc}") from None
         self.auth_query = AuthQuery(config.auth_query) if config.auth_query else None
+        self.topology = Topology(config)
         self._pools: dict[PoolKey, BackendPool] = {}
         self._parameters: dict[PoolKey, dict[str, str]] = {}
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
@@ -119,16 +125,22 @@ class ServerPools:
         self._closed = False
 
     # -- pools ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.topology.start()
+
     async def pool_for(
-        self, database: str, user: str, settings: dict[str, str]
+        self, database: str, user: str, settings: dict[str, str], server: str = PRIMARY
     ) -> tuple[PoolKey, BackendPool]:
-        key: PoolKey = (database, user, tuple(sorted(settings.items())))
+        """The pool of (database, user, startup settings) on ``server`` (a name of the
+        topology: "primary", "replica1"...)."""
+        key: PoolKey = (server, database, user, tuple(sorted(settings.items())))
         pool = self._pools.get(key)
         if pool is None:
             config = self.config
+            address = self.topology.servers[server]
             spec = BackendSpec(
-                host=self.upstream.host,
-                port=self.upstream.port,
+                host=address.host,
+                port=address.port,
                 user=user,
                 database=database,
                 password=self.backend_password(user),
@@ -143,6 +155,7 @@ class ServerPools:
                 acquire_timeout_s=config.pool_timeout_s,
                 idle_timeout_s=config.idle_timeout_s,
                 max_lifetime_s=config.max_lifetime_s,
+                name=f"{user}@{database}" + ("" if server == PRIMARY else f"/{server}"),
             )
             self._pools[key] = pool
             await pool.start()
@@ -167,8 +180,16 @@ class ServerPools:
     def stats(self) -> list[dict[str, Any]]:
         return [{"mode": "transaction", **pool.stats()} for pool in list(self._pools.values())]
 
+    def outstanding(self, server: str) -> int:
+        """Server connections lent out or waited for on ``server`` (least-outstanding
+        balancing between replicas)."""
+        return sum(
+            pool.in_use + pool.waiting for key, pool in self._pools.items() if key[0] == server
+        )
+
     async def close(self) -> None:
         self._closed = True
+        await self.topology.close()
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
@@ -229,8 +250,8 @@ class PooledSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls)
         self.pools = pools
         self.client_id = pools.next_client_id()
-        # the client's statement name -> (server name, the Parse that prepares it there)
-        self.statements: dict[str, tuple[str, bytes]] = {}
+        # the client's statement name -> (server name, the Parse that prepares it there, text)
+        self.statements: dict[str, tuple[str, bytes, str]] = {}
         self._settings: dict[str, str] = {}
         self.pool: BackendPool | None = None
         self.conn: BackendConnection | None = None  # the server connection held now, if any
@@ -240,6 +261,13 @@ class PooledSession(FrontendSession):
         self._client_transport: Any = None
         self._server_transport: Any = None
         self._waiting: asyncio.Task[None] | None = None  # for a server connection
+        self.replica_pools: dict[str, BackendPool] = {}
+        self._target = PRIMARY  # the server of the connection held now
+        self._role: Role = "auto"  # SET dbsight.role
+        self._unit_writes = False  # the unit held now was judged not read-only
+        self._primary_until = 0.0  # read-your-writes: reads stay on the primary until then
+        self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
+        self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -325,6 +353,10 @@ class PooledSession(FrontendSession):
         elif not await self._authenticate(user, database):
             return False
         key, self.pool = await self.pools.pool_for(database, user, self._settings)
+        for name in self.pools.topology.replica_names:
+            _, self.replica_pools[name] = await self.pools.pool_for(
+                database, user, self._settings, name
+            )
         parameters = await self.pools.server_parameters(key, self.pool)
         own = {"application_name": self.info.application_name or ""}
         for name, value in {**parameters, **own}.items():
@@ -379,7 +411,9 @@ class PooledSession(FrontendSession):
         await self._ended
 
     def _client_data(self, data: bytes) -> None:
-        if self._waiting is not None:  # for a server connection: keep the bytes until then
+        if self._waiting is not None or self._held_back:
+            # waiting for a server connection (or a lookup), or a replica serves the unit
+            # before: keep the bytes until then
             self._client_buffer += data
             return
         buf = self._client_buffer + data if self._client_buffer else data
@@ -393,6 +427,8 @@ class PooledSession(FrontendSession):
         out: list[bytes] = []
         seg = 0  # where the bytes not yet in `out` start
         max_size = self._max_size
+        barrier = self._unit_end  # where the unit a replica serves ends: later ones wait
+        self._unit_end = -1
         try:
             if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
                 return
@@ -404,6 +440,9 @@ class PooledSession(FrontendSession):
                 end = i + 1 + length
                 if end > n:
                     break
+                if i == barrier:
+                    self._held_back = True
+                    break
                 if conn is None:
                     if t == TERMINATE:
                         self._end()
@@ -411,10 +450,23 @@ class PooledSession(FrontendSession):
                     if t == FLUSH:  # nothing to flush between transactions
                         i = seg = end
                         continue
-                    conn = self._take_connection()
+                    if t == QUERY and self._session_command(buf, i, end):
+                        i = seg = end
+                        continue
+                    route = self._route(buf, i)
+                    if route is None:  # a function's volatility is being looked up
+                        self._client_buffer = buf[i:]
+                        return
+                    target, barrier = route
+                    if target == PRIMARY and not self.pools.topology.primary_allowed():
+                        i = seg = self._refuse_unit(buf, i, barrier)
+                        barrier = -1
+                        continue
+                    conn = self._take_connection(target)
                     if conn is None:  # all busy: wait for one, then go on from this message
                         self._client_buffer = buf[i:]
-                        self._wait_for_connection()
+                        self._unit_end = barrier - i if barrier >= 0 else -1
+                        self._pause_for(self._acquire(target))
                         return
                     seg = i
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
@@ -508,7 +560,7 @@ class PooledSession(FrontendSession):
         entry = self.statements.get(name)
         if entry is None:
             return name, b""
-        server, parse = entry
+        server, parse, _ = entry
         if server in conn.prepared or exchange.discarding:
             return server, b""
         conn.prepared[server] = name
@@ -523,7 +575,7 @@ class PooledSession(FrontendSession):
         server = _SERVER_PREFIX + digest
         body = server.encode() + b"\0" + rest
         parse = b"P" + _INT32.pack(len(body) + 4) + body
-        self.statements[name] = (server, parse)
+        self.statements[name] = (server, parse, query)
         if self.exchange is not None:  # what an Execute of it runs, for the observation
             self.exchange.statements[server] = query
         return server, parse
@@ -568,26 +620,115 @@ class PooledSession(FrontendSession):
         )
         return True
 
+    # -- routing (with replicas) ---------------------------------------------------------------
+    def _session_command(self, buf: bytes, start: int, end: int) -> bool:
+        """``SET dbsight.role = primary | replica | auto`` (or RESET) between transactions:
+        the proxy's own setting, answered here (SET, ReadyForQuery) and never sent on."""
+        if b"dbsight" not in buf[start + 5 : end]:
+            return False
+        role = set_role_statement(buf[start + 5 : end - 1].decode("utf-8", "replace"))
+        if role is None:
+            return False
+        self._role = role
+        self._client_transport.write(
+            p.encode(p.CommandComplete("SET")) + p.ready_for_query(p.TransactionStatus.IDLE)
+        )
+        return True
+
+    def _route(self, buf: bytes, start: int) -> tuple[str, int] | None:
+        """The server for the unit starting at ``buf[start]`` and, for a replica, where the
+        unit ends (-1: the connection is held to the end of a transaction); None while a
+        function's volatility is looked up (the unit is judged again after it)."""
+        router = self.pools.topology.router
+        if router is None:
+            self._unit_writes = True
+            return PRIMARY, -1
+        if self._role == "primary":
+            self._unit_writes = True
+            routing_decisions["primary", "hint"] += 1
+            return PRIMARY, -1
+        now = _monotonic()
+        unit = router.unit(buf, start, self._statement_text, now)
+        if isinstance(unit, tuple):
+            self._pause_for(self._resolve(unit))
+            return None
+        replica = unit.replica or self._role == "replica"
+        self._unit_writes = not replica
+        if not replica:
+            routing_decisions["primary", "write"] += 1
+            return PRIMARY, -1
+        if self._role == "auto" and now < self._primary_until:
+            routing_decisions["primary", "read_your_writes"] += 1
+            return PRIMARY, -1
+        name = self.pools.topology.pick_replica(self.pools.outstanding)
+        if name is None:
+            routing_decisions["primary", "failover"] += 1
+            return PRIMARY, -1
+        reason = (
+            "hint" if not unit.replica
+            else "transaction" if unit.read_only_transaction
+            else "read_only"
+        )
+        routing_decisions["replica", reason] += 1
+        return name, (-1 if unit.read_only_transaction else unit.end)
+
+    def _statement_text(self, name: str) -> str | None:
+        entry = self.statements.get(name)
+        return entry[2] if entry is not None else None
+
+    def _refuse_unit(self, buf: bytes, start: int, end: int) -> int:
+        """Answer the unit at ``buf[start:end]`` with an error instead of running it (the
+        primary's breaker is open); returns where the next unit starts."""
+        client_errors["57P03"] += 1
+        if end < 0:  # a unit going to the primary: up to its Sync, or the one Query
+            end = _unit_end(buf, start)
+        self._client_transport.write(
+            p.error_response(
+                "57P03",
+                "dbsight proxy: the primary server is unavailable (circuit breaker open after "
+                "repeated failures); retry shortly",
+            )
+            + p.ready_for_query(p.TransactionStatus.IDLE)
+        )
+        return end
+
+    async def _resolve(self, names: tuple[str, ...]) -> None:
+        """Look up the volatility of ``names`` on a primary connection."""
+        router = self.pools.topology.router
+        assert self.pool is not None and router is not None
+        conn = await self.pool.acquire(self.config.pool_timeout_s)
+        try:
+            await router.volatility.resolve(names, conn.execute, _monotonic())
+        finally:
+            if conn.resettable:
+                self.pool.release_clean(conn)
+            else:
+                await self.pool.release(conn)
+
     # -- server connections ------------------------------------------------------------------
-    def _take_connection(self) -> BackendConnection | None:
-        assert self.pool is not None
-        conn = self.pool.try_acquire()
+    def _pool_of(self, target: str) -> BackendPool:
+        if target == PRIMARY:
+            assert self.pool is not None
+            return self.pool
+        return self.replica_pools[target]
+
+    def _take_connection(self, target: str) -> BackendConnection | None:
+        conn = self._pool_of(target).try_acquire()
         if conn is not None:
-            self._attach(conn)
+            self._attach(conn, target)
         return conn
 
-    def _wait_for_connection(self) -> None:
+    def _pause_for(self, work: Coroutine[Any, Any, None]) -> None:
+        """Stop reading the client until ``work`` (waiting for a server connection, looking
+        up a function) is done, then go on with the bytes that waited."""
         self.info.state = "waiting"
         self._client_transport.pause_reading()
-        self._waiting = asyncio.get_running_loop().create_task(self._acquire())
+        self._waiting = asyncio.get_running_loop().create_task(self._then_resume(work))
 
-    async def _acquire(self) -> None:
-        """Wait for a server connection (53300 after pool_timeout_s ends the session), then
-        go on with the client's bytes that waited for it."""
-        assert self.pool is not None
+    async def _then_resume(self, work: Coroutine[Any, Any, None]) -> None:
         try:
-            conn = await self.pool.acquire(self.config.pool_timeout_s)
-        except BackendError as exc:
+            await work
+        except BackendError as exc:  # no server connection (53300, 08006...): ends the session
             self._waiting = None
             client_errors[exc.sqlstate] += 1
             with contextlib.suppress(Exception):
@@ -597,16 +738,31 @@ class PooledSession(FrontendSession):
             return
         self._waiting = None
         if self._ended is None or self._ended.done():
-            self.pool.release_clean(conn)  # never used
             return
-        self._attach(conn)
+        if self.conn is None:
+            self.info.state = "idle"
         with contextlib.suppress(Exception):
             self._client_transport.resume_reading()
         self._client_data(b"")
 
-    def _attach(self, conn: BackendConnection) -> None:
+    async def _acquire(self, target: str) -> None:
+        """Wait for a server connection on ``target`` (53300 after pool_timeout_s)."""
+        pool = self._pool_of(target)
+        try:
+            conn = await pool.acquire(self.config.pool_timeout_s)
+        except BackendError as exc:
+            if exc.sqlstate != "53300":  # a full pool is not the server's fault
+                self.pools.topology.record(target, False)
+            raise
+        if self._ended is None or self._ended.done():
+            pool.release_clean(conn)  # never used
+            return
+        self._attach(conn, target)
+
+    def _attach(self, conn: BackendConnection, target: str) -> None:
         assert conn.link is not None and self.exchange is not None
         self.conn = conn
+        self._target = target
         self.info.state = "active"
         self._server_transport = conn.writer.transport
         link_of(self.writer).pair(self._server_transport)
@@ -633,8 +789,9 @@ class PooledSession(FrontendSession):
         """The transaction ended: the connection goes back to the pool (reset first when the
         client left something in the server session)."""
         conn, self.conn = self.conn, None
-        exchange, pool = self.exchange, self.pool
-        assert conn is not None and exchange is not None and pool is not None
+        exchange, target = self.exchange, self._target
+        pool = self._pool_of(target)
+        assert conn is not None and exchange is not None
         assert conn.link is not None
         conn.link.unrelay()
         link_of(self.writer).pair(None)
@@ -651,6 +808,19 @@ class PooledSession(FrontendSession):
             task.add_done_callback(self._background.discard)
         else:
             pool.release_clean(conn)
+        failure = exchange.last_sqlstate
+        exchange.last_sqlstate = None
+        topology = self.pools.topology
+        topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
+        if exchange.ddl_seen:  # a function may have been redefined: judge texts again
+            exchange.ddl_seen = False
+            if topology.router is not None:
+                topology.router.forget()
+        if target == PRIMARY and self._unit_writes and topology.router is not None:
+            self._primary_until = _monotonic() + self.config.read_your_writes_s
+        if self._held_back:  # the client's next units waited for this one
+            self._held_back = False
+            asyncio.get_running_loop().call_soon(self._client_data, b"")
         if self._shutting_down:
             self._end_for_shutdown()
 
@@ -679,6 +849,7 @@ class PooledSession(FrontendSession):
         if conn is None:
             return
         conn.broken = True
+        self.pools.topology.record(self._target, False)
         client_errors["08006"] += 1
         with contextlib.suppress(Exception):
             self._client_transport.write(p.error_response(
@@ -692,8 +863,24 @@ class PooledSession(FrontendSession):
         self._end()
 
 
+def _unit_end(buf: bytes, start: int) -> int:
+    """Where the unit at ``buf[start]`` ends: after its Query, or after the next Sync (or
+    the last complete message when there is none yet)."""
+    n = len(buf)
+    i = start
+    while n - i >= 5:
+        t = buf[i]
+        end = i + 1 + _unpack_int32(buf, i + 1)[0]
+        if end > n:
+            break
+        i = end
+        if t == QUERY or t == SYNC:
+            break
+    return i
+
+
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())
-PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH = (ord(c) for c in "PBDCSH")
+PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY = (ord(c) for c in "PBDCSHQ")
 STATEMENT = ord("S")

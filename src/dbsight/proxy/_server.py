@@ -50,9 +50,11 @@ class ProxyServer:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        runtime = get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the first client
+        runtime = get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the 1st client
         self._metrics = runtime.component("proxy_metrics", ProxyMetrics)
         self._metrics.add(self)
+        if self.pooling is not None:
+            await self.pooling.start()
         host, port = self.config.listen_address
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -172,6 +174,10 @@ class ProxyServer:
     def clients(self) -> list[dict[str, Any]]:
         return [session.info.to_dict() for session in list(self.sessions)]
 
+    def server_stats(self) -> list[dict[str, Any]]:
+        """Each server's role, health, replica lag and circuit breaker (transaction mode)."""
+        return self.pooling.topology.stats() if self.pooling is not None else []
+
     def pool_stats(self) -> list[dict[str, Any]]:
         """What ``/stats/pools`` shows: each transaction pool, or in session mode the one
         server connection per client."""
@@ -200,7 +206,7 @@ class ProxyServer:
         if path == "/stats/clients":
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
-            status, body = 200, {"pools": self.pool_stats()}
+            status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats()}
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()

@@ -40,6 +40,14 @@ class SqlInfo:
             are not tables.
         read_only: True only when the text is *provably* free of side effects
             and may be routed to a read replica.
+        functions: when the only thing keeping a PostgreSQL text from being
+            read-only is calls of functions outside the built-in allow-list
+            (user functions, ``nextval`` ...), their names (``name`` or
+            ``schema.name``, lowercased unless quoted), deduplicated, in
+            order of appearance: whether the text is read-only then depends
+            on the server's volatility of just these.  Empty when the text is
+            read-only, when anything else also stands in the way, and for
+            other dialects.
     """
 
     normalized: str
@@ -47,6 +55,7 @@ class SqlInfo:
     operation: Operation
     tables: tuple[str, ...]
     read_only: bool
+    functions: tuple[str, ...] = ()
 
 
 def most_significant(ops: list[Operation]) -> Operation:

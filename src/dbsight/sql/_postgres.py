@@ -10,13 +10,17 @@ TABLE / SHOW, or an EXPLAIN without ANALYZE of such a statement, and its tree
 contains only node types known to be harmless (default deny), no locking
 clause, no INTO, no data-modifying CTE, and only calls to functions and
 operators of the generated allow-lists (unqualified or ``pg_catalog.``).
+
+Calls of other functions are collected apart from the rest: when they are the
+only obstacle, their names are reported (``Analysis.functions``) so that the
+proxy can ask the server whether they are volatile.
 """
 
 from __future__ import annotations
 
 import json
 from hashlib import blake2b
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeGuard
 
 from pglast.parser import fingerprint as _pg_fingerprint
 from pglast.parser import parse_sql_json as _parse_sql_json
@@ -30,6 +34,7 @@ class Analysis(NamedTuple):
     operation: Operation
     tables: tuple[str, ...]
     read_only: bool
+    functions: tuple[str, ...] = ()
 
 
 _DML: Final[dict[str, Operation]] = {
@@ -102,13 +107,28 @@ def _allowed(names: list[str] | None, allow: frozenset[str]) -> bool:
     return len(names) == 2 and names[0] == "pg_catalog" and names[1] in allow
 
 
-class _Walk:
-    """Accumulates what one statement tree tells."""
+def _checkable(names: list[str] | None) -> TypeGuard[list[str]]:
+    """A function name the server can be asked about: ``name`` or ``schema.name``.
 
-    __slots__ = ("found", "safe", "writes", "kinds", "into", "seq")
+    A part with a dot in it (``"a.b"()``) could not be told from a qualified
+    name once joined, so such a call stays an obstacle of its own.
+    """
+    return names is not None and 0 < len(names) <= 2 and not any("." in n for n in names)
+
+
+class _Walk:
+    """Accumulates what one statement tree tells.
+
+    ``safe`` is False when something other than a function call keeps the
+    statement from being read-only; calls of functions outside the allow-list
+    go to ``calls`` instead, so that they can be judged apart.
+    """
+
+    __slots__ = ("found", "calls", "safe", "writes", "kinds", "into", "seq")
 
     def __init__(self) -> None:
         self.found: list[tuple[int, int, str]] = []  # (location, seq, name)
+        self.calls: list[tuple[int, int, str]] = []  # (location, seq, function name)
         self.safe = True
         self.writes: list[Operation] = []
         self.kinds: list[str] = []
@@ -220,8 +240,15 @@ class _Walk:
     def _check(self, action: int, tag: str, body: dict[str, Any]) -> None:
         """The checks of function calls, operators and a few special nodes."""
         if action == _FUNC:
-            if not _allowed(_names(body.get("funcname")), PG_SAFE_FUNCTIONS):
-                self.safe = False
+            names = _names(body.get("funcname"))
+            if not _allowed(names, PG_SAFE_FUNCTIONS):
+                if _checkable(names):
+                    loc = body.get("location", -1)
+                    self.seq += 1
+                    where = loc if type(loc) is int else -1
+                    self.calls.append((where, self.seq, ".".join(names)))
+                else:
+                    self.safe = False
         elif action == _AEXPR:
             kind = body.get("kind", "")
             self.kinds.append(kind)
@@ -281,7 +308,11 @@ def _explain_is_analyze(body: dict[str, Any]) -> bool:
 
 
 def _statement(tag: str, body: dict[str, Any], w: _Walk) -> tuple[Operation, bool]:
-    """Classify one top-level statement; walk it into ``w``."""
+    """Classify one top-level statement; walk it into ``w``.
+
+    The flag is whether the statement is read-only *but for* the calls left in
+    ``w.calls`` (it is read-only outright when there are none).
+    """
     if tag == "ExplainStmt":
         query = body.get("query")
         w.walk(query)
@@ -329,8 +360,9 @@ def analyze_postgres(text: str) -> Analysis | None:
     if not stmts:
         return None
     ops: list[Operation] = []
-    read_only = True
+    clean = True  # read-only but for calls of functions outside the allow-list
     found: list[tuple[int, int, str]] = []
+    calls: list[tuple[int, int, str]] = []
     kinds: list[str] = []
     for raw in stmts:
         stmt = raw.get("stmt") if type(raw) is dict else None
@@ -340,15 +372,22 @@ def analyze_postgres(text: str) -> Analysis | None:
         if type(body) is not dict:
             return None
         w = _Walk()
-        op, ro = _statement(tag, body, w)
+        op, ok = _statement(tag, body, w)
         ops.append(op)
-        read_only = read_only and ro
+        clean = clean and ok
         where = raw.get("stmt_location", 0)
         found.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.found)
+        calls.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.calls)
         kinds.extend(w.kinds)
     found.sort()
     tables = tuple(dict.fromkeys(name for _, _, name in found))
-    return Analysis(_fingerprint(text, kinds, tables), most_significant(ops), tables, read_only)
+    functions: tuple[str, ...] = ()
+    if clean and calls:
+        calls.sort()
+        functions = tuple(dict.fromkeys(name for _, _, name in calls))
+    read_only = clean and not calls
+    fingerprint = _fingerprint(text, kinds, tables)
+    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions)
 
 
 def _fingerprint(text: str, kinds: list[str], tables: tuple[str, ...]) -> str:

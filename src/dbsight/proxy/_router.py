@@ -1,0 +1,161 @@
+"""Where a pooled client's next request goes: the primary, or a replica.
+
+The unit of routing is what a client sends between two moments of rest (outside a transaction
+block, nothing unanswered): one simple Query, or the extended-protocol messages up to and
+including a Sync. A unit goes to a replica only when every statement in it is provably
+read-only (``dbsight.sql.analyze``'s rules, "Routing safety" in ARCHITECTURE.md), with calls of
+functions outside the allow-list judged by their real volatility (`FunctionVolatility`);
+anything else, an incomplete unit, and everything from BEGIN to the end of a transaction go
+to the primary, except a transaction that starts ``READ ONLY``, which goes to a replica
+whole. A ``/* dbsight:primary */`` or ``/* dbsight:replica */`` comment overrides the
+judgement for its statement, ``SET dbsight.role = primary | replica | auto`` for the session.
+
+Verdicts on statement texts that involve no function lookup are cached per text, so a
+statement seen before costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ..sql import analyze
+from ._exchange import cstring
+from ._volatility import FunctionVolatility
+
+Role = Literal["primary", "replica", "auto"]
+_unpack_int32 = struct.Struct(">i").unpack_from
+
+_HINT = re.compile(r"/\*\s*dbsight:(primary|replica)\s*\*/", re.IGNORECASE)
+_SET_ROLE = re.compile(
+    r"^\s*(?:SET\s+(?:SESSION\s+)?dbsight\.role\s*(?:=|\bTO\b)\s*'?(primary|replica|auto)'?"
+    r"|RESET\s+dbsight\.role)\s*;?\s*$",
+    re.IGNORECASE,
+)
+_READ_ONLY_TRANSACTION = re.compile(
+    r"^\s*(?:BEGIN|START\s+TRANSACTION)\b"
+    r"(?:[^;]*\bREAD\s+ONLY\b[^;]*(?:;|$)|[^;]*;\s*SET\s+TRANSACTION\b[^;]*\bREAD\s+ONLY\b)",
+    re.IGNORECASE,
+)
+_READ_WRITE = re.compile(r"\bREAD\s+WRITE\b", re.IGNORECASE)
+_MAX_CACHED = 20_000
+
+QUERY, PARSE, BIND, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBSF")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A judged unit: where it goes (``replica``: may go to one), where it ends in the
+    buffer, and whether it opens a read-only transaction (held on the replica whole)."""
+
+    replica: bool
+    end: int
+    read_only_transaction: bool = False
+
+
+# a unit needing function volatility first: the names to look up
+Lookup = tuple[str, ...]
+
+
+def set_role_statement(sql: str) -> Role | None:
+    """The role a ``SET dbsight.role = ...`` (or RESET: ``auto``) statement sets, else None."""
+    match = _SET_ROLE.match(sql)
+    if match is None:
+        return None
+    return match.group(1).lower() if match.group(1) else "auto"  # type: ignore[return-value]
+
+
+class Router:
+    """Verdicts on statement texts and units; one per proxy (shared by its sessions)."""
+
+    def __init__(self, volatility: FunctionVolatility | None = None) -> None:
+        self.volatility = volatility or FunctionVolatility()
+        self._verdicts: dict[str, bool] = {}
+
+    def verdict(self, sql: str, now: float) -> bool | Lookup:
+        """True: ``sql`` may run on a replica; False: primary; a tuple: function names whose
+        volatility must be looked up first."""
+        cached = self._verdicts.get(sql)
+        if cached is not None:
+            return cached
+        hint = _HINT.search(sql) if "dbsight:" in sql else None
+        if hint is not None:
+            found = hint.group(1).lower() == "replica"
+        else:
+            info = analyze(sql)
+            judged = self.volatility.verdict(info, now)
+            if judged is None:
+                return self.volatility.missing(info, now)
+            if info.functions:  # depends on the volatility cache: not cached here
+                return judged
+            found = judged
+        if len(self._verdicts) >= _MAX_CACHED:
+            self._verdicts.clear()
+        self._verdicts[sql] = found
+        return found
+
+    def forget(self) -> None:
+        """Function definitions may have changed (DDL seen): judge texts again."""
+        self._verdicts.clear()
+        self.volatility.invalidate()
+
+    def unit(
+        self,
+        buf: bytes,
+        start: int,
+        statement_text: Callable[[str], str | None],
+        now: float,
+    ) -> Unit | Lookup:
+        """Judge the unit that starts at ``buf[start]`` (a complete message). Named
+        statements' texts come from ``statement_text``."""
+        t = buf[start]
+        end = start + 1 + _unpack_int32(buf, start + 1)[0]
+        if t == QUERY:
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+            if _READ_ONLY_TRANSACTION.match(sql) and not _READ_WRITE.search(sql):
+                return Unit(True, end, read_only_transaction=True)
+            judged = self.verdict(sql, now)
+            if isinstance(judged, tuple):
+                return judged
+            return Unit(judged, end)
+        return self._extended(buf, start, statement_text, now)
+
+    def _extended(
+        self, buf: bytes, start: int, statement_text: Callable[[str], str | None], now: float
+    ) -> Unit | Lookup:
+        n = len(buf)
+        i = start
+        unnamed: str | None = None  # the unnamed statement parsed in this unit
+        replica = True
+        while n - i >= 5:
+            t = buf[i]
+            end = i + 1 + _unpack_int32(buf, i + 1)[0]
+            if end > n:
+                break
+            if t == SYNC:
+                return Unit(replica, end)
+            if replica:
+                sql: str | None = None
+                if t == PARSE:
+                    name, j = cstring(buf, i + 5, end)
+                    sql, _ = cstring(buf, j, end)
+                    if not name:
+                        unnamed = sql
+                elif t == BIND:
+                    _, j = cstring(buf, i + 5, end)
+                    name, _ = cstring(buf, j, end)
+                    sql = (statement_text(name) if name else unnamed) or ""
+                    if not sql:
+                        replica = False
+                elif t == FUNCTION_CALL or t == QUERY:
+                    replica = False
+                if sql:
+                    judged = self.verdict(sql, now)
+                    if isinstance(judged, tuple):
+                        return judged
+                    replica = judged
+            i = end
+        return Unit(False, i)  # no Sync yet: the client may wait for answers before it

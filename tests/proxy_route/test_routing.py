@@ -1,0 +1,174 @@
+"""Read/write splitting through `dbsight proxy` on a real primary with two streaming replicas.
+
+A statement that reaches a replica while it writes fails there (a standby refuses writes), so
+every write below succeeding through the proxy is itself proof that it ran on the primary;
+reads prove where they ran with ``pg_is_in_recovery()``, and the proxy's routing counters
+say why.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbsight.proxy._metrics import routing_decisions
+from dbsight.testing._servers import ReplicatedDatabase
+
+
+def connect(proxy: Any, database: ReplicatedDatabase) -> psycopg.Connection[Any]:
+    return psycopg.connect(proxy.dsn(database.primary_dsn), autocommit=True)
+
+
+# current_setting() is STABLE (pg_is_in_recovery() is VOLATILE: it would itself go to the
+# primary); in_hot_standby is on in a standby's sessions only.
+PROBE = "SELECT current_setting('in_hot_standby') = 'on'"
+
+
+def on_replica(conn: psycopg.Connection[Any], sql: str = PROBE) -> bool:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def wait_in_rotation(proxy: Any, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        servers = proxy.call(_servers(proxy))
+        if sum(1 for s in servers if s["role"] == "replica" and s.get("in_rotation")) >= count:
+            return
+        assert time.monotonic() < deadline, servers
+        time.sleep(0.1)
+
+
+async def _servers(proxy: Any) -> list[dict[str, Any]]:
+    return list(proxy.server.server_stats())
+
+
+@pytest.fixture
+def setup_schema(replicated2: ReplicatedDatabase) -> None:
+    with psycopg.connect(replicated2.primary_dsn, autocommit=True) as conn:
+        conn.execute(
+            """
+            DROP TABLE IF EXISTS items, audit CASCADE;
+            DROP SEQUENCE IF EXISTS seq;
+            CREATE TABLE items (id int PRIMARY KEY, name text);
+            INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
+            CREATE TABLE audit (at timestamptz DEFAULT now(), what text);
+            CREATE SEQUENCE seq;
+            CREATE OR REPLACE FUNCTION log_it(x text) RETURNS int LANGUAGE plpgsql AS
+              $$BEGIN INSERT INTO audit (what) VALUES (x); RETURN 1; END$$;
+            CREATE OR REPLACE FUNCTION twice(x int) RETURNS int LANGUAGE sql IMMUTABLE
+              AS 'SELECT x * 2';
+            CREATE OR REPLACE FUNCTION item_count() RETURNS bigint LANGUAGE sql STABLE
+              AS 'SELECT count(*) FROM items';
+            """
+        )
+    replicated2.wait_for_replay()
+
+
+# Statements that write, lock or may change session state: each must run on the primary
+# (on a replica it would fail, or leave state where the session cannot find it again).
+PRIMARY_ONLY = [
+    "SELECT nextval('seq')",
+    "SELECT id FROM items WHERE id = 1 FOR UPDATE",
+    "SELECT id FROM items WHERE id = 2 FOR SHARE",
+    "WITH gone AS (DELETE FROM audit WHERE what = 'none' RETURNING *) SELECT count(*) FROM gone",
+    "SELECT log_it('from a select')",
+    "SELECT * INTO TEMP copied FROM items WHERE id < 3",
+    "SELECT pg_advisory_lock(7), pg_advisory_unlock(7)",
+    "UPDATE items SET name = name WHERE id = 3",
+    "INSERT INTO audit (what) VALUES ('x')",
+    "SET work_mem = '8MB'",
+    "RESET work_mem",
+    "CREATE TEMP TABLE scratch_t (x int)",
+    "SELECT set_config('application_name', 'x', false)",
+]
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_reads_go_to_replicas_and_everything_else_to_the_primary(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy()
+    wait_in_rotation(proxy, 2)
+    with connect(proxy, replicated2) as conn:
+        assert on_replica(conn)
+        assert conn.execute("SELECT name FROM items WHERE id = %s", (7,)).fetchone() == (
+            "item 7",
+        )
+        assert on_replica(conn, f"{PROBE} AND twice(2) = 4")  # immutable
+        assert on_replica(conn, f"{PROBE} AND item_count() = 50")  # stable
+        assert not on_replica(conn, "SELECT pg_is_in_recovery()")  # volatile: the primary
+        for sql in PRIMARY_ONLY:
+            before = routing_decisions["primary", "write"]
+            conn.execute(sql)  # on a replica: "cannot execute ... in a read-only transaction"
+            assert routing_decisions["primary", "write"] == before + 1, sql
+        # a transaction that starts with a SELECT stays on the primary to its end
+        with conn.transaction():
+            assert not on_replica(conn)
+            conn.execute("INSERT INTO audit (what) VALUES ('in tx')")
+            assert not on_replica(conn)
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_read_only_transactions_hints_and_the_session_role(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy()
+    wait_in_rotation(proxy, 2)
+    with connect(proxy, replicated2) as conn:
+        conn.read_only = True  # psycopg: BEGIN READ ONLY
+        with conn.transaction():
+            assert on_replica(conn)
+            assert conn.execute("SELECT count(*) FROM items").fetchone() == (50,)
+            assert on_replica(conn)
+        conn.read_only = False
+        with conn.transaction():  # BEGIN; then a read: the primary, to the end
+            assert not on_replica(conn)
+        assert not on_replica(conn, f"{PROBE} /* dbsight:primary */")
+        conn.execute("SET dbsight.role = primary")
+        assert not on_replica(conn)
+        conn.execute("SET dbsight.role = auto")
+        assert on_replica(conn)
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_read_your_writes_keeps_a_writer_on_the_primary_for_a_while(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy(read_your_writes_s=1.0)
+    wait_in_rotation(proxy, 2)
+    with connect(proxy, replicated2) as writer, connect(proxy, replicated2) as other:
+        writer.execute("INSERT INTO items VALUES (1000, 'fresh')")
+        assert writer.execute("SELECT name FROM items WHERE id = 1000").fetchone() == ("fresh",)
+        assert not on_replica(writer)  # within the window: the primary
+        assert on_replica(other)  # another session did not write
+        time.sleep(1.1)
+        assert on_replica(writer)
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_extended_protocol_and_prepared_statements_are_routed_per_unit(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy()
+    wait_in_rotation(proxy, 2)
+    dsn = proxy.dsn(replicated2.primary_dsn)
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
+        for i in range(1, 6):  # named prepared statements, prepared wherever they run
+            assert conn.execute("SELECT name FROM items WHERE id = %s", (i,)).fetchone() == (
+                f"item {i}",
+            )
+            conn.execute("INSERT INTO audit (what) VALUES (%s)", (f"p{i}",))
+            assert conn.execute(f"{PROBE} FROM items WHERE id = %s", (i,)).fetchone() == (True,)
+        with conn.pipeline():  # one Sync for all three: one unit, with a write in it
+            read = conn.execute(PROBE)
+            conn.execute("INSERT INTO audit (what) VALUES ('piped')")
+            write = conn.execute(f"{PROBE} FROM nextval('seq')")
+        assert read.fetchone() == (False,)  # the whole unit ran on the primary
+        assert write.fetchone() == (False,)
+        # (a read-only pipeline goes to a replica only when its Sync has arrived with it:
+        # before that, the client may be waiting for answers, and the primary serves it)
