@@ -92,3 +92,12 @@ def test_tls_towards_the_server(proxy_factory: Any, private_pg: Any) -> None:
     verified = proxy_factory(dsn, upstream_tls="verify-full", upstream_tls_ca=cert)
     with psycopg.connect(verified.dsn(dsn), autocommit=True) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+    pooled = proxy_factory(  # the pool's own server connections: TLS too
+        dsn, upstream_tls="verify-full", upstream_tls_ca=cert, pool_mode="transaction"
+    )
+    with psycopg.connect(pooled.dsn(dsn), autocommit=True) as conn:
+        for _ in range(3):
+            row = conn.execute(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
+            assert row == (True,)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,10 @@ class BackendSpec:
     parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     connect_timeout_s: float = 5.0
     max_message_size: int = p.DEFAULT_MAX_MESSAGE_SIZE
+    # TLS towards the server (libpq's sslmode): None disables it; with a context, the server
+    # must accept TLS unless tls_optional ("prefer").
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+    tls_optional: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.port <= 65535:
@@ -142,6 +147,24 @@ class BackendConnection:
         reader, writer, link = await _open_socket(
             spec, "the database server at {} is unreachable"
         )
+        if spec.tls is not None:
+            try:
+                await asyncio.wait_for(
+                    negotiate_tls(reader, writer, spec.tls, spec.host, spec.tls_optional),
+                    spec.connect_timeout_s,
+                )
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+                writer.close()
+                raise BackendUnavailable(
+                    f"dbsight proxy: TLS to the database server at {spec.address} failed",
+                    detail=f"{type(exc).__name__}: {exc}",
+                ) from exc
+            except TlsRefused as exc:
+                writer.close()
+                raise BackendUnavailable(
+                    f"dbsight proxy: the database server at {spec.address} does not accept "
+                    "TLS, which upstream_tls requires"
+                ) from exc
         conn = cls(
             spec,
             reader,
@@ -415,6 +438,31 @@ class BackendConnection:
         self.broken = True
         detail = None if cause is None else str(cause) or type(cause).__name__
         return BackendUnavailable(f"dbsight proxy: {what} ({self.spec.address})", detail=detail)
+
+
+class TlsRefused(Exception):
+    """The server answered an SSLRequest with 'N' where TLS is required."""
+
+
+async def negotiate_tls(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: ssl.SSLContext,
+    host: str,
+    optional: bool,
+) -> bool:
+    """SSLRequest to a server just connected to; the TLS handshake when it answers 'S'.
+    True: encrypted; False: it declined and ``optional`` allows plain text; `TlsRefused`
+    when it declined and TLS is required."""
+    writer.write(p.encode(p.SSLRequest()))
+    await writer.drain()
+    answer = await reader.readexactly(1)
+    if answer == b"S":
+        await writer.start_tls(context, server_hostname=host if context.check_hostname else None)
+        return True
+    if answer != b"N" or not optional:
+        raise TlsRefused
+    return False
 
 
 async def send_cancel(spec: BackendSpec, key: p.BackendKeyData) -> None:

@@ -185,8 +185,6 @@ class ProxyConfig(BaseModel):
             raise ValueError(
                 f"pool_min_size ({self.pool_min_size}) cannot exceed pool_size ({self.pool_size})"
             )
-        if self.pool_mode == "transaction" and self.upstream_tls in ("require", "verify-full"):
-            raise ValueError("pool_mode = transaction does not support upstream_tls yet")
         if self.auth_type != "trust" and self.auth_file is None and self.auth_query is None:
             raise ValueError(f"auth_type = {self.auth_type} needs auth_file or auth_query")
         if self.auth_query is not None and "$1" not in self.auth_query:

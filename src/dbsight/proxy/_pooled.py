@@ -33,8 +33,7 @@ reaches another client. Other limits: the unnamed statement lives only while the
 is held (clients send it in the cycle that uses it); SQL ``DEALLOCATE name`` of a protocol
 statement is not translated (``DEALLOCATE ALL`` / ``DISCARD ALL`` are: they clear the client's
 statements); the client's startup settings other than ``application_name`` pick the pool, so
-clients that differ in them do not share connections; TLS towards the server is not supported
-in this mode yet.
+clients that differ in them do not share connections.
 
 Statements are timed from the client's first message, so a wait for a connection counts.
 """
@@ -118,6 +117,7 @@ class ServerPools:
             raise ConfigError(f"invalid proxy configuration: auth_file: {exc}") from None
         self.auth_query = AuthQuery(config.auth_query) if config.auth_query else None
         self.topology = Topology(config)
+        self._upstream_tls = config.upstream_tls_context()
         self._pools: dict[PoolKey, BackendPool] = {}
         self._parameters: dict[PoolKey, dict[str, str]] = {}
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
@@ -147,6 +147,8 @@ class ServerPools:
                 parameters=MappingProxyType(dict(settings)),
                 connect_timeout_s=config.connect_timeout_s,
                 max_message_size=config.max_message_size,
+                tls=self._upstream_tls,
+                tls_optional=config.upstream_tls == "prefer",
             )
             pool = BackendPool(
                 spec,

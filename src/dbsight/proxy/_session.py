@@ -30,6 +30,7 @@ from typing import Any
 
 from .._runtime import recorder
 from . import protocol as p
+from ._backend import TlsRefused, negotiate_tls
 from ._config import ProxyConfig
 from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
@@ -309,7 +310,11 @@ class ClientSession(FrontendSession):
             return reader, writer
         try:
             await asyncio.wait_for(
-                self._upstream_handshake(reader, writer), self.config.connect_timeout_s
+                negotiate_tls(
+                    reader, writer, self.upstream_tls, upstream.host,
+                    self.config.upstream_tls == "prefer",
+                ),
+                self.config.connect_timeout_s,
             )
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             writer.close()
@@ -319,7 +324,7 @@ class ClientSession(FrontendSession):
                 f"failed ({type(exc).__name__}: {exc})",
             )
             return None
-        except _TlsRefused:
+        except TlsRefused:
             writer.close()
             await self._refuse(
                 "08006",
@@ -328,24 +333,6 @@ class ClientSession(FrontendSession):
             )
             return None
         return reader, writer
-
-    async def _upstream_handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """SSLRequest to the server; TLS when it answers 'S' (plain text on 'N' with
-        upstream_tls = prefer, `_TlsRefused` otherwise)."""
-        assert self.upstream_tls is not None
-        writer.write(p.encode(p.SSLRequest()))
-        await writer.drain()
-        answer = await reader.readexactly(1)
-        if answer == b"S":
-            host = self.config.upstream_server.host
-            await writer.start_tls(
-                self.upstream_tls,
-                server_hostname=host if self.upstream_tls.check_hostname else None,
-            )
-        elif answer != b"N" or self.config.upstream_tls != "prefer":
-            raise _TlsRefused
 
     async def _forward_cancel(self, raw: bytes) -> None:
         upstream = self.config.upstream_server
@@ -446,7 +433,3 @@ class ClientSession(FrontendSession):
 
     def _server_lost(self, exc: BaseException | None) -> None:
         self._end()
-
-
-class _TlsRefused(Exception):
-    """The server answered an SSLRequest with 'N' where TLS is required."""

@@ -29,6 +29,7 @@ class Topology:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
+        self._tls = config.upstream_tls_context()
         primary = config.upstream_server
         self.servers: dict[str, Upstream] = {PRIMARY: primary}
         for number, replica in enumerate(config.replica_servers, 1):
@@ -68,6 +69,8 @@ class Topology:
             password=upstream.password if upstream.password is not None else primary.password,
             connect_timeout_s=self.config.health_timeout_s,
             application_name="dbsight-proxy-health",
+            tls=self._tls,
+            tls_optional=self.config.upstream_tls == "prefer",
         )
         return BackendTarget(name=name, role="primary" if name == PRIMARY else "replica", spec=spec)
 
