@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core._settings import ConfigError
+from ._pipeline import PipelineStep
 
 DEFAULT_LISTEN = "127.0.0.1:5433"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -155,6 +156,9 @@ class ProxyConfig(BaseModel):
     breaker_min_requests: int = Field(20, ge=1)
     breaker_error_rate: float = Field(0.5, gt=0, le=1)
     breaker_cooldown_s: float = Field(5.0, gt=0, le=3600)
+    # The request pipeline, in order ([[proxy.pipeline]] tables): client allow-list, rate
+    # limits, query firewall (dbsight.proxy._pipeline).
+    pipeline: list[PipelineStep] = Field(default_factory=list)
 
     @field_validator("listen", "admin")
     @classmethod

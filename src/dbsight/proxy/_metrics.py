@@ -96,6 +96,11 @@ class ProxyMetrics(Collector):
                 "Errors the proxy itself answered clients with, by SQLSTATE.",
                 labels=["sqlstate"],
             ),
+            "rejected": CounterMetricFamily(
+                "proxy_rejected",
+                "Clients and statements the request pipeline rejected, by reason.",
+                labels=["reason"],
+            ),
             "routed": CounterMetricFamily(
                 "proxy_routed",
                 "Units of work (a Query, or the messages up to a Sync) by the server role "
@@ -148,6 +153,12 @@ class ProxyMetrics(Collector):
         families["clients_total"].add_metric([], sum(server.clients_total for server in servers))
         for sqlstate, count in sorted(client_errors.items()):
             families["errors"].add_metric([sqlstate], count)
+        rejected: Counter[str] = Counter()
+        for server in servers:
+            if server.pipeline is not None:
+                rejected.update(server.pipeline.rejected)
+        for reason, count in sorted(rejected.items()):
+            families["rejected"].add_metric([reason], count)
         for (role, reason), count in sorted(routing_decisions.items()):
             families["routed"].add_metric([role, reason], count)
         for server in servers:

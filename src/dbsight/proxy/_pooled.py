@@ -54,6 +54,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..core._settings import ConfigError
+from ..sql import analyze
 from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
@@ -61,6 +62,7 @@ from ._config import ProxyConfig
 from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
+from ._pipeline import Pipeline, Rejection, StatementFacts
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._router import Role, set_role_statement
@@ -248,8 +250,11 @@ class PooledSession(FrontendSession):
         pools: ServerPools,
         *,
         client_tls: ssl.SSLContext | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        super().__init__(config, reader, writer, client_tls=client_tls)
+        super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
+        self._admitted = False  # the next statement was held by a rate limit: not checked again
+        self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.pools = pools
         self.client_id = pools.next_client_id()
         # the client's statement name -> (server name, the Parse that prepares it there, text)
@@ -445,6 +450,40 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
+                if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
+                    exchange.discarding or self._dropping
+                ):
+                    verdict = self._admit(exchange, t, buf, i, end)
+                    if verdict is not None:
+                        if isinstance(verdict, float):  # queued by a rate limit
+                            if conn is not None:
+                                self._send(out, buf, seg, i)
+                            self._client_buffer = buf[i:]
+                            self._admitted = True
+                            self._pause_for(asyncio.sleep(verdict))
+                            return
+                        if conn is None:  # nothing held: answered here, no server needed
+                            i = seg = self._refuse_unit(buf, i, -1, verdict.sqlstate,
+                                                        verdict.message)
+                            continue
+                        out.append(buf[seg:i])
+                        seg = i = end
+                        if t == QUERY:  # raised by the server: the transaction fails as usual
+                            out.append(_raising_query(verdict.sqlstate, verdict.message))
+                        else:  # in place of the Execute's answer; the rest up to Sync dropped
+                            reply = exchange.reply(
+                                p.error_response(verdict.sqlstate, verdict.message)
+                            )
+                            if reply is not None:
+                                self._client_transport.write(reply)
+                            self._dropping = True
+                        continue
+                if self._dropping:  # after a rejected Execute, up to the client's Sync
+                    if t != SYNC:
+                        out.append(buf[seg:i])
+                        i = seg = end
+                        continue
+                    self._dropping = False
                 if conn is None:
                     if t == TERMINATE:
                         self._end()
@@ -461,7 +500,11 @@ class PooledSession(FrontendSession):
                         return
                     target, barrier = route
                     if target == PRIMARY and not self.pools.topology.primary_allowed():
-                        i = seg = self._refuse_unit(buf, i, barrier)
+                        i = seg = self._refuse_unit(
+                            buf, i, barrier, "57P03",
+                            "dbsight proxy: the primary server is unavailable (circuit breaker "
+                            "open after repeated failures); retry shortly",
+                        )
                         barrier = -1
                         continue
                     conn = self._take_connection(target)
@@ -678,21 +721,42 @@ class PooledSession(FrontendSession):
         entry = self.statements.get(name)
         return entry[2] if entry is not None else None
 
-    def _refuse_unit(self, buf: bytes, start: int, end: int) -> int:
-        """Answer the unit at ``buf[start:end]`` with an error instead of running it (the
-        primary's breaker is open); returns where the next unit starts."""
-        client_errors["57P03"] += 1
-        if end < 0:  # a unit going to the primary: up to its Sync, or the one Query
+    def _refuse_unit(
+        self, buf: bytes, start: int, end: int, sqlstate: str, message: str
+    ) -> int:
+        """Answer the unit at ``buf[start:end]`` (``end`` -1: up to its Sync, or its one
+        Query) with an error instead of running it, between transactions; returns where the
+        next unit starts."""
+        client_errors[sqlstate] += 1
+        if end < 0:
             end = _unit_end(buf, start)
         self._client_transport.write(
-            p.error_response(
-                "57P03",
-                "dbsight proxy: the primary server is unavailable (circuit breaker open after "
-                "repeated failures); retry shortly",
-            )
-            + p.ready_for_query(p.TransactionStatus.IDLE)
+            p.error_response(sqlstate, message) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
         return end
+
+    def _admit(
+        self, exchange: Exchange, t: int, buf: bytes, start: int, end: int
+    ) -> Rejection | float | None:
+        """The request pipeline's verdict on the Query or Execute at ``buf[start:end]``."""
+        assert self.pipeline is not None
+        if self._admitted:  # held by a rate limit already, now due
+            self._admitted = False
+            return None
+        if t == QUERY:
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        else:
+            portal, _ = cstring(buf, start + 5, end)
+            sql = exchange.portals.get(portal) or ""
+        facts = StatementFacts(
+            user=self.info.user,
+            database=self.info.database,
+            application_name=exchange.application_name,
+            client_addr=self.client_addr,
+            sql=sql,
+            info=analyze(sql),
+        )
+        return self.pipeline.on_statement(facts, _monotonic())
 
     async def _resolve(self, names: tuple[str, ...]) -> None:
         """Look up the volatility of ``names`` on a primary connection."""
@@ -865,6 +929,18 @@ class PooledSession(FrontendSession):
         self._end()
 
 
+def _raising_query(sqlstate: str, message: str) -> bytes:
+    """A Query the server answers with ``sqlstate`` and ``message``, in its place in the
+    stream and with the transaction failing as for any error."""
+    quoted = message.replace("'", "''")
+    sql = (
+        f"DO $dbsight$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
+        f"MESSAGE = '{quoted}'; END $dbsight$"
+    )
+    body = sql.encode() + b"\0"
+    return b"Q" + _INT32.pack(len(body) + 4) + body
+
+
 def _unit_end(buf: bytes, start: int) -> int:
     """Where the unit at ``buf[start]`` ends: after its Query, or after the next Sync (or
     the last complete message when there is none yet)."""
@@ -884,5 +960,5 @@ def _unit_end(buf: bytes, start: int) -> int:
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())
-PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY = (ord(c) for c in "PBDCSHQ")
+PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY, EXECUTE = (ord(c) for c in "PBDCSHQE")
 STATEMENT = ord("S")

@@ -24,6 +24,7 @@ from ..ops.health import HealthCheck
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
 from ._metrics import ProxyMetrics
+from ._pipeline import Pipeline
 from ._pooled import PooledSession, ServerPools
 from ._session import ClientSession, FrontendSession
 
@@ -47,6 +48,7 @@ class ProxyServer:
         self._upstream_tls = config.upstream_tls_context()
         # transaction mode: the server connections, shared by the clients (a bad auth_file fails here)
         self.pooling = ServerPools(config) if config.pool_mode == "transaction" else None
+        self.pipeline = Pipeline.from_config(config.pipeline) if config.pipeline else None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -78,7 +80,8 @@ class ProxyServer:
         session: FrontendSession
         if self.pooling is not None:
             session = PooledSession(
-                self.config, reader, writer, self.pooling, client_tls=self._client_tls
+                self.config, reader, writer, self.pooling, client_tls=self._client_tls,
+                pipeline=self.pipeline,
             )
         else:
             session = ClientSession(
@@ -87,6 +90,7 @@ class ProxyServer:
                 writer,
                 client_tls=self._client_tls,
                 upstream_tls=self._upstream_tls,
+                pipeline=self.pipeline,
             )
         self.sessions.add(session)
         self.clients_total += 1

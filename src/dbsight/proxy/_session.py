@@ -35,6 +35,7 @@ from ._config import ProxyConfig
 from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
 from ._metrics import client_errors
+from ._pipeline import Pipeline
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -113,9 +114,11 @@ class FrontendSession:
         writer: asyncio.StreamWriter,
         *,
         client_tls: ssl.SSLContext | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.config = config
         self.client_tls = client_tls
+        self.pipeline = pipeline
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -196,6 +199,14 @@ class FrontendSession:
                 self.info.user = params.get("user")
                 self.info.database = params.get("database") or self.info.user
                 self.info.application_name = params.get("application_name")
+                if self.pipeline is not None:
+                    rejection = self.pipeline.on_connect(
+                        self.info.user, self.info.database, self.client_addr,
+                        self.info.application_name,
+                    )
+                    if rejection is not None:
+                        await self._refuse(rejection.sqlstate, rejection.message)
+                        return None
                 self._startup_received(message)
                 self.exchange = self.info.exchange = self._new_exchange()
                 return frame
@@ -236,8 +247,9 @@ class ClientSession(FrontendSession):
         *,
         client_tls: ssl.SSLContext | None = None,
         upstream_tls: ssl.SSLContext | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        super().__init__(config, reader, writer, client_tls=client_tls)
+        super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
         self.upstream_tls = upstream_tls
         self.server_writer: asyncio.StreamWriter | None = None
         self._client_buffer = b""

@@ -1,0 +1,89 @@
+"""The request pipeline in a running `dbsight proxy` (transaction mode), with real clients:
+each rejection reaches the client as an ErrorResponse naming the rule, and the session goes
+on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from prometheus_client import generate_latest
+
+from dbsight._runtime import get_runtime
+from dbsight.proxy._config import ProxyConfig
+from dbsight.testing.proxy import RunningProxy
+
+
+@pytest.fixture
+def guarded(pg_dsn: str) -> Iterator[Any]:
+    made: list[RunningProxy] = []
+
+    def make(*steps: dict[str, Any]) -> str:
+        config = ProxyConfig(
+            listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="transaction", pool_size=2,
+            pipeline=list(steps),
+        )
+        proxy = RunningProxy(config)
+        made.append(proxy)
+        return str(proxy.dsn(pg_dsn))
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+def test_the_allow_list_refuses_other_users_at_login(guarded: Any, pg_dsn: str) -> None:
+    user = urlsplit(pg_dsn).username or "postgres"
+    with psycopg.connect(guarded({"handler": "allow", "users": [user]}), autocommit=True) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    dsn = guarded({"handler": "allow", "users": ["someone_else"]})
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(dsn)
+    assert "allow" in str(refused.value)
+
+
+def test_the_firewall_rejects_unbounded_writes_in_every_protocol_and_state(
+    guarded: Any,
+) -> None:
+    dsn = guarded({"handler": "firewall", "deny_unbounded_writes": True})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE fw (id int, v text)")
+        conn.execute("INSERT INTO fw VALUES (1, 'a'), (2, 'b')")
+        with pytest.raises(psycopg.Error) as outside:
+            conn.execute("DELETE FROM fw")  # simple protocol, between transactions
+        assert outside.value.sqlstate == "21000"
+        assert "deny_unbounded_writes" in str(outside.value)
+        with pytest.raises(psycopg.Error) as extended:  # with parameters: Parse/Bind/Execute
+            conn.execute("UPDATE fw SET v = %s", ("z",))
+        assert extended.value.sqlstate == "21000"
+        assert conn.execute("UPDATE fw SET v = %s WHERE id = %s", ("c", 1)).rowcount == 1
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction), conn.transaction():
+            conn.execute("INSERT INTO fw VALUES (3, 'c')")
+            with pytest.raises(psycopg.Error) as inside:
+                conn.execute("DELETE FROM fw")
+            assert inside.value.sqlstate == "21000"
+            conn.execute("SELECT 1")  # the transaction failed, as after any error
+        assert conn.execute("SELECT count(*) FROM fw").fetchone() == (2,)  # rolled back
+        conn.execute("DROP TABLE fw")
+    text = generate_latest(get_runtime().registry).decode()
+    assert 'proxy_rejected_total{reason="firewall_unbounded_write"}' in text
+
+
+def test_rate_limits_reject_or_queue(guarded: Any) -> None:
+    rejecting = guarded({"handler": "rate_limit", "rate": 0.001, "burst": 2})
+    with psycopg.connect(rejecting, autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        conn.execute("SELECT 2")
+        with pytest.raises(psycopg.Error) as limited:
+            conn.execute("SELECT 3")
+        assert limited.value.sqlstate == "53400"
+    queueing = guarded(
+        {"handler": "rate_limit", "rate": 20, "burst": 1, "mode": "queue", "max_wait_s": 5}
+    )
+    with psycopg.connect(queueing, autocommit=True) as conn:
+        assert [conn.execute("SELECT %s::int", (i,)).fetchone() for i in range(4)] == [
+            (0,), (1,), (2,), (3,),
+        ]
