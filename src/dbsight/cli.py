@@ -212,6 +212,10 @@ def proxy(
         typer.Option(help="A streaming replica for read-only statements, as postgresql://...; "
                      "repeatable (needs --pool-mode transaction)."),
     ] = None,
+    capture: Annotated[
+        Path | None,
+        typer.Option(help="Record the statement stream to this file (JSON lines, rotated)."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file with the same settings under [proxy].")
     ] = None,
@@ -232,6 +236,7 @@ def proxy(
             pool_mode=pool_mode,
             pool_size=pool_size,
             replicas=replica or None,
+            capture=capture,
         )
         server = ProxyServer(settings)  # loads the TLS certificates: fails here, not later
     except ConfigError as exc:

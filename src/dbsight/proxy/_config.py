@@ -159,6 +159,11 @@ class ProxyConfig(BaseModel):
     # The request pipeline, in order ([[proxy.pipeline]] tables): client allow-list, rate
     # limits, query firewall (dbsight.proxy._pipeline).
     pipeline: list[PipelineStep] = Field(default_factory=list)
+    # Workload capture: the statement stream as JSON lines (normalized text, timing, session
+    # and transaction boundaries; never literals or parameters), rotated by size.
+    capture: Path | None = None
+    capture_max_bytes: int = Field(100 * 2**20, ge=4096)
+    capture_backups: int = Field(5, ge=0, le=1000)
 
     @field_validator("listen", "admin")
     @classmethod

@@ -33,6 +33,7 @@ from opentelemetry import context as otel_context
 
 from .._runtime import recorder
 from ..sql import SqlInfo, analyze
+from ._capture import WorkloadCapture
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
 
 _unpack_int32 = struct.Struct(">i").unpack_from
@@ -114,7 +115,8 @@ class Exchange:
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "key", "user",
         "database", "application_name", "client_addr", "statement_count", "dirty",
-        "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "_cycle_start", "_query_rows", "_buffer",
+        "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
+        "session_id", "_rolled_back", "_cycle_start", "_query_rows", "_buffer",
     )
 
     def __init__(
@@ -143,6 +145,9 @@ class Exchange:
         self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
         self.last_sqlstate: str | None = None  # of the last ErrorResponse (the breaker reads it)
         self.ddl_seen = False  # CREATE/ALTER/DROP ran (function volatility may have changed)
+        self.capture: WorkloadCapture | None = None  # --capture: statements written there too
+        self.session_id = 0
+        self._rolled_back = False  # the transaction's last command was ROLLBACK (capture)
         self.forget = forget
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
@@ -270,6 +275,8 @@ class Exchange:
                     self._query_rows = command_rows(buf, i + 5, e - 1)
                 if self.pooled:
                     self._command_tag(buf, i + 5, e - 1)
+                if self.capture is not None:
+                    self._rolled_back = buf.startswith(b"ROLLBACK", i + 5)
             elif t == 90:  # ReadyForQuery
                 if kind == SYNC or kind == FUNCTION:
                     pending.popleft()
@@ -281,7 +288,10 @@ class Exchange:
                     self._query_rows = None
                 elif kind != -1:
                     raise TrackingLost(f"ReadyForQuery while waiting for entry kind {kind}")
-                self.status = buf[i + 5]
+                status = buf[i + 5]
+                if status != self.status and self.capture is not None:
+                    self._transaction(status)
+                self.status = status
             elif t == 49:  # ParseComplete
                 if kind == SWALLOW:
                     pending.popleft()
@@ -408,14 +418,42 @@ class Exchange:
         ctx.client_addr = self.client_addr
         return ctx
 
-    @staticmethod
-    def _finish(ctx: Any, rows: int | None) -> None:
+    def _finish(self, ctx: Any, rows: int | None) -> None:
         if ctx is not None:
             recorder.finish(ctx, rows)
+            if self.capture is not None:
+                self._captured(ctx, rows, None)
 
-    @staticmethod
-    def _fail(ctx: Any, sqlstate: str | None, message: str) -> None:
+    def _fail(self, ctx: Any, sqlstate: str | None, message: str) -> None:
         recorder.fail(ctx, ServerError(sqlstate, message))
+        if self.capture is not None:
+            self._captured(ctx, None, sqlstate)
+
+    def _captured(self, ctx: Any, rows: int | None, sqlstate: str | None) -> None:
+        assert self.capture is not None
+        self.capture.statement(
+            self.session_id,
+            started_at=ctx.started_at,
+            duration_s=ctx.duration_s,
+            normalized=ctx.normalized,
+            fingerprint=ctx.fingerprint,
+            params=None,
+            rows=rows,
+            sqlstate=sqlstate,
+            in_transaction=self.status != _IDLE,
+        )
+
+    def _transaction(self, status: int) -> None:
+        """A ReadyForQuery changed the transaction status: a boundary for the capture."""
+        assert self.capture is not None
+        if self.status == _IDLE:
+            event = "begin"
+        elif status == _IDLE:
+            failed = self.status == _FAILED or self._rolled_back
+            event = "rollback" if failed else "commit"
+        else:
+            return  # in a transaction -> failed: its end says how it ended
+        self.capture.transaction(self.session_id, event, _time())
 
     @staticmethod
     def _skip(ctx: Any) -> None:

@@ -23,6 +23,7 @@ from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
+from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
 from ._pooled import PooledSession, ServerPools
@@ -49,6 +50,14 @@ class ProxyServer:
         # transaction mode: the server connections, shared by the clients (a bad auth_file fails here)
         self.pooling = ServerPools(config) if config.pool_mode == "transaction" else None
         self.pipeline = Pipeline.from_config(config.pipeline) if config.pipeline else None
+        self.capture = (
+            WorkloadCapture(
+                config.capture, max_bytes=config.capture_max_bytes, backups=config.capture_backups
+            )
+            if config.capture is not None
+            else None
+        )
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -57,6 +66,8 @@ class ProxyServer:
         self._metrics.add(self)
         if self.pooling is not None:
             await self.pooling.start()
+        if self.capture is not None:
+            self._flusher = asyncio.create_task(self._flush_capture())
         host, port = self.config.listen_address
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -92,6 +103,7 @@ class ProxyServer:
                 upstream_tls=self._upstream_tls,
                 pipeline=self.pipeline,
             )
+        session.capture = self.capture
         self.sessions.add(session)
         self.clients_total += 1
         task = asyncio.current_task()
@@ -102,6 +114,8 @@ class ProxyServer:
         except Exception:  # one client's failure never reaches the others
             logger.exception("dbsight proxy: session from %s failed", session.client_addr)
         finally:
+            if self.capture is not None and session.exchange is not None:
+                self.capture.session_ended(session.session_id, time.time())
             self.sessions.discard(session)
             if task is not None:
                 self._tasks.discard(task)
@@ -130,6 +144,19 @@ class ProxyServer:
                 await asyncio.gather(self._admin_task, return_exceptions=True)
         if self._metrics is not None:
             self._metrics.remove(self)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self.capture is not None:
+            self.capture.close()
+
+    async def _flush_capture(self) -> None:
+        """Write the capture's buffered lines every second, so a quiet proxy's file is
+        never more than a second behind."""
+        assert self.capture is not None
+        while True:
+            await asyncio.sleep(1.0)
+            self.capture.flush()
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import ssl
 import struct
@@ -31,6 +32,7 @@ from typing import Any
 from .._runtime import recorder
 from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
+from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
@@ -48,6 +50,7 @@ COPY_DATA = ord("d")
 TERMINATE = ord("X")
 
 _perf_counter = time.perf_counter
+_session_ids = itertools.count(1)
 _unpack_int32 = struct.Struct(">i").unpack_from
 
 
@@ -119,6 +122,8 @@ class FrontendSession:
         self.config = config
         self.client_tls = client_tls
         self.pipeline = pipeline
+        self.capture: WorkloadCapture | None = None  # set by the server with --capture
+        self.session_id = next(_session_ids)
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -209,6 +214,17 @@ class FrontendSession:
                         return None
                 self._startup_received(message)
                 self.exchange = self.info.exchange = self._new_exchange()
+                if self.capture is not None:
+                    self.exchange.capture = self.capture
+                    self.exchange.session_id = self.session_id
+                    self.capture.session_started(
+                        self.session_id,
+                        user=self.info.user,
+                        database=self.info.database,
+                        application_name=self.info.application_name,
+                        client_addr=self.client_addr,
+                        at=time.time(),
+                    )
                 return frame
 
     def _new_exchange(self) -> Exchange:
