@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..core._settings import ConfigError
 from ._pipeline import PipelineStep
+from ._result_cache import CacheRule
 
 DEFAULT_LISTEN = "127.0.0.1:5433"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -159,6 +160,10 @@ class ProxyConfig(BaseModel):
     # The request pipeline, in order ([[proxy.pipeline]] tables): client allow-list, rate
     # limits, query firewall (dbsight.proxy._pipeline).
     pipeline: list[PipelineStep] = Field(default_factory=list)
+    # Result cache (transaction mode): answers of read-only statements matching a rule
+    # ([[proxy.cache]] tables: fingerprint = "..." or table = "...", ttl_s = ...).
+    cache: list[CacheRule] = Field(default_factory=list)
+    cache_max_bytes: int = Field(64 * 2**20, ge=4096)
     # Workload capture: the statement stream as JSON lines (normalized text, timing, session
     # and transaction boundaries; never literals or parameters), rotated by size.
     capture: Path | None = None
@@ -198,6 +203,8 @@ class ProxyConfig(BaseModel):
             raise ValueError(f"auth_type = {self.auth_type} needs auth_file or auth_query")
         if self.auth_query is not None and "$1" not in self.auth_query:
             raise ValueError("auth_query must take the user name as parameter $1")
+        if self.cache and self.pool_mode != "transaction":
+            raise ValueError("cache rules need pool_mode = transaction")
         if self.replicas and self.pool_mode != "transaction":
             raise ValueError(
                 "replicas need pool_mode = transaction: in session mode the client's own "

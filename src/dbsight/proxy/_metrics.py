@@ -101,6 +101,14 @@ class ProxyMetrics(Collector):
                 "Clients and statements the request pipeline rejected, by reason.",
                 labels=["reason"],
             ),
+            "cache": CounterMetricFamily(
+                "proxy_cache_operations",
+                "Result cache lookups and changes: hit, miss, store, eviction, invalidation.",
+                labels=["result"],
+            ),
+            "cache_bytes": GaugeMetricFamily(
+                "proxy_cache_bytes", "Memory held by cached answers (and their keys)."
+            ),
             "routed": CounterMetricFamily(
                 "proxy_routed",
                 "Units of work (a Query, or the messages up to a Sync) by the server role "
@@ -153,6 +161,17 @@ class ProxyMetrics(Collector):
         families["clients_total"].add_metric([], sum(server.clients_total for server in servers))
         for sqlstate, count in sorted(client_errors.items()):
             families["errors"].add_metric([sqlstate], count)
+        cached: Counter[str] = Counter()
+        size = 0
+        for server in servers:
+            cache = server.pooling.cache if server.pooling is not None else None
+            if cache is not None:
+                cached.update(hit=cache.hits, miss=cache.misses, store=cache.stores,
+                              eviction=cache.evictions, invalidation=cache.invalidations)
+                size += cache.size_bytes
+        for result, count in sorted(cached.items()):
+            families["cache"].add_metric([result], count)
+        families["cache_bytes"].add_metric([], size)
         rejected: Counter[str] = Counter()
         for server in servers:
             if server.pipeline is not None:

@@ -50,7 +50,7 @@ import ssl
 import struct
 import time
 from types import MappingProxyType
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..core._settings import ConfigError
@@ -63,6 +63,7 @@ from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import Pipeline, Rejection, StatementFacts
+from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._router import Role, set_role_statement
@@ -119,6 +120,9 @@ class ServerPools:
             raise ConfigError(f"invalid proxy configuration: auth_file: {exc}") from None
         self.auth_query = AuthQuery(config.auth_query) if config.auth_query else None
         self.topology = Topology(config)
+        self.cache = (
+            ResultCache(config.cache, max_bytes=config.cache_max_bytes) if config.cache else None
+        )
         self._upstream_tls = config.upstream_tls_context()
         self._pools: dict[PoolKey, BackendPool] = {}
         self._parameters: dict[PoolKey, dict[str, str]] = {}
@@ -255,6 +259,11 @@ class PooledSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
         self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
+        self.cache = pools.cache
+        # a unit whose answer goes to the cache: (key, tables, ttl, generation), its bytes
+        self._fill: tuple[bytes, tuple[str, ...], float, int] | None = None
+        self._fill_answer: list[bytes] = []
+        self._written: set[str] = set()  # tables written in the transaction held now
         self.pools = pools
         self.client_id = pools.next_client_id()
         # the client's statement name -> (server name, the Parse that prepares it there, text)
@@ -450,6 +459,8 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
+                if self.cache is not None and (t == QUERY or t == EXECUTE):
+                    self._invalidate(exchange, t, buf, i, end)
                 if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
                     exchange.discarding or self._dropping
                 ):
@@ -494,11 +505,20 @@ class PooledSession(FrontendSession):
                     if t == QUERY and self._session_command(buf, i, end):
                         i = seg = end
                         continue
+                    cached_end = self._from_cache(buf, i) if self.cache is not None else -1
+                    if cached_end >= 0:  # answered from the cache
+                        i = seg = cached_end
+                        continue
                     route = self._route(buf, i)
                     if route is None:  # a function's volatility is being looked up
                         self._client_buffer = buf[i:]
                         return
                     target, barrier = route
+                    if self._fill is not None:
+                        if target != PRIMARY:  # a replica may lag: only the primary fills
+                            self._fill = None
+                        else:  # the answer is this unit's alone: later units wait for it
+                            barrier = _unit_end(buf, i)
                     if target == PRIMARY and not self.pools.topology.primary_allowed():
                         i = seg = self._refuse_unit(
                             buf, i, barrier, "57P03",
@@ -758,6 +778,74 @@ class PooledSession(FrontendSession):
         )
         return self.pipeline.on_statement(facts, _monotonic())
 
+    # -- result cache ------------------------------------------------------------------------
+    def _from_cache(self, buf: bytes, start: int) -> int:
+        """Answer the unit at ``buf[start]`` from the cache when it is cacheable and cached
+        (returns where the next unit starts), else -1; a cacheable miss is marked to fill."""
+        cache = self.cache
+        assert cache is not None
+        self._fill = None
+        unit = cacheable_unit(buf, start, self._statement_text)
+        if unit is None:
+            return -1
+        sql, end = unit
+        info = analyze(sql)
+        ttl = cache.ttl_for(info)
+        if ttl is None:
+            return -1
+        key = cache.key(
+            self.info.user, self.info.database, self._settings.get("search_path"), sql,
+            bytes(buf[start:end]),
+        )
+        now = _monotonic()
+        answer = cache.get(key, now)
+        if answer is None:
+            self._fill = (key, info.tables, ttl, cache.generation(info.tables))
+            self._fill_answer = []
+            return -1
+        self._remember_parses(buf, start, end)
+        self._client_transport.write(answer + p.ready_for_query(p.TransactionStatus.IDLE))
+        return end
+
+    def _store(self, ok: bool) -> None:
+        """The unit that was to fill the cache is answered: store it (without its
+        ReadyForQuery) unless it failed."""
+        assert self._fill is not None and self.cache is not None
+        (key, tables, ttl, generation), self._fill = self._fill, None
+        answer, self._fill_answer = b"".join(self._fill_answer), []
+        if ok and answer.endswith(p.ready_for_query(p.TransactionStatus.IDLE)):
+            self.cache.put(key, answer[:-6], tables, ttl, _monotonic(), generation)
+
+    def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
+        """A cached unit's named Parse messages: the client has those statements now."""
+        i = start
+        while i < end:
+            t = buf[i]
+            stop = i + 1 + _unpack_int32(buf, i + 1)[0]
+            if t == PARSE and buf[i + 5]:
+                name, j = cstring(buf, i + 5, stop)
+                query, _ = cstring(buf, j, stop)
+                self._remember(name, query, buf[j:stop])
+            i = stop
+
+    def _invalidate(self, exchange: Exchange, t: int, buf: bytes, start: int, end: int) -> None:
+        """A statement on its way: if it writes, what the cache holds of its tables goes
+        (now, and again when its transaction ends)."""
+        assert self.cache is not None
+        if t == QUERY:
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        else:
+            portal, _ = cstring(buf, start + 5, end)
+            sql = exchange.portals.get(portal) or ""
+        info = analyze(sql)
+        if info.read_only:
+            return
+        if info.tables:
+            self.cache.invalidate_tables(info.tables)
+            self._written.update(info.tables)
+        elif info.operation in ("select", "other"):  # a function or command that may write
+            self.cache.clear()
+
     async def _resolve(self, names: tuple[str, ...]) -> None:
         """Look up the volatility of ``names`` on a primary connection."""
         router = self.pools.topology.router
@@ -848,6 +936,8 @@ class PooledSession(FrontendSession):
             return
         if out:
             self._client_transport.write(out)
+            if self._fill is not None:
+                self._fill_answer.append(out)
         if exchange.at_rest and not exchange.buffering and self.conn is not None:
             self._release()
 
@@ -876,6 +966,11 @@ class PooledSession(FrontendSession):
             pool.release_clean(conn)
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
+        if self._fill is not None:
+            self._store(failure is None)
+        if self._written and self.cache is not None:  # again at the end of the transaction
+            self.cache.invalidate_tables(tuple(self._written))
+            self._written.clear()
         topology = self.pools.topology
         topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
         if exchange.ddl_seen:  # a function may have been redefined: judge texts again
@@ -927,6 +1022,43 @@ class PooledSession(FrontendSession):
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._end()
+
+
+def cacheable_unit(
+    buf: bytes, start: int, statement_text: Callable[[str], str | None]
+) -> tuple[str, int] | None:
+    """The statement text of the unit at ``buf[start]`` and where the unit ends, when it
+    may be answered from the cache: one Query, or complete extended-protocol messages up to
+    a Sync with exactly one Execute (Parse, Bind, Describe allowed around it)."""
+    n = len(buf)
+    t = buf[start]
+    end = start + 1 + _unpack_int32(buf, start + 1)[0]
+    if t == QUERY:
+        return buf[start + 5 : end - 1].decode("utf-8", "replace"), end
+    i = start
+    parsed: dict[str, str] = {}  # statements parsed in this unit
+    sql: str | None = None
+    executes = 0
+    while n - i >= 5:
+        t = buf[i]
+        end = i + 1 + _unpack_int32(buf, i + 1)[0]
+        if end > n:
+            return None
+        if t == SYNC:
+            return (sql, end) if executes == 1 and sql else None
+        if t == PARSE:
+            name, j = cstring(buf, i + 5, end)
+            parsed[name], _ = cstring(buf, j, end)
+        elif t == BIND:
+            _, j = cstring(buf, i + 5, end)
+            name, _ = cstring(buf, j, end)
+            sql = parsed.get(name) or (statement_text(name) if name else None)
+        elif t == EXECUTE:
+            executes += 1
+        elif t != DESCRIBE:
+            return None
+        i = end
+    return None
 
 
 def _raising_query(sqlstate: str, message: str) -> bytes:

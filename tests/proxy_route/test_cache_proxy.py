@@ -1,0 +1,81 @@
+"""The result cache in a running `dbsight proxy`: answers byte-identical to the server's,
+invalidated by writes through the proxy, never used inside transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import asyncpg
+import psycopg
+
+from dbsight.proxy._config import ProxyConfig
+from dbsight.testing.proxy import RunningProxy
+
+
+def cache_stats(proxy: RunningProxy) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        cache = proxy.server.pooling.cache  # type: ignore[union-attr]
+        return dict(cache.stats())
+
+    return dict(proxy.call(read()))
+
+
+def raw_answer(dsn: str, sql: str) -> bytes:
+    """The bytes PostgreSQL (or the proxy) sends for a simple Query, on a connection psycopg
+    logged in."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            s.settimeout(10)
+            body = sql.encode() + b"\0"
+            s.sendall(b"Q" + (len(body) + 4).to_bytes(4, "big") + body)
+            data = b""
+            while not data.endswith(b"Z\x00\x00\x00\x05I"):
+                data += s.recv(65536)
+            return data
+        finally:
+            s.close()
+
+
+def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as setup:
+        setup.execute("CREATE TABLE prices (id int PRIMARY KEY, amount numeric, at date)")
+        setup.execute("INSERT INTO prices VALUES (1, 9.99, '2026-01-02'), (2, 5, NULL)")
+    proxy = RunningProxy(ProxyConfig(
+        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="transaction",
+        cache=[{"table": "prices", "ttl_s": 60}],
+    ))
+    try:
+        dsn = proxy.dsn(pg_dsn)
+        sql = "SELECT id, amount, at FROM prices ORDER BY id"
+        direct = raw_answer(pg_dsn, sql)
+        first = raw_answer(dsn, sql)  # a miss: stored
+        second = raw_answer(dsn, sql)  # a hit
+        assert first == direct and second == direct
+        assert cache_stats(proxy)["hits"] == 1
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            with conn.transaction():  # inside a transaction: never from the cache
+                assert conn.execute(sql).fetchall()[0][0] == 1
+            conn.execute("UPDATE prices SET amount = 10 WHERE id = 1")
+            assert conn.execute(sql).fetchone()[1] == 10  # the write dropped the entry
+            assert conn.execute(sql).fetchone()[1] == 10
+        assert cache_stats(proxy)["hits"] == 2
+        assert cache_stats(proxy)["invalidations"] >= 1
+
+        async def prepared() -> list[Any]:  # the extended protocol, a named statement
+            conn = await asyncpg.connect(dsn)
+            try:
+                return [await conn.fetchval("SELECT amount FROM prices WHERE id = $1", 2)
+                        for _ in range(3)]
+            finally:
+                await conn.close()
+
+        before = cache_stats(proxy)["hits"]
+        assert asyncio.run(prepared()) == [5, 5, 5]
+        assert cache_stats(proxy)["hits"] >= before + 2
+    finally:
+        proxy.close()
