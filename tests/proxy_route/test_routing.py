@@ -172,3 +172,57 @@ def test_extended_protocol_and_prepared_statements_are_routed_per_unit(
         assert write.fetchone() == (False,)
         # (a read-only pipeline goes to a replica only when its Sync has arrived with it:
         # before that, the client may be waiting for answers, and the primary serves it)
+
+
+def replica_states(proxy: Any) -> dict[str, bool]:
+    return {
+        s["name"]: bool(s.get("in_rotation"))
+        for s in proxy.call(_servers(proxy))
+        if s["role"] == "replica"
+    }
+
+
+def wait_states(proxy: Any, wanted: dict[str, bool]) -> None:
+    deadline = time.monotonic() + 30
+    while {k: v for k, v in replica_states(proxy).items() if k in wanted} != wanted:
+        assert time.monotonic() < deadline, replica_states(proxy)
+        time.sleep(0.1)
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_a_lagging_replica_leaves_rotation_and_returns(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy(max_replica_lag_bytes=1024)
+    wait_in_rotation(proxy, 2)
+    lagging = replicated2.replica_dsns[0]
+    with psycopg.connect(lagging, autocommit=True) as replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with psycopg.connect(replicated2.primary_dsn, autocommit=True) as primary:
+                primary.execute("INSERT INTO audit (what) SELECT 'lag' FROM generate_series(1, 2000)")
+            wait_states(proxy, {"replica1": False, "replica2": True})
+            with connect(proxy, replicated2) as conn:  # reads carry on, on the other replica
+                for _ in range(10):
+                    assert on_replica(conn)
+        finally:
+            replica.execute("SELECT pg_wal_replay_resume()")
+    wait_states(proxy, {"replica1": True, "replica2": True})
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_reads_carry_on_while_a_replica_is_down(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy(health_timeout_s=1.0)
+    wait_in_rotation(proxy, 2)
+    replica = replicated2.cluster.replicas[1]
+    replica.pause()  # a shutdown: the monitor sees it down, reads go to the other replica
+    try:
+        wait_states(proxy, {"replica2": False})
+        with connect(proxy, replicated2) as conn:
+            for i in range(20):
+                assert conn.execute("SELECT name FROM items WHERE id = %s", (i + 1,)).fetchone()
+    finally:
+        replica.resume()
+    wait_states(proxy, {"replica1": True, "replica2": True})
