@@ -87,3 +87,17 @@ def test_rate_limits_reject_or_queue(guarded: Any) -> None:
         assert [conn.execute("SELECT %s::int", (i,)).fetchone() for i in range(4)] == [
             (0,), (1,), (2,), (3,),
         ]
+
+
+def test_max_rows_stops_a_result_past_the_limit(guarded: Any) -> None:
+    dsn = guarded({"handler": "firewall", "max_rows": 100})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert len(conn.execute("SELECT generate_series(1, 100)").fetchall()) == 100
+        with pytest.raises(psycopg.Error) as limited:
+            conn.execute("SELECT generate_series(1, 1000000)")
+        assert limited.value.sqlstate == "54000"
+        assert "max_rows" in str(limited.value)
+        with pytest.raises(psycopg.Error) as extended:
+            conn.execute("SELECT generate_series(1, %s)", (5000,))
+        assert extended.value.sqlstate == "54000"
+        assert conn.execute("SELECT 'still fine'").fetchone() == ("still fine",)

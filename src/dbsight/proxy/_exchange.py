@@ -116,7 +116,8 @@ class Exchange:
         "pending", "statements", "portals", "status", "discarding", "key", "user",
         "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
-        "session_id", "_rolled_back", "_cycle_start", "_query_rows", "_buffer",
+        "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
+        "_over_limit", "_cycle_start", "_query_rows", "_buffer",
     )
 
     def __init__(
@@ -148,6 +149,13 @@ class Exchange:
         self.capture: WorkloadCapture | None = None  # --capture: statements written there too
         self.session_id = 0
         self._rolled_back = False  # the transaction's last command was ROLLBACK (capture)
+        # the firewall's max_rows: DataRows past it are dropped, the statement is cancelled
+        # (on_row_limit) and its end replaced by row_limit_error (an ErrorResponse)
+        self.row_limit = 0
+        self.row_limit_error = b""
+        self.on_row_limit: Callable[[], None] | None = None
+        self._rows = 0
+        self._over_limit = False
         self.forget = forget
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
@@ -263,8 +271,29 @@ class Exchange:
             if e > n:
                 break
             if t == 68:  # DataRow
+                if self.row_limit:
+                    self._rows += 1
+                    if self._rows > self.row_limit:  # past the firewall's max_rows: dropped
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(buf[seg:i])
+                        seg = e
+                        if not self._over_limit:
+                            self._over_limit = True
+                            if self.on_row_limit is not None:
+                                self.on_row_limit()  # cancels the statement on the server
                 i = e
                 continue
+            if self._over_limit and (t == 67 or t == 69 or t == 115 or t == 73):
+                # the end of the statement that went past max_rows: our error in its place
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[seg:i])
+                pieces.append(self.row_limit_error)
+                seg = e
+                self._over_limit = False
+            if t == 67 or t == 69 or t == 90:
+                self._rows = 0
             head = pending[0] if pending else None
             kind = head[0] if head is not None else -1
             if t == 67:  # CommandComplete

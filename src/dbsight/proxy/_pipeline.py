@@ -458,14 +458,14 @@ class Pipeline:
         of the firewall steps), or None for no limit."""
         return self._max_rows
 
-    def row_limit_rejection(self, limit: int) -> Rejection:
-        """What the client gets, in place of the rest of the result, past ``limit`` rows."""
-        return self._count(
-            _rejection(
-                "firewall", "max_rows", "firewall_max_rows", PROGRAM_LIMIT_EXCEEDED,
-                f"the statement returned more than {limit} rows",
-            )
+    def row_limit_rejection(self, limit: int, *, count: bool = True) -> Rejection:
+        """What the client gets, in place of the rest of the result, past ``limit`` rows
+        (``count``: count it now; the relay builds it ahead and counts each use itself)."""
+        rejection = _rejection(
+            "firewall", "max_rows", "firewall_max_rows", PROGRAM_LIMIT_EXCEEDED,
+            f"the statement returned more than {limit} rows",
         )  # fmt: skip
+        return self._count(rejection) if count else rejection
 
     def _count(self, rejection: Rejection) -> Rejection:
         self.rejected[rejection.reason] += 1

@@ -776,7 +776,29 @@ class PooledSession(FrontendSession):
             sql=sql,
             info=analyze(sql),
         )
+        limit = self.pipeline.row_limit(facts)
+        if limit and not exchange.row_limit:
+            exchange.row_limit = limit
+            rejection = self.pipeline.row_limit_rejection(limit, count=False)
+            exchange.row_limit_error = p.error_response(rejection.sqlstate, rejection.message)
+            exchange.on_row_limit = self._past_row_limit
         return self.pipeline.on_statement(facts, _monotonic())
+
+    def _past_row_limit(self) -> None:
+        """A statement returned more rows than the firewall allows: cancel it on the server
+        (its end is replaced by the firewall's error) and count the rejection."""
+        assert self.pipeline is not None
+        self.pipeline.rejected["firewall_max_rows"] += 1
+        conn = self.conn
+        if conn is not None:
+            task = asyncio.get_running_loop().create_task(self._cancel_on(conn))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _cancel_on(conn: BackendConnection) -> None:
+        with contextlib.suppress(BackendError):
+            await conn.cancel()
 
     # -- result cache ------------------------------------------------------------------------
     def _from_cache(self, buf: bytes, start: int) -> int:
