@@ -128,6 +128,15 @@ def test_read_only_transactions_hints_and_the_session_role(
         conn.read_only = False
         with conn.transaction():  # BEGIN; then a read: the primary, to the end
             assert not on_replica(conn)
+        conn.execute("BEGIN")  # then SET TRANSACTION READ ONLY: the replica after all
+        conn.execute("SET TRANSACTION READ ONLY")
+        assert on_replica(conn)
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (50,)
+        conn.execute("COMMIT")
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # then a write: the primary
+        conn.execute("INSERT INTO audit (what) VALUES ('after a bare begin')")
+        assert not on_replica(conn)
+        conn.execute("ROLLBACK")
         assert not on_replica(conn, f"{PROBE} /* dbsight:primary */")
         conn.execute("SET dbsight.role = primary")
         assert not on_replica(conn)

@@ -14,8 +14,10 @@ An Exchange also makes each statement a recorder event: opened when its Query or
 seen (timed from the first message of its request cycle), finished with the rows of the
 command tag, or failed with the server's SQLSTATE.
 
-Transaction pooling adds two kinds of entries: ``SWALLOW`` (a Parse the proxy put in front of
-a client's Bind: its ParseComplete is not forwarded) and ``REPLY`` (an answer the proxy gives
+Transaction pooling adds three kinds of entries: ``SWALLOW`` (a Parse the proxy put in front
+of a client's Bind: its ParseComplete is not forwarded), ``SWALLOW_QUERY`` (a Query the proxy
+sent itself, such as a BEGIN it had answered ahead: nothing of its answer is forwarded) and
+``REPLY`` (an answer the proxy gives
 itself, in its place in the stream: a ParseComplete for a statement the connection already
 has, a CloseComplete for a client's Close). `Exchange.answers` returns the server's bytes
 with those applied.
@@ -41,7 +43,9 @@ _perf_counter = time.perf_counter
 _time = time.time
 
 # what the client asked, in `pending`: (kind, payload)
-QUERY, PARSE, BIND, DESCRIBE, CLOSE, SYNC, EXECUTE, FUNCTION, SWALLOW, REPLY = range(10)
+QUERY, PARSE, BIND, DESCRIBE, CLOSE, SYNC, EXECUTE, FUNCTION, SWALLOW, REPLY, SWALLOW_QUERY = (
+    range(11)
+)
 _STATEMENT_KINDS = (QUERY, EXECUTE)
 
 # message types, as ints
@@ -296,6 +300,16 @@ class Exchange:
                 self._rows = 0
             head = pending[0] if pending else None
             kind = head[0] if head is not None else -1
+            if kind == SWALLOW_QUERY:  # a Query the proxy sent itself: none of it goes on
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[seg:i])
+                seg = e
+                if t == 90:
+                    pending.popleft()
+                    self.status = buf[i + 5]
+                i = e
+                continue
             if t == 67:  # CommandComplete
                 if kind == EXECUTE:
                     pending.popleft()

@@ -59,14 +59,14 @@ from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
 from ._config import ProxyConfig
-from ._exchange import SWALLOW, Exchange, TrackingLost, cstring
+from ._exchange import SWALLOW, SWALLOW_QUERY, Exchange, TrackingLost, cstring
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import Pipeline, Rejection, StatementFacts
 from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
-from ._router import Role, set_role_statement
+from ._router import Role, bare_begin, set_role_statement, sets_read_only
 from ._topology import PRIMARY, Topology
 from ._session import (
     CLIENT_TYPES,
@@ -264,6 +264,7 @@ class PooledSession(FrontendSession):
         self._fill: tuple[bytes, tuple[str, ...], float, int] | None = None
         self._fill_answer: list[bytes] = []
         self._written: set[str] = set()  # tables written in the transaction held now
+        self._begin: bytes | None = None  # a BEGIN answered ahead, not yet sent
         self.pools = pools
         self.client_id = pools.next_client_id()
         # the client's statement name -> (server name, the Parse that prepares it there, text)
@@ -459,6 +460,12 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
+                if conn is None and self._begin is not None and t != TERMINATE and t != FLUSH:
+                    conn = self._begin_transaction(buf, i, t, end)
+                    if conn is None:  # waiting for a server connection
+                        self._client_buffer = buf[i:]
+                        return
+                    seg = i
                 if self.cache is not None and (t == QUERY or t == EXECUTE):
                     self._invalidate(exchange, t, buf, i, end)
                 if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
@@ -503,6 +510,9 @@ class PooledSession(FrontendSession):
                         i = seg = end
                         continue
                     if t == QUERY and self._session_command(buf, i, end):
+                        i = seg = end
+                        continue
+                    if t == QUERY and self._defer_begin(buf, i, end):
                         i = seg = end
                         continue
                     cached_end = self._from_cache(buf, i) if self.cache is not None else -1
@@ -737,6 +747,40 @@ class PooledSession(FrontendSession):
         routing_decisions["replica", reason] += 1
         return name, (-1 if unit.read_only_transaction else unit.end)
 
+    def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
+        """A bare BEGIN between transactions (with replicas): answered here and sent on with
+        the next statement, which decides where the transaction runs (`_begin_transaction`)."""
+        if self.pools.topology.router is None or self._role != "auto":
+            return False
+        if not bare_begin(buf[start + 5 : end - 1].decode("utf-8", "replace")):
+            return False
+        self._begin = bytes(buf[start:end])
+        self._client_transport.write(
+            p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(p.TransactionStatus.IN_TRANSACTION)
+        )
+        return True
+
+    def _begin_transaction(
+        self, buf: bytes, start: int, t: int, end: int
+    ) -> BackendConnection | None:
+        """The statement after a deferred BEGIN: ``SET TRANSACTION READ ONLY`` takes the
+        transaction to a replica, anything else to the primary; the BEGIN goes first
+        (`_attach`). None while waiting for a server connection."""
+        target: str | None = None
+        if t == QUERY and sets_read_only(buf[start + 5 : end - 1].decode("utf-8", "replace")):
+            target = self.pools.topology.pick_replica(self.pools.outstanding)
+        if target is None:
+            target = PRIMARY
+            self._unit_writes = True
+            routing_decisions["primary", "write"] += 1
+        else:
+            self._unit_writes = False
+            routing_decisions["replica", "transaction"] += 1
+        conn = self._take_connection(target)
+        if conn is None:
+            self._pause_for(self._acquire(target))
+        return conn
+
     def _statement_text(self, name: str) -> str | None:
         entry = self.statements.get(name)
         return entry[2] if entry is not None else None
@@ -947,6 +991,10 @@ class PooledSession(FrontendSession):
         )
         if early:  # said while idle in the pool (a notice, a parameter change): the client's now
             self._server_data(early)
+        if self._begin is not None:  # the BEGIN answered ahead goes first, its answer dropped
+            begin, self._begin = self._begin, None
+            self._server_transport.write(begin)
+            self.exchange.expect(SWALLOW_QUERY)
 
     def _server_data(self, data: bytes) -> None:
         exchange = self.exchange

@@ -9,6 +9,8 @@ anything else, an incomplete unit, and everything from BEGIN to the end of a tra
 to the primary, except a transaction that starts ``READ ONLY``, which goes to a replica
 whole. A ``/* dbsight:primary */`` or ``/* dbsight:replica */`` comment overrides the
 judgement for its statement, ``SET dbsight.role = primary | replica | auto`` for the session.
+A bare BEGIN is answered by the proxy and sent on with the statement after it, so that a
+``SET TRANSACTION READ ONLY`` right after it can still take the transaction to a replica.
 
 Verdicts on statement texts that involve no function lookup are cached per text, so a
 statement seen before costs one dictionary lookup.
@@ -41,6 +43,15 @@ _READ_ONLY_TRANSACTION = re.compile(
     re.IGNORECASE,
 )
 _READ_WRITE = re.compile(r"\bREAD\s+WRITE\b", re.IGNORECASE)
+_BARE_BEGIN = re.compile(
+    r"^\s*(?:BEGIN|START\s+TRANSACTION)(?:\s+(?:WORK|TRANSACTION))?"
+    r"(?:\s+ISOLATION\s+LEVEL\s+(?:SERIALIZABLE|REPEATABLE\s+READ|READ\s+(?:UN)?COMMITTED))?"
+    r"\s*;?\s*$",
+    re.IGNORECASE,
+)
+_SET_READ_ONLY = re.compile(
+    r"^\s*SET\s+TRANSACTION\b[^;]*\bREAD\s+ONLY\b[^;]*;?\s*$", re.IGNORECASE
+)
 _MAX_CACHED = 20_000
 
 QUERY, PARSE, BIND, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBSF")
@@ -66,6 +77,17 @@ def set_role_statement(sql: str) -> Role | None:
     if match is None:
         return None
     return match.group(1).lower() if match.group(1) else "auto"  # type: ignore[return-value]
+
+
+def bare_begin(sql: str) -> bool:
+    """A BEGIN that does not say READ ONLY or READ WRITE: whether its transaction may go to a
+    replica depends on a ``SET TRANSACTION READ ONLY`` that may follow."""
+    return _BARE_BEGIN.match(sql) is not None
+
+
+def sets_read_only(sql: str) -> bool:
+    """``SET TRANSACTION ... READ ONLY`` (the start of a read-only transaction)."""
+    return _SET_READ_ONLY.match(sql) is not None and _READ_WRITE.search(sql) is None
 
 
 class Router:
