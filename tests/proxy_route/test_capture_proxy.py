@@ -42,3 +42,24 @@ def test_capture_records_sessions_statements_and_transactions(
     transactions = [r["event"] for r in records if r["type"] == "transaction"]
     assert transactions == ["begin", "commit", "begin", "rollback"]
     assert len({r["session"] for r in records}) == 1
+
+
+def test_parameters_are_captured_only_when_enabled(pg_dsn: str, tmp_path: Path) -> None:
+    for enabled in (False, True):
+        path = tmp_path / f"params-{enabled}.jsonl"
+        proxy = RunningProxy(ProxyConfig(
+            listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="transaction", capture=path,
+            capture_params=enabled,
+        ))
+        try:
+            with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as conn:
+                conn.execute("SELECT %s::text, %s::int", ("a value", None))
+        finally:
+            proxy.close()
+        text = path.read_text()
+        assert ("a value" in text) is enabled
+        if enabled:
+            (statement,) = [
+                json.loads(line) for line in text.splitlines() if '"statement"' in line
+            ]
+            assert statement["params"] == ["a value", None]

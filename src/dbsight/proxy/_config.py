@@ -165,10 +165,12 @@ class ProxyConfig(BaseModel):
     cache: list[CacheRule] = Field(default_factory=list)
     cache_max_bytes: int = Field(64 * 2**20, ge=4096)
     # Workload capture: the statement stream as JSON lines (normalized text, timing, session
-    # and transaction boundaries; never literals or parameters), rotated by size.
+    # and transaction boundaries; literals never, parameters only with capture_params),
+    # rotated by size.
     capture: Path | None = None
     capture_max_bytes: int = Field(100 * 2**20, ge=4096)
     capture_backups: int = Field(5, ge=0, le=1000)
+    capture_params: bool = False  # also the extended protocol's parameter values: off by default
 
     @field_validator("listen", "admin")
     @classmethod

@@ -39,6 +39,7 @@ from ._capture import WorkloadCapture
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
 
 _unpack_int32 = struct.Struct(">i").unpack_from
+_unpack_int16 = struct.Struct(">h").unpack_from
 _perf_counter = time.perf_counter
 _time = time.time
 
@@ -95,6 +96,27 @@ def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
     return sqlstate, message
 
 
+def bind_values(buf: bytes, start: int, end: int) -> list[bytes | None]:
+    """The parameter values of a Bind body from its format codes on (None for NULL); text
+    and binary values alike, as sent."""
+    (formats,) = _unpack_int16(buf, start)
+    i = start + 2 + 2 * formats
+    (count,) = _unpack_int16(buf, i)
+    i += 2
+    values: list[bytes | None] = []
+    for _ in range(count):
+        (length,) = _unpack_int32(buf, i)
+        i += 4
+        if length < 0:
+            values.append(None)
+            continue
+        if i + length > end:
+            raise ValueError("a Bind parameter runs past the end of its message")
+        values.append(bytes(buf[i : i + length]))
+        i += length
+    return values
+
+
 def session_safe(sql: str) -> bool:
     """What the text of a statement says about the server session it runs in: False when it
     may leave something behind there for the next client of a pooled connection (DDL, which
@@ -121,7 +143,7 @@ class Exchange:
         "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
-        "_over_limit", "_cycle_start", "_query_rows", "_buffer",
+        "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
     )
 
     def __init__(
@@ -160,6 +182,9 @@ class Exchange:
         self.on_row_limit: Callable[[], None] | None = None
         self._rows = 0
         self._over_limit = False
+        # --capture with parameters: a portal's Bind values, then each Execute's (by its ctx)
+        self._portal_params: dict[str, list[bytes | None]] = {}
+        self._statement_params: dict[int, list[bytes | None]] = {}
         self.forget = forget
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
@@ -212,14 +237,18 @@ class Exchange:
             self._cycle_start = at
         if t == 66:  # Bind: portal, statement
             portal, i = cstring(buf, start, end)
-            statement, _ = cstring(buf, i, end)
+            statement, j = cstring(buf, i, end)
             self.portals[portal] = self.statements.get(statement)
+            if self.capture is not None and self.capture.include_params:
+                self._portal_params[portal] = bind_values(buf, j, end)
             self.pending.append((BIND, None))
         elif t == 69:  # Execute
             portal, _ = cstring(buf, start, end)
             sql = self.portals.get(portal)
             self.statement_count += 1
             ctx = self._open(sql if sql is not None else "", self._cycle_start)
+            if ctx is not None and portal in self._portal_params:
+                self._statement_params[id(ctx)] = self._portal_params[portal]
             self.pending.append((EXECUTE, ctx))
             self._cycle_start = at
         elif t == 83:  # Sync
@@ -480,7 +509,7 @@ class Exchange:
             duration_s=ctx.duration_s,
             normalized=ctx.normalized,
             fingerprint=ctx.fingerprint,
-            params=None,
+            params=self._statement_params.pop(id(ctx), None),
             rows=rows,
             sqlstate=sqlstate,
             in_transaction=self.status != _IDLE,

@@ -52,7 +52,10 @@ class ProxyServer:
         self.pipeline = Pipeline.from_config(config.pipeline) if config.pipeline else None
         self.capture = (
             WorkloadCapture(
-                config.capture, max_bytes=config.capture_max_bytes, backups=config.capture_backups
+                config.capture,
+                max_bytes=config.capture_max_bytes,
+                backups=config.capture_backups,
+                include_params=config.capture_params,
             )
             if config.capture is not None
             else None
