@@ -101,3 +101,21 @@ def test_max_rows_stops_a_result_past_the_limit(guarded: Any) -> None:
             conn.execute("SELECT generate_series(1, %s)", (5000,))
         assert extended.value.sqlstate == "54000"
         assert conn.execute("SELECT 'still fine'").fetchone() == ("still fine",)
+
+
+def test_session_mode_checks_simple_queries(pg_dsn: str) -> None:
+    proxy = RunningProxy(ProxyConfig(
+        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="session",
+        pipeline=[{"handler": "firewall", "deny_unbounded_writes": True},
+                  {"handler": "rate_limit", "rate": 20, "burst": 1, "mode": "queue"}],
+    ))
+    try:
+        with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as conn:
+            conn.execute("CREATE TEMP TABLE t (id int)", prepare=False)
+            cur = conn.cursor()
+            with pytest.raises(psycopg.Error) as rejected:
+                cur.execute("DELETE FROM t")  # no parameters: the simple protocol
+            assert rejected.value.sqlstate == "21000"
+            assert [conn.execute("SELECT 1").fetchone() for _ in range(3)] == [(1,)] * 3
+    finally:
+        proxy.close()

@@ -62,7 +62,7 @@ from ._config import ProxyConfig
 from ._exchange import SWALLOW, SWALLOW_QUERY, Exchange, TrackingLost, cstring
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
-from ._pipeline import Pipeline, Rejection, StatementFacts
+from ._pipeline import Pipeline, Rejection
 from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
@@ -75,6 +75,7 @@ from ._session import (
     TERMINATE,
     FrontendSession,
     frame_error,
+    raising_query,
 )
 from .auth import (
     AuthenticationFailed,
@@ -257,7 +258,6 @@ class PooledSession(FrontendSession):
         pipeline: Pipeline | None = None,
     ) -> None:
         super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
-        self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.cache = pools.cache
         # a unit whose answer goes to the cache: (key, tables, ttl, generation), its bytes
@@ -485,9 +485,10 @@ class PooledSession(FrontendSession):
                                                         verdict.message)
                             continue
                         out.append(buf[seg:i])
-                        seg = i = end
+                        seg = end
                         if t == QUERY:  # raised by the server: the transaction fails as usual
-                            out.append(_raising_query(verdict.sqlstate, verdict.message))
+                            out.append(raising_query(verdict.sqlstate, verdict.message))
+                            exchange.request(t, buf, i + 5, end, at)  # its answer is this one's
                         else:  # in place of the Execute's answer; the rest up to Sync dropped
                             reply = exchange.reply(
                                 p.error_response(verdict.sqlstate, verdict.message)
@@ -495,6 +496,7 @@ class PooledSession(FrontendSession):
                             if reply is not None:
                                 self._client_transport.write(reply)
                             self._dropping = True
+                        i = end
                         continue
                 if self._dropping:  # after a rejected Execute, up to the client's Sync
                     if t != SYNC:
@@ -802,31 +804,17 @@ class PooledSession(FrontendSession):
     def _admit(
         self, exchange: Exchange, t: int, buf: bytes, start: int, end: int
     ) -> Rejection | float | None:
-        """The request pipeline's verdict on the Query or Execute at ``buf[start:end]``."""
+        """The request pipeline's verdict, with the firewall's row limit put on the
+        exchange (transaction mode enforces it)."""
+        verdict, facts = self._verdict(exchange, t, buf, start, end)
         assert self.pipeline is not None
-        if self._admitted:  # held by a rate limit already, now due
-            self._admitted = False
-            return None
-        if t == QUERY:
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        else:
-            portal, _ = cstring(buf, start + 5, end)
-            sql = exchange.portals.get(portal) or ""
-        facts = StatementFacts(
-            user=self.info.user,
-            database=self.info.database,
-            application_name=exchange.application_name,
-            client_addr=self.client_addr,
-            sql=sql,
-            info=analyze(sql),
-        )
-        limit = self.pipeline.row_limit(facts)
+        limit = self.pipeline.row_limit(facts) if facts is not None else None
         if limit and not exchange.row_limit:
             exchange.row_limit = limit
             rejection = self.pipeline.row_limit_rejection(limit, count=False)
             exchange.row_limit_error = p.error_response(rejection.sqlstate, rejection.message)
             exchange.on_row_limit = self._past_row_limit
-        return self.pipeline.on_statement(facts, _monotonic())
+        return verdict
 
     def _past_row_limit(self) -> None:
         """A statement returned more rows than the firewall allows: cancel it on the server
@@ -1129,18 +1117,6 @@ def cacheable_unit(
             return None
         i = end
     return None
-
-
-def _raising_query(sqlstate: str, message: str) -> bytes:
-    """A Query the server answers with ``sqlstate`` and ``message``, in its place in the
-    stream and with the transaction failing as for any error."""
-    quoted = message.replace("'", "''")
-    sql = (
-        f"DO $dbsight$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
-        f"MESSAGE = '{quoted}'; END $dbsight$"
-    )
-    body = sql.encode() + b"\0"
-    return b"Q" + _INT32.pack(len(body) + 4) + body
 
 
 def _unit_end(buf: bytes, start: int) -> int:

@@ -30,14 +30,15 @@ import time
 from typing import Any
 
 from .._runtime import recorder
+from ..sql import analyze
 from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
-from ._exchange import Exchange, TrackingLost
+from ._exchange import Exchange, TrackingLost, cstring
 from ._link import link_of, open_link
 from ._metrics import client_errors
-from ._pipeline import Pipeline
+from ._pipeline import Pipeline, Rejection, StatementFacts
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -48,10 +49,24 @@ FAILURE_NAME = "dbsight.proxy"
 CLIENT_TYPES = frozenset(b"QPBEDCSHXdcfFp")
 COPY_DATA = ord("d")
 TERMINATE = ord("X")
+QUERY = ord("Q")
 
 _perf_counter = time.perf_counter
 _session_ids = itertools.count(1)
 _unpack_int32 = struct.Struct(">i").unpack_from
+
+
+def raising_query(sqlstate: str, message: str) -> bytes:
+    """A Query the server answers with ``sqlstate`` and ``message``, in its place in the
+    stream and with the transaction failing as for any error (how the proxy rejects a
+    statement whose answer it cannot put in place itself)."""
+    quoted = message.replace("'", "''")
+    sql = (
+        f"DO $dbsight$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
+        f"MESSAGE = '{quoted}'; END $dbsight$"
+    )
+    body = sql.encode() + b"\0"
+    return b"Q" + struct.pack(">i", len(body) + 4) + body
 
 
 def frame_error(buf: bytes, i: int, length: int, max_size: int) -> p.ProtocolViolation | None:
@@ -132,6 +147,7 @@ class FrontendSession:
         self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
         self.exchange: Exchange | None = None
         self.observing = True
+        self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._shutting_down = False
         self._ended: asyncio.Future[None] | None = None
 
@@ -243,6 +259,32 @@ class FrontendSession:
         """Hook: this connection is a CancelRequest; pass it to whoever runs the statement."""
         raise NotImplementedError
 
+    def _verdict(
+        self, exchange: Exchange | None, t: int, buf: bytes, start: int, end: int
+    ) -> tuple[Rejection | float | None, StatementFacts | None]:
+        """The request pipeline's verdict on the Query or Execute at ``buf[start:end]``:
+        None to forward it, a delay (a queueing rate limit), or a Rejection."""
+        assert self.pipeline is not None
+        if self._admitted:  # held by a rate limit already, now due
+            self._admitted = False
+            return None, None
+        if t == QUERY:
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        else:
+            portal, _ = cstring(buf, start + 5, end)
+            sql = (exchange.portals.get(portal) if exchange is not None else None) or ""
+        facts = StatementFacts(
+            user=self.info.user,
+            database=self.info.database,
+            application_name=(
+                exchange.application_name if exchange is not None else self.info.application_name
+            ),
+            client_addr=self.client_addr,
+            sql=sql,
+            info=analyze(sql),
+        )
+        return self.pipeline.on_statement(facts, time.monotonic()), facts
+
     def _stop_observing(self, where: str, exc: BaseException) -> None:
         """The observation failed (never the relay): stop observing this session, count it."""
         if self.observing:
@@ -273,6 +315,7 @@ class ClientSession(FrontendSession):
         self._client_transport: Any = None
         self._server_transport: Any = None
         self._client_left = False
+        self._holding = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -404,9 +447,12 @@ class ClientSession(FrontendSession):
         await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
 
     def _client_data(self, data: bytes) -> None:
+        if self._holding:  # a rate limit holds this client's next statement
+            self._client_buffer += data
+            return
         buf = self._client_buffer + data if self._client_buffer else data
         n = len(buf)
-        i = 0
+        i = seg = 0  # seg: where the bytes not yet sent start
         at = _perf_counter()
         exchange = self.exchange if self.observing else None
         max_size = self._max_size
@@ -419,6 +465,16 @@ class ClientSession(FrontendSession):
                 end = i + 1 + length
                 if end > n:
                     break
+                if t == QUERY and self.pipeline is not None:
+                    verdict, _ = self._verdict(exchange, t, buf, i, end)
+                    if isinstance(verdict, float):  # queued by a rate limit: hold the bytes
+                        self._hold(buf, seg, i, verdict)
+                        return
+                    if verdict is not None:  # the server raises the rule's error in its place
+                        self._server_transport.write(
+                            buf[seg:i] + raising_query(verdict.sqlstate, verdict.message)
+                        )
+                        seg = end
                 if exchange is not None and t != COPY_DATA:
                     try:
                         exchange.request(t, buf, i + 5, end, at)
@@ -431,13 +487,30 @@ class ClientSession(FrontendSession):
                         exchange = None
                 i = end
         except p.ProtocolError as exc:
-            if i:
-                self._server_transport.write(buf[:i])
+            if i > seg:
+                self._server_transport.write(buf[seg:i])
             self._violation(exc)
             return
         self._client_buffer = buf[i:] if i < n else b""
-        if i:
-            self._server_transport.write(buf if i == n else buf[:i])
+        if i > seg:
+            self._server_transport.write(buf if seg == 0 and i == n else buf[seg:i])
+
+    def _hold(self, buf: bytes, seg: int, i: int, delay: float) -> None:
+        """Send what came before ``buf[i]``, then hold the rest for ``delay`` seconds."""
+        if i > seg:
+            self._server_transport.write(buf[seg:i])
+        self._client_buffer = buf[i:]
+        self._admitted = self._holding = True
+        self._client_transport.pause_reading()
+        asyncio.get_running_loop().call_later(delay, self._release_held)
+
+    def _release_held(self) -> None:
+        self._holding = False
+        if self._ended is None or self._ended.done():
+            return
+        with contextlib.suppress(Exception):
+            self._client_transport.resume_reading()
+        self._client_data(b"")
 
     def _server_data(self, data: bytes) -> None:
         self._client_transport.write(data)  # as received: the client never waits on parsing
