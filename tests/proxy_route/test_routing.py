@@ -235,3 +235,23 @@ def test_reads_carry_on_while_a_replica_is_down(
     finally:
         replica.resume()
     wait_states(proxy, {"replica1": True, "replica2": True})
+
+
+@pytest.mark.usefixtures("setup_schema")
+def test_read_your_writes_by_lsn_never_reads_before_the_write(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    proxy = routing_proxy(read_your_writes_lsn=True, health_interval_s=0.1)
+    wait_in_rotation(proxy, 2)
+    with connect(proxy, replicated2) as conn:
+        for n in range(5):
+            conn.execute("INSERT INTO audit (what) VALUES (%s)", (f"lsn {n}",))
+            deadline = time.monotonic() + 20
+            while True:  # every read sees the write; once a replica has it, reads go there
+                sql = f"{PROBE}, count(*) FROM audit WHERE what = 'lsn {n}'"
+                replica, seen = conn.execute(sql).fetchone()
+                assert seen == 1
+                if replica:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.02)

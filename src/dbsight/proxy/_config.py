@@ -147,6 +147,9 @@ class ProxyConfig(BaseModel):
     read_your_writes_s: float = Field(
         2.0, ge=0, le=3600, description="after a write, the session's reads stay on the primary"
     )
+    # ... or, with read_your_writes_lsn, until a replica has replayed the write's WAL position
+    # (one more round trip on the primary after each writing transaction)
+    read_your_writes_lsn: bool = False
     max_replica_lag_s: float = Field(10.0, gt=0, description="a replica further behind leaves")
     max_replica_lag_bytes: int | None = Field(None, gt=0, description="... or further in WAL")
     health_interval_s: float = Field(1.0, gt=0, le=3600)

@@ -66,6 +66,7 @@ from ._pipeline import Pipeline, Rejection
 from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
+from ._health import parse_lsn
 from ._router import Role, bare_begin, set_role_statement, sets_read_only
 from ._topology import PRIMARY, Topology
 from ._session import (
@@ -283,6 +284,7 @@ class PooledSession(FrontendSession):
         self._role: Role = "auto"  # SET dbsight.role
         self._unit_writes = False  # the unit held now was judged not read-only
         self._primary_until = 0.0  # read-your-writes: reads stay on the primary until then
+        self._write_lsn: int | None = None  # ... or until a replica has replayed this
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
@@ -737,10 +739,14 @@ class PooledSession(FrontendSession):
         if self._role == "auto" and now < self._primary_until:
             routing_decisions["primary", "read_your_writes"] += 1
             return PRIMARY, -1
-        name = self.pools.topology.pick_replica(self.pools.outstanding)
+        min_lsn = self._write_lsn if self._role == "auto" else None
+        name = self.pools.topology.pick_replica(self.pools.outstanding, min_lsn)
         if name is None:
-            routing_decisions["primary", "failover"] += 1
+            reason = "failover" if min_lsn is None else "read_your_writes"
+            routing_decisions["primary", reason] += 1
             return PRIMARY, -1
+        if min_lsn is not None and min_lsn != _LSN_PENDING:
+            self._write_lsn = None  # a replica has it: no need to look again
         reason = (
             "hint" if not unit.replica
             else "transaction" if unit.read_only_transaction
@@ -1011,13 +1017,19 @@ class PooledSession(FrontendSession):
         link_of(self.writer).pair(None)
         self._server_transport = None
         self.info.state = "idle"
-        if exchange.dirty:
-            full = exchange.full_reset
+        wrote = target == PRIMARY and self._unit_writes and self.pools.topology.router is not None
+        by_lsn = wrote and self.config.read_your_writes_lsn
+        if exchange.dirty or by_lsn:
+            full: bool | None = exchange.full_reset if exchange.dirty else None
             if exchange.cleared:
                 self.statements.clear()
             exchange.dirty = exchange.full_reset = exchange.cleared = False
             conn.settle(exchange.status, True)
-            task = asyncio.get_running_loop().create_task(self._reset(pool, conn, full))
+            if by_lsn:
+                self._write_lsn = _LSN_PENDING  # reads stay on the primary until it is known
+            task = asyncio.get_running_loop().create_task(
+                self._after(pool, conn, full, by_lsn)
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         else:
@@ -1035,7 +1047,7 @@ class PooledSession(FrontendSession):
             exchange.ddl_seen = False
             if topology.router is not None:
                 topology.router.forget()
-        if target == PRIMARY and self._unit_writes and topology.router is not None:
+        if wrote and not by_lsn:
             self._primary_until = _monotonic() + self.config.read_your_writes_s
         if self._held_back:  # the client's next units waited for this one
             self._held_back = False
@@ -1043,10 +1055,26 @@ class PooledSession(FrontendSession):
         if self._shutting_down:
             self._end_for_shutdown()
 
-    @staticmethod
-    async def _reset(pool: BackendPool, conn: BackendConnection, full: bool) -> None:
-        with contextlib.suppress(BackendError):
-            await pool.release(conn, full)
+    async def _after(
+        self, pool: BackendPool, conn: BackendConnection, full: bool | None, by_lsn: bool
+    ) -> None:
+        """Work on a released connection before the pool gets it back: the WAL position
+        a write reached (read-your-writes by LSN), then the reset (``full`` None: none)."""
+        try:
+            if by_lsn:
+                results = await conn.execute("SELECT pg_current_wal_insert_lsn()")
+                value = results[-1].rows[0][0] if results and results[-1].rows else None
+                self._write_lsn = parse_lsn(value) if value else None
+            if full is None:
+                pool.release_clean(conn)
+            else:
+                await pool.release(conn, full)
+        except BackendError:  # position unknown: the time window keeps reads safe instead
+            if self._write_lsn == _LSN_PENDING:
+                self._write_lsn = None
+                self._primary_until = _monotonic() + self.config.read_your_writes_s
+            with contextlib.suppress(BackendError):
+                await pool.release(conn)
 
     def _server_failed(self, exc: BaseException) -> None:
         """The server's bytes do not follow the protocol: this connection cannot be trusted."""
@@ -1135,6 +1163,7 @@ def _unit_end(buf: bytes, start: int) -> int:
     return i
 
 
+_LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())

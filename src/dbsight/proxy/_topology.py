@@ -83,10 +83,13 @@ class Topology:
             await self.health.close()
 
     # -- decisions ---------------------------------------------------------------------
-    def pick_replica(self, outstanding: Callable[[str], int]) -> str | None:
-        """The replica for the next read, or None (none in rotation: the primary reads).
-        Candidates are asked in order of load, so a half-open breaker's trial slot is only
-        taken by the replica that then gets the request."""
+    def pick_replica(
+        self, outstanding: Callable[[str], int], min_lsn: int | None = None
+    ) -> str | None:
+        """The replica for the next read, or None (none in rotation: the primary reads);
+        with ``min_lsn``, only one seen to have replayed that WAL position. Candidates are
+        asked in order of load, so a half-open breaker's trial slot is only taken by the
+        replica that then gets the request."""
         if self.health is None:
             return None
         now = _monotonic()
@@ -94,6 +97,7 @@ class Topology:
             (outstanding(monitor.target.name), monitor.target.name)
             for monitor in self.health.in_rotation()
             if monitor.target.name != PRIMARY
+            and (min_lsn is None or (monitor.replay_lsn or 0) >= min_lsn)
         )
         for _, name in candidates:
             if self.breakers[name].allow(now):
