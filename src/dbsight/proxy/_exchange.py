@@ -29,7 +29,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 
@@ -244,9 +244,9 @@ class Exchange:
             self.pending.append((BIND, None))
         elif t == 69:  # Execute
             portal, _ = cstring(buf, start, end)
-            sql = self.portals.get(portal)
+            text = self.portals.get(portal)
             self.statement_count += 1
-            ctx = self._open(sql if sql is not None else "", self._cycle_start)
+            ctx = self._open(text if text is not None else "", self._cycle_start)
             if ctx is not None and portal in self._portal_params:
                 self._statement_params[id(ctx)] = self._portal_params[portal]
             self.pending.append((EXECUTE, ctx))
@@ -518,6 +518,7 @@ class Exchange:
     def _transaction(self, status: int) -> None:
         """A ReadyForQuery changed the transaction status: a boundary for the capture."""
         assert self.capture is not None
+        event: Literal["begin", "commit", "rollback"]
         if self.status == _IDLE:
             event = "begin"
         elif status == _IDLE:

@@ -52,8 +52,8 @@ class StreamLink(asyncio.StreamReaderProtocol):
         connection ends. Returns the bytes the stream side had buffered and not read yet
         (the caller handles them first). ``paired`` is the transport to pause while this
         socket's own write buffer is full."""
-        reader = self.reader
-        buffered = bytes(reader._buffer)  # read but not consumed by anyone
+        reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
+        buffered = bytes(reader._buffer)
         reader._buffer.clear()
         self._on_data = on_data
         self._on_lost = on_lost

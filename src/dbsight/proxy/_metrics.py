@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+Family = CounterMetricFamily | GaugeMetricFamily
+
 if TYPE_CHECKING:
     from .._runtime import Runtime
     from ._server import ProxyServer
@@ -80,8 +82,8 @@ class ProxyMetrics(Collector):
     def remove(self, server: ProxyServer) -> None:
         self.servers.discard(server)
 
-    def _families(self) -> dict[str, Metric]:
-        families: dict[str, Metric] = {
+    def _families(self) -> dict[str, Family]:
+        families: dict[str, Family] = {
             "clients": GaugeMetricFamily(
                 "proxy_client_connections",
                 "Client connections by state (startup, idle, active: holds a server "
@@ -214,7 +216,7 @@ def _pool_samples(pool: dict[str, Any], samples: dict[tuple[str, tuple[str, ...]
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
 
-def _backend_samples(families: dict[str, Metric], backend: dict[str, Any]) -> None:
+def _backend_samples(families: dict[str, Family], backend: dict[str, Any]) -> None:
     name, role = str(backend["name"]), str(backend["role"])
     if "up" in backend:
         families["backend_up"].add_metric([name, role], float(bool(backend["up"])))
