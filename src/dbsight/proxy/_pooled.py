@@ -67,7 +67,7 @@ from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._health import parse_lsn
-from ._router import Role, bare_begin, set_role_statement, sets_read_only
+from ._router import Lookup, Role, bare_begin, set_role_statement, sets_read_only
 from ._topology import PRIMARY, Topology
 from ._session import (
     CLIENT_TYPES,
@@ -266,6 +266,7 @@ class PooledSession(FrontendSession):
         self._fill_answer: list[bytes] = []
         self._written: set[str] = set()  # tables written in the transaction held now
         self._begin: bytes | None = None  # a BEGIN answered ahead, not yet sent
+        self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
         # the client's statement name -> (server name, the Parse that prepares it there, text)
@@ -728,7 +729,7 @@ class PooledSession(FrontendSession):
             return PRIMARY, -1
         now = _monotonic()
         unit = router.unit(buf, start, self._statement_text, now)
-        if isinstance(unit, tuple):
+        if isinstance(unit, Lookup):
             self._pause_for(self._resolve(unit))
             return None
         replica = unit.replica or self._role == "replica"
@@ -829,9 +830,19 @@ class PooledSession(FrontendSession):
         self.pipeline.rejected["firewall_max_rows"] += 1
         conn = self.conn
         if conn is not None:
+            # The connection is kept, and the client's next statements wait, until the cancel
+            # has been handled: a cancel arriving late would stop the next statement instead.
+            self._held_back = True
             task = asyncio.get_running_loop().create_task(self._cancel_on(conn))
+            self._cancelling = task
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _release_after_cancel(self) -> None:
+        self._cancelling = None
+        exchange = self.exchange
+        if self.conn is not None and exchange is not None and exchange.at_rest:
+            self._release()
 
     @staticmethod
     async def _cancel_on(conn: BackendConnection) -> None:
@@ -906,13 +917,14 @@ class PooledSession(FrontendSession):
         elif info.operation in ("select", "other"):  # a function or command that may write
             self.cache.clear()
 
-    async def _resolve(self, names: tuple[str, ...]) -> None:
-        """Look up the volatility of ``names`` on a primary connection."""
+    async def _resolve(self, lookup: Lookup) -> None:
+        """Ask a primary connection what the router needs to know (function volatility,
+        what a relation is)."""
         router = self.pools.topology.router
         assert self.pool is not None and router is not None
         conn = await self.pool.acquire(self.config.pool_timeout_s)
         try:
-            await router.volatility.resolve(names, conn.execute, _monotonic())
+            await router.resolve(lookup, conn.execute, _monotonic())
         finally:
             if conn.resettable:
                 self.pool.release_clean(conn)
@@ -1008,6 +1020,12 @@ class PooledSession(FrontendSession):
     def _release(self) -> None:
         """The transaction ended: the connection goes back to the pool (reset first when the
         client left something in the server session)."""
+        cancelling = self._cancelling
+        if cancelling is not None:
+            if not cancelling.done():  # a max_rows cancel in flight: release after it
+                cancelling.add_done_callback(lambda _: self._release_after_cancel())
+                return
+            self._cancelling = None
         conn, self.conn = self.conn, None
         exchange, target = self.exchange, self._target
         pool = self._pool_of(target)
