@@ -52,6 +52,7 @@ def setup_schema(replicated2: ReplicatedDatabase) -> None:
     with psycopg.connect(replicated2.primary_dsn, autocommit=True) as conn:
         conn.execute(
             """
+            DROP VIEW IF EXISTS numbered_again, numbered, named_again, named;
             DROP TABLE IF EXISTS items, audit CASCADE;
             DROP SEQUENCE IF EXISTS seq;
             CREATE TABLE items (id int PRIMARY KEY, name text);
@@ -64,6 +65,10 @@ def setup_schema(replicated2: ReplicatedDatabase) -> None:
               AS 'SELECT x * 2';
             CREATE OR REPLACE FUNCTION item_count() RETURNS bigint LANGUAGE sql STABLE
               AS 'SELECT count(*) FROM items';
+            CREATE OR REPLACE VIEW numbered AS SELECT id, nextval('seq') AS n FROM items;
+            CREATE OR REPLACE VIEW numbered_again AS SELECT * FROM numbered;
+            CREATE OR REPLACE VIEW named AS SELECT id, upper(name) AS name FROM items;
+            CREATE OR REPLACE VIEW named_again AS SELECT * FROM named WHERE id < 10;
             """
         )
     replicated2.wait_for_replay()
@@ -85,6 +90,8 @@ PRIMARY_ONLY = [
     "RESET work_mem",
     "CREATE TEMP TABLE scratch_t (x int)",
     "SELECT set_config('application_name', 'x', false)",
+    "SELECT n FROM numbered WHERE id = 1",  # the view calls nextval
+    "SELECT n FROM numbered_again WHERE id = 1",  # ... through another view
 ]
 
 
@@ -102,6 +109,7 @@ def test_reads_go_to_replicas_and_everything_else_to_the_primary(
         assert on_replica(conn, f"{PROBE} AND twice(2) = 4")  # immutable
         assert on_replica(conn, f"{PROBE} AND item_count() = 50")  # stable
         assert not on_replica(conn, "SELECT pg_is_in_recovery()")  # volatile: the primary
+        assert on_replica(conn, f"{PROBE} FROM named_again WHERE id = 1")  # views over rows
         for sql in PRIMARY_ONLY:
             before = routing_decisions["primary", "write"]
             conn.execute(sql)  # on a replica: "cannot execute ... in a read-only transaction"

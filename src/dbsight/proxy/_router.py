@@ -5,7 +5,8 @@ block, nothing unanswered): one simple Query, or the extended-protocol messages 
 including a Sync. A unit goes to a replica only when every statement in it is provably
 read-only (``dbsight.sql.analyze``'s rules, "Routing safety" in ARCHITECTURE.md), with calls of
 functions outside the allow-list judged by their real volatility (`FunctionVolatility`);
-anything else, an incomplete unit, and everything from BEGIN to the end of a transaction go
+a SELECT of a view whose definition is not read-only in
+the same sense (`RelationSafety`), anything else, an incomplete unit, and everything from BEGIN to the end of a transaction go
 to the primary, except a transaction that starts ``READ ONLY``, which goes to a replica
 whole. A ``/* dbsight:primary */`` or ``/* dbsight:replica */`` comment overrides the
 judgement for its statement, ``SET dbsight.role = primary | replica | auto`` for the session.
@@ -26,7 +27,8 @@ from typing import Literal
 
 from ..sql import analyze
 from ._exchange import cstring
-from ._volatility import FunctionVolatility
+from ._relations import RelationSafety
+from ._volatility import Execute, FunctionVolatility
 
 Role = Literal["primary", "replica", "auto"]
 _unpack_int32 = struct.Struct(">i").unpack_from
@@ -67,8 +69,13 @@ class Unit:
     read_only_transaction: bool = False
 
 
-# a unit needing function volatility first: the names to look up
-Lookup = tuple[str, ...]
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the server must be asked before a unit can be judged: the volatility of these
+    functions, what these relations are (a view may call a volatile function)."""
+
+    functions: tuple[str, ...] = ()
+    relations: tuple[str, ...] = ()
 
 
 def set_role_statement(sql: str) -> Role | None:
@@ -95,14 +102,15 @@ class Router:
 
     def __init__(self, volatility: FunctionVolatility | None = None) -> None:
         self.volatility = volatility or FunctionVolatility()
-        self._verdicts: dict[str, bool] = {}
+        self.relations = RelationSafety(self.volatility)
+        self._verdicts: dict[str, tuple[bool, float]] = {}  # text -> (verdict, until)
 
     def verdict(self, sql: str, now: float) -> bool | Lookup:
-        """True: ``sql`` may run on a replica; False: primary; a tuple: function names whose
-        volatility must be looked up first."""
+        """True: ``sql`` may run on a replica; False: primary; a `Lookup`: what must be
+        asked of the server first."""
         cached = self._verdicts.get(sql)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] > now:
+            return cached[0]
         hint = _HINT.search(sql) if "dbsight:" in sql else None
         if hint is not None:
             found = hint.group(1).lower() == "replica"
@@ -110,19 +118,32 @@ class Router:
             info = analyze(sql)
             judged = self.volatility.verdict(info, now)
             if judged is None:
-                return self.volatility.missing(info, now)
+                return Lookup(functions=self.volatility.missing(info, now))
+            if judged and info.tables:
+                relations = self.relations.verdict(info.tables, now)
+                if relations is None:
+                    return Lookup(relations=self.relations.missing(info.tables, now))
+                judged = relations
             if info.functions:  # depends on the volatility cache: not cached here
                 return judged
             found = judged
         if len(self._verdicts) >= _MAX_CACHED:
             self._verdicts.clear()
-        self._verdicts[sql] = found
+        self._verdicts[sql] = (found, now + self.relations.ttl_s)
         return found
 
+    async def resolve(self, lookup: Lookup, execute: Execute, now: float) -> None:
+        """Ask the server what ``lookup`` names (on a primary connection)."""
+        if lookup.functions:
+            await self.volatility.resolve(lookup.functions, execute, now)
+        if lookup.relations:
+            await self.relations.resolve(lookup.relations, execute, now)
+
     def forget(self) -> None:
-        """Function definitions may have changed (DDL seen): judge texts again."""
+        """Functions or views may have changed (DDL seen): judge texts again."""
         self._verdicts.clear()
         self.volatility.invalidate()
+        self.relations.invalidate()
 
     def unit(
         self,
@@ -140,7 +161,7 @@ class Router:
             if _READ_ONLY_TRANSACTION.match(sql) and not _READ_WRITE.search(sql):
                 return Unit(True, end, read_only_transaction=True)
             judged = self.verdict(sql, now)
-            if isinstance(judged, tuple):
+            if isinstance(judged, Lookup):
                 return judged
             return Unit(judged, end)
         return self._extended(buf, start, statement_text, now)
@@ -176,7 +197,7 @@ class Router:
                     replica = False
                 if sql:
                     judged = self.verdict(sql, now)
-                    if isinstance(judged, tuple):
+                    if isinstance(judged, Lookup):
                         return judged
                     replica = judged
             i = end

@@ -71,13 +71,13 @@ LEFT JOIN (pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pron
 GROUP BY w.i"""
 
 
-def _bytes_literal(s: str) -> str:
+def bytes_literal(s: str) -> str:
     """``s`` as a bytea expression made of hexadecimal digits only."""
     # a lone surrogate (from text decoded with surrogateescape) gives bytes no name has
     return f"pg_catalog.decode('{s.encode('utf-8', 'surrogatepass').hex()}', 'hex')"
 
 
-def _split(name: str) -> tuple[str | None, str] | None:
+def split_name(name: str) -> tuple[str | None, str] | None:
     """``"f"`` -> ``(None, "f")``, ``"s.f"`` -> ``("s", "f")``; None for anything else."""
     if "\x00" in name:
         return None  # no identifier holds a NUL
@@ -95,12 +95,12 @@ def _lookup_query(names: Sequence[str]) -> str | None:
     """
     rows: list[str] = []
     for i, name in enumerate(names):
-        split = _split(name)
+        split = split_name(name)
         if split is None:
             continue
         schema, function = split
-        nsp = "NULL::bytea" if schema is None else _bytes_literal(schema)
-        rows.append(f"({i}, {nsp}, {_bytes_literal(function)})")
+        nsp = "NULL::bytea" if schema is None else bytes_literal(schema)
+        rows.append(f"({i}, {nsp}, {bytes_literal(function)})")
     if not rows:
         return None
     return _QUERY.format(rows=", ".join(rows))
