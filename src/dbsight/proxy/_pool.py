@@ -215,17 +215,10 @@ class BackendPool:
         connecting failed, ``PoolClosed`` when the pool is closed.
         """
         self._check_open()
-        now = _monotonic()
-        if not self._waiters:
-            while self._idle:
-                conn = self._idle.pop()
-                if self._stale(conn, now):
-                    self._discard(conn)
-                    continue
-                self._used.add(conn)
-                self.total_acquired += 1
-                return conn
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), now)
+        idle = self.try_acquire()
+        if idle is not None:
+            return idle
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), _monotonic())
         self._waiters.append(waiter)
         self._grow()
         limit = self.acquire_timeout_s if timeout is None else timeout
