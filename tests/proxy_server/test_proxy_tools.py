@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dbsight.embedded.postgres import PostgresNotFoundError, pg_program
+
 
 def _tool(name: str) -> str:
-    from dbsight.embedded.postgres import find_pg_bindir
-
-    found = shutil.which(name)
-    if found is None:
-        candidate = Path(find_pg_bindir()) / name
-        if candidate.exists():
-            found = str(candidate)
-    if found is None:
-        pytest.fail(f"{name} is not installed (./dev installs the PostgreSQL client tools)")
-    return found
+    try:
+        return pg_program(name)
+    except PostgresNotFoundError as exc:
+        pytest.fail(f"{exc} (./dev installs the PostgreSQL client tools)")
 
 
 def test_psql_through_the_proxy(proxy: Any, pg_dsn: str) -> None:

@@ -45,7 +45,7 @@ from dbsight.embedded._common import (
     wait_until,
 )
 
-__all__ = ["EmbeddedPostgres", "PostgresNotFoundError", "find_pg_bindir"]
+__all__ = ["EmbeddedPostgres", "PostgresNotFoundError", "find_pg_bindir", "pg_program"]
 
 HOST = "127.0.0.1"
 DEFAULT_ACCOUNTS = ("postgres", "nobody")
@@ -94,6 +94,18 @@ _REQUIRED_TOOLS = ("initdb", "postgres", "psql")
 
 def _is_server_bindir(path: Path) -> bool:
     return all(os.access(path / tool, os.X_OK) for tool in _REQUIRED_TOOLS)
+
+
+def pg_program(name: str) -> str:
+    """A PostgreSQL client program (``psql``, ``pgbench``...): from ``$PATH``, else from the
+    server binaries' directory; raises PostgresNotFoundError when neither has it."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    candidate = find_pg_bindir() / name
+    if os.access(candidate, os.X_OK):
+        return str(candidate)
+    raise PostgresNotFoundError(f"{name} is not installed (nor in {candidate.parent})")
 
 
 def find_pg_bindir(bindir: str | os.PathLike[str] | None = None) -> Path:
@@ -646,13 +658,14 @@ class EmbeddedPostgres(ServerProcess):
 
         On a primary this commits a tiny transaction with synchronous_commit on, so all
         earlier asynchronous commits are flushed and will be streamed; on a replica it is
-        the last replayed position.
+        the last replayed position. The transaction must write WAL: PostgreSQL flushes at
+        commit only then, and a bare ``txid_current()`` is committed asynchronously.
         """
         if self.is_replica:
             return self.execute("SELECT pg_last_wal_replay_lsn()")
         out = self.execute(
             "SET synchronous_commit = on",
-            "SELECT txid_current()",
+            "SELECT pg_logical_emit_message(true, 'dbsight', 'flush')",
             "SELECT pg_current_wal_flush_lsn()",
         )
         return out.splitlines()[-1].strip()
