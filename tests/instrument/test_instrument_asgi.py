@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import dbsight
-from dbsight.core import current_request
+from dbsight.core import RequestContext, current_request
 from dbsight.export.logging import JsonFormatter
-from dbsight.instrument._asgi import DbsightMiddleware
+from dbsight.instrument._asgi import DbsightMiddleware, server_timing
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -233,6 +233,13 @@ def parse_server_timing(value: str) -> dict[str, dict[str, str]]:
 
 
 # -- headers ---------------------------------------------------------------------------
+def test_server_timing_value() -> None:
+    ctx = RequestContext("r", queries=1, db_time_s=0.00234, cache_time_s=0.0)
+    assert server_timing(ctx, 0.01512) == b'db;dur=2.3;desc="1 query", cache;dur=0.0, app;dur=15.1'
+    ctx = RequestContext("r", queries=3, db_time_s=0.0, cache_time_s=0.00096)
+    assert server_timing(ctx, 0.002) == b'db;dur=0.0;desc="3 queries", cache;dur=1.0, app;dur=2.0'
+
+
 async def test_request_id_kept_when_valid_and_made_otherwise(app: FastAPI) -> None:
     dbsight.instrument(app)
     async with client_for(app) as client:

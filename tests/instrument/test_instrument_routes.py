@@ -95,6 +95,27 @@ def test_index_is_used_for_plain_apps_and_rebuilt_when_routes_change() -> None:
     assert route_of(app, _scope("GET", "/late/1")) == "/late/{x}"
 
 
+def test_static_paths_skip_the_regex_only_when_they_are_their_own_first_match() -> None:
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> None: ...
+
+    @app.get("/users/{name}")
+    def user(name: str) -> None: ...
+
+    @app.get("/users/me")  # shadowed: /users/{name} matches it first
+    def me() -> None: ...
+
+    index = RouteIndex(app.routes)
+    assert "/health" in index.static and "/users/me" not in index.static
+    assert index.lookup(_scope("GET", "/health")) == "/health"
+    assert index.lookup(_scope("GET", "/health", root_path="/api")) == "/health"
+    assert index.lookup(_scope("POST", "/health")) is None  # a 405: left to the routes
+    assert index.lookup(_scope("GET", "/users/me")) == "/users/{name}"
+    assert index.lookup(_scope("GET", "/healthz")) == UNMATCHED
+
+
 def test_apps_with_mounts_take_the_walk() -> None:
     app = _app()
     sub = FastAPI()

@@ -49,14 +49,15 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from .. import _runtime as _runtime_module
 from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .._runtime import Runtime, get_runtime, recorder
-from ..core import RequestContext, new_request_id
+from ..core import RequestContext
 from ..core._context import _request
-from ..core._sqlcomment import traceparent as format_traceparent
-from ..export.http_metrics import HttpMetrics, method_label
+from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
 from ..export.tracing import TRACER_NAME, TracingSink
 from ..stats._nplusone import report_n_plus_one
+from ._common import mark_coroutine_function
 from ._dispatch import _APP_OPTIONS
 from ._handle import InstrumentationHandle
 from ._headers import (
@@ -77,11 +78,15 @@ FAILURE_NAME = "dbsight.asgi"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 _perf_counter = time.perf_counter
 _random = random.random
+_getrandbits = random.getrandbits
 
 _REQUEST_ID_HEADER = b"x-request-id"
 _TRACEPARENT_HEADER = b"traceparent"
 _TRACESTATE_HEADER = b"tracestate"
 _SERVER_TIMING_HEADER = b"server-timing"
+_NO_HEADERS: dict[bytes, bytes] = {}
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 def _failed(where: str, exc: BaseException) -> None:
@@ -108,13 +113,21 @@ class _PerRuntime:
     """What the middleware needs of one runtime, looked up once per ``configure()`` rather
     than on every request."""
 
-    __slots__ = ("enabled", "metrics", "n_plus_one_threshold", "runtime", "tracer")
+    __slots__ = (
+        "enabled",
+        "log_rate",
+        "metrics",
+        "n_plus_one_threshold",
+        "runtime",
+        "tracer",
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         settings = runtime.settings
         self.enabled = settings.enabled
         self.n_plus_one_threshold = settings.n_plus_one_threshold
+        self.log_rate = settings.effective_log_sample_rate
         metrics = (
             runtime.component("http_metrics", _build_metrics)
             if settings.enabled and settings.metrics_enabled
@@ -146,40 +159,44 @@ def _build_tracer(runtime: Runtime) -> _ServerTracer | _Unavailable:
     return _UNAVAILABLE
 
 
-def _header_values(scope: Scope) -> tuple[bytes | None, bytes | None, list[bytes]]:
-    """The request's X-Request-ID, traceparent and tracestate header values (ASGI header
-    names are lowercase)."""
-    request_id = parent = None
-    state: list[bytes] = []
-    for name, value in scope.get("headers") or ():
-        if name == _REQUEST_ID_HEADER:
-            request_id = value
-        elif name == _TRACEPARENT_HEADER:
-            parent = value
-        elif name == _TRACESTATE_HEADER:
-            state.append(value)
-    return request_id, parent, state
-
-
-def _decode(value: bytes | None) -> str | None:
-    return value.decode("latin-1") if value is not None else None
+def _tracestate_values(scope: Scope) -> list[str]:
+    """Every ``tracestate`` header of the request (the spec lets a list span several);
+    read only to continue an incoming trace with a span of ours."""
+    return [
+        value.decode("latin-1")
+        for name, value in scope.get("headers") or ()
+        if name == _TRACESTATE_HEADER
+    ]
 
 
 def server_timing(ctx: RequestContext, app_s: float) -> bytes:
     """``db;dur=12.3;desc="4 queries", cache;dur=0.0, app;dur=15.2`` (milliseconds)."""
     queries = ctx.queries
-    noun = "query" if queries == 1 else "queries"
-    return (
-        f'db;dur={ctx.db_time_s * 1000.0:.1f};desc="{queries} {noun}", '
-        f"cache;dur={ctx.cache_time_s * 1000.0:.1f}, app;dur={app_s * 1000.0:.1f}"
-    ).encode("latin-1")
+    noun = b"query" if queries == 1 else b"queries"
+    # bytes %-formatting: the header value in one step (f-strings with format specs and an
+    # encode cost about twice as much, on every request); most requests use no cache.
+    cache_s = ctx.cache_time_s
+    if not cache_s:
+        return b'db;dur=%.1f;desc="%d %s", cache;dur=0.0, app;dur=%.1f' % (
+            ctx.db_time_s * 1000.0,
+            queries,
+            noun,
+            app_s * 1000.0,
+        )
+    return b'db;dur=%.1f;desc="%d %s", cache;dur=%.1f, app;dur=%.1f' % (
+        ctx.db_time_s * 1000.0,
+        queries,
+        noun,
+        cache_s * 1000.0,
+        app_s * 1000.0,
+    )
 
 
-def _remote_parent(parent: TraceParent | None, raw_state: list[bytes]) -> otel_context.Context:
+def _remote_parent(parent: TraceParent | None, raw_state: list[str]) -> otel_context.Context:
     """The OpenTelemetry context of the incoming trace (an empty one: a new trace)."""
     if parent is None:
         return otel_context.Context()
-    state = parse_tracestate([value.decode("latin-1") for value in raw_state])
+    state = parse_tracestate(raw_state)
     remote = SpanContext(
         int(parent.trace_id, 16),
         int(parent.span_id, 16),
@@ -191,9 +208,18 @@ def _remote_parent(parent: TraceParent | None, raw_state: list[bytes]) -> otel_c
 
 
 class _Exchange:
-    """One HTTP request going through the middleware: its ids, span and outcome."""
+    """One HTTP request going through the middleware: its ids, span and outcome.
+
+    Its `receive` and `send` are what the app gets in place of the server's (bound methods
+    rather than closures made per request). Everything here runs on every request, so it
+    is written for few calls and allocations: the three ids come from one random draw and
+    the request headers are read through one C-level ``dict()``.
+    """
 
     __slots__ = (
+        "_receive",
+        "_send",
+        "active",
         "ctx",
         "disconnected",
         "method",
@@ -201,45 +227,59 @@ class _Exchange:
         "request_id",
         "response_done",
         "route",
-        "runtime",
         "sampled",
         "scope",
         "span",
         "span_id",
         "started",
+        "state",
         "status",
         "trace_id",
     )
 
     def __init__(
-        self, runtime: Runtime, tracer: _ServerTracer | None, scope: Scope, route: str
+        self, state: _PerRuntime, scope: Scope, route: str, receive: Receive, send: Send
     ) -> None:
-        self.runtime = runtime
-        self.scope = scope
-        self.method: str = scope.get("method", "GET")
-        self.method_label = method_label(self.method)
-        self.route = route
         self.started = _perf_counter()
+        self.state = state
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        method: str = scope.get("method", "GET")
+        self.method = method
+        self.method_label = method if method in KNOWN_METHODS else OTHER_METHOD
+        self.route = route
         self.status: int | None = None
         self.response_done: float | None = None
         self.disconnected = False
         self.span: Any = None
-        self.ctx: RequestContext | None = None
-        raw_id, raw_parent, raw_state = _header_values(scope)
-        self.request_id = valid_request_id(_decode(raw_id)) or new_request_id()
-        parent = parse_traceparent(_decode(raw_parent))
+        self.active: Any = None
+        headers = scope.get("headers")
+        found = dict(headers) if headers else _NO_HEADERS  # ASGI names are lowercase
+        raw_id = found.get(_REQUEST_ID_HEADER)
+        raw_parent = found.get(_TRACEPARENT_HEADER)
+        # One draw for the three ids a request may need: request id, trace id, span id.
+        ids = _getrandbits(320).to_bytes(40, "big").hex()
+        request_id = valid_request_id(raw_id.decode("latin-1")) if raw_id is not None else None
+        self.request_id = request_id or ids[:32]
+        parent = parse_traceparent(raw_parent.decode("latin-1")) if raw_parent else None
+        span_id = ids[64:]
+        if span_id == _ZERO_SPAN:  # not a valid span id (one chance in 2**64)
+            span_id = new_span_id()
+        tracer = state.tracer
         if tracer is not None:
-            self._start_span(tracer, parent, raw_state)
+            self._start_span(tracer, parent)
         elif parent is not None:  # no spans of ours: continue the caller's trace in ids only
             self.trace_id, self.sampled = parent.trace_id, parent.sampled
-            self.span_id = new_span_id()
+            self.span_id = span_id
         else:
-            self.trace_id, self.span_id, self.sampled = new_trace_id(), new_span_id(), False
+            trace_id = ids[32:64]
+            self.trace_id = trace_id if trace_id != _ZERO_TRACE else new_trace_id()
+            self.span_id, self.sampled = span_id, False
+        self.ctx = RequestContext(self.request_id, route, None, self.trace_id, self.span_id)
 
     # -- tracing -----------------------------------------------------------------------
-    def _start_span(
-        self, tracer: _ServerTracer, parent: TraceParent | None, raw_state: list[bytes]
-    ) -> None:
+    def _start_span(self, tracer: _ServerTracer, parent: TraceParent | None) -> None:
         current = trace.get_current_span().get_span_context()
         if current.is_valid:
             # An outer layer (FastAPI's native telemetry, an OpenTelemetry ASGI middleware)
@@ -256,6 +296,7 @@ class _Exchange:
             )
             self.span = NonRecordingSpan(span_context)
         else:
+            raw_state = _tracestate_values(self.scope) if parent is not None else []
             self.span = tracer.tracer.start_span(
                 self._span_name(),
                 context=_remote_parent(parent, raw_state),
@@ -268,14 +309,14 @@ class _Exchange:
         self.sampled = span_context.trace_flags.sampled
 
     def _span_name(self) -> str:
-        method = method_label(self.method)
-        method = "HTTP" if method == "_OTHER" else method
+        method = self.method_label
+        method = "HTTP" if method == OTHER_METHOD else method
         return method if self.route == UNMATCHED else f"{method} {self.route}"
 
     def _span_attributes(self) -> dict[str, Any]:
         scope = self.scope
         attributes: dict[str, Any] = {
-            "http.request.method": method_label(self.method),
+            "http.request.method": self.method_label,
             "url.path": scope.get("path", ""),
             "url.scheme": scope.get("scheme", "http"),
             "dbsight.request_id": self.request_id,
@@ -300,49 +341,70 @@ class _Exchange:
             span.set_status(Status(StatusCode.ERROR))
         span.end()
 
+    # -- what the app calls ------------------------------------------------------------
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    def send(self, message: Message) -> Any:
+        """The server's ``send(message)``, with dbsight's headers added to the response
+        start. A plain function that hands back the server's awaitable: no coroutine frame
+        of ours per message (the app awaits the result at once, as ASGI apps do)."""
+        kind = message["type"]
+        if kind == "http.response.start":
+            # An answer to a client that already left reaches nobody: 499, not its status.
+            self.status = CLIENT_CLOSED if self.disconnected else message["status"]
+            try:
+                message = self.response_headers(message)
+            except Exception as exc:
+                _failed("response_headers", exc)
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self.response_done = _perf_counter()
+        return self._send(message)
+
     # -- the response ------------------------------------------------------------------
     def response_headers(self, message: Message) -> Message:
         """``message`` (an ``http.response.start``) with dbsight's headers added; the app's
         own X-Request-ID or traceparent, if it set one, is left as it is."""
         headers = list(message.get("headers") or ())
-        names = {name.lower() for name, _ in headers}
-        if _REQUEST_ID_HEADER not in names:
+        own_id = own_parent = False
+        for name, _ in headers:
+            name = name.lower()
+            if name == _REQUEST_ID_HEADER:
+                own_id = True
+            elif name == _TRACEPARENT_HEADER:
+                own_parent = True
+        if not own_id:
             headers.append((_REQUEST_ID_HEADER, self.request_id.encode("latin-1")))
-        if _TRACEPARENT_HEADER not in names:
-            value = format_traceparent(self.trace_id, self.span_id, self.sampled)
-            if value is not None:
-                headers.append((_TRACEPARENT_HEADER, value.encode("latin-1")))
-        if self.ctx is not None:
-            headers.append(
-                (_SERVER_TIMING_HEADER, server_timing(self.ctx, _perf_counter() - self.started))
-            )
+        if not own_parent:
+            # both ids are lowercase hex of the right length (generated, or validated)
+            flags = "01" if self.sampled else "00"
+            value = f"00-{self.trace_id}-{self.span_id}-{flags}".encode("latin-1")
+            headers.append((_TRACEPARENT_HEADER, value))
+        headers.append(
+            (_SERVER_TIMING_HEADER, server_timing(self.ctx, _perf_counter() - self.started))
+        )
         return {**message, "headers": headers}
 
-    def final_status(self, error: BaseException | None) -> int:
-        if self.status is not None:
-            return self.status
-        if self.disconnected:
-            return CLIENT_CLOSED
-        return 500  # an exception, or an app that returned without answering: the server sends 500
-
     # -- the end -----------------------------------------------------------------------
-    def finish(self, state: _PerRuntime, active: Any, status: int, ended: float) -> None:
+    def finish(self, status: int, ended: float) -> None:
         """Metrics, N+1 check and access log; runs inside the request scope."""
         ctx = self.ctx
-        assert ctx is not None
+        state = self.state
         # Latency is until the response was sent; background tasks after it do not count.
         duration = (self.response_done or ended) - self.started
         metrics = state.metrics
-        if metrics is not None:
-            metrics.finished(active, self.method_label, self.route, status, duration)
+        if metrics is not None and self.active is not None:
+            metrics.finished(self.active, self.method_label, self.route, status, duration)
         if ctx.queries >= state.n_plus_one_threshold:  # fewer queries cannot repeat enough
-            report_n_plus_one(self.runtime, ctx)
-        self.log(ctx, status, duration)
+            report_n_plus_one(state.runtime, ctx)
+        if access_logger.isEnabledFor(logging.INFO):
+            self.log(ctx, status, duration)
 
     def log(self, ctx: RequestContext, status: int, duration_s: float) -> None:
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        rate = self.runtime.settings.effective_log_sample_rate
+        rate = self.state.log_rate
         if status < 500 and rate < 1.0 and _random() >= rate:
             return
         path = self.scope.get("path", "")
@@ -368,6 +430,9 @@ class _Exchange:
         )
 
 
+mark_coroutine_function(_Exchange.send)
+
+
 class DbsightMiddleware:
     """Pure ASGI middleware; see the module docstring.
 
@@ -387,10 +452,7 @@ class DbsightMiddleware:
         self._route_index: RouteIndex | None = None
 
     def _per_runtime(self) -> _PerRuntime:
-        runtime = get_runtime()
-        state = self._state
-        if state is None or state.runtime is not runtime:
-            state = self._state = _PerRuntime(runtime)
+        state = self._state = _PerRuntime(get_runtime())
         return state
 
     def _route_of(self, scope: Scope) -> str:
@@ -407,94 +469,75 @@ class DbsightMiddleware:
                 return found
         return route_of(owner, scope)
 
+    def _exchange(self, scope: Scope, receive: Receive, send: Send) -> tuple[ASGIApp, Any]:
+        """What serves the request (the app, or dbsight's endpoints) and its `_Exchange`
+        (None while dbsight is disabled)."""
+        state = self._state
+        if state is None or state.runtime is not _runtime_module._runtime:
+            state = self._per_runtime()  # first request, or configure() since
+        endpoints = self.endpoints
+        path = scope["path"]
+        if endpoints is not None and endpoints.matches(path):
+            target: ASGIApp = endpoints
+            route = path  # a fixed set of paths: bounded
+        else:
+            target, route = self.app, None
+        if not state.enabled:
+            return target, None
+        try:
+            exchange = _Exchange(state, scope, route or self._route_of(scope), receive, send)
+        except Exception as exc:  # dbsight's failure: serve the request without it
+            _failed("start", exc)
+            return target, None
+        metrics = state.metrics
+        if metrics is not None:
+            try:
+                exchange.active = metrics.started(exchange.method_label)
+            except Exception as exc:
+                _failed("start", exc)
+        return target, exchange
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.active:
             await self.app(scope, receive, send)
             return
-        target: ASGIApp = self.app
-        exchange: _Exchange | None = None
         try:
-            state = self._per_runtime()
-            endpoints = self.endpoints
-            route = None
-            if endpoints is not None and endpoints.matches(scope["path"]):
-                target, route = endpoints, scope["path"]  # a fixed set of paths: bounded
-            if state.enabled:
-                if route is None:
-                    route = self._route_of(scope)
-                exchange = _Exchange(state.runtime, state.tracer, scope, route)  # may start a span
+            target, exchange = self._exchange(scope, receive, send)  # may start a span
         except Exception as exc:  # dbsight's failure: serve the request without it
             _failed("start", exc)
-            exchange = None
+            target, exchange = self.app, None
         if exchange is None:
             await target(scope, receive, send)
             return
-        await self._observe(exchange, target, state, receive, send)
-
-    async def _observe(
-        self,
-        exchange: _Exchange,
-        target: ASGIApp,
-        state: _PerRuntime,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        async def observed_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                exchange.disconnected = True
-            return message
-
-        async def observed_send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.start":
-                # An answer to a client that already left reaches nobody: 499, not its status.
-                exchange.status = CLIENT_CLOSED if exchange.disconnected else message["status"]
-                try:
-                    message = exchange.response_headers(message)
-                except Exception as exc:
-                    _failed("response_headers", exc)
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                exchange.response_done = _perf_counter()
-            await send(message)
-
-        metrics = state.metrics
-        active = None
-        if metrics is not None:
-            try:
-                active = metrics.started(exchange.method_label)
-            except Exception as exc:
-                _failed("start", exc)
-        token = None
-        if exchange.span is not None:
-            token = otel_context.attach(trace.set_span_in_context(exchange.span))
+        span = exchange.span
+        otel_token = None
+        if span is not None:
+            otel_token = otel_context.attach(trace.set_span_in_context(span))
         error: BaseException | None = None
-        ctx = exchange.ctx = RequestContext(
-            exchange.request_id,
-            exchange.route,
-            None,
-            exchange.trace_id,
-            exchange.span_id,
-        )
-        scope_token = _request.set(ctx)  # request_scope(), without a generator per request
+        scope_token = _request.set(exchange.ctx)  # request_scope(), without a generator
         try:
-            await target(exchange.scope, observed_receive, observed_send)
+            await target(scope, exchange.receive, exchange.send)
         except BaseException as exc:  # re-raised unchanged
             error = exc
             raise
         finally:
-            status = exchange.final_status(error)
+            status = exchange.status
+            if status is None:
+                # No answer started: the client left first (499), or an exception, or an app
+                # that returned without answering (the server sends 500).
+                status = CLIENT_CLOSED if exchange.disconnected else 500
             try:
-                exchange.finish(state, active, status, _perf_counter())
+                exchange.finish(status, _perf_counter())
             except Exception as exc:
                 _failed("finish", exc)
             _request.reset(scope_token)
-            try:
-                exchange.end_span(status, error)
-            except Exception as exc:
-                _failed("end_span", exc)
-            if token is not None:
-                otel_context.detach(token)
+            if span is not None:
+                try:
+                    exchange.end_span(status, error)
+                except Exception as exc:
+                    _failed("end_span", exc)
+            if otel_token is not None:
+                otel_context.detach(otel_token)
 
 
 # -- dbsight.instrument(app) -------------------------------------------------------------

@@ -135,7 +135,7 @@ def _connection_query(
                 user=state.user,
                 explainer=state.explainer,
             )
-        if recorder.settings.sqlcommenter != "off":
+        if recorder.sqlcommenter != "off":
             query = commented(query, ctx)
         try:
             result = await method(con, query, *args, **kwargs)

@@ -45,7 +45,7 @@ def mark_coroutine_function(func: _F) -> _F:
 
 def commented(sql: str, ctx: Any, escape_percent: bool = False) -> str:
     """``sql`` as it should be sent: with the sqlcommenter comment when that is enabled."""
-    mode = recorder.settings.sqlcommenter
+    mode = recorder.sqlcommenter
     if mode == "off":
         return sql
     return add_comment(sql, ctx, mode, escape_percent=escape_percent)

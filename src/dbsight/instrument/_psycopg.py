@@ -83,7 +83,7 @@ def _begin(
         user=state.user,
         explainer=state.explainer if explain else None,
     )
-    mode = recorder.settings.sqlcommenter
+    mode = recorder.sqlcommenter
     if mode == "off" or not _commentable(query):
         return ctx, query
     sent = add_comment(text, ctx, mode, escape_percent=params is not None)

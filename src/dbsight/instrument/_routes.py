@@ -131,16 +131,21 @@ class RouteIndex:
     route (no mounts, hosts or custom ``matches()``): one C-level match finds the first
     route whose path matches, as the router's loop over ``matches()`` would, at a fraction
     of its cost. A request whose first path match refuses its method (a 405, or a later
-    route that takes the method) is left to `resolve_route`."""
+    route that takes the method) is left to `resolve_route`.
 
-    __slots__ = ("routes", "count", "regex", "templates", "methods")
+    Paths of routes without parameters (``/health``, ``/ping``) are also kept in a dict,
+    when the route is the first match of its own path: one lookup instead of the match."""
+
+    __slots__ = ("routes", "count", "regex", "groups", "static")
 
     def __init__(self, routes: list[Any]) -> None:
         self.routes = routes
         self.count = len(routes)
         self.regex: re.Pattern[str] | None = None
-        self.templates: dict[str, str] = {}
-        self.methods: dict[str, Any] = {}
+        # regex group name -> (template, methods) of its route
+        self.groups: dict[str, tuple[str, Any]] = {}
+        # the path of a route without parameters -> (template, methods)
+        self.static: dict[str, tuple[str, Any]] = {}
         parts = []
         websocket = _Starlette.load().websocket
         for i, route in enumerate(_expanded(routes)):
@@ -153,26 +158,35 @@ class RouteIndex:
             name = f"r{i}"
             body = route.path_regex.pattern.removeprefix("^").removesuffix("$")
             parts.append(f"(?P<{name}>{_CAPTURING.sub('(?:', re.sub(r'[(][?]P<[^>]+>', '(?:', body))})")
-            self.templates[name] = route.path_format
-            self.methods[name] = route.methods
+            self.groups[name] = (route.path_format, route.methods)
         try:
             self.regex = re.compile("(?:" + "|".join(parts) + ")\\Z") if parts else None
         except re.error:
             self.regex = None
+        if self.regex is not None:
+            for name, (template, methods) in self.groups.items():
+                if "{" not in template and template not in self.static:
+                    match = self.regex.match(template)
+                    if match is not None and match.lastgroup == name:
+                        self.static[template] = (template, methods)
 
     def lookup(self, scope: dict[str, Any]) -> str | None:
         """The template, `UNMATCHED`, or None when only `resolve_route` can tell."""
         regex = self.regex
         if regex is None:
             return None
-        match = regex.match(_route_path(scope) if scope.get("root_path") else scope["path"])
-        if match is None:
-            return UNMATCHED
-        name = match.lastgroup
-        assert name is not None
-        methods = self.methods[name]
+        path = _route_path(scope) if scope.get("root_path") else scope["path"]
+        found = self.static.get(path)
+        if found is None:
+            match = regex.match(path)
+            if match is None:
+                return UNMATCHED
+            name = match.lastgroup
+            assert name is not None
+            found = self.groups[name]
+        template, methods = found
         if methods is None or scope.get("method") in methods:
-            return self.templates[name]
+            return template
         return None
 
 

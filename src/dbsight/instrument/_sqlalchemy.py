@@ -93,7 +93,7 @@ def _wrappers(
             user=user,
             explainer=None if many else explainer,
         )
-        mode = recorder.settings.sqlcommenter  # configure() swaps settings: read per statement
+        mode = recorder.sqlcommenter  # configure() may change it: read per statement
         if mode != "off":
             # the bare text is not interpolated by the DBAPI: a '%' in it must not be doubled
             statement = add_comment(

@@ -313,8 +313,10 @@ def ensure_writer() -> None:
     global _writer, _single_process
     if _writer is not None:
         return
-    runtime = _runtime.get_runtime()
-    if runtime is _single_process:
+    runtime = _runtime._runtime  # get_runtime() without its call once configured
+    if runtime is None:
+        runtime = _runtime.get_runtime()
+    elif runtime is _single_process:
         return
     if multiprocess_dir(runtime.settings) is None:
         _single_process = runtime
