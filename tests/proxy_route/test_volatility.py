@@ -216,3 +216,40 @@ def test_tags_that_do_not(tag: bytes) -> None:
 def test_bad_options(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         FunctionVolatility(**options)  # type: ignore[arg-type]
+
+
+async def test_operators_with_a_volatile_function_keep_a_text_on_the_primary(
+    conn: BackendConnection,
+) -> None:
+    """The built-in operators are side-effect free; a user's operator of the same symbol for
+    other types may not be: texts using a symbol some volatile operator has go to the
+    primary, whatever their types."""
+    await conn.execute(
+        """
+        CREATE TABLE ops_t (a int);
+        CREATE FUNCTION add_logged(int, int) RETURNS int LANGUAGE plpgsql AS
+          $$ BEGIN INSERT INTO ops_t VALUES ($1); RETURN $1 + $2; END $$;
+        CREATE OPERATOR ## (LEFTARG = int, RIGHTARG = int, FUNCTION = add_logged);
+        """
+    )
+    vol = FunctionVolatility()
+    queries: list[str] = []
+
+    async def execute(sql: str) -> list[QueryResult]:
+        queries.append(sql)
+        return await conn.execute(sql)
+
+    async def verdict(sql: str) -> bool | None:
+        info = analyze(sql)
+        missing = vol.missing(info, 0.0)
+        if missing:
+            await vol.resolve(missing, execute, 0.0)
+        return vol.verdict(info, 0.0)
+
+    assert await verdict("SELECT 1 ## 2") is False
+    assert await verdict("SELECT point '(1,1)' ## lseg '((0,0),(2,2))'") is False  # same symbol
+    assert await verdict("SELECT a FROM ops_t WHERE a = 1 ORDER BY a") is True
+    assert len(queries) == 1  # one question about operators, answered for every symbol
+    await conn.execute("DROP OPERATOR ## (int, int)")
+    vol.invalidate()
+    assert await verdict("SELECT 1 ## 2") is True  # the built-in one (geometry) is left

@@ -117,3 +117,11 @@ def test_positional_construction_still_works() -> None:
     info = SqlInfo("SELECT $1", "0" * 16, "select", (), True)
     assert info.functions == ()
     assert SqlInfo("SELECT f()", "0" * 16, "select", (), False, ("f",)).functions == ("f",)
+
+
+def test_operator_symbols_of_read_only_texts() -> None:
+    assert set(analyze_fresh("SELECT a FROM t WHERE a = 1 AND b < 2").operators) == {"=", "<"}
+    assert analyze_fresh("SELECT f(a) FROM t WHERE a ## 2").operators == ("##",)
+    assert analyze_fresh("SELECT a FROM t WHERE a = ANY ($1)").operators == ("=",)
+    assert analyze_fresh("SELECT 1 OPERATOR(pg_catalog.+) 2").operators == ()  # the built-in
+    assert analyze_fresh("UPDATE t SET a = 1 WHERE b = 2").operators == ()  # not read-only

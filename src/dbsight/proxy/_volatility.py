@@ -21,6 +21,12 @@ What a name matches (when in doubt, primary):
 - ``name``: every function of that name in *any* schema, not only the ones visible on the
   resolving connection's ``search_path``: a client may have set another path in its session,
   under which the name would find a function the proxy's connection does not see.
+- Operators: the built-in ones (the only ones ``dbsight.sql`` lets a read-only text use) are
+  free of side effects, but a user may define one of the same symbol for other types, backed
+  by a volatile function. The proxy asks once which symbols have a volatile operator in the
+  database (``OPERATORS``, usually none) and sends a text using one of them to the primary.
+- ``txid_current()`` and ``pg_current_xact_id()`` are declared STABLE but assign a
+  transaction id, which a standby refuses: they count as volatile.
 - An aggregate is as volatile as its support functions (``CREATE AGGREGATE`` always records
   ``IMMUTABLE``); a procedure cannot be called from a SELECT and counts as volatile.
 - No match (a typo, a function created elsewhere a moment ago, a column written as
@@ -49,18 +55,33 @@ DEFAULT_MAX_NAMES: Final = 4096
 _INVALIDATING_TAGS: Final = frozenset(
     f"{verb} {kind}".encode()
     for verb in ("CREATE", "ALTER", "DROP")
-    for kind in ("FUNCTION", "PROCEDURE", "ROUTINE", "AGGREGATE", "EXTENSION", "SCHEMA", "LANGUAGE")
+    for kind in (
+        "FUNCTION", "PROCEDURE", "ROUTINE", "AGGREGATE", "EXTENSION", "SCHEMA", "LANGUAGE",
+        "OPERATOR",
+    )
 ) | {b"DROP OWNED"}
 
+# The pseudo-name `missing()` gives for "which operator symbols are volatile" (a NUL is in no
+# function's name), and the query that answers it.
+OPERATORS: Final = "\x00operators"
+_VOLATILE_OPERATORS = """SELECT DISTINCT o.oprname::text
+FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+WHERE p.provolatile = 'v' OR p.prokind = 'p'"""
+
+# Built-in functions declared STABLE that a standby refuses: they assign the transaction an id
+# (a write), "cannot assign TransactionIds during recovery".
+_PRIMARY_ONLY: Final = ", ".join(f"'{name}'" for name in ("txid_current", "pg_current_xact_id"))
+
 # True when every function the row's name matches is non-volatile (NULL when it matches none).
-_NON_VOLATILE = """CASE p.prokind
+_NON_VOLATILE = f"""CASE p.prokind
       WHEN 'a' THEN NOT EXISTS (
         SELECT FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc s ON s.oid IN (
           a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
           a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
         WHERE a.aggfnoid = p.oid AND s.provolatile NOT IN ('s', 'i'))
       WHEN 'p' THEN false
-      ELSE p.provolatile IN ('s', 'i')
+      ELSE p.provolatile IN ('s', 'i') AND NOT (
+        n.nspname = 'pg_catalog' AND p.proname IN ({_PRIMARY_ONLY}))
     END"""
 
 _QUERY = f"""SELECT w.i, coalesce(bool_and({_NON_VOLATILE}), false)
@@ -113,7 +134,7 @@ class FunctionVolatility:
     the user nor on the session, see the module docstring.
     """
 
-    __slots__ = ("_generation", "_known", "_max_names", "ttl_s")
+    __slots__ = ("_generation", "_known", "_max_names", "_volatile_operators", "ttl_s")
 
     def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_names: int = DEFAULT_MAX_NAMES) -> None:
         if not 0 < ttl_s < float("inf"):
@@ -126,6 +147,8 @@ class FunctionVolatility:
         self._known: dict[str, tuple[bool, float]] = {}
         # bumped by every invalidation: an answer asked for before it is not stored
         self._generation = 0
+        # the operator symbols with a volatile operator, and until when that is trusted
+        self._volatile_operators: tuple[frozenset[str], float] | None = None
 
     def verdict(self, info: SqlInfo, now: float) -> bool | None:
         """May ``info``'s statement go to a replica, as far as its functions go?
@@ -135,7 +158,7 @@ class FunctionVolatility:
         None: a function's volatility is not known (yet, or any more): ``resolve()`` first.
         """
         if info.read_only:
-            return True
+            return self._operators_verdict(info, now)
         if not info.functions or info.operation != "select":
             return False
         pending = False
@@ -145,16 +168,32 @@ class FunctionVolatility:
                 pending = True
             elif not entry[0]:
                 return False
-        return None if pending else True
+        operators = self._operators_verdict(info, now)
+        if operators is False:
+            return False
+        return None if pending or operators is None else True
+
+    def _operators_verdict(self, info: SqlInfo, now: float) -> bool | None:
+        """False when ``info`` uses an operator symbol some volatile operator has; None when
+        that is not known (any more)."""
+        if not info.operators:
+            return True
+        known = self._volatile_operators
+        if known is None or known[1] <= now:
+            return None
+        return known[0].isdisjoint(info.operators)
 
     def missing(self, info: SqlInfo, now: float) -> tuple[str, ...]:
         """The names ``resolve()`` needs before ``verdict()`` can answer (empty when it can)."""
         if self.verdict(info, now) is not None:
             return ()
         known = self._known
-        return tuple(
+        names = tuple(
             name for name in info.functions if (e := known.get(name)) is None or e[1] <= now
         )
+        if self._operators_verdict(info, now) is None:
+            names += (OPERATORS,)
+        return names
 
     async def resolve(self, names: Sequence[str], execute: Execute, now: float) -> None:
         """Ask the server about ``names`` (one query) and remember each verdict for ``ttl_s``.
@@ -165,11 +204,20 @@ class FunctionVolatility:
         stored either: it may describe the functions as they were.
         """
         wanted = list(dict.fromkeys(names))
-        if not wanted:
+        operators = OPERATORS in wanted
+        if operators:
+            wanted.remove(OPERATORS)
+        if not wanted and not operators:
             return
         generation = self._generation
         non_volatile = [False] * len(wanted)
-        query = _lookup_query(wanted)
+        query = _lookup_query(wanted) if wanted else None
+        volatile_operators: frozenset[str] = frozenset()
+        if operators:
+            results = await execute(_VOLATILE_OPERATORS)
+            volatile_operators = frozenset(
+                row[0] for row in (results[-1].rows if results else ()) if row[0]
+            )
         if query is not None:
             results = await execute(query)
             for index, verdict in results[-1].rows if results else ():
@@ -178,6 +226,8 @@ class FunctionVolatility:
         if generation != self._generation:
             return
         expires = now + self.ttl_s
+        if operators:
+            self._volatile_operators = (volatile_operators, expires)
         for name, ok in zip(wanted, non_volatile, strict=True):
             self._store(name, ok, expires)
 
@@ -197,6 +247,7 @@ class FunctionVolatility:
     def invalidate(self) -> None:
         """Forget every verdict (and any answer being awaited)."""
         self._known.clear()
+        self._volatile_operators = None
         self._generation += 1
 
     def _store(self, name: str, non_volatile: bool, expires: float) -> None:

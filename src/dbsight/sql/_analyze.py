@@ -93,7 +93,7 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     if analysis is None:
         return _unparsed(normalized), False
     if scan.ambiguous:
-        analysis = analysis._replace(read_only=False, functions=())
+        analysis = analysis._replace(read_only=False, functions=(), operators=())
     return SqlInfo(normalized, *analysis), True
 
 

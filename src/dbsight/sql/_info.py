@@ -48,6 +48,11 @@ class SqlInfo:
             on the server's volatility of just these.  Empty when the text is
             read-only, when anything else also stands in the way, and for
             other dialects.
+        operators: the operator symbols a PostgreSQL text that is read-only
+            (or read-only but for ``functions``) uses unqualified, deduplicated
+            (in no particular order): the built-in operators of these symbols are free of side
+            effects, but a user may have defined one for other types with a
+            volatile function.  Empty otherwise.
     """
 
     normalized: str
@@ -56,6 +61,7 @@ class SqlInfo:
     tables: tuple[str, ...]
     read_only: bool
     functions: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
 
 
 def most_significant(ops: list[Operation]) -> Operation:

@@ -35,6 +35,7 @@ class Analysis(NamedTuple):
     tables: tuple[str, ...]
     read_only: bool
     functions: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
 
 
 _DML: Final[dict[str, Operation]] = {
@@ -124,11 +125,12 @@ class _Walk:
     go to ``calls`` instead, so that they can be judged apart.
     """
 
-    __slots__ = ("found", "calls", "safe", "writes", "kinds", "into", "seq")
+    __slots__ = ("found", "calls", "operators", "safe", "writes", "kinds", "into", "seq")
 
     def __init__(self) -> None:
         self.found: list[tuple[int, int, str]] = []  # (location, seq, name)
         self.calls: list[tuple[int, int, str]] = []  # (location, seq, function name)
+        self.operators: list[str] = []  # allow-listed operator symbols, written unqualified
         self.safe = True
         self.writes: list[Operation] = []
         self.kinds: list[str] = []
@@ -252,16 +254,14 @@ class _Walk:
         elif action == _AEXPR:
             kind = body.get("kind", "")
             self.kinds.append(kind)
-            if kind not in _BETWEEN_KINDS and not _allowed(
-                _names(body.get("name")), PG_SAFE_OPERATORS
-            ):
-                self.safe = False
+            if kind not in _BETWEEN_KINDS:
+                self._operator(_names(body.get("name")))
         elif action == _SUBLINK:
-            if "operName" in body and not _allowed(_names(body["operName"]), PG_SAFE_OPERATORS):
-                self.safe = False
+            if "operName" in body:
+                self._operator(_names(body["operName"]))
         elif action == _SORTBY:
-            if "useOp" in body and not _allowed(_names(body["useOp"]), PG_SAFE_OPERATORS):
-                self.safe = False
+            if "useOp" in body:
+                self._operator(_names(body["useOp"]))
         elif action == _SAMPLE:
             method = _names(body.get("method"))
             if not method or len(method) != 1 or method[0] not in _SAFE_TABLESAMPLE:
@@ -275,6 +275,14 @@ class _Walk:
                         self.found.append((-1, self.seq, ".".join(parts)))
         else:  # _UNKNOWN: not in the read-only allow-list
             self.safe = False
+
+    def _operator(self, names: list[str] | None) -> None:
+        """An operator: allow-listed symbols are noted (a user may have defined one for
+        other types, with a function of any volatility), others make the text unsafe."""
+        if not _allowed(names, PG_SAFE_OPERATORS):
+            self.safe = False
+        elif names is not None and len(names) == 1:
+            self.operators.append(names[0])
 
 
 # What the walker does with each wrapped node type.
@@ -364,6 +372,7 @@ def analyze_postgres(text: str) -> Analysis | None:
     found: list[tuple[int, int, str]] = []
     calls: list[tuple[int, int, str]] = []
     kinds: list[str] = []
+    operators: list[str] = []
     for raw in stmts:
         stmt = raw.get("stmt") if type(raw) is dict else None
         if type(stmt) is not dict or len(stmt) != 1:
@@ -379,6 +388,7 @@ def analyze_postgres(text: str) -> Analysis | None:
         found.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.found)
         calls.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.calls)
         kinds.extend(w.kinds)
+        operators.extend(w.operators)
     found.sort()
     tables = tuple(dict.fromkeys(name for _, _, name in found))
     functions: tuple[str, ...] = ()
@@ -387,7 +397,8 @@ def analyze_postgres(text: str) -> Analysis | None:
         functions = tuple(dict.fromkeys(name for _, _, name in calls))
     read_only = clean and not calls
     fingerprint = _fingerprint(text, kinds, tables)
-    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions)
+    used = tuple(dict.fromkeys(operators)) if clean else ()
+    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions, used)
 
 
 def _fingerprint(text: str, kinds: list[str], tables: tuple[str, ...]) -> str:
