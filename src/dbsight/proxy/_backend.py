@@ -9,26 +9,18 @@ and ``parser`` (the ``BackendParser`` of this socket: bytes it already buffered 
 whoever reads next) up to date, and gives the connection back to the pool, which calls
 ``reset()`` before another client gets it.
 
-Reset: the server-side part is ``DISCARD ALL`` (PgBouncer's ``server_reset_query``), after a
-``ROLLBACK`` when a transaction is open or failed. ``DISCARD ALL`` is ``CLOSE ALL``, ``SET SESSION
-AUTHORIZATION DEFAULT``, ``RESET ALL``, ``DEALLOCATE ALL``, ``UNLISTEN *``,
-``pg_advisory_unlock_all()`` and ``DISCARD PLANS/TEMP/SEQUENCES`` in one statement, so nothing a
-client set up (GUCs, roles, cursors, temporary tables, SQL or protocol prepared statements,
-LISTENs, session advisory locks) reaches the next client. It resets GUCs to the values of the
-StartupMessage, so the configured server parameters survive it. A lighter reset that keeps
-prepared statements would save re-preparing, but SQL-level ``PREPARE`` is invisible to the
-protocol state and would then leak from one client to the next, so the safe reset is the one.
+Reset (``reset(full)``): ROLLBACK when a transaction is open or failed, then ``DISCARD ALL``
+(PgBouncer's ``server_reset_query``: ``CLOSE ALL``, ``SET SESSION AUTHORIZATION DEFAULT``,
+``RESET ALL``, ``DEALLOCATE ALL``, ``UNLISTEN *``, ``pg_advisory_unlock_all()`` and ``DISCARD
+PLANS/TEMP/SEQUENCES`` in one statement), or with ``full`` false `LIGHT_RESET_QUERY`, the same
+but for the prepared statements, which the session layer keeps using (it chooses the full
+reset whenever SQL-level PREPARE, DEALLOCATE or DISCARD ran, which the protocol state does
+not see). GUCs go back to the values of the StartupMessage, so the configured server
+parameters survive either.
 
-Prepared statements across clients (transaction pooling): a client's named statement may be
-executed on any server connection, so each connection records in ``prepared`` (name -> query
-text) what it holds; the reset empties it with the server's. Before relaying a Bind or Describe
-of a statement, the session layer asks the connection that will run it for
-``prepare_messages(name, query, param_types)``: the Close/Parse messages to inject first (none
-when the statement is already there). That call is sans-IO: the caller encodes them, feeds them
-to ``state`` like relayed messages, writes them ahead of the client's, and swallows their
-ParseComplete/CloseComplete instead of forwarding them (and calls ``forget_prepared(name)`` if
-the server answers the Parse with an error). ``ensure_prepared()`` is the same done eagerly:
-Parse + Sync sent and answered before returning.
+Prepared statements across clients: the session layer (`dbsight.proxy._pooled`) prepares
+statements on whichever connection runs them and records in ``prepared`` (server name ->
+query text) what each connection holds; a full reset empties it with the server's.
 """
 
 from __future__ import annotations
@@ -40,6 +32,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from . import protocol as p
 from ._backend_errors import (
@@ -133,7 +126,6 @@ class BackendConnection:
         self.created_at = _monotonic()
         self.last_used_at = self.created_at
         self.prepared: dict[str, str] = {}
-        self._param_types: dict[str, tuple[int, ...]] = {}
         self.broken = False
         self.closed = False
 
@@ -237,13 +229,17 @@ class BackendConnection:
 
     @property
     def usable(self) -> bool:
-        """Not closed or broken and the socket still open as far as asyncio knows."""
+        """Not closed or broken, the socket still open as far as asyncio knows, and no
+        ErrorResponse waiting unread (the server said FATAL while the connection was idle:
+        a shutdown or an administrator's pg_terminate_backend, its EOF not seen yet)."""
+        reader: Any = self.reader
         return not (
             self.closed
             or self.broken
             or self.writer.is_closing()
             or self.reader.at_eof()
             or self.reader.exception() is not None
+            or reader._buffer[:1] == b"E"  # its buffer is private; only looked at
         )
 
     @property
@@ -278,46 +274,6 @@ class BackendConnection:
         await self._send(p.encode(query))
         return await self._read_cycle()
 
-    async def ensure_prepared(
-        self, name: str, query: str, param_types: tuple[int, ...] = ()
-    ) -> bool:
-        """Prepare ``name`` now (Parse + Sync, answered); False when it was already there."""
-        messages = self.prepare_messages(name, query, param_types)
-        if not messages:
-            return False
-        self._check_between_requests()
-        sync = p.Sync()
-        for message in (*messages, sync):
-            self.state.client_message(message)
-        await self._send(b"".join(p.encode(m) for m in (*messages, sync)))
-        try:
-            await self._read_cycle()
-        except BackendQueryError:
-            self.forget_prepared(name)
-            raise
-        return True
-
-    def prepare_messages(
-        self, name: str, query: str, param_types: tuple[int, ...] = ()
-    ) -> tuple[p.Close | p.Parse, ...]:
-        """Sans-IO: the messages that make statement ``name`` exist here as ``query``.
-
-        Empty when it already does. A different statement under the same name is closed
-        first. The statement is recorded in ``prepared`` at once (see the module docstring).
-        """
-        if self.prepared.get(name) == query and self._param_types.get(name) == param_types:
-            return ()
-        parse = p.Parse(name, query, param_types)
-        replaced = name in self.prepared and name != ""  # a Parse replaces the unnamed one
-        self.prepared[name] = query
-        self._param_types[name] = param_types
-        return (p.Close("S", name), parse) if replaced else (parse,)
-
-    def forget_prepared(self, name: str) -> None:
-        """The server did not (or no longer does) hold statement ``name``."""
-        self.prepared.pop(name, None)
-        self._param_types.pop(name, None)
-
     def settle(self, status: int, between_requests: bool) -> None:
         """A client's requests were relayed over this connection by a tracker of their own
         (`dbsight.proxy._exchange`), which ended with ``status`` (a ReadyForQuery's status
@@ -345,7 +301,6 @@ class BackendConnection:
         if full:
             await self.execute(RESET_QUERY)
             self.prepared.clear()
-            self._param_types.clear()
         else:
             await self.execute(LIGHT_RESET_QUERY)
         if not self.state.at_rest:
@@ -373,6 +328,8 @@ class BackendConnection:
 
     def _check_between_requests(self) -> None:
         if not self.resettable:
+            if not self.usable:  # closed by the server (or its FATAL is waiting): for good
+                self.broken = True
             raise BackendUnavailable("dbsight proxy: server connection is busy, broken or closed")
 
     async def _send(self, data: bytes) -> None:

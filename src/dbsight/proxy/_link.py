@@ -49,17 +49,27 @@ class StreamLink(asyncio.StreamReaderProtocol):
         paired: asyncio.Transport | None = None,
     ) -> bytes:
         """From now on every chunk goes to ``on_data``; ``on_lost`` is called once when the
-        connection ends. Returns the bytes the stream side had buffered and not read yet
+        connection ends (soon, when it has ended already). Returns the bytes the stream side had buffered and not read yet
         (the caller handles them first). ``paired`` is the transport to pause while this
         socket's own write buffer is full."""
         reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
         buffered = bytes(reader._buffer)
         reader._buffer.clear()
         self._on_data = on_data
-        self._on_lost = on_lost
         self._paired = paired
+        if self.lost:  # gone already (while in stream mode): said once the caller is ready
+            asyncio.get_running_loop().call_soon(on_lost, reader.exception())
+            return buffered
+        self._on_lost = on_lost
+        if reader._eof:  # the peer ended while in stream mode: close, on_lost follows
+            self._stream_writer_transport().close()
+            return buffered
         reader._maybe_resume_transport()  # paused on a full buffer, maybe
         return buffered
+
+    def _stream_writer_transport(self) -> asyncio.BaseTransport:
+        transport: Any = self._transport  # type: ignore[attr-defined]  # StreamReaderProtocol's
+        return transport  # type: ignore[no-any-return]
 
     def unrelay(self) -> None:
         """Back to stream mode: later bytes are buffered for the StreamReader again."""
