@@ -172,6 +172,31 @@ async def test_paused_replay_takes_the_replica_out_of_rotation_until_it_caught_u
     ]
 
 
+async def test_synced_at_says_since_when_a_replica_has_everything(
+    pg_replicated: PgCluster, board_factory: Callable[..., HealthBoard]
+) -> None:
+    """A replica is synced after a moment once it has replayed a position the primary
+    reported after that moment; paused, it stays behind a write (however small its lag)."""
+    primary_dsn, replica_dsn = pg_replicated.dsn(), pg_replicated.replica_dsn(0)
+    board = board_factory(max_lag_s=3600)
+    replica = board.replicas[0]
+    run(primary_dsn, "SELECT txid_current()")
+    wrote = time.monotonic()
+    await until(lambda: (replica.synced_at or 0) > wrote, board.check_all)
+
+    run(replica_dsn, "SELECT pg_wal_replay_pause()")
+    try:
+        run(primary_dsn, "SELECT txid_current()")
+        wrote = time.monotonic()
+        for _ in range(5):
+            await board.check_all()
+            assert replica.in_rotation  # within max_lag_s ...
+            assert (replica.synced_at or 0) < wrote  # ... but without the write
+    finally:
+        run(replica_dsn, "SELECT pg_wal_replay_resume()")
+    await until(lambda: (replica.synced_at or 0) > wrote, board.check_all)
+
+
 async def test_roles_are_checked(pg_replicated: PgCluster) -> None:
     as_primary = BackendMonitor(target("r", "primary", pg_replicated.replica_dsn(0)))
     as_replica = BackendMonitor(target("p", "replica", pg_replicated.dsn()))

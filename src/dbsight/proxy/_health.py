@@ -15,6 +15,11 @@ as ``current_lsn``. A replica must be in recovery, and its lag is read from the 
   replayed transaction grows old while the replica is perfectly up to date.
 - ``lag_bytes``: the primary's ``current_lsn`` minus the replica's replay position, when the
   primary's is known.
+- ``synced_at``: the latest moment (``time.monotonic``) the replica is known to have caught up
+  with: each primary check notes when it asked for the WAL insert position and what it got
+  (``positions``); a replica that has replayed a position has everything the primary had
+  committed before it was asked. Read-your-writes by time uses it: after a session's write,
+  its reads go only to a replica synced after that write.
 
 A replica is in rotation (reads may go to it) while it is up and its lag is known and within
 ``max_lag_s`` (and ``max_lag_bytes``, when set). Once out for lag it comes back only when the
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,13 +49,18 @@ logger = logging.getLogger("dbsight.proxy.health")
 Role = Literal["primary", "replica"]
 
 _INITIAL = (False, False)  # (up, in_rotation) before the first check
+_POSITIONS_KEPT = 600  # the primary's positions a replica can be matched with (10 min at 1 s)
 
-# A standby cannot take pg_current_wal_flush_lsn() (it raises), hence the CASE. The flush
+# A standby cannot take pg_current_wal_flush_lsn() (it raises), hence the CASEs. The flush
 # position rather than pg_current_wal_lsn() (the write position): only flushed WAL is sent
-# to replicas, so it is exactly what a caught-up replica has replayed.
+# to replicas, so it is exactly what a caught-up replica has replayed (the lag). The insert
+# position is what read-your-writes compares with: a commit acknowledged before the query
+# is at or below it even when it is not flushed yet (synchronous_commit = off, or a
+# transaction that wrote nothing else).
 PRIMARY_QUERY = (
     "SELECT pg_is_in_recovery(),"
-    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END"
+    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"
+    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END"
 )
 # The lag in seconds is computed by the server: no parsing of timestamps in its DateStyle.
 # pg_is_wal_replay_paused() raises on a primary, hence its CASE.
@@ -102,6 +113,7 @@ class BackendMonitor:
         max_lag_s: float = 10.0,
         max_lag_bytes: int | None = None,
         primary_lsn: Callable[[], int | None] = lambda: None,
+        primary_positions: Callable[[], Sequence[tuple[float, int]]] = tuple,
         on_change: Callable[[BackendMonitor], None] | None = None,
     ) -> None:
         for label, value in (
@@ -119,6 +131,7 @@ class BackendMonitor:
         self.max_lag_s = max_lag_s
         self.max_lag_bytes = max_lag_bytes
         self.primary_lsn = primary_lsn
+        self.primary_positions = primary_positions
         self.on_change = on_change
 
         # Before the first check a backend counts as down: nothing has vouched for it yet.
@@ -128,6 +141,9 @@ class BackendMonitor:
         self.lag_bytes: int | None = None
         self.replay_lsn: int | None = None
         self.current_lsn: int | None = None
+        # the primary: (when asked, WAL position) of its recent checks, oldest first
+        self.positions: deque[tuple[float, int]] = deque(maxlen=_POSITIONS_KEPT)
+        self.synced_at: float | None = None  # a replica: see the module docstring
         self.replay_paused: bool | None = None
         self.last_error: str | None = None
         self.checked_at: float | None = None  # wall clock (epoch seconds), for display
@@ -218,11 +234,13 @@ class BackendMonitor:
 
     async def _query(self, conn: BackendConnection) -> None:
         if self.role == "primary":
+            asked = time.monotonic()  # what was committed before now is at or below the answer
             (result,) = await conn.execute(PRIMARY_QUERY)
-            in_recovery, flush_lsn = result.rows[0]
-            if in_recovery != "f" or flush_lsn is None:
+            in_recovery, flush_lsn, insert_lsn = result.rows[0]
+            if in_recovery != "f" or flush_lsn is None or insert_lsn is None:
                 raise _CheckFailed("in recovery: a standby, not a primary; it cannot take writes")
             self.current_lsn = parse_lsn(flush_lsn)
+            self.positions.append((asked, parse_lsn(insert_lsn)))
             self._up()
             return
         (result,) = await conn.execute(REPLICA_QUERY)
@@ -241,6 +259,11 @@ class BackendMonitor:
             self.lag_s = None if age_text is None else max(0.0, float(age_text))
         self.lag_bytes = None if primary is None else max(0, primary - replay)
         self.replay_lsn = replay
+        for asked, position in reversed(self.primary_positions()):
+            if position <= replay:
+                if self.synced_at is None or asked > self.synced_at:
+                    self.synced_at = asked
+                break
         self.replay_paused = paused_text == "t"
         self._up()
 
@@ -265,6 +288,8 @@ class BackendMonitor:
         self.in_rotation = False
         self.last_error = error
         self.lag_s = self.lag_bytes = self.replay_lsn = self.current_lsn = None
+        self.synced_at = None
+        self.positions.clear()
         self.replay_paused = None
 
     # ------------------------------------------------------------------ reporting
@@ -346,7 +371,10 @@ class HealthBoard:
         self.interval_s = interval_s
         self.primary = BackendMonitor(primary, **options)
         self.replicas = [
-            BackendMonitor(replica, primary_lsn=self._primary_lsn, **options)
+            BackendMonitor(
+                replica, primary_lsn=self._primary_lsn,
+                primary_positions=self._primary_positions, **options,
+            )
             for replica in replicas
         ]
         self._task: asyncio.Task[None] | None = None
@@ -354,6 +382,9 @@ class HealthBoard:
 
     def _primary_lsn(self) -> int | None:
         return self.primary.current_lsn
+
+    def _primary_positions(self) -> Sequence[tuple[float, int]]:
+        return self.primary.positions
 
     @property
     def monitors(self) -> list[BackendMonitor]:

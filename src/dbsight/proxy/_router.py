@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -44,10 +45,12 @@ _READ_ONLY_TRANSACTION = re.compile(
     r"(?:[^;]*\bREAD\s+ONLY\b[^;]*(?:;|$)|[^;]*;\s*SET\s+TRANSACTION\b[^;]*\bREAD\s+ONLY\b)",
     re.IGNORECASE,
 )
-_READ_WRITE = re.compile(r"\bREAD\s+WRITE\b", re.IGNORECASE)
+# What keeps a transaction on the primary even when it says READ ONLY: READ WRITE, and
+# SERIALIZABLE ("cannot use serializable mode in a hot standby").
+_NOT_ON_REPLICA = re.compile(r"\bREAD\s+WRITE\b|\bSERIALIZABLE\b", re.IGNORECASE)
 _BARE_BEGIN = re.compile(
     r"^\s*(?:BEGIN|START\s+TRANSACTION)(?:\s+(?:WORK|TRANSACTION))?"
-    r"(?:\s+ISOLATION\s+LEVEL\s+(?:SERIALIZABLE|REPEATABLE\s+READ|READ\s+(?:UN)?COMMITTED))?"
+    r"(?:\s+ISOLATION\s+LEVEL\s+(?:REPEATABLE\s+READ|READ\s+(?:UN)?COMMITTED))?"
     r"\s*;?\s*$",
     re.IGNORECASE,
 )
@@ -87,14 +90,16 @@ def set_role_statement(sql: str) -> Role | None:
 
 
 def bare_begin(sql: str) -> bool:
-    """A BEGIN that does not say READ ONLY or READ WRITE: whether its transaction may go to a
-    replica depends on a ``SET TRANSACTION READ ONLY`` that may follow."""
+    """A BEGIN that does not say READ ONLY, READ WRITE or SERIALIZABLE: whether its
+    transaction may go to a replica depends on a ``SET TRANSACTION READ ONLY`` that may
+    follow."""
     return _BARE_BEGIN.match(sql) is not None
 
 
 def sets_read_only(sql: str) -> bool:
-    """``SET TRANSACTION ... READ ONLY`` (the start of a read-only transaction)."""
-    return _SET_READ_ONLY.match(sql) is not None and _READ_WRITE.search(sql) is None
+    """``SET TRANSACTION ... READ ONLY`` (the start of a read-only transaction a replica can
+    run: not SERIALIZABLE)."""
+    return _SET_READ_ONLY.match(sql) is not None and _NOT_ON_REPLICA.search(sql) is None
 
 
 class Router:
@@ -104,6 +109,7 @@ class Router:
         self.volatility = volatility or FunctionVolatility()
         self.relations = RelationSafety(self.volatility)
         self._verdicts: dict[str, tuple[bool, float]] = {}  # text -> (verdict, until)
+        self.changed_at = 0.0  # when DDL was last seen (time.monotonic)
 
     def verdict(self, sql: str, now: float) -> bool | Lookup:
         """True: ``sql`` may run on a replica; False: primary; a `Lookup`: what must be
@@ -141,6 +147,7 @@ class Router:
 
     def forget(self) -> None:
         """Functions or views may have changed (DDL seen): judge texts again."""
+        self.changed_at = time.monotonic()
         self._verdicts.clear()
         self.volatility.invalidate()
         self.relations.invalidate()
@@ -158,7 +165,7 @@ class Router:
         end = start + 1 + _unpack_int32(buf, start + 1)[0]
         if t == QUERY:
             sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-            if _READ_ONLY_TRANSACTION.match(sql) and not _READ_WRITE.search(sql):
+            if _READ_ONLY_TRANSACTION.match(sql) and not _NOT_ON_REPLICA.search(sql):
                 return Unit(True, end, read_only_transaction=True)
             judged = self.verdict(sql, now)
             if isinstance(judged, Lookup):

@@ -25,7 +25,7 @@ _monotonic = time.monotonic
 
 
 class Topology:
-    """See the module docstring; one per proxy in transaction mode."""
+    """See the module docstring; one per proxy that holds its own server connections."""
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
@@ -84,10 +84,15 @@ class Topology:
 
     # -- decisions ---------------------------------------------------------------------
     def pick_replica(
-        self, outstanding: Callable[[str], int], min_lsn: int | None = None
+        self,
+        outstanding: Callable[[str], int],
+        min_lsn: int | None = None,
+        synced_after: float | None = None,
     ) -> str | None:
         """The replica for the next read, or None (none in rotation: the primary reads);
-        with ``min_lsn``, only one seen to have replayed that WAL position. Candidates are
+        with ``min_lsn``, only one seen to have replayed that WAL position; with
+        ``synced_after`` (a ``time.monotonic``), only one known to have caught up with the
+        primary as it was after that moment. Candidates are
         asked in order of load, so a half-open breaker's trial slot is only taken by the
         replica that then gets the request."""
         if self.health is None:
@@ -98,6 +103,7 @@ class Topology:
             for monitor in self.health.in_rotation()
             if monitor.target.name != PRIMARY
             and (min_lsn is None or (monitor.replay_lsn or 0) >= min_lsn)
+            and (synced_after is None or (monitor.synced_at or 0.0) > synced_after)
         )
         for _, name in candidates:
             if self.breakers[name].allow(now):
