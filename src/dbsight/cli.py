@@ -205,12 +205,12 @@ def proxy(
                      "transaction (lent per transaction; the proxy authenticates clients)."),
     ] = None,
     pool_size: Annotated[
-        int | None, typer.Option(help="Server connections per database and user (transaction).")
+        int | None, typer.Option(help="Server connections per database and user (pooled).")
     ] = None,
     replica: Annotated[
         list[str] | None,
         typer.Option(help="A streaming replica for read-only statements, as postgresql://...; "
-                     "repeatable (needs --pool-mode transaction)."),
+                     "repeatable; in session mode the proxy then authenticates clients itself."),
     ] = None,
     capture: Annotated[
         Path | None,

@@ -1,5 +1,5 @@
-"""A primary with two streaming replicas, and a transaction-pooling `dbsight proxy` routing
-between them."""
+"""A primary with two streaming replicas, and a `dbsight proxy` routing between them (in
+transaction pooling mode unless a test asks for ``pool_mode="session"``)."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ def routing_proxy(replicated2: ReplicatedDatabase) -> Iterator[Any]:
         options.setdefault("pool_size", 4)
         options.setdefault("health_interval_s", 0.2)
         options.setdefault("read_your_writes_s", 0.0)
+        options.setdefault("pool_mode", "transaction")
         config = ProxyConfig(
             listen="127.0.0.1:0",
             upstream=replicated2.primary_dsn,
             replicas=replicated2.replica_dsns,
-            pool_mode="transaction",
             **options,
         )
         proxy = RunningProxy(config)

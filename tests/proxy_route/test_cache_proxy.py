@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import psycopg
+import pytest
 
 from dbsight.proxy._config import ProxyConfig
 from dbsight.testing.proxy import RunningProxy
@@ -40,12 +41,14 @@ def raw_answer(dsn: str, sql: str) -> bytes:
             s.close()
 
 
-def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str) -> None:
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str, mode: str) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as setup:
+        setup.execute("DROP TABLE IF EXISTS prices")
         setup.execute("CREATE TABLE prices (id int PRIMARY KEY, amount numeric, at date)")
         setup.execute("INSERT INTO prices VALUES (1, 9.99, '2026-01-02'), (2, 5, NULL)")
     proxy = RunningProxy(ProxyConfig(
-        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="transaction",
+        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode=mode,
         cache=[{"table": "prices", "ttl_s": 60}],
     ))
     try:
@@ -77,5 +80,13 @@ def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str)
         before = cache_stats(proxy)["hits"]
         assert asyncio.run(prepared()) == [5, 5, 5]
         assert cache_stats(proxy)["hits"] >= before + 2
+
+        with psycopg.connect(dsn, autocommit=True) as conn:  # keyed by the search_path in use
+            conn.execute("CREATE SCHEMA IF NOT EXISTS shadow")
+            conn.execute("CREATE TABLE IF NOT EXISTS shadow.prices (id int, amount numeric, at date)")
+            conn.execute("SET search_path = shadow, public")
+            if mode == "session":  # the session's own SET: its reads see shadow.prices
+                assert conn.execute(sql).fetchall() == []
+            conn.execute("DROP SCHEMA shadow CASCADE")
     finally:
         proxy.close()

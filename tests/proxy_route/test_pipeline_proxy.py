@@ -103,19 +103,31 @@ def test_max_rows_stops_a_result_past_the_limit(guarded: Any) -> None:
         assert conn.execute("SELECT 'still fine'").fetchone() == ("still fine",)
 
 
-def test_session_mode_checks_simple_queries(pg_dsn: str) -> None:
+def test_session_mode_checks_every_statement(pg_dsn: str) -> None:
+    """Session mode with a pipeline: the session keeps its server connection (its temporary
+    table lasts) and Query and Execute are both checked."""
     proxy = RunningProxy(ProxyConfig(
         listen="127.0.0.1:0", upstream=pg_dsn, pool_mode="session",
-        pipeline=[{"handler": "firewall", "deny_unbounded_writes": True},
+        pipeline=[{"handler": "firewall", "deny_unbounded_writes": True, "max_rows": 100},
                   {"handler": "rate_limit", "rate": 20, "burst": 1, "mode": "queue"}],
     ))
     try:
         with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as conn:
             conn.execute("CREATE TEMP TABLE t (id int)", prepare=False)
+            conn.execute("INSERT INTO t VALUES (%s)", (1,))
             cur = conn.cursor()
             with pytest.raises(psycopg.Error) as rejected:
                 cur.execute("DELETE FROM t")  # no parameters: the simple protocol
             assert rejected.value.sqlstate == "21000"
-            assert [conn.execute("SELECT 1").fetchone() for _ in range(3)] == [(1,)] * 3
+            with pytest.raises(psycopg.Error) as extended:
+                cur.execute("UPDATE t SET id = %s", (2,))  # Parse, Bind, Execute
+            assert extended.value.sqlstate == "21000"
+            with pytest.raises(psycopg.Error) as limited:
+                conn.execute("SELECT generate_series(1, %s)", (5000,))
+            assert limited.value.sqlstate == "54000"
+            assert conn.execute("SELECT id FROM t").fetchall() == [(1,)]  # nothing changed
+            assert [conn.execute("SELECT %s::int", (i,)).fetchone() for i in range(3)] == [
+                (0,), (1,), (2,)
+            ]
     finally:
         proxy.close()

@@ -8,43 +8,28 @@ say why.
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from typing import Any
 
 import psycopg
 import pytest
 
+from dbsight.embedded.postgres import pg_program
 from dbsight.proxy._metrics import routing_decisions
 from dbsight.testing._servers import ReplicatedDatabase
+from dbsight.testing.proxy import REPLICA_PROBE as PROBE
+from dbsight.testing.proxy import on_replica
 
 
 def connect(proxy: Any, database: ReplicatedDatabase) -> psycopg.Connection[Any]:
     return psycopg.connect(proxy.dsn(database.primary_dsn), autocommit=True)
 
 
-# current_setting() is STABLE (pg_is_in_recovery() is VOLATILE: it would itself go to the
-# primary); in_hot_standby is on in a standby's sessions only.
-PROBE = "SELECT current_setting('in_hot_standby') = 'on'"
-
-
-def on_replica(conn: psycopg.Connection[Any], sql: str = PROBE) -> bool:
-    row = conn.execute(sql).fetchone()
-    assert row is not None
-    return bool(row[0])
-
-
-def wait_in_rotation(proxy: Any, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        servers = proxy.call(_servers(proxy))
-        if sum(1 for s in servers if s["role"] == "replica" and s.get("in_rotation")) >= count:
-            return
-        assert time.monotonic() < deadline, servers
-        time.sleep(0.1)
-
-
-async def _servers(proxy: Any) -> list[dict[str, Any]]:
-    return list(proxy.server.server_stats())
+# Both pool modes route: in session mode the client keeps one primary connection for its
+# session and borrows replica connections per read.
+MODES = pytest.mark.parametrize("mode", ["transaction", "session"])
 
 
 @pytest.fixture
@@ -65,6 +50,14 @@ def setup_schema(replicated2: ReplicatedDatabase) -> None:
               AS 'SELECT x * 2';
             CREATE OR REPLACE FUNCTION item_count() RETURNS bigint LANGUAGE sql STABLE
               AS 'SELECT count(*) FROM items';
+            CREATE OR REPLACE FUNCTION log_rows() RETURNS SETOF int LANGUAGE plpgsql AS
+              $$BEGIN INSERT INTO audit (what) VALUES ('srf'); RETURN NEXT 1; END$$;
+            CREATE OR REPLACE FUNCTION add_logged(int, int) RETURNS int LANGUAGE plpgsql AS
+              $$BEGIN INSERT INTO audit (what) VALUES ('op'); RETURN $1 + $2; END$$;
+            DROP OPERATOR IF EXISTS ## (int, int);
+            CREATE OPERATOR ## (LEFTARG = int, RIGHTARG = int, FUNCTION = add_logged);
+            DROP AGGREGATE IF EXISTS logged_sum(int);
+            CREATE AGGREGATE logged_sum(int) (SFUNC = add_logged, STYPE = int, INITCOND = '0');
             CREATE OR REPLACE VIEW numbered AS SELECT id, nextval('seq') AS n FROM items;
             CREATE OR REPLACE VIEW numbered_again AS SELECT * FROM numbered;
             CREATE OR REPLACE VIEW named AS SELECT id, upper(name) AS name FROM items;
@@ -92,15 +85,40 @@ PRIMARY_ONLY = [
     "SELECT set_config('application_name', 'x', false)",
     "SELECT n FROM numbered WHERE id = 1",  # the view calls nextval
     "SELECT n FROM numbered_again WHERE id = 1",  # ... through another view
+    "SELECT txid_current()",  # STABLE, yet it assigns a transaction id
+    "SELECT pg_current_xact_id()",
+    "SELECT * FROM log_rows()",  # a writing function in FROM, LATERAL, a subquery...
+    "SELECT count(*) FROM items, LATERAL log_rows() AS x",
+    "SELECT ARRAY(SELECT log_it('in an array'))",
+    "SELECT 1 WHERE EXISTS (SELECT log_it('in exists'))",
+    "SELECT id FROM items ORDER BY log_it('in order by') LIMIT 1",
+    "SELECT CASE WHEN false THEN log_it('never') END",
+    "VALUES (log_it('values'))",
+    "SELECT 1 ## 2",  # an operator backed by a writing function
+    "SELECT logged_sum(id) FROM items",  # an aggregate whose state function writes
+    "SELECT 1 UNION SELECT nextval('seq')",
+    "EXPLAIN ANALYZE INSERT INTO audit (what) VALUES ('explained')",
+    "EXPLAIN ANALYZE SELECT log_it('explained')",
+    "MERGE INTO audit a USING (SELECT 'm' AS w) s ON a.what = s.w"
+    " WHEN NOT MATCHED THEN INSERT (what) VALUES (s.w)",
+    "WITH u AS (UPDATE audit SET what = what WHERE false RETURNING *) TABLE u",
+    "SELECT * FROM items WHERE id = 1 FOR NO KEY UPDATE",
+    "SELECT * FROM items WHERE id = 1 FOR KEY SHARE SKIP LOCKED",
+    "SELECT * FROM (SELECT * FROM items WHERE id = 4 FOR UPDATE) locked",
+    "SELECT pg_notify('dbsight_channel', 'x')",
+    "LISTEN dbsight_channel",
+    "BEGIN READ ONLY ISOLATION LEVEL SERIALIZABLE; SELECT 1; COMMIT",  # a standby refuses it
+    "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY; SELECT 1; COMMIT",
 ]
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_reads_go_to_replicas_and_everything_else_to_the_primary(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy()
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     with connect(proxy, replicated2) as conn:
         assert on_replica(conn)
         assert conn.execute("SELECT name FROM items WHERE id = %s", (7,)).fetchone() == (
@@ -112,8 +130,15 @@ def test_reads_go_to_replicas_and_everything_else_to_the_primary(
         assert on_replica(conn, f"{PROBE} FROM named_again WHERE id = 1")  # views over rows
         for sql in PRIMARY_ONLY:
             before = routing_decisions["primary", "write"]
-            conn.execute(sql)  # on a replica: "cannot execute ... in a read-only transaction"
+            if mode == "session":  # a session of its own: one with a temporary table is pinned
+                with connect(proxy, replicated2) as own:
+                    own.execute(sql)
+            else:
+                conn.execute(sql)  # on a replica: "cannot execute ... in a read-only transaction"
             assert routing_decisions["primary", "write"] == before + 1, sql
+        with conn.transaction():  # SERIALIZABLE: a standby refuses it, even READ ONLY
+            conn.execute("SET TRANSACTION READ ONLY, ISOLATION LEVEL SERIALIZABLE")
+            assert not on_replica(conn)
         # a transaction that starts with a SELECT stays on the primary to its end
         with conn.transaction():
             assert not on_replica(conn)
@@ -121,12 +146,13 @@ def test_reads_go_to_replicas_and_everything_else_to_the_primary(
             assert not on_replica(conn)
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_read_only_transactions_hints_and_the_session_role(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy()
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     with connect(proxy, replicated2) as conn:
         conn.read_only = True  # psycopg: BEGIN READ ONLY
         with conn.transaction():
@@ -152,12 +178,13 @@ def test_read_only_transactions_hints_and_the_session_role(
         assert on_replica(conn)
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_read_your_writes_keeps_a_writer_on_the_primary_for_a_while(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy(read_your_writes_s=1.0)
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(read_your_writes_s=1.0, pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     with connect(proxy, replicated2) as writer, connect(proxy, replicated2) as other:
         writer.execute("INSERT INTO items VALUES (1000, 'fresh')")
         assert writer.execute("SELECT name FROM items WHERE id = 1000").fetchone() == ("fresh",)
@@ -167,12 +194,13 @@ def test_read_your_writes_keeps_a_writer_on_the_primary_for_a_while(
         assert on_replica(writer)
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_extended_protocol_and_prepared_statements_are_routed_per_unit(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy()
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     dsn = proxy.dsn(replicated2.primary_dsn)
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
         for i in range(1, 6):  # named prepared statements, prepared wherever they run
@@ -194,7 +222,7 @@ def test_extended_protocol_and_prepared_statements_are_routed_per_unit(
 def replica_states(proxy: Any) -> dict[str, bool]:
     return {
         s["name"]: bool(s.get("in_rotation"))
-        for s in proxy.call(_servers(proxy))
+        for s in proxy.servers()
         if s["role"] == "replica"
     }
 
@@ -211,7 +239,7 @@ def test_a_lagging_replica_leaves_rotation_and_returns(
     routing_proxy: Any, replicated2: ReplicatedDatabase
 ) -> None:
     proxy = routing_proxy(max_replica_lag_bytes=1024)
-    wait_in_rotation(proxy, 2)
+    proxy.wait_replicas_in_rotation(2)
     lagging = replicated2.replica_dsns[0]
     with psycopg.connect(lagging, autocommit=True) as replica:
         replica.execute("SELECT pg_wal_replay_pause()")
@@ -227,12 +255,13 @@ def test_a_lagging_replica_leaves_rotation_and_returns(
     wait_states(proxy, {"replica1": True, "replica2": True})
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_reads_carry_on_while_a_replica_is_down(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy(health_timeout_s=1.0)
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(health_timeout_s=1.0, pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     replica = replicated2.cluster.replicas[1]
     replica.pause()  # a shutdown: the monitor sees it down, reads go to the other replica
     try:
@@ -245,12 +274,13 @@ def test_reads_carry_on_while_a_replica_is_down(
     wait_states(proxy, {"replica1": True, "replica2": True})
 
 
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_read_your_writes_by_lsn_never_reads_before_the_write(
-    routing_proxy: Any, replicated2: ReplicatedDatabase
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
-    proxy = routing_proxy(read_your_writes_lsn=True, health_interval_s=0.1)
-    wait_in_rotation(proxy, 2)
+    proxy = routing_proxy(read_your_writes_lsn=True, health_interval_s=0.1, pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
     with connect(proxy, replicated2) as conn:
         for n in range(5):
             conn.execute("INSERT INTO audit (what) VALUES (%s)", (f"lsn {n}",))
@@ -263,3 +293,81 @@ def test_read_your_writes_by_lsn_never_reads_before_the_write(
                     break
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
+def test_read_your_writes_by_time_waits_for_lagging_replicas(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """Replicas that lag, yet less than max_replica_lag_s, stay in rotation; after the window a
+    writer's reads still go only to a replica known to have its write."""
+    proxy = routing_proxy(
+        pool_mode=mode, read_your_writes_s=0.3, max_replica_lag_s=3600, health_interval_s=0.1
+    )
+    proxy.wait_replicas_in_rotation(2)
+    replicas = [psycopg.connect(dsn, autocommit=True) for dsn in replicated2.replica_dsns]
+    for replica in replicas:
+        replica.execute("SELECT pg_wal_replay_pause()")
+    try:
+        with connect(proxy, replicated2) as writer, connect(proxy, replicated2) as other:
+            writer.execute("INSERT INTO audit (what) VALUES ('ryw')")
+            time.sleep(0.6)  # past the window; the replicas still lack the write
+            proxy.wait_replicas_in_rotation(2)
+            seen = f"{PROBE}, count(*) FROM audit WHERE what = 'ryw'"
+            for _ in range(5):
+                assert writer.execute(seen).fetchone() == (False, 1)
+                writer.execute("BEGIN")  # a read-only transaction: read-your-writes too
+                writer.execute("SET TRANSACTION READ ONLY")
+                assert writer.execute(seen).fetchone() == (False, 1)
+                writer.execute("COMMIT")
+            assert other.execute(seen).fetchone() == (True, 0)  # it wrote nothing
+    finally:
+        for replica in replicas:
+            replica.execute("SELECT pg_wal_replay_resume()")
+            replica.close()
+    with connect(proxy, replicated2) as writer:
+        writer.execute("INSERT INTO audit (what) VALUES ('ryw 2')")
+        deadline = time.monotonic() + 20
+        while not on_replica(writer):  # once replayed, the writer reads from replicas again
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sql = f"{PROBE}, count(*) FROM audit WHERE what LIKE 'ryw%'"
+        assert writer.execute(sql).fetchone() == (True, 2)
+
+
+@MODES
+def test_stopping_a_replica_under_pgbench_load(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """pgbench -S through the proxy while a replica is shut down: once it has left rotation,
+    read clients run without errors on the other replica (and the primary)."""
+    pgbench = pg_program("pgbench")
+    subprocess.run([pgbench, "-i", "-s", "1", "-q", replicated2.primary_dsn],
+                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    replicated2.wait_for_replay()
+    proxy = routing_proxy(pool_mode=mode, health_interval_s=0.2, health_timeout_s=1.0)
+    proxy.wait_replicas_in_rotation(2)
+    dsn = proxy.dsn(replicated2.primary_dsn)
+
+    def load(seconds: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [pgbench, "-n", "-S", "-c", "4", "-j", "2", "-T", str(seconds), dsn],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    during = load(4)  # its clients may meet the outage before the monitor sees it
+    replica = replicated2.cluster.replicas[1]
+    try:
+        time.sleep(1)
+        replica.pause()
+        wait_states(proxy, {"replica2": False})
+        after, _ = load(3).communicate(timeout=20)
+        assert "aborted" not in after and re.search(r"^tps = [1-9]", after, re.M), after
+        during.communicate(timeout=20)
+    finally:
+        if during.poll() is None:
+            during.kill()
+        replica.resume()
+    wait_states(proxy, {"replica1": True, "replica2": True})
+

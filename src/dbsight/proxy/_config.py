@@ -121,9 +121,12 @@ class ProxyConfig(BaseModel):
     # it), require (encrypted, not verified), verify-full (against upstream_tls_ca).
     upstream_tls: Literal["disable", "prefer", "require", "verify-full"] = "disable"
     upstream_tls_ca: Path | None = None
-    # Pooling. "session": one server connection per client, its login relayed. "transaction":
-    # the proxy authenticates clients itself and lends them a pooled server connection
-    # (one pool per database and user) for each transaction.
+    # Pooling. "session": one server connection per client for its whole session; the client's
+    # login is relayed to the server, unless replicas, cache rules or a request pipeline are
+    # set: then the proxy authenticates clients itself (as in transaction mode), holds a
+    # pooled primary connection per client and borrows replica connections per read.
+    # "transaction": the proxy authenticates clients itself and lends them a pooled server
+    # connection (one pool per database, user and startup settings) for each transaction.
     pool_mode: Literal["session", "transaction"] = "session"
     pool_size: int = Field(20, ge=1, le=100_000, description="server connections per pool")
     pool_min_size: int = Field(0, ge=0, le=100_000, description="kept open even when idle")
@@ -132,14 +135,14 @@ class ProxyConfig(BaseModel):
     )
     idle_timeout_s: float | None = Field(600.0, gt=0, description="idle server connection")
     max_lifetime_s: float | None = Field(3600.0, gt=0, description="server connection age")
-    # Client authentication in transaction mode; the secrets come from auth_file (PgBouncer's
+    # Client authentication by the proxy (see pool_mode); the secrets come from auth_file (PgBouncer's
     # userlist.txt) and/or auth_query (run as the upstream URL's user). The proxy logs in to
     # the server as the client's user with the users file's plaintext password for that user,
     # else the upstream URL's password.
     auth_type: Literal["trust", "md5", "scram-sha-256", "password"] = "trust"
     auth_file: Path | None = None
     auth_query: str | None = None
-    # Read/write splitting (transaction mode): streaming replicas of the upstream server, as
+    # Read/write splitting (both pool modes): streaming replicas of the upstream server, as
     # postgresql:// URLs (the TOML file's [[replicas]] tables with url = ..., or --replica).
     # Provably read-only statements outside transactions go to the least busy replica in
     # rotation; everything else to the primary.
@@ -163,7 +166,7 @@ class ProxyConfig(BaseModel):
     # The request pipeline, in order ([[proxy.pipeline]] tables): client allow-list, rate
     # limits, query firewall (dbsight.proxy._pipeline).
     pipeline: list[PipelineStep] = Field(default_factory=list)
-    # Result cache (transaction mode): answers of read-only statements matching a rule
+    # Result cache (both pool modes): answers of read-only statements matching a rule
     # ([[proxy.cache]] tables: fingerprint = "..." or table = "...", ttl_s = ...).
     cache: list[CacheRule] = Field(default_factory=list)
     cache_max_bytes: int = Field(64 * 2**20, ge=4096)
@@ -208,14 +211,6 @@ class ProxyConfig(BaseModel):
             raise ValueError(f"auth_type = {self.auth_type} needs auth_file or auth_query")
         if self.auth_query is not None and "$1" not in self.auth_query:
             raise ValueError("auth_query must take the user name as parameter $1")
-        if self.cache and self.pool_mode != "transaction":
-            raise ValueError("cache rules need pool_mode = transaction")
-        if self.replicas and self.pool_mode != "transaction":
-            raise ValueError(
-                "replicas need pool_mode = transaction: in session mode the client's own "
-                "login is relayed to the primary and the proxy holds no credentials to log "
-                "in to a replica"
-            )
 
     def client_tls_context(self) -> ssl.SSLContext | None:
         """The server-side context offered to clients, or None when TLS is not configured;
@@ -254,6 +249,13 @@ class ProxyConfig(BaseModel):
     @property
     def upstream_server(self) -> Upstream:
         return Upstream.from_url(self.upstream)
+
+    @property
+    def proxy_login(self) -> bool:
+        """The proxy authenticates clients and holds the server connections itself: always
+        in transaction mode; in session mode when routing, caching or checking statements
+        needs connections of its own (to replicas, or to answer in place of the server)."""
+        return self.pool_mode == "transaction" or bool(self.replicas or self.cache or self.pipeline)
 
     @property
     def replica_servers(self) -> list[Upstream]:

@@ -544,8 +544,11 @@ class Exchange:
 
 
 # Command tags after which a pooled server connection needs a reset before another client.
+# (UNLISTEN and CLOSE leave nothing behind, but in session mode they may end what pinned a
+# session to its connection: the proxy looks again.)
 _DIRTY_TAGS = frozenset((
     b"SET", b"RESET", b"LISTEN", b"DECLARE", b"CREATE", b"LOAD", b"DO", b"CALL", b"ALTER",
+    b"UNLISTEN", b"CLOSE",
 ))
 _FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
 _CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))

@@ -31,7 +31,8 @@ client_errors: Counter[str] = Counter()
 # Where units of work were sent (read/write splitting), by server role and reason: read_only,
 # write (not provably read-only), transaction (a READ ONLY one on a replica), hint (a
 # dbsight:primary/replica comment or SET dbsight.role), read_your_writes, failover (no replica
-# in rotation).
+# in rotation), session_state (session mode: the session holds temporary tables, LISTEN or
+# cursors WITH HOLD, so it stays on its own connection).
 routing_decisions: Counter[tuple[str, str]] = Counter()
 
 CLIENT_STATES = ("startup", "idle", "active", "waiting")
@@ -119,7 +120,7 @@ class ProxyMetrics(Collector):
             ),
             "backend_up": GaugeMetricFamily(
                 "proxy_backend_up",
-                "1 when the server's health check passes (transaction mode with replicas).",
+                "1 when the server's health check passes (with replicas).",
                 labels=["server", "role"],
             ),
             "in_rotation": GaugeMetricFamily(

@@ -1,5 +1,5 @@
-"""Transaction pooling (``pool_mode = "transaction"``): a client holds a server connection only
-while it has a transaction, or a request cycle, in progress.
+"""The proxy's own server connections: transaction pooling, and session mode with replicas,
+cache rules or a request pipeline.
 
 The proxy authenticates the client itself (``auth_type``: trust, or password, md5 or
 SCRAM-SHA-256 checked by ``ClientAuthExchange`` against ``auth_file`` and/or ``auth_query``),
@@ -8,36 +8,38 @@ ParameterStatus values (learned from the pool's connections), a BackendKeyData o
 own (registered, so a CancelRequest carrying it reaches whichever server connection runs the
 client's statement at that moment) and ReadyForQuery 'I'.
 
-Then, per transaction: the client's first message after being idle takes a connection from the
-`BackendPool` of (database, user, startup settings) — waiting at most ``pool_timeout_s``, after
-which the client gets FATAL 53300 — and both directions are relayed and observed exactly as in
-session mode (same `StatementObserver`, same `SessionState`-driven completions, fed into the
-borrowed connection's own state). When the server's ReadyForQuery says 'I' and nothing else is
-in flight (``state.at_rest``), the connection goes back to the pool, which resets it.
+Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. The first
+message of a unit outside a transaction picks its server (`Router`: the primary, or a replica
+for provably read-only work), may be answered from the result cache, and takes a connection
+from the `BackendPool` of (server, database, user, startup settings) — at once when one is
+idle (`try_acquire`), else waiting with the client paused, at most ``pool_timeout_s`` (then
+FATAL 53300). Both directions are then relayed by the event loop's callbacks and observed by
+the session's `Exchange`. When the server's ReadyForQuery says 'I' and nothing else is in
+flight, the unit has ended:
 
-Named prepared statements keep working. Each client's Parse messages are remembered (name ->
-query, parameter types); names are per client, so on the server they are prefixed with the
-client's id (asyncpg's ``__asyncpg_stmt_1__`` of two clients are two statements). Before a Bind
-or Describe of a statement the borrowed connection does not hold (it was parsed during another
-transaction, maybe on another connection), its Parse is injected ahead of it
-(``BackendConnection.prepare_messages``) and the server's ParseComplete for it swallowed, so
-the client sees exactly the replies to its own messages. A client's Close of a statement is
-always forwarded (renamed): PostgreSQL answers CloseComplete even for a statement it does not
-have, so the reply comes in the right place without the proxy inventing one.
+- transaction mode: the connection goes back to its pool as it is, unless the client left
+  something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
+  provably read-only, DDL): then it is reset first (keeping prepared statements unless SQL-level
+  PREPARE, DEALLOCATE or DISCARD ran). Session state does not outlive the transaction, as with
+  PgBouncer's transaction mode;
+- session mode: the primary connection stays the client's to the end of its session (reset
+  when it goes back to the pool then). After a unit that may have changed the session, the
+  proxy reads its state there (`_session_state`): replica connections are made with the GUCs it
+  has SET, and a session holding what no replica can have (temporary tables, LISTEN, cursors
+  WITH HOLD, another role) is pinned to its connection, which then stays relayed.
 
-What cannot survive pooling, as with PgBouncer's transaction mode: every release resets the
-connection (ROLLBACK if needed, then DISCARD ALL), so session state set outside a transaction —
-``SET`` (use ``SET LOCAL`` or startup options), ``LISTEN``, session advisory locks, temporary
-tables, cursors WITH HOLD, SQL-level ``PREPARE`` — does not outlive the transaction, and never
-reaches another client. Other limits: the unnamed statement lives only while the connection
-is held (clients send it in the cycle that uses it); SQL ``DEALLOCATE name`` of a protocol
-statement is not translated (``DEALLOCATE ALL`` / ``DISCARD ALL`` are: they clear the client's
-statements); the client's startup settings other than ``application_name`` pick the pool, so
-clients that differ in them do not share connections.
+Prepared statements. Each Parse text (with its parameter types) gets one server-side name,
+``_dbs_<hash>``, shared by every client and connection, so a connection prepares it once. The
+client's names map to it; before a Bind or Describe on a connection that lacks the statement,
+its Parse is injected and the ParseComplete swallowed, so the client sees the replies to its
+own messages only. A Parse of a statement the connection has, and every Close of a statement,
+are answered by the proxy. A bare prepare (named Parses and a Sync) from an idle client is
+answered without a server connection: a client that prepares with a blocking call on the
+thread that drives the clients holding every connection (pgbench -M prepared) would otherwise
+wait for itself; a mistake in such a statement is reported at its first use.
 
 Statements are timed from the client's first message, so a wait for a connection counts.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -68,6 +70,13 @@ from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._health import parse_lsn
 from ._router import Lookup, Role, bare_begin, set_role_statement, sets_read_only
+from ._session_state import (
+    SessionState,
+    custom_settings,
+    literal,
+    serializable_by_default,
+    state_query,
+)
 from ._topology import PRIMARY, Topology
 from ._session import (
     CLIENT_TYPES,
@@ -102,11 +111,6 @@ _FORGET_ALL_TAGS = frozenset(("DEALLOCATE ALL", "DISCARD ALL"))
 _PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
 
 PoolKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # server, database, user, settings
-
-
-def _literal(text: str) -> str:
-    """``text`` as an escape-string literal: safe whatever standard_conforming_strings says."""
-    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class ServerPools:
@@ -188,7 +192,8 @@ class ServerPools:
         return known
 
     def stats(self) -> list[dict[str, Any]]:
-        return [{"mode": "transaction", **pool.stats()} for pool in list(self._pools.values())]
+        mode = self.config.pool_mode
+        return [{"mode": mode, **pool.stats()} for pool in list(self._pools.values())]
 
     def outstanding(self, server: str) -> int:
         """Server connections lent out or waited for on ``server`` (least-outstanding
@@ -214,7 +219,7 @@ class ServerPools:
             return None
         auth_user = self.upstream.user or user
         _, pool = await self.pool_for(database, auth_user, {})
-        sql = _PARAMETER_PLACEHOLDER.sub(_literal(user), self.auth_query.sql)
+        sql = _PARAMETER_PLACEHOLDER.sub(literal(user), self.auth_query.sql)
         async with pool.connection() as conn:
             results = await conn.execute(sql)
         try:
@@ -286,9 +291,21 @@ class PooledSession(FrontendSession):
         self._unit_writes = False  # the unit held now was judged not read-only
         self._primary_until = 0.0  # read-your-writes: reads stay on the primary until then
         self._write_lsn: int | None = None  # ... or until a replica has replayed this
+        self._wrote_at: float | None = None  # ... and then only on replicas synced after it
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
+        # Session mode: the client's own primary connection, held to the end of the session
+        # (never reset in between); replicas are still borrowed per read.
+        self.sticky = config.pool_mode == "session"
+        self._own: BackendConnection | None = None
+        self._pinned = False  # session state replicas lack: everything runs on _own
+        self._session_settings: dict[str, str] = {}  # GUCs the client SET in its session
+        self._custom: set[str] = set()  # custom settings its statements may have set
+        self._serializable = False  # SERIALIZABLE by default from its startup: no replica
+        self._watch_custom = self.sticky and (
+            pools.topology.router is not None or pools.cache is not None
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -310,7 +327,8 @@ class PooledSession(FrontendSession):
     def request_shutdown(self) -> None:
         """End now when idle, otherwise when the transaction ends (the connection's release)."""
         self._shutting_down = True
-        if self.conn is None:
+        exchange = self.exchange
+        if self.conn is None or (self._pinned and exchange is not None and exchange.at_rest):
             self._end_for_shutdown()
 
     async def cancel_running(self) -> None:
@@ -339,8 +357,12 @@ class PooledSession(FrontendSession):
             if exchange is not None:
                 conn.settle(exchange.status, exchange.between_requests)
             if self.pool is not None:
-                with contextlib.suppress(BackendError):
-                    await self.pool.release(conn)  # reset, or closed when it cannot be trusted
+                with contextlib.suppress(BackendError):  # reset, or closed when not trusted
+                    await self._pool_of(self._target).release(conn)
+        own, self._own = self._own, None
+        if own is not None and own is not conn and self.pool is not None:
+            with contextlib.suppress(BackendError):
+                await self.pool.release(own)
         if exchange is not None and self.observing:
             exchange.abandon()
         if self._background:
@@ -356,6 +378,7 @@ class PooledSession(FrontendSession):
             for name, value in message.parameters.items()
             if name not in _NOT_POOL_SETTINGS
         }
+        self._serializable = serializable_by_default(self._settings)
 
     async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
         target = self.pools.session_for(message.pid, message.secret_key)
@@ -552,6 +575,8 @@ class PooledSession(FrontendSession):
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
                     return
+                if self._watch_custom and (t == QUERY or t == PARSE):
+                    self._custom.update(custom_settings(buf, i + 5, end))
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self._named(conn, exchange, t, buf, i + 5, end, at)
@@ -737,17 +762,9 @@ class PooledSession(FrontendSession):
         if not replica:
             routing_decisions["primary", "write"] += 1
             return PRIMARY, -1
-        if self._role == "auto" and now < self._primary_until:
-            routing_decisions["primary", "read_your_writes"] += 1
-            return PRIMARY, -1
-        min_lsn = self._write_lsn if self._role == "auto" else None
-        name = self.pools.topology.pick_replica(self.pools.outstanding, min_lsn)
+        name = self._replica_for_reads(now)
         if name is None:
-            reason = "failover" if min_lsn is None else "read_your_writes"
-            routing_decisions["primary", reason] += 1
             return PRIMARY, -1
-        if min_lsn is not None and min_lsn != _LSN_PENDING:
-            self._write_lsn = None  # a replica has it: no need to look again
         reason = (
             "hint" if not unit.replica
             else "transaction" if unit.read_only_transaction
@@ -755,6 +772,34 @@ class PooledSession(FrontendSession):
         )
         routing_decisions["replica", reason] += 1
         return name, (-1 if unit.read_only_transaction else unit.end)
+
+    def _replica_for_reads(self, now: float) -> str | None:
+        """A replica this session's reads may go to now, or None (counted: why the primary)
+        — read-your-writes: not within ``read_your_writes_s`` of its last write, then only a
+        replica that has replayed it (by its WAL position, or synced after it)."""
+        auto = self._role == "auto"
+        if self._serializable:
+            routing_decisions["primary", "session_state"] += 1
+            return None
+        if auto and now < self._primary_until:
+            routing_decisions["primary", "read_your_writes"] += 1
+            return None
+        min_lsn = self._write_lsn if auto else None
+        since = self._wrote_at if auto else None
+        name = self.pools.topology.pick_replica(self.pools.outstanding, min_lsn, since)
+        if name is None:
+            reason = "failover" if min_lsn is None and since is None else "read_your_writes"
+            routing_decisions["primary", reason] += 1
+            return None
+        if min_lsn is not None and min_lsn != _LSN_PENDING:
+            self._write_lsn = None  # a replica has it: no need to look again
+        return name
+
+    def _wrote(self) -> None:
+        """The session's write has returned: the time window of read-your-writes starts."""
+        if self.config.read_your_writes_s > 0:
+            self._wrote_at = now = _monotonic()
+            self._primary_until = now + self.config.read_your_writes_s
 
     def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
         """A bare BEGIN between transactions (with replicas): answered here and sent on with
@@ -775,15 +820,16 @@ class PooledSession(FrontendSession):
         """The statement after a deferred BEGIN: ``SET TRANSACTION READ ONLY`` takes the
         transaction to a replica, anything else to the primary; the BEGIN goes first
         (`_attach`). None while waiting for a server connection."""
-        target: str | None = None
-        if t == QUERY and sets_read_only(buf[start + 5 : end - 1].decode("utf-8", "replace")):
-            target = self.pools.topology.pick_replica(self.pools.outstanding)
+        read_only = t == QUERY and sets_read_only(
+            buf[start + 5 : end - 1].decode("utf-8", "replace")
+        )
+        target = self._replica_for_reads(_monotonic()) if read_only else None
+        self._unit_writes = not read_only  # a READ ONLY transaction cannot write, anywhere
         if target is None:
             target = PRIMARY
-            self._unit_writes = True
-            routing_decisions["primary", "write"] += 1
+            if not read_only:  # (a read-only one was counted with why it is not on a replica)
+                routing_decisions["primary", "write"] += 1
         else:
-            self._unit_writes = False
             routing_decisions["replica", "transaction"] += 1
         conn = self._take_connection(target)
         if conn is None:
@@ -865,7 +911,7 @@ class PooledSession(FrontendSession):
         if ttl is None:
             return -1
         key = cache.key(
-            self.info.user, self.info.database, self._settings.get("search_path"), sql,
+            self.info.user, self.info.database, self._search_path(), sql,
             bytes(buf[start:end]),
         )
         now = _monotonic()
@@ -886,6 +932,10 @@ class PooledSession(FrontendSession):
         answer, self._fill_answer = b"".join(self._fill_answer), []
         if ok and answer.endswith(p.ready_for_query(p.TransactionStatus.IDLE)):
             self.cache.put(key, answer[:-6], tables, ttl, _monotonic(), generation)
+
+    def _search_path(self) -> str | None:
+        path = self._session_settings.get("search_path")
+        return path if path is not None else self._settings.get("search_path")
 
     def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
         """A cached unit's named Parse messages: the client has those statements now."""
@@ -918,18 +968,36 @@ class PooledSession(FrontendSession):
             self.cache.clear()
 
     async def _resolve(self, lookup: Lookup) -> None:
-        """Ask a primary connection what the router needs to know (function volatility,
-        what a relation is)."""
+        """Ask the server what the router needs to know (function volatility, what a
+        relation is): on the session's own primary connection (session mode), else on an
+        idle primary connection, else — sessions may hold them all — on a replica that has
+        replayed the last DDL seen (the catalogs are the same), else on the primary when a
+        connection is free there."""
         router = self.pools.topology.router
         assert self.pool is not None and router is not None
-        conn = await self.pool.acquire(self.config.pool_timeout_s)
+        if self._own is not None:
+            await router.resolve(lookup, self._own.execute, _monotonic())
+            return
+        pool = self.pool
+        conn = pool.try_acquire()
+        if conn is None:
+            name = self.pools.topology.pick_replica(
+                self.pools.outstanding, synced_after=router.changed_at
+            )
+            if name is not None:
+                pool = self.replica_pools[name]
+                with contextlib.suppress(BackendError):
+                    conn = await pool.acquire(self.config.pool_timeout_s)
+        if conn is None:
+            pool = self.pool
+            conn = await pool.acquire(self.config.pool_timeout_s)
         try:
             await router.resolve(lookup, conn.execute, _monotonic())
         finally:
             if conn.resettable:
-                self.pool.release_clean(conn)
+                pool.release_clean(conn)
             else:
-                await self.pool.release(conn)
+                await pool.release(conn)
 
     # -- server connections ------------------------------------------------------------------
     def _pool_of(self, target: str) -> BackendPool:
@@ -939,7 +1007,12 @@ class PooledSession(FrontendSession):
         return self.replica_pools[target]
 
     def _take_connection(self, target: str) -> BackendConnection | None:
-        conn = self._pool_of(target).try_acquire()
+        if self.sticky and target == PRIMARY:
+            conn = self._own
+            if conn is None:
+                conn = self._own = self._pool_of(target).try_acquire()
+        else:
+            conn = self._pool_of(target).try_acquire()
         if conn is not None:
             self._attach(conn, target)
         return conn
@@ -977,12 +1050,23 @@ class PooledSession(FrontendSession):
         try:
             conn = await pool.acquire(self.config.pool_timeout_s)
         except BackendError as exc:
-            if exc.sqlstate != "53300":  # a full pool is not the server's fault
-                self.pools.topology.record(target, False)
-            raise
+            if exc.sqlstate != "53300" and is_backend_failure(exc.sqlstate):
+                self.pools.topology.record(target, False)  # (a full pool is not its fault)
+            if target == PRIMARY:
+                raise
+            # A replica's unit is a read: the primary serves it instead of failing the client
+            # (the monitor takes the replica out of rotation).
+            logger.warning("dbsight proxy: no connection to %s (%s): read on the primary",
+                           target, exc.message)
+            routing_decisions["primary", "failover"] += 1
+            if self._take_connection(PRIMARY) is None:
+                await self._acquire(PRIMARY)
+            return
         if self._ended is None or self._ended.done():
             pool.release_clean(conn)  # never used
             return
+        if self.sticky and target == PRIMARY:
+            self._own = conn
         self._attach(conn, target)
 
     def _attach(self, conn: BackendConnection, target: str) -> None:
@@ -996,7 +1080,13 @@ class PooledSession(FrontendSession):
             self._server_data, self._server_lost, paired=self._client_transport
         )
         if early:  # said while idle in the pool (a notice, a parameter change): the client's now
-            self._server_data(early)
+            try:  # (not through _server_data: nothing is pending, yet the unit is not over)
+                said = self.exchange.answers(early)
+            except (TrackingLost, ValueError, struct.error) as exc:
+                self._server_failed(exc)
+                return
+            if said:
+                self._client_transport.write(said)
         if self._begin is not None:  # the BEGIN answered ahead goes first, its answer dropped
             begin, self._begin = self._begin, None
             self._server_transport.write(begin)
@@ -1019,39 +1109,24 @@ class PooledSession(FrontendSession):
 
     def _release(self) -> None:
         """The transaction ended: the connection goes back to the pool (reset first when the
-        client left something in the server session)."""
+        client left something in the server session); in session mode the primary
+        connection stays the client's (`_keep`)."""
         cancelling = self._cancelling
         if cancelling is not None:
             if not cancelling.done():  # a max_rows cancel in flight: release after it
                 cancelling.add_done_callback(lambda _: self._release_after_cancel())
                 return
             self._cancelling = None
-        conn, self.conn = self.conn, None
-        exchange, target = self.exchange, self._target
-        pool = self._pool_of(target)
+        conn, exchange, target = self.conn, self.exchange, self._target
         assert conn is not None and exchange is not None
-        assert conn.link is not None
-        conn.link.unrelay()
-        link_of(self.writer).pair(None)
-        self._server_transport = None
         self.info.state = "idle"
         wrote = target == PRIMARY and self._unit_writes and self.pools.topology.router is not None
         by_lsn = wrote and self.config.read_your_writes_lsn
-        if exchange.dirty or by_lsn:
-            full: bool | None = exchange.full_reset if exchange.dirty else None
-            if exchange.cleared:
-                self.statements.clear()
-            exchange.dirty = exchange.full_reset = exchange.cleared = False
-            conn.settle(exchange.status, True)
-            if by_lsn:
-                self._write_lsn = _LSN_PENDING  # reads stay on the primary until it is known
-            task = asyncio.get_running_loop().create_task(
-                self._after(pool, conn, full, by_lsn)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if self.sticky and target == PRIMARY:
+            self._keep(conn, exchange, by_lsn)
         else:
-            pool.release_clean(conn)
+            self._detach(conn)
+            self._give_back(conn, exchange, self._pool_of(target), by_lsn)
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
         if self._fill is not None:
@@ -1066,12 +1141,93 @@ class PooledSession(FrontendSession):
             if topology.router is not None:
                 topology.router.forget()
         if wrote and not by_lsn:
-            self._primary_until = _monotonic() + self.config.read_your_writes_s
+            self._wrote()
         if self._held_back:  # the client's next units waited for this one
             self._held_back = False
             asyncio.get_running_loop().call_soon(self._client_data, b"")
         if self._shutting_down:
             self._end_for_shutdown()
+
+    def _detach(self, conn: BackendConnection) -> None:
+        """Stop relaying ``conn``: the client holds no server connection now."""
+        assert conn.link is not None
+        conn.link.unrelay()
+        link_of(self.writer).pair(None)
+        self._server_transport = None
+        self.conn = None
+
+    def _give_back(
+        self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool
+    ) -> None:
+        """Return a borrowed connection to ``pool``: as it is when the client left nothing
+        behind in its session, else after a reset (and the WAL position of a write, first)."""
+        if exchange.dirty or by_lsn:
+            full: bool | None = exchange.full_reset if exchange.dirty else None
+            if exchange.cleared:
+                self.statements.clear()
+            exchange.dirty = exchange.full_reset = exchange.cleared = False
+            conn.settle(exchange.status, True)
+            if by_lsn:
+                self._write_lsn = _LSN_PENDING  # reads stay on the primary until it is known
+            task = asyncio.get_running_loop().create_task(self._after(pool, conn, full, by_lsn))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            pool.release_clean(conn)
+
+    def _keep(self, conn: BackendConnection, exchange: Exchange, by_lsn: bool) -> None:
+        """Session mode: the primary connection stays the client's. After a unit that may have
+        changed the server session (SET, temporary tables, LISTEN...), the client waits while
+        the proxy reads what changed (`_sync_session`); a pinned session keeps relaying."""
+        if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
+            self.statements.clear()
+            conn.prepared.clear()
+        if self._pinned and self.pools.topology.router is not None:
+            routing_decisions["primary", "session_state"] += 1
+        changed = exchange.dirty and (
+            self.pools.topology.router is not None or self.cache is not None
+        )
+        exchange.dirty = exchange.full_reset = exchange.cleared = False
+        if not (changed or by_lsn):
+            if not self._pinned:
+                self._detach(conn)
+            return
+        self._detach(conn)
+        conn.settle(exchange.status, True)
+        if by_lsn:
+            self._write_lsn = _LSN_PENDING
+        self._pause_for(self._sync_session(conn, changed, by_lsn))
+
+    async def _sync_session(self, conn: BackendConnection, changed: bool, by_lsn: bool) -> None:
+        """Read from the session's own connection what routing needs after a unit there: the
+        GUCs the client has SET (replica connections are made with the same values), whether
+        it holds state no replica can have (temporary tables, LISTEN, cursors WITH HOLD:
+        the session is then pinned to its connection), and a write's WAL position."""
+        columns = [state_query(self.info.user or "", self._custom)] if changed else []
+        if by_lsn:
+            columns.append("pg_current_wal_insert_lsn()")
+        results = await conn.execute("SELECT " + ", ".join(columns))
+        row = results[-1].rows[0] if results and results[-1].rows else ()
+        if by_lsn:
+            lsn = row[-1]
+            self._write_lsn = parse_lsn(lsn) if lsn else None
+        if not changed:
+            return
+        state = SessionState.from_row(row[0], row[1])
+        settings = {
+            name: value for name, value in state.settings.items() if name not in _NOT_POOL_SETTINGS
+        }
+        if settings != self._session_settings:
+            self._session_settings = settings
+            merged = {**self._settings, **settings}
+            for name in self.pools.topology.replica_names:
+                _, self.replica_pools[name] = await self.pools.pool_for(
+                    self.info.database or "", self.info.user or "", merged, name
+                )
+        self._pinned = state.pinned
+        if self._pinned and self.conn is None:
+            self._attach(conn, PRIMARY)
+            self.info.state = "idle"
 
     async def _after(
         self, pool: BackendPool, conn: BackendConnection, full: bool | None, by_lsn: bool
@@ -1090,7 +1246,7 @@ class PooledSession(FrontendSession):
         except BackendError:  # position unknown: the time window keeps reads safe instead
             if self._write_lsn == _LSN_PENDING:
                 self._write_lsn = None
-                self._primary_until = _monotonic() + self.config.read_your_writes_s
+                self._wrote()
             with contextlib.suppress(BackendError):
                 await pool.release(conn)
 

@@ -47,8 +47,9 @@ class ProxyServer:
         self.clients_total = 0
         self._client_tls = config.client_tls_context()  # a bad certificate fails here
         self._upstream_tls = config.upstream_tls_context()
-        # transaction mode: the server connections, shared by the clients (a bad auth_file fails here)
-        self.pooling = ServerPools(config) if config.pool_mode == "transaction" else None
+        # the server connections the proxy holds itself: transaction mode, and session mode
+        # with replicas, cache or pipeline (a bad auth_file fails here)
+        self.pooling = ServerPools(config) if config.proxy_login else None
         self.pipeline = Pipeline.from_config(config.pipeline) if config.pipeline else None
         self.capture = (
             WorkloadCapture(
@@ -104,7 +105,6 @@ class ProxyServer:
                 writer,
                 client_tls=self._client_tls,
                 upstream_tls=self._upstream_tls,
-                pipeline=self.pipeline,
             )
         session.capture = self.capture
         self.sessions.add(session)
@@ -209,7 +209,8 @@ class ProxyServer:
         return [session.info.to_dict() for session in list(self.sessions)]
 
     def server_stats(self) -> list[dict[str, Any]]:
-        """Each server's role, health, replica lag and circuit breaker (transaction mode)."""
+        """Each server's role, health, replica lag and circuit breaker (when the proxy holds
+        server connections of its own)."""
         return self.pooling.topology.stats() if self.pooling is not None else []
 
     def pool_stats(self) -> list[dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""One client connection relayed to PostgreSQL in session mode, observed on the way.
+"""One client connection relayed to PostgreSQL in session mode, observed on the way (with
+replicas, cache rules or a request pipeline configured, session mode runs in ``_pooled``
+instead: those need server connections of the proxy's own).
 
 The client's startup (SSLRequest and GSSENCRequest are answered ``N``, or the TLS handshake
 is made when the proxy has a certificate; a CancelRequest is passed to the server on a
@@ -120,8 +122,9 @@ class SessionInfo:
 class FrontendSession:
     """What every proxied client has, whatever the pool mode: the client side of the startup
     (encryption requests, CancelRequest, StartupMessage), its `SessionInfo` and its
-    `Exchange`. Subclasses relay (`ClientSession`: one server connection for the whole
-    session; ``PooledSession``: one per transaction)."""
+    `Exchange`. Subclasses relay (`ClientSession`: session mode's plain relay, one server
+    connection for the whole session, the server's own login; ``PooledSession``: the proxy's
+    own login and pooled connections, per transaction or per session)."""
 
     pooled = False
 
@@ -305,9 +308,8 @@ class ClientSession(FrontendSession):
         *,
         client_tls: ssl.SSLContext | None = None,
         upstream_tls: ssl.SSLContext | None = None,
-        pipeline: Pipeline | None = None,
     ) -> None:
-        super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
+        super().__init__(config, reader, writer, client_tls=client_tls)
         self.upstream_tls = upstream_tls
         self.server_writer: asyncio.StreamWriter | None = None
         self._client_buffer = b""
@@ -315,7 +317,6 @@ class ClientSession(FrontendSession):
         self._client_transport: Any = None
         self._server_transport: Any = None
         self._client_left = False
-        self._holding = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -447,12 +448,9 @@ class ClientSession(FrontendSession):
         await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
 
     def _client_data(self, data: bytes) -> None:
-        if self._holding:  # a rate limit holds this client's next statement
-            self._client_buffer += data
-            return
         buf = self._client_buffer + data if self._client_buffer else data
         n = len(buf)
-        i = seg = 0  # seg: where the bytes not yet sent start
+        i = 0
         at = _perf_counter()
         exchange = self.exchange if self.observing else None
         max_size = self._max_size
@@ -465,16 +463,6 @@ class ClientSession(FrontendSession):
                 end = i + 1 + length
                 if end > n:
                     break
-                if t == QUERY and self.pipeline is not None:
-                    verdict, _ = self._verdict(exchange, t, buf, i, end)
-                    if isinstance(verdict, float):  # queued by a rate limit: hold the bytes
-                        self._hold(buf, seg, i, verdict)
-                        return
-                    if verdict is not None:  # the server raises the rule's error in its place
-                        self._server_transport.write(
-                            buf[seg:i] + raising_query(verdict.sqlstate, verdict.message)
-                        )
-                        seg = end
                 if exchange is not None and t != COPY_DATA:
                     try:
                         exchange.request(t, buf, i + 5, end, at)
@@ -487,30 +475,13 @@ class ClientSession(FrontendSession):
                         exchange = None
                 i = end
         except p.ProtocolError as exc:
-            if i > seg:
-                self._server_transport.write(buf[seg:i])
+            if i:
+                self._server_transport.write(buf[:i])
             self._violation(exc)
             return
         self._client_buffer = buf[i:] if i < n else b""
-        if i > seg:
-            self._server_transport.write(buf if seg == 0 and i == n else buf[seg:i])
-
-    def _hold(self, buf: bytes, seg: int, i: int, delay: float) -> None:
-        """Send what came before ``buf[i]``, then hold the rest for ``delay`` seconds."""
-        if i > seg:
-            self._server_transport.write(buf[seg:i])
-        self._client_buffer = buf[i:]
-        self._admitted = self._holding = True
-        self._client_transport.pause_reading()
-        asyncio.get_running_loop().call_later(delay, self._release_held)
-
-    def _release_held(self) -> None:
-        self._holding = False
-        if self._ended is None or self._ended.done():
-            return
-        with contextlib.suppress(Exception):
-            self._client_transport.resume_reading()
-        self._client_data(b"")
+        if i:
+            self._server_transport.write(buf if i == n else buf[:i])
 
     def _server_data(self, data: bytes) -> None:
         self._client_transport.write(data)  # as received: the client never waits on parsing
