@@ -2,7 +2,8 @@
 
 1. pgbench select-only (simple and prepared protocol) straight to the primary, through
    ``dbsight proxy --pool-mode transaction`` without replicas, and through it with two
-   streaming replicas taking the reads: TPS and the ratio to direct, in interleaved rounds.
+   streaming replicas taking the reads, in transaction and in session mode: TPS and the ratio
+   to direct, in interleaved rounds.
 2. The latency of one cached answer against a server round trip: the same primary-key
    SELECT, one client, direct / through the proxy (no cache) / through the proxy with a
    cache rule for its table (every call after the first a hit).
@@ -39,13 +40,15 @@ DB = "bench"
 
 
 @contextlib.contextmanager
-def proxy(upstream: str, replicas: list[str], workdir: Path, cache: bool) -> Iterator[str]:
-    """A ``dbsight proxy`` process in transaction mode; yields its client DSN."""
+def proxy(
+    upstream: str, replicas: list[str], workdir: Path, cache: bool, mode: str = "transaction"
+) -> Iterator[str]:
+    """A ``dbsight proxy`` process in pool mode ``mode``; yields its client DSN."""
     port = free_port(HOST)
     config = workdir / f"proxy-{port}.toml"
     lines = [
         "[proxy]", f'listen = "{HOST}:{port}"', f'upstream = "{upstream}"',
-        'pool_mode = "transaction"', "pool_size = 20", "read_your_writes_s = 0",
+        f'pool_mode = "{mode}"', "pool_size = 20", "read_your_writes_s = 0",
         f"replicas = {replicas!r}".replace("'", '"'),
     ]  # fmt: skip
     if cache:
@@ -128,6 +131,9 @@ def main() -> None:
             "proxy, no replicas": stack.enter_context(proxy(direct, [], workdir, cache=False)),
             "proxy, 2 replicas": stack.enter_context(
                 proxy(direct, replica_dsns, workdir, cache=False)
+            ),
+            "session, 2 replicas": stack.enter_context(
+                proxy(direct, replica_dsns, workdir, cache=False, mode="session")
             ),
         }
         cached = stack.enter_context(proxy(direct, [], workdir, cache=True))
