@@ -37,8 +37,8 @@ def setup_schema(replicated2: ReplicatedDatabase) -> None:
     with psycopg.connect(replicated2.primary_dsn, autocommit=True) as conn:
         conn.execute(
             """
-            DROP VIEW IF EXISTS numbered_again, numbered, named_again, named;
-            DROP TABLE IF EXISTS items, audit CASCADE;
+            DROP VIEW IF EXISTS numbered_again, numbered, named_again, named, scratchpad;
+            DROP TABLE IF EXISTS items, audit, fast CASCADE;
             DROP SEQUENCE IF EXISTS seq;
             CREATE TABLE items (id int PRIMARY KEY, name text);
             INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
@@ -62,6 +62,11 @@ def setup_schema(replicated2: ReplicatedDatabase) -> None:
             CREATE OR REPLACE VIEW numbered_again AS SELECT * FROM numbered;
             CREATE OR REPLACE VIEW named AS SELECT id, upper(name) AS name FROM items;
             CREATE OR REPLACE VIEW named_again AS SELECT * FROM named WHERE id < 10;
+            CREATE UNLOGGED TABLE fast (id int, note text);
+            INSERT INTO fast VALUES (1, 'not on a standby');
+            CREATE VIEW scratchpad AS SELECT * FROM fast;
+            CREATE OR REPLACE FUNCTION count_items() RETURNS bigint LANGUAGE sql
+              AS 'SELECT count(*) FROM items';  -- left VOLATILE, though it only reads
             """
         )
     replicated2.wait_for_replay()
@@ -109,6 +114,14 @@ PRIMARY_ONLY = [
     "LISTEN dbsight_channel",
     "BEGIN READ ONLY ISOLATION LEVEL SERIALIZABLE; SELECT 1; COMMIT",  # a standby refuses it
     "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY; SELECT 1; COMMIT",
+    "SELECT note FROM fast",  # unlogged: "cannot access ... unlogged relations during recovery"
+    "SELECT count(*) FROM items JOIN scratchpad USING (id)",  # ... through a view
+    "SHOW transaction_read_only",  # how drivers find the primary: 'off' is the answer
+    "SELECT current_setting('transaction_read_only')",
+    # an override vouches for functions, never for a statement that writes by its form
+    "INSERT INTO audit (what) VALUES ('hinted') /* dbsight:replica */",
+    "SELECT id FROM items WHERE id = 9 FOR UPDATE /* dbsight:replica */",
+    "SELECT nextval('seq') /* dbsight:replica */",
 ]
 
 
@@ -167,13 +180,45 @@ def test_read_only_transactions_hints_and_the_session_role(
         assert on_replica(conn)
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (50,)
         conn.execute("COMMIT")
+        # a transaction's place is settled by its first statement after BEGIN and any SET
+        # TRANSACTION
+        conn.execute("BEGIN READ ONLY")
+        conn.execute("SET TRANSACTION READ WRITE")  # a standby refuses this
+        conn.execute("INSERT INTO audit (what) VALUES ('read write after all')")
+        assert not on_replica(conn)
+        conn.execute("COMMIT")
+        conn.execute("START TRANSACTION READ ONLY")
+        conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")  # ... and this
+        assert not on_replica(conn)
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")  # taken back, yet a
+        conn.execute("SET TRANSACTION READ ONLY, ISOLATION LEVEL REPEATABLE READ")  # standby
+        assert not on_replica(conn)  # would refuse the first SET
+        conn.execute("COMMIT")
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        conn.execute("SET TRANSACTION READ ONLY DEFERRABLE")
+        assert on_replica(conn)
+        assert conn.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
+        conn.execute("COMMIT")
+        conn.execute("BEGIN READ ONLY")  # an empty transaction
+        conn.execute("COMMIT")
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # then a write: the primary
         conn.execute("INSERT INTO audit (what) VALUES ('after a bare begin')")
         assert not on_replica(conn)
         conn.execute("ROLLBACK")
         assert not on_replica(conn, f"{PROBE} /* dbsight:primary */")
+        counted = f"{PROBE} AND count_items() = 50"
+        assert not on_replica(conn, counted)  # a VOLATILE function: the primary, unless...
+        assert on_replica(conn, f"{counted} /* dbsight:replica */")  # ... the client vouches
         conn.execute("SET dbsight.role = primary")
         assert not on_replica(conn)
+        conn.execute("SET dbsight.role = replica")
+        assert on_replica(conn, counted)
+        conn.execute("INSERT INTO audit (what) VALUES ('role replica')")  # still the primary
+        assert conn.execute("SELECT nextval('seq') > 0").fetchone() == (True,)
+        cur = conn.execute(f"{PROBE}, %s::int FROM items WHERE id = %s FOR UPDATE", (1, 2))
+        assert cur.fetchone() == (False, 1)
         conn.execute("SET dbsight.role = auto")
         assert on_replica(conn)
 

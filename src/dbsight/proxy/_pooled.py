@@ -69,7 +69,7 @@ from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._health import parse_lsn
-from ._router import Lookup, Role, bare_begin, set_role_statement, sets_read_only
+from ._router import Lookup, Role, TransactionStart, set_role_statement
 from ._session_state import (
     SessionState,
     custom_settings,
@@ -270,7 +270,7 @@ class PooledSession(FrontendSession):
         self._fill: tuple[bytes, tuple[str, ...], float, int] | None = None
         self._fill_answer: list[bytes] = []
         self._written: set[str] = set()  # tables written in the transaction held now
-        self._begin: bytes | None = None  # a BEGIN answered ahead, not yet sent
+        self._begin: TransactionStart | None = None  # a start answered ahead, not yet sent
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
@@ -487,6 +487,9 @@ class PooledSession(FrontendSession):
                     self._held_back = True
                     break
                 if conn is None and self._begin is not None and t != TERMINATE and t != FLUSH:
+                    if t == QUERY and self._defer_set_transaction(buf, i, end):
+                        i = seg = end
+                        continue
                     conn = self._begin_transaction(buf, i, t, end)
                     if conn is None:  # waiting for a server connection
                         self._client_buffer = buf[i:]
@@ -757,7 +760,9 @@ class PooledSession(FrontendSession):
         if isinstance(unit, Lookup):
             self._pause_for(self._resolve(unit))
             return None
-        replica = unit.replica or self._role == "replica"
+        replica = unit.replica or (
+            self._role == "replica" and router.vouched(buf, start, self._statement_text)
+        )
         self._unit_writes = not replica
         if not replica:
             routing_decisions["primary", "write"] += 1
@@ -802,27 +807,35 @@ class PooledSession(FrontendSession):
             self._primary_until = now + self.config.read_your_writes_s
 
     def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
-        """A bare BEGIN between transactions (with replicas): answered here and sent on with
-        the next statement, which decides where the transaction runs (`_begin_transaction`)."""
+        """A lone BEGIN between transactions (with replicas): answered here and sent on with
+        the first statement after it and any SET TRANSACTION (`_begin_transaction`), since
+        those may still make it READ ONLY, READ WRITE or SERIALIZABLE."""
         if self.pools.topology.router is None or self._role != "auto":
             return False
-        if not bare_begin(buf[start + 5 : end - 1].decode("utf-8", "replace")):
+        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        self._begin = TransactionStart.begin(sql, bytes(buf[start:end]))
+        if self._begin is None:
             return False
-        self._begin = bytes(buf[start:end])
-        self._client_transport.write(
-            p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(p.TransactionStatus.IN_TRANSACTION)
-        )
+        self._client_transport.write(_BEGIN_ANSWER)
+        return True
+
+    def _defer_set_transaction(self, buf: bytes, start: int, end: int) -> bool:
+        """A ``SET TRANSACTION <modes>`` right after a deferred BEGIN: answered here too."""
+        assert self._begin is not None
+        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        if not self._begin.set_transaction(sql, bytes(buf[start:end])):
+            return False
+        self._client_transport.write(_SET_ANSWER)
         return True
 
     def _begin_transaction(
         self, buf: bytes, start: int, t: int, end: int
     ) -> BackendConnection | None:
-        """The statement after a deferred BEGIN: ``SET TRANSACTION READ ONLY`` takes the
-        transaction to a replica, anything else to the primary; the BEGIN goes first
-        (`_attach`). None while waiting for a server connection."""
-        read_only = t == QUERY and sets_read_only(
-            buf[start + 5 : end - 1].decode("utf-8", "replace")
-        )
+        """The first statement of a deferred transaction: a READ ONLY one (not SERIALIZABLE)
+        goes to a replica, anything else to the primary; the BEGIN and SET TRANSACTION go
+        first (`_attach`). None while waiting for a server connection."""
+        assert self._begin is not None
+        read_only = self._begin.on_replica
         target = self._replica_for_reads(_monotonic()) if read_only else None
         self._unit_writes = not read_only  # a READ ONLY transaction cannot write, anywhere
         if target is None:
@@ -1087,10 +1100,11 @@ class PooledSession(FrontendSession):
                 return
             if said:
                 self._client_transport.write(said)
-        if self._begin is not None:  # the BEGIN answered ahead goes first, its answer dropped
+        if self._begin is not None:  # the start answered ahead goes first, its answers dropped
             begin, self._begin = self._begin, None
-            self._server_transport.write(begin)
-            self.exchange.expect(SWALLOW_QUERY)
+            self._server_transport.write(b"".join(begin.messages))
+            for _ in begin.messages:
+                self.exchange.expect(SWALLOW_QUERY)
 
     def _server_data(self, data: bytes) -> None:
         exchange = self.exchange
@@ -1341,5 +1355,11 @@ _LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has i
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())
+_BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
+    p.TransactionStatus.IN_TRANSACTION
+)
+_SET_ANSWER = p.encode(p.CommandComplete("SET")) + p.ready_for_query(
+    p.TransactionStatus.IN_TRANSACTION
+)
 PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY, EXECUTE = (ord(c) for c in "PBDCSHQE")
 STATEMENT = ord("S")

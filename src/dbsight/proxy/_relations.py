@@ -7,7 +7,9 @@ a view, its definition (``pg_get_viewdef``), which is judged like any statement:
 read-only by ``dbsight.sql.analyze``, its functions by `FunctionVolatility`, the relations
 it reads in turn (views over views, up to a few levels). Tables, materialized views, foreign
 and partitioned tables read nothing but their rows: safe. A name that matches nothing (a
-temporary table, a typo) is unsafe: the primary answers, as it would. As with functions, an
+temporary table, a typo) is unsafe: the primary answers, as it would. So is an unlogged or
+temporary table: a standby refuses to read one ("cannot access temporary or unlogged
+relations during recovery"). As with functions, an
 unqualified name matches that name in every schema, since a client's search_path may differ
 from the proxy's; it is safe only when every match is. Names reach the server as hexadecimal
 digits only.
@@ -25,7 +27,7 @@ MAX_DEPTH: Final = 4  # views over views followed this deep; deeper: unsafe
 _MAX_NAMES: Final = 4096
 _SAFE_KINDS: Final = frozenset(("r", "m", "f", "p"))
 
-_QUERY = """SELECT w.i, c.relkind,
+_QUERY = """SELECT w.i, c.relkind, c.relpersistence,
   CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END
 FROM (VALUES {rows}) AS w(i, nsp, rel)
 JOIN (pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace)
@@ -77,8 +79,10 @@ class RelationSafety:
         found: dict[int, list[tuple[str, str | None]]] = {}
         if rows:
             results = await execute(_QUERY.format(rows=", ".join(rows)))
-            for index, kind, definition in results[-1].rows if results else ():
+            for index, kind, persistence, definition in results[-1].rows if results else ():
                 if index is not None and kind is not None:
+                    if persistence != "p":  # unlogged or temporary: not on a standby
+                        kind = "unlogged"
                     found.setdefault(int(index), []).append((kind, definition))
         verdicts = []
         for i in range(len(wanted)):

@@ -10,8 +10,15 @@ the same sense (`RelationSafety`), anything else, an incomplete unit, and everyt
 to the primary, except a transaction that starts ``READ ONLY``, which goes to a replica
 whole. A ``/* dbsight:primary */`` or ``/* dbsight:replica */`` comment overrides the
 judgement for its statement, ``SET dbsight.role = primary | replica | auto`` for the session.
-A bare BEGIN is answered by the proxy and sent on with the statement after it, so that a
-``SET TRANSACTION READ ONLY`` right after it can still take the transaction to a replica.
+An override to a replica vouches for functions and freshness only: a statement that writes
+or locks by its form (INSERT, FOR UPDATE, a data-modifying WITH, SELECT INTO...) still goes
+to the primary (`vouchable`). Statements that read ``transaction_read_only`` (``SHOW``,
+``current_setting``) go to the primary, which is what drivers ask it of to find the primary.
+A lone BEGIN (with or without modes) is answered by the proxy, as are the SET TRANSACTIONs
+right after it, and all are sent on with the first other statement (`TransactionStart`): so
+``SET TRANSACTION READ ONLY`` can still take the transaction to a replica, and ``SET
+TRANSACTION READ WRITE`` or ``ISOLATION LEVEL SERIALIZABLE`` after ``BEGIN READ ONLY`` keeps
+it on the primary.
 
 Verdicts on statement texts that involve no function lookup are cached per text, so a
 statement seen before costs one dictionary lookup.
@@ -24,7 +31,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from ..sql import analyze
 from ._exchange import cstring
@@ -48,15 +55,21 @@ _READ_ONLY_TRANSACTION = re.compile(
 # What keeps a transaction on the primary even when it says READ ONLY: READ WRITE, and
 # SERIALIZABLE ("cannot use serializable mode in a hot standby").
 _NOT_ON_REPLICA = re.compile(r"\bREAD\s+WRITE\b|\bSERIALIZABLE\b", re.IGNORECASE)
-_BARE_BEGIN = re.compile(
-    r"^\s*(?:BEGIN|START\s+TRANSACTION)(?:\s+(?:WORK|TRANSACTION))?"
-    r"(?:\s+ISOLATION\s+LEVEL\s+(?:REPEATABLE\s+READ|READ\s+(?:UN)?COMMITTED))?"
-    r"\s*;?\s*$",
+# A transaction's modes, as BEGIN / START TRANSACTION / SET TRANSACTION spell them.
+_MODE = (
+    r"(?:ISOLATION\s+LEVEL\s+(?:SERIALIZABLE|REPEATABLE\s+READ|READ\s+(?:UN)?COMMITTED)"
+    r"|READ\s+(?:ONLY|WRITE)|(?:NOT\s+)?DEFERRABLE)"
+)
+_MODES = rf"{_MODE}(?:\s*,?\s*{_MODE})*"
+_DEFERRED_BEGIN = re.compile(
+    rf"^\s*(?:BEGIN(?:\s+(?:WORK|TRANSACTION))?|START\s+TRANSACTION)(?:\s+{_MODES})?\s*;?\s*$",
     re.IGNORECASE,
 )
-_SET_READ_ONLY = re.compile(
-    r"^\s*SET\s+TRANSACTION\b[^;]*\bREAD\s+ONLY\b[^;]*;?\s*$", re.IGNORECASE
-)
+_DEFERRED_SET = re.compile(rf"^\s*SET\s+TRANSACTION\s+{_MODES}\s*;?\s*$", re.IGNORECASE)
+_ACCESS_READ_ONLY = re.compile(r"\bREAD\s+ONLY\b", re.IGNORECASE)
+# What a standby answers differently, and drivers check to find the primary
+# (pgJDBC's targetServerType: SHOW transaction_read_only).
+_PRIMARY_SETTING = re.compile(r"transaction_read_only|\bSHOW\s+ALL\b", re.IGNORECASE)
 _MAX_CACHED = 20_000
 
 QUERY, PARSE, BIND, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBSF")
@@ -89,17 +102,73 @@ def set_role_statement(sql: str) -> Role | None:
     return match.group(1).lower() if match.group(1) else "auto"  # type: ignore[return-value]
 
 
-def bare_begin(sql: str) -> bool:
-    """A BEGIN that does not say READ ONLY, READ WRITE or SERIALIZABLE: whether its
-    transaction may go to a replica depends on a ``SET TRANSACTION READ ONLY`` that may
-    follow."""
-    return _BARE_BEGIN.match(sql) is not None
+@dataclass(slots=True)
+class TransactionStart:
+    """A transaction the proxy has answered the start of itself (BEGIN, then any SET
+    TRANSACTION): its messages, held until the first other statement, and the modes they
+    set, which decide where it runs: a replica when READ ONLY, unless one of them says READ
+    WRITE or SERIALIZABLE, which a standby refuses to hear even when a later one takes it
+    back."""
+
+    messages: list[bytes]
+    read_only: bool = False
+    refused: bool = False  # said READ WRITE or SERIALIZABLE: the primary
+
+    @classmethod
+    def begin(cls, sql: str, message: bytes) -> TransactionStart | None:
+        """The start of a transaction whose place is still open, for a lone BEGIN (or START
+        TRANSACTION) with nothing but transaction modes; None for anything else."""
+        if _DEFERRED_BEGIN.match(sql) is None:
+            return None
+        started = cls([message])
+        started._modes(sql)
+        return started
+
+    def set_transaction(self, sql: str, message: bytes) -> bool:
+        """Take a lone ``SET TRANSACTION <modes>`` into the start; False for anything else."""
+        if _DEFERRED_SET.match(sql) is None:
+            return False
+        self.messages.append(message)
+        self._modes(sql)
+        return True
+
+    @property
+    def on_replica(self) -> bool:
+        return self.read_only and not self.refused
+
+    def _modes(self, sql: str) -> None:
+        if _ACCESS_READ_ONLY.search(sql) is not None:
+            self.read_only = True
+        if _NOT_ON_REPLICA.search(sql) is not None:
+            self.refused = True
 
 
-def sets_read_only(sql: str) -> bool:
-    """``SET TRANSACTION ... READ ONLY`` (the start of a read-only transaction a replica can
-    run: not SERIALIZABLE)."""
-    return _SET_READ_ONLY.match(sql) is not None and _NOT_ON_REPLICA.search(sql) is None
+# Built-in functions that write (or need a primary): no override sends their calls to a replica.
+_WRITING_BUILTINS: Final = frozenset(
+    name
+    for base in (
+        "nextval", "setval", "pg_notify", "txid_current", "pg_current_xact_id",
+        "lo_create", "lo_creat", "lo_import", "lo_unlink", "lo_from_bytea", "lo_put",
+        "pg_switch_wal", "pg_create_restore_point", "pg_current_wal_lsn",
+        "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn",
+    )
+    for name in (base, f"pg_catalog.{base}")
+)
+
+
+def vouchable(sql: str) -> bool:
+    """Whether an override (a ``dbsight:replica`` comment, ``dbsight.role = replica``) may
+    send ``sql`` to a replica: it reads by its form, and only calls of functions that are not
+    built-in writers (user functions left VOLATILE that only read, views calling them) kept
+    it from being judged read-only."""
+    info = analyze(sql)
+    if info.read_only:
+        return True
+    return (
+        bool(info.functions)
+        and info.operation == "select"
+        and _WRITING_BUILTINS.isdisjoint(info.functions)
+    )
 
 
 class Router:
@@ -119,7 +188,9 @@ class Router:
             return cached[0]
         hint = _HINT.search(sql) if "dbsight:" in sql else None
         if hint is not None:
-            found = hint.group(1).lower() == "replica"
+            found = hint.group(1).lower() == "replica" and vouchable(sql)
+        elif _PRIMARY_SETTING.search(sql) is not None:
+            found = False
         else:
             info = analyze(sql)
             judged = self.volatility.verdict(info, now)
@@ -171,10 +242,25 @@ class Router:
             if isinstance(judged, Lookup):
                 return judged
             return Unit(judged, end)
-        return self._extended(buf, start, statement_text, now)
+        return self._extended(buf, start, statement_text, lambda sql: self.verdict(sql, now))
 
+    def vouched(
+        self, buf: bytes, start: int, statement_text: Callable[[str], str | None]
+    ) -> bool:
+        """Whether ``SET dbsight.role = replica`` may send the unit at ``buf[start]`` to a
+        replica: every statement in it is `vouchable`."""
+        if buf[start] == QUERY:
+            end = start + 1 + _unpack_int32(buf, start + 1)[0]
+            return vouchable(buf[start + 5 : end - 1].decode("utf-8", "replace"))
+        unit = self._extended(buf, start, statement_text, vouchable)
+        return isinstance(unit, Unit) and unit.replica
+
+    @staticmethod
     def _extended(
-        self, buf: bytes, start: int, statement_text: Callable[[str], str | None], now: float
+        buf: bytes,
+        start: int,
+        statement_text: Callable[[str], str | None],
+        judge: Callable[[str], bool | Lookup],
     ) -> Unit | Lookup:
         n = len(buf)
         i = start
@@ -203,7 +289,7 @@ class Router:
                 elif t == FUNCTION_CALL or t == QUERY:
                     replica = False
                 if sql:
-                    judged = self.verdict(sql, now)
+                    judged = judge(sql)
                     if isinstance(judged, Lookup):
                         return judged
                     replica = judged
