@@ -13,6 +13,7 @@ import subprocess
 import time
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 
@@ -237,6 +238,26 @@ def test_read_your_writes_keeps_a_writer_on_the_primary_for_a_while(
         assert on_replica(other)  # another session did not write
         time.sleep(1.1)
         assert on_replica(writer)
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
+async def test_asyncpg_preparing_is_not_a_write(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """asyncpg prepares each new statement with Parse, Describe and a Flush (no Sync): that
+    part goes where its statement may run, and starts no read-your-writes window."""
+    proxy = routing_proxy(pool_mode=mode, read_your_writes_s=30.0)
+    proxy.wait_replicas_in_rotation(2)
+    conn = await asyncpg.connect(proxy.dsn(replicated2.primary_dsn))
+    try:
+        for i in range(5):  # a new statement each time: prepared, then executed
+            assert await conn.fetchval(f"{PROBE} AND {i} = $1::int", i) is True
+        assert await conn.fetchval("SELECT name FROM items WHERE id = $1", 3) == "item 3"
+        await conn.execute("INSERT INTO audit (what) VALUES ('asyncpg')")
+        assert await conn.fetchval(f"{PROBE} AND 5 = $1::int", 5) is False  # now the window
+    finally:
+        await conn.close()
 
 
 @MODES

@@ -93,6 +93,28 @@ def test_psycopg_named_prepared_statements_and_pipeline(proxy_factory: Any, pg_d
         assert a.execute("SELECT v FROM kv WHERE k = %s", (0,)).fetchone() == ("A0",)
 
 
+def test_a_pipeline_fetched_before_its_sync_stays_one_transaction(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    """psycopg's pipeline mode asks for results with a Flush before the Sync: everything up to
+    the Sync is one implicit transaction on one server connection, which fails whole."""
+    dsn = pooled(proxy_factory, pg_dsn, pool_size=2)
+    with psycopg.connect(dsn, autocommit=True) as conn, \
+            psycopg.connect(dsn, autocommit=True) as other:
+        conn.execute("CREATE TABLE piped (n int)")
+        with pytest.raises(psycopg.errors.DivisionByZero), conn.pipeline():
+            conn.execute("INSERT INTO piped VALUES (1)")
+            assert conn.execute("SELECT count(*) FROM piped").fetchone() == (1,)  # Flush
+            assert conn.execute("SELECT txid_current_if_assigned() IS NOT NULL").fetchone() == (
+                True,  # ... in the INSERT's transaction, still open
+            )
+            assert other.execute("SELECT count(*) FROM piped").fetchone() == (0,)
+            conn.execute("INSERT INTO piped VALUES (2)")
+            conn.execute("SELECT 1 / 0")
+        assert conn.execute("SELECT count(*) FROM piped").fetchone() == (0,)  # none committed
+        assert other.execute("SELECT count(*) FROM piped").fetchone() == (0,)
+
+
 async def test_a_transaction_keeps_its_connection_and_others_wait(
     proxy_factory: Any, pg_dsn: str
 ) -> None:

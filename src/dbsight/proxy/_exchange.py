@@ -139,7 +139,7 @@ class Exchange:
     """
 
     __slots__ = (
-        "pending", "statements", "portals", "status", "discarding", "key", "user",
+        "pending", "statements", "portals", "status", "discarding", "unsynced", "key", "user",
         "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
@@ -161,6 +161,9 @@ class Exchange:
         self.portals: dict[str, str | None] = {}  # portal -> its statement's text
         self.status = _IDLE  # the last ReadyForQuery's transaction status
         self.discarding = False  # after an extended-protocol error until the client's Sync
+        # a Bind or Execute was sent and its Sync not yet: the server holds an implicit
+        # transaction (a pipeline's statements commit or fail together at the Sync)
+        self.unsynced = False
         self.key: tuple[int, bytes] | None = None  # the server's BackendKeyData
         self.user = user
         self.database = database
@@ -194,8 +197,9 @@ class Exchange:
     # -- state -------------------------------------------------------------------------
     @property
     def at_rest(self) -> bool:
-        """Nothing asked is unanswered and the server is outside a transaction."""
-        return not self.pending and self.status == _IDLE
+        """Nothing asked is unanswered and the server is outside a transaction (explicit, or
+        the implicit one of extended-protocol statements before their Sync)."""
+        return not self.pending and self.status == _IDLE and not self.unsynced
 
     @property
     def buffering(self) -> bool:
@@ -220,7 +224,7 @@ class Exchange:
         server, forgotten again if the server does not prepare it)."""
         if self.discarding:
             if t == 83:  # Sync: the server answers again from here
-                self.discarding = False
+                self.discarding = self.unsynced = False
                 self.pending.append((SYNC, None))
                 self._cycle_start = None
             return  # skipped by the server: nothing will answer it
@@ -242,6 +246,7 @@ class Exchange:
             if self.capture is not None and self.capture.include_params:
                 self._portal_params[portal] = bind_values(buf, j, end)
             self.pending.append((BIND, None))
+            self.unsynced = True
         elif t == 69:  # Execute
             portal, _ = cstring(buf, start, end)
             text = self.portals.get(portal)
@@ -251,8 +256,10 @@ class Exchange:
                 self._statement_params[id(ctx)] = self._portal_params[portal]
             self.pending.append((EXECUTE, ctx))
             self._cycle_start = at
+            self.unsynced = True
         elif t == 83:  # Sync
             self.pending.append((SYNC, None))
+            self.unsynced = False
             self._cycle_start = None
         elif t == 80:  # Parse: name, text
             name, i = cstring(buf, start, end)

@@ -763,7 +763,7 @@ class PooledSession(FrontendSession):
         replica = unit.replica or (
             self._role == "replica" and router.vouched(buf, start, self._statement_text)
         )
-        self._unit_writes = not replica
+        self._unit_writes = not replica and unit.executes
         if not replica:
             routing_decisions["primary", "write"] += 1
             return PRIMARY, -1

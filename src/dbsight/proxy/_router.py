@@ -72,7 +72,7 @@ _ACCESS_READ_ONLY = re.compile(r"\bREAD\s+ONLY\b", re.IGNORECASE)
 _PRIMARY_SETTING = re.compile(r"transaction_read_only|\bSHOW\s+ALL\b", re.IGNORECASE)
 _MAX_CACHED = 20_000
 
-QUERY, PARSE, BIND, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBSF")
+QUERY, PARSE, BIND, EXECUTE, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBESF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,7 @@ class Unit:
     replica: bool
     end: int
     read_only_transaction: bool = False
+    executes: bool = True  # False: Parse/Describe/Close only (a driver preparing), no Sync yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,7 @@ class Router:
         i = start
         unnamed: str | None = None  # the unnamed statement parsed in this unit
         replica = True
+        executes = False  # a Bind, Execute, FunctionCall or Query is in the unit
         while n - i >= 5:
             t = buf[i]
             end = i + 1 + _unpack_int32(buf, i + 1)[0]
@@ -273,6 +275,8 @@ class Router:
                 break
             if t == SYNC:
                 return Unit(replica, end)
+            if t == BIND or t == EXECUTE or t == FUNCTION_CALL or t == QUERY:
+                executes = True
             if replica:
                 sql: str | None = None
                 if t == PARSE:
@@ -294,4 +298,7 @@ class Router:
                         return judged
                     replica = judged
             i = end
+        if not executes:  # a driver preparing (asyncpg: Parse, Describe, Flush): where its
+            # statements may run; it ends when answered, what follows is judged on its own
+            return Unit(replica, i, executes=False)
         return Unit(False, i)  # no Sync yet: the client may wait for answers before it
