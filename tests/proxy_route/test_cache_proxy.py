@@ -90,3 +90,70 @@ def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str,
             conn.execute("DROP SCHEMA shadow CASCADE")
     finally:
         proxy.close()
+
+
+REACH_SCHEMA = """
+DROP TABLE IF EXISTS prices, orders, lines, events, quiet, m CASCADE;
+DROP FUNCTION IF EXISTS bump(), on_event() CASCADE;
+CREATE TABLE prices (id int PRIMARY KEY, p int);
+INSERT INTO prices VALUES (1, 10);
+CREATE FUNCTION bump() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN UPDATE prices SET p = p + 1; RETURN 1; END$$;
+CREATE TABLE orders (id int PRIMARY KEY);
+CREATE TABLE lines (id int, order_id int REFERENCES orders ON DELETE CASCADE);
+INSERT INTO orders SELECT generate_series(1, 5);
+INSERT INTO lines SELECT g, g FROM generate_series(1, 5) g;
+CREATE FUNCTION on_event() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN UPDATE prices SET p = p + 100; RETURN NEW; END$$;
+CREATE TABLE events (id int);
+CREATE TRIGGER priced AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION on_event();
+CREATE TABLE quiet (id int);
+CREATE TABLE m (at int, v int) PARTITION BY RANGE (at);
+CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100);
+CREATE VIEW price_view AS SELECT p FROM prices;
+"""
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_writes_that_reach_other_tables_invalidate_them(pg_dsn: str, mode: str) -> None:
+    """Rows a write changes without naming their table — through a function, a trigger, a
+    cascading foreign key, a partition or the base table of a view — are not served stale;
+    a write that reaches nothing cached leaves the cache alone."""
+    from dbsight.sql import analyze
+
+    with psycopg.connect(pg_dsn, autocommit=True) as setup:
+        setup.execute(REACH_SCHEMA)
+    view_read = "SELECT p FROM price_view"
+    rules = [{"table": t, "ttl_s": 600} for t in ("prices", "lines", "m", "m1")]
+    rules.append({"fingerprint": analyze(view_read).fingerprint, "ttl_s": 600})
+    proxy = RunningProxy(ProxyConfig(
+        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode=mode, cache=rules
+    ))
+    try:
+        with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as conn, \
+                psycopg.connect(pg_dsn, autocommit=True) as direct:
+
+            def served_fresh(read: str, write: str) -> None:
+                conn.execute(read).fetchall()
+                hits = cache_stats(proxy)["hits"]
+                conn.execute(read).fetchall()
+                assert cache_stats(proxy)["hits"] == hits + 1, read  # cached
+                conn.execute(write)
+                assert conn.execute(read).fetchall() == direct.execute(read).fetchall(), write
+
+            served_fresh("SELECT p FROM prices", "SELECT bump()")
+            served_fresh("SELECT p FROM prices", "INSERT INTO quiet SELECT bump()")
+            served_fresh("SELECT p FROM prices", "INSERT INTO events VALUES (1)")  # trigger
+            served_fresh("SELECT count(*) FROM lines", "DELETE FROM orders WHERE id = 1")
+            served_fresh("SELECT count(*) FROM m", "INSERT INTO m1 VALUES (1, 1)")
+            served_fresh("SELECT count(*) FROM m1", "INSERT INTO m VALUES (2, 1)")
+            served_fresh(view_read, "UPDATE prices SET p = p + 1")
+            served_fresh("SELECT p FROM prices", "DO $$BEGIN UPDATE prices SET p = 0; END$$")
+
+            conn.execute("SELECT p FROM prices").fetchall()
+            hits = cache_stats(proxy)["hits"]
+            conn.execute("INSERT INTO quiet VALUES (1)")  # reaches no cached table
+            conn.execute("SELECT p FROM prices").fetchall()
+            assert cache_stats(proxy)["hits"] == hits + 1
+    finally:
+        proxy.close()

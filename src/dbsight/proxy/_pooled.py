@@ -56,7 +56,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..core._settings import ConfigError
-from ..sql import analyze
+from ..sql import SqlInfo, analyze
 from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
@@ -65,6 +65,7 @@ from ._exchange import SWALLOW, SWALLOW_QUERY, Exchange, TrackingLost, cstring
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import Pipeline, Rejection
+from ._reach import CatalogReach, ReachBook
 from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
@@ -129,6 +130,8 @@ class ServerPools:
         self.cache = (
             ResultCache(config.cache, max_bytes=config.cache_max_bytes) if config.cache else None
         )
+        # what writes reach besides their tables (views, partitions, cascades, triggers)
+        self.reach = ReachBook() if config.cache else None
         self._upstream_tls = config.upstream_tls_context()
         self._pools: dict[PoolKey, BackendPool] = {}
         self._parameters: dict[PoolKey, dict[str, str]] = {}
@@ -205,6 +208,8 @@ class ServerPools:
     async def close(self) -> None:
         self._closed = True
         await self.topology.close()
+        if self.reach is not None:
+            await self.reach.close()
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
@@ -270,6 +275,7 @@ class PooledSession(FrontendSession):
         self._fill: tuple[bytes, tuple[str, ...], float, int] | None = None
         self._fill_answer: list[bytes] = []
         self._written: set[str] = set()  # tables written in the transaction held now
+        self._written_all = False  # ... or a write that may have changed any table
         self._begin: TransactionStart | None = None  # a start answered ahead, not yet sent
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
@@ -550,6 +556,9 @@ class PooledSession(FrontendSession):
                     if cached_end >= 0:  # answered from the cache
                         i = seg = cached_end
                         continue
+                    if cached_end == _WAIT:  # for what the cache needs to know first
+                        self._client_buffer = buf[i:]
+                        return
                     route = self._route(buf, i)
                     if route is None:  # a function's volatility is being looked up
                         self._client_buffer = buf[i:]
@@ -927,11 +936,19 @@ class PooledSession(FrontendSession):
             self.info.user, self.info.database, self._search_path(), sql,
             bytes(buf[start:end]),
         )
-        now = _monotonic()
-        answer = cache.get(key, now)
+        reach = self._reach()
+        if reach is None:
+            book, database = self.pools.reach, self.info.database or ""
+            assert book is not None
+            if book.loading(database):  # judged again once the catalog has been read
+                self._pause_for(book.loaded(database))
+                return _WAIT
+        answer = cache.get(key, _monotonic())
         if answer is None:
-            self._fill = (key, info.tables, ttl, cache.generation(info.tables))
-            self._fill_answer = []
+            if reach is not None:  # filed under every table it reads (views, partitions)
+                tables = tuple(reach.reads(info.tables))
+                self._fill = (key, tables, ttl, cache.generation(tables))
+                self._fill_answer = []
             return -1
         self._remember_parses(buf, start, end)
         self._client_transport.write(answer + p.ready_for_query(p.TransactionStatus.IDLE))
@@ -974,11 +991,22 @@ class PooledSession(FrontendSession):
         info = analyze(sql)
         if info.read_only:
             return
-        if info.tables:
-            self.cache.invalidate_tables(info.tables)
-            self._written.update(info.tables)
-        elif info.operation in ("select", "other"):  # a function or command that may write
-            self.cache.clear()
+        anywhere = writes_anywhere(info)
+        if info.tables and not anywhere:
+            reach = self._reach()
+            written = reach.writes(info.tables) if reach is not None else None
+            if written is not None:
+                self.cache.invalidate_tables(tuple(written))
+                self._written.update(written)
+                return
+        elif not anywhere and info.operation not in ("select", "other"):
+            return  # BEGIN, COMMIT, CREATE FUNCTION...: no rows change
+        self.cache.clear()  # a function, trigger or command that may write any table
+        self._written_all = True
+
+    def _reach(self) -> CatalogReach | None:
+        assert self.pools.reach is not None and self.pool is not None
+        return self.pools.reach.get(self.info.database or "", self.pool)
 
     async def _resolve(self, lookup: Lookup) -> None:
         """Ask the server what the router needs to know (function volatility, what a
@@ -1145,15 +1173,21 @@ class PooledSession(FrontendSession):
         exchange.last_sqlstate = None
         if self._fill is not None:
             self._store(failure is None)
-        if self._written and self.cache is not None:  # again at the end of the transaction
-            self.cache.invalidate_tables(tuple(self._written))
+        if self.cache is not None and (self._written or self._written_all):  # again at the
+            if self._written_all:  # end of the transaction
+                self.cache.clear()
+            else:
+                self.cache.invalidate_tables(tuple(self._written))
             self._written.clear()
+            self._written_all = False
         topology = self.pools.topology
         topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
         if exchange.ddl_seen:  # a function may have been redefined: judge texts again
             exchange.ddl_seen = False
             if topology.router is not None:
                 topology.router.forget()
+            if self.pools.reach is not None:
+                self.pools.reach.forget()
         if wrote and not by_lsn:
             self._wrote()
         if self._held_back:  # the client's next units waited for this one
@@ -1298,6 +1332,24 @@ class PooledSession(FrontendSession):
         self._end()
 
 
+# Functions whose writes stay in sequences, locks, settings or notifications: no table.
+_TABLELESS_WRITERS = frozenset((
+    "nextval", "setval", "currval", "lastval", "set_config", "pg_notify", "pg_advisory_lock",
+    "pg_advisory_xact_lock", "pg_advisory_unlock", "pg_try_advisory_lock",
+    "pg_try_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_unlock_shared",
+    "pg_advisory_xact_lock_shared", "pg_try_advisory_lock_shared",
+    "pg_try_advisory_xact_lock_shared", "pg_advisory_unlock_all",
+))
+
+
+def writes_anywhere(info: SqlInfo) -> bool:
+    """Whether a statement may write tables its text does not name: it calls a function that
+    is not known to write no table (a plpgsql function may write any)."""
+    return any(
+        name.removeprefix("pg_catalog.") not in _TABLELESS_WRITERS for name in info.calls
+    )
+
+
 def cacheable_unit(
     buf: bytes, start: int, statement_text: Callable[[str], str | None]
 ) -> tuple[str, int] | None:
@@ -1351,6 +1403,7 @@ def _unit_end(buf: bytes, start: int) -> int:
     return i
 
 
+_WAIT = -2  # _from_cache: judged again later
 _LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())

@@ -20,8 +20,11 @@ write's tables when it is sent *and* when its transaction ends (a read whose sna
 in between still saw the old rows). Table names are compared without their schema here: which
 schema an unqualified name means depends on the search_path of the session that ran it, so a
 write to ``orders`` may be one to ``shop.orders``; dropping too much costs a miss, dropping too
-little serves stale rows. What the proxy does not see is bounded only by the TTL: writes that
-bypass it, rows changed by triggers, cascades or functions, and views over a written table.
+little serves stale rows. The relay widens both sides from the database's catalog
+(``_reach.CatalogReach``): a read is filed under the base tables of the views it reads and the
+partitions of the tables, a write also drops what it reaches by cascading foreign keys,
+partitions and updatable views, and a write through a trigger, rule or function empties the
+cache. Only writes that bypass the proxy are bounded by the TTL alone.
 
 Memory is bounded in bytes (answer + key per entry); the least recently used entries make room
 for new ones, and an answer larger than ``max_entry_bytes`` is not stored. Lookups are O(1); an

@@ -93,7 +93,10 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     if analysis is None:
         return _unparsed(normalized), False
     if scan.ambiguous:
-        analysis = analysis._replace(read_only=False, functions=(), operators=())
+        # the server may split it otherwise: it may call anything (calls: an unnamed one)
+        analysis = analysis._replace(
+            read_only=False, functions=(), operators=(), calls=(*analysis.calls, "")
+        )
     return SqlInfo(normalized, *analysis), True
 
 

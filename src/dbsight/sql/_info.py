@@ -53,6 +53,11 @@ class SqlInfo:
             (in no particular order): the built-in operators of these symbols are free of side
             effects, but a user may have defined one for other types with a
             volatile function.  Empty otherwise.
+        calls: every function outside the built-in allow-list a PostgreSQL text calls,
+            whatever else it does (``functions`` is these when they are all that keeps
+            it from being read-only): what may write tables the text does not name.
+            An empty name stands for calls the parser may not have seen (a text whose
+            statement boundaries depend on server settings).
     """
 
     normalized: str
@@ -62,6 +67,7 @@ class SqlInfo:
     read_only: bool
     functions: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
 
 
 def most_significant(ops: list[Operation]) -> Operation:

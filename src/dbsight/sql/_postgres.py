@@ -36,6 +36,7 @@ class Analysis(NamedTuple):
     read_only: bool
     functions: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
 
 
 _DML: Final[dict[str, Operation]] = {
@@ -391,14 +392,13 @@ def analyze_postgres(text: str) -> Analysis | None:
         operators.extend(w.operators)
     found.sort()
     tables = tuple(dict.fromkeys(name for _, _, name in found))
-    functions: tuple[str, ...] = ()
-    if clean and calls:
-        calls.sort()
-        functions = tuple(dict.fromkeys(name for _, _, name in calls))
+    calls.sort()
+    called = tuple(dict.fromkeys(name for _, _, name in calls))
+    functions = called if clean else ()
     read_only = clean and not calls
     fingerprint = _fingerprint(text, kinds, tables)
     used = tuple(dict.fromkeys(operators)) if clean else ()
-    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions, used)
+    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions, used, called)
 
 
 def _fingerprint(text: str, kinds: list[str], tables: tuple[str, ...]) -> str:
