@@ -241,6 +241,37 @@ def test_read_your_writes_keeps_a_writer_on_the_primary_for_a_while(
 
 
 @MODES
+def test_each_database_is_judged_by_its_own_catalog(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """The same function name may be STABLE in one database and write in another."""
+    cluster = replicated2.cluster
+    other = cluster.create_database()
+    try:
+        stable = "CREATE FUNCTION f() RETURNS int LANGUAGE sql STABLE AS 'SELECT 1'"
+        writing = (
+            "CREATE TABLE t (x int); CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS"
+            " $$BEGIN INSERT INTO t VALUES (1); RETURN 1; END$$"
+        )
+        for dsn, ddl in ((replicated2.primary_dsn, stable), (other.primary_dsn, writing)):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("DROP FUNCTION IF EXISTS f()")
+                conn.execute(ddl)
+        cluster.wait_for_replay()
+        proxy = routing_proxy(pool_mode=mode)
+        proxy.wait_replicas_in_rotation(2)
+        with connect(proxy, replicated2) as conn:
+            assert on_replica(conn, f"{PROBE}, f()")
+        with psycopg.connect(proxy.dsn(other.primary_dsn), autocommit=True) as conn:
+            assert not on_replica(conn, f"{PROBE}, f()")  # it writes: the primary
+            assert conn.execute("SELECT count(*) FROM t /* dbsight:primary */").fetchone() == (1,)
+    finally:
+        with psycopg.connect(replicated2.primary_dsn, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION IF EXISTS f()")
+        cluster.drop_database(other.name)
+
+
+@MODES
 @pytest.mark.usefixtures("setup_schema")
 async def test_asyncpg_preparing_is_not_a_write(
     routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str

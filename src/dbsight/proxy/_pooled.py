@@ -70,7 +70,7 @@ from ._result_cache import ResultCache
 from ._pool import BackendPool
 from ._breaker import is_backend_failure
 from ._health import parse_lsn
-from ._router import Lookup, Role, TransactionStart, set_role_statement
+from ._router import Lookup, Role, Router, TransactionStart, set_role_statement
 from ._session_state import (
     SessionState,
     custom_settings,
@@ -309,9 +309,8 @@ class PooledSession(FrontendSession):
         self._session_settings: dict[str, str] = {}  # GUCs the client SET in its session
         self._custom: set[str] = set()  # custom settings its statements may have set
         self._serializable = False  # SERIALIZABLE by default from its startup: no replica
-        self._watch_custom = self.sticky and (
-            pools.topology.router is not None or pools.cache is not None
-        )
+        self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
+        self.router: Router | None = None  # the database's, once logged in (with replicas)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -402,6 +401,7 @@ class PooledSession(FrontendSession):
         elif not await self._authenticate(user, database):
             return False
         key, self.pool = await self.pools.pool_for(database, user, self._settings)
+        self.router = self.pools.topology.router_for(database)
         for name in self.pools.topology.replica_names:
             _, self.replica_pools[name] = await self.pools.pool_for(
                 database, user, self._settings, name
@@ -756,7 +756,7 @@ class PooledSession(FrontendSession):
         """The server for the unit starting at ``buf[start]`` and, for a replica, where the
         unit ends (-1: the connection is held to the end of a transaction); None while a
         function's volatility is looked up (the unit is judged again after it)."""
-        router = self.pools.topology.router
+        router = self.router
         if router is None:
             self._unit_writes = True
             return PRIMARY, -1
@@ -819,7 +819,7 @@ class PooledSession(FrontendSession):
         """A lone BEGIN between transactions (with replicas): answered here and sent on with
         the first statement after it and any SET TRANSACTION (`_begin_transaction`), since
         those may still make it READ ONLY, READ WRITE or SERIALIZABLE."""
-        if self.pools.topology.router is None or self._role != "auto":
+        if self.router is None or self._role != "auto":
             return False
         sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
         self._begin = TransactionStart.begin(sql, bytes(buf[start:end]))
@@ -1014,7 +1014,7 @@ class PooledSession(FrontendSession):
         idle primary connection, else — sessions may hold them all — on a replica that has
         replayed the last DDL seen (the catalogs are the same), else on the primary when a
         connection is free there."""
-        router = self.pools.topology.router
+        router = self.router
         assert self.pool is not None and router is not None
         if self._own is not None:
             await router.resolve(lookup, self._own.execute, _monotonic())
@@ -1162,7 +1162,7 @@ class PooledSession(FrontendSession):
         conn, exchange, target = self.conn, self.exchange, self._target
         assert conn is not None and exchange is not None
         self.info.state = "idle"
-        wrote = target == PRIMARY and self._unit_writes and self.pools.topology.router is not None
+        wrote = target == PRIMARY and self._unit_writes and self.router is not None
         by_lsn = wrote and self.config.read_your_writes_lsn
         if self.sticky and target == PRIMARY:
             self._keep(conn, exchange, by_lsn)
@@ -1184,8 +1184,8 @@ class PooledSession(FrontendSession):
         topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
         if exchange.ddl_seen:  # a function may have been redefined: judge texts again
             exchange.ddl_seen = False
-            if topology.router is not None:
-                topology.router.forget()
+            if self.router is not None:
+                self.router.forget()
             if self.pools.reach is not None:
                 self.pools.reach.forget()
         if wrote and not by_lsn:
@@ -1230,10 +1230,10 @@ class PooledSession(FrontendSession):
         if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
             self.statements.clear()
             conn.prepared.clear()
-        if self._pinned and self.pools.topology.router is not None:
+        if self._pinned and self.router is not None:
             routing_decisions["primary", "session_state"] += 1
         changed = exchange.dirty and (
-            self.pools.topology.router is not None or self.cache is not None
+            self.router is not None or self.cache is not None
         )
         exchange.dirty = exchange.full_reset = exchange.cleared = False
         if not (changed or by_lsn):

@@ -35,7 +35,8 @@ class Topology:
         for number, replica in enumerate(config.replica_servers, 1):
             self.servers[f"replica{number}"] = replica
         self.replica_names = [name for name in self.servers if name != PRIMARY]
-        self.router = Router() if self.replica_names else None
+        self.routing = bool(self.replica_names)
+        self._routers: dict[str, Router] = {}  # per database: its functions, views, tables
         self.breakers = {
             name: CircuitBreaker(
                 window_s=config.breaker_window_s,
@@ -59,6 +60,16 @@ class Topology:
             for monitor in (self.health.primary, *self.health.replicas):
                 monitor.on_change = self._health_changed
 
+
+    def router_for(self, database: str) -> Router | None:
+        """The router of ``database`` (what its catalog says of functions and relations is
+        its own), or None without replicas."""
+        if not self.routing:
+            return None
+        router = self._routers.get(database)
+        if router is None:
+            router = self._routers[database] = Router()
+        return router
     def _target(self, name: str, upstream: Upstream) -> BackendTarget:
         primary = self.config.upstream_server
         spec = BackendSpec(
