@@ -96,6 +96,43 @@ def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
     return sqlstate, message
 
 
+def fatal_error(data: bytes) -> bool:
+    """Whether ``data`` (whole server messages) holds an ErrorResponse of severity FATAL or
+    PANIC: the server is ending the session (a shutdown, pg_terminate_backend)."""
+    n = len(data)
+    i = 0
+    while n - i >= 5:
+        end = i + 1 + _unpack_int32(data, i + 1)[0]
+        if end > n:
+            return False
+        if data[i] == 69:  # 'E'
+            j = i + 5
+            while j < end and data[j] != 0:
+                nul = data.find(b"\0", j + 1, end)
+                if nul < 0:
+                    break
+                if data[j] in (83, 86) and data[j + 1 : nul] in (b"FATAL", b"PANIC"):  # S, V
+                    return True
+                j = nul + 1
+        i = end
+    return False
+
+
+def error_message(data: bytes) -> str:
+    """SQLSTATE and message of the first ErrorResponse in ``data``, for a log line."""
+    n = len(data)
+    i = 0
+    while n - i >= 5:
+        end = i + 1 + _unpack_int32(data, i + 1)[0]
+        if end > n:
+            break
+        if data[i] == 69:  # 'E'
+            sqlstate, message = error_fields(data, i + 5, end)
+            return f"{sqlstate}: {message}"
+        i = end
+    return "an error"
+
+
 def bind_values(buf: bytes, start: int, end: int) -> list[bytes | None]:
     """The parameter values of a Bind body from its format codes on (None for NULL); text
     and binary values alike, as sent."""
@@ -539,6 +576,19 @@ class Exchange:
     def _skip(ctx: Any) -> None:
         """A statement the server skipped after an earlier error in its pipeline."""
         recorder.fail(ctx, ServerError("25P02", "skipped: an earlier message of its pipeline failed"))
+
+    def restart(self, why: str) -> None:
+        """The server went away before answering anything of what is pending: it is all to
+        be asked again elsewhere; the statements count as failed here (08006, ``why``)."""
+        pending, self.pending = self.pending, deque()
+        for kind, payload in pending:
+            if kind in _STATEMENT_KINDS and payload is not None:
+                recorder.fail(payload, ServerError("08006", why))
+        self.discarding = self.unsynced = False
+        self._buffer = b""
+        self._cycle_start = None
+        self._query_rows = None
+        self._rows = 0
 
     def abandon(self) -> None:
         """The session ended with statements unanswered (the client left mid-statement)."""

@@ -61,7 +61,15 @@ from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
 from ._config import ProxyConfig
-from ._exchange import SWALLOW, SWALLOW_QUERY, Exchange, TrackingLost, cstring
+from ._exchange import (
+    SWALLOW,
+    SWALLOW_QUERY,
+    Exchange,
+    TrackingLost,
+    cstring,
+    error_message,
+    fatal_error,
+)
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import Pipeline, Rejection
@@ -299,6 +307,10 @@ class PooledSession(FrontendSession):
         self._write_lsn: int | None = None  # ... or until a replica has replayed this
         self._wrote_at: float | None = None  # ... and then only on replicas synced after it
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
+        # a read a replica serves, as the client sent it, until its answer starts: asked again
+        # on the primary if the replica goes away before that (`_read_again`)
+        self._retry: bytes | None = None
+        self._to_primary = False  # the next unit goes to the primary (a read asked again)
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
         # Session mode: the client's own primary connection, held to the end of the session
@@ -584,6 +596,8 @@ class PooledSession(FrontendSession):
                         self._pause_for(self._acquire(target))
                         return
                     seg = i
+                    if target != PRIMARY and barrier >= 0:
+                        self._retry = bytes(buf[i:barrier])
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
                     return
@@ -644,6 +658,7 @@ class PooledSession(FrontendSession):
             if server in conn.prepared:
                 reply = exchange.reply(_PARSE_COMPLETE)
                 if reply is not None:
+                    self._retry = None
                     self._client_transport.write(reply)
                 return b""
             if not exchange.discarding:
@@ -660,6 +675,7 @@ class PooledSession(FrontendSession):
                 self.statements.pop(name, None)
                 reply = exchange.reply(_CLOSE_COMPLETE)
                 if reply is not None:
+                    self._retry = None
                     self._client_transport.write(reply)
                 return b""
             server, inject = self._on_connection(conn, exchange, name)
@@ -763,6 +779,9 @@ class PooledSession(FrontendSession):
         if self._role == "primary":
             self._unit_writes = True
             routing_decisions["primary", "hint"] += 1
+            return PRIMARY, -1
+        if self._to_primary:  # a read a replica left unanswered
+            self._to_primary = self._unit_writes = False
             return PRIMARY, -1
         now = _monotonic()
         unit = router.unit(buf, start, self._statement_text, now)
@@ -1137,12 +1156,17 @@ class PooledSession(FrontendSession):
     def _server_data(self, data: bytes) -> None:
         exchange = self.exchange
         assert exchange is not None
+        if self._retry is not None and not exchange.buffering and fatal_error(data):
+            # a replica shutting down before it answered a read
+            self._read_again(data)
+            return
         try:
             out = exchange.answers(data)
         except (TrackingLost, ValueError, struct.error) as exc:
             self._server_failed(exc)
             return
         if out:
+            self._retry = None  # the answer has begun: it cannot be asked again
             self._client_transport.write(out)
             if self._fill is not None:
                 self._fill_answer.append(out)
@@ -1162,6 +1186,7 @@ class PooledSession(FrontendSession):
         conn, exchange, target = self.conn, self.exchange, self._target
         assert conn is not None and exchange is not None
         self.info.state = "idle"
+        self._retry = None
         wrote = target == PRIMARY and self._unit_writes and self.router is not None
         by_lsn = wrote and self.config.read_your_writes_lsn
         if self.sticky and target == PRIMARY:
@@ -1317,6 +1342,9 @@ class PooledSession(FrontendSession):
         conn = self.conn
         if conn is None:
             return
+        if self._retry is not None:
+            self._read_again(str(exc) if exc is not None else "the server closed the connection")
+            return
         conn.broken = True
         self.pools.topology.record(self._target, False)
         client_errors["08006"] += 1
@@ -1327,6 +1355,30 @@ class PooledSession(FrontendSession):
             ))
         self.writer.close()
         self._end()
+
+    def _read_again(self, why: bytes | str) -> None:
+        """The replica serving a read went away (it said FATAL, or its connection closed)
+        before any of its answer reached the client: the read is asked again, of the
+        primary, and the replica counts a failure for its breaker."""
+        conn, exchange, unit = self.conn, self.exchange, self._retry
+        assert conn is not None and exchange is not None and unit is not None
+        self._retry = None
+        replica = self._target
+        detail = why if isinstance(why, str) else error_message(why)
+        logger.info(
+            "dbsight proxy: %s left during a read (%s): asking the primary", replica, detail
+        )
+        conn.broken = True
+        self.pools.topology.record(replica, False)
+        routing_decisions["primary", "failover"] += 1
+        exchange.restart(f"{replica} left before answering ({detail}); asked again of the primary")
+        self._detach(conn)
+        self._pool_of(replica).release_clean(conn)  # broken: closed, and replaced
+        self.info.state = "idle"
+        self._client_buffer = unit + self._client_buffer
+        self._held_back = False
+        self._to_primary = True
+        asyncio.get_running_loop().call_soon(self._client_data, b"")
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._end()
