@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dbsight.proxy import protocol as p
-from dbsight.proxy._exchange import error_message, fatal_error
+from dbsight.proxy._exchange import error_message, fatal_error, recovery_conflict
 
 ROW = p.encode(p.CommandComplete("SELECT 1"))
 
@@ -27,3 +27,10 @@ def test_an_incomplete_message_is_not_read() -> None:
     fatal = p.error_response("57P01", "terminating", "FATAL")
     assert not fatal_error(fatal[:-3])
     assert not fatal_error(b"E\x00")
+
+
+def test_a_recovery_conflict_is_recognised() -> None:
+    conflict = p.error_response("40001", "canceling statement due to conflict with recovery")
+    assert recovery_conflict(ROW + conflict)
+    assert not recovery_conflict(p.error_response("40P01", "deadlock detected"))
+    assert not fatal_error(conflict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -369,6 +370,48 @@ def test_reads_carry_on_while_a_replica_is_down(
     finally:
         replica.resume()
     wait_states(proxy, {"replica1": True, "replica2": True})
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
+def test_a_read_cancelled_by_wal_replay_is_asked_of_the_primary(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """A standby cancels a query that holds what replay needs (40001, "conflict with
+    recovery") once max_standby_streaming_delay has passed; the proxy asks the primary."""
+    replicas = replicated2.cluster.replicas
+    for replica in replicas:
+        replica.execute("ALTER SYSTEM SET max_standby_streaming_delay = '100ms'",
+                        "SELECT pg_reload_conf()")  # fmt: skip
+    try:
+        proxy = routing_proxy(pool_mode=mode)
+        proxy.wait_replicas_in_rotation(2)
+
+        slow = "SELECT count(*), pg_sleep(3)::text FROM items /* dbsight:replica */"
+        running = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE query LIKE '%pg_sleep(3)%items%' AND pid <> pg_backend_pid()"
+        )
+
+        def alter_while_it_runs() -> None:  # an ACCESS EXCLUSIVE lock, replayed on replicas
+            deadline = time.monotonic() + 20
+            while not any(replica.execute(running) != "0" for replica in replicas):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            with psycopg.connect(replicated2.primary_dsn, autocommit=True) as primary:
+                primary.execute("ALTER TABLE items ADD COLUMN extra int")
+
+        before = routing_decisions["primary", "failover"]
+        alter = threading.Thread(target=alter_while_it_runs)
+        with connect(proxy, replicated2) as conn:
+            alter.start()
+            assert conn.execute(slow).fetchone() == (50, "")
+        alter.join()
+        assert routing_decisions["primary", "failover"] == before + 1
+    finally:
+        for replica in replicas:
+            replica.execute("ALTER SYSTEM RESET max_standby_streaming_delay",
+                            "SELECT pg_reload_conf()")  # fmt: skip
 
 
 @MODES

@@ -99,6 +99,20 @@ def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
 def fatal_error(data: bytes) -> bool:
     """Whether ``data`` (whole server messages) holds an ErrorResponse of severity FATAL or
     PANIC: the server is ending the session (a shutdown, pg_terminate_backend)."""
+    return _find_error(data, lambda code, value: code in (83, 86) and value in _FATAL)
+
+
+def recovery_conflict(data: bytes) -> bool:
+    """Whether ``data`` (whole server messages) holds an ErrorResponse with SQLSTATE 40001,
+    which on a standby, outside a transaction, is a statement cancelled because WAL replay
+    needed what it held ("canceling statement due to conflict with recovery")."""
+    return _find_error(data, lambda code, value: code == 67 and value == b"40001")
+
+
+_FATAL = (b"FATAL", b"PANIC")
+
+
+def _find_error(data: bytes, match: Callable[[int, bytes], bool]) -> bool:
     n = len(data)
     i = 0
     while n - i >= 5:
@@ -111,7 +125,7 @@ def fatal_error(data: bytes) -> bool:
                 nul = data.find(b"\0", j + 1, end)
                 if nul < 0:
                     break
-                if data[j] in (83, 86) and data[j + 1 : nul] in (b"FATAL", b"PANIC"):  # S, V
+                if match(data[j], data[j + 1 : nul]):  # a field's code and value
                     return True
                 j = nul + 1
         i = end

@@ -69,6 +69,7 @@ from ._exchange import (
     cstring,
     error_message,
     fatal_error,
+    recovery_conflict,
 )
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
@@ -589,6 +590,8 @@ class PooledSession(FrontendSession):
                         )
                         barrier = -1
                         continue
+                    if target != PRIMARY and barrier >= 0:  # a read: kept until answered
+                        self._retry = bytes(buf[i:barrier])
                     conn = self._take_connection(target)
                     if conn is None:  # all busy: wait for one, then go on from this message
                         self._client_buffer = buf[i:]
@@ -596,8 +599,6 @@ class PooledSession(FrontendSession):
                         self._pause_for(self._acquire(target))
                         return
                     seg = i
-                    if target != PRIMARY and barrier >= 0:
-                        self._retry = bytes(buf[i:barrier])
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
                     return
@@ -1119,6 +1120,7 @@ class PooledSession(FrontendSession):
             logger.warning("dbsight proxy: no connection to %s (%s): read on the primary",
                            target, exc.message)
             routing_decisions["primary", "failover"] += 1
+            self._retry = None
             if self._take_connection(PRIMARY) is None:
                 await self._acquire(PRIMARY)
             return
@@ -1156,10 +1158,13 @@ class PooledSession(FrontendSession):
     def _server_data(self, data: bytes) -> None:
         exchange = self.exchange
         assert exchange is not None
-        if self._retry is not None and not exchange.buffering and fatal_error(data):
-            # a replica shutting down before it answered a read
-            self._read_again(data)
-            return
+        if self._retry is not None and not exchange.buffering:  # a replica's read, unanswered
+            if fatal_error(data):  # the replica is shutting down
+                self._read_again(data)
+                return
+            if recovery_conflict(data):  # cancelled for WAL replay: the primary has no such
+                self._read_again(data, failed=False)
+                return
         try:
             out = exchange.answers(data)
         except (TrackingLost, ValueError, struct.error) as exc:
@@ -1343,7 +1348,7 @@ class PooledSession(FrontendSession):
         if conn is None:
             return
         if self._retry is not None:
-            self._read_again(str(exc) if exc is not None else "the server closed the connection")
+            self._read_again(exc or "the server closed the connection")
             return
         conn.broken = True
         self.pools.topology.record(self._target, False)
@@ -1356,22 +1361,22 @@ class PooledSession(FrontendSession):
         self.writer.close()
         self._end()
 
-    def _read_again(self, why: bytes | str) -> None:
-        """The replica serving a read went away (it said FATAL, or its connection closed)
-        before any of its answer reached the client: the read is asked again, of the
-        primary, and the replica counts a failure for its breaker."""
+    def _read_again(self, why: bytes | str | BaseException, failed: bool = True) -> None:
+        """The replica serving a read gave up on it before any of its answer reached the
+        client — it went away (FATAL, or its connection closed: ``failed``, counted for its
+        breaker) or cancelled it for a conflict with WAL replay: the read is asked again, of
+        the primary. The replica's connection is closed (a new one replaces it)."""
         conn, exchange, unit = self.conn, self.exchange, self._retry
         assert conn is not None and exchange is not None and unit is not None
         self._retry = None
         replica = self._target
-        detail = why if isinstance(why, str) else error_message(why)
-        logger.info(
-            "dbsight proxy: %s left during a read (%s): asking the primary", replica, detail
-        )
+        detail = error_message(why) if isinstance(why, bytes) else str(why)
+        logger.info("dbsight proxy: %s gave up a read (%s): asking the primary", replica, detail)
         conn.broken = True
-        self.pools.topology.record(replica, False)
+        if failed:
+            self.pools.topology.record(replica, False)
         routing_decisions["primary", "failover"] += 1
-        exchange.restart(f"{replica} left before answering ({detail}); asked again of the primary")
+        exchange.restart(f"{replica} gave up before answering ({detail}); asked the primary")
         self._detach(conn)
         self._pool_of(replica).release_clean(conn)  # broken: closed, and replaced
         self.info.state = "idle"
