@@ -130,6 +130,23 @@ def test_no_span_under_an_unsampled_parent_or_when_the_root_is_not_sampled(provi
     assert exporter.get_finished_spans() == ()
 
 
+def test_a_decision_for_one_statement_overrides_the_rate(provider, exporter):
+    """The proxy's sample step decides per statement: sampled=True under a 0 rate gives a
+    span, sampled=False under rate 1 none (an unsampled parent still wins)."""
+    rec, _ = make(provider, trace_sample_rate=0.0)
+    rec.finish(rec.start(SQL, "postgresql", "test", sampled=True))
+    rec, _ = make(provider)
+    ctx = rec.start(SQL, "postgresql", "test", sampled=False)
+    assert ctx.span is None
+    rec.finish(ctx)
+    assert len(exporter.get_finished_spans()) == 1
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("app")
+    with unsampled.start_as_current_span("unsampled request"):
+        ctx = rec.start(SQL, "postgresql", "test", sampled=True)
+        assert ctx.span is None
+        rec.finish(ctx)
+
+
 def test_root_statements_start_their_own_trace(provider, exporter):
     rec, _ = make(provider)
     rec.finish(rec.start("BEGIN", "postgresql", "test"))

@@ -409,3 +409,46 @@ def test_every_rejection_is_counted_by_reason() -> None:
         "rate_limit": 1,
         "firewall_max_rows": 1,
     }
+
+
+def test_sample_and_log_steps_decide_per_statement_in_order() -> None:
+    pipeline = Pipeline.from_config(STEPS.validate_python([
+        {"handler": "log", "logger": "all"},
+        {"handler": "sample", "environment": "staging"},
+        {"handler": "log"},
+    ]))
+    kept = pipeline.observe(lambda: 0.05)  # under staging's 10 %
+    assert kept.sampled is True
+    assert [log.logger.name for log in kept.logs] == ["all", "dbsight.proxy.statements"]
+    dropped = pipeline.observe(lambda: 0.5)
+    assert dropped.sampled is False
+    assert [log.logger.name for log in dropped.logs] == ["all"]  # before the sample step
+    assert Pipeline.from_config([]).observe() is _pipeline.UNOBSERVED
+
+
+@pytest.mark.parametrize(
+    ("step", "rate"),
+    [
+        ({"handler": "sample", "environment": "dev"}, 1.0),
+        ({"handler": "sample", "environment": "prod"}, 0.01),
+        ({"handler": "sample", "rate": 0.25}, 0.25),
+    ],
+)
+def test_sample_rates_by_environment_profile(step: dict[str, Any], rate: float) -> None:
+    (parsed,) = STEPS.validate_python([step])
+    assert parsed.effective_rate == rate
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"handler": "sample"},
+        {"handler": "sample", "environment": "prod", "rate": 0.5},
+        {"handler": "sample", "environment": "qa"},
+        {"handler": "sample", "rate": 1.5},
+        {"handler": "log", "level": "trace"},
+    ],
+)
+def test_bad_sample_and_log_steps_are_refused(step: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        STEPS.validate_python([step])

@@ -131,3 +131,32 @@ def test_session_mode_checks_every_statement(pg_dsn: str) -> None:
             ]
     finally:
         proxy.close()
+
+
+def test_sample_and_log_steps_log_the_statements_they_keep(
+    guarded: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="dbsight.test.kept")
+    caplog.set_level("INFO", logger="dbsight.test.dropped")
+    kept = guarded(
+        {"handler": "sample", "environment": "dev"},
+        {"handler": "log", "logger": "dbsight.test.kept"},
+    )
+    dropped = guarded(
+        {"handler": "sample", "rate": 0.0},
+        {"handler": "log", "logger": "dbsight.test.dropped"},
+    )
+    for dsn in (kept, dropped):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT 1 WHERE 'x' = %s", ("private literal",)).fetchall()
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+    records = [r for r in caplog.records if r.name == "dbsight.test.kept"]
+    assert [(r.operation, r.outcome, r.sqlstate) for r in records] == [  # type: ignore[attr-defined]
+        ("select", "ok", None), ("select", "error", "22012")
+    ]
+    first = records[0]
+    assert first.normalized == "SELECT $1 WHERE $2 = $3"  # type: ignore[attr-defined]
+    assert first.user and first.database and first.client  # type: ignore[attr-defined]
+    assert "private literal" not in repr(first.__dict__)
+    assert not [r for r in caplog.records if r.name == "dbsight.test.dropped"]

@@ -8,7 +8,9 @@ say why.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -270,6 +272,34 @@ def test_each_database_is_judged_by_its_own_catalog(
         with psycopg.connect(replicated2.primary_dsn, autocommit=True) as conn:
             conn.execute("DROP FUNCTION IF EXISTS f()")
         cluster.drop_database(other.name)
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
+def test_what_a_client_sends_while_a_replica_reads_waits_for_its_own_judgement(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """A client that sends its next Query before the answer to a read comes back: that next
+    Query is routed on its own, not relayed to the replica serving the read."""
+    proxy = routing_proxy(pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
+    with connect(proxy, replicated2) as conn:
+        raw = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            raw.settimeout(20)
+            for sql in (f"{PROBE}, pg_sleep(0.3) /* dbsight:replica */",
+                        "INSERT INTO audit (what) VALUES ('sent early')"):  # fmt: skip
+                body = sql.encode() + b"\0"
+                raw.sendall(b"Q" + (len(body) + 4).to_bytes(4, "big") + body)
+                time.sleep(0.05)  # two reads of the proxy, the first unit still running
+            answers = b""
+            while answers.count(b"Z\x00\x00\x00\x05I") < 2:
+                answers += raw.recv(65536)
+        finally:
+            raw.close()
+        assert b"INSERT 0 1" in answers and b"\x00C25006" not in answers, answers
+        seen = "SELECT count(*) FROM audit WHERE what = 'sent early' /* dbsight:primary */"
+        assert conn.execute(seen).fetchone() == (1,)
 
 
 @MODES

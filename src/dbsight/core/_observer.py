@@ -32,9 +32,13 @@ class QueryContext(QueryEvent):
     ``before_query`` to ``after_query`` (the tracing sink keeps its span in ``span``).
     ``explain_params`` are the parameters an EXPLAIN of a slow statement needs; unlike
     ``params`` they are kept whether or not ``include_query_bodies`` is on, and never exported.
+    ``sampled`` is a decision made for this statement alone (the proxy's ``sample`` step):
+    True or False overrides the log and trace sampling rates, None leaves them to decide.
     """
 
-    __slots__ = ("info", "started", "request", "explainer", "explain_params", "span", "state")
+    __slots__ = (
+        "info", "started", "request", "explainer", "explain_params", "span", "state", "sampled",
+    )
 
     info: SqlInfo
     started: float
@@ -43,6 +47,7 @@ class QueryContext(QueryEvent):
     explain_params: object | None
     span: Any
     state: Any
+    sampled: bool | None
 
 
 _new = object.__new__
@@ -102,6 +107,7 @@ def begin_query(
     self.explain_params = params if explainer is not None else None
     self.span = None
     self.state = None
+    self.sampled = None
     return self
 
 

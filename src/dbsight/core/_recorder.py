@@ -125,6 +125,7 @@ class Recorder:
         database: str | None = None,
         user: str | None = None,
         explainer: Any = None,
+        sampled: bool | None = None,
     ) -> QueryContext:
         ctx = begin_query(
             sql,
@@ -142,6 +143,8 @@ class Recorder:
             self._app,
             self._keep_params,
         )
+        if sampled is not None:  # decided for this statement (the proxy's sample step)
+            ctx.sampled = sampled
         before = self._before
         if before:
             for name, hook in before:

@@ -134,8 +134,12 @@ class QueryLogSink(QueryObserver):
             enabled = self._enabled_for(logging.DEBUG)
         if not enabled:
             return
-        rate = self._rate
-        if rate < 1.0 and _random() >= rate:
+        sampled = ctx.sampled  # decided for this statement, else by the rate
+        if sampled is None:
+            rate = self._rate
+            if rate < 1.0 and _random() >= rate:
+                return
+        elif not sampled:
             return
         self.logger.debug(
             "query %s %s %.3f ms",

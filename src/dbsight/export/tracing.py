@@ -109,10 +109,14 @@ class TracingSink(QueryObserver):
     # -- the hot path ----------------------------------------------------------------
     def before_query(self, ctx: QueryContext) -> None:
         parent = _get_current_span().get_span_context()
+        sampled = ctx.sampled  # decided for this statement, else by the rates
         if parent.is_valid:
-            if not parent.trace_flags.sampled:
+            if not parent.trace_flags.sampled or sampled is False:
                 return
-        elif self.root_rate < 1.0 and _random() >= self.root_rate:
+        elif sampled is None:
+            if self.root_rate < 1.0 and _random() >= self.root_rate:
+                return
+        elif not sampled:
             return
         info = ctx.info
         tables = info.tables

@@ -36,7 +36,9 @@ from opentelemetry import context as otel_context
 from .._runtime import recorder
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
+from ..export._fields import event_fields
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
+from ._pipeline import UNOBSERVED, StatementLog
 
 _unpack_int32 = struct.Struct(">i").unpack_from
 _unpack_int16 = struct.Struct(">h").unpack_from
@@ -195,6 +197,7 @@ class Exchange:
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
+        "observation", "_logs",
     )
 
     def __init__(
@@ -244,6 +247,9 @@ class Exchange:
         self._cycle_start: float | None = None
         self._query_rows: int | None = None
         self._buffer = b""  # an incomplete server message
+        # the request pipeline's sample and log steps, for the next statement opened
+        self.observation = UNOBSERVED
+        self._logs: dict[int, tuple[StatementLog, ...]] = {}  # by id(ctx): logged when it ends
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -536,11 +542,19 @@ class Exchange:
             parent = remote_parent(sql)
             if parent is not None:
                 token = otel_context.attach(parent)
+        observation = self.observation
+        if observation is not UNOBSERVED:
+            self.observation = UNOBSERVED
         try:
-            ctx = recorder.start(sql, SYSTEM, SOURCE, database=self.database, user=self.user)
+            ctx = recorder.start(
+                sql, SYSTEM, SOURCE, database=self.database, user=self.user,
+                sampled=observation.sampled,
+            )
         finally:
             if token is not None:
                 otel_context.detach(token)
+        if observation.logs:
+            self._logs[id(ctx)] = observation.logs
         if at is not None:  # from the first message of its request cycle, not from now
             ctx.started_at -= ctx.started - at
             ctx.started = at
@@ -553,11 +567,30 @@ class Exchange:
             recorder.finish(ctx, rows)
             if self.capture is not None:
                 self._captured(ctx, rows, None)
+            if self._logs:
+                self._log(ctx)
 
     def _fail(self, ctx: Any, sqlstate: str | None, message: str) -> None:
         recorder.fail(ctx, ServerError(sqlstate, message))
         if self.capture is not None:
             self._captured(ctx, None, sqlstate)
+        if self._logs:
+            self._log(ctx)
+
+    def _log(self, ctx: Any) -> None:
+        """The pipeline's log steps this statement reached: one record on each."""
+        logs = self._logs.pop(id(ctx), None)
+        if not logs:
+            return
+        fields = event_fields(ctx, recorder.settings.include_query_bodies)
+        fields.update(
+            user=self.user, application_name=self.application_name, client=self.client_addr
+        )
+        for log in logs:
+            log.logger.log(
+                log.level, "statement %s %s %.3f ms", ctx.operation, ctx.outcome,
+                ctx.duration_s * 1000.0, extra=fields,
+            )  # fmt: skip
 
     def _captured(self, ctx: Any, rows: int | None, sqlstate: str | None) -> None:
         assert self.capture is not None
@@ -586,10 +619,11 @@ class Exchange:
             return  # in a transaction -> failed: its end says how it ended
         self.capture.transaction(self.session_id, event, _time())
 
-    @staticmethod
-    def _skip(ctx: Any) -> None:
+    def _skip(self, ctx: Any) -> None:
         """A statement the server skipped after an earlier error in its pipeline."""
         recorder.fail(ctx, ServerError("25P02", "skipped: an earlier message of its pipeline failed"))
+        if self._logs:
+            self._log(ctx)
 
     def restart(self, why: str) -> None:
         """The server went away before answering anything of what is pending: it is all to
@@ -598,6 +632,7 @@ class Exchange:
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
                 recorder.fail(payload, ServerError("08006", why))
+        self._logs.clear()  # logged when they have run again
         self.discarding = self.unsynced = False
         self._buffer = b""
         self._cycle_start = None
@@ -612,6 +647,8 @@ class Exchange:
                 recorder.fail(
                     payload, ServerError("57014", "client disconnected; statement cancelled")
                 )
+                if self._logs:
+                    self._log(payload)
 
 
 # Command tags after which a pooled server connection needs a reset before another client.

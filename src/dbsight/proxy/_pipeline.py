@@ -1,13 +1,19 @@
 """The proxy's request pipeline: the ``[[proxy.pipeline]]`` steps a connection and each of its
 statements pass before they reach the server.
 
-Three handlers, configured in order:
+Five handlers, configured in order, before the last one, the execution itself:
 
 - ``allow``: which users, databases and client networks may connect (checked at login);
 - ``rate_limit``: a token bucket per user or per application_name; over the limit a statement
   is rejected, or (``mode = "queue"``) held back until its token is due;
 - ``firewall``: DDL from listed users, UPDATE/DELETE without a WHERE clause, listed statement
-  fingerprints, and result sets longer than ``max_rows``.
+  fingerprints, and result sets longer than ``max_rows``;
+- ``sample``: which share of the statements that get this far are logged and traced: an
+  environment profile's rate (dev 100 %, staging 10 %, prod 1 %) or ``rate``, drawn per
+  statement (without one, dbsight's settings decide: ``DBSIGHT_ENVIRONMENT``);
+- ``log``: each statement that gets this far, and that the sample step before it kept, is
+  logged when it ends (one record: who, where, the normalized statement, its duration, rows
+  and SQLSTATE; literals only with ``include_query_bodies``).
 
 Sans-IO: `Pipeline` takes what the relay knows (`StatementFacts`, the clock) and returns a
 decision: None to go on, a delay in seconds to wait first, or a `Rejection` carrying the
@@ -20,14 +26,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+import random
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
 from pglast.parser import parse_sql_json
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..core._settings import DEFAULT_SAMPLE_RATES, Environment
 from ..sql import SqlInfo
 
 # PostgreSQL's own answer to a client that pg_hba.conf does not admit.
@@ -117,7 +126,41 @@ class FirewallStep(_Step):
         return out
 
 
-PipelineStep = Annotated[AllowStep | RateLimitStep | FirewallStep, Field(discriminator="handler")]
+class SampleStep(_Step):
+    """The share of statements logged and traced from here on: ``environment``'s rate (dev
+    1.0, staging 0.1, prod 0.01) or ``rate``; a statement failing is logged all the same."""
+
+    handler: Literal["sample"] = "sample"
+    environment: Environment | None = None
+    rate: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> SampleStep:
+        if (self.environment is None) == (self.rate is None):
+            raise ValueError("a sample step names exactly one of environment or rate")
+        return self
+
+    @property
+    def effective_rate(self) -> float:
+        if self.rate is not None:
+            return self.rate
+        assert self.environment is not None
+        return DEFAULT_SAMPLE_RATES[self.environment]
+
+
+class LogStep(_Step):
+    """Each statement that gets here (and that an earlier sample step kept) is logged on
+    ``logger`` at ``level`` when it ends."""
+
+    handler: Literal["log"] = "log"
+    logger: Name = "dbsight.proxy.statements"
+    level: Literal["debug", "info", "warning"] = "info"
+
+
+PipelineStep = Annotated[
+    AllowStep | RateLimitStep | FirewallStep | SampleStep | LogStep,
+    Field(discriminator="handler"),
+]
 
 
 # -- decisions ----------------------------------------------------------------------------------
@@ -385,6 +428,38 @@ class _Firewall:
         return _rejection("firewall", setting, reason, sqlstate, why)
 
 
+# -- sample and log -------------------------------------------------------------------------------
+
+
+class _Sample:
+    __slots__ = ("rate",)
+
+    def __init__(self, step: SampleStep) -> None:
+        self.rate = step.effective_rate
+
+
+class StatementLog:
+    """Where a `log` step writes: a logger and a level."""
+
+    __slots__ = ("level", "logger")
+
+    def __init__(self, step: LogStep) -> None:
+        self.logger = logging.getLogger(step.logger)
+        self.level = logging.getLevelName(step.level.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the sample and log steps decided for one statement: ``sampled`` (None: no
+    sample step, dbsight's rates decide) and the logs it goes to when it ends."""
+
+    sampled: bool | None = None
+    logs: tuple[StatementLog, ...] = ()
+
+
+UNOBSERVED: Final = Observation()
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 
@@ -398,9 +473,11 @@ class Pipeline:
         self,
         allow: Iterable[_Allow] = (),
         statement_steps: Iterable[_RateLimit | _Firewall] = (),
+        observe_steps: Iterable[_Sample | StatementLog] = (),
     ) -> None:
         self._allow = tuple(allow)
         self._statement_steps = tuple(statement_steps)
+        self._observe_steps = tuple(observe_steps)
         limits = [
             s.max_rows
             for s in self._statement_steps
@@ -413,14 +490,19 @@ class Pipeline:
     def from_config(cls, steps: Sequence[PipelineStep]) -> Pipeline:
         allow: list[_Allow] = []
         statement_steps: list[_RateLimit | _Firewall] = []
+        observe_steps: list[_Sample | StatementLog] = []
         for step in steps:
             if isinstance(step, AllowStep):
                 allow.append(_Allow(step))
             elif isinstance(step, RateLimitStep):
                 statement_steps.append(_RateLimit(step))
-            else:
+            elif isinstance(step, FirewallStep):
                 statement_steps.append(_Firewall(step))
-        return cls(allow, statement_steps)
+            elif isinstance(step, SampleStep):
+                observe_steps.append(_Sample(step))
+            else:
+                observe_steps.append(StatementLog(step))
+        return cls(allow, statement_steps, observe_steps)
 
     def on_connect(
         self,
@@ -452,6 +534,21 @@ class Pipeline:
                 if rejection is not None:
                     return self._count(rejection)
         return delay or None
+
+    def observe(self, draw: Callable[[], float] = random.random) -> Observation:
+        """For a statement the steps before let through: the sample steps' draws and the
+        log steps it reaches (a statement an earlier sample step dropped is logged by none)."""
+        if not self._observe_steps:
+            return UNOBSERVED
+        sampled: bool | None = None
+        logs: list[StatementLog] = []
+        for step in self._observe_steps:
+            if isinstance(step, _Sample):
+                if sampled is not False:
+                    sampled = step.rate >= 1.0 or draw() < step.rate
+            elif sampled is not False:
+                logs.append(step)
+        return Observation(sampled, tuple(logs))
 
     def row_limit(self, facts: StatementFacts) -> int | None:
         """The most DataRows the relay lets this statement return (the smallest ``max_rows``

@@ -623,6 +623,8 @@ class PooledSession(FrontendSession):
             return
         if i < n:
             self._client_buffer = buf[i:]
+        elif i == barrier and conn is not None:  # what the client sends next waits too
+            self._held_back = True
         if conn is not None:
             self._send(out, buf, seg, i)
 
@@ -903,6 +905,8 @@ class PooledSession(FrontendSession):
         exchange (transaction mode enforces it)."""
         verdict, facts = self._verdict(exchange, t, buf, start, end)
         assert self.pipeline is not None
+        if facts is not None and not isinstance(verdict, Rejection):  # (a queued one: kept)
+            exchange.observation = self.pipeline.observe()
         limit = self.pipeline.row_limit(facts) if facts is not None else None
         if limit and not exchange.row_limit:
             exchange.row_limit = limit

@@ -72,7 +72,7 @@ _ACCESS_READ_ONLY = re.compile(r"\bREAD\s+ONLY\b", re.IGNORECASE)
 _PRIMARY_SETTING = re.compile(r"transaction_read_only|\bSHOW\s+ALL\b", re.IGNORECASE)
 _MAX_CACHED = 20_000
 
-QUERY, PARSE, BIND, EXECUTE, SYNC, FUNCTION_CALL = (ord(c) for c in "QPBESF")
+QUERY, PARSE, BIND, EXECUTE, SYNC, FLUSH, FUNCTION_CALL = (ord(c) for c in "QPBESHF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +268,7 @@ class Router:
         unnamed: str | None = None  # the unnamed statement parsed in this unit
         replica = True
         executes = False  # a Bind, Execute, FunctionCall or Query is in the unit
+        last = 0  # the type of the last whole message
         while n - i >= 5:
             t = buf[i]
             end = i + 1 + _unpack_int32(buf, i + 1)[0]
@@ -298,7 +299,10 @@ class Router:
                         return judged
                     replica = judged
             i = end
-        if not executes:  # a driver preparing (asyncpg: Parse, Describe, Flush): where its
-            # statements may run; it ends when answered, what follows is judged on its own
+            last = t
+        if not executes and last == FLUSH and i == n:
+            # a driver preparing (asyncpg: Parse, Describe, Flush), waiting for the answers:
+            # where its statements may run; it ends when answered, what follows is judged
+            # on its own
             return Unit(replica, i, executes=False)
         return Unit(False, i)  # no Sync yet: the client may wait for answers before it
