@@ -144,7 +144,9 @@ class _ServerTracer:
     __slots__ = ("root_rate", "tracer")
 
     def __init__(self, sink: TracingSink) -> None:
-        self.tracer = sink.provider.get_tracer(TRACER_NAME)
+        provider = sink.provider
+        assert provider is not None  # made only for an active sink
+        self.tracer = provider.get_tracer(TRACER_NAME)
         # Outside any trace the sink samples at this rate (1.0 when its own provider's
         # sampler decides); server spans follow the same rule, so a request and its queries
         # are sampled together.

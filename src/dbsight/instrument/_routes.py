@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 # The label of requests no route matched (404s, slash redirects): one value, not their paths.
@@ -70,17 +70,17 @@ class _Starlette:
             if isinstance(route_context, type):
                 kinds.append(route_context)
             cls.literal_prefixed = tuple(kinds)
-            plain = [Route.matches]
+            plain: list[Any] = [Route.matches]
             api_route = getattr(sys.modules.get("fastapi.routing"), "APIRoute", None)
             if isinstance(api_route, type):
-                plain.append(api_route.matches)
+                plain.append(getattr(api_route, "matches", None))
             cls.plain_matches = tuple(plain)
             cls.websocket = WebSocketRoute
             cls.match = Match
         return cls
 
 
-def _route_path(scope: dict[str, Any]) -> str:
+def _route_path(scope: Mapping[str, Any]) -> str:
     """The path the routes match against: ``path`` without ``root_path`` (Starlette's rule)."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")
@@ -107,7 +107,7 @@ def resolve_route(routes: Iterable[Any], scope: dict[str, Any], prefix: str = ""
     partial: tuple[Any, dict[str, Any]] | None = None
     for route in _expanded(routes):
         if isinstance(route, literal_prefixed):
-            path_format = route.path_format
+            path_format = getattr(route, "path_format", None)
             if path_format is not None and not route_path.startswith(
                 path_format.partition("{")[0]
             ):
@@ -170,7 +170,7 @@ class RouteIndex:
                     if match is not None and match.lastgroup == name:
                         self.static[template] = (template, methods)
 
-    def lookup(self, scope: dict[str, Any]) -> str | None:
+    def lookup(self, scope: Mapping[str, Any]) -> str | None:
         """The template, `UNMATCHED`, or None when only `resolve_route` can tell."""
         regex = self.regex
         if regex is None:
@@ -221,7 +221,7 @@ def _index(routes: list[Any]) -> RouteIndex:
     return index
 
 
-def route_of(app: Any, scope: dict[str, Any]) -> str:
+def route_of(app: Any, scope: Mapping[str, Any]) -> str:
     """The route template for ``scope`` in ``app`` (anything with ``routes``), or
     `UNMATCHED`. ``scope`` is not modified (FastAPI's routes write to the scope they match)."""
     routes = getattr(app, "routes", None)

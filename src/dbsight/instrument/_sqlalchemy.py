@@ -225,10 +225,10 @@ def instrument_engine(
         )
     escape_percent = dialect.paramstyle in ("format", "pyformat")
     saved = {name: dialect.__dict__[name] for name in _METHODS if name in dialect.__dict__}
-    for name, wrapper in _wrappers(
+    for method, wrapper in _wrappers(
         dialect, system, url.database, url.username, explainer, escape_percent
     ).items():
-        setattr(dialect, name, wrapper)
+        setattr(dialect, method, wrapper)
 
     reader = _pool_reader(engine)
     name = None

@@ -218,7 +218,8 @@ def _replace_tables(node: exp.Command, dialect: str, found: list[tuple[int, int,
         tree = sqlglot.parse_one("INSERT " + rest, read=_SQLGLOT_DIALECT.get(dialect))
     except Exception:
         return
-    _tables(tree, found)
+    if isinstance(tree, exp.Expression):
+        _tables(tree, found)
 
 
 def _masked_sql(node: exp.Expression, dialect: str | None) -> str:
