@@ -95,8 +95,10 @@ def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str,
 REACH_SCHEMA = """
 DROP TABLE IF EXISTS prices, orders, lines, events, quiet, m CASCADE;
 DROP FUNCTION IF EXISTS bump(), on_event() CASCADE;
+DROP PROCEDURE IF EXISTS bump_all();
 CREATE TABLE prices (id int PRIMARY KEY, p int);
 INSERT INTO prices VALUES (1, 10);
+CREATE PROCEDURE bump_all() LANGUAGE sql AS $$UPDATE prices SET p = p + 1$$;
 CREATE FUNCTION bump() RETURNS int LANGUAGE plpgsql AS
   $$BEGIN UPDATE prices SET p = p + 1; RETURN 1; END$$;
 CREATE TABLE orders (id int PRIMARY KEY);
@@ -149,11 +151,43 @@ def test_writes_that_reach_other_tables_invalidate_them(pg_dsn: str, mode: str) 
             served_fresh("SELECT count(*) FROM m1", "INSERT INTO m VALUES (2, 1)")
             served_fresh(view_read, "UPDATE prices SET p = p + 1")
             served_fresh("SELECT p FROM prices", "DO $$BEGIN UPDATE prices SET p = 0; END$$")
+            served_fresh("SELECT p FROM prices", "SELECT 1; CALL bump_all()")
 
             conn.execute("SELECT p FROM prices").fetchall()
             hits = cache_stats(proxy)["hits"]
             conn.execute("INSERT INTO quiet VALUES (1)")  # reaches no cached table
+            conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL")
             conn.execute("SELECT p FROM prices").fetchall()
             assert cache_stats(proxy)["hits"] == hits + 1
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_an_asyncpg_pool_keeps_hitting_the_cache(pg_dsn: str, mode: str) -> None:
+    """asyncpg resets each connection it gets back (advisory unlocks, CLOSE ALL, UNLISTEN,
+    RESET ALL): that writes no table, and leaves the cache as it was."""
+    with psycopg.connect(pg_dsn, autocommit=True) as setup:
+        setup.execute("DROP TABLE IF EXISTS prices")
+        setup.execute("CREATE TABLE prices (id int PRIMARY KEY, amount numeric)")
+        setup.execute("INSERT INTO prices VALUES (2, 5)")
+    proxy = RunningProxy(ProxyConfig(
+        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode=mode,
+        cache=[{"table": "prices", "ttl_s": 60}],
+    ))
+    try:
+        async def borrow_and_read() -> None:
+            pool = await asyncpg.create_pool(proxy.dsn(pg_dsn), min_size=1, max_size=1)
+            try:
+                for _ in range(4):
+                    async with pool.acquire() as conn:  # reset when it goes back
+                        assert await conn.fetchval(
+                            "SELECT amount FROM prices WHERE id = $1", 2
+                        ) == 5
+            finally:
+                await pool.close()
+
+        asyncio.run(borrow_and_read())
+        assert cache_stats(proxy)["hits"] == 3
     finally:
         proxy.close()

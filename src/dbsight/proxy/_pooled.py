@@ -1023,8 +1023,8 @@ class PooledSession(FrontendSession):
                 self.cache.invalidate_tables(tuple(written))
                 self._written.update(written)
                 return
-        elif not anywhere and info.operation not in ("select", "other"):
-            return  # BEGIN, COMMIT, CREATE FUNCTION...: no rows change
+        elif not anywhere and info.operation != "ddl":
+            return  # BEGIN, SET, DISCARD ALL...: no rows change (DDL: DROP SCHEMA... may)
         self.cache.clear()  # a function, trigger or command that may write any table
         self._written_all = True
 
@@ -1403,11 +1403,24 @@ _TABLELESS_WRITERS = frozenset((
 ))
 
 
+# Commands that run code the text does not show: a procedure, a DO block, a prepared
+# statement, or (EXPLAIN ANALYZE) one of those.
+_OPAQUE_COMMANDS = frozenset(("CALL", "DO", "EXECUTE", "EXPLAIN"))
+
+
 def writes_anywhere(info: SqlInfo) -> bool:
     """Whether a statement may write tables its text does not name: it calls a function that
-    is not known to write no table (a plpgsql function may write any)."""
+    is not known to write no table (a plpgsql function may write any), or runs a command
+    whose code the text does not show (CALL, DO, EXECUTE). SET, RESET, DISCARD, CLOSE,
+    UNLISTEN... write no table (an asyncpg pool's reset on release is all of these)."""
+    if any(name.removeprefix("pg_catalog.") not in _TABLELESS_WRITERS for name in info.calls):
+        return True
+    if info.operation not in ("other", "select"):
+        return False
     return any(
-        name.removeprefix("pg_catalog.") not in _TABLELESS_WRITERS for name in info.calls
+        statement.split(None, 1)[0].upper() in _OPAQUE_COMMANDS
+        for statement in info.normalized.split(";")
+        if statement.strip()
     )
 
 
