@@ -304,6 +304,38 @@ def test_what_a_client_sends_while_a_replica_reads_waits_for_its_own_judgement(
 
 @MODES
 @pytest.mark.usefixtures("setup_schema")
+async def test_what_starts_read_your_writes(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """Only what may change table data keeps a session's reads on the primary: not an asyncpg
+    pool's reset between borrowers (advisory unlocks, CLOSE ALL, UNLISTEN, RESET ALL), a
+    transaction that only reads, nextval or a row lock; a function that writes does."""
+    proxy = routing_proxy(pool_mode=mode, read_your_writes_s=30.0)
+    proxy.wait_replicas_in_rotation(2)
+    dsn = proxy.dsn(replicated2.primary_dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(3):
+            async with pool.acquire() as conn:  # reset when it goes back
+                assert await conn.fetchval(PROBE) is True
+    finally:
+        await pool.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            assert await conn.fetchval("SELECT count(*) FROM items") == 50
+        await conn.fetchval("SELECT nextval('seq')")
+        async with conn.transaction():
+            await conn.execute("SELECT * FROM items WHERE id = 1 FOR UPDATE")
+        assert await conn.fetchval(PROBE) is True
+        await conn.fetchval("SELECT log_it('writes')")
+        assert await conn.fetchval(PROBE) is False  # the primary, for read_your_writes_s
+    finally:
+        await conn.close()
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
 async def test_asyncpg_preparing_is_not_a_write(
     routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:

@@ -39,6 +39,7 @@ from ._capture import WorkloadCapture
 from ..export._fields import event_fields
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
 from ._pipeline import UNOBSERVED, StatementLog
+from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
 _unpack_int16 = struct.Struct(">h").unpack_from
@@ -197,7 +198,7 @@ class Exchange:
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
-        "observation", "_logs",
+        "observation", "_logs", "wrote",
     )
 
     def __init__(
@@ -225,6 +226,7 @@ class Exchange:
         self.client_addr = client_addr
         self.statement_count = 0
         self.dirty = False  # something was left in the server session (pooled mode)
+        self.wrote = False  # a statement that may change table data was sent (pooled mode)
         self.full_reset = False  # ... that only DISCARD ALL removes (SQL PREPARE, DISCARD)
         self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
         self.last_sqlstate: str | None = None  # of the last ErrorResponse (the breaker reads it)
@@ -289,9 +291,10 @@ class Exchange:
             sql = buf[start : end - 1].decode("utf-8", "replace")
             self.statement_count += 1
             ctx = self._open(sql, at)
-            if self.pooled and not self.dirty:
+            if self.pooled and not (self.dirty and self.wrote):
                 info = ctx.info if ctx is not None else analyze(sql)
-                self.dirty = not _session_safe_info(info)
+                self.dirty = self.dirty or not _session_safe_info(info)
+                self.wrote = self.wrote or may_write(info)
             self.pending.append((QUERY, ctx))
             return
         if self._cycle_start is None:
@@ -309,6 +312,10 @@ class Exchange:
             text = self.portals.get(portal)
             self.statement_count += 1
             ctx = self._open(text if text is not None else "", self._cycle_start)
+            if self.pooled and not self.wrote:
+                self.wrote = text is None or may_write(
+                    ctx.info if ctx is not None else analyze(text)
+                )
             if ctx is not None and portal in self._portal_params:
                 self._statement_params[id(ctx)] = self._portal_params[portal]
             self.pending.append((EXECUTE, ctx))
@@ -334,6 +341,7 @@ class Exchange:
             self.pending.append((CLOSE, None))
         elif t == 70:  # FunctionCall
             self.pending.append((FUNCTION, None))
+            self.wrote = True
 
     def expect(self, kind: int, payload: Any = None) -> None:
         """An entry for a message the proxy sends itself (an injected Parse: ``SWALLOW``)."""
@@ -633,7 +641,7 @@ class Exchange:
             if kind in _STATEMENT_KINDS and payload is not None:
                 recorder.fail(payload, ServerError("08006", why))
         self._logs.clear()  # logged when they have run again
-        self.discarding = self.unsynced = False
+        self.discarding = self.unsynced = self.wrote = False
         self._buffer = b""
         self._cycle_start = None
         self._query_rows = None

@@ -56,7 +56,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..core._settings import ConfigError
-from ..sql import SqlInfo, analyze
+from ..sql import analyze
 from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
 from ._backend_errors import BackendError
@@ -88,6 +88,7 @@ from ._session_state import (
     state_query,
 )
 from ._topology import PRIMARY, Topology
+from ._writes import writes_anywhere
 from ._session import (
     CLIENT_TYPES,
     COPY_DATA,
@@ -303,7 +304,6 @@ class PooledSession(FrontendSession):
         self.replica_pools: dict[str, BackendPool] = {}
         self._target = PRIMARY  # the server of the connection held now
         self._role: Role = "auto"  # SET dbsight.role
-        self._unit_writes = False  # the unit held now was judged not read-only
         self._primary_until = 0.0  # read-your-writes: reads stay on the primary until then
         self._write_lsn: int | None = None  # ... or until a replica has replayed this
         self._wrote_at: float | None = None  # ... and then only on replicas synced after it
@@ -777,14 +777,12 @@ class PooledSession(FrontendSession):
         function's volatility is looked up (the unit is judged again after it)."""
         router = self.router
         if router is None:
-            self._unit_writes = True
             return PRIMARY, -1
         if self._role == "primary":
-            self._unit_writes = True
             routing_decisions["primary", "hint"] += 1
             return PRIMARY, -1
         if self._to_primary:  # a read a replica left unanswered
-            self._to_primary = self._unit_writes = False
+            self._to_primary = False
             return PRIMARY, -1
         now = _monotonic()
         unit = router.unit(buf, start, self._statement_text, now)
@@ -794,7 +792,6 @@ class PooledSession(FrontendSession):
         replica = unit.replica or (
             self._role == "replica" and router.vouched(buf, start, self._statement_text)
         )
-        self._unit_writes = not replica and unit.executes
         if not replica:
             routing_decisions["primary", "write"] += 1
             return PRIMARY, -1
@@ -868,7 +865,6 @@ class PooledSession(FrontendSession):
         assert self._begin is not None
         read_only = self._begin.on_replica
         target = self._replica_for_reads(_monotonic()) if read_only else None
-        self._unit_writes = not read_only  # a READ ONLY transaction cannot write, anywhere
         if target is None:
             target = PRIMARY
             if not read_only:  # (a read-only one was counted with why it is not on a replica)
@@ -1196,7 +1192,8 @@ class PooledSession(FrontendSession):
         assert conn is not None and exchange is not None
         self.info.state = "idle"
         self._retry = None
-        wrote = target == PRIMARY and self._unit_writes and self.router is not None
+        wrote = target == PRIMARY and exchange.wrote and self.router is not None
+        exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
         if self.sticky and target == PRIMARY:
             self._keep(conn, exchange, by_lsn)
@@ -1391,37 +1388,6 @@ class PooledSession(FrontendSession):
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._end()
-
-
-# Functions whose writes stay in sequences, locks, settings or notifications: no table.
-_TABLELESS_WRITERS = frozenset((
-    "nextval", "setval", "currval", "lastval", "set_config", "pg_notify", "pg_advisory_lock",
-    "pg_advisory_xact_lock", "pg_advisory_unlock", "pg_try_advisory_lock",
-    "pg_try_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_unlock_shared",
-    "pg_advisory_xact_lock_shared", "pg_try_advisory_lock_shared",
-    "pg_try_advisory_xact_lock_shared", "pg_advisory_unlock_all",
-))
-
-
-# Commands that run code the text does not show: a procedure, a DO block, a prepared
-# statement, or (EXPLAIN ANALYZE) one of those.
-_OPAQUE_COMMANDS = frozenset(("CALL", "DO", "EXECUTE", "EXPLAIN"))
-
-
-def writes_anywhere(info: SqlInfo) -> bool:
-    """Whether a statement may write tables its text does not name: it calls a function that
-    is not known to write no table (a plpgsql function may write any), or runs a command
-    whose code the text does not show (CALL, DO, EXECUTE). SET, RESET, DISCARD, CLOSE,
-    UNLISTEN... write no table (an asyncpg pool's reset on release is all of these)."""
-    if any(name.removeprefix("pg_catalog.") not in _TABLELESS_WRITERS for name in info.calls):
-        return True
-    if info.operation not in ("other", "select"):
-        return False
-    return any(
-        statement.split(None, 1)[0].upper() in _OPAQUE_COMMANDS
-        for statement in info.normalized.split(";")
-        if statement.strip()
-    )
 
 
 def cacheable_unit(

@@ -83,7 +83,6 @@ class Unit:
     replica: bool
     end: int
     read_only_transaction: bool = False
-    executes: bool = True  # False: Parse/Describe/Close only (a driver preparing), no Sync yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,5 +303,5 @@ class Router:
             # a driver preparing (asyncpg: Parse, Describe, Flush), waiting for the answers:
             # where its statements may run; it ends when answered, what follows is judged
             # on its own
-            return Unit(replica, i, executes=False)
+            return Unit(replica, i)
         return Unit(False, i)  # no Sync yet: the client may wait for answers before it
