@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from ._backend import BackendConnection
 from ._backend_errors import BackendError
 from ._pool import BackendPool
 
@@ -143,8 +144,9 @@ class ReachBook:
     """Each database's `CatalogReach`, loaded in the background on first need (one query on a
     primary connection of the pool asking), trusted for ``ttl_s`` and forgotten on DDL seen.
     ``get()`` answers None while there is none to trust: the relay then empties the cache on
-    every write, and a read waits for the load (`loaded`) before it fills the cache, or
-    fills nothing when the load failed."""
+    every write, and a read waits for a load that has (or is opening) its connection
+    (`loaded`) before it fills the cache; while the load waits for a connection (every one
+    in use, none to open), reads go on without filling it."""
 
     def __init__(self, ttl_s: float = 300.0, retry_s: float = 5.0, timeout_s: float = 10.0) -> None:
         self.ttl_s = ttl_s
@@ -152,6 +154,7 @@ class ReachBook:
         self.timeout_s = timeout_s
         self._known: dict[str, CatalogReach] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
+        self._querying: set[str] = set()  # loads that have (or are opening) their connection
         self._failed_at: dict[str, float] = {}
         self._generation = 0
 
@@ -162,7 +165,10 @@ class ReachBook:
             return reach
         failed = self._failed_at.get(database)
         if database not in self._loading and (failed is None or now - failed >= self.retry_s):
-            task = asyncio.get_running_loop().create_task(self._load(database, pool))
+            conn = pool.try_acquire()  # an idle one now, or the load waits in the background
+            if conn is not None or pool.size < pool.max_size:  # (a new one is on its way)
+                self._querying.add(database)
+            task = asyncio.get_running_loop().create_task(self._load(database, pool, conn))
             self._loading[database] = task
         return None
 
@@ -173,7 +179,8 @@ class ReachBook:
             await asyncio.wait([task])
 
     def loading(self, database: str) -> bool:
-        return database in self._loading
+        """A load of ``database``'s dependencies is running its query: it ends shortly."""
+        return database in self._querying
 
     def forget(self) -> None:
         """DDL was seen: views, partitions, keys or triggers may have changed."""
@@ -186,11 +193,14 @@ class ReachBook:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _load(self, database: str, pool: BackendPool) -> None:
+    async def _load(
+        self, database: str, pool: BackendPool, conn: BackendConnection | None
+    ) -> None:
         generation = self._generation
         started = _monotonic()
         try:
-            conn = await pool.acquire(self.timeout_s)
+            if conn is None:
+                conn = await pool.acquire(self.timeout_s)
             try:
                 results = await asyncio.wait_for(conn.execute(QUERY), self.timeout_s)
             finally:
@@ -210,3 +220,4 @@ class ReachBook:
             )
         finally:
             self._loading.pop(database, None)
+            self._querying.discard(database)
