@@ -41,16 +41,21 @@ def raw_answer(dsn: str, sql: str) -> bytes:
             s.close()
 
 
-@pytest.mark.parametrize("mode", ["transaction", "session"])
-def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str, mode: str) -> None:
+def caching_prices(pg_dsn: str, mode: str) -> RunningProxy:
+    """A fresh ``prices`` table, and a proxy in ``mode`` that caches reads of it."""
     with psycopg.connect(pg_dsn, autocommit=True) as setup:
         setup.execute("DROP TABLE IF EXISTS prices")
         setup.execute("CREATE TABLE prices (id int PRIMARY KEY, amount numeric, at date)")
         setup.execute("INSERT INTO prices VALUES (1, 9.99, '2026-01-02'), (2, 5, NULL)")
-    proxy = RunningProxy(ProxyConfig(
+    return RunningProxy(ProxyConfig(
         listen="127.0.0.1:0", upstream=pg_dsn, pool_mode=mode,
         cache=[{"table": "prices", "ttl_s": 60}],
     ))
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_cached_answers_are_the_servers_bytes_and_writes_invalidate(pg_dsn: str, mode: str) -> None:
+    proxy = caching_prices(pg_dsn, mode)
     try:
         dsn = proxy.dsn(pg_dsn)
         sql = "SELECT id, amount, at FROM prices ORDER BY id"
@@ -167,14 +172,7 @@ def test_writes_that_reach_other_tables_invalidate_them(pg_dsn: str, mode: str) 
 def test_an_asyncpg_pool_keeps_hitting_the_cache(pg_dsn: str, mode: str) -> None:
     """asyncpg resets each connection it gets back (advisory unlocks, CLOSE ALL, UNLISTEN,
     RESET ALL): that writes no table, and leaves the cache as it was."""
-    with psycopg.connect(pg_dsn, autocommit=True) as setup:
-        setup.execute("DROP TABLE IF EXISTS prices")
-        setup.execute("CREATE TABLE prices (id int PRIMARY KEY, amount numeric)")
-        setup.execute("INSERT INTO prices VALUES (2, 5)")
-    proxy = RunningProxy(ProxyConfig(
-        listen="127.0.0.1:0", upstream=pg_dsn, pool_mode=mode,
-        cache=[{"table": "prices", "ttl_s": 60}],
-    ))
+    proxy = caching_prices(pg_dsn, mode)
     try:
         async def borrow_and_read() -> None:
             pool = await asyncpg.create_pool(proxy.dsn(pg_dsn), min_size=1, max_size=1)
