@@ -38,6 +38,13 @@ answered without a server connection: a client that prepares with a blocking cal
 thread that drives the clients holding every connection (pgbench -M prepared) would otherwise
 wait for itself; a mistake in such a statement is reported at its first use.
 
+Replicas. A unit a replica serves ends at its own end: what the client sends meanwhile waits
+and is judged on its own. If the replica gives the read up before any of its answer reached the
+client (it shuts down, its connection drops, or it cancels the read for a conflict with WAL
+replay), the unit is sent again, to the primary (`_read_again`). After a unit that may have
+changed table data (`_writes.may_write`), the session's reads wait for a replica that has it
+(read-your-writes).
+
 Statements are timed from the client's first message, so a wait for a connection counts.
 """
 from __future__ import annotations
