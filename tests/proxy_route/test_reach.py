@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
-from dbsight.proxy._reach import QUERY, CatalogReach
+from dbsight.proxy._reach import QUERY, CatalogReach, row_local
 from dbsight.sql import analyze
 
 
@@ -68,3 +69,46 @@ def test_calls_name_every_function_outside_the_allow_list() -> None:
     assert analyze("SELECT bump() FROM orders FOR UPDATE").functions == ()
     assert analyze("INSERT INTO t VALUES (nextval('s'), lower('A'))").calls == ("nextval",)
     assert analyze("SELECT count(*) FROM t").calls == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "local"),
+    [
+        ("BEGIN NEW.updated_at := now(); RETURN NEW; END;", True),
+        ("\nBEGIN\n  NEW.updated_at = clock_timestamp();\n"
+         "  NEW.version := OLD.version + 1; -- a counter\n  RETURN NEW;\nEND;\n", True),
+        ("BEGIN RETURN NEW; END", True),
+        ("BEGIN INSERT INTO audit VALUES (1); RETURN NEW; END", False),
+        ("BEGIN NEW.x := log_it(1); RETURN NEW; END", False),  # a function that may write
+        ("BEGIN PERFORM pg_notify('c', 'x'); RETURN NEW; END", False),
+        ("BEGIN NEW.note := 'a;b'; RETURN NEW; END", False),  # (not read this far)
+        ("BEGIN IF NEW.x IS NULL THEN NEW.x := 0; END IF; RETURN NEW; END", False),
+        (None, False),
+    ],
+)
+def test_which_trigger_bodies_only_touch_their_row(body: str | None, local: bool) -> None:
+    assert row_local(body) is local
+
+
+def test_an_updated_at_trigger_reaches_only_its_table(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            """
+            DROP TABLE IF EXISTS r_stamped, r_logged, r_audit CASCADE;
+            CREATE TABLE r_audit (x int);
+            CREATE TABLE r_stamped (id int, updated_at timestamptz);
+            CREATE TABLE r_logged (id int);
+            CREATE OR REPLACE FUNCTION r_stamp() RETURNS trigger LANGUAGE plpgsql AS
+              $$BEGIN NEW.updated_at := now(); RETURN NEW; END$$;
+            CREATE OR REPLACE FUNCTION r_log() RETURNS trigger LANGUAGE plpgsql AS
+              $$BEGIN INSERT INTO r_audit VALUES (1); RETURN NEW; END$$;
+            CREATE TRIGGER stamp BEFORE UPDATE ON r_stamped FOR EACH ROW EXECUTE FUNCTION r_stamp();
+            CREATE TRIGGER log BEFORE INSERT ON r_logged FOR EACH ROW EXECUTE FUNCTION r_log();
+            """
+        )
+        rows = conn.execute(QUERY).fetchall()
+        conn.execute("DROP TABLE r_stamped, r_logged, r_audit CASCADE")
+        conn.execute("DROP FUNCTION r_stamp(), r_log()")
+    reach = reach_of(rows)
+    assert reach.writes(["r_stamped"]) == {"r_stamped"}
+    assert reach.writes(["r_logged"]) is None

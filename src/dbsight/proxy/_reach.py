@@ -11,7 +11,9 @@ A statement's text names the tables it writes; the server may change more:
 - a foreign key with ON DELETE / ON UPDATE CASCADE, SET NULL or SET DEFAULT changes the
   referencing table when the referenced one is written;
 - a trigger (any but the ones PostgreSQL makes for foreign keys) or a rule may do anything:
-  a write to its table empties the whole cache.
+  a write to its table empties the whole cache — except a BEFORE ROW trigger in PL/pgSQL that
+  only sets columns of NEW to read-only expressions and returns NEW (the ``updated_at``
+  trigger): it changes the row being written, nothing else.
 
 ``CatalogReach`` is sans-IO: built from the rows of ``QUERY``, it answers ``reads(tables)``
 and ``writes(tables)`` from memory. Names are compared without their schema, as the cache does
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from ..sql import analyze
 from ._backend import BackendConnection
 from ._backend_errors import BackendError
 from ._pool import BackendPool
@@ -58,15 +62,47 @@ JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_class r ON r.oid = k.confrelid
 WHERE k.contype = 'f' AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
 UNION
-SELECT 't', c.relname::text, NULL
-FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-WHERE NOT t.tgisinternal
+SELECT CASE WHEN row_local THEN 'r' ELSE 't' END, relname, CASE WHEN row_local THEN body END
+FROM (
+  SELECT c.relname::text AS relname, p.prosrc AS body,
+    t.tgtype::integer & 3 = 3 AND l.lanname = 'plpgsql' AS row_local  -- BEFORE, ROW
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+  WHERE NOT t.tgisinternal
+) triggers
 UNION
 SELECT 't', c.relname::text, NULL
 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
 WHERE r.ev_type <> '1'"""
 
 Edges = dict[str, set[str]]
+
+
+# A PL/pgSQL body that sets columns of NEW and returns it: `NEW.col := expression;` ...
+_ASSIGNMENT = re.compile(r"\s*NEW\s*\.\s*\w+\s*:?=\s*([^;]+?)\s*;", re.IGNORECASE)
+_BODY = re.compile(r"^\s*BEGIN\b(.*?)\bRETURN\s+NEW\s*;\s*END\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def row_local(body: str | None) -> bool:
+    """Whether a BEFORE ROW trigger's PL/pgSQL body only sets columns of NEW to read-only
+    expressions (``now()``, ``OLD.version + 1``...) and returns NEW: it writes no other row."""
+    if body is None:
+        return False
+    match = _BODY.match(re.sub(r"--[^\n]*", "", body))
+    if match is None:
+        return False
+    statements = match.group(1)
+    at = 0
+    while at < len(statements):
+        if not statements[at:].strip():
+            return True
+        found = _ASSIGNMENT.match(statements, at)
+        if found is None or not analyze(f"SELECT {found.group(1)}").read_only:
+            return False
+        at = found.end()
+    return True
 
 
 def relation(name: str) -> str:
@@ -85,9 +121,9 @@ class CatalogReach:
         for kind, a, b in rows:
             if a is None:
                 continue
-            if kind == "t":
+            if kind == "t" or (kind == "r" and not row_local(b)):
                 self._opaque.add(a)
-            elif b is None:
+            elif b is None or kind == "r":
                 continue
             elif kind == "v":  # view a reads b; writing a (updatable view) writes b
                 self._reads.setdefault(a, set()).add(b)
