@@ -24,10 +24,12 @@ def cache_stats(proxy: RunningProxy) -> dict[str, Any]:
     return dict(proxy.call(read()))
 
 
-def raw_answer(dsn: str, sql: str) -> bytes:
+def raw_answer(dsn: str, sql: str, setup: str | None = None) -> bytes:
     """The bytes PostgreSQL (or the proxy) sends for a simple Query, on a connection psycopg
-    logged in."""
+    logged in (and ran ``setup`` on)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if setup is not None:
+            conn.execute(setup)
         s = socket.socket(fileno=os.dup(conn.pgconn.socket))
         try:
             s.settimeout(10)
@@ -187,5 +189,26 @@ def test_an_asyncpg_pool_keeps_hitting_the_cache(pg_dsn: str, mode: str) -> None
 
         asyncio.run(borrow_and_read())
         assert cache_stats(proxy)["hits"] == 3
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_sessions_with_other_settings_get_their_own_answers(pg_dsn: str, mode: str) -> None:
+    """A timestamptz is sent in the session's TimeZone: a session that SET another one (or
+    asked for it at startup) is not served an answer cached for the first."""
+    proxy = caching_prices(pg_dsn, mode)
+    sql = "SELECT id, at::timestamptz FROM prices ORDER BY id"
+    try:
+        dsn = proxy.dsn(pg_dsn)
+        tokyo = f"{dsn}{'&' if '?' in dsn else '?'}options=-c%20TimeZone%3DAsia%2FTokyo"
+        utc = raw_answer(dsn, sql)
+        assert raw_answer(dsn, sql) == utc  # a hit
+        assert raw_answer(tokyo, sql) == raw_answer(
+            f"{pg_dsn}{'&' if '?' in pg_dsn else '?'}options=-c%20TimeZone%3DAsia%2FTokyo", sql
+        ) != utc
+        if mode == "session":  # a SET of its own (transaction mode keeps none between units)
+            lima = "SET TimeZone = 'America/Lima'"
+            assert raw_answer(dsn, sql, lima) == raw_answer(pg_dsn, sql, lima) != utc
     finally:
         proxy.close()

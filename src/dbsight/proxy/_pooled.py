@@ -959,9 +959,9 @@ class PooledSession(FrontendSession):
         ttl = cache.ttl_for(info)
         if ttl is None:
             return -1
-        key = cache.key(
+        key = cache.key(  # the settings that shape the answer's bytes (TimeZone, DateStyle...)
             self.info.user, self.info.database, self._search_path(), sql,
-            bytes(buf[start:end]),
+            bytes(buf[start:end]), settings={**self._settings, **self._session_settings},
         )
         reach = self._reach()
         if reach is None:
