@@ -217,7 +217,7 @@ def proxy(
         typer.Option(help="Record the statement stream to this file (JSON lines, rotated)."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="TOML file with the same settings under [proxy].")
+        Path | None, typer.Option(help="TOML file with the same settings under \\[proxy].")
     ] = None,
 ) -> None:
     """A PostgreSQL wire-protocol proxy that observes every statement it relays."""

@@ -89,3 +89,14 @@ def test_proxy_command_serves_observes_and_stops_on_sigterm(pg_dsn: str, tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_help_names_the_config_table() -> None:
+    """Square brackets are markup to the help's renderer: the table's name must survive it."""
+    from typer.testing import CliRunner
+
+    from dbsight.cli import app
+
+    result = CliRunner().invoke(app, ["proxy", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "same settings under [proxy]." in result.output
