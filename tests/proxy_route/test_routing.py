@@ -336,6 +336,24 @@ async def test_what_starts_read_your_writes(
 
 @MODES
 @pytest.mark.usefixtures("setup_schema")
+def test_with_replicas_the_cache_is_filled_from_the_primary(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """A cacheable read the cache lacks goes to the primary (a replica's answer may miss a
+    write that has returned); once cached, it is answered without a server."""
+    proxy = routing_proxy(pool_mode=mode, cache=[{"table": "items", "ttl_s": 60}])
+    proxy.wait_replicas_in_rotation(2)
+    read = f"{PROBE}, name FROM items WHERE id = 3"
+    fills = routing_decisions["primary", "cache_fill"]
+    with connect(proxy, replicated2) as conn:
+        assert conn.execute(read).fetchone() == (False, "item 3")  # from the primary ...
+        assert conn.execute(read).fetchone() == (False, "item 3")  # ... and then the cache
+        assert on_replica(conn)  # not cacheable: a replica
+    assert routing_decisions["primary", "cache_fill"] == fills + 1
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
 async def test_asyncpg_preparing_is_not_a_write(
     routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:

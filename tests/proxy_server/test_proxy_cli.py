@@ -56,6 +56,27 @@ def test_config_file_and_command_line(tmp_path: Path) -> None:
     assert "listen" in str(raised.value) and "bogus" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "replicas",
+    [
+        '[[proxy.replicas]]\nurl = "postgresql://app@r1.local/shop"\n'
+        '[[proxy.replicas]]\nurl = "postgresql://app@r2.local/shop"\n',
+        '[[replicas]]\nurl = "postgresql://app@r1.local/shop"\n'
+        '[[replicas]]\nurl = "postgresql://app@r2.local/shop"\n',
+        'replicas = ["postgresql://app@r1.local/shop", "postgresql://app@r2.local/shop"]\n',
+    ],
+)
+def test_replicas_in_the_config_file(tmp_path: Path, replicas: str) -> None:
+    path = tmp_path / "dbsight.toml"
+    head = '[proxy]\nupstream = "postgresql://app@db.local/shop"\n'
+    path.write_text(head + replicas)  # ([[replicas]]: top-level tables after [proxy])
+    config = ProxyConfig.load(path)
+    assert [server.host for server in config.replica_servers] == ["r1.local", "r2.local"]
+    path.write_text(head + "[[proxy.replicas]]\nhost = \"r1.local\"\n")
+    with pytest.raises(ConfigError, match="replica 1 has no url"):
+        ProxyConfig.load(path)
+
+
 def test_proxy_command_serves_observes_and_stops_on_sigterm(pg_dsn: str, tmp_path: Path) -> None:
     port, admin = _free_port(), _free_port()
     config = tmp_path / "dbsight.toml"

@@ -275,7 +275,9 @@ class ProxyConfig(BaseModel):
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: [proxy] must be a table")
             data.update(table)
-            if "replicas" in document and document is not table:  # [[replicas]] tables
+            if "replicas" in table:  # [[proxy.replicas]] tables (or a list of URLs)
+                data["replicas"] = _replica_urls(table["replicas"], path)
+            elif "replicas" in document and document is not table:  # [[replicas]] tables
                 data["replicas"] = _replica_urls(document["replicas"], path)
         data.update({key: value for key, value in overrides.items() if value is not None})
         try:

@@ -31,8 +31,9 @@ client_errors: Counter[str] = Counter()
 # Where units of work were sent (read/write splitting), by server role and reason: read_only,
 # write (not provably read-only), transaction (a READ ONLY one on a replica), hint (a
 # dbsight:primary/replica comment or SET dbsight.role), read_your_writes, failover (no replica
-# in rotation), session_state (session mode: the session holds temporary tables, LISTEN or
-# cursors WITH HOLD, so it stays on its own connection).
+# in rotation, or a replica gave a read up), session_state (session mode: the session holds
+# temporary tables, LISTEN or cursors WITH HOLD, so it stays on its own connection),
+# cache_fill (a cacheable read the result cache lacks: the primary's answer is cached).
 routing_decisions: Counter[tuple[str, str]] = Counter()
 
 CLIENT_STATES = ("startup", "idle", "active", "waiting")

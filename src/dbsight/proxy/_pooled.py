@@ -791,6 +791,11 @@ class PooledSession(FrontendSession):
         if self._to_primary:  # a read a replica left unanswered
             self._to_primary = False
             return PRIMARY, -1
+        if self._fill is not None and self._role != "replica":
+            # a cacheable read the cache lacks: the primary answers it, so it can be cached
+            # (a replica's answer may miss a write that has already returned)
+            routing_decisions["primary", "cache_fill"] += 1
+            return PRIMARY, -1
         now = _monotonic()
         unit = router.unit(buf, start, self._statement_text, now)
         if isinstance(unit, Lookup):
