@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -181,6 +181,19 @@ def top(
     raise typer.Exit(run_top(options))
 
 
+def _show_statement_logs(settings: Any) -> None:
+    """The pipeline's log steps write where the operator sees them: JSON lines on stderr for
+    a logger nothing else handles."""
+    import logging
+
+    from .export.logging import configure_json_logging
+    from .proxy._pipeline import LogStep
+
+    for step in settings.pipeline:
+        if isinstance(step, LogStep) and not logging.getLogger(step.logger).hasHandlers():
+            configure_json_logging(step.level.upper(), logger=step.logger)
+
+
 @app.command()
 def proxy(
     listen: Annotated[
@@ -242,6 +255,7 @@ def proxy(
     except ConfigError as exc:
         Console(stderr=True).print(str(exc), markup=False)
         raise typer.Exit(2) from None
+    _show_statement_logs(settings)
     try:
         import uvloop
 

@@ -121,3 +121,32 @@ def test_the_help_names_the_config_table() -> None:
     result = CliRunner().invoke(app, ["proxy", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "same settings under [proxy]." in result.output
+
+
+def test_the_command_shows_the_pipeline_log_steps_output() -> None:
+    """A log step's logger that nothing handles gets JSON lines on stderr from `dbsight proxy`
+    (one the application already handles is left alone)."""
+    import logging
+
+    from dbsight.cli import _show_statement_logs
+
+    unhandled = logging.getLogger("dbsight.test.cli")
+    unhandled.propagate = False  # (pytest handles the root logger)
+    handled = logging.getLogger("dbsight.test.own")
+    own = logging.NullHandler()
+    handled.addHandler(own)
+    settings = ProxyConfig(
+        upstream="postgresql://app@db.local/shop",
+        pipeline=[{"handler": "log", "logger": unhandled.name, "level": "info"},
+                  {"handler": "log", "logger": handled.name}],
+    )
+    try:
+        _show_statement_logs(settings)
+        assert len(unhandled.handlers) == 1 and unhandled.level == logging.INFO
+        assert handled.handlers == [own]
+    finally:
+        for logger in (unhandled, handled):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
