@@ -496,6 +496,47 @@ def test_a_read_cancelled_by_wal_replay_is_asked_of_the_primary(
 
 @MODES
 @pytest.mark.usefixtures("setup_schema")
+def test_with_the_primary_down_reads_go_on_and_writes_fail_fast(
+    routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
+) -> None:
+    """The primary shuts down: reads carry on on the replicas; writes get 08006 (it cannot
+    be reached) until its circuit breaker opens, then 57P03 at once, and the client's session
+    goes on; once it is back (and the breaker's cool-down is over), writes succeed again."""
+    proxy = routing_proxy(pool_mode=mode, breaker_cooldown_s=0.5)
+    proxy.wait_replicas_in_rotation(2)
+    primary = replicated2.cluster.primary
+    codes = []
+    with connect(proxy, replicated2) as conn:
+        conn.execute("INSERT INTO audit (what) VALUES ('before')")
+    primary.pause()
+    try:
+        for _ in range(6):
+            with connect(proxy, replicated2) as conn:
+                assert conn.execute("SELECT name FROM items WHERE id = 2").fetchone() == (
+                    "item 2",
+                )
+                with pytest.raises(psycopg.OperationalError) as refused:
+                    conn.execute("INSERT INTO audit (what) VALUES ('while down')")
+                codes.append(refused.value.sqlstate)
+                if refused.value.sqlstate == "57P03":  # refused by the proxy: still connected
+                    assert on_replica(conn)
+    finally:
+        primary.resume()
+    assert set(codes) <= {"08006", "57P03"} and codes[-1] == "57P03", codes
+    deadline = time.monotonic() + 30
+    with connect(proxy, replicated2) as conn:
+        while True:
+            try:
+                conn.execute("INSERT INTO audit (what) VALUES ('back')")
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    replicated2.wait_for_replay()
+
+
+@MODES
+@pytest.mark.usefixtures("setup_schema")
 def test_read_your_writes_by_lsn_never_reads_before_the_write(
     routing_proxy: Any, replicated2: ReplicatedDatabase, mode: str
 ) -> None:
