@@ -80,7 +80,7 @@ from ._exchange import (
 )
 from ._link import link_of
 from ._metrics import client_errors, routing_decisions
-from ._pipeline import Pipeline, Rejection
+from ._pipeline import UNOBSERVED, Pipeline, Rejection
 from ._reach import CatalogReach, ReachBook
 from ._result_cache import ResultCache
 from ._pool import BackendPool
@@ -913,8 +913,10 @@ class PooledSession(FrontendSession):
         exchange (transaction mode enforces it)."""
         verdict, facts = self._verdict(exchange, t, buf, start, end)
         assert self.pipeline is not None
-        if facts is not None and not isinstance(verdict, Rejection):  # (a queued one: kept)
-            exchange.observation = self.pipeline.observe()
+        if facts is not None:  # (a queued statement keeps what was drawn for it)
+            exchange.observation = (
+                UNOBSERVED if isinstance(verdict, Rejection) else self.pipeline.observe()
+            )
         limit = self.pipeline.row_limit(facts) if facts is not None else None
         if limit and not exchange.row_limit:
             exchange.row_limit = limit
