@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -81,72 +81,68 @@ def command_rows(buf: bytes, start: int, end: int) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The (code, value) fields of an ErrorResponse or NoticeResponse body."""
+    i = start
+    while i < end and buf[i] != 0:
+        nul = buf.find(b"\0", i + 1, end)
+        if nul < 0:
+            return
+        yield buf[i], buf[i + 1 : nul]
+        i = nul + 1
+
+
+def _errors(data: bytes) -> Iterator[tuple[int, int]]:
+    """Where the body of each whole ErrorResponse among the server messages ``data`` is."""
+    n = len(data)
+    i = 0
+    while n - i >= 5:
+        end = i + 1 + _unpack_int32(data, i + 1)[0]
+        if end > n:
+            return
+        if data[i] == 69:  # 'E'
+            yield i + 5, end
+        i = end
+
+
 def error_fields(buf: bytes, start: int, end: int) -> tuple[str | None, str]:
     """SQLSTATE and message of an ErrorResponse body."""
     sqlstate: str | None = None
     message = ""
-    i = start
-    while i < end and buf[i] != 0:
-        code = buf[i]
-        nul = buf.find(b"\0", i + 1, end)
-        if nul < 0:
-            break
+    for code, value in _fields(buf, start, end):
         if code == 67:  # 'C'
-            sqlstate = buf[i + 1 : nul].decode("ascii", "replace")
+            sqlstate = value.decode("ascii", "replace")
         elif code == 77:  # 'M'
-            message = buf[i + 1 : nul].decode("utf-8", "replace")
-        i = nul + 1
+            message = value.decode("utf-8", "replace")
     return sqlstate, message
 
 
 def fatal_error(data: bytes) -> bool:
     """Whether ``data`` (whole server messages) holds an ErrorResponse of severity FATAL or
     PANIC: the server is ending the session (a shutdown, pg_terminate_backend)."""
-    return _find_error(data, lambda code, value: code in (83, 86) and value in _FATAL)
+    return _has_field(data, (83, 86), (b"FATAL", b"PANIC"))  # S, V: severity
 
 
 def recovery_conflict(data: bytes) -> bool:
     """Whether ``data`` (whole server messages) holds an ErrorResponse with SQLSTATE 40001,
     which on a standby, outside a transaction, is a statement cancelled because WAL replay
     needed what it held ("canceling statement due to conflict with recovery")."""
-    return _find_error(data, lambda code, value: code == 67 and value == b"40001")
+    return _has_field(data, (67,), (b"40001",))  # C: SQLSTATE
 
 
-_FATAL = (b"FATAL", b"PANIC")
-
-
-def _find_error(data: bytes, match: Callable[[int, bytes], bool]) -> bool:
-    n = len(data)
-    i = 0
-    while n - i >= 5:
-        end = i + 1 + _unpack_int32(data, i + 1)[0]
-        if end > n:
-            return False
-        if data[i] == 69:  # 'E'
-            j = i + 5
-            while j < end and data[j] != 0:
-                nul = data.find(b"\0", j + 1, end)
-                if nul < 0:
-                    break
-                if match(data[j], data[j + 1 : nul]):  # a field's code and value
-                    return True
-                j = nul + 1
-        i = end
-    return False
+def _has_field(data: bytes, codes: tuple[int, ...], values: tuple[bytes, ...]) -> bool:
+    return any(
+        code in codes and value in values
+        for start, end in _errors(data)
+        for code, value in _fields(data, start, end)
+    )
 
 
 def error_message(data: bytes) -> str:
     """SQLSTATE and message of the first ErrorResponse in ``data``, for a log line."""
-    n = len(data)
-    i = 0
-    while n - i >= 5:
-        end = i + 1 + _unpack_int32(data, i + 1)[0]
-        if end > n:
-            break
-        if data[i] == 69:  # 'E'
-            sqlstate, message = error_fields(data, i + 5, end)
-            return f"{sqlstate}: {message}"
-        i = end
+    for start, end in _errors(data):
+        sqlstate, message = error_fields(data, start, end)
+        return f"{sqlstate}: {message}"
     return "an error"
 
 
