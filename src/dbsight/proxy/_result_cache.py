@@ -61,7 +61,7 @@ class CacheRule(BaseModel):
     """Cache the answers of one statement shape or of the statements reading one table.
 
     ``fingerprint`` is a statement's ``SqlInfo.fingerprint`` (16 hex characters, as ``dbsight
-    stats`` shows them). ``table`` is a name as ``dbsight.sql.analyze`` reports it: unquoted
+    analyze``, ``dbsight top`` and ``/metrics/summary`` show them). ``table`` is a name as ``dbsight.sql.analyze`` reports it: unquoted
     identifiers in lower case, quoted ones as written; ``orders`` and ``public.orders`` are the
     same table. ``ttl_s`` is how long an answer may be served after it was received.
     """
