@@ -193,6 +193,12 @@ def test_lru_eviction_keeps_within_max_bytes() -> None:
     assert store.size_bytes <= store.max_bytes
 
 
+def test_a_cache_smaller_than_the_default_entry_limit_stores_answers_up_to_its_size() -> None:
+    # cache_max_bytes may be as small as 4096; the proxy must start with it
+    store = ResultCache([CacheRule(table="orders", ttl_s=10)], max_bytes=4096)
+    assert store.max_entry_bytes == 4096
+
+
 def test_entries_over_max_entry_bytes_are_not_stored() -> None:
     k = key("SELECT * FROM orders")
     store = cache(max_entry_bytes=64 + len(k))

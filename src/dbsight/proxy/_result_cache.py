@@ -144,10 +144,12 @@ class ResultCache:
         rules: Sequence[CacheRule],
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+        max_entry_bytes: int | None = None,
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        if max_entry_bytes is None:  # a small cache stores answers up to its own size
+            max_entry_bytes = min(DEFAULT_MAX_ENTRY_BYTES, max_bytes)
         if not 1 <= max_entry_bytes <= max_bytes:
             raise ValueError(
                 f"max_entry_bytes must be 1..max_bytes ({max_bytes}), got {max_entry_bytes}"
