@@ -281,10 +281,9 @@ def test_an_invalid_setting_never_fails_the_import_and_fails_the_cli_with_exit_2
     )
     assert configured.returncode == 0, configured.stderr
     # the proxy configures dbsight before it listens: the first use
+    upstream = "postgresql://u@127.0.0.1:1/db"
     proxy = run(
-        DBSIGHT + ["proxy", "--listen", "127.0.0.1:0", "--upstream", "postgresql://u@127.0.0.1:1/db"],
-        tmp_path,
-        **bad,
+        DBSIGHT + ["proxy", "--listen", "127.0.0.1:0", "--upstream", upstream], tmp_path, **bad
     )
     assert proxy.returncode == 2
     expected = [
