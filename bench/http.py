@@ -5,6 +5,7 @@ with the same worker count, on one PostgreSQL:
 
   plain          the service without dbsight
   instrumented   ``dbsight.instrument(app)`` + ``dbsight.instrument(pool)``, default settings
+                 but for the access log (off, as uvicorn's is here)
 
 A load generator in another process (wrk, installed from Debian's packages when missing; an
 httpx load process when wrk cannot be had) drives one endpoint of one copy at a time:
@@ -86,6 +87,8 @@ class Service:
         env[ENV_DSN] = dsn
         env[ENV_INSTRUMENT] = "1" if name == "instrumented" else "0"
         env["DBSIGHT_SERVICE_NAME"] = f"bench-{name}"
+        # like --no-access-log below: no access line per request (on stderr by default)
+        env["DBSIGHT_LOG_SAMPLE_RATE"] = "0"
         if workers > 1:  # what a multi-worker deployment of an instrumented service sets
             env["DBSIGHT_MULTIPROCESS_DIR"] = str(multiprocess_dir)
         argv = [

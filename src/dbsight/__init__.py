@@ -4,6 +4,7 @@
     dbsight.configure(dbsight.Settings(slow_query_threshold_ms=200))
     handle = dbsight.instrument(engine)      # SQLAlchemy, asyncpg, psycopg, ...
     dbsight.stats.top(10)
+    dbsight.configure_json_logging()         # optional: every log as JSON lines on stderr
 """
 
 from . import sql, stats
@@ -25,6 +26,7 @@ from .instrument import (
     db_observer,
     instrument,
 )
+from .export.logging import configure_json_logging
 from .instrument._asgi import DbsightMiddleware
 from .ops import HealthCheck, add_health_check, remove_health_check
 
@@ -46,6 +48,7 @@ __all__ = [
     "add_health_check",
     "add_observer",
     "configure",
+    "configure_json_logging",
     "current_request",
     "db_observer",
     "get_runtime",

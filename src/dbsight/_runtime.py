@@ -75,16 +75,32 @@ def _build_sinks(runtime: Runtime, tracer_provider: Any) -> list[Any]:
     return sinks
 
 
+def _statistics(previous: Runtime | None, settings: Settings) -> StatsTable:
+    """The previous runtime's table while statistics stay on (bounded anew), else an empty
+    one: with statistics off nothing is counted, and stale numbers would mislead."""
+    if previous is not None and settings.enabled and settings.stats_enabled:
+        previous.stats.resize(settings.stats_max_fingerprints)
+        return previous.stats
+    return StatsTable(max_fingerprints=settings.stats_max_fingerprints)
+
+
 def configure(
     settings: Settings | None = None,
     *,
     tracer_provider: Any = None,
     registry: CollectorRegistry | None = None,
 ) -> Runtime:
-    """(Re)configure dbsight. Without arguments, settings come from ``DBSIGHT_*``.
+    """(Re)configure dbsight. Without arguments, settings come from ``DBSIGHT_*`` (the
+    environment, then ./.env); invalid ones raise `ConfigError`, and the previous
+    configuration stays.
 
     ``tracer_provider`` overrides OpenTelemetry's global one for dbsight's spans;
     ``registry`` makes dbsight register its metrics there instead of its own registry.
+
+    The statement statistics (``dbsight.stats``) survive a reconfiguration: a smaller
+    ``stats_max_fingerprints`` evicts the least significant statements down to the new
+    bound, as the table does when it is full. Turning statistics off (``stats_enabled`` or
+    ``enabled`` False) drops them; ``dbsight.stats.reset()`` forgets them on purpose.
     """
     global _runtime
     with _lock:
@@ -95,7 +111,7 @@ def configure(
             previous.close()
         if registry is None:
             registry = CollectorRegistry(auto_describe=True)
-        stats = StatsTable(max_fingerprints=settings.stats_max_fingerprints)
+        stats = _statistics(previous, settings)
         runtime = Runtime(settings, registry, stats, user_observers=user_observers)
         runtime.sinks = _build_sinks(runtime, tracer_provider) if settings.enabled else []
         recorder.apply_settings(settings)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from . import __version__
+from .core import ConfigError
 
 app = typer.Typer(
     name="dbsight",
@@ -236,7 +238,6 @@ def proxy(
     """A PostgreSQL wire-protocol proxy that observes every statement it relays."""
     import asyncio
 
-    from .core import ConfigError
     from .proxy import ProxyConfig, ProxyServer
 
     try:
@@ -253,8 +254,7 @@ def proxy(
         )
         server = ProxyServer(settings)  # loads the TLS certificates: fails here, not later
     except ConfigError as exc:
-        Console(stderr=True).print(str(exc), markup=False)
-        raise typer.Exit(2) from None
+        _config_error(exc)
     _show_statement_logs(settings)
     try:
         import uvloop
@@ -271,8 +271,18 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _config_error(exc: ConfigError) -> NoReturn:
+    """Exit 2 with the error's lines on stderr as they are: a line per bad setting, no
+    traceback, no wrapping."""
+    sys.stderr.write(f"{exc}\n")
+    raise SystemExit(2)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:  # dbsight's settings, read by configure() in a command
+        _config_error(exc)
 
 
 if __name__ == "__main__":

@@ -296,3 +296,52 @@ def test_free_threaded_builds_record_under_the_lock(monkeypatch):
     run(rec, "SELECT * FROM users WHERE id = 2", fail=True)
     (stats,) = table.top()
     assert (stats.calls, stats.errors, stats.rows, stats.routes) == (2, 1, 1, {"/u": 1})
+
+
+def test_resize_keeps_the_entries_and_a_smaller_bound_evicts_the_least_significant():
+    table = StatsTable(max_fingerprints=20)
+    for i in range(15):
+        table.record(event_for(f"SELECT * FROM {name(i)}", 0.001 * (i + 1)))
+    table.resize(100)
+    assert len(table) == 15 and table.max_fingerprints == 100
+    table.resize(10)
+    assert len(table) == 10 and table.evictions == 5
+    kept = {stats.normalized for stats in table.top(20)}
+    assert kept == {f"SELECT * FROM {name(i)}" for i in range(5, 15)}
+    with pytest.raises(ValueError):
+        table.resize(0)
+
+
+def test_statistics_survive_a_reconfiguration(fresh_runtime, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    def calls() -> dict[str, int]:
+        return {stats.normalized: stats.calls for stats in dbsight.stats.top(50)}
+
+    dbsight.configure(dbsight.Settings(tracing_enabled=False))
+    engine = create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    handle = dbsight.instrument(engine)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)"))
+            for i in range(3):
+                conn.execute(text("INSERT INTO orders (total) VALUES (:total)"), {"total": i})
+            conn.execute(text("SELECT count(*) FROM orders")).scalar()
+        before = calls()
+        assert before["INSERT INTO orders (total) VALUES ($1)"] == 3
+
+        dbsight.configure(dbsight.Settings(tracing_enabled=False, slow_query_threshold_ms=50))
+        assert calls() == before
+        with engine.connect() as conn:
+            conn.execute(text("INSERT INTO orders (total) VALUES (:total)"), {"total": 9})
+        assert calls()["INSERT INTO orders (total) VALUES ($1)"] == 4
+
+        dbsight.configure(dbsight.Settings(tracing_enabled=False, stats_max_fingerprints=10))
+        assert dbsight.get_runtime().stats.max_fingerprints == 10
+        assert calls()["INSERT INTO orders (total) VALUES ($1)"] == 4
+
+        dbsight.configure(dbsight.Settings(stats_enabled=False))  # nothing counted: none shown
+        assert calls() == {}
+    finally:
+        handle.uninstrument()
+        engine.dispose()

@@ -47,7 +47,7 @@ class Recorder:
     """Holds the active observers and turns statements into events."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or Settings.defaults()  # no variable is read at import
         self.failures = ObserverFailures()
         self._observers: list[object] = []
         self._before: tuple[tuple[str, Callable[..., Any]], ...] = ()

@@ -1,16 +1,23 @@
-"""dbsight's settings: one pydantic-settings model, read from ``DBSIGHT_*`` and ``.env``.
+"""dbsight's settings: one pydantic model, read from ``DBSIGHT_*`` variables and ``./.env``.
 
-A value out of range fails when the settings are built, with the environment variable,
-the allowed range and the value given, so a bad deployment stops at start-up.
+Only ``DBSIGHT_`` names are read (see `_settings_env`): an application's own variables and
+its ``.env`` are left alone. Settings are read by ``configure()`` (or the first use of
+dbsight), never at import. An invalid value fails there with a `ConfigError` of one line per
+bad setting, naming the variable, the rule and the value given (see `_settings_errors`), so a
+bad deployment stops at start-up.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ._settings_env import ENV_PREFIX, read_variables
+from ._settings_errors import describe_validation_error
 
 Environment = Literal["dev", "staging", "prod"]
 SqlCommenterMode = Literal["off", "full", "route"]
@@ -18,21 +25,14 @@ SqlCommenterMode = Literal["off", "full", "route"]
 # Trace and log sampling per environment; metric counters are never sampled.
 DEFAULT_SAMPLE_RATES: dict[str, float] = {"dev": 1.0, "staging": 0.1, "prod": 0.01}
 
-ENV_PREFIX = "DBSIGHT_"
-
 
 class ConfigError(ValueError):
-    """A setting is invalid; the message names each bad field and what it accepts."""
+    """A setting is invalid; the message has a line per bad field: where its value came
+    from, what it accepts and what was given."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="forbid",
-        validate_default=True,
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     enabled: bool = Field(True, description="Master switch; when off every hook is a no-op.")
     service_name: str = Field("app", min_length=1, max_length=200)
@@ -105,10 +105,49 @@ class Settings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
+        """The ``DBSIGHT_*`` variables (environment, then ./.env), overridden by ``values``;
+        a misspelt argument is an error, a misspelt variable a warning (see `_settings_env`)."""
+        fields = type(self).model_fields
+        variables = read_variables(fields)
+        from_variables: dict[str, Any] = {
+            field: variable.value for field, variable in variables.items() if field not in values
+        }
         try:
-            super().__init__(**values)
+            super().__init__(**from_variables, **values)
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc)) from None
+            used = {field: variables[field] for field in from_variables}
+            raise ConfigError(describe_validation_error(exc, fields, used)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # __init__ hands over the DBSIGHT_ variables itself: pydantic-settings' own sources
+        # would take every name of .env for a setting, and fail on the application's.
+        return (init_settings,)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """The defaults, without reading any variable: what dbsight runs with until
+        ``configure()``."""
+        return cls.model_construct()
+
+    @field_validator("external_api_services", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from a variable
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                raise ValueError('must be a JSON object such as {"api.stripe.com": "stripe"}')
+        return value
 
     @field_validator("otlp_endpoint")
     @classmethod
@@ -150,16 +189,6 @@ class Settings(BaseSettings):
     @property
     def slow_query_threshold_s(self) -> float:
         return self.slow_query_threshold_ms / 1000.0
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    lines = ["invalid dbsight settings:"]
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "settings"
-        env = ENV_PREFIX + field.upper()
-        given = item.get("input")
-        lines.append(f"  {field} ({env}): {item['msg']} (got {given!r})")
-    return "\n".join(lines)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,6 +4,10 @@
 route) and the trace context (the current OpenTelemetry span, else the request's ids)
 of the code that logged, plus any ``extra`` fields. `QueryLogSink` logs every statement
 to the ``dbsight.query`` logger at DEBUG (sampled) and every failed one at WARNING.
+
+dbsight's event loggers (``dbsight.access``, ``dbsight.slow``, ``dbsight.n_plus_one``,
+``dbsight.query``) log through a `FallbackJsonLog`: JSON lines on stderr while the
+application configured no logging that would show their records, its handlers otherwise.
 """
 
 from __future__ import annotations
@@ -82,10 +86,13 @@ def configure_json_logging(
     stream: IO[str] | None = None,
     logger: str | logging.Logger | None = None,
 ) -> logging.Handler:
-    """Log JSON lines to ``stream`` (stderr by default) from ``logger`` (the root logger).
+    """Log JSON lines to ``stream`` (stderr by default) from ``logger`` (the root logger:
+    the application's records and every library's, dbsight's included) at ``level``.
 
-    Idempotent: calling it again reuses the handler it installed (switching it to the new
-    stream and level) instead of adding a second one.
+    dbsight's own event logs are JSON lines without it, as long as the application
+    configures no logging (see `FallbackJsonLog`); this is for an application that wants
+    all of its logs so. Idempotent: calling it again reuses the handler it installed
+    (switching it to the new stream and level) instead of adding a second one.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
     stream = stream if stream is not None else sys.stderr
@@ -107,6 +114,86 @@ def configure_json_logging(
     return handler
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to the ``sys.stderr`` of the moment, as `logging.lastResort` does (a test or a
+    server may replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class FallbackJsonLog:
+    """One of dbsight's event loggers, whose records are JSON lines on stderr while nothing
+    else would show them.
+
+    While neither the logger nor an ancestor it propagates to has a handler (an application
+    that configured no logging: uvicorn and gunicorn configure only loggers of their own),
+    Python would drop its records below WARNING and print the others as bare messages. Then
+    this writes the records from ``level`` on (or from the level set on the logger or on a
+    ``dbsight`` logger above it) to stderr, formatted by ``formatter`` (`JsonFormatter`).
+    Once a handler is there, added before or after dbsight started (``basicConfig``,
+    ``dictConfig``, `configure_json_logging`), the records go to the application's handlers
+    at the application's levels, and this writes nothing itself: its logging configuration
+    is not overridden, and no line is written twice.
+
+    Callers ask `enabled` before building a record's fields, then call `log`.
+    """
+
+    __slots__ = ("_handler", "level", "logger")
+
+    def __init__(
+        self,
+        logger: str | logging.Logger,
+        level: int,
+        formatter: logging.Formatter | None = None,
+    ) -> None:
+        self.logger = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        self.level = level
+        self._handler = _StderrHandler()
+        self._handler.setFormatter(formatter if formatter is not None else JsonFormatter())
+
+    @property
+    def falling_back(self) -> bool:
+        """True while nothing but this would show the logger's records."""
+        return not self.logger.hasHandlers()
+
+    def enabled(self, level: int) -> bool:
+        logger = self.logger
+        if logger.hasHandlers():
+            return logger.isEnabledFor(level)
+        return self._writes(level)
+
+    def log(self, level: int, msg: str, *args: object, extra: dict[str, Any] | None = None) -> None:
+        logger = self.logger
+        if logger.hasHandlers():
+            if logger.isEnabledFor(level):
+                logger.log(level, msg, *args, extra=extra, stacklevel=2)
+        elif self._writes(level):
+            record = logger.makeRecord(
+                logger.name, level, "(unknown file)", 0, msg, args, None, extra=extra
+            )
+            if logger.filter(record):
+                self._handler.handle(record)
+
+    def _writes(self, level: int) -> bool:
+        logger = self.logger
+        if logger.disabled or logger.manager.disable >= level:
+            return False
+        # The first level set below the root (whose WARNING is Python's default, not a
+        # choice), else this log's own.
+        current: logging.Logger | None = logger
+        while current is not None and current is not logging.root:
+            if current.level:
+                return level >= current.level
+            current = current.parent
+        return level >= self.level
+
+
 class QueryLogSink(QueryObserver):
     """Every statement at DEBUG to ``dbsight.query`` (sampled at ``effective_log_sample_rate``),
     every failed statement at WARNING (never sampled: failures are what logs are for).
@@ -120,6 +207,9 @@ class QueryLogSink(QueryObserver):
 
     def __init__(self, settings: Settings, logger: logging.Logger | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger(QUERY_LOGGER)
+        self._log = FallbackJsonLog(self.logger, logging.WARNING)
+        # Per statement, the logger's own (cached) answer: it says yes whenever the fallback
+        # would write a DEBUG line too (a DEBUG level set on the logger), and `log` decides.
         self._enabled_for = self.logger.isEnabledFor
         # Logger's own cache of isEnabledFor answers (cleared in place by setLevel): a dict
         # lookup per statement instead of a Python call while the logger is off.
@@ -141,7 +231,8 @@ class QueryLogSink(QueryObserver):
                 return
         elif not sampled:
             return
-        self.logger.debug(
+        self._log.log(
+            logging.DEBUG,
             "query %s %s %.3f ms",
             event.operation,
             event.table,
@@ -150,10 +241,11 @@ class QueryLogSink(QueryObserver):
         )
 
     def on_error(self, ctx: QueryContext, event: QueryEvent) -> None:
-        if not self._enabled_for(logging.WARNING):
+        if not self._log.enabled(logging.WARNING):
             return
         error = event.error
-        self.logger.warning(
+        self._log.log(
+            logging.WARNING,
             "query failed %s %s: %s",
             event.operation,
             event.table,

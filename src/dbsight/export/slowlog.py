@@ -2,7 +2,8 @@
 EXPLAIN plan for slow PostgreSQL SELECTs.
 
 Lines go to ``settings.slow_query_log`` (size-rotated) or, without a file, to the
-``dbsight.slow`` logger at WARNING. The plan comes from the instrument's `Explainer`
+``dbsight.slow`` logger at WARNING (on stderr as they are while the application configured
+no logging that shows them: see `FallbackJsonLog`). The plan comes from the instrument's `Explainer`
 (a connection of its own, in the background): the line for that statement is written when
 the plan arrives, or without one when it does not arrive within the EXPLAIN timeout plus
 `PLAN_GRACE_S`. At most one EXPLAIN per fingerprint per ``explain_interval_s`` and at
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..core import QueryObserver
 from ._fields import event_fields
+from .logging import FallbackJsonLog
 
 if TYPE_CHECKING:
     from ..core import QueryContext, QueryEvent, Settings
@@ -262,6 +264,8 @@ class SlowQuerySink(QueryObserver):
         self._explain_interval_s = settings.explain_interval_s
         self._stats = stats
         self.logger = logger if logger is not None else logging.getLogger(SLOW_LOGGER)
+        # The message is the JSON line already: written as it is when nothing handles it.
+        self._log = FallbackJsonLog(self.logger, logging.WARNING, logging.Formatter("%(message)s"))
         self.writer = (
             RotatingLineWriter(
                 settings.slow_query_log,
@@ -359,8 +363,8 @@ class SlowQuerySink(QueryObserver):
         self._recent.append(fields)
         if self.writer is not None:
             self.writer.write(_dumps(fields))
-        elif self.logger.isEnabledFor(logging.WARNING):
-            self.logger.warning(_dumps(fields))
+        elif self._log.enabled(logging.WARNING):
+            self._log.log(logging.WARNING, _dumps(fields))
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

@@ -13,8 +13,9 @@ Per request, `DbsightMiddleware`
   (in a streaming body or a background task) are not in ``Server-Timing``, but they are in
   the access log, the N+1 check and the request's span;
 - at the end counts ``http_server_*`` metrics, checks the request for N+1 queries and writes
-  one line to the ``dbsight.access`` logger at INFO, with its fields as ``extra`` (one JSON
-  object with ``configure_json_logging(logger="dbsight.access")``). Like every log, it is
+  one line to the ``dbsight.access`` logger at INFO, with its fields as ``extra``: a JSON
+  line on stderr while the application configured no logging that shows it, else through
+  the application's handlers and levels (see `FallbackJsonLog`). Like every log, it is
   sampled at ``effective_log_sample_rate`` (dev 1, staging 0.1, prod 0.01), except for 5xx
   answers, which are always logged; the metrics are never sampled.
 
@@ -55,6 +56,7 @@ from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext
 from ..core._context import _request
 from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
+from ..export.logging import FallbackJsonLog
 from ..export.tracing import TRACER_NAME, TracingSink
 from ..stats._nplusone import report_n_plus_one
 from ._common import mark_coroutine_function
@@ -75,7 +77,7 @@ ACCESS_LOGGER = "dbsight.access"
 CLIENT_CLOSED = 499
 FAILURE_NAME = "dbsight.asgi"
 
-access_logger = logging.getLogger(ACCESS_LOGGER)
+access_log = FallbackJsonLog(ACCESS_LOGGER, logging.INFO)
 _perf_counter = time.perf_counter
 _random = random.random
 _getrandbits = random.getrandbits
@@ -402,7 +404,7 @@ class _Exchange:
             metrics.finished(self.active, self.method_label, self.route, status, duration)
         if ctx.queries >= state.n_plus_one_threshold:  # fewer queries cannot repeat enough
             report_n_plus_one(state.runtime, ctx)
-        if access_logger.isEnabledFor(logging.INFO):
+        if access_log.enabled(logging.INFO):
             self.log(ctx, status, duration)
 
     def log(self, ctx: RequestContext, status: int, duration_s: float) -> None:
@@ -410,7 +412,8 @@ class _Exchange:
         if status < 500 and rate < 1.0 and _random() >= rate:
             return
         path = self.scope.get("path", "")
-        access_logger.info(
+        access_log.log(
+            logging.INFO,
             "%s %s %d",
             self.method,
             path,

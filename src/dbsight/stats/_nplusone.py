@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..export.logging import FallbackJsonLog
+
 if TYPE_CHECKING:
     from .._runtime import Runtime
     from ..core import RequestContext
@@ -31,7 +33,7 @@ MAX_FINDINGS = 500
 # and /metrics/summary still count every occurrence.
 LOG_INTERVAL_S = 60.0
 
-logger = logging.getLogger(N_PLUS_ONE_LOGGER)
+log = FallbackJsonLog(N_PLUS_ONE_LOGGER, logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +211,8 @@ def report_n_plus_one(runtime: Runtime, request: RequestContext) -> list[NPlusOn
             count(finding.route)
         if not store.record(finding, request.request_id):
             continue
-        logger.warning(
+        log.log(
+            logging.WARNING,
             "N+1 queries on %s: %d x %s (%.1f ms)",
             finding.route,
             finding.count,

@@ -178,17 +178,29 @@ class StatsTable:
     """Statistics per statement fingerprint, bounded to ``max_fingerprints`` entries."""
 
     def __init__(self, max_fingerprints: int = 5_000) -> None:
-        if max_fingerprints < 1:
-            raise ValueError(f"max_fingerprints must be at least 1 (got {max_fingerprints})")
-        self.max_fingerprints = max_fingerprints
-        # Evicting a tenth at a time makes one eviction pay for many insertions.
-        self._evict_batch = max(1, max_fingerprints // 10)
+        self._bound(max_fingerprints)
         self._entries: dict[str, _Entry] = {}
         # Reentrant: `_observe_locked` holds it around `observe`, which takes it to add keys.
         self._lock = threading.RLock()
         self.evictions = 0
         if _FREE_THREADED:
             self.observe = self._observe_locked  # type: ignore[method-assign]
+
+    def _bound(self, max_fingerprints: int) -> None:
+        if max_fingerprints < 1:
+            raise ValueError(f"max_fingerprints must be at least 1 (got {max_fingerprints})")
+        self.max_fingerprints = max_fingerprints
+        # Evicting a tenth at a time makes one eviction pay for many insertions.
+        self._evict_batch = max(1, max_fingerprints // 10)
+
+    def resize(self, max_fingerprints: int) -> None:
+        """Bound the table to ``max_fingerprints``; a smaller bound evicts the least
+        significant entries (as an insertion would) down to it, the others are kept."""
+        with self._lock:
+            self._bound(max_fingerprints)
+            excess = len(self._entries) - max_fingerprints
+            if excess > 0:
+                self._evict(excess)
 
     def __len__(self) -> int:
         return len(self._entries)
