@@ -19,7 +19,8 @@ narrowed to [min, max], ``2 * lo * hi / (lo + hi)``, within ``(hi - lo) / (hi + 
 every duration in that range, so within `RELATIVE_ERROR` (1.96 %) of its true value. A
 weighted mean of two estimates that are each within a relative error of their values is
 within it of the same mean of the values: every quantile is within `RELATIVE_ERROR` of the
-exact one, and never below the minimum or above the maximum.
+exact one (for durations above `MIN_DURATION_S`), and never below the minimum or above
+the maximum.
 """
 
 from __future__ import annotations
