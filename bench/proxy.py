@@ -65,6 +65,7 @@ from dbsight.embedded._common import (
     wait_until,
 )
 from dbsight.embedded.postgres import EmbeddedPostgres, find_pg_bindir
+from dbsight.stats._histogram import exact_quantiles
 
 HOST = "127.0.0.1"
 BENCH_DB = "bench"
@@ -377,10 +378,6 @@ class DbsightProxy(BenchServer):
 
 
 # -- pgbench -----------------------------------------------------------------------------------
-def _percentile(ordered: list[int], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0
-
-
 def _log_latencies(logdir: Path) -> list[int]:
     """Per-transaction latencies (µs) from pgbench's ``-l`` logs (third field; failed or
     skipped transactions are logged with a word there and left out)."""
@@ -428,10 +425,10 @@ def run_pgbench(tools: Tools, endpoint: Endpoint, case: Case, seconds: int,
         return Failure(f"pgbench exit {done.returncode}: {reason.strip()[:120]}")
     p50 = p99 = None
     if logdir is not None:
-        latencies = sorted(_log_latencies(logdir))
+        latencies = _log_latencies(logdir)
         shutil.rmtree(logdir, ignore_errors=True)
-        if latencies:
-            p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+        if latencies:  # µs; the method of every percentile dbsight reports
+            p50, p99 = (us / 1000.0 for us in exact_quantiles(latencies, (0.50, 0.99)))
     return Sample(float(tps.group(1)), float(latency.group(1)), p50, p99)
 
 

@@ -210,6 +210,9 @@ def test_metrics_sum_over_gunicorn_workers(gunicorn: tuple[str, Path]) -> None:
         assert summary["service"] == "mp-test" and summary["workers"] == 2
         [top] = [t for t in summary["top"] if t["normalized"] == "SELECT $1::int"]
         assert top["calls"] == sent
+        # merged from both workers' durations or histograms: still in order and within range
+        assert top["min_time_s"] <= top["p50_s"] <= top["p95_s"] <= top["p99_s"]
+        assert top["p99_s"] <= top["max_time_s"]
         summaries.add(int(response.headers["x-worker-pid"]))
         if summaries == pids:
             break

@@ -3,10 +3,12 @@ the routes that ran each statement.
 
 `StatsTable.record` is on every query's path: it does a dictionary lookup and a handful of
 additions, without a lock unless it adds a key (see `StatsTable.record` for why that is
-safe with a GIL; free-threaded builds hold the lock throughout). Everything derived (mean, percentiles, ordering) is
-computed when somebody reads the table. Memory is bounded by ``max_fingerprints``: when a
-new fingerprint would exceed it, the least significant tenth of the table (lowest total
-time, oldest first among equals) is evicted in one go, so eviction is amortised.
+safe with a GIL; free-threaded builds hold the lock throughout). Everything derived (mean,
+percentiles, ordering) is computed when somebody reads the table. Memory is bounded by
+``max_fingerprints``: when a new fingerprint would exceed it, the least significant tenth
+of the table (lowest total time, oldest first among equals) is evicted in one go, so
+eviction is amortised. Each fingerprint's latencies take bounded memory too: up to
+`EXACT_SAMPLES` durations (8 bytes each), then a histogram instead (see `_histogram`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import heapq
 import math
 import sys
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _histogram
-from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, GAMMA, MIN_DURATION_S
+from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, GAMMA, MIN_DURATION_S
 
 _log = math.log
 _ceil = math.ceil
@@ -41,7 +44,11 @@ ORDER_BY = ("total_time", "mean_time", "calls", "rows", "errors", "max_time", "p
 
 @dataclass(frozen=True, slots=True)
 class FingerprintStats:
-    """A read-only copy of one fingerprint's statistics (times in seconds, wall times epoch)."""
+    """A read-only copy of one fingerprint's statistics (times in seconds, wall times epoch).
+
+    ``p50_s``, ``p95_s`` and ``p99_s`` follow numpy's default ``linear`` method: exact for up
+    to `EXACT_SAMPLES` calls, within 1.96 % beyond (`_histogram.RELATIVE_ERROR`).
+    """
 
     fingerprint: str
     normalized: str
@@ -84,6 +91,7 @@ class _Entry:
         "total",
         "min",
         "max",
+        "samples",
         "hist",
         "first_seen",
         "last_seen",
@@ -107,6 +115,9 @@ class _Entry:
         self.total = 0.0
         self.min = float("inf")
         self.max = 0.0
+        # The durations themselves while there are few (exact quantiles), then None: from
+        # then on ``hist`` counts them by bucket.
+        self.samples: array[float] | None = array("d")
         self.hist: dict[int, int] = {}
         self.first_seen = first_seen
         self.last_seen = first_seen
@@ -115,8 +126,12 @@ class _Entry:
         self.plan_summary: dict[str, Any] | None = None
 
     def quantiles(self, *qs: float) -> tuple[float, ...]:
+        # (called with the lock held, so the samples are not turned into buckets meanwhile)
         if not self.calls:
             return tuple(0.0 for _ in qs)
+        samples = self.samples
+        if samples is not None:
+            return _histogram.exact_quantiles(samples, qs)
         # a copy: `record` may add buckets meanwhile (it does not hold the lock)
         return _histogram.quantiles(dict(self.hist), qs, self.min, self.max)
 
@@ -148,7 +163,11 @@ class _Entry:
 
     def snapshot(self) -> dict[str, Any]:
         data = self.freeze().to_dict()
-        data["histogram"] = {"gamma": GAMMA, "counts": _histogram.encode(dict(self.hist))}
+        histogram: dict[str, Any] = {"gamma": GAMMA, "counts": _histogram.encode(dict(self.hist))}
+        samples = self.samples
+        if samples is not None:
+            histogram["samples"] = samples.tolist()
+        data["histogram"] = histogram
         return data
 
 
@@ -223,14 +242,13 @@ class StatsTable:
         with no call in between, and CPython only switches threads at calls, backward
         jumps and function entry, so none can lose an update. Creating a key (a
         fingerprint, a histogram bucket, a route, a database) takes the lock, and the
-        unlocked increments only touch keys that already exist. Free-threaded builds use
-        `_observe_locked` instead (see `_FREE_THREADED`).
+        unlocked increments only touch keys that already exist. A duration goes into the
+        entry's samples with the load of ``entry.samples`` and the ``append`` in a row (no
+        switch between them), so it lands before `_to_histogram` detaches them or, once
+        they are detached, in the histogram. Free-threaded builds use `_observe_locked`
+        instead (see `_FREE_THREADED`).
         """
         duration = event.duration_s
-        # _histogram.bucket_index, inlined: a function call is a fifth of this method's cost
-        index = (
-            _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > MIN_DURATION_S else _MIN_INDEX
-        )
         entry = self._entries.get(event.fingerprint)
         if entry is None:
             with self._lock:
@@ -243,15 +261,25 @@ class StatsTable:
             entry.min = duration
         if duration > entry.max:
             entry.max = duration
-        hist = entry.hist
-        if index in hist:
-            hist[index] += 1
+        samples = entry.samples
+        if samples is not None:  # few calls so far: the duration itself
+            samples.append(duration)
+            if len(samples) > EXACT_SAMPLES:
+                self._to_histogram(entry)
         else:
-            with self._lock:
-                if index in hist:
-                    hist[index] += 1
-                else:
-                    hist[index] = 1
+            # _histogram.bucket_index, inlined: a function call is a fifth of this method's cost
+            index = (
+                _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > MIN_DURATION_S else _MIN_INDEX
+            )
+            hist = entry.hist
+            if index in hist:
+                hist[index] += 1
+            else:
+                with self._lock:
+                    if index in hist:
+                        hist[index] += 1
+                    else:
+                        hist[index] = 1
         if event.error is not None:
             entry.errors += 1
         else:
@@ -283,6 +311,26 @@ class StatsTable:
         # `observe` for free-threaded builds: the same under the (reentrant) lock
         with self._lock:
             StatsTable.observe(self, ctx, event)
+
+    def _to_histogram(self, entry: _Entry) -> None:
+        """Move an entry's samples into its histogram (it has had too many calls to keep
+        them); `observe` adds to the histogram from then on."""
+        with self._lock:
+            samples = entry.samples
+            if samples is None:
+                return  # another thread moved them
+            entry.samples = None  # no call between: `observe` appends before this or not at all
+            self._add_counts(entry, _histogram.bucket_counts(samples))
+
+    def _add_counts(self, entry: _Entry, counts: Mapping[int, int]) -> None:
+        # called with the lock held: other threads add keys only under it, and each
+        # unlocked increment of theirs is a single statement, as is each one here
+        hist = entry.hist
+        for index, count in counts.items():
+            if index in hist:
+                hist[index] += count
+            else:
+                hist[index] = count
 
     def _insert(self, event: QueryEvent) -> _Entry:
         # called with the lock held
@@ -347,8 +395,12 @@ class StatsTable:
         """Add snapshots (from `snapshot`, possibly of other processes) into this table.
 
         ``snapshots`` is a list of snapshots, or of their entries, or a mix. Counters and
-        histograms add up, min/max/first/last seen combine, routes add up (bounded), and the
-        plan summary of the most recently seen side wins.
+        histograms add up (the durations of sides that kept them are pooled, and stay exact
+        while there are at most `EXACT_SAMPLES` of them; with more, or with a side that has
+        a histogram, they go into the histogram), min/max/first/last seen combine, routes
+        add up (bounded), and the plan summary of the most recently seen side wins. The
+        merged percentiles are those of all the sides' calls together, within the same
+        bounds as one table's.
         """
         for item in snapshots:
             if isinstance(item, Mapping):
@@ -365,6 +417,7 @@ class StatsTable:
                 f"cannot merge a histogram with gamma {gamma} into one with gamma {GAMMA}"
             )
         counts = _histogram.decode(histogram.get("counts", {}))
+        samples = array("d", histogram.get("samples") or ())
         fingerprint = data["fingerprint"]
         calls = int(data["calls"])
         with self._lock:
@@ -397,12 +450,18 @@ class StatsTable:
                     entry.min = low
                 if high > entry.max:
                     entry.max = high
-            hist = entry.hist
-            for index, count in counts.items():
-                if index in hist:
-                    hist[index] += count
+            if samples:
+                own = entry.samples
+                if own is not None:
+                    own.extend(samples)  # one call: atomic for `observe`'s appends
+                    if len(own) > EXACT_SAMPLES:
+                        self._to_histogram(entry)
                 else:
-                    hist[index] = count
+                    self._add_counts(entry, _histogram.bucket_counts(samples))
+            if any(counts.values()):
+                # counts cannot become durations again: the merged entry has a histogram
+                self._to_histogram(entry)
+                self._add_counts(entry, counts)
             if first_seen < entry.first_seen:
                 entry.first_seen = first_seen
             if last_seen > entry.last_seen:

@@ -8,13 +8,15 @@ daemon thread and once more at exit:
 
 * ``worker-<pid>-<start>.metrics.json``: the samples of its registry;
 * ``worker-<pid>-<start>.summary.json``: its `TOP_FINGERPRINTS` fingerprints by total time
-  (with their latency histograms), its recent slow queries and its N+1 findings.
+  (with their latencies: the durations themselves while a fingerprint has few calls, else
+  its histogram), its recent slow queries and its N+1 findings.
 
 The worker answering a request writes its own files first, then merges its fresh in-memory
 state with every other worker's files: counters, histograms and summaries add up over every
 worker that ever wrote (an exited worker's counts stay, so totals never go backwards), gauges
-(pool connections, say) over live workers only, the statistics with `StatsTable.merge` and
-the N+1 findings with `NPlusOneLog.merge`. Other workers' figures are at most `INTERVAL_S`
+(pool connections, say) over live workers only, the statistics with `StatsTable.merge` (the
+percentiles are those of every worker's calls together, computed as one table's) and the
+N+1 findings with `NPlusOneLog.merge`. Other workers' figures are at most `INTERVAL_S`
 (plus the time to write a file) old; a worker killed with SIGKILL loses at most its last
 `INTERVAL_S` of counts.
 
