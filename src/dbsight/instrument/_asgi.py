@@ -52,11 +52,7 @@ from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext
 from ..core._context import _request
-from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
-from ._common import mark_coroutine_function
-from ._dispatch import _APP_OPTIONS
-from ._handle import InstrumentationHandle
-from ._headers import (
+from ..core._correlation import (
     TraceParent,
     new_span_id,
     new_trace_id,
@@ -64,6 +60,10 @@ from ._headers import (
     parse_tracestate,
     valid_request_id,
 )
+from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
+from ._common import mark_coroutine_function
+from ._dispatch import _APP_OPTIONS
+from ._handle import InstrumentationHandle
 from ._routes import UNMATCHED, RouteIndex, route_of
 from ._scope import UNAVAILABLE, ScopeState, ScopeTracer, Unavailable, end_span
 

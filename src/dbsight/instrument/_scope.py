@@ -48,9 +48,9 @@ from .. import _runtime as _runtime_module
 from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext
 from ..core._context import _request, new_request_id
+from ..core._correlation import new_span_id, new_trace_id
 from ..export.tracing import TRACER_NAME, TracingSink
 from ..stats._nplusone import report_n_plus_one
-from ._headers import new_span_id, new_trace_id
 
 FAILURE_NAME = "dbsight.request_scope"
 SCOPE_SPAN_NAME = "request_scope"

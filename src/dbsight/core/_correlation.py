@@ -1,4 +1,6 @@
-"""The correlation headers of an HTTP request: ``X-Request-ID`` and W3C Trace Context.
+"""Correlation ids from outside: request ids and W3C Trace Context, as an HTTP request's
+``X-Request-ID``/``traceparent``/``tracestate`` headers or a statement's sqlcommenter comment
+carry them.
 
 Incoming values are untrusted: they end up in logs, metrics exemplars, SQL comments and
 response headers, so only values of a strict shape are kept; anything else is replaced by
