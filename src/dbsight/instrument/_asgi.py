@@ -39,13 +39,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    TraceFlags,
-    TraceState,
-)
+from opentelemetry.trace import SpanKind
 
 from .. import _runtime as _runtime_module
 from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +52,7 @@ from ..core._correlation import (
     new_trace_id,
     parse_traceparent,
     parse_tracestate,
+    remote_context,
     valid_request_id,
 )
 from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
@@ -149,21 +144,6 @@ def server_timing(ctx: RequestContext, app_s: float) -> bytes:
     )
 
 
-def _remote_parent(parent: TraceParent | None, raw_state: list[str]) -> otel_context.Context:
-    """The OpenTelemetry context of the incoming trace (an empty one: a new trace)."""
-    if parent is None:
-        return otel_context.Context()
-    state = parse_tracestate(raw_state)
-    remote = SpanContext(
-        int(parent.trace_id, 16),
-        int(parent.span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(parent.flags),
-        trace_state=TraceState(state) if state else None,
-    )
-    return trace.set_span_in_context(NonRecordingSpan(remote))
-
-
 class _Exchange:
     """One HTTP request going through the middleware: its ids, span and outcome.
 
@@ -248,7 +228,11 @@ class _Exchange:
                 self._span_name(),
                 SpanKind.SERVER,
                 self._span_attributes(),
-                _remote_parent(parent, raw_state) if parent is not None else None,
+                remote_context(
+                    parent.trace_id, parent.span_id, parent.flags, parse_tracestate(raw_state)
+                )
+                if parent is not None
+                else None,
             )
             span_context = self.span.get_span_context()
         self.trace_id = format(span_context.trace_id, "032x")

@@ -48,7 +48,7 @@ from .. import _runtime as _runtime_module
 from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext
 from ..core._context import _request, new_request_id
-from ..core._correlation import new_span_id, new_trace_id
+from ..core._correlation import new_span_id, new_trace_id, remote_context
 from ..export.tracing import TRACER_NAME, TracingSink
 from ..stats._nplusone import report_n_plus_one
 
@@ -151,17 +151,6 @@ def span_ids(span: Any) -> tuple[str, str, bool]:
     )
 
 
-def _remote(trace_id: str, span_id: str) -> Any:
-    """An OpenTelemetry context whose current span is the caller's (given by its ids)."""
-    remote = SpanContext(
-        int(trace_id, 16),
-        int(span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
-    return trace.set_span_in_context(NonRecordingSpan(remote))
-
-
 def _valid(value: str | None, length: int) -> str | None:
     if value is None or len(value) != length:
         return None
@@ -196,7 +185,7 @@ def _open_span(
     if tracer is None:
         return None
     if trace_id is not None:  # the caller's trace; without its span id, under a stand-in
-        parent = _remote(trace_id, span_id or new_span_id())
+        parent = remote_context(trace_id, span_id or new_span_id(), TraceFlags.SAMPLED)
     elif _get_current_span().get_span_context().is_valid:
         parent = otel_context.get_current()
     else:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
-
 from ..core._comment_context import CommentContext, split_comment
+from ..core._correlation import remote_context
 
 __all__ = ["SOURCE", "SYSTEM", "ServerError", "remote_parent", "split_comment"]
 
@@ -31,11 +29,6 @@ def remote_parent(comment: CommentContext) -> Any:
     (the parent of the proxy's span for the statement), or None without one."""
     if comment.trace_id is None or comment.span_id is None:
         return None
-    remote = SpanContext(
-        int(comment.trace_id, 16),
-        int(comment.span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(comment.trace_flags),
-        trace_state=TraceState(list(comment.tracestate)) if comment.tracestate else None,
+    return remote_context(
+        comment.trace_id, comment.span_id, comment.trace_flags, comment.tracestate
     )
-    return trace.set_span_in_context(NonRecordingSpan(remote))
