@@ -18,7 +18,6 @@ from .core import (
     RequestContext,
     Settings,
     current_request,
-    request_scope,
 )
 from .instrument import (
     InstrumentationHandle,
@@ -28,6 +27,7 @@ from .instrument import (
 )
 from .export.logging import configure_json_logging
 from .instrument._asgi import DbsightMiddleware
+from .instrument._scope import request_scope
 from .ops import HealthCheck, add_health_check, remove_health_check
 
 __version__ = "0.1.0"

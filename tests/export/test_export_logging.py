@@ -149,13 +149,19 @@ def test_errors_are_logged_at_warning_even_when_queries_are_sampled_away(capture
     _, lines = capture(QUERY_LOGGER)
     rec = make_recorder(log_sample_rate=0.0)
     rec.finish(rec.start("SELECT * FROM users", "postgresql", "test"))
-    ctx = rec.start(f"SELECT * FROM missing WHERE x = '{SECRET}'", "postgresql", "test")
-    rec.fail(ctx, PgError(f"relation missing near {SECRET}"))
+    sql = f"SELECT * FROM missing WHERE x = '{SECRET}'"
+    ctx = rec.start(sql, "postgresql", "test")
+    # as psycopg words it: the server's message, then the statement's line
+    rec.fail(ctx, PgError(f'relation "missing" does not exist\nLINE 1: {sql}\n  ^'))
     (line,) = lines()
     assert line["level"] == "WARNING"
     assert line["outcome"] == "error"
     assert line["sqlstate"] == "42P01"
     assert line["error_type"] == "PgError"
+    assert line["error_message"] == 'relation "missing" does not exist'
+    assert line["message"] == (
+        'query failed select missing: 42P01 PgError: relation "missing" does not exist'
+    )
     assert SECRET not in json.dumps(line)
 
 

@@ -9,7 +9,7 @@ from ._context import (
     new_request_id,
     request_scope,
 )
-from ._errors import error_info
+from ._errors import error_info, error_summary, public_message
 from ._event import Operation, Outcome, QueryError, QueryEvent
 from ._explain import Explainer, PlanCallback
 from ._observer import QueryContext, QueryObserver
@@ -37,9 +37,11 @@ __all__ = [
     "current_request",
     "dialect_for",
     "error_info",
+    "error_summary",
     "function_scope",
     "load_settings",
     "new_request_id",
     "pools",
+    "public_message",
     "request_scope",
 ]

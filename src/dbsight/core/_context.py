@@ -75,7 +75,11 @@ def request_scope(
     trace_id: str | None = None,
     span_id: str | None = None,
 ) -> Iterator[RequestContext]:
-    """Run a block as one request: its queries carry this request id, route and trace."""
+    """Run a block as one request: its queries carry this request id, route and trace.
+
+    Only the context: no span, no N+1 check at the end. ``dbsight.request_scope`` is the
+    scope an application opens around a job (it gives what a web request gets); this one is
+    for code that manages spans itself, and for tests."""
     ctx = RequestContext(
         request_id=request_id or new_request_id(),
         route=route,

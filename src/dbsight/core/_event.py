@@ -11,10 +11,12 @@ Outcome = Literal["ok", "error"]
 
 @dataclass(slots=True, frozen=True)
 class QueryError:
-    """What went wrong with a statement, without the server's message text.
+    """What went wrong with a statement.
 
-    ``message`` may quote literal values from the statement, so sinks export it only
-    when ``include_query_bodies`` is on; ``type`` and ``sqlstate`` are always safe.
+    ``message`` (the server's or the client library's) may quote literal values from the
+    statement, so sinks export it as is only when ``include_query_bodies`` is on, and
+    otherwise only what `dbsight.core.public_message` keeps of it; ``type`` and ``sqlstate``
+    are always safe.
     """
 
     type: str

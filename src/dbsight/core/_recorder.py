@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..sql import analyze
+from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
@@ -126,7 +127,11 @@ class Recorder:
         user: str | None = None,
         explainer: Any = None,
         sampled: bool | None = None,
+        comment: CommentContext | None = None,
     ) -> QueryContext:
+        """Begin a statement. ``comment``: what its sqlcommenter comment says of the
+        request that sent it (the proxy's statements, from other processes), in place of
+        this process's request context."""
         ctx = begin_query(
             sql,
             params,
@@ -145,6 +150,8 @@ class Recorder:
         )
         if sampled is not None:  # decided for this statement (the proxy's sample step)
             ctx.sampled = sampled
+        if comment is not None:
+            comment.apply(ctx)
         before = self._before
         if before:
             for name, hook in before:

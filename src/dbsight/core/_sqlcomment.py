@@ -36,16 +36,18 @@ the statement already ends with a sqlcommenter comment (an outer layer, or the a
 added one). The statement handed to the recorder is always the original text, so comments
 never change a fingerprint.
 
-``parse_comment(sql)`` reads the trailing comment back (the proxy uses it to attribute
-statements of other processes to their request and trace).
+``parse_comment(sql)`` reads the trailing comment back; the proxy reads comments with
+`dbsight.core._comment_context.split_comment` to attribute statements of other processes to
+their request, route and trace.
 """
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
+from ._comment_context import _strip_end, has_comment, parse_comment
 from ._context import _request
 
 if TYPE_CHECKING:
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 _COPY = re.compile(r"\s*copy\b", re.IGNORECASE)
-_PAIR = re.compile(r"\s*([^=,\s]+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*(?:,|$)")
 
 # route -> comment, for "route" mode: the text per route never changes, so build it once.
 _route_comments: dict[str, str] = {}
@@ -148,60 +149,6 @@ def comment_for(mode: str, ctx: QueryContext | None = None) -> str:
     if tp is not None:
         pairs["traceparent"] = tp
     return format_comment(pairs)
-
-
-def _strip_end(sql: str) -> tuple[str, str]:
-    """Split ``sql`` into its body and its trailing ``;`` and whitespace."""
-    body = sql.rstrip()
-    tail = sql[len(body) :]
-    if body.endswith(";"):
-        body = body[:-1].rstrip()
-        tail = sql[len(body) :]
-    return body, tail
-
-
-def _trailing_comment(sql: str) -> str | None:
-    body, _ = _strip_end(sql)
-    if not body.endswith("*/"):
-        return None
-    start = body.rfind("/*")
-    if start < 0:
-        return None
-    return body[start + 2 : -2]
-
-
-def _parse_pairs(text: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _PAIR.match(text, pos)
-        if match is None:
-            return {}
-        key, value = match.group(1), match.group(2)
-        value = re.sub(r"\\(.)", r"\1", value)
-        pairs[unquote(key)] = unquote(value)
-        pos = match.end()
-    return pairs
-
-
-def parse_comment(sql: str) -> dict[str, str]:
-    """The key/value pairs of the sqlcommenter comment ending ``sql``; {} when there is none.
-
-    ``%%`` (what a pyformat driver sends before interpolation) is read as ``%``.
-    """
-    text = _trailing_comment(sql)
-    if text is None:
-        return {}
-    if "%%" in text:
-        text = text.replace("%%", "%")
-    return _parse_pairs(text)
-
-
-def has_comment(sql: str) -> bool:
-    """True when ``sql`` already ends with a sqlcommenter comment."""
-    text = _trailing_comment(sql)
-    return text is not None and bool(_parse_pairs(text.replace("%%", "%")))
 
 
 def append_comment(sql: str, comment: str, *, escape_percent: bool = False) -> str:

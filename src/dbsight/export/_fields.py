@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import QueryEvent
+from ..core import QueryEvent, public_message
 
 
 def event_fields(event: QueryEvent, include_bodies: bool) -> dict[str, Any]:
-    """A query event as JSON-ready fields; statement text, parameters and the server's
-    error message (which may quote literals) only with ``include_bodies``."""
+    """A query event as JSON-ready fields; statement text and parameters only with
+    ``include_bodies``, the error message in full only then (see `error_message`)."""
     error = event.error
     fields: dict[str, Any] = {
         "duration_ms": round(event.duration_s * 1000.0, 3),
@@ -31,9 +31,22 @@ def event_fields(event: QueryEvent, include_bodies: bool) -> dict[str, Any]:
         "database": event.database,
         "function": event.function,
     }
+    if error is not None:
+        message = error_message(event, include_bodies)
+        if message:
+            fields["error_message"] = message
     if include_bodies:
         fields["sql"] = event.sql
         fields["params"] = event.params
-        if error is not None and error.message:
-            fields["error_message"] = error.message
     return fields
+
+
+def error_message(event: QueryEvent, include_bodies: bool) -> str | None:
+    """A failed statement's error message: as the server (or client library) gave it with
+    ``include_bodies``, else only what cannot quote the statement's values."""
+    error = event.error
+    if error is None:
+        return None
+    if include_bodies:
+        return error.message or None
+    return public_message(error, event.system)

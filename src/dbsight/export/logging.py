@@ -3,7 +3,10 @@
 `JsonFormatter` writes one JSON object per line with the request context (request id,
 route) and the trace context (the current OpenTelemetry span, else the request's ids)
 of the code that logged, plus any ``extra`` fields. `QueryLogSink` logs every statement
-to the ``dbsight.query`` logger at DEBUG (sampled) and every failed one at WARNING.
+to the ``dbsight.query`` logger at DEBUG (sampled) and every failed one at WARNING::
+
+    query failed insert users: 23505 UniqueViolation: duplicate key value violates unique
+    constraint "users_email_key"                                         (one line)
 
 dbsight's event loggers (``dbsight.access``, ``dbsight.slow``, ``dbsight.n_plus_one``,
 ``dbsight.query``) log through a `FallbackJsonLog`: JSON lines on stderr while the
@@ -21,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from ..core import QueryObserver, current_request
+from ..core import QueryObserver, current_request, error_summary
 from ._fields import event_fields
 
 if TYPE_CHECKING:
@@ -194,13 +197,19 @@ class FallbackJsonLog:
         return level >= self.level
 
 
+def _target(event: QueryEvent) -> str:
+    """``select users``, or ``select`` for a statement without a table."""
+    table = event.table
+    return f"{event.operation} {table}" if table else event.operation
+
+
 class QueryLogSink(QueryObserver):
     """Every statement at DEBUG to ``dbsight.query`` (sampled at ``effective_log_sample_rate``),
     every failed statement at WARNING (never sampled: failures are what logs are for).
 
     Costs one cached ``isEnabledFor`` check per statement while that logger is off. The
-    statement text, parameters and the server's error message are logged only with
-    ``include_query_bodies``.
+    statement text and parameters are logged only with ``include_query_bodies``, the error
+    message in full only then (otherwise what `dbsight.core.public_message` keeps of it).
     """
 
     name = "dbsight.query_log"
@@ -233,9 +242,8 @@ class QueryLogSink(QueryObserver):
             return
         self._log.log(
             logging.DEBUG,
-            "query %s %s %.3f ms",
-            event.operation,
-            event.table,
+            "query %s %.3f ms",
+            _target(event),
             event.duration_s * 1000.0,
             extra=self._fields(event),
         )
@@ -244,13 +252,13 @@ class QueryLogSink(QueryObserver):
         if not self._log.enabled(logging.WARNING):
             return
         error = event.error
+        fields = self._fields(event)
         self._log.log(
             logging.WARNING,
-            "query failed %s %s: %s",
-            event.operation,
-            event.table,
-            error.type if error is not None else "error",
-            extra=self._fields(event),
+            "query failed %s: %s",
+            _target(event),
+            error_summary(error, fields.get("error_message")) if error is not None else "error",
+            extra=fields,
         )
 
     def _fields(self, event: QueryEvent) -> dict[str, Any]:

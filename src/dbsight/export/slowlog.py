@@ -39,6 +39,9 @@ MAX_PENDING_PLANS = 8
 # Slow statements kept in memory for `/metrics/summary`.
 RECENT_SLOW = 50
 PLAN_GRACE_S = 1.0
+# How long ``flush()`` (at exit, on uninstrument) waits for the plans in flight at most.
+FLUSH_TIMEOUT_S = 1.0
+EXITING = "the process exited before the plan arrived"
 # Fingerprints remembered for the EXPLAIN interval before old ones are pruned.
 _MAX_EXPLAIN_MEMORY = 10_000
 # A statement timeout (query_canceled) is the typical slow query worth a plan; statements
@@ -174,13 +177,16 @@ class RotatingLineWriter:
 
 class _PendingPlans:
     """Slow-query lines waiting for their plan. One daemon thread, alive only while
-    something is pending, writes the lines whose plan is overdue."""
+    something is pending, writes the lines whose plan is overdue. ``flush()`` waits (bounded)
+    for the plans in flight and writes what is left: a daemon thread's lines would otherwise
+    be lost when the process exits."""
 
     def __init__(self, write: Callable[[dict[str, Any]], None], max_pending: int) -> None:
         self._write = write
         self._max_pending = max_pending
         self._cond = threading.Condition()
         self._pending: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._writing = 0  # lines taken out of _pending and not yet written
         self._next_token = 0
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -201,15 +207,31 @@ class _PendingPlans:
                     target=self._expire_overdue, name="dbsight-slowlog-plans", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            self._cond.notify_all()
             return token
 
-    def take(self, token: int) -> dict[str, Any] | None:
-        """The fields held under ``token``, or None when they were written already."""
+    def resolve(self, token: int, fill: Callable[[dict[str, Any]], None]) -> None:
+        """Complete the line held under ``token`` with ``fill`` and write it; nothing when it
+        was written already (overdue, or flushed)."""
         with self._cond:
             item = self._pending.pop(token, None)
-            self._cond.notify()
-        return item[1] if item is not None else None
+            if item is None:
+                return
+            self._writing += 1
+        try:
+            fill(item[1])
+        finally:
+            self._written([item[1]])
+
+    def _written(self, lines: list[dict[str, Any]]) -> None:
+        """Write lines taken out of ``_pending`` (``_writing`` counted them)."""
+        try:
+            for fields in lines:
+                self._write(fields)
+        finally:
+            with self._cond:
+                self._writing -= len(lines)
+                self._cond.notify_all()
 
     def _expire_overdue(self) -> None:
         while True:
@@ -221,23 +243,37 @@ class _PendingPlans:
                     now = _monotonic()
                     overdue = [t for t, (deadline, _) in self._pending.items() if deadline <= now]
                     if overdue:
-                        expired = [self._pending.pop(t) for t in overdue]
+                        expired = [self._pending.pop(t)[1] for t in overdue]
+                        self._writing += len(expired)
                         break
                     self._cond.wait(min(d for d, _ in self._pending.values()) - now)
-            for deadline, fields in expired:
+            for fields in expired:
                 fields["plan_error"] = "EXPLAIN did not finish in time"
-                self._write(fields)
+            self._written(expired)
+
+    def flush(self, timeout_s: float, reason: str) -> None:
+        """Wait up to ``timeout_s`` for the plans in flight (and for lines being written),
+        then write every line still pending without its plan, ``reason`` saying why."""
+        deadline = _monotonic() + timeout_s
+        with self._cond:
+            while self._pending or self._writing:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            items = [fields for _, fields in self._pending.values()]
+            self._pending.clear()
+            self._writing += len(items)
+            self._cond.notify_all()
+        for fields in items:
+            fields["plan_error"] = reason
+        self._written(items)
 
     def close(self) -> None:
         """Write every pending line without its plan; late plans are then ignored."""
         with self._cond:
             self._closed = True
-            items = list(self._pending.values())
-            self._pending.clear()
-            self._cond.notify()
-        for _, fields in items:
-            fields["plan_error"] = "dbsight was reconfigured before the plan arrived"
-            self._write(fields)
+        self.flush(0.0, "dbsight was reconfigured before the plan arrived")
 
 
 # -- the sink ----------------------------------------------------------------------------
@@ -333,9 +369,11 @@ class SlowQuerySink(QueryObserver):
 
     def _plan_arrived(self, token: int, fingerprint: str, plan: Any, error: str | None) -> None:
         # may run in the explainer's thread or event loop, once per token
-        fields = self._plans.take(token)
-        if fields is None:  # timed out and written already
-            return
+        self._plans.resolve(token, functools.partial(self._add_plan, fingerprint, plan, error))
+
+    def _add_plan(
+        self, fingerprint: str, plan: Any, error: str | None, fields: dict[str, Any]
+    ) -> None:
         if error is None and plan is not None:
             try:
                 if isinstance(plan, (str, bytes, bytearray)):
@@ -350,7 +388,6 @@ class SlowQuerySink(QueryObserver):
                     self._stats.set_plan(fingerprint, summary)
         else:
             fields["plan_error"] = error or "no plan"
-        self._write(fields)
 
     def _fields(self, event: QueryEvent) -> dict[str, Any]:
         return {
@@ -367,6 +404,12 @@ class SlowQuerySink(QueryObserver):
             self._log.log(logging.WARNING, _dumps(fields))
 
     # -- lifecycle ---------------------------------------------------------------------
+    def flush(self, timeout_s: float = FLUSH_TIMEOUT_S, reason: str = EXITING) -> None:
+        """Write the lines still waiting for a plan: the plans in flight get up to
+        ``timeout_s`` to arrive (never longer: the database may be gone), the others are
+        written without one (``plan_error``: ``reason``). Run at exit and on uninstrument."""
+        self._plans.flush(timeout_s, reason)
+
     def close(self) -> None:
         """Write lines still waiting for a plan, then close the file."""
         self._plans.close()

@@ -26,6 +26,7 @@ from opentelemetry.trace import (
 )
 
 from ..core import QueryObserver
+from ._fields import error_message
 
 if TYPE_CHECKING:
     from ..core import QueryContext, QueryEvent, Settings
@@ -166,9 +167,9 @@ class TracingSink(QueryObserver):
             if error.sqlstate:
                 span.set_attribute("db.response.status_code", error.sqlstate)
             span.set_attribute("error.type", error.type)
-            # the server's message may quote literals
-            description = error.message if self._include_bodies and error.message else error.type
-            span.set_status(Status(StatusCode.ERROR, description))
+            # the server's message may quote literals: in full only with include_query_bodies
+            message = error_message(event, self._include_bodies)
+            span.set_status(Status(StatusCode.ERROR, message or error.type))
         else:
             span.set_status(Status(StatusCode.ERROR))
         span.end()

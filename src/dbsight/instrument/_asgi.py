@@ -40,37 +40,29 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    TraceState,
-)
+from opentelemetry.trace import SpanKind
 
 from .. import _runtime as _runtime_module
 from .._asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .._runtime import Runtime, get_runtime, recorder
 from ..core import RequestContext
 from ..core._context import _request
-from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
-from ..export.logging import FallbackJsonLog
-from ..export.tracing import TRACER_NAME, TracingSink
-from ..stats._nplusone import report_n_plus_one
-from ._common import mark_coroutine_function
-from ._dispatch import _APP_OPTIONS
-from ._handle import InstrumentationHandle
-from ._headers import (
+from ..core._correlation import (
     TraceParent,
     new_span_id,
     new_trace_id,
     parse_traceparent,
     parse_tracestate,
+    remote_context,
     valid_request_id,
 )
+from ..export.http_metrics import KNOWN_METHODS, OTHER_METHOD, HttpMetrics
+from ..export.logging import FallbackJsonLog
+from ._common import mark_coroutine_function
+from ._dispatch import _APP_OPTIONS
+from ._handle import InstrumentationHandle
 from ._routes import UNMATCHED, RouteIndex, route_of
+from ._scope import UNAVAILABLE, ScopeState, ScopeTracer, Unavailable, end_span
 
 ACCESS_LOGGER = "dbsight.access"
 # Status of a request whose client went away before any response started (nginx's 499).
@@ -95,40 +87,23 @@ def _failed(where: str, exc: BaseException) -> None:
     recorder.failures.record(FAILURE_NAME, where, exc)
 
 
-class _Unavailable:
-    """Cached in the runtime when a per-runtime object could not be built (say the metric
-    names are taken in a registry the application gave), so it is not retried per request."""
-
-
-_UNAVAILABLE = _Unavailable()
-
-
-def _build_metrics(runtime: Runtime) -> HttpMetrics | _Unavailable:
+def _build_metrics(runtime: Runtime) -> HttpMetrics | Unavailable:
     try:
         return HttpMetrics(runtime)
     except Exception as exc:
         _failed("http_metrics", exc)
-        return _UNAVAILABLE
+        return UNAVAILABLE
 
 
-class _PerRuntime:
-    """What the middleware needs of one runtime, looked up once per ``configure()`` rather
-    than on every request."""
+class _PerRuntime(ScopeState):
+    """What the middleware needs of one runtime (a scope's, plus the HTTP metrics and the
+    log rate), looked up once per ``configure()`` rather than on every request."""
 
-    __slots__ = (
-        "enabled",
-        "log_rate",
-        "metrics",
-        "n_plus_one_threshold",
-        "runtime",
-        "tracer",
-    )
+    __slots__ = ("log_rate", "metrics")
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         settings = runtime.settings
-        self.enabled = settings.enabled
-        self.n_plus_one_threshold = settings.n_plus_one_threshold
         self.log_rate = settings.effective_log_sample_rate
         metrics = (
             runtime.component("http_metrics", _build_metrics)
@@ -136,31 +111,6 @@ class _PerRuntime:
             else None
         )
         self.metrics: HttpMetrics | None = metrics if isinstance(metrics, HttpMetrics) else None
-        tracer = runtime.component("http_tracer", _build_tracer) if settings.enabled else None
-        self.tracer: _ServerTracer | None = tracer if isinstance(tracer, _ServerTracer) else None
-
-
-class _ServerTracer:
-    """The tracer of the runtime's tracing sink, and how it samples new traces."""
-
-    __slots__ = ("root_rate", "tracer")
-
-    def __init__(self, sink: TracingSink) -> None:
-        provider = sink.provider
-        assert provider is not None  # made only for an active sink
-        self.tracer = provider.get_tracer(TRACER_NAME)
-        # Outside any trace the sink samples at this rate (1.0 when its own provider's
-        # sampler decides); server spans follow the same rule, so a request and its queries
-        # are sampled together.
-        self.root_rate: float = sink.root_rate
-
-
-def _build_tracer(runtime: Runtime) -> _ServerTracer | _Unavailable:
-    if runtime.settings.tracing_enabled:
-        for sink in runtime.sinks:
-            if isinstance(sink, TracingSink) and sink.active and sink.provider is not None:
-                return _ServerTracer(sink)
-    return _UNAVAILABLE
 
 
 def _tracestate_values(scope: Scope) -> list[str]:
@@ -194,21 +144,6 @@ def server_timing(ctx: RequestContext, app_s: float) -> bytes:
         cache_s * 1000.0,
         app_s * 1000.0,
     )
-
-
-def _remote_parent(parent: TraceParent | None, raw_state: list[str]) -> otel_context.Context:
-    """The OpenTelemetry context of the incoming trace (an empty one: a new trace)."""
-    if parent is None:
-        return otel_context.Context()
-    state = parse_tracestate(raw_state)
-    remote = SpanContext(
-        int(parent.trace_id, 16),
-        int(parent.span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(parent.flags),
-        trace_state=TraceState(state) if state else None,
-    )
-    return trace.set_span_in_context(NonRecordingSpan(remote))
 
 
 class _Exchange:
@@ -283,29 +218,23 @@ class _Exchange:
         self.ctx = RequestContext(self.request_id, route, None, self.trace_id, self.span_id)
 
     # -- tracing -----------------------------------------------------------------------
-    def _start_span(self, tracer: _ServerTracer, parent: TraceParent | None) -> None:
+    def _start_span(self, tracer: ScopeTracer, parent: TraceParent | None) -> None:
         current = trace.get_current_span().get_span_context()
         if current.is_valid:
             # An outer layer (FastAPI's native telemetry, an OpenTelemetry ASGI middleware)
             # already made this request's server span: use it rather than nest a second one.
             span_context = current
-        elif parent is None and tracer.root_rate < 1.0 and _random() >= tracer.root_rate:
-            # A new trace, not sampled: ids without a span, made current all the same so
-            # that the queries make no spans either.
-            span_context = SpanContext(
-                int(new_trace_id(), 16),
-                int(new_span_id(), 16),
-                is_remote=False,
-                trace_flags=TraceFlags(TraceFlags.DEFAULT),
-            )
-            self.span = NonRecordingSpan(span_context)
         else:
             raw_state = _tracestate_values(self.scope) if parent is not None else []
-            self.span = tracer.tracer.start_span(
+            self.span = tracer.start_span(
                 self._span_name(),
-                context=_remote_parent(parent, raw_state),
-                kind=SpanKind.SERVER,
-                attributes=self._span_attributes(),
+                SpanKind.SERVER,
+                self._span_attributes(),
+                remote_context(
+                    parent.trace_id, parent.span_id, parent.flags, parse_tracestate(raw_state)
+                )
+                if parent is not None
+                else None,
             )
             span_context = self.span.get_span_context()
         self.trace_id = format(span_context.trace_id, "032x")
@@ -337,13 +266,9 @@ class _Exchange:
         if span is None or not span.is_recording():
             return
         span.set_attribute("http.response.status_code", status)
-        if error is not None:
-            span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
-        elif status >= 500:
+        if error is None and status >= 500:
             span.set_attribute("error.type", str(status))
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        end_span(span, error, failed=status >= 500)
 
     # -- what the app calls ------------------------------------------------------------
     async def receive(self) -> Message:
@@ -402,8 +327,7 @@ class _Exchange:
         metrics = state.metrics
         if metrics is not None and self.active is not None:
             metrics.finished(self.active, self.method_label, self.route, status, duration)
-        if ctx.queries >= state.n_plus_one_threshold:  # fewer queries cannot repeat enough
-            report_n_plus_one(state.runtime, ctx)
+        state.finish(ctx)  # the N+1 check
         if access_log.enabled(logging.INFO):
             self.log(ctx, status, duration)
 

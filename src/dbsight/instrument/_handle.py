@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import _runtime
 from ..core import pools
+from ..export.slowlog import FLUSH_TIMEOUT_S
+
+UNINSTRUMENTED = "the instrumentation was removed before the plan arrived"
 
 if TYPE_CHECKING:
     from ..ops.health import HealthCheck
@@ -79,6 +84,7 @@ class InstrumentationHandle:
             finally:
                 if self.pool_name is not None:
                     pools.unregister(self.pool_name)
+        _flush_slow_lines()
 
     @classmethod
     def live(cls) -> list[InstrumentationHandle]:
@@ -90,6 +96,22 @@ class InstrumentationHandle:
         state = "active" if self._active else "uninstrumented"
         target = type(self.target).__name__
         return f"<InstrumentationHandle {self.source}/{self.system} {target} {state}>"
+
+
+def _flush_slow_lines() -> None:
+    """Slow-query lines waiting for a plan are written now: the instrument's explainer may
+    not outlive it, and the process may be about to exit. Plans in flight get a moment to
+    arrive, except on a running event loop, which they would need (it is not blocked)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        timeout_s = FLUSH_TIMEOUT_S
+    else:
+        timeout_s = 0.0
+    try:
+        _runtime.flush(timeout_s, UNINSTRUMENTED)
+    except Exception as exc:  # never let bookkeeping break uninstrument()
+        _runtime.recorder.failures.record("dbsight.slowlog", "flush", exc)
 
 
 def existing(key: int) -> InstrumentationHandle | None:

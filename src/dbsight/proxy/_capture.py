@@ -6,11 +6,13 @@ One JSON object per line, each with a ``type``::
     {"type": "session_start", "session": 7, "at": 1718000000.1, "user": "app", ...}
     {"type": "transaction", "session": 7, "event": "begin", "at": ...}
     {"type": "statement", "session": 7, "at": ..., "duration_s": ..., "normalized": "...",
-     "fingerprint": "...", "rows": 1, "sqlstate": null, "in_transaction": true}
+     "fingerprint": "...", "rows": 1, "sqlstate": null, "in_transaction": true,
+     "route": "/orders/{id}", "request_id": "...", "trace_id": "...", "span_id": "..."}
     {"type": "session_end", "session": 7, "at": ...}
 
 Times are wall-clock (``time.time()``). Statements are written as their normalized text, never
-with literals; their parameters only when ``include_params`` is set.
+with literals; their parameters only when ``include_params`` is set; the route, request id and
+trace of the request that sent them when a sqlcommenter comment named them.
 
 Records are kept in memory and written when the buffer passes `BUFFER_BYTES`, or on
 ``flush()``/``close()``: recording a statement costs an append, not a system call. The file is
@@ -114,9 +116,14 @@ class WorkloadCapture:
         rows: int | None,
         sqlstate: str | None,
         in_transaction: bool,
+        route: str | None = None,
+        request_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
     ) -> None:
         """A finished statement; ``normalized`` is the literal-free text (SqlInfo.normalized),
-        ``sqlstate`` None when it succeeded."""
+        ``sqlstate`` None when it succeeded. The request that sent it (route, request id,
+        trace and span ids, from its sqlcommenter comment) is written when known."""
         record: dict[str, Any] = {
             "type": "statement",
             "session": session_id,
@@ -128,6 +135,13 @@ class WorkloadCapture:
             "sqlstate": sqlstate,
             "in_transaction": in_transaction,
         }
+        if route is not None:
+            record["route"] = route
+        if request_id is not None:
+            record["request_id"] = request_id
+        if trace_id is not None:
+            record["trace_id"] = trace_id
+            record["span_id"] = span_id
         if self.include_params and params is not None:
             record["params"] = [_param(p) for p in params]
         self._append(record)

@@ -37,7 +37,7 @@ from .._runtime import recorder
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
 from ..export._fields import event_fields
-from ._observe import SOURCE, SYSTEM, ServerError, remote_parent
+from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._pipeline import UNOBSERVED, StatementLog
 from ._writes import may_write
 
@@ -541,9 +541,10 @@ class Exchange:
     def _open(self, sql: str, at: float | None) -> Any:
         if not recorder.active:
             return None
-        token = None
-        if "*/" in sql:
-            parent = remote_parent(sql)
+        token = comment = None
+        if "/*" in sql:  # the sender's request and trace, from a sqlcommenter comment
+            sql, comment = split_comment(sql)
+            parent = remote_parent(comment) if comment is not None else None
             if parent is not None:
                 token = otel_context.attach(parent)
         observation = self.observation
@@ -552,7 +553,7 @@ class Exchange:
         try:
             ctx = recorder.start(
                 sql, SYSTEM, SOURCE, database=self.database, user=self.user,
-                sampled=observation.sampled,
+                sampled=observation.sampled, comment=comment,
             )
         finally:
             if token is not None:
@@ -608,6 +609,10 @@ class Exchange:
             rows=rows,
             sqlstate=sqlstate,
             in_transaction=self.status != _IDLE,
+            route=ctx.route,
+            request_id=ctx.request_id,
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
         )
 
     def _transaction(self, status: int) -> None:

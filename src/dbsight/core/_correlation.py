@@ -1,4 +1,6 @@
-"""The correlation headers of an HTTP request: ``X-Request-ID`` and W3C Trace Context.
+"""Correlation ids from outside: request ids and W3C Trace Context, as an HTTP request's
+``X-Request-ID``/``traceparent``/``tracestate`` headers or a statement's sqlcommenter comment
+carry them.
 
 Incoming values are untrusted: they end up in logs, metrics exemplars, SQL comments and
 response headers, so only values of a strict shape are kept; anything else is replaced by
@@ -9,7 +11,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 # 1-128 visible ASCII characters without quotes, spaces, commas, semicolons or backslashes:
 # enough for UUIDs, ULIDs, base64 and "service:id" styles, nothing that can break a log line,
@@ -106,3 +113,21 @@ def new_span_id() -> str:
     while not value:
         value = _getrandbits(64)
     return f"{value:016x}"
+
+
+def remote_context(
+    trace_id: str,
+    span_id: str,
+    flags: int,
+    tracestate: Sequence[tuple[str, str]] | None = None,
+) -> otel_context.Context:
+    """An OpenTelemetry context whose current span is a caller's, known by its ids (from a
+    ``traceparent``): what a span of ours is started in to be that span's child."""
+    remote = SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(flags),
+        trace_state=TraceState(list(tracestate)) if tracestate else None,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote))
