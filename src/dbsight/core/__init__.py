@@ -10,7 +10,7 @@ from ._context import (
     request_scope,
 )
 from ._errors import error_info
-from ._event import Operation, Outcome, QueryError, QueryEvent
+from ._event import Operation, Outcome, QueryError, QueryEvent, statement_rows
 from ._explain import Explainer, PlanCallback
 from ._observer import QueryContext, QueryObserver
 from ._pools import PoolRegistry, PoolUsage, pools
@@ -42,4 +42,5 @@ __all__ = [
     "new_request_id",
     "pools",
     "request_scope",
+    "statement_rows",
 ]
