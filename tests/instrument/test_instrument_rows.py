@@ -210,8 +210,11 @@ def test_psycopg_rows(pg: Any, events: Any) -> None:
         named.execute("SELECT n FROM nums ORDER BY n")
         assert len(named.fetchmany(4)) == 4
         assert len(named.fetchall()) == 6
-    with pg.pipeline():
-        cur.execute("SELECT n FROM nums")  # results arrive at the sync point: unknown
+    with pg.pipeline():  # results arrive at the sync point: unknown
+        cur.execute("SELECT n FROM nums")
+        cur.executemany("UPDATE nums SET v = %s WHERE n <= %s", [(2, 2), (3, 3)])
+        cur.executemany("UPDATE nums SET v = %s WHERE n <= %s RETURNING n", [(2, 2)],
+                        returning=True)  # fmt: skip
     assert [e.rows for e in events.events if e.operation != "tx"] == [
-        7, 4, 1, None, 5, 5, 3, 10, 6, 10, None,
+        7, 4, 1, None, 5, 5, 3, 10, 6, 10, None, None, None,
     ]  # fmt: skip

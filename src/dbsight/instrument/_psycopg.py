@@ -15,7 +15,8 @@ with rows = rows fetched, recorded when it is exhausted, closed or re-executed. 
 a client-side cursor reads rows already received and is not recorded.
 
 Pipeline mode keeps working; in it a statement's results (and errors) arrive at the next sync
-point, so its event has no rows and the duration of queueing it.
+point, so its event has no rows (None: ``execute`` and ``executemany`` alike) and the duration
+of queueing it.
 
 psycopg internals relied on (checked against psycopg 3.3): ``Cursor._conn`` (the cursor's
 connection, a slot) and ``Cursor._results`` (the PGresults of the last execute, read for
@@ -51,6 +52,7 @@ SOURCE = "psycopg"
 
 _perf_counter = time.perf_counter
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+_PIPELINE_OFF = psycopg.pq.PipelineStatus.OFF
 
 
 _states = ConnectionStates()
@@ -114,6 +116,8 @@ def _rows(cursor: Any) -> int | None:
 def _many_rows(cursor: Any, returning: bool) -> int | None:
     """Rows of an ``executemany``: ``rowcount`` adds up each statement's count, except with
     ``returning=True``, where it is the first statement's only."""
+    if cursor.connection.info.pipeline_status != _PIPELINE_OFF:
+        return None  # the application's pipeline: the results arrive at its sync point
     if not returning:
         rowcount = cursor.rowcount
         return rowcount if rowcount >= 0 else None
