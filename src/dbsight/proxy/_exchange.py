@@ -187,7 +187,6 @@ def _session_safe_info(info: SqlInfo) -> bool:
     return operation != "ddl" and (operation != "select" or info.read_only)
 
 
-
 class Exchange:
     """One relayed session's request queue and statement observation (module docstring).
 
