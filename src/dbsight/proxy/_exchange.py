@@ -438,8 +438,14 @@ class Exchange:
             if t == 67:  # CommandComplete
                 if kind == EXECUTE:
                     pending.popleft()
-                    tag_rows = command_rows(buf, i + 5, e - 1)
-                    self._executed(head[1], tag_rows, returned)  # type: ignore[index]
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        rows = command_rows(buf, i + 5, e - 1)
+                        if self._runs.running:  # an Execute with a row limit is under way
+                            rows = self._runs.completed(ctx, rows, returned)
+                        elif rows is None and returned:  # statement_rows, inlined
+                            rows = returned
+                        self._finish(ctx, rows)
                 elif kind == QUERY:
                     self._query_rows = statement_rows(command_rows(buf, i + 5, e - 1), returned)
                 returned = 0
@@ -504,7 +510,9 @@ class Exchange:
             elif t == 73:  # EmptyQueryResponse
                 if kind == EXECUTE:
                     pending.popleft()
-                    self._executed(head[1], None, 0)  # type: ignore[index]
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        self._finish(ctx, self._runs.completed(ctx, None, 0))
             elif t == 83:  # ParameterStatus
                 self._parameter(buf, i + 5, e)
             elif t == 75:  # BackendKeyData
@@ -608,11 +616,6 @@ class Exchange:
         ctx.application_name = self.application_name
         ctx.client_addr = self.client_addr
         return ctx
-
-    def _executed(self, ctx: Any, tag_rows: int | None, returned: int) -> None:
-        """An Execute completed: its tag's count and the DataRows it relayed."""
-        if ctx is not None:
-            self._finish(ctx, self._runs.completed(ctx, tag_rows, returned))
 
     def _finish(self, ctx: Any, rows: int | None) -> None:
         if ctx is not None:

@@ -40,17 +40,18 @@ class PortalRun:
 
 class PortalRuns:
     """A session's statements run with a row limit: those waiting for an Execute's answer
-    (by id of their event) and those ``suspended`` until their portal's next Execute."""
+    (``running``, by id of their event) and those ``suspended`` until their portal's next
+    Execute. Both are empty for clients that never limit rows: the relay looks at them first."""
 
-    __slots__ = ("_running", "suspended")
+    __slots__ = ("running", "suspended")
 
     def __init__(self) -> None:
-        self._running: dict[int, PortalRun] = {}
+        self.running: dict[int, PortalRun] = {}
         self.suspended: dict[str, PortalRun] = {}
 
     def start(self, ctx: Any, portal: str) -> None:
         """An Execute with a row limit was sent for a new statement."""
-        self._running[id(ctx)] = PortalRun(ctx, portal)
+        self.running[id(ctx)] = PortalRun(ctx, portal)
 
     def resume(self, portal: str, at: float) -> Any:
         """An Execute of ``portal`` was sent at ``at``: the suspended statement it goes on
@@ -60,20 +61,20 @@ class PortalRuns:
             return None
         ctx = run.ctx
         ctx.started = at - run.elapsed
-        self._running[id(ctx)] = run
+        self.running[id(ctx)] = run
         return ctx
 
     def completed(self, ctx: Any, tag_rows: int | None, returned: int) -> int | None:
         """The Execute of ``ctx`` completed (CommandComplete with ``tag_rows``, after
         ``returned`` DataRows): the statement's rows."""
-        run = self._running.pop(id(ctx), None) if self._running else None
+        run = self.running.pop(id(ctx), None) if self.running else None
         if run is not None and run.rows:  # resumed: its DataRows over all its Executes
             return run.rows + returned
         return statement_rows(tag_rows, returned)
 
     def suspend(self, ctx: Any, returned: int, finish: Finish) -> None:
         """The server suspended the portal of ``ctx`` after ``returned`` DataRows."""
-        run = self._running.pop(id(ctx), None) if self._running else None
+        run = self.running.pop(id(ctx), None) if self.running else None
         if run is None:  # (only an Execute with a row limit is suspended)
             finish(ctx, statement_rows(None, returned))
             return
@@ -85,8 +86,8 @@ class PortalRuns:
 
     def forget(self, ctx: Any) -> None:
         """The Execute of ``ctx`` failed or was skipped: nothing more to count for it."""
-        if self._running:
-            self._running.pop(id(ctx), None)
+        if self.running:
+            self.running.pop(id(ctx), None)
 
     def end(self, portal: str, finish: Finish) -> None:
         """``portal`` went away while suspended (if it was): its statement ends with the
@@ -104,4 +105,4 @@ class PortalRuns:
     def clear(self, finish: Finish) -> None:
         """The session's requests are over (or to be asked again elsewhere)."""
         self.end_all(finish)
-        self._running.clear()
+        self.running.clear()
