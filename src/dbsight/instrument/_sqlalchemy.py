@@ -71,8 +71,8 @@ def _rowcount(cursor: Any) -> int | None:
 def _buffered_rows(cursor: Any) -> int | None:
     # SQLAlchemy's AsyncAdapt_dbapi_cursor reads a result whole into ``_rows`` (a deque)
     # while it executes, unless it is a server-side cursor.
-    if getattr(cursor, "server_side", True) or type(cursor).__module__.split(".")[0] != (
-        "sqlalchemy"
+    if not type(cursor).__module__.startswith("sqlalchemy.") or getattr(
+        cursor, "server_side", True
     ):
         return None
     try:
