@@ -100,7 +100,8 @@ async def test_all_clients_feed_metrics_slow_log_and_stats(pg_dsn, tmp_path: Pat
     lookups = [row for row in by_text.values() if row.tables == ("items",) and "name" in row.normalized
                and "count" not in row.normalized]
     assert len(lookups) == 1, by_text.keys()
-    assert lookups[0].calls == 6 and lookups[0].rows == 6 - 2  # SQLAlchemy leaves SELECT rows unknown
+    assert lookups[0].calls == 6 and lookups[0].rows == 6  # one row each, whatever the client
+    assert lookups[0].rows_calls == 6 and lookups[0].mean_rows == 1.0
     assert lookups[0].routes == {"/items/{id}": 6}
     errors = [row for row in by_text.values() if row.tables == ("missing_table",)]
     assert errors and errors[0].errors == 1

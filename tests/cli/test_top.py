@@ -50,7 +50,7 @@ def stmt(
     total_s: float,
     *,
     errors: int = 0,
-    rows: int = 0,
+    rows: int | None = 0,
     p95_s: float = 0.0,
     first_seen: float = T0 - 3600,
     routes: dict[str, int] | None = None,
@@ -240,6 +240,18 @@ def test_sort_orders_the_statements(sort: str, first: str) -> None:
     assert len(rows) == 2
     assert SORTABLE[first]["normalized"] in rows[0]
     assert f"Top 2 of 6 statements by {sort}" in text
+
+
+def test_unknown_rows_show_as_unknown_and_sort_last() -> None:
+    # a statement whose clients never said its rows (a SELECT through sqlite3) has rows None
+    unknown = stmt("u", "SELECT 'rows unknown'", 5, 0.1, rows=None)
+    none = stmt("z", "SELECT 'no rows'", 5, 0.1, rows=0)
+    current = snap(T0, unknown, none)
+    assert {s.fingerprint: s.rows for s in current.statements} == {"u": None, "z": 0}
+    text = draw(render_top(None, current, TopOptions(sort="rows", once=True)))
+    rows = [line for line in table_rows(text) if "SELECT '" in line]
+    assert "no rows" in rows[0] and "rows unknown" in rows[1]
+    assert rows[1].split()[5] == "–"  # calls, total s, mean ms, p95 ms, p99 ms, rows
 
 
 def test_sort_is_validated() -> None:

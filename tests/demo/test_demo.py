@@ -29,7 +29,7 @@ import dbsight
 from dbsight.core import QueryObserver
 from dbsight.demo import COUPONS, MIX, SampleSize, load_sample_data
 from dbsight.demo._server import serve_app
-from dbsight.demo._summary import describe_plan
+from dbsight.demo._summary import describe_plan, top_table
 from dbsight.demo.app import create_app
 from dbsight.export.slowlog import summarize_plan
 
@@ -369,3 +369,17 @@ def test_plan_description_names_the_scanned_tables() -> None:
     assert describe_plan(plan) == "Seq Scan on orders (cost 2022, ~1 rows)"
     assert describe_plan({"node_type": "Index Scan", "seq_scans": []}) == "Index Scan"
     assert describe_plan(None) == ""
+
+
+def test_top_table_shows_unknown_rows_as_unknown() -> None:
+    import io
+
+    from rich.console import Console
+
+    rows = [{"calls": 3, "rows": None, "normalized": "SELECT a"},
+            {"calls": 2, "rows": 0, "normalized": "SELECT b"}]  # fmt: skip
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(top_table(rows))
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    cells = [[c.strip() for c in line.split("│")] for line in lines if "SELECT" in line]
+    assert [row[5] for row in cells] == ["–", "0"]  # calls, total, mean, p95, rows

@@ -72,6 +72,41 @@ def test_counts_calls_rows_errors_and_routes_per_fingerprint():
     assert users.first_seen <= users.last_seen
 
 
+def test_unknown_rows_are_not_zero_rows():
+    table = StatsTable()
+    rec = make_recorder(table)
+    for rows in (5, None, 3, None):  # two calls whose client said no row count
+        run(rec, "SELECT * FROM users WHERE age > 30", rows=rows)
+    run(rec, "SELECT * FROM users WHERE age > 30", fail=True)
+    for _ in range(3):
+        run(rec, "SELECT * FROM orders WHERE total > 10", rows=None)
+    run(rec, "SELECT * FROM empty WHERE id = 1", rows=0)
+
+    by_table = {s.tables[0]: s for s in table.top(10)}
+    users, orders, empty = by_table["users"], by_table["orders"], by_table["empty"]
+    assert (users.calls, users.rows, users.rows_calls, users.mean_rows) == (5, 8, 2, 4.0)
+    # no call knew its rows: unknown, not 0 (and last when ordered by rows)
+    assert (orders.calls, orders.rows, orders.rows_calls, orders.mean_rows) == (3, None, 0, None)
+    assert (empty.rows, empty.rows_calls, empty.mean_rows) == (0, 1, 0.0)
+    assert orders.to_dict()["rows"] is None and orders.to_dict()["mean_rows"] is None
+    assert users.to_dict()["mean_rows"] == 4.0
+    assert [s.tables[0] for s in table.top(10, order_by="rows")][0] == "users"
+
+    # what other processes report merges the same way; a snapshot of an older version
+    # (no rows_calls) counted the rows of every successful call
+    merged = StatsTable()
+    merged.merge(json.loads(json.dumps(table.snapshot())))
+    assert {s.tables[0]: (s.rows, s.rows_calls) for s in merged.top(10)} == {
+        "users": (8, 2), "orders": (None, 0), "empty": (0, 1),
+    }  # fmt: skip
+    older = [dict(entry) for entry in table.snapshot() if entry["tables"] == ["users"]]
+    del older[0]["rows_calls"]
+    again = StatsTable()
+    again.merge(older)
+    (stats,) = again.top()
+    assert (stats.rows, stats.rows_calls) == (8, 4)
+
+
 def test_top_orders_by_each_key_and_rejects_unknown_keys():
     table = StatsTable()
     specs = {

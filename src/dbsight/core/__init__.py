@@ -10,7 +10,7 @@ from ._context import (
     request_scope,
 )
 from ._errors import error_info, error_summary, public_message
-from ._event import Operation, Outcome, QueryError, QueryEvent
+from ._event import Operation, Outcome, QueryError, QueryEvent, statement_rows
 from ._explain import Explainer, PlanCallback
 from ._observer import QueryContext, QueryObserver
 from ._pools import PoolRegistry, PoolUsage, pools
@@ -44,4 +44,5 @@ __all__ = [
     "pools",
     "public_message",
     "request_scope",
+    "statement_rows",
 ]

@@ -24,6 +24,16 @@ class QueryError:
     message: str = ""
 
 
+def statement_rows(tag_rows: int | None, returned: int) -> int | None:
+    """A statement's ``rows``: the count its command tag (or the driver) gives ('UPDATE 3',
+    'SELECT 5', 'COPY 100'), else the rows it returned when it returned some (SHOW,
+    EXPLAIN, a portal suspended after its row limit, which ends without a tag), else None
+    (BEGIN, CREATE TABLE: no row count)."""
+    if tag_rows is not None:
+        return tag_rows
+    return returned if returned else None
+
+
 @dataclass(slots=True)
 class QueryEvent:
     """One executed statement, as seen by an in-process instrument or by the proxy.
@@ -31,6 +41,12 @@ class QueryEvent:
     ``sql`` and ``params`` stay in memory: sinks never log or export them unless
     ``include_query_bodies`` is enabled. ``normalized`` has every literal replaced by a
     placeholder and is always safe to export.
+
+    ``rows`` is what `statement_rows` makes of what the client or the server said: the rows
+    a statement touched or returned, the same whichever way it ran (an in-process
+    instrument, SQLAlchemy on that driver, the proxy); None when it is unknown (the driver
+    does not say, the statement failed) or the statement has no row count (BEGIN,
+    CREATE TABLE). Never 0 for "unknown": sinks treat None as unknown, not as zero.
     """
 
     sql: str

@@ -64,7 +64,7 @@ def top_table(top: Iterable[Mapping[str, Any]], limit: int = 10) -> Table:
             f"{row.get('total_time_s', 0.0) * 1e3:.1f}",
             f"{row.get('mean_time_s', 0.0) * 1e3:.2f}",
             f"{row.get('p95_s', 0.0) * 1e3:.2f}",
-            str(row.get("rows", 0)),
+            "–" if row.get("rows") is None else str(row["rows"]),
             _main_route(row.get("routes")),
             _short(row.get("normalized")),
         )

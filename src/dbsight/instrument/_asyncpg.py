@@ -16,10 +16,17 @@ asyncpg internals relied on (checked against asyncpg 0.32):
   server settings ...);
 * ``CursorFactory`` / ``PreparedStatement`` have ``__slots__`` too and get the same
   class swap; ``CursorFactory._connection`` / ``_query`` / ``_args`` and
-  ``PreparedStatement._connection`` / ``_query`` are read.
+  ``PreparedStatement._connection`` / ``_query`` are read;
+* ``Connection._execute(query, args, limit, timeout, *, return_status=False, ...)``, which
+  ``fetch``/``fetchrow``/``fetchval`` run through, is overridden to read the command tag
+  (``return_status=True``, as ``execute`` asks) while one of them is recorded.
 
-Recording: one event per call; ``execute`` rows come from the command tag ("UPDATE 3"),
-``fetch``/``fetchmany`` rows from the result length. A cursor yields one event per iteration
+Recording: one event per call. Rows are the command tag's count ("UPDATE 3", "SELECT 5"),
+else the rows returned (see `dbsight.core.statement_rows`): ``execute`` from the tag it
+returns, ``fetch``/``fetchrow``/``fetchval`` (connection and prepared statement) from the tag
+and the rows the server sent (a ``fetchval`` whose value is NULL still counts its row),
+``fetchmany`` from the result length; ``executemany`` has none (None: asyncpg discards the
+tags). A cursor yields one event per iteration
 (rows = rows iterated, recorded at exhaustion, error or abandonment), never one per row or
 per prefetch batch; ``await con.cursor(...)`` returns a thin `RecordedCursor` around asyncpg's
 (``isinstance``-transparent) whose fetches add up into one event the same way. Its duration is
@@ -44,7 +51,7 @@ from asyncpg import connect_utils
 from asyncpg.cursor import CursorFactory
 from asyncpg.prepared_stmt import PreparedStatement
 
-from ..core import PoolUsage, pools
+from ..core import PoolUsage, pools, statement_rows
 from ._common import (
     ConnectionStates,
     ConnState,
@@ -86,6 +93,15 @@ def _start(con: Any, sql: str, params: object, explain: bool = True) -> Any:
 
 
 # -- rows from results ---------------------------------------------------------------------
+# ``fetch``/``fetchrow``/``fetchval`` of a connection run through ``Connection._execute``,
+# whose command tag they drop; while one of them is recorded, its connection's id is a key
+# here and the instrumented ``_execute`` puts the statement's rows in its place (the tag's
+# count, else the rows returned), so that a ``fetchval`` of NULL still counts its row and a
+# ``fetch`` of an UPDATE counts the rows it updated. `_UNSEEN`: ``_execute`` was not reached.
+_UNSEEN = -1
+_probed: dict[int, int | None] = {}
+
+
 def _rows_len(result: Any) -> int | None:
     return len(result) if result is not None else None
 
@@ -95,21 +111,76 @@ def _rows_row(result: Any) -> int:
 
 
 def _rows_value(result: Any) -> int | None:
-    return None if result is None else 1
+    return None if result is None else 1  # None: no row, or a row whose value is NULL
 
 
 def _rows_none(result: Any) -> None:
     return None
 
 
+def _probing_execute(b_execute: Callable[..., Any]) -> Callable[..., Any]:
+    """``Connection._execute`` for the instrumented class: as is, unless a recorded fetch
+    of this connection waits for its rows (see `_probed`)."""
+
+    def _execute(
+        self: Any, query: Any, args: Any, limit: Any, timeout: Any, **kwargs: Any
+    ) -> Any:
+        if not _probed or id(self) not in _probed:
+            return b_execute(self, query, args, limit, timeout, **kwargs)
+        return _execute_counted(self, b_execute, query, args, limit, timeout, kwargs)
+
+    return update_wrapper(_execute, b_execute)
+
+
+async def _execute_counted(
+    con: Any,
+    b_execute: Callable[..., Any],
+    query: Any,
+    args: Any,
+    limit: Any,
+    timeout: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    # the same protocol call, asked for its command tag as well (what execute() does)
+    wanted = kwargs.pop("return_status", False)
+    data, status, completed = await b_execute(
+        con, query, args, limit, timeout, return_status=True, **kwargs
+    )
+    _probed[id(con)] = statement_rows(status_rows(status), len(data) if data else 0)
+    return (data, status, completed) if wanted else data
+
+
+def _prepared_rows(returned: Callable[[Any], int | None]) -> Callable[[Any, Any], int | None]:
+    """Rows of a `PreparedStatement` call: its command tag (``get_statusmsg()``) and result."""
+
+    def rows(stmt: Any, result: Any) -> int | None:
+        try:
+            status = stmt.get_statusmsg()
+        except Exception:
+            return returned(result)
+        if status is None:  # the portal was suspended at fetchrow's/fetchval's limit: 1 row
+            return 1
+        count = returned(result)
+        tag_rows = status_rows(status)
+        return statement_rows(tag_rows, count) if count is not None else tag_rows
+
+    return rows
+
+
 # -- method wrappers ---------------------------------------------------------------------------
 def _connection_query(
-    method: Callable[..., Any], rows: Callable[[Any], int | None], *, many: bool = False
+    method: Callable[..., Any],
+    rows: Callable[[Any], int | None],
+    *,
+    many: bool = False,
+    probe: bool = False,
 ) -> Any:
     """Wrap ``Connection.<method>(query, *args, **kwargs)``.
 
     The wrapper is a plain function: with recording off it hands back asyncpg's own
     coroutine (no second coroutine frame); otherwise the ``recorded`` coroutine below.
+    ``probe``: the method runs through ``_execute``, which says the rows (`_probed`);
+    ``rows(result)`` counts them otherwise.
     """
 
     async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -137,6 +208,18 @@ def _connection_query(
             )
         if recorder.sqlcommenter != "off":
             query = commented(query, ctx)
+        if probe:
+            key = id(con)
+            _probed[key] = _UNSEEN
+            try:
+                result = await method(con, query, *args, **kwargs)
+            except BaseException as exc:  # CancelledError included: recorded, re-raised as is
+                _probed.pop(key, None)
+                recorder.fail(ctx, exc)
+                raise
+            counted = _probed.pop(key, _UNSEEN)
+            recorder.finish(ctx, rows(result) if counted == _UNSEEN else counted)
+            return result
         try:
             result = await method(con, query, *args, **kwargs)
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
@@ -390,7 +473,7 @@ def _instrument_factory(factory: Any) -> Any:
 
 # -- prepared statements ---------------------------------------------------------------------
 def _statement_query(
-    method: Callable[..., Any], rows: Callable[[Any], int | None], *, many: bool = False
+    method: Callable[..., Any], rows: Callable[[Any, Any], int | None], *, many: bool = False
 ) -> Any:
     """Wrap ``PreparedStatement.<method>(*args, **kwargs)``."""
 
@@ -407,7 +490,7 @@ def _statement_query(
 async def _run_statement_query(
     stmt: Any,
     method: Callable[..., Any],
-    rows: Callable[[Any], int | None],
+    rows: Callable[[Any, Any], int | None],
     many: bool,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -418,7 +501,7 @@ async def _run_statement_query(
     except BaseException as exc:
         recorder.fail(ctx, exc)
         raise
-    recorder.finish(ctx, rows(result))
+    recorder.finish(ctx, rows(stmt, result))
     return result
 
 
@@ -429,11 +512,15 @@ def _statement_cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
 class InstrumentedPreparedStatement(PreparedStatement):
     __slots__ = ()
 
-    fetch = _statement_query(PreparedStatement.fetch, _rows_len)
-    fetchval = _statement_query(PreparedStatement.fetchval, _rows_value)
-    fetchrow = _statement_query(PreparedStatement.fetchrow, _rows_row)
-    fetchmany = _statement_query(PreparedStatement.fetchmany, _rows_len, many=True)
-    executemany = _statement_query(PreparedStatement.executemany, _rows_none, many=True)
+    fetch = _statement_query(PreparedStatement.fetch, _prepared_rows(_rows_len))
+    fetchval = _statement_query(PreparedStatement.fetchval, _prepared_rows(_rows_value))
+    fetchrow = _statement_query(PreparedStatement.fetchrow, _prepared_rows(_rows_row))
+    fetchmany = _statement_query(
+        PreparedStatement.fetchmany, lambda stmt, result: _rows_len(result), many=True
+    )
+    executemany = _statement_query(
+        PreparedStatement.executemany, lambda stmt, result: None, many=True
+    )
     cursor = update_wrapper(_statement_cursor, PreparedStatement.cursor)
     # explain() runs through the connection's fetchval, which records it.
 
@@ -476,9 +563,9 @@ def instrumented_class(base: Any) -> type:
         "__qualname__": f"Instrumented{base.__name__}",
         "execute": _connection_query(base.execute, status_rows),
         "executemany": _connection_query(base.executemany, _rows_none, many=True),
-        "fetch": _connection_query(base.fetch, _rows_len),
-        "fetchval": _connection_query(base.fetchval, _rows_value),
-        "fetchrow": _connection_query(base.fetchrow, _rows_row),
+        "fetch": _connection_query(base.fetch, _rows_len, probe=True),
+        "fetchval": _connection_query(base.fetchval, _rows_value, probe=True),
+        "fetchrow": _connection_query(base.fetchrow, _rows_row, probe=True),
         "fetchmany": _connection_query(base.fetchmany, _rows_len, many=True),
         "copy_from_table": _copy_method(base.copy_from_table, _describe_copy_from_table),
         "copy_from_query": _copy_method(base.copy_from_query, _describe_copy_from_query),
@@ -487,6 +574,7 @@ def instrumented_class(base: Any) -> type:
         "cursor": update_wrapper(cursor, b_cursor),
         "prepare": update_wrapper(prepare, b_prepare),
         "reset": update_wrapper(reset, b_reset),
+        "_execute": _probing_execute(base._execute),
         "_dbsight_base": base,
     }
     cls = type(f"Instrumented{base.__name__}", (base,), namespace)

@@ -52,10 +52,14 @@ def commented(sql: str, ctx: Any, escape_percent: bool = False) -> str:
 
 
 def status_rows(status: object) -> int | None:
-    """Rows from a PostgreSQL command tag: 'UPDATE 3' -> 3, 'INSERT 0 1' -> 1, 'BEGIN' -> None."""
-    if not isinstance(status, str):
+    """Rows from a PostgreSQL command tag (text or bytes): 'UPDATE 3' -> 3, 'INSERT 0 1' -> 1,
+    'BEGIN' -> None, None (no tag: a portal suspended at its row limit) -> None."""
+    if isinstance(status, str):
+        tail = status.rpartition(" ")[2]
+    elif isinstance(status, bytes):
+        tail = status.rpartition(b" ")[2].decode("ascii", "replace")
+    else:
         return None
-    tail = status.rpartition(" ")[2]
     return int(tail) if tail.isdigit() else None
 
 

@@ -5,18 +5,22 @@ A connection makes every cursor through its ``cursor_factory`` / ``server_cursor
 instrumented subclasses of the factories it has, and uninstrumenting puts the originals back
 (unless the application has replaced them since). Nothing global is patched.
 
-Recorded: ``execute`` (rows = ``rowcount``), ``executemany`` (one event, rows = total
-``rowcount``), ``copy`` (one event for the whole COPY block), ``stream`` (one event for the
+Recorded: ``execute`` (rows = ``rowcount``; with several statements in one string, the
+last one's), ``executemany`` (one event, rows = total ``rowcount``, or with
+``returning=True`` the rows of every statement), ``copy`` (one event for the whole COPY
+block, rows = the COPY's count), ``stream`` (one event for the
 whole stream, rows = rows yielded, recorded at exhaustion, error or abandonment). A
 server-side (named) cursor is one event from ``execute`` through its fetches and iteration,
 with rows = rows fetched, recorded when it is exhausted, closed or re-executed. Fetching from
 a client-side cursor reads rows already received and is not recorded.
 
 Pipeline mode keeps working; in it a statement's results (and errors) arrive at the next sync
-point, so its event has no rows and the duration of queueing it.
+point, so its event has no rows (None: ``execute`` and ``executemany`` alike) and the duration
+of queueing it.
 
 psycopg internals relied on (checked against psycopg 3.3): ``Cursor._conn`` (the cursor's
-connection, a slot). Pool housekeeping lives in ``_psycopg_pool``.
+connection, a slot) and ``Cursor._results`` (the PGresults of the last execute, read for
+the rows of several statements). Pool housekeeping lives in ``_psycopg_pool``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ SYSTEM = "postgresql"
 SOURCE = "psycopg"
 
 _perf_counter = time.perf_counter
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+_PIPELINE_OFF = psycopg.pq.PipelineStatus.OFF
 
 
 _states = ConnectionStates()
@@ -90,9 +96,41 @@ def _begin(
     return ctx, (query if sent is text else sent)
 
 
+def _result_rows(result: Any) -> int | None:
+    """Rows of one PGresult: the rows it holds, else its command tag's count (or None)."""
+    if result.status == _TUPLES_OK:
+        return result.ntuples
+    return result.command_tuples
+
+
 def _rows(cursor: Any) -> int | None:
+    results = getattr(cursor, "_results", None)
+    if results is not None and len(results) > 1:
+        # several statements in one string: the last one's rows (``rowcount`` is the
+        # first one's), as asyncpg's execute() and the proxy count them
+        return _result_rows(results[-1])
     rowcount = cursor.rowcount
     return rowcount if rowcount >= 0 else None
+
+
+def _many_rows(cursor: Any, returning: bool) -> int | None:
+    """Rows of an ``executemany``: ``rowcount`` adds up each statement's count, except with
+    ``returning=True``, where it is the first statement's only."""
+    if cursor.connection.info.pipeline_status != _PIPELINE_OFF:
+        return None  # the application's pipeline: the results arrive at its sync point
+    if not returning:
+        rowcount = cursor.rowcount
+        return rowcount if rowcount >= 0 else None
+    results = getattr(cursor, "_results", None)
+    if not results:  # pipeline mode: the results arrive at the next sync point
+        return None
+    total = 0
+    for result in results:
+        count = _result_rows(result)
+        if count is None:
+            return None
+        total += count
+    return total
 
 
 # -- client-side cursors: sync ---------------------------------------------------------------------
@@ -123,7 +161,7 @@ def _sync_client_methods(base: type) -> dict[str, Any]:
         except BaseException as exc:
             recorder.fail(ctx, exc)
             raise
-        recorder.finish(ctx, _rows(self))
+        recorder.finish(ctx, _many_rows(self, bool(kwargs.get("returning"))))
         return result
 
     def stream(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
@@ -276,7 +314,7 @@ async def _aexecutemany(
     except BaseException as exc:
         recorder.fail(ctx, exc)
         raise
-    recorder.finish(ctx, _rows(cursor))
+    recorder.finish(ctx, _many_rows(cursor, bool(kwargs.get("returning"))))
     return result
 
 

@@ -12,9 +12,10 @@ An `AsyncEngine` is hooked through its ``sync_engine`` only, so each statement i
 (and one span), not one per layer; an engine made by ``execution_options()`` shares its
 parent's dialect and so its instrumentation. ``executemany`` is one event (rows =
 ``cursor.rowcount``); "insertmanyvalues" batches are one event per batch, as each is one
-round trip. Rows come from ``cursor.rowcount`` for INSERT/UPDATE/DELETE; results are never
-consumed. A ``do_execute`` dialect event of the application's that executes the statement
-itself takes it past these wrappers.
+round trip. Rows come from the DBAPI cursor right after it ran the statement (`_rowcount`),
+for every statement, SELECT included; results are never consumed, so where the driver has
+not counted them yet (sqlite3, server-side cursors) they are None. A ``do_execute`` dialect
+event of the application's that executes the statement itself takes it past these wrappers.
 
 The dialect's own probes when it first connects are not recorded. Transaction control and
 pool pings do not go through these methods (SQLAlchemy runs BEGIN,
@@ -37,7 +38,6 @@ from ._handle import InstrumentationHandle
 
 SOURCE = "sqlalchemy"
 _SYSTEMS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
-_DML = frozenset(("insert", "update", "delete"))
 _METHODS = ("do_execute", "do_execute_no_params", "do_executemany", "initialize")
 
 # id(dialect) -> the live handle that wrapped it (option engines share their parent's)
@@ -49,12 +49,38 @@ def system_of(engine: Any) -> str:
     return _SYSTEMS.get(name, name)
 
 
+# pymysql's unbuffered cursor (stream_results) reports 2**64 - 1, MySQL's "-1", as rowcount
+_ROWCOUNT_LIMIT = 1 << 63
+
+
 def _rowcount(cursor: Any) -> int | None:
+    """The statement's rows, from the DBAPI cursor it has just run on, before SQLAlchemy
+    reads any of its result: ``rowcount`` when the driver gives one (psycopg, pymysql and
+    SQLAlchemy's asyncpg adapter do for a SELECT too), else the rows an asyncio adapter of
+    SQLAlchemy's has already fetched (aiosqlite), else None (sqlite3 counts no SELECT; a
+    server-side cursor has fetched nothing yet)."""
     try:
         rowcount = cursor.rowcount
     except Exception:
         return None
-    return rowcount if rowcount is not None and rowcount >= 0 else None
+    if rowcount is not None and 0 <= rowcount < _ROWCOUNT_LIMIT:
+        return rowcount
+    return _buffered_rows(cursor)
+
+
+def _buffered_rows(cursor: Any) -> int | None:
+    # SQLAlchemy's AsyncAdapt_dbapi_cursor reads a result whole into ``_rows`` (a deque)
+    # while it executes, unless it is a server-side cursor.
+    if not type(cursor).__module__.startswith("sqlalchemy.") or getattr(
+        cursor, "server_side", True
+    ):
+        return None
+    try:
+        if cursor.description is None:
+            return None
+        return len(cursor._rows)
+    except Exception:
+        return None
 
 
 def _wrappers(
@@ -110,7 +136,7 @@ def _wrappers(
             raise
         finally:
             _recording.reset(token)
-        finish(ctx, _rowcount(cursor) if many or ctx.info.operation in _DML else None)
+        finish(ctx, _rowcount(cursor))
 
     def execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
         if not recorder.active or get_recording():

@@ -11,8 +11,11 @@ full decoder in ``dbsight.proxy.protocol`` is for everything else (and for the t
 check the two agree).
 
 An Exchange also makes each statement a recorder event: opened when its Query or Execute is
-seen (timed from the first message of its request cycle), finished with the rows of the
-command tag, or failed with the server's SQLSTATE.
+seen (timed from the first message of its request cycle), finished with its rows, or failed
+with the server's SQLSTATE. Rows are the command tag's count, else the DataRows relayed
+(`statement_rows`: SHOW, EXPLAIN, a portal suspended at its row limit, which has no tag);
+DataRows are counted, never looked into. A portal suspended at its row limit is one
+statement however many Executes fetch it (`PortalRuns`).
 
 Transaction pooling adds three kinds of entries: ``SWALLOW`` (a Parse the proxy put in front
 of a client's Bind: its ParseComplete is not forwarded), ``SWALLOW_QUERY`` (a Query the proxy
@@ -34,11 +37,13 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 
 from .._runtime import recorder
+from ..core import statement_rows
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
 from ..export._fields import event_fields
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._pipeline import UNOBSERVED, StatementLog
+from ._portal_runs import PortalRuns
 from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
@@ -55,6 +60,7 @@ _STATEMENT_KINDS = (QUERY, EXECUTE)
 # message types, as ints
 _IDLE = ord("I")
 _FAILED = ord("E")
+_IN_TRANSACTION = ord("T")
 
 
 class TrackingLost(Exception):
@@ -194,7 +200,7 @@ class Exchange:
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
-        "observation", "_logs", "wrote",
+        "observation", "_logs", "wrote", "_returned", "_runs",
     )
 
     def __init__(
@@ -244,6 +250,8 @@ class Exchange:
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
         self._query_rows: int | None = None
+        self._returned = 0  # DataRows relayed since the last statement's end
+        self._runs = PortalRuns()  # statements run with a row limit
         self._buffer = b""  # an incomplete server message
         # the request pipeline's sample and log steps, for the next statement opened
         self.observation = UNOBSERVED
@@ -284,6 +292,8 @@ class Exchange:
                 self._cycle_start = None
             return  # skipped by the server: nothing will answer it
         if t == 81:  # Query
+            if self._runs.suspended:  # it drops the unnamed portal
+                self._runs.end("", self._finish)
             sql = buf[start : end - 1].decode("utf-8", "replace")
             self.statement_count += 1
             ctx = self._open(sql, at)
@@ -297,23 +307,34 @@ class Exchange:
             self._cycle_start = at
         if t == 66:  # Bind: portal, statement
             portal, i = cstring(buf, start, end)
+            if self._runs.suspended:  # a suspended portal of that name is replaced
+                self._runs.end(portal, self._finish)
             statement, j = cstring(buf, i, end)
             self.portals[portal] = self.statements.get(statement)
             if self.capture is not None and self.capture.include_params:
                 self._portal_params[portal] = bind_values(buf, j, end)
             self.pending.append((BIND, None))
             self.unsynced = True
-        elif t == 69:  # Execute
-            portal, _ = cstring(buf, start, end)
-            text = self.portals.get(portal)
-            self.statement_count += 1
-            ctx = self._open(text if text is not None else "", self._cycle_start)
-            if self.pooled and not self.wrote:
-                self.wrote = text is None or may_write(
-                    ctx.info if ctx is not None else analyze(text)
-                )
-            if ctx is not None and portal in self._portal_params:
-                self._statement_params[id(ctx)] = self._portal_params[portal]
+        elif t == 69:  # Execute: portal, row limit
+            portal, i = cstring(buf, start, end)
+            ctx = None
+            if self._runs.suspended:  # the rest of a suspended portal: the same statement
+                ctx = self._runs.resume(portal, self._cycle_start)
+                if ctx is not None:
+                    self.observation = UNOBSERVED  # drawn for it already
+            if ctx is None:
+                text = self.portals.get(portal)
+                self.statement_count += 1
+                ctx = self._open(text if text is not None else "", self._cycle_start)
+                if self.pooled and not self.wrote:
+                    self.wrote = text is None or may_write(
+                        ctx.info if ctx is not None else analyze(text)
+                    )
+                if ctx is not None:
+                    if portal in self._portal_params:
+                        self._statement_params[id(ctx)] = self._portal_params[portal]
+                    if end - i >= 4 and _unpack_int32(buf, i)[0] > 0:  # may be suspended
+                        self._runs.start(ctx, portal)
             self.pending.append((EXECUTE, ctx))
             self._cycle_start = at
             self.unsynced = True
@@ -334,6 +355,8 @@ class Exchange:
             if buf[start] == 83:  # 'S'
                 name, _ = cstring(buf, start + 1, end)
                 self.statements.pop(name, None)
+            elif self._runs.suspended:  # 'P': a portal, maybe a suspended one
+                self._runs.end(cstring(buf, start + 1, end)[0], self._finish)
             self.pending.append((CLOSE, None))
         elif t == 70:  # FunctionCall
             self.pending.append((FUNCTION, None))
@@ -366,12 +389,14 @@ class Exchange:
         pieces: list[bytes] | None = None
         seg = 0
         pending = self.pending
+        returned = self._returned  # DataRows of the statement under way
         while n - i >= 5:
             t = buf[i]
             e = i + 1 + _unpack_int32(buf, i + 1)[0]
             if e > n:
                 break
             if t == 68:  # DataRow
+                returned += 1
                 if self.row_limit:
                     self._rows += 1
                     if self._rows > self.row_limit:  # past the firewall's max_rows: dropped
@@ -402,17 +427,28 @@ class Exchange:
                     pieces = []
                 pieces.append(buf[seg:i])
                 seg = e
+                returned = 0
                 if t == 90:
                     pending.popleft()
                     self.status = buf[i + 5]
+                    if self._runs.suspended and self.status != _IN_TRANSACTION:
+                        self._runs.end_all(self._finish)
                 i = e
                 continue
             if t == 67:  # CommandComplete
                 if kind == EXECUTE:
                     pending.popleft()
-                    self._finish(head[1], command_rows(buf, i + 5, e - 1))  # type: ignore[index]
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        rows = command_rows(buf, i + 5, e - 1)
+                        if self._runs.running:  # an Execute with a row limit is under way
+                            rows = self._runs.completed(ctx, rows, returned)
+                        elif rows is None and returned:  # statement_rows, inlined
+                            rows = returned
+                        self._finish(ctx, rows)
                 elif kind == QUERY:
-                    self._query_rows = command_rows(buf, i + 5, e - 1)
+                    self._query_rows = statement_rows(command_rows(buf, i + 5, e - 1), returned)
+                returned = 0
                 if self.pooled:
                     self._command_tag(buf, i + 5, e - 1)
                 if self.capture is not None:
@@ -429,9 +465,12 @@ class Exchange:
                 elif kind != -1:
                     raise TrackingLost(f"ReadyForQuery while waiting for entry kind {kind}")
                 status = buf[i + 5]
+                if self._runs.suspended and status != _IN_TRANSACTION:  # portals are gone
+                    self._runs.end_all(self._finish)
                 if status != self.status and self.capture is not None:
                     self._transaction(status)
                 self.status = status
+                returned = 0
             elif t == 49:  # ParseComplete
                 if kind == SWALLOW:
                     pending.popleft()
@@ -449,6 +488,7 @@ class Exchange:
                 pending.popleft()
             elif t == 69:  # ErrorResponse
                 self._error(buf, i + 5, e, kind)
+                returned = 0
             elif t == 84:  # RowDescription: a Describe's answer, or a Query's results
                 if kind == DESCRIBE:
                     pending.popleft()
@@ -460,10 +500,19 @@ class Exchange:
                 if kind != CLOSE:
                     raise TrackingLost(f"CloseComplete while waiting for entry kind {kind}")
                 pending.popleft()
-            elif t == 73 or t == 115:  # EmptyQueryResponse, PortalSuspended
+            elif t == 115:  # PortalSuspended: the Execute's row limit was reached
                 if kind == EXECUTE:
                     pending.popleft()
-                    self._finish(head[1], None)  # type: ignore[index]
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        self._runs.suspend(ctx, returned, self._finish)
+                returned = 0
+            elif t == 73:  # EmptyQueryResponse
+                if kind == EXECUTE:
+                    pending.popleft()
+                    ctx = head[1]  # type: ignore[index]
+                    if ctx is not None:
+                        self._finish(ctx, self._runs.completed(ctx, None, 0))
             elif t == 83:  # ParameterStatus
                 self._parameter(buf, i + 5, e)
             elif t == 75:  # BackendKeyData
@@ -476,6 +525,7 @@ class Exchange:
                 seg = i
                 while pending and pending[0][0] == REPLY:
                     pieces.append(pending.popleft()[1])
+        self._returned = returned
         if i < n:
             self._buffer = buf[i:]
         elif self._buffer:
@@ -504,6 +554,7 @@ class Exchange:
         while pending and pending[0][0] != SYNC:
             entry_kind, payload = pending.popleft()
             if entry_kind == EXECUTE and payload is not None:
+                self._runs.forget(payload)
                 if not failed:
                     self._fail(payload, *error_fields(buf, start, end))
                     failed = True
@@ -638,6 +689,7 @@ class Exchange:
         """The server went away before answering anything of what is pending: it is all to
         be asked again elsewhere; the statements count as failed here (08006, ``why``)."""
         pending, self.pending = self.pending, deque()
+        self._runs.clear(self._finish)  # what suspended portals returned reached the client
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
                 recorder.fail(payload, ServerError("08006", why))
@@ -647,9 +699,12 @@ class Exchange:
         self._cycle_start = None
         self._query_rows = None
         self._rows = 0
+        self._returned = 0
 
     def abandon(self) -> None:
-        """The session ended with statements unanswered (the client left mid-statement)."""
+        """The session ended: statements unanswered failed (the client left mid-statement),
+        suspended portals end with what they returned."""
+        self._runs.clear(self._finish)
         pending, self.pending = self.pending, deque()
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:

@@ -48,6 +48,11 @@ class FingerprintStats:
 
     ``p50_s``, ``p95_s`` and ``p99_s`` follow numpy's default ``linear`` method: exact for up
     to `EXACT_SAMPLES` calls, within 1.96 % beyond (`_histogram.RELATIVE_ERROR`).
+
+    ``rows`` adds up the row counts of the successful calls that had one (``rows_calls`` of
+    them; a statement whose client does not say its rows, such as a SELECT through sqlite3,
+    has none): None when no call had one, never 0 for "unknown". ``mean_rows`` is per call
+    with a count.
     """
 
     fingerprint: str
@@ -56,7 +61,7 @@ class FingerprintStats:
     system: str
     tables: tuple[str, ...]
     calls: int
-    rows: int
+    rows: int | None
     errors: int
     total_time_s: float
     mean_time_s: float
@@ -70,11 +75,20 @@ class FingerprintStats:
     routes: dict[str, int] = field(default_factory=dict)
     databases: tuple[str, ...] = ()
     plan_summary: dict[str, Any] | None = None
+    rows_calls: int = 0
+
+    @property
+    def mean_rows(self) -> float | None:
+        """Rows per call, over the calls whose rows are known (None: none are)."""
+        if self.rows is None or not self.rows_calls:
+            return None
+        return self.rows / self.rows_calls
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["tables"] = list(self.tables)
         data["databases"] = list(self.databases)
+        data["mean_rows"] = self.mean_rows
         return data
 
 
@@ -87,6 +101,7 @@ class _Entry:
         "tables",
         "calls",
         "rows",
+        "rows_calls",
         "errors",
         "total",
         "min",
@@ -110,7 +125,8 @@ class _Entry:
         self.system = system
         self.tables = tables
         self.calls = 0
-        self.rows = 0
+        self.rows = 0  # over the rows_calls calls whose rows are known
+        self.rows_calls = 0
         self.errors = 0
         self.total = 0.0
         self.min = float("inf")
@@ -145,7 +161,8 @@ class _Entry:
             system=self.system,
             tables=self.tables,
             calls=calls,
-            rows=self.rows,
+            rows=self.rows if self.rows_calls else None,
+            rows_calls=self.rows_calls,
             errors=self.errors,
             total_time_s=self.total,
             mean_time_s=self.total / calls if calls else 0.0,
@@ -284,8 +301,9 @@ class StatsTable:
             entry.errors += 1
         else:
             rows = event.rows
-            if rows is not None:
+            if rows is not None:  # None is "unknown": not counted as 0
                 entry.rows += rows
+                entry.rows_calls += 1
         seen = event.started_at
         if seen > entry.last_seen:
             entry.last_seen = seen
@@ -437,11 +455,17 @@ class StatsTable:
             # Every value is computed before its read-modify-write: `record` updates the
             # entry without the lock, so no call may run between a load and its store.
             first_seen, last_seen = float(data["first_seen"]), float(data["last_seen"])
-            rows, errors = int(data.get("rows", 0)), int(data.get("errors", 0))
+            rows, errors = int(data.get("rows") or 0), int(data.get("errors", 0))
+            rows_calls = data.get("rows_calls")
+            # a snapshot without rows_calls counted the rows of every successful call
+            rows_calls = int(rows_calls) if rows_calls is not None else (
+                calls - errors if rows else 0
+            )
             total = float(data["total_time_s"])
             newer = last_seen >= entry.last_seen
             entry.calls += calls
             entry.rows += rows
+            entry.rows_calls += rows_calls
             entry.errors += errors
             entry.total += total
             if calls:

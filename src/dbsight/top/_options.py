@@ -14,7 +14,7 @@ SORT_KEYS: Mapping[str, Callable[[FingerprintStats], float]] = {
     "calls": lambda stats: stats.calls,
     "p95": lambda stats: stats.p95_s,
     "errors": lambda stats: stats.errors,
-    "rows": lambda stats: stats.rows,
+    "rows": lambda stats: stats.rows if stats.rows is not None else -1,  # unknown: last
 }
 
 DEFAULT_URL = "http://127.0.0.1:9187"

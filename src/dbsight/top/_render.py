@@ -128,7 +128,11 @@ def statements_table(
         Column("mean ms", [milliseconds(stats.mean_time_s) for stats in ordered]),
         Column("p95 ms", [milliseconds(stats.p95_s) for stats in ordered]),
         Column("p99 ms", [milliseconds(stats.p99_s) for stats in ordered], drop=4),
-        Column("rows", [str(stats.rows) for stats in ordered], drop=3),
+        Column(
+            "rows",
+            [str(stats.rows) if stats.rows is not None else UNKNOWN for stats in ordered],
+            drop=3,
+        ),
         Column(
             "errors",
             [str(stats.errors) for stats in ordered],
