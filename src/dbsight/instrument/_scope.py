@@ -16,8 +16,8 @@ A scope has a request id (given, or a fresh one), a trace id and a span:
   (and ``span_id``) are given, and otherwise the root of a new trace, sampled like the
   middleware's new traces (``trace_sample_rate``). An exception leaving the block marks it
   failed (``error.type``) and propagates unchanged;
-- without dbsight tracing, ids only: the current span's (an application's own tracer), the
-  enclosing scope's, the ones given, or fresh ones. An instrumented httpx client sends them on
+- without dbsight tracing, ids only: the ones given, else the current span's (an
+  application's own tracer), else the enclosing scope's, else fresh ones. An instrumented httpx client sends them on
   as ``traceparent`` either way.
 
 At the end the scope's statements are checked for N+1 patterns, as a web request's are
