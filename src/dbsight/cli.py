@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,13 +11,42 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._cli_help import Command, Group, reflow
 
 app = typer.Typer(
     name="dbsight",
     help="Database observability for Python web services.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
 )
+
+
+def command(function: Callable[..., None]) -> Callable[..., None]:
+    """Register ``function`` as a subcommand; its docstring, reflowed, is the help."""
+    app.command(cls=Command, help=reflow(function.__doc__))(function)
+    return function
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print dbsight's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Database observability for Python web services."""
 
 
 DurationOption = Annotated[
@@ -49,9 +79,24 @@ PortOption = Annotated[
 ]
 
 
-def _demo(
-    duration: float | None, scale: float, concurrency: int, rate: float, slow_ms: float, port: int
+@command
+def demo(
+    duration: DurationOption = None,
+    scale: ScaleOption = 1.0,
+    concurrency: ConcurrencyOption = 8,
+    rate: RateOption = 100.0,
+    slow_ms: SlowMsOption = 10.0,
+    port: PortOption = 0,
 ) -> None:
+    """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
+
+    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
+    serves a FastAPI service instrumented with dbsight.instrument(app) and
+    dbsight.instrument(pool), sends it traffic, and prints what the service's own
+    /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
+    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
+    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
+    """
     try:
         from .demo import DemoConfig, run_demo
     except ModuleNotFoundError as exc:  # fastapi / uvicorn / httpx: the "demo" extra
@@ -72,39 +117,7 @@ def _demo(
     raise typer.Exit(run_demo(config))
 
 
-@app.command()
-def demo(
-    duration: DurationOption = None,
-    scale: ScaleOption = 1.0,
-    concurrency: ConcurrencyOption = 8,
-    rate: RateOption = 100.0,
-    slow_ms: SlowMsOption = 10.0,
-    port: PortOption = 0,
-) -> None:
-    """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
-
-    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
-    serves a FastAPI service instrumented with dbsight.instrument(app) and
-    dbsight.instrument(pool), sends it traffic, and prints what the service's own
-    /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
-    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
-    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
-    """
-    _demo(duration, scale, concurrency, rate, slow_ms, port)
-
-
-@app.command()
-def example(
-    duration: Annotated[
-        float, typer.Option("--duration", min=1.0, help="Seconds of traffic before the summary.")
-    ] = 15.0,
-    scale: ScaleOption = 1.0,
-) -> None:
-    """The demo, unattended: `dbsight demo --duration 15` (kept for `./dev example`)."""
-    _demo(duration, scale, concurrency=8, rate=100.0, slow_ms=10.0, port=0)
-
-
-@app.command()
+@command
 def analyze(
     statement: Annotated[str, typer.Argument(help="The SQL text to analyse.")],
     dialect: Annotated[str, typer.Option(help="postgresql, mysql or sqlite.")] = "postgresql",
@@ -126,7 +139,7 @@ def analyze(
     )
 
 
-@app.command()
+@command
 def top(
     url: Annotated[
         str,
@@ -194,7 +207,7 @@ def _show_statement_logs(settings: Any) -> None:
             configure_json_logging(step.level.upper(), logger=step.logger)
 
 
-@app.command()
+@command
 def proxy(
     listen: Annotated[
         str | None, typer.Option(help="Address clients connect to (default 127.0.0.1:5433).")
@@ -210,7 +223,10 @@ def proxy(
     ] = None,
     admin_token: Annotated[
         str | None,
-        typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token the admin port requires."),
+        typer.Option(
+            envvar="DBSIGHT_ADMIN_TOKEN",
+            help="Bearer token the admin port requires, at least 8 characters long.",
+        ),
     ] = None,
     pool_mode: Annotated[
         str | None,
@@ -265,7 +281,7 @@ def proxy(
     asyncio.run(server.serve())
 
 
-@app.command()
+@command
 def version() -> None:
     """Print dbsight's version."""
     typer.echo(__version__)
