@@ -117,26 +117,86 @@ def demo(
     raise typer.Exit(run_demo(config))
 
 
+def _dialect(value: str) -> str:
+    from .sql import DIALECT_NAMES
+
+    name = value.strip().lower()
+    if name not in DIALECT_NAMES:
+        raise typer.BadParameter(
+            f"unknown dialect {value!r}; dbsight knows {', '.join(DIALECT_NAMES)}"
+        )
+    return name
+
+
 @command
 def analyze(
     statement: Annotated[str, typer.Argument(help="The SQL text to analyse.")],
-    dialect: Annotated[str, typer.Option(help="postgresql, mysql or sqlite.")] = "postgresql",
+    dialect: Annotated[
+        str,
+        typer.Option(
+            callback=_dialect,
+            help="postgresql (or postgres, pg), mysql (or mariadb), sqlite (or sqlite3).",
+        ),
+    ] = "postgresql",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="A PostgreSQL (postgresql://user@host:port/db) to ask what the text cannot "
+            "tell, as the proxy asks its primary: the volatility of the functions called, "
+            "what each relation read is.",
+        ),
+    ] = None,
 ) -> None:
-    """Show how dbsight classifies a statement: normalized text, fingerprint, tables, routing."""
+    """Show how dbsight classifies a statement: normalized text, fingerprint, tables, whether
+    it is read-only (and if not, why), and where the proxy routes it.
+
+    routing (PostgreSQL) is the proxy router's verdict: primary or replica, the reason, and
+    what could not be checked without --database (user functions' volatility, whether a
+    relation is a view calling a volatile function); each of those may still send the
+    statement to the primary.
+    """
     from .sql import analyze as analyze_sql
 
+    if database is not None and dialect not in ("postgresql", "postgres", "pg"):
+        raise typer.BadParameter("only a PostgreSQL statement is routed", param_hint="--database")
     info = analyze_sql(statement, dialect)
-    Console().print_json(
-        json.dumps(
-            {
-                "normalized": info.normalized,
-                "fingerprint": info.fingerprint,
-                "operation": info.operation,
-                "tables": list(info.tables),
-                "read_only": info.read_only,
-            }
+    document: dict[str, Any] = {
+        "normalized": info.normalized,
+        "fingerprint": info.fingerprint,
+        "operation": info.operation,
+        "tables": list(info.tables),
+        "read_only": info.read_only,
+        "not_read_only_because": info.obstacle or None,
+    }
+    if dialect in ("postgresql", "postgres", "pg"):
+        document["routing"] = _routing(statement, database).to_dict()
+    Console().print_json(json.dumps(document))
+
+
+def _routing(statement: str, database: str | None) -> Any:
+    """The proxy router's verdict on ``statement``; with ``database``, asking that server."""
+    import asyncio
+
+    from .proxy._backend_errors import BackendError
+    from .proxy._route_explain import explain_route, explain_route_at
+
+    if database is None:
+        return explain_route(statement)
+    if not database.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter("expected a postgresql:// URL", param_hint="--database")
+    try:
+        return asyncio.run(explain_route_at(statement, database))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--database") from None
+    except BackendError as exc:
+        Console(stderr=True).print(
+            f"dbsight analyze: {str(exc).removeprefix('dbsight proxy: ')}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    )
+        raise typer.Exit(1) from None
 
 
 @command
