@@ -428,6 +428,45 @@ def test_once_shows_the_statements_of_a_running_service(shop: str) -> None:
     assert "Seq Scan on top_users" in out  # the slow statement's EXPLAIN plan, summarised
 
 
+def test_limit_limits_the_rows_not_the_totals(shop: str) -> None:
+    with httpx.Client(base_url=shop, timeout=30) as client:
+        for user_id in (1, 2, 3):
+            assert client.get(f"/users/{user_id}").status_code == 200
+        assert client.get("/orders").status_code == 200  # 1 + 4 statements
+        totals = client.get("/metrics/summary").json()["totals"]
+    assert totals["fingerprints"] == 3 and totals["calls"] == 8
+
+    result = CliRunner().invoke(cli, ["top", "--url", shop, "--once", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 fingerprints  8 calls  0 errors" in result.stdout
+    assert "Top 1 of 3 statements by total_time" in result.stdout
+    statements = result.stdout.partition("N+1 patterns")[0]
+    rows = [line for line in statements.splitlines() if "FROM top_" in line]
+    assert len(rows) == 1
+
+
+def test_live_rates_count_every_statement_not_only_the_listed_ones() -> None:
+    def poll(at: float, calls: int, other_calls: int) -> Any:
+        return snap(
+            at,
+            stmt("a", USERS, calls, calls * 0.01),
+            totals={
+                "fingerprints": 7,
+                "calls": calls + other_calls,
+                "errors": 0,
+                "rows": 0,
+                "total_time_s": calls * 0.01 + other_calls * 0.01,
+            },
+        )
+
+    before, after = poll(T0, 100, 300), poll(T0 + 2, 200, 500)
+    text = draw(render_top(before, after, TopOptions(limit=1)))
+    assert "150.0 statements/s" in text  # (100 + 200) / 2 s, not the listed 100 / 2 s
+    assert "7 fingerprints" in text
+    [row] = [line for line in table_rows(text) if USERS in line]
+    assert row.split()[:2] == ["50.0", "33.3"]  # a third of the database time
+
+
 def test_once_exits_1_when_the_endpoint_cannot_be_read() -> None:
     with socket.socket() as bound:  # bound, never listening: connections are refused
         bound.bind(("127.0.0.1", 0))

@@ -296,3 +296,19 @@ def test_free_threaded_builds_record_under_the_lock(monkeypatch):
     run(rec, "SELECT * FROM users WHERE id = 2", fail=True)
     (stats,) = table.top()
     assert (stats.calls, stats.errors, stats.rows, stats.routes) == (2, 1, 1, {"/u": 1})
+
+
+def test_totals_count_every_statement_evicted_ones_too():
+    table = StatsTable(max_fingerprints=10)
+    rec = make_recorder(table)
+    for i in range(30):
+        run(rec, f"SELECT * FROM {name(i)}", rows=2)
+    run(rec, "SELECT * FROM missing", fail=True)
+    totals = table.totals()
+    assert table.evictions > 0
+    assert totals.fingerprints == len(table) <= 10
+    assert (totals.calls, totals.errors, totals.rows) == (31, 1, 60)
+    listed = table.top(3)
+    assert totals.total_time_s > sum(stats.total_time_s for stats in listed)
+    table.reset()
+    assert table.totals() == dbsight.stats.StatsTotals()

@@ -210,6 +210,9 @@ def test_metrics_sum_over_gunicorn_workers(gunicorn: tuple[str, Path]) -> None:
         assert summary["service"] == "mp-test" and summary["workers"] == 2
         [top] = [t for t in summary["top"] if t["normalized"] == "SELECT $1::int"]
         assert top["calls"] == sent
+        # every worker's totals, summed: every statement counted, listed or not
+        assert summary["totals"]["calls"] == sum(t["calls"] for t in summary["top"])
+        assert summary["totals"]["fingerprints"] == len(summary["top"])
         summaries.add(int(response.headers["x-worker-pid"]))
         if summaries == pids:
             break

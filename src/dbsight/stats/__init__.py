@@ -7,7 +7,7 @@ from typing import Any
 
 from ._nplusone import NPlusOneFinding, NPlusOneLog, find_n_plus_one, report_n_plus_one
 from ._sink import StatsSink
-from ._table import ORDER_BY, FingerprintStats, StatsTable
+from ._table import ORDER_BY, FingerprintStats, StatsTable, StatsTotals
 
 __all__ = [
     "ORDER_BY",
@@ -16,6 +16,7 @@ __all__ = [
     "NPlusOneLog",
     "StatsSink",
     "StatsTable",
+    "StatsTotals",
     "find_n_plus_one",
     "n_plus_one",
     "report_n_plus_one",

@@ -71,6 +71,42 @@ class FingerprintStats:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class StatsTotals:
+    """Every statement the table counted: ``fingerprints`` it holds now; calls, errors, rows
+    and time (seconds) since it started or was reset, evicted fingerprints' included."""
+
+    fingerprints: int = 0
+    calls: int = 0
+    errors: int = 0
+    rows: int = 0
+    total_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsTotals:
+        return cls(
+            fingerprints=int(data.get("fingerprints") or 0),
+            calls=int(data.get("calls") or 0),
+            errors=int(data.get("errors") or 0),
+            rows=int(data.get("rows") or 0),
+            total_time_s=float(data.get("total_time_s") or 0.0),
+        )
+
+    def __add__(self, other: StatsTotals) -> StatsTotals:
+        """Two tables' totals (of two worker processes, say); the fingerprints of the two
+        may be the same statements, so the larger count is the one known to be distinct."""
+        return StatsTotals(
+            fingerprints=max(self.fingerprints, other.fingerprints),
+            calls=self.calls + other.calls,
+            errors=self.errors + other.errors,
+            rows=self.rows + other.rows,
+            total_time_s=self.total_time_s + other.total_time_s,
+        )
+
+
 class _Entry:
     __slots__ = (
         "fingerprint",
@@ -174,6 +210,16 @@ def _eviction_key(entry: _Entry) -> tuple[float, float]:
     return (entry.total, entry.last_seen)
 
 
+def _sum_entries(entries: Iterable[_Entry], start: StatsTotals) -> StatsTotals:
+    calls, errors, rows, total = start.calls, start.errors, start.rows, start.total_time_s
+    for entry in entries:
+        calls += entry.calls
+        errors += entry.errors
+        rows += entry.rows
+        total += entry.total
+    return StatsTotals(start.fingerprints, calls, errors, rows, total)
+
+
 class StatsTable:
     """Statistics per statement fingerprint, bounded to ``max_fingerprints`` entries."""
 
@@ -187,6 +233,7 @@ class StatsTable:
         # Reentrant: `_observe_locked` holds it around `observe`, which takes it to add keys.
         self._lock = threading.RLock()
         self.evictions = 0
+        self._evicted = StatsTotals()  # what the evicted fingerprints had counted
         if _FREE_THREADED:
             self.observe = self._observe_locked  # type: ignore[method-assign]
 
@@ -288,8 +335,10 @@ class StatsTable:
         return entry
 
     def _evict(self, count: int) -> None:
-        for entry in heapq.nsmallest(count, self._entries.values(), key=_eviction_key):
+        evicted = heapq.nsmallest(count, self._entries.values(), key=_eviction_key)
+        for entry in evicted:
             del self._entries[entry.fingerprint]
+        self._evicted = _sum_entries(evicted, self._evicted)
         self.evictions += count
 
     # -- reading -----------------------------------------------------------------------
@@ -299,6 +348,18 @@ class StatsTable:
         with self._lock:
             chosen = heapq.nlargest(n, self._entries.values(), key=key)
             return [entry.freeze() for entry in chosen]
+
+    def totals(self) -> StatsTotals:
+        """Every statement counted, not only the top ones: what a summary's header shows."""
+        with self._lock:
+            counted = _sum_entries(self._entries.values(), self._evicted)
+            return StatsTotals(
+                len(self._entries),
+                counted.calls,
+                counted.errors,
+                counted.rows,
+                counted.total_time_s,
+            )
 
     def get(self, fingerprint: str) -> FingerprintStats | None:
         with self._lock:
@@ -319,6 +380,7 @@ class StatsTable:
         with self._lock:
             self._entries = {}
             self.evictions = 0
+            self._evicted = StatsTotals()
 
     # -- combining tables (one per worker process) -------------------------------------
     def snapshot(self, n: int | None = None, order_by: str = "total_time") -> list[dict[str, Any]]:
