@@ -12,6 +12,7 @@ from rich.console import Console
 
 from . import __version__
 from ._cli_help import Command, Group, reflow
+from .stats import ORDER_BY, check_order_by
 
 app = typer.Typer(
     name="dbsight",
@@ -199,6 +200,13 @@ def _routing(statement: str, database: str | None) -> Any:
         raise typer.Exit(1) from None
 
 
+def _order_by(value: str) -> str:
+    try:
+        return check_order_by(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(ORDER_BY)}") from None
+
+
 @command
 def top(
     url: Annotated[
@@ -213,7 +221,12 @@ def top(
     ] = 2.0,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Statements shown.")] = 20,
     sort: Annotated[
-        str, typer.Option(help="Order: total_time, mean_time, calls, p95, errors or rows.")
+        str,
+        typer.Option(
+            callback=_order_by,
+            help=f"Order, largest first: {', '.join(ORDER_BY)} (as dbsight.stats.top's "
+            "order_by).",
+        ),
     ] = "total_time",
     token: Annotated[
         str | None,
@@ -233,9 +246,11 @@ def top(
 ) -> None:
     """A live view of the top statements of a running dbsight (its /metrics/summary).
 
-    Calls/s and each statement's share of the database time are per interval;
-    the latest N+1 findings and slow queries (with their plan) follow. An
-    unreachable endpoint is shown and retried (--once: exit 1). Ctrl-C exits.
+    The header counts every statement; --limit limits the rows. Calls/s and each statement's
+    share of the database time are per interval; the latest N+1 findings and slow queries
+    (with their plan) follow. An unreachable endpoint is shown and retried (--once: exit 1).
+    On a terminal the view is redrawn in place; into a pipe or a file, each poll is printed
+    as plain text. Ctrl-C or SIGTERM ends it (status 0).
     """
     try:
         from .top import TopOptions, run_top

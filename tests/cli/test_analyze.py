@@ -31,7 +31,7 @@ def routing(*args: str) -> dict[str, Any]:
 def test_an_unknown_dialect_is_a_usage_error_listing_the_dialects() -> None:
     result = CliRunner().invoke(cli, ["analyze", "--dialect", "foo", "SELECT 1"])
     assert result.exit_code == 2
-    message = " ".join(result.output.split())
+    message = " ".join(result.output.replace("│", " ").split())
     assert "unknown dialect 'foo'" in message
     for name in ("postgresql", "mysql", "mariadb", "sqlite"):
         assert name in message
@@ -171,4 +171,4 @@ def test_an_unreachable_database_is_an_error() -> None:
 def test_a_bad_database_option_is_a_usage_error(args: list[str], complaint: str) -> None:
     result = CliRunner().invoke(cli, ["analyze", *args, "SELECT 1"])
     assert result.exit_code == 2
-    assert complaint in " ".join(result.output.split())
+    assert complaint in " ".join(result.output.replace("│", " ").split())

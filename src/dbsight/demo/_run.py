@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from rich.console import Console
 import dbsight
 
 from .. import _runtime
+from .._signals import sigterm_as_ctrl_c
 from ..embedded.postgres import EmbeddedPostgres
 from ..export.slowlog import PLAN_GRACE_S, SlowQuerySink
 from ._schema import SampleSize, load_sample_data
@@ -185,25 +185,6 @@ async def _session(
             handle.uninstrument()
 
 
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM (``kill``, a container stopping) ends the demo like Ctrl-C does, in order,
-    instead of leaving the cleanup to the kernel and the next run."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's when installed (the ``uvloop`` extra): the service and the clients share
     one loop, and a faster loop keeps their waits out of the measured query times."""
@@ -226,7 +207,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> int:
     phase = _Phase()
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_sigterm_as_ctrl_c())
+            stack.enter_context(sigterm_as_ctrl_c())
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsight-demo-")))
             dbsight.configure(demo_settings(config, tmp / SLOW_LOG))
             stack.callback(_runtime.reset)  # closes the slow log before its directory goes

@@ -7,7 +7,14 @@ from typing import Any
 
 from ._nplusone import NPlusOneFinding, NPlusOneLog, find_n_plus_one, report_n_plus_one
 from ._sink import StatsSink
-from ._table import ORDER_BY, FingerprintStats, StatsTable, StatsTotals
+from ._table import (
+    ORDER_BY,
+    FingerprintStats,
+    StatsTable,
+    StatsTotals,
+    check_order_by,
+    stats_order_key,
+)
 
 __all__ = [
     "ORDER_BY",
@@ -17,10 +24,12 @@ __all__ = [
     "StatsSink",
     "StatsTable",
     "StatsTotals",
+    "check_order_by",
     "find_n_plus_one",
     "n_plus_one",
     "report_n_plus_one",
     "reset",
+    "stats_order_key",
     "top",
 ]
 

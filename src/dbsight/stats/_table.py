@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _histogram
 from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, GAMMA, MIN_DURATION_S
@@ -36,7 +37,30 @@ if TYPE_CHECKING:
 MAX_ROUTES = 16
 MAX_DATABASES = 8
 
-ORDER_BY = ("total_time", "mean_time", "calls", "rows", "errors", "max_time", "p95")
+# What `StatsTable.top` orders by (largest first), each the FingerprintStats field it is: one
+# list for dbsight.stats.top, /metrics/summary?order_by= and dbsight top --sort.
+ORDER_FIELDS: Final = {
+    "total_time": "total_time_s",
+    "mean_time": "mean_time_s",
+    "calls": "calls",
+    "rows": "rows",
+    "errors": "errors",
+    "max_time": "max_time_s",
+    "p95": "p95_s",
+}
+ORDER_BY: Final = tuple(ORDER_FIELDS)
+
+
+def check_order_by(order_by: str) -> str:
+    """``order_by`` when it is one of `ORDER_BY`; a ValueError listing them otherwise."""
+    if order_by not in ORDER_FIELDS:
+        raise ValueError(f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})")
+    return order_by
+
+
+def stats_order_key(order_by: str) -> Callable[[FingerprintStats], float]:
+    """The sort key of `FingerprintStats` for ``order_by`` (one of `ORDER_BY`)."""
+    return operator.attrgetter(ORDER_FIELDS[check_order_by(order_by)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +213,7 @@ class _Entry:
 
 
 def _order_key(order_by: str) -> Callable[[_Entry], float]:
-    key = _ORDER_KEYS.get(order_by)
-    if key is None:
-        raise ValueError(f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})")
-    return key
+    return _ORDER_KEYS[check_order_by(order_by)]
 
 
 _ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
@@ -204,6 +225,7 @@ _ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
     "max_time": lambda e: e.max,
     "p95": lambda e: e.quantiles(0.95)[0],
 }
+assert _ORDER_KEYS.keys() == ORDER_FIELDS.keys()  # the same orders for entries and copies
 
 
 def _eviction_key(entry: _Entry) -> tuple[float, float]:
