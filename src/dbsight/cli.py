@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -11,14 +12,44 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._cli_help import Command, Group, reflow
 from .core import ConfigError
+from .stats import ORDER_BY, check_order_by
 
 app = typer.Typer(
     name="dbsight",
     help="Database observability for Python web services.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
 )
+
+
+def command(function: Callable[..., None]) -> Callable[..., None]:
+    """Register ``function`` as a subcommand; its docstring, reflowed, is the help."""
+    app.command(cls=Command, help=reflow(function.__doc__))(function)
+    return function
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print dbsight's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Database observability for Python web services."""
 
 
 DurationOption = Annotated[
@@ -51,9 +82,24 @@ PortOption = Annotated[
 ]
 
 
-def _demo(
-    duration: float | None, scale: float, concurrency: int, rate: float, slow_ms: float, port: int
+@command
+def demo(
+    duration: DurationOption = None,
+    scale: ScaleOption = 1.0,
+    concurrency: ConcurrencyOption = 8,
+    rate: RateOption = 100.0,
+    slow_ms: SlowMsOption = 10.0,
+    port: PortOption = 0,
 ) -> None:
+    """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
+
+    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
+    serves a FastAPI service instrumented with dbsight.instrument(app) and
+    dbsight.instrument(pool), sends it traffic, and prints what the service's own
+    /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
+    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
+    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
+    """
     try:
         from .demo import DemoConfig, run_demo
     except ModuleNotFoundError as exc:  # fastapi / uvicorn / httpx: the "demo" extra
@@ -74,61 +120,96 @@ def _demo(
     raise typer.Exit(run_demo(config))
 
 
-@app.command()
-def demo(
-    duration: DurationOption = None,
-    scale: ScaleOption = 1.0,
-    concurrency: ConcurrencyOption = 8,
-    rate: RateOption = 100.0,
-    slow_ms: SlowMsOption = 10.0,
-    port: PortOption = 0,
-) -> None:
-    """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
+def _dialect(value: str) -> str:
+    from .sql import DIALECT_NAMES
 
-    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
-    serves a FastAPI service instrumented with dbsight.instrument(app) and
-    dbsight.instrument(pool), sends it traffic, and prints what the service's own
-    /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
-    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
-    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
-    """
-    _demo(duration, scale, concurrency, rate, slow_ms, port)
+    name = value.strip().lower()
+    if name not in DIALECT_NAMES:
+        raise typer.BadParameter(
+            f"unknown dialect {value!r}; dbsight knows {', '.join(DIALECT_NAMES)}"
+        )
+    return name
 
 
-@app.command()
-def example(
-    duration: Annotated[
-        float, typer.Option("--duration", min=1.0, help="Seconds of traffic before the summary.")
-    ] = 15.0,
-    scale: ScaleOption = 1.0,
-) -> None:
-    """The demo, unattended: `dbsight demo --duration 15` (kept for `./dev example`)."""
-    _demo(duration, scale, concurrency=8, rate=100.0, slow_ms=10.0, port=0)
-
-
-@app.command()
+@command
 def analyze(
     statement: Annotated[str, typer.Argument(help="The SQL text to analyse.")],
-    dialect: Annotated[str, typer.Option(help="postgresql, mysql or sqlite.")] = "postgresql",
+    dialect: Annotated[
+        str,
+        typer.Option(
+            callback=_dialect,
+            help="postgresql (or postgres, pg), mysql (or mariadb), sqlite (or sqlite3).",
+        ),
+    ] = "postgresql",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="A PostgreSQL (postgresql://user@host:port/db) to ask what the text cannot "
+            "tell, as the proxy asks its primary: the volatility of the functions called, "
+            "what each relation read is.",
+        ),
+    ] = None,
 ) -> None:
-    """Show how dbsight classifies a statement: normalized text, fingerprint, tables, routing."""
+    """Show how dbsight classifies a statement: normalized text, fingerprint, tables, whether
+    it is read-only (and if not, why), and where the proxy routes it.
+
+    routing (PostgreSQL) is the proxy router's verdict: primary or replica, the reason, and
+    what could not be checked without --database (user functions' volatility, whether a
+    relation is a view calling a volatile function); each of those may still send the
+    statement to the primary.
+    """
     from .sql import analyze as analyze_sql
 
+    if database is not None and dialect not in ("postgresql", "postgres", "pg"):
+        raise typer.BadParameter("only a PostgreSQL statement is routed", param_hint="--database")
     info = analyze_sql(statement, dialect)
-    Console().print_json(
-        json.dumps(
-            {
-                "normalized": info.normalized,
-                "fingerprint": info.fingerprint,
-                "operation": info.operation,
-                "tables": list(info.tables),
-                "read_only": info.read_only,
-            }
+    document: dict[str, Any] = {
+        "normalized": info.normalized,
+        "fingerprint": info.fingerprint,
+        "operation": info.operation,
+        "tables": list(info.tables),
+        "read_only": info.read_only,
+        "not_read_only_because": info.obstacle or None,
+    }
+    if dialect in ("postgresql", "postgres", "pg"):
+        document["routing"] = _routing(statement, database).to_dict()
+    Console().print_json(json.dumps(document))
+
+
+def _routing(statement: str, database: str | None) -> Any:
+    """The proxy router's verdict on ``statement``; with ``database``, asking that server."""
+    import asyncio
+
+    from .proxy._backend_errors import BackendError
+    from .proxy._route_explain import explain_route, explain_route_at
+
+    if database is None:
+        return explain_route(statement)
+    if not database.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter("expected a postgresql:// URL", param_hint="--database")
+    try:
+        return asyncio.run(explain_route_at(statement, database))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--database") from None
+    except BackendError as exc:
+        Console(stderr=True).print(
+            f"dbsight analyze: {str(exc).removeprefix('dbsight proxy: ')}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    )
+        raise typer.Exit(1) from None
 
 
-@app.command()
+def _order_by(value: str) -> str:
+    try:
+        return check_order_by(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(ORDER_BY)}") from None
+
+
+@command
 def top(
     url: Annotated[
         str,
@@ -142,7 +223,12 @@ def top(
     ] = 2.0,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Statements shown.")] = 20,
     sort: Annotated[
-        str, typer.Option(help="Order: total_time, mean_time, calls, p95, errors or rows.")
+        str,
+        typer.Option(
+            callback=_order_by,
+            help=f"Order, largest first: {', '.join(ORDER_BY)} (as dbsight.stats.top's "
+            "order_by).",
+        ),
     ] = "total_time",
     token: Annotated[
         str | None,
@@ -162,9 +248,11 @@ def top(
 ) -> None:
     """A live view of the top statements of a running dbsight (its /metrics/summary).
 
-    Calls/s and each statement's share of the database time are per interval;
-    the latest N+1 findings and slow queries (with their plan) follow. An
-    unreachable endpoint is shown and retried (--once: exit 1). Ctrl-C exits.
+    The header counts every statement; --limit limits the rows. Calls/s and each statement's
+    share of the database time are per interval; the latest N+1 findings and slow queries
+    (with their plan) follow. An unreachable endpoint is shown and retried (--once: exit 1).
+    On a terminal the view is redrawn in place; into a pipe or a file, each poll is printed
+    as plain text. Ctrl-C or SIGTERM ends it (status 0).
     """
     try:
         from .top import TopOptions, run_top
@@ -196,7 +284,7 @@ def _show_statement_logs(settings: Any) -> None:
             configure_json_logging(step.level.upper(), logger=step.logger)
 
 
-@app.command()
+@command
 def proxy(
     listen: Annotated[
         str | None, typer.Option(help="Address clients connect to (default 127.0.0.1:5433).")
@@ -212,7 +300,10 @@ def proxy(
     ] = None,
     admin_token: Annotated[
         str | None,
-        typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token the admin port requires."),
+        typer.Option(
+            envvar="DBSIGHT_ADMIN_TOKEN",
+            help="Bearer token the admin port requires, at least 8 characters long.",
+        ),
     ] = None,
     pool_mode: Annotated[
         str | None,
@@ -265,7 +356,7 @@ def proxy(
     asyncio.run(server.serve())
 
 
-@app.command()
+@command
 def version() -> None:
     """Print dbsight's version."""
     typer.echo(__version__)

@@ -6,7 +6,10 @@ live view in a subprocess ended with Ctrl-C."""
 from __future__ import annotations
 
 import io
+import os
+import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -27,7 +30,9 @@ from typer.testing import CliRunner
 
 import dbsight
 from dbsight.cli import app as cli
+from dbsight.stats import ORDER_BY
 from dbsight.top import (
+    SORT_KEYS,
     SummaryError,
     TopOptions,
     interval_rates,
@@ -440,6 +445,45 @@ def test_once_shows_the_statements_of_a_running_service(shop: str) -> None:
     assert "Seq Scan on top_users" in out  # the slow statement's EXPLAIN plan, summarised
 
 
+def test_limit_limits_the_rows_not_the_totals(shop: str) -> None:
+    with httpx.Client(base_url=shop, timeout=30) as client:
+        for user_id in (1, 2, 3):
+            assert client.get(f"/users/{user_id}").status_code == 200
+        assert client.get("/orders").status_code == 200  # 1 + 4 statements
+        totals = client.get("/metrics/summary").json()["totals"]
+    assert totals["fingerprints"] == 3 and totals["calls"] == 8
+
+    result = CliRunner().invoke(cli, ["top", "--url", shop, "--once", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 fingerprints  8 calls  0 errors" in result.stdout
+    assert "Top 1 of 3 statements by total_time" in result.stdout
+    statements = result.stdout.partition("N+1 patterns")[0]
+    rows = [line for line in statements.splitlines() if "FROM top_" in line]
+    assert len(rows) == 1
+
+
+def test_live_rates_count_every_statement_not_only_the_listed_ones() -> None:
+    def poll(at: float, calls: int, other_calls: int) -> Any:
+        return snap(
+            at,
+            stmt("a", USERS, calls, calls * 0.01),
+            totals={
+                "fingerprints": 7,
+                "calls": calls + other_calls,
+                "errors": 0,
+                "rows": 0,
+                "total_time_s": calls * 0.01 + other_calls * 0.01,
+            },
+        )
+
+    before, after = poll(T0, 100, 300), poll(T0 + 2, 200, 500)
+    text = draw(render_top(before, after, TopOptions(limit=1)))
+    assert "150.0 statements/s" in text  # (100 + 200) / 2 s, not the listed 100 / 2 s
+    assert "7 fingerprints" in text
+    [row] = [line for line in table_rows(text) if USERS in line]
+    assert row.split()[:2] == ["50.0", "33.3"]  # a third of the database time
+
+
 def test_once_exits_1_when_the_endpoint_cannot_be_read() -> None:
     with socket.socket() as bound:  # bound, never listening: connections are refused
         bound.bind(("127.0.0.1", 0))
@@ -497,16 +541,40 @@ def test_the_token_is_sent_as_a_bearer_token() -> None:
     ]
 
 
-def test_a_bad_sort_is_a_usage_error() -> None:
+def test_a_bad_sort_is_a_usage_error_listing_what_stats_top_accepts() -> None:
     result = CliRunner().invoke(cli, ["top", "--sort", "fastest", "--once"])
     assert result.exit_code == 2
-    assert "sort must be one of" in result.output
+    message = " ".join(result.output.replace("│", " ").split())
+    assert f"'fastest' is not one of {', '.join(ORDER_BY)}" in message
+
+
+def test_sort_accepts_exactly_what_stats_top_accepts() -> None:
+    assert tuple(SORT_KEYS) == ORDER_BY
+    with pytest.raises(ValueError):
+        dbsight.stats.top(1, order_by="fastest")
+    with pytest.raises(ValueError, match="sort must be one of"):
+        TopOptions(sort="fastest")
+    current = snap(T0, stmt("a", USERS, 1, 0.001), stmt("b", ORDERS, 9, 0.002))
+    for order in ORDER_BY:
+        draw(render_top(None, current, TopOptions(sort=order, once=True)))
+
+
+def test_max_time_sorts_by_the_slowest_single_run() -> None:
+    slow_once = {**stmt("s", "SELECT 'slow once'", 10, 0.5), "max_time_s": 0.4}
+    steady = {**stmt("t", "SELECT 'most time'", 10, 9.0), "max_time_s": 0.9}
+    fastest = {**stmt("f", "SELECT 'fast'", 10, 0.1), "max_time_s": 2.0}
+    current = snap(T0, slow_once, steady, fastest)
+    text = draw(render_top(None, current, TopOptions(sort="max_time", once=True)))
+    rows = [line for line in table_rows(text) if "SELECT '" in line]
+    assert "fast" in rows[0] and "most time" in rows[1]
 
 
 # -- the live view -----------------------------------------------------------------------
-def run_live_until(endpoint: CannedEndpoint, requests: int) -> subprocess.CompletedProcess[str]:
-    """``dbsight top`` (live) in a subprocess until ``requests`` polls arrived, then Ctrl-C.
-    Its output is a pipe, so rich prints the last frame when the view stops."""
+def run_live_until(
+    endpoint: CannedEndpoint, requests: int, signum: int = signal.SIGINT
+) -> subprocess.CompletedProcess[str]:
+    """``dbsight top`` (live) in a subprocess until ``requests`` polls arrived, then
+    ``signum``. Its output is a pipe: every poll is printed as plain text."""
     with serve_in_thread(endpoint) as url:
         process = subprocess.Popen(
             [*TOP, "--url", url, "--interval", "0.1", "--width", "160"],
@@ -516,13 +584,23 @@ def run_live_until(endpoint: CannedEndpoint, requests: int) -> subprocess.Comple
         )
         try:
             endpoint.wait_for_requests(requests)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             stdout, stderr = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def last_poll(stdout: str) -> str:
+    """The last snapshot printed (each starts with the title line)."""
+    return "dbsight top" + stdout.rpartition("dbsight top")[2]
+
+
+def growing(n: int, headers: dict[str, str]) -> Any:
+    """Every poll: 2 seconds later on the service's clock, 100 more calls."""
+    return json_answer(summary(T0 + 2 * n, stmt("a", USERS, 100 * n, 0.01 * n)))
 
 
 def test_live_view_retries_after_errors_and_exits_0_on_ctrl_c() -> None:
@@ -536,13 +614,98 @@ def test_live_view_retries_after_errors_and_exits_0_on_ctrl_c() -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "50.0 statements/s" in done.stdout
-    [row] = [line for line in done.stdout.splitlines() if USERS in line]
+    [row] = [line for line in last_poll(done.stdout).splitlines() if USERS in line]
     assert row.split()[:2] == ["50.0", "100.0"]
+
+
+def test_into_a_pipe_each_poll_is_printed_while_it_runs() -> None:
+    endpoint = CannedEndpoint(growing)
+    with serve_in_thread(endpoint) as url:
+        process = subprocess.Popen(
+            [*TOP, "--url", url, "--interval", "0.1", "--width", "160"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            fd = process.stdout.fileno()
+            output = ""
+            deadline = time.monotonic() + 60
+            # read while it runs: nothing may wait for the view to stop
+            while output.count("dbsight top  shop") < 3:
+                assert time.monotonic() < deadline, f"3 polls were not printed: {output!r}"
+                if select.select([fd], [], [], 1.0)[0]:
+                    chunk = os.read(fd, 65536)
+                    assert chunk, f"the output ended: {output!r}"
+                    output += chunk.decode()
+            assert process.poll() is None
+            assert "50.0 statements/s" in output
+            assert "\x1b[" not in output  # plain text, no escapes
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_ends_the_live_view_cleanly() -> None:
+    done = run_live_until(CannedEndpoint(growing), requests=3, signum=signal.SIGTERM)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "50.0 statements/s" in done.stdout
+
+
+def test_on_a_terminal_the_view_is_drawn_full_screen_and_sigterm_ends_it() -> None:
+    endpoint = CannedEndpoint(growing)
+    with serve_in_thread(endpoint) as url:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [*TOP, "--url", url, "--interval", "0.1", "--width", "160"],
+            stdin=follower,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "TERM": "xterm-256color"},
+        )
+        os.close(follower)
+        screen = b""
+        try:
+            endpoint.wait_for_requests(3)
+            deadline = time.monotonic() + 60
+            while b"50.0" not in screen:  # the view, redrawn after the second poll
+                assert time.monotonic() < deadline, screen[-2000:]
+                if select.select([leader], [], [], 1.0)[0]:
+                    screen += os.read(leader, 65536)
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while process.poll() is None:  # drain the terminal while it restores it
+                assert time.monotonic() < deadline, "dbsight top did not stop"
+                if select.select([leader], [], [], 0.1)[0]:
+                    try:
+                        screen += os.read(leader, 65536)
+                    except OSError:
+                        break
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(leader)
+            assert process.stderr is not None
+            stderr = process.stderr.read().decode()
+            process.stderr.close()
+    assert b"\x1b[?1049h" in screen  # the alternate screen, like top(1)
+    assert b"statements/s" in screen
+    assert b"\x1b[?1049l" in screen  # given back on exit
+    assert "Traceback" not in stderr
 
 
 def test_live_view_shows_a_failing_endpoint_and_keeps_polling() -> None:
     endpoint = CannedEndpoint(lambda n, h: (500, "text/plain", b"database is down"))
     done = run_live_until(endpoint, requests=3)
     assert done.returncode == 0, done.stderr
-    assert "answered 500 Internal Server Error: database is down" in done.stdout
+    assert "answered 500 Internal Server Error: database is down" in last_poll(done.stdout)
     assert "retrying every 0.1s" in done.stdout

@@ -292,8 +292,9 @@ def _demo_env(marker: str) -> dict[str, str]:
 
 
 def _temp_dir_of(output: str) -> Path:
-    line = next(line for line in output.splitlines() if "slow-query log" in line)
-    return Path(line.split()[-1]).parent
+    match = re.search(r"(/\S*dbsight-demo-[^/\s]+)", output)
+    assert match, output
+    return Path(match.group(1).rstrip("/"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
@@ -311,10 +312,62 @@ def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
         assert title in output
     assert "Seq Scan on" in output
     assert "/orders/recent" in output
-    assert "/metrics/summary" in output and "psql postgresql://" in output
+    # what is gone on exit is not offered as links or paths to open, but said to be gone
+    assert "psql postgresql://" not in output and "/metrics/summary" not in output
+    assert "slow-query log   /" not in output
+    assert "stopped and removed: the sample service (http://127.0.0.1:" in output
+    assert "without --duration, the demo keeps them until Ctrl-C" in " ".join(output.split())
     assert _still_alive(set(), marker) == set()
     assert not _port_open(_postgres_port(output))
     assert not _temp_dir_of(output).exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> None:
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [*DEMO, "--scale", str(TEST_SCALE)],  # traffic, the summary, then serving
+        env=_demo_env(marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()])
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not any("serving until Ctrl-C" in line for line in seen):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+        output = "".join(seen)
+        [summary_url] = re.findall(r"summary \(JSON\)\s+(\S+)", output)
+        assert httpx.get(summary_url, timeout=30).json()["top"]
+        for label in ("slow-query log", "dbsight's log"):
+            [path] = re.findall(rf"{label}\s+(\S+)", output)
+            assert Path(path).is_file()
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=10)
+    while not lines.empty():
+        seen.append(lines.get())
+    output = "".join(seen)
+    assert returncode == 0, output
+    assert "stopped: the service, PostgreSQL and the temporary files are gone" in output
+    assert not Path(re.findall(r"slow-query log\s+(\S+)", output)[0]).exists()
+    assert _still_alive(set(), marker) == set()
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")

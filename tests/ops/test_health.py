@@ -4,14 +4,17 @@ and the ``SELECT 1`` check of every kind of instrumented database target (real P
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import psycopg
 import psycopg_pool
 import pytest
+import redis
+import redis.asyncio
 import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -375,3 +378,105 @@ async def test_live_handles_contribute_their_checks(events: Events, pg_dsn: str)
         assert "postgresql:asyncpg" not in [c.name for c in gather_checks([])]
     finally:
         await pool.close()
+
+
+# -- a server that refuses connections ---------------------------------------------------------
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port bound but never listening: connections to it are refused (and no other
+    process can take the port while the test runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+async def _refused_targets(port: int) -> list[tuple[str, Any, Callable[[], Awaitable[None]]]]:
+    """Clients of every kind with a health check, as the application creates them (default
+    retries and all), pointed at ``port``; each with how to close it."""
+    pg = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    asyncpg_pool = await asyncpg.create_pool(pg, min_size=0, max_size=2)
+    pool = psycopg_pool.ConnectionPool(pg, min_size=1, max_size=2, open=True)
+    apool = psycopg_pool.AsyncConnectionPool(pg, min_size=1, max_size=2, open=False)
+    await apool.open()
+    engine = sqlalchemy.create_engine(pg.replace("postgresql://", "postgresql+psycopg://"))
+    aengine = create_async_engine(pg.replace("postgresql://", "postgresql+asyncpg://"))
+    mysql = sqlalchemy.create_engine(f"mysql+pymysql://root@127.0.0.1:{port}/mysql")
+    cache = redis.Redis(host="127.0.0.1", port=port)
+    acache = redis.asyncio.Redis(host="127.0.0.1", port=port)
+
+    async def close_async(closer: Callable[[], Any]) -> None:
+        await closer()
+
+    async def close_sync(closer: Callable[[], Any]) -> None:
+        closer()
+
+    return [
+        ("asyncpg pool", asyncpg_pool, lambda: close_async(asyncpg_pool.close)),
+        ("psycopg_pool", pool, lambda: close_sync(pool.close)),
+        ("psycopg_pool async", apool, lambda: close_async(apool.close)),
+        ("sqlalchemy psycopg", engine, lambda: close_sync(engine.dispose)),
+        ("sqlalchemy asyncpg", aengine, lambda: close_async(aengine.dispose)),
+        ("sqlalchemy pymysql", mysql, lambda: close_sync(mysql.dispose)),
+        ("redis", cache, lambda: close_sync(cache.close)),
+        ("redis.asyncio", acache, lambda: close_async(acache.aclose)),
+    ]
+
+
+async def test_a_refused_connection_fails_at_once_not_as_a_timeout(
+    events: Events, refused_port: int
+) -> None:
+    targets = await _refused_targets(refused_port)
+    try:
+        for kind, target, _ in targets:
+            handle, check = await _check_of(target)
+            # a check that waited for retries or reconnection attempts would report
+            # "timeout" after its timeout; a refused connection is a failure saying so
+            result = await check.run()
+            assert result.status == "fail", (kind, result)
+            assert "refused" in (result.error or "").lower() or "connect call failed" in (
+                result.error or ""
+            ).lower(), (kind, result.error)
+            handle.uninstrument()
+    finally:
+        for _, _, close in targets:
+            await close()
+
+
+async def test_psycopg_pool_busy_to_its_last_connection_still_times_out_then_recovers(
+    events: Events, pg_dsn: str
+) -> None:
+    pool = psycopg_pool.ConnectionPool(pg_dsn, min_size=1, max_size=1, open=True)
+    pool.wait()
+    try:
+        handle, check = await _check_of(pool)
+        fast = HealthCheck("fast", check.check, timeout_s=0.5)
+        with pool.connection() as conn:  # the application holds the only connection
+            assert (await fast.run()).status == "timeout"
+            assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+        assert (await check.run()).status == "ok"
+        _assert_unrecorded(events)
+        handle.uninstrument()
+    finally:
+        pool.close()
+
+
+async def test_readiness_reports_a_refused_redis_as_refused(
+    events: Events, refused_port: int
+) -> None:
+    import httpx
+
+    from dbsight.web import Endpoints
+
+    cache = redis.asyncio.Redis(host="127.0.0.1", port=refused_port)
+    handle = dbsight.instrument(cache)
+    try:
+        transport = httpx.ASGITransport(app=Endpoints())
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.get("/health/ready")
+        assert response.status_code == 503
+        [check] = response.json()["checks"].values()
+        assert check["status"] == "fail"
+        assert "Connect call failed" in check["error"] or "refused" in check["error"]
+    finally:
+        handle.uninstrument()
+        await cache.aclose()

@@ -363,3 +363,19 @@ def test_statistics_survive_a_reconfiguration(fresh_runtime, tmp_path):
     finally:
         handle.uninstrument()
         engine.dispose()
+
+
+def test_totals_count_every_statement_evicted_ones_too():
+    table = StatsTable(max_fingerprints=10)
+    rec = make_recorder(table)
+    for i in range(30):
+        run(rec, f"SELECT * FROM {name(i)}", rows=2)
+    run(rec, "SELECT * FROM missing", fail=True)
+    totals = table.totals()
+    assert table.evictions > 0
+    assert totals.fingerprints == len(table) <= 10
+    assert (totals.calls, totals.errors, totals.rows) == (31, 1, 60)
+    listed = table.top(3)
+    assert totals.total_time_s > sum(stats.total_time_s for stats in listed)
+    table.reset()
+    assert table.totals() == dbsight.stats.StatsTotals()

@@ -97,11 +97,17 @@ async def test_summary_shows_top_slow_and_n_plus_one(configured: Any, pool: Any)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     summary = response.json()
-    assert set(summary) == {"service", "generated_at", "workers", "top", "slow", "n_plus_one"}
+    assert set(summary) == {
+        "service", "generated_at", "workers", "totals", "top", "slow", "n_plus_one",
+    }  # fmt: skip
     assert summary["service"] == "shop" and summary["workers"] == 1
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", summary["generated_at"])
     [top] = [t for t in summary["top"] if t["normalized"] == "SELECT $1::int + $2"]
     assert top["calls"] == 4 and top["routes"] == {"/orders/{id}": 4}
+    totals = summary["totals"]
+    assert set(totals) == {"fingerprints", "calls", "errors", "rows", "total_time_s"}
+    assert totals["fingerprints"] == len(summary["top"])
+    assert totals["calls"] == sum(t["calls"] for t in summary["top"])
     assert len(summary["slow"]) == 4
     assert {"ts", "threshold_ms", "duration_ms", "fingerprint", "route"} <= set(summary["slow"][0])
     assert summary["slow"][0]["ts"] >= summary["slow"][-1]["ts"]  # newest first
@@ -109,6 +115,26 @@ async def test_summary_shows_top_slow_and_n_plus_one(configured: Any, pool: Any)
     assert (finding["route"], finding["count"], finding["requests"]) == ("/orders/{id}", 4, 1)
     assert finding["fingerprint"] == top["fingerprint"]
     assert finding["last_request_id"] == request.request_id
+
+
+async def test_summary_totals_count_every_statement_whatever_the_limit(
+    configured: Any, pool: Any
+) -> None:
+    dbsight.instrument(pool)
+    shapes = (("SELECT $1::int", 5), ("SELECT $1::int + 1", 3), ("SELECT abs($1::int)", 1))
+    for shape, calls in shapes:
+        for n in range(calls):
+            await pool.fetchval(shape, n)
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await pool.fetchval("SELECT 1 / $1::int", 0)
+    async with _client(Endpoints()) as client:
+        everything = (await client.get("/metrics/summary")).json()
+        one = (await client.get("/metrics/summary", params={"limit": "1"})).json()
+    assert len(one["top"]) == 1
+    assert one["totals"]["fingerprints"] == len(everything["top"]) >= 4
+    assert one["totals"]["calls"] == sum(t["calls"] for t in everything["top"]) >= 10
+    assert one["totals"]["errors"] == 1
+    assert one["totals"]["total_time_s"] > one["top"][0]["total_time_s"]
 
 
 async def test_endpoints_follow_a_new_configure(fresh_runtime: Any) -> None:

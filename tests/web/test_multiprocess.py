@@ -213,6 +213,9 @@ def test_metrics_sum_over_gunicorn_workers(gunicorn: tuple[str, Path]) -> None:
         # merged from both workers' durations or histograms: still in order and within range
         assert top["min_time_s"] <= top["p50_s"] <= top["p95_s"] <= top["p99_s"]
         assert top["p99_s"] <= top["max_time_s"]
+        # every worker's totals, summed: every statement counted, listed or not
+        assert summary["totals"]["calls"] == sum(t["calls"] for t in summary["top"])
+        assert summary["totals"]["fingerprints"] == len(summary["top"])
         summaries.add(int(response.headers["x-worker-pid"]))
         if summaries == pids:
             break

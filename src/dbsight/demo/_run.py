@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from rich.console import Console
 import dbsight
 
 from .. import _runtime
+from .._signals import sigterm_as_ctrl_c
 from ..embedded.postgres import EmbeddedPostgres
 from ..export.slowlog import PLAN_GRACE_S, SlowQuerySink
 from ._schema import SampleSize, load_sample_data
@@ -144,6 +144,23 @@ class _Phase:
     """How far the demo got: a Ctrl-C while it only serves is the normal way to end it."""
 
     serving: bool = False
+    base_url: str | None = None
+
+
+def _print_removed(console: Console, phase: _Phase, dsn: str | None, tmp: Path | None) -> None:
+    """What the unattended demo started, now gone: said so, rather than listed as if it
+    could still be opened."""
+    gone = []
+    if phase.base_url is not None:
+        gone.append(f"the sample service ({phase.base_url})")
+    if dsn is not None:
+        gone.append(f"PostgreSQL ({dsn.rpartition('@')[2].partition('/')[0]})")
+    if tmp is not None:
+        gone.append(f"{tmp} (the slow-query log and dbsight's log)")
+    console.print(
+        f"\nstopped and removed: {', '.join(gone)}; without --duration, the demo keeps them "
+        "until Ctrl-C, to be explored"
+    )
 
 
 async def _session(
@@ -174,8 +191,9 @@ async def _session(
                 await _plans_settled(settings.explain_timeout_ms / 1000 + PLAN_GRACE_S)
                 summary = await _get_json(client, "/metrics/summary")
             print_summary(console, summary, traffic, config.slow_query_threshold_ms)
-            _print_urls(console, base_url, dsn, tmp)
-            if config.duration_s is None:
+            phase.base_url = base_url
+            if config.duration_s is None:  # the links and paths work while it serves
+                _print_urls(console, base_url, dsn, tmp)
                 console.print("\nserving until Ctrl-C")
                 phase.serving = True
                 await asyncio.Event().wait()
@@ -183,25 +201,6 @@ async def _session(
         handle = app.state.dbsight_handle
         if handle is not None:
             handle.uninstrument()
-
-
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM (``kill``, a container stopping) ends the demo like Ctrl-C does, in order,
-    instead of leaving the cleanup to the kernel and the next run."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -224,9 +223,11 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> int:
         if not console.is_terminal:  # piped or captured: wide enough for the tables
             console = Console(width=WIDE_OUTPUT)
     phase = _Phase()
+    tmp: Path | None = None
+    dsn: str | None = None
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_sigterm_as_ctrl_c())
+            stack.enter_context(sigterm_as_ctrl_c())
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsight-demo-")))
             dbsight.configure(demo_settings(config, tmp / SLOW_LOG))
             stack.callback(_runtime.reset)  # closes the slow log before its directory goes
@@ -242,4 +243,5 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> int:
     except KeyboardInterrupt:
         console.print("\nstopped: the service, PostgreSQL and the temporary files are gone")
         return 0 if phase.serving else EXIT_INTERRUPTED
+    _print_removed(console, phase, dsn, tmp)
     return 0

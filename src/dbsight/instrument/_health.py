@@ -25,6 +25,7 @@ Other integrations (a cache client, say) add a builder for their source with
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -192,23 +193,67 @@ def _psycopg(handle: InstrumentationHandle, name: str) -> HealthCheck:
     return HealthCheck(name, ping_connection, timeout_s=timeout_s)
 
 
+def _nothing_idle(pool: Any) -> bool:
+    """Whether a borrow from ``pool`` (psycopg_pool) would wait for a connection."""
+    return int(pool.get_stats().get("pool_available", 0)) == 0
+
+
+def _pool_connect_args(conninfo: Any, kwargs: Any, timeout_s: float) -> dict[str, Any]:
+    return {
+        "conninfo": conninfo or "",
+        **(kwargs or {}),
+        "connect_timeout": _connect_timeout_s(timeout_s),
+    }
+
+
 @health_builder("psycopg_pool")
 def _psycopg_pool(handle: InstrumentationHandle, name: str) -> HealthCheck:
+    """SELECT 1 on a borrowed connection. With none idle, psycopg_pool's borrow waits for a
+    returned connection or for its own reconnection attempts, which retry a refusing server
+    with backoff: the borrow would time out without saying why. A connection opened as the
+    pool opens them (and closed at once) tells a refusing server (fail, at once) from a busy
+    pool (the borrow then waits, and times out)."""
     from . import _psycopg_pool
 
     target = handle.target
     timeout_s = TIMEOUT_S
     if _psycopg_pool._is_async(target):
 
+        async def reach_async() -> None:
+            conninfo, kwargs = target.conninfo, target.kwargs
+            if callable(conninfo):
+                conninfo = conninfo()
+                if inspect.isawaitable(conninfo):
+                    conninfo = await conninfo
+            if callable(kwargs):
+                kwargs = kwargs()
+                if inspect.isawaitable(kwargs):
+                    kwargs = await kwargs
+            args = _pool_connect_args(conninfo, kwargs, timeout_s)
+            conn = await target.connection_class.connect(**args)
+            await conn.close()
+
         async def ping_async_pool() -> None:
             with _unrecorded():
+                if _nothing_idle(target):
+                    await reach_async()
                 async with target.connection(timeout=timeout_s) as conn:
                     await conn.execute(PING)
 
         return HealthCheck(name, ping_async_pool, timeout_s=timeout_s)
 
+    def reach() -> None:
+        conninfo, kwargs = target.conninfo, target.kwargs
+        conninfo = conninfo() if callable(conninfo) else conninfo
+        kwargs = kwargs() if callable(kwargs) else kwargs
+        target.connection_class.connect(
+            **_pool_connect_args(conninfo, kwargs, timeout_s)
+        ).close()
+
     def ping_pool() -> None:
         with _unrecorded():
+            if _nothing_idle(target):
+                reach()
             with target.connection(timeout=timeout_s) as conn:
                 conn.execute(PING)
 

@@ -319,11 +319,15 @@ class RedisHandle(InstrumentationHandle):
         self._check: Any = None
 
     def health_check(self) -> Any:
-        """A critical readiness check named ``redis:<host>:<port>`` that sends PING through
-        the client's own pool, the same object on every call; None once uninstrumented.
+        """A critical readiness check named ``redis:<host>:<port>`` that PINGs the server,
+        the same object on every call; None once uninstrumented.
 
-        The PING goes to the class's ``execute_command``, past the instrumentation: probes
-        are not the application's cache traffic (like the databases' unrecorded SELECT 1).
+        The PING goes over a connection of its own, opened as the client's pool opens one
+        (address, TLS, credentials, database, timeouts) but without the client's retries,
+        and closed after it: a server that refuses connections fails the check at once
+        (with the client's retries and backoff it would be a timeout), and the application's
+        pool and its cache traffic are left alone (probes are not recorded, like the
+        databases' SELECT 1).
         """
         if not self.active:
             return None
@@ -340,16 +344,37 @@ class RedisHandle(InstrumentationHandle):
 
 
 def _ping(client: Any, is_async: bool) -> Callable[[], Any]:
-    execute = type(client).execute_command
+    pool = client.connection_pool
     if is_async:
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
 
         async def ping_async() -> bool:
-            return bool(await execute(client, "PING"))
+            connection = pool.connection_class(
+                **{**pool.connection_kwargs, "retry": AsyncRetry(NoBackoff(), 0)}
+            )
+            try:
+                await connection.connect()
+                await connection.send_command("PING")
+                return bool(await connection.read_response())
+            finally:
+                await connection.disconnect()
 
         return ping_async
 
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     def ping() -> bool:
-        return bool(execute(client, "PING"))
+        connection = pool.connection_class(
+            **{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        )
+        try:
+            connection.connect()
+            connection.send_command("PING")
+            return bool(connection.read_response())
+        finally:
+            connection.disconnect()
 
     return ping
 

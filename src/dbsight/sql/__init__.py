@@ -7,9 +7,11 @@
 """
 
 from ._analyze import CacheInfo, analyze, cache_info, clear_cache, mask_literals, set_cache_size
+from ._dialects import DIALECT_NAMES
 from ._info import Operation, SqlInfo
 
 __all__ = [
+    "DIALECT_NAMES",
     "CacheInfo",
     "Operation",
     "SqlInfo",

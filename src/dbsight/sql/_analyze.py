@@ -58,15 +58,22 @@ def _text_of(sql: object) -> str:
     raise TypeError(f"sql must be str or bytes, not {type(sql).__name__}")
 
 
-def _unparsed(normalized: str) -> SqlInfo:
+# `SqlInfo.obstacle` of texts that are not parsed, or not as the server may read them.
+UNPARSED: Final = "does not parse"
+BROKEN: Final = "an unterminated quote or comment, or a NUL character"
+AMBIGUOUS: Final = "where its statements end depends on server settings"
+
+
+def _unparsed(normalized: str, obstacle: str = UNPARSED) -> SqlInfo:
     fingerprint = blake2b(normalized.encode(), digest_size=8).hexdigest()
-    return SqlInfo(normalized, fingerprint, "other", (), False)
+    return SqlInfo(normalized, fingerprint, "other", (), False, obstacle=obstacle)
 
 
-def _too_large(normalized: str, key: str) -> SqlInfo:
+def _too_large(normalized: str, key: str, limit: int) -> SqlInfo:
     """Not parsed because of its size: the operation comes from the keywords."""
     fingerprint = blake2b(normalized.encode(), digest_size=8).hexdigest()
-    return SqlInfo(normalized, fingerprint, keyword_operation(key), (), False)
+    obstacle = f"longer than {limit // 1024} KiB: not parsed"
+    return SqlInfo(normalized, fingerprint, keyword_operation(key), (), False, obstacle=obstacle)
 
 
 def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
@@ -75,10 +82,10 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     normalized = normalized_from_key(key)
     if scan.broken or "\x00" in text:
         # unterminated quote or comment, NUL: the server rejects or truncates
-        return _unparsed(normalized), False
+        return _unparsed(normalized, BROKEN), False
     limit = MAX_PG_PARSE_LEN if d == "postgresql" else MAX_SQLGLOT_PARSE_LEN
     if len(text) > limit:
-        return _too_large(normalized, key), False
+        return _too_large(normalized, key, limit), False
     parse_text = apply_rewrites(text, scan.rewrites)
     analysis: Analysis | None
     try:
@@ -95,7 +102,11 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     if scan.ambiguous:
         # the server may split it otherwise: it may call anything (calls: an unnamed one)
         analysis = analysis._replace(
-            read_only=False, functions=(), operators=(), calls=(*analysis.calls, "")
+            read_only=False,
+            functions=(),
+            operators=(),
+            calls=(*analysis.calls, ""),
+            obstacle=AMBIGUOUS if analysis.read_only or analysis.functions else analysis.obstacle,
         )
     return SqlInfo(normalized, *analysis), True
 

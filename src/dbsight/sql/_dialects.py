@@ -17,6 +17,10 @@ _ALIASES: Final[dict[str, Dialect]] = {
 }
 
 
+# The names `analyze` knows, aliases included (any other gets sqlglot's default dialect).
+DIALECT_NAMES: Final = tuple(_ALIASES)
+
+
 def resolve_dialect(name: object) -> Dialect:
     """Map a user-supplied dialect name to one of the supported dialects.
 

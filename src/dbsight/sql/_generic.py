@@ -106,21 +106,42 @@ def _function_is_safe(node: exp.Func) -> bool:
         return False
 
 
-def _is_safe(root: exp.Expression) -> bool:
+def _obstacle(root: exp.Expression) -> str:
+    """What keeps ``root`` from being read-only, in words; "" when nothing does."""
     stack = [root]
     while stack:
         node = stack.pop()
         if isinstance(node, _NEVER_READ_ONLY):
-            return False
+            return _node_words(node)
         if isinstance(node, exp.Func) and not _function_is_safe(node):
-            return False
+            return f"calls {_function_name(node)}() (not a known read-only function)"
         for value in node.args.values():
             if isinstance(value, exp.Expression):
                 if not isinstance(value, exp.Hint):  # optimizer hints change no data
                     stack.append(value)
             elif isinstance(value, list):
                 stack.extend(v for v in value if isinstance(v, exp.Expression))
-    return True
+    return ""
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    try:
+        return str(node.sql_name())
+    except Exception:
+        return type(node).__name__.upper()
+
+
+def _node_words(node: exp.Expression) -> str:
+    """A construct that is never read-only, as the text reads."""
+    if isinstance(node, exp.Lock):
+        return f"{'FOR UPDATE' if node.args.get('update') else 'FOR SHARE'} (locks rows)"
+    if isinstance(node, tuple(_DML)):
+        return f"{node.key.upper()} (writes)"
+    if isinstance(node, (exp.Parameter, exp.SessionParameter, exp.PropertyEQ)):
+        return "a user or system variable"
+    return node.key.upper()
 
 
 def _writes(root: exp.Expression) -> list[Operation]:
@@ -168,47 +189,55 @@ def _tables(root: exp.Expression, found: list[tuple[int, int, str]]) -> None:
 
 def _statement(
     node: exp.Expression, keyword: str | None, dialect: str, found: list[tuple[int, int, str]]
-) -> tuple[Operation, bool]:
+) -> tuple[Operation, str]:
+    """The statement's operation, and what keeps it from being read-only ("" if nothing)."""
     if isinstance(node, exp.Command):
         word = str(node.this or "").split()[0].upper() if node.this else ""
         if word == "REPLACE":
             _replace_tables(node, dialect, found)
-        return KEYWORD_OPS.get(word, "other"), word == "SHOW"
+        return KEYWORD_OPS.get(word, "other"), "" if word == "SHOW" else f"{word} (not a query)"
     if not isinstance(node, exp.Use):  # USE names a database
         _tables(node, found)
     if isinstance(node, _QUERY_ROOTS):
         if isinstance(node, exp.Select) and node.args.get("into") is not None:
             # MySQL: SELECT ... INTO @var / OUTFILE; elsewhere it creates a table
-            return ("select" if dialect == "mysql" else "ddl"), False
-        read_only = (keyword is None or keyword in _READ_KEYWORDS) and _is_safe(node)
+            return ("select" if dialect == "mysql" else "ddl"), "SELECT INTO"
+        if keyword is not None and keyword not in _READ_KEYWORDS:
+            obstacle = f"{keyword} (not a query)"
+        else:
+            obstacle = _obstacle(node)
         writes = _writes(node)
         op = most_significant(["select", *writes]) if writes else "select"
-        return op, read_only and keyword is not None
+        return op, obstacle
     for cls, op in _DML.items():
         if isinstance(node, cls):
-            return most_significant([op, *_writes(node)]), False
+            return most_significant([op, *_writes(node)]), f"{node.key.upper()} (writes)"
     if isinstance(node, exp.Show):
-        return "other", True
+        return "other", ""
     if isinstance(node, exp.Describe):
         inner = node.this
         style = str(node.args.get("style") or "").upper()
-        if "ANALYZE" in style or keyword not in ("EXPLAIN", "DESCRIBE", "DESC"):
-            return "other", False
+        if "ANALYZE" in style:
+            return "other", "EXPLAIN ANALYZE (runs the statement)"
+        if keyword not in ("EXPLAIN", "DESCRIBE", "DESC"):
+            return "other", f"{keyword or 'DESCRIBE'} (not a query)"
         if isinstance(inner, exp.Table):
-            return "other", True
-        return "other", isinstance(inner, _QUERY_ROOTS) and _is_safe(inner)
+            return "other", ""
+        if not isinstance(inner, _QUERY_ROOTS):
+            return "other", "EXPLAIN of a statement that is not a SELECT"
+        return "other", _obstacle(inner)
     if isinstance(node, _DDL):
-        return "ddl", False
+        return "ddl", f"{keyword or node.key.upper()} (DDL)"
     if isinstance(node, _TX):
-        return "tx", False
+        return "tx", f"{keyword or node.key.upper()} (transaction control)"
     if isinstance(node, exp.Set):
         for item in node.expressions:
             if str(item.args.get("kind") or "").upper() == "TRANSACTION":
-                return "tx", False
-        return "other", False
+                return "tx", "SET TRANSACTION (transaction control)"
+        return "other", "SET (changes the session)"
     # Something sqlglot read as a bare expression (`SAVEPOINT a` ...): trust
     # the first keyword of the text for the operation, never for read_only.
-    return KEYWORD_OPS.get(keyword or "", "other"), False
+    return KEYWORD_OPS.get(keyword or "", "other"), f"{keyword or 'a statement'} (not a query)"
 
 
 def _replace_tables(node: exp.Command, dialect: str, found: list[tuple[int, int, str]]) -> None:
@@ -260,7 +289,8 @@ def _unparsed_statement(key: str) -> Analysis | None:
     words = first_words(key)
     if len(words) == 1 and words[0] in _UNPARSED_KEYWORD_OPS:
         fp = blake2b(key.encode(), digest_size=8).hexdigest()
-        return Analysis(fp, _UNPARSED_KEYWORD_OPS[words[0]], (), False)
+        operation = _UNPARSED_KEYWORD_OPS[words[0]]
+        return Analysis(fp, operation, (), False, obstacle=f"{words[0]} (not a query)")
     return None
 
 
@@ -277,12 +307,14 @@ def _analyze(text: str, dialect: str, key: str) -> Analysis | None:
     aligned = len(words) == len(stmts)
     found: list[tuple[int, int, str]] = []
     ops: list[Operation] = []
-    read_only = aligned
+    obstacle = ""
     raw_text = False
     for i, node in enumerate(stmts):
-        op, ro = _statement(node, words[i] if aligned else None, dialect, found)
+        op, stopped_by = _statement(node, words[i] if aligned else None, dialect, found)
         ops.append(op)
-        read_only = read_only and ro
+        obstacle = obstacle or stopped_by
+    if not aligned:
+        obstacle = obstacle or "its statements could not be told apart"
         if isinstance(node, exp.Command) or not isinstance(
             node, (*_QUERY_ROOTS, *_DML, *_DDL, *_TX, exp.Show, exp.Describe, exp.Set)
         ):
@@ -294,4 +326,4 @@ def _analyze(text: str, dialect: str, key: str) -> Analysis | None:
     else:
         canonical = "; ".join(_masked_sql(node, read) for node in stmts)
     fp = blake2b(canonical.encode(), digest_size=8).hexdigest()
-    return Analysis(fp, most_significant(ops), tables, read_only)
+    return Analysis(fp, most_significant(ops), tables, not obstacle, obstacle=obstacle)

@@ -58,6 +58,9 @@ class SqlInfo:
             it from being read-only): what may write tables the text does not name.
             An empty name stands for calls the parser may not have seen (a text whose
             statement boundaries depend on server settings).
+        obstacle: why the text is not read-only, in a few words (``FOR UPDATE (locks
+            rows)``, ``INSERT (writes)``, ``calls f() (outside the read-only built-ins)``): the
+            first reason found in its first statement that has one. Empty when read-only.
     """
 
     normalized: str
@@ -68,6 +71,7 @@ class SqlInfo:
     functions: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     calls: tuple[str, ...] = ()
+    obstacle: str = ""
 
 
 def most_significant(ops: list[Operation]) -> Operation:

@@ -19,6 +19,7 @@ proxy can ask the server whether they are volatile.
 from __future__ import annotations
 
 import json
+import re
 from hashlib import blake2b
 from typing import Any, Final, NamedTuple, TypeGuard
 
@@ -37,6 +38,7 @@ class Analysis(NamedTuple):
     functions: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     calls: tuple[str, ...] = ()
+    obstacle: str = ""
 
 
 _DML: Final[dict[str, Operation]] = {
@@ -87,6 +89,30 @@ _DROP_TABLEISH: Final = frozenset(
 )
 _NO_SCOPE: Final[frozenset[str]] = frozenset()
 
+# The words of `SqlInfo.obstacle`: what keeps a statement from being read-only.
+_LOCK_STRENGTH: Final = {
+    "LCS_FORKEYSHARE": "FOR KEY SHARE",
+    "LCS_FORSHARE": "FOR SHARE",
+    "LCS_FORNOKEYUPDATE": "FOR NO KEY UPDATE",
+    "LCS_FORUPDATE": "FOR UPDATE",
+}
+_STATEMENT_WORDS: Final = {
+    "InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE",
+    "CreateStmt": "CREATE TABLE", "IndexStmt": "CREATE INDEX", "ViewStmt": "CREATE VIEW",
+    "RuleStmt": "CREATE RULE", "DefineStmt": "CREATE", "CompositeTypeStmt": "CREATE TYPE",
+    "GrantRoleStmt": "GRANT", "RenameStmt": "ALTER ... RENAME", "CheckPointStmt": "CHECKPOINT",
+    "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "DeclareCursorStmt": "DECLARE CURSOR",
+    "ClosePortalStmt": "CLOSE", "VariableSetStmt": "SET", "CopyStmt": "COPY",
+}  # fmt: skip
+
+
+def statement_words(tag: str) -> str:
+    """``CreateTableAsStmt`` -> ``CREATE TABLE AS``: a statement as its keywords read."""
+    words = _STATEMENT_WORDS.get(tag)
+    if words is None:
+        words = " ".join(re.findall(r"[A-Z][a-z]*", tag.removesuffix("Stmt"))).upper()
+    return words
+
 
 def _names(items: Any) -> list[str] | None:
     """``[{"String": {"sval": "a"}}, ...]`` -> ``["a", ...]`` (None if malformed)."""
@@ -126,17 +152,26 @@ class _Walk:
     go to ``calls`` instead, so that they can be judged apart.
     """
 
-    __slots__ = ("found", "calls", "operators", "safe", "writes", "kinds", "into", "seq")
+    __slots__ = (
+        "found", "calls", "operators", "safe", "obstacle", "writes", "kinds", "into", "seq",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.found: list[tuple[int, int, str]] = []  # (location, seq, name)
         self.calls: list[tuple[int, int, str]] = []  # (location, seq, function name)
         self.operators: list[str] = []  # allow-listed operator symbols, written unqualified
         self.safe = True
+        self.obstacle = ""  # what first made it unsafe, in words
         self.writes: list[Operation] = []
         self.kinds: list[str] = []
         self.into = False
         self.seq = 0
+
+    def unsafe(self, obstacle: str) -> None:
+        """Something other than a function call keeps the statement from being read-only."""
+        if self.safe:
+            self.safe = False
+            self.obstacle = obstacle
 
     def table(self, rv: dict[str, Any], scope: frozenset[str] | None, where: int = -1) -> None:
         rel = rv.get("relname")
@@ -222,7 +257,7 @@ class _Walk:
                 push_scope(inner if recursive else scope | frozenset(names[:i]))
         if tag in _DML:
             self.writes.append(_DML[tag])
-            self.safe = False
+            self.unsafe(f"{statement_words(tag)} (writes)")
             relation = body.get("relation")
             if type(relation) is dict:
                 self.table(relation, None)  # a target is never a CTE
@@ -230,9 +265,10 @@ class _Walk:
         else:
             if body.get("intoClause"):
                 self.into = True
-                self.safe = False
-            if body.get("lockingClause"):
-                self.safe = False
+                self.unsafe("SELECT INTO (creates a table)")
+            locking = body.get("lockingClause")
+            if locking:
+                self.unsafe(_locking_words(locking))
             skip = ("withClause",)
         for key in body:
             value = body[key]
@@ -251,7 +287,7 @@ class _Walk:
                     where = loc if type(loc) is int else -1
                     self.calls.append((where, self.seq, ".".join(names)))
                 else:
-                    self.safe = False
+                    self.unsafe("a call of a function whose name the server cannot be asked about")
         elif action == _AEXPR:
             kind = body.get("kind", "")
             self.kinds.append(kind)
@@ -266,7 +302,7 @@ class _Walk:
         elif action == _SAMPLE:
             method = _names(body.get("method"))
             if not method or len(method) != 1 or method[0] not in _SAFE_TABLESAMPLE:
-                self.safe = False
+                self.unsafe(f"TABLESAMPLE {'.'.join(method or ['?']).upper()}")
         elif action == _DROP:
             if body.get("removeType") in _DROP_TABLEISH:
                 for obj in body.get("objects", ()):
@@ -275,13 +311,13 @@ class _Walk:
                         self.seq += 1
                         self.found.append((-1, self.seq, ".".join(parts)))
         else:  # _UNKNOWN: not in the read-only allow-list
-            self.safe = False
+            self.unsafe(f"{tag} (not known to be read-only)")
 
     def _operator(self, names: list[str] | None) -> None:
         """An operator: allow-listed symbols are noted (a user may have defined one for
         other types, with a function of any volatility), others make the text unsafe."""
         if not _allowed(names, PG_SAFE_OPERATORS):
-            self.safe = False
+            self.unsafe(f"the operator {'.'.join(names or ['?'])} (not a built-in one)")
         elif names is not None and len(names) == 1:
             self.operators.append(names[0])
 
@@ -308,6 +344,14 @@ _ACTIONS: Final[dict[str, int]] = {
 }
 
 
+def _locking_words(clauses: Any) -> str:
+    """``FOR UPDATE`` (the first locking clause of a SELECT)."""
+    first = clauses[0] if type(clauses) is list and clauses else None
+    clause = first.get("LockingClause") if type(first) is dict else None
+    strength = clause.get("strength") if type(clause) is dict else None
+    return f"{_LOCK_STRENGTH.get(str(strength), 'FOR UPDATE/SHARE')} (locks rows)"
+
+
 def _explain_is_analyze(body: dict[str, Any]) -> bool:
     for opt in body.get("options", ()):
         elem = opt.get("DefElem") if type(opt) is dict else None
@@ -320,18 +364,18 @@ def _statement(tag: str, body: dict[str, Any], w: _Walk) -> tuple[Operation, boo
     """Classify one top-level statement; walk it into ``w``.
 
     The flag is whether the statement is read-only *but for* the calls left in
-    ``w.calls`` (it is read-only outright when there are none).
+    ``w.calls`` (it is read-only outright when there are none); when it is not,
+    ``w.obstacle`` says why.
     """
     if tag == "ExplainStmt":
         query = body.get("query")
+        if _explain_is_analyze(body):
+            w.unsafe("EXPLAIN ANALYZE (runs the statement)")
         w.walk(query)
-        read_only = (
-            type(query) is dict
-            and "SelectStmt" in query
-            and not _explain_is_analyze(body)
-            and w.safe
-        )
-        return "other", bool(read_only)
+        is_select = type(query) is dict and "SelectStmt" in query
+        if not is_select:
+            w.unsafe("EXPLAIN of a statement that is not a SELECT")
+        return "other", bool(is_select and w.safe)
     w.walk({tag: body})
     if tag == "SelectStmt":
         if w.into:
@@ -340,21 +384,32 @@ def _statement(tag: str, body: dict[str, Any], w: _Walk) -> tuple[Operation, boo
         if w.writes:
             op = most_significant([op, *w.writes])
         return op, w.safe
+    words = statement_words(tag)
     if tag in _DML:
+        w.obstacle = f"{words} (writes)"
         return most_significant([_DML[tag], *w.writes]), False
     if tag == "CopyStmt":
+        w.obstacle = "COPY FROM (writes)" if body.get("is_from") else "COPY"
         op = "insert" if body.get("is_from") else "select"
         return most_significant([op, *w.writes]), False
     if tag == "VariableShowStmt":
         return "other", True
     if tag == "TransactionStmt":
+        kind = str(body.get("kind", "")).removeprefix("TRANS_STMT_").replace("_", " ")
+        w.obstacle = f"{kind or 'transaction'} (transaction control)"
         return "tx", False
     if tag == "VariableSetStmt":
-        return ("tx" if body.get("name") == "TRANSACTION" else "other"), False
+        if body.get("name") == "TRANSACTION":
+            w.obstacle = "SET TRANSACTION (transaction control)"
+            return "tx", False
+        w.obstacle = "SET (changes the session)"
+        return "other", False
     if tag in _DDL_TAGS or (
         tag.startswith(("Create", "Alter", "Drop")) and tag not in _NOT_DDL
     ):
+        w.obstacle = f"{words} (DDL)"
         return "ddl", False
+    w.obstacle = f"{words} (not a query)"
     return "other", False
 
 
@@ -374,6 +429,7 @@ def analyze_postgres(text: str) -> Analysis | None:
     calls: list[tuple[int, int, str]] = []
     kinds: list[str] = []
     operators: list[str] = []
+    obstacle = ""
     for raw in stmts:
         stmt = raw.get("stmt") if type(raw) is dict else None
         if type(stmt) is not dict or len(stmt) != 1:
@@ -385,6 +441,8 @@ def analyze_postgres(text: str) -> Analysis | None:
         op, ok = _statement(tag, body, w)
         ops.append(op)
         clean = clean and ok
+        if not ok and not obstacle:
+            obstacle = w.obstacle
         where = raw.get("stmt_location", 0)
         found.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.found)
         calls.extend(((loc if loc >= 0 else where), seq, name) for loc, seq, name in w.calls)
@@ -398,7 +456,16 @@ def analyze_postgres(text: str) -> Analysis | None:
     read_only = clean and not calls
     fingerprint = _fingerprint(text, kinds, tables)
     used = tuple(dict.fromkeys(operators)) if clean else ()
-    return Analysis(fingerprint, most_significant(ops), tables, read_only, functions, used, called)
+    if clean and called:
+        obstacle = calls_obstacle(called)
+    return Analysis(
+        fingerprint, most_significant(ops), tables, read_only, functions, used, called, obstacle
+    )
+
+
+def calls_obstacle(functions: tuple[str, ...]) -> str:
+    """The obstacle of a text that only calls functions outside the built-in allow-list."""
+    return f"calls {', '.join(f'{name}()' for name in functions)} (outside the read-only built-ins)"
 
 
 def _fingerprint(text: str, kinds: list[str], tables: tuple[str, ...]) -> str:

@@ -7,7 +7,14 @@ from typing import Any
 
 from ._nplusone import NPlusOneFinding, NPlusOneLog, find_n_plus_one, report_n_plus_one
 from ._sink import StatsSink
-from ._table import ORDER_BY, FingerprintStats, StatsTable
+from ._table import (
+    ORDER_BY,
+    FingerprintStats,
+    StatsTable,
+    StatsTotals,
+    check_order_by,
+    stats_order_key,
+)
 
 __all__ = [
     "ORDER_BY",
@@ -16,10 +23,13 @@ __all__ = [
     "NPlusOneLog",
     "StatsSink",
     "StatsTable",
+    "StatsTotals",
+    "check_order_by",
     "find_n_plus_one",
     "n_plus_one",
     "report_n_plus_one",
     "reset",
+    "stats_order_key",
     "top",
 ]
 

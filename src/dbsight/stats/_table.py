@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _histogram
 from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, GAMMA, MIN_DURATION_S
@@ -39,7 +40,37 @@ if TYPE_CHECKING:
 MAX_ROUTES = 16
 MAX_DATABASES = 8
 
-ORDER_BY = ("total_time", "mean_time", "calls", "rows", "errors", "max_time", "p95")
+# What `StatsTable.top` orders by (largest first), each the FingerprintStats field it is: one
+# list for dbsight.stats.top, /metrics/summary?order_by= and dbsight top --sort.
+ORDER_FIELDS: Final = {
+    "total_time": "total_time_s",
+    "mean_time": "mean_time_s",
+    "calls": "calls",
+    "rows": "rows",
+    "errors": "errors",
+    "max_time": "max_time_s",
+    "p95": "p95_s",
+}
+ORDER_BY: Final = tuple(ORDER_FIELDS)
+
+
+def check_order_by(order_by: str) -> str:
+    """``order_by`` when it is one of `ORDER_BY`; a ValueError listing them otherwise."""
+    if order_by not in ORDER_FIELDS:
+        raise ValueError(f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})")
+    return order_by
+
+
+def stats_order_key(order_by: str) -> Callable[[FingerprintStats], float]:
+    """The sort key of `FingerprintStats` for ``order_by`` (one of `ORDER_BY`); unknown rows
+    sort below 0 rows, as in `StatsTable.top`."""
+    if check_order_by(order_by) == "rows":
+        return _known_rows
+    return operator.attrgetter(ORDER_FIELDS[order_by])
+
+
+def _known_rows(stats: FingerprintStats) -> float:
+    return -1 if stats.rows is None else stats.rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +121,42 @@ class FingerprintStats:
         data["databases"] = list(self.databases)
         data["mean_rows"] = self.mean_rows
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class StatsTotals:
+    """Every statement the table counted: ``fingerprints`` it holds now; calls, errors, rows
+    and time (seconds) since it started or was reset, evicted fingerprints' included."""
+
+    fingerprints: int = 0
+    calls: int = 0
+    errors: int = 0
+    rows: int = 0
+    total_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsTotals:
+        return cls(
+            fingerprints=int(data.get("fingerprints") or 0),
+            calls=int(data.get("calls") or 0),
+            errors=int(data.get("errors") or 0),
+            rows=int(data.get("rows") or 0),
+            total_time_s=float(data.get("total_time_s") or 0.0),
+        )
+
+    def __add__(self, other: StatsTotals) -> StatsTotals:
+        """Two tables' totals (of two worker processes, say); the fingerprints of the two
+        may be the same statements, so the larger count is the one known to be distinct."""
+        return StatsTotals(
+            fingerprints=max(self.fingerprints, other.fingerprints),
+            calls=self.calls + other.calls,
+            errors=self.errors + other.errors,
+            rows=self.rows + other.rows,
+            total_time_s=self.total_time_s + other.total_time_s,
+        )
 
 
 class _Entry:
@@ -189,25 +256,33 @@ class _Entry:
 
 
 def _order_key(order_by: str) -> Callable[[_Entry], float]:
-    key = _ORDER_KEYS.get(order_by)
-    if key is None:
-        raise ValueError(f"order_by must be one of {', '.join(ORDER_BY)} (got {order_by!r})")
-    return key
+    return _ORDER_KEYS[check_order_by(order_by)]
 
 
 _ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
     "total_time": lambda e: e.total,
     "mean_time": lambda e: e.total / e.calls if e.calls else 0.0,
     "calls": lambda e: e.calls,
-    "rows": lambda e: e.rows,
+    "rows": lambda e: e.rows if e.rows_calls else -1,  # unknown sorts below 0 rows
     "errors": lambda e: e.errors,
     "max_time": lambda e: e.max,
     "p95": lambda e: e.quantiles(0.95)[0],
 }
+assert _ORDER_KEYS.keys() == ORDER_FIELDS.keys()  # the same orders for entries and copies
 
 
 def _eviction_key(entry: _Entry) -> tuple[float, float]:
     return (entry.total, entry.last_seen)
+
+
+def _sum_entries(entries: Iterable[_Entry], start: StatsTotals) -> StatsTotals:
+    calls, errors, rows, total = start.calls, start.errors, start.rows, start.total_time_s
+    for entry in entries:
+        calls += entry.calls
+        errors += entry.errors
+        rows += entry.rows
+        total += entry.total
+    return StatsTotals(start.fingerprints, calls, errors, rows, total)
 
 
 class StatsTable:
@@ -219,6 +294,7 @@ class StatsTable:
         # Reentrant: `_observe_locked` holds it around `observe`, which takes it to add keys.
         self._lock = threading.RLock()
         self.evictions = 0
+        self._evicted = StatsTotals()  # what the evicted fingerprints had counted
         if _FREE_THREADED:
             self.observe = self._observe_locked  # type: ignore[method-assign]
 
@@ -366,8 +442,10 @@ class StatsTable:
         return entry
 
     def _evict(self, count: int) -> None:
-        for entry in heapq.nsmallest(count, self._entries.values(), key=_eviction_key):
+        evicted = heapq.nsmallest(count, self._entries.values(), key=_eviction_key)
+        for entry in evicted:
             del self._entries[entry.fingerprint]
+        self._evicted = _sum_entries(evicted, self._evicted)
         self.evictions += count
 
     # -- reading -----------------------------------------------------------------------
@@ -377,6 +455,18 @@ class StatsTable:
         with self._lock:
             chosen = heapq.nlargest(n, self._entries.values(), key=key)
             return [entry.freeze() for entry in chosen]
+
+    def totals(self) -> StatsTotals:
+        """Every statement counted, not only the top ones: what a summary's header shows."""
+        with self._lock:
+            counted = _sum_entries(self._entries.values(), self._evicted)
+            return StatsTotals(
+                len(self._entries),
+                counted.calls,
+                counted.errors,
+                counted.rows,
+                counted.total_time_s,
+            )
 
     def get(self, fingerprint: str) -> FingerprintStats | None:
         with self._lock:
@@ -397,6 +487,7 @@ class StatsTable:
         with self._lock:
             self._entries = {}
             self.evictions = 0
+            self._evicted = StatsTotals()
 
     # -- combining tables (one per worker process) -------------------------------------
     def snapshot(self, n: int | None = None, order_by: str = "total_time") -> list[dict[str, Any]]:

@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..stats import FingerprintStats
+from ..stats import ORDER_BY, FingerprintStats, stats_order_key
 
-# --sort: the statement columns the table can be ordered by, largest first.
+# --sort: what dbsight.stats.top(order_by=...) accepts, largest first; the service orders its
+# statements the same way (/metrics/summary?order_by=), so the view sorts what it was sent.
 SORT_KEYS: Mapping[str, Callable[[FingerprintStats], float]] = {
-    "total_time": lambda stats: stats.total_time_s,
-    "mean_time": lambda stats: stats.mean_time_s,
-    "calls": lambda stats: stats.calls,
-    "p95": lambda stats: stats.p95_s,
-    "errors": lambda stats: stats.errors,
-    "rows": lambda stats: stats.rows if stats.rows is not None else -1,  # unknown: last
+    name: stats_order_key(name) for name in ORDER_BY
 }
 
 DEFAULT_URL = "http://127.0.0.1:9187"

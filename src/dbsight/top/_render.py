@@ -84,11 +84,17 @@ def _header(
 
 
 def _totals(current: Snapshot, rates: IntervalRates | None, options: TopOptions) -> Text:
-    count = len(current.statements)
+    """Every statement's totals (`fingerprint_count`), not the listed ones': ``--limit``
+    limits the rows only."""
+    count = fingerprint_count(current)
     listed = f"{count} fingerprint" + ("s" if count != 1 else "")
     if options.once:
-        calls = sum(stats.calls for stats in current.statements)
-        errors = sum(stats.errors for stats in current.statements)
+        totals = current.totals
+        if totals is not None:
+            calls, errors = totals.calls, totals.errors
+        else:  # a dbsight that sends no totals: the listed statements are all there is
+            calls = sum(stats.calls for stats in current.statements)
+            errors = sum(stats.errors for stats in current.statements)
         return Text(f"{listed}  {calls} calls  {errors} errors  sorted by {options.sort}")
     text = Text()
     if rates is None:
@@ -100,6 +106,13 @@ def _totals(current: Snapshot, rates: IntervalRates | None, options: TopOptions)
         text.append(" errors/s")
     text.append(f"  {listed}  sorted by {options.sort}  every {options.interval_s:g}s")
     return text
+
+
+def fingerprint_count(current: Snapshot) -> int:
+    """The statements the service counted: its totals', else the listed ones."""
+    if current.totals is not None:
+        return max(current.totals.fingerprints, len(current.statements))
+    return len(current.statements)
 
 
 # -- tables ------------------------------------------------------------------------------
@@ -143,7 +156,7 @@ def statements_table(
         ),
     ]
     return FittedTable(
-        f"Top {len(ordered)} of {len(current.statements)} statements by {options.sort}",
+        f"Top {len(ordered)} of {fingerprint_count(current)} statements by {options.sort}",
         columns,
         [stats.normalized for stats in ordered],
         empty="no statement recorded yet",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..stats import FingerprintStats
+from ..stats import FingerprintStats, StatsTotals
 
 
 class SummaryError(ValueError):
@@ -27,7 +27,8 @@ class Snapshot:
 
     ``generated_wall`` is ``generated_at`` as epoch seconds on the service's clock (None
     when it cannot be read); ``polled_at`` is the poller's monotonic clock at arrival. Rates
-    prefer the service's clock: it is when the counters were read.
+    prefer the service's clock: it is when the counters were read. ``totals`` covers every
+    statement, listed or not (None from a dbsight that does not send them).
     """
 
     service: str
@@ -38,6 +39,7 @@ class Snapshot:
     slow: tuple[Mapping[str, Any], ...]
     n_plus_one: tuple[Mapping[str, Any], ...]
     polled_at: float
+    totals: StatsTotals | None = None
 
 
 def parse_summary(document: Any, polled_at: float) -> Snapshot:
@@ -62,6 +64,7 @@ def parse_summary(document: Any, polled_at: float) -> Snapshot:
         slow=_records(document, "slow"),
         n_plus_one=_records(document, "n_plus_one"),
         polled_at=polled_at,
+        totals=_totals(document.get("totals")),
     )
 
 
@@ -96,6 +99,20 @@ def _statement(index: int, row: Any) -> FingerprintStats:
         )
     except (TypeError, ValueError) as exc:
         raise SummaryError(f"top[{index}] has a malformed field: {exc}") from None
+
+
+def _totals(totals: Any) -> StatsTotals | None:
+    if totals is None:
+        return None
+    if not isinstance(totals, Mapping):
+        raise SummaryError("'totals' is not an object")
+    try:
+        parsed = StatsTotals.from_dict(totals)
+    except (TypeError, ValueError) as exc:
+        raise SummaryError(f"'totals' has a malformed field: {exc}") from None
+    if not math.isfinite(parsed.total_time_s):
+        raise SummaryError(f"'totals' has total_time_s {parsed.total_time_s}")
+    return parsed
 
 
 def _seconds(row: Mapping[str, Any], key: str) -> float:

@@ -52,7 +52,7 @@ from prometheus_client.samples import Sample
 from .. import _runtime
 from .._process import pid_alive, process_start_time
 from ..export.slowlog import RECENT_SLOW, SlowQuerySink
-from ..stats import NPlusOneLog, StatsTable
+from ..stats import NPlusOneLog, StatsTable, StatsTotals
 
 logger = logging.getLogger("dbsight")
 
@@ -134,6 +134,7 @@ def summary_doc(runtime: Any) -> dict[str, Any]:
     return {
         **identity().as_dict(),
         "stats": runtime.stats.snapshot(TOP_FINGERPRINTS),
+        "totals": runtime.stats.totals().to_dict(),
         "slow": slow_records(runtime),
         "n_plus_one": n_plus_one.snapshot() if n_plus_one is not None else [],
     }
@@ -251,6 +252,7 @@ class MergedSummary:
     slow: list[dict[str, Any]]
     n_plus_one: list[dict[str, Any]]
     workers: int
+    totals: StatsTotals
 
 
 def merged_summary(runtime: Any, directory: Path) -> MergedSummary:
@@ -259,16 +261,31 @@ def merged_summary(runtime: Any, directory: Path) -> MergedSummary:
     docs = [(own, True), *_others(directory, _SUMMARY_SUFFIX)]
     table = StatsTable(max_fingerprints=runtime.settings.stats_max_fingerprints)
     findings = NPlusOneLog()
+    totals = StatsTotals()
     for doc, _alive_now in docs:
         table.merge([doc.get("stats") or []])
         findings.merge(doc.get("n_plus_one") or [])
+        # a file of an older dbsight has no totals: its listed statements stand in
+        worker = doc.get("totals")
+        if isinstance(worker, dict):
+            totals += StatsTotals.from_dict(worker)
+        else:
+            totals += _listed_totals(doc.get("stats") or [])
     slow = heapq.nlargest(
         RECENT_SLOW,
         itertools.chain.from_iterable(doc.get("slow") or () for doc, _ in docs),
         key=lambda record: str(record.get("ts", "")),
     )
     workers = sum(1 for _, alive in docs if alive)
-    return MergedSummary(table, slow, findings.snapshot(), workers)
+    # the union of the workers' top fingerprints: a lower bound of the distinct ones
+    totals += StatsTotals(fingerprints=len(table))
+    return MergedSummary(table, slow, findings.snapshot(), workers, totals)
+
+
+def _listed_totals(entries: Iterable[dict[str, Any]]) -> StatsTotals:
+    table = StatsTable()
+    table.merge([entries])
+    return table.totals()
 
 
 # -- the writer thread -------------------------------------------------------------------------

@@ -29,22 +29,29 @@ def summary(
     runtime: Any, *, limit: int = SUMMARY_TOP, order_by: str = SUMMARY_ORDER
 ) -> dict[str, Any]:
     """The ``/metrics/summary`` document: top fingerprints, recent slow queries, N+1
-    findings; read by ``dbsight demo`` and ``dbsight top``, so its keys are an interface."""
+    findings; read by ``dbsight demo`` and ``dbsight top``, so its keys are an interface.
+
+    ``totals`` counts every statement, however few ``top`` lists (``limit``): fingerprints,
+    calls, errors, rows and time in seconds.
+    """
     directory = multiprocess_dir(runtime.settings)
     if directory is None:
         findings = runtime.components.get("n_plus_one")
         top = runtime.stats.top(limit, order_by)
+        totals = runtime.stats.totals()
         slow = slow_records(runtime)
         n_plus_one = findings.snapshot() if findings is not None else []
         workers = 1
     else:
         merged = merged_summary(runtime, directory)
         top = merged.stats.top(limit, order_by)
+        totals = merged.totals
         slow, n_plus_one, workers = merged.slow, merged.n_plus_one, merged.workers
     return {
         "service": runtime.settings.service_name,
         "generated_at": _timestamp(time.time()),
         "workers": workers,
+        "totals": totals.to_dict(),
         "top": [stats.to_dict() for stats in top],
         "slow": slow,
         "n_plus_one": n_plus_one,
