@@ -56,6 +56,31 @@ def test_config_file_and_command_line(tmp_path: Path) -> None:
     assert "listen" in str(raised.value) and "bogus" in str(raised.value)
 
 
+def test_a_bad_proxy_setting_is_one_line_naming_where_it_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "dbsight.toml"
+    path.write_text(
+        '[proxy]\nlisten = "127.0.0.1:99999"\npool_size = "x"\npoolsize = 3\n'
+        'upstream = "mysql://app:hunter2@db/shop"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        ProxyConfig.load(path, pool_mode="statement")
+    lines = str(raised.value).splitlines()
+    assert lines == [
+        f"invalid proxy setting listen ({path}): port 99999 is out of range (0 to 65535), "
+        "got '127.0.0.1:99999'",
+        f"invalid proxy setting upstream ({path}): must be a postgresql:// URL, "
+        "got 'mysql://***@db/shop'",
+        "invalid proxy setting pool_mode (command line): must be 'session' or 'transaction', "
+        "got 'statement'",
+        f"invalid proxy setting pool_size ({path}): must be a whole number from 1 to 100000, "
+        "got 'x'",
+        f"unknown proxy setting poolsize ({path}); did you mean pool_size?",
+    ]
+    assert "hunter2" not in str(raised.value) and "Value error" not in str(raised.value)
+    with pytest.raises(ConfigError, match=r"^invalid proxy settings: tls_cert and tls_key go"):
+        ProxyConfig.load(None, tls_cert=tmp_path / "cert.pem")
+
+
 @pytest.mark.parametrize(
     "replicas",
     [

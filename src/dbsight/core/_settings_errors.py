@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
 import annotated_types
@@ -54,28 +54,49 @@ def describe_validation_error(
     variables: Mapping[str, Variable],
 ) -> str:
     """A line per invalid field (its first error), in the order pydantic found them."""
+
+    def source(field: str) -> tuple[str, object] | None:
+        variable = variables.get(field)
+        return (str(variable), variable.value) if variable is not None else None
+
+    return "\n".join(problem_lines(error, fields, "dbsight setting", source, ARGUMENT))
+
+
+def problem_lines(
+    error: ValidationError,
+    fields: Mapping[str, FieldInfo],
+    subject: str,
+    source: Callable[[str], tuple[str, object] | None],
+    default_origin: str,
+) -> list[str]:
+    """A line per invalid field of a pydantic model (its first error): ``invalid SUBJECT
+    FIELD (ORIGIN): RULE, got VALUE``. ``source(field)`` says where the field's value was
+    written and as what (None: ``default_origin``, and the value pydantic was given); a
+    model-level rule (two fields that go together) is one line about the model."""
     lines: list[str] = []
     seen: set[str] = set()
     for item in error.errors(include_url=False):
         loc = item["loc"]
-        field = str(loc[0]) if loc else "settings"
+        if not loc:
+            lines.append(f"invalid {subject}s: {_rule(item, None)}")
+            continue
+        field = str(loc[0])
         if field in seen:
             continue
         seen.add(field)
+        found = source(field)
+        origin, value = found if found is not None else (default_origin, item.get("input"))
         if item["type"] == "extra_forbidden":
             close = difflib.get_close_matches(field, fields, n=1, cutoff=0.75)
             hint = f"; did you mean {close[0]}?" if close else ""
-            lines.append(f"unknown dbsight setting {field} ({ARGUMENT}){hint}")
+            lines.append(f"unknown {subject} {field} ({origin}){hint}")
             continue
-        variable = variables.get(field)
-        where = str(variable) if variable is not None else ARGUMENT
         rule = _rule(item, fields.get(field))
         inner = ".".join(str(part) for part in loc[1:])
         if inner:
             rule = f"{inner}: {rule}"
-        value = variable.value if variable is not None else item.get("input")
-        lines.append(f"invalid dbsight setting {field} ({where}): {rule}, got {shown(value)}")
-    return "\n".join(lines)
+        lines.append(f"invalid {subject} {field} ({origin}): {rule}, got {shown(value)}")
+    return lines
 
 
 def shown(value: object) -> str:

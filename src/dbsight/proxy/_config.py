@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core._settings import ConfigError
+from ..core._settings_errors import problem_lines
 from ._pipeline import PipelineStep
 from ._result_cache import CacheRule
 
@@ -34,14 +35,14 @@ def split_address(value: str, default_port: int | None = None) -> tuple[str, int
             host, port_text = text, ""
     if not port_text:
         if default_port is None:
-            raise ValueError(f"{value!r} has no port (expected host:port)")
+            raise ValueError("has no port (expected host:port)")
         return host or "127.0.0.1", default_port
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"{value!r}: port {port_text!r} is not a number") from None
+        raise ValueError(f"port {port_text!r} is not a number") from None
     if not 0 <= port <= 65535:
-        raise ValueError(f"{value!r}: port {port} is out of range")
+        raise ValueError(f"port {port} is out of range (0 to 65535)")
     return host or "127.0.0.1", port
 
 
@@ -71,14 +72,14 @@ class Upstream(BaseModel):
         (``postgresql://%2Fvar%2Frun%2Fpostgresql/db``)."""
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError(f"upstream must be a postgresql:// URL (got {url!r})")
+            raise ValueError("must be a postgresql:// URL")
         query = parse_qs(parts.query)
         host = query.get("host", [""])[-1] or _socket_directory(parts.netloc) or parts.hostname
         host = host or "127.0.0.1"
         try:
             port = int(query["port"][-1]) if "port" in query else parts.port or 5432
         except ValueError:
-            raise ValueError(f"upstream {url!r} has a bad port") from None
+            raise ValueError("has a bad port") from None
         database = unquote(parts.path.lstrip("/")) or None
         return cls(
             host=host,
@@ -279,12 +280,15 @@ class ProxyConfig(BaseModel):
                 data["replicas"] = _replica_urls(table["replicas"], path)
             elif "replicas" in document and document is not table:  # [[replicas]] tables
                 data["replicas"] = _replica_urls(document["replicas"], path)
-        data.update({key: value for key, value in overrides.items() if value is not None})
+        given = {key: value for key, value in overrides.items() if value is not None}
+        data.update(given)
         try:
             return cls(**data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise ConfigError(f"invalid proxy configuration: {problems}") from None
+            origin = "command line" if path is None else str(path)
+
+            def source(field: str) -> tuple[str, object] | None:
+                return ("command line", given[field]) if field in given else None
+
+            lines = problem_lines(exc, cls.model_fields, "proxy setting", source, origin)
+            raise ConfigError("\n".join(lines)) from None

@@ -141,7 +141,7 @@ class ServerPools:
         try:
             self.users = UsersFile.load(config.auth_file) if config.auth_file else None
         except UsersFileError as exc:
-            raise ConfigError(f"invalid proxy configuration: auth_file: {exc}") from None
+            raise ConfigError(f"invalid proxy setting auth_file: {exc}") from None
         self.auth_query = AuthQuery(config.auth_query) if config.auth_query else None
         self.topology = Topology(config)
         self.cache = (
