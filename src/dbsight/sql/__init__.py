@@ -6,7 +6,16 @@
     info.read_only    # True: may go to a replica
 """
 
-from ._analyze import CacheInfo, analyze, cache_info, clear_cache, mask_literals, set_cache_size
+from ._analyze import (
+    CacheInfo,
+    analyze,
+    cache_info,
+    clear_cache,
+    mask_literals,
+    set_cache_size,
+    warm_up,
+    warmed,
+)
 from ._info import Operation, SqlInfo
 
 __all__ = [
@@ -18,4 +27,6 @@ __all__ = [
     "clear_cache",
     "mask_literals",
     "set_cache_size",
+    "warm_up",
+    "warmed",
 ]
