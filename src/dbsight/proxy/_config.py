@@ -88,6 +88,16 @@ class Upstream(BaseModel):
             password=unquote(parts.password) if parts.password is not None else None,
         )
 
+    @property
+    def display(self) -> str:
+        """The server as a URL without its password (for a log line)."""
+        user = f"{self.user}@" if self.user else ""
+        database = self.database or ""
+        if self.host.startswith("/"):  # a Unix-socket directory
+            return f"postgresql://{user}/{database}?host={self.host}&port={self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{user}{host}:{self.port}/{database}"
+
 
 def _replica_urls(tables: Any, path: Path) -> list[str]:
     """The URLs of the TOML file's ``[[replicas]]`` tables (``url = "postgresql://..."``)."""
