@@ -136,7 +136,8 @@ class ProxyConfig(BaseModel):
     # set: then the proxy authenticates clients itself (as in transaction mode), holds a
     # pooled primary connection per client and borrows replica connections per read.
     # "transaction": the proxy authenticates clients itself and lends them a pooled server
-    # connection (one pool per database, user and startup settings) for each transaction.
+    # connection (one pool of pool_size per database and user) for each transaction; each
+    # client's startup settings go to whichever connection serves it.
     pool_mode: Literal["session", "transaction"] = "session"
     pool_size: int = Field(20, ge=1, le=100_000, description="server connections per pool")
     pool_min_size: int = Field(0, ge=0, le=100_000, description="kept open even when idle")
