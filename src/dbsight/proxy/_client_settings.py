@@ -273,7 +273,7 @@ class ClientSettings:
     __slots__ = ("startup", "wanted", "on_replicas", "session", "carried", "_told",
                  "_reset_all", "_resets", "_set_after", "warned")
 
-    def __init__(self, startup: dict[str, str]) -> None:
+    def __init__(self, startup: Mapping[str, str]) -> None:
         self.startup: Mapping[str, str] = startup
         self.wanted: Mapping[str, str] = startup
         self.on_replicas: Mapping[str, str] = startup
@@ -370,6 +370,8 @@ class ClientSettings:
 
     def cycle_ended(self) -> None:
         """The client's requests so far are answered (its transaction ended)."""
+        if not (self._reset_all or self._resets):
+            return
         self._reset_all = False
         self._resets.clear()
         self._set_after.clear()

@@ -76,6 +76,7 @@ from ._client_settings import (
     wanted_settings,
 )
 from ._config import ProxyConfig
+from ._setting_statements import maybe_sets_in
 from ._exchange import (
     SWALLOW,
     SWALLOW_QUERY,
@@ -162,6 +163,7 @@ class ServerPools:
         # ParameterStatus values for a client's login, by pool and settings (name aside)
         self._parameters: LruMap[tuple[PoolKey, tuple[tuple[str, str], ...]], dict[str, str]]
         self._parameters = LruMap(256)
+        self._settings: LruMap[tuple[tuple[str, str], ...], Mapping[str, str]] = LruMap(256)
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
         self._client_ids = 0
         self._closed = False
@@ -220,7 +222,7 @@ class ServerPools:
         a setting: the client's login fails with its error, as it would on the server."""
         shape = (key, tuple(sorted(
             (name, value) for name, value in settings.items() if name != "application_name"
-        )))
+        )))  # (the client's own name is told as it gave it)
         known = self._parameters.get(shape)
         if known is None:
             conn = await pool.acquire()
@@ -232,6 +234,17 @@ class ServerPools:
                 raise
             pool.release_clean(conn)
             self._parameters.put(shape, known)
+        return known
+
+    def shared(self, settings: dict[str, str]) -> Mapping[str, str]:
+        """``settings``, or an equal mapping another client logged in with: clients with the
+        same settings share one object, so a connection one of them left needs no look at
+        its settings for the next (an identity check, in `ClientSettings.give`)."""
+        key = tuple(settings.items())
+        known = self._settings.get(key)
+        if known is None:
+            known = settings
+            self._settings.put(key, known)
         return known
 
     def stats(self) -> list[dict[str, Any]]:
@@ -440,7 +453,7 @@ class PooledSession(FrontendSession):
         elif not await self._authenticate(user, database):
             return False
         try:
-            wanted = wanted_settings(self._startup_parameters)
+            wanted = self.pools.shared(wanted_settings(self._startup_parameters))
         except StartupSettingsError as exc:
             await self._refuse(exc.sqlstate, exc.message)
             return False
@@ -1288,17 +1301,21 @@ class PooledSession(FrontendSession):
         in transaction mode the first SET that will not outlive its transaction gets the
         client a warning, before the ReadyForQuery."""
         if t == QUERY:
+            if not maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
+                return
             sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
         else:
             sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
         in_block = exchange.status != _IDLE or self._begun
-        exchange.before_ready += self.settings.statement(conn, sql, in_block, not self.sticky)
+        said = self.settings.statement(conn, sql, in_block, not self.sticky)
+        if said:
+            exchange.before_ready += said
 
     def _parameter_seen(self, name: str, value: str) -> None:
         """The server reports a setting's value to the client (ParameterStatus)."""
-        exchange = self.exchange
-        assert exchange is not None
-        exchange.before_ready += self.settings.parameter(self.conn, name, value)
+        said = self.settings.parameter(self.conn, name, value)
+        if said and self.exchange is not None:  # the client's own value, after the server's
+            self.exchange.before_ready += said
 
     def _detach(self, conn: BackendConnection) -> None:
         """Stop relaying ``conn``: the client holds no server connection now."""

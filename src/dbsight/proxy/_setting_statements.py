@@ -25,10 +25,18 @@ def maybe_sets(sql: str) -> bool:
     return _MAYBE_SETS.search(sql) is not None
 
 
-_MAYBE_SETS = re.compile(
-    r"(?i)(?:^|;)\s*(?:set|reset|discard|begin|start|commit|end|rollback|abort|prepare)\b"
-    r"|set_config"
-)
+def maybe_sets_in(buf: bytes, start: int, end: int) -> bool:
+    """`maybe_sets` for the text at ``buf[start:end]`` (a Query's), without decoding it."""
+    return (
+        _FIRST_WORD.match(buf, start, end) is not None
+        or _LATER_WORD.search(buf, start, end) is not None
+    )
+
+
+_WORDS = r"(?:set|reset|discard|begin|start|commit|end|rollback|abort|prepare)\b"
+_MAYBE_SETS = re.compile(rf"(?i)(?:^|;)\s*{_WORDS}|set_config")
+_FIRST_WORD = re.compile(rf"(?i)\s*{_WORDS}".encode())
+_LATER_WORD = re.compile(rf"(?i);\s*{_WORDS}|set_config".encode())
 
 
 @functools.lru_cache(maxsize=512)
