@@ -70,10 +70,10 @@ def test_name_lists_read_as_the_server_reads_them(text: str, names: list[str] | 
 def test_the_prelude_resets_what_the_client_lacks_and_sets_the_rest() -> None:
     have = {"timezone": "UTC", "work_mem": "8MB", "app.tenant": "1"}
     want = {"timezone": "Asia/Tokyo", "search_path": '"$user", Public', "datestyle": "ISO, DMY"}
-    assert prelude(have, want) == [
+    assert prelude(have, want) == [(
         'RESET "work_mem"; RESET "app"."tenant"; SET "timezone" TO E\'Asia/Tokyo\'; '
         "SET \"search_path\" TO E'$user', E'public'; SET \"datestyle\" TO E'ISO, DMY'"
-    ]
+    )]
     assert prelude(want, dict(want)) == []
     assert prelude({}, {"x.y": "it's"}) == ["SET \"x\".\"y\" TO E'it''s'"]
 

@@ -8,7 +8,6 @@ settings are given to whichever server connection serves it, and what it is told
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,12 +15,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
+import httpx
 import psycopg
 import pytest
-from prometheus_client import generate_latest
-
-from dbsight._runtime import get_runtime
-
 from test_proxy_pooled import metric
 
 TOKYO = "options=" + quote("-c TimeZone=Asia/Tokyo -c DateStyle=SQL,DMY")
@@ -75,17 +71,10 @@ def psql_factory() -> Iterator[Any]:
         session.close()
 
 
-def pools(proxy: Any) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        return proxy.server.pool_stats()
-
-    return list(proxy.call(read()))
-
-
 async def test_psql_asyncpg_and_psycopg_share_one_pool_each_with_its_settings(
     proxy_factory: Any, pg_dsn: str, psql_factory: Any
 ) -> None:
-    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=2)
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=2, admin="127.0.0.1:0")
     dsn = proxy.dsn(pg_dsn)
     parts = urlsplit(pg_dsn)
     name = f"{parts.username}@{parts.path.lstrip('/')}"
@@ -136,10 +125,12 @@ async def test_psql_asyncpg_and_psycopg_share_one_pool_each_with_its_settings(
         assert [settings.TimeZone, settings.DateStyle] == defaults
         assert settings.client_encoding == "UTF8"
 
-        (pool,) = pools(proxy)
+        admin = f"http://127.0.0.1:{proxy.server.admin_port}"
+        async with httpx.AsyncClient(base_url=admin) as http:
+            (pool,) = (await http.get("/stats/pools")).json()["pools"]
+            exposition = (await http.get("/metrics")).text
         assert (pool["name"], pool["max_size"]) == (name, 2)
         assert pool["size"] <= 2
-        exposition = generate_latest(get_runtime().registry).decode()
         assert metric(exposition, "proxy_pool_max_size", pool=name) == 2
         assert f'pool="proxy:{name}"' in exposition
         assert f'pool="proxy:{name}-2"' not in exposition

@@ -122,9 +122,7 @@ def options_settings(options: str) -> dict[str, str]:
                 raise StartupSettingsError("dbsight proxy: -c in options needs name=value")
             pair = words[i]
             i += 1
-        elif word.startswith("-c"):
-            pair = word[2:]
-        elif word.startswith("--"):
+        elif word.startswith(("-c", "--")):  # -cname=value, --name=value
             pair = word[2:]
         else:
             raise StartupSettingsError(

@@ -76,7 +76,6 @@ from ._client_settings import (
     wanted_settings,
 )
 from ._config import ProxyConfig
-from ._setting_statements import maybe_sets_in
 from ._exchange import (
     SWALLOW,
     SWALLOW_QUERY,
@@ -103,6 +102,7 @@ from ._session_state import (
     serializable_by_default,
     state_query,
 )
+from ._setting_statements import maybe_sets_in
 from ._topology import PRIMARY, Topology
 from ._writes import writes_anywhere
 from ._session import (

@@ -47,7 +47,7 @@ def setting_statements(sql: str) -> tuple[tuple[str, str, bool], ...]:
     when the text does not parse."""
     try:
         tree = json.loads(parse_sql_json(sql))
-    except Exception:  # the server will say what is wrong with it
+    except Exception:  # noqa: BLE001 (any parse failure: the server will say what is wrong)
         return ()
     found: list[tuple[str, str, bool]] = []
     for raw in tree.get("stmts") or ():
