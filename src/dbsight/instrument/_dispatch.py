@@ -96,7 +96,8 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
     this target), ``pool_name="..."`` (the ``pool`` label of its connection gauges).
     A Starlette or FastAPI app gets dbsight's ASGI middleware and endpoints; its options
     (``prefix``, ``metrics``, ``summary``, ``health``, ``health_checks``) are described in
-    ``dbsight.instrument._asgi.instrument_app``.
+    ``dbsight.instrument._asgi.instrument_app``. A database client's SQL parser (its
+    dialect's) is loaded here, so that its first statement does not pay for it.
     """
     unknown = set(options) - _OPTIONS - _APP_OPTIONS
     if unknown:

@@ -240,7 +240,7 @@ class ServerPools:
         """``settings``, or an equal mapping another client logged in with: clients with the
         same settings share one object, so a connection one of them left needs no look at
         its settings for the next (an identity check, in `ClientSettings.give`)."""
-        key = tuple(settings.items())
+        key = tuple(sorted(settings.items()))
         known = self._settings.get(key)
         if known is None:
             known = settings
