@@ -403,6 +403,8 @@ async def learn_parameters(conn: BackendConnection, settings: Mapping[str, str])
         await conn.execute(sql)
     conn.settings = settings
     names = sorted(conn.parameters)  # those the server reports, from its login
+    if not names:
+        return {}
     results = await conn.execute(
         "SELECT " + ", ".join(f"current_setting({literal(name)})" for name in names)
     )
