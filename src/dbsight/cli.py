@@ -287,49 +287,64 @@ def _show_statement_logs(settings: Any) -> None:
 @command
 def proxy(
     listen: Annotated[
-        str | None, typer.Option(help="Address clients connect to (default 127.0.0.1:5433).")
+        str | None,
+        typer.Option(help="Address clients connect to (port 0: a free one).",
+                     show_default="127.0.0.1:5433"),
     ] = None,
     upstream: Annotated[
         str | None,
-        typer.Option(help="The PostgreSQL to relay to, as postgresql://user@host:port/db."),
+        typer.Option(help="The PostgreSQL to relay to, as postgresql://user@host:port/db.",
+                     show_default="postgresql://127.0.0.1:5432/postgres"),
     ] = None,
     admin: Annotated[
         str | None,
         typer.Option(help="Admin HTTP address (/metrics, /health, /stats ...), e.g. "
-                     "127.0.0.1:9187; off when not given."),
+                     "127.0.0.1:9187 (port 0: a free one).", show_default="off"),
     ] = None,
     admin_token: Annotated[
         str | None,
         typer.Option(
             envvar="DBSIGHT_ADMIN_TOKEN",
             help="Bearer token the admin port requires, at least 8 characters long.",
+            show_default="none: the admin port is open",
         ),
     ] = None,
     pool_mode: Annotated[
         str | None,
-        typer.Option(help="session (a server connection per client, the default) or "
-                     "transaction (lent per transaction; the proxy authenticates clients)."),
+        typer.Option(help="session (a server connection per client) or transaction (lent "
+                     "per transaction; the proxy authenticates clients).",
+                     show_default="session"),
     ] = None,
     pool_size: Annotated[
-        int | None, typer.Option(help="Server connections per database and user (pooled).")
+        int | None,
+        typer.Option(help="Server connections per database and user (pooled).",
+                     show_default="20"),
     ] = None,
     replica: Annotated[
         list[str] | None,
         typer.Option(help="A streaming replica for read-only statements, as postgresql://...; "
-                     "repeatable; in session mode the proxy then authenticates clients itself."),
+                     "repeatable; in session mode the proxy then authenticates clients itself.",
+                     show_default="none"),
     ] = None,
     capture: Annotated[
         Path | None,
-        typer.Option(help="Record the statement stream to this file (JSON lines, rotated)."),
+        typer.Option(help="Record the statement stream to this file (JSON lines, rotated).",
+                     show_default="off"),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="TOML file with the same settings under \\[proxy].")
+        Path | None,
+        typer.Option(help="TOML file with the same settings under \\[proxy].",
+                     show_default="none"),
     ] = None,
 ) -> None:
-    """A PostgreSQL wire-protocol proxy that observes every statement it relays."""
+    """A PostgreSQL wire-protocol proxy that observes every statement it relays.
+
+    An option given here wins over the --config file, which wins over the defaults shown.
+    Once listening, one line on stderr says where, the upstream and the pool mode.
+    """
     import asyncio
 
-    from .proxy import ProxyConfig, ProxyServer
+    from .proxy import ListenError, ProxyConfig, ProxyServer
 
     try:
         settings = ProxyConfig.load(
@@ -353,7 +368,11 @@ def proxy(
         uvloop.install()
     except ImportError:
         pass  # the standard event loop
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve(started=lambda: typer.echo(server.describe(), err=True)))
+    except ListenError as exc:  # a port in use: one line, no traceback
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(1) from None
 
 
 @command

@@ -44,3 +44,25 @@ def test_importing_dbsight_imports_no_client_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_instrumenting_a_database_client_loads_its_parser_and_importing_does_not(
+    pg_dsn: str,
+) -> None:
+    """The first statement of an instrumented client must not pay for compiling the SQL lexer
+    and loading the parser (tens of milliseconds): instrument() does it, import does not."""
+    code = (
+        "import sys, psycopg, sqlalchemy as sa, dbsight\n"
+        "from dbsight.sql import warmed\n"
+        "before = warmed('postgresql'), warmed('sqlite')\n"
+        "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
+        "dbsight.instrument(conn)\n"
+        "middle = warmed('postgresql'), warmed('sqlite')\n"
+        "dbsight.instrument(sa.create_engine('sqlite://'))\n"
+        "print(before, middle, (warmed('postgresql'), warmed('sqlite')))\n"
+        "conn.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, pg_dsn], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "(False, False) (True, False) (True, True)"

@@ -207,8 +207,7 @@ def test_sessions_with_other_settings_get_their_own_answers(pg_dsn: str, mode: s
         assert raw_answer(tokyo, sql) == raw_answer(
             f"{pg_dsn}{'&' if '?' in pg_dsn else '?'}options=-c%20TimeZone%3DAsia%2FTokyo", sql
         ) != utc
-        if mode == "session":  # a SET of its own (transaction mode keeps none between units)
-            lima = "SET TimeZone = 'America/Lima'"
-            assert raw_answer(dsn, sql, lima) == raw_answer(pg_dsn, sql, lima) != utc
+        lima = "SET TimeZone = 'America/Lima'"  # a SET of its own (kept in both modes)
+        assert raw_answer(dsn, sql, lima) == raw_answer(pg_dsn, sql, lima) != utc
     finally:
         proxy.close()

@@ -635,3 +635,23 @@ def test_stopping_a_replica_under_pgbench_load(
         replica.resume()
     wait_states(proxy, {"replica1": True, "replica2": True})
 
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_replicas_get_the_clients_settings(
+    routing_proxy: Any, replicated2: Any, mode: str
+) -> None:
+    """Reads a replica serves run with the client's startup settings (one pool per server,
+    database and user: the settings go ahead of its unit), and in session mode with what its
+    session SET too."""
+    proxy = routing_proxy(pool_mode=mode)
+    proxy.wait_replicas_in_rotation(2)
+    dsn = proxy.dsn(replicated2.primary_dsn)
+    tokyo = f"{dsn}{'&' if '?' in dsn else '?'}options=-c%20TimeZone%3DAsia%2FTokyo"
+    with psycopg.connect(tokyo, autocommit=True) as conn:
+        sql = f"{PROBE}, current_setting('TimeZone')"
+        assert conn.execute(sql).fetchone() == (True, "Asia/Tokyo")
+        if mode == "session":
+            conn.execute("SET extra_float_digits = 1")
+            sql = f"{PROBE}, current_setting('extra_float_digits')"
+            assert conn.execute(sql).fetchone() == (True, "1")

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
 
 from dbsight.core import ConfigError
-from dbsight.proxy import ProxyConfig
+from dbsight.proxy import ProxyConfig, ProxyServer
 
 
 def _free_port() -> int:
@@ -137,6 +140,98 @@ def test_proxy_command_serves_observes_and_stops_on_sigterm(pg_dsn: str, tmp_pat
             proc.wait()
 
 
+def _first_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The first line ``proc`` writes on stderr ("" if none comes within ``timeout``)."""
+    assert proc.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return proc.stderr.readline()
+
+
+def _dbsight() -> str:
+    """The installed ``dbsight`` command, beside this interpreter."""
+    return str(Path(sys.executable).with_name("dbsight"))
+
+
+def test_the_command_says_where_it_listens(pg_dsn: str) -> None:
+    """One line on stderr once listening: the real ports (0 was asked), the upstream without
+    its password, the pool mode."""
+    proc = subprocess.Popen(
+        [_dbsight(), "proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+         "--upstream", pg_dsn, "--pool-mode", "transaction", "--pool-size", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = _first_line(proc)
+        match = re.fullmatch(
+            r"dbsight proxy: listening on 127\.0\.0\.1:(\d+), upstream (\S+), "
+            r"pool mode transaction \(pool_size 3 per database and user\), "
+            r"admin http://127\.0\.0\.1:(\d+)\n",
+            line,
+        )
+        assert match, line
+        port, shown, admin = int(match[1]), match[2], int(match[3])
+        parts = urlsplit(pg_dsn)
+        assert shown == f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
+        proxied = pg_dsn.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{port}")
+        with psycopg.connect(proxied, autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert httpx.get(f"http://127.0.0.1:{admin}/healthz").status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("option", ["--listen", "--admin"])
+def test_a_port_in_use_is_one_line_and_a_failure(option: str) -> None:
+    """A port another socket holds: one line naming the address and why, exit status 1 (no
+    traceback, nothing left running)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        args = {"--listen": "127.0.0.1:0", "--admin": "127.0.0.1:0", option: f"127.0.0.1:{port}"}
+        result = subprocess.run(
+            [_dbsight(), "proxy", *(item for pair in args.items() for item in pair)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert result.returncode == 1
+    what = "clients" if option == "--listen" else "admin requests"
+    assert result.stderr == (
+        f"dbsight proxy: cannot listen for {what} on 127.0.0.1:{port}: address already in use"
+        f" (another process holds the port; choose another with {option})\n"
+    )
+    assert result.stdout == ""
+
+
+def test_the_help_shows_every_default() -> None:
+    """Each option says its default, and the defaults are the configuration's."""
+    from typer.testing import CliRunner
+
+    from dbsight.cli import app
+
+    result = CliRunner().invoke(app, ["proxy", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    rows = {
+        match[1]: match[2]
+        for match in re.finditer(r"(--[a-z-]+)\s.*?(?:\[default: \((.*?)\)\])?\s*│?$",
+                                 result.output, re.MULTILINE)
+    }
+    assert set(rows) >= {"--listen", "--upstream", "--admin", "--admin-token", "--pool-mode",
+                         "--pool-size", "--replica", "--capture", "--config", "--help"}
+    assert [name for name, default in rows.items() if not default] == ["--help"]
+    fields = ProxyConfig.model_fields
+    for name in ("listen", "upstream", "pool_mode", "pool_size"):
+        assert rows[f"--{name.replace('_', '-')}"] == str(fields[name].default)
+    assert fields["admin"].default is None and rows["--admin"] == "off"
+    assert fields["capture"].default is None and rows["--capture"] == "off"
+
+
 def test_the_help_names_the_config_table() -> None:
     """Square brackets are markup to the help's renderer: the table's name must survive it."""
     from typer.testing import CliRunner
@@ -175,3 +270,43 @@ def test_the_command_shows_the_pipeline_log_steps_output() -> None:
                 logger.removeHandler(handler)
             logger.setLevel(logging.NOTSET)
             logger.propagate = True
+
+
+def test_the_proxy_loads_the_parser_before_its_first_client() -> None:
+    """The first statement through a fresh proxy must not pay for compiling the SQL lexer
+    (tens of milliseconds, which its recorded duration would include): start() does it."""
+    code = (
+        "import asyncio\n"
+        "from dbsight.proxy import ProxyConfig, ProxyServer\n"
+        "from dbsight.sql import warmed\n"
+        "async def main():\n"
+        "    server = ProxyServer(ProxyConfig(listen='127.0.0.1:0'))\n"
+        "    before = warmed()\n"
+        "    await server.start()\n"
+        "    print(before, warmed())\n"
+        "    await server.stop()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False True"
+
+
+async def test_a_failed_start_leaves_nothing_listening() -> None:
+    """The admin port is taken: start() raises ListenError and the client port it had
+    opened is closed again."""
+    from dbsight.proxy import ListenError
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        admin = held.getsockname()[1]
+        port = _free_port()
+        server = ProxyServer(
+            ProxyConfig(listen=f"127.0.0.1:{port}", admin=f"127.0.0.1:{admin}")
+        )
+        with pytest.raises(ListenError, match=f"127.0.0.1:{admin}: address already in use"):
+            await server.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # free again

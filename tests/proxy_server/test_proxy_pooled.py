@@ -250,9 +250,8 @@ def test_pooled_mode_authenticates_with_an_auth_query(
 
 
 def pool_stats(proxy: Any) -> dict[str, Any]:
-    """The one pool's /stats/pools entry (read in the proxy's own loop). Clients that send
-    different startup settings (psycopg and asyncpg do) get pools of their own: a test uses
-    one client library."""
+    """The one pool's /stats/pools entry (read in the proxy's own loop): one pool per
+    database and user, whatever startup settings its clients send."""
 
     async def read() -> list[dict[str, Any]]:
         return proxy.server.pooling.stats()

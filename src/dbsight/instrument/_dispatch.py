@@ -6,6 +6,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ..core._recorder import dialect_for
+from ..sql import warm_up
 from . import _handle
 from ._common import get_runtime
 from ._handle import InstrumentationHandle
@@ -42,6 +44,7 @@ SUPPORTED = (
 )
 
 _OPTIONS = frozenset(("explain", "pool_name"))
+_NOT_SQL = frozenset(("_redis", "_httpx"))  # integrations whose calls are not SQL
 # Options of web apps (see _asgi.instrument_app, which refuses the others).
 _APP_OPTIONS = frozenset(("prefix", "metrics", "summary", "health", "health_checks"))
 
@@ -58,7 +61,7 @@ def _install(
     module_name: str, kind: str, target: Any, explain: bool, pool_name: str | None
 ) -> InstrumentationHandle:
     module: Any = import_module(f"{__package__}.{module_name}")
-    if module_name in ("_redis", "_httpx"):  # not databases: no EXPLAIN, no pool gauges
+    if module_name in _NOT_SQL:  # not databases: no EXPLAIN, no pool gauges
         return module.instrument_client(target, kind)  # type: ignore[no-any-return]
     if module_name == "_sqlalchemy":
         if kind == "async_engine":
@@ -93,7 +96,8 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
     this target), ``pool_name="..."`` (the ``pool`` label of its connection gauges).
     A Starlette or FastAPI app gets dbsight's ASGI middleware and endpoints; its options
     (``prefix``, ``metrics``, ``summary``, ``health``, ``health_checks``) are described in
-    ``dbsight.instrument._asgi.instrument_app``.
+    ``dbsight.instrument._asgi.instrument_app``. A database client's SQL parser (its
+    dialect's) is loaded here, so that its first statement does not pay for it.
     """
     unknown = set(options) - _OPTIONS - _APP_OPTIONS
     if unknown:
@@ -123,6 +127,8 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
                 bool(options.get("explain", True)),
                 options.get("pool_name"),
             )
+            if module_name not in _NOT_SQL:  # its first statement must not load the parser
+                warm_up(dialect_for(handle.system))
         if handle.active:
             _handle.register(handle)
         return handle

@@ -6,7 +6,8 @@ without ever touching a socket, so every protocol rule is a unit test.
 """
 
 from ._config import ProxyConfig, Upstream
+from ._listen import ListenError
 from ._server import ProxyServer
 from ._session import ClientSession
 
-__all__ = ["ClientSession", "ProxyConfig", "ProxyServer", "Upstream"]
+__all__ = ["ClientSession", "ListenError", "ProxyConfig", "ProxyServer", "Upstream"]

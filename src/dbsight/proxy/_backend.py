@@ -21,6 +21,10 @@ parameters survive either.
 Prepared statements across clients: the session layer (`dbsight.proxy._pooled`) prepares
 statements on whichever connection runs them and records in ``prepared`` (server name ->
 query text) what each connection holds; a full reset empties it with the server's.
+
+Client settings: a pool's connections log in with its own startup parameters; the session
+layer gives each the settings of the client it serves (`dbsight.proxy._client_settings`) and
+records them in ``settings``, which a reset empties (the GUCs are the pool's again).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ LIGHT_RESET_QUERY = (
     "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
 )
 DEFAULT_APPLICATION_NAME = "dbsight-proxy"
+NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 _monotonic = time.monotonic
 
@@ -126,6 +131,7 @@ class BackendConnection:
         self.created_at = _monotonic()
         self.last_used_at = self.created_at
         self.prepared: dict[str, str] = {}
+        self.settings: Mapping[str, str] = NO_SETTINGS  # set by the session layer, not login
         self.broken = False
         self.closed = False
 
@@ -298,6 +304,7 @@ class BackendConnection:
             )
         if self.state.transaction_status is not p.TransactionStatus.IDLE:
             await self.execute("ROLLBACK")
+        self.settings = NO_SETTINGS  # (at once: a failed reset leaves them unknown too)
         if full:
             await self.execute(RESET_QUERY)
             self.prepared.clear()

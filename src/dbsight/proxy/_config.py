@@ -89,6 +89,16 @@ class Upstream(BaseModel):
             password=unquote(parts.password) if parts.password is not None else None,
         )
 
+    @property
+    def display(self) -> str:
+        """The server as a URL without its password (for a log line)."""
+        user = f"{self.user}@" if self.user else ""
+        database = self.database or ""
+        if self.host.startswith("/"):  # a Unix-socket directory
+            return f"postgresql://{user}/{database}?host={self.host}&port={self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{user}{host}:{self.port}/{database}"
+
 
 def _replica_urls(tables: Any, path: Path) -> list[str]:
     """The URLs of the TOML file's ``[[replicas]]`` tables (``url = "postgresql://..."``)."""
@@ -127,7 +137,8 @@ class ProxyConfig(BaseModel):
     # set: then the proxy authenticates clients itself (as in transaction mode), holds a
     # pooled primary connection per client and borrows replica connections per read.
     # "transaction": the proxy authenticates clients itself and lends them a pooled server
-    # connection (one pool per database, user and startup settings) for each transaction.
+    # connection (one pool of pool_size per database and user) for each transaction; each
+    # client's startup settings go to whichever connection serves it.
     pool_mode: Literal["session", "transaction"] = "session"
     pool_size: int = Field(20, ge=1, le=100_000, description="server connections per pool")
     pool_min_size: int = Field(0, ge=0, le=100_000, description="kept open even when idle")

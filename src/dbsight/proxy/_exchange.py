@@ -19,7 +19,8 @@ statement however many Executes fetch it (`PortalRuns`).
 
 Transaction pooling adds three kinds of entries: ``SWALLOW`` (a Parse the proxy put in front
 of a client's Bind: its ParseComplete is not forwarded), ``SWALLOW_QUERY`` (a Query the proxy
-sent itself, such as a BEGIN it had answered ahead: nothing of its answer is forwarded) and
+sent itself, such as a BEGIN it had answered ahead or the settings the client needs on this
+connection: nothing of its answer is forwarded) and
 ``REPLY`` (an answer the proxy gives
 itself, in its place in the stream: a ParseComplete for a statement the connection already
 has, a CloseComplete for a client's Close). `Exchange.answers` returns the server's bytes
@@ -191,7 +192,10 @@ class Exchange:
     """One relayed session's request queue and statement observation (module docstring).
 
     ``forget`` is called with the server name of a statement the server did not prepare
-    after all (its Parse failed or was skipped); ``on_parameter`` with each ParameterStatus.
+    after all (its Parse failed or was skipped); ``on_parameter`` with the name and value of
+    each ParameterStatus that goes to the client. ``before_ready`` holds messages of the
+    proxy's own (a NoticeResponse, a ParameterStatus) that go to the client just before the
+    next ReadyForQuery it gets.
     """
 
     __slots__ = (
@@ -200,7 +204,7 @@ class Exchange:
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
-        "observation", "_logs", "wrote", "_returned", "_runs",
+        "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
     )
 
     def __init__(
@@ -247,6 +251,8 @@ class Exchange:
         self._portal_params: dict[str, list[bytes | None]] = {}
         self._statement_params: dict[int, list[bytes | None]] = {}
         self.forget = forget
+        self.on_parameter: Callable[[str, str], None] | None = None
+        self.before_ready = b""
         self.pooled = pooled  # judge what each statement leaves in the server session
         self._cycle_start: float | None = None
         self._query_rows: int | None = None
@@ -428,6 +434,8 @@ class Exchange:
                 pieces.append(buf[seg:i])
                 seg = e
                 returned = 0
+                if t == 69:  # (its settings may be half applied: reset the connection after)
+                    self.dirty = True
                 if t == 90:
                     pending.popleft()
                     self.status = buf[i + 5]
@@ -454,6 +462,13 @@ class Exchange:
                 if self.capture is not None:
                     self._rolled_back = buf.startswith(b"ROLLBACK", i + 5)
             elif t == 90:  # ReadyForQuery
+                if self.before_ready:  # the proxy's own messages go first
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[seg:i])
+                    pieces.append(self.before_ready)
+                    seg = i
+                    self.before_ready = b""
                 if kind == SYNC or kind == FUNCTION:
                     pending.popleft()
                 elif kind == QUERY:
@@ -587,6 +602,8 @@ class Exchange:
             self.application_name = value
         if self.pending:  # a SET during a relayed request, not the login's report
             self.dirty = True
+        if self.on_parameter is not None:
+            self.on_parameter(name, value)
 
     # -- observation ---------------------------------------------------------------------
     def _open(self, sql: str, at: float | None) -> Any:

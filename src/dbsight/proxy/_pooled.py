@@ -11,21 +11,23 @@ client's statement at that moment) and ReadyForQuery 'I'.
 Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. The first
 message of a unit outside a transaction picks its server (`Router`: the primary, or a replica
 for provably read-only work), may be answered from the result cache, and takes a connection
-from the `BackendPool` of (server, database, user, startup settings) — at once when one is
-idle (`try_acquire`), else waiting with the client paused, at most ``pool_timeout_s`` (then
-FATAL 53300). Both directions are then relayed by the event loop's callbacks and observed by
-the session's `Exchange`. When the server's ReadyForQuery says 'I' and nothing else is in
-flight, the unit has ended:
+from the `BackendPool` of (server, database, user) — at once when one is idle
+(`try_acquire`), else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
+53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
+go ahead of its unit when that connection has others (`_client_settings`). Both directions
+are then relayed by the event loop's callbacks and observed by the session's `Exchange`.
+When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended:
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
   provably read-only, DDL): then it is reset first (keeping prepared statements unless SQL-level
   PREPARE, DEALLOCATE or DISCARD ran). Session state does not outlive the transaction, as with
-  PgBouncer's transaction mode;
+  PgBouncer's transaction mode, but for the reported settings a client SET (TimeZone,
+  DateStyle...), which the next units get; the first SET that will be lost gets a warning;
 - session mode: the primary connection stays the client's to the end of its session (reset
   when it goes back to the pool then). After a unit that may have changed the session, the
-  proxy reads its state there (`_session_state`): replica connections are made with the GUCs it
-  has SET, and a session holding what no replica can have (temporary tables, LISTEN, cursors
+  proxy reads its state there (`_session_state`): replica connections get the GUCs it has SET,
+  and a session holding what no replica can have (temporary tables, LISTEN, cursors
   WITH HOLD, another role) is pinned to its connection, which then stays relayed.
 
 Prepared statements. Each Parse text (with its parameter types) gets one server-side name,
@@ -58,15 +60,21 @@ import secrets
 import ssl
 import struct
 import time
-from types import MappingProxyType
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ..core._settings import ConfigError
 from ..sql import analyze
+from ..sql._cache import LruMap
 from . import protocol as p
 from ._backend import BackendConnection, BackendSpec
-from ._backend_errors import BackendError
+from ._backend_errors import BackendError, BackendQueryError
+from ._client_settings import (
+    ClientSettings,
+    StartupSettingsError,
+    learn_parameters,
+    wanted_settings,
+)
 from ._config import ProxyConfig
 from ._exchange import (
     SWALLOW,
@@ -94,6 +102,7 @@ from ._session_state import (
     serializable_by_default,
     state_query,
 )
+from ._setting_statements import maybe_sets_in
 from ._topology import PRIMARY, Topology
 from ._writes import writes_anywhere
 from ._session import (
@@ -122,18 +131,18 @@ _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
-# Startup parameters that do not select a pool: who and where, and the client's own name.
-_NOT_POOL_SETTINGS = frozenset(("user", "database", "application_name"))
+# What a session's state query may report that replica connections do not take from it.
+_NOT_SESSION_SETTINGS = frozenset(("user", "database", "application_name"))
 _MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer statement names collide in the server
 _FORGET_ALL_TAGS = frozenset(("DEALLOCATE ALL", "DISCARD ALL"))
 _PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
 
-PoolKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # server, database, user, settings
+PoolKey = tuple[str, str, str]  # server, database, user
 
 
 class ServerPools:
-    """The proxy-wide side of transaction pooling: one `BackendPool` per (database, user,
-    startup settings), the client credentials, and the cancel keys handed to clients."""
+    """The proxy-wide side of transaction pooling: one `BackendPool` per (server, database,
+    user), the client credentials, and the cancel keys handed to clients."""
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
@@ -151,7 +160,10 @@ class ServerPools:
         self.reach = ReachBook() if config.cache else None
         self._upstream_tls = config.upstream_tls_context()
         self._pools: dict[PoolKey, BackendPool] = {}
-        self._parameters: dict[PoolKey, dict[str, str]] = {}
+        # ParameterStatus values for a client's login, by pool and settings (name aside)
+        self._parameters: LruMap[tuple[PoolKey, tuple[tuple[str, str], ...]], dict[str, str]]
+        self._parameters = LruMap(256)
+        self._settings: LruMap[tuple[tuple[str, str], ...], Mapping[str, str]] = LruMap(256)
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
         self._client_ids = 0
         self._closed = False
@@ -161,11 +173,11 @@ class ServerPools:
         await self.topology.start()
 
     async def pool_for(
-        self, database: str, user: str, settings: dict[str, str], server: str = PRIMARY
+        self, database: str, user: str, server: str = PRIMARY
     ) -> tuple[PoolKey, BackendPool]:
-        """The pool of (database, user, startup settings) on ``server`` (a name of the
-        topology: "primary", "replica1"...)."""
-        key: PoolKey = (server, database, user, tuple(sorted(settings.items())))
+        """The pool of (database, user) on ``server`` (a name of the topology: "primary",
+        "replica1"...)."""
+        key: PoolKey = (server, database, user)
         pool = self._pools.get(key)
         if pool is None:
             config = self.config
@@ -176,7 +188,6 @@ class ServerPools:
                 user=user,
                 database=database,
                 password=self.backend_password(user),
-                parameters=MappingProxyType(dict(settings)),
                 connect_timeout_s=config.connect_timeout_s,
                 max_message_size=config.max_message_size,
                 tls=self._upstream_tls,
@@ -202,13 +213,38 @@ class ServerPools:
             return credential.secret
         return self.upstream.password
 
-    async def server_parameters(self, key: PoolKey, pool: BackendPool) -> dict[str, str]:
-        """The server's ParameterStatus values for this pool (learned once, from a connection)."""
-        known = self._parameters.get(key)
+    async def login_parameters(
+        self, key: PoolKey, pool: BackendPool, settings: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The ParameterStatus values a client whose settings are ``settings`` gets at login:
+        what a connection of ``pool`` reports once it has them (learned once per pool and
+        settings, the client's name aside). Raises `BackendQueryError` when the server refuses
+        a setting: the client's login fails with its error, as it would on the server."""
+        shape = (key, tuple(sorted(
+            (name, value) for name, value in settings.items() if name != "application_name"
+        )))  # (the client's own name is told as it gave it)
+        known = self._parameters.get(shape)
         if known is None:
             conn = await pool.acquire()
-            known = self._parameters[key] = dict(conn.parameters)
-            pool.release_clean(conn)  # only read from: nothing to reset
+            try:
+                known = await learn_parameters(conn, settings)
+            except BaseException:
+                with contextlib.suppress(BackendError):
+                    await pool.release(conn)  # settings half applied: reset
+                raise
+            pool.release_clean(conn)
+            self._parameters.put(shape, known)
+        return known
+
+    def shared(self, settings: dict[str, str]) -> Mapping[str, str]:
+        """``settings``, or an equal mapping another client logged in with: clients with the
+        same settings share one object, so a connection one of them left needs no look at
+        its settings for the next (an identity check, in `ClientSettings.give`)."""
+        key = tuple(sorted(settings.items()))
+        known = self._settings.get(key)
+        if known is None:
+            known = settings
+            self._settings.put(key, known)
         return known
 
     def stats(self) -> list[dict[str, Any]]:
@@ -240,7 +276,7 @@ class ServerPools:
         if self.auth_query is None:
             return None
         auth_user = self.upstream.user or user
-        _, pool = await self.pool_for(database, auth_user, {})
+        _, pool = await self.pool_for(database, auth_user)
         sql = _PARAMETER_PLACEHOLDER.sub(literal(user), self.auth_query.sql)
         async with pool.connection() as conn:
             results = await conn.execute(sql)
@@ -299,7 +335,9 @@ class PooledSession(FrontendSession):
         self.client_id = pools.next_client_id()
         # the client's statement name -> (server name, the Parse that prepares it there, text)
         self.statements: dict[str, tuple[str, bytes, str]] = {}
-        self._settings: dict[str, str] = {}
+        self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
+        self.settings = ClientSettings({})  # what its server connections must have (login)
+        self._begun = False  # a BEGIN the proxy answered ahead went to the server
         self.pool: BackendPool | None = None
         self.conn: BackendConnection | None = None  # the server connection held now, if any
         self.key: p.BackendKeyData | None = None
@@ -326,7 +364,6 @@ class PooledSession(FrontendSession):
         self.sticky = config.pool_mode == "session"
         self._own: BackendConnection | None = None
         self._pinned = False  # session state replicas lack: everything runs on _own
-        self._session_settings: dict[str, str] = {}  # GUCs the client SET in its session
         self._custom: set[str] = set()  # custom settings its statements may have set
         self._serializable = False  # SERIALIZABLE by default from its startup: no replica
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
@@ -398,12 +435,7 @@ class PooledSession(FrontendSession):
 
     # -- startup and login ------------------------------------------------------------------
     def _startup_received(self, message: p.StartupMessage) -> None:
-        self._settings = {
-            name: value
-            for name, value in message.parameters.items()
-            if name not in _NOT_POOL_SETTINGS
-        }
-        self._serializable = serializable_by_default(self._settings)
+        self._startup_parameters = dict(message.parameters)
 
     async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
         target = self.pools.session_for(message.pid, message.secret_key)
@@ -420,15 +452,25 @@ class PooledSession(FrontendSession):
             self.writer.write(p.authentication_ok())
         elif not await self._authenticate(user, database):
             return False
-        key, self.pool = await self.pools.pool_for(database, user, self._settings)
+        try:
+            wanted = self.pools.shared(wanted_settings(self._startup_parameters))
+        except StartupSettingsError as exc:
+            await self._refuse(exc.sqlstate, exc.message)
+            return False
+        self._serializable = serializable_by_default(wanted)
+        key, self.pool = await self.pools.pool_for(database, user)
         self.router = self.pools.topology.router_for(database)
         for name in self.pools.topology.replica_names:
-            _, self.replica_pools[name] = await self.pools.pool_for(
-                database, user, self._settings, name
-            )
-        parameters = await self.pools.server_parameters(key, self.pool)
-        own = {"application_name": self.info.application_name or ""}
-        for name, value in {**parameters, **own}.items():
+            _, self.replica_pools[name] = await self.pools.pool_for(database, user, name)
+        try:
+            parameters = await self.pools.login_parameters(key, self.pool, wanted)
+        except BackendQueryError as exc:  # a startup setting the server refuses, as it would
+            await self._refuse(exc.sqlstate, exc.message)
+            return False
+        parameters = {**parameters, "application_name": wanted["application_name"]}
+        self.settings = ClientSettings(wanted)
+        self.settings.logged_in(parameters)
+        for name, value in parameters.items():
             self.writer.write(p.parameter_status(name, value))
         self.key = self.pools.register(self)
         self.writer.write(p.backend_key_data(self.key.pid, self.key.secret_key))
@@ -470,6 +512,7 @@ class PooledSession(FrontendSession):
     async def _relay(self) -> None:
         assert self.exchange is not None
         self.exchange.forget = self._forget
+        self.exchange.on_parameter = self._parameter_seen
         self._ended = asyncio.get_running_loop().create_future()
         self._client_transport = self.writer.transport
         early = self.frontend.take_buffered() + link_of(self.writer).relay(
@@ -611,6 +654,8 @@ class PooledSession(FrontendSession):
                     return
                 if self._watch_custom and (t == QUERY or t == PARSE):
                     self._custom.update(custom_settings(buf, i + 5, end))
+                if t == QUERY or t == EXECUTE:
+                    self._settings_statement(conn, exchange, t, buf, i, end)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self._named(conn, exchange, t, buf, i + 5, end, at)
@@ -968,7 +1013,7 @@ class PooledSession(FrontendSession):
             return -1
         key = cache.key(  # the settings that shape the answer's bytes (TimeZone, DateStyle...)
             self.info.user, self.info.database, self._search_path(), sql,
-            bytes(buf[start:end]), settings={**self._settings, **self._session_settings},
+            bytes(buf[start:end]), settings=self.settings.answer_settings(),
         )
         reach = self._reach()
         if reach is None:
@@ -998,8 +1043,7 @@ class PooledSession(FrontendSession):
             self.cache.put(key, answer[:-6], tables, ttl, _monotonic(), generation)
 
     def _search_path(self) -> str | None:
-        path = self._session_settings.get("search_path")
-        return path if path is not None else self._settings.get("search_path")
+        return self.settings.on_replicas.get("search_path")
 
     def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
         """A cached unit's named Parse messages: the client has those statements now."""
@@ -1163,11 +1207,17 @@ class PooledSession(FrontendSession):
                 return
             if said:
                 self._client_transport.write(said)
-        if self._begin is not None:  # the start answered ahead goes first, its answers dropped
+        queries = self.settings.give(conn, target == PRIMARY)
+        if queries:  # the client's settings go first, their answers dropped
+            self._server_transport.write(b"".join(queries))
+            for _ in queries:
+                self.exchange.expect(SWALLOW_QUERY)
+        if self._begin is not None:  # the start answered ahead goes next, its answers dropped
             begin, self._begin = self._begin, None
             self._server_transport.write(b"".join(begin.messages))
             for _ in begin.messages:
                 self.exchange.expect(SWALLOW_QUERY)
+            self._begun = True
 
     def _server_data(self, data: bytes) -> None:
         exchange = self.exchange
@@ -1206,6 +1256,8 @@ class PooledSession(FrontendSession):
         assert conn is not None and exchange is not None
         self.info.state = "idle"
         self._retry = None
+        self._begun = False
+        self.settings.cycle_ended()
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
@@ -1240,6 +1292,30 @@ class PooledSession(FrontendSession):
             asyncio.get_running_loop().call_soon(self._client_data, b"")
         if self._shutting_down:
             self._end_for_shutdown()
+
+    def _settings_statement(
+        self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
+        end: int,
+    ) -> None:
+        """A Query or Execute on its way to ``conn``: what it does to the client's settings;
+        in transaction mode the first SET that will not outlive its transaction gets the
+        client a warning, before the ReadyForQuery."""
+        if t == QUERY:
+            if not maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
+                return
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        else:
+            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
+        in_block = exchange.status != _IDLE or self._begun
+        said = self.settings.statement(conn, sql, in_block, not self.sticky)
+        if said:
+            exchange.before_ready += said
+
+    def _parameter_seen(self, name: str, value: str) -> None:
+        """The server reports a setting's value to the client (ParameterStatus)."""
+        said = self.settings.parameter(self.conn, name, value)
+        if said and self.exchange is not None:  # the client's own value, after the server's
+            self.exchange.before_ready += said
 
     def _detach(self, conn: BackendConnection) -> None:
         """Stop relaying ``conn``: the client holds no server connection now."""
@@ -1308,15 +1384,12 @@ class PooledSession(FrontendSession):
             return
         state = SessionState.from_row(row[0], row[1])
         settings = {
-            name: value for name, value in state.settings.items() if name not in _NOT_POOL_SETTINGS
+            name.lower(): value
+            for name, value in state.settings.items()
+            if name.lower() not in _NOT_SESSION_SETTINGS
         }
-        if settings != self._session_settings:
-            self._session_settings = settings
-            merged = {**self._settings, **settings}
-            for name in self.pools.topology.replica_names:
-                _, self.replica_pools[name] = await self.pools.pool_for(
-                    self.info.database or "", self.info.user or "", merged, name
-                )
+        if settings != self.settings.session:
+            self.settings.session_changed(settings)
         self._pinned = state.pinned
         if self._pinned and self.conn is None:
             self._attach(conn, PRIMARY)
@@ -1458,6 +1531,7 @@ def _unit_end(buf: bytes, start: int) -> int:
 
 
 _WAIT = -2  # _from_cache: judged again later
+_IDLE = ord("I")
 _LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
 _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())

@@ -15,14 +15,18 @@ import hmac
 import json
 import logging
 import signal
+import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
+from ..sql import warm_up
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
+from ._listen import address_text, bind_socket, listen_error
 from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
@@ -42,6 +46,7 @@ class ProxyServer:
         self._server: asyncio.Server | None = None
         self._admin: Any = None
         self._admin_task: asyncio.Task[None] | None = None
+        self._admin_socket: socket.socket | None = None
         self._metrics: ProxyMetrics | None = None
         self.started_at = time.time()
         self.clients_total = 0
@@ -65,6 +70,16 @@ class ProxyServer:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        """Listen for clients (and serve the admin port); raises `ListenError` when an
+        address cannot be had, after undoing what was started."""
+        warm_up("postgresql")  # the parser: loaded now, not by the first client's statement
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(grace_s=0)
+            raise
+
+    async def _start(self) -> None:
         runtime = get_runtime()  # dbsight's settings (DBSIGHT_*) and sinks, before the 1st client
         self._metrics = runtime.component("proxy_metrics", ProxyMetrics)
         self._metrics.add(self)
@@ -74,11 +89,37 @@ class ProxyServer:
             self._flusher = asyncio.create_task(self._flush_capture())
         host, port = self.config.listen_address
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: StreamLink(loop, self._accept), host, port
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: StreamLink(loop, self._accept), host, port
+            )
+        except OSError as exc:
+            raise listen_error(exc, host, port, "clients", "--listen") from None
         if self.config.admin_address is not None:
             await self._start_admin()
+
+    def describe(self) -> str:
+        """One line saying where the proxy listens, what it relays to and how (what
+        ``dbsight proxy`` prints once started: the real ports when 0 was asked)."""
+        config = self.config
+        parts = [
+            f"dbsight proxy: listening on {address_text(config.listen_address[0], self.port)}",
+            f"upstream {config.upstream_server.display}",
+        ]
+        if config.replicas:
+            parts.append(
+                "replicas " + " ".join(server.display for server in config.replica_servers)
+            )
+        mode = f"pool mode {config.pool_mode}"
+        if config.proxy_login:
+            mode += f" (pool_size {config.pool_size} per database and user)"
+        parts.append(mode)
+        admin = self.admin_port
+        if config.admin_address is not None and admin is not None:
+            parts.append(f"admin http://{address_text(config.admin_address[0], admin)}")
+        else:
+            parts.append("admin off")
+        return ", ".join(parts)
 
     @property
     def port(self) -> int:
@@ -87,9 +128,9 @@ class ProxyServer:
 
     @property
     def admin_port(self) -> int | None:
-        if self._admin is None or not self._admin.servers:
+        if self._admin_socket is None:
             return None
-        return int(self._admin.servers[0].sockets[0].getsockname()[1])
+        return int(self._admin_socket.getsockname()[1])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session: FrontendSession
@@ -145,6 +186,8 @@ class ProxyServer:
             self._admin.should_exit = True
             if self._admin_task is not None:
                 await asyncio.gather(self._admin_task, return_exceptions=True)
+        if self._admin_socket is not None:
+            self._admin_socket.close()
         if self._metrics is not None:
             self._metrics.remove(self)
         if self._flusher is not None:
@@ -161,16 +204,18 @@ class ProxyServer:
             await asyncio.sleep(1.0)
             self.capture.flush()
 
-    async def serve(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    async def serve(self, started: Callable[[], None] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully; ``started`` is called
+        once the proxy listens (`start` raises `ListenError` when it cannot)."""
         await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        host, port = self.config.listen_address
-        logger.info("dbsight proxy listening on %s:%s", host, self.port)
+        logger.info("%s", self.describe())
+        if started is not None:
+            started()
         await stop.wait()
         await self.stop()
 
@@ -189,11 +234,12 @@ class ProxyServer:
         endpoints = Endpoints(checks=(check,), handle_checks=False, app=self._stats_app)
         app = _TokenGuard(endpoints, self.config.admin_token)
         host, port = self.config.admin_address or ("127.0.0.1", 0)
+        # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit
+        self._admin_socket = bind_socket(host, port, "admin requests", "--admin")
         self._admin = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                           lifespan="off")
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         )
-        self._admin_task = asyncio.create_task(self._admin.serve())
+        self._admin_task = asyncio.create_task(self._admin.serve(sockets=[self._admin_socket]))
         while not self._admin.started and not self._admin_task.done():
             await asyncio.sleep(0.01)
         if self._admin_task.done():

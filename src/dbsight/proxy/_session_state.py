@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 # SET [SESSION] name.name ... and set_config('name.name', ...): a custom setting's name.
@@ -86,7 +87,7 @@ class SessionState:
         return cls({str(k): str(v) for k, v in values.items()}, pinned == "t")
 
 
-def serializable_by_default(settings: dict[str, str]) -> bool:
+def serializable_by_default(settings: Mapping[str, str]) -> bool:
     """Whether startup parameters make every transaction SERIALIZABLE (directly, or through
     ``options=-c default_transaction_isolation=serializable``): no replica can serve it."""
     direct = settings.get("default_transaction_isolation", "")

@@ -6,7 +6,16 @@
     info.read_only    # True: may go to a replica
 """
 
-from ._analyze import CacheInfo, analyze, cache_info, clear_cache, mask_literals, set_cache_size
+from ._analyze import (
+    CacheInfo,
+    analyze,
+    cache_info,
+    clear_cache,
+    mask_literals,
+    set_cache_size,
+    warm_up,
+    warmed,
+)
 from ._dialects import DIALECT_NAMES
 from ._info import Operation, SqlInfo
 
@@ -20,4 +29,6 @@ __all__ = [
     "clear_cache",
     "mask_literals",
     "set_cache_size",
+    "warm_up",
+    "warmed",
 ]

@@ -23,7 +23,13 @@ from ._cache import LruMap
 from ._dialects import Dialect, resolve_dialect
 from ._info import SqlInfo
 from ._keywords import keyword_operation
-from ._lexer import ScanResult, apply_rewrites, normalized_from_key, scanner_for
+from ._lexer import (
+    ScanResult,
+    apply_rewrites,
+    normalized_from_key,
+    scanner_built,
+    scanner_for,
+)
 from ._postgres import Analysis, analyze_postgres
 
 DEFAULT_CACHE_SIZE: Final = 4096
@@ -193,6 +199,30 @@ def mask_literals(sql: str | bytes, dialect: str = "postgresql") -> str:
     shortened.  Equal to ``analyze(sql, dialect).normalized``.
     """
     return normalized_from_key(scanner_for(resolve_dialect(dialect))(_text_of(sql)).key)
+
+
+_SAMPLE = "SELECT a FROM t WHERE b = 1"  # what warm_up() parses
+
+
+def warm_up(dialect: str = "postgresql") -> None:
+    """Build the lexer of ``dialect`` and load its parser now, so that the first
+    :func:`analyze` does not pay for them (compiling the lexer's patterns takes tens of
+    milliseconds; sqlglot, for dialects other than PostgreSQL, longer still). Idempotent
+    and cheap once done; caches nothing but the lexer."""
+    d = resolve_dialect(dialect)
+    if d not in _warm:
+        analyze_fresh(_SAMPLE, d)
+        _warm.add(d)
+
+
+def warmed(dialect: str = "postgresql") -> bool:
+    """Whether the lexer and parser of ``dialect`` are loaded (by :func:`warm_up`, or by
+    a first :func:`analyze`)."""
+    d = resolve_dialect(dialect)
+    return d in _warm or scanner_built(d)
+
+
+_warm: set[Dialect] = set()
 
 
 def set_cache_size(n: int) -> None:

@@ -580,6 +580,11 @@ def scanner_for(dialect: Dialect) -> Callable[[str], ScanResult]:
     return sc.scan
 
 
+def scanner_built(dialect: Dialect) -> bool:
+    """Whether the patterns of ``dialect`` are compiled already."""
+    return dialect in _SCANNERS
+
+
 def scan(text: str, dialect: Dialect) -> ScanResult:
     """Mask ``text``; see :class:`ScanResult`."""
     return scanner_for(dialect)(text)
