@@ -8,8 +8,10 @@ import pytest
 
 @pytest.fixture
 def fresh_runtime():
-    """Let a test call ``dbsight.configure()``; afterwards dbsight is unconfigured again."""
+    """Let a test call ``dbsight.configure()`` on an unconfigured dbsight (statistics survive a
+    configure(), so what earlier tests recorded would show); afterwards it is unconfigured again."""
     from dbsight import _runtime
 
+    _runtime.reset()
     yield _runtime
     _runtime.reset()
