@@ -110,8 +110,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "upstream_tls_ca": "CA bundle for `upstream_tls = \"verify-full\"` (required then).",
         "pool_mode": "`session`: one server connection per client session. `transaction`: a "
         "pooled server connection lent per transaction; the proxy authenticates clients.",
-        "pool_size": "Server connections per pool (one pool per server, database, user and "
-        "startup settings).",
+        "pool_size": "Server connections per pool: one pool per database and user (per "
+        "server, with replicas), whatever startup parameters clients send.",
         "pool_min_size": "Server connections kept open per pool even when idle (at most "
         "`pool_size`).",
         "pool_timeout_s": "How long a client waits for a free server connection; then FATAL "
