@@ -424,11 +424,14 @@ def _option_default(command: str, param: Any) -> str:
     if param.required:
         return "required"
     if param.default is None:
+        # what --help shows when the option names it ("off", "none: the admin port is open")
+        shown = param.show_default if isinstance(param.show_default, str) else "unset"
         key = "replicas" if param.name == "replica" else param.name
         if command == "proxy" and key in ProxyConfig.model_fields:  # else the [proxy] value
             field = ProxyConfig.model_fields[key]
-            return "none" if param.multiple else default(field, key)
-        return "unset"
+            value = "none" if param.multiple else default(field, key)
+            return shown if value == "unset" else value
+        return shown
     return _code(_number(param.default) if isinstance(param.default, int | float) else
                  str(param.default))
 
