@@ -37,7 +37,9 @@ def test_startup_parameters_and_options_become_settings() -> None:
     [
         ({"options": "-d 5"}, "0A000", "unsupported startup option '-d'"),
         ({"options": "-c"}, "08P01", "needs name=value"),
-        ({"options": "-c work_mem"}, "08P01", "needs name=value"),
+        ({"options": "-c work_mem"}, "08P01", "option -c work_mem needs name=value"),
+        ({"options": "-cwork_mem"}, "08P01", "option -cwork_mem needs name=value"),
+        ({"options": "--work_mem"}, "08P01", "option --work_mem needs name=value"),
         ({"replication": "database"}, "0A000", "replication connections"),
         ({"search_path": "a,,b"}, "22023", 'invalid list syntax in parameter "search_path"'),
     ],

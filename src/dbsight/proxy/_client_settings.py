@@ -132,7 +132,8 @@ def options_settings(options: str) -> dict[str, str]:
             )
         name, equals, value = pair.partition("=")
         if not equals or not name:
-            raise StartupSettingsError(f"dbsight proxy: option {word} {pair} needs name=value")
+            given = f"-c {pair}" if word == "-c" else word
+            raise StartupSettingsError(f"dbsight proxy: option {given} needs name=value")
         settings[name.replace("-", "_").lower()] = value
     return settings
 
