@@ -211,3 +211,40 @@ def test_sessions_with_other_settings_get_their_own_answers(pg_dsn: str, mode: s
         assert raw_answer(dsn, sql, lima) == raw_answer(pg_dsn, sql, lima) != utc
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_answers_from_the_cache_are_observed_as_statements(pg_dsn: str, mode: str) -> None:
+    from dbsight._runtime import get_runtime
+    from dbsight.sql import analyze
+
+    proxy = caching_prices(pg_dsn, mode)
+    try:
+        dsn = proxy.dsn(pg_dsn)
+        simple = "SELECT id, amount FROM prices ORDER BY id"
+        prepared = "SELECT amount FROM prices WHERE id = $1"
+        stats = get_runtime().stats
+        before = {sql: (stats.get(analyze(sql).fingerprint) or None) for sql in (simple, prepared)}
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _ in range(3):  # a miss, then two hits
+                assert len(conn.execute(simple).fetchall()) == 2
+
+        async def fetch() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                for _ in range(3):
+                    assert await conn.fetchval(prepared, 2) == 5
+            finally:
+                await conn.close()
+
+        asyncio.run(fetch())
+        assert cache_stats(proxy)["hits"] >= 4
+        for sql, rows in ((simple, 2), (prepared, 1)):
+            after = stats.get(analyze(sql).fingerprint)
+            assert after is not None
+            old = before[sql]
+            calls = after.calls - (old.calls if old else 0)
+            counted = (after.rows or 0) - ((old.rows or 0) if old else 0)
+            assert (calls, counted) == (3, 3 * rows), sql  # every call, the hits included
+    finally:
+        proxy.close()

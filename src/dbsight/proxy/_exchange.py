@@ -606,6 +606,26 @@ class Exchange:
             self.on_parameter(name, value)
 
     # -- observation ---------------------------------------------------------------------
+    def cached(self, sql: str, answer: bytes, at: float) -> None:
+        """A statement the proxy answered from its result cache (``answer``: the messages
+        sent, since ``at``) is observed as any other: in the statistics, metrics, capture and
+        logs, with the rows its answer holds."""
+        ctx = self._open(sql, at)
+        if ctx is None:
+            return
+        returned = 0
+        tag_rows = None
+        i, end = 0, len(answer)
+        while i + 5 <= end:
+            t = answer[i]
+            e = i + 1 + _unpack_int32(answer, i + 1)[0]
+            if t == 68:  # DataRow
+                returned += 1
+            elif t == 67:  # CommandComplete
+                tag_rows = command_rows(answer, i + 5, e - 1)
+            i = e
+        self._finish(ctx, statement_rows(tag_rows, returned))
+
     def _open(self, sql: str, at: float | None) -> Any:
         if not recorder.active:
             return None

@@ -1000,6 +1000,7 @@ class PooledSession(FrontendSession):
     def _from_cache(self, buf: bytes, start: int) -> int:
         """Answer the unit at ``buf[start]`` from the cache when it is cacheable and cached
         (returns where the next unit starts), else -1; a cacheable miss is marked to fill."""
+        at = _perf_counter()
         cache = self.cache
         assert cache is not None
         self._fill = None
@@ -1031,6 +1032,8 @@ class PooledSession(FrontendSession):
             return -1
         self._remember_parses(buf, start, end)
         self._client_transport.write(answer + p.ready_for_query(p.TransactionStatus.IDLE))
+        if self.exchange is not None:
+            self.exchange.cached(sql, answer, at)
         return end
 
     def _store(self, ok: bool) -> None:
