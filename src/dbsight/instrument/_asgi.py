@@ -328,13 +328,13 @@ class _Exchange:
         if metrics is not None and self.active is not None:
             metrics.finished(self.active, self.method_label, self.route, status, duration)
         state.finish(ctx)  # the N+1 check
-        if access_log.enabled(logging.INFO):
+        rate = state.log_rate  # sampled first: a request left out costs no logging check
+        if (status >= 500 or rate >= 1.0 or _random() < rate) and access_log.enabled(
+            logging.INFO
+        ):
             self.log(ctx, status, duration)
 
     def log(self, ctx: RequestContext, status: int, duration_s: float) -> None:
-        rate = self.state.log_rate
-        if status < 500 and rate < 1.0 and _random() >= rate:
-            return
         path = self.scope.get("path", "")
         access_log.log(
             logging.INFO,
