@@ -322,37 +322,40 @@ def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
     assert not _temp_dir_of(output).exists()
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> None:
-    marker = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [*DEMO, "--scale", str(TEST_SCALE)],  # traffic, the summary, then serving
-        env=_demo_env(marker),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()])
-    reader.start()
-    seen: list[str] = []
-    try:
-        deadline = time.monotonic() + 180
-        while not any("serving until Ctrl-C" in line for line in seen):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+class _ServingDemo:
+    """``dbsight demo`` without --duration, its output read line by line as it comes."""
+
+    def __init__(self, marker: str) -> None:
+        self.proc = subprocess.Popen(
+            [*DEMO, "--scale", str(TEST_SCALE)],  # traffic, the summary, then serving
+            env=_demo_env(marker),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        proc = self.proc
+        self._reader = threading.Thread(
+            target=lambda: [self._lines.put(line) for line in proc.stdout or ()]
+        )
+        self._reader.start()
+        self.seen: list[str] = []
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The output until a line holds ``text``."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.seen):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "".join(self.seen)
             try:
-                seen.append(lines.get(timeout=0.5))
+                self.seen.append(self._lines.get(timeout=0.5))
             except queue.Empty:
                 continue
-        output = "".join(seen)
-        [summary_url] = re.findall(r"summary \(JSON\)\s+(\S+)", output)
-        assert httpx.get(summary_url, timeout=30).json()["top"]
-        for label in ("slow-query log", "dbsight's log"):
-            [path] = re.findall(rf"{label}\s+(\S+)", output)
-            assert Path(path).is_file()
-        proc.send_signal(signal.SIGINT)
-        returncode = proc.wait(timeout=60)
-    finally:
+        return "".join(self.seen)
+
+    def stop(self) -> str:
+        """Ctrl-C unless it has ended (a test that failed early still lets the demo clean
+        up); all it printed."""
+        proc = self.proc
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
@@ -360,10 +363,27 @@ def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> N
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        reader.join(timeout=10)
-    while not lines.empty():
-        seen.append(lines.get())
-    output = "".join(seen)
+        self._reader.join(timeout=10)
+        while not self._lines.empty():
+            self.seen.append(self._lines.get())
+        return "".join(self.seen)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> None:
+    marker = uuid.uuid4().hex
+    demo = _ServingDemo(marker)
+    try:
+        output = demo.wait_for("serving until Ctrl-C", 180)
+        [summary_url] = re.findall(r"summary \(JSON\)\s+(\S+)", output)
+        assert httpx.get(summary_url, timeout=30).json()["top"]
+        for label in ("slow-query log", "dbsight's log"):
+            [path] = re.findall(rf"{label}\s+(\S+)", output)
+            assert Path(path).is_file()
+        demo.proc.send_signal(signal.SIGINT)
+        returncode = demo.proc.wait(timeout=60)
+    finally:
+        output = demo.stop()
     assert returncode == 0, output
     assert "stopped: the service, PostgreSQL and the temporary files are gone" in output
     assert not Path(re.findall(r"slow-query log\s+(\S+)", output)[0]).exists()
@@ -374,42 +394,16 @@ def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> N
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_the_traffic_stops_everything(pg_server: Any, signum: int) -> None:
     marker = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [*DEMO, "--scale", str(TEST_SCALE)],  # serves after the traffic: only Ctrl-C ends it
-        env=_demo_env(marker),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()])
-    reader.start()
-    seen: list[str] = []
+    demo = _ServingDemo(marker)  # serves after the traffic: only a signal ends it
     try:
-        deadline = time.monotonic() + 120
-        while not any("sample service listening on" in line for line in seen):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
-            try:
-                seen.append(lines.get(timeout=0.5))
-            except queue.Empty:
-                continue
+        demo.wait_for("sample service listening on", 120)
         running = _demo_processes(marker)
         assert len(running) > 3  # the demo, the postmaster, its helpers and backends
         time.sleep(1.5)  # in the middle of the traffic
-        proc.send_signal(signum)
-        returncode = proc.wait(timeout=60)
+        demo.proc.send_signal(signum)
+        returncode = demo.proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:  # the test failed early: still let the demo clean up
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=10)
-    while not lines.empty():
-        seen.append(lines.get())
-    output = "".join(seen)
+        output = demo.stop()
     assert returncode == 130, output
     assert "stopped" in output and "Traceback" not in output
     assert _still_alive(running, marker) == set()
