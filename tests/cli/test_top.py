@@ -607,8 +607,7 @@ def test_live_view_retries_after_errors_and_exits_0_on_ctrl_c() -> None:
     def answer(n: int, headers: dict[str, str]) -> Any:
         if n == 0:
             return 503, "text/plain", b"starting"
-        # every poll: 2 seconds later on the service's clock, 100 more calls
-        return json_answer(summary(T0 + 2 * n, stmt("a", USERS, 100 * n, 0.01 * n)))
+        return growing(n, headers)
 
     done = run_live_until(CannedEndpoint(answer), requests=4)
     assert done.returncode == 0, done.stderr
