@@ -16,6 +16,7 @@ pg_basebackup) run as the ``postgres`` OS user if it exists, else ``nobody``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -67,7 +68,8 @@ DEFAULT_SETTINGS: dict[str, SETTING_VALUE] = {
     "hot_standby_feedback": True,
     "wal_receiver_status_interval": "1s",
     "wal_writer_delay": "10ms",
-    "shared_preload_libraries": "",
+    # pg_stat_statements: the server-side totals dbsight joins by fingerprint (advise, report)
+    "shared_preload_libraries": "pg_stat_statements",
     "timezone": "UTC",
     "log_timezone": "UTC",
     "logging_collector": False,
@@ -158,6 +160,19 @@ def find_pg_bindir(bindir: str | os.PathLike[str] | None = None) -> Path:
         "server package (e.g. `apt-get install postgresql`) or set DBSIGHT_PG_BINDIR to the "
         "directory containing initdb, postgres and psql."
     )
+
+
+def _pkglibdir(bindir: Path) -> Path:
+    """The server's library directory (``pg_config --pkglibdir``), beside ``bindir``."""
+    pg_config = bindir / "pg_config"
+    if pg_config.exists():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [str(pg_config), "--pkglibdir"], capture_output=True, text=True, timeout=10
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                return Path(out.stdout.strip())
+    return bindir.parent / "lib"
 
 
 def _format_setting(value: SETTING_VALUE) -> str:
@@ -464,6 +479,10 @@ class EmbeddedPostgres(ServerProcess):
                 self.startup_timeout,
             )  # fmt: skip
         settings = {**DEFAULT_SETTINGS, **self._settings}
+        if settings.get("shared_preload_libraries") == "pg_stat_statements" and not (
+            _pkglibdir(bindir) / "pg_stat_statements.so"
+        ).exists():  # a server without the contrib modules starts without it
+            settings["shared_preload_libraries"] = ""
         lines = [f"{key} = {_format_setting(value)}" for key, value in settings.items()]
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# --- dbsight embedded settings ---\n" + "\n".join(lines) + "\n")
