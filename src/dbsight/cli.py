@@ -375,6 +375,98 @@ def proxy(
         raise SystemExit(1) from None
 
 
+def _fail_on(value: str) -> str:
+    name = value.strip().lower()
+    if name not in ("none", "warning", "critical"):
+        raise typer.BadParameter(f"{value!r} is not one of none, warning, critical")
+    return name
+
+
+@command
+def check(
+    dsn: Annotated[
+        str,
+        typer.Option(metavar="DSN", help="The PostgreSQL to check, as postgresql://user@host:port/db."),
+    ],
+    replica: Annotated[
+        list[str] | None,
+        typer.Option(metavar="DSN", help="A streaming replica of it (repeatable): an index "
+                     "scanned on a replica is not unused.", show_default="none"),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (name, title, severity, "
+                           "status, summary, items and hint of each check).")
+    ] = False,
+    fail_on: Annotated[
+        str,
+        typer.Option(callback=_fail_on, metavar="LEVEL",
+                     help="Exit 1 when a check of this severity or graver failed: warning "
+                     "(warning and critical) or critical; none never fails on a finding."),
+    ] = "none",
+    long_query_s: Annotated[
+        float, typer.Option(min=0.0, help="A query running this many seconds is long.")
+    ] = 60.0,
+    idle_in_transaction_s: Annotated[
+        float, typer.Option(min=0.0, help="A session idle in transaction this long fails.")
+    ] = 60.0,
+    blocked_s: Annotated[
+        float, typer.Option(min=0.0, help="A session waiting this long for a lock is blocked.")
+    ] = 5.0,
+    unused_index_min_bytes: Annotated[
+        int, typer.Option(min=0, help="Unused indexes smaller than this are not reported.")
+    ] = 10 * 1024 * 1024,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=3600.0, help="statement_timeout of each check's "
+                            "queries, in seconds.")
+    ] = 10.0,
+) -> None:
+    """Check a PostgreSQL database for what PgHero checks, with its thresholds.
+
+    Unused, duplicate and invalid indexes, sequences past 90 % of their range,
+    transaction-ID wraparound, tables of 10,000 rows or more read by sequential scans, the
+    cache hit ratio (99 %), connections, sessions idle in transaction, queries running over
+    60 s and the sessions blocking others, dead tuples and stale statistics. Only reads (read-only
+    transactions under a statement timeout); the statements that would fix a finding (DROP
+    INDEX CONCURRENTLY, VACUUM ...) are printed, never run. The exit status is 0 unless
+    --fail-on is given and a check at or above that severity failed (1), or the database
+    cannot be reached (1). A check that cannot run (e.g. permission denied) is listed as an
+    error and does not fail the run.
+    """
+    from .check import CheckError, CheckThresholds, run_checks
+    from .check._progress import check_progress
+    from .check._render import render_report
+    from .check._session import valid_dsn
+
+    for value, hint in ((dsn, "--dsn"), *((r, "--replica") for r in replica or ())):
+        problem = valid_dsn(value)
+        if problem:
+            raise typer.BadParameter(problem, param_hint=hint)
+    thresholds = CheckThresholds(
+        long_query_s=long_query_s, idle_in_transaction_s=idle_in_transaction_s,
+        blocked_s=blocked_s, unused_index_min_bytes=unused_index_min_bytes,
+    )  # fmt: skip
+    try:
+        with check_progress() as progress:
+            report = run_checks(
+                dsn, replicas=replica or (), thresholds=thresholds, timeout_s=timeout,
+                progress=progress,
+            )  # fmt: skip
+    except CheckError as exc:
+        sys.stderr.write(f"dbsight check: {exc}\n")
+        raise typer.Exit(1) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        render_report(report, Console())
+    failed = [] if fail_on == "none" else report.failed(fail_on)
+    if failed and not json_output:
+        Console(stderr=True).print(
+            f"dbsight check: {len(failed)} check(s) at or above {fail_on} failed: "
+            + ", ".join(c.name for c in failed), markup=False, highlight=False, soft_wrap=True,
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
 @command
 def version() -> None:
     """Print dbsight's version."""

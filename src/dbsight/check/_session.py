@@ -94,3 +94,12 @@ def one_line(message: str) -> str:
     """A server or driver message on one line (they come with DETAIL and HINT lines)."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] if lines else "unknown error"
+
+
+def valid_dsn(dsn: str) -> str | None:
+    """Why ``dsn`` is not a PostgreSQL connection string, or None when it is one."""
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        return f"not a PostgreSQL connection string: {one_line(str(exc))}"
+    return None
