@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -126,6 +127,33 @@ def test_the_table_for_a_person_shows_findings_and_printed_statements(pg_dsn: st
     assert "DROP INDEX CONCURRENTLY public.orders_customer;" in out
     assert "ALTER TABLE public.tickets ALTER COLUMN id TYPE bigint;" in out
     assert "public.tickets.id" in out and "covered by: orders_customer_total" in out
+
+
+def test_the_table_shows_a_blocker_by_its_pid(pg_dsn: str) -> None:
+    clean_schema(pg_dsn)
+    blocker = psycopg.connect(pg_dsn)
+    waiter = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        blocker.execute("UPDATE orders SET total = 0 WHERE id = 1")
+        waiter.execute("SET lock_timeout = '3s'")
+        thread = threading.Thread(
+            target=lambda: waiter.execute("UPDATE orders SET total = 1 WHERE id = 1"), daemon=True
+        )
+        thread.start()
+        time.sleep(0.5)
+        result = CliRunner().invoke(
+            __import__("dbsight.cli", fromlist=["app"]).app,
+            ["check", "--dsn", pg_dsn, "--blocked-s", "0.2", "--fail-on", "warning"],
+            env={"COLUMNS": "200"},
+        )
+        assert result.exit_code == 1, result.output
+        assert f"blocked by pid {blocker.info.backend_pid}: " in result.stdout
+        assert f"SELECT pg_terminate_backend({blocker.info.backend_pid});" in result.stdout
+    finally:
+        blocker.rollback()
+        thread.join(5)
+        blocker.close()
+        waiter.close()
 
 
 def test_an_unreachable_database_is_one_line_and_status_1() -> None:

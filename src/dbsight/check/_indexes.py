@@ -37,7 +37,7 @@ def _unused(ctx: Context) -> Outcome:
     rows = ctx.session.rows(_UNUSED, params)
     reset = ctx.session.value(_STATS_RESET) or None
     used_on: dict[tuple[str, str], list[str]] = {}
-    if rows and ctx.replicas:
+    if ctx.replicas:
         # PgHero's `across`: an index scanned on a replica serves reads there, it is not
         # unused. Each replica keeps its own statistics.
         for dsn in ctx.replicas:

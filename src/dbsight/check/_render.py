@@ -17,7 +17,7 @@ MAX_ITEMS = 10
 _STATUS = {"ok": "[green]ok[/]", "failed": "[bold red]FAILED[/]", "error": "[magenta]error[/]"}
 _SEVERITY = {"critical": "[red]critical[/]", "warning": "[yellow]warning[/]", "info": "info"}
 # Shown elsewhere (the heading, the SQL) or too long for a line
-_HIDDEN = {"schema", "table", "index", "size_bytes", "blockers", "fingerprint"}
+_HIDDEN = {"schema", "table", "index", "size_bytes", "blockers", "fingerprint", "pid"}
 
 
 def render_report(report: CheckReport, console: Console) -> None:
@@ -45,7 +45,7 @@ def _details(check: CheckResult, console: Console) -> None:
     for finding in check.findings[:MAX_ITEMS]:
         console.print(f"  [cyan]{escape(finding.object)}[/]  {escape(_line(finding.item))}")
         for blocker in finding.item.get("blockers") or ():
-            console.print(f"      blocked by {escape(_line(blocker))}")
+            console.print(f"      blocked by pid {blocker['pid']}: {escape(_line(blocker))}")
     if len(check.findings) > MAX_ITEMS:
         console.print(f"  ... and {len(check.findings) - MAX_ITEMS} more (--json lists them all)")
     if check.hint:
