@@ -110,7 +110,9 @@ def test_a_long_query_fails_with_a_low_threshold_from_the_command_line(pg_dsn: s
     thread.start()
     try:
         time.sleep(1.3)
-        result = CliRunner().invoke(cli, ["check", "--dsn", pg_dsn, "--json", "--long-query-s", "1"])
+        result = CliRunner().invoke(
+            cli, ["check", "--dsn", pg_dsn, "--json", "--long-query-s", "1"]
+        )
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         long = next(c for c in report["checks"] if c["name"] == "long_running_queries")

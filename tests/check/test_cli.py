@@ -32,7 +32,10 @@ def clean_schema(dsn: str) -> None:
                      "customer bigint REFERENCES customers, total numeric)")  # fmt: skip
         conn.execute("CREATE INDEX orders_customer ON orders (customer)")
         conn.execute("INSERT INTO customers (email) SELECT 'c' || n FROM generate_series(1, 50) n")
-        conn.execute("INSERT INTO orders (customer, total) SELECT 1 + n % 50, n FROM generate_series(1, 200) n")
+        conn.execute(
+            "INSERT INTO orders (customer, total) "
+            "SELECT 1 + n % 50, n FROM generate_series(1, 200) n"
+        )
         conn.execute("ANALYZE")
 
 
@@ -96,8 +99,15 @@ def test_json_is_the_contract_shape(pg_dsn: str) -> None:
         ([with_sequence_near_its_end], "critical", 1),
         ([with_sequence_near_its_end], "warning", 1),
     ],
-    ids=["clean", "warning-default", "warning-none", "warning-critical", "warning-warning",
-         "critical-critical", "critical-warning"],  # fmt: skip
+    ids=[
+        "clean",
+        "warning-default",
+        "warning-none",
+        "warning-critical",
+        "warning-warning",
+        "critical-critical",
+        "critical-warning",
+    ],
 )
 def test_fail_on_sets_the_exit_status(
     pg_dsn: str, problems: list[Any], fail_on: str | None, status: int
@@ -118,7 +128,8 @@ def test_the_table_for_a_person_shows_findings_and_printed_statements(pg_dsn: st
     with_sequence_near_its_end(pg_dsn)
     result = CliRunner().invoke(
         __import__("dbsight.cli", fromlist=["app"]).app,
-        ["check", "--dsn", pg_dsn], env={"COLUMNS": "200"},
+        ["check", "--dsn", pg_dsn],
+        env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -169,9 +180,13 @@ def test_an_unreachable_database_is_one_line_and_status_1() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--dsn", "not a dsn"], ["--dsn", "postgresql://x@127.0.0.1/db", "--fail-on", "loud"],
-     ["--dsn", "postgresql://x@127.0.0.1/db", "--replica", "nope nope"],
-     ["--dsn", "postgresql://x@127.0.0.1/db", "--long-query-s", "-1"], []],
+    [
+        ["--dsn", "not a dsn"],
+        ["--dsn", "postgresql://x@127.0.0.1/db", "--fail-on", "loud"],
+        ["--dsn", "postgresql://x@127.0.0.1/db", "--replica", "nope nope"],
+        ["--dsn", "postgresql://x@127.0.0.1/db", "--long-query-s", "-1"],
+        [],
+    ],
 )
 def test_bad_usage_is_status_2(args: list[str]) -> None:
     result = invoke(*args)
@@ -207,9 +222,8 @@ def test_a_check_whose_query_is_refused_is_an_error_and_the_others_run(
 def test_the_checks_only_read(pg_dsn: str) -> None:
     session = check_connect(pg_dsn, timeout_s=5)
     try:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            with session.transaction():
-                session.rows("CREATE TABLE written_by_a_check (id int)")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), session.transaction():
+            session.rows("CREATE TABLE written_by_a_check (id int)")
         with session.transaction():
             assert session.value("SHOW transaction_read_only") == "on"
             assert session.value("SHOW statement_timeout") == "5s"

@@ -37,7 +37,10 @@ def test_duplicate_indexes_are_those_whose_columns_lead_another_of_the_same_shap
     assert sorted(objects(result)) == ["public.orders_customer", "public.orders_id",
                                        "public.orders_status_b"]  # fmt: skip
     by_index = {item["index"]: item for item in result.items}
-    assert by_index["orders_customer"]["covered_by"] in ("orders_customer_placed", "orders_customer_id")
+    assert by_index["orders_customer"]["covered_by"] in (
+        "orders_customer_placed",
+        "orders_customer_id",
+    )
     assert by_index["orders_customer"]["columns"] == ["customer"]
     assert by_index["orders_status_b"]["covered_by"] == "orders_status_a"
     assert by_index["orders_id"]["covered_by"] == "orders_pkey"
@@ -45,7 +48,10 @@ def test_duplicate_indexes_are_those_whose_columns_lead_another_of_the_same_shap
     assert "DROP INDEX CONCURRENTLY public.orders_status_b;" in (result.hint or "")
     # the hint is printed, not run: the indexes are all still there
     with connect(pg_dsn) as conn:
-        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'orders'")}
+        names = {
+            r[0]
+            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'orders'")
+        }
     assert {"orders_customer", "orders_status_b", "orders_id"} <= names
 
 
@@ -118,7 +124,10 @@ def test_an_index_scanned_on_a_replica_is_not_unused(pg_replicated_db) -> None: 
     thresholds = CheckThresholds(unused_index_min_bytes=0)
 
     alone = run_checks(primary, thresholds=thresholds, only=["unused_indexes"])
-    assert set(objects(alone.result("unused_indexes"))) == {"public.reports_owner", "public.reports_month"}
+    assert set(objects(alone.result("unused_indexes"))) == {
+        "public.reports_owner",
+        "public.reports_month",
+    }
 
     both = run_checks(primary, replicas=[replica], thresholds=thresholds, only=["unused_indexes"])
     result = both.result("unused_indexes")
@@ -130,5 +139,8 @@ def test_an_index_scanned_on_a_replica_is_not_unused(pg_replicated_db) -> None: 
     down = "postgresql://nobody@127.0.0.1:1/postgres"
     report = run_checks(primary, replicas=[down], thresholds=thresholds)
     assert report.result("unused_indexes").status == "error"
-    assert "cannot connect to postgresql://nobody@127.0.0.1:1/postgres" in report.result("unused_indexes").summary
+    assert (
+        "cannot connect to postgresql://nobody@127.0.0.1:1/postgres"
+        in report.result("unused_indexes").summary
+    )
     assert all(c.status != "error" for c in report.checks if c.name != "unused_indexes")

@@ -29,7 +29,11 @@ def test_sequences_at_95_percent_of_an_integer_column_fail_and_the_hint_fixes_th
     result = check(pg_dsn, "sequences")
 
     assert result.status == "failed" and result.severity == "critical"
-    assert sorted(objects(result)) == ["public.invoices.id", "public.orders.id", "public.tickets.number"]
+    assert sorted(objects(result)) == [
+        "public.invoices.id",
+        "public.orders.id",
+        "public.tickets.number",
+    ]
     tickets = next(i for i in result.items if i["table"] == "tickets")
     assert tickets["column_type"] == "integer" and tickets["sequence_type"] == "bigint"
     assert tickets["limited_by"] == "column" and tickets["max_value"] == INT4_MAX

@@ -74,13 +74,15 @@ ACTIVE_STATES = ["active", "fastpath function call", "disabled"]
 
 def _session_item(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "pid": row["pid"], "user": row["user"], "application": row["application"] or None,
+        "pid": row["pid"],
+        "user": row["user"],
+        "application": row["application"] or None,
         "state": row["state"],
         "transaction_s": None if row["transaction_s"] is None else round(row["transaction_s"], 1),
         "query_s": None if row["query_s"] is None else round(row["query_s"], 1),
-        "wait_event": ":".join(w for w in (row["wait_event_type"], row["wait_event"]) if w)
-        or None,
-        "query": normalized(row["query"]), "fingerprint": fingerprint(row["query"]),
+        "wait_event": ":".join(w for w in (row["wait_event_type"], row["wait_event"]) if w) or None,
+        "query": normalized(row["query"]),
+        "fingerprint": fingerprint(row["query"]),
     }
 
 
@@ -107,8 +109,7 @@ def _idle(ctx: Context) -> Outcome:
         f"{t.idle_in_transaction_s:g} s or more"
     )  # fmt: skip
     return Outcome(
-        f"{why} (longest {longest:g} s): they hold their locks and keep VACUUM from removing "
-        "rows",
+        f"{why} (longest {longest:g} s): they hold their locks and keep VACUUM from removing rows",
         findings,
         hint="Find the code that leaves its transaction open (the last statement is shown). "
         "To end them now, and to have the server end such sessions:\n"
@@ -174,16 +175,23 @@ FROM pg_stat_activity WHERE pid = ANY(%(pids)s)
 """
 
 
+def _waited(row: dict[str, Any]) -> float:
+    """How long the session has waited for its lock (its query's age when the server does
+    not say)."""
+    if row["waiting_s"] is not None:
+        return float(row["waiting_s"])
+    return float(row["query_s"] or 0)
+
+
 def _blocked(ctx: Context) -> Outcome:
     t = ctx.thresholds
-    rows = [
-        row for row in ctx.session.rows(_BLOCKED)
-        if (row["waiting_s"] if row["waiting_s"] is not None else row["query_s"] or 0) >= t.blocked_s
-    ]  # fmt: skip
+    rows = [row for row in ctx.session.rows(_BLOCKED) if _waited(row) >= t.blocked_s]
     if not rows:
         return Outcome(f"no session waiting {t.blocked_s:g} s or more for a lock another holds")
     pids = sorted({pid for row in rows for pid in row["blocking_pids"]})
-    blockers = {row["pid"]: _session_item(row) for row in ctx.session.rows(_BLOCKERS, {"pids": pids})}
+    blockers = {
+        row["pid"]: _session_item(row) for row in ctx.session.rows(_BLOCKERS, {"pids": pids})
+    }
     waiting = {row["pid"] for row in rows}
     findings = []
     for row in rows:

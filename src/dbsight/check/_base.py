@@ -60,7 +60,7 @@ def fingerprint(query: str | None) -> str | None:
     return analyze(query, "postgresql").fingerprint
 
 
-def size(n_bytes: int | float | None) -> str:
+def size(n_bytes: float | None) -> str:
     """``n_bytes`` for a person: 8 kB, 12.3 MB, 1.2 GB."""
     value = float(n_bytes or 0)
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
@@ -70,7 +70,7 @@ def size(n_bytes: int | float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def count(n: int | float) -> str:
+def count(n: float) -> str:
     return f"{int(n):,}"
 
 

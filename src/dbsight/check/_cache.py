@@ -54,7 +54,9 @@ def _sequential(ctx: Context) -> Outcome:
     )
 
 
-SEQUENTIAL_SCANS = Check("sequential_scans", "Tables read by sequential scans", "warning", _sequential)
+SEQUENTIAL_SCANS = Check(
+    "sequential_scans", "Tables read by sequential scans", "warning", _sequential
+)
 
 _HITS = """
 SELECT 'heap' AS kind, sum(heap_blks_hit) AS hits, sum(heap_blks_read) AS reads

@@ -144,7 +144,11 @@ def _duplicates(ctx: Context) -> Outcome:
                     continue
                 same = other["columns"] == index["columns"]
                 # Of two identical indexes one goes: the later name, as PgHero chooses.
-                if same and not (other["unique"] or other["primary"]) and index["index"] < other["index"]:
+                if (
+                    same
+                    and not (other["unique"] or other["primary"])
+                    and index["index"] < other["index"]
+                ):
                     continue
                 item = {
                     "schema": index["schema"], "table": index["table"],

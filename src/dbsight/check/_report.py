@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "SEVERITIES", "CheckError", "CheckReport", "CheckResult", "Finding", "Severity", "Status",
+    "SEVERITIES",
+    "CheckError",
+    "CheckReport",
+    "CheckResult",
+    "Finding",
+    "Severity",
+    "Status",
 ]
 
 Severity = Literal["critical", "warning", "info"]
@@ -14,7 +20,7 @@ Status = Literal["ok", "failed", "error"]
 
 # Most severe first; `CheckReport.failed(level)` keeps what ranks at or above ``level``.
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
-_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 class CheckError(Exception):

@@ -97,7 +97,8 @@ def _select(only: Iterable[str] | None) -> tuple[Check, ...]:
     unknown = [name for name in wanted if name not in CHECK_NAMES]
     if unknown:
         raise ValueError(
-            f"unknown check {', '.join(map(repr, unknown))}; the checks are {', '.join(CHECK_NAMES)}"
+            f"unknown check {', '.join(map(repr, unknown))}; "
+            f"the checks are {', '.join(CHECK_NAMES)}"
         )
     return tuple(check for check in CHECKS if check.name in wanted)
 

@@ -77,7 +77,9 @@ def _sequences(ctx: Context) -> Outcome:
         }  # fmt: skip
         findings.append(Finding(f"{row['schema']}.{row['table']}.{row['column']}", item))
     findings.sort(key=lambda f: f.item["values_left"])
-    skipped = f"; {plural(len(unreadable), 'sequence')} not readable by this user" if unreadable else ""
+    skipped = (
+        f"; {plural(len(unreadable), 'sequence')} not readable by this user" if unreadable else ""
+    )
     if not findings:
         return Outcome(
             f"{plural(len(rows), 'column')} fed by a sequence, none past "

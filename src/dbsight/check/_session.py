@@ -28,10 +28,10 @@ def describe_dsn(dsn: str) -> str:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "(unparsable DSN)"
-    user = parts.get("user")
-    host = parts.get("host") or "localhost"
+    user = str(parts.get("user") or "")
+    host = str(parts.get("host") or "localhost")
     port = parts.get("port")
-    dbname = parts.get("dbname") or ""
+    dbname = str(parts.get("dbname") or "")
     where = f"{host}:{port}" if port else str(host)
     return f"postgresql://{user + '@' if user else ''}{where}/{dbname}"
 
@@ -83,9 +83,7 @@ def connect(dsn: str, *, timeout_s: float) -> Session:
             application_name=APPLICATION_NAME,
         )
     except psycopg.Error as exc:
-        raise CheckError(
-            f"cannot connect to {describe_dsn(dsn)}: {one_line(str(exc))}"
-        ) from None
+        raise CheckError(f"cannot connect to {describe_dsn(dsn)}: {one_line(str(exc))}") from None
     conn.read_only = True  # every transaction opened from now on is BEGIN READ ONLY
     return Session(conn, max(1, round(timeout_s * 1000)))
 

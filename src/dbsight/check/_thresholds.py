@@ -69,6 +69,8 @@ class CheckThresholds:
         for name in ("sequence_ratio", "cache_hit_ratio", "connections_ratio",
                      "dead_tuples_ratio"):  # fmt: skip
             if getattr(self, name) > 1:
-                raise ValueError(f"threshold {name} is a ratio of at most 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"threshold {name} is a ratio of at most 1, got {getattr(self, name)}"
+                )
         if self.seq_scan_min_index_percent > 100:
             raise ValueError("threshold seq_scan_min_index_percent is a percentage of at most 100")
