@@ -377,8 +377,8 @@ def proxy(
 
 def _fail_on(value: str) -> str:
     name = value.strip().lower()
-    if name not in ("none", "warning", "critical"):
-        raise typer.BadParameter(f"{value!r} is not one of none, warning, critical")
+    if name not in ("none", "info", "warning", "critical"):
+        raise typer.BadParameter(f"{value!r} is not one of none, info, warning, critical")
     return name
 
 
@@ -400,8 +400,9 @@ def check(
     fail_on: Annotated[
         str,
         typer.Option(callback=_fail_on, metavar="LEVEL",
-                     help="Exit 1 when a check of this severity or graver failed: warning "
-                     "(warning and critical) or critical; none never fails on a finding."),
+                     help="Exit 1 when a check of this severity or graver failed: critical, "
+                     "warning (warning and critical) or info (any); none never fails on a "
+                     "finding."),
     ] = "none",
     long_query_s: Annotated[
         float, typer.Option(min=0.0, help="A query running this many seconds is long.")

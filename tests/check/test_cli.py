@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from check_helpers import connect, run
+from check_helpers import connect, flush_stats, run
 from typer.testing import CliRunner
 
 from dbsight.check import CHECK_NAMES, run_checks
@@ -48,6 +48,13 @@ def with_sequence_near_its_end(dsn: str) -> None:  # a critical
     with connect(dsn) as conn:
         conn.execute("CREATE TABLE tickets (id serial)")
         conn.execute("SELECT setval('tickets_id_seq', %s)", (int(INT4_MAX * 0.95),))
+
+
+def with_stale_statistics(dsn: str) -> None:  # an info
+    with connect(dsn) as conn:
+        conn.execute("CREATE TABLE ledger (id int) WITH (autovacuum_enabled = off)")
+        conn.execute("INSERT INTO ledger SELECT generate_series(1, 10000)")
+        flush_stats(conn)
 
 
 def test_a_clean_database_passes_every_check(pg_dsn: str) -> None:
@@ -98,6 +105,8 @@ def test_json_is_the_contract_shape(pg_dsn: str) -> None:
         ([with_duplicate], "warning", 1),
         ([with_sequence_near_its_end], "critical", 1),
         ([with_sequence_near_its_end], "warning", 1),
+        ([with_stale_statistics], "warning", 0),
+        ([with_stale_statistics], "info", 1),
     ],
     ids=[
         "clean",
@@ -107,6 +116,8 @@ def test_json_is_the_contract_shape(pg_dsn: str) -> None:
         "warning-warning",
         "critical-critical",
         "critical-warning",
+        "info-warning",
+        "info-info",
     ],
 )
 def test_fail_on_sets_the_exit_status(

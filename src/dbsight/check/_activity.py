@@ -68,7 +68,8 @@ ORDER BY coalesce(query_start, xact_start)
 """
 IDLE_STATES = ["idle in transaction", "idle in transaction (aborted)"]
 # Every state but idle: PgHero's running_queries reads state <> 'idle' (and so counts the
-# sessions idle in transaction, which have their own check here).
+# sessions idle in transaction, which have their own check here). Client backends only: PgHero
+# sets walsenders and autovacuum workers apart on its dashboard.
 ACTIVE_STATES = ["active", "fastpath function call", "disabled"]
 
 
@@ -129,7 +130,6 @@ def _long(ctx: Context) -> Outcome:
         Finding(str(row["pid"]), _session_item(row))
         for row in rows
         if row["query_s"] is not None and row["query_s"] >= t.long_query_s
-        and not (row["query"] or "").startswith("autovacuum:")
     ]  # fmt: skip
     if not findings:
         return Outcome(f"no query running for {t.long_query_s:g} s or more")

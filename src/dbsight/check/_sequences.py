@@ -14,7 +14,8 @@ _TYPE_MAX = {"smallint": 32_767, "integer": 2_147_483_647, "bigint": 9_223_372_0
 # Which sequence feeds which column: a serial's sequence is OWNED BY its column (pg_depend
 # deptype 'a'), an identity column's is internal to it ('i'), and a column DEFAULT calling
 # nextval() depends on the sequence it names ('n', from pg_attrdef) -- PgHero reads the last
-# from the default's text. Temporary tables are left out (another session's).
+# from the default's text. Temporary tables are left out (another session's), and so is the
+# last value of an unlogged sequence on a standby (it cannot be read there).
 _SEQUENCES = """
 WITH feeds AS (
     SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS attnum
@@ -35,8 +36,10 @@ SELECT sn.nspname AS sequence_schema, s.relname AS sequence,
        format_type(a.atttypid, NULL) AS column_type,
        format_type(ps.seqtypid, NULL) AS sequence_type,
        ps.seqmax AS sequence_max, ps.seqincrement AS increment,
-       has_sequence_privilege(s.oid, 'SELECT') AS readable,
-       CASE WHEN has_sequence_privilege(s.oid, 'SELECT')
+       has_sequence_privilege(s.oid, 'SELECT,USAGE')
+         AND (s.relpersistence <> 'u' OR NOT pg_is_in_recovery()) AS readable,
+       CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE')
+             AND (s.relpersistence <> 'u' OR NOT pg_is_in_recovery())
             THEN (SELECT coalesce(q.last_value, ps.seqstart) FROM pg_sequences q
                   WHERE q.schemaname = sn.nspname AND q.sequencename = s.relname) END
          AS last_value,
