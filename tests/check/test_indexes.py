@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 from check_helpers import check, connect, flush_stats, objects
@@ -144,3 +147,32 @@ def test_an_index_scanned_on_a_replica_is_not_unused(pg_replicated_db) -> None: 
         in report.result("unused_indexes").summary
     )
     assert all(c.status != "error" for c in report.checks if c.name != "unused_indexes")
+
+
+def test_an_index_being_built_concurrently_is_not_invalid(pg_dsn: str) -> None:
+    with connect(pg_dsn) as conn:
+        conn.execute("CREATE TABLE jobs (id int, state text)")
+    writer = psycopg.connect(pg_dsn)  # an open write: the build waits for it
+    builder = psycopg.connect(pg_dsn, autocommit=True)
+    thread = threading.Thread(
+        target=lambda: builder.execute("CREATE INDEX CONCURRENTLY jobs_state ON jobs (state)")
+    )
+    try:
+        writer.execute("INSERT INTO jobs VALUES (1, 'queued')")
+        thread.start()
+        with connect(pg_dsn) as probe:
+            deadline = time.monotonic() + 10
+            while not probe.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_index WHERE NOT indisvalid"
+                " AND indexrelid = to_regclass('jobs_state'))"
+            ).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        result = check(pg_dsn, "invalid_indexes")
+        assert result.status == "ok", result  # invalid, but being built right now
+    finally:
+        writer.rollback()
+        thread.join(10)
+        writer.close()
+        builder.close()
+    assert check(pg_dsn, "invalid_indexes").status == "ok"
