@@ -13,6 +13,7 @@ import pytest
 
 import dbsight
 from dbsight.workload import (
+    ANALYSIS_MARK,
     Workload,
     WorkloadError,
     from_pg_stat_statements,
@@ -130,6 +131,7 @@ def test_server_rows_are_summed_per_fingerprint_and_chatter_is_left_out(pg_dsn: 
             conn.execute("SHOW work_mem")
             conn.execute("SELECT pg_sleep(0.05), id FROM orders WHERE id = 1")
         conn.execute("EXPLAIN SELECT * FROM orders")
+        conn.execute(f"{ANALYSIS_MARK} SELECT count(*) FROM orders WHERE total > 7")
         server_rows = conn.execute(
             "SELECT count(*) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             "WHERE d.datname = current_database() AND query LIKE 'SELECT id FROM orders WHERE id IN%'"
@@ -143,6 +145,7 @@ def test_server_rows_are_summed_per_fingerprint_and_chatter_is_left_out(pg_dsn: 
     assert sleep.total_time_s >= 0.05 and sleep.mean_time_s >= 0.05
     assert not any(t.startswith(("SET", "SHOW", "BEGIN", "COMMIT", "EXPLAIN")) for t in texts)
     assert not any("pg_stat_statements" in t or "pg_extension" in t for t in texts)
+    assert not any("total >" in t for t in texts)  # dbsight's analysis queries
     assert workload.skipped["utility"] >= 5
     assert all(s.operation in ("select", "insert", "ddl", "other") for s in workload)
 
