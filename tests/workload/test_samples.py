@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
+from psycopg import pq
 
 import dbsight
 from dbsight._runtime import parameter_samples
@@ -88,6 +89,18 @@ def test_instrumented_clients_leave_real_values_in_memory_only(
     assert caplog.records and not any(SECRET in r.getMessage() or SECRET in str(r.__dict__)
                                       for r in caplog.records)
     assert SECRET not in json.dumps(workload.to_dict())
+
+    # every sample runs on the server as it is, its values as text (as the advisor plans it)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.pgconn.exec_(b"BEGIN")  # the UPDATE's sample is rolled back below
+        for statement in workload:
+            for sample in statement.samples:
+                params = [None if p is None else p.encode() for p in sample.params or ()]
+                result = conn.pgconn.exec_params(sample.sql.encode(), params)
+                assert result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK), (
+                    sample.sql, result.error_message
+                )
+        conn.pgconn.exec_(b"ROLLBACK")
 
 
 def test_batches_and_unknown_values_are_not_sampled(

@@ -19,6 +19,7 @@ __all__ = ["CannotConvert", "as_text", "dollar_placeholders", "has_placeholders"
 # (a literal % is written %%), as psycopg._queries does.
 _PYFORMAT: Final = re.compile(r"%(?:\(([^)]+)\))?(.)", re.S)
 _PLACEHOLDER: Final = re.compile(r"\$\d|%[sbt(]")
+_DOLLAR: Final = re.compile(r"\$(\d+)")
 
 
 class CannotConvert(ValueError):
@@ -57,6 +58,9 @@ def dollar_placeholders(sql: str, params: Any) -> tuple[str, tuple[str | None, .
         raise CannotConvert(f"parameters of type {type(params).__name__}")
     values = tuple(as_text(value) for value in params)
     if "%" not in sql:
+        highest = max((int(n) for n in _DOLLAR.findall(sql)), default=0)
+        if highest != len(values):
+            raise CannotConvert(f"${highest} the highest placeholder for {len(values)} values")
         return sql, values
     count = 0
 
@@ -80,11 +84,13 @@ def as_text(value: Any) -> str | None:
     """``value`` in PostgreSQL's text input form (None for NULL)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):  # a str-based enum too: its value, as psycopg sends it
+        return value if type(value) is str else str.__str__(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):
         if math.isnan(value):
@@ -98,8 +104,8 @@ def as_text(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
         return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
-    if isinstance(value, enum.Enum):
-        return as_text(value.value)
+    if isinstance(value, enum.Enum):  # psycopg sends a plain enum member by its name
+        return value.name
     if isinstance(value, Mapping):
         return json.dumps(value, default=str)
     if isinstance(value, list | tuple):

@@ -16,10 +16,12 @@ a million times is sampled some 80 times in all (for k = 8), and every other cal
 dictionary lookup, an addition and a comparison (see `ParameterSamples.after_query`).
 
 The parameters come from the statement's context: ``explain_params``, which the instruments
-keep for EXPLAIN whatever ``include_query_bodies`` says (and which, like this sampler, never
-leave the process), else ``params`` when ``include_query_bodies`` keeps them. A statement
-with placeholders whose values are not known this way (an ``executemany`` batch, a
-connection instrumented with ``explain=False``) is not sampled.
+keep for EXPLAIN of a single statement whatever ``include_query_bodies`` says (and which,
+like this sampler's samples, never leave the process); no sink's output changes. A
+statement with placeholders whose values are not kept this way (an ``executemany`` batch,
+whose ``params`` are every row's; a connection instrumented with ``explain=False``; the
+proxy's extended-protocol statements) is not sampled; one without placeholders is, as its
+text holds its values.
 """
 
 from __future__ import annotations
@@ -208,15 +210,12 @@ def _sample_of(ctx: QueryContext) -> StatementSample | None:
     """The statement's text and parameters as text, or None when its parameter values are
     not known (or have no text form)."""
     sql = ctx.sql
-    if ctx.explainer is not None:  # a single statement: explain_params are its parameters
-        params = ctx.explain_params
-        known = True
-    else:  # a batch, or explain off: params only with include_query_bodies
-        params = ctx.params
-        known = params is not None
+    if ctx.explainer is None:
+        # a batch (its params are every row's), explain off, or the proxy: only a text
+        # without placeholders is a whole statement
+        return None if has_placeholders(sql) else (sql, None)
+    params = ctx.explain_params
     if params is None or (not isinstance(params, dict) and _empty(params)):
-        if not known and has_placeholders(sql):
-            return None
         return sql, None
     try:
         text, values = dollar_placeholders(sql, params)
