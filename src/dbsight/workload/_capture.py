@@ -18,7 +18,7 @@ import math
 import random
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,6 +33,11 @@ __all__ = ["capture_files", "capture_records", "from_capture"]
 EXACT_DURATIONS: Final = 100_000
 # The same capture gives the same samples, so the same advice.
 _SEED: Final = 12
+# Progress is told at most once per this many bytes read.
+PROGRESS_BYTES: Final = 4 * 2**20
+
+# progress(stage, done, total): bytes read of the capture's files
+Progress = Callable[[str, int, int], None]
 
 
 def capture_files(path: Path | str, *, rotated: bool = True) -> list[Path]:
@@ -57,15 +62,23 @@ def capture_files(path: Path | str, *, rotated: bool = True) -> list[Path]:
 
 
 def capture_records(
-    path: Path | str, *, rotated: bool = True, corrupt: list[int] | None = None
+    path: Path | str,
+    *,
+    rotated: bool = True,
+    corrupt: list[int] | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every record of a capture (JSON objects with a ``type``), its backups first; lines
     that are not such records (a line cut short by a crash, say) are skipped and counted in
-    ``corrupt[0]`` when given. A file that cannot be read is a `WorkloadError`."""
+    ``corrupt[0]`` when given. A file that cannot be read is a `WorkloadError`.
+    ``progress("reading capture", bytes_read, bytes_total)`` is told as the files are read."""
     counter = corrupt if corrupt is not None else [0]
     if not counter:
         counter.append(0)
-    for file in capture_files(path, rotated=rotated):
+    files = capture_files(path, rotated=rotated)
+    total = sum(_size(file) for file in files)
+    done = told = 0
+    for file in files:
         try:
             handle = open(file, "rb")  # noqa: SIM115 - closed below, after the generator's loop
         except OSError as exc:
@@ -73,6 +86,10 @@ def capture_records(
         with handle:
             try:
                 for line in handle:
+                    done += len(line)
+                    if progress is not None and done - told >= PROGRESS_BYTES:
+                        told = done
+                        progress("reading capture", done, max(total, done))
                     if not line.strip():
                         continue
                     try:
@@ -86,6 +103,15 @@ def capture_records(
                     yield record
             except OSError as exc:
                 raise WorkloadError(f"cannot read capture {file}: {exc.strerror or exc}") from None
+    if progress is not None:
+        progress("reading capture", done, max(total, done))
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0  # reported when it is opened
 
 
 class _Statement:
@@ -175,9 +201,12 @@ def _sample(record: dict[str, Any]) -> Sample | None | bool:
     return Sample(sql, tuple(values))
 
 
-def from_capture(path: Path | str, *, rotated: bool = True) -> Workload:
+def from_capture(
+    path: Path | str, *, rotated: bool = True, progress: Progress | None = None
+) -> Workload:
     """The workload of a capture file (see the module docstring); `WorkloadError` when it
-    cannot be read, or holds lines but no capture record at all."""
+    cannot be read, or holds lines but no capture record at all. ``progress(stage, done,
+    total)`` is told of the bytes read."""
     path = Path(path)
     if path.is_dir():
         raise WorkloadError(f"cannot read capture {path}: it is a directory")
@@ -189,7 +218,7 @@ def from_capture(path: Path | str, *, rotated: bool = True) -> Workload:
     first_at, last_at = math.inf, -math.inf
     records = 0
     skipped: dict[str, int] = {}
-    for record in capture_records(path, rotated=rotated, corrupt=corrupt):
+    for record in capture_records(path, rotated=rotated, corrupt=corrupt, progress=progress):
         records += 1
         if record["type"] != "statement":
             continue
