@@ -52,7 +52,11 @@ def n_plus_one() -> list[dict[str, Any]]:
 
 
 def reset() -> None:
-    """Forget the current runtime's statistics."""
-    from .._runtime import get_runtime
+    """Forget the current runtime's statistics (and the parameter samples kept with them)."""
+    from .._runtime import get_runtime, parameter_samples
 
-    get_runtime().stats.reset()
+    runtime = get_runtime()
+    runtime.stats.reset()
+    sampler = parameter_samples(runtime)
+    if sampler is not None:
+        sampler.reset()

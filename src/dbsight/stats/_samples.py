@@ -149,6 +149,8 @@ class ParameterSamples:
             if size > MAX_SAMPLE_BYTES:
                 self.unusable += 1
                 return
+            if self._entries.get(ctx.fingerprint) is not entry:
+                return  # evicted meanwhile: its bytes are no longer counted
             samples, sizes = entry.samples, entry.sizes
             if len(samples) < k:
                 if self.bytes + size > self.max_bytes:

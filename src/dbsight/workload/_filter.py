@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Final
 
 # Statements that set up or inspect a session (dbsight's own EXPLAIN and SET LOCAL among
-# them) rather than work on its data: no index helps them and a report of them is noise.
+# them), or maintain tables, rather than work on their data: no index helps them and a
+# report of them is noise.
 _SESSION_UTILITIES: Final = (
     "SET ",
     "SHOW ",
@@ -19,14 +20,17 @@ _SESSION_UTILITIES: Final = (
     "EXPLAIN(",
     "CHECKPOINT",
     "LOAD ",
+    "VACUUM",
+    "ANALYZE",
 )
 
 UTILITY: Final = "utility"
 
 
 def is_utility(operation: str, normalized: str) -> bool:
-    """Whether a statement is transaction control (BEGIN, COMMIT, SAVEPOINT ...) or a session
-    utility (SET, SHOW, RESET, DISCARD, DEALLOCATE, LISTEN, EXPLAIN ...)."""
+    """Whether a statement is transaction control (BEGIN, COMMIT, SAVEPOINT ...), a session
+    utility (SET, SHOW, RESET, DISCARD, DEALLOCATE, LISTEN, EXPLAIN ...) or maintenance
+    (VACUUM, ANALYZE, CHECKPOINT)."""
     if operation == "tx":
         return True
     if operation != "other":

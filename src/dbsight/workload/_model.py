@@ -50,7 +50,8 @@ class WorkloadStatement:
     rows: int | None = None
     errors: int = 0
     routes: dict[str, int] = field(default_factory=dict)
-    samples: list[Sample] = field(default_factory=list)
+    # not in repr(): a statement printed or logged must not show the values it ran with
+    samples: list[Sample] = field(default_factory=list, repr=False)
     sources: tuple[str, ...] = ()
     instrumented: bool = True
 

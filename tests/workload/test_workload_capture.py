@@ -86,7 +86,9 @@ def test_a_real_capture_adds_up_per_fingerprint(pg_dsn: str, tmp_path: Path) -> 
     for statement in workload:
         captured = {
             Sample(r["sql"], tuple(r["params"]) if r.get("params") is not None else None)
-            for r in by_fp[statement.fingerprint] if r.get("sql")
+            for r in by_fp[statement.fingerprint]
+            # values the capture could not decode ({"hex": ...}) make no sample
+            if r.get("sql") and not any(isinstance(v, dict) for v in r.get("params") or ())
         }
         assert set(statement.samples) <= captured
         assert bool(statement.samples) == bool(captured)

@@ -89,6 +89,7 @@ def test_instrumented_clients_leave_real_values_in_memory_only(
     assert caplog.records and not any(SECRET in r.getMessage() or SECRET in str(r.__dict__)
                                       for r in caplog.records)
     assert SECRET not in json.dumps(workload.to_dict())
+    assert SECRET not in repr(workload) and SECRET not in str(update)  # printed or logged
 
     # every sample runs on the server as it is, its values as text (as the advisor plans it)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -142,6 +143,8 @@ def test_the_setting_sizes_or_turns_off_the_sampler(
     assert parameter_samples(runtime) is sampler and sampler.per_fingerprint == 2
     (statement,) = [s for s in from_stats() if s.normalized.startswith("SELECT status")]
     assert len(statement.samples) == 2
+    dbsight.stats.reset()  # forgetting the statistics forgets their samples
+    assert len(sampler) == 0
     runtime = configure(advice_samples=0)
     assert parameter_samples(runtime) is None
     assert all(not s.samples for s in from_stats())
