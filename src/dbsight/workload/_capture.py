@@ -36,6 +36,9 @@ _SEED: Final = 12
 # Progress is told at most once per this many bytes read.
 PROGRESS_BYTES: Final = 4 * 2**20
 
+# json.loads without its type and encoding checks: a capture is ASCII JSON, a line at a time
+_decode = json.JSONDecoder().decode
+
 # progress(stage, done, total): bytes read of the capture's files
 Progress = Callable[[str, int, int], None]
 
@@ -93,8 +96,8 @@ def capture_records(
                     if not line.strip():
                         continue
                     try:
-                        record = json.loads(line)
-                    except ValueError:
+                        record = _decode(line.decode())
+                    except ValueError:  # UnicodeDecodeError too
                         counter[0] += 1
                         continue
                     if not isinstance(record, dict) or not isinstance(record.get("type"), str):
