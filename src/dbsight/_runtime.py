@@ -19,7 +19,7 @@ from .export.logging import QueryLogSink
 from .export.prometheus import PrometheusSink
 from .export.slowlog import EXITING, FLUSH_TIMEOUT_S, SlowQuerySink
 from .export.tracing import TracingSink
-from .stats import StatsSink, StatsTable
+from .stats import ParameterSamples, StatsSink, StatsTable
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class Runtime:
 _runtime: Runtime | None = None
 
 
-def _build_sinks(runtime: Runtime, tracer_provider: Any) -> list[Any]:
+def _build_sinks(runtime: Runtime, tracer_provider: Any, previous: Runtime | None) -> list[Any]:
     settings = runtime.settings
     sinks: list[Any] = []
     if settings.tracing_enabled:
@@ -79,9 +79,32 @@ def _build_sinks(runtime: Runtime, tracer_provider: Any) -> list[Any]:
         sinks.append(PrometheusSink(settings, runtime.registry, recorder=recorder))
     if settings.stats_enabled:
         sinks.append(StatsSink(runtime.stats))
+        if settings.advice_samples:
+            sinks.append(_samples(runtime, previous))
     sinks.append(SlowQuerySink(settings, stats=runtime.stats))
     sinks.append(QueryLogSink(settings))
     return sinks
+
+
+def _samples(runtime: Runtime, previous: Runtime | None) -> ParameterSamples:
+    """The parameter sampler: the previous runtime's (bounded anew) while there is one, as
+    the statistics it goes with survive a reconfiguration."""
+    settings = runtime.settings
+    found = parameter_samples(previous) if previous is not None else None
+    if found is None:
+        return ParameterSamples(
+            settings.advice_samples, max_fingerprints=settings.stats_max_fingerprints
+        )
+    found.resize(settings.advice_samples, settings.stats_max_fingerprints)
+    return found
+
+
+def parameter_samples(runtime: Runtime) -> ParameterSamples | None:
+    """The runtime's parameter sampler (None with ``advice_samples=0`` or statistics off)."""
+    for sink in runtime.sinks:
+        if isinstance(sink, ParameterSamples):
+            return sink
+    return None
 
 
 def _statistics(previous: Runtime | None, settings: Settings) -> StatsTable:
@@ -122,7 +145,7 @@ def configure(
             registry = CollectorRegistry(auto_describe=True)
         stats = _statistics(previous, settings)
         runtime = Runtime(settings, registry, stats, user_observers=user_observers)
-        runtime.sinks = _build_sinks(runtime, tracer_provider) if settings.enabled else []
+        runtime.sinks = _build_sinks(runtime, tracer_provider, previous) if settings.enabled else []
         recorder.apply_settings(settings)
         recorder.replace_observers([*runtime.sinks, *runtime.user_observers])
         _runtime = runtime

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
 
     stats_enabled: bool = True
     stats_max_fingerprints: int = Field(5_000, ge=10, le=1_000_000)
+    advice_samples: int = Field(
+        8,
+        ge=0,
+        le=100,
+        description=(
+            "Real statements (text and parameter values) kept per PostgreSQL fingerprint, in "
+            "memory only and never exported, for the index advisor to plan with; 0 turns "
+            "the sampler off."
+        ),
+    )
 
     slow_query_threshold_ms: float = Field(500.0, gt=0, le=3_600_000)
     slow_query_log: Path | None = Field(

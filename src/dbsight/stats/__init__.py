@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._nplusone import NPlusOneFinding, NPlusOneLog, find_n_plus_one, report_n_plus_one
+from ._samples import ParameterSamples, StatementSample
 from ._sink import StatsSink
 from ._table import (
     ORDER_BY,
@@ -21,9 +22,11 @@ __all__ = [
     "FingerprintStats",
     "NPlusOneFinding",
     "NPlusOneLog",
+    "ParameterSamples",
     "StatsSink",
     "StatsTable",
     "StatsTotals",
+    "StatementSample",
     "check_order_by",
     "find_n_plus_one",
     "n_plus_one",
@@ -49,7 +52,11 @@ def n_plus_one() -> list[dict[str, Any]]:
 
 
 def reset() -> None:
-    """Forget the current runtime's statistics."""
-    from .._runtime import get_runtime
+    """Forget the current runtime's statistics (and the parameter samples kept with them)."""
+    from .._runtime import get_runtime, parameter_samples
 
-    get_runtime().stats.reset()
+    runtime = get_runtime()
+    runtime.stats.reset()
+    sampler = parameter_samples(runtime)
+    if sampler is not None:
+        sampler.reset()

@@ -1,6 +1,34 @@
 """Workloads for the analysis: statements with their calls, times and real samples, from
-dbsight's statistics, a proxy capture or pg_stat_statements, joined by fingerprint."""
+dbsight's statistics, a proxy capture, a running dbsight's summary or pg_stat_statements,
+joined by fingerprint.
 
-from ._model import WRITE_OPERATIONS, Sample, Workload, WorkloadStatement
+    from dbsight.workload import from_capture, from_pg_stat_statements
+    workload = from_capture("workload.jsonl").merge(from_pg_stat_statements(dsn))
+"""
 
-__all__ = ["WRITE_OPERATIONS", "Sample", "Workload", "WorkloadStatement"]
+from ._capture import capture_files, capture_records, from_capture
+from ._errors import WorkloadError
+from ._load import load_workload
+from ._model import MAX_SAMPLES, WRITE_OPERATIONS, Sample, Workload, WorkloadStatement
+from ._pgss import ANALYSIS_MARK, from_pg_stat_statements
+from ._stats import from_stats
+from ._summary import fetch_summary, from_summary, workload_of_summary
+
+__all__ = [
+    "ANALYSIS_MARK",
+    "MAX_SAMPLES",
+    "WRITE_OPERATIONS",
+    "Sample",
+    "Workload",
+    "WorkloadError",
+    "WorkloadStatement",
+    "capture_files",
+    "capture_records",
+    "fetch_summary",
+    "from_capture",
+    "from_pg_stat_statements",
+    "from_stats",
+    "from_summary",
+    "load_workload",
+    "workload_of_summary",
+]
