@@ -35,7 +35,8 @@ def _n(value: float) -> str:
 
 
 def _pct(share: float) -> str:
-    return f"{share * 100:.1f} %"
+    """Rounded down: a scan that keeps one row of 100,000 removes 99.9 %, not 100.0 %."""
+    return f"{math.floor(share * 1000 + 1e-9) / 10:.1f} %"
 
 
 def _tier(value: float, tiers: tuple[tuple[float, str], ...]) -> Severity | None:
@@ -156,25 +157,44 @@ def stale_statistics(
 
 # -- sequential scans ------------------------------------------------------------------
 # A Filter's text holds the statement's constants: only identifiers compared with something
-# are kept, after every quoted literal is gone.
+# are kept, after every quoted literal and every cast is gone.
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
-_COMPARED = re.compile(
-    r'(?<![\w$."])"?([A-Za-z_][\w$]*)"?\)?(?:::[\w ]+?)?\s*'
-    r"(?:=|<>|!=|<=|>=|<|>|~~\*?|!~~\*?|IS\b|@>|<@|&&|~\*?)"
+_CAST = re.compile(
+    r'::\s*(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*'
+    r"(?:\s+(?:varying|precision|with\s+time\s+zone|without\s+time\s+zone))?)(?:\[\])?"
 )
-_NOT_COLUMNS = frozenset({"and", "or", "not", "null", "true", "false", "any", "all", "some"})
+_TOKEN = re.compile(
+    r'"(?:[^"]|"")+"(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*'
+    r'|[A-Za-z_][\w$]*(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*'
+    r"|<>|!=|<=|>=|!~~\*?|~~\*?|!~\*?|~\*?|@>|<@|&&|\|\||[=<>]|\$\d+|\S"
+)
+_OPERATORS = frozenset(
+    {"=", "<>", "!=", "<", ">", "<=", ">=", "~~", "~~*", "!~~", "!~~*", "~", "~*", "!~",
+     "!~*", "@>", "<@", "&&", "IS", "IN"}
+)  # fmt: skip
+_NOT_COLUMNS = frozenset(
+    {"and", "or", "not", "null", "true", "false", "any", "all", "some", "is", "in", "array",
+     "distinct", "from", "subplan", "initplan", "hashed", "returns", "unknown"}
+)  # fmt: skip
 
 
 def filter_columns(condition: object) -> list[str]:
     """Column names compared in a plan condition such as ``((status <> 'x'::text) AND
-    (created_at > $1))`` -> ``["status", "created_at"]``; never a constant."""
+    (o.created_at > $1))`` -> ``["status", "created_at"]``; never a constant."""
     if not isinstance(condition, str):
         return []
-    text = _QUOTED.sub("''", condition)
+    tokens = _TOKEN.findall(_CAST.sub("", _QUOTED.sub("''", condition)))
     columns: list[str] = []
-    for match in _COMPARED.finditer(text):
-        name = match.group(1)
-        if name.lower() not in _NOT_COLUMNS and name not in columns:
+    for index, token in enumerate(tokens):
+        if not (token[0].isalpha() or token[0] in '_"') or token.lower() in _NOT_COLUMNS:
+            continue
+        after = next((t for t in tokens[index + 1 :] if t != ")"), "")
+        before = next((t for t in reversed(tokens[:index]) if t != "("), "")
+        if after == "(" or not (after.upper() in _OPERATORS or before.upper() in _OPERATORS):
+            continue
+        name = re.split(r'\.(?=(?:[^"]*"[^"]*")*[^"]*$)', token)[-1]
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name
+        if name not in columns:
             columns.append(name)
     return columns
 
