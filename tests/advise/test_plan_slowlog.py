@@ -75,8 +75,14 @@ def test_explain_analyze_findings_on_the_line_the_summary_and_events(
     assert first["kind"] == "seq_scan" and first["severity"] == "critical"
     assert first["message"] == "Seq Scan on big removes 99.9 % of 100,000 rows"
     assert line["plan_summary"]["findings"] == line["findings"]
-    stats = runtime.stats.get(line["fingerprint"])
-    assert stats.plan_summary["findings"][0]["message"] == first["message"]
+    # /metrics/summary: the recent slow records and the top entries' plan summary
+    from dbsight.web._reports import summary
+
+    document = json.loads(json.dumps(summary(runtime, limit=10)))
+    [top] = [row for row in document["top"] if row["fingerprint"] == line["fingerprint"]]
+    assert top["plan_summary"]["findings"][0]["message"] == first["message"]
+    [slow] = [row for row in document["slow"] if row["fingerprint"] == line["fingerprint"]]
+    assert slow["findings"] == line["findings"]
     # each finding once, as a plan event keyed by kind, relation and statement
     keys = {event.key for event in events}
     assert f"plan:seq_scan:big:{line['fingerprint']}" in keys
