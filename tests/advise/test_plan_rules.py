@@ -104,6 +104,7 @@ def test_a_stale_table_is_critical_and_asks_for_analyze(plan_db: str) -> None:
     findings = analyze_plan(plan)
     [misestimate] = kinds(findings, "misestimate")
     assert misestimate.severity == "critical" and misestimate.relation == "stale"
+    assert misestimate.message == "Seq Scan on stale estimated 1 row and got 50,000 (50,000x more)"
     assert not kinds(findings, "stale_statistics")  # without the table's statistics
     stats = table_stats(plan_db, ["stale"])
     assert stats["stale"].n_mod_since_analyze == 50_000

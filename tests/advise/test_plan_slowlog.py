@@ -171,6 +171,29 @@ def test_asyncpg_explains_with_analyze(plan_db: str, fresh_runtime: Any, tmp_pat
     assert line["findings"][0]["message"] == "Seq Scan on big removes 99.9 % of 100,000 rows"
 
 
+def test_async_psycopg_explains_with_analyze(
+    plan_db: str, fresh_runtime: Any, tmp_path: Path
+) -> None:
+    runtime = configure(fresh_runtime, tmp_path, explain_analyze=True)
+
+    async def main() -> None:
+        from dbsight.instrument._explain import pending_explains
+
+        async with await psycopg.AsyncConnection.connect(plan_db) as conn:
+            handle = dbsight.instrument(conn)
+            try:
+                await (await conn.execute("SELECT * FROM big WHERE val = %s", (SECRET,))).fetchall()
+                await conn.rollback()
+                await pending_explains()
+            finally:
+                handle.uninstrument()
+
+    asyncio.run(main())
+    line = planned(slow_lines(runtime, tmp_path), "FROM big")
+    assert line["plan_summary"]["analyzed"] is True
+    assert line["findings"][0]["message"] == "Seq Scan on big removes 99.9 % of 100,000 rows"
+
+
 def test_sqlalchemy_explains_with_analyze(
     plan_db: str, fresh_runtime: Any, tmp_path: Path
 ) -> None:

@@ -34,6 +34,10 @@ def _n(value: float) -> str:
     return f"{round(value):,}"
 
 
+def _rows(value: float) -> str:
+    return f"{_n(value)} row" + ("" if round(value) == 1 else "s")
+
+
 def _pct(share: float) -> str:
     """Rounded down: a scan that keeps one row of 100,000 removes 99.9 %, not 100.0 %."""
     return f"{math.floor(share * 1000 + 1e-9) / 10:.1f} %"
@@ -90,7 +94,7 @@ def misestimates(tree: PlanTree, stats: Mapping[str, TableStats]) -> list[PlanFi
                 node=node.label,
                 relation=node.relation_below(),
                 message=(
-                    f"{_on(node)} estimated {_n(node.plan_rows)} rows and got "
+                    f"{_on(node)} estimated {_rows(node.plan_rows)} and got "
                     f"{_n(node.actual_rows)} ({factor:,.0f}x {direction})"
                     + (f" in each of {_n(node.loops)} loops" if node.loops > 1 else "")
                 ),

@@ -114,7 +114,10 @@ def plan_findings(plan: Any, table_stats: Any = None) -> list[dict[str, Any]]:
 
     try:
         findings = analyze_plan(plan, table_stats=table_stats)
-    except (ValueError, TypeError, KeyError):
+    except ValueError:
+        return []
+    except Exception:  # a plan shape the analyzer trips on costs its findings, not the line
+        logging.getLogger("dbsight").debug("dbsight: plan analysis failed", exc_info=True)
         return []
     return [finding.to_dict() for finding in findings]
 
