@@ -150,6 +150,15 @@ def test_a_hash_in_batches_is_a_spill(plan_db: str) -> None:
     assert not found("disk_spill", plan_db, sql, *forced, "work_mem = '64MB'")
 
 
+def test_a_hash_aggregate_spilling_to_disk(plan_db: str) -> None:
+    sql = "SELECT val, count(*) FROM big GROUP BY val"
+    forced = ("enable_sort = off", "hash_mem_multiplier = 1")
+    [finding] = found("disk_spill", plan_db, sql, *forced, "work_mem = '64kB'")
+    assert finding.node == "Aggregate" and finding.relation == "big"
+    assert finding.numbers["disk_kb"] > 0 and "spilled" in finding.message
+    assert not found("disk_spill", plan_db, sql, *forced, "work_mem = '256MB'")
+
+
 # -- nested loops, bitmaps, heap fetches ---------------------------------------------------
 NESTED = "SELECT count(*) FROM {outer} s JOIN big b ON b.id = s.id"
 NO_HASH = ("enable_hashjoin = off", "enable_mergejoin = off")

@@ -158,6 +158,7 @@ def test_asyncpg_explains_with_analyze(plan_db: str, fresh_runtime: Any, tmp_pat
         handle = dbsight.instrument(conn)
         try:
             await conn.fetch("SELECT * FROM big WHERE val = $1", SECRET)
+            await conn.fetch("SELECT * FROM stale WHERE kind = $1", 1)  # looks statistics up
             from dbsight.instrument._explain import pending_explains
 
             await pending_explains()
@@ -166,9 +167,12 @@ def test_asyncpg_explains_with_analyze(plan_db: str, fresh_runtime: Any, tmp_pat
             await conn.close()
 
     asyncio.run(main())
-    line = planned(slow_lines(runtime, tmp_path), "FROM big")
+    lines = slow_lines(runtime, tmp_path)
+    line = planned(lines, "FROM big")
     assert line["plan_summary"]["analyzed"] is True
     assert line["findings"][0]["message"] == "Seq Scan on big removes 99.9 % of 100,000 rows"
+    stale = planned(lines, "FROM stale")
+    assert "stale_statistics" in [finding["kind"] for finding in stale["findings"]]
 
 
 def test_async_psycopg_explains_with_analyze(
@@ -203,9 +207,13 @@ def test_sqlalchemy_explains_with_analyze(
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT * FROM big WHERE val = :v"), {"v": SECRET}).all()
+            conn.execute(sqlalchemy.text("SELECT * FROM stale WHERE kind = :k"), {"k": 1}).all()
     finally:
         handle.uninstrument()
         engine.dispose()
-    line = planned(slow_lines(runtime, tmp_path), "FROM big")
+    lines = slow_lines(runtime, tmp_path)
+    line = planned(lines, "FROM big")
     assert line["plan_summary"]["analyzed"] is True
     assert line["findings"][0]["kind"] == "seq_scan"
+    stale = planned(lines, "FROM stale")
+    assert "stale_statistics" in [finding["kind"] for finding in stale["findings"]]
