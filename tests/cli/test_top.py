@@ -344,6 +344,31 @@ def test_n_plus_one_and_slow_sections() -> None:
     assert "N+1 patterns" not in hidden and "Slow queries" not in hidden
 
 
+def test_slow_queries_show_their_first_plan_finding() -> None:
+    message = "Seq Scan on order_items removes 99.8 % of 300,000 rows"
+    finding = {"kind": "seq_scan", "severity": "critical", "message": message}
+    plan = {"node_type": "Aggregate", "seq_scans": ["order_items"], "findings": [finding]}
+    record = {
+        "ts": "2024-05-01T12:00:01.250Z", "duration_ms": 310.0, "route": "/report",
+        "fingerprint": "s", "normalized": "SELECT count(*) FROM order_items",
+    }  # fmt: skip
+    # the statement's plan summary fills in for a record explained before
+    current = snap(
+        T0, stmt("s", "SELECT count(*) FROM order_items", 3, 0.9, plan_summary=plan),
+        slow=[record, {**record, "fingerprint": "t", "ts": "2024-05-01T12:00:02.000Z"}],
+    )  # fmt: skip
+    text = draw(render_top(None, current, TopOptions(once=True)))
+    [row] = [line for line in table_rows(text) if line.startswith("12:00:01")]
+    assert message in row
+    [other] = [line for line in table_rows(text) if line.startswith("12:00:02")]
+    assert "removes" not in other
+    # the record's own findings first
+    own = {**record, "findings": [{**finding, "message": "Sort spilled 9 kB to disk"}]}
+    text = draw(render_top(None, snap(T0, stmt("s", "x", 3, 0.9, plan_summary=plan), slow=[own]),
+                           TopOptions(once=True)))  # fmt: skip
+    assert "Sort spilled 9 kB to disk" in text and message not in text
+
+
 def test_once_mode_has_no_rate_columns() -> None:
     text = draw(
         render_top(None, snap(T0, stmt("a", USERS, 7, 0.5, errors=2)), TopOptions(once=True))

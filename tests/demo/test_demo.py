@@ -5,6 +5,8 @@ end in a subprocess, including a Ctrl-C in the middle of its traffic."""
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import queue
 import re
@@ -24,12 +26,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from rich.console import Console
 
 import dbsight
 from dbsight.core import QueryObserver
 from dbsight.demo import COUPONS, MIX, SampleSize, load_sample_data
 from dbsight.demo._server import serve_app
-from dbsight.demo._summary import describe_plan, top_table
+from dbsight.demo._summary import describe_plan, slow_table, top_table
 from dbsight.demo.app import create_app
 from dbsight.export.slowlog import summarize_plan
 
@@ -205,6 +208,29 @@ async def test_missing_index_endpoints_scan_the_whole_table(
     plan = await _plan(shop.dsn, sql, params)
     assert scanned in plan["seq_scans"]
     assert describe_plan(plan).startswith(f"Seq Scan on {scanned}")
+
+
+async def test_the_slow_query_table_shows_the_plan_finding(shop: Shop) -> None:
+    """The product-sales scan as the demo's explainer sees it (EXPLAIN ANALYZE plus the
+    table's statistics): the slow-query table prints the analyzer's first finding."""
+    shop.statements.seen.clear()
+    assert (await shop.client.get("/products/3/sales")).status_code == 200
+    [(sql, params)] = shop.statements.matching("WHERE product_id = $1")
+    conn = await asyncpg.connect(shop.dsn)
+    try:
+        raw = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *params)
+    finally:
+        await conn.close()
+    plan = summarize_plan(json.loads(raw))
+    first = plan["findings"][0]
+    assert first["kind"] == "seq_scan" and first["relation"] == "order_items"
+    assert re.fullmatch(r"Seq Scan on order_items removes 99\.\d % of 1\d,\d{3} rows",
+                        first["message"])  # fmt: skip
+    record = {"fingerprint": "f", "normalized": sql, "duration_ms": 40.0, "route": "/sales"}
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    console.print(slow_table([{**record, "findings": plan["findings"]}], 10.0))
+    console.print(slow_table([record], 10.0, {"f": plan}))  # the statement's plan fills in
+    assert console.file.getvalue().count(first["message"]) == 2  # type: ignore[attr-defined]
 
 
 async def test_indexed_lookup_does_not_scan_the_table(shop: Shop) -> None:

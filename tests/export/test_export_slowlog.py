@@ -320,7 +320,7 @@ def test_plan_summary_walks_nested_plans():
     }}]
     assert summarize_plan(plan) == {
         "node_type": "Hash Join", "total_cost": 42.5, "estimated_rows": 10,
-        "seq_scans": ["orders", "users"],
+        "seq_scans": ["orders", "users"], "analyzed": False, "findings": [],
     }
     assert summarize_plan(json.dumps(plan)) == summarize_plan(plan)
 

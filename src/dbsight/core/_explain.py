@@ -13,5 +13,9 @@ PlanCallback = Callable[[Any, "str | None"], None]
 
 class Explainer(Protocol):
     def explain(self, sql: str, params: object | None, timeout_s: float, done: PlanCallback) -> None:
-        """Start EXPLAIN of ``sql`` in the background and return at once."""
+        """Start EXPLAIN of ``sql`` in the background and return at once.
+
+        dbsight's own explainers also take ``analyze=True`` (EXPLAIN (ANALYZE, BUFFERS) in a
+        transaction that is rolled back); the slow log passes it only when ``explain_analyze``
+        is on, so an explainer without it keeps working with the default settings."""
         ...

@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     explain_interval_s: float = Field(
         60.0, ge=0, le=86_400, description="At most one EXPLAIN per fingerprint in this interval."
     )
+    explain_analyze: bool = Field(
+        False,
+        description=(
+            "EXPLAIN (ANALYZE, BUFFERS) for slow read-only SELECTs: the statement runs again, "
+            "on dbsight's own connection, in a transaction that is rolled back, under the "
+            "EXPLAIN time-out; the plan analyzer then sees actual rows, loops, time and spills."
+        ),
+    )
+    explain_analyze_sample_rate: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Fraction of the explained slow SELECTs run with ANALYZE when explain_analyze is on "
+            "(the others get a plain EXPLAIN)."
+        ),
+    )
 
     include_query_bodies: bool = Field(
         False, description="Log and export literal values and parameters (off: privacy)."

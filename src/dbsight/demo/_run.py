@@ -71,13 +71,15 @@ class DemoConfig:
 
 def demo_settings(config: DemoConfig, slow_log: Path) -> dbsight.Settings:
     """A threshold the heavy endpoints cross and the lookups do not; a plan for every slow
-    statement shape (at most one EXPLAIN per shape every few seconds); a low bar for N+1,
-    whose repeated queries are each fast."""
+    statement shape (at most one EXPLAIN per shape every few seconds), with ANALYZE (the
+    demo's own database: the plan analyzer sees the rows each scan threw away); a low bar for
+    N+1, whose repeated queries are each fast."""
     return dbsight.Settings(
         service_name="dbsight-demo",
         slow_query_threshold_ms=config.slow_query_threshold_ms,
         slow_query_log=slow_log,
         explain_slow_queries=True,
+        explain_analyze=True,
         explain_interval_s=5.0,
         n_plus_one_min_total_ms=1.0,
     )

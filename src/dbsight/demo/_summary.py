@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._traffic import TrafficResult
 
@@ -34,6 +35,30 @@ def describe_plan(summary: Mapping[str, Any] | None) -> str:
     if summary.get("estimated_rows") is not None:
         details.append(f"~{summary['estimated_rows']} rows")
     return f"{head} ({', '.join(details)})" if details else head
+
+
+def first_finding(
+    record: Mapping[str, Any], plan: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The plan analyzer's most severe finding for a slow record: its own, else that of the
+    plan summary the statistics table keeps (the analyzer lists them most severe first)."""
+    for findings in (record.get("findings"), (plan or {}).get("findings")):
+        if findings and isinstance(findings[0], Mapping):
+            return findings[0]
+    return None
+
+
+_SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow"}
+
+
+def _plan_cell(plan: str, finding: Mapping[str, Any] | None) -> Text:
+    """The plan in a few words and, under it, its first finding."""
+    cell = Text(plan)
+    if finding and finding.get("message"):
+        if plan:
+            cell.append("\n")
+        cell.append(str(finding["message"]), _SEVERITY_STYLES.get(str(finding.get("severity")), ""))
+    return cell
 
 
 def _main_route(routes: Mapping[str, int] | None) -> str:
@@ -99,11 +124,13 @@ def slow_table(
         group["worst_ms"] = max(group["worst_ms"], float(record.get("duration_ms") or 0.0))
         if group["plan"] is None and record.get("plan_summary"):
             group["plan"] = record["plan_summary"]
+        if group.get("finding") is None:
+            group["finding"] = first_finding(record, group["plan"])
         if record.get("plan_error"):
             group["plan_error"] = record["plan_error"]
     table = Table(
         title=f"Slow queries (>= {threshold_ms:g} ms; the most recent, by statement) "
-        "with their EXPLAIN plans"
+        "with their EXPLAIN plans and the plan analyzer's first finding"
     )
     for column in ("seen", "worst ms", "route", "plan", "statement"):
         table.add_column(column, justify="right" if column in ("seen", "worst ms") else "left")
@@ -111,11 +138,12 @@ def slow_table(
     for group in sorted(groups.values(), key=lambda g: (-g["count"], -g["worst_ms"])):
         record = group["record"]
         plan = describe_plan(group["plan"]) or str(group["plan_error"] or "")
+        finding = group.get("finding") or first_finding(record, group["plan"])
         table.add_row(
             str(group["count"]),
             f"{group['worst_ms']:.1f}",
             str(record.get("route") or ""),
-            plan,
+            _plan_cell(plan, finding),
             _short(record.get("normalized"), 60),
         )
     return table

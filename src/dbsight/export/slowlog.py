@@ -10,6 +10,12 @@ the plan arrives, or without one when it does not arrive within the EXPLAIN time
 most `MAX_PENDING_PLANS` at a time, so a burst of slow queries cannot pile up EXPLAINs.
 A plan quotes the statement's constants and parameters in its conditions, so those are
 masked unless ``include_query_bodies``.
+
+With ``explain_analyze`` on, a sampled share of the explained statements that are read-only
+SELECTs get EXPLAIN (ANALYZE, BUFFERS) instead (falling back to a plain EXPLAIN when that
+fails, e.g. on the time-out). Every plan goes through the plan analyzer
+(`dbsight.advise.analyze_plan`): its findings are on the line (``findings``), in the plan
+summary the statistics table keeps, and emitted as advice events (``plan:<kind>:...``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import functools
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -100,11 +107,31 @@ def redact_plan(plan: Any) -> Any:
     return plan
 
 
-def summarize_plan(plan: Any) -> dict[str, Any]:
-    """Top node type, total cost, estimated rows and the relations read by sequential scans."""
+def plan_findings(plan: Any, table_stats: Any = None) -> list[dict[str, Any]]:
+    """The plan analyzer's findings on ``plan``, as dictionaries, most severe first (none for
+    what is not a plan). Their messages hold relation and column names and numbers only."""
+    from ..advise._plan import analyze_plan
+
+    try:
+        findings = analyze_plan(plan, table_stats=table_stats)
+    except ValueError:
+        return []
+    except Exception:  # a plan shape the analyzer trips on costs its findings, not the line
+        logging.getLogger("dbsight").debug("dbsight: plan analysis failed", exc_info=True)
+        return []
+    return [finding.to_dict() for finding in findings]
+
+
+def summarize_plan(plan: Any, *, table_stats: Any = None) -> dict[str, Any]:
+    """Top node type, total cost, estimated rows, the relations read by sequential scans,
+    whether the plan has ANALYZE figures, and the plan analyzer's ``findings``
+    (``table_stats``: `dbsight.advise.TableStats` by relation, when they were looked up)."""
     root = plan_root(plan)
     if root is None:
-        return {"node_type": None, "total_cost": None, "estimated_rows": None, "seq_scans": []}
+        return {
+            "node_type": None, "total_cost": None, "estimated_rows": None, "seq_scans": [],
+            "analyzed": False, "findings": [],
+        }  # fmt: skip
     seq_scans: list[str] = []
     stack = [root]
     while stack:
@@ -119,7 +146,35 @@ def summarize_plan(plan: Any) -> dict[str, Any]:
         "total_cost": root.get("Total Cost"),
         "estimated_rows": root.get("Plan Rows"),
         "seq_scans": seq_scans,
+        "analyzed": "Actual Loops" in root,
+        "findings": plan_findings(plan, table_stats),
     }
+
+
+def emit_findings(
+    findings: list[dict[str, Any]], fingerprint: str, normalized: str, route: Any = None
+) -> None:
+    """Each finding of one slow-log plan as an advice event (``plan:<kind>:<relation>:
+    <fingerprint>``), for an alert notifier; `dbsight.advise.emit` logs each key once per
+    interval. The statement is the normalized one: no literal leaves the process."""
+    from ..advise._events import AdviceEvent, emit
+
+    for finding in findings:
+        relation = finding.get("relation") or "-"
+        emit(
+            AdviceEvent(
+                kind="plan",
+                severity=finding["severity"],
+                key=f"plan:{finding['kind']}:{relation}:{fingerprint}",
+                summary=finding["message"],
+                details={
+                    "fingerprint": fingerprint,
+                    "normalized": normalized,
+                    "route": route,
+                    "finding": finding,
+                },
+            )
+        )
 
 
 # -- destinations ----------------------------------------------------------------------
@@ -298,6 +353,8 @@ class SlowQuerySink(QueryObserver):
         self._explain = settings.explain_slow_queries
         self._explain_timeout_s = settings.explain_timeout_ms / 1000.0
         self._explain_interval_s = settings.explain_interval_s
+        self._analyze = settings.explain_analyze
+        self._analyze_rate = settings.explain_analyze_sample_rate
         self._stats = stats
         self.logger = logger if logger is not None else logging.getLogger(SLOW_LOGGER)
         # The message is the JSON line already: written as it is when nothing handles it.
@@ -329,19 +386,56 @@ class SlowQuerySink(QueryObserver):
     def _slow(self, ctx: QueryContext, event: QueryEvent) -> None:
         fields = self._fields(event)
         if self._wants_plan(ctx, event):
-            token = self._plans.add(fields, self._explain_timeout_s + PLAN_GRACE_S)
+            analyze = self._wants_analyze(event)
+            # an ANALYZE that fails (its time-out) is followed by a plain EXPLAIN: room for both
+            wait_s = self._explain_timeout_s * (2 if analyze else 1) + PLAN_GRACE_S
+            token = self._plans.add(fields, wait_s)
             if token is None:
                 fields["plan_error"] = "EXPLAIN skipped: too many plans pending"
                 with self._explain_lock:  # let the next slow run of it try again
                     self._last_explain.pop(event.fingerprint, None)
             else:
-                done = functools.partial(self._plan_arrived, token, event.fingerprint)
+                done = functools.partial(
+                    self._plan_arrived, token, event.fingerprint, event.normalized
+                )
+                explainer, sql, params = ctx.explainer, ctx.sql, ctx.explain_params
+                if analyze:
+                    done = functools.partial(self._analyzed, explainer, sql, params, done)
                 try:
-                    ctx.explainer.explain(ctx.sql, ctx.explain_params, self._explain_timeout_s, done)
+                    if analyze:
+                        explainer.explain(sql, params, self._explain_timeout_s, done, analyze=True)
+                    else:
+                        explainer.explain(sql, params, self._explain_timeout_s, done)
                 except Exception as exc:  # a broken explainer costs the plan, not the line
                     done(None, f"EXPLAIN failed to start: {type(exc).__name__}")
                 return
         self._write(fields)
+
+    def _wants_analyze(self, event: QueryEvent) -> bool:
+        """EXPLAIN ANALYZE runs the statement: only a read-only SELECT, and only the sampled
+        share of them."""
+        if not (self._analyze and event.operation == "select" and event.read_only):
+            return False
+        return self._analyze_rate >= 1.0 or random.random() < self._analyze_rate
+
+    def _analyzed(
+        self,
+        explainer: Any,
+        sql: str,
+        params: object | None,
+        done: Callable[[Any, str | None], None],
+        plan: Any,
+        error: str | None,
+    ) -> None:
+        """The EXPLAIN ANALYZE arrived, or failed: then a plain EXPLAIN still gives a plan."""
+        if error is None and plan is not None:
+            done(plan, None)
+            return
+        done = functools.partial(done, analyze_error=error or "no plan")
+        try:
+            explainer.explain(sql, params, self._explain_timeout_s, done)
+        except Exception as exc:
+            done(None, f"EXPLAIN ANALYZE failed ({error}), EXPLAIN too: {type(exc).__name__}")
 
     def _wants_plan(self, ctx: QueryContext, event: QueryEvent) -> bool:
         if not (
@@ -367,25 +461,51 @@ class SlowQuerySink(QueryObserver):
             self._last_explain[event.fingerprint] = now
         return True
 
-    def _plan_arrived(self, token: int, fingerprint: str, plan: Any, error: str | None) -> None:
+    def _plan_arrived(
+        self,
+        token: int,
+        fingerprint: str,
+        normalized: str,
+        plan: Any,
+        error: str | None,
+        analyze_error: str | None = None,
+    ) -> None:
         # may run in the explainer's thread or event loop, once per token
-        self._plans.resolve(token, functools.partial(self._add_plan, fingerprint, plan, error))
+        fill = functools.partial(self._add_plan, fingerprint, normalized, plan, error)
+        if analyze_error is not None:
+            fill = functools.partial(self._add_analyze_error, analyze_error, fill)
+        self._plans.resolve(token, fill)
+
+    @staticmethod
+    def _add_analyze_error(
+        error: str, fill: Callable[[dict[str, Any]], None], fields: dict[str, Any]
+    ) -> None:
+        fields["plan_analyze_error"] = error  # why this plan has no ANALYZE figures
+        fill(fields)
 
     def _add_plan(
-        self, fingerprint: str, plan: Any, error: str | None, fields: dict[str, Any]
+        self,
+        fingerprint: str,
+        normalized: str,
+        plan: Any,
+        error: str | None,
+        fields: dict[str, Any],
     ) -> None:
         if error is None and plan is not None:
             try:
+                table_stats = getattr(plan, "table_stats", None)
                 if isinstance(plan, (str, bytes, bytearray)):
                     plan = json.loads(plan)
-                summary = summarize_plan(plan)
+                summary = summarize_plan(plan, table_stats=table_stats)
             except (ValueError, TypeError) as exc:
                 fields["plan_error"] = f"unreadable plan: {type(exc).__name__}"
             else:
                 fields["plan"] = plan if self._include_bodies else redact_plan(plan)
                 fields["plan_summary"] = summary
+                fields["findings"] = summary["findings"]
                 if self._stats is not None:
                     self._stats.set_plan(fingerprint, summary)
+                emit_findings(summary["findings"], fingerprint, normalized, fields.get("route"))
         else:
             fields["plan_error"] = error or "no plan"
 

@@ -62,7 +62,13 @@ from ._common import (
     recorder,
     status_rows,
 )
-from ._explain import EXPLAIN_PREFIX, TaskExplainer, timeout_statements
+from ._explain import (
+    TaskExplainer,
+    explain_prefix,
+    explained,
+    table_stats_lookup,
+    timeout_statements,
+)
 from ._handle import InstrumentationHandle
 
 SYSTEM = "postgresql"
@@ -617,7 +623,7 @@ def _explainer(con: Any) -> TaskExplainer:
     """EXPLAIN on a new connection opened with the instrumented connection's parameters."""
     addr, params, config = con._addr, con._params, con._config
 
-    async def run(sql: str, args: object | None, timeout_s: float) -> Any:
+    async def run(sql: str, args: object | None, timeout_s: float, analyze: bool) -> Any:
         other = await connect_utils._connect_addr(
             addr=addr,
             loop=asyncio.get_running_loop(),
@@ -631,7 +637,11 @@ def _explainer(con: Any) -> TaskExplainer:
             await transaction.start()
             for statement in timeout_statements(timeout_s):
                 await other.execute(statement)
-            plan = await other.fetchval(EXPLAIN_PREFIX + sql, *(args or ()))  # type: ignore[misc]
+            explain = explain_prefix(analyze) + sql
+            plan = await other.fetchval(explain, *(args or ()))  # type: ignore[misc]
+            lookup = table_stats_lookup(plan)
+            if lookup is not None:
+                plan = explained(plan, await other.fetchval(lookup))
             await transaction.rollback()
         except BaseException:
             other.terminate()

@@ -11,7 +11,11 @@ the application, and nothing the explain runs is recorded as an application quer
 
 Each explain runs in its own transaction with ``SET LOCAL statement_timeout`` and
 ``lock_timeout`` (so it can neither run long nor queue behind the application's locks) and is
-rolled back.
+rolled back. With ``analyze=True`` (the slow log asks for it only for read-only SELECTs, when
+``explain_analyze`` is on) the statement really runs, as EXPLAIN (ANALYZE, BUFFERS), inside
+that transaction. When the plan's analysis would use the statistics of the tables it reads
+(`needs_table_stats`), one catalog query on the same connection fetches them, and the plan
+comes back as an `ExplainedPlan` carrying them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..core._context import _recording
 logger = logging.getLogger("dbsight")
 
 EXPLAIN_PREFIX = "EXPLAIN (FORMAT JSON) "
+EXPLAIN_ANALYZE_PREFIX = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
 _QUEUE_SIZE = 32
 
 # The value of the core's "an outer layer is recording" flag while an explain runs: every
@@ -37,8 +42,49 @@ _QUEUE_SIZE = 32
 # never trigger another EXPLAIN).
 EXPLAINING: Any = "explaining"
 
-SyncRun = Callable[[str, "object | None", float], Any]
-AsyncRun = Callable[[str, "object | None", float], Awaitable[Any]]
+# run(sql, params, timeout_s, analyze) -> the plan (`explained` when it looked statistics up)
+SyncRun = Callable[[str, "object | None", float, bool], Any]
+AsyncRun = Callable[[str, "object | None", float, bool], Awaitable[Any]]
+
+
+def explain_prefix(analyze: bool) -> str:
+    return EXPLAIN_ANALYZE_PREFIX if analyze else EXPLAIN_PREFIX
+
+
+class ExplainedPlan(list[Any]):
+    """EXPLAIN (FORMAT JSON) output (a list, as PostgreSQL returns it) with the statistics of
+    the tables it reads, when they were looked up: `TableStats` by relation name."""
+
+    table_stats: dict[str, Any]
+
+    def __init__(self, plan: list[Any], table_stats: dict[str, Any]) -> None:
+        super().__init__(plan)
+        self.table_stats = table_stats
+
+
+def table_stats_lookup(plan: Any) -> str | None:
+    """The statement fetching the table statistics the analysis of ``plan`` (the driver's
+    value of the EXPLAIN) would use, or None when it would use none."""
+    from ..advise._plan import needs_table_stats, table_stats_query
+
+    try:
+        return table_stats_query(needs_table_stats(as_plan(plan)))
+    except (ValueError, TypeError):
+        return None
+
+
+def explained(plan: Any, table_stats: Any) -> Any:
+    """``plan`` with the result of `table_stats_lookup`'s statement attached."""
+    from ..advise._plan import parse_table_stats
+
+    plan = as_plan(plan)
+    if not isinstance(plan, list):
+        return plan
+    try:
+        stats = parse_table_stats(table_stats)
+    except (ValueError, TypeError):
+        stats = {}
+    return ExplainedPlan(plan, stats)
 
 
 def timeout_statements(timeout_s: float) -> tuple[str, str]:
@@ -114,7 +160,8 @@ _worker = _Worker()
 
 
 class ThreadExplainer:
-    """`Explainer` for a sync client: ``run(sql, params, timeout_s) -> plan`` on the worker."""
+    """`Explainer` for a sync client: ``run(sql, params, timeout_s, analyze) -> plan`` on the
+    worker."""
 
     __slots__ = ("_run",)
 
@@ -122,14 +169,20 @@ class ThreadExplainer:
         self._run = run
 
     def explain(
-        self, sql: str, params: object | None, timeout_s: float, done: PlanCallback
+        self,
+        sql: str,
+        params: object | None,
+        timeout_s: float,
+        done: PlanCallback,
+        *,
+        analyze: bool = False,
     ) -> None:
         once = _Once(done)
         run = self._run
 
         def job() -> None:
             try:
-                plan = as_plan(run(sql, params, timeout_s))
+                plan = as_plan(run(sql, params, timeout_s, analyze))
             except BaseException as exc:
                 once(None, _reason(exc))
             else:
@@ -146,7 +199,8 @@ _tasks: set[asyncio.Task[Any]] = set()
 
 
 class TaskExplainer:
-    """`Explainer` for an asyncio client: ``await run(sql, params, timeout_s)`` in a task."""
+    """`Explainer` for an asyncio client: ``await run(sql, params, timeout_s, analyze)`` in a
+    task."""
 
     __slots__ = ("_run",)
 
@@ -154,7 +208,13 @@ class TaskExplainer:
         self._run = run
 
     def explain(
-        self, sql: str, params: object | None, timeout_s: float, done: PlanCallback
+        self,
+        sql: str,
+        params: object | None,
+        timeout_s: float,
+        done: PlanCallback,
+        *,
+        analyze: bool = False,
     ) -> None:
         once = _Once(done)
         try:
@@ -163,18 +223,22 @@ class TaskExplainer:
             once(None, "no running event loop")
             return
         try:
-            task = loop.create_task(self._job(sql, params, timeout_s, once))
+            task = loop.create_task(self._job(sql, params, timeout_s, analyze, once))
         except Exception as exc:
             once(None, _reason(exc))
             return
         _tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(_tasks.discard)
 
-    async def _job(self, sql: str, params: object | None, timeout_s: float, once: _Once) -> None:
+    async def _job(
+        self, sql: str, params: object | None, timeout_s: float, analyze: bool, once: _Once
+    ) -> None:
         _recording.set(EXPLAINING)  # the task runs in a copy of the caller's context
         try:
             # Connecting counts against the time-out too; the server-side limits bound the rest.
-            plan = await asyncio.wait_for(self._run(sql, params, timeout_s), timeout_s + 1.0)
+            plan = await asyncio.wait_for(
+                self._run(sql, params, timeout_s, analyze), timeout_s + 1.0
+            )
         except asyncio.CancelledError:
             once(None, "cancelled")
             raise

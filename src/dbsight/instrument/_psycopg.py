@@ -44,7 +44,14 @@ from ._common import (
     mark_coroutine_function,
     recorder,
 )
-from ._explain import EXPLAIN_PREFIX, TaskExplainer, ThreadExplainer, timeout_statements
+from ._explain import (
+    TaskExplainer,
+    ThreadExplainer,
+    explain_prefix,
+    explained,
+    table_stats_lookup,
+    timeout_statements,
+)
 from ._handle import InstrumentationHandle
 
 SYSTEM = "postgresql"
@@ -658,7 +665,7 @@ def _sync_explainer(conn: Any) -> ThreadExplainer:
     info = conn.info
     dsn, password = info.dsn, info.password
 
-    def run(sql: str, params: object | None, timeout_s: float) -> Any:
+    def run(sql: str, params: object | None, timeout_s: float, analyze: bool) -> Any:
         kwargs: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout_s))}
         if password:
             kwargs["password"] = password
@@ -667,12 +674,18 @@ def _sync_explainer(conn: Any) -> ThreadExplainer:
             with other.cursor() as cur:
                 for statement in timeout_statements(timeout_s):
                     cur.execute(statement)
-                cur.execute(EXPLAIN_PREFIX + sql, params)  # type: ignore[arg-type]
+                cur.execute(explain_prefix(analyze) + sql, params)  # type: ignore[arg-type]
                 row = cur.fetchone()
+                plan = row[0] if row is not None else None
+                lookup = table_stats_lookup(plan)
+                if lookup is not None:
+                    cur.execute(lookup)  # type: ignore[arg-type]
+                    stats = cur.fetchone()
+                    plan = explained(plan, stats[0] if stats is not None else None)
             other.rollback()
         finally:
             other.close()
-        return row[0] if row is not None else None
+        return plan
 
     return ThreadExplainer(run)
 
@@ -681,7 +694,7 @@ def _async_explainer(conn: Any) -> TaskExplainer:
     info = conn.info
     dsn, password = info.dsn, info.password
 
-    async def run(sql: str, params: object | None, timeout_s: float) -> Any:
+    async def run(sql: str, params: object | None, timeout_s: float, analyze: bool) -> Any:
         kwargs: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout_s))}
         if password:
             kwargs["password"] = password
@@ -690,12 +703,18 @@ def _async_explainer(conn: Any) -> TaskExplainer:
             async with other.cursor() as cur:
                 for statement in timeout_statements(timeout_s):
                     await cur.execute(statement)
-                await cur.execute(EXPLAIN_PREFIX + sql, params)  # type: ignore[arg-type]
+                await cur.execute(explain_prefix(analyze) + sql, params)  # type: ignore[arg-type]
                 row = await cur.fetchone()
+                plan = row[0] if row is not None else None
+                lookup = table_stats_lookup(plan)
+                if lookup is not None:
+                    await cur.execute(lookup)  # type: ignore[arg-type]
+                    stats = await cur.fetchone()
+                    plan = explained(plan, stats[0] if stats is not None else None)
             await other.rollback()
         finally:
             await other.close()
-        return row[0] if row is not None else None
+        return plan
 
     return TaskExplainer(run)
 

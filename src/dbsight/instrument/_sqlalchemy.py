@@ -33,7 +33,14 @@ from typing import Any
 from ..core import PoolUsage, pools
 from ..core._sqlcomment import add_comment
 from ._common import _recording, recorder
-from ._explain import EXPLAIN_PREFIX, TaskExplainer, ThreadExplainer, timeout_statements
+from ._explain import (
+    TaskExplainer,
+    ThreadExplainer,
+    explain_prefix,
+    explained,
+    table_stats_lookup,
+    timeout_statements,
+)
 from ._handle import InstrumentationHandle
 
 SOURCE = "sqlalchemy"
@@ -175,7 +182,9 @@ def _wrappers(
     }
 
 
-def _explain_on(conn: Any, sql: str, params: object | None, timeout_s: float) -> Any:
+def _explain_on(
+    conn: Any, sql: str, params: object | None, timeout_s: float, analyze: bool = False
+) -> Any:
     """EXPLAIN through the DBAPI connection of ``conn`` (a sync `Connection`), rolled back.
 
     The DBAPI cursor is used directly, with the exact text and parameters the application's
@@ -187,30 +196,36 @@ def _explain_on(conn: Any, sql: str, params: object | None, timeout_s: float) ->
         for statement in timeout_statements(timeout_s):
             cursor.execute(statement)
         if params is None:
-            cursor.execute(EXPLAIN_PREFIX + sql)
+            cursor.execute(explain_prefix(analyze) + sql)
         else:
-            cursor.execute(EXPLAIN_PREFIX + sql, params)
+            cursor.execute(explain_prefix(analyze) + sql, params)
         row = cursor.fetchone()
+        plan = row[0] if row is not None else None
+        lookup = table_stats_lookup(plan)
+        if lookup is not None:
+            cursor.execute(lookup)
+            stats = cursor.fetchone()
+            plan = explained(plan, stats[0] if stats is not None else None)
     finally:
         try:
             cursor.close()
         finally:
             dbapi_connection.rollback()
-    return row[0] if row is not None else None
+    return plan
 
 
 def _sync_explainer(engine: Any) -> ThreadExplainer:
-    def run(sql: str, params: object | None, timeout_s: float) -> Any:
+    def run(sql: str, params: object | None, timeout_s: float, analyze: bool) -> Any:
         with engine.connect() as conn:
-            return _explain_on(conn, sql, params, timeout_s)
+            return _explain_on(conn, sql, params, timeout_s, analyze)
 
     return ThreadExplainer(run)
 
 
 def _async_explainer(async_engine: Any) -> TaskExplainer:
-    async def run(sql: str, params: object | None, timeout_s: float) -> Any:
+    async def run(sql: str, params: object | None, timeout_s: float, analyze: bool) -> Any:
         async with async_engine.connect() as conn:
-            return await conn.run_sync(_explain_on, sql, params, timeout_s)
+            return await conn.run_sync(_explain_on, sql, params, timeout_s, analyze)
 
     return TaskExplainer(run)
 

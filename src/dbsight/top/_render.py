@@ -187,12 +187,14 @@ def n_plus_one_table(findings: Sequence[Mapping[str, Any]]) -> FittedTable:
 def slow_table(
     records: Sequence[Mapping[str, Any]], plans: Mapping[str, Mapping[str, Any] | None]
 ) -> FittedTable:
-    """The latest slow queries with their plan summary: the record's own, else the one the
-    statistics table keeps for the statement (only some slow runs are EXPLAINed)."""
+    """The latest slow queries with their plan summary and the plan analyzer's first
+    (most severe) finding: the record's own, else those the statistics table keeps for the
+    statement (only some slow runs are EXPLAINed)."""
     summaries = [
         record.get("plan_summary") or plans.get(str(record.get("fingerprint")))
         for record in records
     ]
+    firsts = [first_finding(record, plan) for record, plan in zip(records, summaries, strict=True)]
     return FittedTable(
         "Slow queries (latest)",
         [
@@ -215,9 +217,31 @@ def slow_table(
                 max_width=48,
                 styles=["yellow" if plan and plan.get("seq_scans") else "" for plan in summaries],
             ),
+            Column(
+                "finding",
+                [str(finding.get("message") or "") if finding else "" for finding in firsts],
+                numeric=False,
+                drop=1,
+                max_width=64,
+                styles=[SEVERITY_STYLES.get(str((f or {}).get("severity")), "") for f in firsts],
+            ),
         ],
         [record.get("normalized") for record in records],
     )
+
+
+SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": ""}
+
+
+def first_finding(
+    record: Mapping[str, Any], summary: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The most severe plan finding of a slow record (its own, else its statement's plan
+    summary's): the analyzer lists them most severe first."""
+    for findings in (record.get("findings"), (summary or {}).get("findings")):
+        if findings and isinstance(findings, Sequence) and isinstance(findings[0], Mapping):
+            return findings[0]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
