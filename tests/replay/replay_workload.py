@@ -25,9 +25,9 @@ from dbsight.proxy._config import ProxyConfig
 from dbsight.testing._servers import PgServer, unique_name
 from dbsight.testing.proxy import RunningProxy
 
-CALLS = 60  # of each statement: p95 of 60 calls is not one outlier
+CALLS = 60  # of each statement (p95 of 60 calls is not one outlier), reads and writes apart
 SECRET = "secret-literal"  # in a captured statement's text: never in a report
-CUTOFF = dt.datetime(2030, 1, 1, 12, 34, 56, tzinfo=dt.timezone.utc)  # an asyncpg parameter
+CUTOFF = dt.datetime(2030, 1, 1, 12, 34, 56, tzinfo=dt.UTC)  # an asyncpg parameter
 
 # the statements, as their normalized text shows them
 BY_CUSTOMER = "SELECT id, total FROM orders WHERE customer_id = $1"  # psycopg, extended
@@ -81,9 +81,9 @@ def _psycopg_workload(dsn: str) -> None:
                 f"SELECT count(*) FROM orders WHERE customer_id = {n * 11} AND status <> '{SECRET}'"
             ).fetchall()
             conn.execute("SELECT total FROM orders WHERE id = %s", (n * 13 + 1,)).fetchall()
-        conn.execute("SELECT count(*) FROM notes; SELECT 1")  # one Query, two statements
+            conn.execute("SELECT count(*) FROM notes; SELECT 1")  # one Query, two statements
         with conn.transaction():
-            conn.execute("SELECT count(*) FROM notes")
+            conn.execute("SELECT total FROM orders WHERE id = %s", (7,))
             conn.execute("INSERT INTO notes (body) VALUES (%s)", ("first",))
             conn.execute("INSERT INTO notes (body) VALUES (%s)", ("second",))
         with conn.transaction():
@@ -131,7 +131,9 @@ def _template_copy(server: PgServer, source: str) -> str:
     return name
 
 
-def captured_workload(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Captured]:
+def captured_workload(
+    pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Captured]:
     """The workload captured, its database and copies (a fixture's body: see conftest)."""
     tmp = tmp_path_factory.mktemp("replay")
     source = pg_server.create_database()

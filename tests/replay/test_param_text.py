@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dbsight.proxy._param_text import BoundParams, bind_parameters, binary_text, parameter_types
+from dbsight.proxy._param_text import BoundParams, binary_text, bind_parameters, parameter_types
 from dbsight.testing._servers import PgServer
 
 # (SQL expression, its type): sent by the server in binary, decoded here, read back there
@@ -62,10 +62,9 @@ VALUES = [
 
 @pytest.fixture(scope="module")
 def conn(pg_server: PgServer) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with pg_server.temporary_database() as dsn:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute("SET TimeZone = 'UTC'")
-            yield connection
+    with pg_server.temporary_database() as dsn, psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        yield connection
 
 
 @pytest.mark.parametrize(("expression", "type_name"), VALUES)
