@@ -205,7 +205,7 @@ def test_speed_scales_the_captured_pace(captured: Captured, tmp_path: Path) -> N
         timings[speed] = time.perf_counter() - started
     assert timings[1.0] >= 0.6
     assert 0.3 <= timings[2.0] < timings[1.0]
-    assert timings[0.0] < 0.3 + (timings[2.0] - 0.3)  # no waiting at all
+    assert timings[0.0] < 0.3  # no waiting at all
 
 
 def test_at_most_concurrency_sessions_run_at_once(captured: Captured, tmp_path: Path) -> None:

@@ -347,7 +347,7 @@ class Exchange:
             self.pending.append((PARSE, server_name))
         elif t == 68:  # Describe
             types = None
-            if buf[start] == 83 and self.capture is not None and self.capture.include_params:
+            if self.capture is not None and self.capture.include_params and buf[start] == 83:
                 # a statement's: its ParameterDescription fills in the types it has now
                 types = self._param_types.setdefault(cstring(buf, start + 1, end)[0], [])
             self.pending.append((DESCRIBE, types))
