@@ -40,11 +40,11 @@ def intact(captured: Captured, tmp_path_factory: pytest.TempPathFactory) -> Repl
     """At the captured pace, one session at a time as they were captured. The statements
     take about 0.1 ms, and a test machine busy with other suites can add milliseconds to
     some of them (a process waiting for its time slice) for a while: when a replay shows a
-    regression, the workload is captured again and replayed at once, up to three times, so
+    regression, the workload is captured again and replayed at once, up to four times, so
     that both see the machine in the same state. The lost index's regressions show every
     time, whatever the load."""
     path = captured.capture
-    for attempt in range(3):
+    for attempt in range(4):
         if attempt:
             path = tmp_path_factory.mktemp("again") / "workload.jsonl"
             capture_workload(captured.server.dsn(captured.source), path, params=True)

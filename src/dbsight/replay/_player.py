@@ -34,7 +34,7 @@ from psycopg import AsyncConnection, AsyncCursor, AsyncRawCursor
 from psycopg.pq import TransactionStatus
 
 from ._errors import ReplayError
-from ._policy import is_transaction_control, skip_reason
+from ._policy import Policy
 from ._reader import Boundary, Capture, CapturedSession, CapturedStatement
 from ._target import connect, one_line
 
@@ -59,11 +59,13 @@ class PlayOptions:
 
 @dataclass(slots=True)
 class Outcome:
-    """A statement sent: ``duration_s`` None when it never ran (its connection was lost)."""
+    """A statement sent: ``duration_s`` None when it never ran (its connection was lost);
+    ``control`` when it is transaction control (BEGIN, COMMIT...)."""
 
     statement: CapturedStatement
     duration_s: float | None
     sqlstate: str | None
+    control: bool = False
 
 
 @dataclass(slots=True)
@@ -83,10 +85,12 @@ class _Run:
         capture: Capture,
         target: str,
         options: PlayOptions,
+        policy: Policy,
         progress: Progress | None,
         total: int,
     ) -> None:
         self.capture = capture
+        self.policy = policy
         self.target = target
         self.options = options
         self.progress = progress
@@ -116,16 +120,11 @@ async def play(
 ) -> PlayResult:
     """Replay ``capture`` against ``target`` (a libpq URL or key=value string); raises
     `ReplayError` when the target cannot be reached at all."""
-    allow = options.allow_writes
-    total = sum(
-        1
-        for s in capture.sessions
-        for st in s.statements
-        if skip_reason(st, allow_writes=allow) is None
-    )
+    policy = Policy(allow_writes=options.allow_writes)
+    total = sum(1 for s in capture.sessions for st in s.statements if policy.reason(st) is None)
     probe = await connect(target)  # one clear error before any session starts
     await probe.close()
-    run = _Run(capture, target, options, progress, total)
+    run = _Run(capture, target, options, policy, progress, total)
     if progress is not None:
         progress(0, total)
     await asyncio.gather(*(_play_session(run, session) for session in capture.sessions))
@@ -134,12 +133,11 @@ async def play(
 
 
 async def _play_session(run: _Run, session: CapturedSession) -> None:
-    allow = run.options.allow_writes
     steps: list[tuple[CapturedStatement | Boundary, str | None]] = []
     for step in session.steps:
         reason = None
         if isinstance(step, CapturedStatement):
-            reason = skip_reason(step, allow_writes=allow)
+            reason = run.policy.reason(step)
             if reason is not None:
                 run.result.skipped[reason] += 1
         steps.append((step, reason))
@@ -152,7 +150,8 @@ async def _play_session(run: _Run, session: CapturedSession) -> None:
             conn = await connect(run.target)
         except ReplayError:
             for statement in to_send:
-                run.record(Outcome(statement, None, CONNECTION_LOST))
+                control = run.policy.controls_transaction(statement)
+                run.record(Outcome(statement, None, CONNECTION_LOST, control))
             return
         try:
             await _steps(run, conn, steps)
@@ -172,19 +171,21 @@ async def _steps(
             continue
         if conn.broken or conn.closed:  # the rest of the session cannot run
             if isinstance(step, CapturedStatement):
-                run.record(Outcome(step, None, CONNECTION_LOST))
+                control = run.policy.controls_transaction(step)
+                run.record(Outcome(step, None, CONNECTION_LOST, control))
             continue
         if isinstance(step, Boundary):
             if await _boundary(conn, step):
                 run.result.boundaries_added += 1
             continue
         # a boundary the records did not show (the statement says where it ran)
-        if not is_transaction_control(step) and await _align(
-            conn, in_transaction=step.in_transaction, failed=False
-        ):
+        control = run.policy.controls_transaction(step)
+        if not control and await _align(conn, in_transaction=step.in_transaction, failed=False):
             run.result.boundaries_added += 1
         await run.wait_until(step.at)
-        run.record(await _send(simple, extended, step))
+        outcome = await _send(simple, extended, step)
+        outcome.control = control
+        run.record(outcome)
 
 
 async def _send(

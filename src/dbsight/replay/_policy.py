@@ -32,13 +32,42 @@ SKIP_REASONS: Final[dict[str, str]] = {
 }
 
 
-def skip_reason(statement: CapturedStatement, *, allow_writes: bool) -> str | None:
-    """None when the replay sends ``statement``, else the key of why it does not."""
-    sql = statement.sql
-    if not sql:
-        return NO_TEXT
-    if statement.params is not None and any(isinstance(p, dict) for p in statement.params):
-        return UNSUPPORTED
+class Policy:
+    """`reason` and `controls_transaction` for a replay's statements. What a statement is
+    (read, write, transaction control...) is worked out once per fingerprint: the parse is
+    the cost, and a fingerprint's statements differ only in their literals."""
+
+    def __init__(self, *, allow_writes: bool) -> None:
+        self.allow_writes = allow_writes
+        self._kinds: dict[str, str] = {}
+
+    def reason(self, statement: CapturedStatement) -> str | None:
+        """None when the replay sends ``statement``, else the key of why it does not."""
+        if not statement.sql:
+            return NO_TEXT
+        if statement.params is not None and any(isinstance(p, dict) for p in statement.params):
+            return UNSUPPORTED
+        kind = self._kind(statement)
+        if kind in (_READ, _CONTROL):
+            return None
+        if kind == _WRITE:
+            return None if self.allow_writes else WRITES
+        return kind  # UNSUPPORTED, SESSION
+
+    def controls_transaction(self, statement: CapturedStatement) -> bool:
+        return bool(statement.sql) and self._kind(statement) == _CONTROL
+
+    def _kind(self, statement: CapturedStatement) -> str:
+        kind = self._kinds.get(statement.fingerprint)
+        if kind is None:
+            kind = self._kinds[statement.fingerprint] = _classify(statement.sql or "")
+        return kind
+
+
+_READ, _CONTROL, _WRITE = "read", "control", "write"
+
+
+def _classify(sql: str) -> str:
     info = analyze(sql)
     obstacle = info.obstacle
     if obstacle.startswith("COPY"):
@@ -46,11 +75,7 @@ def skip_reason(statement: CapturedStatement, *, allow_writes: bool) -> str | No
     if obstacle.startswith(("DEALLOCATE", "DISCARD")):
         return SESSION
     if info.read_only or obstacle.startswith("SET "):
-        return None
+        return _READ  # SET and RESET change the session only, as the replayed one needs
     if info.operation == "tx" and not obstacle.startswith("PREPARE"):
-        return None
-    return None if allow_writes else WRITES
-
-
-def is_transaction_control(statement: CapturedStatement) -> bool:
-    return bool(statement.sql) and analyze(statement.sql or "").operation == "tx"
+        return _CONTROL
+    return _WRITE

@@ -10,7 +10,7 @@ from ..advise import AdviceEvent, emit
 from ._compare import compare_reports, from_outcomes, read_report
 from ._explain import explain_regressions
 from ._player import PlayOptions, Progress, play
-from ._policy import SKIP_REASONS, is_transaction_control
+from ._policy import SKIP_REASONS
 from ._reader import read_capture
 from ._report import ReplayReport
 from ._target import mask_dsn
@@ -35,9 +35,7 @@ async def replay_async(
     result = await play(recorded, target, options, progress)
     # Transaction control is sent to keep the transactions, but compared only when the
     # writes ran too: a COMMIT of the reads left is not the COMMIT that was captured.
-    compared = [
-        o for o in result.outcomes if allow_writes or not is_transaction_control(o.statement)
-    ]
+    compared = [o for o in result.outcomes if allow_writes or not o.control]
     results = from_outcomes(compared)
     if explain:
         await explain_regressions(target, results)
