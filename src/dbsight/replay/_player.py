@@ -9,7 +9,8 @@ its parameters as text (type unknown: the server infers each as it does for a li
 Transaction boundaries are the capture's ``transaction`` records: when one says a
 transaction began or ended and the replayed session is not where it should be (the BEGIN was
 not captured with its text, the proxy answered it itself), the replay begins or ends it there
-(COMMIT, or ROLLBACK when it was rolled back or failed). A write skipped inside a transaction
+(COMMIT, or ROLLBACK when it was rolled back or failed); a statement captured
+``in_transaction`` while the replayed session is not in one gets a BEGIN first. A write skipped inside a transaction
 leaves the rest of it to run: its reads are timed on data without that write, and since
 nothing else it ran can write, how it ends changes nothing on the target.
 
@@ -180,7 +181,14 @@ async def _steps(
             continue
         # a boundary the records did not show (the statement says where it ran)
         control = run.policy.controls_transaction(step)
-        if not control and await _align(conn, in_transaction=step.in_transaction, failed=False):
+        # captured in a transaction the replayed session is not in (its BEGIN was not
+        # captured with its text): begin one. Never the other way: statements pipelined
+        # before one Sync are all captured with the status the previous Sync left.
+        if (
+            not control
+            and step.in_transaction
+            and await _align(conn, in_transaction=True, failed=False)
+        ):
             run.result.boundaries_added += 1
         await run.wait_until(step.at)
         outcome = await _send(simple, extended, step)
