@@ -99,10 +99,14 @@ def test_transaction_records_begin_and_end_what_no_statement_did(
     capture.transaction(1, "begin", 1.5)
     insert(1.6, "d", True)
     capture.transaction(1, "rollback", 1.7)
+    insert(1.8, "e", True)  # in a transaction no record began (the capture started in it)
+    insert(1.9, "f", True)
+    capture.transaction(1, "commit", 2.0)
     capture.close()
     report = replay(path, pg_dsn, speed=0, allow_writes=True)
-    assert report.to_dict()["transactions_aligned"] == 4  # two BEGINs, a COMMIT, a ROLLBACK
+    assert report.to_dict()["transactions_aligned"] == 6  # 3 BEGINs, 2 COMMITs, a ROLLBACK
     with psycopg.connect(pg_dsn) as conn:
         rows = dict(conn.execute("SELECT v, xmin::text FROM t").fetchall())
-    assert set(rows) == {"a", "b", "c"}  # d was rolled back
+    assert set(rows) == {"a", "b", "c", "e", "f"}  # d was rolled back
     assert rows["a"] == rows["b"] != rows["c"]
+    assert rows["e"] == rows["f"] not in (rows["a"], rows["c"])
