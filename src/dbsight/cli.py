@@ -469,6 +469,128 @@ def check(
 
 
 @command
+def replay(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A capture written by dbsight proxy --capture with capture_params on.",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DSN",
+            help="The PostgreSQL to replay against, as postgresql://user@host:port/db (a "
+            "copy: with --allow-writes the capture's writes run there).",
+            show_default=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Time scale of the capture's pace: 2 plays twice as fast, 0 as fast as "
+            "the target answers.",
+        ),
+    ] = 1.0,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Sessions played at once (a connection each).")
+    ] = 10,
+    allow_writes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-writes",
+            help="Also send writes and DDL (otherwise skipped and counted).",
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON.")
+    ] = False,
+    compare_reports: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--compare",
+            metavar="A.json B.json",
+            help="Compare two replays' --json reports (A's replayed times against B's) "
+            "instead of replaying.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Replay a captured workload against a database and report what regressed.
+
+    Each captured session is played on a connection of its own, in its order, with its
+    transactions, at the capture's pace scaled by --speed. Read-only statements,
+    transaction control and SET are sent; writes and DDL only with --allow-writes. Per
+    statement (normalized, never with its values): captured and replayed p50/p95/p99 and
+    errors; a statement regressed when its p95 is at least 20 % and 1 ms worse, or it has
+    new errors, and its plan on the target is shown. --compare A.json B.json compares two
+    earlier reports the same way.
+    """
+    import asyncio
+    import logging
+
+    from .replay import ReplayError, compare, render, replay_async
+
+    if compare_reports is not None:
+        if file is not None or target is not None:
+            raise typer.BadParameter("--compare takes two reports, no capture and no --target")
+    elif file is None:
+        raise typer.BadParameter("a capture file to replay, or --compare A.json B.json")
+    elif target is None:
+        raise typer.BadParameter("the database to replay against", param_hint="--target")
+    # the report shows every regression; its events are for a process's notifiers, not
+    # JSON lines on this command's stderr
+    logging.getLogger("dbsight.advice").setLevel(logging.ERROR)
+    err = Console(stderr=True)
+    try:
+        if compare_reports is not None:
+            report = compare(*compare_reports)
+            sides = ("A", "B")
+        else:
+            assert file is not None and target is not None
+            with _replay_progress(err) as progress:
+                report = asyncio.run(replay_async(
+                    file, target, speed=speed, concurrency=concurrency,
+                    allow_writes=allow_writes, progress=progress,
+                ))  # fmt: skip
+            sides = ("captured", "replayed")
+    except ReplayError as exc:
+        err.print(f"dbsight replay: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if exc.usage else 1) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    out = Console()
+    if compare_reports is not None:
+        out.print(f"A: {compare_reports[0]}\nB: {compare_reports[1]}", markup=False, highlight=False)
+    render(report, out, before=sides[0], after=sides[1])
+
+
+def _replay_progress(console: Console) -> Any:
+    """A progress bar on ``console`` (stderr) when it is a terminal; the callback it takes
+    (None otherwise: quiet)."""
+    import contextlib
+
+    if not console.is_terminal:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def shown() -> Any:
+        bar = Progress(
+            "[bold]replay[/bold]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        )  # fmt: skip
+        with bar:
+            task = bar.add_task("statements", total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+    return shown()
+
+
+@command
 def version() -> None:
     """Print dbsight's version."""
     typer.echo(__version__)

@@ -11,8 +11,14 @@ One JSON object per line, each with a ``type``::
     {"type": "session_end", "session": 7, "at": ...}
 
 Times are wall-clock (``time.time()``). Statements are written as their normalized text, never
-with literals; their parameters only when ``include_params`` is set; the route, request id and
-trace of the request that sent them when a sqlcommenter comment named them.
+with literals; the route, request id and trace of the request that sent them when a
+sqlcommenter comment named them. Only when ``include_params`` is set (the user's choice: the
+capture then holds literals and values), also what a replay needs to send each statement
+again: ``"sql"``, the text as the client sent it (a simple-protocol Query's with its literals,
+an extended-protocol Parse's with ``$n``), and ``"params"``, the Bind's values as text (binary
+ones decoded by their type, see `_param_text`). A simple Query holding several statements
+(``SELECT 1; SELECT 2``) is one record, as it is one request and one round trip: its
+``normalized`` covers them all, its ``sql`` is the whole string, replayed once.
 
 Records are kept in memory and written when the buffer passes `BUFFER_BYTES`, or on
 ``flush()``/``close()``: recording a statement costs an append, not a system call. The file is
@@ -32,6 +38,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final, Literal
+
+from ._param_text import BoundParams
 
 logger = logging.getLogger("dbsight.proxy.capture")
 
@@ -112,7 +120,7 @@ class WorkloadCapture:
         duration_s: float,
         normalized: str,
         fingerprint: str,
-        params: Sequence[object] | None,
+        params: Sequence[object] | BoundParams | None,
         rows: int | None,
         sqlstate: str | None,
         in_transaction: bool,
@@ -120,10 +128,13 @@ class WorkloadCapture:
         request_id: str | None = None,
         trace_id: str | None = None,
         span_id: str | None = None,
+        sql: str | None = None,
     ) -> None:
         """A finished statement; ``normalized`` is the literal-free text (SqlInfo.normalized),
         ``sqlstate`` None when it succeeded. The request that sent it (route, request id,
-        trace and span ids, from its sqlcommenter comment) is written when known."""
+        trace and span ids, from its sqlcommenter comment) is written when known. With
+        ``include_params``, also ``sql``, the text as sent (a Query's with its literals, a
+        Parse's with ``$n``) and ``params`` (a Bind's `BoundParams`: as text)."""
         record: dict[str, Any] = {
             "type": "statement",
             "session": session_id,
@@ -142,8 +153,13 @@ class WorkloadCapture:
         if trace_id is not None:
             record["trace_id"] = trace_id
             record["span_id"] = span_id
-        if self.include_params and params is not None:
-            record["params"] = [_param(p) for p in params]
+        if self.include_params:
+            if sql:
+                record["sql"] = sql
+            if isinstance(params, BoundParams):
+                record["params"] = params.as_text()
+            elif params is not None:
+                record["params"] = [_param(p) for p in params]
         self._append(record)
 
     def transaction(

@@ -39,10 +39,11 @@ from opentelemetry import context as otel_context
 
 from .._runtime import recorder
 from ..core import statement_rows
+from ..export._fields import event_fields
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
-from ..export._fields import event_fields
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
+from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
 from ._portal_runs import PortalRuns
 from ._writes import may_write
@@ -153,27 +154,6 @@ def error_message(data: bytes) -> str:
     return "an error"
 
 
-def bind_values(buf: bytes, start: int, end: int) -> list[bytes | None]:
-    """The parameter values of a Bind body from its format codes on (None for NULL); text
-    and binary values alike, as sent."""
-    (formats,) = _unpack_int16(buf, start)
-    i = start + 2 + 2 * formats
-    (count,) = _unpack_int16(buf, i)
-    i += 2
-    values: list[bytes | None] = []
-    for _ in range(count):
-        (length,) = _unpack_int32(buf, i)
-        i += 4
-        if length < 0:
-            values.append(None)
-            continue
-        if i + length > end:
-            raise ValueError("a Bind parameter runs past the end of its message")
-        values.append(bytes(buf[i : i + length]))
-        i += length
-    return values
-
-
 def session_safe(sql: str) -> bool:
     """What the text of a statement says about the server session it runs in: False when it
     may leave something behind there for the next client of a pooled connection (DDL, which
@@ -203,7 +183,8 @@ class Exchange:
         "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
-        "_over_limit", "_portal_params", "_statement_params", "_cycle_start", "_query_rows", "_buffer",
+        "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
+        "_query_rows", "_buffer",
         "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
     )
 
@@ -247,9 +228,12 @@ class Exchange:
         self.on_row_limit: Callable[[], None] | None = None
         self._rows = 0
         self._over_limit = False
-        # --capture with parameters: a portal's Bind values, then each Execute's (by its ctx)
-        self._portal_params: dict[str, list[bytes | None]] = {}
-        self._statement_params: dict[int, list[bytes | None]] = {}
+        # --capture with parameters: a portal's Bind values, then each Execute's (by its ctx),
+        # and each prepared statement's parameter types (declared by its Parse, then the
+        # server's ParameterDescription), to turn binary values into text
+        self._portal_params: dict[str, BoundParams] = {}
+        self._statement_params: dict[int, BoundParams] = {}
+        self._param_types: dict[str, list[int]] = {}
         self.forget = forget
         self.on_parameter: Callable[[str, str], None] | None = None
         self.before_ready = b""
@@ -318,7 +302,11 @@ class Exchange:
             statement, j = cstring(buf, i, end)
             self.portals[portal] = self.statements.get(statement)
             if self.capture is not None and self.capture.include_params:
-                self._portal_params[portal] = bind_values(buf, j, end)
+                types = self._param_types.get(statement)
+                formats, values = bind_parameters(buf, j, end)
+                self._portal_params[portal] = BoundParams(
+                    types if types is not None else [], formats, values
+                )
             self.pending.append((BIND, None))
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
@@ -350,13 +338,19 @@ class Exchange:
             self._cycle_start = None
         elif t == 80:  # Parse: name, text
             name, i = cstring(buf, start, end)
-            query, _ = cstring(buf, i, end)
+            query, j = cstring(buf, i, end)
             self.statements[name] = query
+            if self.capture is not None and self.capture.include_params:
+                self._param_types[name] = parameter_types(buf, j, end)
             if self.pooled and not self.dirty and not session_safe(query):
                 self.dirty = True
             self.pending.append((PARSE, server_name))
         elif t == 68:  # Describe
-            self.pending.append((DESCRIBE, None))
+            types = None
+            if self.capture is not None and self.capture.include_params and buf[start] == 83:
+                # a statement's: its ParameterDescription fills in the types it has now
+                types = self._param_types.setdefault(cstring(buf, start + 1, end)[0], [])
+            self.pending.append((DESCRIBE, types))
         elif t == 67:  # Close
             if buf[start] == 83:  # 'S'
                 name, _ = cstring(buf, start + 1, end)
@@ -367,6 +361,14 @@ class Exchange:
         elif t == 70:  # FunctionCall
             self.pending.append((FUNCTION, None))
             self.wrote = True
+
+    def prepared(self, name: str, query: str, rest: bytes) -> None:
+        """Pooled mode prepared the statement ``name`` for the client (answering its Parse
+        itself when the connection has it): its text, and ``rest``, the Parse body after
+        the name (the text, then the declared parameter types)."""
+        self.statements[name] = query
+        if self.capture is not None and self.capture.include_params:
+            self._param_types[name] = parameter_types(rest, rest.index(b"\0") + 1, len(rest))
 
     def expect(self, kind: int, payload: Any = None) -> None:
         """An entry for a message the proxy sends itself (an injected Parse: ``SWALLOW``)."""
@@ -532,6 +534,9 @@ class Exchange:
                 self._parameter(buf, i + 5, e)
             elif t == 75:  # BackendKeyData
                 self.key = (_unpack_int32(buf, i + 5)[0], bytes(buf[i + 9 : e]))
+            elif t == 116 and kind == DESCRIBE and head[1] is not None:  # type: ignore[index]
+                # ParameterDescription of a statement's Describe, which --capture asked for
+                head[1][:] = parameter_types(buf, i + 5, e)  # type: ignore[index]
             i = e
             if pending and pending[0][0] == REPLY:  # the proxy's own answers come next
                 if pieces is None:
@@ -694,6 +699,7 @@ class Exchange:
             normalized=ctx.normalized,
             fingerprint=ctx.fingerprint,
             params=self._statement_params.pop(id(ctx), None),
+            sql=ctx.sql,
             rows=rows,
             sqlstate=sqlstate,
             in_transaction=self.status != _IDLE,

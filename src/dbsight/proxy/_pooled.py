@@ -765,7 +765,7 @@ class PooledSession(FrontendSession):
         parse = b"P" + _INT32.pack(len(body) + 4) + body
         self.statements[name] = (server, parse, query)
         if self.exchange is not None:  # what an Execute of it runs, for the observation
-            self.exchange.statements[server] = query
+            self.exchange.prepared(server, query, rest)
         return server, parse
 
     def _forget(self, server: str) -> None:
