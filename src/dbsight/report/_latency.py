@@ -1,11 +1,13 @@
 """A statement's latency distribution when only its summary figures are known (minimum,
-p50, p95, p99, maximum): the piecewise-linear distribution through those points.
+p50, p95, p99, maximum): the distribution through those points, log-linear between them
+(latencies spread over orders of magnitude: linear segments put too many calls near the
+slower end of each).
 
-Two uses: merging the same statement's figures from several instances (their bucket counts
-go into `StatsTable.merge`, which computes the percentiles of the pooled calls), and the
-estimated latency histogram of the report when no capture holds the real durations. The
-points are what the instance measured; between them the estimate is linear, so it can
-differ from the truth inside a segment, never at the reported percentiles of one instance.
+Two uses: merging the same statement's figures from several instances (durations placed
+along it, or bucket counts, go into `StatsTable.merge`, which computes the percentiles of the
+pooled calls), and the estimated latency histogram of the report when no capture holds the
+real durations. The points are what the instance measured; between them the estimate can
+differ from the truth, never at the reported percentiles of one instance.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from ..stats._histogram import GAMMA, MIN_DURATION_S, bucket_index
 
+# Up to this many calls a merged entry is represented by durations, past it by bucket counts.
+MAX_SYNTHETIC = 4096
 _QUANTILES = (("min_time_s", 0.0), ("p50_s", 0.5), ("p95_s", 0.95), ("p99_s", 0.99),
               ("max_time_s", 1.0))  # fmt: skip
 
@@ -36,7 +40,7 @@ def quantile_points(entry: Mapping[str, Any]) -> list[tuple[float, float]]:
 
 
 def cdf(points: Sequence[tuple[float, float]], x: float) -> float:
-    """The fraction of calls at or below ``x`` (linear between the points)."""
+    """The fraction of calls at or below ``x`` (log-linear between the points)."""
     if not points or x < points[0][0]:
         return 0.0
     if x >= points[-1][0]:
@@ -47,7 +51,7 @@ def cdf(points: Sequence[tuple[float, float]], x: float) -> float:
             fraction = q1
             continue
         if x >= v0:
-            fraction = q0 + (q1 - q0) * (x - v0) / (v1 - v0)
+            fraction = q0 + (q1 - q0) * math.log(x / v0) / math.log(v1 / v0)
         break
     return fraction
 
@@ -65,9 +69,31 @@ def apportion(masses: Sequence[float], total: int) -> list[int]:
     return counts
 
 
+def inverse_cdf(points: Sequence[tuple[float, float]], q: float) -> float:
+    """The duration below which the fraction ``q`` of calls lie (log-linear between points)."""
+    for (v0, q0), (v1, q1) in zip(points, points[1:], strict=False):
+        if q <= q1:
+            return v0 if q1 == q0 else v0 * (v1 / v0) ** ((q - q0) / (q1 - q0))
+    return points[-1][0]
+
+
+def synthetic_durations(entry: Mapping[str, Any]) -> list[float]:
+    """``calls`` durations whose quantiles are the entry's (numpy's linear method puts the
+    ``k``-th of ``n`` sorted durations at quantile ``k / (n - 1)``): exactly the real
+    durations for up to three calls, and as close as the five points allow beyond.
+    Empty past `MAX_SYNTHETIC` calls (`bucket_counts` then) or without percentiles."""
+    points = quantile_points(entry)
+    calls = int(entry.get("calls") or 0)
+    if not points or calls <= 0 or calls > MAX_SYNTHETIC:
+        return []
+    if calls == 1:
+        return [points[-1][0]]
+    return [inverse_cdf(points, k / (calls - 1)) for k in range(calls)]
+
+
 def bucket_counts(entry: Mapping[str, Any]) -> dict[int, int]:
     """The entry's calls spread over dbsight's histogram buckets (`stats._histogram`)
-    following its piecewise-linear distribution."""
+    following the distribution through its percentiles."""
     points = quantile_points(entry)
     calls = int(entry.get("calls") or 0)
     if not points or calls <= 0:

@@ -6,8 +6,8 @@ Several instances merge as the worker processes of one service do (`web._multipr
 `StatsTable.merge` adds calls, errors, rows and times, combines min/max/first/last seen and
 routes, and keeps the newest plan summary; `NPlusOneLog.merge` keeps each finding's worst
 request. A summary's entries carry percentiles rather than a histogram, so each goes into
-the table with its calls spread over the histogram buckets along its percentiles
-(`_latency.bucket_counts`): a statement that only one instance ran keeps that instance's
+the table as durations placed along its percentiles (`_latency.synthetic_durations`; bucket
+counts for very many calls): a statement that only one instance ran keeps that instance's
 percentiles as they were; one that several ran gets those of the pooled estimate, marked
 ``estimated``.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..stats import NPlusOneLog, StatsTable, StatsTotals
 from ..stats._histogram import GAMMA, encode
 from ._inputs import CaptureStatement
-from ._latency import bucket_counts
+from ._latency import bucket_counts, synthetic_durations
 
 if TYPE_CHECKING:
     from ..workload import Workload
@@ -53,6 +53,9 @@ def _with_buckets(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A summary entry as a `StatsTable.snapshot` entry (its histogram from its percentiles)."""
     if entry.get("histogram"):
         return dict(entry)
+    durations = synthetic_durations(entry)
+    if durations:
+        return {**entry, "histogram": {"gamma": GAMMA, "counts": {}, "samples": durations}}
     return {**entry, "histogram": {"gamma": GAMMA, "counts": encode(bucket_counts(entry))}}
 
 
