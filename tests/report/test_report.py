@@ -295,3 +295,22 @@ def test_read_capture_rotated_truncated_and_broken(tmp_path: Path, shops: Shops)
         read_capture(path)
     with pytest.raises(ReportError, match="no capture file at"):
         read_capture(tmp_path / "missing.jsonl")
+
+
+def test_the_advisor_gets_the_statements_the_report_shows(
+    shops: Shops, summaries: list[dict[str, Any]]
+) -> None:
+    from dbsight.report._gather import _advice_workload
+
+    captured = read_capture(shops.capture)
+    inputs = ReportInputs(summaries=summaries, captured=captured)
+    workload = _advice_workload(inputs, None)
+    doc = report_json(inputs)
+    assert {s.fingerprint for s in workload} == {e["fingerprint"] for e in doc["statements"]}
+    sales = _entry(doc, "FROM order_items WHERE product_id")
+    statement = workload.statements[sales["fingerprint"]]
+    assert (statement.calls, statement.tables, statement.operation) == (
+        sales["calls"], ("order_items",), "select",
+    )  # fmt: skip
+    assert statement.total_time_s == pytest.approx(sales["total_time_s"])
+    assert statement.instrumented and "capture" in statement.sources

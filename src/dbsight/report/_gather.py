@@ -56,14 +56,22 @@ def gather(
 
 
 def _failed(what: str, exc: Exception, warn: Callable[[str], None]) -> str:
-    message = f"{what}: {exc}"
-    warn(message)
-    return message
+    """Tell the caller that ``what`` failed; the reason, for the report's section."""
+    warn(f"{what}: {exc}")
+    return str(exc)
+
+
+def _unavailable(exc: ImportError) -> Exception:
+    # psycopg (the "analysis" extra) or a part of this dbsight missing: say which
+    return RuntimeError(f"not available ({exc.name or exc}): pip install 'dbsight[analysis]'")
 
 
 def _checks(dsn: str, warn: Callable[[str], None]) -> dict[str, Any]:
-    from ..check import CheckError, run_checks
-
+    try:
+        from ..check import CheckError, run_checks
+    except ImportError as exc:
+        return {"database": None, "checked_at": None, "checks": [],
+                "error": _failed("database checks", _unavailable(exc), warn)}  # fmt: skip
     try:
         return run_checks(dsn).to_dict()
     except CheckError as exc:
@@ -72,8 +80,11 @@ def _checks(dsn: str, warn: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _pg_stat_statements(dsn: str, warn: Callable[[str], None]) -> Any:
-    from ..workload import WorkloadError, from_pg_stat_statements
-
+    try:
+        from ..workload import WorkloadError, from_pg_stat_statements
+    except ImportError as exc:
+        _failed("pg_stat_statements", _unavailable(exc), warn)
+        return None
     try:
         return from_pg_stat_statements(dsn)
     except WorkloadError as exc:
@@ -84,7 +95,7 @@ def _pg_stat_statements(dsn: str, warn: Callable[[str], None]) -> Any:
 def _advice_workload(inputs: ReportInputs, capture: str | Path | None) -> Any:
     """The statements the report shows as a `Workload` (samples from the capture when it
     has parameters), joined with pg_stat_statements'."""
-    from ..workload import Workload, WorkloadStatement, from_capture
+    from ..workload import Workload, WorkloadStatement
 
     entries = combine(merge_summaries(inputs.summaries), capture_statements(inputs.captured), None)
     workload = Workload.of(
@@ -104,6 +115,8 @@ def _advice_workload(inputs: ReportInputs, capture: str | Path | None) -> Any:
         for e in entries
     )
     if capture is not None:
+        from ..workload import from_capture
+
         workload = workload.merge(from_capture(capture))  # the real parameters, if captured
     if inputs.workload is not None:
         workload = workload.merge(inputs.workload)
@@ -111,8 +124,11 @@ def _advice_workload(inputs: ReportInputs, capture: str | Path | None) -> Any:
 
 
 def _advice(dsn: str, workload: Any, progress: Progress, warn: Callable[[str], None]) -> Any:
-    from ..advise import AdvisorError, advise_indexes
-
+    try:
+        from ..advise import AdvisorError, advise_indexes
+    except ImportError as exc:
+        return {"indexes": [], "rejected": [], "findings": [],
+                "error": _failed("index advice", _unavailable(exc), warn)}  # fmt: skip
     try:
         return advise_indexes(dsn, workload, progress=progress).to_dict()
     except AdvisorError as exc:

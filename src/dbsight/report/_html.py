@@ -38,6 +38,15 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _when(iso: str | None) -> str:
+    """``2026-12-06T00:42:55Z`` as ``2026-12-06 00:42:55 UTC``."""
+    return "–" if not iso else iso.replace("T", " ").replace("Z", " UTC")
+
+
 def _tag(text: str, cls: str = "tag", title: str | None = None) -> str:
     attr = f' title="{_e(title)}"' if title else ""
     return f'<span class="{cls}"{attr}>{_e(text)}</span>'
@@ -282,11 +291,15 @@ def _advice_section(advice: Mapping[str, Any] | None) -> str:
                 f'<td class="num">{_format.count(s.get("cost_before"))} → '
                 f'{_format.count(s.get("cost_after"))}</td>'
                 f"<td>{_svg.before_after(before, after, 'Measured time before and after')}"
-                f'<span class="note">{_e(_format.ratio(before, after) or "not verified")}'
-                "</span></td></tr>"
+                + (f'<b class="speedup">{_e(_format.ratio(before, after))}</b>'
+                   if _format.ratio(before, after) else '<span class="note">not verified</span>')
+                + "</td></tr>"
             )
         overhead = index.get("write_overhead") or {}
-        overhead_text = " · ".join(f"{k.replace('_', ' ')} {_e(v)}" for k, v in overhead.items())
+        overhead_text = " · ".join(
+            f"{_e(str(k).replace('_', ' '))} {_e(_format.count(v) if _number(v) else v)}"
+            for k, v in overhead.items()
+        )
         parts.append(
             f'<div class="card" style="margin-bottom:12px"><pre class="sql">{_e(index.get("create"))}</pre>'
             + '<div class="kv">'
@@ -422,9 +435,9 @@ def _header(doc: Mapping[str, Any]) -> str:
     sources = ", ".join(doc["sources"])
     return (
         f"<header><h1>dbsight report: {_e(services)}</h1>"
-        f'<p class="meta">From <strong>{_e(time_range["from"] or "–")}</strong> to '
-        f'<strong>{_e(time_range["to"] or "–")}</strong> · generated '
-        f'<strong>{_e(doc["generated_at"])}</strong>'
+        f'<p class="meta">From <strong>{_e(_when(time_range["from"]))}</strong> to '
+        f'<strong>{_e(_when(time_range["to"]))}</strong> · generated '
+        f'<strong>{_e(_when(doc["generated_at"]))}</strong>'
         + (f"<br>Sources: {_e(sources)}" if sources else "")
         + '</p><div class="cards">'
         + "".join(
