@@ -45,6 +45,7 @@ def findings_of(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _private_slow(record: Mapping[str, Any], bodies: bool) -> dict[str, Any]:
     out = dict(record)
+    out["findings"] = findings_of(record)
     if bodies:
         return out
     had_bodies = "sql" in out or "params" in out
@@ -54,7 +55,6 @@ def _private_slow(record: Mapping[str, Any], bodies: bool) -> dict[str, Any]:
         out.pop("error_message", None)  # with bodies it quotes the statement's values
     if out.get("plan") is not None:
         out["plan"] = redact_plan(out["plan"])
-    out["findings"] = findings_of(record)
     return out
 
 
