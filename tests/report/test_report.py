@@ -330,3 +330,14 @@ def test_the_advisor_gets_the_statements_the_report_shows(
     )  # fmt: skip
     assert statement.total_time_s == pytest.approx(sales["total_time_s"])
     assert statement.instrumented and "capture" in statement.sources
+
+
+def test_a_document_that_is_not_a_summary_is_refused(summaries: list[dict[str, Any]]) -> None:
+    from dbsight.report._inputs import summary_problem
+
+    assert summary_problem(summaries[0]) is None
+    broken = copy.deepcopy(summaries[0])
+    broken["top"][2]["calls"] = "many"
+    assert summary_problem(broken) == "top[2] has no number 'calls'"
+    assert summary_problem({"status": "ok"}) == "no 'top' list"
+    assert summary_problem({"top": [], "slow": {}}) == "'slow' is not a list"

@@ -118,9 +118,30 @@ def fetch_summary(url: str, *, token: str | None = None, timeout_s: float = 10.0
     except (ValueError, UnicodeDecodeError):
         excerpt = " ".join(body[: _EXCERPT * 4].decode("utf-8", "replace").split())[:_EXCERPT]
         raise ReportError(f"{target} did not answer JSON: {excerpt!r}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("top"), list):
-        raise ReportError(f"{target} did not answer a dbsight summary (no 'top' list)")
+    problem = summary_problem(document)
+    if problem:
+        raise ReportError(f"{target} did not answer a dbsight summary: {problem}")
     return document
+
+
+_NUMBERS = ("calls", "total_time_s", "min_time_s", "max_time_s", "first_seen", "last_seen")
+
+
+def summary_problem(document: Any) -> str | None:
+    """What makes ``document`` not a ``/metrics/summary`` the report can read, or None."""
+    if not isinstance(document, dict) or not isinstance(document.get("top"), list):
+        return "no 'top' list"
+    for index, entry in enumerate(document["top"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("fingerprint"), str):
+            return f"top[{index}] has no fingerprint"
+        for key in _NUMBERS:
+            value = entry.get(key)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return f"top[{index}] has no number {key!r}"
+    for key in ("slow", "n_plus_one"):
+        if not isinstance(document.get(key, []), list):
+            return f"{key!r} is not a list"
+    return None
 
 
 # -- captures ------------------------------------------------------------------------------
