@@ -341,3 +341,22 @@ def test_a_document_that_is_not_a_summary_is_refused(summaries: list[dict[str, A
     assert summary_problem(broken) == "top[2] has no number 'calls'"
     assert summary_problem({"status": "ok"}) == "no 'top' list"
     assert summary_problem({"top": [], "slow": {}}) == "'slow' is not a list"
+
+
+def test_plan_findings_of_a_top_statement_are_under_it(summaries: list[dict[str, Any]]) -> None:
+    doc = copy.deepcopy(summaries[0])
+    entry = next(e for e in doc["top"] if e.get("plan_summary"))
+    entry["plan_summary"]["findings"] = [
+        {"kind": "dominant_node", "severity": "info", "node": "Sort", "relation": None,
+         "message": "Sort takes 62 % of the time", "numbers": {}, "suggestion": None},
+        {"kind": "misestimate", "severity": "warning", "node": "Hash Join", "relation": None,
+         "message": "Hash Join returned 120 times more rows than estimated", "numbers": {},
+         "suggestion": None},
+    ]  # fmt: skip
+    html = build_report(ReportInputs(summaries=[doc]))
+    row = re.search(
+        rf'<tr data-fingerprint="{entry["fingerprint"]}">.*?</tr>', html, re.S
+    )
+    assert row is not None
+    warning, info = row.group(0).index("120 times more rows"), row.group(0).index("62 %")
+    assert warning < info  # the most severe first

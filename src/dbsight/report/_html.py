@@ -32,6 +32,7 @@ TITLES = {
 }
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 LONG_STATEMENT = 320  # characters shown before a statement is shortened
+CELL_FINDINGS = 2  # plan findings shown under a statement in the tables, most severe first
 
 
 def _e(value: Any) -> str:
@@ -71,7 +72,12 @@ def _statement_cell(entry: Mapping[str, Any]) -> str:
         route = max(routes.items(), key=lambda item: item[1])[0]
         more = f" +{len(routes) - 1}" if len(routes) > 1 else ""
         tags.append(_tag(f"{route}{more}", "tag", "route that ran it most"))
-    return f"{_sql(entry.get('normalized'))}{''.join(tags)}"
+    findings = sorted(findings_of(entry), key=lambda f: _SEVERITY.get(str(f.get("severity")), 3))
+    notes = "".join(
+        f'<div class="finding">{_sev(f.get("severity"))}{_e(f.get("message") or f.get("kind"))}</div>'
+        for f in findings[:CELL_FINDINGS]
+    )
+    return f"{_sql(entry.get('normalized'))}{''.join(tags)}{notes}"
 
 
 def _sql(text: Any, width: int = LONG_STATEMENT) -> str:

@@ -93,6 +93,7 @@ dl.props dt { color: var(--muted); }
 dl.props dd { margin: 0; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-word; }
 .kv { display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 13px; color: var(--muted); margin: 4px 0; }
 .kv b { color: var(--fg); font-weight: 600; }
+.finding { font-size: 13px; margin-top: 2px; }
 .speedup { color: var(--after); }
 footer { padding: 30px 24px 40px; color: var(--muted); font-size: 13px; }
 @media print { details { break-inside: avoid; } }
