@@ -360,3 +360,45 @@ def test_plan_findings_of_a_top_statement_are_under_it(summaries: list[dict[str,
     assert row is not None
     warning, info = row.group(0).index("120 times more rows"), row.group(0).index("62 %")
     assert warning < info  # the most severe first
+
+
+def test_plan_nodes_above_a_finding_start_open(summaries: list[dict[str, Any]]) -> None:
+    from dbsight.report._plan import plan_tree
+
+    record = next(r for r in summaries[0]["slow"] if r.get("plan") and "p.category" in r["normalized"])
+    finding = {"kind": "seq_scan", "severity": "warning", "node": "Seq Scan",
+               "relation": "order_items", "message": "m"}  # fmt: skip
+    plain, flagged = plan_tree(record["plan"]), plan_tree(record["plan"], [finding])
+    assert plain.count("<details open>") < flagged.count("<details open>")
+    # every node from the root down to the flagged one, and that one, is open
+    around = _details_around(flagged, "Seq Scan on order_items")
+    assert len(around) >= 3 and all(around)
+    assert not all(_details_around(plain, "Seq Scan on order_items"))
+
+
+def _details_around(html: str, text: str) -> list[bool]:
+    """Whether each <details> enclosing the first ``text`` is open, outermost first."""
+    from html.parser import HTMLParser
+
+    class Finder(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[bool] = []
+            self.found: list[bool] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "details":
+                self.stack.append(any(name == "open" for name, _ in attrs))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "details":
+                self.stack.pop()
+
+        def handle_data(self, data: str) -> None:
+            if self.found is None and text in data:
+                self.found = list(self.stack)
+
+    finder = Finder()
+    finder.feed(html)
+    assert finder.found is not None, text
+    return finder.found

@@ -13,7 +13,8 @@ from typing import Any
 from ..export.slowlog import plan_root
 from . import _format
 
-OPEN_DEPTH = 2  # nodes this shallow start open; deeper ones open on demand
+# Nodes this shallow start open, and those with a finding or above one; others on demand.
+OPEN_DEPTH = 2
 # The properties shown inside a node, in this order, when the plan has them.
 PROPERTIES = (
     "Join Type", "Strategy", "Index Cond", "Recheck Cond", "Hash Cond", "Merge Cond",
@@ -71,6 +72,19 @@ def _flags(node: Mapping[str, Any], findings: Sequence[Mapping[str, Any]]) -> li
     ]
 
 
+def _leads_to_finding(node: Mapping[str, Any], findings: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a node below ``node`` has a finding: such nodes start open, down to it."""
+    if not findings:
+        return False
+    stack = [c for c in node.get("Plans") or () if isinstance(c, Mapping)]
+    while stack:
+        child = stack.pop()
+        if _flags(child, findings):
+            return True
+        stack.extend(c for c in child.get("Plans") or () if isinstance(c, Mapping))
+    return False
+
+
 def _node(node: Mapping[str, Any], findings: Sequence[Mapping[str, Any]], depth: int) -> str:
     badges = "".join(
         f' <span class="sev sev-{escape(str(f.get("severity") or "info"))}">'
@@ -96,7 +110,8 @@ def _node(node: Mapping[str, Any], findings: Sequence[Mapping[str, Any]], depth:
     )
     if not inner:
         return f'<li><div class="leaf">{summary}</div></li>'
-    opened = " open" if depth < OPEN_DEPTH else ""
+    flagged = depth < OPEN_DEPTH or _flags(node, findings) or _leads_to_finding(node, findings)
+    opened = " open" if flagged else ""
     return f"<li><details{opened}><summary>{summary}</summary>{inner}</details></li>"
 
 
