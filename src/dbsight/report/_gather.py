@@ -41,6 +41,8 @@ def gather(
     for done, url in enumerate(urls):
         progress("reading summaries", done, len(urls))
         summaries.append(fetch_summary(url, token=token, timeout_s=timeout_s))
+    if urls:
+        progress("reading summaries", len(urls), len(urls))
     captured = read_capture(workload) if workload is not None else []
     inputs = ReportInputs(
         summaries=summaries,
