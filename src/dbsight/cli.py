@@ -591,6 +591,131 @@ def _replay_progress(console: Console) -> Any:
 
 
 @command
+def report(
+    from_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            metavar="URL",
+            help="A running dbsight (an instrumented service, or the proxy's admin port) whose "
+            "/metrics/summary is read; repeatable: several instances are merged.",
+            show_default=False,
+        ),
+    ] = None,
+    workload: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="A capture written by dbsight proxy --capture (its rotated files too): "
+            "real durations and the statements over time.",
+            show_default=False,
+        ),
+    ] = None,
+    dsn: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DSN",
+            help="The PostgreSQL the statements ran on (postgresql://...): its checks, "
+            "pg_stat_statements and index advice for the workload. Read only.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Where to write the report.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="The report's content as JSON (on stdout unless -o names a file)."
+        ),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token, when an endpoint requires one."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=300.0, help="Seconds to wait for each summary.")
+    ] = 10.0,
+) -> None:
+    """One self-contained HTML file (no script, nothing fetched when opened): top statements
+    by total time, calls, mean and errors, their latency, the traffic over time, slow queries
+    with their plans and findings, index advice, database checks and N+1 findings.
+
+    Statements are shown normalized and plans redacted: no literal or parameter value goes
+    into the file.
+    """
+    from .report import ReportError, build_report, gather, report_json, summary_url
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not (from_ or workload or dsn):
+        err.print("dbsight report: nothing to report: give --from URL, --workload FILE or --dsn DSN",
+                  markup=False)  # fmt: skip
+        raise typer.Exit(2)
+    if output is None and not as_json:
+        err.print("dbsight report: give -o FILE for the HTML report (or --json)", markup=False)
+        raise typer.Exit(2)
+    if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter("expected a postgresql:// URL", param_hint="--dsn")
+    for url in from_ or ():
+        try:
+            summary_url(url)
+        except ReportError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--from "), param_hint="--from") from None
+    bar, progress = _progress(err, dsn is not None)
+    try:
+        with bar:
+            inputs = gather(
+                from_ or [], workload, dsn, token=token, timeout_s=timeout, progress=progress,
+                warn=lambda message: err.print(f"dbsight report: {message}", markup=False),
+            )  # fmt: skip
+    except ReportError as exc:
+        err.print(f"dbsight report: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    text = (
+        json.dumps(report_json(inputs), indent=2, default=str) + "\n"
+        if as_json
+        else build_report(inputs)
+    )
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"dbsight report: cannot write {output}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(1) from None
+    err.print(f"dbsight report: wrote {output}", markup=False)
+
+
+def _progress(console: Console, wanted: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
+    """A progress bar on stderr for the long steps (the index advice), on a terminal only:
+    the bar (a context manager) and its callback."""
+    import contextlib
+
+    if not (wanted and console.is_terminal):
+        return contextlib.nullcontext(), None
+    from rich.progress import Progress
+
+    bar = Progress(console=console, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total or None)
+        bar.update(tasks[stage], completed=done, total=total or None)
+
+    return bar, update
+
+
+@command
 def version() -> None:
     """Print dbsight's version."""
     typer.echo(__version__)
