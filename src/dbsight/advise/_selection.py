@@ -1,0 +1,166 @@
+"""A set of indexes for the whole workload, chosen greedily by benefit.
+
+The benefit of a set is the read time it saves: for every statement, its observed total time
+times the share of its planner cost the set removes, counted only when that share reaches
+``min_savings`` (Dexter's 50 %: a smaller drop is within the planner's error). An index's
+write cost (`_write_cost`) is subtracted from what it adds.
+
+Moves are single indexes and, for joins, pairs of indexes on two tables of one statement:
+an index on either side alone may leave the plan as it was, both together change it. Each
+round takes the move that adds most to the set chosen so far, re-evaluating it against that
+set first (lazy greedy: a move's gain only shrinks as the set grows, so a stale gain is an
+upper bound, and only the top of the queue is re-planned). After the rounds, an index the
+others made pointless (its statements served as well without it) is taken out again.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ._candidates import Candidate
+from ._costing import Coster, Evaluation, PlannedStatement
+
+__all__ = ["Selection", "select_indexes"]
+
+Move = frozenset[Candidate]
+
+
+@dataclass(slots=True)
+class Selection:
+    chosen: list[Candidate] = field(default_factory=list)
+    pruned: dict[Candidate, Candidate | None] = field(default_factory=dict)  # -> what made it pointless
+    gains: dict[Candidate, float] = field(default_factory=dict)
+
+
+class _Scorer:
+    def __init__(self, statements: list[PlannedStatement], coster: Coster, min_savings: float):
+        self.coster = coster
+        self.min_savings = min_savings
+        self.by_table: dict[str, list[PlannedStatement]] = {}
+        for statement in statements:
+            for table in statement.tables:
+                self.by_table.setdefault(table, []).append(statement)
+
+    def affected(self, move: Iterable[Candidate]) -> list[PlannedStatement]:
+        seen: dict[str, PlannedStatement] = {}
+        for candidate in move:
+            for statement in self.by_table.get(candidate.table, []):
+                seen[statement.fingerprint] = statement
+        return list(seen.values())
+
+    def saved(self, statement: PlannedStatement, evaluation: Evaluation | None) -> float:
+        fraction = statement.fraction(evaluation)
+        return statement.weight_ms * fraction if fraction >= self.min_savings else 0.0
+
+    def total(self, statements: list[PlannedStatement], config: frozenset[Candidate]) -> float:
+        self.coster.prepare((s, config) for s in statements)
+        return sum(self.saved(s, self.coster.get(s, config)) for s in statements)
+
+
+def _moves(statements: list[PlannedStatement], coster: Coster) -> list[Move]:
+    """Every candidate alone, and for statements on several tables, pairs across two tables
+    of their best candidates and join-key candidates."""
+    singles: dict[Candidate, None] = {}
+    for statement in statements:
+        for candidate in statement.candidates:
+            singles[candidate] = None
+    moves: dict[Move, None] = {frozenset([c]): None for c in singles}
+    for statement in statements:
+        if len(statement.tables) < 2:
+            continue
+        per_table: dict[str, list[Candidate]] = {}
+        for table in statement.tables:
+            mine = [c for c in statement.candidates if c.table == table]
+            evaluated = sorted(
+                mine, key=lambda c: (coster.get(statement, [c]) or _WORST).cost
+            )
+            joined = [c for c in mine if c.columns[0] in statement.uses[table].join]
+            per_table[table] = list(dict.fromkeys([*evaluated[:1], *joined[:1]]))
+        tables = sorted(per_table)
+        for i, left in enumerate(tables):
+            for right in tables[i + 1 :]:
+                for a in per_table[left]:
+                    for b in per_table[right]:
+                        moves[frozenset([a, b])] = None
+    return list(moves)
+
+
+_WORST = Evaluation(float("inf"), frozenset(), frozenset())
+
+
+def select_indexes(
+    statements: list[PlannedStatement],
+    coster: Coster,
+    *,
+    min_savings: float,
+    penalty: Callable[[Candidate], float],
+    max_indexes: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Selection:
+    """The chosen set (in order of choice) and what pruning took out of it."""
+    scorer = _Scorer(statements, coster, min_savings)
+    # Every candidate alone, on every statement of its table: one round trip per candidate.
+    singles = sorted({c for s in statements for c in s.candidates})
+    for done, candidate in enumerate(singles, 1):
+        coster.prepare((s, [candidate]) for s in scorer.affected([candidate]))
+        if progress is not None:
+            progress(done, len(singles))
+    moves = _moves(statements, coster)
+    selection = Selection()
+    chosen: frozenset[Candidate] = frozenset()
+    current: dict[str, float] = {s.fingerprint: 0.0 for s in statements}
+
+    def gain(move: Move) -> float:
+        new = move - chosen
+        if not new:
+            return 0.0
+        affected = scorer.affected(new)
+        config = chosen | new
+        coster.prepare((s, config) for s in affected)
+        added = sum(scorer.saved(s, coster.get(s, config)) - current[s.fingerprint] for s in affected)
+        return added - sum(penalty(c) for c in new)
+
+    heap: list[tuple[float, int, Move]] = []
+    for order, move in enumerate(moves):
+        value = gain(move)
+        if value > 0:
+            heap.append((-value, order, move))
+    heapq.heapify(heap)
+    while heap and len(chosen) < max_indexes:
+        _, order, move = heapq.heappop(heap)
+        value = gain(move)
+        if value <= 0:
+            continue
+        if heap and value < -heap[0][0] - 1e-9:
+            heapq.heappush(heap, (-value, order, move))  # stale: back in the queue
+            continue
+        new = sorted(move - chosen)
+        chosen = chosen | move
+        for candidate in new:
+            selection.chosen.append(candidate)
+            selection.gains[candidate] = value / len(new)
+        for statement in scorer.affected(new):
+            current[statement.fingerprint] = scorer.saved(statement, coster.get(statement, chosen))
+    _prune(selection, scorer, penalty)
+    return selection
+
+
+def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate], float]) -> None:
+    """Take out, earliest first, each index whose statements do as well without it."""
+    for candidate in list(selection.chosen):
+        config = frozenset(selection.chosen)
+        affected = scorer.affected([candidate])
+        with_it = scorer.total(affected, config)
+        without = config - {candidate}
+        loss = with_it - scorer.total(affected, without)
+        if loss <= penalty(candidate) or loss <= 1e-9:
+            selection.chosen.remove(candidate)
+            replacement = None
+            for statement in affected:
+                used = (scorer.coster.get(statement, without) or _WORST).used
+                if used and candidate in (scorer.coster.get(statement, config) or _WORST).used:
+                    replacement = sorted(used)[0]
+                    break
+            selection.pruned[candidate] = replacement
