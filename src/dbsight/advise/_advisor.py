@@ -249,6 +249,7 @@ class _Run:
         rejected: dict[Candidate, Rejected] = {}
         for candidate in selection.chosen:
             served = []
+            index_only = 0
             for statement in statements:
                 evaluation = self.coster.get(statement, final)
                 if evaluation is None or candidate not in evaluation.used:
@@ -258,6 +259,7 @@ class _Run:
                     continue
                 assert statement.base is not None
                 served.append((statement, evaluation.cost, fraction))
+                index_only += candidate in evaluation.index_only
             if not served:
                 rejected[candidate] = Rejected(candidate, "no plan uses it once the other "
                                                "advised indexes exist")  # fmt: skip
@@ -271,8 +273,9 @@ class _Run:
             reason = (f"serves {len(served)} statement(s), {share:.0%} of the workload's "
                       f"observed time; planner cost {before:,.1f} → {after:,.1f} "
                       f"({1 - after / before if before else 0:.0%} less)")  # fmt: skip
-            if candidate.include:
-                reason += "; INCLUDE lets it answer from the index alone (index-only scan)"
+            if index_only:
+                reason += (f"; {'INCLUDE lets it' if candidate.include else 'it can'} answer "
+                           f"{index_only} of them from the index alone (index-only scan)")
             if candidate.where:
                 reason += (f"; partial: at least {self.options.dominant_share:.0%} of the "
                            f"samples ask for {candidate.where[0]} = this value")  # fmt: skip

@@ -78,7 +78,7 @@ def _load(request: AdviseRequest):  # type: ignore[no-untyped-def]
 
 def run_advise(request: AdviseRequest) -> int:
     from ._advisor import AdvisorOptions, advise_indexes
-    from ._hypo import AdvisorError
+    from ._hypo import AdvisorError, check_hypopg
     from ._render import describe_verify, progress_on, render_advice
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -88,6 +88,14 @@ def run_advise(request: AdviseRequest) -> int:
     except UsageError as exc:
         err.print(f"dbsight advise: {exc}", markup=False)
         return 2
+    if request.create_extension:
+        err.print("dbsight advise: --create-extension: CREATE EXTENSION hypopg in the database "
+                  "if it is not there (this changes the database)", markup=False)  # fmt: skip
+    try:  # before reading a workload that may be large
+        check_hypopg(request.dsn, create_extension=request.create_extension)
+    except AdvisorError as exc:
+        err.print(f"dbsight advise: {exc}", markup=False)
+        return 1
     failures: tuple[type[BaseException], ...] = (OSError,)
     try:
         from dbsight.workload import WorkloadError
@@ -104,9 +112,6 @@ def run_advise(request: AdviseRequest) -> int:
     except failures as exc:  # unreadable file, unreachable URL, missing extension
         err.print(f"dbsight advise: {exc}", markup=False)
         return 1
-    if request.create_extension:
-        err.print("dbsight advise: --create-extension: CREATE EXTENSION hypopg in the database "
-                  "if it is not there (this changes the database)", markup=False)  # fmt: skip
 
     def before_verify(indexes, where):  # type: ignore[no-untyped-def]
         err.print(describe_verify(indexes, where, request.keep), markup=False)

@@ -30,6 +30,7 @@ class Evaluation:
     cost: float
     used: frozenset[Candidate]
     existing: frozenset[str]
+    index_only: frozenset[Candidate] = frozenset()
 
 
 @dataclass(slots=True)
@@ -179,4 +180,5 @@ def _evaluation(runs: list[PlanResult] | None) -> Evaluation | None:
     cost = sum(r.cost for r in runs) / len(runs)
     used = frozenset().union(*(r.used for r in runs))
     existing = frozenset().union(*(r.existing for r in runs))
-    return Evaluation(cost, used, existing)
+    index_only = frozenset().union(*(r.index_only for r in runs))
+    return Evaluation(cost, used, existing, index_only)

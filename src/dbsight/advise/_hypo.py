@@ -24,7 +24,7 @@ from typing import Any
 from ..embedded.postgres import quote_literal
 from ._candidates import Candidate
 
-__all__ = ["AdvisorError", "Explain", "HypoSession", "PlanResult"]
+__all__ = ["AdvisorError", "Explain", "HypoSession", "PlanResult", "check_hypopg"]
 
 # How many EXPLAINs go in one message: enough to save round trips, few enough that a failing
 # batch costs little to redo.
@@ -70,11 +70,14 @@ class PlanResult:
     cost: float
     used: frozenset[Candidate]  # the hypothetical indexes the plan uses
     existing: frozenset[str]  # the names of the real indexes it uses
+    index_only: frozenset[Candidate]  # hypothetical indexes read by an Index Only Scan
     plan: dict[str, Any]
 
 
-def _index_names(plan: Any) -> set[str]:
+def _index_names(plan: Any) -> tuple[set[str], set[str]]:
+    """Every index the plan uses, and those of them it reads with an Index Only Scan."""
     found: set[str] = set()
+    only: set[str] = set()
     stack = [plan]
     while stack:
         node = stack.pop()
@@ -82,10 +85,12 @@ def _index_names(plan: Any) -> set[str]:
             name = node.get("Index Name")
             if isinstance(name, str):
                 found.add(name)
+                if node.get("Node Type") == "Index Only Scan":
+                    only.add(name)
             stack.extend(node.get("Plans", []))
         elif isinstance(node, list):
             stack.extend(node)
-    return found
+    return found, only
 
 
 class HypoSession:
@@ -242,10 +247,11 @@ class HypoSession:
         for count in counts:
             runs = []
             for plan in plans[at : at + count]:
-                names = _index_names(plan)
+                names, only = _index_names(plan)
                 used = frozenset(self.names[n] for n in names if n in self.names)
                 existing = frozenset(n for n in names if n not in self.names)
-                runs.append(PlanResult(float(plan["Total Cost"]), used, existing, plan))
+                index_only = frozenset(self.names[n] for n in only if n in self.names)
+                runs.append(PlanResult(float(plan["Total Cost"]), used, existing, index_only, plan))
             results.append(runs)
             at += count
         return results
@@ -257,6 +263,12 @@ class _BatchError(Exception):
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def check_hypopg(dsn: str, *, create_extension: bool = False) -> None:
+    """Raise `AdvisorError` unless HypoPG is usable in the database at ``dsn`` (created there
+    first with ``create_extension``): what a command checks before reading its workload."""
+    HypoSession.open(dsn, create_extension=create_extension).close()
 
 
 def _ensure_hypopg(conn: Any, create_extension: bool) -> None:

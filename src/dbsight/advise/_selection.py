@@ -1,16 +1,18 @@
 """A set of indexes for the whole workload, chosen greedily by benefit.
 
-The benefit of a set is the read time it saves: for every statement, its observed total time
-times the share of its planner cost the set removes, counted only when that share reaches
-``min_savings`` (Dexter's 50 %: a smaller drop is within the planner's error). An index's
-write cost (`_write_cost`) is subtracted from what it adds.
+What adding indexes to the chosen set is worth: for every statement whose planner cost the
+addition cuts by at least ``min_savings`` (Dexter's 50 %, now against the set chosen so far:
+a smaller drop is within the planner's error, and not worth another index), its observed
+total time times the share of its original cost removed. An index's write cost
+(`_write_cost`) is subtracted from what it adds.
 
 Moves are single indexes and, for joins, pairs of indexes on two tables of one statement:
 an index on either side alone may leave the plan as it was, both together change it. Each
 round takes the move that adds most to the set chosen so far, re-evaluating it against that
 set first (lazy greedy: a move's gain only shrinks as the set grows, so a stale gain is an
 upper bound, and only the top of the queue is re-planned). After the rounds, an index the
-others made pointless (its statements served as well without it) is taken out again.
+others made pointless (no statement's cost at least halves with it, given the rest of the
+set) is taken out again.
 """
 
 from __future__ import annotations
@@ -50,13 +52,17 @@ class _Scorer:
                 seen[statement.fingerprint] = statement
         return list(seen.values())
 
-    def saved(self, statement: PlannedStatement, evaluation: Evaluation | None) -> float:
-        fraction = statement.fraction(evaluation)
-        return statement.weight_ms * fraction if fraction >= self.min_savings else 0.0
-
-    def total(self, statements: list[PlannedStatement], config: frozenset[Candidate]) -> float:
-        self.coster.prepare((s, config) for s in statements)
-        return sum(self.saved(s, self.coster.get(s, config)) for s in statements)
+    def added(self, statement: PlannedStatement, before: frozenset[Candidate],
+              after: frozenset[Candidate]) -> float:  # fmt: skip
+        """Read time (ms) going from index set ``before`` to ``after`` saves ``statement``:
+        nothing unless its cost drops by ``min_savings`` at least."""
+        old = self.coster.get(statement, before)
+        new = self.coster.get(statement, after)
+        if old is None or new is None or statement.base is None or statement.base.cost <= 0:
+            return 0.0
+        if new.cost > (1.0 - self.min_savings) * old.cost:
+            return 0.0
+        return statement.weight_ms * (old.cost - new.cost) / statement.base.cost
 
 
 def _moves(statements: list[PlannedStatement], coster: Coster) -> list[Move]:
@@ -110,7 +116,6 @@ def select_indexes(
     moves = _moves(statements, coster)
     selection = Selection()
     chosen: frozenset[Candidate] = frozenset()
-    current: dict[str, float] = {s.fingerprint: 0.0 for s in statements}
 
     def gain(move: Move) -> float:
         new = move - chosen
@@ -118,8 +123,8 @@ def select_indexes(
             return 0.0
         affected = scorer.affected(new)
         config = chosen | new
-        coster.prepare((s, config) for s in affected)
-        added = sum(scorer.saved(s, coster.get(s, config)) - current[s.fingerprint] for s in affected)
+        coster.prepare((s, c) for s in affected for c in (chosen, config))
+        added = sum(scorer.added(s, chosen, config) for s in affected)
         return added - sum(penalty(c) for c in new)
 
     heap: list[tuple[float, int, Move]] = []
@@ -141,26 +146,28 @@ def select_indexes(
         for candidate in new:
             selection.chosen.append(candidate)
             selection.gains[candidate] = value / len(new)
-        for statement in scorer.affected(new):
-            current[statement.fingerprint] = scorer.saved(statement, coster.get(statement, chosen))
     _prune(selection, scorer, penalty)
     return selection
 
 
 def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate], float]) -> None:
-    """Take out, earliest first, each index whose statements do as well without it."""
+    """Take out, earliest first, each index whose statements do as well without it: none of
+    them gains ``min_savings`` from it given the rest of the set, or what they gain does not
+    pay for its writes."""
     for candidate in list(selection.chosen):
         config = frozenset(selection.chosen)
-        affected = scorer.affected([candidate])
-        with_it = scorer.total(affected, config)
         without = config - {candidate}
-        loss = with_it - scorer.total(affected, without)
-        if loss <= penalty(candidate) or loss <= 1e-9:
-            selection.chosen.remove(candidate)
-            replacement = None
-            for statement in affected:
-                used = (scorer.coster.get(statement, without) or _WORST).used
-                if used and candidate in (scorer.coster.get(statement, config) or _WORST).used:
-                    replacement = sorted(used)[0]
-                    break
-            selection.pruned[candidate] = replacement
+        affected = scorer.affected([candidate])
+        scorer.coster.prepare((s, c) for s in affected for c in (config, without))
+        kept = sum(scorer.added(s, without, config) for s in affected)
+        if kept > 0 and kept > penalty(candidate):
+            continue
+        selection.chosen.remove(candidate)
+        replacement = None
+        for statement in affected:
+            mine = (scorer.coster.get(statement, config) or _WORST).used
+            others = (scorer.coster.get(statement, without) or _WORST).used
+            if candidate in mine and others:
+                replacement = sorted(others)[0]
+                break
+        selection.pruned[candidate] = replacement
