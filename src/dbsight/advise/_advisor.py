@@ -164,8 +164,9 @@ class _Run:
                 continue
             uses = resolve(refs, self.catalog)
             if not uses:
-                self._note("unknown_tables", "none of its tables is in this database", **about)
-                continue
+                if any(not _system(t) for t in refs.tables):
+                    self._note("unknown_tables", "none of its tables is in this database", **about)
+                continue  # no table, or only the system catalogs: nothing to index
             explains, is_generic = explains_for(statement, refs, options.samples_per_statement)
             generic += is_generic
             planned = PlannedStatement(statement, refs, uses, explains, is_generic)
@@ -225,9 +226,10 @@ class _Run:
             return None
         per = "for each read" if not math.isinf(ratio) else "and never read"
         times = f"{ratio:,.0f} times {per}" if not math.isinf(ratio) else per
-        return (f"{table} is written {times} ({rates.writes_per_minute:,.1f} writes/min against "
-                f"{rates.reads_per_minute:,.1f} reads/min): every write would maintain the "
-                "index, for reads too rare to pay for it")  # fmt: skip
+        unit = "/min" if self.workload.window_s else " in the workload"
+        return (f"{table} is written {times} ({rates.writes_per_minute:,.1f} writes{unit} "
+                f"against {rates.reads_per_minute:,.1f} reads{unit}): every write would "
+                "maintain the index, for reads too rare to pay for it")  # fmt: skip
 
     def penalty(self, candidate: Candidate) -> float:
         if self.too_written(candidate.table):
@@ -280,9 +282,10 @@ class _Run:
                 reason += (f"; partial: at least {self.options.dominant_share:.0%} of the "
                            f"samples ask for {candidate.where[0]} = this value")  # fmt: skip
             if cost.rates.writes:
-                reason += (f"; its table takes {cost.rates.writes_per_minute:,.1f} writes/min: "
-                           f"~{cost.overhead_ms * cost.per_minute:,.2f} ms/min of index upkeep "
-                           f"against ~{saved * cost.per_minute:,.1f} ms/min saved")  # fmt: skip
+                per = cost.unit
+                reason += (f"; its table takes {cost.rates.writes_per_minute:,.1f} writes{per}: "
+                           f"~{cost.overhead_ms * cost.per_minute:,.2f} ms{per} of index upkeep "
+                           f"against ~{saved * cost.per_minute:,.1f} ms{per} saved")  # fmt: skip
             self.advice.indexes.append(AdvisedIndex(
                 index=candidate,
                 statements=[
@@ -333,8 +336,8 @@ class _Run:
                         ) if served and served.used else "the advised set serves its statements"
                     else:
                         why = (f"its write cost (~{cost.overhead_ms * cost.per_minute:,.2f} "
-                               f"ms/min of index upkeep) outweighs the read time it saves "
-                               f"(~{saved * cost.per_minute:,.2f} ms/min)")  # fmt: skip
+                               f"ms{cost.unit} of index upkeep) outweighs the read time it "
+                               f"saves (~{saved * cost.per_minute:,.2f} ms{cost.unit})")  # fmt: skip
                 entry = rejected[best] = Rejected(best, why, write_overhead=cost.to_dict(saved))
             if statement.fingerprint not in entry.fingerprints:
                 entry.fingerprints.append(statement.fingerprint)
@@ -365,6 +368,10 @@ def _verify(dsn: str, advice: IndexAdvice, planned: dict[str, PlannedStatement],
                 statement.measured_before_ms = measured.before_ms
                 statement.measured_after_ms = measured.after_ms
                 statement.measure_note = measured.note
+
+
+def _system(table: str) -> bool:
+    return table.startswith(("pg_", "information_schema.", "pg_catalog."))
 
 
 def _event(index: AdvisedIndex) -> AdviceEvent:

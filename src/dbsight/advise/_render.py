@@ -90,8 +90,9 @@ def render_advice(advice: IndexAdvice, console: Console) -> None:
             )
             costs = "\n".join(f"{s.cost_before:,.1f} → {s.cost_after:,.1f}" for s in index.statements)
             overhead = index.write_overhead
-            writes = (f"{overhead['writes_per_minute']:,.1f} writes/min\n"
-                      f"~{overhead['estimated_write_ms_per_minute']:,.2f} ms/min upkeep\n"
+            per = "/min" if overhead.get("window_s") else " in all"
+            writes = (f"{overhead['writes_per_minute']:,.1f} writes{per}\n"
+                      f"~{overhead['estimated_write_ms_per_minute']:,.2f} ms{per} upkeep\n"
                       f"{overhead['index_size_bytes'] / 1024:,.0f} kB")  # fmt: skip
             name = index.create.removeprefix("CREATE INDEX CONCURRENTLY ")
             if index.kept:

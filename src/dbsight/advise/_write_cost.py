@@ -68,10 +68,19 @@ class WriteCost:
     ms_per_entry: float
     overhead_ms: float  # over the workload's window
     per_minute: float  # 1 / minutes of the window (1.0 when the window is unknown)
+    window_s: float | None = None
+
+    @property
+    def unit(self) -> str:
+        """How the rates read: per minute, or over the whole workload without a window."""
+        return "/min" if self.window_s else " in the workload"
 
     def to_dict(self, saved_ms: float) -> dict[str, Any]:
+        """Rates per minute of the workload's window; over the whole workload when its window
+        is unknown (``window_s`` None)."""
         ratio = self.rates.writes_per_read
         return {
+            "window_s": self.window_s,
             "writes_per_minute": round(self.rates.writes_per_minute, 3),
             "reads_per_minute": round(self.rates.reads_per_minute, 3),
             "writes_per_read": None if ratio is None or math.isinf(ratio) else round(ratio, 3),
@@ -91,5 +100,5 @@ def write_cost(
     return WriteCost(
         rates=rates, index_bytes=index_bytes, ms_per_entry=per_entry,
         overhead_ms=rates.entries * per_entry,
-        per_minute=60.0 / window_s if window_s else 1.0,
+        per_minute=60.0 / window_s if window_s else 1.0, window_s=window_s,
     )  # fmt: skip
