@@ -51,7 +51,7 @@ class AdvisorOptions:
     max_writes_per_read: float = 1000.0
     index_write_ms: float = 0.02
     random_read_ms: float = 0.1
-    max_indexes: int = 30
+    max_indexes: int = 100
     max_candidates_per_statement: int = 40
     max_statements: int = 1000
     create_extension: bool = False
@@ -305,7 +305,10 @@ class _Run:
                    "without it once the other advised indexes exist")  # fmt: skip
             rejected.setdefault(candidate, Rejected(candidate, why))
         self._rejected_alone(statements, final, rejected)
-        self.advice.rejected = list(rejected.values())
+        # What the writes ruled out first: the rejections a reader most needs to see.
+        self.advice.rejected = sorted(
+            rejected.values(), key=lambda r: (not self.too_written(r.index.table), r.index)
+        )
         self._tick("final", 1, 1)
 
     def _rejected_alone(self, statements: list[PlannedStatement], final: frozenset[Candidate],
@@ -330,17 +333,39 @@ class _Run:
                 saved = statement.weight_ms * statement.fraction(evaluation)
                 if why is None:
                     served = self.coster.get(statement, final)
-                    if statement.fraction(served) >= self.options.min_savings:
-                        why = "the advised set serves its statements: " + ", ".join(
-                            c.label(values=False) for c in sorted(served.used) if served
-                        ) if served and served.used else "the advised set serves its statements"
+                    if served is not None and statement.fraction(served) >= self.options.min_savings:
+                        why = "the advised set serves its statements" + (": " + ", ".join(
+                            c.label(values=False) for c in sorted(served.used)
+                        ) if served.used else "")  # fmt: skip
                     else:
-                        why = (f"its write cost (~{cost.overhead_ms * cost.per_minute:,.2f} "
-                               f"ms{cost.unit} of index upkeep) outweighs the read time it "
-                               f"saves (~{saved * cost.per_minute:,.2f} ms{cost.unit})")  # fmt: skip
+                        why = self._why_not(statement, best, final, cost)
                 entry = rejected[best] = Rejected(best, why, write_overhead=cost.to_dict(saved))
             if statement.fingerprint not in entry.fingerprints:
                 entry.fingerprints.append(statement.fingerprint)
+
+    def _why_not(self, statement: PlannedStatement, best: Candidate,
+                 final: frozenset[Candidate], cost: WriteCost) -> str:  # fmt: skip
+        """Why ``best`` is not advised although it would serve ``statement`` on its own and
+        the advised set does not: its writes, the cap, or the set already taking most of
+        what it would save."""
+        now = self.coster.get(statement, final)
+        then = self.coster.get(statement, final | {best})
+        base = statement.base.cost if statement.base else 0.0
+        if now is None or then is None or base <= 0:
+            return "it could not be planned together with the advised indexes"
+        if then.cost > (1.0 - self.options.min_savings) * now.cost:
+            return ("with the advised indexes in place it no longer halves the cost of any "
+                    "statement")  # fmt: skip
+        saved = statement.weight_ms * (now.cost - then.cost) / base
+        if cost.overhead_ms >= saved:
+            return (f"its write cost (~{cost.overhead_ms * cost.per_minute:,.2f} ms{cost.unit} "
+                    f"of index upkeep) outweighs the read time it would add to the advised "
+                    f"set's (~{saved * cost.per_minute:,.2f} ms{cost.unit})")  # fmt: skip
+        if len(final) >= self.options.max_indexes:
+            return (f"not among the {self.options.max_indexes} indexes that save the most "
+                    "(max_indexes)")  # fmt: skip
+        return ("what it would add to the advised set, over all the statements on its table, "
+                "does not pay for its writes")  # fmt: skip
 
 
 def _verify(dsn: str, advice: IndexAdvice, planned: dict[str, PlannedStatement], *, keep: bool,

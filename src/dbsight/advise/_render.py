@@ -17,6 +17,7 @@ from ._advice import AdvisedIndex, IndexAdvice
 
 __all__ = ["describe_verify", "progress_on", "render_advice"]
 
+MAX_REJECTED_SHOWN = 20
 _STAGES = {
     "parse": "reading statements",
     "baseline": "planning as they are",
@@ -106,8 +107,11 @@ def render_advice(advice: IndexAdvice, console: Console) -> None:
         rejected = Table(title="Rejected", show_lines=False)
         rejected.add_column("index", overflow="fold")
         rejected.add_column("reason", overflow="fold")
-        for entry in advice.rejected:
+        for entry in advice.rejected[:MAX_REJECTED_SHOWN]:
             rejected.add_row(entry.index.label(values=False), entry.reason)
+        more = len(advice.rejected) - MAX_REJECTED_SHOWN
+        if more > 0:
+            rejected.caption = f"and {more} more (--json lists them all)"
         console.print(rejected)
     if advice.findings:
         findings = Table(title="Findings", show_lines=False)

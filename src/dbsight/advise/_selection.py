@@ -45,12 +45,28 @@ class _Scorer:
             for table in statement.tables:
                 self.by_table.setdefault(table, []).append(statement)
 
+        self._users: dict[Move, list[PlannedStatement]] = {}
+
     def affected(self, move: Iterable[Candidate]) -> list[PlannedStatement]:
+        """Every statement on the tables of ``move``."""
         seen: dict[str, PlannedStatement] = {}
         for candidate in move:
             for statement in self.by_table.get(candidate.table, []):
                 seen[statement.fingerprint] = statement
         return list(seen.values())
+
+    def users(self, move: Move) -> list[PlannedStatement]:
+        """The statements whose plan uses an index of ``move`` when it is all there is:
+        the only ones its gain is weighed on (a plan that ignores an index alone does not
+        take it up when more indexes join it; both sides of a join are a move of their own)."""
+        found = self._users.get(move)
+        if found is None:
+            statements = self.affected(move)
+            self.coster.prepare((s, move) for s in statements)
+            found = self._users[move] = [
+                s for s in statements if (self.coster.get(s, move) or _WORST).used & move
+            ]
+        return found
 
     def added(self, statement: PlannedStatement, before: frozenset[Candidate],
               after: frozenset[Candidate]) -> float:  # fmt: skip
@@ -121,39 +137,51 @@ def select_indexes(
         new = move - chosen
         if not new:
             return 0.0
-        affected = scorer.affected(new)
+        affected = scorer.users(move)
         config = chosen | new
         coster.prepare((s, c) for s in affected for c in (chosen, config))
         added = sum(scorer.added(s, chosen, config) for s in affected)
         return added - sum(penalty(c) for c in new)
 
-    heap: list[tuple[float, int, Move]] = []
-    for order, move in enumerate(moves):
-        value = gain(move)
-        if value > 0:
-            heap.append((-value, order, move))
-    heapq.heapify(heap)
-    while heap and len(chosen) < max_indexes:
-        _, order, move = heapq.heappop(heap)
-        value = gain(move)
-        if value <= 0:
-            continue
-        if heap and value < -heap[0][0] - 1e-9:
-            heapq.heappush(heap, (-value, order, move))  # stale: back in the queue
-            continue
-        new = sorted(move - chosen)
-        chosen = chosen | move
-        for candidate in new:
-            selection.chosen.append(candidate)
-            selection.gains[candidate] = value / len(new)
-    _prune(selection, scorer, penalty)
+    # Pruning can leave a statement with more to gain than it had when a move was last
+    # weighed, so the rounds run again on what pruning left, until it takes nothing out.
+    tables: set[str] | None = None  # the first round weighs every move; later ones, the tables
+    for _ in range(3):                # pruning changed
+        heap: list[tuple[float, int, Move]] = []
+        for order, move in enumerate(moves):
+            if move <= chosen or (tables is not None and not any(c.table in tables for c in move)):
+                continue
+            value = gain(move)
+            if value > 0:
+                heap.append((-value, order, move))
+        heapq.heapify(heap)
+        while heap and len(chosen) < max_indexes:
+            _, order, move = heapq.heappop(heap)
+            value = gain(move)
+            if value <= 0:
+                continue
+            if heap and value < -heap[0][0] - 1e-9:
+                heapq.heappush(heap, (-value, order, move))  # stale: back in the queue
+                continue
+            new = sorted(move - chosen)
+            chosen = chosen | move
+            for candidate in new:
+                selection.chosen.append(candidate)
+                selection.gains[candidate] = value / len(new)
+                selection.pruned.pop(candidate, None)
+        before = set(selection.pruned)
+        if not _prune(selection, scorer, penalty):
+            break
+        chosen = frozenset(selection.chosen)
+        tables = {c.table for c in selection.pruned if c not in before}
     return selection
 
 
-def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate], float]) -> None:
+def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate], float]) -> int:
     """Take out, earliest first, each index whose statements do as well without it: none of
     them gains ``min_savings`` from it given the rest of the set, or what they gain does not
     pay for its writes."""
+    removed = 0
     for candidate in list(selection.chosen):
         config = frozenset(selection.chosen)
         without = config - {candidate}
@@ -171,3 +199,5 @@ def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate],
                 replacement = sorted(others)[0]
                 break
         selection.pruned[candidate] = replacement
+        removed += 1
+    return removed
