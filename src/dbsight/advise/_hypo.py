@@ -1,5 +1,7 @@
-"""The advisor's HypoPG session: a connection of its own, one transaction rolled back at the
-end, hypothetical indexes (backend-local, invisible to every other session) and EXPLAINs.
+"""The advisor's HypoPG session: a connection of its own, one READ ONLY transaction rolled
+back at the end, hypothetical indexes (backend-local, invisible to every other session) and
+EXPLAINs. Each batch runs in a savepoint that is rolled back, so the table locks its EXPLAINs
+take are let go at once, and ``lock_timeout`` keeps the advisor from queueing behind DDL.
 
 Round trips are what costs here, so each evaluation is one simple-protocol message: reset
 the hypothetical indexes, create the set asked for, EXPLAIN every statement asked for (each
@@ -29,6 +31,7 @@ __all__ = ["AdvisorError", "Explain", "HypoSession", "PlanResult", "check_hypopg
 # How many EXPLAINs go in one message: enough to save round trips, few enough that a failing
 # batch costs little to redo.
 BATCH = 64
+LOCK_TIMEOUT_MS = 2000
 
 
 class AdvisorError(Exception):
@@ -116,7 +119,11 @@ class HypoSession:
             raise AdvisorError(f"cannot connect to the database: {_first_line(exc)}") from None
         try:
             _ensure_hypopg(conn, create_extension)
+            # Never wait long behind a lock (an ALTER TABLE queued behind the advisor would
+            # stall the application's queries behind it), and never write.
+            conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
             conn.autocommit = False
+            conn.read_only = True
             session = cls(conn)
             with conn.cursor() as cur:
                 cur.execute("SELECT hypopg_reset()")
@@ -208,6 +215,9 @@ class HypoSession:
             for k, explain in enumerate(job):
                 parts.extend(explain.script(f"dbsight_advise_s{j}_{k}"))
             counts.append(len(job))
+        # Rolled back, not released: the locks the EXPLAINs took (ACCESS SHARE on each table)
+        # go with the savepoint, so the advisor holds none between two round trips.
+        parts.append(f"ROLLBACK TO SAVEPOINT {savepoint}")
         parts.append(f"RELEASE SAVEPOINT {savepoint}")
         plans: list[dict[str, Any]] = []
         created: list[tuple[int, int, str, int]] = []
