@@ -26,7 +26,7 @@ from ._candidates import Candidate, candidates_for, resolve
 from ._catalog import Catalog, load_catalog
 from ._costing import Coster, PlannedStatement, dominant_values, explains_for
 from ._events import AdviceEvent, emit
-from ._hypo import AdvisorError, HypoSession
+from ._hypo import HypoSession
 from ._references import parse_references
 from ._selection import select_indexes
 from ._write_cost import TableRates, WriteCost, table_rates, write_cost
