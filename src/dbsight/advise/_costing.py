@@ -126,6 +126,8 @@ def dominant_values(
                     if sample.params is None or not 0 <= index < len(sample.params):
                         continue
                     value = sample.params[index]
+                    if value is None:
+                        continue  # `col = NULL` matches nothing: no partial index to draw
                 elif kind == "null":
                     value = None
                 else:
