@@ -63,3 +63,24 @@ def test_unknown_tables_are_a_finding(pg_dsn: str) -> None:
     advice = advise_indexes(pg_dsn, w)
     [finding] = [f for f in advice.findings if f["kind"] == "unknown_tables"]
     assert finding["normalized"] == "SELECT * FROM gone WHERE v = $1"
+
+
+def test_samples_as_sent_with_comments_and_semicolons_are_planned(pg_dsn: str) -> None:
+    from dbsight.workload import Sample
+
+    setup(pg_dsn, SCRIPT)
+    samples = [
+        Sample("SELECT * FROM a WHERE v = 11; -- from the app"),
+        Sample("/* route=/a */ SELECT * FROM a WHERE v = 12 -- trailing"),
+        Sample("SELECT * FROM a WHERE v = $1 -- extended", ("13",)),
+        # Two statements in one sample are never sent to the database.
+        Sample("SELECT * FROM a WHERE v = 14; DROP TABLE b"),
+    ]
+    w = workload(statement("SELECT * FROM a WHERE v = 1", calls=100, total_ms=900,
+                           samples=samples))  # fmt: skip
+    advice = advise_indexes(pg_dsn, w)
+    [index] = advice.indexes
+    assert index.statements[0].generic_plan is False
+    assert not [f for f in advice.findings if f["kind"] == "explain_failed"]
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('b')").fetchone()[0] == "b"

@@ -84,7 +84,7 @@ def explains_for(
         sample_refs = parse_references(sample.sql)
         if sample_refs is None or sample_refs.kind != refs.kind:
             continue  # not one statement of the same kind: never sent to the database
-        sql = strip_list_comments(sample.sql)
+        sql = strip_list_comments(sample.sql).strip().rstrip(";").rstrip()
         if sample.params is not None:
             if len(sample.params) < sample_refs.max_param:
                 continue

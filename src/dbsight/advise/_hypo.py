@@ -223,7 +223,9 @@ class HypoSession:
         created: list[tuple[int, int, str, int]] = []
         with self.conn.cursor() as cur:
             try:
-                cur.execute(";\n".join(parts))
+                # A newline before each semicolon: a text ending in a `--` comment must not
+                # swallow the separator.
+                cur.execute("\n;\n".join(parts))
                 self.round_trips += 1
                 self.explains += sum(counts)
                 while True:
