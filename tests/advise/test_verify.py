@@ -76,3 +76,32 @@ def test_without_verify_nothing_is_built(shop: str) -> None:
     assert advice.indexes and not advice.indexes[0].verified
     assert advice.indexes[0].statements[0].measured_before_ms is None
     assert index_defs(shop, "orders") == before
+
+
+def test_without_samples_verify_runs_values_the_columns_hold(shop: str) -> None:
+    """A workload from pg_stat_statements or a summary has no parameter values: the
+    statements are run with values from the column statistics, and the note says so."""
+    normalized_only = workload(statement(
+        "SELECT id, total FROM orders WHERE customer_id IN (1, 2, 3) LIMIT 50",
+        calls=800, total_ms=8000,
+    ))  # fmt: skip
+    [only] = normalized_only
+    assert only.normalized == "SELECT id, total FROM orders WHERE customer_id IN ($1 /*, ... */) LIMIT $2"
+    advice = advise_indexes(shop, normalized_only, verify=True)
+    [index] = advice.indexes
+    [served] = index.statements
+    assert served.generic_plan
+    assert served.measured_before_ms is not None and served.measured_after_ms is not None
+    assert served.measured_after_ms * 3 < served.measured_before_ms
+    assert served.measure_note is not None and "column statistics" in served.measure_note
+
+
+def test_a_parameter_with_no_known_values_is_not_run(shop: str) -> None:
+    advice = advise_indexes(shop, workload(statement(
+        "SELECT id FROM orders WHERE customer_id + 0 = 5 AND customer_id = 7",
+        calls=800, total_ms=8000,
+    )), verify=True)  # fmt: skip
+    [index] = advice.indexes
+    [served] = index.statements
+    assert served.measured_before_ms is None
+    assert served.measure_note == "no parameter samples: not run"

@@ -17,17 +17,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..workload import Workload
+from ..workload import Sample, Workload, WorkloadStatement
 from ._advice import AdvisedIndex, IndexAdvice, Rejected, ServedStatement
 from ._candidates import Candidate, candidates_for, resolve
 from ._catalog import Catalog, load_catalog
-from ._costing import Coster, PlannedStatement, dominant_values, explains_for
+from ._costing import (
+    Coster, PlannedStatement, dominant_values, explains_for, parameters_from_statistics,
+)
 from ._events import AdviceEvent, emit
 from ._hypo import HypoSession
-from ._references import parse_references
+from ._references import parse_references, strip_list_comments
 from ._selection import select_indexes
 from ._write_cost import TableRates, WriteCost, table_rates, write_cost
 
@@ -114,7 +116,8 @@ def advise_indexes(
     if verify and advice.indexes:
         if before_verify is not None:
             before_verify(advice.indexes, masked_dsn(dsn))
-        _verify(dsn, advice, run.planned, keep=keep, options=options, progress=progress)
+        _verify(dsn, advice, run.planned, run.catalog.written, keep=keep, options=options,
+                progress=progress)  # fmt: skip
     advice.elapsed_s = time.perf_counter() - started
     for index in advice.indexes:
         emit(_event(index))
@@ -368,18 +371,36 @@ class _Run:
                 "does not pay for its writes")  # fmt: skip
 
 
-def _verify(dsn: str, advice: IndexAdvice, planned: dict[str, PlannedStatement], *, keep: bool,
-            options: AdvisorOptions, progress: Progress | None) -> None:  # fmt: skip
+def _runnable(planned: PlannedStatement, table_of: dict[str, str], n: int) -> WorkloadStatement:
+    """The statement as verification runs it: with its samples, or, when the workload has no
+    values for its parameters, with values its columns hold (`parameters_from_statistics`)."""
+    statement = planned.statement
+    if not planned.generic or statement.writes:
+        return statement
+    drawn = parameters_from_statistics(planned, table_of, n)
+    if not drawn:
+        return statement
+    text = strip_list_comments(statement.normalized)
+    return replace(statement, samples=[Sample(text, values) for values in drawn])
+
+
+def _verify(dsn: str, advice: IndexAdvice, planned: dict[str, PlannedStatement],
+            table_of: dict[str, str], *, keep: bool, options: AdvisorOptions,
+            progress: Progress | None) -> None:  # fmt: skip
     from ._verify import verify_indexes
 
+    runnable = {
+        fp: _runnable(p, table_of, options.verify_samples) for fp, p in planned.items()
+    }
+    drawn = {fp for fp, s in runnable.items() if s is not planned[fp].statement}
     served = {
-        index.index: [planned[s.fingerprint].statement for s in index.statements]
+        index.index: [runnable[s.fingerprint] for s in index.statements]
         for index in advice.indexes
     }
     result = verify_indexes(
         dsn, [i.index for i in advice.indexes], served, keep=keep, runs=options.verify_runs,
         samples=options.verify_samples, lock_timeout_s=options.lock_timeout_s,
-        statement_timeout_s=options.statement_timeout_s, progress=progress,
+        statement_timeout_s=options.statement_timeout_s, progress=progress, drawn=drawn,
     )  # fmt: skip
     advice.verified = True
     for index in advice.indexes:

@@ -33,6 +33,9 @@ class Table:
     indexes: list[ExistingIndex] = field(default_factory=list)
     distinct: dict[str, float] = field(default_factory=dict)  # column -> distinct values
     common: dict[str, frozenset[str]] = field(default_factory=dict)  # column -> MCVs as text
+    # column -> values the column holds, from pg_stats (MCVs, then histogram bounds): what
+    # verification runs a statement with when the workload has no parameters for it.
+    known_values: dict[str, list[str]] = field(default_factory=dict)
     analyzed: bool = True
 
     def btrees(self) -> list[ExistingIndex]:
@@ -80,7 +83,8 @@ JOIN pg_am am ON am.oid = ic.relam
 WHERE i.indrelid = ANY(%s)
 """
 _STATS = """
-SELECT c.oid, s.attname, s.n_distinct, s.most_common_vals::text::text[]
+SELECT c.oid, s.attname, s.n_distinct, s.most_common_vals::text::text[],
+       s.histogram_bounds::text::text[]
 FROM pg_stats s
 JOIN pg_namespace ns ON ns.nspname = s.schemaname
 JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = s.tablename
@@ -119,10 +123,13 @@ def load_catalog(conn: Any, names: set[str]) -> Catalog:
                 include=tuple(columns[nkeys:]), valid=valid, partial=partial, unique=unique,
             ))  # fmt: skip
         cur.execute(_STATS, (oids,))
-        for oid, column, n_distinct, common in cur.fetchall():
+        for oid, column, n_distinct, common, bounds in cur.fetchall():
             table = by_oid[oid]
             distinct = float(n_distinct or 0.0)
             table.distinct[column] = -distinct * table.rows if distinct < 0 else distinct
             if common:
                 table.common[column] = frozenset(common)
+            values = [v for v in [*(common or []), *(bounds or [])] if v is not None]
+            if values:
+                table.known_values[column] = values
     return catalog

@@ -20,7 +20,10 @@ from ._candidates import Candidate, TableUse
 from ._hypo import Explain, HypoSession, PlanResult
 from ._references import StatementRefs, parse_references, strip_list_comments
 
-__all__ = ["Coster", "Evaluation", "PlannedStatement", "dominant_values", "explains_for"]
+__all__ = [
+    "Coster", "Evaluation", "PlannedStatement", "dominant_values", "explains_for",
+    "parameters_from_statistics",
+]
 
 Config = frozenset[Candidate]
 
@@ -142,6 +145,38 @@ def dominant_values(
         if n >= share * seen and (value is None or value in common):
             found[(name, column)] = value
     return found
+
+
+def parameters_from_statistics(planned: PlannedStatement, table_of: dict[str, str],
+                               n: int) -> list[tuple[str, ...]]:  # fmt: skip
+    """Up to ``n`` parameter tuples for a statement the workload has no values for: each
+    ``$k`` compared with ``=`` (or IN) to a column takes values the column holds, spread over
+    its statistics (most common values, histogram bounds); LIMIT 10, OFFSET 0. Empty when a
+    parameter has no such source (a range bound, an expression)."""
+    refs = planned.refs
+    sources: dict[int, list[str]] = {k: [v] for k, v in refs.limits.items()}
+    for ref, (kind, raw) in refs.values.items():
+        if kind != "param":
+            continue
+        if ref.qualifier is not None:
+            written = refs.aliases.get(ref.qualifier)
+            uses = [planned.uses[table_of[written]]] if written in table_of and \
+                table_of[written] in planned.uses else []  # fmt: skip
+        else:
+            uses = [u for u in planned.uses.values() if ref.column in u.table.columns]
+        for use in uses[:1]:
+            values = use.table.known_values.get(ref.column)
+            if values:
+                sources.setdefault(int(raw), values)
+    if refs.max_param == 0 or any(k not in sources for k in range(1, refs.max_param + 1)):
+        return []
+    out: list[tuple[str, ...]] = []
+    for i in range(n):
+        out.append(tuple(
+            sources[k][int((i + 0.5) * len(sources[k]) / n) % len(sources[k])]
+            for k in range(1, refs.max_param + 1)
+        ))  # fmt: skip
+    return list(dict.fromkeys(out))
 
 
 class Coster:

@@ -62,6 +62,7 @@ class StatementRefs:
     other: list[ColumnRef] = field(default_factory=list)
     stars: list[str | None] = field(default_factory=list)
     values: dict[ColumnRef, Value] = field(default_factory=dict)
+    limits: dict[int, str] = field(default_factory=dict)  # $n of LIMIT / OFFSET -> a value
     max_param: int = 0
     kind: str = ""
 
@@ -181,7 +182,10 @@ class _Walker:
                 self.refs.order.append((column, sort.get("sortby_dir") == "SORTBY_DESC"))
             else:
                 self.other(sort.get("node"))
-        for key in ("limitCount", "limitOffset"):
+        for key, value in (("limitCount", "10"), ("limitOffset", "0")):
+            param = _value(body.get(key))
+            if param is not None and param[0] == "param":
+                self.refs.limits.setdefault(int(param[1]), value)
             self.other(body.get(key))
         for row in body.get("valuesLists", []):
             self.other(row)
@@ -271,6 +275,10 @@ class _Walker:
             return
         if lcol is not None and kind in ("AEXPR_IN", "AEXPR_OP_ANY") and op == "=":
             self.refs.eq.append(lcol)
+            items = right.get("List", {}).get("items", []) if isinstance(right, dict) else []
+            first = _value(items[0]) if items and kind == "AEXPR_IN" else None
+            if first is not None and first[0] == "param":
+                self.refs.values.setdefault(lcol, first)
             self.other(right)
             return
         if lcol is not None and (kind in _BETWEEN_KINDS or kind in _LIKE_KINDS):

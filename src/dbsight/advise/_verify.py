@@ -114,7 +114,11 @@ def verify_indexes(
     lock_timeout_s: float,
     statement_timeout_s: float,
     progress: Callable[[str, int, int], None] | None = None,
+    drawn: set[str] | frozenset[str] = frozenset(),
 ) -> VerifyResult:
+    """Build ``indexes``, measure the statements in ``served`` before and after, drop the
+    indexes unless ``keep``. ``drawn``: fingerprints whose samples are values drawn from the
+    column statistics, not from the traffic (said so in their note)."""
     import psycopg
 
     result = VerifyResult()
@@ -146,6 +150,9 @@ def verify_indexes(
                                  else "no parameter samples: not run")  # fmt: skip
             else:
                 measured.before_ms = runner.measure(todo)
+                if fingerprint in drawn:
+                    measured.note = ("run with values from the column statistics (pg_stats): "
+                                     "the workload had no parameters for it")  # fmt: skip
             step("verify: before")
         for candidate in indexes:
             try:
