@@ -54,7 +54,8 @@ def progress_on(console: Console) -> Iterator[Any]:
 def describe_verify(indexes: Sequence[AdvisedIndex], where: str, keep: bool) -> str:
     lines = [f"dbsight advise --verify will build {len(indexes)} index(es) on {where} "
              "(CREATE INDEX CONCURRENTLY, with lock_timeout), run the statements they serve "
-             "with their sampled parameters before and after (reads only, in read-only "
+             "with their sampled parameters (or values from the column statistics) before and after "
+             "(reads only, in read-only "
              "transactions rolled back), and "
              + ("keep the indexes (--keep):" if keep else "drop the indexes again:")]  # fmt: skip
     lines.extend(f"  {index.create}" for index in indexes)
@@ -73,6 +74,8 @@ def _speedup(index: AdvisedIndex) -> str:
                          f"{_ms(statement.measured_after_ms)})")  # fmt: skip
         elif statement.measure_note:
             parts.append(statement.measure_note)
+    if any(s.speedup is not None and s.measure_note for s in index.statements):
+        parts.append("(run with values from the column statistics)")
     if index.verify_error:
         parts.append(f"not built: {index.verify_error}")
     return "\n".join(parts) or "—"

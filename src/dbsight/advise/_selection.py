@@ -196,7 +196,8 @@ def _prune(selection: Selection, scorer: _Scorer, penalty: Callable[[Candidate],
             mine = (scorer.coster.get(statement, config) or _WORST).used
             others = (scorer.coster.get(statement, without) or _WORST).used
             if candidate in mine and others:
-                replacement = sorted(others)[0]
+                # The index on the same table that took over, if there is one.
+                replacement = min(others, key=lambda c: (c.table != candidate.table, c))
                 break
         selection.pruned[candidate] = replacement
         removed += 1
