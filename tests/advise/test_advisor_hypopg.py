@@ -12,7 +12,7 @@ from dbsight.advise import AdvisorError, AdvisorOptions, advise_indexes
 def _table(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int, v int)")
-        conn.execute("INSERT INTO t SELECT i, i FROM generate_series(1, 5000) i")
+        conn.execute("INSERT INTO t SELECT i, i FROM generate_series(1, 20000) i")
         conn.execute("ANALYZE t")
 
 

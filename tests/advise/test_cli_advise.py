@@ -221,3 +221,51 @@ def test_verify_keep(shop: str, tmp_path: Path, loaders: None) -> None:
     assert "keep the indexes (--keep)" in result.stderr
     assert "(kept)" in result.stdout
     assert any("(customer_id" in d for d in index_defs(shop, "orders"))
+
+
+def test_the_issue_s_scenario_from_a_capture_without_parameters(
+    shop: str, tmp_path: Path, loaders: None
+) -> None:
+    """Missing indexes including a join, an index that already covers its statement, a
+    table written far more than read: captured without parameters (normalized text only),
+    advised with --json."""
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("CREATE INDEX customers_email ON customers (email)")
+    texts = {
+        "join": ("SELECT li.product, li.qty FROM line_items li JOIN orders o "
+                 "ON o.id = li.order_id WHERE o.customer_id = $1", 300, 0.02),
+        "covered": ("SELECT id, country FROM customers WHERE email = $1", 500, 0.0002),
+        "missing": ("SELECT id, total FROM orders WHERE status = $1 AND created_at > $2 "
+                    "ORDER BY created_at", 200, 0.01),
+        "events_read": ("SELECT id FROM events WHERE kind = $1", 2, 0.003),
+        "events_write": ("INSERT INTO events (kind, payload, at) VALUES ($1, $2, $3)", 2500,
+                         0.0001),
+    }  # fmt: skip
+    lines, at = [], 1000.0
+    for text, calls, duration in texts.values():
+        info = analyze(text, "postgresql")
+        for _ in range(calls):
+            at += 0.01
+            lines.append(json.dumps({
+                "type": "statement", "session": 1, "at": at, "duration_s": duration,
+                "normalized": info.normalized, "fingerprint": info.fingerprint, "rows": 1,
+                "sqlstate": None, "in_transaction": False,
+            }))  # fmt: skip
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("\n".join(lines) + "\n")
+    result = advise("--dsn", shop, "--workload", str(capture), "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    fingerprints = {k: analyze(v[0], "postgresql").fingerprint for k, v in texts.items()}
+    by_table = {(i["table"], i["columns"][0]): i for i in document["indexes"]}
+    assert ("orders", "customer_id") in by_table and ("line_items", "order_id") in by_table
+    for key in (("orders", "customer_id"), ("line_items", "order_id")):
+        assert fingerprints["join"] in {s["fingerprint"] for s in by_table[key]["statements"]}
+    served = {s["fingerprint"] for i in document["indexes"] for s in i["statements"]}
+    assert fingerprints["missing"] in served
+    assert fingerprints["covered"] not in served, [(i["table"], i["columns"], i["include"], [(s["normalized"], s["cost_before"], s["cost_after"]) for s in i["statements"]]) for i in document["indexes"]]
+    assert all(i["table"] != "customers" for i in document["indexes"])
+    assert all(i["table"] != "events" for i in document["indexes"])
+    [events] = [r for r in document["rejected"] if r["table"] == "events"]
+    assert "events is written 1,250 times for each read" in events["reason"]
+    assert {s["plan"] for i in document["indexes"] for s in i["statements"]} == {"generic"}

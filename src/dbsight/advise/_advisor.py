@@ -43,10 +43,13 @@ _PLANNABLE = frozenset({"SelectStmt", "UpdateStmt", "DeleteStmt"})
 class AdvisorOptions:
     """Thresholds and limits. ``min_savings``: the planner cost drop a statement needs for an
     index to count as serving it (Dexter's 50 %). ``max_writes_per_read``: a table written
-    this many times for each read gets no index. ``index_write_ms`` and ``random_read_ms``:
+    this many times for each read gets no index. ``min_cost``: statements whose planner cost
+    is below it are cheap already (a key lookup, an index that covers them) and get no index
+    (Dexter's default, 100). ``index_write_ms`` and ``random_read_ms``:
     the write-cost estimate per index entry (see `_write_cost`)."""
 
     min_savings: float = 0.5
+    min_cost: float = 100.0
     samples_per_statement: int = 5
     dominant_share: float = 0.8
     min_dominant_samples: int = 5
@@ -202,6 +205,9 @@ class _Run:
                 del self.planned[fingerprint]
         self._tick("baseline", 1, 1)
         self.advice.analyzed = len(self.planned)
+        for planned in self.planned.values():
+            if planned.base is not None and planned.base.cost < options.min_cost:
+                planned.candidates = []  # cheap already: nothing to gain worth an index
 
     # -- write cost ----------------------------------------------------------------------
     def rates(self, table: str) -> TableRates:
