@@ -22,7 +22,7 @@ from ._references import StatementRefs, parse_references, strip_list_comments
 
 __all__ = [
     "Coster", "Evaluation", "PlannedStatement", "dominant_values", "explains_for",
-    "parameters_from_statistics",
+    "parameters_from_statistics", "usable_samples",
 ]
 
 Config = frozenset[Candidate]
@@ -68,6 +68,16 @@ class PlannedStatement:
         return max(0.0, 1.0 - evaluation.cost / self.base.cost)
 
 
+def usable_samples(statement: WorkloadStatement) -> list[Sample]:
+    """The samples whose parameters are text (or NULL): what can be written into EXECUTE.
+    A value a capture kept as bytes (``{"hex": ...}``) is of no use here."""
+    return [
+        s for s in statement.samples
+        if isinstance(s.sql, str)
+        and (s.params is None or all(v is None or isinstance(v, str) for v in s.params))
+    ]  # fmt: skip
+
+
 def _spread(samples: Sequence[Sample], n: int) -> list[Sample]:
     """Up to ``n`` distinct samples spread over the list (not just the first few)."""
     distinct = list(dict.fromkeys(samples))
@@ -83,7 +93,7 @@ def explains_for(
     """How to plan ``statement``: with its samples (real values) when it has usable ones,
     else its generic plan. Returns (explains, generic)."""
     explains: list[Explain] = []
-    for sample in _spread(statement.samples, samples_per_statement):
+    for sample in _spread(usable_samples(statement), samples_per_statement):
         sample_refs = parse_references(sample.sql)
         if sample_refs is None or sample_refs.kind != refs.kind:
             continue  # not one statement of the same kind: never sent to the database
@@ -111,7 +121,7 @@ def dominant_values(
     the column's most common values counts: a category (a status), never one user's value."""
     counts: dict[tuple[str, str], Counter[str | None]] = defaultdict(Counter)
     seen = 0
-    for sample in statement.samples[:limit]:
+    for sample in usable_samples(statement)[:limit]:
         refs = parse_references(sample.sql)
         if refs is None:
             continue

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..embedded.postgres import quote_ident, quote_literal
 from ._candidates import Candidate
+from ._costing import usable_samples
 from ._hypo import AdvisorError, _first_line
 from ._references import parse_references, strip_list_comments
 from ..workload import WorkloadStatement
@@ -46,7 +47,7 @@ def _runs(statement: WorkloadStatement, samples: int) -> list[tuple[str, tuple[s
     """What to execute for ``statement``: its samples as (sql, params), or its normalized
     text when it has no parameters. Nothing for a statement whose values are unknown."""
     out: list[tuple[str, tuple[str | None, ...] | None]] = []
-    for sample in list(dict.fromkeys(statement.samples))[:samples]:
+    for sample in list(dict.fromkeys(usable_samples(statement)))[:samples]:
         refs = parse_references(sample.sql)
         if refs is None or refs.kind != "SelectStmt":
             continue
