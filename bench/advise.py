@@ -118,8 +118,8 @@ def main() -> None:
             times.append(time.perf_counter() - started)
     assert advice is not None
     median = statistics.median(times)
-    print(f"workload: {len(load)} statements ({planned} to advise on, plus INSERT traffic) over {TABLES} tables, "
-          f"{args.rows:,} rows each")  # fmt: skip
+    print(f"workload: {len(load)} statements ({planned} to advise on, plus INSERT traffic) "
+          f"over {TABLES} tables, {args.rows:,} rows each")  # fmt: skip
     print(f"advice: {len(advice.indexes)} indexes, {len(advice.rejected)} rejected, "
           f"{advice.explains:,} EXPLAINs in {advice.round_trips:,} round trips")  # fmt: skip
     print(f"time: median {median:.2f} s of {args.rounds} rounds "

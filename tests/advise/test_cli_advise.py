@@ -266,7 +266,7 @@ def test_the_issue_s_scenario_from_a_capture_without_parameters(
         assert fingerprints["join"] in {s["fingerprint"] for s in by_table[key]["statements"]}
     served = {s["fingerprint"] for i in document["indexes"] for s in i["statements"]}
     assert fingerprints["missing"] in served
-    assert fingerprints["covered"] not in served, [(i["table"], i["columns"], i["include"], [(s["normalized"], s["cost_before"], s["cost_after"]) for s in i["statements"]]) for i in document["indexes"]]
+    assert fingerprints["covered"] not in served
     assert all(i["table"] != "customers" for i in document["indexes"])
     assert all(i["table"] != "events" for i in document["indexes"])
     [events] = [r for r in document["rejected"] if r["table"] == "events"]

@@ -69,7 +69,8 @@ class AdvisedIndex:
 
     @property
     def create(self) -> str:
-        return f"CREATE INDEX CONCURRENTLY {self.index.name()} {self.index.definition(self.index.table)}"
+        index = self.index
+        return f"CREATE INDEX CONCURRENTLY {index.name()} {index.definition(index.table)}"
 
     def to_dict(self) -> dict[str, Any]:
         c = self.index

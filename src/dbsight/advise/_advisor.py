@@ -158,7 +158,8 @@ class _Run:
                 self._note("not_analyzed", f"{table.name} has no statistics (never analyzed): "
                            "the planner's estimates, and so this advice, may be off; "
                            f"run ANALYZE {table.name}", table=table.name)  # fmt: skip
-        reads = [s for s in self.workload.by_total_time() if s.operation in ("select", "update", "delete")]
+        plannable = ("select", "update", "delete")
+        reads = [s for s in self.workload.by_total_time() if s.operation in plannable]
         generic = 0
         statements = reads[: options.max_statements]
         for done, statement in enumerate(statements, 1):
@@ -166,7 +167,8 @@ class _Run:
             about = {"fingerprint": statement.fingerprint, "normalized": statement.normalized}
             refs = parse_references(statement.normalized)
             if refs is None or refs.kind not in _PLANNABLE:
-                self._note("unparsed", "not one SELECT, UPDATE or DELETE the advisor can plan", **about)
+                self._note("unparsed", "not one SELECT, UPDATE or DELETE the advisor can plan",
+                           **about)  # fmt: skip
                 continue
             uses = resolve(refs, self.catalog)
             if not uses:
@@ -192,8 +194,9 @@ class _Run:
             self._note("truncated", f"only the {options.max_statements} statements with the most "
                        f"total time were weighed, of {len(reads)}")  # fmt: skip
         if generic:
-            self._note("generic_plan", f"{generic} statement(s) had no parameter samples: planned "
-                       "with generic plans (a capture with capture_params gives real values)")  # fmt: skip
+            self._note("generic_plan", f"{generic} statement(s) had no parameter samples: "
+                       "planned with generic plans (a capture with capture_params gives real "
+                       "values)")  # fmt: skip
         self._tick("baseline", 0, 1)
         self.coster.prepare((s, ()) for s in self.planned.values())
         for fingerprint, planned in list(self.planned.items()):
@@ -342,7 +345,8 @@ class _Run:
                 saved = statement.weight_ms * statement.fraction(evaluation)
                 if why is None:
                     served = self.coster.get(statement, final)
-                    if served is not None and statement.fraction(served) >= self.options.min_savings:
+                    minimum = self.options.min_savings
+                    if served is not None and statement.fraction(served) >= minimum:
                         why = "the advised set serves its statements" + (": " + ", ".join(
                             c.label(values=False) for c in sorted(served.used)
                         ) if served.used else "")  # fmt: skip
@@ -429,7 +433,8 @@ def _system(table: str) -> bool:
 def _event(index: AdvisedIndex) -> AdviceEvent:
     c = index.index
     speedups = [s.speedup for s in index.statements if s.speedup]
-    summary = f"create index on {c.label(values=False)}: serves {len(index.statements)} statement(s)"
+    summary = (f"create index on {c.label(values=False)}: serves {len(index.statements)} "
+               "statement(s)")  # fmt: skip
     if speedups:
         summary += f", measured {max(speedups):,.1f}× faster"
     return AdviceEvent(

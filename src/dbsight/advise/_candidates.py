@@ -70,7 +70,8 @@ class Candidate:
 
     def _keys(self, quote: bool = False) -> str:
         q = quote_ident if quote else (lambda name: name)
-        return ", ".join(q(c) + (" DESC" if d else "") for c, d in zip(self.columns, self.descending))
+        pairs = zip(self.columns, self.descending)
+        return ", ".join(q(c) + (" DESC" if d else "") for c, d in pairs)
 
     def definition(self, relation: str) -> str:
         """``ON <relation> (...) [INCLUDE (...)] [WHERE ...]``: the part every CREATE shares."""

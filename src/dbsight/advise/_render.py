@@ -54,9 +54,8 @@ def progress_on(console: Console) -> Iterator[Any]:
 def describe_verify(indexes: Sequence[AdvisedIndex], where: str, keep: bool) -> str:
     lines = [f"dbsight advise --verify will build {len(indexes)} index(es) on {where} "
              "(CREATE INDEX CONCURRENTLY, with lock_timeout), run the statements they serve "
-             "with their sampled parameters (or values from the column statistics) before and after "
-             "(reads only, in read-only "
-             "transactions rolled back), and "
+             "with their sampled parameters (or values from the column statistics) before and "
+             "after (reads only, in read-only transactions rolled back), and "
              + ("keep the indexes (--keep):" if keep else "drop the indexes again:")]  # fmt: skip
     lines.extend(f"  {index.create}" for index in indexes)
     return "\n".join(lines)
@@ -92,7 +91,9 @@ def render_advice(advice: IndexAdvice, console: Console) -> None:
                 f"{s.normalized}  ({s.calls:,} calls, {s.total_time_ms:,.0f} ms)"
                 for s in index.statements
             )
-            costs = "\n".join(f"{s.cost_before:,.1f} → {s.cost_after:,.1f}" for s in index.statements)
+            costs = "\n".join(
+                f"{s.cost_before:,.1f} → {s.cost_after:,.1f}" for s in index.statements
+            )
             overhead = index.write_overhead
             per = "/min" if overhead.get("window_s") else " in all"
             writes = (f"{overhead['writes_per_minute']:,.1f} writes{per}\n"

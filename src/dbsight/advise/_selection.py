@@ -32,7 +32,8 @@ Move = frozenset[Candidate]
 @dataclass(slots=True)
 class Selection:
     chosen: list[Candidate] = field(default_factory=list)
-    pruned: dict[Candidate, Candidate | None] = field(default_factory=dict)  # -> what made it pointless
+    # a pruned index -> the one that made it pointless
+    pruned: dict[Candidate, Candidate | None] = field(default_factory=dict)
     gains: dict[Candidate, float] = field(default_factory=dict)
 
 

@@ -43,10 +43,13 @@ class VerifyResult:
     errors: dict[Candidate, str] = field(default_factory=dict)
 
 
-def _runs(statement: WorkloadStatement, samples: int) -> list[tuple[str, tuple[str | None, ...] | None]]:
+Run = tuple[str, tuple[str | None, ...] | None]  # (sql, parameters)
+
+
+def _runs(statement: WorkloadStatement, samples: int) -> list[Run]:
     """What to execute for ``statement``: its samples as (sql, params), or its normalized
     text when it has no parameters. Nothing for a statement whose values are unknown."""
-    out: list[tuple[str, tuple[str | None, ...] | None]] = []
+    out: list[Run] = []
     for sample in list(dict.fromkeys(usable_samples(statement)))[:samples]:
         refs = parse_references(sample.sql)
         if refs is None or refs.kind != "SelectStmt":
@@ -92,7 +95,7 @@ class _Runner:
                     cur.execute("DEALLOCATE ALL")
         return statistics.median(times)
 
-    def measure(self, runs: list[tuple[str, tuple[str | None, ...] | None]]) -> float | None:
+    def measure(self, runs: list[Run]) -> float | None:
         import psycopg
 
         medians = []
@@ -199,9 +202,8 @@ def _create(conn: Any, candidate: Candidate, lock_timeout_s: float) -> str:
         qualified = f"{quote_ident(schema)}.{quote_ident(name)}"
         cur.execute(f"SET lock_timeout = {int(lock_timeout_s * 1000)}")
         try:
-            cur.execute(
-                f"CREATE INDEX CONCURRENTLY {quote_ident(name)} {candidate.definition(candidate.table)}"
-            )
+            definition = candidate.definition(candidate.table)
+            cur.execute(f"CREATE INDEX CONCURRENTLY {quote_ident(name)} {definition}")
         except psycopg.Error:
             cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified}")
             raise
