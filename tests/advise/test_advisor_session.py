@@ -84,3 +84,17 @@ def test_samples_as_sent_with_comments_and_semicolons_are_planned(pg_dsn: str) -
     assert not [f for f in advice.findings if f["kind"] == "explain_failed"]
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT to_regclass('b')").fetchone()[0] == "b"
+
+
+def test_a_candidate_hypopg_refuses_costs_only_itself(pg_dsn: str) -> None:
+    """xid has no btree operator class: HypoPG refuses an index on it, the rest goes on."""
+    setup(pg_dsn, SCRIPT + ";\nCREATE TABLE x (id int, tx xid);\n"
+          "INSERT INTO x SELECT i, (i % 1000)::text::xid FROM generate_series(1, 20000) i;\n"
+          "ANALYZE x")  # fmt: skip
+    w = workload(
+        statement("SELECT * FROM a WHERE v = 1", calls=100, total_ms=900),
+        statement("SELECT id FROM x WHERE tx = '5'::xid", calls=100, total_ms=900),
+    )
+    advice = advise_indexes(pg_dsn, w)
+    assert [i.index.table for i in advice.indexes] == ["a"]
+    assert advice.analyzed == 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..workload import Sample, WorkloadStatement
 from ._candidates import Candidate, TableUse
-from ._hypo import Explain, HypoSession, PlanResult
+from ._hypo import Explain, HypoSession, IndexSetError, PlanResult
 from ._references import StatementRefs, parse_references, strip_list_comments
 
 __all__ = [
@@ -210,7 +210,10 @@ class Coster:
         for config, statements in groups.items():
             planned = list(statements.values())
             self.requests += len(planned)
-            results = self.session.evaluate(sorted(config), [s.explains for s in planned])
+            try:
+                results = self.session.evaluate(sorted(config), [s.explains for s in planned])
+            except IndexSetError:  # a candidate HypoPG refuses: the set is worth nothing
+                results = [None] * len(planned)
             for statement, runs in zip(planned, results):
                 self._cache[(statement.fingerprint, config)] = _evaluation(runs)
 

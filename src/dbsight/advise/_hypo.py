@@ -26,7 +26,7 @@ from typing import Any
 from ..embedded.postgres import quote_literal
 from ._candidates import Candidate
 
-__all__ = ["AdvisorError", "Explain", "HypoSession", "PlanResult", "check_hypopg"]
+__all__ = ["AdvisorError", "Explain", "HypoSession", "IndexSetError", "PlanResult", "check_hypopg"]
 
 # How many EXPLAINs go in one message: enough to save round trips, few enough that a failing
 # batch costs little to redo.
@@ -36,6 +36,11 @@ LOCK_TIMEOUT_MS = 2000
 
 class AdvisorError(Exception):
     """The advisor cannot run: HypoPG missing or not enabled, the database unreachable, ..."""
+
+
+class IndexSetError(Exception):
+    """HypoPG could not create a set of hypothetical indexes (a type without a btree
+    operator class, say): nothing can be planned with that set; others still can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +169,10 @@ class HypoSession:
     def size(self, candidate: Candidate) -> int:
         """``hypopg_relation_size`` of ``candidate`` (estimated bytes)."""
         if candidate not in self.sizes:
-            self.evaluate((candidate,), [])
+            try:
+                self.evaluate((candidate,), [])
+            except IndexSetError:
+                return 0
         return self.sizes.get(candidate, 0)
 
     # -- EXPLAIN -------------------------------------------------------------------------
@@ -185,8 +193,7 @@ class HypoSession:
                 out.extend(self._run(prefix, chunk, indexes))
             except _BatchError:
                 if prefix:  # the index set itself failed: nothing can be planned with it
-                    raise AdvisorError("HypoPG could not create " + ", ".join(
-                        c.label(values=False) for c in indexes)) from None  # fmt: skip
+                    raise IndexSetError(", ".join(c.label(values=False) for c in indexes)) from None
                 out.extend(self._one_by_one(chunk, indexes))
         return out
 
