@@ -207,3 +207,22 @@ def test_nothing_is_left_in_the_database(shop: str) -> None:
 def _timestamp(dsn: str, expression: str) -> str:
     with psycopg.connect(dsn) as conn:
         return str(conn.execute(f"SELECT ({expression})::timestamptz::text").fetchone()[0])
+
+
+def test_write_cost_outweighs_a_small_read_saving(shop: str) -> None:
+    """Written 500 times for each read: under the 1,000 rule, but the upkeep of the index on
+    every write (sized by hypopg_relation_size) costs more than the reads would save."""
+    insert = statement(
+        "INSERT INTO events (kind, payload, at) VALUES ('a', 'b', now())",
+        calls=50_000, total_ms=5_000, rows=50_000,
+    )  # fmt: skip
+    read = statement("SELECT id, at FROM events WHERE kind = 'k7'", calls=100, total_ms=10)
+    advice = advise_indexes(shop, workload(insert, read, window_s=600.0))
+    assert advised(advice, "events") == []
+    [rejected] = [r for r in advice.rejected if r.index.table == "events"]
+    assert rejected.reason.startswith("its write cost (~"), rejected.reason
+    assert "ms/min of index upkeep) outweighs the read time" in rejected.reason
+    overhead = rejected.write_overhead
+    assert overhead is not None and overhead["index_size_bytes"] > 100_000
+    assert overhead["writes_per_read"] == pytest.approx(500)
+    assert overhead["estimated_write_ms_per_minute"] > overhead["estimated_read_ms_saved_per_minute"]
