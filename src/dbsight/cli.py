@@ -433,6 +433,14 @@ def advise(
     --create-extension). Sources can be combined; they are joined by fingerprint. Progress
     goes to stderr; statements are shown normalized.
     """
+    try:
+        import psycopg  # noqa: F401  (the "analysis" extra)
+    except ModuleNotFoundError as exc:
+        Console(stderr=True).print(
+            f"dbsight advise needs {exc.name!r}, which is not installed: "
+            "pip install 'dbsight[analysis]'"
+        )
+        raise typer.Exit(2) from None
     from .advise._cli import AdviseRequest, run_advise
 
     request = AdviseRequest(

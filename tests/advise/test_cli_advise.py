@@ -107,7 +107,7 @@ def advise(*args: str) -> Any:
 def test_a_workload_source_is_required(tmp_path: Path) -> None:
     result = advise("--dsn", "postgresql://u@127.0.0.1:1/db")
     assert result.exit_code == 2
-    assert "needs a workload: --workload FILE" in result.stderr
+    assert result.stderr.startswith("dbsight advise: a workload is needed: --workload FILE")
     assert "Traceback" not in result.output
 
 

@@ -37,7 +37,7 @@ class UsageError(Exception):
 
 def check(request: AdviseRequest) -> None:
     if not (request.workload or request.from_url or request.pg_stat_statements):
-        raise UsageError("dbsight advise needs a workload: --workload FILE (a capture of "
+        raise UsageError("a workload is needed: --workload FILE (a capture of "
                          "dbsight proxy --capture), --from URL (a running dbsight) or "
                          "--pg-stat-statements")  # fmt: skip
     if request.keep and not request.verify:
