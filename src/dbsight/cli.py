@@ -716,6 +716,82 @@ def _progress(console: Console, wanted: bool) -> tuple[Any, Callable[[str, int, 
 
 
 @command
+def advise(
+    dsn: Annotated[
+        str, typer.Option(help="The PostgreSQL to advise on (postgresql://user@host:port/db); "
+                          "it needs HypoPG.")
+    ],
+    workload: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="A capture written by dbsight proxy --capture (with "
+                     "capture_params, statements are planned with their real parameters)."),
+    ] = None,
+    from_url: Annotated[
+        str | None,
+        typer.Option("--from", metavar="URL", help="A running dbsight: an instrumented "
+                     "service or the proxy's admin port (its /metrics/summary)."),
+    ] = None,
+    pg_stat_statements: Annotated[
+        bool,
+        typer.Option("--pg-stat-statements",
+                     help="The statements pg_stat_statements holds for --dsn's database."),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token for --from."),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Build each advised index for real (CREATE INDEX "
+                     "CONCURRENTLY), measure the statements it serves before and after, "
+                     "then drop it. Changes the database: use a staging copy."),
+    ] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="With --verify: keep the indexes it built.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the advice as one JSON document.")
+    ] = False,
+    create_extension: Annotated[
+        bool,
+        typer.Option("--create-extension", help="Run CREATE EXTENSION hypopg when HypoPG is "
+                     "installed on the server but not enabled in the database (changes it)."),
+    ] = False,
+    min_savings: Annotated[
+        float,
+        typer.Option(min=1.0, max=99.0, help="Planner cost drop, in percent, a statement "
+                     "needs for an index to count as serving it."),
+    ] = 50.0,
+) -> None:
+    """Index advice with HypoPG for a workload: which indexes to create, the statements each
+    serves, its cost before and after, its write cost, and with --verify the measured speed-up.
+
+    Statements are weighted by their observed total time and planned with the parameter
+    values seen in traffic (generic plans without them); hypothetical indexes are chosen as
+    a set for the whole workload, including both sides of a join, partial and covering
+    (INCLUDE) indexes. Nothing is created in the database without --verify (or
+    --create-extension). Sources can be combined; they are joined by fingerprint. Progress
+    goes to stderr; statements are shown normalized.
+    """
+    try:
+        import psycopg  # noqa: F401  (the "analysis" extra)
+    except ModuleNotFoundError as exc:
+        Console(stderr=True).print(
+            f"dbsight advise needs {exc.name!r}, which is not installed: "
+            "pip install 'dbsight[analysis]'"
+        )
+        raise typer.Exit(2) from None
+    from .advise._cli import AdviseRequest, run_advise
+
+    request = AdviseRequest(
+        dsn=dsn, workload=workload, from_url=from_url, pg_stat_statements=pg_stat_statements,
+        token=token, verify=verify, keep=keep, json=json_output,
+        create_extension=create_extension, min_savings=min_savings / 100.0,
+    )  # fmt: skip
+    raise typer.Exit(run_advise(request))
+
+
+@command
 def version() -> None:
     """Print dbsight's version."""
     typer.echo(__version__)
