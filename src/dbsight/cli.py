@@ -80,6 +80,14 @@ RateOption = Annotated[
 PortOption = Annotated[
     int, typer.Option(min=0, max=65535, help="Port of the sample service (0: a free one).")
 ]
+DemoReportOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--report", dir_okay=False,
+        help="Where to write the HTML report (default: dbsight-demo.html in the "
+        "system's temporary directory).",
+    ),
+]  # fmt: skip
 
 
 @command
@@ -90,6 +98,7 @@ def demo(
     rate: RateOption = 100.0,
     slow_ms: SlowMsOption = 10.0,
     port: PortOption = 0,
+    report: DemoReportOption = None,
 ) -> None:
     """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
 
@@ -97,7 +106,9 @@ def demo(
     serves a FastAPI service instrumented with dbsight.instrument(app) and
     dbsight.instrument(pool), sends it traffic, and prints what the service's own
     /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
-    patterns. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
+    patterns; then its recommendations: the indexes the slow endpoints need, verified on the
+    demo's database with their measured speed-up, plan findings, failing database checks, and
+    an HTML report with all of it. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
     started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
     """
     try:
@@ -116,6 +127,7 @@ def demo(
         rate=rate or None,
         slow_query_threshold_ms=slow_ms,
         port=port,
+        **({"report": report} if report is not None else {}),
     )
     raise typer.Exit(run_demo(config))
 

@@ -326,9 +326,11 @@ def _temp_dir_of(output: str) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
     pg_server: Any,  # skips the test where no PostgreSQL binaries are installed
+    tmp_path: Path,
 ) -> None:
     marker = uuid.uuid4().hex
-    args = ["--duration", "10", "--scale", str(TEST_SCALE), "--slow-ms", "2"]
+    report = tmp_path / "demo-report.html"
+    args = ["--duration", "10", "--scale", str(TEST_SCALE), "--slow-ms", "2", "--report", str(report)]
     done = subprocess.run(
         DEMO + args, env=_demo_env(marker), capture_output=True, text=True, timeout=180
     )
@@ -338,6 +340,12 @@ def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
         assert title in output
     assert "Seq Scan on" in output
     assert "/orders/recent" in output
+    # the recommendations: index advice verified on the demo's database, the checks, the report
+    recommendations = output[output.index("Recommendations"):]
+    assert "Indexes to create" in recommendations or "no index would pay" in recommendations
+    assert "database checks" in recommendations.lower()
+    assert f"HTML report: {report}" in " ".join(recommendations.split())
+    assert "<title>dbsight report" in report.read_text()
     # what is gone on exit is not offered as links or paths to open, but said to be gone
     assert "psql postgresql://" not in output and "/metrics/summary" not in output
     assert "slow-query log   /" not in output

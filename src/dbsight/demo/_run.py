@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from .. import _runtime
 from .._signals import sigterm_as_ctrl_c
 from ..embedded.postgres import EmbeddedPostgres
 from ..export.slowlog import PLAN_GRACE_S, SlowQuerySink
-from ._schema import SampleSize, load_sample_data
+from ._recommend import print_recommendations, recommend
+from ._schema import SampleSize, enable_extensions, load_sample_data
 from ._server import serve_app
 from ._summary import print_summary
 from ._traffic import drive_traffic
@@ -50,6 +51,7 @@ POSTGRES_SETTINGS = {"max_parallel_workers_per_gather": 0}
 # In the demo's temporary directory:
 SLOW_LOG = "slow-queries.jsonl"
 DBSIGHT_LOG = "dbsight.log"
+REPORT = "dbsight-demo.html"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class DemoConfig:
     rate: float | None = DEFAULT_RATE
     slow_query_threshold_ms: float = 10.0
     port: int = 0
+    # The HTML report's path: outside the demo's temporary directory, so it outlives the demo.
+    report: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / REPORT)
 
     @property
     def traffic_s(self) -> float:
@@ -171,6 +175,7 @@ async def _session(
     """Everything after PostgreSQL is up."""
     with console.status(f"loading the sample data (scale {config.scale:g})"):
         size = await load_sample_data(dsn, config.scale)
+        await enable_extensions(dsn)
     _loaded(console, size)
     app = create_app(dsn, pool_max_size=max(config.concurrency, 2))
     try:
@@ -193,6 +198,12 @@ async def _session(
                 await _plans_settled(settings.explain_timeout_ms / 1000 + PLAN_GRACE_S)
                 summary = await _get_json(client, "/metrics/summary")
             print_summary(console, summary, traffic, config.slow_query_threshold_ms)
+            with console.status("recommendations") as status:
+                found = await asyncio.to_thread(
+                    recommend, dsn, summary, config.report, sources=[base_url],
+                    progress=lambda step: status.update(f"recommendations: {step}"),
+                )  # fmt: skip
+            print_recommendations(console, found, summary)
             phase.base_url = base_url
             if config.duration_s is None:  # the links and paths work while it serves
                 _print_urls(console, base_url, dsn, tmp)

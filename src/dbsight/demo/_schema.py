@@ -176,3 +176,24 @@ async def load_sample_data(dsn: str, scale: float = 1.0) -> SampleSize:
     return SampleSize(
         size.customers, size.products, size.orders, int(items), time.perf_counter() - started
     )
+
+
+# What the demo's analysis uses: hypothetical indexes for the index advisor, the server's
+# own statement totals beside dbsight's (preloaded by the embedded server).
+_EXTENSIONS = ("hypopg", "pg_stat_statements")
+
+
+async def enable_extensions(dsn: str) -> list[str]:
+    """Create the analysis extensions the server has in ``dsn``'s database; returns those
+    it could not (not installed: the advice then says what is missing)."""
+    missing = []
+    conn = await asyncpg.connect(dsn)
+    try:
+        for name in _EXTENSIONS:
+            try:
+                await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
+            except asyncpg.PostgresError:
+                missing.append(name)
+    finally:
+        await conn.close()
+    return missing
