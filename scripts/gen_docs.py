@@ -148,7 +148,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "JSON lines.",
         "capture_max_bytes": "Size at which the capture file is rotated.",
         "capture_backups": "Rotated capture files kept (`file.1` the newest).",
-        "capture_params": "Also capture the extended protocol's parameter values.",
+        "capture_params": "Also capture each statement's own text and its parameter values as text "
+        "(what `dbsight replay` and the index advisor's real parameters need; literals then reach "
+        "the file).",
     },
     "AllowStep": {
         "users": "User names admitted; empty: any.",

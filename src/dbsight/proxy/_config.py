@@ -188,7 +188,7 @@ class ProxyConfig(BaseModel):
     capture: Path | None = None
     capture_max_bytes: int = Field(100 * 2**20, ge=4096)
     capture_backups: int = Field(5, ge=0, le=1000)
-    capture_params: bool = False  # also the extended protocol's parameter values: off by default
+    capture_params: bool = False  # also each statement's text and parameter values: off by default
 
     @field_validator("listen", "admin")
     @classmethod
