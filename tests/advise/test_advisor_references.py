@@ -110,3 +110,13 @@ def test_a_partial_predicate_value_is_quoted_and_left_out_of_labels() -> None:
     assert partial.predicate() == "\"status\" = 'it''s'"
     assert "it's" not in partial.label(values=False) and "it's" not in partial.key
     assert Candidate("orders", ("a",), (False,), where=("b", None)).predicate() == '"b" IS NULL'
+
+
+def test_a_with_query_name_is_not_a_table_and_is_walked_once() -> None:
+    refs = parse_references(
+        "WITH recent AS (SELECT id FROM orders WHERE status = $1)"
+        " SELECT * FROM recent r JOIN customers c ON c.id = r.id"
+    )
+    assert refs is not None
+    assert sorted(refs.tables) == ["customers", "orders"]
+    assert [column.column for column in refs.eq] == ["status"]

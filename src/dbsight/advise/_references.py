@@ -135,9 +135,12 @@ def _value(node: Any) -> Value | None:
 class _Walker:
     def __init__(self, refs: StatementRefs) -> None:
         self.refs = refs
+        # names of the statement's WITH queries: a FROM item of that name is not a table
+        self.ctes: set[str] = set()
 
     # -- statements ---------------------------------------------------------------------
     def statement(self, kind: str, body: dict[str, Any]) -> None:
+        self.cte_names(body)
         if kind == "SelectStmt":
             self.select(body)
         elif kind in ("UpdateStmt", "DeleteStmt", "InsertStmt"):
@@ -150,7 +153,14 @@ class _Walker:
             select = body.get("selectStmt")
             if isinstance(select, dict) and "SelectStmt" in select:
                 self.select(select["SelectStmt"])
-        self.with_clause(body.get("withClause"))
+            self.with_clause(body.get("withClause"))  # a SELECT's: walked by select()
+
+    def cte_names(self, body: dict[str, Any]) -> None:
+        """Learn the WITH names before the FROM items that may use them are walked."""
+        for cte in (body.get("withClause") or {}).get("ctes", []):
+            name = cte.get("CommonTableExpr", {}).get("ctename")
+            if name:
+                self.ctes.add(name)
 
     def with_clause(self, clause: Any) -> None:
         for cte in (clause or {}).get("ctes", []):
@@ -160,6 +170,7 @@ class _Walker:
                     self.statement(kind, body)
 
     def select(self, body: dict[str, Any]) -> None:
+        self.cte_names(body)
         for side in ("larg", "rarg"):  # UNION / INTERSECT / EXCEPT
             if body.get(side):
                 self.select(body[side])
@@ -195,7 +206,7 @@ class _Walker:
         if not isinstance(node, dict):
             return
         name = node.get("relname")
-        if not name:
+        if not name or (not node.get("schemaname") and name in self.ctes):
             return
         if node.get("schemaname"):
             name = f"{node['schemaname']}.{name}"
