@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# the catalog queries stay out of the workloads read back from pg_stat_statements
+from ..workload import ANALYSIS_MARK
+
 __all__ = ["Catalog", "ExistingIndex", "Table", "load_catalog"]
 
 
@@ -57,7 +60,7 @@ class Catalog:
         return self.tables.get(name) if name is not None else None
 
 
-_RESOLVE = """
+_RESOLVE = ANALYSIS_MARK + """
 SELECT n, c.oid, c.oid::regclass::text, c.reltuples,
        EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = ns.nspname AND s.tablename = c.relname)
 FROM unnest(%s::text[]) AS n
@@ -66,11 +69,11 @@ JOIN pg_namespace ns ON ns.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm')
   AND ns.nspname NOT IN ('pg_catalog', 'information_schema')
 """
-_COLUMNS = """
+_COLUMNS = ANALYSIS_MARK + """
 SELECT attrelid, attname, format_type(atttypid, atttypmod)
 FROM pg_attribute WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped
 """
-_INDEXES = """
+_INDEXES = ANALYSIS_MARK + """
 SELECT i.indrelid, i.indexrelid::regclass::text, am.amname, i.indisvalid, i.indisunique,
        i.indpred IS NOT NULL, i.indnkeyatts, i.indoption::int2[],
        ARRAY(SELECT coalesce(a.attname, '')
@@ -82,7 +85,7 @@ JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_am am ON am.oid = ic.relam
 WHERE i.indrelid = ANY(%s)
 """
-_STATS = """
+_STATS = ANALYSIS_MARK + """
 SELECT c.oid, s.attname, s.n_distinct, s.most_common_vals::text::text[],
        s.histogram_bounds::text::text[]
 FROM pg_stats s
@@ -96,7 +99,7 @@ def load_catalog(conn: Any, names: set[str]) -> Catalog:
     """The catalog entries for ``names`` (tables as statements write them)."""
     catalog = Catalog()
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_size_bytes(current_setting('shared_buffers'))")
+        cur.execute(ANALYSIS_MARK + " SELECT pg_size_bytes(current_setting('shared_buffers'))")
         row = cur.fetchone()
         if row is not None:
             catalog.shared_buffers_bytes = int(row[0])
