@@ -22,7 +22,8 @@ CREATE TABLE events (id bigserial PRIMARY KEY, kind text NOT NULL, payload text,
 CREATE TABLE line_items (order_id int NOT NULL, product text NOT NULL, qty int NOT NULL);
 INSERT INTO customers
 SELECT i, 'user' || i || '@example.com', (ARRAY['fr','de','us','jp'])[1 + i % 4],
-       now() - i * interval '1 minute'
+       -- spread over the heap: a range of created_at is not a run of neighbouring pages
+       now() - ((i * 7919) % 20000) * interval '1 minute'
 FROM generate_series(1, 20000) i;
 INSERT INTO orders
 SELECT i, 1 + (i * 7919) % 20000,
