@@ -172,9 +172,9 @@ def resolve(refs: StatementRefs, catalog: Catalog) -> dict[str, TableUse]:
             for use in uses.values():
                 use.star = True
         else:
-            written = refs.aliases.get(qualifier)
-            if written in tables:
-                uses[tables[written].name].star = True
+            named = refs.aliases.get(qualifier)
+            if named is not None and named in tables:
+                uses[tables[named].name].star = True
     # A column compared to a value in one place and joined in another counts as joined only
     # once: equality wins (it serves both).
     for use in uses.values():

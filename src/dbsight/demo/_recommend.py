@@ -102,9 +102,9 @@ def _routes(summary: Mapping[str, Any]) -> dict[str, str]:
     """Each fingerprint's busiest route."""
     routes: dict[str, str] = {}
     for row in summary.get("top") or ():
-        by_route = row.get("routes") or {}
+        by_route: dict[str, int] = row.get("routes") or {}
         if by_route:
-            routes[str(row.get("fingerprint"))] = max(by_route, key=by_route.get)
+            routes[str(row.get("fingerprint"))] = max(by_route, key=lambda r: by_route[r])
     return routes
 
 

@@ -423,7 +423,7 @@ class SlowQuerySink(QueryObserver):
         explainer: Any,
         sql: str,
         params: object | None,
-        done: Callable[[Any, str | None], None],
+        done: Callable[..., None],
         plan: Any,
         error: str | None,
     ) -> None:
