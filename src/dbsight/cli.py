@@ -448,10 +448,10 @@ def check(
     from .check import CheckError, CheckThresholds, run_checks
     from .check._progress import check_progress
     from .check._render import render_report
-    from .check._session import valid_dsn
+    from .core._dsn import invalid_dsn
 
     for value, hint in ((dsn, "--dsn"), *((r, "--replica") for r in replica or ())):
-        problem = valid_dsn(value)
+        problem = invalid_dsn(value)
         if problem:
             raise typer.BadParameter(problem, param_hint=hint)
     thresholds = CheckThresholds(

@@ -17,7 +17,8 @@ from ._indexes import DUPLICATE_INDEXES, INVALID_INDEXES, UNUSED_INDEXES
 from ._maintenance import DEAD_TUPLES, TRANSACTION_ID_WRAPAROUND, VACUUM_ANALYZE
 from ._report import CheckError, CheckReport, CheckResult
 from ._sequences import SEQUENCES
-from ._session import connect, describe_dsn, one_line
+from ..core._dsn import describe_dsn, first_line
+from ._session import connect
 from ._thresholds import CheckThresholds
 
 __all__ = ["CHECKS", "CHECK_NAMES", "run_checks"]
@@ -109,7 +110,7 @@ def _run_one(check: Check, context: Context) -> CheckResult:
         with context.session.transaction():
             outcome = check.run(context)
     except (psycopg.Error, CheckError) as exc:
-        message = one_line(str(exc))
+        message = first_line(exc)
         if isinstance(exc, psycopg.errors.QueryCanceled):
             message = f"{message} (after {time.monotonic() - started:.1f} s)"
         return CheckResult(check.name, check.title, check.severity, "error", message)
