@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Shops
+from report_helpers import Shops
 from contract import CHECKS, advice_for
 
 from dbsight.report import (

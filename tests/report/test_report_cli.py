@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Shops
+from report_helpers import Shops
 from typer.testing import CliRunner
 
 from dbsight.cli import app as cli
