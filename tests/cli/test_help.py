@@ -19,7 +19,7 @@ from dbsight.proxy import ProxyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DBSIGHT = [sys.executable, "-c", "from dbsight.cli import main; main()"]
-COMMANDS = ["demo", "analyze", "top", "proxy", "version"]
+COMMANDS = ["demo", "analyze", "top", "proxy", "check", "replay", "report", "advise", "version"]
 
 
 def help_of(*args: str, width: int = 200) -> str:
