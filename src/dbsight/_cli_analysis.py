@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from ._progress import progress_on
 
 __all__ = ["advise", "check", "replay", "report"]
 
@@ -74,7 +75,6 @@ def check(
     error and does not fail the run.
     """
     from .check import CheckError, CheckThresholds, run_checks
-    from .check._progress import check_progress
     from .check._render import render_report
     from .core._dsn import invalid_dsn
 
@@ -87,7 +87,8 @@ def check(
         blocked_s=blocked_s, unused_index_min_bytes=unused_index_min_bytes,
     )  # fmt: skip
     try:
-        with check_progress() as progress:
+        # one bar, named after the check running ("" once all have run)
+        with progress_on("check", describe=lambda name: name or "done", single=True) as progress:
             report = run_checks(
                 dsn, replicas=replica or (), thresholds=thresholds, timeout_s=timeout,
                 progress=progress,
@@ -189,7 +190,7 @@ def replay(
             sides = ("A", "B")
         else:
             assert file is not None and target is not None
-            with _replay_progress(err) as progress:
+            with progress_on("replay", err, single=True) as progress:
                 report = asyncio.run(replay_async(
                     file, target, speed=speed, concurrency=concurrency,
                     allow_writes=allow_writes, progress=progress,
@@ -205,28 +206,6 @@ def replay(
     if compare_reports is not None:
         out.print(f"A: {compare_reports[0]}\nB: {compare_reports[1]}", markup=False, highlight=False)
     render(report, out, before=sides[0], after=sides[1])
-
-
-def _replay_progress(console: Console) -> Any:
-    """A progress bar on ``console`` (stderr) when it is a terminal; the callback it takes
-    (None otherwise: quiet)."""
-    import contextlib
-
-    if not console.is_terminal:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    @contextlib.contextmanager
-    def shown() -> Any:
-        bar = Progress(
-            "[bold]replay[/bold]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
-        )  # fmt: skip
-        with bar:
-            task = bar.add_task("statements", total=None)
-            yield lambda done, total: bar.update(task, completed=done, total=total)
-
-    return shown()
 
 
 def report(
@@ -307,9 +286,8 @@ def report(
             summary_url(url)
         except ReportError as exc:
             raise typer.BadParameter(str(exc).removeprefix("--from "), param_hint="--from") from None
-    bar, progress = _progress(err, dsn is not None)
     try:
-        with bar:
+        with progress_on("report", err) as progress:
             inputs = gather(
                 from_ or [], workload, dsn, token=token, timeout_s=timeout, progress=progress,
                 warn=lambda message: err.print(f"dbsight report: {message}", markup=False),
@@ -331,26 +309,6 @@ def report(
         err.print(f"dbsight report: cannot write {output}: {exc.strerror or exc}", markup=False)
         raise typer.Exit(1) from None
     err.print(f"dbsight report: wrote {output}", markup=False)
-
-
-def _progress(console: Console, wanted: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
-    """A progress bar on stderr for the long steps (the index advice), on a terminal only:
-    the bar (a context manager) and its callback."""
-    import contextlib
-
-    if not (wanted and console.is_terminal):
-        return contextlib.nullcontext(), None
-    from rich.progress import Progress
-
-    bar = Progress(console=console, transient=True)
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total or None)
-        bar.update(tasks[stage], completed=done, total=total or None)
-
-    return bar, update
 
 
 def advise(

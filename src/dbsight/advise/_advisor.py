@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .._progress import ProgressCallback as Progress
 from ..core._dsn import describe_dsn
 from ..workload import Sample, Workload, WorkloadStatement
 from ._advice import AdvisedIndex, IndexAdvice, Rejected, ServedStatement
@@ -36,7 +37,6 @@ from ._write_cost import TableRates, WriteCost, table_rates, write_cost
 
 __all__ = ["AdvisorOptions", "advise_indexes"]
 
-Progress = Callable[[str, int, int], None]
 _PLANNABLE = frozenset({"SelectStmt", "UpdateStmt", "DeleteStmt"})
 
 

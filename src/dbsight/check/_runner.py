@@ -4,11 +4,13 @@ that one failing query (permission denied, a timeout) leaves the others running.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import psycopg
 
+from .._progress import ProgressCallback as Progress
+from ..core._dsn import describe_dsn, first_line
 from ._activity import BLOCKED_QUERIES, CONNECTIONS, IDLE_IN_TRANSACTION, LONG_RUNNING_QUERIES
 from ._base import Check, Context, Outcome
 from ._cache import CACHE_HIT_RATIO, SEQUENTIAL_SCANS
@@ -17,7 +19,6 @@ from ._indexes import DUPLICATE_INDEXES, INVALID_INDEXES, UNUSED_INDEXES
 from ._maintenance import DEAD_TUPLES, TRANSACTION_ID_WRAPAROUND, VACUUM_ANALYZE
 from ._report import CheckError, CheckReport, CheckResult
 from ._sequences import SEQUENCES
-from ..core._dsn import describe_dsn, first_line
 from ._session import connect
 from ._thresholds import CheckThresholds
 
@@ -42,7 +43,6 @@ CHECKS: tuple[Check, ...] = (
 CHECK_NAMES: tuple[str, ...] = tuple(check.name for check in CHECKS)
 DEFAULT_TIMEOUT_S = 10.0
 
-Progress = Callable[[str, int, int], None]
 
 
 def run_checks(

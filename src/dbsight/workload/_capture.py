@@ -18,10 +18,11 @@ import math
 import random
 import re
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from .._progress import ProgressCallback as Progress
 from ..stats import _histogram
 from ._errors import WorkloadError
 from ._filter import UTILITY, is_utility
@@ -39,8 +40,6 @@ PROGRESS_BYTES: Final = 4 * 2**20
 # json.loads without its type and encoding checks: a capture is ASCII JSON, a line at a time
 _decode = json.JSONDecoder().decode
 
-# progress(stage, done, total): bytes read of the capture's files
-Progress = Callable[[str, int, int], None]
 
 
 def capture_files(path: Path | str, *, rotated: bool = True) -> list[Path]:
