@@ -108,8 +108,9 @@ def demo(
     /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
     patterns; then its recommendations: the indexes the slow endpoints need, verified on the
     demo's database with their measured speed-up, plan findings, failing database checks, and
-    an HTML report with all of it. Then it keeps serving until Ctrl-C, or exits with --duration. Everything it
-    started (PostgreSQL, the service, temporary files) is removed on exit, also on Ctrl-C.
+    an HTML report with all of it. Then it keeps serving until Ctrl-C, or exits with
+    --duration. Everything it started (PostgreSQL, the service, temporary files) is removed
+    on exit, also on Ctrl-C.
     """
     try:
         from .demo import DemoConfig, run_demo
