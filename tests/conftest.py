@@ -15,3 +15,14 @@ def fresh_runtime():
     _runtime.reset()
     yield _runtime
     _runtime.reset()
+
+
+@pytest.fixture
+def advice_events():
+    """The advice events (dbsight.advise.subscribe) emitted while the test runs, in order."""
+    from dbsight.advise import subscribe, unsubscribe
+
+    seen = []
+    subscribe(seen.append)
+    yield seen
+    unsubscribe(seen.append)

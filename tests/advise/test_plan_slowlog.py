@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,11 @@ import pytest
 import sqlalchemy
 
 import dbsight
-from dbsight.advise import AdviceEvent, subscribe, unsubscribe
+from dbsight.advise import AdviceEvent
 from dbsight.core import Settings
 
 SECRET = 4242  # a constant of the statement: it must not leave the process
 BIG_SCAN = f"SELECT * FROM big WHERE val = {SECRET}"
-
-
-@pytest.fixture
-def events() -> Iterator[list[AdviceEvent]]:
-    seen: list[AdviceEvent] = []
-    subscribe(seen.append)
-    yield seen
-    unsubscribe(seen.append)
 
 
 def configure(fresh_runtime: Any, tmp_path: Path, **settings: Any) -> Any:
@@ -64,7 +55,7 @@ def run_sync(dsn: str, sql: str) -> None:
 
 
 def test_explain_analyze_findings_on_the_line_the_summary_and_events(
-    plan_db: str, fresh_runtime: Any, tmp_path: Path, events: list[AdviceEvent]
+    plan_db: str, fresh_runtime: Any, tmp_path: Path, advice_events: list[AdviceEvent]
 ) -> None:
     runtime = configure(fresh_runtime, tmp_path, explain_analyze=True)
     run_sync(plan_db, BIG_SCAN)
@@ -84,11 +75,11 @@ def test_explain_analyze_findings_on_the_line_the_summary_and_events(
     [slow] = [row for row in document["slow"] if row["fingerprint"] == line["fingerprint"]]
     assert slow["findings"] == line["findings"]
     # each finding once, as a plan event keyed by kind, relation and statement
-    keys = {event.key for event in events}
+    keys = {event.key for event in advice_events}
     assert f"plan:seq_scan:big:{line['fingerprint']}" in keys
-    assert all(event.kind == "plan" for event in events)
+    assert all(event.kind == "plan" for event in advice_events)
     assert str(SECRET) not in json.dumps(line)
-    assert str(SECRET) not in json.dumps([event.to_dict() for event in events])
+    assert str(SECRET) not in json.dumps([event.to_dict() for event in advice_events])
 
 
 def test_a_plain_explain_looks_the_table_size_up(

@@ -1,46 +1,13 @@
-"""Real HTTP servers on loopback for the CLI tests: uvicorn in a thread of its own, so that a
-synchronous command (CliRunner, a subprocess) can talk to it while the test waits."""
+"""Canned HTTP endpoints for the CLI tests, served by `asgi_server.serve_in_thread` (uvicorn
+in a thread of its own, so that a synchronous command can talk to it while the test waits)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import uvicorn
-
-STARTUP_TIMEOUT_S = 30.0
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free 127.0.0.1 port while the block runs; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="tests-cli-server", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:
-            assert thread.is_alive(), "the server thread stopped before serving"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-
 
 Answer = tuple[int, str, bytes]
 

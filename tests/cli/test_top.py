@@ -23,7 +23,8 @@ import asyncpg
 import httpx
 import psycopg
 import pytest
-from cli_servers import CannedEndpoint, json_answer, serve_in_thread
+from asgi_server import serve_in_thread
+from cli_servers import CannedEndpoint, json_answer
 from fastapi import FastAPI
 from rich.console import Console
 from typer.testing import CliRunner

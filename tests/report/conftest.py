@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,10 @@ from dbsight.demo import load_sample_data
 from dbsight.proxy._config import ProxyConfig
 from dbsight.testing import PgServer
 from dbsight.testing.proxy import RunningProxy
+from report_helpers import Shops
 
 SCALE = 0.05
 SLOW_MS = 1.0  # low enough for the sample data's sequential scans to be slow
-
-
-@dataclass
-class Shops:
-    urls: list[str]  # shop-a (direct), shop-b (through the proxy)
-    capture: Path
-    dsn: str
-    proxy: RunningProxy
 
 
 def _free_port() -> int:

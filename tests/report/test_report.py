@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Shops
+from report_helpers import Shops
 from contract import CHECKS, advice_for
 
 from dbsight.report import (
@@ -285,10 +285,11 @@ def test_failed_parts_say_why() -> None:
 def test_fetch_summary_errors(shops: Shops) -> None:
     with pytest.raises(ReportError, match=r"answered 404 .*dbsight service or the proxy"):
         fetch_summary(shops.urls[0] + "/elsewhere")
-    with pytest.raises(ReportError, match="expects an http:// or https:// URL"):
+    with pytest.raises(ReportError, match="is not an http:// or https:// URL"):
         fetch_summary("file:///etc/passwd")
     closed = shops.urls[0].rsplit(":", 1)[0] + ":1"
-    with pytest.raises(ReportError, match=r"cannot read http://127\.0\.0\.1:1/metrics/summary"):
+    refused = r"cannot connect to http://127\.0\.0\.1:1/metrics/summary"
+    with pytest.raises(ReportError, match=refused):
         fetch_summary(closed, timeout_s=2)
     # the summary URL itself is accepted as well as the base
     assert fetch_summary(shops.urls[0] + "/metrics/summary")["service"] == "shop-a"

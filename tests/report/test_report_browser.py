@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Shops
+from report_helpers import Shops
 from contract import CHECKS, advice_for
 
 from dbsight.report import ReportInputs, build_report, fetch_summary, read_capture, report_json

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Shops
+from report_helpers import Shops
 from typer.testing import CliRunner
 
 from dbsight.cli import app as cli
@@ -48,7 +48,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     for args, message in [
         ((), "nothing to report: give --from URL, --workload FILE or --dsn DSN"),
         (("--from", "http://127.0.0.1:1"), "give -o FILE for the HTML report (or --json)"),
-        (("--from", "ftp://example", "--json"), "expects an http:// or https:// URL"),
+        (("--from", "ftp://example", "--json"), "is not an http:// or https:// URL"),
         (("--dsn", "mysql://x", "--json"), "expected a postgresql:// URL"),
         (("--workload", str(tmp_path / "none.jsonl"), "--json"), "does not exist"),
     ]:
@@ -61,7 +61,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_unreadable_inputs_exit_1(shops: Shops, tmp_path: Path) -> None:
     result = _run("--from", "http://127.0.0.1:1", "--timeout", "2", "--json")
     assert result.exit_code == 1
-    assert result.stderr.startswith("dbsight report: cannot read http://127.0.0.1:1/metrics/summary")
+    refused = "dbsight report: cannot connect to http://127.0.0.1:1/metrics/summary"
+    assert result.stderr.startswith(refused)
     assert len(result.stderr.strip().splitlines()) == 1
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"type":"statement"}\n{"type":"session_end"}\n')

@@ -18,6 +18,7 @@ from dbsight.workload import (
     Sample,
     WorkloadError,
     capture_files,
+    capture_lines,
     capture_records,
     from_capture,
 )
@@ -186,3 +187,21 @@ def test_unreadable_captures_are_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert len(from_capture(empty)) == 0 and from_capture(empty).window_s is None
+
+
+def test_capture_lines_say_where_each_line_stands_and_which_is_last(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    record = json.dumps({"type": "session_start", "session": 1, "at": 1.0})
+    path.with_name("capture.jsonl.1").write_text(f"{record}\n[1, 2]\n")
+    path.write_text(f"{record}\n\n{record}\n{record[:12]}")  # the last line cut short
+    lines = list(capture_lines(path))
+    assert [(line.file.name, line.number, line.last) for line in lines] == [
+        ("capture.jsonl.1", 1, False), ("capture.jsonl.1", 2, True),
+        ("capture.jsonl", 1, False), ("capture.jsonl", 3, False), ("capture.jsonl", 4, True),
+    ]  # fmt: skip
+    assert [line.problem for line in lines] == [
+        None, "not a capture record (no type)", None, None, "not JSON"
+    ]
+    assert lines[0].record == json.loads(record)
+    corrupt: list[int] = []
+    assert len(list(capture_records(path, corrupt=corrupt))) == 3 and corrupt == [2]

@@ -203,5 +203,6 @@ def test_an_unreachable_database_is_one_line(unused_tcp_port: int) -> None:
     with pytest.raises(WorkloadError) as caught:
         from_pg_stat_statements(dsn)
     message = str(caught.value)
-    assert message.startswith("cannot connect to database shop on 127.0.0.1:")
+    where = f"postgresql://nobody@127.0.0.1:{unused_tcp_port}/shop"
+    assert message.startswith(f"cannot connect to {where}: ")
     assert "secret" not in message and "\n" not in message

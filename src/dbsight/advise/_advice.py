@@ -75,11 +75,7 @@ class AdvisedIndex:
     def to_dict(self) -> dict[str, Any]:
         c = self.index
         return {
-            "table": c.table,
-            "columns": list(c.columns),
-            "directions": ["desc" if d else "asc" for d in c.descending],
-            "include": list(c.include),
-            "where": c.predicate(),
+            **_index_fields(c),
             "create": self.create,
             "key": c.key,
             "statements": [s.to_dict() for s in self.statements],
@@ -92,6 +88,17 @@ class AdvisedIndex:
         }
 
 
+def _index_fields(index: Candidate) -> dict[str, Any]:
+    """The fields that say which index, the same in an advised and a rejected one."""
+    return {
+        "table": index.table,
+        "columns": list(index.columns),
+        "directions": ["desc" if d else "asc" for d in index.descending],
+        "include": list(index.include),
+        "where": index.predicate(),
+    }
+
+
 @dataclass(slots=True)
 class Rejected:
     index: Candidate
@@ -100,13 +107,8 @@ class Rejected:
     write_overhead: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.index
         return {
-            "table": c.table,
-            "columns": list(c.columns),
-            "directions": ["desc" if d else "asc" for d in c.descending],
-            "include": list(c.include),
-            "where": c.predicate(),
+            **_index_fields(self.index),
             "reason": self.reason,
             "fingerprints": list(self.fingerprints),
             "write_overhead": self.write_overhead,

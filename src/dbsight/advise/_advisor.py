@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .._progress import ProgressCallback as Progress
+from ..core._dsn import describe_dsn
 from ..workload import Sample, Workload, WorkloadStatement
 from ._advice import AdvisedIndex, IndexAdvice, Rejected, ServedStatement
 from ._candidates import Candidate, candidates_for, resolve
@@ -33,9 +35,8 @@ from ._references import parse_references, strip_list_comments
 from ._selection import select_indexes
 from ._write_cost import TableRates, WriteCost, table_rates, write_cost
 
-__all__ = ["AdvisorOptions", "advise_indexes", "masked_dsn"]
+__all__ = ["AdvisorOptions", "advise_indexes"]
 
-Progress = Callable[[str, int, int], None]
 _PLANNABLE = frozenset({"SelectStmt", "UpdateStmt", "DeleteStmt"})
 
 
@@ -72,22 +73,6 @@ class AdvisorOptions:
             raise ValueError("verify_runs and samples_per_statement must be at least 1")
 
 
-def masked_dsn(dsn: str) -> str:
-    """``dsn`` as ``user@host:port/dbname``, without its password."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        info = conninfo_to_dict(dsn)
-    except Exception:
-        return "the database"
-    host = str(info.get("host") or "localhost")
-    if host.startswith("/"):
-        host = f"socket {host}"
-    user = f"{info['user']}@" if info.get("user") else ""
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"{user}{host}{port}/{info.get('dbname') or info.get('user') or ''}"
-
-
 def advise_indexes(
     dsn: str,
     workload: Workload,
@@ -118,7 +103,7 @@ def advise_indexes(
         session.close()
     if verify and advice.indexes:
         if before_verify is not None:
-            before_verify(advice.indexes, masked_dsn(dsn))
+            before_verify(advice.indexes, describe_dsn(dsn))
         _verify(dsn, advice, run.planned, run.catalog.written, keep=keep, options=options,
                 progress=progress)  # fmt: skip
     advice.elapsed_s = time.perf_counter() - started

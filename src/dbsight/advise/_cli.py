@@ -14,6 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..core._dsn import invalid_dsn
+
 __all__ = ["AdviseRequest", "run_advise"]
 
 
@@ -44,13 +46,9 @@ def check(request: AdviseRequest) -> None:
         raise UsageError("--keep keeps the indexes --verify builds: give --verify too")
     if request.workload is not None and not request.workload.exists():
         raise UsageError(f"--workload: no such file: {request.workload}")
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        conninfo_to_dict(request.dsn)
-    except Exception:
-        raise UsageError("--dsn: not a PostgreSQL connection string "
-                         "(postgresql://user@host:port/dbname)") from None  # fmt: skip
+    problem = invalid_dsn(request.dsn)
+    if problem:
+        raise UsageError(f"--dsn: {problem} (postgresql://user@host:port/dbname)")
 
 
 def _load(request: AdviseRequest):  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core._dsn import cannot_connect, first_line
 from ..embedded.postgres import quote_literal
 from ._candidates import Candidate
 
@@ -121,7 +122,7 @@ class HypoSession:
         try:
             conn = psycopg.connect(dsn, autocommit=True, application_name="dbsight advise")
         except psycopg.Error as exc:
-            raise AdvisorError(f"cannot connect to the database: {_first_line(exc)}") from None
+            raise AdvisorError(cannot_connect(dsn, exc)) from None
         try:
             _ensure_hypopg(conn, create_extension)
             # Never wait long behind a lock (an ALTER TABLE queued behind the advisor would
@@ -280,10 +281,6 @@ class _BatchError(Exception):
     pass
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def check_hypopg(dsn: str, *, create_extension: bool = False) -> None:
     """Raise `AdvisorError` unless HypoPG is usable in the database at ``dsn`` (created there
     first with ``create_extension``): what a command checks before reading its workload."""
@@ -319,4 +316,4 @@ def _ensure_hypopg(conn: Any, create_extension: bool) -> None:
         try:
             cur.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
         except psycopg.Error as exc:
-            raise AdvisorError(f"CREATE EXTENSION hypopg failed: {_first_line(exc)}") from None
+            raise AdvisorError(f"CREATE EXTENSION hypopg failed: {first_line(exc)}") from None

@@ -5,14 +5,14 @@ Statements appear as normalized text only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from .._progress import ProgressCallback
+from .._progress import progress_on as shared_progress
 from ._advice import AdvisedIndex, IndexAdvice
 
 __all__ = ["describe_verify", "progress_on", "render_advice"]
@@ -29,26 +29,10 @@ _STAGES = {
 }
 
 
-@contextmanager
-def progress_on(console: Console) -> Iterator[Any]:
-    """A ``progress(stage, done, total)`` callback drawing a bar on ``console`` when it is a
-    terminal; one that does nothing otherwise."""
-    if not console.is_terminal:
-        yield None
-        return
-    bar = Progress(
-        TextColumn("[bold]advise[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        console=console, transient=True,
-    )  # fmt: skip
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, 1))
-
-    with bar:
-        yield update
+def progress_on(console: Console) -> AbstractContextManager[ProgressCallback | None]:
+    """The advisor's ``progress(stage, done, total)`` drawn on ``console`` when it is a
+    terminal (a bar per stage); None otherwise."""
+    return shared_progress("advise", console, describe=lambda stage: _STAGES.get(stage, stage))
 
 
 def describe_verify(indexes: Sequence[AdvisedIndex], where: str, keep: bool) -> str:

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core._dsn import cannot_connect, first_line
 from ..embedded.postgres import quote_ident, quote_literal
 from ._candidates import Candidate
 from ._costing import usable_samples
-from ._hypo import AdvisorError, _first_line
+from ._hypo import AdvisorError
 from ._references import parse_references, strip_list_comments
 from ..workload import WorkloadStatement
 
@@ -129,7 +130,7 @@ def verify_indexes(
     try:
         conn = psycopg.connect(dsn, autocommit=True, application_name="dbsight advise --verify")
     except psycopg.Error as exc:
-        raise AdvisorError(f"cannot connect to the database: {_first_line(exc)}") from None
+        raise AdvisorError(cannot_connect(dsn, exc)) from None
     statements: dict[str, WorkloadStatement] = {}
     for group in served.values():
         for statement in group:
@@ -162,7 +163,7 @@ def verify_indexes(
             try:
                 result.created[candidate] = _create(conn, candidate, lock_timeout_s)
             except psycopg.Error as exc:
-                result.errors[candidate] = _first_line(exc)
+                result.errors[candidate] = first_line(exc)
             step("verify: create")
         for fingerprint, todo in plans.items():
             if todo:
@@ -176,7 +177,7 @@ def verify_indexes(
             try:
                 conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
             except psycopg.Error as exc:
-                result.errors[candidate] = f"could not drop {name}: {_first_line(exc)}"
+                result.errors[candidate] = f"could not drop {name}: {first_line(exc)}"
         conn.close()
     return result
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import Check, Context, Finding, Outcome, count, plural, size
-from ._session import connect, describe_dsn
+from ..core._dsn import describe_dsn
+from ._session import connect
 
 __all__ = ["DUPLICATE_INDEXES", "INVALID_INDEXES", "UNUSED_INDEXES"]
 

@@ -4,11 +4,13 @@ that one failing query (permission denied, a timeout) leaves the others running.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import psycopg
 
+from .._progress import ProgressCallback as Progress
+from ..core._dsn import describe_dsn, first_line
 from ._activity import BLOCKED_QUERIES, CONNECTIONS, IDLE_IN_TRANSACTION, LONG_RUNNING_QUERIES
 from ._base import Check, Context, Outcome
 from ._cache import CACHE_HIT_RATIO, SEQUENTIAL_SCANS
@@ -17,7 +19,7 @@ from ._indexes import DUPLICATE_INDEXES, INVALID_INDEXES, UNUSED_INDEXES
 from ._maintenance import DEAD_TUPLES, TRANSACTION_ID_WRAPAROUND, VACUUM_ANALYZE
 from ._report import CheckError, CheckReport, CheckResult
 from ._sequences import SEQUENCES
-from ._session import connect, describe_dsn, one_line
+from ._session import connect
 from ._thresholds import CheckThresholds
 
 __all__ = ["CHECKS", "CHECK_NAMES", "run_checks"]
@@ -41,7 +43,6 @@ CHECKS: tuple[Check, ...] = (
 CHECK_NAMES: tuple[str, ...] = tuple(check.name for check in CHECKS)
 DEFAULT_TIMEOUT_S = 10.0
 
-Progress = Callable[[str, int, int], None]
 
 
 def run_checks(
@@ -109,7 +110,7 @@ def _run_one(check: Check, context: Context) -> CheckResult:
         with context.session.transaction():
             outcome = check.run(context)
     except (psycopg.Error, CheckError) as exc:
-        message = one_line(str(exc))
+        message = first_line(exc)
         if isinstance(exc, psycopg.errors.QueryCanceled):
             message = f"{message} (after {time.monotonic() - started:.1f} s)"
         return CheckResult(check.name, check.title, check.severity, "error", message)

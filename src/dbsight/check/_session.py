@@ -8,32 +8,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from ..core._dsn import cannot_connect
 from ._report import CheckError
 
-__all__ = ["Session", "connect", "describe_dsn"]
+__all__ = ["Session", "connect"]
 
 APPLICATION_NAME = "dbsight check"
 CONNECT_TIMEOUT_S = 10
 # A catalog function such as pg_relation_size waits for a lock an ALTER TABLE holds: give up
 # soon rather than queue behind it (and make the application's statements queue behind us).
 LOCK_TIMEOUT_MS = 2_000
-
-
-def describe_dsn(dsn: str) -> str:
-    """``dsn`` as a report may show it: postgresql://user@host:port/dbname, no password."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "(unparsable DSN)"
-    user = str(parts.get("user") or "")
-    host = str(parts.get("host") or "localhost")
-    port = parts.get("port")
-    dbname = str(parts.get("dbname") or "")
-    where = f"{host}:{port}" if port else str(host)
-    return f"postgresql://{user + '@' if user else ''}{where}/{dbname}"
 
 
 class Session:
@@ -83,21 +69,6 @@ def connect(dsn: str, *, timeout_s: float) -> Session:
             application_name=APPLICATION_NAME,
         )
     except psycopg.Error as exc:
-        raise CheckError(f"cannot connect to {describe_dsn(dsn)}: {one_line(str(exc))}") from None
+        raise CheckError(cannot_connect(dsn, exc)) from None
     conn.read_only = True  # every transaction opened from now on is BEGIN READ ONLY
     return Session(conn, max(1, round(timeout_s * 1000)))
-
-
-def one_line(message: str) -> str:
-    """A server or driver message on one line (they come with DETAIL and HINT lines)."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
-
-
-def valid_dsn(dsn: str) -> str | None:
-    """Why ``dsn`` is not a PostgreSQL connection string, or None when it is one."""
-    try:
-        conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        return f"not a PostgreSQL connection string: {one_line(str(exc))}"
-    return None

@@ -27,19 +27,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncRawCursor
 from psycopg.pq import TransactionStatus
 
+from .._progress import ProgressCallback as Progress
 from ._errors import ReplayError
 from ._policy import Policy
 from ._reader import Boundary, Capture, CapturedSession, CapturedStatement
 from ._target import connect
 
-Progress = Callable[[int, int], None]  # (statements sent, statements to send)
+
+STAGE = "statements"  # progress(STAGE, statements sent, statements to send)
 
 # the SQLSTATE a statement gets when its session lost its connection before it ran
 CONNECTION_LOST = "08006"
@@ -113,7 +115,7 @@ class _Run:
         self.result.outcomes.append(outcome)
         self.done += 1
         if self.progress is not None:
-            self.progress(self.done, self.total)
+            self.progress(STAGE, self.done, self.total)
 
 
 async def play(
@@ -127,7 +129,7 @@ async def play(
     await probe.close()
     run = _Run(capture, target, options, policy, progress, total)
     if progress is not None:
-        progress(0, total)
+        progress(STAGE, 0, total)
     await asyncio.gather(*(_play_session(run, session) for session in capture.sessions))
     run.result.wall_s = time.perf_counter() - run.start
     return run.result

@@ -3,18 +3,19 @@
 Each session is the statements and transaction boundaries it recorded, in the order written
 (the proxy writes a session's records in the order they happened). The rotated backups of the
 file (``path.N`` ... ``path.1``, oldest first) are read before it, so a session cut by a
-rotation is played whole. Session ids start again at 1 when the proxy restarts: a
+rotation is played whole; the lines are read by `dbsight.workload.capture_lines`, the one
+reader of the capture format. Session ids start again at 1 when the proxy restarts: a
 ``session_start`` for an id already open begins a new session.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..workload import CaptureLine, WorkloadError, capture_lines
 from ._errors import bad_input
 
 
@@ -68,16 +69,6 @@ class Capture:
         return sum(1 for s in self.sessions for _ in s.statements)
 
 
-def capture_files(path: Path) -> list[Path]:
-    """``path`` and its rotated backups, oldest first."""
-    backups: list[Path] = []
-    n = 1
-    while (backup := path.with_name(f"{path.name}.{n}")).is_file():
-        backups.append(backup)
-        n += 1
-    return [*reversed(backups), path]
-
-
 def read_capture(path: str | Path, *, rotated: bool = True) -> Capture:
     """The sessions of the capture at ``path`` (with its backups when ``rotated``); raises
     `ReplayError` for a file that is missing, unreadable or not a capture."""
@@ -94,32 +85,35 @@ def read_capture(path: str | Path, *, rotated: bool = True) -> Capture:
             sessions.append(found)
         return found
 
-    for file in capture_files(path) if rotated else [path]:
-        for number, record in _records(file):
-            kind = record.get("type")
-            try:
-                if kind == "statement":
-                    statement = _statement(record)
-                    session(statement.session, statement.at).steps.append(statement)
-                elif kind == "transaction":
-                    event = record["event"]
-                    if event not in ("begin", "commit", "rollback"):
-                        raise ValueError(f"unknown transaction event {event!r}")
-                    boundary = Boundary(int(record["session"]), event, float(record["at"]))
-                    session(boundary.session, boundary.at).steps.append(boundary)
-                elif kind == "session_start":
-                    sid = int(record["session"])
-                    open_sessions.pop(sid, None)  # the proxy restarted: a new session
-                    session(sid, float(record["at"]))
-                elif kind == "session_end":
-                    open_sessions.pop(int(record["session"]), None)
-                elif kind is None:
-                    raise ValueError("a record without a type")
-                # other types: records a later dbsight may add, not needed to replay
-            except (KeyError, TypeError, ValueError) as exc:
-                raise bad_input(
-                    f"{file}, line {number}: not a dbsight capture record ({_reason(exc)})"
-                ) from None
+    for line in _lines(path, rotated):
+        where = f"{line.file}, line {line.number}"
+        record = line.record
+        if record is None:
+            raise bad_input(
+                f"{where}: {line.problem}; expected a capture written by dbsight proxy --capture"
+            )
+        kind = record["type"]
+        try:
+            if kind == "statement":
+                statement = _statement(record)
+                session(statement.session, statement.at).steps.append(statement)
+            elif kind == "transaction":
+                event = record["event"]
+                if event not in ("begin", "commit", "rollback"):
+                    raise ValueError(f"unknown transaction event {event!r}")
+                boundary = Boundary(int(record["session"]), event, float(record["at"]))
+                session(boundary.session, boundary.at).steps.append(boundary)
+            elif kind == "session_start":
+                sid = int(record["session"])
+                open_sessions.pop(sid, None)  # the proxy restarted: a new session
+                session(sid, float(record["at"]))
+            elif kind == "session_end":
+                open_sessions.pop(int(record["session"]), None)
+            # other types: records a later dbsight may add, not needed to replay
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad_input(
+                f"{where}: not a dbsight capture record ({_reason(exc)})"
+            ) from None
     sessions = [s for s in sessions if any(True for _ in s.statements)]
     if not sessions:
         raise bad_input(f"{path}: the capture holds no statements")
@@ -127,25 +121,11 @@ def read_capture(path: str | Path, *, rotated: bool = True) -> Capture:
     return Capture(path, sessions, first_at)
 
 
-def _records(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _lines(path: Path, rotated: bool) -> Iterator[CaptureLine]:
     try:
-        handle = file.open("rb")
-    except OSError as exc:
-        raise bad_input(f"{file}: cannot read it ({exc.strerror or exc})") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                raise bad_input(
-                    f"{file}, line {number}: not JSON; expected a capture written by "
-                    "dbsight proxy --capture"
-                ) from None
-            if not isinstance(record, dict):
-                raise bad_input(f"{file}, line {number}: not a dbsight capture record")
-            yield number, record
+        yield from capture_lines(path, rotated=rotated)
+    except WorkloadError as exc:  # a file that cannot be read
+        raise bad_input(str(exc)) from None
 
 
 def _statement(record: dict[str, Any]) -> CapturedStatement:

@@ -7,13 +7,13 @@ import asyncio
 from pathlib import Path
 
 from ..advise import AdviceEvent, emit
+from ..core._dsn import describe_dsn
 from ._compare import compare_reports, from_outcomes, read_report
 from ._explain import explain_regressions
 from ._player import PlayOptions, Progress, play
 from ._policy import SKIP_REASONS
 from ._reader import read_capture
 from ._report import ReplayReport
-from ._target import mask_dsn
 
 
 async def replay_async(
@@ -43,7 +43,7 @@ async def replay_async(
     report = ReplayReport(
         results,
         skipped,
-        mask_dsn(target),
+        describe_dsn(target),
         {
             "capture": str(recorded.path),
             "sessions": result.sessions,

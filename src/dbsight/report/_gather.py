@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._progress import ProgressCallback as Progress
 from ._inputs import ReportInputs, fetch_summary, read_capture
 from ._merge import capture_statements, combine, merge_summaries
 
-Progress = Callable[[str, int, int], None]
 
 
 def _quiet(stage: str, done: int, total: int) -> None:

@@ -1,19 +1,17 @@
-"""What a report is made of (`ReportInputs`) and the two small readers it needs of its own:
-a running dbsight's ``/metrics/summary`` document as it is (`fetch_summary`) and the
-statement records of a proxy capture with their times (`read_capture`).
+"""What a report is made of (`ReportInputs`) and the two views it needs of its sources: a
+running dbsight's ``/metrics/summary`` document as it is (`fetch_summary`) and the statement
+records of a proxy capture with their times (`read_capture`).
 
-``dbsight.workload.from_summary`` and ``from_capture`` read the same sources into a
+``dbsight.workload.from_summary`` and ``from_capture`` add the same sources up into a
 `Workload`, which has no per-record times and no slow queries; the report needs both (the
-timeline, the real durations, the plans), hence these readers. They stay small on purpose.
+timeline, the real durations, the plans). Both views are read by the workload package's
+readers (one fetcher of the summary, one reader of the capture format); the report adds the
+checks of what it shows and its own error type.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
 
 SUMMARY_PATH = "/metrics/summary"
 SUMMARY_LIMIT = 500  # the most /metrics/summary lists (web._reports.MAX_SUMMARY_TOP)
-_EXCERPT = 120
 
 
 class ReportError(Exception):
@@ -77,47 +74,28 @@ class ReportInputs:
 # -- /metrics/summary ----------------------------------------------------------------------
 def summary_url(url: str) -> str:
     """The summary URL of ``url`` (a service's or proxy admin port's base URL, or the
-    summary itself), asking for up to `SUMMARY_LIMIT` statements."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ReportError(f"--from expects an http:// or https:// URL, got {url!r}")
-    path = parts.path.rstrip("/")
-    if not path.endswith(SUMMARY_PATH):
-        path += SUMMARY_PATH
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    query["limit"] = str(SUMMARY_LIMIT)
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), "")
-    )
+    summary itself), asking for up to `SUMMARY_LIMIT` statements by total time."""
+    from ..workload import WorkloadError
+    from ..workload import summary_url as workload_summary_url
+
+    try:
+        return workload_summary_url(url, SUMMARY_LIMIT)
+    except WorkloadError as exc:
+        raise ReportError(f"--from {exc}") from None
 
 
 def fetch_summary(url: str, *, token: str | None = None, timeout_s: float = 10.0) -> dict[str, Any]:
-    """The ``/metrics/summary`` document of a running dbsight, as JSON; `ReportError`
-    saying what to check when it cannot be had."""
+    """The ``/metrics/summary`` document of a running dbsight, as JSON (read by
+    `dbsight.workload.fetch_summary`); `ReportError` saying what to check when it cannot be
+    had, or when it lacks a figure the report shows."""
+    from ..workload import WorkloadError
+    from ..workload import fetch_summary as workload_fetch_summary
+
     target = summary_url(url)
-    headers = {"Accept": "application/json", "User-Agent": "dbsight-report"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(target, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        hint = {
-            401: ": a token is required or was refused (--token)",
-            403: ": a token is required or was refused (--token)",
-            404: ": is it a dbsight service or the proxy's admin port?",
-        }.get(exc.code, "")
-        raise ReportError(f"{target} answered {exc.code} {exc.reason}{hint}") from None
-    except urllib.error.URLError as exc:
-        raise ReportError(f"cannot read {target}: {exc.reason}") from None
-    except (TimeoutError, OSError) as exc:
-        raise ReportError(f"cannot read {target}: {exc or type(exc).__name__}") from None
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        excerpt = " ".join(body[: _EXCERPT * 4].decode("utf-8", "replace").split())[:_EXCERPT]
-        raise ReportError(f"{target} did not answer JSON: {excerpt!r}") from None
+        document = workload_fetch_summary(url, token=token, timeout_s=timeout_s)
+    except WorkloadError as exc:
+        raise ReportError(str(exc)) from None
     problem = summary_problem(document)
     if problem:
         raise ReportError(f"{target} did not answer a dbsight summary: {problem}")
@@ -145,36 +123,25 @@ def summary_problem(document: Any) -> str | None:
 
 
 # -- captures ------------------------------------------------------------------------------
-def capture_files(path: Path, rotated: bool = True) -> list[Path]:
-    """The capture's files, oldest first: ``path.N`` ... ``path.1``, then ``path``."""
-    files = [path]
-    if rotated:
-        n = 1
-        while (backup := path.with_name(f"{path.name}.{n}")).exists():
-            files.insert(0, backup)
-            n += 1
-    return files
-
-
 def read_capture(path: str | Path, *, rotated: bool = True) -> list[CaptureStatement]:
     """The statement records of a capture written by ``dbsight proxy --capture`` (and of
-    its rotated files), in file order; parameters, if any, are not read."""
+    its rotated files), in file order, read by `dbsight.workload.capture_lines`; parameters,
+    if any, are not read. A line that is not a record is refused, but for the last line of
+    the file still being written (cut short)."""
+    from ..workload import WorkloadError, capture_lines
+
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"no capture file at {path}")
     statements: list[CaptureStatement] = []
-    for file in capture_files(path, rotated):
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ReportError(f"cannot read the capture {file}: {exc}") from None
-        for number, line in enumerate(lines, 1):
-            if '"statement"' not in line:
+    try:
+        for line in capture_lines(path, rotated=rotated):
+            record = line.record
+            if record is not None and record["type"] != "statement":
                 continue
             try:
-                record = json.loads(line)
-                if record.get("type") != "statement":
-                    continue
+                if record is None:
+                    raise ValueError(line.problem)
                 rows = record.get("rows")
                 statements.append(
                     CaptureStatement(
@@ -189,9 +156,11 @@ def read_capture(path: str | Path, *, rotated: bool = True) -> list[CaptureState
                     )
                 )
             except (ValueError, KeyError, TypeError, AttributeError):
-                if file is path and number == len(lines):
+                if line.file == path and line.last:
                     continue  # the last line of a capture still being written
                 raise ReportError(
-                    f"{file}:{number} is not a capture record of dbsight proxy --capture"
+                    f"{line.file}:{line.number} is not a capture record of dbsight proxy --capture"
                 ) from None
+    except WorkloadError as exc:
+        raise ReportError(str(exc)) from None
     return statements

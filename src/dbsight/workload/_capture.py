@@ -18,16 +18,17 @@ import math
 import random
 import re
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from .._progress import ProgressCallback as Progress
 from ..stats import _histogram
 from ._errors import WorkloadError
 from ._filter import UTILITY, is_utility
 from ._model import MAX_SAMPLES, Sample, Workload, WorkloadStatement
 
-__all__ = ["capture_files", "capture_records", "from_capture"]
+__all__ = ["CaptureLine", "capture_files", "capture_lines", "capture_records", "from_capture"]
 
 # Durations kept per fingerprint for exact percentiles; past this, the histogram.
 EXACT_DURATIONS: Final = 100_000
@@ -39,8 +40,6 @@ PROGRESS_BYTES: Final = 4 * 2**20
 # json.loads without its type and encoding checks: a capture is ASCII JSON, a line at a time
 _decode = json.JSONDecoder().decode
 
-# progress(stage, done, total): bytes read of the capture's files
-Progress = Callable[[str, int, int], None]
 
 
 def capture_files(path: Path | str, *, rotated: bool = True) -> list[Path]:
@@ -64,6 +63,64 @@ def capture_files(path: Path | str, *, rotated: bool = True) -> list[Path]:
     return ordered
 
 
+class CaptureLine(NamedTuple):
+    """A non-blank line of a capture: where it stands, and the record it holds (a JSON object
+    with a ``type``), or None and ``problem`` when it holds none. ``last``: the last line of
+    its file (a capture still being written can end in a line cut short)."""
+
+    file: Path
+    number: int
+    record: dict[str, Any] | None
+    problem: str | None
+    last: bool
+
+
+def capture_lines(
+    path: Path | str, *, rotated: bool = True, progress: Progress | None = None
+) -> Iterator[CaptureLine]:
+    """Every non-blank line of a capture, its backups first (see `capture_files`), for the
+    readers that say where a bad line is; `capture_records` for those that skip it. A file
+    that cannot be read is a `WorkloadError`. ``progress("reading capture", bytes_read,
+    bytes_total)`` is told as the files are read."""
+    files = capture_files(path, rotated=rotated)
+    total = sum(_size(file) for file in files)
+    done = told = 0
+    for file in files:
+        try:
+            handle = open(file, "rb")  # noqa: SIM115 - closed below, after the generator's loop
+        except OSError as exc:
+            raise WorkloadError(f"cannot read capture {file}: {exc.strerror or exc}") from None
+        with handle:
+            held: CaptureLine | None = None  # one line behind, to know which one is last
+            try:
+                for number, line in enumerate(handle, 1):
+                    done += len(line)
+                    if progress is not None and done - told >= PROGRESS_BYTES:
+                        told = done
+                        progress("reading capture", done, max(total, done))
+                    if not line.strip():
+                        continue
+                    if held is not None:
+                        yield held
+                    held = _line(file, number, line)
+            except OSError as exc:
+                raise WorkloadError(f"cannot read capture {file}: {exc.strerror or exc}") from None
+            if held is not None:
+                yield held._replace(last=True)
+    if progress is not None:
+        progress("reading capture", done, max(total, done))
+
+
+def _line(file: Path, number: int, line: bytes) -> CaptureLine:
+    try:
+        record = _decode(line.decode())
+    except ValueError:  # UnicodeDecodeError too
+        return CaptureLine(file, number, None, "not JSON", False)
+    if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+        return CaptureLine(file, number, None, "not a capture record (no type)", False)
+    return CaptureLine(file, number, record, None, False)
+
+
 def capture_records(
     path: Path | str,
     *,
@@ -78,36 +135,11 @@ def capture_records(
     counter = corrupt if corrupt is not None else [0]
     if not counter:
         counter.append(0)
-    files = capture_files(path, rotated=rotated)
-    total = sum(_size(file) for file in files)
-    done = told = 0
-    for file in files:
-        try:
-            handle = open(file, "rb")  # noqa: SIM115 - closed below, after the generator's loop
-        except OSError as exc:
-            raise WorkloadError(f"cannot read capture {file}: {exc.strerror or exc}") from None
-        with handle:
-            try:
-                for line in handle:
-                    done += len(line)
-                    if progress is not None and done - told >= PROGRESS_BYTES:
-                        told = done
-                        progress("reading capture", done, max(total, done))
-                    if not line.strip():
-                        continue
-                    try:
-                        record = _decode(line.decode())
-                    except ValueError:  # UnicodeDecodeError too
-                        counter[0] += 1
-                        continue
-                    if not isinstance(record, dict) or not isinstance(record.get("type"), str):
-                        counter[0] += 1
-                        continue
-                    yield record
-            except OSError as exc:
-                raise WorkloadError(f"cannot read capture {file}: {exc.strerror or exc}") from None
-    if progress is not None:
-        progress("reading capture", done, max(total, done))
+    for line in capture_lines(path, rotated=rotated, progress=progress):
+        if line.record is None:
+            counter[0] += 1
+        else:
+            yield line.record
 
 
 def _size(file: Path) -> int:

@@ -3,9 +3,10 @@ at once (``--workload FILE``, ``--from URL`` ..., ``--pg-stat-statements``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from .._progress import ProgressCallback
 from ._capture import from_capture
 from ._errors import WorkloadError
 from ._model import Workload
@@ -22,7 +23,7 @@ def load_workload(
     pg_stat_statements: str | None = None,
     token: str | None = None,
     timeout_s: float = 10.0,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Workload:
     """Read every source given and join them by fingerprint.
 

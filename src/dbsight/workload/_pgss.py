@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ..core._dsn import cannot_connect, describe_dsn, first_line
 from ._errors import WorkloadError
 from ._filter import UTILITY, is_utility
 from ._model import Workload, WorkloadStatement
@@ -48,26 +49,9 @@ def _connect(dsn: str) -> Any:
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
-        raise WorkloadError(f"cannot connect to {_target(dsn)}: {_first_line(exc)}") from None
+        raise WorkloadError(cannot_connect(dsn, exc)) from None
     except ValueError as exc:  # a DSN psycopg cannot read
-        raise WorkloadError(f"not a PostgreSQL DSN: {_first_line(exc)}") from None
-
-
-def _target(dsn: str) -> str:
-    """The database a DSN names, without its password."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        params = conninfo_to_dict(dsn)
-    except Exception:
-        return "the database"
-    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
-    return f"database {params.get('dbname') or params.get('user') or '?'} on {where}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise WorkloadError(f"not a PostgreSQL DSN: {first_line(exc)}") from None
 
 
 def from_pg_stat_statements(dsn: str) -> Workload:
@@ -83,16 +67,16 @@ def from_pg_stat_statements(dsn: str) -> Workload:
         except psycopg.errors.ObjectNotInPrerequisiteState:
             # the extension exists but its library was not loaded at server start
             raise WorkloadError(
-                f"pg_stat_statements is not loaded on {_target(dsn)}: {FIX}"
+                f"pg_stat_statements is not loaded on {describe_dsn(dsn)}: {FIX}"
             ) from None
         except psycopg.errors.InsufficientPrivilege as exc:
             raise WorkloadError(
-                f"cannot read pg_stat_statements on {_target(dsn)}: {_first_line(exc)} "
+                f"cannot read pg_stat_statements on {describe_dsn(dsn)}: {first_line(exc)} "
                 "(grant pg_read_all_stats to the user)"
             ) from None
         except psycopg.Error as exc:
             raise WorkloadError(
-                f"reading pg_stat_statements on {_target(dsn)} failed: {_first_line(exc)}"
+                f"reading pg_stat_statements on {describe_dsn(dsn)} failed: {first_line(exc)}"
             ) from None
 
 
@@ -102,7 +86,7 @@ def _read(conn: Any, dsn: str) -> Workload:
         "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
     ).fetchone()
     if found is None:
-        raise WorkloadError(f"pg_stat_statements is not installed in {_target(dsn)}: {FIX}")
+        raise WorkloadError(f"pg_stat_statements is not installed in {describe_dsn(dsn)}: {FIX}")
     view = f"{_ident(found[0])}.pg_stat_statements"
     columns = {
         row[0]
