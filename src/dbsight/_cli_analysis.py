@@ -4,10 +4,13 @@ each imports its package only when it runs."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +20,24 @@ from ._progress import progress_on
 __all__ = ["advise", "check", "replay", "report"]
 
 
+def _advice_log_off(command: Callable[..., None]) -> Callable[..., None]:
+    """These commands print what they found; their advice events are for the notifiers of
+    a long-running process (a service, the proxy), not JSON lines on the command's stderr.
+    The level is restored when the command ends (it may run inside another program)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        logger = logging.getLogger("dbsight.advice")
+        level = logger.level
+        logger.setLevel(logging.CRITICAL + 1)
+        try:
+            command(*args, **kwargs)
+        finally:
+            logger.setLevel(level)
+
+    return run
+
+
 def _fail_on(value: str) -> str:
     name = value.strip().lower()
     if name not in ("none", "info", "warning", "critical"):
@@ -24,6 +45,7 @@ def _fail_on(value: str) -> str:
     return name
 
 
+@_advice_log_off
 def check(
     dsn: Annotated[
         str,
@@ -78,6 +100,7 @@ def check(
     from .check._render import render_report
     from .core._dsn import invalid_dsn
 
+
     for value, hint in ((dsn, "--dsn"), *((r, "--replica") for r in replica or ())):
         problem = invalid_dsn(value)
         if problem:
@@ -109,6 +132,7 @@ def check(
     raise typer.Exit(1 if failed else 0)
 
 
+@_advice_log_off
 def replay(
     file: Annotated[
         Path | None,
@@ -169,7 +193,6 @@ def replay(
     earlier reports the same way.
     """
     import asyncio
-    import logging
 
     from .replay import ReplayError, compare, render, replay_async
 
@@ -180,9 +203,6 @@ def replay(
         raise typer.BadParameter("a capture file to replay, or --compare A.json B.json")
     elif target is None:
         raise typer.BadParameter("the database to replay against", param_hint="--target")
-    # the report shows every regression; its events are for a process's notifiers, not
-    # JSON lines on this command's stderr
-    logging.getLogger("dbsight.advice").setLevel(logging.ERROR)
     err = Console(stderr=True)
     try:
         if compare_reports is not None:
@@ -208,6 +228,7 @@ def replay(
     render(report, out, before=sides[0], after=sides[1])
 
 
+@_advice_log_off
 def report(
     from_: Annotated[
         list[str] | None,
@@ -311,6 +332,7 @@ def report(
     err.print(f"dbsight report: wrote {output}", markup=False)
 
 
+@_advice_log_off
 def advise(
     dsn: Annotated[
         str, typer.Option(help="The PostgreSQL to advise on (postgresql://user@host:port/db); "

@@ -53,3 +53,19 @@ def test_report_with_a_dsn_holds_checks_server_side_statements_and_advice(
     assert "CREATE INDEX CONCURRENTLY parcels_tracking_idx" in page
     assert "not instrumented" in page
     assert "T97" not in page
+
+
+def test_the_analysis_own_queries_stay_out_of_the_pg_stat_statements_workload(
+    pg_dsn: str,
+) -> None:
+    from dbsight.check import run_checks
+    from dbsight.workload import from_pg_stat_statements
+
+    _uninstrumented_traffic(pg_dsn)
+    run_checks(pg_dsn, emit_events=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["advise", "--dsn", pg_dsn, "--pg-stat-statements", "--json"]).exit_code == 0
+    seen = [s.normalized for s in from_pg_stat_statements(pg_dsn)]
+    assert any("FROM parcels WHERE tracking" in text for text in seen)
+    catalogs = [text for text in seen if "pg_class" in text or "pg_namespace" in text]
+    assert catalogs == []

@@ -40,7 +40,7 @@ def findings_of(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     found = record.get("findings")
     if not found:
         found = (record.get("plan_summary") or {}).get("findings")
-    return [f for f in found or () if isinstance(f, Mapping)]
+    return [dict(f) for f in found or () if isinstance(f, Mapping)]
 
 
 def _private_slow(record: Mapping[str, Any], bodies: bool) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def assemble(inputs: ReportInputs) -> tuple[dict[str, Any], Timeline | None]:
     top = {}
     for order, (key, keep) in TOP_ORDERS.items():
         chosen = [e for e in statements if keep(e) and e.get(key) is not None]
-        chosen.sort(key=lambda e, key=key: e[key], reverse=True)
+        chosen.sort(key=lambda e, key=key: float(e[key]), reverse=True)  # type: ignore[misc]
         top[order] = [e["fingerprint"] for e in chosen[:TOP_N]]
     document = {
         "generated_at": _iso(inputs.generated_at),

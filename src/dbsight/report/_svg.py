@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 
 from . import _format
-from ._timeline import Timeline
+from ._timeline import Bucket, Timeline
 
 _LEFT, _RIGHT, _TOP, _BOTTOM = 52, 12, 14, 30
 
@@ -137,7 +137,7 @@ def _time_axis(timeline: Timeline, x_of: Callable[[float], float], base: float) 
 
 def series(
     timeline: Timeline,
-    value: Callable[[object], float | None],
+    value: Callable[[Bucket], float | None],
     label: str,
     unit: str,
     *,
