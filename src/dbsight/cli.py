@@ -395,6 +395,11 @@ from ._cli_analysis import advise, check, replay, report  # noqa: E402
 for _analysis in (check, replay, report, advise):
     command(_analysis)
 
+# `dbsight alerts export|list`: a group of its own (src/dbsight/_cli_alerts.py)
+from ._cli_alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+
 
 @command
 def version() -> None:
