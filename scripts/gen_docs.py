@@ -38,7 +38,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -448,10 +448,22 @@ def _option_range(param: Any) -> str:
     return ", ".join(parts)
 
 
+def _commands(group: Any) -> Iterator[tuple[str, Any]]:
+    """Each command by its name; a command group (`alerts`) as its subcommands
+    (`alerts export`, `alerts list`)."""
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for sub_name, subcommand in subcommands.items():
+                yield f"{name} {sub_name}", subcommand
+        else:
+            yield name, command
+
+
 def cli_reference() -> str:
     group = typer.main.get_command(cli.app)
     parts = []
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+    for name, command in _commands(group):
         help_text = (command.help or "").strip().split("\n\n")
         summary = " ".join(help_text[0].split())
         details = " ".join(" ".join(p.split()) for p in help_text[1:])

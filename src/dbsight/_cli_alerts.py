@@ -40,23 +40,23 @@ SetOption = Annotated[
 ]  # fmt: skip
 SloAvailabilityOption = Annotated[
     float | None,
-    typer.Option(help="Availability objective: the share of requests not answered with a 5xx "
-                 "(default 0.999).", show_default=False),
+    typer.Option(help="Availability objective: the share of requests not answered with a "
+                 "5xx.", show_default="0.999"),
 ]  # fmt: skip
 SloLatencyOption = Annotated[
     float | None,
     typer.Option(help="Latency objective in ms: a bucket bound of "
-                 "http_server_request_duration_seconds (default 500).", show_default=False),
+                 "http_server_request_duration_seconds.", show_default="500"),
 ]  # fmt: skip
 SloLatencyTargetOption = Annotated[
     float | None,
-    typer.Option(help="Share of requests that must be within --slo-latency-ms (default 0.99).",
-                 show_default=False),
+    typer.Option(help="Share of requests that must be within --slo-latency-ms.",
+                 show_default="0.99"),
 ]  # fmt: skip
 ServiceLabelOption = Annotated[
     str | None,
-    typer.Option(help="Label the alerts aggregate and Alertmanager groups by (default job).",
-                 show_default=False),
+    typer.Option(help="Label the alerts aggregate and Alertmanager groups by.",
+                 show_default="job"),
 ]  # fmt: skip
 
 
@@ -119,7 +119,7 @@ def export(
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
-                     help="Write the rule file here (default: standard output)."),
+                     help="Write the rule file here.", show_default="standard output"),
     ] = None,
     config: ConfigOption = None,
     settings: SetOption = None,
@@ -130,8 +130,8 @@ def export(
     runbook_base: Annotated[
         str | None,
         typer.Option(metavar="URL", help="Where runbook_url points, before #anchor: the URL of "
-                     "docs/runbooks.md where your team reads it (default: docs/runbooks.md).",
-                     show_default=False),
+                     "docs/runbooks.md where your team reads it.",
+                     show_default="docs/runbooks.md"),
     ] = None,
     alertmanager_config: Annotated[
         Path | None,

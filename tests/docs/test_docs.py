@@ -158,11 +158,15 @@ def test_metrics_page_lists_every_family() -> None:
 @cache
 def dbsight_options() -> dict[str, set[str]]:
     group = typer.main.get_command(cli.app)
-    return {
-        command_name: {opt for param in command.params for opt in param.opts if opt.startswith("-")}
-        | {"--help"}
-        for command_name, command in group.commands.items()  # type: ignore[attr-defined]
-    }
+    options: dict[str, set[str]] = {}
+    for command_name, command in group.commands.items():  # type: ignore[attr-defined]
+        # a command group (`dbsight alerts export|list`): the options of its subcommands
+        commands = [command, *getattr(command, "commands", {}).values()]
+        options[command_name] = {
+            opt for each in commands for param in each.params for opt in param.opts
+            if opt.startswith("-")
+        } | {"--help"}  # fmt: skip
+    return options
 
 
 @cache

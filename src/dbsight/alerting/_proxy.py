@@ -91,7 +91,7 @@ def _client_errors(t: Thresholds) -> Alert:
     expr = rate_sum("proxy_client_errors_total", (s, "sqlstate"), "5m")
     return Alert(
         name="DbsightProxyClientErrors",
-        expr=f"{expr} > {value(t.proxy_client_errors_per_s)}",
+        expr=f"{expr} > {value(t.client_errors_per_s)}",
         for_s=300,
         severity="warning",
         summary="The proxy answers clients with SQLSTATE {{ $labels.sqlstate }}",
@@ -100,7 +100,7 @@ def _client_errors(t: Thresholds) -> Alert:
             "per second with SQLSTATE {{ $labels.sqlstate }} over the last 5 minutes."
         ),
         runbook="dbsightproxyclienterrors",
-        threshold=t.proxy_client_errors_per_s,
+        threshold=t.client_errors_per_s,
         comparison=">",
         unit="/s",
     )
@@ -111,7 +111,7 @@ def _rejections(t: Thresholds) -> Alert:
     expr = rate_sum("proxy_rejected_total", (s, "reason"), "5m")
     return Alert(
         name="DbsightProxyRejections",
-        expr=f"{expr} > {value(t.proxy_rejections_per_s)}",
+        expr=f"{expr} > {value(t.rejections_per_s)}",
         for_s=300,
         severity="warning",
         summary="The proxy rejects clients or statements ({{ $labels.reason }})",
@@ -121,7 +121,7 @@ def _rejections(t: Thresholds) -> Alert:
             "{{ $labels.reason }} over the last 5 minutes."
         ),
         runbook="dbsightproxyrejections",
-        threshold=t.proxy_rejections_per_s,
+        threshold=t.rejections_per_s,
         comparison=">",
         unit="/s",
     )

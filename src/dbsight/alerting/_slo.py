@@ -22,6 +22,7 @@ ratios are recording rules over every window, in the same group as the alerts th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..export._buckets import bucket_labels
@@ -117,7 +118,14 @@ def _latency(t: Thresholds) -> RuleGroup:
 
 
 def _burn_alerts(
-    t: Thresholds, *, name: str, record, budget: float, summary: str, bad: str, runbook: str
+    t: Thresholds,
+    *,
+    name: str,
+    record: Callable[[str], str],
+    budget: float,
+    summary: str,
+    bad: str,
+    runbook: str,
 ) -> tuple[Alert, ...]:
     s = t.service_label
     alerts = []

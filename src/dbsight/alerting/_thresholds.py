@@ -69,8 +69,8 @@ class Thresholds(BaseModel):
     function_duration_p95_s: float = Field(10.0, gt=0)
     # proxy
     pool_timeouts_per_5m: float = Field(0.0, ge=0)
-    proxy_client_errors_per_s: float = Field(0.1, ge=0)
-    proxy_rejections_per_s: float = Field(0.1, ge=0)
+    client_errors_per_s: float = Field(0.1, ge=0)
+    rejections_per_s: float = Field(0.1, ge=0)
     replica_lag_s: float = Field(10.0, gt=0, description="the proxy's max_replica_lag_s")
     # service level objectives
     slo_availability: float = Field(0.999, gt=0, lt=1)
