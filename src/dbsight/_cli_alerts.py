@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -98,12 +98,12 @@ def _value(text: str) -> Any:
         return text
 
 
-def _usage(message: str) -> Any:
+def _usage(message: str) -> NoReturn:
     sys.stderr.write(f"dbsight alerts: {message}\n")
     raise typer.Exit(2)
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"dbsight alerts: {message}\n")
     raise typer.Exit(1)
 

@@ -29,7 +29,10 @@ def rule_file(
     the promtool unit tests compare firing alerts by their labels."""
     return {
         "groups": [
-            {"name": group.name, "rules": [_rule(r, runbook_base, annotations) for r in group.rules]}
+            {
+                "name": group.name,
+                "rules": [_rule(rule, runbook_base, annotations) for rule in group.rules],
+            }
             for group in groups
         ]
     }

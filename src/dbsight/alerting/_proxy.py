@@ -181,5 +181,9 @@ def _breaker(t: Thresholds) -> tuple[Alert, ...]:
             threshold=1,
             comparison="==",
         )
-        for severity, selector in (("critical", 'server="primary"'), ("warning", 'server!="primary"'))
+        # the primary's breaker refuses every client (57P03); a replica's only moves its reads
+        for severity, selector in (
+            ("critical", 'server="primary"'),
+            ("warning", 'server!="primary"'),
+        )
     )

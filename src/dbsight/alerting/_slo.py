@@ -80,7 +80,9 @@ def _availability(t: Thresholds) -> RuleGroup:
         name="DbsightHTTPAvailabilityBudgetBurn",
         record=errors_record,
         budget=1 - t.slo_availability,
-        summary=f"{{{{ $labels.{s} }}}} burns its availability error budget ({objective} objective)",
+        summary=(
+            f"{{{{ $labels.{s} }}}} burns its availability error budget ({objective} objective)"
+        ),
         bad="answered with a 5xx",
         runbook="dbsighthttpavailabilitybudgetburn",
     )

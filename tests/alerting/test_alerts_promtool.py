@@ -1,6 +1,6 @@
 """The exported rules through the real promtool: ``check rules`` on what ``dbsight alerts
 export`` writes, and ``test rules`` with a unit test for every alert (generated from the typed
-rules by `_promtool.unit_tests`), run once per rule group in one promtool invocation."""
+rules by `_alert_promtool.unit_tests`), run once per rule group in one promtool invocation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _promtool import unit_tests
+from _alert_promtool import unit_tests
 
 from dbsight.alerting import Thresholds, all_alerts, build_rules, rule_file, to_yaml
 

@@ -1,7 +1,8 @@
 """Input series for every alert, built from the alert's own threshold: one set that breaches
-it and one that stays on the safe side. `promtool_tests` turns them into `promtool test
-rules` groups, computing which alerts of the same name must fire at each evaluation from
-their thresholds and ``for:`` durations, so a new alert without a scenario fails the suite.
+it and one that stays on the safe side. `_alert_promtool.unit_tests` turns them into
+`promtool test rules` groups, computing which alerts of the same name must fire at each
+evaluation from their thresholds and ``for:`` durations, so a new alert without a scenario
+fails the suite.
 
 Rates are constant slopes starting at 0, so a ratio of two rates (error ratios, hit ratios,
 histogram quantiles, SLO ratios) holds its final value from the first evaluation at which two
@@ -288,7 +289,8 @@ def _breaker(alert: Alert, t: Thresholds, breach: bool, m: int) -> Case:
     labels = {"job": JOB, "server": server}
     return Case([gauge("proxy_breaker_open", labels, value, m)], value, labels,
                 active_from=(0, 0),
-                applies=lambda other: ('server="primary"' in other.expr) == (server == "primary"))  # fmt: skip
+                applies=lambda other: ('server="primary"' in other.expr)
+                == (server == "primary"))  # fmt: skip
 
 
 def _slo(kind: str):
@@ -305,8 +307,8 @@ def _slo(kind: str):
         else:
             fast = HTTP_DURATION_BUCKETS.index(t.slo_latency_s)
             series = histogram("http_server_request_duration_seconds", labels,
-                               HTTP_DURATION_BUCKETS, {fast: 10 * (1 - ratio), fast + 1: 10 * ratio},
-                               m)  # fmt: skip
+                               HTTP_DURATION_BUCKETS,
+                               {fast: 10 * (1 - ratio), fast + 1: 10 * ratio}, m)  # fmt: skip
         return Case(series, ratio, {"job": JOB})
 
     return build

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from _scenarios import BUILDERS
+from _alert_scenarios import BUILDERS
 
 from dbsight.alerting import (
     SEVERITIES,
@@ -45,7 +45,8 @@ def exposed_series() -> frozenset[str]:
                  for m in _FAMILY.finditer(source)]  # fmt: skip
         for table in _POOL_TABLE.finditer(source):
             kind = "counter" if table["kind"] == "COUNTERS" else "gauge"
-            found += [(kind, base) for base in re.findall(r"\(\s*\"(proxy_[a-z_]+)\"", table["body"])]
+            bases = re.findall(r"\(\s*\"(proxy_[a-z_]+)\"", table["body"])
+            found += [(kind, base) for base in bases]
         for kind, name in found:
             base = name.removesuffix("_total")
             names.update(base + suffix for suffix in _SUFFIXES[kind])

@@ -96,7 +96,8 @@ def test_cli_defaults_shown_are_the_thresholds_defaults() -> None:
 
     from dbsight import cli
 
-    export = typer.main.get_command(cli.app).commands["alerts"].commands["export"]  # type: ignore[attr-defined]
+    group = typer.main.get_command(cli.app).commands["alerts"]  # type: ignore[attr-defined]
+    export = group.commands["export"]
     shown = {p.name: p.show_default for p in export.params}
     defaults = Thresholds()
     assert shown["slo_availability"] == f"{defaults.slo_availability:g}"

@@ -1,10 +1,10 @@
-"""`promtool test rules` files generated from the typed rules and `_scenarios.BUILDERS`."""
+"""`promtool test rules` files generated from the typed rules and `_alert_scenarios.BUILDERS`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from _scenarios import BUILDERS, JOB, Case, holds
+from _alert_scenarios import BUILDERS, JOB, Case, holds
 
 from dbsight.alerting import Alert, RuleGroup, Thresholds
 from dbsight.alerting._rules import duration_text
