@@ -167,3 +167,45 @@ def test_annotations_render_with_labels_value_and_runbook(promtool: Path, tmp_pa
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_short_window_ends_a_page_soon_after_the_burning_stops(
+    promtool: Path, tmp_path: Path
+) -> None:
+    """2 % of requests fail for an hour, then none: the 1 h / 5 m page fires during it and has
+    stopped 10 minutes after (its 1 h window still over 14.4 x the budget, its 5 m window
+    clean), while the slower 6 h / 30 m page and the 1 d ticket, whose short windows still see
+    the errors, fire."""
+    group = next(g for g in build_rules() if g.name == "dbsight-slo-availability")
+    (tmp_path / "slo.rules.yml").write_text(to_yaml(rule_file((group,), annotations=False)))
+    labels = 'job="api",method="GET",route="/orders"'
+    burn = {"alertname": "DbsightHTTPAvailabilityBudgetBurn"}
+
+    def firing(*windows: tuple[str, str]) -> list[dict[str, dict[str, str]]]:
+        return [{"exp_labels": {"job": "api", "severity": severity, "window": window}}
+                for window, severity in windows]  # fmt: skip
+
+    tests = {
+        "rule_files": ["slo.rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                # 0.2 errors/s among 10 requests/s for 60 minutes, then no more errors
+                {"series": f'http_server_requests_total{{{labels},status="500"}}',
+                 "values": "0+12x60 720+0x30"},
+                {"series": f'http_server_requests_total{{{labels},status="200"}}',
+                 "values": "0+588x90"},
+            ],
+            "alert_rule_test": [
+                {**burn, "eval_time": "30m",
+                 "exp_alerts": firing(("1h", "critical"), ("6h", "critical"))},
+                {**burn, "eval_time": "70m",
+                 "exp_alerts": firing(("6h", "critical"), ("1d", "warning"))},
+            ],
+        }],
+    }  # fmt: skip
+    (tmp_path / "slo.test.yml").write_text(to_yaml(tests))
+    result = subprocess.run([str(promtool), "test", "rules", str(tmp_path / "slo.test.yml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
