@@ -1,0 +1,174 @@
+"""Stand-in receivers for the notifier's tests, all real servers on loopback: an HTTP server
+(pytest-httpserver's ``httpserver``) for the webhook, Slack, PagerDuty and Alertmanager's
+own webhook; an SMTP server (aiosmtpd); a real Alertmanager (Debian's
+prometheus-alertmanager); and a "hanging" receiver that accepts connections and never
+answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+def posted(httpserver: Any, path: str) -> list[Any]:
+    """The JSON bodies POSTed to ``path`` so far."""
+    return [
+        json.loads(request.get_data())
+        for request, _ in list(httpserver.log)
+        if request.path == path and request.method == "POST"
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- SMTP --------------------------------------------------------------------------------
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[Any] = field(default_factory=list)
+
+
+class _Collector:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.server.envelopes.append(envelope)
+        self.server.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    server = SmtpServer("127.0.0.1", port)
+    controller = Controller(_Collector(server), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+# -- a receiver that never answers -----------------------------------------------------
+@pytest.fixture
+def hanging_url() -> Iterator[str]:
+    """An HTTP URL whose server accepts connections (the kernel's backlog does) and never
+    answers: a receiver that hangs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """An HTTP URL nothing listens on: a receiver that is down."""
+    return f"http://127.0.0.1:{free_port()}/hook"
+
+
+# -- a real Alertmanager -----------------------------------------------------------------
+@dataclass
+class AlertmanagerServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def alertmanager(httpserver: Any) -> Iterator[AlertmanagerServer]:
+    """Alertmanager 0.25 on loopback, clustering off, routing every alert to the webhook
+    ``/am-hook`` of ``httpserver`` (grouped by alertname and service, 1 s intervals)."""
+    if not os.path.exists(ALERTMANAGER):
+        from dbsight.testing.pytest_plugin import _missing_binaries
+
+        _missing_binaries(f"no Alertmanager to test against: {ALERTMANAGER} is missing")
+    httpserver.expect_request("/am-hook", method="POST").respond_with_data("ok")
+    directory = tempfile.mkdtemp(prefix="dbsight-am-")
+    config = os.path.join(directory, "alertmanager.yml")
+    with open(config, "w") as file:
+        file.write(
+            "route:\n"
+            "  receiver: hook\n"
+            "  group_by: [alertname, service]\n"
+            "  group_wait: 0s\n"
+            "  group_interval: 1s\n"
+            "  repeat_interval: 1h\n"
+            "receivers:\n"
+            "  - name: hook\n"
+            "    webhook_configs:\n"
+            f"      - url: {httpserver.url_for('/am-hook')}\n"
+            "        send_resolved: true\n"
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={directory}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Alertmanager did not become ready"
+            time.sleep(0.05)
+        yield AlertmanagerServer(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
