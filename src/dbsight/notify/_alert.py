@@ -88,13 +88,15 @@ class Alert:
         return replace(self, ends_at=time.time() if at is None else at)
 
     def to_webhook(self, now: float | None = None) -> dict[str, object]:
-        """As an item of ``alerts`` in Alertmanager's webhook payload (version 4)."""
+        """As an item of ``alerts`` in Alertmanager's webhook payload (version 4). As there,
+        a firing alert's end is not shown, even when one is foreseen."""
+        status = self.status(now)
         return {
-            "status": self.status(now),
+            "status": status,
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
             "startsAt": rfc3339(self.starts_at),
-            "endsAt": ZERO_TIME if self.ends_at is None else rfc3339(self.ends_at),
+            "endsAt": rfc3339(self.ends_at) if status == "resolved" and self.ends_at else ZERO_TIME,
             "generatorURL": self.generator_url,
             "fingerprint": self.fingerprint,
         }
