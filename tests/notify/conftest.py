@@ -65,7 +65,7 @@ class _Collector:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.server.envelopes.append(envelope)
         self.server.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
@@ -154,7 +154,8 @@ def alertmanager(httpserver: Any) -> Iterator[AlertmanagerServer]:
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+            if process.poll() is not None:
+                pytest.fail(f"Alertmanager exited: {process.communicate()[1].decode()}")
             try:
                 with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
                     if response.status == 200:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from conftest import posted, wait_for
+from prometheus_client import CollectorRegistry
 
 from dbsight.notify import (
     Alert,
@@ -19,7 +20,6 @@ from dbsight.notify import (
     Silences,
     WebhookReceiver,
 )
-from prometheus_client import CollectorRegistry
 
 FAST = RetryPolicy(attempts=4, initial_backoff_s=0.01, max_backoff_s=0.04)
 

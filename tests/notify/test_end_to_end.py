@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import free_port, posted, wait_for
 
 HERE = Path(__file__).parent
@@ -21,9 +22,7 @@ def test_a_slow_statement_in_a_service_configured_by_environment_reaches_the_web
 ) -> None:
     httpserver.expect_request("/alerts", method="POST").respond_with_data("ok")
     port = free_port()
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("DBSIGHT_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DBSIGHT_")}
     env.update(
         SERVICE_DSN=pg_dsn,
         PYTHONPATH=str(HERE),
@@ -40,8 +39,10 @@ def test_a_slow_statement_in_a_service_configured_by_environment_reaches_the_web
         env=env, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
+
         def ready() -> bool:
-            assert service.poll() is None, service.stdout.read().decode()  # type: ignore[union-attr]
+            if service.poll() is not None:
+                pytest.fail(f"the service exited: {service.communicate()[0].decode()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/report/31337", timeout=5):
                     return True

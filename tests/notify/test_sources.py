@@ -30,7 +30,9 @@ async def engine(pg_dsn: str) -> AsyncIterator[Any]:
     engine = create_async_engine(pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)"))
-        await conn.execute(text("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g"))
+        await conn.execute(
+            text("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g")
+        )
     yield engine
     await engine.dispose()
 
@@ -66,7 +68,9 @@ def serve(fresh_runtime: Any, engine: Any, httpserver: Any) -> Iterator[Any]:
         async def orders(count: int) -> int:
             async with engine.connect() as conn:
                 for item_id in range(1, count + 1):
-                    await conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id})
+                    await conn.execute(
+                        text("SELECT name FROM items WHERE id = :id"), {"id": item_id}
+                    )
             return count
 
         dbsight.instrument(app)

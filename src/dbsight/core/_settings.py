@@ -131,7 +131,8 @@ class Settings(BaseSettings):
         ),
     )
     alert_webhook_url: str | None = Field(
-        None, description="URL that receives alert groups in Alertmanager's webhook format (version 4)."
+        None,
+        description="URL that receives alert groups in Alertmanager's webhook format (version 4).",
     )
     alert_slack_webhook_url: str | None = Field(
         None, description="Slack incoming webhook URL; alerts are posted as Block Kit messages."
@@ -146,7 +147,7 @@ class Settings(BaseSettings):
     alert_smtp_host: str | None = Field(
         None, description="SMTP server for alert e-mails (with alert_smtp_from and alert_smtp_to)."
     )
-    alert_smtp_port: int = Field(25, ge=1, le=65535)
+    alert_smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
     alert_smtp_from: str | None = Field(None, description="Sender address of alert e-mails.")
     alert_smtp_to: str | None = Field(
         None, description="Recipients of alert e-mails, separated by commas."
@@ -161,7 +162,10 @@ class Settings(BaseSettings):
         description="A statement at least this slow raises a DbsightSlowQuery alert.",
     )
     alert_group_wait_s: float = Field(
-        30.0, ge=0, le=86_400, description="Wait before the first notification of a new alert group."
+        30.0,
+        ge=0,
+        le=86_400,
+        description="Wait before the first notification of a new alert group.",
     )
     alert_group_interval_s: float = Field(
         300.0,
@@ -230,7 +234,9 @@ class Settings(BaseSettings):
                 raise ValueError('must be a JSON object such as {"api.stripe.com": "stripe"}')
         return value
 
-    @field_validator("alertmanager_url", "alert_webhook_url", "alert_slack_webhook_url", "alert_pagerduty_url")
+    @field_validator(
+        "alertmanager_url", "alert_webhook_url", "alert_slack_webhook_url", "alert_pagerduty_url"
+    )
     @classmethod
     def _alert_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -47,7 +47,7 @@ def _quote(value: str) -> str:
 def rfc3339(wall: float) -> str:
     """A wall-clock time as RFC 3339 in UTC with milliseconds (``2026-12-06T01:44:15.123Z``)."""
     seconds = int(wall)
-    millis = int(round((wall - seconds) * 1000))
+    millis = round((wall - seconds) * 1000)
     if millis == 1000:
         seconds, millis = seconds + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

@@ -16,7 +16,9 @@ from ._http import post_json
 VALID_FOR_RESENDS = 4
 
 
-def alertmanager_alerts(alerts: Sequence[Alert], now: float, resend_s: float) -> list[dict[str, Any]]:
+def alertmanager_alerts(
+    alerts: Sequence[Alert], now: float, resend_s: float
+) -> list[dict[str, Any]]:
     documents = []
     for alert in alerts:
         ends = alert.ends_at if alert.ends_at is not None else now + VALID_FOR_RESENDS * resend_s

@@ -252,7 +252,9 @@ class Notifier:
             for sender in self.senders:
                 sender.submit(notification)
             group.last_notified = now
-        group.notified_firing = set(firing) if (changed or repeat) else group.notified_firing & set(firing)
+        group.notified_firing = (
+            set(firing) if (changed or repeat) else group.notified_firing & set(firing)
+        )
         # resolved alerts have been said (or never were): the group forgets them
         for key, alert in list(group.alerts.items()):
             if alert.status(now) == "resolved":

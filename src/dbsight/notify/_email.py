@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import smtplib
-import socket
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -34,7 +33,11 @@ def email_message(notification: Notification, sender: str, to: list[str]) -> Ema
             *([description] if description else []),
             f"  labels: {labels}",
             f"  started: {rfc3339(alert.starts_at)}",
-            *([f"  ended: {rfc3339(alert.ends_at)}"] if status == "resolved" and alert.ends_at else []),
+            *(
+                [f"  ended: {rfc3339(alert.ends_at)}"]
+                if status == "resolved" and alert.ends_at
+                else []
+            ),
             "",
         ]
         rows.append(
@@ -45,8 +48,8 @@ def email_message(notification: Notification, sender: str, to: list[str]) -> Ema
         )  # fmt: skip
     message.set_content(f"{notification.title()}\n\n" + "\n".join(text_lines))
     message.add_alternative(
-        "<html><body><h2>{}</h2><table cellpadding=\"6\">{}</table>"
-        "<p style=\"color:#666\">dbsight · {}</p></body></html>".format(
+        '<html><body><h2>{}</h2><table cellpadding="6">{}</table>'
+        '<p style="color:#666">dbsight · {}</p></body></html>'.format(
             html.escape(notification.title()), "".join(rows), html.escape(notification.group_key)
         ),
         subtype="html",
@@ -72,9 +75,14 @@ class EmailReceiver:
                 smtp.send_message(message)
         except smtplib.SMTPResponseException as exc:
             raise NotifyError(
-                f"SMTP {exc.smtp_code} from {self.host}:{self.port}", retryable=400 <= exc.smtp_code < 500
+                f"SMTP {exc.smtp_code} from {self.host}:{self.port}",
+                retryable=400 <= exc.smtp_code < 500,
             ) from None
         except smtplib.SMTPRecipientsRefused as exc:
-            raise NotifyError(f"SMTP recipients refused: {list(exc.recipients)}", retryable=False) from None
-        except (smtplib.SMTPException, socket.timeout, OSError) as exc:
-            raise NotifyError(f"SMTP {self.host}:{self.port} unreachable: {exc}", retryable=True) from None
+            raise NotifyError(
+                f"SMTP recipients refused: {list(exc.recipients)}", retryable=False
+            ) from None
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise NotifyError(
+                f"SMTP {self.host}:{self.port} unreachable: {exc}", retryable=True
+            ) from None

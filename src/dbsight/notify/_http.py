@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,7 +25,7 @@ def post_json(url: str, document: Any, *, timeout_s: float = TIMEOUT_S) -> bytes
         headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return bytes(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read(200).decode("utf-8", "replace").strip()
@@ -35,7 +34,7 @@ def post_json(url: str, document: Any, *, timeout_s: float = TIMEOUT_S) -> bytes
             f"HTTP {exc.code} from {_where(url)}" + (f": {detail}" if detail else ""),
             retryable=retryable,
         ) from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NotifyError(f"{_where(url)} unreachable: {reason}", retryable=True) from None
 

@@ -9,10 +9,6 @@ from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter
 
-NOTIFICATIONS = "dbsight_notifications"
-DROPPED = "dbsight_notifications_dropped"
-
-
 class NotifyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self._lock = threading.Lock()
@@ -23,13 +19,13 @@ class NotifyMetrics:
         self._dropped: Counter | None = None
         if registry is not None:
             self._notifications = Counter(
-                NOTIFICATIONS,
+                "dbsight_notifications",
                 "Notifications sent by receiver and outcome (success, failure after retries).",
                 ["receiver", "outcome"],
                 registry=registry,
             )
             self._dropped = Counter(
-                DROPPED,
+                "dbsight_notifications_dropped",
                 "Alerts and notifications dropped because the notifier's bounded queue was full.",
                 registry=registry,
             )

@@ -14,7 +14,8 @@ from ._email import EmailReceiver
 from ._metrics import NotifyMetrics
 from ._pagerduty import PagerDutyReceiver
 from ._receiver import Receiver
-from ._silence import Silences, silences as process_silences
+from ._silence import Silences
+from ._silence import silences as process_silences
 from ._slack import SlackReceiver
 from ._sources import AlertSources
 from ._webhook import WebhookReceiver
@@ -34,7 +35,9 @@ def receivers_from_settings(settings: Settings) -> list[Receiver]:
         receivers.append(SlackReceiver(settings.alert_slack_webhook_url))
     if settings.alert_pagerduty_routing_key:
         receivers.append(
-            PagerDutyReceiver(settings.alert_pagerduty_routing_key, url=settings.alert_pagerduty_url)
+            PagerDutyReceiver(
+                settings.alert_pagerduty_routing_key, url=settings.alert_pagerduty_url
+            )
         )
     if settings.alert_smtp_host and settings.alert_smtp_from and settings.alert_smtp_to:
         to = [address.strip() for address in settings.alert_smtp_to.split(",") if address.strip()]

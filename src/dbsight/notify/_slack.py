@@ -12,7 +12,11 @@ from ._receiver import Notification
 MAX_BLOCKS = 50
 _HEADER_MAX = 150
 _SECTION_MAX = 3000
-_ICONS = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+_ICONS = {
+    "critical": ":red_circle:",
+    "warning": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+}
 
 
 def _cut(text: str, limit: int) -> str:
@@ -28,8 +32,10 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
     room = MAX_BLOCKS - 2  # the header and the context
     for alert in alerts[:room]:
         status = alert.status(notification.now)
-        icon = ":white_check_mark:" if status == "resolved" else _ICONS.get(
-            alert.labels.get("severity", ""), ":warning:"
+        icon = (
+            ":white_check_mark:"
+            if status == "resolved"
+            else _ICONS.get(alert.labels.get("severity", ""), ":warning:")
         )
         summary = alert.annotations.get("summary") or alert.name
         lines = [f"{icon} *{summary}*"]
@@ -39,13 +45,18 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
         labels = ", ".join(f"`{k}={v}`" for k, v in sorted(alert.labels.items()))
         lines.append(labels)
         blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), _SECTION_MAX)}}
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), _SECTION_MAX)},
+            }
         )
     hidden = len(alerts) - room + notification.truncated
     context = f"dbsight · {notification.group_key}"
     if hidden > 0:
         context += f" · {hidden} more alert(s) not shown"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, _SECTION_MAX)}]})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, _SECTION_MAX)}]}
+    )
     return {"text": title, "blocks": blocks}
 
 
