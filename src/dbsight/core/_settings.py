@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ._settings_env import ENV_PREFIX, read_variables
@@ -241,6 +241,20 @@ class Settings(BaseSettings):
     def _alert_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("alert_smtp_to")
+    @classmethod
+    def _smtp_together(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """E-mail needs a server, a sender and recipients: one without the others is a
+        mistake to report, not a receiver to leave out silently."""
+        given = [info.data.get("alert_smtp_host"), info.data.get("alert_smtp_from"), value]
+        if any(given) and not all(given):
+            raise ValueError("alert_smtp_host, alert_smtp_from and alert_smtp_to go together")
+        if value is not None:
+            addresses = [address.strip() for address in value.split(",")]
+            if not all("@" in address for address in addresses):
+                raise ValueError("must be e-mail addresses separated by commas")
         return value
 
     @field_validator("otlp_endpoint")

@@ -9,6 +9,7 @@ from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter
 
+
 class NotifyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self._lock = threading.Lock()
