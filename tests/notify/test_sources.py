@@ -203,3 +203,31 @@ async def test_requests_return_while_the_receiver_hangs(serve: Any, hanging_url:
 async def test_nothing_is_built_without_a_destination(fresh_runtime: Any) -> None:
     runtime = dbsight.configure(dbsight.Settings())
     assert notifier_sink(runtime.sinks) is None
+
+
+async def test_the_alerts_endpoint_shows_alerts_and_silences(serve: Any) -> None:
+    from dbsight.notify import silences
+
+    app = serve(alert_group_wait_s=3600)
+    silence = silences.add(['route="/elsewhere"'], 60, "test")
+    try:
+        await get(app, "/slow")
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def fetch() -> dict[str, Any]:
+                return dict((await client.get("/metrics/alerts")).json())
+
+            document = await fetch()
+            for _ in range(100):  # the dispatcher thread files the alert in a moment
+                if document["alerts"]:
+                    break
+                await asyncio.sleep(0.02)
+                document = await fetch()
+        assert document["configured"] is True
+        (alert,) = document["alerts"]
+        assert alert["labels"]["alertname"] == "DbsightSlowQuery"
+        assert alert["status"] == "firing" and SECRET not in str(document)
+        assert [s["id"] for s in document["silences"]] == [silence.id]
+    finally:
+        silences.expire(silence.id)
