@@ -6,7 +6,6 @@ answers."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -14,53 +13,17 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
 import pytest
+from notify_helpers import AlertmanagerServer, SmtpServer, free_port
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
-
-
-def posted(httpserver: Any, path: str) -> list[Any]:
-    """The JSON bodies POSTed to ``path`` so far."""
-    return [
-        json.loads(request.get_data())
-        for request, _ in list(httpserver.log)
-        if request.path == path and request.method == "POST"
-    ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- SMTP --------------------------------------------------------------------------------
-@dataclass
-class SmtpServer:
-    host: str
-    port: int
-    messages: list[Message] = field(default_factory=list)
-    envelopes: list[Any] = field(default_factory=list)
-
-
 class _Collector:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
@@ -106,12 +69,6 @@ def refused_url() -> str:
 
 
 # -- a real Alertmanager -----------------------------------------------------------------
-@dataclass
-class AlertmanagerServer:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture
 def alertmanager(httpserver: Any) -> Iterator[AlertmanagerServer]:
     """Alertmanager 0.25 on loopback, clustering off, routing every alert to the webhook

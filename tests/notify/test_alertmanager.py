@@ -8,7 +8,7 @@ import time
 import urllib.request
 from typing import Any
 
-from conftest import AlertmanagerServer, posted, wait_for
+from notify_helpers import AlertmanagerServer, posted, wait_for
 
 from dbsight.notify import Alert, AlertmanagerClient, Notifier, RetryPolicy, fingerprint
 

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from conftest import posted, wait_for
+from notify_helpers import posted, wait_for
 from prometheus_client import CollectorRegistry
 
 from dbsight.notify import (
@@ -291,7 +291,7 @@ def test_a_hanging_receiver_holds_up_neither_the_caller_nor_the_other_receivers(
     try:
         for n in range(3):
             assert notifier.fire(_alert(route=f"/r{n}"))
-            wait_for(lambda n=n: len(healthy.got) == n + 1, what=f"notification {n + 1}")
+            wait_for(lambda: len(healthy.got) == n + 1, what=f"notification {n + 1}")  # noqa: B023
         hanging, _ = notifier.senders
         assert hanging.attempts == 1 and not hanging.idle()  # still waiting for its answer
     finally:

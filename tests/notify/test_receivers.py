@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import SmtpServer, posted
+from notify_helpers import SmtpServer, posted
 
 from dbsight.notify import (
     Alert,
@@ -158,7 +158,8 @@ def test_email_has_plain_text_and_html(smtp_server: SmtpServer) -> None:
     assert message["Subject"] == "[FIRING:1] DbsightSlowQuery shop"
     assert message["From"] == "dbsight@example.test"
     assert message.is_multipart() and message.get_content_type() == "multipart/alternative"
-    text, html = message.get_payload()
+    parts: Any = message.get_payload()
+    text, html = parts
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
     plain = text.get_payload(decode=True).decode()
     assert "[FIRING] DbsightSlowQuery summary" in plain and "[RESOLVED]" in plain

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import posted, wait_for
 from fastapi import FastAPI
+from notify_helpers import posted, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 

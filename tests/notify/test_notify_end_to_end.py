@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, posted, wait_for
+from notify_helpers import free_port, posted, wait_for
 
 HERE = Path(__file__).parent
 
