@@ -307,3 +307,16 @@ def test_flush_sends_what_waits_for_its_group_timer() -> None:
         assert len(receiver.got) == 1
     finally:
         notifier.close()
+
+
+def test_past_its_bound_a_new_alert_is_dropped_and_counted() -> None:
+    receiver = Recording()
+    notifier = _notifier(receiver, max_alerts=3, group_wait_s=3600)
+    try:
+        for n in range(5):
+            notifier.fire(_alert(route=f"/r{n}"))
+        notifier.fire(_alert(route="/r0"))  # one it holds: not new, not dropped
+        assert notifier.flush(5.0)
+        assert len(notifier.alerts()) == 3 and notifier.metrics.dropped_count == 2
+    finally:
+        notifier.close()

@@ -36,6 +36,8 @@ logger = logging.getLogger("dbsight.notify")
 
 GROUP_BY = ("alertname", "service")
 QUEUE_SIZE = 1000
+# Distinct alerts held at once; a new one past this is dropped (and counted), as the queue's.
+MAX_ALERTS = 10_000
 _IDLE_WAIT_S = 3600.0
 
 
@@ -75,8 +77,10 @@ class Notifier:
         metrics: NotifyMetrics | None = None,
         retry: RetryPolicy | None = None,
         queue_size: int = QUEUE_SIZE,
+        max_alerts: int = MAX_ALERTS,
         external_url: str = "",
     ) -> None:
+        self.max_alerts = max_alerts
         self.group_wait_s = group_wait_s
         self.group_interval_s = group_interval_s
         self.repeat_interval_s = repeat_interval_s
@@ -194,6 +198,9 @@ class Notifier:
             alert = replace(alert, starts_at=min(known.starts_at, alert.starts_at))
         elif alert.status(now) == "resolved":
             return  # resolving what is not firing: nothing to say
+        elif known is None and len(self._alerts) >= self.max_alerts:
+            self.metrics.dropped()
+            return
         self._alerts[key] = alert
         self._file(key, alert, now)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -34,6 +35,8 @@ def post_json(url: str, document: Any, *, timeout_s: float = TIMEOUT_S) -> bytes
             f"HTTP {exc.code} from {_where(url)}" + (f": {detail}" if detail else ""),
             retryable=retryable,
         ) from None
+    except http.client.HTTPException as exc:  # a garbled or cut-off answer: try again
+        raise NotifyError(f"{_where(url)} answered badly: {exc!r}", retryable=True) from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NotifyError(f"{_where(url)} unreachable: {reason}", retryable=True) from None
