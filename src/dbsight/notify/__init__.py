@@ -18,7 +18,14 @@ from ._pagerduty import PagerDutyReceiver, dedup_key, pagerduty_event
 from ._receiver import Notification, NotifyError, Receiver
 from ._sender import RetryPolicy
 from ._silence import Matcher, Silence, Silences, silences
-from ._sink import NotifierSink, alerting_configured, notifier_sink, receivers_from_settings
+from ._sink import (
+    NotifierSink,
+    alert_backend,
+    alert_breaker,
+    alerting_configured,
+    notifier_sink,
+    receivers_from_settings,
+)
 from ._slack import SlackReceiver, slack_payload
 from ._sources import AlertSources
 from ._webhook import WebhookReceiver, webhook_payload
@@ -41,6 +48,8 @@ __all__ = [
     "Silences",
     "SlackReceiver",
     "WebhookReceiver",
+    "alert_backend",
+    "alert_breaker",
     "alerting_configured",
     "alertmanager_alerts",
     "dedup_key",

@@ -127,3 +127,25 @@ def notifier_sink(runtime_sinks: list[object]) -> NotifierSink | None:
         if isinstance(sink, NotifierSink):
             return sink
     return None
+
+
+def _sources() -> AlertSources | None:
+    """The current runtime's alert sources (None when alerting is not configured)."""
+    from .._runtime import get_runtime
+
+    sink = notifier_sink(get_runtime().sinks)
+    return sink.sources if sink is not None else None
+
+
+def alert_backend(name: str, role: str, up: bool, in_rotation: bool, reason: str) -> None:
+    """The proxy's backend monitor calls this when a backend's state changed."""
+    sources = _sources()
+    if sources is not None:
+        sources.backend(name, role, up, in_rotation, reason)
+
+
+def alert_breaker(name: str, is_open: bool) -> None:
+    """The proxy calls this when the circuit breaker of backend ``name`` opened or closed."""
+    sources = _sources()
+    if sources is not None:
+        sources.breaker(name, is_open)

@@ -28,6 +28,9 @@ RESOLVE_AFTER_S = 300.0
 SLOW_QUERY = "DbsightSlowQuery"
 N_PLUS_ONE = "DbsightNPlusOne"
 HEALTH_CHECK = "DbsightHealthCheckFailing"
+BACKEND_DOWN = "DbsightBackendDown"
+OUT_OF_ROTATION = "DbsightReplicaOutOfRotation"
+BREAKER_OPEN = "DbsightBreakerOpen"
 ADVICE_ALERTS = {
     "index": "DbsightIndexAdvice",
     "plan": "DbsightPlanFinding",
@@ -175,6 +178,32 @@ class AlertSources:
                     },
                 )
             )
+
+
+    # -- the proxy's backends --------------------------------------------------------------
+    def backend(self, name: str, role: str, up: bool, in_rotation: bool, reason: str) -> None:
+        """A proxy's backend changed state: the primary down, or a replica out of rotation
+        (down or lagging) fire; back in service resolves."""
+        if role == "primary":
+            labels = self._labels(BACKEND_DOWN, "critical", backend=name, role=role)
+            failing, summary = not up, f"Primary {name} is down"
+        else:
+            labels = self._labels(OUT_OF_ROTATION, "warning", backend=name, role=role)
+            failing = not in_rotation
+            summary = f"Replica {name} is out of rotation" + ("" if up else " (down)")
+        if failing:
+            self.notifier.fire(Alert(labels, {"summary": summary, "description": reason}))
+        else:
+            self.notifier.resolve(labels)
+
+    def breaker(self, name: str, is_open: bool) -> None:
+        """A proxy's circuit breaker opened (fires) or closed again (resolves)."""
+        labels = self._labels(BREAKER_OPEN, "warning", backend=name)
+        if is_open:
+            summary = f"Circuit breaker of {name} is open: requests to it are refused"
+            self.notifier.fire(Alert(labels, {"summary": summary}))
+        else:
+            self.notifier.resolve(labels)
 
 
 def _describe(details: Mapping[str, Any]) -> str:
