@@ -19,6 +19,7 @@ from .export.logging import QueryLogSink
 from .export.prometheus import PrometheusSink
 from .export.slowlog import EXITING, FLUSH_TIMEOUT_S, SlowQuerySink
 from .export.tracing import TracingSink
+from .notify import NotifierSink, alerting_configured
 from .stats import ParameterSamples, StatsSink, StatsTable
 
 T = TypeVar("T")
@@ -83,6 +84,8 @@ def _build_sinks(runtime: Runtime, tracer_provider: Any, previous: Runtime | Non
             sinks.append(_samples(runtime, previous))
     sinks.append(SlowQuerySink(settings, stats=runtime.stats))
     sinks.append(QueryLogSink(settings))
+    if alerting_configured(settings):
+        sinks.append(NotifierSink(settings, runtime.registry))
     return sinks
 
 

@@ -103,7 +103,8 @@ _FAMILY = re.compile(
 # The proxy's pool statistics are declared as {"stat": ("family", "help")} tables.
 _POOL_TABLE = re.compile(r"_POOL_(?P<kind>COUNTERS|GAUGES) = \{(?P<body>.*?)\n\}", re.S)
 _DOC_METRIC = re.compile(
-    r"`(?P<name>(?:(?:db_client|http_server|dbsight_observer|proxy)_|cache_operation"
+    r"`(?P<name>(?:(?:db_client|http_server|dbsight_observer|dbsight_notifications|proxy)_"
+    r"|cache_operation"
     r"|external_api_request)[a-z_]+)(?:\{[^`]*\})?`"
 )
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ._settings_env import ENV_PREFIX, read_variables
@@ -122,6 +122,64 @@ class Settings(BaseSettings):
         description="Their total time must reach this too: cheap repeats are not reported.",
     )
 
+    # -- alerts (dbsight.notify): off until a destination is set --------------------------
+    alertmanager_url: str | None = Field(
+        None,
+        description=(
+            "Base URL of an Alertmanager; dbsight's alerts are POSTed to its /api/v2/alerts "
+            "(its grouping, inhibition, silences and routing then apply)."
+        ),
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="URL that receives alert groups in Alertmanager's webhook format (version 4).",
+    )
+    alert_slack_webhook_url: str | None = Field(
+        None, description="Slack incoming webhook URL; alerts are posted as Block Kit messages."
+    )
+    alert_pagerduty_routing_key: str | None = Field(
+        None, description="PagerDuty Events API v2 routing key (integration key)."
+    )
+    alert_pagerduty_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue",
+        description="PagerDuty Events API v2 endpoint (another one for tests).",
+    )
+    alert_smtp_host: str | None = Field(
+        None, description="SMTP server for alert e-mails (with alert_smtp_from and alert_smtp_to)."
+    )
+    alert_smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
+    alert_smtp_from: str | None = Field(None, description="Sender address of alert e-mails.")
+    alert_smtp_to: str | None = Field(
+        None, description="Recipients of alert e-mails, separated by commas."
+    )
+    alert_smtp_starttls: bool = Field(
+        False, description="Upgrade the SMTP connection with STARTTLS before sending."
+    )
+    alert_slow_query_ms: float = Field(
+        1000.0,
+        gt=0,
+        le=3_600_000,
+        description="A statement at least this slow raises a DbsightSlowQuery alert.",
+    )
+    alert_group_wait_s: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="Wait before the first notification of a new alert group.",
+    )
+    alert_group_interval_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Wait before notifying a group again when its alerts changed.",
+    )
+    alert_repeat_interval_s: float = Field(
+        4 * 3600.0,
+        gt=0,
+        le=30 * 86_400,
+        description="Notify a group whose alerts still fire again after this long.",
+    )
+
     multiprocess_dir: Path | None = Field(
         None,
         description=(
@@ -174,6 +232,29 @@ class Settings(BaseSettings):
                 value = None
             if not isinstance(value, dict):
                 raise ValueError('must be a JSON object such as {"api.stripe.com": "stripe"}')
+        return value
+
+    @field_validator(
+        "alertmanager_url", "alert_webhook_url", "alert_slack_webhook_url", "alert_pagerduty_url"
+    )
+    @classmethod
+    def _alert_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("alert_smtp_to")
+    @classmethod
+    def _smtp_together(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """E-mail needs a server, a sender and recipients: one without the others is a
+        mistake to report, not a receiver to leave out silently."""
+        given = [info.data.get("alert_smtp_host"), info.data.get("alert_smtp_from"), value]
+        if any(given) and not all(given):
+            raise ValueError("alert_smtp_host, alert_smtp_from and alert_smtp_to go together")
+        if value is not None:
+            addresses = [address.strip() for address in value.split(",")]
+            if not all("@" in address for address in addresses):
+                raise ValueError("must be e-mail addresses separated by commas")
         return value
 
     @field_validator("otlp_endpoint")

@@ -207,9 +207,31 @@ class HealthReport:
 
 
 async def run_checks(checks: Iterable[HealthCheck]) -> HealthReport:
-    """Run ``checks`` concurrently, each under its own timeout."""
+    """Run ``checks`` concurrently, each under its own timeout; the report goes to the
+    `subscribe_health` listeners (the alert notifier) as well."""
     results = await asyncio.gather(*(check.run() for check in checks))
-    return HealthReport(tuple(results))
+    report = HealthReport(tuple(results))
+    for listener in tuple(_listeners):
+        try:
+            listener(report)
+        except Exception:  # a listener's failure never fails the health endpoint
+            logger.warning("dbsight: health listener %r failed", listener, exc_info=True)
+    return report
+
+
+_listeners: list[Callable[[HealthReport], None]] = []
+
+
+def subscribe_health(listener: Callable[[HealthReport], None]) -> None:
+    """Call ``listener`` with every report `run_checks` makes (it must not block: it runs
+    on the event loop)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def unsubscribe_health(listener: Callable[[HealthReport], None]) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 class HealthRegistry:

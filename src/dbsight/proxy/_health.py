@@ -312,11 +312,25 @@ class BackendMonitor:
             )  # fmt: skip
         else:
             logger.info("dbsight proxy: %s %s is in service", self.role, self.name)
+        self._alert()
         if state != (before or _INITIAL) and self.on_change is not None:
             try:
                 self.on_change(self)
             except Exception:  # the routing layer's bug must not stop the checks
                 logger.exception("dbsight proxy: on_change of %s failed", self.name)
+
+    def _alert(self) -> None:
+        """Tell the alert notifier (dbsight.notify) of the new state; never raises."""
+        if not self.up:
+            reason = f"down: {self.last_error}"
+        else:
+            reason = f"lag {_shown(self.lag_s)} s, {_shown(self.lag_bytes)} bytes"
+        try:
+            from ..notify import alert_backend
+
+            alert_backend(self.name, self.role, self.up, self.in_rotation, reason)
+        except Exception:  # the notifier's failure must not stop the checks
+            logger.debug("dbsight proxy: backend alert failed", exc_info=True)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats/pools`` shows for this backend."""

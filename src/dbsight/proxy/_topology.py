@@ -10,6 +10,7 @@ waiting on a server that keeps failing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -126,12 +127,20 @@ class Topology:
 
     def record(self, name: str, ok: bool) -> None:
         """The outcome of a request on server ``name`` (False: the server's fault)."""
-        self.breakers[name].record(ok, _monotonic())
+        breaker = self.breakers[name]
+        before = breaker.state
+        breaker.record(ok, _monotonic())
+        if breaker.state != before:
+            _breaker_alert(name, before, breaker.state)
 
     def _health_changed(self, monitor: BackendMonitor) -> None:
         """A health check found a server down: its breaker opens (the monitor logs it)."""
         if not monitor.up:
-            self.breakers[monitor.target.name].force_open(_monotonic())
+            breaker = self.breakers[monitor.target.name]
+            before = breaker.state
+            breaker.force_open(_monotonic())
+            if before != "open":
+                _breaker_alert(monitor.target.name, before, "open")
 
     def stats(self) -> list[dict[str, Any]]:
         """Health, lag and breaker of each server, for /stats/pools."""
@@ -146,3 +155,16 @@ class Topology:
             }
             for name, upstream in self.servers.items()
         ]
+
+
+def _breaker_alert(name: str, before: str, after: str) -> None:
+    """Tell the alert notifier (dbsight.notify) that a breaker opened or closed again (a
+    half-open breaker is neither: its trials decide); never raises."""
+    if after not in ("open", "closed") or (before == "half_open" and after == "open"):
+        return  # a failed trial re-opens what the alert already says is open
+    try:
+        from ..notify import alert_breaker
+
+        alert_breaker(name, after == "open")
+    except Exception:  # the notifier's failure never reaches a request
+        logging.getLogger("dbsight").debug("dbsight proxy: breaker alert failed", exc_info=True)

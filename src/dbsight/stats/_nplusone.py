@@ -206,9 +206,18 @@ def report_n_plus_one(runtime: Runtime, request: RequestContext) -> list[NPlusOn
     counters = [
         count for sink in runtime.sinks if (count := getattr(sink, "count_n_plus_one", None))
     ]
+    # the alert notifier (dbsight.notify) is handed every finding; it deduplicates them
+    notifiers = [
+        hook for sink in runtime.sinks if (hook := getattr(sink, "on_n_plus_one", None))
+    ]
     for finding in findings:
         for count in counters:
             count(finding.route)
+        for notify in notifiers:
+            try:
+                notify(finding)
+            except Exception:  # the notifier's failure never reaches the request
+                logging.getLogger("dbsight").debug("dbsight: N+1 alert failed", exc_info=True)
         if not store.record(finding, request.request_id):
             continue
         log.log(

@@ -6,6 +6,8 @@
     {prefix}/healthz          liveness: 200 while the process serves, no checks at all
     {prefix}/health/ready     readiness: the critical checks (user checks and every live
                               instrumented database or cache); 503 when one fails
+    {prefix}/metrics/alerts   JSON: the alert notifier's alerts (firing, or resolved and
+                              not yet notified) and the silences in force
 
 dbsight's ASGI middleware calls it for the paths it ``matches()``; on its own,
 ``Endpoints(app=inner)`` serves them in front of any ASGI app. Each request reads the runtime
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,8 +36,8 @@ _ALLOWED = (b"GET", b"HEAD")
 
 
 class Endpoints:
-    """dbsight's endpoints under ``prefix``; ``metrics``, ``summary`` and ``health`` turn
-    groups off (``liveness`` and ``readiness`` follow ``health`` unless given).
+    """dbsight's endpoints under ``prefix``; ``metrics``, ``summary`` (with the alerts) and
+    ``health`` turn groups off (``liveness`` and ``readiness`` follow ``health`` unless given).
 
     ``checks`` (`HealthCheck`\\ s, or a `HealthRegistry` read at each request) run besides
     the process-wide ones (``dbsight.add_health_check``) and, unless ``handle_checks=False``,
@@ -68,6 +71,7 @@ class Endpoints:
             routes[prefix + "/metrics"] = self._metrics
         if summary:
             routes[prefix + "/metrics/summary"] = self._summary
+            routes[prefix + "/metrics/alerts"] = self._alerts
         if health:
             routes[prefix + "/health"] = self._health
         if health if liveness is None else liveness:
@@ -138,6 +142,21 @@ class Endpoints:
         document = await asyncio.to_thread(
             summary, get_runtime(), limit=int(limit_text), order_by=order_by
         )
+        return 200, _dumps(document), JSON
+
+    async def _alerts(self, scope: Scope) -> tuple[int, bytes, str]:
+        """What the notifier holds (``configured`` is false when no destination is set, and
+        there are no alerts then); alerts in Alertmanager's webhook shape."""
+        from ..notify import notifier_sink, silences
+
+        sink = notifier_sink(get_runtime().sinks)
+        now = time.time()
+        alerts = sink.notifier.alerts() if sink is not None else []
+        document = {
+            "configured": sink is not None,
+            "alerts": [alert.to_webhook(now) for alert in alerts],
+            "silences": [silence.to_dict() for silence in silences.list()],
+        }
         return 200, _dumps(document), JSON
 
     async def _liveness(self, scope: Scope) -> tuple[int, bytes, str]:
