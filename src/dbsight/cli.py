@@ -395,6 +395,12 @@ from ._cli_analysis import advise, check, replay, report  # noqa: E402
 for _analysis in (check, replay, report, advise):
     command(_analysis)
 
+from ._cli_dashboards import dashboard_app, health, metrics  # noqa: E402
+
+app.add_typer(dashboard_app)
+for _remote in (metrics, health):
+    command(_remote)
+
 
 @command
 def version() -> None:
