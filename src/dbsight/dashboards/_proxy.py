@@ -41,6 +41,13 @@ def proxy_dashboard() -> Dashboard:
             stack=True,
         ),
         Panel(
+            "Client connections accepted",
+            (Target(sum_rate("proxy_clients_accepted_total"), "accepted"),),
+            "New client connections per second: a client that reconnects for every "
+            "statement shows here.",
+            unit="ops",
+        ),
+        Panel(
             "Statement latency p95 through the proxy",
             (Target(quantile(0.95, "db_client_operation_duration_seconds", by="operation"),
                     "{{operation}}"),),
@@ -52,7 +59,7 @@ def proxy_dashboard() -> Dashboard:
             "Routing by role and reason",
             (Target(sum_rate(ROUTED, by="role, reason"), "{{role}}: {{reason}}"),),
             "Why each unit of work went where it did (docs/routing.md).",
-            unit="ops", stack=True, width=24,
+            unit="ops", stack=True,
         ),
         Panel(
             "Replica lag",
@@ -81,7 +88,6 @@ def proxy_dashboard() -> Dashboard:
             (Target(sum_rate("proxy_server_connect_errors_total", by="pool"), "{{pool}}"),),
             "Failed attempts to open a server connection, per second.",
             unit="ops",
-            quiet="a server must refuse or drop a connection attempt.",
         ),
         Row("Result cache"),
         Panel(
@@ -145,7 +151,6 @@ def proxy_dashboard() -> Dashboard:
             (Target(sum_rate("proxy_pool_timeouts_total", by="pool"), "{{pool}}"),),
             "Waits for a server connection that ended in 53300, per second.",
             unit="ops",
-            quiet="a client must wait longer than pool_timeout_s.",
         ),
         Panel(
             "Server connection churn",

@@ -1,6 +1,6 @@
 """The service overview: the twelve panels of a web service's health (requests, latency,
-errors, load, its database, external APIs, cache and background work), from the families an
-instrumented service exposes (docs/metrics.md)."""
+errors, load, its database, external APIs, cache and background work), plus the cache's
+latency, from the families an instrumented service exposes (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def service_dashboard() -> Dashboard:
             "table. Which statements: dbsight top, or /metrics/summary.",
             unit="ops",
         ),  # fmt: skip
-        Row("External APIs and cache"),
+        Row("External APIs"),
         Panel(
             "External API latency (p95)",
             (Target(quantile(0.95, "external_api_request_duration_seconds", by="service"),
@@ -84,6 +84,7 @@ def service_dashboard() -> Dashboard:
             "Calls answered 4xx/5xx, or with no response at all (status error), per second.",
             unit="reqps",
         ),  # fmt: skip
+        Row("Cache"),
         Panel(
             "Cache hit ratio",
             (Target(ratio(sum_rate("cache_operations_total", 'result="hit"', by="backend"),
@@ -91,14 +92,21 @@ def service_dashboard() -> Dashboard:
                                    by="backend")),
                     "{{backend}}"),),
             "Key lookups that hit, of those that hit or missed, by cache backend.",
-            unit="percentunit", max=1,
+            unit="percentunit", max=1, width=8,
         ),  # fmt: skip
         Panel(
             "Cache operations",
             (Target(sum_rate("cache_operations_total", by="operation, result"),
                     "{{operation}} {{result}}"),),
             "Cache commands per second by operation and result (hit, miss, ok, error).",
-            unit="ops", stack=True,
+            unit="ops", stack=True, width=8,
+        ),  # fmt: skip
+        Panel(
+            "Cache latency (p95)",
+            (Target(quantile(0.95, "cache_operation_duration_seconds", by="operation"),
+                    "{{operation}}"),),
+            "Duration of cache commands as the client saw them (buckets 0.1 ms to 2.5 s).",
+            unit="s", width=8,
         ),  # fmt: skip
         Row("Background work"),
         Panel(
