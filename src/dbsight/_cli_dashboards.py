@@ -30,7 +30,9 @@ UrlOption = Annotated[
 ]
 TokenOption = Annotated[
     str | None,
-    typer.Option(envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token, when the endpoint requires one."),
+    typer.Option(
+        envvar="DBSIGHT_ADMIN_TOKEN", help="Bearer token, when the endpoint requires one."
+    ),
 ]
 TimeoutOption = Annotated[
     float, typer.Option(min=0.1, max=300.0, help="Seconds to wait for the answer.")
@@ -44,8 +46,12 @@ def _err(message: str) -> None:
 def export(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", file_okay=False, help="Directory to write the JSON files to "
-                     "(made when missing)."),
+        typer.Option(
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Directory to write the JSON files to (made when missing).",
+        ),
     ],
 ) -> None:
     """Write the Grafana dashboards, one JSON file per dashboard, named after its uid.
@@ -75,8 +81,10 @@ def metrics(
     url: UrlOption = "http://127.0.0.1:9187",
     match: Annotated[
         str | None,
-        typer.Option(help="Only the families whose name (or a sample's, e.g. "
-                     "..._total) this regular expression finds."),
+        typer.Option(
+            help="Only the families whose name (or a sample's, e.g. "
+            "..._total) this regular expression finds."
+        ),
     ] = None,
     token: TokenOption = None,
     timeout: TimeoutOption = 10.0,

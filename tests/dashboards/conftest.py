@@ -6,7 +6,6 @@ pooling, result cache, a firewall), both under traffic for as long as the tests 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -27,15 +26,17 @@ import psycopg
 import pytest
 from asgi_server import serve_in_thread
 from dashboard_service import SCHEMA
+from dashboard_stack import PROXY_JOB, SERVICE_JOB, TOKEN, Stack
 
 from dbsight.proxy._config import ProxyConfig
 from dbsight.testing import PgCluster, RedisServer
 from dbsight.testing.proxy import RunningProxy
 from dbsight.testing.pytest_plugin import _missing_binaries
-from dashboard_stack import PROXY_JOB, SERVICE_JOB, TOKEN, Stack
 
 PROMETHEUS = "/usr/bin/prometheus"
 HERE = Path(__file__).parent
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -92,7 +93,7 @@ class Traffic:
     def __init__(self, service: str, proxy_dsn: str) -> None:
         self._stop = threading.Event()
         self.rounds = 0
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self._thread = threading.Thread(
             target=self._run, args=(service, proxy_dsn), name="dashboards-traffic", daemon=True
         )
@@ -100,15 +101,16 @@ class Traffic:
 
     def _run(self, service: str, proxy_dsn: str) -> None:
         try:
-            with httpx.Client(base_url=service, timeout=30) as client, psycopg.connect(
-                proxy_dsn, autocommit=True
-            ) as conn:
+            with (
+                httpx.Client(base_url=service, timeout=30) as client,
+                psycopg.connect(proxy_dsn, autocommit=True) as conn,
+            ):
                 while not self._stop.is_set():
                     _service_traffic(client)
                     _proxy_traffic(conn)
                     self.rounds += 1
                     self._stop.wait(0.2)
-        except BaseException as exc:  # reported by the fixture: a dead loop means empty panels
+        except Exception as exc:  # noqa: BLE001 -- reported by the fixture: a dead loop empties panels
             self.error = exc
 
     def stop(self) -> None:

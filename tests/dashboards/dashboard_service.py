@@ -106,7 +106,11 @@ def app_from_env() -> FastAPI:
             reached = True
         except httpx.ConnectError:
             reached = False
-        return {"ok": ok.status_code, "unavailable": unavailable.status_code, "refused": not reached}
+        return {
+            "ok": ok.status_code,
+            "unavailable": unavailable.status_code,
+            "refused": not reached,
+        }
 
     @dbsight.db_observer("nightly_rollup")
     async def rollup() -> int:

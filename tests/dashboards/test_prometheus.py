@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from dashboard_stack import PROXY_JOB, SERVICE_JOB, Stack
 from dashboard_checks import LABEL_VALUES, Expression, exported, panel_expressions
+from dashboard_stack import PROXY_JOB, SERVICE_JOB, Stack
 
 from dbsight.dashboards import ALERT_ANNOTATION_EXPR
 
@@ -65,6 +65,7 @@ def test_listed_panels_are_empty_and_say_so(stack: Stack) -> None:
 def test_some_panels_show_what_the_traffic_did(stack: Stack) -> None:
     """Not only series: values that follow from the traffic (an N+1 route, 5xx, refused
     external calls, failing background work, cache hits, routing to the replica)."""
+
     def values(expr: str) -> dict[str, float]:
         deadline = time.monotonic() + DATA_TIMEOUT_S
         while True:
@@ -84,7 +85,9 @@ def test_some_panels_show_what_the_traffic_did(stack: Stack) -> None:
     external = values('sum by (status) (increase(external_api_requests_total{job="shop"}[30s]))')
     assert external.get("status=error", 0) > 0 and external.get("status=503", 0) > 0
     jobs = values('sum by (function) (increase(db_client_function_errors_total{job="shop"}[30s]))')
-    assert jobs.get("function=invoice_export", 0) > 0 and jobs.get("function=nightly_rollup", 0) == 0
+    assert (
+        jobs.get("function=invoice_export", 0) > 0 and jobs.get("function=nightly_rollup", 0) == 0
+    )
     hits = values('sum(increase(cache_operations_total{job="shop",result="hit"}[30s]))')
     assert next(iter(hits.values())) > 0
     roles = values('sum by (role) (increase(proxy_routed_total{job="proxy"}[30s]))')

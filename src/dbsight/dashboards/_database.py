@@ -23,15 +23,16 @@ def database_dashboard() -> Dashboard:
         Panel(
             "Statements by operation",
             (Target(sum_rate(OPERATIONS, by="operation"), "{{operation}}"),),
-            "Statements per second by operation (select, insert, update, delete, ddl, tx, "
-            "other).",
-            unit="ops", stack=True,
+            "Statements per second by operation (select, insert, update, delete, ddl, tx, other).",
+            unit="ops",
+            stack=True,
         ),
         Panel(
             "Statements by table",
             (Target(sum_rate(OPERATIONS, by="table"), "{{table}}"),),
             "Statements per second by their first table (empty: none named).",
-            unit="ops", stack=True,
+            unit="ops",
+            stack=True,
         ),
         Panel(
             "Latency p95 by table and operation",
@@ -57,16 +58,21 @@ def database_dashboard() -> Dashboard:
             "Slow share of statements",
             (Target(ratio(sum_rate(SLOW), sum_rate(OPERATIONS)), "slow"),),
             "Slow statements of all statements.",
-            unit="percentunit", max=1,
-        ),  # fmt: skip
+            unit="percentunit",
+            max=1,
+        ),
         Panel(
             "Errors by table and operation",
-            (Target(sum_rate(OPERATIONS, 'outcome="error"', by="operation, table"),
-                    "{{operation}} {{table}}"),),
+            (
+                Target(
+                    sum_rate(OPERATIONS, 'outcome="error"', by="operation, table"),
+                    "{{operation}} {{table}}",
+                ),
+            ),
             "Statements that failed, per second. The proxy's own answers by SQLSTATE are on "
             "the proxy dashboard.",
             unit="ops",
-        ),  # fmt: skip
+        ),
         Panel(
             "N+1 findings by route",
             (Target(sum_rate("db_client_n_plus_one_total", ROUTE, by="route"), "{{route}}"),),
@@ -76,27 +82,37 @@ def database_dashboard() -> Dashboard:
         Row("Connections and functions"),
         Panel(
             "Pool connections",
-            (Target(f"sum by (pool, state) ({selector('db_client_connections')})",
-                    "{{pool}} {{state}}"),
-             Target(f"sum by (pool) ({selector('db_client_connections_max')})", "{{pool}} max")),
+            (
+                Target(
+                    f"sum by (pool, state) ({selector('db_client_connections')})",
+                    "{{pool}} {{state}}",
+                ),
+                Target(f"sum by (pool) ({selector('db_client_connections_max')})", "{{pool}} max"),
+            ),
             "Connections of each client pool by state, and its configured maximum.",
             min=0,
-        ),  # fmt: skip
+        ),
         Panel(
             "Pool saturation",
-            (Target(ratio(f"sum by (pool) ({selector('db_client_connections', USED)})",
-                          f"sum by (pool) ({selector('db_client_connections_max')})"),
-                    "{{pool}}"),),
+            (
+                Target(
+                    ratio(
+                        f"sum by (pool) ({selector('db_client_connections', USED)})",
+                        f"sum by (pool) ({selector('db_client_connections_max')})",
+                    ),
+                    "{{pool}}",
+                ),
+            ),
             "Connections in use of each pool's maximum: at 100 % callers wait.",
-            unit="percentunit", max=1,
-        ),  # fmt: skip
+            unit="percentunit",
+            max=1,
+        ),
         Panel(
             "Queries per function call (p95)",
-            (Target(quantile(0.95, "db_client_function_queries", by="function"),
-                    "{{function}}"),),
+            (Target(quantile(0.95, "db_client_function_queries", by="function"), "{{function}}"),),
             "Statements one call of an observed function runs: a growing count is an N+1 "
             "in the making.",
-        ),  # fmt: skip
+        ),
         Panel(
             "Observer errors",
             (Target(sum_rate("dbsight_observer_errors_total", by="observer"), "{{observer}}"),),
@@ -114,9 +130,9 @@ def database_dashboard() -> Dashboard:
         variables=(
             Variable("service", "Service", f"label_values({OPERATIONS}, job)"),
             Variable(
-                "route", "Route",
+                "route",
+                "Route",
                 'label_values(db_client_n_plus_one_total{job=~"$service"}, route)',
             ),
-        ),  # fmt: skip
+        ),
     )
-

@@ -240,9 +240,15 @@ class Dashboard:
             },
             "annotations": {"list": [_builtin_annotation(), _alert_annotation()]},
             "links": [
-                {"type": "dashboards", "title": "dbsight", "tags": ["dbsight"],
-                 "asDropdown": True, "includeVars": True, "keepTime": True},
-            ],  # fmt: skip
+                {
+                    "type": "dashboards",
+                    "title": "dbsight",
+                    "tags": ["dbsight"],
+                    "asDropdown": True,
+                    "includeVars": True,
+                    "keepTime": True,
+                },
+            ],
             "panels": panels,
         }
 

@@ -27,8 +27,7 @@ def quantile(q: float, histogram: str, *matchers: str, by: str = "") -> str:
     """``histogram_quantile`` over the ``_bucket`` series of ``histogram`` (its base name)."""
     grouping = f"le, {by}" if by else "le"
     return (
-        f"histogram_quantile({q:g}, sum by ({grouping}) "
-        f"({rate(histogram + '_bucket', *matchers)}))"
+        f"histogram_quantile({q:g}, sum by ({grouping}) ({rate(histogram + '_bucket', *matchers)}))"
     )
 
 

@@ -25,13 +25,15 @@ def proxy_dashboard() -> Dashboard:
             (Target(sum_rate(ROUTED, by="role"), "{{role}}"),),
             "Units of work (a statement, or a transaction in transaction mode) per second, "
             "by the role of the server they went to.",
-            unit="ops", stack=True,
+            unit="ops",
+            stack=True,
         ),
         Panel(
             "Statements by operation",
             (Target(sum_rate("db_client_operations_total", by="operation"), "{{operation}}"),),
             "Statements the proxy observed, per second, by operation.",
-            unit="ops", stack=True,
+            unit="ops",
+            stack=True,
         ),
         Panel(
             "Clients by state",
@@ -49,17 +51,22 @@ def proxy_dashboard() -> Dashboard:
         ),
         Panel(
             "Statement latency p95 through the proxy",
-            (Target(quantile(0.95, "db_client_operation_duration_seconds", by="operation"),
-                    "{{operation}}"),),
+            (
+                Target(
+                    quantile(0.95, "db_client_operation_duration_seconds", by="operation"),
+                    "{{operation}}",
+                ),
+            ),
             "95th percentile of statement duration as the proxy measured it.",
             unit="s",
-        ),  # fmt: skip
+        ),
         Row("Routing and replicas"),
         Panel(
             "Routing by role and reason",
             (Target(sum_rate(ROUTED, by="role, reason"), "{{role}}: {{reason}}"),),
             "Why each unit of work went where it did (docs/routing.md).",
-            unit="ops", stack=True,
+            unit="ops",
+            stack=True,
         ),
         Panel(
             "Replica lag",
@@ -70,18 +77,24 @@ def proxy_dashboard() -> Dashboard:
         ),
         Panel(
             "Backends up and in rotation",
-            (Target(_gauge("min", "proxy_backend_up", "server, role"), "{{server}} up"),
-             Target(_gauge("min", "proxy_backend_in_rotation", "server, role"),
-                    "{{server}} in rotation")),
+            (
+                Target(_gauge("min", "proxy_backend_up", "server, role"), "{{server}} up"),
+                Target(
+                    _gauge("min", "proxy_backend_in_rotation", "server, role"),
+                    "{{server}} in rotation",
+                ),
+            ),
             "1 while a server's health check passes; in rotation while it takes requests "
             "(a replica: up and within its lag limit).",
-            min=0, max=1,
-        ),  # fmt: skip
+            min=0,
+            max=1,
+        ),
         Panel(
             "Circuit breakers",
             (Target(_gauge("max", "proxy_breaker_open", "server"), "{{server}}"),),
             "0 closed, 0.5 half-open, 1 open (the server gets no requests).",
-            min=0, max=1,
+            min=0,
+            max=1,
         ),
         Panel(
             "Server connect errors",
@@ -98,11 +111,16 @@ def proxy_dashboard() -> Dashboard:
         ),
         Panel(
             "Result cache hit ratio",
-            (Target(ratio(sum_rate(CACHE, 'result="hit"'),
-                          sum_rate(CACHE, 'result=~"hit|miss"')), "hit ratio"),),
+            (
+                Target(
+                    ratio(sum_rate(CACHE, 'result="hit"'), sum_rate(CACHE, 'result=~"hit|miss"')),
+                    "hit ratio",
+                ),
+            ),
             "Cacheable reads answered from the cache.",
-            unit="percentunit", max=1,
-        ),  # fmt: skip
+            unit="percentunit",
+            max=1,
+        ),
         Panel(
             "Result cache memory",
             (Target(f"sum ({selector('proxy_cache_bytes')})", "bytes"),),
@@ -128,23 +146,32 @@ def proxy_dashboard() -> Dashboard:
         Row("Server pools"),
         Panel(
             "Server connections by pool",
-            (Target(_gauge("sum", "proxy_server_connections", "pool, state"),
-                    "{{pool}} {{state}}"),
-             Target(_gauge("sum", "proxy_pool_max_size", "pool"), "{{pool}} max")),
+            (
+                Target(
+                    _gauge("sum", "proxy_server_connections", "pool, state"), "{{pool}} {{state}}"
+                ),
+                Target(_gauge("sum", "proxy_pool_max_size", "pool"), "{{pool}} max"),
+            ),
             "Server connections by state (idle, used, connecting) and each pool's maximum.",
-        ),  # fmt: skip
+        ),
         Panel(
             "Mean pool wait per acquire",
-            (Target(ratio(sum_rate("proxy_pool_wait_seconds_total", by="pool"),
-                          sum_rate("proxy_pool_acquires_total", by="pool")), "{{pool}}"),),
+            (
+                Target(
+                    ratio(
+                        sum_rate("proxy_pool_wait_seconds_total", by="pool"),
+                        sum_rate("proxy_pool_acquires_total", by="pool"),
+                    ),
+                    "{{pool}}",
+                ),
+            ),
             "Time a client waited for a free server connection, per connection handed out.",
             unit="s",
-        ),  # fmt: skip
+        ),
         Panel(
             "Clients waiting for a server connection",
             (Target(_gauge("sum", "proxy_pool_waiting_clients", "pool"), "{{pool}}"),),
-            "Clients queued for a server connection now: the pool is too small or the "
-            "server slow.",
+            "Clients queued for a server connection now: the pool is too small or the server slow.",
         ),
         Panel(
             "Pool timeouts (53300)",
@@ -154,15 +181,20 @@ def proxy_dashboard() -> Dashboard:
         ),
         Panel(
             "Server connection churn",
-            (Target(sum_rate("proxy_server_connects_total", by="pool"), "{{pool}} opened"),
-             Target(sum_rate("proxy_server_closed_total", by="pool"), "{{pool}} closed"),
-             Target(sum_rate("proxy_server_resets_total", by="pool"), "{{pool}} reset"),
-             Target(sum_rate("proxy_server_clean_releases_total", by="pool"),
-                    "{{pool}} clean release")),
+            (
+                Target(sum_rate("proxy_server_connects_total", by="pool"), "{{pool}} opened"),
+                Target(sum_rate("proxy_server_closed_total", by="pool"), "{{pool}} closed"),
+                Target(sum_rate("proxy_server_resets_total", by="pool"), "{{pool}} reset"),
+                Target(
+                    sum_rate("proxy_server_clean_releases_total", by="pool"),
+                    "{{pool}} clean release",
+                ),
+            ),
             "Server connections opened and closed, and releases that reset a session left "
             "with state against those that needed no round trip.",
-            unit="ops", width=24,
-        ),  # fmt: skip
+            unit="ops",
+            width=24,
+        ),
     )
     return Dashboard(
         uid=UID,
@@ -170,5 +202,7 @@ def proxy_dashboard() -> Dashboard:
         description="The dbsight proxy: throughput, routing, replicas, breakers, result "
         "cache, rejections and server pools, from its admin port's /metrics.",
         items=items,
-        variables=(Variable("service", "Proxy", "label_values(proxy_clients_accepted_total, job)"),),
+        variables=(
+            Variable("service", "Proxy", "label_values(proxy_clients_accepted_total, job)"),
+        ),
     )

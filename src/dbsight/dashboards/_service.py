@@ -28,7 +28,8 @@ def service_dashboard() -> Dashboard:
             "Request rate",
             (Target(sum_rate(REQUESTS, ROUTE, by="route"), "{{route}}"),),
             "Requests served per second, by route template.",
-            unit="reqps", stack=True,
+            unit="reqps",
+            stack=True,
         ),
         Panel(
             "Request latency (p50 / p95 / p99)",
@@ -39,19 +40,28 @@ def service_dashboard() -> Dashboard:
         ),
         Panel(
             "Error rate (5xx)",
-            (Target(ratio(sum_rate(REQUESTS, ROUTE, 'status=~"5.."', by="route"),
-                          sum_rate(REQUESTS, ROUTE, by="route")),
-                    "{{route}}"),),
+            (
+                Target(
+                    ratio(
+                        sum_rate(REQUESTS, ROUTE, 'status=~"5.."', by="route"),
+                        sum_rate(REQUESTS, ROUTE, by="route"),
+                    ),
+                    "{{route}}",
+                ),
+            ),
             "Share of each route's requests answered with a 5xx status.",
             unit="percentunit",
-        ),  # fmt: skip
+        ),
         Panel(
             "Active requests",
-            (Target('sum by (method) (http_server_active_requests{job=~"$service"})',
-                    "{{method}}"),),
+            (
+                Target(
+                    'sum by (method) (http_server_active_requests{job=~"$service"})', "{{method}}"
+                ),
+            ),
             "Requests in progress, by method: a queue building up shows here first.",
             stack=True,
-        ),  # fmt: skip
+        ),
         Row("Database"),
         Panel(
             "Database latency (p50 / p95 / p99)",
@@ -62,67 +72,103 @@ def service_dashboard() -> Dashboard:
         ),
         Panel(
             "Slow queries",
-            (Target(sum_rate("db_client_slow_operations_total", by="operation, table"),
-                    "{{operation}} {{table}}"),),
+            (
+                Target(
+                    sum_rate("db_client_slow_operations_total", by="operation, table"),
+                    "{{operation}} {{table}}",
+                ),
+            ),
             "Statements at or over slow_query_threshold_ms per second, by operation and "
             "table. Which statements: dbsight top, or /metrics/summary.",
             unit="ops",
-        ),  # fmt: skip
+        ),
         Row("External APIs"),
         Panel(
             "External API latency (p95)",
-            (Target(quantile(0.95, "external_api_request_duration_seconds", by="service"),
-                    "{{service}}"),),
+            (
+                Target(
+                    quantile(0.95, "external_api_request_duration_seconds", by="service"),
+                    "{{service}}",
+                ),
+            ),
             "Duration of calls through instrumented httpx clients, by external service.",
             unit="s",
-        ),  # fmt: skip
+        ),
         Panel(
             "External API errors",
-            (Target(sum_rate("external_api_requests_total", 'status=~"error|4..|5.."',
-                             by="service, status"),
-                    "{{service}} {{status}}"),),
+            (
+                Target(
+                    sum_rate(
+                        "external_api_requests_total",
+                        'status=~"error|4..|5.."',
+                        by="service, status",
+                    ),
+                    "{{service}} {{status}}",
+                ),
+            ),
             "Calls answered 4xx/5xx, or with no response at all (status error), per second.",
             unit="reqps",
-        ),  # fmt: skip
+        ),
         Row("Cache"),
         Panel(
             "Cache hit ratio",
-            (Target(ratio(sum_rate("cache_operations_total", 'result="hit"', by="backend"),
-                          sum_rate("cache_operations_total", 'result=~"hit|miss"',
-                                   by="backend")),
-                    "{{backend}}"),),
+            (
+                Target(
+                    ratio(
+                        sum_rate("cache_operations_total", 'result="hit"', by="backend"),
+                        sum_rate("cache_operations_total", 'result=~"hit|miss"', by="backend"),
+                    ),
+                    "{{backend}}",
+                ),
+            ),
             "Key lookups that hit, of those that hit or missed, by cache backend.",
-            unit="percentunit", max=1, width=8,
-        ),  # fmt: skip
+            unit="percentunit",
+            max=1,
+            width=8,
+        ),
         Panel(
             "Cache operations",
-            (Target(sum_rate("cache_operations_total", by="operation, result"),
-                    "{{operation}} {{result}}"),),
+            (
+                Target(
+                    sum_rate("cache_operations_total", by="operation, result"),
+                    "{{operation}} {{result}}",
+                ),
+            ),
             "Cache commands per second by operation and result (hit, miss, ok, error).",
-            unit="ops", stack=True, width=8,
-        ),  # fmt: skip
+            unit="ops",
+            stack=True,
+            width=8,
+        ),
         Panel(
             "Cache latency (p95)",
-            (Target(quantile(0.95, "cache_operation_duration_seconds", by="operation"),
-                    "{{operation}}"),),
+            (
+                Target(
+                    quantile(0.95, "cache_operation_duration_seconds", by="operation"),
+                    "{{operation}}",
+                ),
+            ),
             "Duration of cache commands as the client saw them (buckets 0.1 ms to 2.5 s).",
-            unit="s", width=8,
-        ),  # fmt: skip
+            unit="s",
+            width=8,
+        ),
         Row("Background work"),
         Panel(
             "Background work duration (p95)",
-            (Target(quantile(0.95, "db_client_function_duration_seconds", by="function"),
-                    "{{function}}"),),
+            (
+                Target(
+                    quantile(0.95, "db_client_function_duration_seconds", by="function"),
+                    "{{function}}",
+                ),
+            ),
             "Duration of functions observed with @db_observer or ObservableRepository.",
             unit="s",
-        ),  # fmt: skip
+        ),
         Panel(
             "Background work errors",
-            (Target(sum_rate("db_client_function_errors_total", by="function"),
-                    "{{function}}"),),
+            (Target(sum_rate("db_client_function_errors_total", by="function"), "{{function}}"),),
             "Calls of observed functions that raised, per second.",
             unit="ops",
-        ),  # fmt: skip
+        ),
     )
     return Dashboard(
         uid=UID,

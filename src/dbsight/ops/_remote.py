@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -65,11 +64,13 @@ def fetch(url: str, *, token: str | None, timeout_s: float, accept: str) -> Answ
     request = urllib.request.Request(url, headers=headers, method="GET")
     try:
         with opener.open(request, timeout=timeout_s) as response:
-            return Answer(response.status, response.read(), response.headers.get("content-type", ""))
+            return Answer(
+                response.status, response.read(), response.headers.get("content-type", "")
+            )
     except urllib.error.HTTPError as exc:
         body = exc.read() if exc.fp is not None else b""
         return Answer(exc.code, body, exc.headers.get("content-type", "") if exc.headers else "")
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise RemoteError(f"no answer from {url} within {timeout_s:g}s") from None
     except urllib.error.URLError as exc:
         raise RemoteError(f"cannot connect to {url}: {_reason(exc.reason)}") from None
