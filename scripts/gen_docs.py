@@ -451,7 +451,15 @@ def _option_range(param: Any) -> str:
 def cli_reference() -> str:
     group = typer.main.get_command(cli.app)
     parts = []
+    commands: list[tuple[str, Any]] = []
     for name, command in group.commands.items():  # type: ignore[attr-defined]
+        # a group (``dbsight dashboard``) is documented by its subcommands
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            commands += [(f"{name} {sub}", each) for sub, each in subcommands.items()]
+        else:
+            commands.append((name, command))
+    for name, command in commands:
         help_text = (command.help or "").strip().split("\n\n")
         summary = " ".join(help_text[0].split())
         details = " ".join(" ".join(p.split()) for p in help_text[1:])

@@ -175,7 +175,7 @@ class Variable:
             "label": self.label,
             "type": "query",
             "datasource": DATASOURCE,
-            "query": {"query": self.query, "refId": f"{self.name}-query"},
+            "query": self.query,  # Grafana 10/11 turn a string into their query object
             "definition": self.query,
             "current": {},
             "hide": 0,
