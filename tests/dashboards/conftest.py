@@ -1,8 +1,10 @@
-"""What the dashboards are checked against, started once for the directory: a real
-Prometheus on loopback scraping (every second) an instrumented service (its own uvicorn
-process, on a real PostgreSQL primary, with Redis, an external API stand-in and background
-work) and a dbsight proxy in front of the primary and its streaming replica (transaction
-pooling, result cache, a firewall), both under traffic for as long as the tests run."""
+"""What the dashboards are checked against, started once for each test module that asks
+for it (module scope: torn down before the next module runs, so its traffic never reaches
+another test): a real Prometheus on loopback scraping (every second) an instrumented service
+(its own uvicorn process, on a real PostgreSQL primary, with Redis, an external API stand-in
+and background work) and a dbsight proxy in front of the primary and its streaming replica
+(transaction pooling, result cache, a firewall), both under traffic for as long as the tests
+run."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from asgi_server import serve_in_thread
 from dashboard_service import SCHEMA
 from dashboard_stack import PROXY_JOB, SERVICE_JOB, TOKEN, Stack
 
+from dbsight import _runtime
 from dbsight.proxy._config import ProxyConfig
 from dbsight.testing import PgCluster, RedisServer
 from dbsight.testing.proxy import RunningProxy
@@ -135,7 +138,7 @@ scrape_configs:
 """
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def stack(
     pg_replicated: PgCluster,
     redis_server: RedisServer,
@@ -184,6 +187,9 @@ def stack(
             _wait(lambda: httpx.get(service + "/health/ready", timeout=5).status_code == 200,
                   f"the service to serve ({log.read_text(errors='replace')[-2000:]})")  # fmt: skip
 
+            # the proxy's admin port serves this process's registry: start it empty, so
+            # that what earlier tests instrumented here does not show under the proxy's job
+            _runtime.reset()
             proxy = RunningProxy(ProxyConfig(
                 listen="127.0.0.1:0", admin="127.0.0.1:0", admin_token=TOKEN,
                 upstream=database.primary_dsn, replicas=database.replica_dsns,
@@ -232,6 +238,7 @@ def stack(
                 proc.wait()
         if proxy is not None:
             proxy.close()
+            _runtime.reset()
         redis_server.delete_prefix(redis_prefix)
         pg_replicated.drop_database(database.name)
         shutil.rmtree(directory, ignore_errors=True)
