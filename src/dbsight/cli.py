@@ -395,6 +395,8 @@ from ._cli_analysis import advise, check, replay, report  # noqa: E402
 for _analysis in (check, replay, report, advise):
     command(_analysis)
 
+# The Grafana dashboards (`dbsight dashboard export`) and a running instance read from a shell
+# (`metrics`, `health`): a module of their own, registered the same way.
 from ._cli_dashboards import dashboard_app, health, metrics  # noqa: E402
 
 app.add_typer(dashboard_app)

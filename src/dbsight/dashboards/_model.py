@@ -8,8 +8,8 @@ library, so what the tests check is exactly what Grafana reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # Grafana 10.x and 11.x both import this schema version without a migration prompt.
@@ -205,7 +205,6 @@ class Dashboard:
     items: tuple[Panel | Row, ...]
     variables: tuple[Variable, ...]
     tags: tuple[str, ...] = ("dbsight",)
-    links: Sequence[str] = field(default_factory=tuple)  # uids of related dashboards
 
     @property
     def panels(self) -> list[Panel]:
