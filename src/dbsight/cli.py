@@ -400,6 +400,14 @@ from ._cli_alerts import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
+# The Grafana dashboards (`dbsight dashboard export`) and a running instance read from a shell
+# (`metrics`, `health`): a module of their own, registered the same way.
+from ._cli_dashboards import dashboard_app, health, metrics  # noqa: E402
+
+app.add_typer(dashboard_app)
+for _remote in (metrics, health):
+    command(_remote)
+
 
 @command
 def version() -> None:

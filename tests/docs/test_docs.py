@@ -16,6 +16,7 @@ import tomllib
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import typer.main
@@ -156,18 +157,21 @@ def test_metrics_page_lists_every_family() -> None:
 # -- command line ---------------------------------------------------------------------------------
 
 
+def _options_of(command: Any) -> set[str]:
+    """A command's options; a group's (``dbsight dashboard export``) with its subcommands'."""
+    found = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
+    for sub in getattr(command, "commands", {}).values():
+        found |= _options_of(sub)
+    return found | {"--help"}
+
+
 @cache
 def dbsight_options() -> dict[str, set[str]]:
     group = typer.main.get_command(cli.app)
-    options: dict[str, set[str]] = {}
-    for command_name, command in group.commands.items():  # type: ignore[attr-defined]
-        # a command group (`dbsight alerts export|list`): the options of its subcommands
-        commands = [command, *getattr(command, "commands", {}).values()]
-        options[command_name] = {
-            opt for each in commands for param in each.params for opt in param.opts
-            if opt.startswith("-")
-        } | {"--help"}  # fmt: skip
-    return options
+    return {
+        command_name: _options_of(command)
+        for command_name, command in group.commands.items()  # type: ignore[attr-defined]
+    }
 
 
 @cache

@@ -4,6 +4,7 @@ statement (both watch it here: the client is instrumented and talks to the proxy
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,7 +45,10 @@ def paired(collector: Any, source: str, count: int) -> list[tuple[str, int | Non
             key=lambda e: e.started_at,
         )
 
-    settle(lambda: len(relayed()) >= len(mine))
+    # per fingerprint: the proxy may record more of one (executemany) before the last of
+    # another arrives, so a total count could be reached too early
+    wanted = Counter(e.fingerprint for e in mine)
+    settle(lambda: Counter(e.fingerprint for e in relayed()) >= wanted)
     pairs = []
     queue = relayed()
     for event in mine:

@@ -1,0 +1,138 @@
+"""The database dashboard: statements by table and operation, their latency, the slow and
+failing ones, N+1 findings, client pools and functions (docs/metrics.md's db_client_*).
+
+Statements seen by the proxy are in the same families, so choosing the proxy's job here
+shows what went through it."""
+
+from __future__ import annotations
+
+from ._model import Dashboard, Panel, Row, Target, Variable
+from ._promql import ROUTE, quantile, ratio, selector, sum_rate
+
+UID = "dbsight-database"
+
+OPERATIONS = "db_client_operations_total"
+DURATION = "db_client_operation_duration_seconds"
+SLOW = "db_client_slow_operations_total"
+USED = 'state="used"'
+
+
+def database_dashboard() -> Dashboard:
+    items: tuple[Panel | Row, ...] = (
+        Row("Statements"),
+        Panel(
+            "Statements by operation",
+            (Target(sum_rate(OPERATIONS, by="operation"), "{{operation}}"),),
+            "Statements per second by operation (select, insert, update, delete, ddl, tx, other).",
+            unit="ops",
+            stack=True,
+        ),
+        Panel(
+            "Statements by table",
+            (Target(sum_rate(OPERATIONS, by="table"), "{{table}}"),),
+            "Statements per second by their first table (empty: none named).",
+            unit="ops",
+            stack=True,
+        ),
+        Panel(
+            "Latency p95 by table and operation",
+            (Target(quantile(0.95, DURATION, by="operation, table"), "{{operation}} {{table}}"),),
+            "95th percentile of statement duration (buckets 0.5 ms to 10 s). A statement's "
+            "own percentiles are in /metrics/summary.",
+            unit="s",
+        ),
+        Panel(
+            "Latency p99 by operation",
+            (Target(quantile(0.99, DURATION, by="operation"), "{{operation}}"),),
+            "99th percentile of statement duration by operation.",
+            unit="s",
+        ),
+        Row("Slow statements, errors and N+1"),
+        Panel(
+            "Slow-query rate",
+            (Target(sum_rate(SLOW, by="operation, table"), "{{operation}} {{table}}"),),
+            "Statements at or over slow_query_threshold_ms per second.",
+            unit="ops",
+        ),
+        Panel(
+            "Slow share of statements",
+            (Target(ratio(sum_rate(SLOW), sum_rate(OPERATIONS)), "slow"),),
+            "Slow statements of all statements.",
+            unit="percentunit",
+            max=1,
+        ),
+        Panel(
+            "Errors by table and operation",
+            (
+                Target(
+                    sum_rate(OPERATIONS, 'outcome="error"', by="operation, table"),
+                    "{{operation}} {{table}}",
+                ),
+            ),
+            "Statements that failed, per second. The proxy's own answers by SQLSTATE are on "
+            "the proxy dashboard.",
+            unit="ops",
+        ),
+        Panel(
+            "N+1 findings by route",
+            (Target(sum_rate("db_client_n_plus_one_total", ROUTE, by="route"), "{{route}}"),),
+            "Requests where one statement ran once per row of an earlier one, per second.",
+            unit="ops",
+        ),
+        Row("Connections and functions"),
+        Panel(
+            "Pool connections",
+            (
+                Target(
+                    f"sum by (pool, state) ({selector('db_client_connections')})",
+                    "{{pool}} {{state}}",
+                ),
+                Target(f"sum by (pool) ({selector('db_client_connections_max')})", "{{pool}} max"),
+            ),
+            "Connections of each client pool by state, and its configured maximum.",
+            min=0,
+        ),
+        Panel(
+            "Pool saturation",
+            (
+                Target(
+                    ratio(
+                        f"sum by (pool) ({selector('db_client_connections', USED)})",
+                        f"sum by (pool) ({selector('db_client_connections_max')})",
+                    ),
+                    "{{pool}}",
+                ),
+            ),
+            "Connections in use of each pool's maximum: at 100 % callers wait.",
+            unit="percentunit",
+            max=1,
+        ),
+        Panel(
+            "Queries per function call (p95)",
+            (Target(quantile(0.95, "db_client_function_queries", by="function"), "{{function}}"),),
+            "Statements one call of an observed function runs: a growing count is an N+1 "
+            "in the making.",
+        ),
+        Panel(
+            "Observer errors",
+            (Target(sum_rate("dbsight_observer_errors_total", by="observer"), "{{observer}}"),),
+            "Observer hooks that raised (the statements themselves were unaffected).",
+            unit="ops",
+            quiet="an observer hook must raise.",
+        ),
+    )
+    return Dashboard(
+        uid=UID,
+        title="dbsight / Database",
+        description="Statements by table and operation, slow statements, errors, N+1 "
+        "findings and client pools, as dbsight's instruments (and the proxy) see them.",
+        items=items,
+        variables=(
+            Variable("service", "Service", f"label_values({OPERATIONS}, job)"),
+            Variable(
+                "route",
+                "Route",
+                'label_values(db_client_n_plus_one_total{job=~"$service"}, route)',
+            ),
+        ),
+    )
