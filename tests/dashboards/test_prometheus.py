@@ -18,6 +18,8 @@ from dbsight.dashboards import ALERT_ANNOTATION_EXPR
 EMPTY_UNTIL_EVENT = {
     ("dbsight-database", "Observer errors"):
         "dbsight_observer_errors_total has a series only once an observer hook raised",
+    ("dbsight-database", "Alert notifications"):
+        "the service under test configures no alert receiver, so its notifier is off",
 }  # fmt: skip
 JOBS = {"dbsight-service": SERVICE_JOB, "dbsight-database": SERVICE_JOB,
         "dbsight-proxy": PROXY_JOB}  # fmt: skip

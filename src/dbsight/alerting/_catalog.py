@@ -12,7 +12,7 @@ from ._thresholds import Thresholds
 
 def build_rules(thresholds: Thresholds | None = None) -> tuple[RuleGroup, ...]:
     """The rule groups, in the order the rule file lists them."""
-    t = thresholds or Thresholds()
+    t = thresholds or Thresholds.model_validate({})
     return (*http_rules(t), *database_rules(t), *proxy_rules(t), *slo_rules(t))
 
 

@@ -5,7 +5,7 @@ scrape target, on dbsight's families (``http_server_*``, ``external_api_*``,
 from __future__ import annotations
 
 from ._promql import p95, percent, rate_sum, ratio, value
-from ._rules import Alert, RuleGroup
+from ._rules import Alert, RuleGroup, paged_and_warned
 from ._thresholds import Thresholds
 
 
@@ -35,9 +35,8 @@ def _latency(t: Thresholds) -> tuple[Alert, ...]:
             comparison=">",
             unit="s",
         )
-        for severity, threshold in (
-            ("critical", t.http_latency_p95_critical_s),
-            ("warning", t.http_latency_p95_warning_s),
+        for severity, threshold in paged_and_warned(
+            t.http_latency_p95_critical_s, t.http_latency_p95_warning_s
         )
     )
 
@@ -64,9 +63,8 @@ def _errors(t: Thresholds) -> tuple[Alert, ...]:
             comparison=">",
             unit="ratio",
         )
-        for severity, threshold in (
-            ("critical", t.http_error_ratio_critical),
-            ("warning", t.http_error_ratio_warning),
+        for severity, threshold in paged_and_warned(
+            t.http_error_ratio_critical, t.http_error_ratio_warning
         )
     )
 
@@ -136,9 +134,8 @@ def _external(t: Thresholds) -> tuple[Alert, ...]:
             comparison=">",
             unit="s",
         )
-        for severity, threshold in (
-            ("critical", t.external_latency_p95_critical_s),
-            ("warning", t.external_latency_p95_warning_s),
+        for severity, threshold in paged_and_warned(
+            t.external_latency_p95_critical_s, t.external_latency_p95_warning_s
         )
     ]
     failing = ratio(
@@ -208,9 +205,8 @@ def _cache(t: Thresholds) -> tuple[Alert, ...]:
             comparison="<",
             unit="ratio",
         )
-        for severity, threshold in (
-            ("critical", t.cache_hit_ratio_critical),
-            ("warning", t.cache_hit_ratio_warning),
+        for severity, threshold in paged_and_warned(
+            t.cache_hit_ratio_critical, t.cache_hit_ratio_warning
         )
     )
 

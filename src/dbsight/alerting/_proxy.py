@@ -4,7 +4,7 @@ its request pipeline, and the replicas and breakers of its servers."""
 from __future__ import annotations
 
 from ._promql import increase_sum, rate_sum, ratio, value
-from ._rules import Alert, RuleGroup
+from ._rules import Alert, RuleGroup, paged_and_warned
 from ._thresholds import Thresholds
 
 
@@ -182,8 +182,7 @@ def _breaker(t: Thresholds) -> tuple[Alert, ...]:
             comparison="==",
         )
         # the primary's breaker refuses every client (57P03); a replica's only moves its reads
-        for severity, selector in (
-            ("critical", 'server="primary"'),
-            ("warning", 'server!="primary"'),
+        for severity, selector in paged_and_warned(
+            'server="primary"', 'server!="primary"'
         )
     )

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+
+
+def paged_and_warned(critical: object, warning: object) -> tuple[tuple[Severity, Any], ...]:
+    """The two severities of an alert that has a critical and a warning threshold."""
+    return (("critical", critical), ("warning", warning))
 
 # How an alert's expression compares its value with its threshold: the unit tests use it to
 # build input series on either side of the threshold.

@@ -120,6 +120,19 @@ def database_dashboard() -> Dashboard:
             unit="ops",
             quiet="an observer hook must raise.",
         ),
+        Panel(
+            "Alert notifications",
+            (
+                Target(sum_rate("dbsight_notifications_total", by="receiver, outcome"),
+                       "{{receiver}} {{outcome}}"),
+                Target(sum_rate("dbsight_notifications_dropped_total"), "dropped"),
+            ),  # fmt: skip
+            "Notifications dbsight's notifier sent to each receiver, by outcome, and those "
+            "dropped because a queue was full.",
+            unit="ops",
+            quiet="the notifier is off until a receiver is configured, then sends only when "
+            "an alert fires or resolves.",
+        ),
     )
     return Dashboard(
         uid=UID,
