@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import atexit
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -19,7 +19,6 @@ from .export.logging import QueryLogSink
 from .export.prometheus import PrometheusSink
 from .export.slowlog import EXITING, FLUSH_TIMEOUT_S, SlowQuerySink
 from .export.tracing import TracingSink
-from .notify import NotifierSink, alerting_configured
 from .stats import ParameterSamples, StatsSink, StatsTable
 
 T = TypeVar("T")
@@ -69,6 +68,13 @@ class Runtime:
 _runtime: Runtime | None = None
 
 
+# Settings that name where alerts go; with none of them set the notifier is off.
+_ALERT_DESTINATIONS = (
+    "alertmanager_url", "alert_webhook_url", "alert_slack_webhook_url",
+    "alert_pagerduty_routing_key", "alert_smtp_host",
+)  # fmt: skip
+
+
 def _build_sinks(runtime: Runtime, tracer_provider: Any, previous: Runtime | None) -> list[Any]:
     settings = runtime.settings
     sinks: list[Any] = []
@@ -84,8 +90,12 @@ def _build_sinks(runtime: Runtime, tracer_provider: Any, previous: Runtime | Non
             sinks.append(_samples(runtime, previous))
     sinks.append(SlowQuerySink(settings, stats=runtime.stats))
     sinks.append(QueryLogSink(settings))
-    if alerting_configured(settings):
-        sinks.append(NotifierSink(settings, runtime.registry))
+    if any(getattr(settings, name) for name in _ALERT_DESTINATIONS):
+        # the notifier's package only where a destination is set: `import dbsight` stays light
+        from .notify import NotifierSink, alerting_configured
+
+        if alerting_configured(settings):
+            sinks.append(NotifierSink(settings, runtime.registry))
     return sinks
 
 
