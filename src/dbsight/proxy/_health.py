@@ -38,7 +38,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ._backend import BackendConnection, BackendSpec
@@ -199,6 +199,11 @@ class BackendMonitor:
             except TimeoutError:
                 await self._drop_connection()  # it may be mid-request
                 self._down(f"no answer within {self.timeout_s:g} s (timeout_s)")
+            except BackendUnavailable as exc:
+                if isinstance(exc.__cause__, TimeoutError):  # the login hit the same deadline
+                    self._down(f"no answer within {self.timeout_s:g} s (timeout_s)")
+                else:
+                    self._down(str(exc))
             except (BackendError, _CheckFailed) as exc:
                 self._down(str(exc))
             except Exception as exc:  # an unexpected answer must not kill the monitor
@@ -224,7 +229,13 @@ class BackendMonitor:
     async def _connection(self) -> BackendConnection:
         if self._conn is None or not self._conn.usable:
             await self._drop_connection()
-            self._conn = await BackendConnection.connect(self.target.spec)
+            # The check's own deadline bounds the login too: on Python 3.11 an
+            # ``asyncio.timeout`` that fires as the connect completes can be swallowed by the
+            # connect's ``wait_for``, leaving only the spec's (longer) login timeout.
+            spec = self.target.spec
+            if spec.connect_timeout_s > self.timeout_s:
+                spec = replace(spec, connect_timeout_s=self.timeout_s)
+            self._conn = await BackendConnection.connect(spec)
         return self._conn
 
     async def _drop_connection(self) -> None:
