@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         False, description="Log and export literal values and parameters (off: privacy)."
     )
     sqlcommenter: SqlCommenterMode = "off"
+    admin_token: str | None = Field(
+        None,
+        min_length=8,
+        description=(
+            "Bearer token dbsight's HTTP endpoints require (Authorization: Bearer ...); "
+            "the probes /healthz and /health/ready stay open. Unset: no token."
+        ),
+    )
 
     external_api_services: dict[str, str] = Field(
         default_factory=dict,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import signal
@@ -224,6 +223,7 @@ class ProxyServer:
         import uvicorn
 
         from ..web import Endpoints
+        from ..web._auth import TokenGuard
 
         upstream = self.config.upstream_server
         check = HealthCheck(
@@ -232,7 +232,7 @@ class ProxyServer:
             timeout_s=min(self.config.connect_timeout_s, 5.0),
         )
         endpoints = Endpoints(checks=(check,), handle_checks=False, app=self._stats_app)
-        app = _TokenGuard(endpoints, self.config.admin_token)
+        app = TokenGuard(endpoints, self.config.admin_token)
         host, port = self.config.admin_address or ("127.0.0.1", 0)
         # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit
         self._admin_socket = bind_socket(host, port, "admin requests", "--admin")
@@ -295,22 +295,3 @@ class ProxyServer:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
-
-
-class _TokenGuard:
-    """``Authorization: Bearer <token>`` on every admin request, when a token is set."""
-
-    def __init__(self, app: Any, token: str | None) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.expected is not None:
-            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"www-authenticate", b"Bearer"),
-                                        (b"content-length", b"0")]})
-                await send({"type": "http.response.body", "body": b""})
-                return
-        await self.app(scope, receive, send)

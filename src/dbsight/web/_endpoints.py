@@ -12,7 +12,9 @@
 dbsight's ASGI middleware calls it for the paths it ``matches()``; on its own,
 ``Endpoints(app=inner)`` serves them in front of any ASGI app. Each request reads the runtime
 current at that moment, so a later ``configure()`` is followed. Only GET and HEAD are
-allowed (405 otherwise); every response is ``Cache-Control: no-store``.
+allowed (405 otherwise); every response is ``Cache-Control: no-store``. When the settings
+hold an ``admin_token``, every endpoint but the probes (``/healthz``, ``/health/ready``) wants
+``Authorization: Bearer <token>`` and answers 401 without it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .._asgi_types import ASGIApp, Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
 from ..stats import ORDER_BY
+from ._auth import authorized, bearer, unauthorized
 from ._multiprocess import ensure_writer
 from ._reports import MAX_SUMMARY_TOP, SUMMARY_ORDER, SUMMARY_TOP, metrics_exposition, summary
 
@@ -79,6 +82,7 @@ class Endpoints:
         if health if readiness is None else readiness:
             routes[prefix + "/health/ready"] = self._readiness
         self._routes = routes
+        self._probes = frozenset({prefix + "/healthz", prefix + "/health/ready"})
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -113,6 +117,11 @@ class Endpoints:
             elif scope["type"] == "http":
                 await _respond(send, 404, b'{"error":"not found"}', JSON, scope)
             return
+        if path not in self._probes:
+            token = get_runtime().settings.admin_token
+            if not authorized(scope, bearer(token)):
+                await unauthorized(send)
+                return
         if scope["method"].encode() not in _ALLOWED:
             await _respond(
                 send, 405, b'{"error":"method not allowed"}', JSON, scope, allow=b"GET, HEAD"
