@@ -1,0 +1,1 @@
+"""The platform core: configuration, database, Redis, responses, errors, dependencies."""
