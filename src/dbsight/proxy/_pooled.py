@@ -23,7 +23,9 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   provably read-only, DDL): then it is reset first (keeping prepared statements unless SQL-level
   PREPARE, DEALLOCATE or DISCARD ran). Session state does not outlive the transaction, as with
   PgBouncer's transaction mode, but for the reported settings a client SET (TimeZone,
-  DateStyle...), which the next units get; the first SET that will be lost gets a warning;
+  DateStyle...), which the next units get; the first SET that will be lost gets a warning.
+  A committed LISTEN moves to the proxy's LISTEN connection of the database and user
+  (`_listener`), whose notifications reach the client between its transactions;
 - session mode: the primary connection stays the client's to the end of its session (reset
   when it goes back to the pool then). After a unit that may have changed the session, the
   proxy reads its state there (`_session_state`): replica connections get the GUCs it has SET,
@@ -87,6 +89,8 @@ from ._exchange import (
     recovery_conflict,
 )
 from ._link import link_of
+from ._listen_statements import ListenOp
+from ._listener import ChannelListener, after_overlap
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import UNOBSERVED, Pipeline, Rejection
 from ._reach import CatalogReach, ReachBook
@@ -140,6 +144,14 @@ _PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
 PoolKey = tuple[str, str, str]  # server, database, user
 
 
+def _listen_failed(reason: str) -> bytes:
+    """A WARNING NoticeResponse: a LISTEN the server took cannot deliver its notifications."""
+    return p.encode(p.NoticeResponse({
+        "S": "WARNING", "V": "WARNING", "C": "01000",
+        "M": f"dbsight proxy: notifications of this LISTEN cannot be delivered: {reason}",
+    }))  # fmt: skip
+
+
 class ServerPools:
     """The proxy-wide side of transaction pooling: one `BackendPool` per (server, database,
     user), the client credentials, and the cancel keys handed to clients."""
@@ -165,6 +177,7 @@ class ServerPools:
         self._parameters = LruMap(256)
         self._settings: LruMap[tuple[tuple[str, str], ...], Mapping[str, str]] = LruMap(256)
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
+        self._listeners: dict[tuple[str, str], ChannelListener] = {}  # by database, user
         self._client_ids = 0
         self._closed = False
 
@@ -205,6 +218,23 @@ class ServerPools:
             self._pools[key] = pool
             await pool.start()
         return key, pool
+
+    def listener_for(self, database: str, user: str) -> ChannelListener:
+        """The LISTEN connection of (database, user) on the primary (transaction mode)."""
+        listener = self._listeners.get((database, user))
+        if listener is None:
+            pool = self._pools[(PRIMARY, database, user)]
+            listener = ChannelListener(pool.spec, f"{user}@{database}")
+            self._listeners[(database, user)] = listener
+        return listener
+
+    def listener_stats(self) -> list[dict[str, Any]]:
+        """Each LISTEN connection's channels (how many clients listen to each)."""
+        return [
+            {"name": listener.name, "channels": listener.channels,
+             "delivered": listener.delivered}
+            for listener in list(self._listeners.values())
+        ]  # fmt: skip
 
     def backend_password(self, user: str) -> str | None:
         """The users file's plaintext password of ``user``, else the upstream URL's."""
@@ -264,7 +294,11 @@ class ServerPools:
         if self.reach is not None:
             await self.reach.close()
         pools, self._pools = list(self._pools.values()), {}
-        await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
+        listeners, self._listeners = list(self._listeners.values()), {}
+        await asyncio.gather(
+            *(pool.close() for pool in pools), *(listener.close() for listener in listeners),
+            return_exceptions=True,
+        )
 
     # -- credentials -------------------------------------------------------------------------
     async def credential(self, user: str, database: str) -> Credential | None:
@@ -368,6 +402,12 @@ class PooledSession(FrontendSession):
         self._serializable = False  # SERIALIZABLE by default from its startup: no replica
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
         self.router: Router | None = None  # the database's, once logged in (with replicas)
+        # LISTEN in transaction mode (`_listener`): the LISTEN connection this client listens
+        # through, the notifications waiting for it to be between transactions, and those
+        # the LISTEN connection receives while the client's LISTEN moves there
+        self._listener: ChannelListener | None = None
+        self._notifications: list[bytes] = []
+        self._handover: list[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -404,6 +444,8 @@ class PooledSession(FrontendSession):
     async def _finish(self) -> None:
         if self.key is not None:
             self.pools.unregister(self.key)
+        if self._listener is not None:
+            await self._listener.drop(self)
         if self._waiting is not None:
             self._waiting.cancel()
             await asyncio.gather(self._waiting, return_exceptions=True)
@@ -513,6 +555,8 @@ class PooledSession(FrontendSession):
         assert self.exchange is not None
         self.exchange.forget = self._forget
         self.exchange.on_parameter = self._parameter_seen
+        if not self.sticky:  # session mode: the client's connection listens itself
+            self.exchange.listens = []
         self._ended = asyncio.get_running_loop().create_future()
         self._client_transport = self.writer.transport
         early = self.frontend.take_buffered() + link_of(self.writer).relay(
@@ -1162,6 +1206,8 @@ class PooledSession(FrontendSession):
             return
         if self.conn is None:
             self.info.state = "idle"
+            if self._notifications:
+                self._deliver_notifications()
         with contextlib.suppress(Exception):
             self._client_transport.resume_reading()
         self._client_data(b"")
@@ -1264,11 +1310,21 @@ class PooledSession(FrontendSession):
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
+        listens = None
+        if exchange.listens:
+            listens = exchange.committed_listens()
+        else:  # (what committed_listens would forget)
+            exchange.rolled_back = False
         if self.sticky and target == PRIMARY:
             self._keep(conn, exchange, by_lsn)
         else:
             self._detach(conn)
-            self._give_back(conn, exchange, self._pool_of(target), by_lsn)
+            if listens:  # the LISTEN connection takes them over, then the pool gets it back
+                self._pause_for(
+                    self._hand_over(conn, exchange, self._pool_of(target), by_lsn, listens)
+                )
+            else:
+                self._give_back(conn, exchange, self._pool_of(target), by_lsn)
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
         if self._fill is not None:
@@ -1293,8 +1349,61 @@ class PooledSession(FrontendSession):
         if self._held_back:  # the client's next units waited for this one
             self._held_back = False
             asyncio.get_running_loop().call_soon(self._client_data, b"")
+        if self._notifications and self._waiting is None:
+            self._deliver_notifications()
         if self._shutting_down:
             self._end_for_shutdown()
+
+    # -- LISTEN in transaction mode ----------------------------------------------------------
+    def notify(self, message: bytes) -> None:
+        """A notification for this client (from its `ChannelListener`): sent at once when it
+        is between transactions, else when its transaction ends."""
+        if self._handover is not None:
+            self._handover.append(message)
+        elif (
+            self.conn is None and self._waiting is None and self._begin is None
+            and self._client_transport is not None
+        ):
+            self._client_transport.write(message)
+        else:
+            self._notifications.append(message)
+
+    def _deliver_notifications(self) -> None:
+        waiting, self._notifications = self._notifications, []
+        if self._client_transport is not None and not self._client_transport.is_closing():
+            self._client_transport.write(b"".join(waiting))
+
+    async def _hand_over(
+        self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool,
+        listens: list[ListenOp],
+    ) -> None:
+        """The client's transaction LISTENed (or UNLISTENed): the LISTEN connection of its
+        database and user takes over, then the connection goes back to the pool. What the
+        old connection received until it stopped listening goes to the client first, then
+        what the LISTEN connection received meanwhile (without what both received)."""
+        listener = self._listener = self.pools.listener_for(
+            self.info.database or "", self.info.user or ""
+        )
+        old: list[bytes] = []
+        self._handover = []
+        try:
+            try:
+                await listener.apply(self, listens)
+            except BackendError as exc:
+                logger.warning(
+                    "dbsight proxy: client %s: LISTEN through transaction pooling failed, its "
+                    "notifications will not arrive: %s", self.client_addr, exc.message,
+                )
+                self._client_transport.write(_listen_failed(exc.message))
+            conn.settle(exchange.status, True)
+            with contextlib.suppress(BackendError):  # (then the reset closes it)
+                await conn.execute("UNLISTEN *", lambda message: old.append(p.encode(message)))
+        finally:
+            moved, self._handover = self._handover, None
+            self._give_back(conn, exchange, pool, by_lsn)
+        self._notifications[:0] = old + after_overlap(old, moved)
+        if self._notifications:
+            self._deliver_notifications()
 
     def _settings_statement(
         self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,

@@ -259,6 +259,10 @@ class ProxyServer:
         server connections of its own)."""
         return self.pooling.topology.stats() if self.pooling is not None else []
 
+    def listener_stats(self) -> list[dict[str, Any]]:
+        """The LISTEN connections of transaction mode and their channels."""
+        return self.pooling.listener_stats() if self.pooling is not None else []
+
     def pool_stats(self) -> list[dict[str, Any]]:
         """What ``/stats/pools`` shows: each transaction pool, or in session mode the one
         server connection per client."""
@@ -287,7 +291,8 @@ class ProxyServer:
         if path == "/stats/clients":
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
-            status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats()}
+            status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats(),
+                                 "listeners": self.listener_stats()}
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()
