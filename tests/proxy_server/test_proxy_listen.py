@@ -47,18 +47,21 @@ async def test_asyncpg_listener_gets_notifications_between_its_transactions(
         await wait_for(lambda: len(received) == 5, f"5 notifications, got {received}")
         assert received == [(sender_pid, "orders", f"order {n}") for n in range(5)]
 
-        # the listener's own work lands on whichever pooled connection is free, while the
-        # other clients keep both busy; notifications keep arriving, in order
-        async def busy(conn: asyncpg.Connection) -> None:
-            for _ in range(20):
-                await conn.fetchval("SELECT pg_backend_pid()")
-
+        # the listener's own transactions land on either pooled connection: the other two
+        # clients hold both in transactions, and the one that ends first frees its own
         pids: set[int] = set()
-        tasks = [asyncio.create_task(busy(conn)) for conn in others]
         for n in range(5, 25):
-            pids.add(await listener.fetchval("SELECT pg_backend_pid()"))
+            held = [others[0].transaction(), others[1].transaction()]
+            holders = []
+            for conn, transaction in zip(others, held):
+                await transaction.start()
+                holders.append(await conn.fetchval("SELECT pg_backend_pid()"))
+            await held[n % 2].commit()
+            pid = await listener.fetchval("SELECT pg_backend_pid()")
+            assert pid == holders[n % 2]
+            pids.add(pid)
+            await held[1 - n % 2].commit()
             await sender.execute("SELECT pg_notify('orders', $1)", f"order {n}")
-        await asyncio.gather(*tasks)
         assert len(pids) == 2  # its transactions ran on both pooled connections
         await wait_for(lambda: len(received) == 25, f"25 notifications, got {len(received)}")
         assert [payload for _, _, payload in received] == [f"order {n}" for n in range(25)]
@@ -137,7 +140,9 @@ async def test_disconnect_and_failed_listen_leave_nothing_behind(
     try:
         await first.add_listener("shared", lambda *_: None)
         await second.add_listener("shared", lambda *_: None)
-        assert proxy.server.pooling.listener_stats()[0]["channels"] == {"shared": 2}
+        # (the LISTEN connection takes a LISTEN over right after its transaction's answer)
+        await wait_for(lambda: proxy.server.pooling.listener_stats()[0]["channels"]
+                       == {"shared": 2}, "both clients' LISTEN")  # fmt: skip
         await first.close()
         await wait_for(lambda: proxy.server.pooling.listener_stats()[0]["channels"]
                        == {"shared": 1}, "the first client's LISTEN to go")  # fmt: skip

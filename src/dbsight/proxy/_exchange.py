@@ -47,6 +47,7 @@ from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
 from ._portal_runs import PortalRuns
+from ._units import cstring
 from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
@@ -71,14 +72,6 @@ class TrackingLost(Exception):
 
 
 Entry = tuple[int, Any]
-
-
-def cstring(buf: bytes, start: int, end: int) -> tuple[str, int]:
-    """The NUL-terminated string at ``start`` and the position after its NUL."""
-    nul = buf.find(b"\0", start, end)
-    if nul < 0:
-        raise ValueError("string without its terminating NUL")
-    return buf[start:nul].decode("utf-8", "surrogateescape"), nul + 1
 
 
 def command_rows(buf: bytes, start: int, end: int) -> int | None:

@@ -29,7 +29,8 @@ from ._listen import address_text, bind_socket, listen_error
 from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
-from ._pooled import PooledSession, ServerPools
+from ._pooled import PooledSession
+from ._server_pools import ServerPools
 from ._session import ClientSession, FrontendSession
 
 logger = logging.getLogger("dbsight.proxy")
