@@ -127,14 +127,17 @@ class RedisCache:
             return lookup.hit.value  # type: ignore[no-any-return]
         token = secrets.token_hex(16)
         try:
-            locked = await self._take_lock(key, token)
-            if not locked:
+            if await self._take_lock(key, token):
+                # another caller may have stored it between our miss and our lock
+                lookup = await self._lookup(key, tags)
+            else:
                 lookup = await self._wait_for_entry(key, tags, token)
-                if lookup.hit is not None:
-                    return lookup.hit.value  # type: ignore[no-any-return]
-                locked = True  # _wait_for_entry returns a miss only with the lock or timed out
         except RedisUnavailable as exc:
+            await self._drop_lock(key, token)
             return await self._degraded(loader, exc)
+        if lookup.hit is not None:
+            await self._drop_lock(key, token)
+            return lookup.hit.value  # type: ignore[no-any-return]
         try:
             value = await loader()
             try:
@@ -236,7 +239,8 @@ class RedisCache:
             if lookup.hit is not None or time.monotonic() >= deadline:
                 return lookup
             if await self._take_lock(key, token):
-                return lookup
+                # the entry may have landed just before the lock was freed
+                return await self._lookup(key, tags)
 
     async def _drop_lock(self, key: str, token: str) -> None:
         try:
