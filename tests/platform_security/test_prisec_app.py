@@ -6,7 +6,7 @@ revocation, the OpenAPI security scheme, 429s and their headers, outages."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,8 +22,8 @@ from dbsight_platform.redis_features import (
     principal_or_ip_key,
 )
 from dbsight_platform.security import (
-    AuthError,
     Authenticator,
+    AuthError,
     InvalidCredentials,
     PasswordHashing,
     Principal,
@@ -148,7 +148,7 @@ async def test_bad_tokens(http: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()["code"]) == (401, 1005)
     assert "invalid_token" in response.headers["www-authenticate"]
     expired = TokenCodec(SECRET).issue(
-        "alice", ["user"], now=datetime.now(timezone.utc) - timedelta(hours=1)
+        "alice", ["user"], now=datetime.now(UTC) - timedelta(hours=1)
     )
     response = await http.get("/me", headers=bearer(expired.token))
     assert (response.status_code, response.json()["code"]) == (401, 1002)
@@ -222,7 +222,9 @@ async def test_rate_limit_by_principal(aredis: Any, redis_prefix: str) -> None:
         assert (await two.get("/public")).status_code == 200  # the address is not spent
         forged = bearer("x.y.z")
         assert [(await two.get("/public", headers=forged)).status_code for _ in range(3)] == [
-            200, 200, 429
+            200,
+            200,
+            429,
         ]
 
 
@@ -239,3 +241,16 @@ async def test_redis_outage(dead_redis: Any) -> None:
         response = await http.get("/public")
         assert (response.status_code, response.json()["code"]) == (503, 5001)
         assert (await http.get("/health")).status_code == 200
+
+
+async def test_dependencies_without_an_authenticator_say_so() -> None:
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(principal: Principal = Depends(bearer_user)) -> dict[str, str]:
+        return {"subject": principal.subject}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://platform.test") as http:
+        with pytest.raises(RuntimeError, match="install_authenticator"):
+            await http.get("/me", headers=bearer("x.y.z"))

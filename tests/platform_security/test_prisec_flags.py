@@ -35,7 +35,9 @@ async def test_set_get_all_delete(aredis: Any, redis_prefix: str) -> None:
     await f.set("beta", percentage=25)
     await f.set("killed", enabled=False)
     assert await f.all() == {
-        "new-ui": Flag(True, 100.0), "beta": Flag(True, 25.0), "killed": Flag(False, 100.0)
+        "new-ui": Flag(True, 100.0),
+        "beta": Flag(True, 25.0),
+        "killed": Flag(False, 100.0),
     }
     assert await f.is_enabled("new-ui") and await f.is_enabled("new-ui", "alice")
     assert not await f.is_enabled("killed", "alice")

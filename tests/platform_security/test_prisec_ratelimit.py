@@ -36,7 +36,11 @@ async def test_the_window_slides(aredis: Any, redis_prefix: str) -> None:
     now_us = seconds * 1_000_000 + micros
     await aredis.zadd(
         redis_prefix + "k",
-        {"old": now_us - 61_000_000, "inside-50s": now_us - 50_000_000, "inside-1s": now_us - 1_000_000},
+        {
+            "old": now_us - 61_000_000,
+            "inside-50s": now_us - 50_000_000,
+            "inside-1s": now_us - 1_000_000,
+        },
     )
     admitted = await limiter.hit("k", limit=3, window_s=60)
     assert admitted.allowed and admitted.remaining == 0
@@ -50,9 +54,7 @@ async def test_the_window_slides(aredis: Any, redis_prefix: str) -> None:
 
 async def test_concurrent_hits_never_exceed_the_limit(aredis: Any, redis_prefix: str) -> None:
     limiter = SlidingWindowLimiter(aredis, prefix=redis_prefix)
-    results = await asyncio.gather(
-        *(limiter.hit("burst", limit=5, window_s=30) for _ in range(40))
-    )
+    results = await asyncio.gather(*(limiter.hit("burst", limit=5, window_s=30) for _ in range(40)))
     assert sum(r.allowed for r in results) == 5
     assert sorted(r.remaining for r in results if r.allowed) == [0, 1, 2, 3, 4]
     assert 0 < await aredis.pttl(redis_prefix + "burst") <= 30_000

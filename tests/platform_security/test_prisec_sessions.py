@@ -49,9 +49,7 @@ async def test_fixed_expiry_is_not_renewed(aredis: Any, redis_prefix: str) -> No
     assert (await store.get(session.id)).data == {"n": 2}  # type: ignore[union-attr]
 
 
-async def test_session_expires_and_save_does_not_resurrect(
-    aredis: Any, redis_prefix: str
-) -> None:
+async def test_session_expires_and_save_does_not_resurrect(aredis: Any, redis_prefix: str) -> None:
     store = SessionStore(aredis, ttl_s=1, prefix=redis_prefix)
     session = await store.create({"n": 1})
     for _ in range(150):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -21,7 +21,7 @@ def codec(**kwargs: object) -> TokenCodec:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def signed(payload: dict[str, object], algorithm: str = "HS256", key: str = SECRET) -> str:
@@ -31,7 +31,11 @@ def signed(payload: dict[str, object], algorithm: str = "HS256", key: str = SECR
 def valid_payload(**overrides: object) -> dict[str, object]:
     issued = int(now().timestamp())
     payload: dict[str, object] = {
-        "sub": "alice", "roles": ["user"], "jti": "abc123", "iat": issued, "exp": issued + 600
+        "sub": "alice",
+        "roles": ["user"],
+        "jti": "abc123",
+        "iat": issued,
+        "exp": issued + 600,
     }
     payload.update(overrides)
     return payload

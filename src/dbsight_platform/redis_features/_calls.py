@@ -38,8 +38,9 @@ def unavailable_as_error(operation: str) -> Iterator[None]:
 
 
 def text(value: bytes | str) -> str:
-    """A reply as ``str`` whether the client decodes responses or not."""
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    """A reply as ``str`` whether the client decodes responses or not (bytes that are not
+    UTF-8 cannot equal what this package wrote: they are replaced, not raised on)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def require_prefix(prefix: str) -> str:

@@ -16,9 +16,9 @@ import random
 import secrets
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from ._calls import require_name, require_prefix, unavailable_as_error
+from ._calls import require_name, require_prefix, text, unavailable_as_error
 from ._scripts import EXTEND_IF_OWNER, RELEASE_IF_OWNER
 from .errors import LockNotAcquired, LockNotOwned
 
@@ -126,16 +126,14 @@ class RedisLock:
             return False
         with unavailable_as_error("lock check"):
             current = await self.redis.get(self.key)
-        if isinstance(current, bytes):
-            current = current.decode("utf-8", "replace")
-        return current == self.token
+        return current is not None and text(current) == self.token
 
     async def locked(self) -> bool:
         """Whether anyone holds the lock."""
         with unavailable_as_error("lock check"):
             return bool(await self.redis.exists(self.key))
 
-    async def __aenter__(self) -> RedisLock:
+    async def __aenter__(self) -> Self:
         if not await self.acquire():
             raise LockNotAcquired(f"lock {self.name!r} is held by another holder")
         return self

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import RedisUnavailable
@@ -47,7 +47,7 @@ def client_ip_key(scope: Scope) -> str | None:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key.lower() == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return None
 
 
@@ -64,8 +64,8 @@ def principal_or_ip_key(decode_subject: Callable[[str], str]) -> KeyFunc:
             if scheme.lower() == "bearer" and token.strip():
                 try:
                     return f"sub:{decode_subject(token.strip())}"
-                except Exception:  # noqa: BLE001 - an invalid token is limited by address
-                    pass
+                except Exception as exc:  # noqa: BLE001 - an invalid token is limited by address
+                    log.debug("rate limit keyed by address: %s", type(exc).__name__)
         return client_ip_key(scope)
 
     return key
@@ -94,7 +94,7 @@ def error_body(code: int, message: str) -> bytes:
             "message": message,
             "data": None,
             "trace_id": None,
-            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "timestamp": datetime.now(UTC).isoformat(),
         }
     ).encode()
 

@@ -15,7 +15,7 @@ them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -76,7 +76,7 @@ def get_authenticator(request: Request) -> Authenticator:
 
 async def bearer_user(
     request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The request's principal; ``NotAuthenticated`` without a bearer token, ``InvalidToken``
     / ``TokenExpired`` / ``TokenRevoked`` for a bad one. Also left on
@@ -95,7 +95,7 @@ def require_roles(*roles: str, any_of: bool = False) -> Callable[..., Awaitable[
         raise ValueError("require_roles() needs at least one non-empty role name")
     wanted = frozenset(roles)
 
-    async def dependency(principal: Principal = Depends(bearer_user)) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(bearer_user)]) -> Principal:
         if not principal.has_roles(wanted, any_of=any_of):
             raise PermissionDenied(
                 f"requires {'one of' if any_of else 'the'} role(s) {', '.join(sorted(wanted))}"

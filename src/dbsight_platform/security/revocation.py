@@ -9,7 +9,7 @@ token that may have been revoked.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..redis_features._calls import require_name, require_prefix, unavailable_as_error
@@ -25,7 +25,7 @@ class TokenRevocationList:
     async def revoke(self, token_id: str, expires_at: datetime) -> bool:
         """Revoke the token until ``expires_at``; False when it has expired already (nothing
         to revoke)."""
-        remaining = (expires_at - datetime.now(timezone.utc)).total_seconds()
+        remaining = (expires_at - datetime.now(UTC)).total_seconds()
         if remaining <= 0:
             return False
         key = self.prefix + require_name("a token id", token_id)

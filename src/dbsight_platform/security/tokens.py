@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -114,8 +114,10 @@ class TokenCodec:
         lifetime = self.expires_in if expires_in is None else expires_in
         if lifetime <= timedelta(0):
             raise ValueError("expires_in must be positive")
-        issued = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        claims = TokenClaims(subject, role_list, secrets.token_urlsafe(16), issued, issued + lifetime)
+        issued = (now or datetime.now(UTC)).replace(microsecond=0)
+        claims = TokenClaims(
+            subject, role_list, secrets.token_urlsafe(16), issued, issued + lifetime
+        )
         payload: dict[str, Any] = {
             "sub": claims.subject,
             "roles": list(claims.roles),
@@ -190,6 +192,6 @@ def _claims(payload: dict[str, Any]) -> TokenClaims:
         subject=subject,
         roles=tuple(roles),
         token_id=token_id,
-        issued_at=datetime.fromtimestamp(issued, timezone.utc),
-        expires_at=datetime.fromtimestamp(expires, timezone.utc),
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
     )
