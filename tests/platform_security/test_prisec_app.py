@@ -20,6 +20,7 @@ from dbsight_platform.redis_features import (
     RedisFeatureError,
     SlidingWindowLimiter,
     principal_or_ip_key,
+    rate_limit,
 )
 from dbsight_platform.security import (
     Authenticator,
@@ -61,8 +62,9 @@ def build_app(redis: Any, prefix: str, *, limit: int = 100, fail_open: bool = Tr
 
     @app.exception_handler(RedisFeatureError)
     async def redis_error(request: Request, exc: RedisFeatureError) -> JSONResponse:
-        body = {"code": exc.code, "message": "Service unavailable", "data": None}
-        return JSONResponse(body, status_code=exc.status_code)
+        body = {"code": exc.code, "message": exc.message, "data": None}
+        headers = getattr(exc, "headers", None)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.post("/login")
     async def login(body: Login) -> dict[str, Any]:
@@ -83,6 +85,18 @@ def build_app(redis: Any, prefix: str, *, limit: int = 100, fail_open: bool = Tr
     @app.post("/logout")
     async def logout(principal: Principal = Depends(bearer_user)) -> dict[str, bool]:
         return {"revoked": await auth.logout(principal)}
+
+    export_limit = rate_limit(
+        SlidingWindowLimiter(redis, prefix=prefix + "route:"),
+        name="export",
+        limit=2,
+        window_s=60,
+        fail_open=fail_open,
+    )
+
+    @app.get("/export", dependencies=[Depends(export_limit)])
+    async def export() -> dict[str, str]:
+        return {"rows": "..."}
 
     @app.get("/public")
     async def public() -> dict[str, str]:
@@ -254,3 +268,30 @@ async def test_dependencies_without_an_authenticator_say_so() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://platform.test") as http:
         with pytest.raises(RuntimeError, match="install_authenticator"):
             await http.get("/me", headers=bearer("x.y.z"))
+
+
+async def test_route_rate_limit_dependency(aredis: Any, redis_prefix: str) -> None:
+    """A route's own budget, tighter than the middleware's; its headers are the ones sent."""
+    app = build_app(aredis, redis_prefix, limit=100)
+    async with client_of(app, "10.0.0.1") as http:
+        responses = [await http.get("/export") for _ in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 429]
+        assert [r.headers["x-ratelimit-limit"] for r in responses] == ["2", "2", "2"]
+        assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["1", "0", "0"]
+        refused = responses[2]
+        assert refused.json()["code"] == 1029
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        public = await http.get("/public")  # the middleware counted all four
+        assert public.headers["x-ratelimit-limit"] == "100"
+        assert public.headers["x-ratelimit-remaining"] == "96"
+    with pytest.raises(ValueError):
+        rate_limit(SlidingWindowLimiter(aredis, prefix=redis_prefix), name="", limit=1, window_s=1)
+
+
+async def test_route_rate_limit_on_outage(dead_redis: Any) -> None:
+    async with client_of(build_app(dead_redis, "p:")) as http:
+        response = await http.get("/export")
+        assert response.status_code == 200 and "x-ratelimit-limit" not in response.headers
+    async with client_of(build_app(dead_redis, "p:", fail_open=False)) as http:
+        response = await http.get("/export")
+        assert (response.status_code, response.json()["code"]) == (503, 5001)

@@ -3,8 +3,9 @@ client (plain or instrumented by dbsight) and a key prefix:
 
 - ``SessionStore``: server-side sessions with a sliding TTL;
 - ``RedisCache``: cache-aside with key, tag and prefix invalidation and stampede protection;
-- ``SlidingWindowLimiter`` and ``RateLimitMiddleware``: sliding-window rate limiting, 429
-  with ``Retry-After`` and ``X-RateLimit-*`` headers;
+- ``SlidingWindowLimiter``, ``RateLimitMiddleware`` (every request) and ``rate_limit()`` (a
+  route's dependency): sliding-window rate limiting, 429 with ``Retry-After`` and
+  ``X-RateLimit-*`` headers;
 - ``RedisLock``: a distributed lock (token-checked release and extend);
 - ``FeatureFlags``: on/off and percentage rollout flags with defaults.
 
@@ -14,7 +15,14 @@ See docs/platform-security.md.
 """
 
 from .cache import Hit, RedisCache
-from .errors import LockNotAcquired, LockNotOwned, RedisFeatureError, RedisUnavailable
+from .dependency import rate_limit
+from .errors import (
+    LockNotAcquired,
+    LockNotOwned,
+    RateLimited,
+    RedisFeatureError,
+    RedisUnavailable,
+)
 from .flags import FeatureFlags, Flag, bucket
 from .lock import RedisLock
 from .middleware import RateLimitMiddleware, client_ip_key, principal_or_ip_key
@@ -29,6 +37,7 @@ __all__ = [
     "LockNotOwned",
     "RateLimitMiddleware",
     "RateLimitResult",
+    "RateLimited",
     "RedisCache",
     "RedisFeatureError",
     "RedisLock",
@@ -39,4 +48,5 @@ __all__ = [
     "bucket",
     "client_ip_key",
     "principal_or_ip_key",
+    "rate_limit",
 ]

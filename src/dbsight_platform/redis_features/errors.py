@@ -29,6 +29,18 @@ class RedisUnavailable(RedisFeatureError):
     code = 5001
 
 
+class RateLimited(RedisFeatureError):
+    """Over a route's rate limit (429, 1029); ``headers`` carry ``Retry-After`` and the
+    ``X-RateLimit-*`` values for the response."""
+
+    status_code = 429
+    code = 1029
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
+
+
 class LockNotAcquired(RedisFeatureError):
     """A distributed lock is held by someone else and was not freed in time (409, 4003)."""
 

@@ -5,7 +5,8 @@ Each HTTP request is counted under ``{scope_name}:{key(scope)}``; the key functi
 client (``client_ip_key`` by default; ``principal_or_ip_key`` for a signed-in user's subject).
 A refused request gets 429 with ``Retry-After`` and a JSON body in the platform's response
 shape; every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
-``X-RateLimit-Reset`` (seconds until the oldest counted request leaves the window).
+``X-RateLimit-Reset`` (seconds until the oldest counted request leaves the window), unless
+a route's ``rate_limit()`` dependency set its own.
 
 With Redis down the middleware fails open (``fail_open=True``, the default: requests pass
 unlimited and a warning is logged) or closed (503 with business code 5001).
@@ -17,7 +18,7 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from .ratelimit import RateLimitResult, SlidingWindowLimiter
 
 log = logging.getLogger("dbsight_platform.redis_features.middleware")
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -157,7 +158,11 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *headers]}
+                present = list(message.get("headers", ()))
+                # a route's own limit (rate_limit()) already set them: its budget is the
+                # one the client meets first
+                if not any(bytes(k).lower() == b"x-ratelimit-limit" for k, _ in present):
+                    message = {**message, "headers": [*present, *headers]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
