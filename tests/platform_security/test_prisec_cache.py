@@ -171,6 +171,10 @@ async def test_bad_values_and_keys(aredis: Any, redis_prefix: str) -> None:
         await c.get_or_load("k", Loader(float("nan")))
     with pytest.raises(ValueError):
         await c.get_or_load("", Loader(1))
+    never = Loader(1)
+    with pytest.raises(ValueError, match="ttl_s"):
+        await c.get_or_load("k", never, ttl_s=0)
+    assert never.calls == 0
     with pytest.raises(ValueError):
         await c.invalidate_tags("")
     assert not await aredis.exists(c.lock_key("k"))

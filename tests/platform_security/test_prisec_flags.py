@@ -4,6 +4,7 @@ values."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -67,13 +68,18 @@ async def test_percentage_rollout(aredis: Any, redis_prefix: str) -> None:
     assert all(0 <= bucket("x", s) < 100 for s in SUBJECTS[:100])
 
 
-async def test_defaults_when_redis_is_down(dead_redis: Any) -> None:
+async def test_defaults_when_redis_is_down(
+    dead_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dbsight_platform.redis_features")
     f = FeatureFlags(dead_redis, defaults={"kill-switch": True, "beta": Flag(True, 50)})
     assert await f.is_enabled("kill-switch", "alice")
     assert not await f.is_enabled("unknown", "alice")
     assert not await f.is_enabled("beta")
     half = {s for s in SUBJECTS[:200] if await f.is_enabled("beta", s)}
     assert 70 < len(half) < 130
+    # one warning for the outage, not one per check
+    assert len(caplog.records) == 1 and "defaults" in caplog.records[0].getMessage()
     with pytest.raises(RedisUnavailable, match="flag set"):
         await f.set("beta", percentage=10)
     with pytest.raises(RedisUnavailable):

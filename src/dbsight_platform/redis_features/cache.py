@@ -35,6 +35,7 @@ from redis.asyncio.client import Redis
 
 from . import _json
 from ._calls import require_name, require_prefix, unavailable_as_error
+from ._outage import OutageLog
 from ._scripts import RELEASE_IF_OWNER
 from .errors import RedisUnavailable
 
@@ -82,6 +83,7 @@ class RedisCache:
         self.poll_interval_s = poll_interval_s
         self.fail_open = fail_open
         self._release = redis.register_script(RELEASE_IF_OWNER)
+        self._outage = OutageLog(log, "cache bypassed (loaders called directly)")
 
     # -- keys ---------------------------------------------------------------------------
     def entry_key(self, key: str) -> str:
@@ -118,11 +120,13 @@ class RedisCache:
         ``default_ttl_s``). The loader's errors propagate and nothing is cached. An entry is
         a hit only for the same ``tags`` it was stored with, none of them invalidated since."""
         tags = tuple(tags)
-        self.entry_key(key)  # a bad key is refused before anything runs
+        self.entry_key(key)  # a bad key or TTL is refused before anything runs
+        self._ttl(ttl_s)
         try:
             lookup = await self._lookup(key, tags)
         except RedisUnavailable as exc:
             return await self._degraded(loader, exc)
+        self._outage.up()
         if lookup.hit is not None:
             return lookup.hit.value  # type: ignore[no-any-return]
         token = secrets.token_hex(16)
@@ -145,7 +149,7 @@ class RedisCache:
             except RedisUnavailable as exc:
                 if not self.fail_open:
                     raise
-                log.warning("cache store under %r skipped: %s", self.prefix, exc)
+                self._outage.down(exc)
             return value
         finally:
             await self._drop_lock(key, token)
@@ -215,12 +219,16 @@ class RedisCache:
     async def _store(
         self, key: str, value: Any, ttl_s: int | None, versions: dict[str, int]
     ) -> None:
-        ttl = self.default_ttl_s if ttl_s is None else int(ttl_s)
-        if ttl < 1:
-            raise ValueError(f"ttl_s must be at least 1, got {ttl_s}")
+        ttl = self._ttl(ttl_s)
         payload = _json.dumps({"v": value, "t": versions}, "a cached value")
         with unavailable_as_error("cache set"):
             await self.redis.set(self.entry_key(key), payload, ex=ttl)
+
+    def _ttl(self, ttl_s: int | None) -> int:
+        ttl = self.default_ttl_s if ttl_s is None else int(ttl_s)
+        if ttl < 1:
+            raise ValueError(f"ttl_s must be at least 1, got {ttl_s}")
+        return ttl
 
     async def _take_lock(self, key: str, token: str) -> bool:
         with unavailable_as_error("cache lock"):
@@ -252,7 +260,7 @@ class RedisCache:
     async def _degraded(self, loader: Callable[[], Awaitable[T]], exc: RedisUnavailable) -> T:
         if not self.fail_open:
             raise exc
-        log.warning("cache bypassed (loader called directly): %s", exc)
+        self._outage.down(exc)
         return await loader()
 
 

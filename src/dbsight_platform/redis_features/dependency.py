@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 
+from ._outage import OutageLog
 from .errors import RateLimited, RedisUnavailable
 from .middleware import KeyFunc, client_ip_key, limit_headers
 from .ratelimit import RateLimitResult, SlidingWindowLimiter
@@ -38,6 +39,8 @@ def rate_limit(
     if not name:
         raise ValueError("a rate limit needs a name (its budget's key prefix)")
 
+    outage = OutageLog(log, f"route rate limit {name!r} not applied")
+
     async def dependency(request: Request, response: Response) -> RateLimitResult | None:
         ident = key(request.scope)
         if inspect.isawaitable(ident):
@@ -49,8 +52,9 @@ def rate_limit(
         except RedisUnavailable as exc:
             if not fail_open:
                 raise
-            log.warning("rate limit %r not applied (failing open): %s", name, exc)
+            outage.down(exc)
             return None
+        outage.up()
         headers = {k.decode(): v.decode() for k, v in limit_headers(result)}
         if not result.allowed:
             raise RateLimited(f"too many requests to {name}", headers)

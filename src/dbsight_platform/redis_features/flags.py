@@ -23,6 +23,7 @@ from typing import Any
 
 from . import _json
 from ._calls import require_name, require_prefix, text, unavailable_as_error
+from ._outage import OutageLog
 from .errors import RedisUnavailable
 
 log = logging.getLogger("dbsight_platform.redis_features.flags")
@@ -77,7 +78,7 @@ class FeatureFlags:
             name: value if isinstance(value, Flag) else Flag(bool(value))
             for name, value in (defaults or {}).items()
         }
-        self._degraded = False
+        self._outage = OutageLog(log, "feature flags answered from defaults")
 
     async def set(self, name: str, *, enabled: bool = True, percentage: float = 100.0) -> Flag:
         """Create or change a flag for every instance."""
@@ -111,14 +112,10 @@ class FeatureFlags:
         try:
             flag = await self.get(name)
         except RedisUnavailable as exc:
-            if not self._degraded:
-                log.warning("feature flags answered from defaults: %s", exc)
-                self._degraded = True
+            self._outage.down(exc)
             flag = None
         else:
-            if self._degraded:
-                log.info("feature flags read from redis again")
-                self._degraded = False
+            self._outage.up()
         if flag is None:
             flag = self.defaults.get(name)
         return flag is not None and flag.applies_to(name, subject)

@@ -9,7 +9,7 @@ shape; every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remai
 a route's ``rate_limit()`` dependency set its own.
 
 With Redis down the middleware fails open (``fail_open=True``, the default: requests pass
-unlimited and a warning is logged) or closed (503 with business code 5001).
+unlimited, one warning logged per outage) or closed (503 with business code 5001).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ._outage import OutageLog
 from .errors import RedisUnavailable
 from .ratelimit import RateLimitResult, SlidingWindowLimiter
 
@@ -129,6 +130,7 @@ class RateLimitMiddleware:
         self.scope_name = scope_name
         self.exempt_paths = frozenset(exempt_paths)
         self.fail_open = fail_open
+        self._outage = OutageLog(log, "requests pass without rate limit")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt_paths:
@@ -146,11 +148,12 @@ class RateLimitMiddleware:
             )
         except RedisUnavailable as exc:
             if self.fail_open:
-                log.warning("rate limit not applied (failing open): %s", exc)
+                self._outage.down(exc)
                 await self.app(scope, receive, send)
                 return
             await _respond(send, 503, error_body(UNAVAILABLE_CODE, "Service unavailable"), [])
             return
+        self._outage.up()
         headers = limit_headers(result)
         if not result.allowed:
             await _respond(send, 429, error_body(RATE_LIMITED_CODE, "Too many requests"), headers)
