@@ -98,8 +98,9 @@ def test_the_request_context_is_stored(engine: sa.Engine, audit_rows: Any) -> No
         trace_id, "req-1", "/users/{id}", "accounts")
 
 
-def test_outside_a_request_the_opentelemetry_span_gives_the_trace(engine: sa.Engine,
-                                                                  audit_rows: Any) -> None:  # fmt: skip
+def test_outside_a_request_the_opentelemetry_span_gives_the_trace(
+    engine: sa.Engine, audit_rows: Any
+) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     tracer = TracerProvider().get_tracer("test")
@@ -149,4 +150,5 @@ def test_bad_arguments_write_nothing(engine: sa.Engine, audit_rows: Any,
 
 def test_an_engine_is_refused_with_the_reason(engine: sa.Engine) -> None:
     with pytest.raises(TypeError, match="caller's transaction"):
-        audit.record(engine, actor="a", operation="create", entity_type="user")  # type: ignore[arg-type]
+        audit.record(engine, actor="a", operation="create",  # type: ignore[arg-type]
+                     entity_type="user")

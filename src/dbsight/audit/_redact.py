@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -36,7 +37,9 @@ MAX_ITEMS = 200
 MAX_STRING = 2000
 MAX_DETAILS_BYTES = 16_384
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@"
+)
 _AUTH_VALUE = re.compile(r"\b(?P<kind>Bearer|Basic|Token|Digest)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
 
 
@@ -72,7 +75,7 @@ def _safe(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN or Infinity
     if isinstance(value, str):
         return mask_string(value)
     if isinstance(value, enum.Enum):

@@ -31,7 +31,7 @@ def purge_cutoff(older_than_days: int | None = None) -> datetime:
     """The time before which records are purged."""
     days = retention_days() if older_than_days is None else older_than_days
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ValueError(f"older_than_days must be a whole number of days, at least 1; got {days!r}")
+        raise ValueError(f"older_than_days must be a whole number, at least 1; got {days!r}")
     return now_utc() - timedelta(days=days)
 
 
@@ -47,7 +47,8 @@ def count_purgeable(
     """How many records `purge` would delete now."""
     table = audit_log if table is None else table
     with engine.connect() as connection:
-        return int(connection.execute(q.count_older(table, purge_cutoff(older_than_days))).scalar_one())
+        count = connection.execute(q.count_older(table, purge_cutoff(older_than_days)))
+        return int(count.scalar_one())
 
 
 def purge(

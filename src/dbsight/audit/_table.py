@@ -153,7 +153,9 @@ async def create_audit_table_async(bind: Any, table: sa.Table | None = None) -> 
         await bind.run_sync(lambda sync: table.create(sync, checkfirst=True))
 
 
-def migration_upgrade(op: Any, name: str = DEFAULT_TABLE_NAME, *, schema: str | None = None) -> None:
+def migration_upgrade(
+    op: Any, name: str = DEFAULT_TABLE_NAME, *, schema: str | None = None
+) -> None:
     """Create the audit table from an Alembic migration's ``upgrade()``::
 
         from dbsight.audit import migration_upgrade
