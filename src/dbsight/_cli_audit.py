@@ -32,11 +32,11 @@ audit_app = typer.Typer(
 DsnOption = Annotated[
     str,
     typer.Option(
-        "--dsn", metavar="URL", envvar="DBSIGHT_AUDIT_DSN", show_envvar=False,
+        "--dsn", metavar="URL", envvar="DBSIGHT_AUDIT_DSN",
         help="The database, as a SQLAlchemy URL: postgresql://user@host/db (psycopg), "
         "mysql://user@host/db (PyMySQL), or with a driver (postgresql+psycopg://, "
-        "mysql+pymysql://; asyncpg and aiomysql URLs use their sync twin). Also read from "
-        "$DBSIGHT_AUDIT_DSN, which keeps a password off the command line.",
+        "mysql+pymysql://; asyncpg and aiomysql URLs use their sync twin). The variable keeps "
+        "a password off the command line.",
     ),
 ]  # fmt: skip
 TableOption = Annotated[

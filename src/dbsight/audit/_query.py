@@ -55,6 +55,14 @@ def report_period(start: date, end: date) -> tuple[datetime, datetime, date, dat
     return lo, hi, first, last
 
 
+def _snapshot(dialect_name: str) -> dict[str, Any]:
+    """One snapshot for a report's queries (SQLite's transactions are serializable as
+    they are)."""
+    if dialect_name in ("postgresql", "mysql", "mariadb"):
+        return {"isolation_level": "REPEATABLE READ"}
+    return {}
+
+
 def _records(result: sa.Result[Any]) -> list[AuditRecord]:
     return [AuditRecord.from_row(row) for row in result.mappings()]
 
@@ -108,7 +116,7 @@ class AuditLogQueryBuilder:
         `ComplianceReport`."""
         lo, hi, first, last = report_period(start, end)
         statements = q.report_statements(self.table, lo, hi, _limit(top))
-        with self._connect(isolation_level="REPEATABLE READ") as connection:
+        with self._connect(**_snapshot(self.bind.dialect.name)) as connection:
             rows = {name: list(connection.execute(s)) for name, s in statements.items()}
         return assemble_report(first, last, rows, now_utc())
 
@@ -159,6 +167,6 @@ class AsyncAuditLogQueryBuilder:
     ) -> ComplianceReport:
         lo, hi, first, last = report_period(start, end)
         statements = q.report_statements(self.table, lo, hi, _limit(top))
-        results = await self._run(statements, isolation_level="REPEATABLE READ")
+        results = await self._run(statements, **_snapshot(self.bind.dialect.name))
         rows = {name: list(result) for name, result in results.items()}
         return assemble_report(first, last, rows, now_utc())
