@@ -139,6 +139,10 @@ def _database(dsn: str, table_name: str, *, must_exist: bool = True) -> Iterator
         engine.dispose()
 
 
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 def _time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -288,10 +292,15 @@ def _print_report(report: ComplianceReport) -> None:
     days = Table(box=None, header_style="bold")
     for column in ("day", "total", "failures"):
         days.add_column(column, justify="left" if column == "day" else "right")
-    for c in report.per_day:
+    active = [c for c in report.per_day if c.total]
+    for c in active:
         days.add_row(c.key, str(c.total), str(c.failures))
-    console.print()
-    console.print(days)
+    quiet = len(report.per_day) - len(active)
+    if active:
+        console.print()
+        console.print(days)
+    if quiet:  # listed in --json; on a terminal, a count is enough
+        console.print(Text(f"{_days(quiet)} without records"))
     if report.top_errors:
         errors = Table(box=None, header_style="bold")
         errors.add_column("error (top)", overflow="fold")
@@ -369,7 +378,7 @@ def purge(
         count = count_purgeable(engine, days, table=audit_table)
         deleted = None
         if not dry_run and count:
-            prompt = f"Delete {count} audit records older than {days} days from {shown}?"
+            prompt = f"Delete {count} audit records older than {_days(days)} from {shown}?"
             if not yes and not typer.confirm(prompt, default=False, err=True):
                 _fail("nothing deleted")
             deleted = purge_records(engine, days, batch_size=batch_size, table=audit_table)
@@ -378,10 +387,10 @@ def purge(
                     "deleted": deleted if deleted is not None else 0, "dry_run": dry_run}
         sys.stdout.write(json.dumps(document) + "\n")  # fmt: skip
     elif deleted is not None:
-        typer.echo(f"deleted {deleted} audit records older than {days} days")
+        typer.echo(f"deleted {deleted} audit records older than {_days(days)}")
     else:
         verb = "would be deleted" if dry_run and count else "to delete"
-        typer.echo(f"{count} audit records older than {days} days {verb}")
+        typer.echo(f"{count} audit records older than {_days(days)} {verb}")
 
 
 for _name, _function in (("init", init), ("recent", recent), ("user", user),

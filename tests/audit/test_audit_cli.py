@@ -91,7 +91,8 @@ def test_report(database_dsn: str, filled: sa.Engine) -> None:
     text = run(*args).output
     assert ("Audit log 2026-03-01 to 2026-03-03 (UTC): 2 operations, 1 failed (50.0%), "
             "2 actors") in text
-    assert "2026-03-02" in text and "23503 ForeignKeyViolation" in text
+    assert "2026-03-03" in text and "2026-03-02" not in text and "1 day without records" in text
+    assert "23503 ForeignKeyViolation" in text
 
     default = json.loads(run("report", "--dsn", database_dsn, "--json").output)
     assert len(default["per_day"]) == 30 and default["total"] == 1  # carol, 5 minutes ago
@@ -138,3 +139,16 @@ def test_unreachable_database_and_bad_urls() -> None:
     assert "pw@" not in down.output
     assert run("recent", "--dsn", "not a url").exit_code == 2
     assert run("recent", "--dsn", "nosuchdb://h/x").exit_code == 2
+
+
+def test_the_dsn_variable_is_not_taken_for_a_misspelt_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from dbsight.core import Settings
+
+    monkeypatch.setenv("DBSIGHT_AUDIT_DSN", "postgresql://app@127.0.0.1/app")
+    with caplog.at_level(logging.WARNING, logger="dbsight"):
+        Settings()
+    assert "DBSIGHT_AUDIT_DSN" not in caplog.text
