@@ -71,7 +71,11 @@ def _fail(message: str) -> NoReturn:
 
 def _first_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().partition("\n")[0]
+    args = inner.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]  # MySQL drivers: (error code, message)
+    else:
+        text = str(inner).strip().partition("\n")[0]
     return text or type(inner).__name__
 
 

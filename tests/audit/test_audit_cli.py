@@ -137,6 +137,10 @@ def test_unreachable_database_and_bad_urls() -> None:
     assert down.exit_code == 1
     assert "cannot connect to postgresql+psycopg://app:***@127.0.0.1:1/app" in down.output
     assert "pw@" not in down.output
+    mysql_down = run("recent", "--dsn", "mysql://root@127.0.0.1:1/app")
+    assert mysql_down.exit_code == 1
+    assert "cannot connect to mysql+pymysql://root@127.0.0.1:1/app: Can't connect" in (
+        mysql_down.output)
     assert run("recent", "--dsn", "not a url").exit_code == 2
     assert run("recent", "--dsn", "nosuchdb://h/x").exit_code == 2
 
