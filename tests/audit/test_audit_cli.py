@@ -156,3 +156,17 @@ def test_the_dsn_variable_is_not_taken_for_a_misspelt_setting(
     with caplog.at_level(logging.WARNING, logger="dbsight"):
         Settings()
     assert "DBSIGHT_AUDIT_DSN" not in caplog.text
+
+
+def test_another_table_name(pg_dsn: str) -> None:
+    assert run("init", "--dsn", pg_dsn, "--table", "billing_audit").exit_code == 0
+    engine = sa.create_engine("postgresql+psycopg://" + pg_dsn.split("://", 1)[1])
+    table = audit.add_audit_table(sa.MetaData(), "billing_audit")
+    try:
+        audit.record_now(engine, actor="alice", operation="refund", entity_type="invoice",
+                         table=table)  # fmt: skip
+    finally:
+        engine.dispose()
+    listed = run("recent", "--dsn", pg_dsn, "--table", "billing_audit", "--json")
+    assert [r["operation"] for r in json.loads(listed.output)] == ["refund"]
+    assert run("recent", "--dsn", pg_dsn).exit_code == 1  # dbsight_audit_log: not created
