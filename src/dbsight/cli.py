@@ -404,6 +404,11 @@ from ._cli_alerts import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
+# `dbsight audit init|recent|user|entity|failed|report|purge` (src/dbsight/_cli_audit.py)
+from ._cli_audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
 # The Grafana dashboards (`dbsight dashboard export`) and a running instance read from a shell
 # (`metrics`, `health`): a module of their own, registered the same way.
 from ._cli_dashboards import dashboard_app, health, metrics  # noqa: E402
