@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 import ssl
@@ -76,7 +75,6 @@ from ._client_settings import (
 )
 from ._config import ProxyConfig
 from ._exchange import (
-    SWALLOW,
     SWALLOW_QUERY,
     Exchange,
     TrackingLost,
@@ -111,6 +109,7 @@ from ._session_state import (
     state_query,
 )
 from ._setting_statements import maybe_sets_in
+from ._statement_names import StatementNames
 from ._topology import PRIMARY
 from ._units import bare_prepares, cacheable_unit, named_parses, unit_end
 from ._writes import writes_anywhere
@@ -168,8 +167,7 @@ class PooledSession(FrontendSession):
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
-        # the client's statement name -> (server name, the Parse that prepares it there, text)
-        self.statements: dict[str, tuple[str, bytes, str]] = {}
+        self.statements = StatementNames(self._answer, self._prepared)
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
         self._begun = False  # a BEGIN the proxy answered ahead went to the server
@@ -503,7 +501,7 @@ class PooledSession(FrontendSession):
                     self._settings_statement(conn, exchange, t, buf, i, end)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
-                        replaced = self._named(conn, exchange, t, buf, i + 5, end, at)
+                        replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
                         if replaced is not None:
                             out.append(buf[seg:i])
                             out.append(replaced)
@@ -536,82 +534,15 @@ class PooledSession(FrontendSession):
         out.append(buf[seg:i])
         transport.write(b"".join(out))
 
-    def _named(
-        self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
-        end: int, at: float,
-    ) -> bytes | None:
-        """A message naming a prepared statement, as the server gets it (the server's name,
-        with the statement's Parse injected ahead when this connection lacks it), or None to
-        forward it unchanged (a portal's Describe or Close). Parse and Close of a statement
-        the connection has are answered by the proxy itself (b"" is forwarded)."""
-        if t == BIND:
-            portal, j = cstring(buf, start, end)
-            name, k = cstring(buf, j, end)
-            if not name:
-                return None
-            server, inject = self._on_connection(conn, exchange, name)
-            body = portal.encode() + b"\0" + server.encode() + b"\0" + buf[k:end]
-        elif t == PARSE:
-            name, j = cstring(buf, start, end)
-            query, _ = cstring(buf, j, end)
-            server, parse = self._remember(name, query, buf[j:end])
-            if server in conn.prepared:
-                reply = exchange.reply(_PARSE_COMPLETE)
-                if reply is not None:
-                    self._retry = None
-                    self._client_transport.write(reply)
-                return b""
-            if not exchange.discarding:
-                conn.prepared[server] = query
-            exchange.request(PARSE, parse, 5, len(parse), at, server)
-            return parse
-        else:  # Describe or Close: 'S' statement or 'P' portal
-            if buf[start] != STATEMENT:
-                return None
-            name, k = cstring(buf, start + 1, end)
-            if not name:
-                return None
-            if t == CLOSE:
-                self.statements.pop(name, None)
-                reply = exchange.reply(_CLOSE_COMPLETE)
-                if reply is not None:
-                    self._retry = None
-                    self._client_transport.write(reply)
-                return b""
-            server, inject = self._on_connection(conn, exchange, name)
-            body = b"S" + server.encode() + b"\0"
-        message = bytes([t]) + _INT32.pack(len(body) + 4) + body
-        exchange.request(t, message, 5, len(message), at)
-        return inject + message if inject else message
+    def _answer(self, reply: bytes) -> None:
+        """The proxy's own reply to a client message (the unit's answer has begun: a read
+        can no longer be asked again elsewhere)."""
+        self._retry = None
+        self._client_transport.write(reply)
 
-    def _on_connection(
-        self, conn: BackendConnection, exchange: Exchange, name: str
-    ) -> tuple[str, bytes]:
-        """The server name of the client's statement ``name`` and the Parse to send first
-        when ``conn`` does not have it (b"" when it does, or when the client never prepared
-        ``name``: the server then says it does not exist, under the client's name)."""
-        entry = self.statements.get(name)
-        if entry is None:
-            return name, b""
-        server, parse, _ = entry
-        if server in conn.prepared or exchange.discarding:
-            return server, b""
-        conn.prepared[server] = name
-        exchange.expect(SWALLOW, server)
-        return server, parse
-
-    def _remember(self, name: str, query: str, rest: bytes) -> tuple[str, bytes]:
-        """The client prepares ``name``: its server name (the same for every client and
-        connection that prepares this text with these parameter types, so a connection
-        prepares each statement once) and the Parse message for the server."""
-        digest = hashlib.blake2b(rest, digest_size=12).hexdigest()
-        server = _SERVER_PREFIX + digest
-        body = server.encode() + b"\0" + rest
-        parse = b"P" + _INT32.pack(len(body) + 4) + body
-        self.statements[name] = (server, parse, query)
+    def _prepared(self, server: str, query: str, rest: bytes) -> None:
         if self.exchange is not None:  # what an Execute of it runs, for the observation
             self.exchange.prepared(server, query, rest)
-        return server, parse
 
     def _forget(self, server: str) -> None:
         """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
@@ -630,7 +561,7 @@ class PooledSession(FrontendSession):
         if found is None or any(name in self.statements for name, _, _ in found):
             return False  # (a name in use: the server's "already exists" is the answer)
         for name, query, rest in found:
-            self._remember(name, query, rest)
+            self.statements.remember(name, query, rest)
         self._client_transport.write(
             _PARSE_COMPLETE * len(found) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
@@ -670,12 +601,12 @@ class PooledSession(FrontendSession):
             routing_decisions["primary", "cache_fill"] += 1
             return PRIMARY, -1
         now = _monotonic()
-        unit = router.unit(buf, start, self._statement_text, now)
+        unit = router.unit(buf, start, self.statements.text, now)
         if isinstance(unit, Lookup):
             self._pause_for(self._resolve(unit))
             return None
         replica = unit.replica or (
-            self._role == "replica" and router.vouched(buf, start, self._statement_text)
+            self._role == "replica" and router.vouched(buf, start, self.statements.text)
         )
         if not replica:
             routing_decisions["primary", "write"] += 1
@@ -761,10 +692,6 @@ class PooledSession(FrontendSession):
             self._pause_for(self._acquire(target))
         return conn
 
-    def _statement_text(self, name: str) -> str | None:
-        entry = self.statements.get(name)
-        return entry[2] if entry is not None else None
-
     def _refuse_unit(
         self, buf: bytes, start: int, end: int, sqlstate: str, message: str
     ) -> int:
@@ -832,7 +759,7 @@ class PooledSession(FrontendSession):
         cache = self.cache
         assert cache is not None
         self._fill = None
-        unit = cacheable_unit(buf, start, self._statement_text)
+        unit = cacheable_unit(buf, start, self.statements.text)
         if unit is None:
             return -1
         sql, end = unit
@@ -879,7 +806,7 @@ class PooledSession(FrontendSession):
     def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
         """A cached unit's named Parse messages: the client has those statements now."""
         for name, query, rest in named_parses(buf, start, end):
-            self._remember(name, query, rest)
+            self.statements.remember(name, query, rest)
 
     def _invalidate(self, exchange: Exchange, t: int, buf: bytes, start: int, end: int) -> None:
         """A statement on its way: if it writes, what the cache holds of its tables goes
@@ -1369,9 +1296,7 @@ class PooledSession(FrontendSession):
 _WAIT = -2  # _from_cache: judged again later
 _IDLE = ord("I")
 _LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
-_SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
-_CLOSE_COMPLETE = p.encode(p.CloseComplete())
 _BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
     p.TransactionStatus.IN_TRANSACTION
 )
@@ -1379,4 +1304,3 @@ _SET_ANSWER = p.encode(p.CommandComplete("SET")) + p.ready_for_query(
     p.TransactionStatus.IN_TRANSACTION
 )
 PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY, EXECUTE = (ord(c) for c in "PBDCSHQE")
-STATEMENT = ord("S")

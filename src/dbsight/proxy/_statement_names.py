@@ -1,0 +1,131 @@
+"""`StatementNames`: a pooled client's prepared statements, under names every server
+connection shares.
+
+Each Parse text (with its parameter types) gets one server-side name, ``_dbs_<hash>``, the
+same for every client and connection, so a connection prepares each statement once. The
+client's names map to it. Before a Bind or Describe on a connection that lacks the statement,
+its Parse goes ahead and its ParseComplete is swallowed, so the client sees the replies to
+its own messages only; a Parse of a statement the connection has, and every Close of a
+statement, are answered by the proxy. `rename` turns one client message into what the
+server gets; no sockets here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from . import protocol as p
+from ._exchange import SWALLOW, Exchange
+from ._units import BIND, CLOSE, PARSE, cstring
+
+_INT32 = struct.Struct(">i")
+_SERVER_PREFIX = "_dbs_"
+_PARSE_COMPLETE = p.encode(p.ParseComplete())
+_CLOSE_COMPLETE = p.encode(p.CloseComplete())
+STATEMENT = ord("S")
+
+
+class StatementNames:
+    """The client's statement name -> (server name, the Parse that prepares it there, text).
+
+    ``answer`` sends the proxy's own reply (ParseComplete, CloseComplete) to the client;
+    ``on_prepared`` tells the observation what a server name runs.
+    """
+
+    __slots__ = ("statements", "answer", "on_prepared")
+
+    def __init__(
+        self,
+        answer: Callable[[bytes], None],
+        on_prepared: Callable[[str, str, bytes], None] | None = None,
+    ) -> None:
+        self.statements: dict[str, tuple[str, bytes, str]] = {}
+        self.answer = answer
+        self.on_prepared = on_prepared
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.statements
+
+    def text(self, name: str) -> str | None:
+        """What the client's statement ``name`` runs (None: not prepared)."""
+        entry = self.statements.get(name)
+        return entry[2] if entry is not None else None
+
+    def clear(self) -> None:
+        self.statements.clear()
+
+    def remember(self, name: str, query: str, rest: bytes) -> tuple[str, bytes]:
+        """The client prepares ``name`` (``rest``: its Parse body from the text on): its
+        server name and the Parse message for the server."""
+        digest = hashlib.blake2b(rest, digest_size=12).hexdigest()
+        server = _SERVER_PREFIX + digest
+        body = server.encode() + b"\0" + rest
+        parse = b"P" + _INT32.pack(len(body) + 4) + body
+        self.statements[name] = (server, parse, query)
+        if self.on_prepared is not None:  # what an Execute of it runs, for the observation
+            self.on_prepared(server, query, rest)
+        return server, parse
+
+    def rename(
+        self, conn: Any, exchange: Exchange, t: int, buf: bytes, start: int, end: int,
+        at: float,
+    ) -> bytes | None:
+        """A message naming a prepared statement (``buf[start:end]``: its body), as the
+        server on ``conn`` gets it — the server's name, with the statement's Parse injected
+        ahead when the connection lacks it — or None to forward it unchanged (a portal's
+        Describe or Close, the unnamed statement). Parse and Close of a statement the
+        connection has are answered here (b"" is forwarded)."""
+        if t == BIND:
+            portal, j = cstring(buf, start, end)
+            name, k = cstring(buf, j, end)
+            if not name:
+                return None
+            server, inject = self._on_connection(conn, exchange, name)
+            body = portal.encode() + b"\0" + server.encode() + b"\0" + buf[k:end]
+        elif t == PARSE:
+            name, j = cstring(buf, start, end)
+            query, _ = cstring(buf, j, end)
+            server, parse = self.remember(name, query, buf[j:end])
+            if server in conn.prepared:
+                reply = exchange.reply(_PARSE_COMPLETE)
+                if reply is not None:
+                    self.answer(reply)
+                return b""
+            if not exchange.discarding:
+                conn.prepared[server] = query
+            exchange.request(PARSE, parse, 5, len(parse), at, server)
+            return parse
+        else:  # Describe or Close: 'S' statement or 'P' portal
+            if buf[start] != STATEMENT:
+                return None
+            name, k = cstring(buf, start + 1, end)
+            if not name:
+                return None
+            if t == CLOSE:
+                self.statements.pop(name, None)
+                reply = exchange.reply(_CLOSE_COMPLETE)
+                if reply is not None:
+                    self.answer(reply)
+                return b""
+            server, inject = self._on_connection(conn, exchange, name)
+            body = b"S" + server.encode() + b"\0"
+        message = bytes([t]) + _INT32.pack(len(body) + 4) + body
+        exchange.request(t, message, 5, len(message), at)
+        return inject + message if inject else message
+
+    def _on_connection(self, conn: Any, exchange: Exchange, name: str) -> tuple[str, bytes]:
+        """The server name of the client's statement ``name`` and the Parse to send first
+        when ``conn`` does not have it (b"" when it does, or when the client never prepared
+        ``name``: the server then says it does not exist, under the client's name)."""
+        entry = self.statements.get(name)
+        if entry is None:
+            return name, b""
+        server, parse, _ = entry
+        if server in conn.prepared or exchange.discarding:
+            return server, b""
+        conn.prepared[server] = name
+        exchange.expect(SWALLOW, server)
+        return server, parse
