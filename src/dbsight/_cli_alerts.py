@@ -226,3 +226,8 @@ def list_alerts(
 
 alerts_app.command("export", cls=Command, help=reflow(export.__doc__))(export)
 alerts_app.command("list", cls=Command, help=reflow(list_alerts.__doc__))(list_alerts)
+
+# `dbsight alerts silence add|list|expire`: a running instance's silences
+from ._cli_silences import silence_app  # noqa: E402
+
+alerts_app.add_typer(silence_app, name="silence")
