@@ -68,7 +68,8 @@ def _print(silences: list[dict[str, Any]], as_json: bool) -> None:
     from .ops._remote_silences import matcher_text
 
     table = Table(box=None, header_style="bold")
-    for column in ("id", "matchers", "state", "starts", "ends", "created by", "comment"):
+    table.add_column("id", no_wrap=True)  # whole: `expire` takes it
+    for column in ("matchers", "state", "starts", "ends", "created by", "comment"):
         table.add_column(column, overflow="fold")
     for silence in silences:
         matchers = " ".join(matcher_text(m) for m in silence.get("matchers") or ())
