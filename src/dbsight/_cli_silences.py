@@ -93,7 +93,9 @@ def add(
     duration: Annotated[
         str, typer.Option(help="How long from now: 2h, 30m, 1h30m, 1d.")
     ] = "2h",
-    comment: Annotated[str, typer.Option(help="Why (shown with the silence).")] = "",
+    comment: Annotated[
+        str | None, typer.Option(help="Why (shown with the silence).", show_default="none")
+    ] = None,
     created_by: Annotated[
         str | None, typer.Option(help="Who.", show_default="your user name")
     ] = None,
@@ -121,7 +123,7 @@ def add(
     document = {
         "matchers": matchers,
         "duration": duration,
-        "comment": comment,
+        "comment": comment or "",
         "createdBy": created_by if created_by is not None else _user(),
     }
     silence = _call(add_silence, url, document, token=token, timeout_s=timeout)
