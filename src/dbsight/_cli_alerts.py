@@ -218,9 +218,9 @@ def export(
 
     Exit status: 0 written, 2 a bad threshold or flag, 1 a file that cannot be written.
     """
-    from .alerting import DEFAULT_RUNBOOK_BASE, alertmanager_config as am_config
+    from .alerting import DEFAULT_RUNBOOK_BASE, build_rules, rule_file, to_yaml
+    from .alerting import alertmanager_config as am_config
     from .alerting._routing import receiver_integrations
-    from .alerting import build_rules, rule_file, to_yaml
 
     t = _thresholds(config, settings, slo_availability, slo_latency_ms, slo_latency_target,
                     service_label)  # fmt: skip

@@ -112,3 +112,16 @@ def test_bad_alert_keys_fail_at_start_up(fresh_runtime: Any, tmp_path: Path) -> 
     config.write_text('[proxy]\nalert_smtp_host = "127.0.0.1"\n')  # no sender, no recipient
     with pytest.raises(ConfigError, match="go together"):
         ProxyServer(ProxyConfig.load(config))
+
+
+def test_the_keys_are_the_settings_alert_fields_with_their_types_and_bounds() -> None:
+    from dbsight.core import Settings
+    from dbsight.proxy._alert_settings import ALERT_SETTINGS, ProxyAlertSettings
+
+    alert_fields = {name for name in Settings.model_fields if name.startswith("alert")}
+    assert set(ALERT_SETTINGS) == alert_fields == set(ProxyAlertSettings.model_fields)
+    for name in ALERT_SETTINGS:
+        mine, theirs = ProxyAlertSettings.model_fields[name], Settings.model_fields[name]
+        assert mine.metadata == theirs.metadata, name
+        assert mine.annotation == theirs.annotation | None, name  # type: ignore[operator]
+        assert mine.default is None

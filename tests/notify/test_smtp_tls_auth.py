@@ -16,8 +16,7 @@ import pytest
 from notify_helpers import SmtpServer, free_port
 
 import dbsight
-from dbsight.notify import Alert, EmailReceiver, Notification, NotifyError
-from dbsight.notify import receivers_from_settings
+from dbsight.notify import Alert, EmailReceiver, Notification, NotifyError, receivers_from_settings
 
 USER, PASSWORD = "dbsight", "mail-s3cret"
 # aiosmtpd warns of AUTH without STARTTLS even on an implicit-TLS server (it is TLS all along)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import html
 import smtplib
 import ssl
-from pathlib import Path
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 from ._alert import rfc3339
 from ._receiver import Notification, NotifyError

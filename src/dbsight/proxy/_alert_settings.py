@@ -10,6 +10,7 @@ rotation, a breaker, a slow statement) reach the destinations the file names.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -25,61 +26,44 @@ ALERT_SETTINGS = (
 )  # fmt: skip
 
 
-def _like(name: str) -> Any:
-    """The `Settings` field's type and bounds, optional (unset: the variable's value)."""
-    info = Settings.model_fields[name]
-    optional = info.annotation | None  # type: ignore[operator]
-    return Annotated[(optional, *info.metadata)] if info.metadata else optional
-
-
 def _described(name: str) -> Any:
+    """The `Settings` field's description, and None (unset: the variable's value)."""
     description = Settings.model_fields[name].description or ""
     return Field(
         None, description=f"{description} Unset: `DBSIGHT_{name.upper()}` or its default."
     )
 
 
-AlertmanagerUrl = _like("alertmanager_url")
-WebhookUrl = _like("alert_webhook_url")
-SlackUrl = _like("alert_slack_webhook_url")
-RoutingKey = _like("alert_pagerduty_routing_key")
-PagerDutyUrl = _like("alert_pagerduty_url")
-SmtpHost = _like("alert_smtp_host")
-SmtpPort = _like("alert_smtp_port")
-SmtpFrom = _like("alert_smtp_from")
-SmtpTo = _like("alert_smtp_to")
-SmtpStarttls = _like("alert_smtp_starttls")
-SmtpTls = _like("alert_smtp_tls")
-SmtpCaFile = _like("alert_smtp_ca_file")
-SmtpUsername = _like("alert_smtp_username")
-SmtpPassword = _like("alert_smtp_password")
-SlowQueryMs = _like("alert_slow_query_ms")
-GroupWait = _like("alert_group_wait_s")
-GroupInterval = _like("alert_group_interval_s")
-RepeatInterval = _like("alert_repeat_interval_s")
-
-
 class ProxyAlertSettings(BaseModel):
-    """The alert keys of the ``[proxy]`` table (a base of `ProxyConfig`)."""
+    """The alert keys of the ``[proxy]`` table (a base of `ProxyConfig`): the types and
+    bounds of `Settings` (tests/notify check that they agree), optional."""
 
-    alertmanager_url: AlertmanagerUrl = _described("alertmanager_url")
-    alert_webhook_url: WebhookUrl = _described("alert_webhook_url")
-    alert_slack_webhook_url: SlackUrl = _described("alert_slack_webhook_url")
-    alert_pagerduty_routing_key: RoutingKey = _described("alert_pagerduty_routing_key")
-    alert_pagerduty_url: PagerDutyUrl = _described("alert_pagerduty_url")
-    alert_smtp_host: SmtpHost = _described("alert_smtp_host")
-    alert_smtp_port: SmtpPort = _described("alert_smtp_port")
-    alert_smtp_from: SmtpFrom = _described("alert_smtp_from")
-    alert_smtp_to: SmtpTo = _described("alert_smtp_to")
-    alert_smtp_starttls: SmtpStarttls = _described("alert_smtp_starttls")
-    alert_smtp_tls: SmtpTls = _described("alert_smtp_tls")
-    alert_smtp_ca_file: SmtpCaFile = _described("alert_smtp_ca_file")
-    alert_smtp_username: SmtpUsername = _described("alert_smtp_username")
-    alert_smtp_password: SmtpPassword = _described("alert_smtp_password")
-    alert_slow_query_ms: SlowQueryMs = _described("alert_slow_query_ms")
-    alert_group_wait_s: GroupWait = _described("alert_group_wait_s")
-    alert_group_interval_s: GroupInterval = _described("alert_group_interval_s")
-    alert_repeat_interval_s: RepeatInterval = _described("alert_repeat_interval_s")
+    alertmanager_url: str | None = _described("alertmanager_url")
+    alert_webhook_url: str | None = _described("alert_webhook_url")
+    alert_slack_webhook_url: str | None = _described("alert_slack_webhook_url")
+    alert_pagerduty_routing_key: str | None = _described("alert_pagerduty_routing_key")
+    alert_pagerduty_url: str | None = _described("alert_pagerduty_url")
+    alert_smtp_host: str | None = _described("alert_smtp_host")
+    alert_smtp_port: Annotated[int | None, Field(ge=1, le=65535)] = _described("alert_smtp_port")
+    alert_smtp_from: str | None = _described("alert_smtp_from")
+    alert_smtp_to: str | None = _described("alert_smtp_to")
+    alert_smtp_starttls: bool | None = _described("alert_smtp_starttls")
+    alert_smtp_tls: bool | None = _described("alert_smtp_tls")
+    alert_smtp_ca_file: Path | None = _described("alert_smtp_ca_file")
+    alert_smtp_username: str | None = _described("alert_smtp_username")
+    alert_smtp_password: SecretStr | None = _described("alert_smtp_password")
+    alert_slow_query_ms: Annotated[float | None, Field(gt=0, le=3_600_000)] = _described(
+        "alert_slow_query_ms"
+    )
+    alert_group_wait_s: Annotated[float | None, Field(ge=0, le=86_400)] = _described(
+        "alert_group_wait_s"
+    )
+    alert_group_interval_s: Annotated[float | None, Field(gt=0, le=86_400)] = _described(
+        "alert_group_interval_s"
+    )
+    alert_repeat_interval_s: Annotated[float | None, Field(gt=0, le=30 * 86_400)] = _described(
+        "alert_repeat_interval_s"
+    )
 
     @field_validator(
         "alertmanager_url", "alert_webhook_url", "alert_slack_webhook_url", "alert_pagerduty_url"
