@@ -249,3 +249,29 @@ def test_the_workers_of_a_multiprocess_directory_share_their_silences(tmp_path: 
     assert other.get(mine.id) is not None and other.mutes({"service": "shop"})
     here.share(None)  # back to memory, keeping what is in force
     assert here.get(mine.id) is not None
+
+
+async def test_an_instrumented_app_serves_them_with_a_bounded_route_label(
+    fresh_runtime: Any, clean_silences: Silences
+) -> None:
+    from fastapi import FastAPI
+
+    dbsight.configure(dbsight.Settings(tracing_enabled=False))
+    app = FastAPI()
+
+    @app.get("/")
+    async def root() -> str:
+        return "ok"
+
+    handle = dbsight.instrument(app)
+    try:
+        async with client(app) as http:
+            created = await http.post("/alerts/silences", json=SILENCE)
+            assert created.status_code == 201
+            silence_id = created.json()["id"]
+            assert (await http.delete(f"/alerts/silences/{silence_id}")).status_code == 200
+            metrics = (await http.get("/metrics")).text
+    finally:
+        handle.uninstrument()
+    assert 'route="/alerts/silences/{id}"' in metrics
+    assert silence_id not in metrics

@@ -105,6 +105,14 @@ class Endpoints:
         ensure_writer()
         return path in self._routes or self._silence_path(path)
 
+    def template(self, path: str) -> str:
+        """The route label of an endpoint's ``path``: itself, but a silence's id as ``{id}``
+        (the labels stay bounded)."""
+        base = self._silences
+        if base is not None and path.startswith(base + "/"):
+            return base + "/{id}"
+        return path
+
     def _silence_path(self, path: str) -> bool:
         base = self._silences
         return base is not None and (path == base or path.startswith(base + "/"))
