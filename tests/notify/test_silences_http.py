@@ -275,3 +275,13 @@ async def test_an_instrumented_app_serves_them_with_a_bounded_route_label(
         handle.uninstrument()
     assert 'route="/alerts/silences/{id}"' in metrics
     assert silence_id not in metrics
+
+
+def test_an_unusable_directory_keeps_the_silences_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    mine = Silences()
+    kept = mine.add(["service=shop"], 600)
+    mine.share(blocker / "sub")  # cannot be made: logged, not raised
+    assert mine.get(kept.id) is not None
+    assert mine.add(["service=api"], 600) and len(mine.list()) == 2

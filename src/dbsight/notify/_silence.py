@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._alert import rfc3339
+
+logger = logging.getLogger("dbsight.notify")
 
 Operator = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
@@ -222,7 +225,8 @@ class Silences:
     # -- sharing between processes --------------------------------------------------------
     def share(self, directory: Path | None) -> None:
         """Keep the list in ``directory``/silences.json, shared by the processes that share
-        the directory (None: back to this process's memory, keeping what is in force)."""
+        the directory (None: back to this process's memory, keeping what is in force). A
+        directory that cannot be used is logged and the list stays in memory: never raises."""
         with self._lock:
             path = Path(directory) / "silences.json" if directory is not None else None
             if path == self._path:
@@ -232,10 +236,15 @@ class Silences:
             self._path, self._seen = path, None
             if path is not None:
                 mine = dict(self._silences)
-                with self._file_lock():
-                    self._reload()
-                    self._silences.update(mine)
-                    self._write()
+                try:
+                    with self._file_lock():
+                        self._reload()
+                        self._silences.update(mine)
+                        self._write()
+                except OSError as exc:
+                    logger.warning("dbsight: silences kept in memory, %s is unusable: %s",
+                                   path.parent, exc)  # fmt: skip
+                    self._path, self._silences = None, {**self._silences, **mine}
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:

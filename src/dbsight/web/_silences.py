@@ -60,7 +60,11 @@ async def handle(scope: Scope, receive: Receive, rest: str, token_set: bool) -> 
             return await _create(receive)
         return 200, {"silences": [silence.to_dict() for silence in silences.list()]}, None
     if method == "DELETE":
-        if not silences.expire(silence_id):
+        try:
+            expired = silences.expire(silence_id)
+        except OSError as exc:  # the shared file (multiprocess directory) cannot be written
+            return 503, {"error": f"cannot store the silences: {exc}"}, None
+        if not expired:
             return 404, {"error": f"no silence {silence_id} in force"}, None
         return 200, {"id": silence_id, "status": {"state": "expired"}}, None
     found = silences.get(silence_id)
@@ -83,7 +87,10 @@ async def _create(receive: Receive) -> Answer:
         silence = silence_from_document(document)
     except ValueError as exc:
         return 400, {"error": str(exc)}, None
-    silences.put(silence)
+    try:
+        silences.put(silence)
+    except OSError as exc:  # the shared file (multiprocess directory) cannot be written
+        return 503, {"error": f"cannot store the silence: {exc}"}, None
     return 201, silence.to_dict(), None
 
 
