@@ -285,3 +285,19 @@ def test_an_unusable_directory_keeps_the_silences_in_memory(tmp_path: Path) -> N
     mine.share(blocker / "sub")  # cannot be made: logged, not raised
     assert mine.get(kept.id) is not None
     assert mine.add(["service=api"], 600) and len(mine.list()) == 2
+
+
+async def test_with_a_multiprocess_directory_a_posted_silence_is_in_the_shared_file(
+    fresh_runtime: Any, clean_silences: Silences, tmp_path: Path
+) -> None:
+    dbsight.configure(dbsight.Settings(multiprocess_dir=tmp_path, tracing_enabled=False))
+    async with client(Endpoints()) as http:
+        created = (await http.post("/alerts/silences", json=SILENCE)).json()
+    shared = json.loads((tmp_path / "silences.json").read_text())
+    assert [s["id"] for s in shared] == [created["id"]]
+    other = Silences()  # another worker of the service
+    other.share(tmp_path)
+    assert other.mutes({"alertname": "DbsightSlowQuery", "route": "/reports/x"})
+    assert other.expire(created["id"])
+    async with client(Endpoints()) as http:
+        assert (await http.get("/alerts/silences")).json()["silences"] == []
