@@ -19,6 +19,7 @@ Blocks (a page may hold any of them, and several pages the same one):
     proxy-pipeline    the request pipeline's key
     proxy-cache       the result cache's keys
     proxy-capture     the workload capture's keys
+    proxy-alerts      the alert keys (the proxy's notifier)
     pipeline-steps    the [[proxy.pipeline]] handlers and their keys
     cache-rule        the keys of a [[proxy.cache]] table
     cli               every dbsight command and its options
@@ -44,11 +45,12 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
 import typer.main
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from dbsight import cli
 from dbsight.core._settings import ENV_PREFIX, Settings
+from dbsight.proxy._alert_settings import ALERT_SETTINGS
 from dbsight.proxy._config import ProxyConfig
 from dbsight.proxy._pipeline import AllowStep, FirewallStep, LogStep, RateLimitStep, SampleStep
 from dbsight.proxy._result_cache import CacheRule
@@ -227,6 +229,7 @@ PROXY_GROUPS: dict[str, tuple[str, ...]] = {
     "proxy-pipeline": ("pipeline",),
     "proxy-cache": ("cache", "cache_max_bytes"),
     "proxy-capture": ("capture", "capture_max_bytes", "capture_backups", "capture_params"),
+    "proxy-alerts": ALERT_SETTINGS,
 }
 
 PIPELINE_STEPS: tuple[type[BaseModel], ...] = (
@@ -307,6 +310,8 @@ def accepts(model: type[BaseModel], name: str, field: FieldInfo) -> str:
         text = " ".join([kind, ", ".join(_bounds(field.metadata))]).strip()
     elif annotation is str:
         text = _lengths(field.metadata)
+    elif annotation is SecretStr:
+        text = "text (secret: never shown)"
     elif annotation is Path:
         text = "path"
     elif origin is dict:
@@ -422,7 +427,7 @@ def cache_rule() -> str:
 
 def _option_default(command: str, param: Any) -> str:
     if getattr(param, "is_flag", False):
-        return "off"
+        return "on" if param.default is True else "off"
     if param.required:
         return "required"
     if param.default is None:
@@ -450,11 +455,10 @@ def _option_range(param: Any) -> str:
 
 def _commands(group: Any) -> Iterator[tuple[str, Any]]:
     """Each command by its name; a command group (`alerts`) as its subcommands
-    (`alerts export`, `alerts list`)."""
+    (`alerts export`, `alerts list`), at any depth (`alerts silence add`)."""
     for name, command in group.commands.items():
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            for sub_name, subcommand in subcommands.items():
+        if getattr(command, "commands", None):
+            for sub_name, subcommand in _commands(command):
                 yield f"{name} {sub_name}", subcommand
         else:
             yield name, command

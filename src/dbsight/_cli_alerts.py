@@ -1,6 +1,7 @@
 """``dbsight alerts``: the alert rules as a Prometheus rule file (``export``), the routing
-that goes with them (``export --alertmanager-config``), and a table of them (``list``).
-The commands import `dbsight.alerting` only when they run."""
+that goes with them (``export --alertmanager-config``, with Slack, PagerDuty, e-mail and
+webhook receivers), a table of them (``list``), and a running instance's silences
+(``silence``, `_cli_silences`). The commands import `dbsight.alerting` only when they run."""
 
 from __future__ import annotations
 
@@ -148,6 +149,60 @@ def export(
     info_url: Annotated[
         str | None, typer.Option(metavar="URL", help="Webhook of the info receiver.")
     ] = None,
+    slack_webhook_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Slack incoming webhook for critical and warning "
+                     "alerts."),
+    ] = None,
+    slack_channel: Annotated[
+        str | None,
+        typer.Option(metavar="CHANNEL", help="Slack channel (#ops).",
+                     show_default="the webhook's"),
+    ] = None,
+    pagerduty_routing_key: Annotated[
+        str | None,
+        typer.Option(metavar="KEY", envvar="DBSIGHT_ALERT_PAGERDUTY_ROUTING_KEY",
+                     help="PagerDuty Events API v2 routing key: critical alerts page."),
+    ] = None,
+    pagerduty_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Another PagerDuty Events API v2 endpoint.",
+                     show_default="Alertmanager's"),
+    ] = None,
+    email_to: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESSES", help="E-mail recipients of info alerts, "
+                     "comma-separated (with --smtp-smarthost and --smtp-from)."),
+    ] = None,
+    smtp_smarthost: Annotated[
+        str | None, typer.Option(metavar="HOST:PORT", help="SMTP server Alertmanager sends via.")
+    ] = None,
+    smtp_from: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Sender of the e-mails.")
+    ] = None,
+    smtp_auth_username: Annotated[
+        str | None, typer.Option(metavar="USER", help="SMTP login (with the password).")
+    ] = None,
+    smtp_auth_password: Annotated[
+        str | None,
+        typer.Option(metavar="PASSWORD", envvar="DBSIGHT_ALERT_SMTP_PASSWORD",
+                     help="SMTP password; written into the file."),
+    ] = None,
+    smtp_require_tls: Annotated[
+        bool,
+        typer.Option("--smtp-require-tls/--no-smtp-require-tls",
+                     help="Whether the smarthost must offer STARTTLS."),
+    ] = True,
+    group_wait: Annotated[
+        str, typer.Option(metavar="DURATION", help="Wait before a new group's first notification.")
+    ] = "30s",
+    group_interval: Annotated[
+        str, typer.Option(metavar="DURATION", help="Wait before notifying a changed group again.")
+    ] = "5m",
+    repeat_interval: Annotated[
+        str, typer.Option(metavar="DURATION", help="Notify a group that still fires again after "
+                          "this (critical 1h, info 24h).")
+    ] = "4h",
 ) -> None:
     """Write dbsight's alert rules as a Prometheus rule file.
 
@@ -157,12 +212,15 @@ def export(
     severity, summary, description and runbook_url. Thresholds come from --config, then
     --set and the --slo-* flags. With --alertmanager-config, also an Alertmanager
     configuration: grouped by alert name and service label, critical inhibiting warning and
-    info. A receiver without a --*-url drops what it gets.
+    info. Critical alerts go to PagerDuty and Slack, warnings to Slack, info to e-mail (each
+    when its flags are given), and each severity to its --*-url webhook; a receiver left
+    without any drops what it gets.
 
     Exit status: 0 written, 2 a bad threshold or flag, 1 a file that cannot be written.
     """
-    from .alerting import DEFAULT_RUNBOOK_BASE, alertmanager_config as am_config
-    from .alerting import build_rules, rule_file, to_yaml
+    from .alerting import DEFAULT_RUNBOOK_BASE, build_rules, rule_file, to_yaml
+    from .alerting import alertmanager_config as am_config
+    from .alerting._routing import receiver_integrations
 
     t = _thresholds(config, settings, slo_availability, slo_latency_ms, slo_latency_target,
                     service_label)  # fmt: skip
@@ -175,21 +233,74 @@ def export(
                    header)  # fmt: skip
     if alertmanager_config is not None:
         hooks = {"critical": critical_url, "warning": warning_url, "info": info_url}
-        routing = am_config(
-            group_label=t.service_label, webhooks={k: v for k, v in hooks.items() if v}
-        )
+        targets = _targets(
+            slack_webhook_url, slack_channel, pagerduty_routing_key, pagerduty_url, email_to,
+            smtp_smarthost, smtp_from, smtp_auth_username, smtp_auth_password, smtp_require_tls,
+        )  # fmt: skip
+        try:
+            routing = am_config(
+                group_label=t.service_label, webhooks={k: v for k, v in hooks.items() if v},
+                group_wait=group_wait, group_interval=group_interval,
+                repeat_interval=repeat_interval, **targets,
+            )  # fmt: skip
+        except ValueError as exc:
+            _usage(str(exc))
         _write(alertmanager_config, to_yaml(routing, "# dbsight alert routing\n"))
-        missing = [name for name, url in hooks.items() if not url]
+        missing = [name for name, kinds in receiver_integrations(routing).items() if not kinds]
         if missing:
             sys.stderr.write(
                 f"dbsight alerts: receiver(s) {', '.join(missing)} have no URL and drop their "
-                "alerts; give --critical-url/--warning-url/--info-url or edit "
-                f"{alertmanager_config}\n"
+                "alerts; give --critical-url/--warning-url/--info-url (or Slack, PagerDuty, "
+                f"e-mail) or edit {alertmanager_config}\n"
             )
     if output is None:
         sys.stdout.write(text)
     else:
         _write(output, text)
+
+
+def _targets(
+    slack_url: str | None,
+    slack_channel: str | None,
+    routing_key: str | None,
+    pagerduty_url: str | None,
+    email_to: str | None,
+    smarthost: str | None,
+    sender: str | None,
+    username: str | None,
+    password: str | None,
+    require_tls: bool,
+) -> dict[str, Any]:
+    """The Slack, PagerDuty and e-mail receivers the flags describe; a usage error (exit 2)
+    for a bad URL, a flag without the ones it needs, or a bad smarthost or address."""
+    from .alerting import EmailTarget, PagerDutyTarget, SlackTarget
+
+    for option, url in (("--slack-webhook-url", slack_url), ("--pagerduty-url", pagerduty_url)):
+        if url is not None and not url.startswith(("http://", "https://")):
+            _usage(f"{option}: {url!r} is not an http:// or https:// URL")
+    if slack_channel is not None and slack_url is None:
+        _usage("--slack-channel needs --slack-webhook-url")
+    if pagerduty_url is not None and routing_key is None:
+        _usage("--pagerduty-url needs --pagerduty-routing-key")
+    email_flags = {"--email-to": email_to, "--smtp-smarthost": smarthost, "--smtp-from": sender}
+    given = [flag for flag, value in email_flags.items() if value]
+    if given and len(given) < len(email_flags):
+        _usage(f"{', '.join(email_flags)} go together (got only {', '.join(given)})")
+    if (username or password) and not given:
+        _usage("--smtp-auth-username and --smtp-auth-password need --email-to")
+    targets: dict[str, Any] = {}
+    if slack_url:
+        targets["slack"] = SlackTarget(slack_url, slack_channel or "")
+    if routing_key:
+        targets["pagerduty"] = PagerDutyTarget(routing_key, pagerduty_url or "")
+    if email_to and smarthost and sender:
+        try:
+            targets["email"] = EmailTarget(
+                email_to, smarthost, sender, username or "", password or "", require_tls
+            )
+        except ValueError as exc:
+            _usage(str(exc))
+    return targets
 
 
 def list_alerts(
@@ -226,3 +337,8 @@ def list_alerts(
 
 alerts_app.command("export", cls=Command, help=reflow(export.__doc__))(export)
 alerts_app.command("list", cls=Command, help=reflow(list_alerts.__doc__))(list_alerts)
+
+# `dbsight alerts silence add|list|expire`: a running instance's silences
+from ._cli_silences import silence_app  # noqa: E402
+
+alerts_app.add_typer(silence_app, name="silence")

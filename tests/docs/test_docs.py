@@ -159,7 +159,11 @@ def test_metrics_page_lists_every_family() -> None:
 
 def _options_of(command: Any) -> set[str]:
     """A command's options; a group's (``dbsight dashboard export``) with its subcommands'."""
-    found = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
+    found = {
+        opt for param in command.params
+        for opt in (*param.opts, *getattr(param, "secondary_opts", ()))  # --no-... too
+        if opt.startswith("-")
+    }  # fmt: skip
     for sub in getattr(command, "commands", {}).values():
         found |= _options_of(sub)
     return found | {"--help"}

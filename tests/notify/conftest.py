@@ -9,16 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from email import message_from_bytes
 from typing import Any
 
 import pytest
-from notify_helpers import AlertmanagerServer, SmtpServer, free_port
+from notify_helpers import AlertmanagerServer, SmtpServer, free_port, run_alertmanager
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
@@ -94,39 +91,8 @@ def alertmanager(httpserver: Any) -> Iterator[AlertmanagerServer]:
             f"      - url: {httpserver.url_for('/am-hook')}\n"
             "        send_resolved: true\n"
         )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={config}",
-            f"--storage.path={directory}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Alertmanager exited: {process.communicate()[1].decode()}")
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "Alertmanager did not become ready"
-            time.sleep(0.05)
-        yield AlertmanagerServer(url, process)
+        with run_alertmanager(ALERTMANAGER, config, directory) as server:
+            yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(directory, ignore_errors=True)

@@ -3,11 +3,13 @@ conftest.py, and ``from conftest import`` would find whichever came first)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -54,3 +56,44 @@ class SmtpServer:
 class AlertmanagerServer:
     url: str
     process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def run_alertmanager(binary: str, config: str, directory: str) -> Iterator[AlertmanagerServer]:
+    """A real Alertmanager on a free loopback port with ``config``, clustering off, ready
+    when the block starts; stopped after it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={directory}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"Alertmanager exited: {process.communicate()[1].decode()}")
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Alertmanager did not become ready"
+            time.sleep(0.05)
+        yield AlertmanagerServer(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

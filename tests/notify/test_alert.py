@@ -83,7 +83,9 @@ def test_silences_end() -> None:
     silence = silences.add(["service=shop"], 0.2, "deploy")
     labels = {"service": "shop"}
     assert silences.mutes(labels) and not silences.mutes({"service": "api"})
-    assert silence.to_dict()["matchers"] == ['service="shop"']
+    assert silence.to_dict()["matchers"] == [
+        {"name": "service", "value": "shop", "isRegex": False, "isEqual": True}
+    ]
     assert not silences.mutes(labels, time.time() + 1)
     time.sleep(0.25)
     assert silences.list() == [] and not silences.mutes(labels)

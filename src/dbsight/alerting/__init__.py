@@ -2,13 +2,8 @@
 Alertmanager routing that goes with them (see docs/alerts.md and docs/runbooks.md)."""
 
 from ._catalog import all_alerts, build_rules
-from ._export import (
-    DEFAULT_RUNBOOK_BASE,
-    alertmanager_config,
-    rule_file,
-    runbook_url,
-    to_yaml,
-)
+from ._export import DEFAULT_RUNBOOK_BASE, rule_file, runbook_url, to_yaml
+from ._routing import EmailTarget, PagerDutyTarget, SlackTarget, alertmanager_config
 from ._rules import SEVERITIES, Alert, RecordingRule, RuleGroup, Severity
 from ._thresholds import AlertConfigError, Thresholds, load_thresholds
 
@@ -17,9 +12,12 @@ __all__ = [
     "SEVERITIES",
     "Alert",
     "AlertConfigError",
+    "EmailTarget",
+    "PagerDutyTarget",
     "RecordingRule",
     "RuleGroup",
     "Severity",
+    "SlackTarget",
     "Thresholds",
     "alertmanager_config",
     "all_alerts",

@@ -1,4 +1,5 @@
-"""The typed rules written as the files Prometheus and Alertmanager read."""
+"""The typed rules written as the file Prometheus reads (the Alertmanager configuration that
+goes with them: `_routing`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ._rules import SEVERITIES, Alert, RecordingRule, RuleGroup
+from ._rules import Alert, RecordingRule, RuleGroup
 
 # Where runbook_url points when no --runbook-base is given: the page in this repository,
 # relative, so nothing points outside by default; a deployment passes the URL its team reads
@@ -75,52 +76,3 @@ def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str)
-
-
-def alertmanager_config(
-    *,
-    group_label: str = "job",
-    webhooks: Mapping[str, str] | None = None,
-    group_wait: str = "30s",
-    group_interval: str = "5m",
-    repeat_interval: str = "4h",
-) -> dict[str, Any]:
-    """An Alertmanager configuration routing dbsight's alerts by severity to receivers named
-    ``critical``, ``warning`` and ``info``. A receiver without a webhook URL in ``webhooks``
-    has no integration: Alertmanager accepts it and drops what it routes there."""
-    webhooks = webhooks or {}
-    repeat = {"critical": "1h", "warning": repeat_interval, "info": "24h"}
-    return {
-        "route": {
-            "receiver": "warning",
-            "group_by": ["alertname", group_label],
-            "group_wait": group_wait,
-            "group_interval": group_interval,
-            "repeat_interval": repeat_interval,
-            "routes": [
-                {
-                    "receiver": severity,
-                    "matchers": [f'severity="{severity}"'],
-                    "repeat_interval": repeat[severity],
-                }
-                for severity in SEVERITIES
-            ],
-        },
-        # the same alert at a lower severity says nothing new while the higher one fires
-        "inhibit_rules": [
-            {
-                "source_matchers": [f'severity="{high}"'],
-                "target_matchers": [f'severity="{low}"'],
-                "equal": ["alertname", group_label],
-            }
-            for high, low in (("critical", "warning"), ("critical", "info"), ("warning", "info"))
-        ],
-        "receivers": [_receiver(severity, webhooks.get(severity)) for severity in SEVERITIES],
-    }
-
-
-def _receiver(name: str, url: str | None) -> dict[str, Any]:
-    receiver: dict[str, Any] = {"name": name}
-    if url:
-        receiver["webhook_configs"] = [{"url": url, "send_resolved": True}]
-    return receiver

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ._settings_env import ENV_PREFIX, read_variables
@@ -163,6 +163,22 @@ class Settings(BaseSettings):
     alert_smtp_starttls: bool = Field(
         False, description="Upgrade the SMTP connection with STARTTLS before sending."
     )
+    alert_smtp_tls: bool = Field(
+        False,
+        description="Implicit TLS (SMTPS, usually port 465): TLS from the first byte, "
+        "instead of STARTTLS.",
+    )
+    alert_smtp_ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) the SMTP server's certificate is verified "
+        "against, for STARTTLS and implicit TLS; default the system's.",
+    )
+    alert_smtp_username: str | None = Field(
+        None, description="SMTP AUTH user name (with alert_smtp_password)."
+    )
+    alert_smtp_password: SecretStr | None = Field(
+        None, description="SMTP AUTH password (with alert_smtp_username); never shown or logged."
+    )
     alert_slow_query_ms: float = Field(
         1000.0,
         gt=0,
@@ -273,6 +289,21 @@ class Settings(BaseSettings):
             addresses = [address.strip() for address in value.split(",")]
             if not all("@" in address for address in addresses):
                 raise ValueError("must be e-mail addresses separated by commas")
+        return value
+
+    @field_validator("alert_smtp_password")
+    @classmethod
+    def _smtp_login(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if (info.data.get("alert_smtp_username") is None) != (value is None):
+            raise ValueError("alert_smtp_username and alert_smtp_password go together")
+        return value
+
+    @field_validator("alert_smtp_tls")
+    @classmethod
+    def _one_tls(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("alert_smtp_starttls"):
+            raise ValueError("alert_smtp_tls (implicit TLS) and alert_smtp_starttls exclude "
+                             "each other: set one")  # fmt: skip
         return value
 
     @field_validator("otlp_endpoint")

@@ -408,7 +408,9 @@ class DbsightMiddleware:
         path = scope["path"]
         if endpoints is not None and endpoints.matches(path):
             target: ASGIApp = endpoints
-            route = path  # a fixed set of paths: bounded
+            # a fixed set of paths (a silence's id as {id}): bounded
+            template = getattr(endpoints, "template", None)
+            route = template(path) if template is not None else path
         else:
             target, route = self.app, None
         if not state.enabled:

@@ -48,6 +48,14 @@ def receivers_from_settings(settings: Settings) -> list[Receiver]:
                 settings.alert_smtp_from,
                 to,
                 starttls=settings.alert_smtp_starttls,
+                tls=settings.alert_smtp_tls,
+                username=settings.alert_smtp_username,
+                password=(
+                    settings.alert_smtp_password.get_secret_value()
+                    if settings.alert_smtp_password is not None
+                    else None
+                ),
+                ca_file=settings.alert_smtp_ca_file,
             )
         )
     return receivers
@@ -67,6 +75,11 @@ class NotifierSink(QueryObserver):
         *,
         silences: Silences | None = None,
     ) -> None:
+        if silences is None:
+            from ..web._multiprocess import multiprocess_dir
+
+            # the workers of one service share their silences (see `Silences.share`)
+            process_silences.share(multiprocess_dir(settings))
         self.min_duration_s = settings.alert_slow_query_ms / 1000.0
         self._threshold_s = self.min_duration_s
         self.notifier = Notifier(

@@ -53,15 +53,27 @@ class Answer:
     content_type: str
 
 
-def fetch(url: str, *, token: str | None, timeout_s: float, accept: str) -> Answer:
-    """GET ``url``; an HTTP error status is an `Answer` too (the caller decides), a
-    connection failure is a `RemoteError`. Redirects are not followed: the token is for the
-    address the user gave."""
+def fetch(
+    url: str,
+    *,
+    token: str | None,
+    timeout_s: float,
+    accept: str,
+    method: str = "GET",
+    document: Any = None,
+) -> Answer:
+    """``method`` (GET) ``url``, with ``document`` as a JSON body when given; an HTTP error
+    status is an `Answer` too (the caller decides), a connection failure is a `RemoteError`.
+    Redirects are not followed: the token is for the address the user gave."""
     headers = {"Accept": accept, "User-Agent": "dbsight-cli"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if document is not None:
+        data = json.dumps(document).encode()
+        headers["Content-Type"] = "application/json"
     opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, headers=headers, method="GET")
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with opener.open(request, timeout=timeout_s) as response:
             return Answer(
@@ -91,13 +103,27 @@ def status_error(url: str, answer: Answer) -> RemoteError:
     if answer.status in (401, 403):
         return RemoteError(
             f"{url} answered {answer.status}: a token is required or was refused (--token)"
+            + _error_text(answer, " ")
         )
     if answer.status == 404:
         return RemoteError(
             f"{url} answered 404: is it a dbsight service or the proxy's admin port?"
         )
-    excerpt = " ".join(answer.body[:200].decode("utf-8", "replace").split())
+    excerpt = _error_text(answer, "") or " ".join(
+        answer.body[:200].decode("utf-8", "replace").split()
+    )
     return RemoteError(f"{url} answered {answer.status}" + (f": {excerpt}" if excerpt else ""))
+
+
+def _error_text(answer: Answer, lead: str) -> str:
+    """The ``error`` of a dbsight JSON error answer (``{"error": "..."}``), if it is one."""
+    try:
+        error = json.loads(answer.body).get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f"{lead}({error})" if lead and isinstance(error, str) else (
+        error if isinstance(error, str) else ""
+    )
 
 
 # -- dbsight metrics ------------------------------------------------------------------------

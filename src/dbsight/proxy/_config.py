@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..core._settings import ConfigError
 from ..core._settings_errors import problem_lines
+from ._alert_settings import ProxyAlertSettings
 from ._pipeline import PipelineStep
 from ._result_cache import CacheRule
 
@@ -113,8 +114,9 @@ def _replica_urls(tables: Any, path: Path) -> list[str]:
     return urls
 
 
-class ProxyConfig(BaseModel):
-    """Everything ``dbsight proxy`` needs; validated at start-up."""
+class ProxyConfig(ProxyAlertSettings):
+    """Everything ``dbsight proxy`` needs; validated at start-up. The alert keys
+    (``alertmanager_url``, ``alert_*``) are `ProxyAlertSettings`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

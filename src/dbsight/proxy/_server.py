@@ -2,7 +2,9 @@
 
 The admin port serves dbsight's endpoints (``/metrics``, ``/metrics/summary``, ``/health``,
 ``/healthz``, ``/health/ready``; readiness checks that the upstream server accepts
-connections) plus ``/stats/clients`` and ``/stats/pools``, behind an optional bearer token.
+connections; ``/metrics/alerts`` and the silences, ``/alerts/silences``) plus
+``/stats/clients`` and ``/stats/pools``, behind an optional bearer token (without one, a
+silence can be changed from loopback only).
 SIGTERM and SIGINT stop accepting clients, give running sessions ``shutdown_grace_s`` to
 finish, then close what is left.
 """
@@ -23,6 +25,7 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ..sql import warm_up
+from ._alert_settings import apply_alert_settings
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
@@ -41,6 +44,8 @@ class ProxyServer:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
+        # the file's alert keys over DBSIGHT_*: the proxy's notifier is the runtime's
+        apply_alert_settings(config)
         self.sessions: set[FrontendSession] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -232,7 +237,10 @@ class ProxyServer:
             self._upstream_reachable,
             timeout_s=min(self.config.connect_timeout_s, 5.0),
         )
-        endpoints = Endpoints(checks=(check,), handle_checks=False, app=self._stats_app)
+        endpoints = Endpoints(
+            checks=(check,), handle_checks=False, app=self._stats_app,
+            admin_token=self.config.admin_token,
+        )  # fmt: skip
         app = TokenGuard(endpoints, self.config.admin_token)
         host, port = self.config.admin_address or ("127.0.0.1", 0)
         # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit

@@ -8,13 +8,17 @@
                               instrumented database or cache); 503 when one fails
     {prefix}/metrics/alerts   JSON: the alert notifier's alerts (firing, or resolved and
                               not yet notified) and the silences in force
+    {prefix}/alerts/silences  the silences: GET lists, POST adds, and
+                              DELETE {prefix}/alerts/silences/{id} expires (see `_silences`)
 
 dbsight's ASGI middleware calls it for the paths it ``matches()``; on its own,
 ``Endpoints(app=inner)`` serves them in front of any ASGI app. Each request reads the runtime
 current at that moment, so a later ``configure()`` is followed. Only GET and HEAD are
-allowed (405 otherwise); every response is ``Cache-Control: no-store``. When the settings
-hold an ``admin_token``, every endpoint but the probes (``/healthz``, ``/health/ready``) wants
-``Authorization: Bearer <token>`` and answers 401 without it.
+allowed (405 otherwise) but on the silences; every response is ``Cache-Control: no-store``.
+When the settings hold an ``admin_token`` (or the one given to `Endpoints`, as the proxy's
+admin port does), every endpoint but the probes (``/healthz``, ``/health/ready``) wants
+``Authorization: Bearer <token>`` and answers 401 without it; without a token, changing a
+silence is allowed from loopback only.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from .._runtime import get_runtime
 from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
 from ..stats import ORDER_BY
 from ._auth import authorized, bearer, unauthorized
-from ._multiprocess import ensure_writer
+from ._multiprocess import ensure_writer, multiprocess_dir
 from ._reports import MAX_SUMMARY_TOP, SUMMARY_ORDER, SUMMARY_TOP, metrics_exposition, summary
+from ._silences import SILENCES_PATH
 
 JSON = "application/json"
 _ALLOWED = (b"GET", b"HEAD")
+_RUNTIME_TOKEN: Any = object()  # the admin token is the runtime's settings' one
 
 
 class Endpoints:
@@ -44,7 +50,9 @@ class Endpoints:
 
     ``checks`` (`HealthCheck`\\ s, or a `HealthRegistry` read at each request) run besides
     the process-wide ones (``dbsight.add_health_check``) and, unless ``handle_checks=False``,
-    the checks of the instrumented databases and caches.
+    the checks of the instrumented databases and caches. ``admin_token`` replaces the
+    settings' one (the proxy's admin port has its own); ``summary`` also turns the silences
+    (``{prefix}/alerts/silences``) on or off.
     """
 
     def __init__(
@@ -59,12 +67,14 @@ class Endpoints:
         checks: HealthRegistry | Iterable[HealthCheck] = (),
         handle_checks: bool = True,
         app: ASGIApp | None = None,
+        admin_token: str | None = _RUNTIME_TOKEN,
     ) -> None:
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
             raise ValueError(f"prefix must start with '/' (got {prefix!r})")
         self.prefix = prefix
         self.app = app
+        self._admin_token = admin_token
         if not isinstance(checks, HealthRegistry):
             checks = HealthRegistry(checks)  # raises TypeError for anything but HealthChecks
         self._own_checks = checks
@@ -82,6 +92,7 @@ class Endpoints:
         if health if readiness is None else readiness:
             routes[prefix + "/health/ready"] = self._readiness
         self._routes = routes
+        self._silences = prefix + SILENCES_PATH if summary else None
         self._probes = frozenset({prefix + "/healthz", prefix + "/health/ready"})
 
     @property
@@ -92,17 +103,31 @@ class Endpoints:
         """Whether ``path`` is one of the enabled endpoints. Called for every request by
         the middleware, it also starts the multiprocess writer (see ``_multiprocess``)."""
         ensure_writer()
-        return path in self._routes
+        return path in self._routes or self._silence_path(path)
+
+    def template(self, path: str) -> str:
+        """The route label of an endpoint's ``path``: itself, but a silence's id as ``{id}``
+        (the labels stay bounded)."""
+        base = self._silences
+        if base is not None and path.startswith(base + "/"):
+            return base + "/{id}"
+        return path
+
+    def _silence_path(self, path: str) -> bool:
+        base = self._silences
+        return base is not None and (path == base or path.startswith(base + "/"))
 
     def _route(self, scope: Scope) -> str | None:
         if scope["type"] != "http":
             return None
         path = scope["path"]
-        if path in self._routes:
+        if path in self._routes or self._silence_path(path):
             return path
         root = scope.get("root_path") or ""
-        if root and path.startswith(root) and path[len(root) :] in self._routes:
-            return path[len(root) :]
+        if root and path.startswith(root):
+            inner = path[len(root) :]
+            if inner in self._routes or self._silence_path(inner):
+                return inner
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,11 +142,15 @@ class Endpoints:
             elif scope["type"] == "http":
                 await _respond(send, 404, b'{"error":"not found"}', JSON, scope)
             return
-        if path not in self._probes:
+        token = self._admin_token
+        if token is _RUNTIME_TOKEN:
             token = get_runtime().settings.admin_token
-            if not authorized(scope, bearer(token)):
-                await unauthorized(send)
-                return
+        if path not in self._probes and not authorized(scope, bearer(token)):
+            await unauthorized(send)
+            return
+        if self._silence_path(path):
+            await self._silence_request(scope, receive, send, path, token is not None)
+            return
         if scope["method"].encode() not in _ALLOWED:
             await _respond(
                 send, 405, b'{"error":"method not allowed"}', JSON, scope, allow=b"GET, HEAD"
@@ -131,6 +160,18 @@ class Endpoints:
         await _respond(send, status, body, content_type, scope)
 
     # -- the endpoints -------------------------------------------------------------------
+    async def _silence_request(
+        self, scope: Scope, receive: Receive, send: Send, path: str, token_set: bool
+    ) -> None:
+        from ._silences import handle
+
+        _share_silences()
+        assert self._silences is not None
+        status, document, allow = await handle(
+            scope, receive, path[len(self._silences) :], token_set
+        )
+        await _respond(send, status, _dumps(document), JSON, scope, allow=allow)
+
     async def _metrics(self, scope: Scope) -> tuple[int, bytes, str]:
         runtime = get_runtime()
         accept = _header(scope, b"accept")
@@ -158,6 +199,7 @@ class Endpoints:
         there are no alerts then); alerts in Alertmanager's webhook shape."""
         from ..notify import notifier_sink, silences
 
+        _share_silences()
         sink = notifier_sink(get_runtime().sinks)
         now = time.time()
         alerts = sink.notifier.alerts() if sink is not None else []
@@ -186,6 +228,14 @@ class Endpoints:
         )
         report = await run_checks(checks)
         return (200 if report.ok else 503), _dumps(report.to_dict()), JSON
+
+
+def _share_silences() -> None:
+    """The silences live in the multiprocess directory when there is one, so that every
+    worker of the service mutes the same alerts whichever of them was asked."""
+    from ..notify import silences
+
+    silences.share(multiprocess_dir(get_runtime().settings))
 
 
 def _dumps(document: Any) -> bytes:
