@@ -314,6 +314,10 @@ def _slo(kind: str):
     return build
 
 
+# the labels of a failed statement in db_client_errors_total (with its sqlstate and class)
+_FAILED = {"job": JOB, "system": "postgresql", "operation": "update", "table": "accounts"}
+
+
 BUILDERS: dict[str, Callable[[Alert, Thresholds, bool, int], Case]] = {
     "DbsightHTTPLatencyHigh": _http_latency,
     "DbsightHTTPErrorRateHigh": _error_ratio(
@@ -334,6 +338,18 @@ BUILDERS: dict[str, Callable[[Alert, Thresholds, bool, int], Case]] = {
         {"job": JOB, "system": "postgresql", "operation": "select", "table": "orders"},
         ("system",), 300, split=True),
     "DbsightDatabaseErrors": _db_errors,
+    "DbsightDatabaseDeadlocks": _rate_alert(
+        "db_client_errors_total", {**_FAILED, "sqlstate": "40P01", "error_class": "40"},
+        ("system",), 300, per_window=True),
+    "DbsightDatabaseSerializationFailures": _rate_alert(
+        "db_client_errors_total", {**_FAILED, "sqlstate": "40001", "error_class": "40"},
+        ("system",), 300, split=True),
+    "DbsightDatabaseResourceErrors": _rate_alert(
+        "db_client_errors_total", {**_FAILED, "sqlstate": "53100", "error_class": "53"},
+        ("system", "sqlstate"), 300, per_window=True),
+    "DbsightClientPoolTimeouts": _rate_alert(
+        "db_client_pool_timeouts_total", {"job": JOB, "pool": "asyncpg"}, ("pool",), 300,
+        per_window=True),
     "DbsightNPlusOneQueries": _rate_alert(
         "db_client_n_plus_one_total", {"job": JOB, "route": "/orders"}, ("route",), 600),
     "DbsightClientPoolSaturated": _pool_ratio(
