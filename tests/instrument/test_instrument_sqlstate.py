@@ -261,6 +261,23 @@ def test_sqlalchemy_queue_pool_timeouts_are_counted_across_dispose(
     engine.dispose()
 
 
+async def test_async_sqlalchemy_pool_timeouts_are_counted(
+    configure_dbsight: Any, pg_dsn: str
+) -> None:
+    configure_dbsight()
+    engine = create_async_engine(_url(pg_dsn, "asyncpg"), pool_size=1, max_overflow=0,
+                                 pool_timeout=0.05)  # fmt: skip
+    handle = dbsight.instrument(engine)
+    try:
+        async with engine.connect():
+            with pytest.raises(sa.exc.TimeoutError):
+                async with engine.connect():
+                    pass
+        assert sample(TIMEOUTS, pool=handle.pool_name) == 1
+    finally:
+        await engine.dispose()
+
+
 def test_psycopg_pool_timeouts_are_read_from_its_statistics(
     configure_dbsight: Any, pg_dsn: str
 ) -> None:
