@@ -73,8 +73,7 @@ def mysql_accounts(mysql_dsn: str) -> str:
     return mysql_dsn
 
 
-def deadlock(first: Callable[[str], None], second: Callable[[str], None],
-             begin: Callable[[], None], end: Callable[[], None]) -> list[BaseException]:  # fmt: skip
+def deadlock(first: Callable[[str], None], second: Callable[[str], None]) -> list[BaseException]:
     """Two transactions that update accounts 1 and 2 in opposite orders, in two threads: the
     server kills one of them. ``first``/``second`` run a statement on one connection each;
     returns what the two threads raised."""
@@ -95,7 +94,6 @@ def deadlock(first: Callable[[str], None], second: Callable[[str], None],
             except BaseException:  # noqa: BLE001
                 pass
 
-    begin()
     threads = [
         threading.Thread(target=run, args=(first, 1, 2)),
         threading.Thread(target=run, args=(second, 2, 1)),
@@ -104,7 +102,6 @@ def deadlock(first: Callable[[str], None], second: Callable[[str], None],
         thread.start()
     for thread in threads:
         thread.join(30)
-    end()
     return raised
 
 
@@ -136,8 +133,7 @@ def test_psycopg_counts_a_real_deadlock_as_40P01(configure_dbsight: Any, pg_acco
         for conn in (a, b):
             conn.execute("SET deadlock_timeout = '50ms'")
             dbsight.instrument(conn)
-        raised = deadlock(lambda sql: a.execute(sql), lambda sql: b.execute(sql),
-                          lambda: None, lambda: None)  # fmt: skip
+        raised = deadlock(lambda sql: a.execute(sql), lambda sql: b.execute(sql))
         with pytest.raises(psycopg.errors.UniqueViolation):
             a.execute("INSERT INTO accounts VALUES (2, 0)")
     finally:
@@ -185,8 +181,7 @@ def test_sqlalchemy_on_mariadb_maps_error_numbers_to_sqlstates(
 
     a, b = engine.connect(), engine.connect()
     try:
-        raised = deadlock(lambda sql: a.exec_driver_sql(sql), lambda sql: b.exec_driver_sql(sql),
-                          lambda: None, lambda: None)  # fmt: skip
+        raised = deadlock(lambda sql: a.exec_driver_sql(sql), lambda sql: b.exec_driver_sql(sql))
     finally:
         a.close()
         b.close()

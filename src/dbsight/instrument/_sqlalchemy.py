@@ -21,13 +21,13 @@ The dialect's own probes when it first connects are not recorded. Transaction co
 pool pings do not go through these methods (SQLAlchemy runs BEGIN,
 COMMIT, ROLLBACK and ``pool_pre_ping`` through the DBAPI connection), so they are not
 recorded; a statement the application itself sends (``text("COMMIT")``) is recorded with
-operation ``tx``.
+operation ``tx``. While a statement is recorded here, the core's "recording" flag is set, so
+a driver instrumented underneath (asyncpg, psycopg) does not record it a second time.
 
 A queue pool's waits that time out (``sqlalchemy.exc.TimeoutError``, "QueuePool limit ...
 reached") are counted for ``db_client_pool_timeouts_total``: the pool's ``_do_get`` (where
 ``connect()`` waits) is wrapped on the instance, and so is its ``recreate()``, so that the
-pool ``engine.dispose()`` puts in its place is wrapped too. While a statement is recorded here, the core's "recording" flag is set, so
-a driver instrumented underneath (asyncpg, psycopg) does not record it a second time.
+pool ``engine.dispose()`` puts in its place is wrapped too.
 """
 
 from __future__ import annotations
