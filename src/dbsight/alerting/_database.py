@@ -6,7 +6,7 @@ alerts cover what goes through it too."""
 
 from __future__ import annotations
 
-from ._promql import increase_sum, p95, rate_sum, ratio, value
+from ._promql import events_sum, increase_sum, p95, rate_sum, ratio, value
 from ._rules import Alert, RuleGroup
 from ._thresholds import Thresholds
 
@@ -91,7 +91,7 @@ def _errors(t: Thresholds) -> Alert:
 
 def _deadlocks(t: Thresholds) -> Alert:
     s = t.service_label
-    expr = increase_sum("db_client_errors_total", (s, "system"), "5m", 'sqlstate="40P01"')
+    expr = events_sum("db_client_errors_total", (s, "system"), "5m", 'sqlstate="40P01"')
     return Alert(
         name="DbsightDatabaseDeadlocks",
         expr=f"{expr} > {value(t.deadlocks_per_5m)}",
@@ -133,7 +133,7 @@ def _serialization(t: Thresholds) -> Alert:
 
 def _resources(t: Thresholds) -> Alert:
     s = t.service_label
-    expr = increase_sum(
+    expr = events_sum(
         "db_client_errors_total", (s, "system", "sqlstate"), "5m", 'error_class="53"'
     )
     return Alert(
@@ -223,7 +223,7 @@ def _pool_timeouts(t: Thresholds) -> Alert:
 
 def _function_errors(t: Thresholds) -> Alert:
     s = t.service_label
-    expr = increase_sum("db_client_function_errors_total", (s, "function"), "10m")
+    expr = events_sum("db_client_function_errors_total", (s, "function"), "10m")
     return Alert(
         name="DbsightBackgroundWorkFailing",
         expr=f"{expr} > {value(t.function_errors_per_10m)}",
