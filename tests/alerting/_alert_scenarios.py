@@ -314,6 +314,26 @@ def _slo(kind: str):
     return build
 
 
+# the labels of a failed statement in db_client_errors_total (with its sqlstate and class)
+_FAILED = {"job": JOB, "system": "postgresql", "operation": "update", "table": "accounts"}
+
+
+def _by_sqlstate(sqlstate: str, keep: Sequence[str], split: bool = False,
+                 per_window: bool = False):  # fmt: skip
+    """An alert on the failed statements of one SQLSTATE (or its class): its series around
+    the threshold, beside many errors of another class that must not count."""
+    labels = {**_FAILED, "sqlstate": sqlstate, "error_class": sqlstate[:2]}
+    build_own = _rate_alert("db_client_errors_total", labels, keep, 300, split, per_window)
+
+    def build(alert: Alert, t: Thresholds, breach: bool, m: int) -> Case:
+        case = build_own(alert, t, breach, m)
+        noise = {**_FAILED, "sqlstate": "23505", "error_class": "23"}
+        case.series.append(counter("db_client_errors_total", noise, 5.0, m))
+        return case
+
+    return build
+
+
 BUILDERS: dict[str, Callable[[Alert, Thresholds, bool, int], Case]] = {
     "DbsightHTTPLatencyHigh": _http_latency,
     "DbsightHTTPErrorRateHigh": _error_ratio(
@@ -334,6 +354,13 @@ BUILDERS: dict[str, Callable[[Alert, Thresholds, bool, int], Case]] = {
         {"job": JOB, "system": "postgresql", "operation": "select", "table": "orders"},
         ("system",), 300, split=True),
     "DbsightDatabaseErrors": _db_errors,
+    "DbsightDatabaseDeadlocks": _by_sqlstate("40P01", ("system",), per_window=True),
+    "DbsightDatabaseSerializationFailures": _by_sqlstate("40001", ("system",), split=True),
+    "DbsightDatabaseResourceErrors": _by_sqlstate("53100", ("system", "sqlstate"),
+                                                  per_window=True),
+    "DbsightClientPoolTimeouts": _rate_alert(
+        "db_client_pool_timeouts_total", {"job": JOB, "pool": "asyncpg"}, ("pool",), 300,
+        per_window=True),
     "DbsightNPlusOneQueries": _rate_alert(
         "db_client_n_plus_one_total", {"job": JOB, "route": "/orders"}, ("route",), 600),
     "DbsightClientPoolSaturated": _pool_ratio(

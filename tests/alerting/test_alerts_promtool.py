@@ -26,6 +26,9 @@ CUSTOM = Thresholds(
     function_errors_per_10m=3,
     function_duration_p95_s=2.5,
     pool_timeouts_per_5m=5,
+    deadlocks_per_5m=2,
+    serialization_failures_per_s=0.5,
+    resource_errors_per_5m=1,
     replica_lag_s=2.5,
     throughput_offset="1h",
     throughput_drop=0.8,
@@ -207,5 +210,59 @@ def test_the_short_window_ends_a_page_soon_after_the_burning_stops(
     }  # fmt: skip
     (tmp_path / "slo.test.yml").write_text(to_yaml(tests))
     result = subprocess.run([str(promtool), "test", "rules", str(tmp_path / "slo.test.yml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Alerts on "any such event": their counters get a series with the first event, already at
+# 1, which increase() alone never sees. (alert, its rule group, the series that appears)
+FIRST_EVENT = [
+    ("DbsightDatabaseDeadlocks", "dbsight-database",
+     'db_client_errors_total{job="api",system="postgresql",operation="update",'
+     'table="accounts",sqlstate="40P01",error_class="40"}',
+     {"job": "api", "system": "postgresql"}),
+    ("DbsightDatabaseResourceErrors", "dbsight-database",
+     'db_client_errors_total{job="api",system="postgresql",operation="insert",'
+     'table="events",sqlstate="53100",error_class="53"}',
+     {"job": "api", "system": "postgresql", "sqlstate": "53100"}),
+    ("DbsightProxyResourceErrors", "dbsight-proxy",
+     'proxy_client_errors_total{job="api",sqlstate="53400"}',
+     {"job": "api", "sqlstate": "53400"}),
+    ("DbsightBackgroundWorkFailing", "dbsight-background-work",
+     'db_client_function_errors_total{job="api",function="nightly_rollup"}',
+     {"job": "api", "function": "nightly_rollup"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("alert", "group", "series", "labels"), FIRST_EVENT,
+                         ids=[case[0] for case in FIRST_EVENT])  # fmt: skip
+def test_the_first_event_of_a_new_series_fires(
+    promtool: Path, tmp_path: Path, alert: str, group: str, series: str,
+    labels: dict[str, str],
+) -> None:  # fmt: skip
+    """One event 3 minutes in (the series appears at 1): firing once its ``for:`` passed, and
+    quiet again once the event has left the alert's window."""
+    rules = next(g for g in build_rules() if g.name == group)
+    (tmp_path / "first.rules.yml").write_text(to_yaml(rule_file((rules,), annotations=False)))
+    (rule,) = [a for a in rules.alerts if a.name == alert]
+    window_s = 600 if alert == "DbsightBackgroundWorkFailing" else 300
+    fired_at = 180 + rule.for_s + 60
+    quiet_at = 180 + window_s + 120
+    tests = {
+        "rule_files": ["first.rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": series, "values": "_x3 1x30"}],
+            "alert_rule_test": [
+                {"eval_time": "2m", "alertname": alert, "exp_alerts": []},
+                {"eval_time": f"{fired_at}s", "alertname": alert,
+                 "exp_alerts": [{"exp_labels": {"severity": rule.severity, **labels}}]},
+                {"eval_time": f"{quiet_at}s", "alertname": alert, "exp_alerts": []},
+            ],
+        }],
+    }  # fmt: skip
+    (tmp_path / "first.test.yml").write_text(to_yaml(tests))
+    result = subprocess.run([str(promtool), "test", "rules", str(tmp_path / "first.test.yml")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

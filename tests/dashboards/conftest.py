@@ -72,6 +72,7 @@ def _service_traffic(client: httpx.Client) -> None:
     client.get("/orders/recent")
     client.get("/slow")
     client.get("/broken")
+    client.get("/duplicate")
     for key in ("a", "b", "a", "a"):
         client.get(f"/cache/{key}")
     client.get("/external")
@@ -86,6 +87,10 @@ def _proxy_traffic(conn: psycopg.Connection[Any]) -> None:
     try:
         conn.execute("DELETE FROM proxy_log")  # no WHERE: the firewall rejects it
     except psycopg.Error:
+        pass
+    try:  # the server refuses it from the second round on: 23505 through the proxy
+        conn.execute("INSERT INTO proxy_log (id, note) VALUES (0, 'once')")
+    except psycopg.errors.UniqueViolation:
         pass
 
 

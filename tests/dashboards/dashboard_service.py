@@ -6,6 +6,7 @@ own (so its /metrics holds only what this service did).
     GET  /orders/recent   N+1: the orders, then one query per order for its items
     GET  /slow            a statement over the slow-query threshold
     GET  /broken          a failing statement (missing table) and a 500
+    GET  /duplicate       an INSERT the server refuses with a unique violation (23505): a 409
     GET  /cache/{key}     Redis GET (a miss first, then hits) and SET
     GET  /external        calls through an instrumented httpx client: 200, 503 and refused
     POST /jobs            background work under @db_observer: one run ok, one that raises
@@ -89,6 +90,13 @@ def app_from_env() -> FastAPI:
             await state.pool.fetchval("SELECT * FROM no_such_table")
         except asyncpg.UndefinedTableError:
             raise HTTPException(500, "the table is missing") from None
+
+    @app.get("/duplicate")
+    async def duplicate() -> None:
+        try:
+            await state.pool.execute("INSERT INTO items (id, name) VALUES (1, 'again')")
+        except asyncpg.UniqueViolationError:
+            raise HTTPException(409, "item 1 exists") from None
 
     @app.get("/cache/{key}")
     async def cached(key: str) -> dict[str, Any]:

@@ -99,6 +99,14 @@ def test_some_panels_show_what_the_traffic_did(stack: Stack) -> None:
     # the firewall's answer to the DELETE without WHERE is the proxy's own error
     answered = values('sum by (sqlstate) (increase(proxy_client_errors_total{job="proxy"}[30s]))')
     assert answered.get("sqlstate=21000", 0) > 0
+    # the server's unique violations, in the service and through the proxy, by SQLSTATE
+    for job, table in (("shop", "items"), ("proxy", "proxy_log")):
+        failed = values(f'sum by (sqlstate, error_class, table) '
+                        f'(increase(db_client_errors_total{{job="{job}"}}[30s]))')  # fmt: skip
+        assert failed.get(f"error_class=23,sqlstate=23505,table={table}", 0) > 0, failed
+    assert values('sum by (sqlstate) (increase(db_client_errors_total{job="shop"}[30s]))')[
+        "sqlstate=42P01"
+    ] > 0  # /broken's missing table
 
 
 @pytest.mark.parametrize("uid", list(JOBS))

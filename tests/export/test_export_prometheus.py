@@ -276,6 +276,8 @@ def test_concurrent_updates_lose_no_increment(locked):
     assert value(samples, "db_client_operations_total", **delete, outcome="error") == expected
     assert value(samples, "db_client_operation_duration_seconds_count", **select) == expected
     assert value(samples, "db_client_operation_duration_seconds_count", **delete) == expected
+    by_code = {**delete, "sqlstate": "23505", "error_class": "23"}
+    assert value(samples, "db_client_errors_total", **by_code) == expected
 
 
 def test_free_threaded_builds_use_the_locked_hooks(monkeypatch):
@@ -292,3 +294,49 @@ def test_free_threaded_builds_use_the_locked_hooks(monkeypatch):
     assert value(samples, "db_client_operations_total", **labels, outcome="ok") == 1
     assert value(samples, "db_client_operations_total", **labels, outcome="error") == 1
     assert value(samples, "db_client_operation_duration_seconds_count", **labels) == 2
+
+
+class CodedError(Exception):
+    def __init__(self, sqlstate: object) -> None:
+        super().__init__("failed")
+        self.sqlstate = sqlstate
+
+
+def test_failed_statements_are_counted_by_sqlstate_with_bounded_labels():
+    rec, _, registry = setup(metrics_max_label_values=2)
+    for code in ("40P01", "40P01", "23505", "53100", None, "not-a-code", "40p01"):
+        ctx = rec.start("UPDATE accounts SET balance = 0", "postgresql", "test")
+        rec.fail(ctx, CodedError(code) if code is not None else RuntimeError("no code"))
+    run(rec, "UPDATE accounts SET balance = 1")  # a success counts in no error series
+    samples = scrape(registry)
+    update = {"system": "postgresql", "operation": "update", "table": "accounts"}
+
+    def errors(sqlstate: str, error_class: str) -> float | None:
+        return value(samples, "db_client_errors_total", **update, sqlstate=sqlstate,
+                     error_class=error_class)  # fmt: skip
+
+    assert errors("40P01", "40") == 2
+    assert errors("23505", "23") == 1
+    assert errors("other", "53") == 1  # past the guard's 2 codes; the class is still told
+    # no code, text that is not one (the label must stay a SQLSTATE), a lower-case one
+    assert errors("unknown", "unknown") == 3
+    total = sum(v for (name, _), v in samples.items() if name == "db_client_errors_total")
+    assert total == value(samples, "db_client_operations_total", **update, outcome="error") == 7
+
+
+def test_pool_timeouts_are_read_at_scrape_time_where_the_pool_counts_them():
+    _, _, registry = setup()
+    seen = {"timeouts": 0}
+    counted = pools.register(
+        "queue-db", lambda: PoolUsage(1, 1, 2, timeouts=seen["timeouts"])
+    )
+    uncounted = pools.register("null-db", lambda: PoolUsage(0, 0))
+    try:
+        assert value(scrape(registry), "db_client_pool_timeouts_total", pool=counted) == 0
+        seen["timeouts"] = 3
+        samples = scrape(registry)
+        assert value(samples, "db_client_pool_timeouts_total", pool=counted) == 3
+        assert value(samples, "db_client_pool_timeouts_total", pool=uncounted) is None
+    finally:
+        pools.unregister(counted)
+        pools.unregister(uncounted)

@@ -1,9 +1,12 @@
-"""Alerts on the statements the service runs (``db_client_*``), its connection pools and the
-background work observed with ``@db_observer`` (``db_client_function_*``)."""
+"""Alerts on the statements the service runs (``db_client_*``: latency, errors, and the
+errors by SQLSTATE that need a person: deadlocks, serialization failures, the server out of
+resources), its connection pools and the background work observed with ``@db_observer``
+(``db_client_function_*``). The proxy's statements are in the same families, so these
+alerts cover what goes through it too."""
 
 from __future__ import annotations
 
-from ._promql import increase_sum, p95, rate_sum, ratio, value
+from ._promql import events_sum, increase_sum, p95, rate_sum, ratio, value
 from ._rules import Alert, RuleGroup
 from ._thresholds import Thresholds
 
@@ -12,7 +15,10 @@ def database_rules(t: Thresholds) -> tuple[RuleGroup, ...]:
     return (
         RuleGroup(
             "dbsight-database",
-            (_slow_p95(t), _slow_rate(t), _errors(t), _n_plus_one(t), _pool(t)),
+            (
+                _slow_p95(t), _slow_rate(t), _errors(t), _deadlocks(t), _serialization(t),
+                _resources(t), _n_plus_one(t), _pool(t), _pool_timeouts(t),
+            ),  # fmt: skip
         ),
         RuleGroup("dbsight-background-work", (_function_errors(t), _function_long(t))),
     )
@@ -83,6 +89,74 @@ def _errors(t: Thresholds) -> Alert:
     )
 
 
+def _deadlocks(t: Thresholds) -> Alert:
+    s = t.service_label
+    expr = events_sum("db_client_errors_total", (s, "system"), "5m", 'sqlstate="40P01"')
+    return Alert(
+        name="DbsightDatabaseDeadlocks",
+        expr=f"{expr} > {value(t.deadlocks_per_5m)}",
+        for_s=60,
+        severity="warning",
+        summary=f"Transactions of {{{{ $labels.{s} }}}} deadlock (40P01)",
+        description=(
+            f"The {{{{ $labels.system }}}} server broke {{{{ $value | humanize }}}} deadlocks "
+            f"of {{{{ $labels.{s} }}}} in the last 5 minutes by aborting one of the "
+            "transactions (SQLSTATE 40P01)."
+        ),
+        runbook="dbsightdatabasedeadlocks",
+        threshold=t.deadlocks_per_5m,
+        comparison=">",
+    )
+
+
+def _serialization(t: Thresholds) -> Alert:
+    s = t.service_label
+    expr = rate_sum("db_client_errors_total", (s, "system"), "5m", 'sqlstate="40001"')
+    return Alert(
+        name="DbsightDatabaseSerializationFailures",
+        expr=f"{expr} > {value(t.serialization_failures_per_s)}",
+        for_s=300,
+        severity="warning",
+        summary=f"Transactions of {{{{ $labels.{s} }}}} fail to serialize (40001)",
+        description=(
+            f"{{{{ $value | humanize }}}} {{{{ $labels.system }}}} statements per second of "
+            f"{{{{ $labels.{s} }}}} failed with SQLSTATE 40001 (serialization failure; a "
+            "deadlock on MySQL and MariaDB) over the last 5 minutes: their transactions must "
+            "be retried."
+        ),
+        runbook="dbsightdatabaseserializationfailures",
+        threshold=t.serialization_failures_per_s,
+        comparison=">",
+        unit="/s",
+    )
+
+
+def _resources(t: Thresholds) -> Alert:
+    s = t.service_label
+    expr = events_sum(
+        "db_client_errors_total", (s, "system", "sqlstate"), "5m", 'error_class="53"'
+    )
+    return Alert(
+        name="DbsightDatabaseResourceErrors",
+        expr=f"{expr} > {value(t.resource_errors_per_5m)}",
+        for_s=60,
+        severity="critical",
+        summary=(
+            f"The database of {{{{ $labels.{s} }}}} is out of resources "
+            "({{ $labels.sqlstate }})"
+        ),
+        description=(
+            f"{{{{ $value | humanize }}}} statements of {{{{ $labels.{s} }}}} failed with "
+            "SQLSTATE {{ $labels.sqlstate }} (class 53, insufficient resources: disk full, "
+            "out of memory, too many connections) on {{ $labels.system }} in the last "
+            "5 minutes."
+        ),
+        runbook="dbsightdatabaseresourceerrors",
+        threshold=t.resource_errors_per_5m,
+        comparison=">",
+    )
+
+
 def _n_plus_one(t: Thresholds) -> Alert:
     s = t.service_label
     expr = rate_sum("db_client_n_plus_one_total", (s, "route"), "10m")
@@ -127,9 +201,29 @@ def _pool(t: Thresholds) -> Alert:
     )
 
 
+def _pool_timeouts(t: Thresholds) -> Alert:
+    s = t.service_label
+    expr = increase_sum("db_client_pool_timeouts_total", (s, "pool"), "5m")
+    return Alert(
+        name="DbsightClientPoolTimeouts",
+        expr=f"{expr} > {value(t.pool_timeouts_per_5m)}",
+        for_s=60,
+        severity="warning",
+        summary=f"Callers of pool {{{{ $labels.pool }}}} of {{{{ $labels.{s} }}}} time out",
+        description=(
+            "{{ $value | humanize }} callers waited for a connection of pool "
+            f"{{{{ $labels.pool }}}} ({{{{ $labels.{s} }}}}) longer than its timeout in the "
+            "last 5 minutes and got an error instead of a connection."
+        ),
+        runbook="dbsightclientpooltimeouts",
+        threshold=t.pool_timeouts_per_5m,
+        comparison=">",
+    )
+
+
 def _function_errors(t: Thresholds) -> Alert:
     s = t.service_label
-    expr = increase_sum("db_client_function_errors_total", (s, "function"), "10m")
+    expr = events_sum("db_client_function_errors_total", (s, "function"), "10m")
     return Alert(
         name="DbsightBackgroundWorkFailing",
         expr=f"{expr} > {value(t.function_errors_per_10m)}",

@@ -22,6 +22,22 @@ def increase_sum(counter: str, labels: tuple[str, ...], window: str, selector: s
     return f"sum by ({by(*labels)}) (increase({counter}{_braces(selector)}[{window}]))"
 
 
+def events_sum(counter: str, labels: tuple[str, ...], window: str, selector: str = "") -> str:
+    """How many events ``counter`` counted in ``window``, per ``labels``, the first one of a
+    series included. A counter labelled by what happened (a SQLSTATE, a function) gets its
+    series with its first event, already at 1, and ``increase()`` never sees that step: a
+    series that had no sample ``window`` ago counts with its whole value instead. (A target
+    Prometheus starts scraping when it has counted for long counts its whole past once.)"""
+    series = f"{counter}{_braces(selector)}"
+    return (
+        f"sum by ({by(*labels)}) (\n"
+        f"  (increase({series}[{window}]) and {series} offset {window})\n"
+        f"  or\n"
+        f"  {series}\n"
+        f")"
+    )
+
+
 def ratio(numerator: str, denominator: str) -> str:
     """``numerator / denominator`` of two aggregated expressions (no series where the
     denominator is 0: nothing happened, nothing to alert on)."""

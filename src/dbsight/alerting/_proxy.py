@@ -3,7 +3,7 @@ its request pipeline, and the replicas and breakers of its servers."""
 
 from __future__ import annotations
 
-from ._promql import increase_sum, rate_sum, ratio, value
+from ._promql import events_sum, increase_sum, rate_sum, ratio, value
 from ._rules import Alert, RuleGroup, paged_and_warned
 from ._thresholds import Thresholds
 
@@ -68,7 +68,7 @@ def _resources(t: Thresholds) -> Alert:
     s = t.service_label
     # 53300 has an alert of its own (above), per pool
     selector = 'sqlstate=~"53...", sqlstate!="53300"'
-    expr = increase_sum("proxy_client_errors_total", (s, "sqlstate"), "5m", selector)
+    expr = events_sum("proxy_client_errors_total", (s, "sqlstate"), "5m", selector)
     return Alert(
         name="DbsightProxyResourceErrors",
         expr=f"{expr} > 0",

@@ -26,7 +26,7 @@ from ._rules import parse_duration
 # (``service`` is the remote service of ``external_api_*``).
 _METRIC_LABELS = frozenset(
     "system operation table outcome route pool state function method status backend result "
-    "service sqlstate reason role server le".split()
+    "service sqlstate error_class reason role server le".split()
 )
 
 
@@ -62,6 +62,9 @@ class Thresholds(BaseModel):
     db_latency_p95_s: float = Field(0.1, gt=0)
     slow_queries_per_s: float = Field(0.1, ge=0)
     db_errors_per_s: float = Field(0.05, ge=0)
+    deadlocks_per_5m: float = Field(0.0, ge=0, description="deadlocks (40P01) in 5 minutes")
+    serialization_failures_per_s: float = Field(0.1, ge=0, description="40001 per second")
+    resource_errors_per_5m: float = Field(0.0, ge=0, description="class 53 errors in 5 minutes")
     n_plus_one_per_s: float = Field(0.0, ge=0)
     pool_saturation: float = Field(0.9, gt=0, le=1)
     # background work (@db_observer)

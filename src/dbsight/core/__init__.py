@@ -13,7 +13,7 @@ from ._errors import error_info, error_summary, public_message
 from ._event import Operation, Outcome, QueryError, QueryEvent, statement_rows
 from ._explain import Explainer, PlanCallback
 from ._observer import QueryContext, QueryObserver
-from ._pools import PoolRegistry, PoolUsage, pools
+from ._pools import PoolRegistry, PoolUsage, TimeoutCounter, pools
 from ._recorder import Recorder, dialect_for
 from ._settings import ConfigError, Settings, load_settings
 
@@ -26,6 +26,7 @@ __all__ = [
     "PlanCallback",
     "PoolRegistry",
     "PoolUsage",
+    "TimeoutCounter",
     "QueryContext",
     "QueryError",
     "QueryEvent",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from ._event import QueryError
+from ._mysql_sqlstates import mysql_sqlstate
 
 # SQLSTATEs (or classes) whose PostgreSQL messages quote values, not names: masked.
 _VALUE_CLASSES = frozenset({"22", "HV", "XX"})  # data exceptions, FDW, internal errors
@@ -51,6 +52,8 @@ def error_info(exc: BaseException) -> QueryError:
     sqlstate = None
     for candidate in candidates:
         sqlstate = _sqlstate(candidate)
+        if sqlstate is None:
+            sqlstate = mysql_sqlstate(candidate)  # a MySQL driver's (error number, message)
         if sqlstate is not None:
             break
     described = candidates[0]

@@ -1,7 +1,8 @@
 """Connection pools that instruments know about, read only when metrics are scraped.
 
-An instrument registers a reader per pool (a function returning idle and used counts);
-the Prometheus sink calls the readers at scrape time, so pools cost nothing per query.
+An instrument registers a reader per pool (a function returning idle and used counts, and
+the waits for a connection that timed out when the instrument can see them); the Prometheus
+sink calls the readers at scrape time, so pools cost nothing per query.
 """
 
 from __future__ import annotations
@@ -18,9 +19,25 @@ PoolReader = Callable[[], "PoolUsage"]
 
 @dataclass(slots=True, frozen=True)
 class PoolUsage:
+    """A pool's connections now; ``timeouts`` counts (since it was instrumented, or since
+    the pool's own statistics began) the callers that waited for a connection and got none
+    in time, None when the instrument cannot see them."""
+
     idle: int
     used: int
     max_size: int | None = None
+    timeouts: int | None = None
+
+
+class TimeoutCounter:
+    """Waits for a pool connection that timed out, counted by an instrument's wrapper of the
+    pool's acquire and read by the pool's reader (a plain int: with the GIL one ``+= 1``
+    from the wrapper cannot be lost, and timeouts are rare)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 class PoolRegistry:

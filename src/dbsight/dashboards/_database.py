@@ -12,6 +12,7 @@ from ._promql import ROUTE, quantile, ratio, selector, sum_rate
 UID = "dbsight-database"
 
 OPERATIONS = "db_client_operations_total"
+ERRORS = "db_client_errors_total"
 DURATION = "db_client_operation_duration_seconds"
 SLOW = "db_client_slow_operations_total"
 USED = 'state="used"'
@@ -74,6 +75,28 @@ def database_dashboard() -> Dashboard:
             unit="ops",
         ),
         Panel(
+            "Errors by SQLSTATE",
+            (
+                Target(
+                    sum_rate(ERRORS, by="sqlstate, operation, table"),
+                    "{{sqlstate}} {{operation}} {{table}}",
+                ),
+            ),
+            "Failed statements per second by the SQLSTATE the server sent (40P01 deadlock, "
+            "40001 serialization failure, 23505 unique violation, class 53 out of resources "
+            "...; unknown: the client gave none), with their operation and table.",
+            unit="ops",
+        ),
+        Panel(
+            "Errors by SQLSTATE class",
+            (Target(sum_rate(ERRORS, by="error_class"), "class {{error_class}}"),),
+            "Failed statements per second by SQLSTATE class: 23 integrity, 40 transaction "
+            "rollback (deadlocks, serialization), 42 syntax or access, 53 resources, 57 "
+            "operator intervention (timeouts, cancels), 08 connection.",
+            unit="ops",
+            stack=True,
+        ),
+        Panel(
             "N+1 findings by route",
             (Target(sum_rate("db_client_n_plus_one_total", ROUTE, by="route"), "{{route}}"),),
             "Requests where one statement ran once per row of an earlier one, per second.",
@@ -106,6 +129,13 @@ def database_dashboard() -> Dashboard:
             "Connections in use of each pool's maximum: at 100 % callers wait.",
             unit="percentunit",
             max=1,
+        ),
+        Panel(
+            "Pool wait timeouts",
+            (Target(sum_rate("db_client_pool_timeouts_total", by="pool"), "{{pool}}"),),
+            "Callers per second that waited for a pool connection past the pool's timeout "
+            "and got an error (asyncpg, SQLAlchemy queue pools, psycopg_pool).",
+            unit="ops",
         ),
         Panel(
             "Queries per function call (p95)",

@@ -136,6 +136,19 @@ def proxy_dashboard() -> Dashboard:
             quiet="the pipeline must reject a client or statement.",
         ),
         Panel(
+            "Server errors by SQLSTATE",
+            (
+                Target(
+                    sum_rate("db_client_errors_total", by="sqlstate, operation"),
+                    "{{sqlstate}} {{operation}}",
+                ),
+            ),
+            "Statements the server failed, relayed to the client as they were, per second by "
+            "SQLSTATE (40P01 deadlock, 40001 serialization failure, 23505 unique violation, "
+            "class 53 out of resources ...).",
+            unit="ops",
+        ),
+        Panel(
             "Errors the proxy answered, by SQLSTATE",
             (Target(sum_rate("proxy_client_errors_total", by="sqlstate"), "{{sqlstate}}"),),
             "Errors the proxy itself sent clients (53300 pool timeout, 08006 server gone, "

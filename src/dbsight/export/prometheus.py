@@ -9,11 +9,17 @@ scrape time; the update costs a fraction of prometheus_client's ``Counter.inc`` 
 calls each); the exposition has the same names, labels and types, without ``_created``
 samples. Connection-pool gauges and observer failures are read only when the registry
 is scraped.
-Open-ended labels (``table``, ``system``, ``route``, ``pool``) pass a `LabelGuard`.
+
+A failed statement is also counted in ``db_client_errors_total`` by its SQLSTATE (the
+5-character code, ``unknown`` when the client gave none) and the SQLSTATE's class (its first
+two characters), under the sink's lock: errors are rare, so that path may cost more.
+Open-ended labels (``table``, ``system``, ``route``, ``pool``, ``sqlstate``) pass a
+`LabelGuard`.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import weakref
@@ -52,6 +58,10 @@ _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
 _BUCKET_LABELS = bucket_labels(DURATION_BUCKETS)
 
+# A SQLSTATE label: five digits or upper-case letters; anything else (or none) is "unknown".
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+UNKNOWN_SQLSTATE = "unknown"
+
 # Bound on cached (system, fingerprint) pairs; statements past it are resolved again on
 # each event instead of growing the cache.
 _MAX_BOUND = 10_000
@@ -74,7 +84,9 @@ class _ScrapeTimeCollector(Collector):
         self._recorder = recorder
         self._guard = guard
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
+    def _families(
+        self,
+    ) -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily(
                 "db_client_connections",
@@ -84,6 +96,11 @@ class _ScrapeTimeCollector(Collector):
             GaugeMetricFamily(
                 "db_client_connections_max",
                 "Configured maximum size of each client pool.",
+                labels=["pool"],
+            ),
+            CounterMetricFamily(
+                "db_client_pool_timeouts",
+                "Waits for a connection of a client pool that ended without one (timed out).",
                 labels=["pool"],
             ),
             CounterMetricFamily(
@@ -97,18 +114,21 @@ class _ScrapeTimeCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        connections, maximum, failures = self._families()
+        connections, maximum, timeouts, failures = self._families()
         for name, usage in self._pools.read().items():
             pool = self._guard(name)
             connections.add_metric([pool, "idle"], usage.idle)
             connections.add_metric([pool, "used"], usage.used)
             if usage.max_size is not None:
                 maximum.add_metric([pool], usage.max_size)
+            if usage.timeouts is not None:
+                timeouts.add_metric([pool], usage.timeouts)
         if self._recorder is not None:
             for observer, count in dict(self._recorder.failures.counts).items():
                 failures.add_metric([observer], count)
         yield connections
         yield maximum
+        yield timeouts
         yield failures
 
 
@@ -117,9 +137,10 @@ class _Series:
 
     ``buckets[i]`` counts durations in ``(DURATION_BUCKETS[i-1], DURATION_BUCKETS[i]]``
     (the last slot is ``+Inf``): not cumulative, so an observation adds to one slot.
+    ``by_sqlstate`` counts the failed ones by their ``(sqlstate, error_class)`` labels.
     """
 
-    __slots__ = ("labels", "ok", "error", "sum", "buckets", "slow")
+    __slots__ = ("labels", "ok", "error", "sum", "buckets", "slow", "by_sqlstate")
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
         self.labels = labels
@@ -128,17 +149,21 @@ class _Series:
         self.sum = 0.0
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.slow = 0
+        self.by_sqlstate: dict[tuple[str, str], int] = {}
 
 
 class _OperationsCollector(Collector):
-    """``db_client_operations_total``, ``db_client_operation_duration_seconds`` and
-    ``db_client_slow_operations_total``, read from the sink's series at scrape time."""
+    """``db_client_operations_total``, ``db_client_operation_duration_seconds``,
+    ``db_client_slow_operations_total`` and ``db_client_errors_total``, read from the sink's
+    series at scrape time."""
 
     def __init__(self, sink: PrometheusSink) -> None:
         self._sink = sink
 
     @staticmethod
-    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily]:
+    def _families() -> tuple[
+        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, CounterMetricFamily
+    ]:
         return (
             CounterMetricFamily(
                 "db_client_operations",
@@ -155,27 +180,36 @@ class _OperationsCollector(Collector):
                 "Database operations at or over the slow-query threshold.",
                 labels=["system", "operation", "table"],
             ),
+            CounterMetricFamily(
+                "db_client_errors",
+                "Failed database operations by SQLSTATE ('unknown' when the client gave "
+                "none) and its class (the first two characters).",
+                labels=["system", "operation", "table", "sqlstate", "error_class"],
+            ),
         )
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        operations, duration, slow = self._families()
+        operations, duration, slow, errors = self._families()
         sink = self._sink
         with sink._lock, sink._update_lock:
             rows = [
-                (s.labels, s.ok, s.error, s.sum, list(s.buckets), s.slow)
+                (s.labels, s.ok, s.error, s.sum, list(s.buckets), s.slow, dict(s.by_sqlstate))
                 for s in sink._by_labels.values()
             ]
-        for labels, ok, error, total, counts, slow_count in rows:
+        for labels, ok, error, total, counts, slow_count, by_sqlstate in rows:
             operations.add_metric([*labels, "ok"], ok)
             operations.add_metric([*labels, "error"], error)
             duration.add_metric(list(labels), cumulative(_BUCKET_LABELS, counts), total)
             slow.add_metric(list(labels), slow_count)
+            for code_labels, count in by_sqlstate.items():
+                errors.add_metric([*labels, *code_labels], count)
         yield operations
         yield duration
         yield slow
+        yield errors
 
 
 class PrometheusSink(QueryObserver):
@@ -198,6 +232,7 @@ class PrometheusSink(QueryObserver):
         self._system_guard = LabelGuard(limit)
         self._route_guard = LabelGuard(limit)
         self._pool_guard = LabelGuard(limit)
+        self._sqlstate_guard = LabelGuard(limit)
         # Guards the binding tables. Series updates take `_update_lock` on free-threaded
         # builds only (see _FREE_THREADED); never held while taking `_lock`.
         self._lock = threading.Lock()
@@ -260,6 +295,7 @@ class PrometheusSink(QueryObserver):
         series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
         if duration >= self._slow_s:
             series.slow += 1
+        self._count_sqlstate(series, event)
 
     # -- the same, for free-threaded builds -------------------------------------------
     def _series(self, event: QueryEvent) -> _Series:
@@ -286,6 +322,22 @@ class PrometheusSink(QueryObserver):
             series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
             if duration >= self._slow_s:
                 series.slow += 1
+        self._count_sqlstate(series, event)
+
+    def _count_sqlstate(self, series: _Series, event: QueryEvent) -> None:
+        """Count a failed statement in ``db_client_errors_total`` by its SQLSTATE."""
+        labels = self.sqlstate_labels(event.error.sqlstate if event.error is not None else None)
+        with self._lock:
+            counts = series.by_sqlstate
+            counts[labels] = counts.get(labels, 0) + 1
+
+    def sqlstate_labels(self, sqlstate: str | None) -> tuple[str, str]:
+        """The ``(sqlstate, error_class)`` labels of a SQLSTATE: ``unknown`` for none (or
+        for text that is not one), ``other`` for codes past the cardinality guard (their
+        class is still told, as there are few classes)."""
+        if sqlstate is None or not _SQLSTATE.fullmatch(sqlstate):
+            return (UNKNOWN_SQLSTATE, UNKNOWN_SQLSTATE)
+        return (self._sqlstate_guard(sqlstate), sqlstate[:2])
 
     def count_n_plus_one(self, route: str | None) -> None:
         """Count one detected N+1 pattern for ``route`` (the route template)."""

@@ -11,6 +11,9 @@ asyncpg internals relied on (checked against asyncpg 0.32):
 * ``Pool._init`` (the ``init`` callback, run on every new connection in
   ``Pool._get_new_connection``) is wrapped to instrument connections created later, and
   ``Pool._holders[i]._con`` lists the connections that already exist;
+* ``Pool._acquire(timeout)``, where ``acquire()`` (and ``fetch()``, ``execute()`` ...) wait
+  for a connection: the pool's class is swapped the same way to count the waits that end in
+  ``TimeoutError`` (``db_client_pool_timeouts_total``);
 * ``Connection._addr`` / ``_params`` / ``_config`` and ``connect_utils._connect_addr`` open
   the EXPLAIN connection exactly as the instrumented one was opened (ssl, password callable,
   server settings ...);
@@ -51,7 +54,7 @@ from asyncpg import connect_utils
 from asyncpg.cursor import CursorFactory
 from asyncpg.prepared_stmt import PreparedStatement
 
-from ..core import PoolUsage, pools, statement_rows
+from ..core import PoolUsage, TimeoutCounter, pools, statement_rows
 from ._common import (
     ConnectionStates,
     ConnState,
@@ -672,6 +675,7 @@ def instrument_pool(
     pool: Any, *, explain: bool = True, pool_name: str | None = None
 ) -> InstrumentationHandle:
     original_init = pool._init
+    timeouts = TimeoutCounter()
 
     async def init(con: Any) -> None:
         if original_init is not None:
@@ -682,6 +686,10 @@ def instrument_pool(
     def undo() -> None:
         if pool._init is init:
             pool._init = original_init
+        if _pool_timeouts.get(id(pool)) is timeouts:
+            del _pool_timeouts[id(pool)]
+            if type(pool) in _counting_pool_classes.values():
+                pool.__class__ = type(pool).__mro__[1]
         for holder in pool._holders:
             con = holder._con
             if con is not None:
@@ -689,13 +697,48 @@ def instrument_pool(
 
     def read() -> PoolUsage:
         idle = pool.get_idle_size()
-        return PoolUsage(idle=idle, used=pool.get_size() - idle, max_size=pool.get_max_size())
+        return PoolUsage(
+            idle=idle,
+            used=pool.get_size() - idle,
+            max_size=pool.get_max_size(),
+            timeouts=timeouts.count,
+        )
 
     name = pools.register(pool_name or "asyncpg", read)
     handle = InstrumentationHandle(pool, SOURCE, SYSTEM, undo, pool_name=name)
     pool._init = init
+    if type(pool) not in _counting_pool_classes.values():
+        pool.__class__ = _counting_pool_class(type(pool))
+    _pool_timeouts[id(pool)] = timeouts  # the latest handle's counter (ids may be reused)
     for holder in pool._holders:
         con = holder._con
         if con is not None:
             _attach(con, handle, explain)
     return handle
+
+
+# id(pool) -> the timeouts of its acquires, while the pool's class is the counting one
+_pool_timeouts: dict[int, TimeoutCounter] = {}
+_counting_pool_classes: dict[type, type] = {}
+
+
+def _counting_pool_class(base: type) -> type:
+    """``base`` with ``_acquire`` counting the waits for a connection that time out (the
+    TimeoutError is raised unchanged); cached per class, same layout (``__slots__ = ()``)."""
+    cls = _counting_pool_classes.get(base)
+    if cls is None:
+
+        async def _acquire(self: Any, timeout: float | None) -> Any:
+            try:
+                return await base._acquire(self, timeout)  # type: ignore[attr-defined]
+            except TimeoutError:
+                counter = _pool_timeouts.get(id(self))
+                if counter is not None:
+                    counter.count += 1
+                raise
+
+        cls = type(base.__name__, (base,), {"__slots__": (), "_acquire": _acquire})
+        cls.__module__ = base.__module__
+        cls.__qualname__ = base.__qualname__
+        _counting_pool_classes[base] = cls
+    return cls

@@ -12,7 +12,10 @@ alive.
 
 psycopg_pool internals relied on (checked against psycopg_pool 3.3): ``_check`` (the check
 callback, called for every ``getconn``) and ``_pool`` (the deque of idle connections).
-Gauges come from the public ``get_stats()`` (pool_size, pool_available, pool_max).
+Gauges come from the public ``get_stats()`` (pool_size, pool_available, pool_max), and the
+pool timeouts from its ``requests_errors`` (requests that got no connection: timed out, or
+refused by a full ``max_waiting`` queue; ``pop_stats()`` resets it, which Prometheus reads as
+a counter reset).
 """
 
 from __future__ import annotations
@@ -77,7 +80,10 @@ def instrument_pool(
         stats = pool.get_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         return PoolUsage(
-            idle=available, used=max(0, size - available), max_size=stats.get("pool_max")
+            idle=available,
+            used=max(0, size - available),
+            max_size=stats.get("pool_max"),
+            timeouts=stats.get("requests_errors", 0),
         )
 
     name = pools.register(pool_name or f"psycopg_pool/{pool.name}", read)

@@ -23,6 +23,11 @@ COMMIT, ROLLBACK and ``pool_pre_ping`` through the DBAPI connection), so they ar
 recorded; a statement the application itself sends (``text("COMMIT")``) is recorded with
 operation ``tx``. While a statement is recorded here, the core's "recording" flag is set, so
 a driver instrumented underneath (asyncpg, psycopg) does not record it a second time.
+
+A queue pool's waits that time out (``sqlalchemy.exc.TimeoutError``, "QueuePool limit ...
+reached") are counted for ``db_client_pool_timeouts_total``: the pool's ``_do_get`` (where
+``connect()`` waits) is wrapped on the instance, and so is its ``recreate()``, so that the
+pool ``engine.dispose()`` puts in its place is wrapped too.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..core import PoolUsage, pools
+from ..core import PoolUsage, TimeoutCounter, pools
 from ..core._sqlcomment import add_comment
 from ._common import _recording, recorder
 from ._explain import (
@@ -230,7 +235,7 @@ def _async_explainer(async_engine: Any) -> TaskExplainer:
     return TaskExplainer(run)
 
 
-def _pool_reader(engine: Any) -> Callable[[], PoolUsage] | None:
+def _pool_reader(engine: Any, timeouts: TimeoutCounter) -> Callable[[], PoolUsage] | None:
     pool = engine.pool
     if not all(hasattr(pool, name) for name in ("checkedin", "checkedout", "size")):
         return None  # NullPool, StaticPool, SingletonThreadPool: nothing to gauge
@@ -239,9 +244,50 @@ def _pool_reader(engine: Any) -> Callable[[], PoolUsage] | None:
         current = engine.pool  # dispose() replaces the pool
         overflow = getattr(current, "_max_overflow", -1)
         max_size = current.size() + overflow if overflow is not None and overflow >= 0 else None
-        return PoolUsage(idle=current.checkedin(), used=current.checkedout(), max_size=max_size)
+        return PoolUsage(
+            idle=current.checkedin(),
+            used=current.checkedout(),
+            max_size=max_size,
+            timeouts=timeouts.count if _counts_timeouts(current) else None,
+        )
 
     return read
+
+
+def _counts_timeouts(pool: Any) -> bool:
+    return "_do_get" in pool.__dict__ and "recreate" in pool.__dict__
+
+
+def _watch_timeouts(pool: Any, timeouts: TimeoutCounter) -> None:
+    """Count the pool's waits that time out; a pool without a wait timeout is left alone."""
+    if not hasattr(pool, "_timeout") or _counts_timeouts(pool):
+        return
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    do_get, recreate = pool._do_get, pool.recreate
+
+    def counting_do_get() -> Any:
+        try:
+            return do_get()
+        except PoolTimeoutError as exc:
+            # QueuePool._do_get calls itself (through this wrapper): count a timeout once
+            if not getattr(exc, "_dbsight_counted", False):
+                exc._dbsight_counted = True  # type: ignore[attr-defined]
+                timeouts.count += 1
+            raise
+
+    def watched_recreate() -> Any:
+        new = recreate()
+        _watch_timeouts(new, timeouts)
+        return new
+
+    pool._do_get = counting_do_get
+    pool.recreate = watched_recreate
+
+
+def _unwatch_timeouts(pool: Any) -> None:
+    pool.__dict__.pop("_do_get", None)
+    pool.__dict__.pop("recreate", None)
 
 
 def instrument_engine(
@@ -271,12 +317,16 @@ def instrument_engine(
     ).items():
         setattr(dialect, method, wrapper)
 
-    reader = _pool_reader(engine)
+    timeouts = TimeoutCounter()
+    reader = _pool_reader(engine, timeouts)
     name = None
     if reader is not None:
         name = pools.register(pool_name or f"sqlalchemy/{url.database or system}", reader)
+        _watch_timeouts(engine.pool, timeouts)
 
     def undo() -> None:
+        if reader is not None:
+            _unwatch_timeouts(engine.pool)
         for method in _METHODS:
             if method in saved:
                 setattr(dialect, method, saved[method])
