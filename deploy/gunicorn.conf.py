@@ -103,6 +103,9 @@ accesslog = None  # dbsight's access log (the dbsight.access logger) already rec
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "dbsight-app"
+# gunicorn >= 27 opens a control socket under $HOME by default: a container needs none, and
+# its home may be read-only (older versions ignore the setting)
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:

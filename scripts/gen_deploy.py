@@ -24,10 +24,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-RULES = DEPLOY / "prometheus" / "rules" / "dbsight-rules.yml"
-ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
-DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-PROMETHEUS_RULE = DEPLOY / "k8s" / "prometheusrule.yaml"
+# the generated files, relative to deploy/
+RULES = Path("prometheus/rules/dbsight-rules.yml")
+ALERTMANAGER = Path("alertmanager/alertmanager.yml")
+DASHBOARDS = Path("grafana/dashboards")
+PROMETHEUS_RULE = Path("k8s/prometheusrule.yaml")
 
 # `dbsight ARGS` with this interpreter (the venv's), whether or not its scripts are on PATH
 _DBSIGHT = [sys.executable, "-c", "from dbsight.cli import main; main()"]
@@ -63,14 +64,14 @@ def prometheus_rule(rules_text: str) -> str:
 
 
 def render() -> dict[Path, str]:
-    """Every generated file (its path in deploy/) and the text it must have."""
+    """Every generated file (its path relative to deploy/) and the text it must have."""
     with tempfile.TemporaryDirectory(prefix="dbsight-gen-deploy-") as scratch:
         tmp = Path(scratch)
         _run("alerts", "export", "-o", str(tmp / "rules.yml"),
              "--alertmanager-config", str(tmp / "alertmanager.yml"))  # fmt: skip
         _run("dashboard", "export", "--out", str(tmp / "dashboards"))
         rules = (tmp / "rules.yml").read_text(encoding="utf-8")
-        files = {
+        files: dict[Path, str] = {
             RULES: rules,
             ALERTMANAGER: (tmp / "alertmanager.yml").read_text(encoding="utf-8"),
             PROMETHEUS_RULE: prometheus_rule(rules),
@@ -80,42 +81,57 @@ def render() -> dict[Path, str]:
     return files
 
 
-def stale(files: dict[Path, str]) -> list[str]:
-    """What differs from ``files``: missing or changed files, and dashboards no longer
-    exported."""
+def stale(deploy: Path, files: dict[Path, str]) -> list[str]:
+    """What in ``deploy`` differs from ``files``: missing or changed files, and dashboards
+    no longer exported."""
     problems = []
-    for path, text in files.items():
+    for name, text in files.items():
+        path = deploy / name
         if not path.exists():
-            problems.append(f"{path.relative_to(ROOT)} is missing")
+            problems.append(f"{path} is missing")
         elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path.relative_to(ROOT)} differs from what dbsight exports")
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        if path not in files:
-            problems.append(f"{path.relative_to(ROOT)} is no longer exported")
+            problems.append(f"{path} differs from what dbsight exports")
+    for path in sorted((deploy / DASHBOARDS).glob("*.json")):
+        if path.relative_to(deploy) not in files:
+            problems.append(f"{path} is no longer exported")
     return problems
+
+
+def write(deploy: Path, files: dict[Path, str]) -> list[Path]:
+    """Bring ``deploy`` to ``files`` (and remove dashboards no longer exported); returns
+    what changed."""
+    changed = []
+    for path in sorted((deploy / DASHBOARDS).glob("*.json")):
+        if path.relative_to(deploy) not in files:
+            path.unlink()
+            changed.append(path)
+    for name, text in files.items():
+        path = deploy / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a file is not what dbsight exports")  # fmt: skip
+    parser.add_argument("--deploy-dir", type=Path, default=DEPLOY, metavar="DIR",
+                        help="the deploy/ folder to write or check (default: the repository's)")  # fmt: skip
     args = parser.parse_args(argv)
     files = render()
     if args.check:
-        problems = stale(files)
+        problems = stale(args.deploy_dir, files)
         for line in problems:
             print(line, file=sys.stderr)
         if problems:
-            print("run: .venv/bin/python scripts/gen_deploy.py", file=sys.stderr)
+            print("run: ./dev gen-deploy (or .venv/bin/python scripts/gen_deploy.py)",
+                  file=sys.stderr)  # fmt: skip
         return 1 if problems else 0
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        if path not in files:
-            path.unlink()
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
+    for path in write(args.deploy_dir, files):
+        print(f"updated {path}")
     return 0
 
 
