@@ -6,7 +6,8 @@ Kubernetes:
 
     APP_MODULE               what to serve, gunicorn's "module:app" or "module:factory()"
                              (default: the demo shop, "dbsight.demo.app:app_from_env()")
-    PORT                     port to bind on all interfaces (8000)
+    PORT                     port to bind (8000)
+    HOST                     address to bind (0.0.0.0: every interface of the container)
     WEB_CONCURRENCY          worker processes (default: 2 x the CPUs the container may use + 1)
     GUNICORN_TIMEOUT         seconds a silent worker lives before it is restarted (60)
     GUNICORN_GRACEFUL_TIMEOUT  seconds workers get to finish their requests on SIGTERM (30)
@@ -88,7 +89,7 @@ def empty_directory(directory: Path) -> None:
 
 # -- what gunicorn reads ----------------------------------------------------------------------
 wsgi_app = os.environ.get("APP_MODULE", "").strip() or DEFAULT_APP_MODULE
-bind = [f"0.0.0.0:{_int_env('PORT', 8000)}"]
+bind = [f"{os.environ.get('HOST', '').strip() or '0.0.0.0'}:{_int_env('PORT', 8000)}"]
 worker_class = "uvicorn_worker.UvicornWorker"  # uvicorn.workers is deprecated
 workers = _int_env("WEB_CONCURRENCY", 2 * available_cpus() + 1)
 timeout = _int_env("GUNICORN_TIMEOUT", 60)
