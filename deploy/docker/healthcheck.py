@@ -1,14 +1,14 @@
-"""The image's HEALTHCHECK: exit 0 when $DBSIGHT_HEALTHCHECK_URL (the liveness probe,
+"""The image's HEALTHCHECK: exit 0 when $HEALTHCHECK_URL (the liveness probe,
 http://127.0.0.1:8000/healthz by default; the proxy's is on its admin port) answers 200 within
-$DBSIGHT_HEALTHCHECK_TIMEOUT seconds, else 1. Python, because the slim image has no curl."""
+$HEALTHCHECK_TIMEOUT seconds, else 1. Python, because the slim image has no curl."""
 
 import os
 import sys
 import urllib.error
 import urllib.request
 
-URL = os.environ.get("DBSIGHT_HEALTHCHECK_URL", "http://127.0.0.1:8000/healthz")
-TIMEOUT_S = float(os.environ.get("DBSIGHT_HEALTHCHECK_TIMEOUT", "3"))
+URL = os.environ.get("HEALTHCHECK_URL", "http://127.0.0.1:8000/healthz")
+TIMEOUT_S = float(os.environ.get("HEALTHCHECK_TIMEOUT", "3"))
 
 
 def main() -> int:

@@ -107,7 +107,7 @@ def test_the_proxy_is_the_service_sidecar(compose: dict, deploy_dir: Path) -> No
     command = " ".join(proxy["command"])
     assert "--config /etc/dbsight/proxy.toml" in command
     assert "./proxy/proxy.toml:/etc/dbsight/proxy.toml:ro" in proxy["volumes"]
-    assert proxy["environment"]["DBSIGHT_HEALTHCHECK_URL"].endswith(":9187/healthz")
+    assert proxy["environment"]["HEALTHCHECK_URL"].endswith(":9187/healthz")
     assert {"8000:8000", "9187:9187"} <= set(proxy["ports"])
 
 

@@ -74,7 +74,7 @@ def test_healthcheck_and_command(instructions: list) -> None:
     assert len(healthchecks) == 1
     assert '"python", "/usr/local/bin/dbsight-healthcheck"' in healthchecks[0]
     env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
-    assert "DBSIGHT_HEALTHCHECK_URL=http://127.0.0.1:8000/healthz" in env
+    assert "HEALTHCHECK_URL=http://127.0.0.1:8000/healthz" in env
     assert "DBSIGHT_MULTIPROCESS_DIR=/run/dbsight/metrics" in env
     (cmd,) = [rest for keyword, rest in instructions if keyword == "CMD"]
     assert cmd == '["gunicorn", "--config", "/etc/dbsight/gunicorn.conf.py"]'
@@ -149,9 +149,9 @@ def test_entrypoint_reads_secret_files_into_variables(tmp_path: Path) -> None:
     password = tmp_path / "pw"
     password.write_text("pa ss")
     done = _entrypoint(
-        {"DBSIGHT_ADMIN_TOKEN_FILE": str(token), "POSTGRES_PASSWORD_FILE": str(password)},
+        {"ADMIN_TOKEN_FILE": str(token), "POSTGRES_PASSWORD_FILE": str(password)},
         "sh", "-c", 'printf "%s|%s|%s" "$DBSIGHT_ADMIN_TOKEN" "$POSTGRES_PASSWORD" '
-                    '"${DBSIGHT_ADMIN_TOKEN_FILE:-gone}"',
+                    '"${ADMIN_TOKEN_FILE:-gone}"',
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     # the trailing newline of the file is not part of the secret
@@ -159,9 +159,9 @@ def test_entrypoint_reads_secret_files_into_variables(tmp_path: Path) -> None:
 
 
 def test_entrypoint_refuses_an_unreadable_secret_file(tmp_path: Path) -> None:
-    done = _entrypoint({"DBSIGHT_ADMIN_TOKEN_FILE": str(tmp_path / "nope")}, "true")
+    done = _entrypoint({"ADMIN_TOKEN_FILE": str(tmp_path / "nope")}, "true")
     assert done.returncode == 2
-    assert "DBSIGHT_ADMIN_TOKEN_FILE" in done.stderr
+    assert "ADMIN_TOKEN_FILE" in done.stderr
 
 
 def test_entrypoint_runs_the_command_unchanged_without_secrets() -> None:
@@ -174,7 +174,7 @@ def test_entrypoint_runs_the_command_unchanged_without_secrets() -> None:
 
 def _healthcheck(url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "deploy/docker/healthcheck.py")],
-                          env={**os.environ, "DBSIGHT_HEALTHCHECK_URL": url},
+                          env={**os.environ, "HEALTHCHECK_URL": url},
                           capture_output=True, text=True, timeout=30)  # fmt: skip
 
 

@@ -106,7 +106,7 @@ def test_gunicorn_serves_the_default_app_module_with_its_workers(served: tuple) 
     assert list(shared.glob("worker-*.metrics.json"))
     # the image's HEALTHCHECK script, pointed at this service
     check = subprocess.run([sys.executable, str(ROOT / "deploy/docker/healthcheck.py")],
-                           env={**os.environ, "DBSIGHT_HEALTHCHECK_URL": base + "/healthz"},
+                           env={**os.environ, "HEALTHCHECK_URL": base + "/healthz"},
                            timeout=30)  # fmt: skip
     assert check.returncode == 0
     assert _stop(proc) == 0  # SIGTERM: the workers finish and gunicorn exits cleanly
