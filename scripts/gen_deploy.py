@@ -116,10 +116,14 @@ def write(deploy: Path, files: dict[Path, str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a file is not what dbsight exports")  # fmt: skip
-    parser.add_argument("--deploy-dir", type=Path, default=DEPLOY, metavar="DIR",
-                        help="the deploy/ folder to write or check (default: the repository's)")  # fmt: skip
+    parser.add_argument(
+        "--check", action="store_true",
+        help="write nothing; exit 1 if a file is not what dbsight exports",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deploy-dir", type=Path, default=DEPLOY, metavar="DIR",
+        help="the deploy/ folder to write or check (default: the repository's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     files = render()
     if args.check:

@@ -9,7 +9,6 @@ import fnmatch
 import os
 import re
 import runpy
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +101,8 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         assert not pattern.startswith("!"), "exceptions are not handled here"
         for prefix in prefixes:
-            if fnmatch.fnmatch(prefix, pattern) or fnmatch.fnmatch(prefix, pattern.replace("**/", "")):
+            bare = pattern.replace("**/", "")  # **/x also matches x at the top
+            if fnmatch.fnmatch(prefix, pattern) or fnmatch.fnmatch(prefix, bare):
                 return True
     return False
 
@@ -126,7 +126,8 @@ def test_every_copied_file_exists_and_is_in_the_build_context(instructions: list
 def test_pyproject_has_the_extras_the_image_installs(instructions: list) -> None:
     import tomllib
 
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
     args = dict(rest.split("=", 1) for keyword, rest in instructions
                 if keyword == "ARG" and "=" in rest)  # fmt: skip
     for extra in [*args["EXTRAS"].split(","), "deploy"]:

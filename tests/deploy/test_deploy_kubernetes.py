@@ -154,7 +154,8 @@ def test_references_between_manifests_resolve(manifests: dict) -> None:
 
     monitor = manifests["ServiceMonitor"]["spec"]
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert {e["port"] for e in monitor["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    service_ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["endpoints"]} <= service_ports
     for endpoint in monitor["endpoints"]:
         credentials = endpoint["authorization"]["credentials"]
         assert credentials["name"] == secret["metadata"]["name"]

@@ -59,8 +59,10 @@ def _stop(proc: subprocess.Popen) -> int:
 
 
 def _quiet_env(**extra: str) -> dict[str, str]:
+    # the test run's own DBSIGHT_* and gunicorn variables stay out: the deploy files decide
+    left_out = ("APP_MODULE", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY", "PORT", "HOST")
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("DBSIGHT_") and key not in ("APP_MODULE", "PROMETHEUS_MULTIPROC_DIR")}  # fmt: skip
+           if not key.startswith("DBSIGHT_") and key not in left_out}  # fmt: skip
     env.update({"DBSIGHT_EXPLAIN_SLOW_QUERIES": "false", "DBSIGHT_ADMIN_TOKEN": TOKEN,
                 "HOME": extra.pop("HOME", env.get("HOME", "/tmp"))})  # fmt: skip
     env.update(extra)
