@@ -153,3 +153,21 @@ def test_swarm_stack_rolls_updates_within_resources_on_an_overlay(stack: dict) -
     assert services["app"]["environment"]["DBSIGHT_DEMO_DSN"].startswith(
         "postgresql://app@db-proxy:5433/")  # fmt: skip
     assert "--listen 0.0.0.0:5433" in " ".join(services["db-proxy"]["command"])
+
+
+def test_the_sidecars_proxy_toml_loads_with_the_proxy_loader(deploy_dir: Path) -> None:
+    from dbsight.proxy._config import ProxyConfig
+
+    config = ProxyConfig.load(deploy_dir / "proxy/proxy.toml")
+    assert config.listen_address == ("127.0.0.1", 5433)  # the shared namespace only
+    assert config.admin_address == ("0.0.0.0", 9187)  # Prometheus and the healthcheck
+    assert (config.upstream_server.host, config.upstream_server.password) == (
+        "postgres-primary", None)  # the password comes on the command line  # fmt: skip
+    assert [r.host for r in config.replica_servers] == ["postgres-replica"]
+    assert config.proxy_login  # with a replica the proxy logs in to both servers itself
+    # the replica-lag alert's threshold is the proxy's own limit (docs/alerts.md)
+    rules = yaml.safe_load((deploy_dir / "prometheus/rules/dbsight-rules.yml").read_text())
+    lag = [r for g in rules["groups"] for r in g["rules"]
+           if r.get("alert") == "DbsightReplicaLagHigh"]  # fmt: skip
+    assert lag and all(r["expr"].rstrip().endswith(f"> {config.max_replica_lag_s:g}")
+                       for r in lag)  # fmt: skip
