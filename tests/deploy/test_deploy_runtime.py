@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "deploy-test-token"
@@ -69,13 +71,12 @@ def _quiet_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def served(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
-    shared = tmp_path / "metrics"
-    shared.mkdir()
-    (shared / "worker-1-1.metrics.json").write_text("{}")  # a previous run's file
+@contextmanager
+def _gunicorn(tmp_path: Path, dsn: str, shared: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The image's command: gunicorn with deploy's config, the default APP_MODULE (the demo
+    shop on ``dsn``), two workers sharing ``shared``; yields once it is ready."""
     port = _free_port()
-    env = _quiet_env(DBSIGHT_DEMO_DSN=pg_dsn, DBSIGHT_MULTIPROCESS_DIR=str(shared),
+    env = _quiet_env(DBSIGHT_DEMO_DSN=dsn, DBSIGHT_MULTIPROCESS_DIR=str(shared),
                      HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2",
                      GUNICORN_GRACEFUL_TIMEOUT="10")  # fmt: skip
     log = open(tmp_path / "gunicorn.log", "wb")
@@ -87,10 +88,19 @@ def served(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[str, Path, subprocess.
     try:
         _wait_until(lambda: httpx.get(base + "/health/ready").status_code == 200,
                     "the demo service to be ready", proc)  # fmt: skip
-        yield base, shared, proc
+        yield base, proc
     finally:
         _stop(proc)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    (shared / "worker-1-1.metrics.json").write_text("{}")  # a previous run's file
+    with _gunicorn(tmp_path, pg_dsn, shared) as (base, proc):
+        yield base, shared, proc
 
 
 def test_gunicorn_serves_the_default_app_module_with_its_workers(served: tuple) -> None:
@@ -123,8 +133,10 @@ def _first_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
     return proc.stderr.readline()
 
 
-def test_the_proxy_runs_with_deploys_config_in_front_of_a_replica(pg_replicated_db: Any) -> None:
-    db = pg_replicated_db
+@contextmanager
+def _sidecar(db: Any) -> Iterator[tuple[int, str, subprocess.Popen]]:
+    """`dbsight proxy` as the sidecar runs it (deploy's proxy.toml), the addresses given on
+    the command line; yields the client port, the admin URL and the process."""
     (replica,) = db.replica_dsns
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("dbsight")), "proxy",
@@ -139,25 +151,73 @@ def test_the_proxy_runs_with_deploys_config_in_front_of_a_replica(pg_replicated_
                           r"pool mode session \(pool_size 40 per database and user\), "
                           r"admin http://127\.0\.0\.1:(\d+)", line)  # fmt: skip
         assert match, line
-        port, admin = int(match[1]), int(match[2])
-        base = f"http://127.0.0.1:{admin}"
-        # the probes the Kubernetes sidecar and the compose healthcheck use, without token
-        assert httpx.get(base + "/healthz").status_code == 200
-        _wait_until(lambda: httpx.get(base + "/health/ready").status_code == 200,
+        admin = f"http://127.0.0.1:{match[2]}"
+        _wait_until(lambda: httpx.get(admin + "/health/ready").status_code == 200,
                     "the proxy to be ready", proc)  # fmt: skip
-        assert httpx.get(base + "/stats/pools").status_code == 401
-        pools = httpx.get(base + "/stats/pools", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert pools.status_code == 200
-        # a client of the service's kind: writes on the primary, reads through the proxy
-        host_part = db.primary_dsn.split("@")[-1].split("/")[0]
-        proxied = db.primary_dsn.replace(host_part, f"127.0.0.1:{port}")
-        with psycopg.connect(proxied, autocommit=True) as conn:
-            conn.execute("CREATE TABLE deploy_probe (id int PRIMARY KEY)")
-            conn.execute("INSERT INTO deploy_probe VALUES (1), (2)")
-            db.wait_for_replay()
-            assert conn.execute("SELECT count(*) FROM deploy_probe").fetchone() == (2,)
-        assert _stop(proc) == 0
+        yield int(match[1]), admin, proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _through(dsn: str, port: int) -> str:
+    """``dsn`` with its host and port replaced by the proxy's."""
+    host_part = dsn.split("@")[-1].split("/")[0]
+    return dsn.replace(host_part, f"127.0.0.1:{port}")
+
+
+def test_the_proxy_runs_with_deploys_config_in_front_of_a_replica(pg_replicated_db: Any) -> None:
+    db = pg_replicated_db
+    with _sidecar(db) as (port, admin, proc):
+        # the probes the Kubernetes sidecar and the compose healthcheck use, without token
+        assert httpx.get(admin + "/healthz").status_code == 200
+        assert httpx.get(admin + "/health/ready").status_code == 200
+        assert httpx.get(admin + "/stats/pools").status_code == 401
+        pools = httpx.get(admin + "/stats/pools", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert pools.status_code == 200
+        with psycopg.connect(_through(db.primary_dsn, port), autocommit=True) as conn:
+            conn.execute("CREATE TABLE deploy_probe (id int PRIMARY KEY)")
+            conn.execute("INSERT INTO deploy_probe VALUES (1), (2)")
+            db.wait_for_replay()
+            assert conn.execute("SELECT count(*) FROM deploy_probe").fetchone() == (2,)
+        assert _stop(proc) == 0  # SIGTERM: a clean exit within shutdown_grace_s
+
+
+def _seed(dsn: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "deploy/demo/seed_demo.py")],
+                          env=_quiet_env(DEMO_SEED_DSN=dsn, DEMO_SEED_SCALE="0.01"),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def _routed(metrics: str, role: str) -> float:
+    return sum(sample.value for family in text_string_to_metric_families(metrics)
+               for sample in family.samples
+               if sample.name == "proxy_routed_total" and sample.labels.get("role") == role)  # fmt: skip
+
+
+def test_the_compose_topology_without_docker(pg_replicated_db: Any, tmp_path: Path) -> None:
+    """The seed job, the sidecar proxy in front of the primary and its replica, the service
+    under gunicorn reaching its database only through the sidecar: the demo's requests are
+    answered, and its reads were served by the replica."""
+    db = pg_replicated_db
+    first = _seed(db.primary_dsn)
+    assert first.returncode == 0, first.stderr
+    assert "loaded 200 customers, 1000 orders" in first.stdout  # scale 0.01
+    again = _seed(db.primary_dsn)
+    assert (again.returncode, again.stdout.strip()) == (
+        0, "demo-seed: the shop's tables are there already")  # fmt: skip
+    db.wait_for_replay()
+    shared = tmp_path / "metrics"
+    with _sidecar(db) as (port, admin, proxy):
+        with _gunicorn(tmp_path, _through(db.primary_dsn, port), shared) as (base, _):
+            assert httpx.get(base + "/customers/1").status_code == 200
+            assert httpx.get(base + "/products/1/sales").status_code == 200
+            order = httpx.post(base + "/orders", json={"customer_id": 1,
+                               "items": [{"product_id": 1, "quantity": 2}]})  # fmt: skip
+            assert order.status_code in (200, 201), order.text
+        token = {"Authorization": f"Bearer {TOKEN}"}
+        metrics = httpx.get(admin + "/metrics", headers=token).text
+        assert _routed(metrics, "replica") > 0  # the reads went to the replica
+        assert _routed(metrics, "primary") > 0  # the order's transaction to the primary
+        assert _stop(proxy) == 0
