@@ -191,9 +191,9 @@ def _seed(dsn: str) -> subprocess.CompletedProcess[str]:
 
 
 def _routed(metrics: str, role: str) -> float:
-    return sum(sample.value for family in text_string_to_metric_families(metrics)
-               for sample in family.samples
-               if sample.name == "proxy_routed_total" and sample.labels.get("role") == role)  # fmt: skip
+    samples = [s for family in text_string_to_metric_families(metrics) for s in family.samples]
+    return sum(s.value for s in samples
+               if s.name == "proxy_routed_total" and s.labels.get("role") == role)  # fmt: skip
 
 
 def test_the_compose_topology_without_docker(pg_replicated_db: Any, tmp_path: Path) -> None:
