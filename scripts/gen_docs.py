@@ -470,7 +470,8 @@ def cli_reference() -> str:
         usage = " ".join(
             [f"dbsight {name}", "[OPTIONS]" if any(p.param_type_name == "option"
                                                    for p in command.params) else ""]
-            + [p.name.upper() for p in command.params if p.param_type_name == "argument"]
+            + [p.name.upper() if p.required else f"[{p.name.upper()}]"
+               for p in command.params if p.param_type_name == "argument"]
         ).strip()
         parts.append(f"### dbsight {name}\n\n`{usage}`: {summary}")
         parts.append(f" {details}\n\n" if details else "\n\n")
@@ -478,7 +479,8 @@ def cli_reference() -> str:
         for param in command.params:
             help_ = " ".join((getattr(param, "help", None) or "").split()).replace("\\[", "[")
             if param.param_type_name == "argument":
-                rows.append([param.name.upper(), "required", "", help_])
+                rows.append([param.name.upper(), "required" if param.required else "optional",
+                             "", help_])
                 continue
             flag = ", ".join(_code(o) for o in param.opts)
             if param.multiple and "repeatable" not in help_.lower():

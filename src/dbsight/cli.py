@@ -225,12 +225,15 @@ def _order_by(value: str) -> str:
 @command
 def top(
     url: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             help="Base URL of a dbsight HTTP surface: an instrumented service, or the "
-            "proxy's admin port. /metrics/summary is read from it."
+            "proxy's admin port. /metrics/summary is read from it. Repeat it for several "
+            "instances: their statements are merged by fingerprint. [default: "
+            "http://127.0.0.1:9187]",
+            show_default=False,
         ),
-    ] = "http://127.0.0.1:9187",
+    ] = None,
     interval: Annotated[
         float, typer.Option(min=0.1, max=3600.0, help="Seconds between two polls.")
     ] = 2.0,
@@ -275,8 +278,9 @@ def top(
         )
         raise typer.Exit(2) from None
     try:
+        urls = url or ["http://127.0.0.1:9187"]
         options = TopOptions(
-            url=url, interval_s=interval, limit=limit, sort=sort, token=token,
+            url=urls[0], more_urls=tuple(urls[1:]), interval_s=interval, limit=limit, sort=sort, token=token,
             timeout_s=timeout, once=once, width=width,
         )
     except ValueError as exc:
@@ -399,6 +403,11 @@ for _analysis in (check, replay, report, advise):
 from ._cli_alerts import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
+
+# `dbsight audit init|recent|user|entity|failed|report|purge` (src/dbsight/_cli_audit.py)
+from ._cli_audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
 
 # The Grafana dashboards (`dbsight dashboard export`) and a running instance read from a shell
 # (`metrics`, `health`): a module of their own, registered the same way.

@@ -146,7 +146,7 @@ def test_an_unknown_dbsight_name_is_a_warning_naming_the_closest_setting(
 def test_names_other_parts_of_dbsight_read_are_not_reported(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for name in ("DBSIGHT_ADMIN_TOKEN", "DBSIGHT_PG_BINDIR", "DBSIGHT_DEMO_DSN"):
+    for name in ("DBSIGHT_PG_BINDIR", "DBSIGHT_DEMO_DSN"):
         monkeypatch.setenv(name, "x")
     with caplog.at_level(logging.WARNING, logger="dbsight"):
         Settings()

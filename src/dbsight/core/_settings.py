@@ -188,6 +188,16 @@ class Settings(BaseSettings):
         description="Notify a group whose alerts still fire again after this long.",
     )
 
+    audit_retention_days: int = Field(
+        90,
+        ge=1,
+        le=36_500,
+        description=(
+            "Days an audit record (dbsight.audit) is kept: dbsight.audit.purge() and "
+            "`dbsight audit purge` delete older ones."
+        ),
+    )
+
     multiprocess_dir: Path | None = Field(
         None,
         description=(

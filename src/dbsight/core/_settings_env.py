@@ -27,7 +27,7 @@ ENVIRONMENT = "the environment"
 
 # Read elsewhere, not settings: the CLI's admin token, the embedded servers, the demo
 # service, the test fixtures.
-OTHER_VARIABLES = frozenset({"DBSIGHT_ADMIN_TOKEN", "DBSIGHT_PG_BINDIR", "DBSIGHT_EMBEDDED_DIR"})
+OTHER_VARIABLES = frozenset({"DBSIGHT_PG_BINDIR", "DBSIGHT_EMBEDDED_DIR", "DBSIGHT_AUDIT_DSN"})
 OTHER_PREFIXES = ("DBSIGHT_DEMO_", "DBSIGHT_TEST_")
 
 logger = logging.getLogger("dbsight")

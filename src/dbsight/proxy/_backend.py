@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -268,8 +268,13 @@ class BackendConnection:
 
     # ------------------------------------------------------------------ statements of its own
 
-    async def execute(self, sql: str) -> list[QueryResult]:
-        """Run ``sql`` with the simple protocol; one result per statement.
+    async def execute(
+        self,
+        sql: str,
+        on_notification: Callable[[p.NotificationResponse], None] | None = None,
+    ) -> list[QueryResult]:
+        """Run ``sql`` with the simple protocol; one result per statement. NOTIFYs the
+        connection receives meanwhile go to ``on_notification`` (else they are dropped).
 
         Raises ``BackendQueryError`` (after the server's ReadyForQuery: the connection stays
         usable) when a statement fails, ``BackendUnavailable`` when the connection breaks.
@@ -278,7 +283,24 @@ class BackendConnection:
         query = p.Query(sql)
         self.state.client_message(query)
         await self._send(p.encode(query))
-        return await self._read_cycle()
+        return await self._read_cycle(on_notification)
+
+    async def send_query(self, sql: str) -> None:
+        """Send ``sql`` (simple protocol) without reading the answer: for a connection whose
+        answers a reader of its own takes with `receive` (the LISTEN connection)."""
+        query = p.Query(sql)
+        self.state.client_message(query)
+        await self._send(p.encode(query))
+
+    async def receive(self) -> p.BackendMessage:
+        """The server's next message (tracked in ``state``); `BackendUnavailable` when the
+        connection breaks."""
+        message = self._decode(await self._next_frame())
+        try:
+            self.state.server_message(message)
+        except p.ProtocolError as exc:
+            raise self._broke("the server's answer does not match the request", exc) from exc
+        return message
 
     def settle(self, status: int, between_requests: bool) -> None:
         """A client's requests were relayed over this connection by a tracker of their own
@@ -346,7 +368,9 @@ class BackendConnection:
         except OSError as exc:
             raise self._broke("the server connection failed", exc) from exc
 
-    async def _read_cycle(self) -> list[QueryResult]:
+    async def _read_cycle(
+        self, on_notification: Callable[[p.NotificationResponse], None] | None = None
+    ) -> list[QueryResult]:
         """Read answers up to ReadyForQuery; raise the first ErrorResponse, if any, after it."""
         results: list[QueryResult] = []
         rows: list[tuple[str | None, ...]] = []
@@ -366,6 +390,9 @@ class BackendConnection:
                 error = error or message
                 if message.severity in ("FATAL", "PANIC"):
                     raise self._broke(f"the server ended the session: {message.message}")
+            elif isinstance(message, p.NotificationResponse):
+                if on_notification is not None:
+                    on_notification(message)
             elif isinstance(message, p.CopyInResponse):
                 fail = p.CopyFail("dbsight proxy: COPY FROM STDIN is not supported here")
                 self.state.client_message(fail)

@@ -42,10 +42,12 @@ from ..core import statement_rows
 from ..export._fields import event_fields
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
+from ._listen_statements import ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
 from ._portal_runs import PortalRuns
+from ._units import cstring
 from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
@@ -70,14 +72,6 @@ class TrackingLost(Exception):
 
 
 Entry = tuple[int, Any]
-
-
-def cstring(buf: bytes, start: int, end: int) -> tuple[str, int]:
-    """The NUL-terminated string at ``start`` and the position after its NUL."""
-    nul = buf.find(b"\0", start, end)
-    if nul < 0:
-        raise ValueError("string without its terminating NUL")
-    return buf[start:nul].decode("utf-8", "surrogateescape"), nul + 1
 
 
 def command_rows(buf: bytes, start: int, end: int) -> int | None:
@@ -186,6 +180,7 @@ class Exchange:
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
         "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
+        "listens", "listen_tags", "rolled_back",
     )
 
     def __init__(
@@ -246,6 +241,12 @@ class Exchange:
         # the request pipeline's sample and log steps, for the next statement opened
         self.observation = UNOBSERVED
         self._logs: dict[int, tuple[StatementLog, ...]] = {}  # by id(ctx): logged when it ends
+        # LISTEN through transaction pooling (`_listener`): the (UN)LISTENs sent in the
+        # transaction under way (None: not followed), how many the server has completed, and
+        # whether the last transaction-ending command was a ROLLBACK
+        self.listens: list[ListenOp] | None = None
+        self.listen_tags = 0
+        self.rolled_back = False
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -285,6 +286,8 @@ class Exchange:
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
             sql = buf[start : end - 1].decode("utf-8", "replace")
+            if self.listens is not None and may_listen(sql):
+                self.listens.extend(listen_ops(sql))
             self.statement_count += 1
             ctx = self._open(sql, at)
             if self.pooled and not (self.dirty and self.wrote):
@@ -318,6 +321,8 @@ class Exchange:
                     self.observation = UNOBSERVED  # drawn for it already
             if ctx is None:
                 text = self.portals.get(portal)
+                if self.listens is not None and text is not None and may_listen(text):
+                    self.listens.extend(listen_ops(text))
                 self.statement_count += 1
                 ctx = self._open(text if text is not None else "", self._cycle_start)
                 if self.pooled and not self.wrote:
@@ -599,6 +604,24 @@ class Exchange:
             self.dirty = True
         if first in _DDL_TAGS:
             self.ddl_seen = True
+        elif first == b"LISTEN" or first == b"UNLISTEN":
+            self.listen_tags += 1
+        elif first == b"ROLLBACK" or first == b"COMMIT":
+            self.rolled_back = first == b"ROLLBACK"
+
+    def committed_listens(self) -> list[ListenOp]:
+        """The (UN)LISTENs the transaction that just ended committed, in order; forgets
+        them. Empty when it failed or was rolled back."""
+        listens, rolled_back = self.listens, self.rolled_back
+        self.rolled_back = False
+        if not listens:
+            return []
+        done = listens[: self.listen_tags]
+        self.listens = []
+        self.listen_tags = 0
+        if rolled_back or self.last_sqlstate is not None:
+            return []
+        return done
 
     def _parameter(self, buf: bytes, start: int, end: int) -> None:
         name, i = cstring(buf, start, end)

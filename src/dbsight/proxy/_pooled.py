@@ -23,7 +23,9 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   provably read-only, DDL): then it is reset first (keeping prepared statements unless SQL-level
   PREPARE, DEALLOCATE or DISCARD ran). Session state does not outlive the transaction, as with
   PgBouncer's transaction mode, but for the reported settings a client SET (TimeZone,
-  DateStyle...), which the next units get; the first SET that will be lost gets a warning;
+  DateStyle...), which the next units get; the first SET that will be lost gets a warning.
+  A committed LISTEN moves to the proxy's LISTEN connection of the database and user
+  (`_listener`), whose notifications reach the client between its transactions;
 - session mode: the primary connection stays the client's to the end of its session (reset
   when it goes back to the pool then). After a unit that may have changed the session, the
   proxy reads its state there (`_session_state`): replica connections get the GUCs it has SET,
@@ -56,23 +58,20 @@ import contextlib
 import hashlib
 import logging
 import re
-import secrets
 import ssl
 import struct
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any
 
-from ..core._settings import ConfigError
 from ..sql import analyze
-from ..sql._cache import LruMap
 from . import protocol as p
-from ._backend import BackendConnection, BackendSpec
+from ._backend import BackendConnection
 from ._backend_errors import BackendError, BackendQueryError
+from ._breaker import is_backend_failure
 from ._client_settings import (
     ClientSettings,
     StartupSettingsError,
-    learn_parameters,
     wanted_settings,
 )
 from ._config import ProxyConfig
@@ -86,25 +85,16 @@ from ._exchange import (
     fatal_error,
     recovery_conflict,
 )
+from ._health import parse_lsn
 from ._link import link_of
+from ._listen_statements import ListenOp
+from ._listener import ChannelListener, after_overlap
 from ._metrics import client_errors, routing_decisions
 from ._pipeline import UNOBSERVED, Pipeline, Rejection
-from ._reach import CatalogReach, ReachBook
-from ._result_cache import ResultCache
 from ._pool import BackendPool
-from ._breaker import is_backend_failure
-from ._health import parse_lsn
+from ._reach import CatalogReach
 from ._router import Lookup, Role, Router, TransactionStart, set_role_statement
-from ._session_state import (
-    SessionState,
-    custom_settings,
-    literal,
-    serializable_by_default,
-    state_query,
-)
-from ._setting_statements import maybe_sets_in
-from ._topology import PRIMARY, Topology
-from ._writes import writes_anywhere
+from ._server_pools import ServerPools
 from ._session import (
     CLIENT_TYPES,
     COPY_DATA,
@@ -114,15 +104,19 @@ from ._session import (
     frame_error,
     raising_query,
 )
+from ._session_state import (
+    SessionState,
+    custom_settings,
+    serializable_by_default,
+    state_query,
+)
+from ._setting_statements import maybe_sets_in
+from ._topology import PRIMARY
+from ._units import bare_prepares, cacheable_unit, named_parses, unit_end
+from ._writes import writes_anywhere
 from .auth import (
     AuthenticationFailed,
-    AuthQuery,
-    AuthQueryError,
     ClientAuthExchange,
-    Credential,
-    CredentialKind,
-    UsersFile,
-    UsersFileError,
 )
 
 logger = logging.getLogger("dbsight.proxy")
@@ -137,173 +131,14 @@ _MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer statement names collide in the s
 _FORGET_ALL_TAGS = frozenset(("DEALLOCATE ALL", "DISCARD ALL"))
 _PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
 
-PoolKey = tuple[str, str, str]  # server, database, user
 
 
-class ServerPools:
-    """The proxy-wide side of transaction pooling: one `BackendPool` per (server, database,
-    user), the client credentials, and the cancel keys handed to clients."""
-
-    def __init__(self, config: ProxyConfig) -> None:
-        self.config = config
-        self.upstream = config.upstream_server
-        try:
-            self.users = UsersFile.load(config.auth_file) if config.auth_file else None
-        except UsersFileError as exc:
-            raise ConfigError(f"invalid proxy setting auth_file: {exc}") from None
-        self.auth_query = AuthQuery(config.auth_query) if config.auth_query else None
-        self.topology = Topology(config)
-        self.cache = (
-            ResultCache(config.cache, max_bytes=config.cache_max_bytes) if config.cache else None
-        )
-        # what writes reach besides their tables (views, partitions, cascades, triggers)
-        self.reach = ReachBook() if config.cache else None
-        self._upstream_tls = config.upstream_tls_context()
-        self._pools: dict[PoolKey, BackendPool] = {}
-        # ParameterStatus values for a client's login, by pool and settings (name aside)
-        self._parameters: LruMap[tuple[PoolKey, tuple[tuple[str, str], ...]], dict[str, str]]
-        self._parameters = LruMap(256)
-        self._settings: LruMap[tuple[tuple[str, str], ...], Mapping[str, str]] = LruMap(256)
-        self._sessions: dict[tuple[int, bytes], PooledSession] = {}
-        self._client_ids = 0
-        self._closed = False
-
-    # -- pools ---------------------------------------------------------------------------
-    async def start(self) -> None:
-        await self.topology.start()
-
-    async def pool_for(
-        self, database: str, user: str, server: str = PRIMARY
-    ) -> tuple[PoolKey, BackendPool]:
-        """The pool of (database, user) on ``server`` (a name of the topology: "primary",
-        "replica1"...)."""
-        key: PoolKey = (server, database, user)
-        pool = self._pools.get(key)
-        if pool is None:
-            config = self.config
-            address = self.topology.servers[server]
-            spec = BackendSpec(
-                host=address.host,
-                port=address.port,
-                user=user,
-                database=database,
-                password=self.backend_password(user),
-                connect_timeout_s=config.connect_timeout_s,
-                max_message_size=config.max_message_size,
-                tls=self._upstream_tls,
-                tls_optional=config.upstream_tls == "prefer",
-            )
-            pool = BackendPool(
-                spec,
-                min_size=config.pool_min_size,
-                max_size=config.pool_size,
-                acquire_timeout_s=config.pool_timeout_s,
-                idle_timeout_s=config.idle_timeout_s,
-                max_lifetime_s=config.max_lifetime_s,
-                name=f"{user}@{database}" + ("" if server == PRIMARY else f"/{server}"),
-            )
-            self._pools[key] = pool
-            await pool.start()
-        return key, pool
-
-    def backend_password(self, user: str) -> str | None:
-        """The users file's plaintext password of ``user``, else the upstream URL's."""
-        credential = self.users.lookup(user) if self.users is not None else None
-        if credential is not None and credential.kind is CredentialKind.PLAINTEXT:
-            return credential.secret
-        return self.upstream.password
-
-    async def login_parameters(
-        self, key: PoolKey, pool: BackendPool, settings: Mapping[str, str]
-    ) -> dict[str, str]:
-        """The ParameterStatus values a client whose settings are ``settings`` gets at login:
-        what a connection of ``pool`` reports once it has them (learned once per pool and
-        settings, the client's name aside). Raises `BackendQueryError` when the server refuses
-        a setting: the client's login fails with its error, as it would on the server."""
-        shape = (key, tuple(sorted(
-            (name, value) for name, value in settings.items() if name != "application_name"
-        )))  # (the client's own name is told as it gave it)
-        known = self._parameters.get(shape)
-        if known is None:
-            conn = await pool.acquire()
-            try:
-                known = await learn_parameters(conn, settings)
-            except BaseException:
-                with contextlib.suppress(BackendError):
-                    await pool.release(conn)  # settings half applied: reset
-                raise
-            pool.release_clean(conn)
-            self._parameters.put(shape, known)
-        return known
-
-    def shared(self, settings: dict[str, str]) -> Mapping[str, str]:
-        """``settings``, or an equal mapping another client logged in with: clients with the
-        same settings share one object, so a connection one of them left needs no look at
-        its settings for the next (an identity check, in `ClientSettings.give`)."""
-        key = tuple(sorted(settings.items()))
-        known = self._settings.get(key)
-        if known is None:
-            known = settings
-            self._settings.put(key, known)
-        return known
-
-    def stats(self) -> list[dict[str, Any]]:
-        mode = self.config.pool_mode
-        return [{"mode": mode, **pool.stats()} for pool in list(self._pools.values())]
-
-    def outstanding(self, server: str) -> int:
-        """Server connections lent out or waited for on ``server`` (least-outstanding
-        balancing between replicas)."""
-        return sum(
-            pool.in_use + pool.waiting for key, pool in self._pools.items() if key[0] == server
-        )
-
-    async def close(self) -> None:
-        self._closed = True
-        await self.topology.close()
-        if self.reach is not None:
-            await self.reach.close()
-        pools, self._pools = list(self._pools.values()), {}
-        await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
-
-    # -- credentials -------------------------------------------------------------------------
-    async def credential(self, user: str, database: str) -> Credential | None:
-        """``user``'s secret from the users file, else from the auth query; None: unknown."""
-        if self.users is not None:
-            found = self.users.lookup(user)
-            if found is not None or self.auth_query is None:
-                return found
-        if self.auth_query is None:
-            return None
-        auth_user = self.upstream.user or user
-        _, pool = await self.pool_for(database, auth_user)
-        sql = _PARAMETER_PLACEHOLDER.sub(literal(user), self.auth_query.sql)
-        async with pool.connection() as conn:
-            results = await conn.execute(sql)
-        try:
-            return self.auth_query.credential(user, results[-1].rows if results else ())
-        except AuthQueryError as exc:
-            logger.warning("dbsight proxy: auth_query for user %r: %s", user, exc)
-            return None
-
-    # -- cancel keys and client ids -----------------------------------------------------------
-    def next_client_id(self) -> int:
-        self._client_ids += 1
-        return self._client_ids
-
-    def register(self, session: PooledSession) -> p.BackendKeyData:
-        """A BackendKeyData of the proxy's own for ``session`` (what its CancelRequest carries)."""
-        while True:
-            key = p.BackendKeyData(secrets.randbelow(2**31 - 2) + 1, secrets.token_bytes(4))
-            if (key.pid, key.secret_key) not in self._sessions:
-                self._sessions[(key.pid, key.secret_key)] = session
-                return key
-
-    def unregister(self, key: p.BackendKeyData) -> None:
-        self._sessions.pop((key.pid, key.secret_key), None)
-
-    def session_for(self, pid: int, secret_key: bytes) -> PooledSession | None:
-        return self._sessions.get((pid, bytes(secret_key)))
+def _listen_failed(reason: str) -> bytes:
+    """A WARNING NoticeResponse: a LISTEN the server took cannot deliver its notifications."""
+    return p.encode(p.NoticeResponse({
+        "S": "WARNING", "V": "WARNING", "C": "01000",
+        "M": f"dbsight proxy: notifications of this LISTEN cannot be delivered: {reason}",
+    }))  # fmt: skip
 
 
 class PooledSession(FrontendSession):
@@ -368,6 +203,12 @@ class PooledSession(FrontendSession):
         self._serializable = False  # SERIALIZABLE by default from its startup: no replica
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
         self.router: Router | None = None  # the database's, once logged in (with replicas)
+        # LISTEN in transaction mode (`_listener`): the LISTEN connection this client listens
+        # through, the notifications waiting for it to be between transactions, and those
+        # the LISTEN connection receives while the client's LISTEN moves there
+        self._listener: ChannelListener | None = None
+        self._notifications: list[bytes] = []
+        self._handover: list[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -404,6 +245,8 @@ class PooledSession(FrontendSession):
     async def _finish(self) -> None:
         if self.key is not None:
             self.pools.unregister(self.key)
+        if self._listener is not None:
+            await self._listener.drop(self)
         if self._waiting is not None:
             self._waiting.cancel()
             await asyncio.gather(self._waiting, return_exceptions=True)
@@ -513,6 +356,8 @@ class PooledSession(FrontendSession):
         assert self.exchange is not None
         self.exchange.forget = self._forget
         self.exchange.on_parameter = self._parameter_seen
+        if not self.sticky:  # session mode: the client's connection listens itself
+            self.exchange.listens = []
         self._ended = asyncio.get_running_loop().create_future()
         self._client_transport = self.writer.transport
         early = self.frontend.take_buffered() + link_of(self.writer).relay(
@@ -631,7 +476,7 @@ class PooledSession(FrontendSession):
                         if target != PRIMARY:  # a replica may lag: only the primary fills
                             self._fill = None
                         else:  # the answer is this unit's alone: later units wait for it
-                            barrier = _unit_end(buf, i)
+                            barrier = unit_end(buf, i)
                     if target == PRIMARY and not self.pools.topology.primary_allowed():
                         i = seg = self._refuse_unit(
                             buf, i, barrier, "57P03",
@@ -781,26 +626,9 @@ class PooledSession(FrontendSession):
         prepares with a blocking call on a thread that also drives the clients holding every
         server connection (pgbench -M prepared) would otherwise wait for itself. A mistake in
         the statement is reported when it is first used, not at the prepare."""
-        n = len(buf)
-        i = 0
-        found: list[tuple[str, str, bytes]] = []
-        while n - i >= 5:
-            t = buf[i]
-            end = i + 1 + _unpack_int32(buf, i + 1)[0]
-            if end > n or end <= i + 4:
-                return False
-            if t == SYNC and end == n and found:
-                break
-            if t != PARSE or not buf[i + 5]:
-                return False  # anything else, or the unnamed statement
-            name, j = cstring(buf, i + 5, end)
-            if name in self.statements:
-                return False  # the server's "already exists" is the answer
-            query, _ = cstring(buf, j, end)
-            found.append((name, query, buf[j:end]))
-            i = end
-        else:
-            return False
+        found = bare_prepares(buf)
+        if found is None or any(name in self.statements for name, _, _ in found):
+            return False  # (a name in use: the server's "already exists" is the answer)
         for name, query, rest in found:
             self._remember(name, query, rest)
         self._client_transport.write(
@@ -945,7 +773,7 @@ class PooledSession(FrontendSession):
         next unit starts."""
         client_errors[sqlstate] += 1
         if end < 0:
-            end = _unit_end(buf, start)
+            end = unit_end(buf, start)
         self._client_transport.write(
             p.error_response(sqlstate, message) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
@@ -1050,15 +878,8 @@ class PooledSession(FrontendSession):
 
     def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
         """A cached unit's named Parse messages: the client has those statements now."""
-        i = start
-        while i < end:
-            t = buf[i]
-            stop = i + 1 + _unpack_int32(buf, i + 1)[0]
-            if t == PARSE and buf[i + 5]:
-                name, j = cstring(buf, i + 5, stop)
-                query, _ = cstring(buf, j, stop)
-                self._remember(name, query, buf[j:stop])
-            i = stop
+        for name, query, rest in named_parses(buf, start, end):
+            self._remember(name, query, rest)
 
     def _invalidate(self, exchange: Exchange, t: int, buf: bytes, start: int, end: int) -> None:
         """A statement on its way: if it writes, what the cache holds of its tables goes
@@ -1162,6 +983,8 @@ class PooledSession(FrontendSession):
             return
         if self.conn is None:
             self.info.state = "idle"
+            if self._notifications:
+                self._deliver_notifications()
         with contextlib.suppress(Exception):
             self._client_transport.resume_reading()
         self._client_data(b"")
@@ -1264,11 +1087,21 @@ class PooledSession(FrontendSession):
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
+        listens = None
+        if exchange.listens:
+            listens = exchange.committed_listens()
+        else:  # (what committed_listens would forget)
+            exchange.rolled_back = False
         if self.sticky and target == PRIMARY:
             self._keep(conn, exchange, by_lsn)
         else:
             self._detach(conn)
-            self._give_back(conn, exchange, self._pool_of(target), by_lsn)
+            if listens:  # the LISTEN connection takes them over, then the pool gets it back
+                self._pause_for(
+                    self._hand_over(conn, exchange, self._pool_of(target), by_lsn, listens)
+                )
+            else:
+                self._give_back(conn, exchange, self._pool_of(target), by_lsn)
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
         if self._fill is not None:
@@ -1293,8 +1126,61 @@ class PooledSession(FrontendSession):
         if self._held_back:  # the client's next units waited for this one
             self._held_back = False
             asyncio.get_running_loop().call_soon(self._client_data, b"")
+        if self._notifications and self._waiting is None:
+            self._deliver_notifications()
         if self._shutting_down:
             self._end_for_shutdown()
+
+    # -- LISTEN in transaction mode ----------------------------------------------------------
+    def notify(self, message: bytes) -> None:
+        """A notification for this client (from its `ChannelListener`): sent at once when it
+        is between transactions, else when its transaction ends."""
+        if self._handover is not None:
+            self._handover.append(message)
+        elif (
+            self.conn is None and self._waiting is None and self._begin is None
+            and self._client_transport is not None
+        ):
+            self._client_transport.write(message)
+        else:
+            self._notifications.append(message)
+
+    def _deliver_notifications(self) -> None:
+        waiting, self._notifications = self._notifications, []
+        if self._client_transport is not None and not self._client_transport.is_closing():
+            self._client_transport.write(b"".join(waiting))
+
+    async def _hand_over(
+        self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool,
+        listens: list[ListenOp],
+    ) -> None:
+        """The client's transaction LISTENed (or UNLISTENed): the LISTEN connection of its
+        database and user takes over, then the connection goes back to the pool. What the
+        old connection received until it stopped listening goes to the client first, then
+        what the LISTEN connection received meanwhile (without what both received)."""
+        listener = self._listener = self.pools.listener_for(
+            self.info.database or "", self.info.user or ""
+        )
+        old: list[bytes] = []
+        self._handover = []
+        try:
+            try:
+                await listener.apply(self, listens)
+            except BackendError as exc:
+                logger.warning(
+                    "dbsight proxy: client %s: LISTEN through transaction pooling failed, its "
+                    "notifications will not arrive: %s", self.client_addr, exc.message,
+                )
+                self._client_transport.write(_listen_failed(exc.message))
+            conn.settle(exchange.status, True)
+            with contextlib.suppress(BackendError):  # (then the reset closes it)
+                await conn.execute("UNLISTEN *", lambda message: old.append(p.encode(message)))
+        finally:
+            moved, self._handover = self._handover, None
+            self._give_back(conn, exchange, pool, by_lsn)
+        self._notifications[:0] = old + after_overlap(old, moved)
+        if self._notifications:
+            self._deliver_notifications()
 
     def _settings_statement(
         self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
@@ -1478,59 +1364,6 @@ class PooledSession(FrontendSession):
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._end()
-
-
-def cacheable_unit(
-    buf: bytes, start: int, statement_text: Callable[[str], str | None]
-) -> tuple[str, int] | None:
-    """The statement text of the unit at ``buf[start]`` and where the unit ends, when it
-    may be answered from the cache: one Query, or complete extended-protocol messages up to
-    a Sync with exactly one Execute (Parse, Bind, Describe allowed around it)."""
-    n = len(buf)
-    t = buf[start]
-    end = start + 1 + _unpack_int32(buf, start + 1)[0]
-    if t == QUERY:
-        return buf[start + 5 : end - 1].decode("utf-8", "replace"), end
-    i = start
-    parsed: dict[str, str] = {}  # statements parsed in this unit
-    sql: str | None = None
-    executes = 0
-    while n - i >= 5:
-        t = buf[i]
-        end = i + 1 + _unpack_int32(buf, i + 1)[0]
-        if end > n:
-            return None
-        if t == SYNC:
-            return (sql, end) if executes == 1 and sql else None
-        if t == PARSE:
-            name, j = cstring(buf, i + 5, end)
-            parsed[name], _ = cstring(buf, j, end)
-        elif t == BIND:
-            _, j = cstring(buf, i + 5, end)
-            name, _ = cstring(buf, j, end)
-            sql = parsed.get(name) or (statement_text(name) if name else None)
-        elif t == EXECUTE:
-            executes += 1
-        elif t != DESCRIBE:
-            return None
-        i = end
-    return None
-
-
-def _unit_end(buf: bytes, start: int) -> int:
-    """Where the unit at ``buf[start]`` ends: after its Query, or after the next Sync (or
-    the last complete message when there is none yet)."""
-    n = len(buf)
-    i = start
-    while n - i >= 5:
-        t = buf[i]
-        end = i + 1 + _unpack_int32(buf, i + 1)[0]
-        if end > n:
-            break
-        i = end
-        if t == QUERY or t == SYNC:
-            break
-    return i
 
 
 _WAIT = -2  # _from_cache: judged again later

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from ..sql import analyze
-from ._exchange import cstring
 from ._relations import RelationSafety
+from ._units import bind_statement, parse_fields, unit_messages
 from ._volatility import Execute, FunctionVolatility
 
 Role = Literal["primary", "replica", "auto"]
@@ -262,17 +262,11 @@ class Router:
         statement_text: Callable[[str], str | None],
         judge: Callable[[str], bool | Lookup],
     ) -> Unit | Lookup:
-        n = len(buf)
-        i = start
+        unit = unit_messages(buf, start)
         unnamed: str | None = None  # the unnamed statement parsed in this unit
         replica = True
         executes = False  # a Bind, Execute, FunctionCall or Query is in the unit
-        last = 0  # the type of the last whole message
-        while n - i >= 5:
-            t = buf[i]
-            end = i + 1 + _unpack_int32(buf, i + 1)[0]
-            if end > n:
-                break
+        for t, i, end in unit.messages:
             if t == SYNC:
                 return Unit(replica, end)
             if t == BIND or t == EXECUTE or t == FUNCTION_CALL or t == QUERY:
@@ -280,13 +274,11 @@ class Router:
             if replica:
                 sql: str | None = None
                 if t == PARSE:
-                    name, j = cstring(buf, i + 5, end)
-                    sql, _ = cstring(buf, j, end)
+                    name, sql, _ = parse_fields(buf, i, end)
                     if not name:
                         unnamed = sql
                 elif t == BIND:
-                    _, j = cstring(buf, i + 5, end)
-                    name, _ = cstring(buf, j, end)
+                    name = bind_statement(buf, i, end)
                     sql = (statement_text(name) if name else unnamed) or ""
                     if not sql:
                         replica = False
@@ -297,11 +289,9 @@ class Router:
                     if isinstance(judged, Lookup):
                         return judged
                     replica = judged
-            i = end
-            last = t
-        if not executes and last == FLUSH and i == n:
+        if not executes and unit.last_type == FLUSH and unit.end == len(buf):
             # a driver preparing (asyncpg: Parse, Describe, Flush), waiting for the answers:
             # where its statements may run; it ends when answered, what follows is judged
             # on its own
-            return Unit(replica, i)
-        return Unit(False, i)  # no Sync yet: the client may wait for answers before it
+            return Unit(replica, unit.end)
+        return Unit(False, unit.end)  # no Sync yet: the client may wait for answers before it

@@ -29,7 +29,8 @@ from ._listen import address_text, bind_socket, listen_error
 from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
-from ._pooled import PooledSession, ServerPools
+from ._pooled import PooledSession
+from ._server_pools import ServerPools
 from ._session import ClientSession, FrontendSession
 
 logger = logging.getLogger("dbsight.proxy")
@@ -262,6 +263,10 @@ class ProxyServer:
         server connections of its own)."""
         return self.pooling.topology.stats() if self.pooling is not None else []
 
+    def listener_stats(self) -> list[dict[str, Any]]:
+        """The LISTEN connections of transaction mode and their channels."""
+        return self.pooling.listener_stats() if self.pooling is not None else []
+
     def pool_stats(self) -> list[dict[str, Any]]:
         """What ``/stats/pools`` shows: each transaction pool, or in session mode the one
         server connection per client."""
@@ -290,7 +295,8 @@ class ProxyServer:
         if path == "/stats/clients":
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
-            status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats()}
+            status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats(),
+                                 "listeners": self.listener_stats()}
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()

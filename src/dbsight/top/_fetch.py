@@ -1,15 +1,20 @@
-"""`SummaryFetcher`: one GET of ``/metrics/summary`` per poll, every failure turned into one
-`SummaryUnavailable` whose message says what to check (the address, the token, the path)."""
+"""`SummaryFetcher`: one GET of ``/metrics/summary`` per instance and poll, every failure turned
+into one `SummaryUnavailable` whose message says what to check (the address, the token, the
+path). Several instances are merged into one snapshot; one that does not answer is named in
+the snapshot (``unavailable``) while the others are shown, and only when none answers is the
+poll a failure."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
+from ._merge import merged_summary
 from ._options import TopOptions
 from ._snapshot import Snapshot, SummaryError, parse_summary
 
@@ -22,12 +27,12 @@ class SummaryUnavailable(Exception):
 
 
 class SummaryFetcher:
-    """Polls ``options.summary_url`` over one keep-alive connection; the bearer token, when
+    """Polls ``options.summary_urls`` over keep-alive connections; the bearer token, when
     given, goes with every request (the proxy's admin port may require one). Redirects are
-    not followed: the token is for the address the user gave."""
+    not followed: the token is for the addresses the user gave."""
 
     def __init__(self, options: TopOptions) -> None:
-        self.url = options.summary_url
+        self.urls = options.summary_urls
         headers = {"Accept": "application/json", "User-Agent": "dbsight-top"}
         if options.token:
             headers["Authorization"] = f"Bearer {options.token}"
@@ -38,32 +43,46 @@ class SummaryFetcher:
         self._client = httpx.Client(headers=headers, timeout=options.timeout_s)
 
     def fetch(self) -> Snapshot:
+        if len(self.urls) == 1:
+            document, polled_at = self._document(self.urls[0])
+            return parse_summary(document, polled_at)
+        documents: list[Any] = []
+        failures: list[str] = []
+        for url in self.urls:
+            try:
+                documents.append(self._document(url)[0])
+            except SummaryUnavailable as exc:
+                failures.append(str(exc))
+        if not documents:
+            raise SummaryUnavailable("; ".join(failures))
+        snapshot = parse_summary(merged_summary(documents), time.monotonic())
+        return replace(snapshot, instances=len(documents), unavailable=tuple(failures))
+
+    def _document(self, url: str) -> tuple[Any, float]:
+        """One instance's summary, checked (`parse_summary`), and when it arrived."""
         try:
-            response = self._client.get(self.url, params=self._params)
+            response = self._client.get(url, params=self._params)
         except httpx.TimeoutException:
-            raise SummaryUnavailable(
-                f"no answer from {self.url} within {self._timeout_s:g}s"
-            ) from None
+            raise SummaryUnavailable(f"no answer from {url} within {self._timeout_s:g}s") from None
         except httpx.ConnectError as exc:
-            raise SummaryUnavailable(f"cannot connect to {self.url}: {_reason(exc)}") from None
+            raise SummaryUnavailable(f"cannot connect to {url}: {_reason(exc)}") from None
         except httpx.HTTPError as exc:
-            raise SummaryUnavailable(f"request to {self.url} failed: {_reason(exc)}") from None
+            raise SummaryUnavailable(f"request to {url} failed: {_reason(exc)}") from None
         polled_at = time.monotonic()
         if response.status_code != 200:
-            raise SummaryUnavailable(_status_message(self.url, response))
+            raise SummaryUnavailable(_status_message(url, response))
         try:
             document = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             kind = response.headers.get("content-type") or "no content type"
             raise SummaryUnavailable(
-                f"{self.url} did not answer JSON ({kind}): {_excerpt(response)!r}"
+                f"{url} did not answer JSON ({kind}): {_excerpt(response)!r}"
             ) from None
         try:
-            return parse_summary(document, polled_at)
+            parse_summary(document, polled_at)
         except SummaryError as exc:
-            raise SummaryUnavailable(
-                f"{self.url} did not answer a dbsight summary: {exc}"
-            ) from None
+            raise SummaryUnavailable(f"{url} did not answer a dbsight summary: {exc}") from None
+        return document, polled_at
 
     def close(self) -> None:
         self._client.close()

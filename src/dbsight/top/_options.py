@@ -19,11 +19,13 @@ DEFAULT_URL = "http://127.0.0.1:9187"
 @dataclass(frozen=True, slots=True)
 class TopOptions:
     """``url``: base URL of a dbsight HTTP surface (``/metrics/summary`` is appended unless
-    it is there already). ``details``: rows of the N+1 and slow-query sections (0 hides
+    it is there already); ``more_urls``: other instances of the service (or other services),
+    merged into one view by fingerprint as ``dbsight report`` merges several ``--from``. ``details``: rows of the N+1 and slow-query sections (0 hides
     them). ``once``: one plain snapshot, no per-interval rates. ``width``: the console width
     (None: the terminal's)."""
 
     url: str = DEFAULT_URL
+    more_urls: tuple[str, ...] = ()
     interval_s: float = 2.0
     limit: int = 20
     sort: str = "total_time"
@@ -49,8 +51,17 @@ class TopOptions:
 
     @property
     def summary_url(self) -> str:
-        """The ``/metrics/summary`` URL polled."""
-        url = self.url.strip().rstrip("/")
-        if "://" not in url:
-            url = "http://" + url
-        return url if url.endswith("/metrics/summary") else url + "/metrics/summary"
+        """The (first) ``/metrics/summary`` URL polled."""
+        return _summary_url(self.url)
+
+    @property
+    def summary_urls(self) -> tuple[str, ...]:
+        """Every ``/metrics/summary`` URL polled, each once."""
+        return tuple(dict.fromkeys(_summary_url(url) for url in (self.url, *self.more_urls)))
+
+
+def _summary_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url if url.endswith("/metrics/summary") else url + "/metrics/summary"

@@ -63,11 +63,15 @@ def _header(
     if current is not None:
         workers = f"{current.workers} worker" + ("s" if current.workers != 1 else "")
         title.append(f"  {current.service}", style="bold cyan")
+        if len(options.summary_urls) > 1:
+            workers = f"{current.instances} of {len(options.summary_urls)} instances, {workers}"
         title.append(f"  {workers}  {current.generated_at}  ")
     else:
         title.append("  ")
-    title.append(options.summary_url, style="dim")
+    title.append(_sources(options), style="dim")
     lines.append(title)
+    for reason in current.unavailable if current is not None else ():
+        lines.append(Text(f"! left out: {reason}", style="bold yellow"))
     if current is not None:
         lines.append(_totals(current, rates, options))
     if error is not None:
@@ -79,8 +83,13 @@ def _header(
             line.append(f"  ({retry})", style="red")
         lines.append(line)
     elif current is None:
-        lines.append(Text(f"waiting for the first answer from {options.summary_url}"))
+        lines.append(Text(f"waiting for the first answer from {_sources(options)}"))
     return Group(*lines)
+
+
+def _sources(options: TopOptions) -> str:
+    urls = options.summary_urls
+    return urls[0] if len(urls) == 1 else f"{urls[0]} and {len(urls) - 1} more"
 
 
 def _totals(current: Snapshot, rates: IntervalRates | None, options: TopOptions) -> Text:

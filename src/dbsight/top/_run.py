@@ -77,7 +77,10 @@ def _polls(fetcher: SummaryFetcher, options: TopOptions) -> Iterator[Poll]:
         except SummaryUnavailable as exc:
             error = str(exc)
         else:
-            previous, current = current, snapshot
+            # rates compare two polls of the same instances: when one drops out or comes
+            # back, the totals jump, so the rates start again from this poll
+            same = current is not None and current.instances == snapshot.instances
+            previous, current = (current if same else None), snapshot
         yield previous, current, error
         time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
 

@@ -28,7 +28,8 @@ class Snapshot:
     ``generated_wall`` is ``generated_at`` as epoch seconds on the service's clock (None
     when it cannot be read); ``polled_at`` is the poller's monotonic clock at arrival. Rates
     prefer the service's clock: it is when the counters were read. ``totals`` covers every
-    statement, listed or not (None from a dbsight that does not send them).
+    statement, listed or not (None from a dbsight that does not send them). Of a merged
+    view, ``instances`` is how many answered and ``unavailable`` says why the others did not.
     """
 
     service: str
@@ -40,6 +41,8 @@ class Snapshot:
     n_plus_one: tuple[Mapping[str, Any], ...]
     polled_at: float
     totals: StatsTotals | None = None
+    instances: int = 1
+    unavailable: tuple[str, ...] = ()
 
 
 def parse_summary(document: Any, polled_at: float) -> Snapshot:
