@@ -52,6 +52,13 @@ def test_kustomization_lists_every_manifest(k8s: Path) -> None:
     assert listed == on_disk
 
 
+def test_kustomize_sets_the_image_of_both_containers(k8s: Path, manifests: dict) -> None:
+    images = yaml.safe_load((k8s / "kustomization.yaml").read_text())["images"]
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    used = {c["image"] for c in (*pod["initContainers"], *pod["containers"])}
+    assert used == {image["name"] for image in images} == {"dbsight-app"}
+
+
 def test_builtin_kinds_pass_strict_validation_for_1_29(k8s: Path, manifests: dict,
                                                        venv_tool) -> None:
     tool = venv_tool("kubernetes-validate")
