@@ -24,6 +24,8 @@ import typer.main
 from dbsight import cli
 from dbsight.core._settings import ENV_PREFIX, Settings
 from dbsight.core._settings_env import OTHER_PREFIXES, OTHER_VARIABLES
+from dbsight.demo.app import ENV_DSN as DEMO_ENV_DSN
+from dbsight.demo.app import ENV_INSTRUMENT as DEMO_ENV_INSTRUMENT
 from dbsight.proxy._config import ProxyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +90,7 @@ def test_environment_variables_named_exist() -> None:
     known |= {"DBSIGHT_TEST_REQUIRE_SERVERS", "DBSIGHT_TEST_PG_DSN", "DBSIGHT_TEST_MYSQL_DSN",
               "DBSIGHT_TEST_REDIS_URL"}
     known |= {prefix.rstrip("_") for prefix in OTHER_PREFIXES}  # named as DBSIGHT_DEMO_*
+    known |= {DEMO_ENV_DSN, DEMO_ENV_INSTRUMENT}  # what the demo service reads (deployment.md)
     for page in PAGES:
         # the warning about a misspelt variable shows one on purpose
         lines = [line for line in text(page).splitlines() if "is not a dbsight setting" not in line]

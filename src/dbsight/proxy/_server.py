@@ -241,7 +241,10 @@ class ProxyServer:
             checks=(check,), handle_checks=False, app=self._stats_app,
             admin_token=self.config.admin_token,
         )  # fmt: skip
-        app = TokenGuard(endpoints, self.config.admin_token)
+        # the probes stay open, as in-process: a kubelet or a container healthcheck has no token
+        app = TokenGuard(
+            endpoints, self.config.admin_token, exempt=frozenset({"/healthz", "/health/ready"})
+        )
         host, port = self.config.admin_address or ("127.0.0.1", 0)
         # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit
         self._admin_socket = bind_socket(host, port, "admin requests", "--admin")
