@@ -63,11 +63,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ..sql import analyze
 from . import protocol as p
 from ._backend import BackendConnection
 from ._backend_errors import BackendError, BackendQueryError
 from ._breaker import is_backend_failure
+from ._cache_step import CacheStep, Wait
 from ._client_settings import (
     ClientSettings,
     StartupSettingsError,
@@ -111,8 +111,7 @@ from ._session_state import (
 from ._setting_statements import maybe_sets_in
 from ._statement_names import StatementNames
 from ._topology import PRIMARY
-from ._units import bare_prepares, cacheable_unit, named_parses, unit_end
-from ._writes import writes_anywhere
+from ._units import bare_prepares, named_parses, unit_end
 from .auth import (
     AuthenticationFailed,
     ClientAuthExchange,
@@ -158,11 +157,7 @@ class PooledSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.cache = pools.cache
-        # a unit whose answer goes to the cache: (key, tables, ttl, generation), its bytes
-        self._fill: tuple[bytes, tuple[str, ...], float, int] | None = None
-        self._fill_answer: list[bytes] = []
-        self._written: set[str] = set()  # tables written in the transaction held now
-        self._written_all = False  # ... or a write that may have changed any table
+        self._cache: CacheStep | None = None  # the client's side of it, once logged in
         self._begin: TransactionStart | None = None  # a start answered ahead, not yet sent
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
@@ -301,6 +296,8 @@ class PooledSession(FrontendSession):
         self._serializable = serializable_by_default(wanted)
         key, self.pool = await self.pools.pool_for(database, user)
         self.router = self.pools.topology.router_for(database)
+        if self.cache is not None and self.pools.reach is not None:
+            self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
         for name in self.pools.topology.replica_names:
             _, self.replica_pools[name] = await self.pools.pool_for(database, user, name)
         try:
@@ -384,6 +381,7 @@ class PooledSession(FrontendSession):
         max_size = self._max_size
         barrier = self._unit_end  # where the unit a replica serves ends: later ones wait
         self._unit_end = -1
+        cache = self._cache
         try:
             if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
                 return
@@ -407,8 +405,8 @@ class PooledSession(FrontendSession):
                         self._client_buffer = buf[i:]
                         return
                     seg = i
-                if self.cache is not None and (t == QUERY or t == EXECUTE):
-                    self._invalidate(exchange, t, buf, i, end)
+                if cache is not None and (t == QUERY or t == EXECUTE):
+                    cache.invalidate(t, buf, i, end, exchange.portals)
                 if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
                     exchange.discarding or self._dropping
                 ):
@@ -458,7 +456,7 @@ class PooledSession(FrontendSession):
                     if t == QUERY and self._defer_begin(buf, i, end):
                         i = seg = end
                         continue
-                    cached_end = self._from_cache(buf, i) if self.cache is not None else -1
+                    cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
                     if cached_end >= 0:  # answered from the cache
                         i = seg = cached_end
                         continue
@@ -470,9 +468,9 @@ class PooledSession(FrontendSession):
                         self._client_buffer = buf[i:]
                         return
                     target, barrier = route
-                    if self._fill is not None:
+                    if cache is not None and cache.fill is not None:
                         if target != PRIMARY:  # a replica may lag: only the primary fills
-                            self._fill = None
+                            cache.fill = None
                         else:  # the answer is this unit's alone: later units wait for it
                             barrier = unit_end(buf, i)
                     if target == PRIMARY and not self.pools.topology.primary_allowed():
@@ -595,7 +593,7 @@ class PooledSession(FrontendSession):
         if self._to_primary:  # a read a replica left unanswered
             self._to_primary = False
             return PRIMARY, -1
-        if self._fill is not None and self._role != "replica":
+        if self._cache is not None and self._cache.fill is not None and self._role != "replica":
             # a cacheable read the cache lacks: the primary answers it, so it can be cached
             # (a replica's answer may miss a write that has already returned)
             routing_decisions["primary", "cache_fill"] += 1
@@ -752,86 +750,26 @@ class PooledSession(FrontendSession):
             await conn.cancel()
 
     # -- result cache ------------------------------------------------------------------------
-    def _from_cache(self, buf: bytes, start: int) -> int:
+    def _from_cache(self, cache: CacheStep, buf: bytes, start: int) -> int:
         """Answer the unit at ``buf[start]`` from the cache when it is cacheable and cached
-        (returns where the next unit starts), else -1; a cacheable miss is marked to fill."""
+        (returns where the next unit starts), else -1 (a cacheable miss fills), or `_WAIT`."""
         at = _perf_counter()
-        cache = self.cache
-        assert cache is not None
-        self._fill = None
-        unit = cacheable_unit(buf, start, self.statements.text)
-        if unit is None:
+        found = cache.lookup(
+            buf, start, user=self.info.user,
+            search_path=self.settings.on_replicas.get("search_path"),
+            settings=self.settings.answer_settings(), statement_text=self.statements.text,
+        )  # fmt: skip
+        if found is None:
             return -1
-        sql, end = unit
-        info = analyze(sql)
-        ttl = cache.ttl_for(info)
-        if ttl is None:
-            return -1
-        key = cache.key(  # the settings that shape the answer's bytes (TimeZone, DateStyle...)
-            self.info.user, self.info.database, self._search_path(), sql,
-            bytes(buf[start:end]), settings=self.settings.answer_settings(),
-        )
-        reach = self._reach()
-        if reach is None:
-            book, database = self.pools.reach, self.info.database or ""
-            assert book is not None
-            if book.loading(database):  # judged again once the catalog has been read
-                self._pause_for(book.loaded(database))
-                return _WAIT
-        answer = cache.get(key, _monotonic())
-        if answer is None:
-            if reach is not None:  # filed under every table it reads (views, partitions)
-                tables = tuple(reach.reads(info.tables))
-                self._fill = (key, tables, ttl, cache.generation(tables))
-                self._fill_answer = []
-            return -1
-        self._remember_parses(buf, start, end)
-        self._client_transport.write(answer + p.ready_for_query(p.TransactionStatus.IDLE))
+        if isinstance(found, Wait):  # judged again once the catalog has been read
+            self._pause_for(found.work)
+            return _WAIT
+        for name, query, rest in named_parses(buf, start, found.end):
+            self.statements.remember(name, query, rest)  # the client has them now
+        self._client_transport.write(found.answer + p.ready_for_query(p.TransactionStatus.IDLE))
         if self.exchange is not None:
-            self.exchange.cached(sql, answer, at)
-        return end
-
-    def _store(self, ok: bool) -> None:
-        """The unit that was to fill the cache is answered: store it (without its
-        ReadyForQuery) unless it failed."""
-        assert self._fill is not None and self.cache is not None
-        (key, tables, ttl, generation), self._fill = self._fill, None
-        answer, self._fill_answer = b"".join(self._fill_answer), []
-        if ok and answer.endswith(p.ready_for_query(p.TransactionStatus.IDLE)):
-            self.cache.put(key, answer[:-6], tables, ttl, _monotonic(), generation)
-
-    def _search_path(self) -> str | None:
-        return self.settings.on_replicas.get("search_path")
-
-    def _remember_parses(self, buf: bytes, start: int, end: int) -> None:
-        """A cached unit's named Parse messages: the client has those statements now."""
-        for name, query, rest in named_parses(buf, start, end):
-            self.statements.remember(name, query, rest)
-
-    def _invalidate(self, exchange: Exchange, t: int, buf: bytes, start: int, end: int) -> None:
-        """A statement on its way: if it writes, what the cache holds of its tables goes
-        (now, and again when its transaction ends)."""
-        assert self.cache is not None
-        if t == QUERY:
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        else:
-            portal, _ = cstring(buf, start + 5, end)
-            sql = exchange.portals.get(portal) or ""
-        info = analyze(sql)
-        if info.read_only:
-            return
-        anywhere = writes_anywhere(info)
-        if info.tables and not anywhere:
-            reach = self._reach()
-            written = reach.writes(info.tables) if reach is not None else None
-            if written is not None:
-                self.cache.invalidate_tables(tuple(written))
-                self._written.update(written)
-                return
-        elif not anywhere and info.operation != "ddl":
-            return  # BEGIN, SET, DISCARD ALL...: no rows change (DDL: DROP SCHEMA... may)
-        self.cache.clear()  # a function, trigger or command that may write any table
-        self._written_all = True
+            self.exchange.cached(found.sql, found.answer, at)
+        return found.end
 
     def _reach(self) -> CatalogReach | None:
         assert self.pools.reach is not None and self.pool is not None
@@ -990,8 +928,9 @@ class PooledSession(FrontendSession):
         if out:
             self._retry = None  # the answer has begun: it cannot be asked again
             self._client_transport.write(out)
-            if self._fill is not None:
-                self._fill_answer.append(out)
+            cache = self._cache
+            if cache is not None and cache.fill is not None:
+                cache.collect(out)
         if exchange.at_rest and not exchange.buffering and self.conn is not None:
             self._release()
 
@@ -1031,15 +970,11 @@ class PooledSession(FrontendSession):
                 self._give_back(conn, exchange, self._pool_of(target), by_lsn)
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
-        if self._fill is not None:
-            self._store(failure is None)
-        if self.cache is not None and (self._written or self._written_all):  # again at the
-            if self._written_all:  # end of the transaction
-                self.cache.clear()
-            else:
-                self.cache.invalidate_tables(tuple(self._written))
-            self._written.clear()
-            self._written_all = False
+        cache = self._cache
+        if cache is not None:
+            if cache.fill is not None:
+                cache.store(failure is None)
+            cache.transaction_ended()
         topology = self.pools.topology
         topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
         if exchange.ddl_seen:  # a function may have been redefined: judge texts again
