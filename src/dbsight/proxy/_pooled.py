@@ -91,7 +91,7 @@ from ._metrics import client_errors, routing_decisions
 from ._pipeline import UNOBSERVED, Pipeline, Rejection
 from ._pool import BackendPool
 from ._reach import CatalogReach
-from ._router import Lookup, Role, Router, TransactionStart, set_role_statement
+from ._router import Lookup, Router
 from ._server_pools import ServerPools
 from ._session import (
     CLIENT_TYPES,
@@ -102,6 +102,7 @@ from ._session import (
     frame_error,
     raising_query,
 )
+from ._session_routing import LSN_PENDING, SessionRouting
 from ._session_state import (
     SessionState,
     custom_settings,
@@ -158,7 +159,6 @@ class PooledSession(FrontendSession):
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.cache = pools.cache
         self._cache: CacheStep | None = None  # the client's side of it, once logged in
-        self._begin: TransactionStart | None = None  # a start answered ahead, not yet sent
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
@@ -176,15 +176,13 @@ class PooledSession(FrontendSession):
         self._waiting: asyncio.Task[None] | None = None  # for a server connection
         self.replica_pools: dict[str, BackendPool] = {}
         self._target = PRIMARY  # the server of the connection held now
-        self._role: Role = "auto"  # SET dbsight.role
-        self._primary_until = 0.0  # read-your-writes: reads stay on the primary until then
-        self._write_lsn: int | None = None  # ... or until a replica has replayed this
-        self._wrote_at: float | None = None  # ... and then only on replicas synced after it
+        self.routing = SessionRouting(
+            pools.topology, pools.outstanding, config.read_your_writes_s
+        )
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         # a read a replica serves, as the client sent it, until its answer starts: asked again
         # on the primary if the replica goes away before that (`_read_again`)
         self._retry: bytes | None = None
-        self._to_primary = False  # the next unit goes to the primary (a read asked again)
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
         # Session mode: the client's own primary connection, held to the end of the session
@@ -193,7 +191,6 @@ class PooledSession(FrontendSession):
         self._own: BackendConnection | None = None
         self._pinned = False  # session state replicas lack: everything runs on _own
         self._custom: set[str] = set()  # custom settings its statements may have set
-        self._serializable = False  # SERIALIZABLE by default from its startup: no replica
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
         self.router: Router | None = None  # the database's, once logged in (with replicas)
         # LISTEN in transaction mode (`_listener`): the LISTEN connection this client listens
@@ -293,9 +290,9 @@ class PooledSession(FrontendSession):
         except StartupSettingsError as exc:
             await self._refuse(exc.sqlstate, exc.message)
             return False
-        self._serializable = serializable_by_default(wanted)
+        self.routing.serializable = serializable_by_default(wanted)
         key, self.pool = await self.pools.pool_for(database, user)
-        self.router = self.pools.topology.router_for(database)
+        self.router = self.routing.router = self.pools.topology.router_for(database)
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
         for name in self.pools.topology.replica_names:
@@ -382,6 +379,7 @@ class PooledSession(FrontendSession):
         barrier = self._unit_end  # where the unit a replica serves ends: later ones wait
         self._unit_end = -1
         cache = self._cache
+        routing = self.routing
         try:
             if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
                 return
@@ -396,7 +394,7 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
-                if conn is None and self._begin is not None and t != TERMINATE and t != FLUSH:
+                if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
                     if t == QUERY and self._defer_set_transaction(buf, i, end):
                         i = seg = end
                         continue
@@ -463,8 +461,11 @@ class PooledSession(FrontendSession):
                     if cached_end == _WAIT:  # for what the cache needs to know first
                         self._client_buffer = buf[i:]
                         return
-                    route = self._route(buf, i)
-                    if route is None:  # a function's volatility is being looked up
+                    route = routing.route(
+                        buf, i, self.statements.text, cache is not None and cache.fill is not None
+                    )
+                    if isinstance(route, Lookup):  # a function's volatility, say: judged after
+                        self._pause_for(self._resolve(route))
                         self._client_buffer = buf[i:]
                         return
                     target, barrier = route
@@ -567,105 +568,30 @@ class PooledSession(FrontendSession):
 
     # -- routing (with replicas) ---------------------------------------------------------------
     def _session_command(self, buf: bytes, start: int, end: int) -> bool:
-        """``SET dbsight.role = primary | replica | auto`` (or RESET) between transactions:
-        the proxy's own setting, answered here (SET, ReadyForQuery) and never sent on."""
+        """``SET dbsight.role = ...`` between transactions: the proxy's own setting, answered
+        here (SET, ReadyForQuery) and never sent on."""
         if b"dbsight" not in buf[start + 5 : end]:
             return False
-        role = set_role_statement(buf[start + 5 : end - 1].decode("utf-8", "replace"))
-        if role is None:
+        if not self.routing.role_command(buf[start + 5 : end - 1].decode("utf-8", "replace")):
             return False
-        self._role = role
         self._client_transport.write(
             p.encode(p.CommandComplete("SET")) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
         return True
 
-    def _route(self, buf: bytes, start: int) -> tuple[str, int] | None:
-        """The server for the unit starting at ``buf[start]`` and, for a replica, where the
-        unit ends (-1: the connection is held to the end of a transaction); None while a
-        function's volatility is looked up (the unit is judged again after it)."""
-        router = self.router
-        if router is None:
-            return PRIMARY, -1
-        if self._role == "primary":
-            routing_decisions["primary", "hint"] += 1
-            return PRIMARY, -1
-        if self._to_primary:  # a read a replica left unanswered
-            self._to_primary = False
-            return PRIMARY, -1
-        if self._cache is not None and self._cache.fill is not None and self._role != "replica":
-            # a cacheable read the cache lacks: the primary answers it, so it can be cached
-            # (a replica's answer may miss a write that has already returned)
-            routing_decisions["primary", "cache_fill"] += 1
-            return PRIMARY, -1
-        now = _monotonic()
-        unit = router.unit(buf, start, self.statements.text, now)
-        if isinstance(unit, Lookup):
-            self._pause_for(self._resolve(unit))
-            return None
-        replica = unit.replica or (
-            self._role == "replica" and router.vouched(buf, start, self.statements.text)
-        )
-        if not replica:
-            routing_decisions["primary", "write"] += 1
-            return PRIMARY, -1
-        name = self._replica_for_reads(now)
-        if name is None:
-            return PRIMARY, -1
-        reason = (
-            "hint" if not unit.replica
-            else "transaction" if unit.read_only_transaction
-            else "read_only"
-        )
-        routing_decisions["replica", reason] += 1
-        return name, (-1 if unit.read_only_transaction else unit.end)
-
-    def _replica_for_reads(self, now: float) -> str | None:
-        """A replica this session's reads may go to now, or None (counted: why the primary)
-        — read-your-writes: not within ``read_your_writes_s`` of its last write, then only a
-        replica that has replayed it (by its WAL position, or synced after it)."""
-        auto = self._role == "auto"
-        if self._serializable:
-            routing_decisions["primary", "session_state"] += 1
-            return None
-        if auto and now < self._primary_until:
-            routing_decisions["primary", "read_your_writes"] += 1
-            return None
-        min_lsn = self._write_lsn if auto else None
-        since = self._wrote_at if auto else None
-        name = self.pools.topology.pick_replica(self.pools.outstanding, min_lsn, since)
-        if name is None:
-            reason = "failover" if min_lsn is None and since is None else "read_your_writes"
-            routing_decisions["primary", reason] += 1
-            return None
-        if min_lsn is not None and min_lsn != _LSN_PENDING:
-            self._write_lsn = None  # a replica has it: no need to look again
-        return name
-
-    def _wrote(self) -> None:
-        """The session's write has returned: the time window of read-your-writes starts."""
-        if self.config.read_your_writes_s > 0:
-            self._wrote_at = now = _monotonic()
-            self._primary_until = now + self.config.read_your_writes_s
-
     def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
         """A lone BEGIN between transactions (with replicas): answered here and sent on with
-        the first statement after it and any SET TRANSACTION (`_begin_transaction`), since
-        those may still make it READ ONLY, READ WRITE or SERIALIZABLE."""
-        if self.router is None or self._role != "auto":
-            return False
+        the first statement after it (`_begin_transaction`)."""
         sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        self._begin = TransactionStart.begin(sql, bytes(buf[start:end]))
-        if self._begin is None:
+        if not self.routing.defer_begin(sql, bytes(buf[start:end])):
             return False
         self._client_transport.write(_BEGIN_ANSWER)
         return True
 
     def _defer_set_transaction(self, buf: bytes, start: int, end: int) -> bool:
         """A ``SET TRANSACTION <modes>`` right after a deferred BEGIN: answered here too."""
-        assert self._begin is not None
         sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if not self._begin.set_transaction(sql, bytes(buf[start:end])):
+        if not self.routing.defer_set_transaction(sql, bytes(buf[start:end])):
             return False
         self._client_transport.write(_SET_ANSWER)
         return True
@@ -673,18 +599,10 @@ class PooledSession(FrontendSession):
     def _begin_transaction(
         self, buf: bytes, start: int, t: int, end: int
     ) -> BackendConnection | None:
-        """The first statement of a deferred transaction: a READ ONLY one (not SERIALIZABLE)
-        goes to a replica, anything else to the primary; the BEGIN and SET TRANSACTION go
-        first (`_attach`). None while waiting for a server connection."""
-        assert self._begin is not None
-        read_only = self._begin.on_replica
-        target = self._replica_for_reads(_monotonic()) if read_only else None
-        if target is None:
-            target = PRIMARY
-            if not read_only:  # (a read-only one was counted with why it is not on a replica)
-                routing_decisions["primary", "write"] += 1
-        else:
-            routing_decisions["replica", "transaction"] += 1
+        """The first statement of a deferred transaction takes a connection where it
+        belongs; the BEGIN and SET TRANSACTION go first (`_attach`). None while waiting for
+        a server connection."""
+        target = self.routing.begin_target()
         conn = self._take_connection(target)
         if conn is None:
             self._pause_for(self._acquire(target))
@@ -903,8 +821,9 @@ class PooledSession(FrontendSession):
             self._server_transport.write(b"".join(queries))
             for _ in queries:
                 self.exchange.expect(SWALLOW_QUERY)
-        if self._begin is not None:  # the start answered ahead goes next, its answers dropped
-            begin, self._begin = self._begin, None
+        routing = self.routing
+        if routing.begin is not None:  # the start answered ahead goes next, answers dropped
+            begin, routing.begin = routing.begin, None
             self._server_transport.write(b"".join(begin.messages))
             for _ in begin.messages:
                 self.exchange.expect(SWALLOW_QUERY)
@@ -984,7 +903,7 @@ class PooledSession(FrontendSession):
             if self.pools.reach is not None:
                 self.pools.reach.forget()
         if wrote and not by_lsn:
-            self._wrote()
+            self.routing.wrote()
         if self._held_back:  # the client's next units waited for this one
             self._held_back = False
             asyncio.get_running_loop().call_soon(self._client_data, b"")
@@ -1000,7 +919,7 @@ class PooledSession(FrontendSession):
         if self._handover is not None:
             self._handover.append(message)
         elif (
-            self.conn is None and self._waiting is None and self._begin is None
+            self.conn is None and self._waiting is None and self.routing.begin is None
             and self._client_transport is not None
         ):
             self._client_transport.write(message)
@@ -1088,7 +1007,7 @@ class PooledSession(FrontendSession):
             exchange.dirty = exchange.full_reset = exchange.cleared = False
             conn.settle(exchange.status, True)
             if by_lsn:
-                self._write_lsn = _LSN_PENDING  # reads stay on the primary until it is known
+                self.routing.write_lsn = LSN_PENDING  # reads stay on the primary until it is known
             task = asyncio.get_running_loop().create_task(self._after(pool, conn, full, by_lsn))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -1115,7 +1034,7 @@ class PooledSession(FrontendSession):
         self._detach(conn)
         conn.settle(exchange.status, True)
         if by_lsn:
-            self._write_lsn = _LSN_PENDING
+            self.routing.write_lsn = LSN_PENDING
         self._pause_for(self._sync_session(conn, changed, by_lsn))
 
     async def _sync_session(self, conn: BackendConnection, changed: bool, by_lsn: bool) -> None:
@@ -1130,7 +1049,7 @@ class PooledSession(FrontendSession):
         row = results[-1].rows[0] if results and results[-1].rows else ()
         if by_lsn:
             lsn = row[-1]
-            self._write_lsn = parse_lsn(lsn) if lsn else None
+            self.routing.write_lsn = parse_lsn(lsn) if lsn else None
         if not changed:
             return
         state = SessionState.from_row(row[0], row[1])
@@ -1155,15 +1074,15 @@ class PooledSession(FrontendSession):
             if by_lsn:
                 results = await conn.execute("SELECT pg_current_wal_insert_lsn()")
                 value = results[-1].rows[0][0] if results and results[-1].rows else None
-                self._write_lsn = parse_lsn(value) if value else None
+                self.routing.write_lsn = parse_lsn(value) if value else None
             if full is None:
                 pool.release_clean(conn)
             else:
                 await pool.release(conn, full)
         except BackendError:  # position unknown: the time window keeps reads safe instead
-            if self._write_lsn == _LSN_PENDING:
-                self._write_lsn = None
-                self._wrote()
+            if self.routing.write_lsn == LSN_PENDING:
+                self.routing.write_lsn = None
+                self.routing.wrote()
             with contextlib.suppress(BackendError):
                 await pool.release(conn)
 
@@ -1221,7 +1140,7 @@ class PooledSession(FrontendSession):
         self.info.state = "idle"
         self._client_buffer = unit + self._client_buffer
         self._held_back = False
-        self._to_primary = True
+        self.routing.to_primary = True
         asyncio.get_running_loop().call_soon(self._client_data, b"")
 
     def _client_lost(self, exc: BaseException | None) -> None:
@@ -1230,7 +1149,6 @@ class PooledSession(FrontendSession):
 
 _WAIT = -2  # _from_cache: judged again later
 _IDLE = ord("I")
-_LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
     p.TransactionStatus.IN_TRANSACTION
