@@ -1,0 +1,74 @@
+"""App A's request and response schemas."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..shared.common_schemas import MAX_ID, Money, ReadSchema, UtcDatetime, text
+
+Username = text(3, 50, pattern=r"^[A-Za-z0-9_.-]+$")
+Email = text(3, 254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+Amount = Annotated[Money, Field(gt=0, le=Decimal("1000000.00"))]
+OrderStatus = Literal["placed", "cancelled"]
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"username": "ada", "email": "ada@example.com", "balance": "100.00"}]
+        },
+    )
+
+    username: Username
+    email: Email
+    balance: Annotated[Money, Field(le=Decimal("1000000.00"))] = Decimal("0.00")
+
+
+class AccountUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "ada@example.org"}]}
+    )
+
+    email: Email | None = None
+
+
+class Deposit(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": "50.00"}]})
+
+    amount: Amount
+
+
+class AccountRead(ReadSchema):
+    id: int
+    username: str
+    email: str
+    balance: Money
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"account_id": 1, "product_id": 1, "quantity": 2}]},
+    )
+
+    account_id: int = Field(ge=1, le=MAX_ID)
+    product_id: int = Field(ge=1, le=MAX_ID)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class OrderRead(ReadSchema):
+    id: int
+    account_id: int
+    product_id: int
+    quantity: int
+    unit_price: Money
+    total: Money
+    status: OrderStatus
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
