@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy import ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field
 
 from ..shared.base_models import TimestampedModel
@@ -19,16 +20,22 @@ ORDER_CANCELLED = "cancelled"
 
 class Account(TimestampedModel, table=True):
     __tablename__ = "app_a_accounts"
+    __table_args__ = (UniqueConstraint("username", name="uq_app_a_accounts_username"),)
 
-    username: str = Field(max_length=50, unique=True)
+    username: str = Field(max_length=50)
     email: str = Field(max_length=254)
     balance: Decimal = Field(default=Decimal("0.00"), max_digits=12, decimal_places=2)
 
 
 class Order(TimestampedModel, table=True):
     __tablename__ = "app_a_orders"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["account_id"], ["app_a_accounts.id"], name="fk_app_a_orders_account_id"
+        ),
+    )
 
-    account_id: int = Field(foreign_key="app_a_accounts.id", index=True)
+    account_id: int = Field(index=True)
     product_id: int = Field(index=True)
     quantity: int
     unit_price: Decimal = Field(max_digits=12, decimal_places=2)
