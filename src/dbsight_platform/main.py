@@ -72,7 +72,11 @@ def _setup_observability(settings: Settings) -> Telemetry:
 
 
 def _lifespan(
-    database: Database, redis: Any, http: httpx.AsyncClient, telemetry: Telemetry
+    database: Database,
+    redis: Any,
+    http: httpx.AsyncClient,
+    telemetry: Telemetry,
+    handles: list[dbsight.InstrumentationHandle],
 ) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +95,8 @@ def _lifespan(
             await http.aclose()
             await close_redis(redis)
             await database.close()
+            for handle in handles:  # their health checks go with them
+                handle.uninstrument()
             telemetry.shutdown()
 
     return lifespan
@@ -102,11 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     telemetry = _setup_observability(settings)
 
     database = Database(settings)
-    dbsight.instrument(database.engine)
+    handles = [dbsight.instrument(database.engine)]
     redis = create_redis(settings)
-    dbsight.instrument(redis)
+    handles.append(dbsight.instrument(redis))
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
-    dbsight.instrument(http)
+    handles.append(dbsight.instrument(http))
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -118,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
-        lifespan=_lifespan(database, redis, http, telemetry),
+        lifespan=_lifespan(database, redis, http, telemetry, handles),
         contact={"name": "dbsight", "url": "https://github.com/dbsight"},
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )

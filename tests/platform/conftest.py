@@ -5,11 +5,11 @@ in-process to an httpx client (its lifespan run as a server would)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from platform_helpers import serve_in_process
 
 BACKENDS = ("postgresql", "mysql")
 
@@ -75,15 +75,6 @@ def platform_settings(
     platform_database_url: str, platform_settings_factory: Callable[..., Any]
 ) -> Any:
     return platform_settings_factory(platform_database_url)
-
-
-@asynccontextmanager
-async def serve_in_process(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app's lifespan around an httpx client speaking to it (no sockets)."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
-            yield client
 
 
 @pytest.fixture
