@@ -65,7 +65,12 @@ class _DotEnvWithoutSecrets(DotEnvSettingsSource):
         environment = os.environ.get(f"{ENV_PREFIX}ENVIRONMENT") or values.get("environment")
         if environment in (None, "development"):
             return values
-        return {key: value for key, value in values.items() if key not in SECRET_FIELDS}
+        return {
+            key: value
+            for key, value in values.items()
+            # keys are field names or aliases (DATABASE_URL, PLATFORM_DATABASE_URL)
+            if key.lower().removeprefix(ENV_PREFIX.lower()) not in SECRET_FIELDS
+        }
 
 
 class Settings(BaseSettings):
