@@ -51,4 +51,7 @@ def configure_logging(settings: Settings) -> logging.Handler:
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     logging.getLogger("dbsight.access").setLevel(logging.INFO)
+    # httpx logs every URL, query string included, at INFO: outside calls are recorded by
+    # dbsight's external_api_* metrics and spans instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler

@@ -10,6 +10,7 @@ flushes what is queued (the last step of a graceful shutdown).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +111,8 @@ def setup_telemetry(settings: Settings) -> Telemetry:
     tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-    handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+    with warnings.catch_warnings():  # the SDK's handler is deprecated for a contrib one
+        warnings.simplefilter("ignore", DeprecationWarning)
+        handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
     logging.getLogger().addHandler(handler)
     return Telemetry(tracer_provider, logger_provider, handler)
