@@ -9,18 +9,22 @@ which closes the HTTP client, the Redis and database pools and flushes the telem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .core.config import Settings
 
 GUNICORN_CONF = Path(__file__).resolve().parent / "gunicorn.conf.py"
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def serve(
+    settings: Settings, *, host: str | None = None, port: int | None = None, app: Any = None
+) -> None:
+    """Serve ``app`` (default: `create_app(settings)`) until SIGTERM or SIGINT."""
     import uvicorn
 
     from .main import create_app
 
-    app = create_app(settings)
+    app = app if app is not None else create_app(settings)
     uvicorn.run(
         app,
         host=host or settings.host,
