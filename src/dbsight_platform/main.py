@@ -38,6 +38,7 @@ from .core.database import Database
 from .core.openapi import BEARER_SCHEME, TAGS
 from .core.redis import RedisKeys, close_redis, create_redis
 from .middleware.error_handler import ErrorHandlerMiddleware, register_exception_handlers
+from .middleware.rate_limit import add_rate_limit
 from .middleware.security_headers import SecurityHeadersMiddleware
 from .observability.logging import configure_logging
 from .observability.telemetry import Telemetry, setup_telemetry
@@ -138,16 +139,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(app_a_router)
     app.include_router(app_b_router)
 
-    _apply_middleware(app, settings)
+    _apply_middleware(app, settings, redis)
     register_exception_handlers(app)
     _document_security(app)
     return app
 
 
-def _apply_middleware(app: FastAPI, settings: Settings) -> None:
+def _apply_middleware(app: FastAPI, settings: Settings, redis: Any) -> None:
     """Outermost first: security headers, dbsight (trace context, request log, metrics),
-    Starlette's error middleware, CORS, gzip, the error handler, then the routes."""
+    Starlette's error middleware, CORS, gzip, the rate limit, the error handler, then the
+    routes (each `add_middleware` goes around the ones before it)."""
     app.add_middleware(ErrorHandlerMiddleware)
+    add_rate_limit(app, settings, redis)
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size, compresslevel=6)
     if settings.cors_origins:
         app.add_middleware(

@@ -1,8 +1,8 @@
 """OpenAPI documentation helpers: the error answers each route documents, the security scheme.
 
-Every route documents 400 (a body that cannot be read), 422 (validation), 500 (unexpected)
-and 503 (database or Redis down) with the error envelope, plus the statuses it can answer
-itself (`errors(404, 409)`).
+Every route documents 400 (a body that cannot be read), 422 (validation), 429 (rate
+limited), 500 (unexpected) and 503 (database or Redis down) with the error envelope, plus
+the statuses it can answer itself (`errors(404, 409)`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DESCRIPTIONS = {
     502: "External service failed (code 5002)",
     503: "Database (5001) or Redis (5003) unavailable",
 }
-ALWAYS = (400, 422, 500, 503)
+ALWAYS = (400, 422, 429, 500, 503)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
