@@ -61,13 +61,16 @@ the W3C trace id of the request, also in the `traceparent` response header.
 def _setup_observability(settings: Settings) -> Telemetry:
     telemetry = setup_telemetry(settings)
     configure_logging(settings)
+    # DBSIGHT_* variables tune dbsight further; these follow the platform's profile.
+    overrides: dict[str, Any] = {
+        "service_name": settings.service_name,
+        "environment": _DBSIGHT_ENVIRONMENTS[settings.environment],
+        "trace_sample_rate": settings.effective_trace_sample_rate,
+    }
+    if settings.log_sample_rate is not None:
+        overrides["log_sample_rate"] = settings.log_sample_rate
     dbsight.configure(
-        dbsight.core.load_settings(
-            service_name=settings.service_name,
-            environment=_DBSIGHT_ENVIRONMENTS[settings.environment],
-            trace_sample_rate=settings.effective_trace_sample_rate,
-        ),
-        tracer_provider=telemetry.tracer_provider,
+        dbsight.core.load_settings(**overrides), tracer_provider=telemetry.tracer_provider
     )
     return telemetry
 

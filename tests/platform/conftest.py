@@ -12,6 +12,21 @@ import pytest
 from platform_helpers import serve_in_process
 
 BACKENDS = ("postgresql", "mysql")
+_LOGGERS = ("", "dbsight.access", "httpx")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The platform configures the root logger; the rest of the suite expects it untouched
+    (dbsight writes its own JSON lines only while the application configured nothing)."""
+    import logging
+
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in _LOGGERS]
+    handlers = list(logging.getLogger().handlers)
+    yield
+    logging.getLogger().handlers[:] = handlers
+    for logger, level in saved:
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # -- observability
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: LogFormat | None = Field(None, description="Default: text in development.")
+    log_sample_rate: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests with an access line (5xx always); default: dbsight's "
+        "per profile (development 1, staging 0.1, production 0.01).",
+    )
     otel_exporter_endpoint: str | None = Field(
         None, description="OTLP collector, e.g. http://collector:4317; unset: nothing exported."
     )
