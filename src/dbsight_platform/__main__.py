@@ -18,7 +18,9 @@ from .core.config import SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dbsight_platform", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dbsight_platform", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("revision", nargs="?", default="head")
@@ -49,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database at revision {runner.current_revision(settings) or 'base'}")
         return 0
     if args.command == "check-config":
-        shown = settings.model_dump(mode="json", exclude={"database_url", "redis_url", "jwt_secret"})
+        shown = settings.model_dump(
+            mode="json", exclude={"database_url", "redis_url", "jwt_secret"}
+        )
         for key, value in sorted(shown.items()):
             print(f"{key} = {value}")
         print(f"database = {settings.database_backend}")

@@ -1,3 +1,4 @@
+# ruff: noqa: N999  (gunicorn looks for this file name)
 """Gunicorn settings for the platform (seed 004 §8.1.2), read from the platform's settings:
 
     gunicorn -c src/dbsight_platform/gunicorn.conf.py dbsight_platform.main:app

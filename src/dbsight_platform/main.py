@@ -25,11 +25,12 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
-import dbsight
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
+
+import dbsight
 
 from .apps.app_a.router import router as app_a_router
 from .apps.app_b.router import router as app_b_router

@@ -66,9 +66,7 @@ def platform_database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def platform_settings_factory(
-    redis_server: Any, redis_prefix: str
-) -> Callable[..., Any]:
+def platform_settings_factory(redis_server: Any, redis_prefix: str) -> Callable[..., Any]:
     """``factory(database_url, **overrides)`` -> Settings on the test Redis and key prefix."""
     from dbsight_platform.core.config import load_settings
 
@@ -95,7 +93,9 @@ def platform_settings(
 
 
 @pytest.fixture
-async def platform_client(platform_settings: Any, fresh_runtime: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def platform_client(
+    platform_settings: Any, fresh_runtime: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     from dbsight_platform.main import create_app
 
     async with serve_in_process(create_app(platform_settings)) as client:

@@ -39,8 +39,13 @@ class ThreadedServer:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-            lifespan="on", timeout_graceful_shutdown=5,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="platform-uvicorn", daemon=True)

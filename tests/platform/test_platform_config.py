@@ -104,7 +104,12 @@ def test_strict_rules_outside_development(environment: str) -> None:
     for fragment in ("debug must be off", "may not be '*'", "jwt_secret must be set", "db_echo"):
         assert fragment in message
     with pytest.raises(SettingsError, match="at least 32 characters"):
-        load_settings(database_url=PG, redis_url=REDIS, environment=environment, jwt_secret="short-but-16-chars")
+        load_settings(
+            database_url=PG,
+            redis_url=REDIS,
+            environment=environment,
+            jwt_secret="short-but-16-chars",
+        )
 
 
 def test_dotenv_in_development(tmp_path: Path) -> None:
@@ -140,14 +145,24 @@ def test_cli_exits_2_on_invalid_settings(tmp_path: Path) -> None:
     env["REDIS_URL"] = REDIS
     result = subprocess.run(
         [sys.executable, "-m", "dbsight_platform", "check-config"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "DATABASE_URL: is required but not set" in result.stderr
     env["DATABASE_URL"] = "postgresql://app:hunter2-pw@127.0.0.1/app"
     result = subprocess.run(
         [sys.executable, "-m", "dbsight_platform", "check-config"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "database = postgresql" in result.stdout

@@ -29,7 +29,9 @@ async def test_database_down(
 ) -> None:
     from dbsight_platform.main import create_app
 
-    scheme = "postgresql+asyncpg://app:pw@" if backend == "postgresql" else "mysql+aiomysql://app:pw@"
+    scheme = (
+        "postgresql+asyncpg://app:pw@" if backend == "postgresql" else "mysql+aiomysql://app:pw@"
+    )
     settings = platform_settings_factory(f"{scheme}127.0.0.1:{closed_port()}/platform")
     async with serve_in_process(create_app(settings)) as client:
         body = check_envelope(await client.get("/v1/app-a/accounts"), 503, 5001)
@@ -37,7 +39,9 @@ async def test_database_down(
         assert "127.0.0.1" not in body["message"]
         ready = await client.get("/health/ready")
         assert ready.status_code == 503
-        failing = [name for name, check in ready.json()["checks"].items() if check["status"] != "ok"]
+        failing = [
+            name for name, check in ready.json()["checks"].items() if check["status"] != "ok"
+        ]
         assert failing and all(name.startswith(backend) for name in failing)
 
 
@@ -79,4 +83,4 @@ async def test_unhandled_exception(
     assert SECRET not in response.text
     logged = [record for record in caplog.records if record.name == "dbsight_platform.errors"]
     assert logged and logged[0].exc_info is not None
-    assert getattr(logged[0], "trace_id") == body["trace_id"]
+    assert logged[0].trace_id == body["trace_id"]

@@ -29,7 +29,9 @@ async def test_json_logs_in_production(
     async with serve_in_process(create_app(settings)) as client:
         response = await client.get("/v1/app-a/accounts/2147483647")
     trace_id = response.json()["trace_id"]
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line["logger"] == "dbsight.access"]
     assert access, lines
     assert any(line["trace_id"] == trace_id and line["status"] == 404 for line in access)
@@ -50,6 +52,7 @@ async def test_readable_logs_in_development(
     trace_id = response.json()["trace_id"]
     lines = capsys.readouterr().err.splitlines()
     assert any(
-        "dbsight.access: GET /v1/app-b/products 200" in line and line.endswith(f"[trace={trace_id}]")
+        "dbsight.access: GET /v1/app-b/products 200" in line
+        and line.endswith(f"[trace={trace_id}]")
         for line in lines
     ), lines

@@ -53,7 +53,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, received: Received) -> None:
         self.received = received
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
+    def Export(self, request: Any, context: Any) -> Any:
         self.received.traces.append(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -62,7 +62,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
     def __init__(self, received: Received) -> None:
         self.received = received
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: Any) -> Any:
         self.received.logs.append(request)
         return logs_service_pb2.ExportLogsServiceResponse()
 

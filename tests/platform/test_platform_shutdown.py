@@ -74,7 +74,11 @@ def test_sigterm_drains_in_flight_requests(
     (tmp_path / "serve.py").write_text(SCRIPT, encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, str(tmp_path / "serve.py"), str(tmp_path)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: accepts(port) or process.poll() is not None, "the server")

@@ -9,16 +9,27 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..apps.shared.common_schemas import Pagination
 from .config import Settings
 from .database import Database
 from .redis import RedisKeys
 
 MAX_PAGE = 10_000
 MAX_PAGE_SIZE = 100
+
+
+class Pagination(BaseModel):
+    """``page`` (from 1) and ``page_size`` (1-100) of a list request."""
+
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
 
 
 def get_settings(request: Request) -> Settings:
@@ -45,9 +56,7 @@ def get_redis_keys(request: Request) -> RedisKeys:
 
 def get_pagination(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
-    page_size: Annotated[
-        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Records per page.")
-    ] = 20,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Records per page.")] = 20,
 ) -> Pagination:
     return Pagination(page=page, page_size=page_size)
 

@@ -30,7 +30,10 @@ class SecurityHeadersMiddleware:
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
         ]
-        self._hsts = (b"strict-transport-security", b"max-age=%d; includeSubDomains" % hsts_max_age_s)
+        self._hsts = (
+            b"strict-transport-security",
+            b"max-age=%d; includeSubDomains" % hsts_max_age_s,
+        )
         self._always_https = https
         self._api = [*base, (b"content-security-policy", csp.encode("latin-1"))]
         self._docs = [*base, (b"content-security-policy", DOCS_CSP.encode("latin-1"))]

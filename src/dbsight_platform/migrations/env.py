@@ -12,9 +12,9 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from dbsight_platform.migrations.env_settings import VERSION_TABLE
 from dbsight_platform.migrations.metadata import target_metadata
 
-from dbsight_platform.migrations.env_settings import VERSION_TABLE
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 

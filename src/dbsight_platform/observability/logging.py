@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from opentelemetry import trace
+
 import dbsight
 from dbsight.export.logging import JsonFormatter
-from opentelemetry import trace
 
 from ..core.config import Settings
 

@@ -37,7 +37,9 @@ ContainsQuery = Annotated[str | None, Query(min_length=1, max_length=100)]
     summary="Open an account",
     responses=errors(409),
 )
-async def create_account(payload: AccountCreate, accounts: AccountsDep) -> SuccessResponse[AccountRead]:
+async def create_account(
+    payload: AccountCreate, accounts: AccountsDep
+) -> SuccessResponse[AccountRead]:
     return success(await accounts.create(payload), "Account created")
 
 

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...core.dependencies import Pagination
 from ...core.exceptions import AlreadyExistsException
 from ..app_b.errors import ProductInactive, StockBelowZero
 from ..app_b.services import InventoryService
 from ..shared.audit import record_mutation
-from ..shared.common_schemas import Pagination
 from ..shared.repository import transaction
 from .errors import (
     AccountHasOrders,
@@ -47,8 +47,12 @@ class AccountService:
                     Account(username=payload.username, email=payload.email, balance=payload.balance)
                 )
                 await record_mutation(
-                    self.session, app=APP, entity="account", entity_id=account.id,
-                    action="create", fields=payload.model_fields_set,
+                    self.session,
+                    app=APP,
+                    entity="account",
+                    entity_id=account.id,
+                    action="create",
+                    fields=payload.model_fields_set,
                 )
         except IntegrityError:
             raise AlreadyExistsException(
@@ -73,8 +77,12 @@ class AccountService:
             )
             if changed:
                 await record_mutation(
-                    self.session, app=APP, entity="account", entity_id=account_id,
-                    action="update", fields=changed,
+                    self.session,
+                    app=APP,
+                    entity="account",
+                    entity_id=account_id,
+                    action="update",
+                    fields=changed,
                 )
         return AccountRead.model_validate(account)
 
@@ -86,7 +94,11 @@ class AccountService:
                 raise BalanceLimitExceeded(f"A balance may not exceed {MAX_BALANCE}")
             await self.accounts.update(account, {"balance": balance})
             await record_mutation(
-                self.session, app=APP, entity="account", entity_id=account_id, action="update",
+                self.session,
+                app=APP,
+                entity="account",
+                entity_id=account_id,
+                action="update",
                 fields=["balance"],
             )
         return AccountRead.model_validate(account)
@@ -110,7 +122,9 @@ class OrderService:
         self.inventory = InventoryService(session)
         self.idempotency = idempotency
 
-    async def place(self, payload: OrderCreate, idempotency_key: str | None = None) -> tuple[OrderRead, bool]:
+    async def place(
+        self, payload: OrderCreate, idempotency_key: str | None = None
+    ) -> tuple[OrderRead, bool]:
         """The order, and whether it was made now (False: an earlier request with the same
         idempotency key made it)."""
         if idempotency_key is not None:
@@ -152,7 +166,11 @@ class OrderService:
                 )
             )
             await record_mutation(
-                self.session, app=APP, entity="order", entity_id=order.id, action="create",
+                self.session,
+                app=APP,
+                entity="order",
+                entity_id=order.id,
+                action="create",
                 fields=payload.model_fields_set,
             )
         return order
@@ -180,9 +198,11 @@ class OrderService:
             await self.inventory.release(order.product_id, order.quantity)
             await self.orders.update(order, {"status": ORDER_CANCELLED})
             await record_mutation(
-                self.session, app=APP, entity="order", entity_id=order_id, action="update",
+                self.session,
+                app=APP,
+                entity="order",
+                entity_id=order_id,
+                action="update",
                 fields=["status"],
             )
         return OrderRead.model_validate(order)
-
-

@@ -31,7 +31,9 @@ PriceQuery = Annotated[Decimal | None, Query(ge=0, le=Decimal("999999.99"), deci
     summary="Create a product and its stock",
     responses=errors(409),
 )
-async def create_product(payload: ProductCreate, catalog: CatalogDep) -> SuccessResponse[ProductRead]:
+async def create_product(
+    payload: ProductCreate, catalog: CatalogDep
+) -> SuccessResponse[ProductRead]:
     return success(await catalog.create(payload), "Product created")
 
 
@@ -116,7 +118,9 @@ async def list_inventory(
     summary="Stock of a product",
     responses=errors(404),
 )
-async def get_inventory(product_id: IdPath, inventory: InventoryDep) -> SuccessResponse[InventoryRead]:
+async def get_inventory(
+    product_id: IdPath, inventory: InventoryDep
+) -> SuccessResponse[InventoryRead]:
     return success(await inventory.get(product_id))
 
 

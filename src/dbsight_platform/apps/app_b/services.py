@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...core.dependencies import Pagination
 from ...core.exceptions import AlreadyExistsException, ConflictException
 from ..app_a.repositories import OrderRepository
 from ..shared.audit import record_mutation
-from ..shared.common_schemas import Pagination
 from ..shared.repository import transaction
 from .errors import ProductInactive, StockBelowZero, StockLimitExceeded
 from .models import MAX_STOCK, InventoryItem, Product
@@ -34,21 +34,27 @@ class CatalogService:
                     Product(sku=payload.sku, name=payload.name, price=payload.price)
                 )
                 assert product.id is not None
-                await self.inventory.add(InventoryItem(product_id=product.id, quantity=payload.stock))
+                await self.inventory.add(
+                    InventoryItem(product_id=product.id, quantity=payload.stock)
+                )
                 await record_mutation(
-                    self.session, app=APP, entity="product", entity_id=product.id, action="create",
+                    self.session,
+                    app=APP,
+                    entity="product",
+                    entity_id=product.id,
+                    action="create",
                     fields=payload.model_fields_set,
                 )
         except IntegrityError:
-            raise AlreadyExistsException(f"A product with SKU {payload.sku!r} already exists") from None
+            raise AlreadyExistsException(
+                f"A product with SKU {payload.sku!r} already exists"
+            ) from None
         return ProductRead.model_validate(product)
 
     async def get(self, product_id: int) -> ProductRead:
         return ProductRead.model_validate(await self.products.get_or_raise(product_id))
 
-    async def list(
-        self, pagination: Pagination, **criteria: Any
-    ) -> tuple[list[ProductRead], int]:
+    async def list(self, pagination: Pagination, **criteria: Any) -> tuple[list[ProductRead], int]:
         rows, total = await self.products.page(
             page=pagination.page, page_size=pagination.page_size, **criteria
         )
@@ -61,8 +67,12 @@ class CatalogService:
             changed = await self.products.update(product, values)
             if changed:
                 await record_mutation(
-                    self.session, app=APP, entity="product", entity_id=product_id,
-                    action="update", fields=changed,
+                    self.session,
+                    app=APP,
+                    entity="product",
+                    entity_id=product_id,
+                    action="update",
+                    fields=changed,
                 )
         return ProductRead.model_validate(product)
 
@@ -132,7 +142,11 @@ class InventoryService:
             raise StockLimitExceeded(f"Stock of product {product_id} may not exceed {MAX_STOCK}")
         await self.inventory.update(item, {"quantity": quantity})
         await record_mutation(
-            self.session, app=APP, entity="inventory", entity_id=product_id, action="update",
+            self.session,
+            app=APP,
+            entity="inventory",
+            entity_id=product_id,
+            action="update",
             fields=["quantity"],
         )
         return item

@@ -52,14 +52,3 @@ class ReadSchema(BaseModel):
     """Base of response schemas built from ORM objects."""
 
     model_config = ConfigDict(from_attributes=True)
-
-
-class Pagination(BaseModel):
-    """``page`` (from 1) and ``page_size`` (1-100) of a list request."""
-
-    page: int = 1
-    page_size: int = 20
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size

@@ -95,8 +95,8 @@ class Repository(Generic[M]):
         return result.scalars().first()
 
     async def count(self, **criteria: Any) -> int:
-        statement = select(func.count()).select_from(self.model).where(
-            *build_filters(self.model, criteria)
+        statement = (
+            select(func.count()).select_from(self.model).where(*build_filters(self.model, criteria))
         )
         return int((await self.session.execute(statement)).scalar_one())
 
