@@ -277,3 +277,10 @@ async def test_readiness(platform_client: httpx.AsyncClient, platform_database_u
     assert any(name.startswith(("postgresql", "mysql")) for name in checks)
     assert any(name.startswith("redis") for name in checks)
     assert (await platform_client.get("/healthz")).status_code == 200
+
+
+async def test_hsts_only_over_https(platform_client: httpx.AsyncClient) -> None:
+    plain = await platform_client.get("/healthz")
+    assert "strict-transport-security" not in plain.headers
+    secure = await platform_client.get("https://platform/healthz")
+    assert secure.headers["strict-transport-security"].startswith("max-age=31536000")

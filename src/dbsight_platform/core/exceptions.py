@@ -44,68 +44,68 @@ class PlatformException(Exception):
 class ApplicationException(PlatformException):
     """An expected outcome of the request (the client can act on it)."""
 
-    code = Code.INVALID_INPUT
+    code: int = Code.INVALID_INPUT
     status = 400
 
 
 class ValidationException(ApplicationException):
-    code = Code.INVALID_INPUT
+    code: int = Code.INVALID_INPUT
     status = 400
 
 
 class NotFoundException(ApplicationException):
-    code = Code.NOT_FOUND
+    code: int = Code.NOT_FOUND
     status = 404
 
 
 class ConflictException(ApplicationException):
-    code = Code.CONFLICT
+    code: int = Code.CONFLICT
     status = 409
 
 
 class AlreadyExistsException(ConflictException):
-    code = Code.ALREADY_EXISTS
+    code: int = Code.ALREADY_EXISTS
 
 
 class AuthenticationException(ApplicationException):
-    code = Code.LOGIN_FAILED
+    code: int = Code.LOGIN_FAILED
     status = 401
 
 
 class PermissionException(ApplicationException):
-    code = Code.PERMISSION_DENIED
+    code: int = Code.PERMISSION_DENIED
     status = 403
 
 
 class RateLimitException(ApplicationException):
-    code = Code.RATE_LIMITED
+    code: int = Code.RATE_LIMITED
     status = 429
 
 
 class BusinessLogicException(ApplicationException):
     """A business rule refused the request: HTTP 200, the reason in ``code``."""
 
-    code = Code.ORDER_CREATION_FAILED
+    code: int = Code.ORDER_CREATION_FAILED
     status = 200
 
 
 class SystemException(PlatformException):
     """Something the platform depends on failed; the client sees the code's message only."""
 
-    code = Code.UNKNOWN
+    code: int = Code.UNKNOWN
     status = 500
 
 
 class DatabaseException(SystemException):
-    code = Code.DATABASE_ERROR
+    code: int = Code.DATABASE_ERROR
     status = 503
 
 
 class CacheException(SystemException):
-    code = Code.CACHE_ERROR
+    code: int = Code.CACHE_ERROR
     status = 503
 
 
 class ExternalServiceException(SystemException):
-    code = Code.EXTERNAL_SERVICE_ERROR
+    code: int = Code.EXTERNAL_SERVICE_ERROR
     status = 502

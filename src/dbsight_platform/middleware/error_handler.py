@@ -89,7 +89,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     if status in (204, 304) or status < 400:
         return Response(status_code=status, headers=exc.headers)
     message = _clip(str(exc.detail)) if status < 500 and isinstance(exc.detail, str) else None
-    return error_response(status, code, message, exc.headers)
+    return error_response(status, code, message, dict(exc.headers) if exc.headers else None)
 
 
 def register_exception_handlers(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from dbsight_platform.migrations.env_settings import VERSION_TABLE
 from dbsight_platform.migrations.metadata import target_metadata
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+url = config.get_main_option("sqlalchemy.url") or ""
 
 
 def _configure(**kwargs: object) -> None:

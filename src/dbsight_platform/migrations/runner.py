@@ -8,8 +8,8 @@ when a loop is already running.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -21,7 +21,7 @@ from ..core.config import Settings
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 
-def alembic_config(settings: Settings, output: io.TextIOBase | None = None) -> Config:
+def alembic_config(settings: Settings, output: TextIO | None = None) -> Config:
     config = Config(stdout=output) if output is not None else Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     # ConfigParser interpolates '%': a password may contain one.

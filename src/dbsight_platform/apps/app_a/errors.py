@@ -24,16 +24,16 @@ class OrderCreationFailed(BusinessLogicException):
 
 
 class OrderAlreadyCancelled(BusinessLogicException):
-    code = AppACode.ORDER_ALREADY_CANCELLED
+    code: int = AppACode.ORDER_ALREADY_CANCELLED
 
 
 class BalanceLimitExceeded(BusinessLogicException):
-    code = AppACode.BALANCE_LIMIT_EXCEEDED
+    code: int = AppACode.BALANCE_LIMIT_EXCEEDED
 
 
 class IdempotencyKeyInUse(ConflictException):
-    code = AppACode.IDEMPOTENCY_KEY_IN_USE
+    code: int = AppACode.IDEMPOTENCY_KEY_IN_USE
 
 
 class AccountHasOrders(ConflictException):
-    code = AppACode.ACCOUNT_HAS_ORDERS
+    code: int = AppACode.ACCOUNT_HAS_ORDERS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -23,8 +24,8 @@ from .schemas import (
 
 PREFIX = "/v1/app-a"
 router = APIRouter(prefix=PREFIX)
-ACCOUNTS = ["App A: accounts"]
-ORDERS = ["App A: orders"]
+ACCOUNTS: list[str | Enum] = ["App A: accounts"]
+ORDERS: list[str | Enum] = ["App A: orders"]
 
 ContainsQuery = Annotated[str | None, Query(min_length=1, max_length=100)]
 

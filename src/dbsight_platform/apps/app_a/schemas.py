@@ -7,10 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..shared.common_schemas import MAX_ID, Money, ReadSchema, UtcDatetime, text
+from ..shared.common_schemas import MAX_ID, CleanText, Money, ReadSchema, UtcDatetime
 
-Username = text(3, 50, pattern=r"^[A-Za-z0-9_.-]+$")
-Email = text(3, 254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+Username = Annotated[
+    str, Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$"), CleanText
+]
+Email = Annotated[
+    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), CleanText
+]
 Amount = Annotated[Money, Field(gt=0, le=Decimal("1000000.00"))]
 OrderStatus = Literal["placed", "cancelled"]
 

@@ -14,12 +14,12 @@ class AppBCode(IntEnum):
 
 
 class StockBelowZero(BusinessLogicException):
-    code = AppBCode.STOCK_BELOW_ZERO
+    code: int = AppBCode.STOCK_BELOW_ZERO
 
 
 class StockLimitExceeded(BusinessLogicException):
-    code = AppBCode.STOCK_LIMIT_EXCEEDED
+    code: int = AppBCode.STOCK_LIMIT_EXCEEDED
 
 
 class ProductInactive(BusinessLogicException):
-    code = AppBCode.PRODUCT_INACTIVE
+    code: int = AppBCode.PRODUCT_INACTIVE

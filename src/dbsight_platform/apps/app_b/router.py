@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -16,8 +17,8 @@ from .schemas import InventoryRead, ProductCreate, ProductRead, ProductUpdate, S
 
 PREFIX = "/v1/app-b"
 router = APIRouter(prefix=PREFIX)
-PRODUCTS = ["App B: products"]
-INVENTORY = ["App B: inventory"]
+PRODUCTS: list[str | Enum] = ["App B: products"]
+INVENTORY: list[str | Enum] = ["App B: inventory"]
 
 NameQuery = Annotated[str | None, Query(min_length=1, max_length=200, description="Name contains.")]
 PriceQuery = Annotated[Decimal | None, Query(ge=0, le=Decimal("999999.99"), decimal_places=2)]

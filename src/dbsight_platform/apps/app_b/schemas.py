@@ -7,10 +7,19 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..shared.common_schemas import Money, ReadSchema, UtcDatetime, text
+from ..shared.common_schemas import CleanText, Money, ReadSchema, UtcDatetime
 
-Sku = text(1, 64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Stock-keeping unit.")
-ProductName = text(1, 200)
+Sku = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Stock-keeping unit.",
+    ),
+    CleanText,
+]
+ProductName = Annotated[str, Field(min_length=1, max_length=200), CleanText]
 Price = Annotated[Money, Field(gt=0, le=Decimal("999999.99"))]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
@@ -29,13 +29,8 @@ def _clean_text(value: str) -> str:
     return value
 
 
-def text(min_length: int, max_length: int, **kwargs: Any) -> Any:
-    """A text field type: trimmed of nothing, bounded, printable."""
-    return Annotated[
-        str,
-        Field(min_length=min_length, max_length=max_length, **kwargs),
-        AfterValidator(_clean_text),
-    ]
+# Use as ``Annotated[str, Field(...), CleanText]``.
+CleanText = AfterValidator(_clean_text)
 
 
 Money = Annotated[

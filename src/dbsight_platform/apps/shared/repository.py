@@ -87,12 +87,13 @@ class Repository(Generic[M]):
             raise NotFoundException(f"{self.entity} {entity_id} not found")
         return found
 
-    def query(self, **criteria: Any) -> Select[tuple[M]]:
+    def query(self, **criteria: Any) -> Select[Any]:
         return select(self.model).where(*build_filters(self.model, criteria))
 
     async def find_one(self, **criteria: Any) -> M | None:
         result = await self.session.execute(self.query(**criteria).limit(1))
-        return result.scalars().first()
+        found: M | None = result.scalars().first()
+        return found
 
     async def count(self, **criteria: Any) -> int:
         statement = (

@@ -10,6 +10,8 @@ Portable between PostgreSQL and MariaDB/MySQL: named constraints, bounded VARCHA
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,7 +20,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-MYSQL = {
+MYSQL: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_unicode_ci",
