@@ -13,6 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from platform_helpers import serve_in_process
+
+import dbsight
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$")
 
@@ -284,3 +287,31 @@ async def test_hsts_only_over_https(platform_client: httpx.AsyncClient) -> None:
     assert "strict-transport-security" not in plain.headers
     secure = await platform_client.get("https://platform/healthz")
     assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+async def test_contains_filter_matches_wildcards_literally(
+    platform_client: httpx.AsyncClient,
+) -> None:
+    token = unique("wild")
+    await make_product(platform_client, name=f"{token}abc")
+    for pattern in (f"{token}%", f"{token}_bc", f"{token.upper()}ABC"):
+        response = await platform_client.get("/v1/app-b/products", params={"name": pattern})
+        total = envelope(response)["data"]["total"]
+        assert total == (1 if pattern.endswith("ABC") else 0), pattern
+
+
+async def test_outside_calls_are_instrumented(
+    platform_settings: Any, fresh_runtime: Any, httpserver: Any
+) -> None:
+    from dbsight_platform.main import create_app
+
+    httpserver.expect_request("/ping").respond_with_data("pong")
+    app = create_app(platform_settings)
+    async with serve_in_process(app) as client:
+        with dbsight.request_scope(route="/jobs/ping") as scope:
+            answer = await app.state.http.get(httpserver.url_for("/ping"))
+        assert answer.text == "pong"
+        metrics = (await client.get("/metrics")).text
+    sent = httpserver.log[-1][0]
+    assert sent.headers["traceparent"].split("-")[1] == scope.trace_id
+    assert "external_api_requests_total" in metrics
