@@ -214,6 +214,7 @@ async def test_resource_errors(platform_client: httpx.AsyncClient) -> None:
 async def test_protocol_errors(platform_client: httpx.AsyncClient) -> None:
     unknown = await platform_client.get("/v1/app-c/things")
     assert unknown.status_code == 404 and envelope(unknown)["code"] == 4004
+    assert envelope(unknown)["message"] == "Endpoint not found"
     method = await platform_client.put("/v1/app-a/accounts")
     assert method.status_code == 405 and envelope(method)["code"] == 4005
 
@@ -246,7 +247,7 @@ async def test_malformed_json(platform_client: httpx.AsyncClient) -> None:
     response = await platform_client.post(
         "/v1/app-b/products", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422 and envelope(response)["code"] == 3003
+    assert response.status_code == 400 and envelope(response)["code"] == 3003
 
 
 async def test_security_headers_and_gzip(platform_client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ code's generic message and the trace id; the exception goes to the log with the 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,14 +65,15 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 async def validation_exception_handler(request: Request, exc: Exception) -> Response:
-    """422: 3002 when a required field is missing, 3003 for a body that is not JSON, else
-    3001. The message names the fields and the rules, never the values given."""
+    """422 with 3002 when a required field is missing, else 3001; a body that is not JSON at
+    all is a malformed request, 400 with 3003 (seed 004 §4.4.3). The message names the
+    fields and the rules, never the values given."""
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     types = {str(item.get("type")) for item in errors}
     if "json_invalid" in types:
-        code = Code.MALFORMED_REQUEST
-    elif "missing" in types:
+        return error_response(400, Code.MALFORMED_REQUEST, "Malformed request: the body is not JSON")
+    if "missing" in types:
         code = Code.MISSING_FIELD
     else:
         code = Code.INVALID_INPUT
@@ -88,7 +90,12 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(status, Code.UNKNOWN if status >= 500 else Code.INVALID_INPUT)
     if status in (204, 304) or status < 400:
         return Response(status_code=status, headers=exc.headers)
-    message = _clip(str(exc.detail)) if status < 500 and isinstance(exc.detail, str) else None
+    if status in (404, 405) and exc.detail == HTTPStatus(status).phrase:
+        message = None  # the router's own answer: the code's message says it better
+    elif status < 500 and isinstance(exc.detail, str):
+        message = _clip(exc.detail)
+    else:
+        message = None
     return error_response(status, code, message, dict(exc.headers) if exc.headers else None)
 
 
