@@ -316,3 +316,48 @@ async def test_outside_calls_are_instrumented(
     sent = httpserver.log[-1][0]
     assert sent.headers["traceparent"].split("-")[1] == scope.trace_id
     assert "external_api_requests_total" in metrics
+
+
+async def test_idempotency_key_in_flight(
+    platform_client: httpx.AsyncClient, redis_server: Any, redis_prefix: str
+) -> None:
+    import redis
+
+    key = secrets.token_hex(8)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        client.set(f"{redis_prefix}app-a:idempotency:{key}", "pending", ex=60)
+    finally:
+        client.close()
+    body = {"account_id": 1, "product_id": 1, "quantity": 1}
+    response = await platform_client.post(
+        "/v1/app-a/orders", json=body, headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 409 and envelope(response)["code"] == 10003
+
+
+async def test_cors_from_settings(
+    platform_database_url: str, platform_settings_factory: Any, fresh_runtime: Any
+) -> None:
+    from dbsight_platform.main import create_app
+
+    settings = platform_settings_factory(
+        platform_database_url, cors_origins=["http://shop.example"]
+    )
+    async with serve_in_process(create_app(settings)) as client:
+        preflight = await client.options(
+            "/v1/app-a/orders",
+            headers={
+                "origin": "http://shop.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type,idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://shop.example"
+        assert preflight.headers["x-frame-options"] == "DENY"
+        other = await client.get("/v1/app-b/products", headers={"origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        allowed = await client.get("/v1/app-b/products", headers={"origin": "http://shop.example"})
+        assert allowed.headers["access-control-allow-origin"] == "http://shop.example"
+        assert "traceparent" in allowed.headers["access-control-expose-headers"].lower()
