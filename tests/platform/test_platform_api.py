@@ -217,6 +217,7 @@ async def test_protocol_errors(platform_client: httpx.AsyncClient) -> None:
     assert envelope(unknown)["message"] == "Endpoint not found"
     method = await platform_client.put("/v1/app-a/accounts")
     assert method.status_code == 405 and envelope(method)["code"] == 4005
+    assert method.headers["allow"] == "GET, POST"
 
 
 @pytest.mark.parametrize(

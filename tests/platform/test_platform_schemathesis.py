@@ -1,7 +1,8 @@
 """Schemathesis drives every operation of the platform's own OpenAPI document, served by
 uvicorn on loopback, on PostgreSQL and on MariaDB: generated requests, valid (positive) and
 invalid (negative), never get a server error, and every answer matches what the document
-promises (documented status codes, content types, response schemas)."""
+promises (documented status codes, content types, headers and schemas): valid data is
+accepted and invalid data refused."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -25,7 +29,10 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
 

@@ -12,6 +12,7 @@ code's generic message and the trace id; the exception goes to the log with the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -72,7 +73,9 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
     errors = list(exc.errors())
     types = {str(item.get("type")) for item in errors}
     if "json_invalid" in types:
-        return error_response(400, Code.MALFORMED_REQUEST, "Malformed request: the body is not JSON")
+        return error_response(
+            400, Code.MALFORMED_REQUEST, "Malformed request: the body is not JSON"
+        )
     if "missing" in types:
         code = Code.MISSING_FIELD
     else:
@@ -90,13 +93,35 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(status, Code.UNKNOWN if status >= 500 else Code.INVALID_INPUT)
     if status in (204, 304) or status < 400:
         return Response(status_code=status, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    if status == 405:
+        # Starlette names the methods of the first route matching the path; a path served
+        # by several routes (GET and POST /accounts) allows all of theirs.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     if status in (404, 405) and exc.detail == HTTPStatus(status).phrase:
         message = None  # the router's own answer: the code's message says it better
     elif status < 500 and isinstance(exc.detail, str):
         message = _clip(exc.detail)
     else:
         message = None
-    return error_response(status, code, message, dict(exc.headers) if exc.headers else None)
+    return error_response(status, code, message, headers)
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # an included router
+        yield from _leaf_routes(included.routes) if included is not None else (route,)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def register_exception_handlers(app: FastAPI) -> None:

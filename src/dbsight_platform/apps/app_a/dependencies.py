@@ -25,7 +25,7 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        min_length=8,
+        min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9_-]+$",
         description="Retrying with the same key returns the first attempt's order.",

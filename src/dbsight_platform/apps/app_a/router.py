@@ -27,7 +27,9 @@ router = APIRouter(prefix=PREFIX)
 ACCOUNTS: list[str | Enum] = ["App A: accounts"]
 ORDERS: list[str | Enum] = ["App A: orders"]
 
-ContainsQuery = Annotated[str | None, Query(min_length=1, max_length=100)]
+ContainsQuery = Annotated[
+    str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 @router.post(

@@ -7,15 +7,31 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..shared.common_schemas import MAX_ID, CleanText, Money, ReadSchema, UtcDatetime
+from ..shared.common_schemas import (
+    MAX_ID,
+    AmountInput,
+    BalanceInput,
+    CleanText,
+    JsonInteger,
+    Money,
+    ReadSchema,
+    UtcDatetime,
+)
 
+# No space, no control character (C0 or C1) in any part; the same in ECMA and Rust regexes.
+_EMAIL = r"^[^@ \x00-\x1f\x7f-\x9f]+@[^@ \x00-\x1f\x7f-\x9f]+\.[^@ \x00-\x1f\x7f-\x9f]+$"
 Username = Annotated[
     str, Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$"), CleanText
 ]
 Email = Annotated[
-    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), CleanText
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        pattern=_EMAIL,
+    ),
+    CleanText,
 ]
-Amount = Annotated[Money, Field(gt=0, le=Decimal("1000000.00"))]
 OrderStatus = Literal["placed", "cancelled"]
 
 
@@ -29,7 +45,7 @@ class AccountCreate(BaseModel):
 
     username: Username
     email: Email
-    balance: Annotated[Money, Field(le=Decimal("1000000.00"))] = Decimal("0.00")
+    balance: BalanceInput = Decimal("0.00")
 
 
 class AccountUpdate(BaseModel):
@@ -43,7 +59,7 @@ class AccountUpdate(BaseModel):
 class Deposit(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": "50.00"}]})
 
-    amount: Amount
+    amount: AmountInput
 
 
 class AccountRead(ReadSchema):
@@ -61,9 +77,9 @@ class OrderCreate(BaseModel):
         json_schema_extra={"examples": [{"account_id": 1, "product_id": 1, "quantity": 2}]},
     )
 
-    account_id: int = Field(ge=1, le=MAX_ID)
-    product_id: int = Field(ge=1, le=MAX_ID)
-    quantity: int = Field(ge=1, le=1000)
+    account_id: Annotated[int, JsonInteger] = Field(ge=1, le=MAX_ID)
+    product_id: Annotated[int, JsonInteger] = Field(ge=1, le=MAX_ID)
+    quantity: Annotated[int, JsonInteger] = Field(ge=1, le=1000)
 
 
 class OrderRead(ReadSchema):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from ...core.dependencies import PaginationDep
 from ...core.openapi import errors
 from ...core.responses import PaginatedResponse, SuccessResponse, paginated, success
-from ..shared.common_schemas import IdPath
+from ..shared.common_schemas import PRICE_FILTER_PATTERN, IdPath
 from .dependencies import CatalogDep, InventoryDep
 from .schemas import InventoryRead, ProductCreate, ProductRead, ProductUpdate, StockAdjust
 
@@ -20,8 +20,15 @@ router = APIRouter(prefix=PREFIX)
 PRODUCTS: list[str | Enum] = ["App B: products"]
 INVENTORY: list[str | Enum] = ["App B: inventory"]
 
-NameQuery = Annotated[str | None, Query(min_length=1, max_length=200, description="Name contains.")]
-PriceQuery = Annotated[Decimal | None, Query(ge=0, le=Decimal("999999.99"), decimal_places=2)]
+NameQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="Name contains."
+    ),
+]
+PriceQuery = Annotated[
+    str | None, Query(pattern=PRICE_FILTER_PATTERN, description="A decimal such as 9.90.")
+]
 
 
 @router.post(
@@ -54,7 +61,11 @@ async def list_products(
     active: bool | None = None,
 ) -> PaginatedResponse[ProductRead]:
     items, total = await catalog.list(
-        pagination, name__contains=name, price__gte=min_price, price__lte=max_price, active=active
+        pagination,
+        name__contains=name,
+        price__gte=None if min_price is None else Decimal(min_price),
+        price__lte=None if max_price is None else Decimal(max_price),
+        active=active,
     )
     return paginated(items, total, pagination.page, pagination.page_size)
 

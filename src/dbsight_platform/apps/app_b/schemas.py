@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..shared.common_schemas import CleanText, Money, ReadSchema, UtcDatetime
+from ..shared.common_schemas import (
+    CleanText,
+    JsonInteger,
+    Money,
+    PriceInput,
+    ReadSchema,
+    UtcDatetime,
+)
 
 Sku = Annotated[
     str,
@@ -19,8 +25,9 @@ Sku = Annotated[
     ),
     CleanText,
 ]
-ProductName = Annotated[str, Field(min_length=1, max_length=200), CleanText]
-Price = Annotated[Money, Field(gt=0, le=Decimal("999999.99"))]
+ProductName = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"), CleanText
+]
 
 
 class ProductCreate(BaseModel):
@@ -33,8 +40,8 @@ class ProductCreate(BaseModel):
 
     sku: Sku
     name: ProductName
-    price: Price
-    stock: int = Field(0, ge=0, le=1_000_000, description="Initial stock.")
+    price: PriceInput
+    stock: Annotated[int, JsonInteger] = Field(0, ge=0, le=1_000_000, description="Initial stock.")
 
 
 class ProductUpdate(BaseModel):
@@ -43,8 +50,8 @@ class ProductUpdate(BaseModel):
     )
 
     name: ProductName | None = None
-    price: Price | None = None
-    active: bool | None = None
+    price: PriceInput | None = None
+    active: bool | None = Field(None, strict=True)
 
 
 class ProductRead(ReadSchema):
@@ -60,7 +67,9 @@ class ProductRead(ReadSchema):
 class StockAdjust(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"delta": -3}]})
 
-    delta: int = Field(ge=-1_000_000, le=1_000_000, description="Added to the stock (may be < 0).")
+    delta: Annotated[int, JsonInteger] = Field(
+        ge=-1_000_000, le=1_000_000, description="Added to the stock (may be < 0)."
+    )
 
 
 class InventoryRead(ReadSchema):
