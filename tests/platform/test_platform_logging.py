@@ -36,6 +36,7 @@ async def test_json_logs_in_production(
     assert access, lines
     assert any(line["trace_id"] == trace_id and line["status"] == 404 for line in access)
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert all(line["service.name"] == "dbsight-platform" for line in lines)
 
 
 async def test_readable_logs_in_development(

@@ -1,7 +1,7 @@
 """Logging with the trace context on every line (seed 004 §5.3).
 
 Production and staging write JSON lines (dbsight's `JsonFormatter`: ts, level, logger,
-message, request_id, route, trace_id, span_id, extras); development writes readable lines
+message, request_id, route, trace_id, span_id, service.name, extras); development writes readable lines
 that end with the trace id. Either way dbsight's access log (one line per request, with its
 duration, status, query count and trace) is the request log, at INFO.
 """
@@ -36,6 +36,18 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+class ServiceNameFilter(logging.Filter):
+    """Puts ``service.name`` on every record (seed 004 §5.3.1's standard fields)."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.setdefault("service.name", self.service_name)
+        return True
+
+
 def configure_logging(settings: Settings) -> logging.Handler:
     """Install (or replace) the platform's console handler on the root logger."""
     root = logging.getLogger()
@@ -45,6 +57,7 @@ def configure_logging(settings: Settings) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     if settings.effective_log_format == "json":
+        handler.addFilter(ServiceNameFilter(settings.service_name))
         handler.setFormatter(JsonFormatter())
     else:
         handler.addFilter(TraceContextFilter())
