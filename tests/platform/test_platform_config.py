@@ -103,13 +103,27 @@ def test_strict_rules_outside_development(environment: str) -> None:
     message = str(caught.value)
     for fragment in ("debug must be off", "may not be '*'", "jwt_secret must be set", "db_echo"):
         assert fragment in message
-    with pytest.raises(SettingsError, match="at least 32 characters"):
+    with pytest.raises(SettingsError, match="at least 32 characters for HS256"):
         load_settings(
             database_url=PG,
             redis_url=REDIS,
             environment=environment,
             jwt_secret="short-but-16-chars",
         )
+
+
+@pytest.mark.parametrize(("algorithm", "length"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+def test_jwt_secret_as_long_as_the_hash(algorithm: str, length: int) -> None:
+    with pytest.raises(SettingsError, match=f"at least {length} characters for {algorithm}"):
+        load_settings(
+            database_url=PG, redis_url=REDIS, jwt_algorithm=algorithm, jwt_secret="k" * (length - 1)
+        )
+    settings = load_settings(
+        database_url=PG, redis_url=REDIS, jwt_algorithm=algorithm, jwt_secret="k" * length
+    )
+    assert settings.jwt_algorithm == algorithm
+    # The development default is long enough for every algorithm.
+    assert load_settings(database_url=PG, redis_url=REDIS, jwt_algorithm=algorithm)
 
 
 def test_dotenv_in_development(tmp_path: Path) -> None:

@@ -52,7 +52,9 @@ _PLAIN_SCHEMES = {
     "mariadb": "mysql+aiomysql",
 }
 _DEFAULT_SAMPLE_RATES = {"development": 1.0, "staging": 0.1, "production": 0.01}
-_DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
+_DEV_JWT_SECRET = "development-only-secret-change-me-" + "0123456789abcdef" * 2
+# An HMAC key at least as long as the hash's output (RFC 7518 §3.2).
+JWT_SECRET_MIN_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
 class SettingsError(ValueError):
@@ -126,7 +128,7 @@ class Settings(BaseSettings):
     hsts_max_age_s: int = Field(31_536_000, ge=0)
     content_security_policy: str = "default-src 'none'; frame-ancestors 'none'"
     gzip_minimum_size: int = Field(1024, ge=0, description="Compress responses over this size.")
-    jwt_secret: SecretStr = Field(SecretStr(_DEV_JWT_SECRET), min_length=16)
+    jwt_secret: SecretStr = Field(SecretStr(_DEV_JWT_SECRET))
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(30, ge=1, le=60 * 24 * 30)
     rate_limit_per_minute: int = Field(120, ge=0, le=1_000_000, description="0: no limit.")
@@ -212,6 +214,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _profile_rules(self) -> Settings:
+        secret_length = len(self.jwt_secret.get_secret_value())
+        needed = JWT_SECRET_MIN_LENGTH[self.jwt_algorithm]
+        if secret_length < needed:
+            raise ValueError(
+                f"jwt_secret must be at least {needed} characters for {self.jwt_algorithm}"
+            )
         if self.environment == "development":
             return self
         problems = []
@@ -221,8 +229,6 @@ class Settings(BaseSettings):
             problems.append(f"cors_origins may not be '*' in {self.environment}")
         if self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
             problems.append(f"jwt_secret must be set (PLATFORM_JWT_SECRET) in {self.environment}")
-        elif len(self.jwt_secret.get_secret_value()) < 32:
-            problems.append(f"jwt_secret must be at least 32 characters in {self.environment}")
         if self.db_echo:
             problems.append(f"db_echo must be off in {self.environment}")
         if problems:
