@@ -1,0 +1,152 @@
+"""App B's business logic: the catalog and the stock, including the stock reservation App A's
+orders make (in the order's own transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...core.dependencies import Pagination
+from ...core.exceptions import AlreadyExistsException, ConflictException
+from ..app_a.repositories import OrderRepository
+from ..shared.audit import record_mutation
+from ..shared.repository import transaction
+from .errors import ProductInactive, StockBelowZero, StockLimitExceeded
+from .models import MAX_STOCK, InventoryItem, Product
+from .repositories import InventoryRepository, ProductRepository
+from .schemas import InventoryRead, ProductCreate, ProductRead, ProductUpdate, StockAdjust
+
+APP = "app-b"
+
+
+class CatalogService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.products = ProductRepository(session)
+        self.inventory = InventoryRepository(session)
+
+    async def create(self, payload: ProductCreate) -> ProductRead:
+        try:
+            async with transaction(self.session):
+                product = await self.products.add(
+                    Product(sku=payload.sku, name=payload.name, price=payload.price)
+                )
+                assert product.id is not None
+                await self.inventory.add(
+                    InventoryItem(product_id=product.id, quantity=payload.stock)
+                )
+                await record_mutation(
+                    self.session,
+                    app=APP,
+                    entity="product",
+                    entity_id=product.id,
+                    action="create",
+                    fields=payload.model_fields_set,
+                )
+        except IntegrityError:
+            raise AlreadyExistsException(
+                f"A product with SKU {payload.sku!r} already exists"
+            ) from None
+        return ProductRead.model_validate(product)
+
+    async def get(self, product_id: int) -> ProductRead:
+        return ProductRead.model_validate(await self.products.get_or_raise(product_id))
+
+    async def list(self, pagination: Pagination, **criteria: Any) -> tuple[list[ProductRead], int]:
+        rows, total = await self.products.page(
+            page=pagination.page, page_size=pagination.page_size, **criteria
+        )
+        return [ProductRead.model_validate(row) for row in rows], total
+
+    async def update(self, product_id: int, payload: ProductUpdate) -> ProductRead:
+        async with transaction(self.session):
+            product = await self.products.get_or_raise(product_id, for_update=True)
+            values = payload.model_dump(exclude_unset=True, exclude_none=True)
+            changed = await self.products.update(product, values)
+            if changed:
+                await record_mutation(
+                    self.session,
+                    app=APP,
+                    entity="product",
+                    entity_id=product_id,
+                    action="update",
+                    fields=changed,
+                )
+        return ProductRead.model_validate(product)
+
+    async def delete(self, product_id: int) -> None:
+        async with transaction(self.session):
+            product = await self.products.get_or_raise(product_id, for_update=True)
+            # A cross-application read (seed 004 §4.2.2): App A's orders name products.
+            if await OrderRepository(self.session).count(product_id=product_id):
+                raise ConflictException(
+                    f"Product {product_id} has orders; deactivate it instead (active=false)"
+                )
+            inventory = await self.inventory.get(product_id)
+            if inventory is not None:
+                await self.inventory.delete(inventory)
+            await self.products.delete(product)
+            await record_mutation(
+                self.session, app=APP, entity="product", entity_id=product_id, action="delete"
+            )
+
+
+class InventoryService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.products = ProductRepository(session)
+        self.inventory = InventoryRepository(session)
+
+    async def get(self, product_id: int) -> InventoryRead:
+        return InventoryRead.model_validate(await self.inventory.get_or_raise(product_id))
+
+    async def list(
+        self, pagination: Pagination, below: int | None = None
+    ) -> tuple[list[InventoryRead], int]:
+        rows, total = await self.inventory.page(
+            page=pagination.page, page_size=pagination.page_size, quantity__lt=below
+        )
+        return [InventoryRead.model_validate(row) for row in rows], total
+
+    async def adjust(self, product_id: int, payload: StockAdjust) -> InventoryRead:
+        async with transaction(self.session):
+            item = await self._change(product_id, payload.delta)
+        return InventoryRead.model_validate(item)
+
+    async def reserve(self, product_id: int, quantity: int) -> Product:
+        """Take ``quantity`` out of stock inside the caller's transaction (App A's orders):
+        the stock row stays locked until that transaction ends. Raises a business error when
+        the product is inactive or the stock too low."""
+        product = await self.products.get_or_raise(product_id)
+        if not product.active:
+            raise ProductInactive(f"Product {product_id} is not for sale")
+        await self._change(product_id, -quantity)
+        return product
+
+    async def release(self, product_id: int, quantity: int) -> None:
+        """Put ``quantity`` back (a cancelled order), inside the caller's transaction."""
+        item = await self.inventory.get(product_id, for_update=True)
+        if item is not None:
+            await self._change(product_id, quantity)
+
+    async def _change(self, product_id: int, delta: int) -> InventoryItem:
+        item = await self.inventory.get_or_raise(product_id, for_update=True)
+        quantity = item.quantity + delta
+        if quantity < 0:
+            raise StockBelowZero(
+                f"Stock of product {product_id} is {item.quantity}; cannot take {-delta}"
+            )
+        if quantity > MAX_STOCK:
+            raise StockLimitExceeded(f"Stock of product {product_id} may not exceed {MAX_STOCK}")
+        await self.inventory.update(item, {"quantity": quantity})
+        await record_mutation(
+            self.session,
+            app=APP,
+            entity="inventory",
+            entity_id=product_id,
+            action="update",
+            fields=["quantity"],
+        )
+        return item

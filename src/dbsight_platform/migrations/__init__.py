@@ -1,0 +1,1 @@
+"""The platform's Alembic migrations (PostgreSQL and MariaDB/MySQL alike) and their runner."""
