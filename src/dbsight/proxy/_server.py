@@ -2,7 +2,9 @@
 
 The admin port serves dbsight's endpoints (``/metrics``, ``/metrics/summary``, ``/health``,
 ``/healthz``, ``/health/ready``; readiness checks that the upstream server accepts
-connections) plus ``/stats/clients`` and ``/stats/pools``, behind an optional bearer token.
+connections) plus ``/stats/clients``, ``/stats/pools`` and ``/stats/proxy`` (routing, cache,
+rejections: `_admin_stats`), behind an optional bearer token, and the web dashboard at ``/``
+(its files need no token; the JSON it reads does).
 SIGTERM and SIGINT stop accepting clients, give running sessions ``shutdown_grace_s`` to
 finish, then close what is left.
 """
@@ -26,6 +28,7 @@ from ..sql import warm_up
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
 from ._listen import address_text, bind_socket, listen_error
+from ._admin_stats import proxy_stats
 from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
@@ -224,6 +227,7 @@ class ProxyServer:
 
         from ..web import Endpoints
         from ..web._auth import TokenGuard
+        from ..web._dashboard import Dashboard
 
         upstream = self.config.upstream_server
         check = HealthCheck(
@@ -231,8 +235,12 @@ class ProxyServer:
             self._upstream_reachable,
             timeout_s=min(self.config.connect_timeout_s, 5.0),
         )
-        endpoints = Endpoints(checks=(check,), handle_checks=False, app=self._stats_app)
-        app = TokenGuard(endpoints, self.config.admin_token)
+        dashboard = Dashboard("/", "", mode="proxy")
+        endpoints = Endpoints(
+            checks=(check,), handle_checks=False, app=self._stats_app, dashboard=dashboard
+        )
+        # the page's files hold no data: a browser loads them without a header
+        app = TokenGuard(endpoints, self.config.admin_token, exempt=dashboard.paths)
         host, port = self.config.admin_address or ("127.0.0.1", 0)
         # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit
         self._admin_socket = bind_socket(host, port, "admin requests", "--admin")
@@ -288,6 +296,8 @@ class ProxyServer:
             status, body = 200, {"clients": self.clients()}
         elif path == "/stats/pools":
             status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats()}
+        elif path == "/stats/proxy":
+            status, body = 200, proxy_stats(self)
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()
