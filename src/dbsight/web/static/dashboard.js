@@ -10,6 +10,7 @@ const MODE = document.querySelector('meta[name="dbsight-mode"]').content;
 const POLL_MS = 3000;
 const TOKEN_KEY = "dbsight-token";
 const TOP_LIMIT = 200;
+const SLOW_SHOWN = 8; // slow runs on a statement's page (the newest)
 
 const state = {
   sort: { key: "total_time_s", desc: true },
@@ -51,7 +52,8 @@ function section(parent, title, id) {
       el.hidden = false;
       if (key === last) return;
       last = key;
-      body.replaceChildren(build(data) || "");
+      const built = build(data);
+      body.replaceChildren(...[built].flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
     },
   };
 }
@@ -71,7 +73,7 @@ const COLUMNS = [
   { key: "p99_s", label: "p99", num: true, sortable: true },
   { key: "rows", label: "Rows", num: true, sortable: true },
   { key: "errors", label: "Errors", num: true, sortable: true },
-  { key: "routes", label: "Routes", num: true, sortable: true },
+  { key: "routes", label: "Routes", sortable: true },
 ];
 
 function sortValue(row, key) {
@@ -194,7 +196,12 @@ function statementView(main, fingerprint) {
       advice.show(index, (items) => items.map((i) => indexAdvice(i, fingerprint)));
       const plan = st.plan_summary && st.plan_summary.findings;
       findings.show(plan && plan.length ? plan : null, findingsList);
-      slow.show(doc.slow, (records) => records.map((r, i) => slowRun(r, i === 0)));
+      slow.show(doc.slow.slice(0, SLOW_SHOWN), (records) => [
+        records.map((r, i) => slowRun(r, i === 0)),
+        doc.slow.length > SLOW_SHOWN
+          ? h("p", { class: "note" }, `${doc.slow.length - SLOW_SHOWN} older slow runs of it are kept; `, h("a", { href: "#/slow" }, "all slow queries"))
+          : null,
+      ]);
     },
   };
 }
