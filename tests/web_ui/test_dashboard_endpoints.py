@@ -28,7 +28,9 @@ def _app(**options: Any) -> tuple[Starlette, sqlalchemy.Engine]:
     engine = sqlalchemy.create_engine("sqlite://")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE items (id integer primary key, name text)")
-        conn.exec_driver_sql("INSERT INTO items (name) VALUES ('a'), ('b'), ('c'), ('d'), ('e'), ('f')")
+        conn.exec_driver_sql(
+            "INSERT INTO items (name) VALUES ('a'), ('b'), ('c'), ('d'), ('e'), ('f')"
+        )
 
     async def items(request: Any) -> JSONResponse:
         with engine.connect() as conn:
@@ -178,7 +180,9 @@ async def test_the_statement_the_timeline_and_insights(fresh_runtime: Any) -> No
 
 
 def test_rates_and_the_p95_between_two_snapshots() -> None:
-    before = Snapshot(at=100.0, statements=10, errors=1, buckets={0.01: 5, 0.1: 10, float("inf"): 10})
+    before = Snapshot(
+        at=100.0, statements=10, errors=1, buckets={0.01: 5, 0.1: 10, float("inf"): 10}
+    )
     after = Snapshot(
         at=110.0, statements=110, errors=6, buckets={0.01: 55, 0.1: 110, float("inf"): 110},
         http=True, requests=20, request_seconds=2.0, request_db_seconds=0.5,

@@ -159,7 +159,9 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     summary = httpx.get(shop.url + "/metrics/summary?limit=200", headers=AUTH, timeout=10).json()
     assert summary["workers"] == 2
     top = summary["top"][0]
-    sales = next(r for r in summary["slow"] if r.get("plan") and "FROM order_items" in r["normalized"])
+    sales = next(
+        r for r in summary["slow"] if r.get("plan") and "FROM order_items" in r["normalized"]
+    )
 
     context = chromium.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
@@ -202,7 +204,8 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     page.focus('th button[data-key="calls"]')
     page.keyboard.press("Enter")
     assert page.get_attribute('th:has(button[data-key="calls"])', "aria-sort") == "descending"
-    counts = [int(t.replace(",", "")) for t in page.locator("#statements tbody tr td:nth-child(2)").all_inner_texts()]
+    cells = page.locator("#statements tbody tr td:nth-child(2)").all_inner_texts()
+    counts = [int(t.replace(",", "")) for t in cells]
     assert counts == sorted(counts, reverse=True)
     # filtering by text
     page.fill("#filter-text", "p.category")

@@ -155,4 +155,5 @@ async def _send(
 ) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+    head = scope.get("method") == "HEAD"
+    await send({"type": "http.response.body", "body": b"" if head else body})
