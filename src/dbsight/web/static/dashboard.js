@@ -212,7 +212,7 @@ function indexAdvice(item, fingerprint) {
   return h("div", { class: "item" },
     h("p", {}, item.resolved ? tag("resolved") : sev(item.severity), " ", item.summary),
     kv([["index", d.index || `${d.table} (${(d.columns || []).join(", ")})`],
-      ["verified", d.verified ? "yes (built, measured, dropped)" : "no"],
+      ["verified", d.verified ? "yes (measured on the database)" : "no (planner estimate)"],
       ["speed-up", d.speedup ? `${d.speedup.toFixed(1)}×` : null]]),
     rows.length ? table(
       [{ label: "Statement" }, { label: "Cost before", num: true }, { label: "Cost after", num: true },
