@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
-from sqlalchemy.pool import StaticPool
 from asgi_server import serve_in_thread
+from sqlalchemy.pool import StaticPool
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route

@@ -186,7 +186,8 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     assert "2 workers" in page.inner_text("#service")
     # the rates of the last interval, with their sparklines once the timeline has two points
     page.wait_for_function(
-        "document.querySelectorAll('#rates svg.spark path.line').length >= 4", timeout=20_000
+        "() => document.querySelectorAll('#rates svg.spark path.line').length >= 4",
+        timeout=20_000,
     )
     assert page.locator("#rates .card .value").first.inner_text() != "–"
     page.screenshot(path=str(artifacts / "service-overview.png"), full_page=True)
@@ -209,7 +210,7 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     assert counts == sorted(counts, reverse=True)
     # filtering by text
     page.fill("#filter-text", "p.category")
-    page.wait_for_function("document.querySelectorAll('#statements tbody tr').length >= 1")
+    page.wait_for_function("() => document.querySelectorAll('#statements tbody tr').length >= 1")
     assert all("p.category" in t for t in page.locator("#statements tbody a.sql").all_inner_texts())
     page.fill("#filter-text", "")
 

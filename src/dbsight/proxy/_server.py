@@ -25,11 +25,11 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ..sql import warm_up
+from ._admin_stats import proxy_stats
+from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._link import StreamLink, open_link
 from ._listen import address_text, bind_socket, listen_error
-from ._admin_stats import proxy_stats
-from ._capture import WorkloadCapture
 from ._metrics import ProxyMetrics
 from ._pipeline import Pipeline
 from ._pooled import PooledSession, ServerPools

@@ -116,7 +116,7 @@ class Dashboard:
             )
         return _asset(body, content_type)
 
-    async def __call__(self, scope: Scope, send: Send, path: str) -> None:
+    async def serve(self, scope: Scope, send: Send, path: str) -> None:
         """Answer ``path`` (one of `paths`, without the root path)."""
         root = scope.get("root_path") or ""
         if path != self.path and not path.startswith(self.path):  # the path without its slash

@@ -129,7 +129,7 @@ class Endpoints:
             page = self._dashboard_path(scope)
             if page is not None:
                 assert self.dashboard is not None
-                await self.dashboard(scope, send, page)
+                await self.dashboard.serve(scope, send, page)
             elif self.app is not None:
                 await self.app(scope, receive, send)
             elif scope["type"] == "lifespan":

@@ -22,7 +22,7 @@ _EDGES_S = tuple(
 )
 
 
-def latency_bins(histogram: dict[str, Any]) -> list[dict[str, float]]:
+def latency_bins(histogram: dict[str, Any]) -> list[dict[str, Any]]:
     """A `StatsTable` entry's latencies (its durations while it keeps them, else its
     log buckets, each counted at its point of least error) in 1-2-5 bins, from the first
     bin with a call to the last: ``[{"le_s": upper edge, "count": n}, ...]`` (the last

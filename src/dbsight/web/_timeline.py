@@ -18,6 +18,7 @@ and the database's share of request time; the last interval ends now.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -202,7 +203,7 @@ class Timeline:
             snapshots = [now]
         if now.at - snapshots[-1].at >= 0.5:
             snapshots.append(now)
-        points = [interval(a, b) for a, b in zip(snapshots, snapshots[1:])]
+        points = [interval(a, b) for a, b in itertools.pairwise(snapshots)]
         return {
             "interval_s": self.interval_s,
             "since": snapshots[0].at,

@@ -34,6 +34,7 @@ export function ms(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
   const v = seconds * 1000;
   if (v >= 10000) return `${(v / 1000).toFixed(1)} s`;
+  if (v >= 1000) return `${(v / 1000).toFixed(2)} s`;
   if (v >= 100) return `${v.toFixed(0)} ms`;
   if (v >= 1) return `${v.toFixed(1)} ms`;
   return `${v.toFixed(3)} ms`;
