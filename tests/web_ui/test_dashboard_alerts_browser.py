@@ -45,10 +45,11 @@ def service(fresh_runtime: Any, httpserver: Any) -> Iterator[str]:
         return JSONResponse({"n": len(rows)})
 
     app = Starlette(routes=[Route("/orders", orders)])
-    dbsight.instrument(engine)
-    dbsight.instrument(app)
+    handles = [dbsight.instrument(engine), dbsight.instrument(app)]
     with serve_in_thread(app) as url:
         yield url
+    for handle in handles:
+        handle.uninstrument()
     for silence in silences.list():
         silences.expire(silence.id)
 

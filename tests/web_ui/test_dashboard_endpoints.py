@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,6 +23,17 @@ from dbsight.web._timeline import Snapshot, histogram_quantile, interval
 
 TOKEN = "dashboard-token-123"
 SECRET = "literal-7f3a9"
+
+
+_handles: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _uninstrument() -> Iterator[None]:
+    """The engines and apps a test instrumented are let go (their health checks with them)."""
+    yield
+    while _handles:
+        _handles.pop().uninstrument()
 
 
 def _app(**options: Any) -> tuple[Starlette, sqlalchemy.Engine]:
@@ -41,8 +53,8 @@ def _app(**options: Any) -> tuple[Starlette, sqlalchemy.Engine]:
         return JSONResponse({"n": len(rows)})
 
     app = Starlette(routes=[Route("/items", items)])
-    dbsight.instrument(engine)
-    dbsight.instrument(app, **options)
+    _handles.append(dbsight.instrument(engine))
+    _handles.append(dbsight.instrument(app, **options))
     return app, engine
 
 
