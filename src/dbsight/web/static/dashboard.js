@@ -105,6 +105,7 @@ function cards(timeline) {
 
 function overview(main) {
   const rates = section(main, "Now", "rates");
+  const nplus = section(main, "N+1 findings", "overview-n-plus-one");
   const statements = h("section", { id: "statements", "aria-labelledby": "statements-h" });
   const text = h("input", { type: "search", id: "filter-text", placeholder: "text in the statement", value: state.text });
   const route = h("select", { id: "filter-route" }, h("option", { value: "" }, "every route"));
@@ -148,6 +149,7 @@ function overview(main) {
       if (data.timeline) rates.show(data.timeline, cards);
       if (!data.summary) { statements.hidden = true; return; }
       summary = data.summary;
+      nplus.show(summary.n_plus_one.slice(0, 5), nPlusOneTable);
       const routes = [...new Set(summary.top.flatMap((r) => Object.keys(r.routes || {})))].sort();
       const have = [...route.options].slice(1).map((o) => o.value);
       if (JSON.stringify(have) !== JSON.stringify(routes)) {
@@ -217,7 +219,8 @@ function indexAdvice(item, fingerprint) {
     rows.length ? table(
       [{ label: "Statement" }, { label: "Cost before", num: true }, { label: "Cost after", num: true },
         { label: "Measured before", num: true }, { label: "Measured after", num: true }],
-      rows, (s) => [s.fingerprint, count(s.cost_before), count(s.cost_after),
+      rows, (s) => [h("a", { href: `#/statements/${encodeURIComponent(s.fingerprint)}` }, h("code", {}, s.fingerprint)),
+        count(s.cost_before), count(s.cost_after),
         s.measured_before_ms === null ? "–" : ms(s.measured_before_ms / 1000),
         s.measured_after_ms === null ? "–" : ms(s.measured_after_ms / 1000)]) : null);
 }
@@ -464,6 +467,7 @@ async function refresh() {
     if (view === state.view) view.update(data);
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     status.classList.remove("error");
+    status.removeAttribute("role"); // the time of each poll is not worth announcing
   } catch (error) {
     if (error instanceof Unauthorized) {
       state.asked = true;
@@ -473,6 +477,7 @@ async function refresh() {
     } else {
       status.textContent = `cannot update: ${error.message}`;
       status.classList.add("error");
+      status.setAttribute("role", "alert");
     }
   } finally {
     state.busy = false;
