@@ -58,9 +58,9 @@ function section(parent, title, id) {
   };
 }
 
-function sqlLink(fingerprint, normalized, limit = 180) {
-  const text = normalized.length > limit ? normalized.slice(0, limit) + " …" : normalized;
-  return h("a", { href: `#/statements/${encodeURIComponent(fingerprint)}`, class: "sql" }, text);
+// The whole statement is in the page (search, copy); CSS shows its first lines.
+function sqlLink(fingerprint, normalized) {
+  return h("a", { href: `#/statements/${encodeURIComponent(fingerprint)}`, class: "sql clamp" }, normalized);
 }
 
 // -- overview: rates with sparklines, the statements --------------------------------------
@@ -242,7 +242,7 @@ function nPlusOneTable(items) {
   return table(
     [{ label: "Route" }, { label: "Statement" }, { label: "Per request", num: true },
       { label: "Time per request", num: true }, { label: "Requests", num: true }, { label: "Last seen" }],
-    items, (i) => [h("code", {}, i.route || "–"), sqlLink(i.fingerprint, i.normalized, 120), count(i.count),
+    items, (i) => [h("code", {}, i.route || "–"), sqlLink(i.fingerprint, i.normalized), count(i.count),
       ms(i.total_ms / 1000), count(i.requests), when(i.last_seen)]);
 }
 
@@ -255,7 +255,7 @@ function slowView(main) {
       list.show(data.summary && data.summary.slow, (records) => table(
         [{ label: "When" }, { label: "Duration", num: true }, { label: "Route" }, { label: "Statement" },
           { label: "Findings" }],
-        records, (r) => [r.ts, ms(r.duration_ms / 1000), r.route || "–", sqlLink(r.fingerprint, r.normalized, 140),
+        records, (r) => [r.ts, ms(r.duration_ms / 1000), r.route || "–", sqlLink(r.fingerprint, r.normalized),
           (r.findings || []).map((f) => sev(f.severity, (f.kind || "").replaceAll("_", " ")))]));
     },
   };
