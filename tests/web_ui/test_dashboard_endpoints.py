@@ -208,3 +208,23 @@ def test_rates_and_the_p95_between_two_snapshots() -> None:
     assert histogram_quantile(0.5, {}) is None
     # a restarted counter counts from zero instead of going negative
     assert interval(after, Snapshot(at=120.0, statements=5))["statements_per_s"] == 0.5
+
+
+async def test_literals_only_with_include_query_bodies(fresh_runtime: Any) -> None:
+    for bodies in (False, True):
+        dbsight.configure(dbsight.Settings(
+            explain_slow_queries=False, include_query_bodies=bodies,
+            slow_query_threshold_ms=0.0001,  # every statement is a slow run
+        ))  # fmt: skip
+        app, _ = _app()
+        async with _client(app) as client:
+            assert (await client.get("/items")).status_code == 200
+            summary = (await client.get("/metrics/summary")).json()
+            lookup = next(s for s in summary["top"] if "WHERE name <>" in s["normalized"])
+            response = await client.get(f"/metrics/statement?fingerprint={lookup['fingerprint']}")
+            document = response.json()
+            assert document["slow"], "the statement's slow runs"
+            assert (SECRET in response.text) is bodies
+            assert (SECRET in (await client.get("/metrics/summary")).text) is bodies
+        while _handles:
+            _handles.pop().uninstrument()

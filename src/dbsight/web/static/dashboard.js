@@ -233,6 +233,9 @@ function slowRun(record, open) {
       (record.findings || []).map((f) => [" ", sev(f.severity, (f.kind || "").replaceAll("_", " "))])),
     kv([["rows", count(record.rows)], ["outcome", record.outcome], ["source", record.source],
       ["request", record.request_id], ["trace", record.trace_id]]),
+    // the text as run and its parameters: only in the JSON with include_query_bodies
+    record.sql ? [h("h3", {}, "As run"), h("pre", { class: "sql" }, record.sql,
+      record.params ? `\n-- parameters: ${JSON.stringify(record.params)}` : "")] : null,
     findingsList(record.findings),
     tree ? h("div", { class: "plan-holder" }, h("h3", {}, "Plan"), tree)
       : h("p", { class: "note" }, record.plan_error ? `no plan: ${record.plan_error}` : "no plan"));
