@@ -99,6 +99,15 @@ def test_the_proxy_admin_page_in_chromium(
         assert page.get_attribute('#nav a[data-view="proxy"]', "aria-current") == "page"
         page.screenshot(path=str(artifacts / "proxy-admin.png"), full_page=True)
 
+        # live: the cache's hits go up with the traffic (cached reads), in the same document
+        page.evaluate("window.__sameDocument = true")
+        cached = page.inner_text("#cache")
+        page.wait_for_function(
+            "(before) => document.querySelector('#cache').innerText !== before",
+            arg=cached, timeout=20_000,
+        )
+        assert page.evaluate("window.__sameDocument") is True
+
         # the statements the proxy relayed, on the statements tab
         page.click('#nav a[data-view=""]')
         page.wait_for_selector("#statements tbody tr")

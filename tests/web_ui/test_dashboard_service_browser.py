@@ -234,6 +234,14 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     page.wait_for_selector("#slow-runs ul.plan-root li")
     nodes = page.locator("#slow-runs ul.plan-root").first.locator(".node").all_inner_texts()
     assert nodes[:2] == ["Aggregate", "Seq Scan on order_items"]
+    # a plan node opens and closes from the keyboard (a <details> summary)
+    node = page.locator("#slow-runs ul.plan-root details").first
+    assert node.get_attribute("open") is not None
+    node.locator("summary").first.focus()
+    page.keyboard.press("Enter")
+    assert node.get_attribute("open") is None
+    page.keyboard.press("Enter")
+    assert node.get_attribute("open") is not None
     # the plan analyzer's finding, on its node and in the list
     assert "seq scan" in page.inner_text("#slow-runs ul.plan-root")
     assert "order_items" in page.inner_text("#plan-findings")
@@ -244,8 +252,10 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
     page.wait_for_timeout(200)
     assert _contrast(page, "#statement-sql") >= 7
     page.screenshot(path=str(artifacts / "service-statement-dark.png"), full_page=True)
+    assert _contrast(page, "#statement .kv") >= 4.5  # muted text
     page.emulate_media(color_scheme="light")
     assert _contrast(page, "#statement-sql") >= 7
+    assert _contrast(page, "#statement .kv") >= 4.5
 
     # privacy: no literal of the traffic anywhere the page shows
     page.goto(shop.url + "/dbsight/#/slow")
