@@ -249,6 +249,7 @@ def test_the_service_dashboard_in_chromium(shop: Shop, chromium: Any, artifacts:
 
     # dark theme, readable
     page.emulate_media(color_scheme="dark")
+    page.evaluate("() => window.scrollTo(0, 0)")  # the sticky header at the top of the shot
     page.wait_for_timeout(200)
     assert _contrast(page, "#statement-sql") >= 7
     page.screenshot(path=str(artifacts / "service-statement-dark.png"), full_page=True)
