@@ -3,9 +3,8 @@ taken every `INTERVAL_S` by a daemon thread, and the rates between them.
 
 No database of its own: `CAPACITY` snapshots of a few dozen numbers each, in memory. The
 thread starts on the first use of the dashboard or of ``{prefix}/metrics/timeline`` (not
-with every instrumented app: a service nobody looks at pays nothing) and reads the runtime
-current at each tick; after ``configure()`` replaced the runtime the history starts again
-(its counters did). With several workers it reads the registry summed over all of them
+with every instrumented app: a service nobody looks at pays nothing); after ``configure()``
+replaced the runtime, the history starts again (its counters did) when the page next asks. With several workers it reads the registry summed over all of them
 (`merged_registry`), so whichever worker answers has the whole service's history.
 
 Each snapshot holds, summed over every label set: database statements and their errors
@@ -165,7 +164,7 @@ class Timeline:
         with self._lock:
             if self._thread is not None:
                 return
-            self.tick()
+            self.tick(adopt=True)
             self._thread = threading.Thread(
                 target=self._loop, name="dbsight-dashboard-timeline", daemon=True
             )
@@ -176,9 +175,12 @@ class Timeline:
             time.sleep(self.interval_s)
             self.tick()
 
-    def tick(self) -> None:
+    def tick(self, *, adopt: bool = False) -> None:
+        """One snapshot of the current runtime. The thread samples only the runtime the
+        dashboard was last read with: after ``configure()`` it waits until the page (or
+        ``/metrics/timeline``) asks again (``adopt``), which starts a new history."""
         runtime = _runtime._runtime  # never configure from here: only report what exists
-        if runtime is None:
+        if runtime is None or (runtime is not self._runtime and not adopt):
             return
         try:
             snap = take_snapshot(runtime)
@@ -196,7 +198,7 @@ class Timeline:
         """The intervals between the snapshots, the last one ending now."""
         self.start()
         if runtime is not self._runtime:  # configure() since the last tick: start again now
-            self.tick()
+            self.tick(adopt=True)
         snapshots = list(self.snapshots) if runtime is self._runtime else []
         now = take_snapshot(runtime)
         if not snapshots:
