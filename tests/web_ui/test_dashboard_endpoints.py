@@ -119,6 +119,8 @@ async def test_dashboard_option_moves_it_turns_it_off_and_prod_keeps_it_off(
         _app(dashboard="no-slash")
     with pytest.raises(TypeError, match="dashboard"):
         _app(dashboard=3)
+    with pytest.raises(ValueError, match="summary"):
+        _app(dashboard=True, summary=False)
     assert dashboard_path(None) == "/dbsight/" and dashboard_path("/a/b") == "/a/b/"
     with pytest.raises(ValueError):
         Dashboard("/no-trailing-slash", "")

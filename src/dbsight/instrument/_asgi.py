@@ -536,6 +536,9 @@ def instrument_app(app: Any, **options: Any) -> InstrumentationHandle:
         raise TypeError(
             f"dbsight.instrument(app): dashboard must be a bool or a path (got {dashboard!r})"
         )
+    if dashboard not in (None, False) and not serve["summary"]:
+        raise ValueError("dbsight.instrument(app): the dashboard reads the summary: summary=False "
+                         "turns it off (drop dashboard=, or keep the summary)")
     endpoints = (
         _endpoints(prefix, health_checks=checks, dashboard=dashboard, **serve)
         if any(serve.values()) else None
