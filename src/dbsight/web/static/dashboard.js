@@ -109,13 +109,14 @@ function overview(main) {
   const statements = h("section", { id: "statements", "aria-labelledby": "statements-h" });
   const text = h("input", { type: "search", id: "filter-text", placeholder: "text in the statement", value: state.text });
   const route = h("select", { id: "filter-route" }, h("option", { value: "" }, "every route"));
+  const routeFilter = h("span", {}, h("label", { for: "filter-route" }, " Route "), route);
   const holder = h("div", { class: "table-holder" });
   const shown = h("p", { class: "note", id: "statements-count" });
   statements.append(
     h("h2", { id: "statements-h" }, "Top statements"),
     h("div", { class: "filters" },
       h("label", { for: "filter-text" }, "Filter "), text,
-      h("label", { for: "filter-route" }, " Route "), route),
+      routeFilter),
     shown, holder);
   main.append(statements);
   let summary = null;
@@ -151,6 +152,7 @@ function overview(main) {
       summary = data.summary;
       nplus.show(summary.n_plus_one.slice(0, 5), nPlusOneTable);
       const routes = [...new Set(summary.top.flatMap((r) => Object.keys(r.routes || {})))].sort();
+      routeFilter.hidden = routes.length === 0;
       const have = [...route.options].slice(1).map((o) => o.value);
       if (JSON.stringify(have) !== JSON.stringify(routes)) {
         route.replaceChildren(h("option", { value: "" }, "every route"),
@@ -252,9 +254,12 @@ function nPlusOneTable(items) {
 // -- lists ----------------------------------------------------------------------------------
 function slowView(main) {
   const list = section(main, "Slow queries", "slow");
+  const none = h("p", { class: "note", hidden: true }, "No slow statement recorded (slow_query_threshold_ms).");
+  main.append(none);
   return {
     needs: { summary: "/metrics/summary?limit=1" },
     update(data) {
+      none.hidden = !data.summary || data.summary.slow.length > 0;
       list.show(data.summary && data.summary.slow, (records) => table(
         [{ label: "When" }, { label: "Duration", num: true }, { label: "Route" }, { label: "Statement" },
           { label: "Findings" }],
@@ -266,9 +271,14 @@ function slowView(main) {
 
 function nPlusOneView(main) {
   const list = section(main, "N+1 findings", "n-plus-one");
+  const none = h("p", { class: "note", hidden: true }, "No N+1 finding: no request ran one statement once per row.");
+  main.append(none);
   return {
     needs: { summary: "/metrics/summary?limit=1" },
-    update(data) { list.show(data.summary && data.summary.n_plus_one, nPlusOneTable); },
+    update(data) {
+      none.hidden = !data.summary || data.summary.n_plus_one.length > 0;
+      list.show(data.summary && data.summary.n_plus_one, nPlusOneTable);
+    },
   };
 }
 
@@ -418,10 +428,10 @@ function nav(summary, insights, alerts) {
   const items = [];
   if (MODE === "proxy") items.push(["proxy", "Proxy", null]);
   items.push(["", "Statements", null]);
-  if (summary) {
-    items.push(["slow", "Slow queries", summary.slow.length]);
-    items.push(["n-plus-one", "N+1", summary.n_plus_one.length]);
-  }
+  const current = state.where && (state.where.name === "statement" ? "" : state.where.name);
+  // a list with nothing in it is left out of the navigation (unless it is open)
+  if (summary && (summary.slow.length || current === "slow")) items.push(["slow", "Slow queries", summary.slow.length]);
+  if (summary && (summary.n_plus_one.length || current === "n-plus-one")) items.push(["n-plus-one", "N+1", summary.n_plus_one.length]);
   if (insights && insights.insights.length) items.push(["advice", "Advice & checks", insights.insights.filter((i) => !i.resolved).length]);
   if (alerts && (alerts.configured || alerts.alerts.length || alerts.silences.length)) {
     items.push(["alerts", "Alerts", alerts.alerts.filter((a) => a.status === "firing").length]);
@@ -430,7 +440,6 @@ function nav(summary, insights, alerts) {
   const ul = document.getElementById("nav");
   if (ul.dataset.key === key) return;
   ul.dataset.key = key;
-  const current = state.where && (state.where.name === "statement" ? "" : state.where.name);
   ul.replaceChildren(...items.map(([view, label, n]) => h("li", {}, h("a", {
     href: `#/${view}`, "data-view": view, "aria-current": view === current ? "page" : null,
   }, label, n ? [" ", h("span", { class: "count" }, String(n))] : null))));
