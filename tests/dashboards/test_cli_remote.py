@@ -37,6 +37,7 @@ def test_metrics_of_the_service_filtered(stack: Stack) -> None:
     assert families(out) == {
         "http_server_requests": "counter",
         "http_server_request_duration_seconds": "histogram",
+        "http_server_request_db_seconds": "counter",
         "http_server_active_requests": "gauge",
     }
     assert 'http_server_requests_total{method="GET",route="/broken",status="500"}' in out

@@ -88,7 +88,7 @@ def test_proxy_topic_tables_cover_every_key_once() -> None:
 def test_environment_variables_named_exist() -> None:
     known = {ENV_PREFIX + field.upper() for field in Settings.model_fields} | OTHER_VARIABLES
     known |= {"DBSIGHT_TEST_REQUIRE_SERVERS", "DBSIGHT_TEST_PG_DSN", "DBSIGHT_TEST_MYSQL_DSN",
-              "DBSIGHT_TEST_REDIS_URL"}
+              "DBSIGHT_TEST_REDIS_URL", "DBSIGHT_TEST_ARTIFACTS"}
     known |= {prefix.rstrip("_") for prefix in OTHER_PREFIXES}  # named as DBSIGHT_DEMO_*
     known |= {DEMO_ENV_DSN, DEMO_ENV_INSTRUMENT}  # what the demo service reads (deployment.md)
     for page in PAGES:

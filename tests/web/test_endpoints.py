@@ -218,7 +218,10 @@ async def test_prefix_and_switches(configured: Any) -> None:
         assert (await client.get("/_dbsight/metrics")).status_code == 200
         assert (await client.get("/_dbsight/metrics/summary")).status_code == 404
         assert (await client.get("/_dbsight/health/ready")).status_code == 404
-    assert Endpoints(health=False).paths == ("/metrics", "/metrics/summary", "/metrics/alerts")
+    assert Endpoints(health=False).paths == (
+        "/metrics", "/metrics/summary", "/metrics/alerts",
+        "/metrics/statement", "/metrics/timeline", "/metrics/insights",  # the dashboard's
+    )
     with pytest.raises(ValueError, match="prefix"):
         Endpoints("metrics")
 

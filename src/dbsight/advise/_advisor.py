@@ -431,5 +431,12 @@ def _event(index: AdvisedIndex) -> AdviceEvent:
             "fingerprints": [s.fingerprint for s in index.statements],
             "estimated_saved_ms": round(index.saved_ms, 3),
             "speedup": max(speedups) if speedups else None,
+            "index": c.label(values=False),
+            "verified": index.verified,
+            # per statement served: the planner's costs and, verified, the measured times
+            "statements": [
+                {key: value for key, value in s.to_dict().items() if key != "normalized"}
+                for s in index.statements
+            ],
         },
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The service overview: the twelve panels of a web service's health (requests, latency,
+"""The service overview: the panels of a web service's health (requests, latency,
 errors, load, its database, external APIs, cache and background work), plus the cache's
 latency, from the families an instrumented service exposes (docs/metrics.md)."""
 
@@ -69,6 +69,21 @@ def service_dashboard() -> Dashboard:
             "Statement duration as the client saw it, over every instrumented database "
             "client; the database dashboard splits it by table and operation.",
             unit="s",
+        ),
+        Panel(
+            "Share of request time in the database",
+            (
+                Target(
+                    ratio(
+                        sum_rate("http_server_request_db_seconds_total", ROUTE, by="route"),
+                        sum_rate(f"{REQUEST_DURATION}_sum", ROUTE, by="route"),
+                    ),
+                    "{{route}}",
+                ),
+            ),
+            "Time each route's requests spent in database statements, as a share of their "
+            "duration: near 100 % the database is the route's latency.",
+            unit="percentunit",
         ),
         Panel(
             "Slow queries",

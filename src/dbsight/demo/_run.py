@@ -129,6 +129,7 @@ def _dbsight_log_to(path: Path) -> Iterator[None]:
 def _print_urls(console: Console, base_url: str, dsn: str, tmp: Path) -> None:
     console.print()
     console.print(f"  sample service   {base_url}/customers/1  (and the other routes)")
+    console.print(f"  dashboard        {base_url}/dbsight/")
     console.print(f"  metrics          {base_url}/metrics")
     console.print(f"  summary (JSON)   {base_url}/metrics/summary")
     console.print(f"  readiness        {base_url}/health/ready")

@@ -1,7 +1,9 @@
 """HTTP server metrics of an instrumented app (names from the metrics catalogue):
 ``http_server_requests_total{method, route, status}``,
-``http_server_request_duration_seconds{method, route}`` and
-``http_server_active_requests{method}``.
+``http_server_request_duration_seconds{method, route}``,
+``http_server_request_db_seconds_total{method, route}`` (the time the requests spent in
+database statements: with the duration's sum, the share of request time spent in the
+database) and ``http_server_active_requests{method}``.
 
 One `HttpMetrics` per runtime (``runtime.component("http_metrics", HttpMetrics)``), registered
 in the runtime's registry and unregistered by ``close()`` when ``configure()`` replaces it.
@@ -60,13 +62,14 @@ class _Series:
     ``buckets[i]`` counts durations in ``(BUCKETS[i-1], BUCKETS[i]]`` (the last slot is
     ``+Inf``), not cumulative, so a request adds to one slot."""
 
-    __slots__ = ("buckets", "method", "route", "statuses", "sum")
+    __slots__ = ("buckets", "db_sum", "method", "route", "statuses", "sum")
 
     def __init__(self, method: str, route: str) -> None:
         self.method = method
         self.route = route
         self.statuses: dict[int, int] = {}
         self.sum = 0.0
+        self.db_sum = 0.0
         self.buckets = [0] * (len(HTTP_DURATION_BUCKETS) + 1)
 
 
@@ -103,9 +106,11 @@ class HttpMetrics(Collector):
         return active
 
     def finished(
-        self, active: _Active, method: str, route: str, status: int, duration_s: float
+        self, active: _Active, method: str, route: str, status: int, duration_s: float,
+        db_s: float = 0.0,
     ) -> None:
-        """One request less in progress; count and time it (``route`` is the template)."""
+        """One request less in progress; count and time it (``route`` is the template;
+        ``db_s``: the time its database statements took)."""
         active.count -= 1
         series = self._series.get((method, route))
         if series is None:
@@ -117,6 +122,7 @@ class HttpMetrics(Collector):
             with self._lock:
                 statuses[status] = statuses.get(status, 0) + 1
         series.sum += duration_s
+        series.db_sum += db_s
         series.buckets[bisect_left(HTTP_DURATION_BUCKETS, duration_s)] += 1
 
     def _bind(self, method: str, route: str) -> _Series:
@@ -131,7 +137,9 @@ class HttpMetrics(Collector):
 
     # -- scrape ------------------------------------------------------------------------
     @staticmethod
-    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[
+        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, GaugeMetricFamily
+    ]:
         return (
             CounterMetricFamily(
                 "http_server_requests",
@@ -142,6 +150,12 @@ class HttpMetrics(Collector):
                 "http_server_request_duration_seconds",
                 "HTTP request duration until the response was sent, by method and route "
                 "template.",
+                labels=["method", "route"],
+            ),
+            CounterMetricFamily(
+                "http_server_request_db_seconds",
+                "Time HTTP requests spent in database statements, by method and route "
+                "template (with the request duration's sum: the database's share).",
                 labels=["method", "route"],
             ),
             GaugeMetricFamily(
@@ -155,33 +169,36 @@ class HttpMetrics(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        requests, duration, active = self._families()
+        requests, duration, db_time, active = self._families()
         with self._lock:
             rows = [
-                (s.method, s.route, dict(s.statuses), s.sum, list(s.buckets))
+                (s.method, s.route, dict(s.statuses), s.sum, list(s.buckets), s.db_sum)
                 for s in self._series.values()
             ]
             actives = [(method, a.count) for method, a in self._active.items()]
         # Several routes past the guard share the label "other": add them up.
-        merged: dict[tuple[str, str], tuple[dict[int, int], float, list[int]]] = {}
-        for method, route, statuses, total, counts in rows:
+        merged: dict[tuple[str, str], tuple[dict[int, int], float, list[int], float]] = {}
+        for method, route, statuses, total, counts, db_total in rows:
             known = merged.get((method, route))
             if known is None:
-                merged[(method, route)] = (statuses, total, counts)
+                merged[(method, route)] = (statuses, total, counts, db_total)
                 continue
             for status, n in statuses.items():
                 known[0][status] = known[0].get(status, 0) + n
             merged[(method, route)] = (
-                known[0], known[1] + total, [a + b for a, b in zip(known[2], counts)]
+                known[0], known[1] + total, [a + b for a, b in zip(known[2], counts)],
+                known[3] + db_total,
             )
-        for (method, route), (statuses, total, counts) in merged.items():
+        for (method, route), (statuses, total, counts, db_total) in merged.items():
             for status, n in sorted(statuses.items()):
                 requests.add_metric([method, route, str(status)], n)
             duration.add_metric([method, route], cumulative(_BUCKET_LABELS, counts), total)
+            db_time.add_metric([method, route], db_total)
         for method, count in actives:
             active.add_metric([method], count)
         yield requests
         yield duration
+        yield db_time
         yield active
 
     def close(self) -> None:

@@ -326,7 +326,9 @@ class _Exchange:
         duration = (self.response_done or ended) - self.started
         metrics = state.metrics
         if metrics is not None and self.active is not None:
-            metrics.finished(self.active, self.method_label, self.route, status, duration)
+            metrics.finished(
+                self.active, self.method_label, self.route, status, duration, ctx.db_time_s
+            )
         state.finish(ctx)  # the N+1 check
         rate = state.log_rate  # sampled first: a request left out costs no logging check
         if (status >= 500 or rate >= 1.0 or _random() < rate) and access_log.enabled(
@@ -473,16 +475,27 @@ class DbsightMiddleware:
 
 # -- dbsight.instrument(app) -------------------------------------------------------------
 def _endpoints(
-    prefix: str, metrics: bool, summary: bool, health: bool, health_checks: Iterable[Any]
+    prefix: str,
+    metrics: bool,
+    summary: bool,
+    health: bool,
+    health_checks: Iterable[Any],
+    dashboard: bool | str | None,
 ) -> Any:
     """dbsight's endpoints app, imported only now: an app that serves none needs none.
     ``health_checks`` run in addition to the process-wide ones (``dbsight.add_health_check``)
-    and the instrumented clients' own."""
+    and the instrumented clients' own. ``dashboard``: see `instrument_app`."""
     from ..web import Endpoints
+    from ..web._dashboard import Dashboard, dashboard_path
 
+    page = dashboard_path(dashboard) if summary else None  # the page reads the summary
     return Endpoints(
-        prefix, metrics=metrics, summary=summary, health=health, checks=tuple(health_checks)
-    )
+        prefix, metrics=metrics, summary=summary, health=health, checks=tuple(health_checks),
+        dashboard=(
+            Dashboard(page, prefix, enabled=None if dashboard is None else True)
+            if page is not None else None
+        ),
+    )  # fmt: skip
 
 
 def _source(app: Any) -> str:
@@ -500,7 +513,10 @@ def instrument_app(app: Any, **options: Any) -> InstrumentationHandle:
     ``metrics=True`` (``/metrics``), ``summary=True`` (``/metrics/summary``),
     ``health=True`` (``/health``, ``/healthz``, ``/health/ready``),
     ``health_checks=()`` (`HealthCheck` objects run by the health endpoints besides the
-    process-wide ones and each instrumented client's own).
+    process-wide ones and each instrumented client's own), ``dashboard=None`` (the live
+    web page at ``/dbsight/``; None: there unless ``environment`` is ``prod``, True:
+    there in every environment, a path such as ``"/ops/db/"``: there, False: off; it needs
+    ``summary``).
 
     Works before and after the app started: Starlette builds its stack on the first request
     (through ``build_middleware_stack``, wrapped here) and keeps it in ``middleware_stack``
@@ -517,7 +533,18 @@ def instrument_app(app: Any, **options: Any) -> InstrumentationHandle:
         raise ValueError(f"dbsight.instrument(app): prefix must start with '/' (got {prefix!r})")
     serve = {key: bool(options.get(key, True)) for key in ("metrics", "summary", "health")}
     checks = tuple(options.get("health_checks", ()))
-    endpoints = _endpoints(prefix, health_checks=checks, **serve) if any(serve.values()) else None
+    dashboard = options.get("dashboard")
+    if dashboard is not None and not isinstance(dashboard, (bool, str)):
+        raise TypeError(
+            f"dbsight.instrument(app): dashboard must be a bool or a path (got {dashboard!r})"
+        )
+    if dashboard not in (None, False) and not serve["summary"]:
+        raise ValueError("dbsight.instrument(app): the dashboard reads the summary: summary=False "
+                         "turns it off (drop dashboard=, or keep the summary)")
+    endpoints = (
+        _endpoints(prefix, health_checks=checks, dashboard=dashboard, **serve)
+        if any(serve.values()) else None
+    )  # fmt: skip
 
     instance_attrs = vars(app)
     own_build = instance_attrs.get("build_middleware_stack")

@@ -46,7 +46,9 @@ SUPPORTED = (
 _OPTIONS = frozenset(("explain", "pool_name"))
 _NOT_SQL = frozenset(("_redis", "_httpx"))  # integrations whose calls are not SQL
 # Options of web apps (see _asgi.instrument_app, which refuses the others).
-_APP_OPTIONS = frozenset(("prefix", "metrics", "summary", "health", "health_checks"))
+_APP_OPTIONS = frozenset(
+    ("prefix", "metrics", "summary", "health", "health_checks", "dashboard")
+)
 
 
 def _kind_of(target: Any) -> tuple[str, str] | None:
@@ -95,7 +97,7 @@ def instrument(target: Any, **options: Any) -> InstrumentationHandle:
     its live handle. Options: ``explain=False`` (no EXPLAIN plans for the slow-query log from
     this target), ``pool_name="..."`` (the ``pool`` label of its connection gauges).
     A Starlette or FastAPI app gets dbsight's ASGI middleware and endpoints; its options
-    (``prefix``, ``metrics``, ``summary``, ``health``, ``health_checks``) are described in
+    (``prefix``, ``metrics``, ``summary``, ``health``, ``health_checks``, ``dashboard``) are described in
     ``dbsight.instrument._asgi.instrument_app``. A database client's SQL parser (its
     dialect's) is loaded here, so that its first statement does not pay for it.
     """

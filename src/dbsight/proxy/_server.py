@@ -3,8 +3,10 @@
 The admin port serves dbsight's endpoints (``/metrics``, ``/metrics/summary``, ``/health``,
 ``/healthz``, ``/health/ready``; readiness checks that the upstream server accepts
 connections; ``/metrics/alerts`` and the silences, ``/alerts/silences``) plus
-``/stats/clients`` and ``/stats/pools``, behind an optional bearer token (without one, a
-silence can be changed from loopback only).
+``/stats/clients``, ``/stats/pools`` and ``/stats/proxy`` (routing, cache, rejections:
+`_admin_stats`), behind an optional bearer token (without one, a silence can be changed from
+loopback only), and the web dashboard at ``/`` (its files need no token; the JSON it reads
+does).
 SIGTERM and SIGINT stop accepting clients, give running sessions ``shutdown_grace_s`` to
 finish, then close what is left.
 """
@@ -25,6 +27,7 @@ from .._asgi_types import Receive, Scope, Send
 from .._runtime import get_runtime
 from ..ops.health import HealthCheck
 from ..sql import warm_up
+from ._admin_stats import proxy_stats
 from ._alert_settings import apply_alert_settings
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
@@ -230,6 +233,7 @@ class ProxyServer:
 
         from ..web import Endpoints
         from ..web._auth import TokenGuard
+        from ..web._dashboard import Dashboard
 
         upstream = self.config.upstream_server
         check = HealthCheck(
@@ -237,14 +241,17 @@ class ProxyServer:
             self._upstream_reachable,
             timeout_s=min(self.config.connect_timeout_s, 5.0),
         )
+        dashboard = Dashboard("/", "", mode="proxy")
         endpoints = Endpoints(
             checks=(check,), handle_checks=False, app=self._stats_app,
-            admin_token=self.config.admin_token,
+            admin_token=self.config.admin_token, dashboard=dashboard,
         )  # fmt: skip
-        # the probes stay open, as in-process: a kubelet or a container healthcheck has no token
+        # the probes stay open, as in-process: a kubelet or a container healthcheck has no
+        # token; the page's files hold no data: a browser loads them without a header
         app = TokenGuard(
-            endpoints, self.config.admin_token, exempt=frozenset({"/healthz", "/health/ready"})
-        )
+            endpoints, self.config.admin_token,
+            exempt=frozenset({"/healthz", "/health/ready"}) | dashboard.paths,
+        )  # fmt: skip
         host, port = self.config.admin_address or ("127.0.0.1", 0)
         # bound here, not by uvicorn: a port in use is one ListenError, not uvicorn's exit
         self._admin_socket = bind_socket(host, port, "admin requests", "--admin")
@@ -305,6 +312,8 @@ class ProxyServer:
         elif path == "/stats/pools":
             status, body = 200, {"pools": self.pool_stats(), "servers": self.server_stats(),
                                  "listeners": self.listener_stats()}
+        elif path == "/stats/proxy":
+            status, body = 200, proxy_stats(self)
         else:
             status, body = 404, {"error": "not found"}
         data = json.dumps(body).encode()

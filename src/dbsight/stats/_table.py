@@ -473,6 +473,12 @@ class StatsTable:
             entry = self._entries.get(fingerprint)
             return entry.freeze() if entry is not None else None
 
+    def entry_snapshot(self, fingerprint: str) -> dict[str, Any] | None:
+        """One fingerprint as `snapshot` gives it (with its latency histogram), or None."""
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            return entry.snapshot() if entry is not None else None
+
     def set_plan(self, fingerprint: str, summary: dict[str, Any]) -> bool:
         """Attach the latest EXPLAIN summary to a fingerprint; False if it is not in the table."""
         with self._lock:

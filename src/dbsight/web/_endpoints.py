@@ -10,6 +10,11 @@
                               not yet notified) and the silences in force
     {prefix}/alerts/silences  the silences: GET lists, POST adds, and
                               DELETE {prefix}/alerts/silences/{id} expires (see `_silences`)
+    {prefix}/metrics/statement?fingerprint=  JSON: one statement (see `_statement`)
+    {prefix}/metrics/timeline JSON: the last hour's rates (see `_timeline`)
+    {prefix}/metrics/insights JSON: what the analysis found in this process (`_insights`)
+
+With ``dashboard`` (a `Dashboard`), the web page's files are served too (see `_dashboard`).
 
 dbsight's ASGI middleware calls it for the paths it ``matches()``; on its own,
 ``Endpoints(app=inner)`` serves them in front of any ASGI app. Each request reads the runtime
@@ -35,6 +40,9 @@ from .._runtime import get_runtime
 from ..ops.health import HealthCheck, HealthRegistry, gather_checks, health_checks, run_checks
 from ..stats import ORDER_BY
 from ._auth import authorized, bearer, unauthorized
+from ._dashboard import Dashboard
+from ._dashboard_json import insights_endpoint, statement_endpoint, timeline_endpoint
+from ._insights import insight_log
 from ._multiprocess import ensure_writer, multiprocess_dir
 from ._reports import MAX_SUMMARY_TOP, SUMMARY_ORDER, SUMMARY_TOP, metrics_exposition, summary
 from ._silences import SILENCES_PATH
@@ -68,6 +76,7 @@ class Endpoints:
         handle_checks: bool = True,
         app: ASGIApp | None = None,
         admin_token: str | None = _RUNTIME_TOKEN,
+        dashboard: Dashboard | None = None,
     ) -> None:
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
@@ -75,6 +84,7 @@ class Endpoints:
         self.prefix = prefix
         self.app = app
         self._admin_token = admin_token
+        self.dashboard = dashboard
         if not isinstance(checks, HealthRegistry):
             checks = HealthRegistry(checks)  # raises TypeError for anything but HealthChecks
         self._own_checks = checks
@@ -85,6 +95,10 @@ class Endpoints:
         if summary:
             routes[prefix + "/metrics/summary"] = self._summary
             routes[prefix + "/metrics/alerts"] = self._alerts
+            routes[prefix + "/metrics/statement"] = statement_endpoint
+            routes[prefix + "/metrics/timeline"] = timeline_endpoint
+            routes[prefix + "/metrics/insights"] = insights_endpoint
+            insight_log()  # subscribed now: the analysis runs later
         if health:
             routes[prefix + "/health"] = self._health
         if health if liveness is None else liveness:
@@ -103,7 +117,11 @@ class Endpoints:
         """Whether ``path`` is one of the enabled endpoints. Called for every request by
         the middleware, it also starts the multiprocess writer (see ``_multiprocess``)."""
         ensure_writer()
-        return path in self._routes or self._silence_path(path)
+        return (
+            path in self._routes
+            or self._silence_path(path)
+            or (self.dashboard is not None and self.dashboard.matches(path))
+        )
 
     def template(self, path: str) -> str:
         """The route label of an endpoint's ``path``: itself, but a silence's id as ``{id}``
@@ -135,7 +153,11 @@ class Endpoints:
             ensure_writer()
         path = self._route(scope)
         if path is None:
-            if self.app is not None:
+            page = self._dashboard_path(scope)
+            if page is not None:
+                assert self.dashboard is not None
+                await self.dashboard.serve(scope, send, page)
+            elif self.app is not None:
                 await self.app(scope, receive, send)
             elif scope["type"] == "lifespan":
                 await _lifespan(receive, send)
@@ -158,6 +180,16 @@ class Endpoints:
             return
         status, body, content_type = await self._routes[path](scope)
         await _respond(send, status, body, content_type, scope)
+
+    def _dashboard_path(self, scope: Scope) -> str | None:
+        """The dashboard file's path (without the root path) ``scope`` asks for, if any."""
+        dashboard = self.dashboard
+        if dashboard is None or scope["type"] != "http":
+            return None
+        path, root = scope["path"], scope.get("root_path") or ""
+        if root and path.startswith(root) and dashboard.matches(path[len(root):]):
+            return path[len(root) :]
+        return path if dashboard.matches(path) else None
 
     # -- the endpoints -------------------------------------------------------------------
     async def _silence_request(
