@@ -305,24 +305,21 @@ function adviceView(main) {
   };
 }
 
-function matcher(text) {
-  const m = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$/.exec(text);
-  if (!m) return () => false;
-  const [, name, op, value] = m;
-  const re = op.includes("~") ? new RegExp(`^(?:${value})$`) : null;
-  return (labels) => {
-    const v = labels[name] || "";
-    if (op === "=") return v === value;
-    if (op === "!=") return v !== value;
-    if (op === "=~") return re.test(v);
-    return !re.test(v);
-  };
+// A silence as /metrics/alerts gives it: Alertmanager's shape (matchers with name, value,
+// isRegex, isEqual; status.state pending, active or expired).
+function matches(m, labels) {
+  const v = labels[m.name] || "";
+  const hit = m.isRegex ? new RegExp(`^(?:${m.value})$`).test(v) : v === m.value;
+  return m.isEqual === false ? !hit : hit;
+}
+
+function matcherText(m) {
+  return `${m.name}${m.isEqual === false ? "!" : "="}${m.isRegex ? "~" : ""}"${m.value}"`;
 }
 
 function silenced(alert, silences) {
-  const now = Date.now() / 1000;
-  return silences.some((s) => (!s.startsAt || s.startsAt <= now) && (!s.endsAt || s.endsAt > now) &&
-    s.matchers.every((m) => matcher(m)(alert.labels || {})));
+  return silences.some((s) => (s.status || {}).state === "active" &&
+    s.matchers.every((m) => matches(m, alert.labels || {})));
 }
 
 function alertsView(main) {
@@ -340,7 +337,8 @@ function alertsView(main) {
           a.labels.alertname, sev(a.labels.severity), (a.annotations || {}).summary || "", a.startsAt]));
       quiet.show(doc.silences, (silences) => table(
         [{ label: "Matchers" }, { label: "Until" }, { label: "Comment" }],
-        silences, (s) => [h("code", {}, s.matchers.join(", ")), when(s.endsAt), s.comment || ""]));
+        silences, (s) => [h("code", {}, s.matchers.map(matcherText).join(", ")),
+          when(Date.parse(s.endsAt) / 1000), s.comment || ""]));
     },
   };
 }
