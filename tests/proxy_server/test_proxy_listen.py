@@ -182,12 +182,14 @@ async def test_the_listen_connection_comes_back_after_it_breaks(
     listener = await asyncpg.connect(dsn)
     admin = await asyncpg.connect(pg_dsn)
     received: list[str] = []
-    find = ("SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN \"jobs\"' "
+    find = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'dbsight-proxy-listen' "
             "AND datname = current_database()")  # fmt: skip
     try:
         await listener.add_listener("jobs", lambda *args: received.append(args[3]))
-        old = await admin.fetchval(find)
-        assert old is not None
+        deadline = time.monotonic() + 15  # (it takes the LISTEN over right after its answer)
+        while (old := await admin.fetchval(find)) is None:
+            assert time.monotonic() < deadline, "no LISTEN connection"
+            await asyncio.sleep(0.05)
         await admin.execute("SELECT pg_terminate_backend($1)", old)
         deadline = time.monotonic() + 15
         while (new := await admin.fetchval(find)) in (None, old):

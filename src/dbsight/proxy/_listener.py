@@ -31,6 +31,7 @@ from ._listen_statements import ListenOp, quote_channel
 logger = logging.getLogger("dbsight.proxy")
 
 _RECONNECT_PAUSES_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+LISTEN_APPLICATION_NAME = "dbsight-proxy-listen"  # (tells it apart in pg_stat_activity)
 
 
 class Subscriber(Protocol):
@@ -73,14 +74,30 @@ class ChannelListener:
                     assert op.channel is not None
                     subscribers = self._channels.get(op.channel)
                     if subscribers is None:
-                        await self._command(f"LISTEN {quote_channel(op.channel)}")
                         subscribers = self._channels[op.channel] = {}
+                        try:
+                            await self._command(f"LISTEN {quote_channel(op.channel)}")
+                        except BackendQueryError:  # the server refuses it: nothing to keep
+                            del self._channels[op.channel]
+                            raise
+                        except BackendUnavailable as exc:  # listened to again when it is back
+                            subscribers[subscriber] = None
+                            self._broken(exc)
+                            continue
                     subscribers[subscriber] = None
                 elif op.channel is None:
                     for channel in list(self._channels):
                         await self._leave(subscriber, channel)
                 else:
                     await self._leave(subscriber, op.channel)
+
+    async def sync(self) -> None:
+        """One round trip on the LISTEN connection: what the server had for it by then has
+        been dispatched when this returns (never raises)."""
+        with contextlib.suppress(BackendError):
+            async with self._lock:
+                if self._conn is not None and self._conn.usable:
+                    await self._send(self._conn, "SELECT 1")
 
     async def drop(self, subscriber: Subscriber) -> None:
         """The client is gone: it listens to nothing any more (never raises)."""
@@ -183,13 +200,19 @@ class ChannelListener:
             answer.set_exception(exc)
         if self._conn is conn:
             self._conn = None
+        self._broken(exc)
+
+    def _broken(self, exc: BackendError) -> None:
+        """The connection broke or could not be had: open it again, and LISTEN again, in
+        the background (notifications meanwhile are lost)."""
         if self._closed or not self._channels:
             return
-        logger.warning(
-            "dbsight proxy: the LISTEN connection of %s broke (%s): notifications to %s are "
-            "lost until it is back", self.name, exc.message, ", ".join(sorted(self._channels)),
-        )
         if self._reconnecting is None or self._reconnecting.done():
+            logger.warning(
+                "dbsight proxy: the LISTEN connection of %s broke (%s): notifications to %s "
+                "are lost until it is back", self.name, exc.message,
+                ", ".join(sorted(self._channels)),
+            )  # fmt: skip
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:

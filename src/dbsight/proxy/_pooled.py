@@ -83,6 +83,7 @@ from ._exchange import (
     fatal_error,
     recovery_conflict,
 )
+from ._give_back import give_back
 from ._health import parse_lsn
 from ._link import link_of
 from ._listen_statements import ListenOp
@@ -104,10 +105,9 @@ from ._session import (
 )
 from ._session_routing import LSN_PENDING, SessionRouting
 from ._session_state import (
-    SessionState,
     custom_settings,
+    read_session_state,
     serializable_by_default,
-    state_query,
 )
 from ._setting_statements import maybe_sets_in
 from ._statement_names import StatementNames
@@ -956,6 +956,8 @@ class PooledSession(FrontendSession):
             conn.settle(exchange.status, True)
             with contextlib.suppress(BackendError):  # (then the reset closes it)
                 await conn.execute("UNLISTEN *", lambda message: old.append(p.encode(message)))
+            # what the LISTEN connection has of what the old one received comes in by now
+            await listener.sync()
         finally:
             moved, self._handover = self._handover, None
             self._give_back(conn, exchange, pool, by_lsn)
@@ -998,21 +1000,7 @@ class PooledSession(FrontendSession):
     def _give_back(
         self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool
     ) -> None:
-        """Return a borrowed connection to ``pool``: as it is when the client left nothing
-        behind in its session, else after a reset (and the WAL position of a write, first)."""
-        if exchange.dirty or by_lsn:
-            full: bool | None = exchange.full_reset if exchange.dirty else None
-            if exchange.cleared:
-                self.statements.clear()
-            exchange.dirty = exchange.full_reset = exchange.cleared = False
-            conn.settle(exchange.status, True)
-            if by_lsn:
-                self.routing.write_lsn = LSN_PENDING  # reads stay on the primary until it is known
-            task = asyncio.get_running_loop().create_task(self._after(pool, conn, full, by_lsn))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        else:
-            pool.release_clean(conn)
+        give_back(conn, exchange, pool, by_lsn, self.routing, self.statements, self._background)
 
     def _keep(self, conn: BackendConnection, exchange: Exchange, by_lsn: bool) -> None:
         """Session mode: the primary connection stays the client's. After a unit that may have
@@ -1042,17 +1030,13 @@ class PooledSession(FrontendSession):
         GUCs the client has SET (replica connections are made with the same values), whether
         it holds state no replica can have (temporary tables, LISTEN, cursors WITH HOLD:
         the session is then pinned to its connection), and a write's WAL position."""
-        columns = [state_query(self.info.user or "", self._custom)] if changed else []
+        state, lsn = await read_session_state(
+            conn, self.info.user or "", self._custom, changed=changed, by_lsn=by_lsn
+        )
         if by_lsn:
-            columns.append("pg_current_wal_insert_lsn()")
-        results = await conn.execute("SELECT " + ", ".join(columns))
-        row = results[-1].rows[0] if results and results[-1].rows else ()
-        if by_lsn:
-            lsn = row[-1]
             self.routing.write_lsn = parse_lsn(lsn) if lsn else None
-        if not changed:
+        if state is None:
             return
-        state = SessionState.from_row(row[0], row[1])
         settings = {
             name.lower(): value
             for name, value in state.settings.items()
@@ -1064,27 +1048,6 @@ class PooledSession(FrontendSession):
         if self._pinned and self.conn is None:
             self._attach(conn, PRIMARY)
             self.info.state = "idle"
-
-    async def _after(
-        self, pool: BackendPool, conn: BackendConnection, full: bool | None, by_lsn: bool
-    ) -> None:
-        """Work on a released connection before the pool gets it back: the WAL position
-        a write reached (read-your-writes by LSN), then the reset (``full`` None: none)."""
-        try:
-            if by_lsn:
-                results = await conn.execute("SELECT pg_current_wal_insert_lsn()")
-                value = results[-1].rows[0][0] if results and results[-1].rows else None
-                self.routing.write_lsn = parse_lsn(value) if value else None
-            if full is None:
-                pool.release_clean(conn)
-            else:
-                await pool.release(conn, full)
-        except BackendError:  # position unknown: the time window keeps reads safe instead
-            if self.routing.write_lsn == LSN_PENDING:
-                self.routing.write_lsn = None
-                self.routing.wrote()
-            with contextlib.suppress(BackendError):
-                await pool.release(conn)
 
     def _server_failed(self, exc: BaseException) -> None:
         """The server's bytes do not follow the protocol: this connection cannot be trusted."""

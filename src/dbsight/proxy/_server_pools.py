@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..core._settings import ConfigError
@@ -20,7 +21,7 @@ from ._backend import BackendSpec
 from ._backend_errors import BackendError
 from ._client_settings import learn_parameters
 from ._config import ProxyConfig
-from ._listener import ChannelListener
+from ._listener import LISTEN_APPLICATION_NAME, ChannelListener
 from ._pool import BackendPool
 from ._reach import ReachBook
 from ._result_cache import ResultCache
@@ -109,7 +110,8 @@ class ServerPools:
         listener = self._listeners.get((database, user))
         if listener is None:
             pool = self._pools[(PRIMARY, database, user)]
-            listener = ChannelListener(pool.spec, f"{user}@{database}")
+            spec = replace(pool.spec, application_name=LISTEN_APPLICATION_NAME)
+            listener = ChannelListener(spec, f"{user}@{database}")
             self._listeners[(database, user)] = listener
         return listener
 

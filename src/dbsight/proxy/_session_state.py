@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # SET [SESSION] name.name ... and set_config('name.name', ...): a custom setting's name.
 _CUSTOM = re.compile(
@@ -95,3 +96,19 @@ def serializable_by_default(settings: Mapping[str, str]) -> bool:
     return "serializable" in direct.lower() or (
         "default_transaction_isolation" in options and "serializable" in options.lower()
     )
+
+
+async def read_session_state(
+    conn: Any, login_user: str, custom: set[str], *, changed: bool, by_lsn: bool
+) -> tuple[SessionState | None, str | None]:
+    """Session mode, after a unit on the client's own connection: its state (when the unit
+    may have ``changed`` it: the GUCs it has SET, whether it holds what no replica can have)
+    and the WAL position its write reached (``by_lsn``), in one round trip."""
+    columns = [state_query(login_user, custom)] if changed else []
+    if by_lsn:
+        columns.append("pg_current_wal_insert_lsn()")
+    results = await conn.execute("SELECT " + ", ".join(columns))
+    row = results[-1].rows[0] if results and results[-1].rows else ()
+    lsn = row[-1] if by_lsn and row else None
+    state = SessionState.from_row(row[0], row[1]) if changed and row else None
+    return state, lsn
