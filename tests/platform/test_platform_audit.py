@@ -69,8 +69,12 @@ async def test_order_placement_is_audited(
     product = (
         await platform_client.post(
             "/v1/app-b/products",
-            json={"sku": f"SKU-{secrets.token_hex(4)}", "name": "Lamp", "price": "10.00",
-                  "stock": 5},
+            json={
+                "sku": f"SKU-{secrets.token_hex(4)}",
+                "name": "Lamp",
+                "price": "10.00",
+                "stock": 5,
+            },
         )
     ).json()["data"]
     body = {"account_id": account["id"], "product_id": product["id"], "quantity": 1}
@@ -81,7 +85,8 @@ async def test_order_placement_is_audited(
     rows = await audit_rows(platform_database_url, "order", str(order["data"]["id"]))
     assert len(rows) == 1
     row = rows[0]
-    assert (row["actor"], row["operation"], row["result"]) == ("anonymous", "create", "success")
+    # the actor: the subject of the token the test client sends
+    assert (row["actor"], row["operation"], row["result"]) == ("tester", "create", "success")
     assert row["trace_id"] == order["trace_id"]
     assert row["details"]["app"] == "app-a"
     assert set(row["details"]["fields"]) == {"account_id", "product_id", "quantity"}
@@ -99,6 +104,7 @@ async def test_order_placement_is_audited(
     assert len(failures) == 1
     failure = failures[0]
     assert (failure["operation"], failure["entity_type"]) == ("create", "order")
+    assert failure["actor"] == "tester"
     assert failure["trace_id"] == refused.json()["trace_id"]
     assert failure["details"]["code"] == 2003
     assert "InsufficientBalance" in failure["error"]

@@ -150,9 +150,7 @@ class OrderService:
         return OrderRead.model_validate(order), True
 
     async def _place(self, payload: OrderCreate) -> Order:
-        async with audited_transaction(
-            self.session, app=APP, entity="order", action="create"
-        ):
+        async with audited_transaction(self.session, app=APP, entity="order", action="create"):
             account = await self.accounts.get_or_raise(payload.account_id, for_update=True)
             try:
                 product = await self.inventory.reserve(payload.product_id, payload.quantity)

@@ -122,7 +122,7 @@ async def _record_failure(
             error=exc,  # its class and first line, values masked
             details={"app": app, "code": getattr(exc, "code", None)},
         )
-    except Exception as failure:  # the audit log must not hide the application's error
+    except Exception as failure:  # noqa: BLE001  (the audit log must not hide the error)
         log.warning(
             "could not record the failed %s of %s %s: %s",
             action,
