@@ -114,8 +114,10 @@ def demo(
     removed on exit, also on Ctrl-C.
     """
     try:
+        import dbsight_platform.main  # noqa: F401  (the service the demo serves)
+
         from .demo import DemoConfig, run_demo
-    except ModuleNotFoundError as exc:  # fastapi / uvicorn / httpx: the "demo" extra
+    except ModuleNotFoundError as exc:  # fastapi, uvicorn, the platform's: the "demo" extra
         Console(stderr=True).print(
             f"dbsight demo needs {exc.name!r}, which is not installed: "
             "pip install 'dbsight[demo]' (./dev demo installs it)"
