@@ -102,19 +102,22 @@ def demo(
 ) -> None:
     """A sample service on a private PostgreSQL, instrumented, under traffic: what dbsight finds.
 
-    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale),
-    serves a FastAPI service instrumented with dbsight.instrument(app) and
-    dbsight.instrument(pool), sends it traffic, and prints what the service's own
+    Starts an embedded PostgreSQL with a shop schema (over 400k rows at the default scale)
+    and an embedded Redis, serves the dbsight reference platform with the sample shop as one
+    of its applications (/v1/shop; dbsight instruments the app, its database engine, Redis
+    and its HTTP client), sends the shop traffic, and prints what the service's own
     /metrics/summary reports: top statements, slow queries with their EXPLAIN plans, N+1
     patterns; then its recommendations: the indexes the slow endpoints need, verified on the
     demo's database with their measured speed-up, plan findings, failing database checks, and
     an HTML report with all of it. Then it keeps serving until Ctrl-C, or exits with
-    --duration. Everything it started (PostgreSQL, the service, temporary files) is removed
-    on exit, also on Ctrl-C.
+    --duration. Everything it started (PostgreSQL, Redis, the service, temporary files) is
+    removed on exit, also on Ctrl-C.
     """
     try:
+        import dbsight_platform.main  # noqa: F401  (the service the demo serves)
+
         from .demo import DemoConfig, run_demo
-    except ModuleNotFoundError as exc:  # fastapi / uvicorn / httpx: the "demo" extra
+    except ModuleNotFoundError as exc:  # fastapi, uvicorn, the platform's: the "demo" extra
         Console(stderr=True).print(
             f"dbsight demo needs {exc.name!r}, which is not installed: "
             "pip install 'dbsight[demo]' (./dev demo installs it)"

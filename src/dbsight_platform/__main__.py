@@ -5,6 +5,8 @@
     python -m dbsight_platform current                 # the database's revision
     python -m dbsight_platform serve [--host H] [--port P]
     python -m dbsight_platform check-config            # validate the settings, print them
+    python -m dbsight_platform create-user NAME [--role admin]   # password asked, or
+                                                       # $PLATFORM_NEW_USER_PASSWORD
 
 Invalid settings exit with status 2 and one line per problem.
 """
@@ -12,9 +14,12 @@ Invalid settings exit with status 2 and one line per problem.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import os
 import sys
 
-from .core.config import SettingsError, load_settings
+from .core.config import Settings, SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +36,47 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     commands.add_parser("check-config", help="validate the settings and print them")
+    user = commands.add_parser(
+        "create-user",
+        help=f"add a user who can log in (password asked, or ${PASSWORD_VARIABLE})",
+    )
+    user.add_argument("username")
+    user.add_argument("--role", action="append", default=[], help="a role (repeatable)")
     return parser
+
+
+PASSWORD_VARIABLE = "PLATFORM_NEW_USER_PASSWORD"
+
+
+def _new_password() -> str:
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password:
+        return password
+    password = getpass.getpass("password: ")
+    if password != getpass.getpass("again: "):
+        raise ValueError("the two passwords differ")
+    return password
+
+
+async def _create_user(settings: Settings, username: str, roles: list[str]) -> int:
+    from .apps.app_a.users import UserService
+    from .core.database import Database
+    from .core.exceptions import AlreadyExistsException
+    from .security import PasswordHashing
+
+    database = Database(settings)
+    try:
+        async with database.session() as session:
+            user = await UserService(session, PasswordHashing()).create(
+                username, _new_password(), roles
+            )
+    except (AlreadyExistsException, ValueError) as exc:
+        print(getattr(exc, "message", None) or exc, file=sys.stderr)
+        return 1
+    finally:
+        await database.close()
+    print(f"user {user.username} created (roles: {', '.join(user.role_list) or 'none'})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.downgrade(settings, args.revision)
         print(f"database at revision {runner.current_revision(settings) or 'base'}")
         return 0
+    if args.command == "create-user":
+        return asyncio.run(_create_user(settings, args.username, args.role))
     if args.command == "check-config":
         shown = settings.model_dump(
             mode="json", exclude={"database_url", "redis_url", "jwt_secret"}

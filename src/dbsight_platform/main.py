@@ -5,7 +5,9 @@
    log format of the profile, and dbsight, which then instruments everything below;
 3. create the database engine and its pool;
 4. create the Redis client and its pool (and the shared HTTP client for outside calls);
-5. register App A's router, then App B's;
+5. install authentication (JWT, the Redis revocation list, Argon2), register App A's
+   login routes and router, then App B's (then any the caller adds: ``dbsight demo`` adds
+   the shop, ``apps.shop``);
 6. apply the middleware;
 7. register the exception handlers;
 8. the server starts it (``python -m dbsight_platform serve``, or gunicorn with
@@ -20,24 +22,27 @@ first access.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 import dbsight
 
+from .apps.app_a.auth_router import router as auth_router
 from .apps.app_a.router import router as app_a_router
 from .apps.app_b.router import router as app_b_router
+from .apps.shared.audit import AuditContextMiddleware
 from .core.config import Settings, load_settings
 from .core.database import Database
 from .core.openapi import BEARER_SCHEME, TAGS
 from .core.redis import RedisKeys, close_redis, create_redis
+from .core.security import wire_security
 from .middleware.error_handler import ErrorHandlerMiddleware, register_exception_handlers
 from .middleware.rate_limit import add_rate_limit
 from .middleware.security_headers import SecurityHeadersMiddleware
@@ -59,7 +64,9 @@ the W3C trace id of the request, also in the `traceparent` response header.
 """
 
 
-def _setup_observability(settings: Settings) -> Telemetry:
+def _setup_observability(
+    settings: Settings, dbsight_overrides: Mapping[str, Any] | None = None
+) -> Telemetry:
     telemetry = setup_telemetry(settings)
     configure_logging(settings)
     # DBSIGHT_* variables tune dbsight further; these follow the platform's profile.
@@ -70,6 +77,7 @@ def _setup_observability(settings: Settings) -> Telemetry:
     }
     if settings.log_sample_rate is not None:
         overrides["log_sample_rate"] = settings.log_sample_rate
+    overrides.update(dbsight_overrides or {})
     dbsight.configure(
         dbsight.core.load_settings(**overrides), tracer_provider=telemetry.tracer_provider
     )
@@ -107,10 +115,21 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the platform (see the module docstring for the order)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    routers: Sequence[APIRouter] = (),
+    tags: Sequence[Mapping[str, Any]] = (),
+    dbsight_overrides: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """Build the platform (see the module docstring for the order).
+
+    ``routers``: more applications after App A and App B (``tags``: their OpenAPI tags);
+    ``dbsight_overrides``: dbsight settings over the profile's (``dbsight demo`` passes its
+    slow-query threshold, log and EXPLAIN settings).
+    """
     settings = settings if settings is not None else load_settings()
-    telemetry = _setup_observability(settings)
+    telemetry = _setup_observability(settings, dbsight_overrides)
 
     database = Database(settings)
     handles = [dbsight.instrument(database.engine)]
@@ -124,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="dbsight platform",
         version="1.0.0",
         description=DESCRIPTION,
-        openapi_tags=TAGS,
+        openapi_tags=[*TAGS, *(dict(tag) for tag in tags)],
         debug=settings.debug,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
@@ -140,8 +159,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.http = http
     app.state.telemetry = telemetry
 
+    wire_security(app, settings, redis, app.state.redis_keys)
+    app.include_router(auth_router)
     app.include_router(app_a_router)
     app.include_router(app_b_router)
+    for router in routers:
+        app.include_router(router)
 
     _apply_middleware(app, settings, redis)
     register_exception_handlers(app)
@@ -153,6 +176,7 @@ def _apply_middleware(app: FastAPI, settings: Settings, redis: Any) -> None:
     """Outermost first: security headers, dbsight (trace context, request log, metrics),
     Starlette's error middleware, CORS, gzip, the rate limit, the error handler, then the
     routes (each `add_middleware` goes around the ones before it)."""
+    app.add_middleware(AuditContextMiddleware)  # the audit log's actor: the principal
     app.add_middleware(ErrorHandlerMiddleware)
     add_rate_limit(app, settings, redis)
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size, compresslevel=6)

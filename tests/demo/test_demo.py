@@ -311,6 +311,12 @@ def _postgres_port(output: str) -> int:
     return int(match.group(1))
 
 
+def _redis_port(output: str) -> int:
+    match = re.search(r"Redis ready: redis://127\.0\.0\.1:(\d+)/", output)
+    assert match, output
+    return int(match.group(1))
+
+
 def _demo_env(marker: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBSIGHT_")}
     env.update(PYTHONUNBUFFERED="1", DBSIGHT_DEMO_TEST_MARKER=marker, COLUMNS="200")
@@ -339,7 +345,8 @@ def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
     for title in ("Traffic:", "Top statements by total time", "Slow queries", "N+1 patterns"):
         assert title in output
     assert "Seq Scan on" in output
-    assert "/orders/recent" in output
+    assert "/v1/shop/orders/recent" in output  # the shop, served by the platform
+    assert re.search(r"OpenAPI docs: http://127\.0\.0\.1:\d+/docs", output), output
     # the recommendations: index advice verified on the demo's database, the checks, the report
     recommendations = output[output.index("Recommendations"):]
     assert "Indexes to create" in recommendations or "no index would pay" in recommendations
@@ -349,10 +356,11 @@ def test_demo_runs_unattended_prints_the_summary_and_leaves_nothing_behind(
     # what is gone on exit is not offered as links or paths to open, but said to be gone
     assert "psql postgresql://" not in output and "/metrics/summary" not in output
     assert "slow-query log   /" not in output
-    assert "stopped and removed: the sample service (http://127.0.0.1:" in output
+    assert "stopped and removed: the platform (http://127.0.0.1:" in output
     assert "without --duration, the demo keeps them until Ctrl-C" in " ".join(output.split())
     assert _still_alive(set(), marker) == set()
     assert not _port_open(_postgres_port(output))
+    assert not _port_open(_redis_port(output))
     assert not _temp_dir_of(output).exists()
 
 
@@ -411,6 +419,11 @@ def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> N
         output = demo.wait_for("serving until Ctrl-C", 180)
         [summary_url] = re.findall(r"summary \(JSON\)\s+(\S+)", output)
         assert httpx.get(summary_url, timeout=30).json()["top"]
+        [docs_url] = re.findall(r"OpenAPI docs\s+(http\S+)", output)
+        assert httpx.get(docs_url, timeout=30).status_code == 200
+        [shop_url] = re.findall(r"sample shop\s+(http\S+)", output)
+        customer = httpx.get(shop_url, timeout=30).json()  # the platform's envelope
+        assert customer["code"] == 0 and customer["data"]["id"] == 1
         for label in ("slow-query log", "dbsight's log"):
             [path] = re.findall(rf"{label}\s+(\S+)", output)
             assert Path(path).is_file()
@@ -419,7 +432,7 @@ def test_while_it_serves_the_links_and_paths_it_prints_work(pg_server: Any) -> N
     finally:
         output = demo.stop()
     assert returncode == 0, output
-    assert "stopped: the service, PostgreSQL and the temporary files are gone" in output
+    assert "stopped: the platform, PostgreSQL, Redis and the temporary files are gone" in output
     assert not Path(re.findall(r"slow-query log\s+(\S+)", output)[0]).exists()
     assert _still_alive(set(), marker) == set()
 
@@ -430,7 +443,7 @@ def test_a_signal_during_the_traffic_stops_everything(pg_server: Any, signum: in
     marker = uuid.uuid4().hex
     demo = _ServingDemo(marker)  # serves after the traffic: only a signal ends it
     try:
-        demo.wait_for("sample service listening on", 120)
+        demo.wait_for("platform listening on", 120)
         running = _demo_processes(marker)
         assert len(running) > 3  # the demo, the postmaster, its helpers and backends
         time.sleep(1.5)  # in the middle of the traffic

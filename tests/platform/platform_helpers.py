@@ -9,13 +9,29 @@ from typing import Any
 
 import httpx
 
+TESTER = ("tester", ("admin",))
+
+
+def bearer_headers(
+    app: Any, subject: str = "tester", roles: tuple[str, ...] = ("admin",)
+) -> dict[str, str]:
+    """``Authorization`` with a token the app's authenticator issued for ``subject``."""
+    token = app.state.authenticator.issue(subject, roles).token
+    return {"Authorization": f"Bearer {token}"}
+
 
 @asynccontextmanager
-async def serve_in_process(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app's lifespan around an httpx client speaking to it (no sockets)."""
+async def serve_in_process(
+    app: Any, principal: tuple[str, tuple[str, ...]] | None = TESTER
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan around an httpx client speaking to it (no sockets); the client
+    sends a token of ``principal`` (an admin by default; None: no token)."""
+    headers = bearer_headers(app, *principal) if principal is not None else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://platform", headers=headers
+        ) as client:
             yield client
 
 

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dbsight_platform.core.config import load_settings
 
-TABLES = {"app_a_accounts", "app_a_orders", "app_b_products", "app_b_inventory"}
+TABLES = {
+    "app_a_accounts",
+    "app_a_orders",
+    "app_b_products",
+    "app_b_inventory",
+    "dbsight_audit_log",
+    "app_a_users",
+}
 
 
 @pytest.fixture(params=["postgresql", "mysql"])
@@ -84,7 +91,7 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
 
     result = run_cli(empty_database_url, "migrate")
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0001" in result.stdout
+    assert "database at revision 0003" in result.stdout
     tables, differences = schema_state(url)
     assert TABLES | {"platform_alembic_version"} == tables
     assert differences == []
@@ -97,6 +104,8 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert runner.current_revision(settings) is None
 
     runner.upgrade(settings)
-    assert runner.current_revision(settings) == runner.head_revision(settings) == "0001"
-    runner.downgrade(settings)  # one step back: to base
-    assert not (schema_state(url)[0] & TABLES)
+    assert runner.current_revision(settings) == runner.head_revision(settings) == "0003"
+    runner.downgrade(settings)  # one step back: the users go, the rest stays
+    assert schema_state(url)[0] & TABLES == TABLES - {"app_a_users"}
+    runner.downgrade(settings)  # and the audit log
+    assert schema_state(url)[0] & TABLES == TABLES - {"app_a_users", "dbsight_audit_log"}

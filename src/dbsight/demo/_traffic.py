@@ -100,6 +100,7 @@ async def _client_loop(
     deadline: float,
     think_s: float,
     result: TrafficResult,
+    prefix: str,
 ) -> None:
     weights = [e.weight for e in MIX]
     while time.monotonic() < deadline:
@@ -110,10 +111,10 @@ async def _client_loop(
                 break
         endpoint = rng.choices(MIX, weights)[0]
         method, path, body = endpoint.make(rng, size)
-        tally = result.routes.setdefault(endpoint.route, RouteTally())
+        tally = result.routes.setdefault(prefix + endpoint.route, RouteTally())
         started = time.perf_counter()
         try:
-            response = await client.request(method, path, json=body)
+            response = await client.request(method, prefix + path, json=body)
             failed = response.status_code >= 500
         except httpx.HTTPError:
             failed = True
@@ -131,11 +132,13 @@ async def drive_traffic(
     rate: float | None = None,
     console: Console | None = None,
     seed: int = 7,
+    prefix: str = "",
 ) -> TrafficResult:
     """Send the mix for ``duration_s`` from ``concurrency`` clients, with a progress bar.
 
     ``rate``: about that many requests per second in all, each client pausing a random
     (exponential) time between requests, as users do; None: every client as fast as it can.
+    ``prefix``: where the shop's routes are (``/v1/shop`` on the platform).
     """
     result = TrafficResult()
     started = time.monotonic()
@@ -143,7 +146,7 @@ async def drive_traffic(
     think_s = concurrency / rate if rate else 0.0
     workers = [
         asyncio.create_task(
-            _client_loop(client, size, random.Random(seed + n), deadline, think_s, result)
+            _client_loop(client, size, random.Random(seed + n), deadline, think_s, result, prefix)
         )
         for n in range(concurrency)
     ]

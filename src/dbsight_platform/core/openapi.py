@@ -45,6 +45,7 @@ BEARER_SCHEME = {
 }
 
 TAGS = [
+    {"name": "App A: authentication", "description": "Log in, log out, who am I."},
     {"name": "App A: accounts", "description": "Customer accounts and their balance."},
     {"name": "App A: orders", "description": "Orders paid from an account's balance."},
     {"name": "App B: products", "description": "The product catalog."},

@@ -41,3 +41,20 @@ class Order(TimestampedModel, table=True):
     unit_price: Decimal = Field(max_digits=12, decimal_places=2)
     total: Decimal = Field(max_digits=12, decimal_places=2)
     status: str = Field(default=ORDER_PLACED, max_length=20)
+
+
+class User(TimestampedModel, table=True):
+    """Who may log in: an Argon2 password hash (never the password) and roles, a
+    comma-separated list (``admin`` manages App B's products and stock)."""
+
+    __tablename__ = "app_a_users"
+    __table_args__ = (UniqueConstraint("username", name="uq_app_a_users_username"),)
+
+    username: str = Field(max_length=50)
+    password_hash: str = Field(max_length=255)
+    roles: str = Field(default="", max_length=200)
+    active: bool = Field(default=True)
+
+    @property
+    def role_list(self) -> list[str]:
+        return [role for role in self.roles.split(",") if role]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from ...core.dependencies import PaginationDep
 from ...core.openapi import errors
 from ...core.responses import PaginatedResponse, SuccessResponse, paginated, success
+from ..shared.auth import AUTHENTICATED
 from ..shared.common_schemas import IdPath, OptionalIdQuery
 from .dependencies import AccountsDep, IdempotencyKeyHeader, OrdersDep
 from .schemas import (
@@ -38,7 +39,8 @@ ContainsQuery = Annotated[
     response_model=SuccessResponse[AccountRead],
     tags=ACCOUNTS,
     summary="Open an account",
-    responses=errors(409),
+    responses=errors(401, 409),
+    dependencies=AUTHENTICATED,
 )
 async def create_account(
     payload: AccountCreate, accounts: AccountsDep
@@ -81,7 +83,8 @@ async def get_account(account_id: IdPath, accounts: AccountsDep) -> SuccessRespo
     response_model=SuccessResponse[AccountRead],
     tags=ACCOUNTS,
     summary="Change an account's e-mail",
-    responses=errors(404),
+    responses=errors(401, 404),
+    dependencies=AUTHENTICATED,
 )
 async def update_account(
     account_id: IdPath, payload: AccountUpdate, accounts: AccountsDep
@@ -95,7 +98,8 @@ async def update_account(
     tags=ACCOUNTS,
     summary="Add money to an account",
     description="A balance past 9 999 999 999.99 is refused with code 10002 (HTTP 200).",
-    responses=errors(404),
+    responses=errors(401, 404),
+    dependencies=AUTHENTICATED,
 )
 async def deposit(
     account_id: IdPath, payload: Deposit, accounts: AccountsDep
@@ -109,7 +113,8 @@ async def deposit(
     response_class=Response,
     tags=ACCOUNTS,
     summary="Close an account without orders",
-    responses=errors(404, 409),
+    responses=errors(401, 404, 409),
+    dependencies=AUTHENTICATED,
 )
 async def delete_account(account_id: IdPath, accounts: AccountsDep) -> Response:
     await accounts.delete(account_id)
@@ -130,8 +135,9 @@ async def delete_account(account_id: IdPath, accounts: AccountsDep) -> Response:
     ),
     responses={
         200: {"model": SuccessResponse[OrderRead], "description": "Already placed, or refused"},
-        **errors(404, 409),
+        **errors(401, 404, 409),
     },
+    dependencies=AUTHENTICATED,
 )
 async def place_order(
     payload: OrderCreate,
@@ -180,7 +186,8 @@ async def get_order(order_id: IdPath, orders: OrdersDep) -> SuccessResponse[Orde
     tags=ORDERS,
     summary="Cancel an order: refund it and return its stock",
     description="An order already cancelled is refused with code 10001 (HTTP 200).",
-    responses=errors(404),
+    responses=errors(401, 404),
+    dependencies=AUTHENTICATED,
 )
 async def cancel_order(order_id: IdPath, orders: OrdersDep) -> SuccessResponse[OrderRead]:
     return success(await orders.cancel(order_id), "Order cancelled")

@@ -18,8 +18,7 @@ from ...core.dependencies import Pagination
 from ...core.exceptions import AlreadyExistsException
 from ..app_b.errors import ProductInactive, StockBelowZero
 from ..app_b.services import InventoryService
-from ..shared.audit import record_mutation
-from ..shared.repository import transaction
+from ..shared.audit import audited_transaction, record_mutation
 from .errors import (
     AccountHasOrders,
     BalanceLimitExceeded,
@@ -42,7 +41,9 @@ class AccountService:
 
     async def create(self, payload: AccountCreate) -> AccountRead:
         try:
-            async with transaction(self.session):
+            async with audited_transaction(
+                self.session, app=APP, entity="account", action="create"
+            ):
                 account = await self.accounts.add(
                     Account(username=payload.username, email=payload.email, balance=payload.balance)
                 )
@@ -70,7 +71,9 @@ class AccountService:
         return [AccountRead.model_validate(row) for row in rows], total
 
     async def update(self, account_id: int, payload: AccountUpdate) -> AccountRead:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="account", action="update", entity_id=account_id
+        ):
             account = await self.accounts.get_or_raise(account_id, for_update=True)
             changed = await self.accounts.update(
                 account, payload.model_dump(exclude_unset=True, exclude_none=True)
@@ -87,7 +90,9 @@ class AccountService:
         return AccountRead.model_validate(account)
 
     async def deposit(self, account_id: int, payload: Deposit) -> AccountRead:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="account", action="update", entity_id=account_id
+        ):
             account = await self.accounts.get_or_raise(account_id, for_update=True)
             balance = account.balance + payload.amount
             if balance > MAX_BALANCE:
@@ -104,7 +109,9 @@ class AccountService:
         return AccountRead.model_validate(account)
 
     async def delete(self, account_id: int) -> None:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="account", action="delete", entity_id=account_id
+        ):
             account = await self.accounts.get_or_raise(account_id, for_update=True)
             if await OrderRepository(self.session).count(account_id=account_id):
                 raise AccountHasOrders(f"Account {account_id} has orders and cannot be deleted")
@@ -143,7 +150,7 @@ class OrderService:
         return OrderRead.model_validate(order), True
 
     async def _place(self, payload: OrderCreate) -> Order:
-        async with transaction(self.session):
+        async with audited_transaction(self.session, app=APP, entity="order", action="create"):
             account = await self.accounts.get_or_raise(payload.account_id, for_update=True)
             try:
                 product = await self.inventory.reserve(payload.product_id, payload.quantity)
@@ -186,7 +193,9 @@ class OrderService:
 
     async def cancel(self, order_id: int) -> OrderRead:
         """Refund the order and return its stock."""
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="order", action="update", entity_id=order_id
+        ):
             order = await self.orders.get_or_raise(order_id, for_update=True)
             if order.status == ORDER_CANCELLED:
                 raise OrderAlreadyCancelled(f"Order {order_id} is already cancelled")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from ...core.dependencies import PaginationDep
 from ...core.openapi import errors
 from ...core.responses import PaginatedResponse, SuccessResponse, paginated, success
+from ..shared.auth import ADMIN
 from ..shared.common_schemas import PRICE_FILTER_PATTERN, IdPath
 from .dependencies import CatalogDep, InventoryDep
 from .schemas import InventoryRead, ProductCreate, ProductRead, ProductUpdate, StockAdjust
@@ -37,7 +38,8 @@ PriceQuery = Annotated[
     response_model=SuccessResponse[ProductRead],
     tags=PRODUCTS,
     summary="Create a product and its stock",
-    responses=errors(409),
+    responses=errors(401, 403, 409),
+    dependencies=ADMIN,
 )
 async def create_product(
     payload: ProductCreate, catalog: CatalogDep
@@ -86,7 +88,8 @@ async def get_product(product_id: IdPath, catalog: CatalogDep) -> SuccessRespons
     response_model=SuccessResponse[ProductRead],
     tags=PRODUCTS,
     summary="Change a product's name, price or availability",
-    responses=errors(404),
+    responses=errors(401, 403, 404),
+    dependencies=ADMIN,
 )
 async def update_product(
     product_id: IdPath, payload: ProductUpdate, catalog: CatalogDep
@@ -100,7 +103,8 @@ async def update_product(
     response_class=Response,
     tags=PRODUCTS,
     summary="Delete a product that was never ordered",
-    responses=errors(404, 409),
+    responses=errors(401, 403, 404, 409),
+    dependencies=ADMIN,
 )
 async def delete_product(product_id: IdPath, catalog: CatalogDep) -> Response:
     await catalog.delete(product_id)
@@ -142,7 +146,8 @@ async def get_inventory(
     tags=INVENTORY,
     summary="Add to or take from a product's stock",
     description="Taking more than is in stock is refused with code 20001 (HTTP 200).",
-    responses=errors(404),
+    responses=errors(401, 403, 404),
+    dependencies=ADMIN,
 )
 async def adjust_inventory(
     product_id: IdPath, payload: StockAdjust, inventory: InventoryDep

@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...core.dependencies import Pagination
 from ...core.exceptions import AlreadyExistsException, ConflictException
 from ..app_a.repositories import OrderRepository
-from ..shared.audit import record_mutation
-from ..shared.repository import transaction
+from ..shared.audit import audited_transaction, record_mutation
 from .errors import ProductInactive, StockBelowZero, StockLimitExceeded
 from .models import MAX_STOCK, InventoryItem, Product
 from .repositories import InventoryRepository, ProductRepository
@@ -29,7 +28,9 @@ class CatalogService:
 
     async def create(self, payload: ProductCreate) -> ProductRead:
         try:
-            async with transaction(self.session):
+            async with audited_transaction(
+                self.session, app=APP, entity="product", action="create"
+            ):
                 product = await self.products.add(
                     Product(sku=payload.sku, name=payload.name, price=payload.price)
                 )
@@ -61,7 +62,9 @@ class CatalogService:
         return [ProductRead.model_validate(row) for row in rows], total
 
     async def update(self, product_id: int, payload: ProductUpdate) -> ProductRead:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="product", action="update", entity_id=product_id
+        ):
             product = await self.products.get_or_raise(product_id, for_update=True)
             values = payload.model_dump(exclude_unset=True, exclude_none=True)
             changed = await self.products.update(product, values)
@@ -77,7 +80,9 @@ class CatalogService:
         return ProductRead.model_validate(product)
 
     async def delete(self, product_id: int) -> None:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="product", action="delete", entity_id=product_id
+        ):
             product = await self.products.get_or_raise(product_id, for_update=True)
             # A cross-application read (seed 004 §4.2.2): App A's orders name products.
             if await OrderRepository(self.session).count(product_id=product_id):
@@ -111,7 +116,9 @@ class InventoryService:
         return [InventoryRead.model_validate(row) for row in rows], total
 
     async def adjust(self, product_id: int, payload: StockAdjust) -> InventoryRead:
-        async with transaction(self.session):
+        async with audited_transaction(
+            self.session, app=APP, entity="inventory", action="update", entity_id=product_id
+        ):
             item = await self._change(product_id, payload.delta)
         return InventoryRead.model_validate(item)
 
