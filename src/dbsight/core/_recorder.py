@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..sql import analyze
+from ..sql._analyze import analyze_into, front_cache
 from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
@@ -20,7 +20,6 @@ from ._event import QueryEvent
 from ._observer import (
     ObserverFailures,
     QueryContext,
-    begin_query,
     implemented_hooks,
     observer_name,
 )
@@ -29,6 +28,7 @@ from ._settings import Settings
 _perf_counter = time.perf_counter
 _time = time.time
 _INF = float("inf")
+_new = object.__new__
 
 # Client-reported system names mapped to the SQL dialect that parses their text.
 _DIALECTS = {
@@ -64,6 +64,8 @@ class Recorder:
         # settings.sqlcommenter as a plain attribute: instruments read it per statement,
         # and an attribute of the pydantic settings model costs four times as much.
         self.sqlcommenter = "off"
+        # system -> the analysis cache of its dialect (see `dbsight.sql._analyze.front_cache`)
+        self._infos: dict[str, dict[str | bytes, Any]] = {}
         self.apply_settings(self.settings)
 
     # -- configuration -------------------------------------------------------------
@@ -132,24 +134,55 @@ class Recorder:
         """Begin a statement. ``comment``: what its sqlcommenter comment says of the
         request that sent it (the proxy's statements, from other processes), in place of
         this process's request context."""
-        ctx = begin_query(
-            sql,
-            params,
-            system,
-            source,
-            analyze(sql, _DIALECTS.get(system, system)),
-            _perf_counter(),
-            _time(),
-            _request.get(),
-            _function.get(),
-            database,
-            user,
-            explainer,
-            self._app,
-            self._keep_params,
-        )
-        if sampled is not None:  # decided for this statement (the proxy's sample step)
-            ctx.sampled = sampled
+        infos = self._infos.get(system)
+        if infos is None:
+            infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
+        try:
+            info = infos.get(sql)
+        except TypeError:  # not a str or bytes: analyze() says so
+            info = None
+        if info is None:
+            info = analyze_into(infos, sql, _DIALECTS.get(system, system))
+        # A new `QueryContext`, its fields stored one by one (no __init__ call: the class
+        # keeps QueryEvent's constructor, so that ``dataclasses.replace(event, ...)`` works
+        # on the events observers receive); this runs for every statement.
+        ctx: QueryContext = _new(QueryContext)
+        ctx.sql = sql
+        ctx.normalized = info.normalized
+        ctx.fingerprint = info.fingerprint
+        ctx.operation = info.operation
+        ctx.tables = info.tables
+        ctx.read_only = info.read_only
+        ctx.system = system
+        ctx.source = source
+        ctx.duration_s = 0.0
+        ctx.started_at = _time()
+        ctx.rows = None
+        ctx.error = None
+        request = _request.get()
+        if request is None:
+            ctx.request_id = ctx.trace_id = ctx.span_id = ctx.route = None
+            ctx.app = self._app
+        else:
+            ctx.request_id = request.request_id
+            ctx.trace_id = request.trace_id
+            ctx.span_id = request.span_id
+            ctx.route = request.route
+            ctx.app = request.app or self._app
+        ctx.function = _function.get()
+        ctx.database = database
+        ctx.user = user
+        ctx.application_name = None
+        ctx.client_addr = None
+        ctx.params = params if self._keep_params else None
+        ctx.info = info
+        ctx.request = request
+        ctx.explainer = explainer
+        ctx.explain_params = params if explainer is not None else None
+        ctx.span = None
+        ctx.state = None
+        ctx.sampled = sampled  # decided for this statement (the proxy's sample step), or None
+        ctx.started = _perf_counter()
         if comment is not None:
             comment.apply(ctx)
         before = self._before

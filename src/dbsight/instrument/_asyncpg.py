@@ -64,6 +64,7 @@ from ._common import (
     mark_coroutine_function,
     recorder,
     status_rows,
+    tag_rows,
 )
 from ._explain import (
     TaskExplainer,
@@ -187,7 +188,19 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
     options = _FETCH_OPTIONS[shape]
 
     async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        ctx = _start_query(con, query, args)
+        state = _state_of(id(con))  # `_start_query`, inlined: this runs for every query
+        if state is None:
+            ctx = recorder.start(query, SYSTEM, SOURCE, args)
+        else:
+            ctx = recorder.start(
+                query,
+                SYSTEM,
+                SOURCE,
+                args,
+                database=state.database,
+                user=state.user,
+                explainer=state.explainer,
+            )
         if recorder.sqlcommenter != "off":
             query = commented(query, ctx)
         try:
@@ -213,7 +226,7 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
             recorder.fail(ctx, exc)
             raise
-        recorder.finish(ctx, statement_rows(status_rows(status), len(data) if data else 0))
+        recorder.finish(ctx, tag_rows(status, len(data) if data else 0))
         if shape == _FETCH:
             return data
         if not data:
