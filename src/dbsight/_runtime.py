@@ -152,6 +152,7 @@ def configure(
         settings = settings if settings is not None else load_settings()
         previous = _runtime
         user_observers = previous.user_observers if previous is not None else []
+        recorder.flush()  # the statements the old sinks have not folded yet: theirs
         if previous is not None:
             previous.close()
         if registry is None:
@@ -169,6 +170,7 @@ def configure(
 def flush(timeout_s: float = FLUSH_TIMEOUT_S, reason: str = EXITING) -> None:
     """Write what the sinks hold back, waiting at most ``timeout_s`` (see `Runtime.flush`);
     nothing to do before ``configure()``."""
+    recorder.flush()
     runtime = _runtime
     if runtime is not None:
         runtime.flush(timeout_s, reason)

@@ -60,10 +60,16 @@ class QueryObserver:
 
     ``min_duration_s``: ``after_query`` and ``on_error`` are called only for statements that
     took at least this long (0: all), so an observer of slow statements costs nothing for
-    the others."""
+    the others.
+
+    ``batched``: ``after_query`` may see a successful statement later, with others in a
+    batch (every statement, in order; see `dbsight.core.Recorder`). For an observer that
+    counts, where nobody needs each count at once; it then reads what it counted after
+    calling the function the recorder hands to its ``bind_flush(flush)``, if it has one."""
 
     name: str = ""
     min_duration_s: float = 0.0
+    batched: bool = False
 
     def before_query(self, ctx: QueryContext) -> None:
         """Called before the statement is sent."""
