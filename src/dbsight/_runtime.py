@@ -7,6 +7,7 @@ the sinks behind it, so reconfiguring never requires re-instrumenting anything.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from .stats import ParameterSamples, StatsSink, StatsTable
 T = TypeVar("T")
 
 recorder = Recorder()
+# A forked worker must not fold the statements its parent still held (they would count twice).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=recorder.flush)
 _lock = threading.RLock()
 
 

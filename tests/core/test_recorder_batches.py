@@ -144,3 +144,24 @@ def test_a_slow_statement_comes_after_the_ones_held() -> None:
     time.sleep(0.06)
     rec.finish(ctx, 1)
     assert seen.seen == [("ok", "SELECT 1"), ("ok", "SELECT 2"), ("slow", "SELECT 2")]
+
+
+def test_a_forked_child_inherits_no_statements_held_by_its_parent() -> None:
+    import os
+
+    import dbsight
+    from dbsight._runtime import recorder
+
+    runtime = dbsight.configure(dbsight.Settings())
+    try:
+        ctx = recorder.start("SELECT * FROM fork_check WHERE id = 1", "postgresql", "test")
+        recorder.finish(ctx, 1)
+        pid = os.fork()
+        if pid == 0:  # the child: nothing left to fold twice
+            os._exit(0 if not recorder._pending else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        counted = runtime.stats.get(ctx.fingerprint)
+        assert counted is not None and counted.calls == 1
+    finally:
+        dbsight.configure(dbsight.Settings())
