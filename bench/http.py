@@ -17,8 +17,8 @@ order rotated every round, after a garbage collection; the added cost of a copy 
 over rounds of (copy - plain) in this process's CPU time per request. Target: dbsight's
 middleware at most 0.5x prometheus-fastapi-instrumentator's.
 
-**Under load** (``--part wrk`` alone). Two copies of `dbsight.demo.app` run side by side under uvicorn, each in processes of its own
-with the same worker count, on one PostgreSQL:
+**Under load** (``--part wrk`` alone). Two copies of `dbsight.demo.app` run side by side
+under uvicorn, each in processes of its own with the same worker count, on one PostgreSQL:
 
   plain          the service without dbsight
   instrumented   ``dbsight.instrument(app)`` + ``dbsight.instrument(pool)``, default settings

@@ -191,7 +191,9 @@ def ids(n: int) -> list[int]:
     return [random.randint(1, TABLE_ROWS) for _ in range(n)]
 
 
-def _class_switch(instrumentor: Any, **kwargs: Any) -> tuple[Callable[[], None], Callable[[], None]]:
+def _class_switch(
+    instrumentor: Any, **kwargs: Any
+) -> tuple[Callable[[], None], Callable[[], None]]:
     """OpenTelemetry's instrumentor on around a block and off after it (it patches classes)."""
 
     def on() -> None:

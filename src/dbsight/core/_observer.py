@@ -24,9 +24,9 @@ class QueryContext(QueryEvent):
     """A statement while it runs: the `QueryEvent` it becomes, plus what the hooks share.
 
     The recorder (`Recorder.start`) fills the event's fields it knows before the statement
-    is sent (text, analysis, request, trace) and adds ``duration_s``, ``rows`` and ``error`` when it ends;
-    ``after_query(ctx, event)`` and ``on_error(ctx, event)`` then receive this one object
-    as both arguments. One object per statement instead of two: this runs for every query.
+    is sent (text, analysis, request, trace) and adds ``duration_s``, ``rows`` and ``error``
+    when it ends; ``after_query(ctx, event)`` and ``on_error(ctx, event)`` then receive this
+    one object as both arguments. One object per statement instead of two: this runs for every query.
 
     ``state`` is a free slot for an observer that needs to carry something from
     ``before_query`` to ``after_query`` (the tracing sink keeps its span in ``span``).
