@@ -1,7 +1,24 @@
-"""What dbsight costs an HTTP service: the sample service with and without dbsight, under load.
+"""What dbsight costs an HTTP service: its ASGI middleware against its peers, in process, and
+the sample service with and without dbsight, under load.
 
-Two copies of `dbsight.demo.app` run side by side under uvicorn, each in processes of its own
-with the same worker count, on one PostgreSQL:
+**Middleware, in process** (first; ``--part middleware`` runs it alone). The same small
+FastAPI app (``/ping``; ``/items/{item_id}``, a route template), no database, in copies:
+
+  plain        the app alone
+  bare         a pure ASGI middleware that reads time.perf_counter() twice around the app and
+               adds the difference to a total: the simplest thing that could work
+  dbsight      ``dbsight.instrument(app)``: request scope, ids, Server-Timing, http_server_*
+               metrics, N+1 check (tracing and the access log off, as below)
+  instrumentator  prometheus-fastapi-instrumentator's ``Instrumentator().instrument(app)``
+  starlette-exporter  starlette-exporter's ``PrometheusMiddleware``
+
+Each is called as an ASGI app (no server, no socket) ``--requests`` times per round, in an
+order rotated every round, after a garbage collection; the added cost of a copy is the median
+over rounds of (copy - plain) in this process's CPU time per request. Target: dbsight's
+middleware at most 0.5x prometheus-fastapi-instrumentator's.
+
+**Under load** (``--part wrk`` alone). Two copies of `dbsight.demo.app` run side by side
+under uvicorn, each in processes of its own with the same worker count, on one PostgreSQL:
 
   plain          the service without dbsight
   instrumented   ``dbsight.instrument(app)`` + ``dbsight.instrument(pool)``, default settings
@@ -19,7 +36,8 @@ both copies alike; the ratio and the added p50 are medians over rounds of the pe
 comparison. Endpoints: ``/customers/{id}`` (one primary-key query, random ids: the headline)
 and ``/ping`` (no database). Targets: at most 5 % fewer requests/s, at most 100 µs added p50.
 
-    ./dev bench http [--rounds 6] [--seconds 2] [--connections 8] [--workers 1] [--dsn ...]
+    ./dev bench http [--part all|middleware|wrk] [--requests 5000] [--middleware-rounds 20]
+                     [--rounds 6] [--seconds 2] [--connections 8] [--workers 1] [--dsn ...]
 
 Without --dsn the benchmark starts an embedded PostgreSQL of its own; with it, give it a
 database of its own: the sample tables are (re)created there.
@@ -39,6 +57,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import random
 import re
@@ -51,6 +70,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,6 +82,8 @@ from dbsight.embedded.postgres import EmbeddedPostgres
 SERVICES = ("plain", "instrumented")
 MODES = ("throughput", "latency")
 ENDPOINTS = {"pk": "/customers/{id}", "no-db": "/ping"}
+MIDDLEWARES = ("plain", "bare", "dbsight", "instrumentator", "starlette-exporter")
+MAX_MIDDLEWARE_RATIO = 0.5  # of prometheus-fastapi-instrumentator's added CPU
 MAX_RPS_LOSS = 0.05
 MAX_ADDED_P50_US = 100.0
 DATA_SCALE = 0.1
@@ -73,6 +95,125 @@ class Sample:
     rps: float
     p50_us: float
     errors: int
+
+
+# -- the middleware, in process ----------------------------------------------------------------
+class BareTiming:
+    """The simplest middleware that could work: two clock reads around the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.total_s = 0.0
+        self.requests = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.total_s += time.perf_counter() - started
+            self.requests += 1
+
+
+def middleware_apps() -> dict[str, Any]:
+    """One copy of the same FastAPI app per entry of `MIDDLEWARES`."""
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+    from starlette_exporter import PrometheusMiddleware
+
+    import dbsight
+
+    def app() -> Any:
+        made = FastAPI()
+
+        @made.get("/ping")
+        async def ping() -> dict[str, bool]:
+            return {"ok": True}
+
+        @made.get("/items/{item_id}")
+        async def item(item_id: int) -> dict[str, int]:
+            return {"id": item_id}
+
+        return made
+
+    # dbsight as bench_http's services run it: default settings, access log and tracing off
+    dbsight.configure(dbsight.Settings(log_sample_rate=0.0, tracing_enabled=False))
+    apps = {name: app() for name in MIDDLEWARES}
+    apps["bare"].add_middleware(BareTiming)
+    dbsight.instrument(apps["dbsight"])
+    # its own registry: the copies' metrics never meet in one
+    Instrumentator(registry=CollectorRegistry()).instrument(apps["instrumentator"])
+    apps["starlette-exporter"].add_middleware(PrometheusMiddleware)
+    return apps
+
+
+def _scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def _drive(app: Any, paths: list[str]) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"status {message['status']}")
+
+    for path in paths:
+        await app(_scope(path), receive, send)
+
+
+async def measure_middleware(requests: int, rounds: int) -> dict[str, list[float]]:
+    """name -> CPU seconds per request, one sample per round (order rotated each round)."""
+    apps = middleware_apps()
+    samples: dict[str, list[float]] = {name: [] for name in MIDDLEWARES}
+    names = list(MIDDLEWARES)
+    for name in names:  # warm up: middleware stacks built, routes compiled, metrics bound
+        await _drive(apps[name], ["/ping", "/items/1"] * 100)
+    for number in range(rounds):
+        order = names[number % len(names):] + names[: number % len(names)]
+        paths = ["/ping" if i % 2 else f"/items/{i}" for i in range(requests)]
+        for name in order:
+            gc.collect()
+            cpu0 = time.process_time()
+            await _drive(apps[name], paths)
+            samples[name].append((time.process_time() - cpu0) / requests)
+    return samples
+
+
+def report_middleware(samples: dict[str, list[float]], requests: int, rounds: int) -> bool:
+    print(
+        f"\nASGI middleware, in process: a FastAPI app called directly, {requests} requests per "
+        f"copy and round (/ping and /items/{{id}}), {rounds} rounds in rotated order; "
+        f"Python {sys.version.split()[0]}"
+    )
+    header = (f"{'copy':<20}{'CPU us/request':>16}{'added CPU us':>14}{'x instrumentator':>18}"
+              f"{'target':>14}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    plain = samples["plain"]
+    added = {
+        name: statistics.median(s - p for s, p in zip(runs, plain)) * 1e6
+        for name, runs in samples.items()
+    }
+    peer = added["instrumentator"]
+    ok = True
+    for name, runs in samples.items():
+        versus = f"{added[name] / peer:>18.2f}" if name != "plain" and peer > 0 else f"{'':>18}"
+        mark = ""
+        if name == "dbsight":
+            met = peer > 0 and added[name] <= MAX_MIDDLEWARE_RATIO * peer
+            ok &= met
+            mark = f"<= {MAX_MIDDLEWARE_RATIO:.1f}x {'ok' if met else 'MISS'}"
+        print(f"{name:<20}{statistics.median(runs) * 1e6:>16.1f}{added[name]:>14.2f}{versus}"
+              f"{mark:>14}")  # fmt: skip
+    return ok
 
 
 # -- the services ---------------------------------------------------------------------------
@@ -296,6 +437,9 @@ def report(samples: dict[tuple[str, str, str], list[Sample]], args: argparse.Nam
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "middleware", "wrk"), default="all")
+    parser.add_argument("--requests", type=int, default=5000, help="in-process, per copy and round")
+    parser.add_argument("--middleware-rounds", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--connections", type=int, default=8, help="for the throughput mode")
@@ -310,6 +454,13 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    met = True
+    if args.part in ("all", "middleware"):
+        in_process = asyncio.run(measure_middleware(args.requests, args.middleware_rounds))
+        met &= report_middleware(in_process, args.requests, args.middleware_rounds)
+    if args.part == "middleware":
+        print("\nall targets met" if met else "\nsome targets missed")
+        return
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsight-bench-")))
         dsn = args.dsn
@@ -321,7 +472,7 @@ def main() -> None:
         load = Wrk(wrk, tmp, size.customers) if wrk else HttpxLoad(size.customers)
         running = stack.enter_context(services(dsn, args.workers, tmp))
         samples = measure(load, running, args.rounds, args.seconds, args.connections)
-    met = report(samples, args, load.name)
+    met &= report(samples, args, load.name)
     print("\nall targets met" if met else "\nsome targets missed")
 
 

@@ -7,6 +7,7 @@ the sinks behind it, so reconfiguring never requires re-instrumenting anything.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from .stats import ParameterSamples, StatsSink, StatsTable
 T = TypeVar("T")
 
 recorder = Recorder()
+# A forked worker must not fold the statements its parent still held (they would count twice).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=recorder.flush)
 _lock = threading.RLock()
 
 
@@ -152,6 +156,7 @@ def configure(
         settings = settings if settings is not None else load_settings()
         previous = _runtime
         user_observers = previous.user_observers if previous is not None else []
+        recorder.flush()  # the statements the old sinks have not folded yet: theirs
         if previous is not None:
             previous.close()
         if registry is None:
@@ -169,6 +174,7 @@ def configure(
 def flush(timeout_s: float = FLUSH_TIMEOUT_S, reason: str = EXITING) -> None:
     """Write what the sinks hold back, waiting at most ``timeout_s`` (see `Runtime.flush`);
     nothing to do before ``configure()``."""
+    recorder.flush()
     runtime = _runtime
     if runtime is not None:
         runtime.flush(timeout_s, reason)

@@ -23,10 +23,10 @@ logger = logging.getLogger("dbsight")
 class QueryContext(QueryEvent):
     """A statement while it runs: the `QueryEvent` it becomes, plus what the hooks share.
 
-    The recorder fills the event's fields it knows before the statement is sent (text,
-    analysis, request, trace) and adds ``duration_s``, ``rows`` and ``error`` when it ends;
-    ``after_query(ctx, event)`` and ``on_error(ctx, event)`` then receive this one object
-    as both arguments. One object per statement instead of two: this runs for every query.
+    The recorder (`Recorder.start`) fills the event's fields it knows before the statement
+    is sent (text, analysis, request, trace) and adds ``duration_s``, ``rows`` and ``error``
+    when it ends; ``after_query(ctx, event)`` and ``on_error(ctx, event)`` then receive this
+    one object as both arguments. One object per statement instead of two: this runs for every query.
 
     ``state`` is a free slot for an observer that needs to carry something from
     ``before_query`` to ``after_query`` (the tracing sink keeps its span in ``span``).
@@ -50,67 +50,6 @@ class QueryContext(QueryEvent):
     sampled: bool | None
 
 
-_new = object.__new__
-
-
-def begin_query(
-    sql: str,
-    params: object | None,
-    system: str,
-    source: str,
-    info: SqlInfo,
-    started: float,
-    started_at: float,
-    request: RequestContext | None,
-    function: str | None,
-    database: str | None,
-    user: str | None,
-    explainer: Any,
-    app: str | None = None,
-    keep_params: bool = False,
-) -> QueryContext:
-    """A new `QueryContext` (the class keeps QueryEvent's constructor, so that
-    ``dataclasses.replace(event, ...)`` works on the events observers receive)."""
-    self: QueryContext = _new(QueryContext)
-    # Plain stores, no QueryEvent.__init__: this is the per-statement hot path.
-    self.sql = sql
-    self.normalized = info.normalized
-    self.fingerprint = info.fingerprint
-    self.operation = info.operation
-    self.tables = info.tables
-    self.read_only = info.read_only
-    self.system = system
-    self.source = source
-    self.duration_s = 0.0
-    self.started_at = started_at
-    self.rows = None
-    self.error = None
-    if request is None:
-        self.request_id = self.trace_id = self.span_id = self.route = None
-        self.app = app
-    else:
-        self.request_id = request.request_id
-        self.trace_id = request.trace_id
-        self.span_id = request.span_id
-        self.route = request.route
-        self.app = request.app or app
-    self.function = function
-    self.database = database
-    self.user = user
-    self.application_name = None
-    self.client_addr = None
-    self.params = params if keep_params else None
-    self.info = info
-    self.started = started
-    self.request = request
-    self.explainer = explainer
-    self.explain_params = params if explainer is not None else None
-    self.span = None
-    self.state = None
-    self.sampled = None
-    return self
-
-
 @runtime_checkable
 class QueryObserverProtocol(Protocol):
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None: ...
@@ -121,10 +60,16 @@ class QueryObserver:
 
     ``min_duration_s``: ``after_query`` and ``on_error`` are called only for statements that
     took at least this long (0: all), so an observer of slow statements costs nothing for
-    the others."""
+    the others.
+
+    ``batched``: ``after_query`` may see a successful statement later, with others in a
+    batch (every statement, in order; see `dbsight.core.Recorder`). For an observer that
+    counts, where nobody needs each count at once; it then reads what it counted after
+    calling the function the recorder hands to its ``bind_flush(flush)``, if it has one."""
 
     name: str = ""
     min_duration_s: float = 0.0
+    batched: bool = False
 
     def before_query(self, ctx: QueryContext) -> None:
         """Called before the statement is sent."""

@@ -74,6 +74,10 @@ _owners: weakref.WeakKeyDictionary[CollectorRegistry, PrometheusSink] = (
 _owners_lock = threading.RLock()
 
 
+def _no_flush() -> None:
+    pass
+
+
 class _ScrapeTimeCollector(Collector):
     """Pool usage and observer failures, read from their owners at scrape time."""
 
@@ -194,6 +198,7 @@ class _OperationsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         operations, duration, slow, errors = self._families()
         sink = self._sink
+        sink._flush()  # the statements a recorder still holds for the sink
         with sink._lock, sink._update_lock:
             rows = [
                 (s.labels, s.ok, s.error, s.sum, list(s.buckets), s.slow, dict(s.by_sqlstate))
@@ -213,9 +218,12 @@ class _OperationsCollector(Collector):
 
 
 class PrometheusSink(QueryObserver):
-    """Counts and times every statement into ``registry``; ``close()`` unregisters it all."""
+    """Counts and times every statement into ``registry``; ``close()`` unregisters it all.
+
+    Batched (see `dbsight.core.Recorder`): a scrape flushes the recorder first."""
 
     name = "dbsight.prometheus"
+    batched = True
 
     def __init__(
         self,
@@ -243,6 +251,7 @@ class PrometheusSink(QueryObserver):
         self._by_labels: dict[tuple[str, str, str], _Series] = {}
         self._n_bound = 0
         self._n_plus_one_bound: dict[str | None, Callable[[], None]] = {}
+        self._flush: Callable[[], None] = _no_flush
         self._registered: list[Collector] = []
 
         with _owners_lock:
@@ -270,6 +279,10 @@ class PrometheusSink(QueryObserver):
         if _FREE_THREADED:
             self.after_query = self._after_query_locked  # type: ignore[method-assign]
             self.on_error = self._on_error_locked  # type: ignore[method-assign]
+
+    def bind_flush(self, flush: Callable[[], None]) -> None:
+        """Scrapes call ``flush()`` first: the statements a recorder still holds for us."""
+        self._flush = flush
 
     # -- the hot path ----------------------------------------------------------------
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:

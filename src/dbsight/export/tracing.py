@@ -37,6 +37,8 @@ _CLIENT = SpanKind.CLIENT
 
 TRACER_NAME = "dbsight"
 OTLP_TRACES_PATH = "/v1/traces"
+# Bound on the span names and attribute sets kept per statement shape (see `_shape`).
+MAX_SHAPES = 4096
 
 
 def span_name(operation: str, table: str) -> str:
@@ -91,6 +93,8 @@ class TracingSink(QueryObserver):
     def __init__(self, settings: Settings, tracer_provider: Any = None) -> None:
         self.active = False
         self._include_bodies = settings.include_query_bodies
+        # (fingerprint, system, source, database) -> (span name, starting attributes)
+        self._shapes: dict[tuple[str, str, str, str | None], tuple[str, dict[str, Any]]] = {}
         self._owned_provider: Any = None
         # Outside any trace: the fraction of statements that start a trace of their own.
         self.root_rate = settings.effective_trace_sample_rate
@@ -119,6 +123,30 @@ class TracingSink(QueryObserver):
                 return
         elif not sampled:
             return
+        # The span's name and starting attributes depend on the statement's shape and
+        # connection only: made once per shape (the SDK copies the attributes it is given).
+        # With include_query_bodies the text itself is an attribute: made for each statement.
+        if self._include_bodies:
+            name, attributes = self._shape(ctx)
+        else:
+            key = (ctx.fingerprint, ctx.system, ctx.source, ctx.database)
+            shape = self._shapes.get(key)
+            if shape is None:
+                shape = self._remember_shape(key, ctx)
+            name, attributes = shape
+        # Parent is the current context; the span is not made current, so nothing the
+        # application starts meanwhile becomes its child. Attributes go in at start: the
+        # SDK validates and locks per call, and a sampler may want to see them.
+        span = self._tracer.start_span(name, kind=_CLIENT, attributes=attributes)
+        if not span.is_recording():
+            return
+        ctx.span = span
+        span_context = span.get_span_context()
+        ctx.trace_id = format(span_context.trace_id, "032x")
+        ctx.span_id = format(span_context.span_id, "016x")
+
+    def _shape(self, ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+        """A statement's span name and starting attributes."""
         info = ctx.info
         tables = info.tables
         table = tables[0] if tables else ""
@@ -136,18 +164,16 @@ class TracingSink(QueryObserver):
             attributes["db.collection.name"] = table
         if ctx.database:
             attributes["db.namespace"] = ctx.database
-        # Parent is the current context; the span is not made current, so nothing the
-        # application starts meanwhile becomes its child. Attributes go in at start: the
-        # SDK validates and locks per call, and a sampler may want to see them.
-        span = self._tracer.start_span(
-            span_name(operation, table), kind=_CLIENT, attributes=attributes
-        )
-        if not span.is_recording():
-            return
-        ctx.span = span
-        span_context = span.get_span_context()
-        ctx.trace_id = format(span_context.trace_id, "032x")
-        ctx.span_id = format(span_context.span_id, "016x")
+        return span_name(operation, table), attributes
+
+    def _remember_shape(
+        self, key: tuple[str, str, str, str | None], ctx: QueryContext
+    ) -> tuple[str, dict[str, Any]]:
+        shapes = self._shapes
+        if len(shapes) >= MAX_SHAPES:
+            shapes.clear()
+        shape = shapes[key] = self._shape(ctx)
+        return shape
 
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
         span = ctx.span

@@ -20,9 +20,12 @@ asyncpg internals relied on (checked against asyncpg 0.32):
 * ``CursorFactory`` / ``PreparedStatement`` have ``__slots__`` too and get the same
   class swap; ``CursorFactory._connection`` / ``_query`` / ``_args`` and
   ``PreparedStatement._connection`` / ``_query`` are read;
-* ``Connection._execute(query, args, limit, timeout, *, return_status=False, ...)``, which
-  ``fetch``/``fetchrow``/``fetchval`` run through, is overridden to read the command tag
-  (``return_status=True``, as ``execute`` asks) while one of them is recorded.
+* ``Connection._execute(query, args, limit, timeout, *, return_status=False,
+  record_class=None)`` and ``Connection._check_open()``: a recorded ``fetch``/``fetchrow``/
+  ``fetchval`` does what asyncpg's own method does (check the connection is open, then
+  ``_execute`` with its row limit), asking for the command tag as ``execute`` does
+  (``return_status=True``), so that its rows are the tag's count. One coroutine frame in
+  place of asyncpg's, no second one: this runs for every query.
 
 Recording: one event per call. Rows are the command tag's count ("UPDATE 3", "SELECT 5"),
 else the rows returned (see `dbsight.core.statement_rows`): ``execute`` from the tag it
@@ -64,6 +67,7 @@ from ._common import (
     mark_coroutine_function,
     recorder,
     status_rows,
+    tag_rows,
 )
 from ._explain import (
     TaskExplainer,
@@ -86,31 +90,7 @@ _states = ConnectionStates()
 _state_of = _states.by_id
 
 
-def _start(con: Any, sql: str, params: object, explain: bool = True) -> Any:
-    state = _state_of(id(con))
-    if state is None:  # a connection whose class was swapped by hand: still record it
-        return recorder.start(sql, SYSTEM, SOURCE, params)
-    return recorder.start(
-        sql,
-        SYSTEM,
-        SOURCE,
-        params,
-        database=state.database,
-        user=state.user,
-        explainer=state.explainer if explain else None,
-    )
-
-
 # -- rows from results ---------------------------------------------------------------------
-# ``fetch``/``fetchrow``/``fetchval`` of a connection run through ``Connection._execute``,
-# whose command tag they drop; while one of them is recorded, its connection's id is a key
-# here and the instrumented ``_execute`` puts the statement's rows in its place (the tag's
-# count, else the rows returned), so that a ``fetchval`` of NULL still counts its row and a
-# ``fetch`` of an UPDATE counts the rows it updated. `_UNSEEN`: ``_execute`` was not reached.
-_UNSEEN = -1
-_probed: dict[int, int | None] = {}
-
-
 def _rows_len(result: Any) -> int | None:
     return len(result) if result is not None else None
 
@@ -125,38 +105,6 @@ def _rows_value(result: Any) -> int | None:
 
 def _rows_none(result: Any) -> None:
     return None
-
-
-def _probing_execute(b_execute: Callable[..., Any]) -> Callable[..., Any]:
-    """``Connection._execute`` for the instrumented class: as is, unless a recorded fetch
-    of this connection waits for its rows (see `_probed`)."""
-
-    def _execute(
-        self: Any, query: Any, args: Any, limit: Any, timeout: Any, **kwargs: Any
-    ) -> Any:
-        if not _probed or id(self) not in _probed:
-            return b_execute(self, query, args, limit, timeout, **kwargs)
-        return _execute_counted(self, b_execute, query, args, limit, timeout, kwargs)
-
-    return update_wrapper(_execute, b_execute)
-
-
-async def _execute_counted(
-    con: Any,
-    b_execute: Callable[..., Any],
-    query: Any,
-    args: Any,
-    limit: Any,
-    timeout: Any,
-    kwargs: dict[str, Any],
-) -> Any:
-    # the same protocol call, asked for its command tag as well (what execute() does)
-    wanted = kwargs.pop("return_status", False)
-    data, status, completed = await b_execute(
-        con, query, args, limit, timeout, return_status=True, **kwargs
-    )
-    _probed[id(con)] = statement_rows(status_rows(status), len(data) if data else 0)
-    return (data, status, completed) if wanted else data
 
 
 def _prepared_rows(returned: Callable[[Any], int | None]) -> Callable[[Any, Any], int | None]:
@@ -177,34 +125,75 @@ def _prepared_rows(returned: Callable[[Any], int | None]) -> Callable[[Any, Any]
 
 
 # -- method wrappers ---------------------------------------------------------------------------
+def _start_query(con: Any, query: str, params: object, explain: bool = True) -> Any:
+    state = _state_of(id(con))
+    if state is None:  # a connection whose class was swapped by hand: still record it
+        return recorder.start(query, SYSTEM, SOURCE, params)
+    return recorder.start(
+        query,
+        SYSTEM,
+        SOURCE,
+        params,
+        database=state.database,
+        user=state.user,
+        explainer=state.explainer if explain else None,
+    )
+
+
 def _connection_query(
-    method: Callable[..., Any],
-    rows: Callable[[Any], int | None],
-    *,
-    many: bool = False,
-    probe: bool = False,
+    method: Callable[..., Any], rows: Callable[[Any], int | None], *, many: bool = False
 ) -> Any:
-    """Wrap ``Connection.<method>(query, *args, **kwargs)``.
+    """Wrap ``Connection.<method>(query, *args, **kwargs)``; ``rows(result)`` counts its rows.
 
     The wrapper is a plain function: with recording off it hands back asyncpg's own
     coroutine (no second coroutine frame); otherwise the ``recorded`` coroutine below.
-    ``probe``: the method runs through ``_execute``, which says the rows (`_probed`);
-    ``rows(result)`` counts them otherwise.
     """
 
     async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        state = _state_of(id(con))
-        if state is None:  # a connection whose class was swapped by hand: still record it
+        if many:  # args is (sequence of argument tuples,); a batch is not explained
+            ctx = _start_query(con, query, args[0] if args else args, False)
+        else:
+            ctx = _start_query(con, query, args)
+        if recorder.sqlcommenter != "off":
+            query = commented(query, ctx)
+        try:
+            result = await method(con, query, *args, **kwargs)
+        except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
+            recorder.fail(ctx, exc)
+            raise
+        recorder.finish(ctx, rows(result))
+        return result
+
+    def wrapper(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not recorder.active or _recording.get():
+            return method(self, query, *args, **kwargs)
+        return recorded(self, query, args, kwargs)
+
+    return mark_coroutine_function(update_wrapper(wrapper, method))
+
+
+# What fetch/fetchrow/fetchval return of ``_execute``'s rows: all of them, the first row or
+# None, the first row's column (``column``) or None.
+_FETCH, _FETCHROW, _FETCHVAL = 0, 1, 2
+_FETCH_OPTIONS = (
+    frozenset({"timeout", "record_class"}),
+    frozenset({"timeout", "record_class"}),
+    frozenset({"timeout", "column"}),
+)
+
+
+def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any], shape: int) -> Any:
+    """Wrap ``Connection.fetch``/``fetchrow``/``fetchval``: recorded, the statement runs as
+    asyncpg's method runs it (``_check_open()``, then ``_execute`` with the method's row
+    limit), with the command tag asked for: its rows are the tag's count ('UPDATE 3'), else
+    the rows returned (a ``fetchval`` whose value is NULL still counts its row)."""
+    limit = 0 if shape == _FETCH else 1
+    options = _FETCH_OPTIONS[shape]
+
+    async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        state = _state_of(id(con))  # `_start_query`, inlined: this runs for every query
+        if state is None:
             ctx = recorder.start(query, SYSTEM, SOURCE, args)
-        elif many:  # args is (sequence of argument tuples,); a batch is not explained
-            ctx = recorder.start(
-                query,
-                SYSTEM,
-                SOURCE,
-                args[0] if args else args,
-                database=state.database,
-                user=state.user,
-            )
         else:
             ctx = recorder.start(
                 query,
@@ -217,25 +206,35 @@ def _connection_query(
             )
         if recorder.sqlcommenter != "off":
             query = commented(query, ctx)
-        if probe:
-            key = id(con)
-            _probed[key] = _UNSEEN
-            try:
-                result = await method(con, query, *args, **kwargs)
-            except BaseException as exc:  # CancelledError included: recorded, re-raised as is
-                _probed.pop(key, None)
-                recorder.fail(ctx, exc)
-                raise
-            counted = _probed.pop(key, _UNSEEN)
-            recorder.finish(ctx, rows(result) if counted == _UNSEEN else counted)
-            return result
         try:
-            result = await method(con, query, *args, **kwargs)
+            if kwargs and not options.issuperset(kwargs):  # asyncpg says what is wrong
+                result = await method(con, query, *args, **kwargs)
+                recorder.finish(ctx, None)
+                return result
+            con._check_open()
+            if shape == _FETCHVAL:
+                data, status, _ = await b_execute(
+                    con, query, args, 1, kwargs.get("timeout"), return_status=True
+                )
+            else:
+                data, status, _ = await b_execute(
+                    con,
+                    query,
+                    args,
+                    limit,
+                    kwargs.get("timeout") if kwargs else None,
+                    return_status=True,
+                    record_class=kwargs.get("record_class") if kwargs else None,
+                )
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
             recorder.fail(ctx, exc)
             raise
-        recorder.finish(ctx, rows(result))
-        return result
+        recorder.finish(ctx, tag_rows(status, len(data) if data else 0))
+        if shape == _FETCH:
+            return data
+        if not data:
+            return None
+        return data[0] if shape == _FETCHROW else data[0][kwargs.get("column", 0)]
 
     def wrapper(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         if not recorder.active or _recording.get():
@@ -285,7 +284,7 @@ async def _run_copy(
         sql = describe(args, kwargs)
     except Exception:  # bad arguments: let asyncpg raise its own error
         return await method(con, *args, **kwargs)
-    ctx = _start(con, sql, None, False)
+    ctx = _start_query(con, sql, None, False)
     # asyncpg may run helper queries of its own (copy_from_query quotes its arguments with
     # a SELECT quote_literal(...)): they are part of the COPY, not queries of their own.
     token = _recording.set(True)
@@ -344,7 +343,7 @@ class _CursorIteration:
     async def __anext__(self) -> Any:
         acc = self._acc
         if acc is None:
-            acc = self._acc = RowsAccumulator(_start(self._con, self._query, self._args))
+            acc = self._acc = RowsAccumulator(_start_query(self._con, self._query, self._args))
         elif not acc.open:
             return await self._iterator.__anext__()
         started = _perf_counter()
@@ -448,7 +447,7 @@ class RecordedCursor:
 
 
 async def _open_cursor(factory: Any) -> Any:
-    acc = RowsAccumulator(_start(factory._connection, factory._query, factory._args))
+    acc = RowsAccumulator(_start_query(factory._connection, factory._query, factory._args))
     started = _perf_counter()
     try:
         cursor = await _Awaitable(CursorFactory.__await__(factory))
@@ -504,7 +503,7 @@ async def _run_statement_query(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    ctx = _start(stmt._connection, stmt._query, args[0] if many and args else args, not many)
+    ctx = _start_query(stmt._connection, stmt._query, args[0] if many and args else args, not many)
     try:
         result = await method(stmt, *args, **kwargs)
     except BaseException as exc:
@@ -572,9 +571,9 @@ def instrumented_class(base: Any) -> type:
         "__qualname__": f"Instrumented{base.__name__}",
         "execute": _connection_query(base.execute, status_rows),
         "executemany": _connection_query(base.executemany, _rows_none, many=True),
-        "fetch": _connection_query(base.fetch, _rows_len, probe=True),
-        "fetchval": _connection_query(base.fetchval, _rows_value, probe=True),
-        "fetchrow": _connection_query(base.fetchrow, _rows_row, probe=True),
+        "fetch": _connection_fetch(base.fetch, base._execute, _FETCH),
+        "fetchval": _connection_fetch(base.fetchval, base._execute, _FETCHVAL),
+        "fetchrow": _connection_fetch(base.fetchrow, base._execute, _FETCHROW),
         "fetchmany": _connection_query(base.fetchmany, _rows_len, many=True),
         "copy_from_table": _copy_method(base.copy_from_table, _describe_copy_from_table),
         "copy_from_query": _copy_method(base.copy_from_query, _describe_copy_from_query),
@@ -583,7 +582,6 @@ def instrumented_class(base: Any) -> type:
         "cursor": update_wrapper(cursor, b_cursor),
         "prepare": update_wrapper(prepare, b_prepare),
         "reset": update_wrapper(reset, b_reset),
-        "_execute": _probing_execute(base._execute),
         "_dbsight_base": base,
     }
     cls = type(f"Instrumented{base.__name__}", (base,), namespace)

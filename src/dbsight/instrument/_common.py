@@ -23,6 +23,7 @@ __all__ = [
     "get_runtime",
     "recorder",
     "status_rows",
+    "tag_rows",
 ]
 
 _perf_counter = time.perf_counter
@@ -61,6 +62,20 @@ def status_rows(status: object) -> int | None:
     else:
         return None
     return int(tail) if tail.isdigit() else None
+
+
+def tag_rows(status: object, returned: int) -> int | None:
+    """``statement_rows(status_rows(status), returned)`` in one call (a recorded fetch's
+    rows): the command tag's count, else the rows returned, else None."""
+    if isinstance(status, bytes):
+        tail = status.rpartition(b" ")[2]
+        if tail.isdigit():
+            return int(tail)
+    elif isinstance(status, str):
+        tail_text = status.rpartition(" ")[2]
+        if tail_text.isdigit():
+            return int(tail_text)
+    return returned if returned else None
 
 
 class ConnState:

@@ -86,7 +86,7 @@ def _begin(
     state: Any, cursor: Any, query: Any, params: Any, explain: bool = True
 ) -> tuple[Any, Any]:
     """Start recording ``query`` on ``cursor``; returns the context and the query to send."""
-    text = _text(query, cursor)
+    text = query if type(query) is str else _text(query, cursor)  # str: no call
     ctx = recorder.start(
         text,
         SYSTEM,

@@ -142,6 +142,33 @@ def analyze_fresh(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
 
 _exact = functools.lru_cache(maxsize=DEFAULT_CACHE_SIZE)(analyze_uncached)
 
+# Per dialect name (as callers spell it), the texts analyzed through `analyze_into`: a plain
+# dictionary the recorder looks statements up in, one C-level ``get`` per statement instead
+# of a Python call into the LRU cache and its key tuple. Bounded like the exact cache (full:
+# emptied, refilled by the next statements), emptied with it, never replaced (holders keep
+# references).
+_front: dict[str, dict[str | bytes, SqlInfo]] = {}
+_front_max = DEFAULT_CACHE_SIZE
+
+
+def front_cache(dialect: str) -> dict[str | bytes, SqlInfo]:
+    """The dictionary of ``dialect``'s analyzed texts: ``front_cache(d).get(sql)`` is
+    ``analyze(sql, d)`` for any text that `analyze_into` put there, None otherwise."""
+    found = _front.get(dialect)
+    if found is None:
+        found = _front.setdefault(dialect, {})
+    return found
+
+
+def analyze_into(front: dict[str | bytes, SqlInfo], sql: str | bytes, dialect: str) -> SqlInfo:
+    """``analyze(sql, dialect)``, remembered in ``front`` (``front_cache(dialect)``)."""
+    info = analyze(sql, dialect)
+    if _front_max and len(sql) <= MAX_CACHED_LEN:
+        if len(front) >= _front_max:
+            front.clear()
+        front[sql] = info
+    return info
+
 
 def analyze(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
     """Analyze one SQL text (one or more statements).
@@ -227,18 +254,26 @@ _warm: set[Dialect] = set()
 
 def set_cache_size(n: int) -> None:
     """Bound both caches to ``n`` entries each (0 disables caching); clears them."""
-    global _exact
+    global _exact, _front_max
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"cache size must be a non-negative int, not {n!r}")
     _exact = functools.lru_cache(maxsize=n)(analyze_uncached)
     _masked.resize(n)
     _masked.clear()
+    _front_max = n
+    _clear_front()
 
 
 def clear_cache() -> None:
     """Forget every cached result."""
     _exact.cache_clear()
     _masked.clear()
+    _clear_front()
+
+
+def _clear_front() -> None:
+    for front in _front.values():
+        front.clear()
 
 
 def cache_info() -> CacheInfo:

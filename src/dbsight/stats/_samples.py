@@ -30,6 +30,7 @@ import heapq
 import math
 import random
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ._paramtext import CannotConvert, dollar_placeholders, has_placeholders
@@ -64,9 +65,11 @@ class _Reservoir:
 
 
 class ParameterSamples:
-    """The sampler, a `QueryObserver` fed by the recorder (see the module docstring)."""
+    """The sampler, a `QueryObserver` fed by the recorder (see the module docstring);
+    batched (see `dbsight.core.Recorder`): its readers flush the recorder first."""
 
     name = "dbsight.samples"
+    batched = True
 
     def __init__(
         self,
@@ -87,9 +90,15 @@ class ParameterSamples:
         self._entries: dict[str, _Reservoir] = {}
         self._lock = threading.Lock()
         self._random = random.Random(seed).random
+        self._sync: Callable[[], None] = _no_sync
+
+    def bind_flush(self, flush: Callable[[], None]) -> None:
+        """Read after ``flush()``: the statements a recorder still holds for this sampler."""
+        self._sync = flush
 
     def resize(self, per_fingerprint: int, max_fingerprints: int) -> None:
         """New bounds; reservoirs larger than ``per_fingerprint`` drop their extra samples."""
+        self._sync()
         with self._lock:
             self.per_fingerprint = per_fingerprint
             self.max_fingerprints = max_fingerprints
@@ -189,23 +198,31 @@ class ParameterSamples:
     # -- reading ------------------------------------------------------------------------
     def samples(self, fingerprint: str) -> list[StatementSample]:
         """A copy of ``fingerprint``'s samples (repeats included: they are the reservoir)."""
+        self._sync()
         with self._lock:
             entry = self._entries.get(fingerprint)
             return list(entry.samples) if entry is not None else []
 
     def snapshot(self) -> dict[str, list[StatementSample]]:
         """Every fingerprint's samples (in memory, for an analysis in this process)."""
+        self._sync()
         with self._lock:
             return {fp: list(entry.samples) for fp, entry in self._entries.items() if entry.samples}
 
     def calls(self, fingerprint: str) -> int:
+        self._sync()
         entry = self._entries.get(fingerprint)
         return entry.seen if entry is not None else 0
 
     def reset(self) -> None:
+        self._sync()
         with self._lock:
             self._entries = {}
             self.bytes = 0
+
+
+def _no_sync() -> None:
+    pass
 
 
 def _sample_of(ctx: QueryContext) -> StatementSample | None:

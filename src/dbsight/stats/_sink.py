@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core import QueryObserver
@@ -12,9 +13,12 @@ if TYPE_CHECKING:
 
 
 class StatsSink(QueryObserver):
-    """Records successful and failed statements alike (failures count in ``errors``)."""
+    """Records successful and failed statements alike (failures count in ``errors``).
+
+    Batched (see `dbsight.core.Recorder`): the table's readers flush the recorder first."""
 
     name = "dbsight.stats"
+    batched = True
 
     def __init__(self, table: StatsTable) -> None:
         self.table = table
@@ -22,6 +26,9 @@ class StatsSink(QueryObserver):
         # The recorder calls the table's hook-shaped method directly: no call through
         # the methods below on the hot path.
         self.after_query = self.on_error = table.observe  # type: ignore[method-assign]
+
+    def bind_flush(self, flush: Callable[[], None]) -> None:
+        self.table.sync = flush
 
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
         self._record(event)

@@ -271,6 +271,10 @@ _ORDER_KEYS: dict[str, Callable[[_Entry], float]] = {
 assert _ORDER_KEYS.keys() == ORDER_FIELDS.keys()  # the same orders for entries and copies
 
 
+def _no_sync() -> None:
+    pass
+
+
 def _eviction_key(entry: _Entry) -> tuple[float, float]:
     return (entry.total, entry.last_seen)
 
@@ -295,6 +299,9 @@ class StatsTable:
         self._lock = threading.RLock()
         self.evictions = 0
         self._evicted = StatsTotals()  # what the evicted fingerprints had counted
+        # Called before every read: hands the table the statements a recorder still holds
+        # for it (`StatsSink` is batched; see `dbsight.core.Recorder.flush`).
+        self.sync: Callable[[], None] = _no_sync
         if _FREE_THREADED:
             self.observe = self._observe_locked  # type: ignore[method-assign]
 
@@ -308,6 +315,7 @@ class StatsTable:
     def resize(self, max_fingerprints: int) -> None:
         """Bound the table to ``max_fingerprints``; a smaller bound evicts the least
         significant entries (as an insertion would) down to it, the others are kept."""
+        self.sync()
         with self._lock:
             self._bound(max_fingerprints)
             excess = len(self._entries) - max_fingerprints
@@ -315,9 +323,11 @@ class StatsTable:
                 self._evict(excess)
 
     def __len__(self) -> int:
+        self.sync()
         return len(self._entries)
 
     def __contains__(self, fingerprint: object) -> bool:
+        self.sync()
         return fingerprint in self._entries
 
     # -- the hot path ----------------------------------------------------------------
@@ -452,12 +462,14 @@ class StatsTable:
     def top(self, n: int = 20, order_by: str = "total_time") -> list[FingerprintStats]:
         """The ``n`` fingerprints with the highest ``order_by``, highest first."""
         key = _order_key(order_by)
+        self.sync()
         with self._lock:
             chosen = heapq.nlargest(n, self._entries.values(), key=key)
             return [entry.freeze() for entry in chosen]
 
     def totals(self) -> StatsTotals:
         """Every statement counted, not only the top ones: what a summary's header shows."""
+        self.sync()
         with self._lock:
             counted = _sum_entries(self._entries.values(), self._evicted)
             return StatsTotals(
@@ -469,6 +481,7 @@ class StatsTable:
             )
 
     def get(self, fingerprint: str) -> FingerprintStats | None:
+        self.sync()
         with self._lock:
             entry = self._entries.get(fingerprint)
             return entry.freeze() if entry is not None else None
@@ -481,6 +494,7 @@ class StatsTable:
 
     def set_plan(self, fingerprint: str, summary: dict[str, Any]) -> bool:
         """Attach the latest EXPLAIN summary to a fingerprint; False if it is not in the table."""
+        self.sync()
         with self._lock:
             entry = self._entries.get(fingerprint)
             if entry is None:
@@ -490,6 +504,7 @@ class StatsTable:
 
     def reset(self) -> None:
         """Forget every fingerprint (the eviction count too)."""
+        self.sync()  # what was held before the reset is forgotten with the rest
         with self._lock:
             self._entries = {}
             self.evictions = 0
@@ -499,6 +514,7 @@ class StatsTable:
     def snapshot(self, n: int | None = None, order_by: str = "total_time") -> list[dict[str, Any]]:
         """Entries as JSON-serialisable dicts, including their latency histograms: every
         entry, or with ``n`` only the ``n`` highest by ``order_by`` (cheaper to copy)."""
+        self.sync()
         if n is None:
             with self._lock:
                 return [entry.snapshot() for entry in self._entries.values()]
