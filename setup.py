@@ -27,7 +27,8 @@ ROOT = Path(__file__).parent
 def hot_modules() -> tuple[str, ...]:
     """`dbsight._compiled.HOT_MODULES`, read from its file (not from the dbsight package,
     whose dependencies are not installed at build time)."""
-    spec = importlib.util.spec_from_file_location("_dbsight_compiled", ROOT / "src/dbsight/_compiled.py")
+    path = ROOT / "src" / "dbsight" / "_compiled.py"
+    spec = importlib.util.spec_from_file_location("_dbsight_compiled", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

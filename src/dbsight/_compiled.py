@@ -1,8 +1,8 @@
 """Which of dbsight's modules are also built as compiled extensions, and the switch back.
 
 The build (``setup.py``) compiles the modules listed in `HOT_MODULES` with Cython when asked
-to (``DBSIGHT_BUILD_EXTENSIONS=1`` at install time); each is the same Python source, so an install without the extensions works the same,
-only slower. ``DBSIGHT_PURE_PYTHON=1`` in the environment makes an install that has them
+to (``DBSIGHT_BUILD_EXTENSIONS=1`` at install time); each is the same Python source, so an
+install without the extensions works the same. ``DBSIGHT_PURE_PYTHON=1`` in the environment makes an install that has them
 import the Python sources instead (a finder put in front of the import system's), which is
 how the test suite runs its protocol tests against both variants, and how to rule the
 compiled code out when looking into a problem. `compiled_modules` says which are in use.
