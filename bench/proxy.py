@@ -11,11 +11,15 @@ pgbench runs against one PostgreSQL (initialised with ``pgbench -i -s SCALE``) b
   dbsight-transaction     ``dbsight proxy --pool-mode transaction`` (20 server connections)
                           of its own, uvloop when installed, default settings: metrics and
                           statement statistics on
+  bare-forwarder          ``bench/bare_forwarder.py``: one server connection per client, bytes
+                          relayed as they arrive on uvloop, nothing parsed or observed - what
+                          a Python relay costs by itself (the bench's yardstick, not shipped)
 
 for every case: select-only (``-S``) and TPC-B-like (the default script), ``-M simple`` and
 ``-M prepared``, 8 and 64 clients (``-j 2``). Each round runs every (case, path) pair once, in a
 shuffled order, so that drift on a noisy machine hits every path alike; the ratios are medians
-over rounds of the per-round ratio to direct and to PgBouncer's best path in that round. Latency
+over rounds of the per-round ratio to direct, to PgBouncer's best path and (for dbsight) to the
+bare forwarder in that round. Latency
 average is pgbench's; p50/p99 come from its per-transaction log (``--no-percentiles`` to skip).
 
 PgBouncer is installed from the distribution's packages (``apt-get install pgbouncer``) when
@@ -74,7 +78,7 @@ BENCH_DB = "bench"
 TRANSACTION_POOL_SIZE = 20
 TARGETS = (
     "direct", "pgbouncer-session", "pgbouncer-transaction", "dbsight-session",
-    "dbsight-transaction",
+    "dbsight-transaction", "bare-forwarder",
 )
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}
 PROTOCOLS = ("simple", "prepared")
@@ -377,6 +381,27 @@ class DbsightProxy(BenchServer):
         return None
 
 
+class BareForwarder(BenchServer):
+    """``bench/bare_forwarder.py``: bytes relayed and nothing else, the yardstick for what
+    dbsight's own work costs over a Python relay on the same event loop."""
+
+    kind = "bare-forwarder"
+    SCRIPT = Path(__file__).with_name("bare_forwarder.py")
+
+    def __init__(self, tools: Tools, upstream: Endpoint) -> None:
+        super().__init__(tools, Account.current())
+        self.upstream = upstream
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        up = self.upstream
+        return {"bare-forwarder": Endpoint(HOST, self.port, up.user, up.dbname, up.password)}
+
+    def argv_for(self, port: int) -> list[str]:
+        up = self.upstream
+        return [sys.executable, str(self.SCRIPT), "--listen", f"{HOST}:{port}",
+                "--upstream", f"{up.host.rstrip('/')}:{up.port}"]  # fmt: skip
+
+
 # -- pgbench -----------------------------------------------------------------------------------
 def _log_latencies(logdir: Path) -> list[int]:
     """Per-transaction latencies (µs) from pgbench's ``-l`` logs (third field; failed or
@@ -491,7 +516,7 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
            skipped: dict[tuple[Case, str], str]) -> bool:  # fmt: skip
     header = (f"{'workload':<12}{'protocol':<10}{'clients':>7}  {'path':<23}{'tps':>9}"
               f"{'lat avg ms':>11}{'p50 ms':>8}{'p99 ms':>8}{'x direct':>9}{'x pgb best':>11}"
-              f"{'added ms':>9}  target")  # fmt: skip
+              f"{'x bare':>8}{'added ms':>9}  target")  # fmt: skip
     print(header)
     print("-" * len(header))
     ok = True
@@ -519,6 +544,9 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
                  _pgb_best(results, case, pgb_targets, n))
                 for n in range(rounds)
             ]  # fmt: skip
+            bares = [_sample(results, case, "bare-forwarder", n) for n in range(rounds)]
+            x_bare = _median_ratio([(s.tps, b.tps) for (s, _, _), b in zip(per_round, bares)
+                                    if s and b])  # fmt: skip
             x_direct = _median_ratio([(s.tps, d.tps) for s, d, _ in per_round if s and d])
             x_pgb = _median_ratio([(s.tps, b.tps) for s, _, b in per_round if s and b])
             added = [s.latency_ms - d.latency_ms for s, d, _ in per_round if s and d]
@@ -535,8 +563,13 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
                 continue
             row += (
                 f"{x_pgb:>11.3f}"
-                if x_pgb is not None and target.startswith("dbsight")
+                if x_pgb is not None and not target.startswith("pgbouncer")
                 else " " * 11
+            )
+            row += (
+                f"{x_bare:>8.3f}"
+                if x_bare is not None and target.startswith("dbsight")
+                else " " * 8
             )
             row += f"{_ms(added_ms):>9}"
             if target.startswith("dbsight"):
@@ -672,6 +705,9 @@ def main() -> None:
                 DbsightProxy(tools, upstream, "transaction", pool_size=TRANSACTION_POOL_SIZE)
             )
             endpoints.update(pooled.endpoints())
+        if "bare-forwarder" in targets:
+            bare = stack.enter_context(BareForwarder(tools, upstream))
+            endpoints.update(bare.endpoints())
         skipped = {(c, t): why for c in cases for t in targets
                    if (why := skip_reason(t, c, pgbouncer))}  # fmt: skip
         plan = [(c, t) for c in cases for t in targets if (c, t) not in skipped]
@@ -700,8 +736,8 @@ def main() -> None:
     if observed is not None:
         print(f"dbsight proxy observed {observed} statements (its db_client_* metrics)")
     print(
-        "x direct, x pgb best: medians over rounds of per-round TPS ratios; added ms: median "
-        "latency average over direct's\n"
+        "x direct, x pgb best, x bare (dbsight over the bare forwarder): medians over rounds of "
+        "per-round TPS ratios; added ms: median latency average over direct's\n"
     )
     met = report(cases, targets, results, skipped)
     print(

@@ -7,7 +7,11 @@
     dbsight.configure_json_logging()         # optional: every log as JSON lines on stderr
 """
 
-from . import sql, stats
+from . import _compiled
+
+_compiled.install()  # DBSIGHT_PURE_PYTHON=1: the hot modules from their sources
+
+from . import sql, stats  # noqa: E402
 from ._runtime import add_observer, configure, get_runtime, remove_observer
 from .core import (
     ConfigError,

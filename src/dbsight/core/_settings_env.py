@@ -27,7 +27,11 @@ ENVIRONMENT = "the environment"
 
 # Read elsewhere, not settings: the CLI's admin token, the embedded servers, the demo
 # service, the test fixtures.
-OTHER_VARIABLES = frozenset({"DBSIGHT_PG_BINDIR", "DBSIGHT_EMBEDDED_DIR", "DBSIGHT_AUDIT_DSN"})
+OTHER_VARIABLES = frozenset({
+    "DBSIGHT_PG_BINDIR", "DBSIGHT_EMBEDDED_DIR", "DBSIGHT_AUDIT_DSN",
+    "DBSIGHT_PURE_PYTHON",  # read at import by dbsight._compiled
+    "DBSIGHT_BUILD_EXTENSIONS",  # read by setup.py at build time
+})
 OTHER_PREFIXES = ("DBSIGHT_DEMO_", "DBSIGHT_TEST_")
 
 logger = logging.getLogger("dbsight")

@@ -1,0 +1,91 @@
+"""Which of dbsight's modules are also built as compiled extensions, and the switch back.
+
+The build (``setup.py``) compiles the modules listed in `HOT_MODULES` with Cython when asked
+to (``DBSIGHT_BUILD_EXTENSIONS=1`` at install time); each is the same Python source, so an
+install without the extensions works the same. ``DBSIGHT_PURE_PYTHON=1`` in the environment makes an install that has them
+import the Python sources instead (a finder put in front of the import system's), which is
+how the test suite runs its protocol tests against both variants, and how to rule the
+compiled code out when looking into a problem. `compiled_modules` says which are in use.
+
+This module imports nothing of dbsight's: ``setup.py`` reads it before anything is built.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+# The proxy's per-message work: the exchange's answer matching, unit assembly, framing, the
+# session relay's callbacks.
+HOT_MODULES: tuple[str, ...] = (
+    "dbsight.proxy._exchange",
+    "dbsight.proxy._units",
+    "dbsight.proxy._portal_runs",
+    "dbsight.proxy._session",
+    "dbsight.proxy._link",
+    "dbsight.proxy.protocol._reader",
+)
+
+PURE_PYTHON_VARIABLE = "DBSIGHT_PURE_PYTHON"
+
+
+class _SourceFirst(importlib.abc.MetaPathFinder):
+    """Finds a hot module's ``.py`` source in place of the extension next to it: always
+    (``DBSIGHT_PURE_PYTHON=1``), or only where the source is newer than its extension (an
+    editable install whose module was edited after the build: the edit is what runs)."""
+
+    def __init__(self, always: bool) -> None:
+        self.always = always
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in HOT_MODULES:
+            return None
+        parent = fullname.rpartition(".")[0]
+        search = sys.modules[parent].__path__ if parent in sys.modules else path
+        for folder in search or ():  # type: ignore[union-attr]
+            source = os.path.join(folder, fullname.rpartition(".")[2] + ".py")
+            if os.path.exists(source) and (self.always or _stale(source)):
+                loader = importlib.machinery.SourceFileLoader(fullname, source)
+                return importlib.util.spec_from_file_location(fullname, source, loader=loader)
+        return None
+
+
+def _stale(source: str) -> bool:
+    """Whether an extension built in the source tree next to ``source`` (the generated C
+    is there too: an editable install, not a wheel's files) predates the source's change."""
+    stem = source[:-3]
+    if not os.path.exists(stem + ".c"):
+        return False
+    built = [stem + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES
+             if os.path.exists(stem + suffix)]  # fmt: skip
+    return bool(built) and os.path.getmtime(source) > max(os.path.getmtime(b) for b in built)
+
+
+def pure_python_requested() -> bool:
+    return os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0")
+
+
+def install() -> None:
+    """Called first thing by ``dbsight/__init__``: with ``DBSIGHT_PURE_PYTHON`` set the hot
+    modules are imported from their sources, otherwise those edited since the build."""
+    if not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFirst(pure_python_requested()))
+
+
+def is_compiled(module: ModuleType) -> bool:
+    """Whether ``module`` was loaded from a compiled extension."""
+    return isinstance(getattr(module, "__loader__", None), importlib.machinery.ExtensionFileLoader)
+
+
+def compiled_modules() -> list[str]:
+    """The hot modules imported so far that run compiled."""
+    return [
+        name for name in HOT_MODULES if name in sys.modules and is_compiled(sys.modules[name])
+    ]
+

@@ -1,0 +1,81 @@
+"""Both variants of the hot modules: compiled (setup.py's Cython extensions, when built) and
+pure Python (``DBSIGHT_PURE_PYTHON=1``, or an install without the extensions).
+
+The rest of the suite runs whichever variant the install imports (the compiled one after
+``./dev setup``); here the protocol-level test files run again in a process that imports the
+Python sources, so both stay correct, and each variant is checked to be the one in use.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dbsight import _compiled
+
+TESTS = Path(__file__).resolve().parents[1]
+SRC = Path(_compiled.__file__).resolve().parents[1]
+# the exchange's answer matching, framing and unit assembly, and a real-server relay
+PROTOCOL_TESTS = (
+    "proxy/test_exchange_rows.py",
+    "proxy/test_proxy_reader.py",
+    "proxy_auth/test_exchange.py",
+    "proxy_server/test_proxy_rows.py",
+)
+PROBE = (
+    "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange, dbsight.proxy._units; "
+    "from dbsight import _compiled; import sys; "
+    "print(json.dumps({n: _compiled.is_compiled(sys.modules[n]) for n in _compiled.HOT_MODULES "
+    "if n in sys.modules}))"
+)
+
+
+def _env(pure: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != _compiled.PURE_PYTHON_VARIABLE}
+    if pure:
+        env[_compiled.PURE_PYTHON_VARIABLE] = "1"
+    return env
+
+
+def _variants(pure: bool) -> dict[str, bool]:
+    done = subprocess.run([sys.executable, "-c", PROBE], env=_env(pure), capture_output=True,
+                          text=True, timeout=120, check=True)  # fmt: skip
+    result: dict[str, bool] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _built(name: str) -> bool:
+    stem = SRC / name.replace(".", "/")
+    return any(Path(f"{stem}{s}").exists() for s in importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def test_pure_python_variable_imports_every_hot_module_from_its_source() -> None:
+    variants = _variants(pure=True)
+    assert "dbsight.proxy._exchange" in variants
+    assert not any(variants.values()), variants
+
+
+def test_built_extensions_are_what_an_ordinary_import_runs() -> None:
+    built = [n for n in _compiled.HOT_MODULES if _built(n)]
+    if not built:
+        pytest.skip("no compiled extensions in this install (built without Cython)")
+    variants = _variants(pure=False)
+    source_newer = [n for n in built if _compiled._stale(str(SRC / n.replace(".", "/")) + ".py")]
+    assert {n for n in built if n in variants and n not in source_newer} == {
+        n for n, compiled in variants.items() if compiled
+    }
+
+
+def test_protocol_tests_pass_on_the_pure_python_modules() -> None:
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            *(str(TESTS / f) for f in PROTOCOL_TESTS)]  # fmt: skip
+    done = subprocess.run(argv, env=_env(pure=True), cwd=TESTS.parent, capture_output=True,
+                          text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
