@@ -11,17 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ._cli_help import Command, Group, reflow
+from ._cli_help import Command, group, reflow
 
 if TYPE_CHECKING:
     from .alerting import Thresholds
 
-alerts_app = typer.Typer(
-    name="alerts",
-    help="Alert rules for Prometheus and Alertmanager, typed in dbsight and tested with promtool.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=Group,
+alerts_app = group(
+    "alerts",
+    "Alert rules for Prometheus and Alertmanager, typed in dbsight and tested with promtool.",
 )
 
 ConfigOption = Annotated[

@@ -14,19 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ._cli_help import Command, Group, reflow
+from ._cli_help import Command, group, reflow
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from .audit import AuditRecord, ComplianceReport
 
-audit_app = typer.Typer(
-    name="audit",
-    help="The audit log (dbsight.audit): who changed what, when, with what result.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=Group,
+audit_app = group(
+    "audit",
+    "The audit log (dbsight.audit): who changed what, when, with what result.",
 )
 
 DsnOption = Annotated[

@@ -9,16 +9,13 @@ from typing import Annotated
 
 import typer
 
-from ._cli_help import Command, Group, reflow
+from ._cli_help import Command, group, reflow
 
 __all__ = ["dashboard_app", "health", "metrics"]
 
-dashboard_app = typer.Typer(
-    name="dashboard",
-    help="Grafana dashboards for dbsight's metrics.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=Group,
+dashboard_app = group(
+    "dashboard",
+    "Grafana dashboards for dbsight's metrics.",
 )
 
 UrlOption = Annotated[

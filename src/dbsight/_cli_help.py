@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
 
@@ -40,3 +41,9 @@ class Group(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _untyped_flags(super().get_params(ctx))
+
+
+def group(name: str, help: str) -> typer.Typer:
+    """A ``dbsight`` command group: its help when called bare, no shell-completion options,
+    and the flags of `Command` (the same for ``dbsight`` and each of its sub-groups)."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False, cls=Group)

@@ -16,15 +16,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from ._cli_dashboards import TimeoutOption, TokenOption
-from ._cli_help import Command, Group, reflow
+from ._cli_help import Command, group, reflow
 
-silence_app = typer.Typer(
-    name="silence",
-    help="Silence dbsight's own alert notifications on a running instance, list and expire "
+silence_app = group(
+    "silence",
+    "Silence dbsight's own alert notifications on a running instance, list and expire "
     "silences.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=Group,
 )
 
 UrlOption = Annotated[

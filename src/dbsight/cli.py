@@ -12,16 +12,13 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from ._cli_help import Command, Group, reflow
+from ._cli_help import Command, group, reflow
 from .core import ConfigError
 from .stats import ORDER_BY, check_order_by
 
-app = typer.Typer(
-    name="dbsight",
-    help="Database observability for Python web services.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=Group,
+app = group(
+    "dbsight",
+    "Database observability for Python web services.",
 )
 
 

@@ -14,35 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_browser import launched_chromium
 from report_helpers import Shops
 from contract import CHECKS, advice_for
 
 from dbsight.report import ReportInputs, build_report, fetch_summary, read_capture, report_json
-from dbsight.testing.pytest_plugin import _missing_binaries
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ENV_ARTIFACTS = "DBSIGHT_TEST_ARTIFACTS"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium, or a skip saying why (a failure with DBSIGHT_TEST_REQUIRE_SERVERS=1)."""
-    if not CHROMIUM.exists():
-        _missing_binaries(f"no Chromium at {CHROMIUM} to open the report in (./dev installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing_binaries("the playwright package is not installed (the test extra brings it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium("to open the report in") as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,13 @@ def audit_row(
     }
 
 
+def _insert(dialect: sa.engine.Dialect, table: sa.Table | None, **fields: Any) -> sa.Insert:
+    """The INSERT of one record (`audit_row`'s checks run here, before anything is written)
+    into ``table`` or dbsight's own `audit_log`, for either twin to execute."""
+    row = audit_row(system=_system(dialect), **fields)
+    return sa.insert(audit_log if table is None else table).values(**row)
+
+
 def _connection(target: Session | sa.Connection) -> sa.Connection:
     if isinstance(target, Session):
         return target.connection()  # the session's current transaction (begun if need be)
@@ -117,11 +124,10 @@ def record(
     raises, so the caller's transaction does not commit a change without its record.
     """
     connection = _connection(target)
-    row = audit_row(
-        actor=actor, operation=operation, entity_type=entity_type, entity_id=entity_id,
-        result=result, details=details, error=error, system=_system(connection.dialect),
-    )  # fmt: skip
-    connection.execute(sa.insert(audit_log if table is None else table).values(**row))
+    connection.execute(_insert(
+        connection.dialect, table, actor=actor, operation=operation, entity_type=entity_type,
+        entity_id=entity_id, result=result, details=details, error=error,
+    ))  # fmt: skip
 
 
 def record_now(engine: sa.Engine, *, table: sa.Table | None = None, **fields: Any) -> None:
@@ -163,11 +169,10 @@ async def arecord(
 ) -> None:
     """`record` for an ``AsyncSession`` or ``AsyncConnection``: in its transaction."""
     connection = await _async_connection(target)
-    row = audit_row(
-        actor=actor, operation=operation, entity_type=entity_type, entity_id=entity_id,
-        result=result, details=details, error=error, system=_system(connection.dialect),
-    )  # fmt: skip
-    await connection.execute(sa.insert(audit_log if table is None else table).values(**row))
+    await connection.execute(_insert(
+        connection.dialect, table, actor=actor, operation=operation, entity_type=entity_type,
+        entity_id=entity_id, result=result, details=details, error=error,
+    ))  # fmt: skip
 
 
 async def arecord_now(engine: Any, *, table: sa.Table | None = None, **fields: Any) -> None:

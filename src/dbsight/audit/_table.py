@@ -10,6 +10,7 @@ access paths: by time, by actor and time, by entity and time, by result and time
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,22 +124,23 @@ audit_log = add_audit_table(audit_metadata)
 def create_audit_table(bind: sa.Engine | sa.Connection, table: sa.Table | None = None) -> None:
     """Create the table and its indexes unless they exist (``CREATE TABLE`` is transactional
     on PostgreSQL only: on MySQL it commits by itself)."""
-    table = audit_log if table is None else table
-    if isinstance(bind, sa.Engine):
-        with bind.begin() as connection:
-            table.create(connection, checkfirst=True)
-    else:
-        table.create(bind, checkfirst=True)
+    target = audit_log if table is None else table
+    _run_ddl(bind, lambda connection: target.create(connection, checkfirst=True))
 
 
 def drop_audit_table(bind: sa.Engine | sa.Connection, table: sa.Table | None = None) -> None:
     """Drop the table if it exists."""
-    table = audit_log if table is None else table
+    target = audit_log if table is None else table
+    _run_ddl(bind, lambda connection: target.drop(connection, checkfirst=True))
+
+
+def _run_ddl(bind: sa.Engine | sa.Connection, ddl: Callable[[sa.Connection], None]) -> None:
+    """Run ``ddl`` in a transaction of its own on an Engine, or on the caller's Connection."""
     if isinstance(bind, sa.Engine):
         with bind.begin() as connection:
-            table.drop(connection, checkfirst=True)
+            ddl(connection)
     else:
-        table.drop(bind, checkfirst=True)
+        ddl(bind)
 
 
 async def create_audit_table_async(bind: Any, table: sa.Table | None = None) -> None:

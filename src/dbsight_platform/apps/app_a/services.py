@@ -9,16 +9,11 @@ order written; a business rule that refuses (not enough stock: 2001, not enough 
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...core.dependencies import Pagination
-from ...core.exceptions import AlreadyExistsException
 from ..app_b.errors import ProductInactive, StockBelowZero
 from ..app_b.services import InventoryService
-from ..shared.audit import audited_transaction, record_mutation
+from ..shared.crud import CrudService, ReadService
 from .errors import (
     AccountHasOrders,
     BalanceLimitExceeded,
@@ -29,103 +24,58 @@ from .errors import (
 from .idempotency import IdempotencyStore
 from .models import MAX_BALANCE, ORDER_CANCELLED, Account, Order
 from .repositories import AccountRepository, OrderRepository
-from .schemas import AccountCreate, AccountRead, AccountUpdate, Deposit, OrderCreate, OrderRead
+from .schemas import AccountCreate, AccountRead, Deposit, OrderCreate, OrderRead
 
 APP = "app-a"
 
 
-class AccountService:
+class AccountService(CrudService[Account, AccountRead]):
+    app = APP
+    entity = "account"
+    read_schema = AccountRead
+
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
         self.accounts = AccountRepository(session)
+        super().__init__(session, self.accounts)
 
     async def create(self, payload: AccountCreate) -> AccountRead:
-        try:
-            async with audited_transaction(
-                self.session, app=APP, entity="account", action="create"
-            ):
-                account = await self.accounts.add(
-                    Account(username=payload.username, email=payload.email, balance=payload.balance)
-                )
-                await record_mutation(
-                    self.session,
-                    app=APP,
-                    entity="account",
-                    entity_id=account.id,
-                    action="create",
-                    fields=payload.model_fields_set,
-                )
-        except IntegrityError:
-            raise AlreadyExistsException(
-                f"An account named {payload.username!r} already exists"
-            ) from None
-        return AccountRead.model_validate(account)
-
-    async def get(self, account_id: int) -> AccountRead:
-        return AccountRead.model_validate(await self.accounts.get_or_raise(account_id))
-
-    async def list(self, pagination: Pagination, **criteria: Any) -> tuple[list[AccountRead], int]:
-        rows, total = await self.accounts.page(
-            page=pagination.page, page_size=pagination.page_size, **criteria
-        )
-        return [AccountRead.model_validate(row) for row in rows], total
-
-    async def update(self, account_id: int, payload: AccountUpdate) -> AccountRead:
-        async with audited_transaction(
-            self.session, app=APP, entity="account", action="update", entity_id=account_id
-        ):
-            account = await self.accounts.get_or_raise(account_id, for_update=True)
-            changed = await self.accounts.update(
-                account, payload.model_dump(exclude_unset=True, exclude_none=True)
+        async def build() -> Account:
+            return await self.accounts.add(
+                Account(username=payload.username, email=payload.email, balance=payload.balance)
             )
-            if changed:
-                await record_mutation(
-                    self.session,
-                    app=APP,
-                    entity="account",
-                    entity_id=account_id,
-                    action="update",
-                    fields=changed,
-                )
-        return AccountRead.model_validate(account)
+
+        return await self._create(
+            build,
+            payload.model_fields_set,
+            f"An account named {payload.username!r} already exists",
+        )
 
     async def deposit(self, account_id: int, payload: Deposit) -> AccountRead:
-        async with audited_transaction(
-            self.session, app=APP, entity="account", action="update", entity_id=account_id
-        ):
+        async with self._audited("update", account_id):
             account = await self.accounts.get_or_raise(account_id, for_update=True)
             balance = account.balance + payload.amount
             if balance > MAX_BALANCE:
                 raise BalanceLimitExceeded(f"A balance may not exceed {MAX_BALANCE}")
             await self.accounts.update(account, {"balance": balance})
-            await record_mutation(
-                self.session,
-                app=APP,
-                entity="account",
-                entity_id=account_id,
-                action="update",
-                fields=["balance"],
-            )
+            await self._record("update", account_id, ["balance"])
         return AccountRead.model_validate(account)
 
-    async def delete(self, account_id: int) -> None:
-        async with audited_transaction(
-            self.session, app=APP, entity="account", action="delete", entity_id=account_id
-        ):
-            account = await self.accounts.get_or_raise(account_id, for_update=True)
-            if await OrderRepository(self.session).count(account_id=account_id):
-                raise AccountHasOrders(f"Account {account_id} has orders and cannot be deleted")
-            await self.accounts.delete(account)
-            await record_mutation(
-                self.session, app=APP, entity="account", entity_id=account_id, action="delete"
-            )
+    async def _before_delete(self, entity_id: int) -> None:
+        if await OrderRepository(self.session).count(account_id=entity_id):
+            raise AccountHasOrders(f"Account {entity_id} has orders and cannot be deleted")
 
 
-class OrderService:
+class OrderService(ReadService[Order, OrderRead]):
+    """Orders are made by `place` and changed only by `cancel` (a refund), never deleted."""
+
+    app = APP
+    entity = "order"
+    read_schema = OrderRead
+
     def __init__(self, session: AsyncSession, idempotency: IdempotencyStore) -> None:
-        self.session = session
-        self.accounts = AccountRepository(session)
         self.orders = OrderRepository(session)
+        super().__init__(session, self.orders)
+        self.accounts = AccountRepository(session)
         self.inventory = InventoryService(session)
         self.idempotency = idempotency
 
@@ -150,7 +100,7 @@ class OrderService:
         return OrderRead.model_validate(order), True
 
     async def _place(self, payload: OrderCreate) -> Order:
-        async with audited_transaction(self.session, app=APP, entity="order", action="create"):
+        async with self._audited("create"):
             account = await self.accounts.get_or_raise(payload.account_id, for_update=True)
             try:
                 product = await self.inventory.reserve(payload.product_id, payload.quantity)
@@ -172,30 +122,12 @@ class OrderService:
                     total=total,
                 )
             )
-            await record_mutation(
-                self.session,
-                app=APP,
-                entity="order",
-                entity_id=order.id,
-                action="create",
-                fields=payload.model_fields_set,
-            )
+            await self._record("create", order.id, payload.model_fields_set)
         return order
-
-    async def get(self, order_id: int) -> OrderRead:
-        return OrderRead.model_validate(await self.orders.get_or_raise(order_id))
-
-    async def list(self, pagination: Pagination, **criteria: Any) -> tuple[list[OrderRead], int]:
-        rows, total = await self.orders.page(
-            page=pagination.page, page_size=pagination.page_size, **criteria
-        )
-        return [OrderRead.model_validate(row) for row in rows], total
 
     async def cancel(self, order_id: int) -> OrderRead:
         """Refund the order and return its stock."""
-        async with audited_transaction(
-            self.session, app=APP, entity="order", action="update", entity_id=order_id
-        ):
+        async with self._audited("update", order_id):
             order = await self.orders.get_or_raise(order_id, for_update=True)
             if order.status == ORDER_CANCELLED:
                 raise OrderAlreadyCancelled(f"Order {order_id} is already cancelled")
@@ -206,12 +138,5 @@ class OrderService:
             await self.accounts.update(account, {"balance": balance})
             await self.inventory.release(order.product_id, order.quantity)
             await self.orders.update(order, {"status": ORDER_CANCELLED})
-            await record_mutation(
-                self.session,
-                app=APP,
-                entity="order",
-                entity_id=order_id,
-                action="update",
-                fields=["status"],
-            )
+            await self._record("update", order_id, ["status"])
         return OrderRead.model_validate(order)

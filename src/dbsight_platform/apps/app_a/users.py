@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ...core.exceptions import AlreadyExistsException
 from ...security import InvalidCredentials, PasswordHashing
-from ..shared.audit import audited_transaction, record_mutation
+from ..shared.crud import audited_create
 from .models import User
 
 APP = "app-a"
@@ -32,21 +30,20 @@ class UserService:
             password_hash=await asyncio.to_thread(self.passwords.hash, password),
             roles=",".join(sorted(set(roles))),
         )
-        try:
-            async with audited_transaction(self.session, app=APP, entity="user", action="create"):
-                self.session.add(user)
-                await self.session.flush()
-                await record_mutation(
-                    self.session,
-                    app=APP,
-                    entity="user",
-                    entity_id=user.id,
-                    action="create",
-                    fields=["username", "password", "roles"],  # names only, never values
-                )
-        except IntegrityError:
-            raise AlreadyExistsException(f"A user named {username!r} already exists") from None
-        return user
+
+        async def build() -> User:
+            self.session.add(user)
+            await self.session.flush()
+            return user
+
+        return await audited_create(
+            self.session,
+            app=APP,
+            entity="user",
+            build=build,
+            fields=["username", "password", "roles"],  # names only, never values
+            duplicate=f"A user named {username!r} already exists",
+        )
 
     async def authenticate(self, username: str, password: str) -> User:
         """The active user with this name and password; `InvalidCredentials` otherwise

@@ -3,99 +3,55 @@ orders make (in the order's own transaction)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...core.dependencies import Pagination
-from ...core.exceptions import AlreadyExistsException, ConflictException
+from ...core.exceptions import ConflictException
 from ..app_a.repositories import OrderRepository
 from ..shared.audit import audited_transaction, record_mutation
+from ..shared.crud import CrudService
 from .errors import ProductInactive, StockBelowZero, StockLimitExceeded
 from .models import MAX_STOCK, InventoryItem, Product
 from .repositories import InventoryRepository, ProductRepository
-from .schemas import InventoryRead, ProductCreate, ProductRead, ProductUpdate, StockAdjust
+from .schemas import InventoryRead, ProductCreate, ProductRead, StockAdjust
 
 APP = "app-b"
 
 
-class CatalogService:
+class CatalogService(CrudService[Product, ProductRead]):
+    app = APP
+    entity = "product"
+    read_schema = ProductRead
+
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
         self.products = ProductRepository(session)
+        super().__init__(session, self.products)
         self.inventory = InventoryRepository(session)
 
     async def create(self, payload: ProductCreate) -> ProductRead:
-        try:
-            async with audited_transaction(
-                self.session, app=APP, entity="product", action="create"
-            ):
-                product = await self.products.add(
-                    Product(sku=payload.sku, name=payload.name, price=payload.price)
-                )
-                assert product.id is not None
-                await self.inventory.add(
-                    InventoryItem(product_id=product.id, quantity=payload.stock)
-                )
-                await record_mutation(
-                    self.session,
-                    app=APP,
-                    entity="product",
-                    entity_id=product.id,
-                    action="create",
-                    fields=payload.model_fields_set,
-                )
-        except IntegrityError:
-            raise AlreadyExistsException(
-                f"A product with SKU {payload.sku!r} already exists"
-            ) from None
-        return ProductRead.model_validate(product)
-
-    async def get(self, product_id: int) -> ProductRead:
-        return ProductRead.model_validate(await self.products.get_or_raise(product_id))
-
-    async def list(self, pagination: Pagination, **criteria: Any) -> tuple[list[ProductRead], int]:
-        rows, total = await self.products.page(
-            page=pagination.page, page_size=pagination.page_size, **criteria
-        )
-        return [ProductRead.model_validate(row) for row in rows], total
-
-    async def update(self, product_id: int, payload: ProductUpdate) -> ProductRead:
-        async with audited_transaction(
-            self.session, app=APP, entity="product", action="update", entity_id=product_id
-        ):
-            product = await self.products.get_or_raise(product_id, for_update=True)
-            values = payload.model_dump(exclude_unset=True, exclude_none=True)
-            changed = await self.products.update(product, values)
-            if changed:
-                await record_mutation(
-                    self.session,
-                    app=APP,
-                    entity="product",
-                    entity_id=product_id,
-                    action="update",
-                    fields=changed,
-                )
-        return ProductRead.model_validate(product)
-
-    async def delete(self, product_id: int) -> None:
-        async with audited_transaction(
-            self.session, app=APP, entity="product", action="delete", entity_id=product_id
-        ):
-            product = await self.products.get_or_raise(product_id, for_update=True)
-            # A cross-application read (seed 004 §4.2.2): App A's orders name products.
-            if await OrderRepository(self.session).count(product_id=product_id):
-                raise ConflictException(
-                    f"Product {product_id} has orders; deactivate it instead (active=false)"
-                )
-            inventory = await self.inventory.get(product_id)
-            if inventory is not None:
-                await self.inventory.delete(inventory)
-            await self.products.delete(product)
-            await record_mutation(
-                self.session, app=APP, entity="product", entity_id=product_id, action="delete"
+        async def build() -> Product:
+            product = await self.products.add(
+                Product(sku=payload.sku, name=payload.name, price=payload.price)
             )
+            assert product.id is not None
+            await self.inventory.add(InventoryItem(product_id=product.id, quantity=payload.stock))
+            return product
+
+        return await self._create(
+            build,
+            payload.model_fields_set,
+            f"A product with SKU {payload.sku!r} already exists",
+        )
+
+    async def _before_delete(self, entity_id: int) -> None:
+        # A cross-application read (seed 004 §4.2.2): App A's orders name products.
+        if await OrderRepository(self.session).count(product_id=entity_id):
+            raise ConflictException(
+                f"Product {entity_id} has orders; deactivate it instead (active=false)"
+            )
+        inventory = await self.inventory.get(entity_id)
+        if inventory is not None:
+            await self.inventory.delete(inventory)
 
 
 class InventoryService:
