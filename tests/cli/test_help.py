@@ -64,7 +64,7 @@ def test_a_paragraph_is_wrapped_to_the_terminal_width() -> None:
     end = next(i for i, line in enumerate(lines) if "also on Ctrl-C." in line)
     assert 0 < end - start < 5
     assert all(len(line.rstrip()) > 180 for line in lines[start:end])
-    assert "(over 400k rows at the default scale), serves a FastAPI" in lines[start]
+    assert "(over 400k rows at the default scale) and an embedded Redis, serves" in lines[start]
 
 
 def test_admin_token_help_states_the_minimum_length_the_proxy_enforces() -> None:
