@@ -1,6 +1,7 @@
 """Run psycopg's own test suite directly and through `dbsight proxy`, and count what fails.
 
     python scripts/psycopg_suite.py /path/to/psycopg-checkout [--mode direct,session,transaction]
+        [-- more pytest arguments, e.g. tests/test_prepared.py to run that file alone]
 
 The checkout is the user's step (``git clone https://github.com/psycopg/psycopg``; check out
 the tag of the installed psycopg, or the nearest one). Its test requirements go into the same
@@ -141,13 +142,15 @@ def _outcomes(report: Path) -> dict[str, str]:
 
 
 def _run_suite(checkout: Path, dsn: str, report: Path, extra: list[str], timeout: int) -> None:
+    # test paths after --: those alone, else the whole suite
+    paths = [] if any(a.startswith("tests/") for a in extra) else ["tests"]
     command = [
-        sys.executable, "-m", "pytest", "tests", "-m", "not slow", "--ignore", "tests/pool",
+        sys.executable, "-m", "pytest", *paths, "-m", "not slow", "--ignore", "tests/pool",
         "-o", f"cache_dir={report.parent / '.pytest_cache'}", "-p", "no:randomly", "-p", "no:asyncio", "-q",
         "--junitxml", str(report), *extra,
     ]
     if timeout:
-        command[3:3] = [f"--timeout={timeout}"]
+        command.append(f"--timeout={timeout}")
     env = {**os.environ, "PSYCOPG_TEST_DSN": dsn}
     subprocess.run(command, cwd=checkout, env=env, check=False)
 
@@ -159,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", help="superuser DSN of a PostgreSQL to use (default: embedded)")
     parser.add_argument("--out", type=Path, default=Path("psycopg-suite-results"))
     parser.add_argument("--timeout", type=int, default=0, help="per-test timeout (pytest-timeout)")
-    parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = extra
 
     checkout = args.checkout.resolve()
     if not (checkout / "tests" / "fix_db.py").exists():

@@ -109,7 +109,7 @@ from ._session_state import (
     state_query,
 )
 from ._setting_statements import maybe_sets_in
-from ._statement_names import StatementNames
+from ._statement_names import StatementNames, clears_statements
 from ._topology import PRIMARY
 from ._units import bare_prepares, cacheable_unit, named_parses, unit_end
 from ._writes import writes_anywhere
@@ -167,7 +167,7 @@ class PooledSession(FrontendSession):
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
-        self.statements = StatementNames(self._answer, self._prepared)
+        self.statements = StatementNames(self._answer, self._prepared, self._catalog_generation)
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
         self._begun = False  # a BEGIN the proxy answered ahead went to the server
@@ -499,6 +499,8 @@ class PooledSession(FrontendSession):
                     self._custom.update(custom_settings(buf, i + 5, end))
                 if t == QUERY or t == EXECUTE:
                     self._settings_statement(conn, exchange, t, buf, i, end)
+                    if t == QUERY and clears_statements(buf, i + 5, end):
+                        self._statements_cleared(conn, exchange)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
@@ -549,6 +551,29 @@ class PooledSession(FrontendSession):
         conn = self.conn
         if conn is not None:
             conn.prepared.pop(server, None)
+
+    def _catalog_generation(self) -> str:
+        """What the server names of statements prepared now carry (`StatementNames`): the
+        proxy's count of transactions that ran DDL, and the DDL of the one held now."""
+        exchange = self.exchange
+        return f"{self.pools.catalog_generation}.{exchange.ddl_count if exchange else 0}"
+
+    def _statements_cleared(self, conn: BackendConnection, exchange: Exchange) -> None:
+        """The client sends DEALLOCATE ALL or DISCARD ALL to ``conn``: every statement there
+        goes, the shared ones too, so what follows prepares again. (Should it fail, the
+        server keeps them: the full reset on release makes both sides agree again.)"""
+        conn.prepared.clear()
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True
+
+    def _catalog_changed(self, exchange: Exchange) -> None:
+        """The transaction that ends ran DDL: statements prepared before it, anywhere, may
+        name what is gone now, so later Parses get new server names; the connection that
+        ran it drops its statements on release (a full reset)."""
+        self.pools.catalog_generation += 1
+        exchange.ddl_count = 0
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True
 
     def _answer_prepares(self, buf: bytes) -> bool:
         """Answer a bare prepare (named Parse messages, then Sync) from a client between
@@ -1014,6 +1039,8 @@ class PooledSession(FrontendSession):
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
+        if exchange.ddl_count:
+            self._catalog_changed(exchange)
         listens = None
         if exchange.listens:
             listens = exchange.committed_listens()
