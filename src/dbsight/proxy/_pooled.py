@@ -206,6 +206,7 @@ class PooledSession(FrontendSession):
         # the LISTEN connection receives while the client's LISTEN moves there
         self._listener: ChannelListener | None = None
         self._notifications: list[bytes] = []
+        self._flush_pending = False  # notifications go out at the loop's next turn
         self._handover: list[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -1087,17 +1088,28 @@ class PooledSession(FrontendSession):
 
     # -- LISTEN in transaction mode ----------------------------------------------------------
     def notify(self, message: bytes) -> None:
-        """A notification for this client (from its `ChannelListener`): sent at once when it
-        is between transactions, else when its transaction ends."""
+        """A notification for this client (from its `ChannelListener`): sent as soon as the
+        listener has passed on what one read brought (together, as a server sends a
+        transaction's notifications) when the client is between transactions, else when its
+        transaction ends."""
         if self._handover is not None:
             self._handover.append(message)
-        elif (
+            return
+        self._notifications.append(message)
+        if not self._flush_pending and self._between_transactions():
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_notifications)
+
+    def _between_transactions(self) -> bool:
+        return (
             self.conn is None and self._waiting is None and self._begin is None
-            and self._client_transport is not None
-        ):
-            self._client_transport.write(message)
-        else:
-            self._notifications.append(message)
+            and self._handover is None and self._client_transport is not None
+        )
+
+    def _flush_notifications(self) -> None:
+        self._flush_pending = False
+        if self._notifications and self._between_transactions():
+            self._deliver_notifications()
 
     def _deliver_notifications(self) -> None:
         waiting, self._notifications = self._notifications, []
