@@ -146,7 +146,8 @@ def _run_suite(checkout: Path, dsn: str, report: Path, extra: list[str], timeout
     paths = [] if any(a.startswith("tests/") for a in extra) else ["tests"]
     command = [
         sys.executable, "-m", "pytest", *paths, "-m", "not slow", "--ignore", "tests/pool",
-        "-o", f"cache_dir={report.parent / '.pytest_cache'}", "-p", "no:randomly", "-p", "no:asyncio", "-q",
+        "-o", f"cache_dir={report.parent / '.pytest_cache'}",
+        "-p", "no:randomly", "-p", "no:asyncio", "-q",
         "--junitxml", str(report), *extra,
     ]
     if timeout:
@@ -158,7 +159,9 @@ def _run_suite(checkout: Path, dsn: str, report: Path, extra: list[str], timeout
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a psycopg source checkout")
-    parser.add_argument("--mode", default=",".join(MODES), help="comma-separated: " + ",".join(MODES))
+    parser.add_argument(
+        "--mode", default=",".join(MODES), help="comma-separated: " + ",".join(MODES)
+    )
     parser.add_argument("--dsn", help="superuser DSN of a PostgreSQL to use (default: embedded)")
     parser.add_argument("--out", type=Path, default=Path("psycopg-suite-results"))
     parser.add_argument("--timeout", type=int, default=0, help="per-test timeout (pytest-timeout)")
@@ -191,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     direct = results.get("direct", {})
     for mode, seen in results.items():
         bad = sorted(t for t, o in seen.items() if o in ("failed", "error"))
-        counts = {o: sum(1 for v in seen.values() if v == o) for o in ("passed", "failed", "error", "skipped")}
+        counts = {
+            o: sum(1 for v in seen.values() if v == o)
+            for o in ("passed", "failed", "error", "skipped")
+        }
         only_here = [t for t in bad if direct and direct.get(t) not in ("failed", "error")]
         summary[mode] = {**counts, "failing": bad, "failing_only_through_proxy": only_here}
         print(f"{mode:12} passed {counts['passed']:5}  failed {counts['failed']:4}  "
