@@ -111,3 +111,22 @@ def test_deallocate_all_in_a_transaction_then_prepare_again(
             conn._prepared.clear()  # (what psycopg itself does after DROP/ALTER/ROLLBACK)
             conn._prepared._to_flush.clear()
             assert conn.execute("SELECT %s::int + 1", [2]).fetchone() == (3,)
+
+
+def test_committed_create_keeps_statements_shared(proxy_factory: Any, pg_dsn: str) -> None:
+    """A temporary table per transaction (a committed CREATE) changes nothing prepared
+    before: the same text keeps its one server statement on the connection, not prepared
+    again under a new name."""
+    dsn = pooled(proxy_factory, pg_dsn)
+    text = "SELECT %s::int + 40"
+    names = "SELECT name FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 40'"
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as first:
+        assert first.execute(text, [2]).fetchone() == (42,)
+        before = first.execute(names, prepare=False).fetchall()
+    with psycopg.connect(dsn) as other:
+        other.execute("CREATE TEMP TABLE scratch (n int) ON COMMIT DROP")
+        other.commit()
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as later:
+        assert later.execute(text, [1]).fetchone() == (41,)
+        assert later.execute(names, prepare=False).fetchall() == before
+    assert len(before) == 1

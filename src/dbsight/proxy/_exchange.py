@@ -214,7 +214,8 @@ class Exchange:
         self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
         self.last_sqlstate: str | None = None  # of the last ErrorResponse (the breaker reads it)
         self.ddl_seen = False  # CREATE/ALTER/DROP ran (function volatility may have changed)
-        self.ddl_count = 0  # ... how many, in the transaction held now (statement names)
+        # DROP/ALTER, and ROLLBACK after DDL, in the transaction held now (statement names)
+        self.ddl_count = 0
         self.capture: WorkloadCapture | None = None  # --capture: statements written there too
         self.session_id = 0
         self._rolled_back = False  # the transaction's last command was ROLLBACK (capture)
@@ -606,6 +607,9 @@ class Exchange:
             self.dirty = True
         if first in _DDL_TAGS:
             self.ddl_seen = True
+            if first != b"CREATE":  # (what exists can change under prepared statements)
+                self.ddl_count += 1
+        elif first == b"ROLLBACK" and self.ddl_seen:  # (what was created may be gone again)
             self.ddl_count += 1
         elif first == b"LISTEN" or first == b"UNLISTEN":
             self.listen_tags += 1

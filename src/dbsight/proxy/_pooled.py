@@ -555,7 +555,8 @@ class PooledSession(FrontendSession):
 
     def _catalog_generation(self) -> str:
         """What the server names of statements prepared now carry (`StatementNames`): the
-        proxy's count of transactions that ran DDL, and the DDL of the one held now."""
+        proxy's count of transactions that changed the catalog (`_catalog_changed`), and the
+        DROP/ALTER (or ROLLBACK after DDL) of the one held now."""
         exchange = self.exchange
         return f"{self.pools.catalog_generation}.{exchange.ddl_count if exchange else 0}"
 
@@ -568,9 +569,11 @@ class PooledSession(FrontendSession):
             exchange.dirty = exchange.full_reset = True
 
     def _catalog_changed(self, exchange: Exchange) -> None:
-        """The transaction that ends ran DDL: statements prepared before it, anywhere, may
-        name what is gone now, so later Parses get new server names; the connection that
-        ran it drops its statements on release (a full reset)."""
+        """The transaction that ends dropped or altered something, or rolled back or failed
+        after DDL: statements prepared before, anywhere, may name what is gone now, so later
+        Parses get new server names; the connection that ran it drops its statements on
+        release (a full reset). (A committed CREATE alone changes nothing prepared, so a
+        temporary table per transaction keeps statements shared.)"""
         self.pools.catalog_generation += 1
         exchange.ddl_count = 0
         if not self.sticky:
@@ -1040,7 +1043,7 @@ class PooledSession(FrontendSession):
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
-        if exchange.ddl_count:
+        if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
             self._catalog_changed(exchange)
         listens = None
         if exchange.listens:

@@ -12,8 +12,9 @@ server gets; no sockets here.
 What a text means depends on the catalog: after ``DROP TYPE``/``CREATE TYPE`` or ``ALTER
 TABLE``, a statement prepared before may name a type that is gone or return other columns.
 So the server name also carries a catalog generation (``generation``: the proxy's count of
-transactions that ran DDL, and the DDL statements of the transaction held now): a Parse after
-DDL prepares anew on every connection instead of finding one prepared before it. A client's
+transactions that dropped or altered something, or rolled back or failed after DDL, and such
+statements in the transaction held now): a Parse after them prepares anew on every
+connection instead of finding one prepared before. A client's
 ``DEALLOCATE ALL`` or ``DISCARD ALL`` (`clears_statements`) drops every statement of the
 connection it runs on, the shared ones too: the proxy forgets them there at once, so the
 Parses that follow in the same transaction reach the server.
