@@ -175,7 +175,8 @@ class Exchange:
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "unsynced", "key", "user",
         "database", "application_name", "client_addr", "statement_count", "dirty",
-        "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "capture",
+        "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "ddl_count",
+        "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
@@ -213,6 +214,8 @@ class Exchange:
         self.cleared = False  # the client dropped its prepared statements (DEALLOCATE ALL...)
         self.last_sqlstate: str | None = None  # of the last ErrorResponse (the breaker reads it)
         self.ddl_seen = False  # CREATE/ALTER/DROP ran (function volatility may have changed)
+        # DROP/ALTER, and ROLLBACK after DDL, in the transaction held now (statement names)
+        self.ddl_count = 0
         self.capture: WorkloadCapture | None = None  # --capture: statements written there too
         self.session_id = 0
         self._rolled_back = False  # the transaction's last command was ROLLBACK (capture)
@@ -604,6 +607,10 @@ class Exchange:
             self.dirty = True
         if first in _DDL_TAGS:
             self.ddl_seen = True
+            if first != b"CREATE":  # (what exists can change under prepared statements)
+                self.ddl_count += 1
+        elif first == b"ROLLBACK" and self.ddl_seen:  # (what was created may be gone again)
+            self.ddl_count += 1
         elif first == b"LISTEN" or first == b"UNLISTEN":
             self.listen_tags += 1
         elif first == b"ROLLBACK" or first == b"COMMIT":

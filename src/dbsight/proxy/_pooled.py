@@ -110,7 +110,7 @@ from ._session_state import (
     serializable_by_default,
 )
 from ._setting_statements import maybe_sets_in
-from ._statement_names import StatementNames
+from ._statement_names import StatementNames, clears_statements
 from ._topology import PRIMARY
 from ._units import bare_prepares, named_parses, unit_end
 from .auth import (
@@ -162,7 +162,7 @@ class PooledSession(FrontendSession):
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
-        self.statements = StatementNames(self._answer, self._prepared)
+        self.statements = StatementNames(self._answer, self._prepared, self._catalog_generation)
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
         self._begun = False  # a BEGIN the proxy answered ahead went to the server
@@ -198,6 +198,7 @@ class PooledSession(FrontendSession):
         # the LISTEN connection receives while the client's LISTEN moves there
         self._listener: ChannelListener | None = None
         self._notifications: list[bytes] = []
+        self._flush_pending = False  # notifications go out at the loop's next turn
         self._handover: list[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -498,6 +499,8 @@ class PooledSession(FrontendSession):
                     self._custom.update(custom_settings(buf, i + 5, end))
                 if t == QUERY or t == EXECUTE:
                     self._settings_statement(conn, exchange, t, buf, i, end)
+                    if t == QUERY and clears_statements(buf, i + 5, end):
+                        self._statements_cleared(conn, exchange)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
@@ -548,6 +551,32 @@ class PooledSession(FrontendSession):
         conn = self.conn
         if conn is not None:
             conn.prepared.pop(server, None)
+
+    def _catalog_generation(self) -> str:
+        """What the server names of statements prepared now carry (`StatementNames`): the
+        proxy's count of transactions that changed the catalog (`_catalog_changed`), and the
+        DROP/ALTER (or ROLLBACK after DDL) of the one held now."""
+        exchange = self.exchange
+        return f"{self.pools.catalog_generation}.{exchange.ddl_count if exchange else 0}"
+
+    def _statements_cleared(self, conn: BackendConnection, exchange: Exchange) -> None:
+        """The client sends DEALLOCATE ALL or DISCARD ALL to ``conn``: every statement there
+        goes, the shared ones too, so what follows prepares again. (Should it fail, the
+        server keeps them: the full reset on release makes both sides agree again.)"""
+        conn.prepared.clear()
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True
+
+    def _catalog_changed(self, exchange: Exchange) -> None:
+        """The transaction that ends dropped or altered something, or rolled back or failed
+        after DDL: statements prepared before, anywhere, may name what is gone now, so later
+        Parses get new server names; the connection that ran it drops its statements on
+        release (a full reset). (A committed CREATE alone changes nothing prepared, so a
+        temporary table per transaction keeps statements shared.)"""
+        self.pools.catalog_generation += 1
+        exchange.ddl_count = 0
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True
 
     def _answer_prepares(self, buf: bytes) -> bool:
         """Answer a bare prepare (named Parse messages, then Sync) from a client between
@@ -872,6 +901,8 @@ class PooledSession(FrontendSession):
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
+        if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
+            self._catalog_changed(exchange)
         listens = None
         if exchange.listens:
             listens = exchange.committed_listens()
@@ -914,17 +945,28 @@ class PooledSession(FrontendSession):
 
     # -- LISTEN in transaction mode ----------------------------------------------------------
     def notify(self, message: bytes) -> None:
-        """A notification for this client (from its `ChannelListener`): sent at once when it
-        is between transactions, else when its transaction ends."""
+        """A notification for this client (from its `ChannelListener`): sent as soon as the
+        listener has passed on what one read brought (together, as a server sends a
+        transaction's notifications) when the client is between transactions, else when its
+        transaction ends."""
         if self._handover is not None:
             self._handover.append(message)
-        elif (
+            return
+        self._notifications.append(message)
+        if not self._flush_pending and self._between_transactions():
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_notifications)
+
+    def _between_transactions(self) -> bool:
+        return (
             self.conn is None and self._waiting is None and self.routing.begin is None
-            and self._client_transport is not None
-        ):
-            self._client_transport.write(message)
-        else:
-            self._notifications.append(message)
+            and self._handover is None and self._client_transport is not None
+        )
+
+    def _flush_notifications(self) -> None:
+        self._flush_pending = False
+        if self._notifications and self._between_transactions():
+            self._deliver_notifications()
 
     def _deliver_notifications(self) -> None:
         waiting, self._notifications = self._notifications, []

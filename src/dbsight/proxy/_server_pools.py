@@ -65,6 +65,8 @@ class ServerPools:
         self._sessions: dict[tuple[int, bytes], PooledSession] = {}
         self._listeners: dict[tuple[str, str], ChannelListener] = {}  # by database, user
         self._client_ids = 0
+        # transactions that ran DDL so far: part of prepared statements' server names
+        self.catalog_generation = 0
         self._closed = False
 
     # -- pools ---------------------------------------------------------------------------

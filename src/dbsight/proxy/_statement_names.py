@@ -8,11 +8,22 @@ its Parse goes ahead and its ParseComplete is swallowed, so the client sees the 
 its own messages only; a Parse of a statement the connection has, and every Close of a
 statement, are answered by the proxy. `rename` turns one client message into what the
 server gets; no sockets here.
+
+What a text means depends on the catalog: after ``DROP TYPE``/``CREATE TYPE`` or ``ALTER
+TABLE``, a statement prepared before may name a type that is gone or return other columns.
+So the server name also carries a catalog generation (``generation``: the proxy's count of
+transactions that dropped or altered something, or rolled back or failed after DDL, and such
+statements in the transaction held now): a Parse after them prepares anew on every
+connection instead of finding one prepared before. A client's
+``DEALLOCATE ALL`` or ``DISCARD ALL`` (`clears_statements`) drops every statement of the
+connection it runs on, the shared ones too: the proxy forgets them there at once, so the
+Parses that follow in the same transaction reach the server.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +37,15 @@ _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())
 STATEMENT = ord("S")
+# A Query that drops every prepared statement of its server session (one statement alone).
+_CLEARING_QUERY = re.compile(
+    rb"\s*(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL)\s*;?\s*\x00?", re.IGNORECASE
+)
+
+
+def clears_statements(buf: bytes, start: int, end: int) -> bool:
+    """Whether the Query body ``buf[start:end]`` is ``DEALLOCATE ALL`` or ``DISCARD ALL``."""
+    return _CLEARING_QUERY.fullmatch(buf, start, end) is not None
 
 
 class StatementNames:
@@ -35,16 +55,18 @@ class StatementNames:
     ``on_prepared`` tells the observation what a server name runs.
     """
 
-    __slots__ = ("statements", "answer", "on_prepared")
+    __slots__ = ("statements", "answer", "on_prepared", "generation")
 
     def __init__(
         self,
         answer: Callable[[bytes], None],
         on_prepared: Callable[[str, str, bytes], None] | None = None,
+        generation: Callable[[], str] | None = None,
     ) -> None:
         self.statements: dict[str, tuple[str, bytes, str]] = {}
         self.answer = answer
         self.on_prepared = on_prepared
+        self.generation = generation  # the catalog generation, part of every server name
 
     def __contains__(self, name: str) -> bool:
         return name in self.statements
@@ -60,7 +82,10 @@ class StatementNames:
     def remember(self, name: str, query: str, rest: bytes) -> tuple[str, bytes]:
         """The client prepares ``name`` (``rest``: its Parse body from the text on): its
         server name and the Parse message for the server."""
-        digest = hashlib.blake2b(rest, digest_size=12).hexdigest()
+        hashed = hashlib.blake2b(rest, digest_size=12)
+        if self.generation is not None:
+            hashed.update(self.generation().encode())
+        digest = hashed.hexdigest()
         server = _SERVER_PREFIX + digest
         body = server.encode() + b"\0" + rest
         parse = b"P" + _INT32.pack(len(body) + 4) + body
