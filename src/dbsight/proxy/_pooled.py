@@ -409,32 +409,11 @@ class PooledSession(FrontendSession):
                 if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
                     exchange.discarding or self._dropping
                 ):
-                    verdict = self._admit(exchange, t, buf, i, end)
-                    if verdict is not None:
-                        if isinstance(verdict, float):  # queued by a rate limit
-                            if conn is not None:
-                                self._send(out, buf, seg, i)
-                            self._client_buffer = buf[i:]
-                            self._admitted = True
-                            self._pause_for(asyncio.sleep(verdict))
-                            return
-                        if conn is None:  # nothing held: answered here, no server needed
-                            i = seg = self._refuse_unit(buf, i, -1, verdict.sqlstate,
-                                                        verdict.message)
-                            continue
-                        out.append(buf[seg:i])
-                        seg = end
-                        if t == QUERY:  # raised by the server: the transaction fails as usual
-                            out.append(raising_query(verdict.sqlstate, verdict.message))
-                            exchange.request(t, buf, i + 5, end, at)  # its answer is this one's
-                        else:  # in place of the Execute's answer; the rest up to Sync dropped
-                            reply = exchange.reply(
-                                p.error_response(verdict.sqlstate, verdict.message)
-                            )
-                            if reply is not None:
-                                self._client_transport.write(reply)
-                            self._dropping = True
-                        i = end
+                    after = self._pipeline_step(exchange, conn, t, buf, i, end, at, out, seg)
+                    if after == _STOP:
+                        return
+                    if after >= 0:  # refused: answered here, go on after it
+                        i = seg = after
                         continue
                 if self._dropping:  # after a rejected Execute, up to the client's Sync
                     if t != SYNC:
@@ -443,54 +422,12 @@ class PooledSession(FrontendSession):
                         continue
                     self._dropping = False
                 if conn is None:
-                    if t == TERMINATE:
-                        self._end()
-                        return
-                    if t == FLUSH:  # nothing to flush between transactions
-                        i = seg = end
+                    conn, after, barrier = self._start_unit(t, buf, i, end, cache, routing)
+                    if conn is None:
+                        if after == _STOP:
+                            return
+                        i = seg = after  # answered here (or nothing to do): go on after it
                         continue
-                    if t == QUERY and self._session_command(buf, i, end):
-                        i = seg = end
-                        continue
-                    if t == QUERY and self._defer_begin(buf, i, end):
-                        i = seg = end
-                        continue
-                    cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
-                    if cached_end >= 0:  # answered from the cache
-                        i = seg = cached_end
-                        continue
-                    if cached_end == _WAIT:  # for what the cache needs to know first
-                        self._client_buffer = buf[i:]
-                        return
-                    route = routing.route(
-                        buf, i, self.statements.text, cache is not None and cache.fill is not None
-                    )
-                    if isinstance(route, Lookup):  # a function's volatility, say: judged after
-                        self._pause_for(self._resolve(route))
-                        self._client_buffer = buf[i:]
-                        return
-                    target, barrier = route
-                    if cache is not None and cache.fill is not None:
-                        if target != PRIMARY:  # a replica may lag: only the primary fills
-                            cache.fill = None
-                        else:  # the answer is this unit's alone: later units wait for it
-                            barrier = unit_end(buf, i)
-                    if target == PRIMARY and not self.pools.topology.primary_allowed():
-                        i = seg = self._refuse_unit(
-                            buf, i, barrier, "57P03",
-                            "dbsight proxy: the primary server is unavailable (circuit breaker "
-                            "open after repeated failures); retry shortly",
-                        )
-                        barrier = -1
-                        continue
-                    if target != PRIMARY and barrier >= 0:  # a read: kept until answered
-                        self._retry = bytes(buf[i:barrier])
-                    conn = self._take_connection(target)
-                    if conn is None:  # all busy: wait for one, then go on from this message
-                        self._client_buffer = buf[i:]
-                        self._unit_end = barrier - i if barrier >= 0 else -1
-                        self._pause_for(self._acquire(target))
-                        return
                     seg = i
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
@@ -524,6 +461,89 @@ class PooledSession(FrontendSession):
             self._held_back = True
         if conn is not None:
             self._send(out, buf, seg, i)
+
+    def _pipeline_step(
+        self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes,
+        i: int, end: int, at: float, out: list[bytes], seg: int,
+    ) -> int:
+        """The request pipeline's verdict on the Query or Execute at ``buf[i:end]``:
+        `_PROCEED` to run it; `_STOP` when a rate limit queues it (the bytes from ``i`` wait);
+        else where to go on, the statement refused — answered here between transactions,
+        raised by the server inside one (a Query), or in place of its answer (an Execute,
+        whose unit is then dropped up to the client's Sync)."""
+        verdict = self._admit(exchange, t, buf, i, end)
+        if verdict is None:
+            return _PROCEED
+        if isinstance(verdict, float):  # queued by a rate limit
+            if conn is not None:
+                self._send(out, buf, seg, i)
+            self._client_buffer = buf[i:]
+            self._admitted = True
+            self._pause_for(asyncio.sleep(verdict))
+            return _STOP
+        if conn is None:  # nothing held: answered here, no server needed
+            return self._refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
+        out.append(buf[seg:i])
+        if t == QUERY:  # raised by the server: the transaction fails as usual
+            out.append(raising_query(verdict.sqlstate, verdict.message))
+            exchange.request(t, buf, i + 5, end, at)  # its answer is this one's
+        else:  # in place of the Execute's answer; the rest up to Sync dropped
+            reply = exchange.reply(p.error_response(verdict.sqlstate, verdict.message))
+            if reply is not None:
+                self._client_transport.write(reply)
+            self._dropping = True
+        return end
+
+    def _start_unit(
+        self, t: int, buf: bytes, i: int, end: int, cache: CacheStep | None,
+        routing: SessionRouting,
+    ) -> tuple[BackendConnection | None, int, int]:
+        """A message between transactions starts a unit: the proxy's own commands, a BEGIN
+        answered ahead, the cache, then the router pick its server and a connection is
+        taken. Returns (the connection, -, where the unit a replica serves ends or -1), or
+        (None, where to go on, -1) when the unit was answered here, or (None, `_STOP`, -1)
+        when the session ended or waits (the bytes from ``i`` kept)."""
+        if t == TERMINATE:
+            self._end()
+            return None, _STOP, -1
+        if t == FLUSH:  # nothing to flush between transactions
+            return None, end, -1
+        if t == QUERY and (self._session_command(buf, i, end) or self._defer_begin(buf, i, end)):
+            return None, end, -1
+        cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
+        if cached_end >= 0:  # answered from the cache
+            return None, cached_end, -1
+        if cached_end == _WAIT:  # for what the cache needs to know first
+            self._client_buffer = buf[i:]
+            return None, _STOP, -1
+        filling = cache is not None and cache.fill is not None
+        route = routing.route(buf, i, self.statements.text, filling)
+        if isinstance(route, Lookup):  # a function's volatility, say: judged after
+            self._pause_for(self._resolve(route))
+            self._client_buffer = buf[i:]
+            return None, _STOP, -1
+        target, barrier = route
+        if cache is not None and cache.fill is not None:
+            if target != PRIMARY:  # a replica may lag: only the primary fills
+                cache.fill = None
+            else:  # the answer is this unit's alone: later units wait for it
+                barrier = unit_end(buf, i)
+        if target == PRIMARY and not self.pools.topology.primary_allowed():
+            after = self._refuse_unit(
+                buf, i, barrier, "57P03",
+                "dbsight proxy: the primary server is unavailable (circuit breaker "
+                "open after repeated failures); retry shortly",
+            )
+            return None, after, -1
+        if target != PRIMARY and barrier >= 0:  # a read: kept until answered
+            self._retry = bytes(buf[i:barrier])
+        conn = self._take_connection(target)
+        if conn is None:  # all busy: wait for one, then go on from this message
+            self._client_buffer = buf[i:]
+            self._unit_end = barrier - i if barrier >= 0 else -1
+            self._pause_for(self._acquire(target))
+            return None, _STOP, -1
+        return conn, i, barrier
 
     def _send(self, out: list[bytes], buf: bytes, seg: int, i: int) -> None:
         transport = self._server_transport
@@ -1153,6 +1173,8 @@ class PooledSession(FrontendSession):
 
 
 _WAIT = -2  # _from_cache: judged again later
+_STOP = -1  # _start_unit, _pipeline_step: the session ended or waits; stop reading
+_PROCEED = -2  # _pipeline_step: no verdict against the statement
 _IDLE = ord("I")
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
