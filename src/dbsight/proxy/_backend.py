@@ -238,14 +238,18 @@ class BackendConnection:
         """Not closed or broken, the socket still open as far as asyncio knows, and no
         ErrorResponse waiting unread (the server said FATAL while the connection was idle:
         a shutdown or an administrator's pg_terminate_backend, its EOF not seen yet)."""
+        # (the reader's state is read from its private fields, only looked at: this runs
+        # twice per pooled transaction, and StreamReader's accessors are Python calls)
         reader: Any = self.reader
+        writer: Any = self.writer
+        buffer = reader._buffer
         return not (
             self.closed
             or self.broken
-            or self.writer.is_closing()
-            or self.reader.at_eof()
-            or self.reader.exception() is not None
-            or reader._buffer[:1] == b"E"  # its buffer is private; only looked at
+            or writer._transport.is_closing()
+            or (reader._eof and not buffer)  # at_eof()
+            or reader._exception is not None
+            or buffer[:1] == b"E"
         )
 
     @property

@@ -115,23 +115,33 @@ class CircuitBreaker:
         self._trials.append(now)
         return True
 
-    def record(self, ok: bool, now: float) -> None:
-        """The outcome of a request ``allow()`` let through (``ok``: no backend failure)."""
-        if self._state == "closed":
+    def record(self, ok: bool, now: float) -> State | None:
+        """The outcome of a request ``allow()`` let through (``ok``: no backend failure);
+        returns the state the breaker left when this outcome changed it, else None."""
+        state = self._state
+        if state == "closed":
+            buckets = self._buckets
+            if ok and buckets and buckets[-1][0] == int(now // self._bucket_s):
+                # the usual case, once per transaction: a success in the newest bucket
+                # (nothing slides out of the window, the failure rate only falls)
+                buckets[-1][1] += 1
+                self._requests += 1
+                return None
             self._add(ok, now)
             requests = self._requests
             if requests >= self.min_requests and self._failures / requests >= self.error_rate:
                 self._open(now)
-        elif self._state == "half_open" and self._trials:
+        elif state == "half_open" and self._trials:
             # Outcomes arriving while open, or half-open with no trial out, belong to requests
             # let through before the breaker opened: they say nothing about the trials.
             self._trials.popleft()
             if not ok:
                 self._open(now)
-                return
-            self._trial_successes += 1
-            if self._trial_successes >= self.trial_requests:
-                self._close()
+            else:
+                self._trial_successes += 1
+                if self._trial_successes >= self.trial_requests:
+                    self._close()
+        return state if self._state != state else None
 
     def force_open(self, now: float) -> None:
         """A health check found the backend down: refuse requests from now for ``cooldown_s``

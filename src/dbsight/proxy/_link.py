@@ -53,8 +53,12 @@ class StreamLink(asyncio.StreamReaderProtocol):
         (the caller handles them first). ``paired`` is the transport to pause while this
         socket's own write buffer is full."""
         reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
-        buffered = bytes(reader._buffer)
-        reader._buffer.clear()
+        buffer = reader._buffer
+        if buffer:
+            buffered = bytes(buffer)
+            buffer.clear()
+        else:  # the usual case: a pooled connection taken for a transaction
+            buffered = b""
         self._on_data = on_data
         self._paired = paired
         if self.lost:  # gone already (while in stream mode): said once the caller is ready
@@ -64,7 +68,8 @@ class StreamLink(asyncio.StreamReaderProtocol):
         if reader._eof:  # the peer ended while in stream mode: close, on_lost follows
             self._stream_writer_transport().close()
             return buffered
-        reader._maybe_resume_transport()  # paused on a full buffer, maybe
+        if reader._paused:  # on a full buffer
+            reader._maybe_resume_transport()
         return buffered
 
     def _stream_writer_transport(self) -> asyncio.BaseTransport:

@@ -247,10 +247,16 @@ class BackendPool:
         before the caller: they come first)."""
         if self._closed or self._waiters:
             return None
+        idle = self._idle
+        if not idle:
+            return None
         now = _monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if self._stale(conn, now):
+        max_lifetime = self.max_lifetime_s
+        while idle:
+            conn = idle.pop()
+            if (max_lifetime is not None and now - conn.created_at >= max_lifetime) or not (
+                conn.usable
+            ):  # `_stale`, inline: once per pooled transaction
                 self._discard(conn)
                 continue
             self._used.add(conn)
@@ -261,17 +267,24 @@ class BackendPool:
     def release_clean(self, conn: BackendConnection) -> None:
         """Give back ``conn`` with nothing to reset: between transactions, and nothing its
         client did outlives the transaction (the relay judged that); no round trip."""
-        if conn not in self._used:
+        used = self._used
+        if conn not in used:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
-        self._used.discard(conn)
+        used.discard(conn)
         self.total_clean_releases += 1
-        now = _monotonic()
-        conn.last_used_at = now
-        if self._closed or self._too_old(conn, now) or not conn.usable:
+        now = conn.last_used_at = _monotonic()
+        max_lifetime = self.max_lifetime_s
+        if (
+            self._closed
+            or (max_lifetime is not None and now - conn.created_at >= max_lifetime)
+            or not conn.usable
+        ):
             self._discard(conn)
             self._grow()
-        else:
+        elif self._waiters:
             self._deliver(conn)
+        else:
+            self._idle.append(conn)
 
     async def release(self, conn: BackendConnection, full: bool = True) -> None:
         """Give ``conn`` back: reset (``full``: DISCARD ALL, else the reset that keeps

@@ -123,14 +123,14 @@ class Topology:
         return None
 
     def primary_allowed(self) -> bool:
-        return self.breakers[PRIMARY].allow(_monotonic())
+        breaker = self.breakers[PRIMARY]
+        return breaker.state == "closed" or breaker.allow(_monotonic())
 
     def record(self, name: str, ok: bool) -> None:
         """The outcome of a request on server ``name`` (False: the server's fault)."""
         breaker = self.breakers[name]
-        before = breaker.state
-        breaker.record(ok, _monotonic())
-        if breaker.state != before:
+        before = breaker.record(ok, _monotonic())
+        if before is not None:
             _breaker_alert(name, before, breaker.state)
 
     def _health_changed(self, monitor: BackendMonitor) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from hashlib import blake2b
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from ._cache import LruMap
@@ -117,11 +118,19 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     return SqlInfo(normalized, *analysis), True
 
 
+# dialect name as callers spell it -> (the dialect, its lexer's scan): one lookup a text
+_scanners: dict[str, tuple[Dialect, Callable[[str], ScanResult]]] = {}
+
+
 def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
     """:func:`analyze` without the exact-text cache (the masked cache is used)."""
-    text = _text_of(sql)
-    d = resolve_dialect(dialect)
-    scan = scanner_for(d)(text)
+    text = sql if type(sql) is str else _text_of(sql)
+    scanner = _scanners.get(dialect)
+    if scanner is None:
+        d = resolve_dialect(dialect)
+        scanner = _scanners[dialect] = (d, scanner_for(d))
+    d, scan_text = scanner
+    scan = scan_text(text)
     cacheable = scan.sure and len(scan.key) <= MAX_CACHED_LEN
     if cacheable:
         hit = _masked.get((d, scan.key))
@@ -161,12 +170,19 @@ def front_cache(dialect: str) -> dict[str | bytes, SqlInfo]:
 
 
 def analyze_into(front: dict[str | bytes, SqlInfo], sql: str | bytes, dialect: str) -> SqlInfo:
-    """``analyze(sql, dialect)``, remembered in ``front`` (``front_cache(dialect)``)."""
-    info = analyze(sql, dialect)
-    if _front_max and len(sql) <= MAX_CACHED_LEN:
-        if len(front) >= _front_max:
-            front.clear()
-        front[sql] = info
+    """``analyze(sql, dialect)``, remembered in ``front`` (``front_cache(dialect)``).
+    ``front`` is this path's exact-text cache, which the caller has just missed: the text
+    goes straight to the lexer and the masked cache, not through the exact LRU as well
+    (where a text inlining its literals would only push out the others)."""
+    if not _front_max or type(sql) is not str or len(sql) > MAX_CACHED_LEN:
+        return analyze(sql, dialect)  # (which also explains a bad argument)
+    try:
+        info = analyze_uncached(sql, dialect)
+    except TypeError:
+        return analyze(sql, dialect)
+    if len(front) >= _front_max:
+        front.clear()
+    front[sql] = info
     return info
 
 

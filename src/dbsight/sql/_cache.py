@@ -23,14 +23,19 @@ class LruMap(Generic[K, V]):
         self.misses = 0
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
+        # no lock: a lookup and a move are each atomic (OrderedDict is C); an entry put
+        # out meanwhile by another thread is simply not moved (the counters are a guide)
+        data = self._data
+        value = data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        try:
+            data.move_to_end(key)
+        except KeyError:
+            pass
+        self.hits += 1
+        return value
 
     def put(self, key: K, value: V) -> None:
         if self.maxsize <= 0:
