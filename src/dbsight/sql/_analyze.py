@@ -16,8 +16,8 @@
 from __future__ import annotations
 
 import functools
-from hashlib import blake2b
 from collections.abc import Callable
+from hashlib import blake2b
 from typing import Final, NamedTuple
 
 from ._cache import LruMap
