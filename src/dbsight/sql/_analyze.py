@@ -32,6 +32,7 @@ from ._lexer import (
     scanner_for,
 )
 from ._postgres import Analysis, analyze_postgres
+from ._shapes import Entry, make_entry, shape_hit, shape_key
 
 DEFAULT_CACHE_SIZE: Final = 4096
 # Longer texts (bulk inserts ...) are analyzed every time, not kept in memory.
@@ -118,6 +119,9 @@ def _compute(text: str, d: Dialect, scan: ScanResult) -> tuple[SqlInfo, bool]:
     return SqlInfo(normalized, *analysis), True
 
 
+# The digit-shape caches (`._shapes`), of the dialects whose lexers it was checked against.
+_shapes: dict[Dialect, dict[bytes, Entry]] = {"postgresql": {}, "mysql": {}, "sqlite": {}}
+
 # dialect name as callers spell it -> (the dialect, its lexer's scan): one lookup a text
 _scanners: dict[str, tuple[Dialect, Callable[[str], ScanResult]]] = {}
 
@@ -130,15 +134,29 @@ def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
         d = resolve_dialect(dialect)
         scanner = _scanners[dialect] = (d, scanner_for(d))
     d, scan_text = scanner
+    shapes = _shapes.get(d) if _front_max else None
+    shaped = shape_key(text) if shapes is not None else None
+    if shaped is not None:
+        entry = shapes.get(shaped[1])  # type: ignore[union-attr]
+        if entry is not None:
+            hit = shape_hit(entry, shaped[0])
+            if hit is not None:
+                _masked.hits += 1  # (the literal-blind level answered: counted as its hit)
+                return hit
     scan = scan_text(text)
     cacheable = scan.sure and len(scan.key) <= MAX_CACHED_LEN
+    info: SqlInfo | None = None
     if cacheable:
-        hit = _masked.get((d, scan.key))
-        if hit is not None:
-            return hit
-    info, parsed = _compute(text, d, scan)
-    if cacheable and parsed:
+        info = _masked.get((d, scan.key))
+    if info is None:
+        info, parsed = _compute(text, d, scan)
+        if not (cacheable and parsed):
+            return info
         _masked.put((d, scan.key), info)
+    if shaped is not None:  # what the masked cache keeps, the shape cache keeps too
+        if len(shapes) >= _front_max:  # type: ignore[arg-type]
+            shapes.clear()  # type: ignore[union-attr]
+        shapes[shaped[1]] = make_entry(shaped[0], info)  # type: ignore[index]
     return info
 
 
@@ -290,6 +308,8 @@ def clear_cache() -> None:
 def _clear_front() -> None:
     for front in _front.values():
         front.clear()
+    for shapes in _shapes.values():
+        shapes.clear()
 
 
 def cache_info() -> CacheInfo:

@@ -1,0 +1,71 @@
+"""The digit-shape cache: ``analyze()`` of a text that differs from one seen before only in the
+digits of its numbers, without running the lexer again.
+
+A client that inlines its values (``WHERE aid = 48213``, ``LIMIT 20 OFFSET 40``) sends a new
+text for nearly every statement: the exact-text caches miss, and each text is lexed (a regular
+expression pass with a Python callback a token) only for the masked cache to answer with the
+analysis it already holds. Here the text's UTF-8 bytes with every digit turned into ``0`` (one
+``bytes.translate``) are the key instead. Two texts with the same key have the same bytes
+everywhere but in their digits, at the same places; the lexer masks a digit run that starts
+after a byte that cannot continue an identifier (a number, or a run inside a string or a
+comment), so where only such runs differ, the masked keys are the same and so is the analysis.
+The other digits (in identifiers such as ``t1``, parameter numbers ``$2``, exponents ``1e5``)
+are compared with those of the text the entry was made from.
+
+Texts with quoted identifiers (``"col 1"``), backquotes, brackets, ``?`` placeholders (whose
+reading depends on what comes before them) or NUL are not shaped, nor are texts longer than
+`MAX_SHAPED_LEN`; and only analyses the masked cache itself would keep (the lexer sure of its
+reading, the text parsed) are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ._info import SqlInfo
+
+# Long texts (bulk inserts...) vary in more than their digits: not worth a key of their size.
+MAX_SHAPED_LEN: Final = 4096
+
+_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+# Digit runs right after a byte that continues an identifier (letters, _, $, UTF-8 of
+# non-ASCII letters): part of a name or a parameter number, compared digit by digit.
+_NAME_DIGITS: Final = re.compile(rb"(?<=[A-Za-z_$\x80-\xff])[0-9]+")
+
+Entry = tuple[bytes, tuple[int, ...], SqlInfo]
+
+
+def shape_key(text: str) -> tuple[bytes, bytes] | None:
+    """(the text's UTF-8 bytes, its key), or None for a text that is not shaped."""
+    if (
+        len(text) > MAX_SHAPED_LEN
+        or '"' in text
+        or "?" in text
+        or "`" in text
+        or "[" in text
+        or "\x00" in text
+    ):
+        return None
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    return encoded, encoded.translate(_ZEROS)
+
+
+def shape_hit(entry: Entry, encoded: bytes) -> SqlInfo | None:
+    """The entry's analysis when ``encoded`` (whose key is the entry's) has the same digits
+    in names as the text the entry was made from."""
+    template, fixed, info = entry
+    for i in fixed:
+        if encoded[i] != template[i]:
+            return None
+    return info
+
+
+def make_entry(encoded: bytes, info: SqlInfo) -> Entry:
+    fixed = tuple(
+        i for m in _NAME_DIGITS.finditer(encoded) for i in range(m.start(), m.end())
+    )
+    return encoded, fixed, info
