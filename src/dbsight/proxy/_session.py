@@ -29,6 +29,7 @@ import logging
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._runtime import recorder
@@ -152,7 +153,10 @@ class FrontendSession:
         self.observing = True
         self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._shutting_down = False
-        self._ended: asyncio.Future[None] | None = None
+        self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
+        self._client_transport: Any = None  # once relayed
+        self._client_buffer = b""  # the start of a message not yet whole (or held back)
+        self._max_size = config.max_message_size
 
     def request_shutdown(self) -> None:
         """The proxy is stopping: end the session now if it is between transactions,
@@ -161,14 +165,14 @@ class FrontendSession:
 
     def _end_for_shutdown(self) -> None:
         """The proxy is stopping: tell the client (57P01) and close its connection."""
-        client_errors["57P01"] += 1
+        self._fatal("57P01", "terminating connection: the dbsight proxy is shutting down")
+
+    def _fatal(self, sqlstate: str, message: str, detail: str | None = None) -> None:
+        """A FATAL ErrorResponse to the client, counted; its connection closes and the
+        relay ends."""
+        client_errors[sqlstate] += 1
         with contextlib.suppress(Exception):
-            self.writer.write(
-                p.error_response(
-                    "57P01", "terminating connection: the dbsight proxy is shutting down",
-                    "FATAL",
-                )
-            )
+            self.writer.write(p.error_response(sqlstate, message, "FATAL", detail=detail))
         self.writer.close()
         self._end()
 
@@ -182,16 +186,26 @@ class FrontendSession:
     def _violation(self, exc: p.ProtocolError) -> None:
         """The client broke the protocol: tell it (FATAL, with the SQLSTATE) and end."""
         logger.info("dbsight proxy: client %s: %s", self.client_addr, exc.message)
-        client_errors[exc.sqlstate] += 1
-        with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
-        self.writer.close()
-        self._end()
+        self._fatal(exc.sqlstate, exc.message)
 
     def _end(self) -> None:
         ended = self._ended
         if ended is not None and not ended.done():
             ended.set_result(None)
+
+    def _relay_client(
+        self, on_data: Callable[[bytes], None], paired: asyncio.Transport | None = None
+    ) -> bytes:
+        """Hand the client's socket to ``on_data`` (the relay ends with `_end`); returns the
+        bytes that came before, for ``on_data`` to take first."""
+        self._ended = asyncio.get_running_loop().create_future()
+        self._client_transport = self.writer.transport
+        return self.frontend.take_buffered() + link_of(self.writer).relay(
+            on_data, self._client_lost, paired=paired
+        )
+
+    def _client_lost(self, exc: BaseException | None) -> None:
+        self._end()
 
     # -- startup -------------------------------------------------------------------------
     async def _startup(self) -> p.Frame | None:
@@ -312,9 +326,6 @@ class ClientSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls)
         self.upstream_tls = upstream_tls
         self.server_writer: asyncio.StreamWriter | None = None
-        self._client_buffer = b""
-        self._max_size = config.max_message_size
-        self._client_transport: Any = None
         self._server_transport: Any = None
         self._client_left = False
 
@@ -424,19 +435,16 @@ class ClientSession(FrontendSession):
     async def _relay(self) -> None:
         """Hand both sockets to the relay callbacks; return when either side has closed."""
         assert self.server_writer is not None
-        self._ended = asyncio.get_running_loop().create_future()
-        self._client_transport = self.writer.transport
         self._server_transport = self.server_writer.transport
+        client_early = self._relay_client(self._client_data, paired=self._server_transport)
         server_early = link_of(self.server_writer).relay(
             self._server_data, self._server_lost, paired=self._client_transport
-        )
-        client_early = self.frontend.take_buffered() + link_of(self.writer).relay(
-            self._client_data, self._client_lost, paired=self._server_transport
         )
         if server_early:
             self._server_data(server_early)
         if client_early:
             self._client_data(client_early)
+        assert self._ended is not None  # (by _relay_client)
         await self._ended
         if self._client_left and self.exchange is not None and self.exchange.statements_running():
             await self._cancel_running()
