@@ -159,6 +159,7 @@ class PooledSession(FrontendSession):
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
+        self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -258,6 +259,7 @@ class PooledSession(FrontendSession):
         self.router = self.routing.router = self.pools.topology.router_for(database)
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
+        self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
         for name in self.pools.topology.replica_names:
             _, lease.replicas[name] = await self.pools.pool_for(database, user, name)
         try:
@@ -322,20 +324,18 @@ class PooledSession(FrontendSession):
         await self._ended
 
     def client_data(self, data: bytes) -> None:
-        """The client's bytes, message by message: the first of a unit between transactions
-        takes its connection (`_start_unit`), a Query or Execute is screened (`_screen`) and
-        its effects noted (`_statement_sent`), the rest goes on to the connection held."""
+        """The client's bytes, message by message: one that starts a unit, or a Query or
+        Execute the cache or pipeline sees, passes `_gate`; then on to the connection held."""
         if self.lease.waiting is not None or self._held_back:
-            # waiting for a server connection (or a lookup), or a replica serves the unit
-            # before: keep the bytes until then
+            # (until the connection or lookup waited for, or the replica's unit before, is done)
             self._client_buffer += data
             return
         buf = self._client_buffer + data if self._client_buffer else data
         self._client_buffer = b""
-        exchange, routing, cache, conn = self.exchange, self.routing, self._cache, self.lease.conn
+        exchange, conn = self.exchange, self.lease.conn
         assert exchange is not None
         n, i, seg = len(buf), 0, 0  # seg: where the bytes not yet in `out` start
-        at, max_size, screened = _perf_counter(), self._max_size, self.pipeline is not None
+        at, max_size, gated = _perf_counter(), self._max_size, self._gated
         out: list[bytes] = []
         barrier, self._unit_end = self._unit_end, -1  # where a replica's unit ends: later wait
         try:
@@ -352,33 +352,15 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
-                if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
-                    conn, after = self._begin_transaction(buf, i, t, end)
-                    if conn is None:
-                        if after == _STOP:
-                            return
-                        i = seg = after  # answered here: go on after it
-                        continue
-                    seg = i
-                if cache is not None and (t == QUERY or t == EXECUTE):
-                    cache.invalidate(t, buf, i, end, exchange.portals)
-                if self._dropping or (
-                    screened and (t == QUERY or t == EXECUTE) and not exchange.discarding
-                ):
-                    after = self._screen(exchange, conn, t, buf, i, end, at, out, seg)
+                if conn is None or self._dropping or ((t == QUERY or t == EXECUTE) and gated):
+                    conn, after, barrier = self._gate(
+                        exchange, conn, t, buf, i, end, at, out, seg, barrier
+                    )
                     if after == _STOP:
                         return
-                    if after >= 0:  # refused, or dropped: go on after it
+                    if after >= 0:  # answered here, refused or dropped: go on after it
                         i = seg = after
                         continue
-                if conn is None:
-                    conn, after, barrier = self._start_unit(t, buf, i, end, cache, routing)
-                    if conn is None:
-                        if after == _STOP:
-                            return
-                        i = seg = after  # answered here (or nothing to do): go on after it
-                        continue
-                    seg = i
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
                     return
@@ -404,6 +386,35 @@ class PooledSession(FrontendSession):
         if conn is not None:
             self._send(out, buf, seg, i)
 
+    def _gate(
+        self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes, i: int,
+        end: int, at: float, out: list[bytes], seg: int, barrier: int,
+    ) -> tuple[BackendConnection | None, int, int]:
+        """What the message at ``buf[i:end]`` passes before it is relayed: the first after a
+        BEGIN answered ahead takes the transaction's connection, a Query or Execute that may
+        write invalidates what the cache holds of its tables and gets the pipeline's verdict
+        (`_screen`), and one between transactions starts a unit (`_start_unit`). Returns
+        (the connection, `_PROCEED`, where a replica's unit ends) to relay it; (-, where to
+        go on, -) when it was answered here, refused or dropped; (-, `_STOP`, -) when the
+        session ended or waits (the bytes from ``i`` kept). While no connection is held,
+        nothing is in ``out`` (``seg`` is ``i``)."""
+        routing, cache = self.routing, self._cache
+        if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
+            conn, after = self._begin_transaction(buf, i, t, end)
+            if conn is None:
+                return None, after, barrier
+        if cache is not None and (t == QUERY or t == EXECUTE):
+            cache.invalidate(t, buf, i, end, exchange.portals)
+        if self._dropping or (
+            self.pipeline is not None and (t == QUERY or t == EXECUTE) and not exchange.discarding
+        ):
+            after = self._screen(exchange, conn, t, buf, i, end, at, out, seg)
+            if after != _PROCEED:
+                return conn, after, barrier
+        if conn is None:
+            return self._start_unit(t, buf, i, end, cache, routing)
+        return conn, _PROCEED, barrier
+
     def _malformed(
         self, exc: p.ProtocolError | ValueError, out: list[bytes], buf: bytes, seg: int, i: int
     ) -> None:
@@ -415,14 +426,15 @@ class PooledSession(FrontendSession):
         self._violation(exc)
 
     def _statement_sent(
-        self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
-        end: int,
+        self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
+        start: int, end: int,
     ) -> None:
         """A Query or Execute (a Parse too, when custom settings are watched) on its way to
         ``conn``: the custom settings it may set (session mode reads them back after it),
         what it does to the client's settings — in transaction mode the first SET that will
         not outlive its transaction gets the client a warning, before the ReadyForQuery —
         and a DEALLOCATE ALL or DISCARD ALL."""
+        assert conn is not None  # (past `_gate`)
         if self._watch_custom and t != EXECUTE:
             self.lease.custom.update(custom_settings(buf, start + 5, end))
             if t == PARSE:
@@ -484,7 +496,7 @@ class PooledSession(FrontendSession):
     ) -> tuple[BackendConnection | None, int, int]:
         """A message between transactions starts a unit: the proxy's own commands, a BEGIN
         answered ahead, the cache, then the router pick its server and a connection is
-        taken. Returns (the connection, -, where the unit a replica serves ends or -1), or
+        taken. Returns (the connection, `_PROCEED`, where the unit a replica serves ends or -1), or
         (None, where to go on, -1) when the unit was answered here, or (None, `_STOP`, -1)
         when the session ended or waits (the bytes from ``i`` kept)."""
         if t == TERMINATE:
@@ -527,7 +539,7 @@ class PooledSession(FrontendSession):
             self._unit_end = barrier - i if barrier >= 0 else -1
             self.lease.wait_for(target)
             return None, _STOP, -1
-        return conn, i, barrier
+        return conn, _PROCEED, barrier
 
     def _send(self, out: list[bytes], buf: bytes, seg: int, i: int) -> None:
         transport = self.lease.server_transport
