@@ -162,29 +162,16 @@ class PooledSession(FrontendSession):
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def run(self) -> None:
-        try:
-            if await self._startup() is None or not await self._login():
-                return
-            self.info.state = "idle"
-            await self._relay()
-        except p.ProtocolError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-        except BackendError as exc:  # no server connection for this client (53300, 08006...)
-            await self._refuse(exc.sqlstate, exc.message)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.info.state = "closed"
-            await self._finish()
+    async def _serve(self) -> None:
+        if await self._startup() is None or not await self._login():
+            return
+        self.info.state = "idle"
+        await self._relay()
 
-    def request_shutdown(self) -> None:
-        """End now when idle, otherwise when the transaction ends (the connection's release)."""
-        self._shutting_down = True
-        exchange = self.exchange
-        lease = self.lease
-        if lease.conn is None or (lease.pinned and exchange is not None and exchange.at_rest):
-            self._end_for_shutdown()
+    def _at_rest(self) -> bool:
+        """(Then when the transaction ends: `_release`.)"""
+        exchange, lease = self.exchange, self.lease
+        return lease.conn is None or (lease.pinned and exchange is not None and exchange.at_rest)
 
     async def cancel_running(self) -> None:
         """A CancelRequest with this session's key: cancel on the connection it holds, if a
@@ -199,13 +186,9 @@ class PooledSession(FrontendSession):
             self.pools.unregister(self.key)
         await self.listen.drop()
         await self.lease.close(self.exchange)
-        if self.exchange is not None and self.observing:
-            self.exchange.abandon()
-        if self._background:
+        if self._background:  # (resets of connections given back)
             await asyncio.gather(*self._background, return_exceptions=True)
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        await super()._finish()
 
     # -- what the lease and the LISTEN handover need of the session --------------------------
     def ended(self) -> bool:

@@ -36,6 +36,7 @@ from .._runtime import recorder
 from ..sql import analyze
 from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
+from ._backend_errors import BackendError
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._exchange import Exchange, TrackingLost, cstring
@@ -89,8 +90,8 @@ def frame_error(buf: bytes, i: int, length: int, max_size: int) -> p.ProtocolVio
 class SessionInfo:
     """What ``/stats/clients`` shows of a session."""
 
-    __slots__ = ("client", "user", "database", "application_name", "connected_at", "state",
-                 "exchange")
+    __slots__ = ("application_name", "client", "connected_at", "database", "exchange", "state",
+                 "user")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -158,9 +159,41 @@ class FrontendSession:
         self._client_buffer = b""  # the start of a message not yet whole (or held back)
         self._max_size = config.max_message_size
 
+    # -- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the client until either side closes; whatever ends it, what the session
+        holds is given back or closed (`_finish`)."""
+        try:
+            await self._serve()
+        except (p.ProtocolError, BackendError) as exc:  # (BackendError: no server connection)
+            await self._refuse(exc.sqlstate, exc.message)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.info.state = "closed"
+            await self._finish()
+
+    async def _serve(self) -> None:
+        """The client's startup, login and relay."""
+        raise NotImplementedError
+
+    async def _finish(self) -> None:
+        """The session is over: its observation ends and the client's connection closes."""
+        if self.exchange is not None and self.observing:
+            self.exchange.abandon()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
     def request_shutdown(self) -> None:
         """The proxy is stopping: end the session now if it is between transactions,
-        otherwise as soon as its transaction ends."""
+        otherwise as soon as its transaction ends (`_shutting_down`)."""
+        self._shutting_down = True
+        if self._at_rest():
+            self._end_for_shutdown()
+
+    def _at_rest(self) -> bool:
+        """No transaction under way: the session may end now."""
         raise NotImplementedError
 
     def _end_for_shutdown(self) -> None:
@@ -168,20 +201,22 @@ class FrontendSession:
         self._fatal("57P01", "terminating connection: the dbsight proxy is shutting down")
 
     def _fatal(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        """A FATAL ErrorResponse to the client, counted; its connection closes and the
-        relay ends."""
-        client_errors[sqlstate] += 1
-        with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(sqlstate, message, "FATAL", detail=detail))
+        """A FATAL ErrorResponse to the client (`_tell_fatal`); its connection closes and
+        the relay ends."""
+        self._tell_fatal(sqlstate, message, detail)
         self.writer.close()
         self._end()
 
     async def _refuse(self, sqlstate: str, message: str) -> None:
-        """A FATAL ErrorResponse to the client; the session ends after it."""
+        """A FATAL ErrorResponse to the client before its relay; the session ends after it."""
+        self._tell_fatal(sqlstate, message)
+        with contextlib.suppress(Exception):
+            await self.writer.drain()
+
+    def _tell_fatal(self, sqlstate: str, message: str, detail: str | None = None) -> None:
         client_errors[sqlstate] += 1
         with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(sqlstate, message, "FATAL"))
-            await self.writer.drain()
+            self.writer.write(p.error_response(sqlstate, message, "FATAL", detail=detail))
 
     def _violation(self, exc: p.ProtocolError) -> None:
         """The client broke the protocol: tell it (FATAL, with the SQLSTATE) and end."""
@@ -330,41 +365,31 @@ class ClientSession(FrontendSession):
         self._client_left = False
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def run(self) -> None:
-        try:
-            startup = await self._startup()
-            if startup is None:
-                return
-            server = await self._connect()
-            if server is None:
-                return
-            _, self.server_writer = server
-            self.server_writer.write(startup.raw or b"")
-            self.info.state = "active"
-            await self._relay()
-        except p.ProtocolError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.info.state = "closed"
-            if self.exchange is not None and self.observing:
-                self.exchange.abandon()
-            for w in (self.server_writer, self.writer):
-                if w is not None:
-                    w.close()
-            for w in (self.server_writer, self.writer):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        await w.wait_closed()
+    async def _serve(self) -> None:
+        startup = await self._startup()
+        if startup is None:
+            return
+        server = await self._connect()
+        if server is None:
+            return
+        _, self.server_writer = server
+        self.server_writer.write(startup.raw or b"")
+        self.info.state = "active"
+        await self._relay()
 
-    def request_shutdown(self) -> None:
-        """The proxy is stopping: end this session now if it is between transactions,
-        otherwise as soon as its transaction ends (ReadyForQuery 'I')."""
-        self._shutting_down = True
+    async def _finish(self) -> None:
+        server = self.server_writer
+        if server is not None:
+            server.close()
+        await super()._finish()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+    def _at_rest(self) -> bool:
+        """(Then as soon as a ReadyForQuery 'I' comes: `_server_data`.)"""
         exchange = self.exchange
-        if self.info.state != "active" or exchange is None or exchange.at_rest:
-            self._end_for_shutdown()
+        return self.info.state != "active" or exchange is None or exchange.at_rest
 
     def _end_for_shutdown(self) -> None:
         super()._end_for_shutdown()
@@ -381,7 +406,7 @@ class ClientSession(FrontendSession):
             reader, writer, _ = await asyncio.wait_for(
                 open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             logger.warning("upstream %s:%s unreachable: %s", upstream.host, upstream.port, exc)
             await self._refuse(
                 "08006",
@@ -399,7 +424,7 @@ class ClientSession(FrontendSession):
                 ),
                 self.config.connect_timeout_s,
             )
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             writer.close()
             await self._refuse(
                 "08006",
@@ -423,7 +448,7 @@ class ClientSession(FrontendSession):
             _, writer, _ = await asyncio.wait_for(
                 open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, TimeoutError):
             return  # a cancel is best effort, for PostgreSQL too
         writer.write(raw)
         with contextlib.suppress(Exception):
@@ -478,7 +503,7 @@ class ClientSession(FrontendSession):
                         raise p.ProtocolViolation(
                             f"malformed message of type {bytes([t])!r}: {exc}"
                         ) from None
-                    except Exception as exc:  # the observation's failure, never the relay's
+                    except Exception as exc:  # noqa: BLE001 - the observation's, never the relay's
                         self._stop_observing("client message", exc)
                         exchange = None
                 i = end
@@ -501,7 +526,7 @@ class ClientSession(FrontendSession):
         except (TrackingLost, ValueError, struct.error) as exc:
             self._stop_observing("server stream", exc)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the observation's failure, never the relay's
             self._stop_observing("server message", exc)
             return
         if self._shutting_down and exchange.at_rest:
