@@ -8,15 +8,17 @@ ParameterStatus values (learned from the pool's connections), a BackendKeyData o
 own (registered, so a CancelRequest carrying it reaches whichever server connection runs the
 client's statement at that moment) and ReadyForQuery 'I'.
 
-Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. The first
-message of a unit outside a transaction picks its server (`Router`: the primary, or a replica
-for provably read-only work), may be answered from the result cache, and takes a connection
-from the `BackendPool` of (server, database, user) — at once when one is idle
-(`try_acquire`), else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
-53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
-go ahead of its unit when that connection has others (`_client_settings`). Both directions
-are then relayed by the event loop's callbacks and observed by the session's `Exchange`.
-When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended:
+Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
+or Execute first gets the request pipeline's verdict (`_screen`). The first message of a unit
+outside a transaction may be answered from the result cache (`_cache_step`), picks its server
+(`_session_routing`: the primary, or a replica for provably read-only work) and takes a
+connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when one is
+idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL 53300). The
+client's startup settings (TimeZone, DateStyle, application_name, ``options``...) go ahead of
+its unit when that connection has others (`_client_settings`). Both directions are then
+relayed by the event loop's callbacks and observed by the session's `Exchange`.
+When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended
+(`Lease.release`, `release_plan`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
@@ -25,7 +27,8 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   PgBouncer's transaction mode, but for the reported settings a client SET (TimeZone,
   DateStyle...), which the next units get; the first SET that will be lost gets a warning.
   A committed LISTEN moves to the proxy's LISTEN connection of the database and user
-  (`_listener`), whose notifications reach the client between its transactions;
+  (`_listener`), whose notifications reach the client between its transactions
+  (`_listen_handover`);
 - session mode: the primary connection stays the client's to the end of its session (reset
   when it goes back to the pool then). After a unit that may have changed the session, the
   proxy reads its state there (`_session_state`): replica connections get the GUCs it has SET,
