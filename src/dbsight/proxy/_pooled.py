@@ -9,7 +9,7 @@ own (registered, so a CancelRequest carrying it reaches whichever server connect
 client's statement at that moment) and ReadyForQuery 'I'.
 
 Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
-or Execute first gets the request pipeline's verdict (`_screen`). The first message of a unit
+or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message of a unit
 outside a transaction may be answered from the result cache (`_cache_step`), picks its server
 (`_session_routing`: the primary, or a replica for provably read-only work) and takes a
 connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when one is
@@ -90,7 +90,7 @@ from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
 from ._listener import ChannelListener
 from ._metrics import client_errors, routing_decisions
-from ._pipeline import UNOBSERVED, Pipeline, Rejection
+from ._pipeline import Pipeline
 from ._reach import CatalogReach
 from ._router import Lookup, Router
 from ._server_pools import ServerPools
@@ -107,6 +107,7 @@ from ._session_routing import SessionRouting
 from ._session_state import custom_settings, serializable_by_default
 from ._setting_statements import maybe_sets_in
 from ._statement_names import StatementNames, clears_statements
+from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
 from ._units import bare_prepares, named_parses, unit_end
 from .auth import (
@@ -158,6 +159,10 @@ class PooledSession(FrontendSession):
             self._background, cached=pools.cache is not None,
         )  # fmt: skip
         self.listen = ListenHandover(self._listener, self._holds_nothing, self.client_addr)
+        self.screen = (  # the request pipeline's side of the client's statements
+            StatementScreen(pipeline, self.info, self.client_addr, self._past_row_limit)
+            if pipeline is not None else None
+        )  # fmt: skip
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
@@ -453,14 +458,16 @@ class PooledSession(FrontendSession):
                 return end
             self._dropping = False
             return _PROCEED
-        verdict = self._admit(exchange, t, buf, i, end)
+        screen = self.screen
+        assert screen is not None
+        verdict = screen.verdict(exchange, t, buf, i, end)
         if verdict is None:
             return _PROCEED
         if isinstance(verdict, float):  # queued by a rate limit
             if conn is not None:
                 self._send(out, buf, seg, i)
             self._client_buffer = buf[i:]
-            self._admitted = True
+            screen.admitted = True
             self.lease.pause_for(asyncio.sleep(verdict))
             return _STOP
         if conn is None:  # nothing held: answered here, no server needed
@@ -657,25 +664,6 @@ class PooledSession(FrontendSession):
             p.error_response(sqlstate, message) + p.ready_for_query(p.TransactionStatus.IDLE)
         )
         return end
-
-    def _admit(
-        self, exchange: Exchange, t: int, buf: bytes, start: int, end: int
-    ) -> Rejection | float | None:
-        """The request pipeline's verdict, with the firewall's row limit put on the
-        exchange (transaction mode enforces it)."""
-        verdict, facts = self._verdict(exchange, t, buf, start, end)
-        assert self.pipeline is not None
-        if facts is not None:  # (a queued statement keeps what was drawn for it)
-            exchange.observation = (
-                UNOBSERVED if isinstance(verdict, Rejection) else self.pipeline.observe()
-            )
-        limit = self.pipeline.row_limit(facts) if facts is not None else None
-        if limit and not exchange.row_limit:
-            exchange.row_limit = limit
-            rejection = self.pipeline.row_limit_rejection(limit, count=False)
-            exchange.row_limit_error = p.error_response(rejection.sqlstate, rejection.message)
-            exchange.on_row_limit = self._past_row_limit
-        return verdict
 
     def _past_row_limit(self) -> None:
         """A statement returned more rows than the firewall allows: cancel it on the server

@@ -33,16 +33,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .._runtime import recorder
-from ..sql import analyze
 from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
 from ._backend_errors import BackendError
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
-from ._exchange import Exchange, TrackingLost, cstring
+from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
 from ._metrics import client_errors
-from ._pipeline import Pipeline, Rejection, StatementFacts
+from ._pipeline import Pipeline
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -152,7 +151,6 @@ class FrontendSession:
         self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
         self.exchange: Exchange | None = None
         self.observing = True
-        self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._shutting_down = False
         self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
         self._client_transport: Any = None  # once relayed
@@ -310,32 +308,6 @@ class FrontendSession:
     async def _cancel_request(self, message: p.CancelRequest, raw: bytes) -> None:
         """Hook: this connection is a CancelRequest; pass it to whoever runs the statement."""
         raise NotImplementedError
-
-    def _verdict(
-        self, exchange: Exchange | None, t: int, buf: bytes, start: int, end: int
-    ) -> tuple[Rejection | float | None, StatementFacts | None]:
-        """The request pipeline's verdict on the Query or Execute at ``buf[start:end]``:
-        None to forward it, a delay (a queueing rate limit), or a Rejection."""
-        assert self.pipeline is not None
-        if self._admitted:  # held by a rate limit already, now due
-            self._admitted = False
-            return None, None
-        if t == QUERY:
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        else:
-            portal, _ = cstring(buf, start + 5, end)
-            sql = (exchange.portals.get(portal) if exchange is not None else None) or ""
-        facts = StatementFacts(
-            user=self.info.user,
-            database=self.info.database,
-            application_name=(
-                exchange.application_name if exchange is not None else self.info.application_name
-            ),
-            client_addr=self.client_addr,
-            sql=sql,
-            info=analyze(sql),
-        )
-        return self.pipeline.on_statement(facts, time.monotonic()), facts
 
     def _stop_observing(self, where: str, exc: BaseException) -> None:
         """The observation failed (never the relay): stop observing this session, count it."""
