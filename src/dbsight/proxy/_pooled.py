@@ -9,14 +9,14 @@ own (registered, so a CancelRequest carrying it reaches whichever server connect
 client's statement at that moment) and ReadyForQuery 'I'.
 
 Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
-or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message of a unit
-outside a transaction may be answered from the result cache (`_cache_step`), picks its server
-(`_session_routing`: the primary, or a replica for provably read-only work) and takes a
-connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when one is
-idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL 53300). The
-client's startup settings (TimeZone, DateStyle, application_name, ``options``...) go ahead of
-its unit when that connection has others (`_client_settings`). Both directions are then
-relayed by the event loop's callbacks and observed by the session's `Exchange`.
+or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message
+of a unit outside a transaction may be answered from the result cache (`_cache_step`), picks
+its server (`_session_routing`: the primary, or a replica for provably read-only work) and
+takes a connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when
+one is idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
+53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
+go ahead of its unit when that connection has others (`_client_settings`). Both directions are
+then relayed by the event loop's callbacks and observed by the session's `Exchange`.
 When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended
 (`Lease.release`, `release_plan`):
 
