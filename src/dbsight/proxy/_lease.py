@@ -3,8 +3,9 @@
 A unit takes a connection on its target (the primary, or a replica) from that server's pool:
 at once when one is idle (`Lease.take`), else waiting for one with the client's reading
 paused (`Lease.wait_for`: 53300 after ``pool_timeout_s``; a replica that has none sends the
-read to the primary). The other waits of a session (a lookup the router needs, a rate limit)
-pause the client the same way (`Lease.pause_for`). Attached, the connection's bytes go to the
+read to the primary). The other waits of a session (a lookup the router needs, on a
+connection borrowed for it: `Lease.resolve`; a rate limit) pause the client the same way
+(`Lease.pause_for`). Attached, the connection's bytes go to the
 session's relay, after what goes ahead of the unit: the client's settings the connection
 lacks, and a start of transaction answered ahead.
 
@@ -23,6 +24,7 @@ import contextlib
 import enum
 import logging
 import struct
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -38,6 +40,7 @@ from ._link import StreamLink
 from ._listen_statements import ListenOp
 from ._metrics import routing_decisions
 from ._pool import BackendPool
+from ._router import Lookup
 from ._session import SessionInfo
 from ._session_routing import LSN_PENDING, SessionRouting
 from ._session_state import read_session_state
@@ -45,6 +48,7 @@ from ._statement_names import StatementNames
 from ._topology import PRIMARY, Topology
 
 logger = logging.getLogger("dbsight.proxy")
+_monotonic = time.monotonic
 
 # What a session's state query may report that replica connections do not take from it.
 _NOT_SESSION_SETTINGS = frozenset(("user", "database", "application_name"))
@@ -228,6 +232,38 @@ class Lease:
         if self.sticky and target == PRIMARY:
             self.own = conn
         self.attach(conn, target)
+
+    async def resolve(self, lookup: Lookup) -> None:
+        """Ask a server what the router needs to know (function volatility, what a relation
+        is): on the client's own primary connection (session mode), else on an idle primary
+        connection, else — sessions may hold them all — on a replica that has replayed the
+        last DDL seen (the catalogs are the same), else on the primary when a connection is
+        free there. The connection is borrowed for the lookup alone."""
+        router = self._routing.router
+        assert self.pool is not None and router is not None
+        if self.own is not None:
+            await router.resolve(lookup, self.own.execute, _monotonic())
+            return
+        pool = self.pool
+        conn = pool.try_acquire()
+        if conn is None:
+            name = self._topology.pick_replica(
+                self._routing.outstanding, synced_after=router.changed_at
+            )
+            if name is not None:
+                pool = self.replicas[name]
+                with contextlib.suppress(BackendError):
+                    conn = await pool.acquire(self._timeout)
+        if conn is None:
+            pool = self.pool
+            conn = await pool.acquire(self._timeout)
+        try:
+            await router.resolve(lookup, conn.execute, _monotonic())
+        finally:
+            if conn.resettable:
+                pool.release_clean(conn)
+            else:
+                await pool.release(conn)
 
     # -- relaying it -----------------------------------------------------------------------
     def attach(self, conn: BackendConnection, target: str) -> None:

@@ -118,7 +118,6 @@ from .auth import (
 logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
-_monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
 
@@ -508,7 +507,7 @@ class PooledSession(FrontendSession):
         filling = cache is not None and cache.fill is not None
         route = routing.route(buf, i, self.statements.text, filling)
         if isinstance(route, Lookup):  # a function's volatility, say: judged after
-            self.lease.pause_for(self._resolve(route))
+            self.lease.pause_for(self.lease.resolve(route))
             self._client_buffer = buf[i:]
             return None, _STOP, -1
         target, barrier = route
@@ -716,38 +715,6 @@ class PooledSession(FrontendSession):
     def _reach(self) -> CatalogReach | None:
         assert self.pools.reach is not None and self.lease.pool is not None
         return self.pools.reach.get(self.info.database or "", self.lease.pool)
-
-    async def _resolve(self, lookup: Lookup) -> None:
-        """Ask the server what the router needs to know (function volatility, what a
-        relation is): on the session's own primary connection (session mode), else on an
-        idle primary connection, else — sessions may hold them all — on a replica that has
-        replayed the last DDL seen (the catalogs are the same), else on the primary when a
-        connection is free there."""
-        router, lease = self.router, self.lease
-        assert lease.pool is not None and router is not None
-        if lease.own is not None:
-            await router.resolve(lookup, lease.own.execute, _monotonic())
-            return
-        pool = lease.pool
-        conn = pool.try_acquire()
-        if conn is None:
-            name = self.pools.topology.pick_replica(
-                self.pools.outstanding, synced_after=router.changed_at
-            )
-            if name is not None:
-                pool = lease.replicas[name]
-                with contextlib.suppress(BackendError):
-                    conn = await pool.acquire(self.config.pool_timeout_s)
-        if conn is None:
-            pool = lease.pool
-            conn = await pool.acquire(self.config.pool_timeout_s)
-        try:
-            await router.resolve(lookup, conn.execute, _monotonic())
-        finally:
-            if conn.resettable:
-                pool.release_clean(conn)
-            else:
-                await pool.release(conn)
 
     # -- the server's side --------------------------------------------------------------------
     def server_data(self, data: bytes) -> None:
