@@ -260,10 +260,7 @@ class Lease:
         try:
             await router.resolve(lookup, conn.execute, _monotonic())
         finally:
-            if conn.resettable:
-                pool.release_clean(conn)
-            else:
-                await pool.release(conn)
+            await pool.release_after_lookup(conn)
 
     # -- relaying it -----------------------------------------------------------------------
     def attach(self, conn: BackendConnection, target: str) -> None:
