@@ -314,10 +314,10 @@ class PooledSession(FrontendSession):
         await self._ended
 
     def client_data(self, data: bytes) -> None:
-        """The client's bytes, message by message: one that starts a unit, or a Query or
-        Execute the cache or pipeline sees, passes `_gate`; then on to the connection held."""
+        """The client's bytes (kept while it waits for a connection, a lookup or a replica's
+        unit before), message by message: one that starts a unit, or a Query or Execute the
+        cache or pipeline sees, passes `_gate`; then on to the connection held."""
         if self.lease.waiting is not None or self._held_back:
-            # (until the connection or lookup waited for, or the replica's unit before, is done)
             self._client_buffer += data
             return
         buf = self._client_buffer + data if self._client_buffer else data
@@ -329,8 +329,6 @@ class PooledSession(FrontendSession):
         out: list[bytes] = []
         barrier, self._unit_end = self._unit_end, -1  # where a replica's unit ends: later wait
         try:
-            if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
-                return
             while n - i >= 5:
                 length = _unpack_int32(buf, i + 1)[0]
                 t = buf[i]
@@ -380,7 +378,8 @@ class PooledSession(FrontendSession):
         self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes, i: int,
         end: int, at: float, out: list[bytes], seg: int, barrier: int,
     ) -> tuple[BackendConnection | None, int, int]:
-        """What the message at ``buf[i:end]`` passes before it is relayed: the first after a
+        """What the message at ``buf[i:end]`` passes before it is relayed: a bare prepare
+        between transactions is answered here (`_answer_prepares`), the first message after a
         BEGIN answered ahead takes the transaction's connection, a Query or Execute that may
         write invalidates what the cache holds of its tables and gets the pipeline's verdict
         (`_screen`), and one between transactions starts a unit (`_start_unit`). Returns
@@ -389,6 +388,8 @@ class PooledSession(FrontendSession):
         session ended or waits (the bytes from ``i`` kept). While no connection is held,
         nothing is in ``out`` (``seg`` is ``i``)."""
         routing, cache = self.routing, self._cache
+        if conn is None and i == 0 and t == PARSE and self._answer_prepares(buf):
+            return None, len(buf), barrier
         if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
             conn, after = self._begin_transaction(buf, i, t, end)
             if conn is None:
