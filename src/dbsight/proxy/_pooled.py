@@ -746,7 +746,7 @@ class PooledSession(FrontendSession):
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
         end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
-        if self._cancel_in_flight():
+        if self._cancelling is not None and self._cancel_in_flight():
             return
         exchange, target = self.exchange, self.lease.target
         assert exchange is not None
@@ -766,8 +766,7 @@ class PooledSession(FrontendSession):
     def _cancel_in_flight(self) -> bool:
         """A max_rows cancel still in flight: the release waits for it (True)."""
         cancelling = self._cancelling
-        if cancelling is None:
-            return False
+        assert cancelling is not None
         if not cancelling.done():
             cancelling.add_done_callback(lambda _: self._release_after_cancel())
             return True
