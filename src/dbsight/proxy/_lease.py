@@ -321,9 +321,13 @@ class Lease:
         assert conn is not None
         self.retry = None
         self.begun = False
-        own = self.sticky and target == PRIMARY
+        own = self.sticky and target == PRIMARY  # session mode: the client's own connection
         if own:
-            self._forget_cleared(conn, exchange)
+            if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
+                self._statements.clear()
+                conn.prepared.clear()
+            if self.pinned and self._routing.router is not None:
+                routing_decisions["primary", "session_state"] += 1
         changed = exchange.dirty and (self._routing.router is not None or self._cached)
         plan = release_plan(own=own, pinned=self.pinned, changed=changed, by_lsn=by_lsn,
                             listens=bool(listens))  # fmt: skip
@@ -350,15 +354,6 @@ class Lease:
         self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool
     ) -> None:
         give_back(conn, exchange, pool, by_lsn, self._routing, self._statements, self._background)
-
-    def _forget_cleared(self, conn: BackendConnection, exchange: Exchange) -> None:
-        """Session mode, the client's own connection: DISCARD ALL / DEALLOCATE ALL dropped
-        every statement there; a pinned session's unit counts as routed for its state."""
-        if exchange.cleared:
-            self._statements.clear()
-            conn.prepared.clear()
-        if self.pinned and self._routing.router is not None:
-            routing_decisions["primary", "session_state"] += 1
 
     async def _sync_session(self, conn: BackendConnection, changed: bool, by_lsn: bool) -> None:
         """Read from the session's own connection what routing needs after a unit there: the
