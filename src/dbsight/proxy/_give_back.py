@@ -27,10 +27,10 @@ def give_back(
 ) -> None:
     """Return ``conn`` to ``pool`` (see the module docstring); ``by_lsn``: the transaction
     wrote, and reads wait for a replica that has replayed it."""
-    if not (exchange.dirty or by_lsn):
+    full = reset_for(exchange)
+    if full is None and not by_lsn:
         pool.release_clean(conn)
         return
-    full: bool | None = exchange.full_reset if exchange.dirty else None
     if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
         statements.clear()
     exchange.dirty = exchange.full_reset = exchange.cleared = False
@@ -40,6 +40,15 @@ def give_back(
     task = asyncio.get_running_loop().create_task(_after(pool, conn, full, by_lsn, routing))
     background.add(task)
     task.add_done_callback(background.discard)
+
+
+def reset_for(exchange: Exchange) -> bool | None:
+    """The reset a connection needs after the client's transaction on ``exchange``: None
+    when the client left nothing in the server session (back as it is), True for
+    `DISCARD ALL` (SQL-level PREPARE, DEALLOCATE or DISCARD ran, or the catalog changed
+    under the statements prepared there), False for the reset that keeps them. (A connection
+    that cannot be trusted is closed by its pool instead.)"""
+    return exchange.full_reset if exchange.dirty else None
 
 
 async def _after(

@@ -312,6 +312,15 @@ class BackendPool:
             self._discard(conn)
             self._grow()
 
+    async def release_after_lookup(self, conn: BackendConnection) -> None:
+        """Give back ``conn`` after the proxy's own read-only queries on it (a catalog
+        lookup): as it is when it is between requests, else as `release` does (closed when
+        it cannot be reset)."""
+        if conn.resettable:
+            self.release_clean(conn)
+        else:
+            await self.release(conn)
+
     @contextlib.asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[BackendConnection]:
         """``async with pool.connection() as conn:`` acquire, then release whatever happens."""

@@ -8,15 +8,17 @@ ParameterStatus values (learned from the pool's connections), a BackendKeyData o
 own (registered, so a CancelRequest carrying it reaches whichever server connection runs the
 client's statement at that moment) and ReadyForQuery 'I'.
 
-Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. The first
-message of a unit outside a transaction picks its server (`Router`: the primary, or a replica
-for provably read-only work), may be answered from the result cache, and takes a connection
-from the `BackendPool` of (server, database, user) — at once when one is idle
-(`try_acquire`), else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
+Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
+or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message
+of a unit outside a transaction may be answered from the result cache (`_cache_step`), picks
+its server (`_session_routing`: the primary, or a replica for provably read-only work) and
+takes a connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when
+one is idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
 53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
-go ahead of its unit when that connection has others (`_client_settings`). Both directions
-are then relayed by the event loop's callbacks and observed by the session's `Exchange`.
-When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended:
+go ahead of its unit when that connection has others (`_client_settings`). Both directions are
+then relayed by the event loop's callbacks and observed by the session's `Exchange`.
+When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended
+(`Lease.release`, `release_plan`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
@@ -25,7 +27,8 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   PgBouncer's transaction mode, but for the reported settings a client SET (TimeZone,
   DateStyle...), which the next units get; the first SET that will be lost gets a warning.
   A committed LISTEN moves to the proxy's LISTEN connection of the database and user
-  (`_listener`), whose notifications reach the client between its transactions;
+  (`_listener`), whose notifications reach the client between its transactions
+  (`_listen_handover`);
 - session mode: the primary connection stays the client's to the end of its session (reset
   when it goes back to the pool then). After a unit that may have changed the session, the
   proxy reads its state there (`_session_state`): replica connections get the GUCs it has SET,
@@ -56,11 +59,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import ssl
 import struct
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import protocol as p
@@ -75,7 +77,6 @@ from ._client_settings import (
 )
 from ._config import ProxyConfig
 from ._exchange import (
-    SWALLOW_QUERY,
     Exchange,
     TrackingLost,
     cstring,
@@ -83,14 +84,13 @@ from ._exchange import (
     fatal_error,
     recovery_conflict,
 )
-from ._give_back import give_back
-from ._health import parse_lsn
+from ._lease import Lease
 from ._link import link_of
+from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
-from ._listener import ChannelListener, after_overlap
+from ._listener import ChannelListener
 from ._metrics import client_errors, routing_decisions
-from ._pipeline import UNOBSERVED, Pipeline, Rejection
-from ._pool import BackendPool
+from ._pipeline import Pipeline
 from ._reach import CatalogReach
 from ._router import Lookup, Router
 from ._server_pools import ServerPools
@@ -103,14 +103,11 @@ from ._session import (
     frame_error,
     raising_query,
 )
-from ._session_routing import LSN_PENDING, SessionRouting
-from ._session_state import (
-    custom_settings,
-    read_session_state,
-    serializable_by_default,
-)
+from ._session_routing import SessionRouting
+from ._session_state import custom_settings, serializable_by_default
 from ._setting_statements import maybe_sets_in
 from ._statement_names import StatementNames, clears_statements
+from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
 from ._units import bare_prepares, named_parses, unit_end
 from .auth import (
@@ -121,23 +118,8 @@ from .auth import (
 logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
-_monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
-# What a session's state query may report that replica connections do not take from it.
-_NOT_SESSION_SETTINGS = frozenset(("user", "database", "application_name"))
-_MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer statement names collide in the server
-_FORGET_ALL_TAGS = frozenset(("DEALLOCATE ALL", "DISCARD ALL"))
-_PARAMETER_PLACEHOLDER = re.compile(r"\$1(?!\d)")
-
-
-
-def _listen_failed(reason: str) -> bytes:
-    """A WARNING NoticeResponse: a LISTEN the server took cannot deliver its notifications."""
-    return p.encode(p.NoticeResponse({
-        "S": "WARNING", "V": "WARNING", "C": "01000",
-        "M": f"dbsight proxy: notifications of this LISTEN cannot be delivered: {reason}",
-    }))  # fmt: skip
 
 
 class PooledSession(FrontendSession):
@@ -156,79 +138,52 @@ class PooledSession(FrontendSession):
         pipeline: Pipeline | None = None,
     ) -> None:
         super().__init__(config, reader, writer, client_tls=client_tls, pipeline=pipeline)
-        self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
-        self.cache = pools.cache
-        self._cache: CacheStep | None = None  # the client's side of it, once logged in
-        self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self.pools = pools
         self.client_id = pools.next_client_id()
+        self.key: p.BackendKeyData | None = None
+        self.cache = pools.cache
+        self._cache: CacheStep | None = None  # the client's side of it, once logged in
         self.statements = StatementNames(self._answer, self._prepared, self._catalog_generation)
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
-        self._begun = False  # a BEGIN the proxy answered ahead went to the server
-        self.pool: BackendPool | None = None
-        self.conn: BackendConnection | None = None  # the server connection held now, if any
-        self.key: p.BackendKeyData | None = None
-        self._client_buffer = b""
-        self._max_size = config.max_message_size
-        self._client_transport: Any = None
-        self._server_transport: Any = None
-        self._waiting: asyncio.Task[None] | None = None  # for a server connection
-        self.replica_pools: dict[str, BackendPool] = {}
-        self._target = PRIMARY  # the server of the connection held now
+        self.router: Router | None = None  # the database's, once logged in (with replicas)
         self.routing = SessionRouting(
             pools.topology, pools.outstanding, config.read_your_writes_s
         )
-        self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
-        # a read a replica serves, as the client sent it, until its answer starts: asked again
-        # on the primary if the replica goes away before that (`_read_again`)
-        self._retry: bytes | None = None
-        self._unit_end = -1  # ... from this offset of _client_buffer on
         self._background: set[asyncio.Task[Any]] = set()
-        # Session mode: the client's own primary connection, held to the end of the session
-        # (never reset in between); replicas are still borrowed per read.
-        self.sticky = config.pool_mode == "session"
-        self._own: BackendConnection | None = None
-        self._pinned = False  # session state replicas lack: everything runs on _own
-        self._custom: set[str] = set()  # custom settings its statements may have set
+        self.sticky = config.pool_mode == "session"  # the client keeps its primary connection
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
-        self.router: Router | None = None  # the database's, once logged in (with replicas)
-        # LISTEN in transaction mode (`_listener`): the LISTEN connection this client listens
-        # through, the notifications waiting for it to be between transactions, and those
-        # the LISTEN connection receives while the client's LISTEN moves there
-        self._listener: ChannelListener | None = None
-        self._notifications: list[bytes] = []
-        self._flush_pending = False  # notifications go out at the loop's next turn
-        self._handover: list[bytes] | None = None
+        self.lease = Lease(
+            self, config, pools.topology, self.routing, self.statements, self.info,
+            self._background, cached=pools.cache is not None,
+        )  # fmt: skip
+        self.listen = ListenHandover(self._listener, self._holds_nothing, self.client_addr)
+        self.screen = (  # the request pipeline's side of the client's statements
+            StatementScreen(pipeline, self.info, self.client_addr, self._past_row_limit)
+            if pipeline is not None else None
+        )  # fmt: skip
+        self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
+        self._unit_end = -1  # ... from this offset of _client_buffer on
+        self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
+        self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
+        self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def run(self) -> None:
-        try:
-            if await self._startup() is None or not await self._login():
-                return
-            self.info.state = "idle"
-            await self._relay()
-        except p.ProtocolError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-        except BackendError as exc:  # no server connection for this client (53300, 08006...)
-            await self._refuse(exc.sqlstate, exc.message)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.info.state = "closed"
-            await self._finish()
+    async def _serve(self) -> None:
+        if await self._startup() is None or not await self._login():
+            return
+        self.info.state = "idle"
+        await self._relay()
 
-    def request_shutdown(self) -> None:
-        """End now when idle, otherwise when the transaction ends (the connection's release)."""
-        self._shutting_down = True
-        exchange = self.exchange
-        if self.conn is None or (self._pinned and exchange is not None and exchange.at_rest):
-            self._end_for_shutdown()
+    def _at_rest(self) -> bool:
+        """(Then when the transaction ends: `_release`.)"""
+        exchange, lease = self.exchange, self.lease
+        return lease.conn is None or (lease.pinned and exchange is not None and exchange.at_rest)
 
     async def cancel_running(self) -> None:
         """A CancelRequest with this session's key: cancel on the connection it holds, if a
         statement is running there (never on one already handed to someone else)."""
-        conn, exchange = self.conn, self.exchange
+        conn, exchange = self.lease.conn, self.exchange
         if conn is not None and exchange is not None and exchange.statements_running():
             with contextlib.suppress(BackendError):
                 await conn.cancel()
@@ -236,36 +191,33 @@ class PooledSession(FrontendSession):
     async def _finish(self) -> None:
         if self.key is not None:
             self.pools.unregister(self.key)
-        if self._listener is not None:
-            await self._listener.drop(self)
-        if self._waiting is not None:
-            self._waiting.cancel()
-            await asyncio.gather(self._waiting, return_exceptions=True)
-        conn, self.conn = self.conn, None
-        exchange = self.exchange
-        if conn is not None:
-            if conn.link is not None:
-                conn.link.unrelay()
-            running = exchange is not None and exchange.statements_running()
-            if running:  # the client left mid-statement: stop it
-                with contextlib.suppress(BackendError):
-                    await conn.cancel()
-            if exchange is not None:
-                conn.settle(exchange.status, exchange.between_requests)
-            if self.pool is not None:
-                with contextlib.suppress(BackendError):  # reset, or closed when not trusted
-                    await self._pool_of(self._target).release(conn)
-        own, self._own = self._own, None
-        if own is not None and own is not conn and self.pool is not None:
-            with contextlib.suppress(BackendError):
-                await self.pool.release(own)
-        if exchange is not None and self.observing:
-            exchange.abandon()
-        if self._background:
+        await self.listen.drop()
+        await self.lease.close(self.exchange)
+        if self._background:  # (resets of connections given back)
             await asyncio.gather(*self._background, return_exceptions=True)
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        await super()._finish()
+
+    # -- what the lease and the LISTEN handover need of the session --------------------------
+    def ended(self) -> bool:
+        return self._ended is None or self._ended.done()
+
+    def went_idle(self) -> None:
+        self.listen.deliver()
+
+    def wait_failed(self, exc: BackendError) -> None:
+        self._fatal(exc.sqlstate, exc.message)
+
+    def hand_over(
+        self, conn: BackendConnection, exchange: Exchange, listens: list[ListenOp],
+        give_back: Callable[[], None],
+    ) -> Coroutine[Any, Any, None]:
+        return self.listen.hand_over(conn, exchange, listens, give_back)
+
+    def _listener(self) -> ChannelListener:
+        return self.pools.listener_for(self.info.database or "", self.info.user or "")
+
+    def _holds_nothing(self) -> bool:
+        return self.lease.idle and self.routing.begin is None
 
     # -- startup and login ------------------------------------------------------------------
     def _startup_received(self, message: p.StartupMessage) -> None:
@@ -292,14 +244,16 @@ class PooledSession(FrontendSession):
             await self._refuse(exc.sqlstate, exc.message)
             return False
         self.routing.serializable = serializable_by_default(wanted)
-        key, self.pool = await self.pools.pool_for(database, user)
+        lease = self.lease
+        key, lease.pool = await self.pools.pool_for(database, user)
         self.router = self.routing.router = self.pools.topology.router_for(database)
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
+        self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
         for name in self.pools.topology.replica_names:
-            _, self.replica_pools[name] = await self.pools.pool_for(database, user, name)
+            _, lease.replicas[name] = await self.pools.pool_for(database, user, name)
         try:
-            parameters = await self.pools.login_parameters(key, self.pool, wanted)
+            parameters = await self.pools.login_parameters(key, lease.pool, wanted)
         except BackendQueryError as exc:  # a startup setting the server refuses, as it would
             await self._refuse(exc.sqlstate, exc.message)
             return False
@@ -351,39 +305,30 @@ class PooledSession(FrontendSession):
         self.exchange.on_parameter = self._parameter_seen
         if not self.sticky:  # session mode: the client's connection listens itself
             self.exchange.listens = []
-        self._ended = asyncio.get_running_loop().create_future()
-        self._client_transport = self.writer.transport
-        early = self.frontend.take_buffered() + link_of(self.writer).relay(
-            self._client_data, self._client_lost
-        )
+        early = self._relay_client(self.client_data)
+        self.lease.relay_to(self._client_transport, link_of(self.writer))
+        self.listen.relay_to(self._client_transport)
         if early:
-            self._client_data(early)
+            self.client_data(early)
+        assert self._ended is not None  # (by _relay_client)
         await self._ended
 
-    def _client_data(self, data: bytes) -> None:
-        if self._waiting is not None or self._held_back:
-            # waiting for a server connection (or a lookup), or a replica serves the unit
-            # before: keep the bytes until then
+    def client_data(self, data: bytes) -> None:
+        """The client's bytes (kept while it waits for a connection, a lookup or a replica's
+        unit before), message by message: one that starts a unit, or a Query or Execute the
+        cache or pipeline sees, passes `_gate`; then on to the connection held."""
+        if self.lease.waiting is not None or self._held_back:
             self._client_buffer += data
             return
         buf = self._client_buffer + data if self._client_buffer else data
         self._client_buffer = b""
-        exchange = self.exchange
+        exchange, conn = self.exchange, self.lease.conn
         assert exchange is not None
-        n = len(buf)
-        i = 0
-        at = _perf_counter()
-        conn = self.conn
+        n, i, seg = len(buf), 0, 0  # seg: where the bytes not yet in `out` start
+        at, max_size, gated = _perf_counter(), self._max_size, self._gated
         out: list[bytes] = []
-        seg = 0  # where the bytes not yet in `out` start
-        max_size = self._max_size
-        barrier = self._unit_end  # where the unit a replica serves ends: later ones wait
-        self._unit_end = -1
-        cache = self._cache
-        routing = self.routing
+        barrier, self._unit_end = self._unit_end, -1  # where a replica's unit ends: later wait
         try:
-            if conn is None and n and buf[0] == PARSE and self._answer_prepares(buf):
-                return
             while n - i >= 5:
                 length = _unpack_int32(buf, i + 1)[0]
                 t = buf[i]
@@ -395,65 +340,32 @@ class PooledSession(FrontendSession):
                 if i == barrier:
                     self._held_back = True
                     break
-                if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
-                    if t == QUERY and self._defer_set_transaction(buf, i, end):
-                        i = seg = end
-                        continue
-                    conn = self._begin_transaction(buf, i, t, end)
-                    if conn is None:  # waiting for a server connection
-                        self._client_buffer = buf[i:]
-                        return
-                    seg = i
-                if cache is not None and (t == QUERY or t == EXECUTE):
-                    cache.invalidate(t, buf, i, end, exchange.portals)
-                if self.pipeline is not None and (t == QUERY or t == EXECUTE) and not (
-                    exchange.discarding or self._dropping
-                ):
-                    after = self._pipeline_step(exchange, conn, t, buf, i, end, at, out, seg)
+                if conn is None or self._dropping or ((t == QUERY or t == EXECUTE) and gated):
+                    conn, after, barrier = self._gate(
+                        exchange, conn, t, buf, i, end, at, out, seg, barrier
+                    )
                     if after == _STOP:
                         return
-                    if after >= 0:  # refused: answered here, go on after it
+                    if after >= 0:  # answered here, refused or dropped: go on after it
                         i = seg = after
                         continue
-                if self._dropping:  # after a rejected Execute, up to the client's Sync
-                    if t != SYNC:
-                        out.append(buf[seg:i])
-                        i = seg = end
-                        continue
-                    self._dropping = False
-                if conn is None:
-                    conn, after, barrier = self._start_unit(t, buf, i, end, cache, routing)
-                    if conn is None:
-                        if after == _STOP:
-                            return
-                        i = seg = after  # answered here (or nothing to do): go on after it
-                        continue
-                    seg = i
                 if t == TERMINATE:  # mid-transaction: _finish rolls back what is open
                     self._end()
                     return
-                if self._watch_custom and (t == QUERY or t == PARSE):
-                    self._custom.update(custom_settings(buf, i + 5, end))
-                if t == QUERY or t == EXECUTE:
-                    self._settings_statement(conn, exchange, t, buf, i, end)
-                    if t == QUERY and clears_statements(buf, i + 5, end):
-                        self._statements_cleared(conn, exchange)
+                if t == QUERY or t == EXECUTE or (t == PARSE and self._watch_custom):
+                    self._statement_sent(conn, exchange, t, buf, i, end)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
                         if replaced is not None:
                             out.append(buf[seg:i])
                             out.append(replaced)
-                            seg = end
-                            i = end
+                            i = seg = end
                             continue
                     exchange.request(t, buf, i + 5, end, at)
                 i = end
         except (p.ProtocolError, ValueError) as exc:
-            if not isinstance(exc, p.ProtocolError):
-                exc = p.ProtocolViolation(f"malformed message: {exc}")
-            self._send(out, buf, seg, i)
-            self._violation(exc)
+            self._malformed(exc, out, buf, seg, i)
             return
         if i < n:
             self._client_buffer = buf[i:]
@@ -462,7 +374,76 @@ class PooledSession(FrontendSession):
         if conn is not None:
             self._send(out, buf, seg, i)
 
-    def _pipeline_step(
+    def _gate(
+        self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes, i: int,
+        end: int, at: float, out: list[bytes], seg: int, barrier: int,
+    ) -> tuple[BackendConnection | None, int, int]:
+        """What the message at ``buf[i:end]`` passes before it is relayed: a bare prepare
+        between transactions is answered here (`_answer_prepares`), the first message after a
+        BEGIN answered ahead takes the transaction's connection, a Query or Execute that may
+        write invalidates what the cache holds of its tables and gets the pipeline's verdict
+        (`_screen`), and one between transactions starts a unit (`_start_unit`). Returns
+        (the connection, `_PROCEED`, where a replica's unit ends) to relay it; (-, where to
+        go on, -) when it was answered here, refused or dropped; (-, `_STOP`, -) when the
+        session ended or waits (the bytes from ``i`` kept). While no connection is held,
+        nothing is in ``out`` (``seg`` is ``i``)."""
+        routing, cache = self.routing, self._cache
+        if conn is None and i == 0 and t == PARSE and self._answer_prepares(buf):
+            return None, len(buf), barrier
+        if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
+            conn, after = self._begin_transaction(buf, i, t, end)
+            if conn is None:
+                return None, after, barrier
+        if cache is not None and (t == QUERY or t == EXECUTE):
+            cache.invalidate(t, buf, i, end, exchange.portals)
+        if self._dropping or (
+            self.pipeline is not None and (t == QUERY or t == EXECUTE) and not exchange.discarding
+        ):
+            after = self._screen(exchange, conn, t, buf, i, end, at, out, seg)
+            if after != _PROCEED:
+                return conn, after, barrier
+        if conn is None:
+            return self._start_unit(t, buf, i, end, cache, routing)
+        return conn, _PROCEED, barrier
+
+    def _malformed(
+        self, exc: p.ProtocolError | ValueError, out: list[bytes], buf: bytes, seg: int, i: int
+    ) -> None:
+        """The client's message at ``buf[i]`` breaks the protocol: what came before it goes
+        on, then the client is told (FATAL) and the session ends."""
+        if not isinstance(exc, p.ProtocolError):
+            exc = p.ProtocolViolation(f"malformed message: {exc}")
+        self._send(out, buf, seg, i)
+        self._violation(exc)
+
+    def _statement_sent(
+        self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
+        start: int, end: int,
+    ) -> None:
+        """A Query or Execute (a Parse too, when custom settings are watched) on its way to
+        ``conn``: the custom settings it may set (session mode reads them back after it),
+        what it does to the client's settings — in transaction mode the first SET that will
+        not outlive its transaction gets the client a warning, before the ReadyForQuery —
+        and a DEALLOCATE ALL or DISCARD ALL."""
+        assert conn is not None  # (past `_gate`)
+        if self._watch_custom and t != EXECUTE:
+            self.lease.custom.update(custom_settings(buf, start + 5, end))
+            if t == PARSE:
+                return
+        sql: str | None = None
+        if t == EXECUTE:
+            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
+        elif maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        if sql is not None:
+            in_block = exchange.status != _IDLE or self.lease.begun
+            said = self.settings.statement(conn, sql, in_block, not self.sticky)
+            if said:
+                exchange.before_ready += said
+        if t == QUERY and clears_statements(buf, start + 5, end):
+            self._statements_cleared(conn, exchange)
+
+    def _screen(
         self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes,
         i: int, end: int, at: float, out: list[bytes], seg: int,
     ) -> int:
@@ -470,16 +451,24 @@ class PooledSession(FrontendSession):
         `_PROCEED` to run it; `_STOP` when a rate limit queues it (the bytes from ``i`` wait);
         else where to go on, the statement refused — answered here between transactions,
         raised by the server inside one (a Query), or in place of its answer (an Execute,
-        whose unit is then dropped up to the client's Sync)."""
-        verdict = self._admit(exchange, t, buf, i, end)
+        whose unit is then dropped up to the client's Sync, the message at ``i`` too)."""
+        if self._dropping:  # after a rejected Execute, up to the client's Sync
+            if t != SYNC:
+                out.append(buf[seg:i])
+                return end
+            self._dropping = False
+            return _PROCEED
+        screen = self.screen
+        assert screen is not None
+        verdict = screen.verdict(exchange, t, buf, i, end)
         if verdict is None:
             return _PROCEED
         if isinstance(verdict, float):  # queued by a rate limit
             if conn is not None:
                 self._send(out, buf, seg, i)
             self._client_buffer = buf[i:]
-            self._admitted = True
-            self._pause_for(asyncio.sleep(verdict))
+            screen.admitted = True
+            self.lease.pause_for(asyncio.sleep(verdict))
             return _STOP
         if conn is None:  # nothing held: answered here, no server needed
             return self._refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
@@ -500,7 +489,7 @@ class PooledSession(FrontendSession):
     ) -> tuple[BackendConnection | None, int, int]:
         """A message between transactions starts a unit: the proxy's own commands, a BEGIN
         answered ahead, the cache, then the router pick its server and a connection is
-        taken. Returns (the connection, -, where the unit a replica serves ends or -1), or
+        taken. Returns (the connection, `_PROCEED`, where the unit a replica serves ends or -1), or
         (None, where to go on, -1) when the unit was answered here, or (None, `_STOP`, -1)
         when the session ended or waits (the bytes from ``i`` kept)."""
         if t == TERMINATE:
@@ -519,7 +508,7 @@ class PooledSession(FrontendSession):
         filling = cache is not None and cache.fill is not None
         route = routing.route(buf, i, self.statements.text, filling)
         if isinstance(route, Lookup):  # a function's volatility, say: judged after
-            self._pause_for(self._resolve(route))
+            self.lease.pause_for(self.lease.resolve(route))
             self._client_buffer = buf[i:]
             return None, _STOP, -1
         target, barrier = route
@@ -536,17 +525,17 @@ class PooledSession(FrontendSession):
             )
             return None, after, -1
         if target != PRIMARY and barrier >= 0:  # a read: kept until answered
-            self._retry = bytes(buf[i:barrier])
-        conn = self._take_connection(target)
+            self.lease.retry = bytes(buf[i:barrier])
+        conn = self.lease.take(target)
         if conn is None:  # all busy: wait for one, then go on from this message
             self._client_buffer = buf[i:]
             self._unit_end = barrier - i if barrier >= 0 else -1
-            self._pause_for(self._acquire(target))
+            self.lease.wait_for(target)
             return None, _STOP, -1
-        return conn, i, barrier
+        return conn, _PROCEED, barrier
 
     def _send(self, out: list[bytes], buf: bytes, seg: int, i: int) -> None:
-        transport = self._server_transport
+        transport = self.lease.server_transport
         if transport is None:
             return
         if not out:
@@ -559,7 +548,7 @@ class PooledSession(FrontendSession):
     def _answer(self, reply: bytes) -> None:
         """The proxy's own reply to a client message (the unit's answer has begun: a read
         can no longer be asked again elsewhere)."""
-        self._retry = None
+        self.lease.retry = None
         self._client_transport.write(reply)
 
     def _prepared(self, server: str, query: str, rest: bytes) -> None:
@@ -568,7 +557,7 @@ class PooledSession(FrontendSession):
 
     def _forget(self, server: str) -> None:
         """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
-        conn = self.conn
+        conn = self.lease.conn
         if conn is not None:
             conn.prepared.pop(server, None)
 
@@ -647,15 +636,20 @@ class PooledSession(FrontendSession):
 
     def _begin_transaction(
         self, buf: bytes, start: int, t: int, end: int
-    ) -> BackendConnection | None:
-        """The first statement of a deferred transaction takes a connection where it
-        belongs; the BEGIN and SET TRANSACTION go first (`_attach`). None while waiting for
-        a server connection."""
+    ) -> tuple[BackendConnection | None, int]:
+        """The first message after a BEGIN answered ahead: a ``SET TRANSACTION`` is answered
+        here too (None, where to go on); else the transaction takes a connection where it
+        belongs, the BEGIN and SET TRANSACTION going first (`Lease.attach`) — (it, -) — or
+        waits for one (None, `_STOP`: the bytes from ``start`` kept)."""
+        if t == QUERY and self._defer_set_transaction(buf, start, end):
+            return None, end
         target = self.routing.begin_target()
-        conn = self._take_connection(target)
+        conn = self.lease.take(target)
         if conn is None:
-            self._pause_for(self._acquire(target))
-        return conn
+            self._client_buffer = buf[start:]
+            self.lease.wait_for(target)
+            return None, _STOP
+        return conn, start
 
     def _refuse_unit(
         self, buf: bytes, start: int, end: int, sqlstate: str, message: str
@@ -671,31 +665,12 @@ class PooledSession(FrontendSession):
         )
         return end
 
-    def _admit(
-        self, exchange: Exchange, t: int, buf: bytes, start: int, end: int
-    ) -> Rejection | float | None:
-        """The request pipeline's verdict, with the firewall's row limit put on the
-        exchange (transaction mode enforces it)."""
-        verdict, facts = self._verdict(exchange, t, buf, start, end)
-        assert self.pipeline is not None
-        if facts is not None:  # (a queued statement keeps what was drawn for it)
-            exchange.observation = (
-                UNOBSERVED if isinstance(verdict, Rejection) else self.pipeline.observe()
-            )
-        limit = self.pipeline.row_limit(facts) if facts is not None else None
-        if limit and not exchange.row_limit:
-            exchange.row_limit = limit
-            rejection = self.pipeline.row_limit_rejection(limit, count=False)
-            exchange.row_limit_error = p.error_response(rejection.sqlstate, rejection.message)
-            exchange.on_row_limit = self._past_row_limit
-        return verdict
-
     def _past_row_limit(self) -> None:
         """A statement returned more rows than the firewall allows: cancel it on the server
         (its end is replaced by the firewall's error) and count the rejection."""
         assert self.pipeline is not None
         self.pipeline.rejected["firewall_max_rows"] += 1
-        conn = self.conn
+        conn = self.lease.conn
         if conn is not None:
             # The connection is kept, and the client's next statements wait, until the cancel
             # has been handled: a cancel arriving late would stop the next statement instead.
@@ -708,7 +683,7 @@ class PooledSession(FrontendSession):
     def _release_after_cancel(self) -> None:
         self._cancelling = None
         exchange = self.exchange
-        if self.conn is not None and exchange is not None and exchange.at_rest:
+        if self.lease.conn is not None and exchange is not None and exchange.at_rest:
             self._release()
 
     @staticmethod
@@ -729,7 +704,7 @@ class PooledSession(FrontendSession):
         if found is None:
             return -1
         if isinstance(found, Wait):  # judged again once the catalog has been read
-            self._pause_for(found.work)
+            self.lease.pause_for(found.work)
             return _WAIT
         for name, query, rest in named_parses(buf, start, found.end):
             self.statements.remember(name, query, rest)  # the client has them now
@@ -739,149 +714,14 @@ class PooledSession(FrontendSession):
         return found.end
 
     def _reach(self) -> CatalogReach | None:
-        assert self.pools.reach is not None and self.pool is not None
-        return self.pools.reach.get(self.info.database or "", self.pool)
+        assert self.pools.reach is not None and self.lease.pool is not None
+        return self.pools.reach.get(self.info.database or "", self.lease.pool)
 
-    async def _resolve(self, lookup: Lookup) -> None:
-        """Ask the server what the router needs to know (function volatility, what a
-        relation is): on the session's own primary connection (session mode), else on an
-        idle primary connection, else — sessions may hold them all — on a replica that has
-        replayed the last DDL seen (the catalogs are the same), else on the primary when a
-        connection is free there."""
-        router = self.router
-        assert self.pool is not None and router is not None
-        if self._own is not None:
-            await router.resolve(lookup, self._own.execute, _monotonic())
-            return
-        pool = self.pool
-        conn = pool.try_acquire()
-        if conn is None:
-            name = self.pools.topology.pick_replica(
-                self.pools.outstanding, synced_after=router.changed_at
-            )
-            if name is not None:
-                pool = self.replica_pools[name]
-                with contextlib.suppress(BackendError):
-                    conn = await pool.acquire(self.config.pool_timeout_s)
-        if conn is None:
-            pool = self.pool
-            conn = await pool.acquire(self.config.pool_timeout_s)
-        try:
-            await router.resolve(lookup, conn.execute, _monotonic())
-        finally:
-            if conn.resettable:
-                pool.release_clean(conn)
-            else:
-                await pool.release(conn)
-
-    # -- server connections ------------------------------------------------------------------
-    def _pool_of(self, target: str) -> BackendPool:
-        if target == PRIMARY:
-            assert self.pool is not None
-            return self.pool
-        return self.replica_pools[target]
-
-    def _take_connection(self, target: str) -> BackendConnection | None:
-        if self.sticky and target == PRIMARY:
-            conn = self._own
-            if conn is None:
-                conn = self._own = self._pool_of(target).try_acquire()
-        else:
-            conn = self._pool_of(target).try_acquire()
-        if conn is not None:
-            self._attach(conn, target)
-        return conn
-
-    def _pause_for(self, work: Coroutine[Any, Any, None]) -> None:
-        """Stop reading the client until ``work`` (waiting for a server connection, looking
-        up a function) is done, then go on with the bytes that waited."""
-        self.info.state = "waiting"
-        self._client_transport.pause_reading()
-        self._waiting = asyncio.get_running_loop().create_task(self._then_resume(work))
-
-    async def _then_resume(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        except BackendError as exc:  # no server connection (53300, 08006...): ends the session
-            self._waiting = None
-            client_errors[exc.sqlstate] += 1
-            with contextlib.suppress(Exception):
-                self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
-            self.writer.close()
-            self._end()
-            return
-        self._waiting = None
-        if self._ended is None or self._ended.done():
-            return
-        if self.conn is None:
-            self.info.state = "idle"
-            if self._notifications:
-                self._deliver_notifications()
-        with contextlib.suppress(Exception):
-            self._client_transport.resume_reading()
-        self._client_data(b"")
-
-    async def _acquire(self, target: str) -> None:
-        """Wait for a server connection on ``target`` (53300 after pool_timeout_s)."""
-        pool = self._pool_of(target)
-        try:
-            conn = await pool.acquire(self.config.pool_timeout_s)
-        except BackendError as exc:
-            if exc.sqlstate != "53300" and is_backend_failure(exc.sqlstate):
-                self.pools.topology.record(target, False)  # (a full pool is not its fault)
-            if target == PRIMARY:
-                raise
-            # A replica's unit is a read: the primary serves it instead of failing the client
-            # (the monitor takes the replica out of rotation).
-            logger.warning("dbsight proxy: no connection to %s (%s): read on the primary",
-                           target, exc.message)
-            routing_decisions["primary", "failover"] += 1
-            self._retry = None
-            if self._take_connection(PRIMARY) is None:
-                await self._acquire(PRIMARY)
-            return
-        if self._ended is None or self._ended.done():
-            pool.release_clean(conn)  # never used
-            return
-        if self.sticky and target == PRIMARY:
-            self._own = conn
-        self._attach(conn, target)
-
-    def _attach(self, conn: BackendConnection, target: str) -> None:
-        assert conn.link is not None and self.exchange is not None
-        self.conn = conn
-        self._target = target
-        self.info.state = "active"
-        self._server_transport = conn.writer.transport
-        link_of(self.writer).pair(self._server_transport)
-        early = conn.parser.take_buffered() + conn.link.relay(
-            self._server_data, self._server_lost, paired=self._client_transport
-        )
-        if early:  # said while idle in the pool (a notice, a parameter change): the client's now
-            try:  # (not through _server_data: nothing is pending, yet the unit is not over)
-                said = self.exchange.answers(early)
-            except (TrackingLost, ValueError, struct.error) as exc:
-                self._server_failed(exc)
-                return
-            if said:
-                self._client_transport.write(said)
-        queries = self.settings.give(conn, target == PRIMARY)
-        if queries:  # the client's settings go first, their answers dropped
-            self._server_transport.write(b"".join(queries))
-            for _ in queries:
-                self.exchange.expect(SWALLOW_QUERY)
-        routing = self.routing
-        if routing.begin is not None:  # the start answered ahead goes next, answers dropped
-            begin, routing.begin = routing.begin, None
-            self._server_transport.write(b"".join(begin.messages))
-            for _ in begin.messages:
-                self.exchange.expect(SWALLOW_QUERY)
-            self._begun = True
-
-    def _server_data(self, data: bytes) -> None:
-        exchange = self.exchange
+    # -- the server's side --------------------------------------------------------------------
+    def server_data(self, data: bytes) -> None:
+        exchange, lease = self.exchange, self.lease
         assert exchange is not None
-        if self._retry is not None and not exchange.buffering:  # a replica's read, unanswered
+        if lease.retry is not None and not exchange.buffering:  # a replica's read, unanswered
             if fatal_error(data):  # the replica is shutting down
                 self._read_again(data)
                 return
@@ -891,53 +731,52 @@ class PooledSession(FrontendSession):
         try:
             out = exchange.answers(data)
         except (TrackingLost, ValueError, struct.error) as exc:
-            self._server_failed(exc)
+            self.server_failed(exc)
             return
         if out:
-            self._retry = None  # the answer has begun: it cannot be asked again
+            lease.retry = None  # the answer has begun: it cannot be asked again
             self._client_transport.write(out)
             cache = self._cache
             if cache is not None and cache.fill is not None:
                 cache.collect(out)
-        if exchange.at_rest and not exchange.buffering and self.conn is not None:
+        if exchange.at_rest and not exchange.buffering and lease.conn is not None:
             self._release()
 
     def _release(self) -> None:
-        """The transaction ended: the connection goes back to the pool (reset first when the
-        client left something in the server session); in session mode the primary
-        connection stays the client's (`_keep`)."""
-        cancelling = self._cancelling
-        if cancelling is not None:
-            if not cancelling.done():  # a max_rows cancel in flight: release after it
-                cancelling.add_done_callback(lambda _: self._release_after_cancel())
-                return
-            self._cancelling = None
-        conn, exchange, target = self.conn, self.exchange, self._target
-        assert conn is not None and exchange is not None
+        """The transaction ended: the connection goes back to its pool or stays the client's
+        (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
+        end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
+        if self._cancelling is not None and self._cancel_in_flight():
+            return
+        exchange, target = self.exchange, self.lease.target
+        assert exchange is not None
         self.info.state = "idle"
-        self._retry = None
-        self._begun = False
         self.settings.cycle_ended()
         wrote = target == PRIMARY and exchange.wrote and self.router is not None
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
         if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
             self._catalog_changed(exchange)
-        listens = None
-        if exchange.listens:
-            listens = exchange.committed_listens()
-        else:  # (what committed_listens would forget)
-            exchange.rolled_back = False
-        if self.sticky and target == PRIMARY:
-            self._keep(conn, exchange, by_lsn)
-        else:
-            self._detach(conn)
-            if listens:  # the LISTEN connection takes them over, then the pool gets it back
-                self._pause_for(
-                    self._hand_over(conn, exchange, self._pool_of(target), by_lsn, listens)
-                )
-            else:
-                self._give_back(conn, exchange, self._pool_of(target), by_lsn)
+        self.lease.release(exchange, by_lsn, committed_listens(exchange))
+        self._transaction_ended(exchange, target)
+        if wrote and not by_lsn:
+            self.routing.wrote()
+        self._after_unit()
+
+    def _cancel_in_flight(self) -> bool:
+        """A max_rows cancel still in flight: the release waits for it (True)."""
+        cancelling = self._cancelling
+        assert cancelling is not None
+        if not cancelling.done():
+            cancelling.add_done_callback(lambda _: self._release_after_cancel())
+            return True
+        self._cancelling = None
+        return False
+
+    def _transaction_ended(self, exchange: Exchange, target: str) -> None:
+        """What a transaction's end tells the cache (fill it, invalidate again what was
+        written), the breaker (the server failed or answered) and the judges of statement
+        texts (after DDL: a function may have been redefined)."""
         failure = exchange.last_sqlstate
         exchange.last_sqlstate = None
         cache = self._cache
@@ -947,234 +786,85 @@ class PooledSession(FrontendSession):
             cache.transaction_ended()
         topology = self.pools.topology
         topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
-        if exchange.ddl_seen:  # a function may have been redefined: judge texts again
+        if exchange.ddl_seen:
             exchange.ddl_seen = False
             if self.router is not None:
                 self.router.forget()
             if self.pools.reach is not None:
                 self.pools.reach.forget()
-        if wrote and not by_lsn:
-            self.routing.wrote()
-        if self._held_back:  # the client's next units waited for this one
+
+    def _after_unit(self) -> None:
+        """What waited for the unit's end: the client's next units (after a replica's), its
+        notifications, the proxy's shutdown."""
+        if self._held_back:
             self._held_back = False
-            asyncio.get_running_loop().call_soon(self._client_data, b"")
-        if self._notifications and self._waiting is None:
-            self._deliver_notifications()
+            asyncio.get_running_loop().call_soon(self.client_data, b"")
+        if self.lease.waiting is None:
+            self.listen.deliver()
         if self._shutting_down:
             self._end_for_shutdown()
 
-    # -- LISTEN in transaction mode ----------------------------------------------------------
-    def notify(self, message: bytes) -> None:
-        """A notification for this client (from its `ChannelListener`): sent as soon as the
-        listener has passed on what one read brought (together, as a server sends a
-        transaction's notifications) when the client is between transactions, else when its
-        transaction ends."""
-        if self._handover is not None:
-            self._handover.append(message)
-            return
-        self._notifications.append(message)
-        if not self._flush_pending and self._between_transactions():
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush_notifications)
-
-    def _between_transactions(self) -> bool:
-        return (
-            self.conn is None and self._waiting is None and self.routing.begin is None
-            and self._handover is None and self._client_transport is not None
-        )
-
-    def _flush_notifications(self) -> None:
-        self._flush_pending = False
-        if self._notifications and self._between_transactions():
-            self._deliver_notifications()
-
-    def _deliver_notifications(self) -> None:
-        waiting, self._notifications = self._notifications, []
-        if self._client_transport is not None and not self._client_transport.is_closing():
-            self._client_transport.write(b"".join(waiting))
-
-    async def _hand_over(
-        self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool,
-        listens: list[ListenOp],
-    ) -> None:
-        """The client's transaction LISTENed (or UNLISTENed): the LISTEN connection of its
-        database and user takes over, then the connection goes back to the pool. What the
-        old connection received until it stopped listening goes to the client first, then
-        what the LISTEN connection received meanwhile (without what both received)."""
-        listener = self._listener = self.pools.listener_for(
-            self.info.database or "", self.info.user or ""
-        )
-        old: list[bytes] = []
-        self._handover = []
-        try:
-            try:
-                await listener.apply(self, listens)
-            except BackendError as exc:
-                logger.warning(
-                    "dbsight proxy: client %s: LISTEN through transaction pooling failed, its "
-                    "notifications will not arrive: %s", self.client_addr, exc.message,
-                )
-                self._client_transport.write(_listen_failed(exc.message))
-            conn.settle(exchange.status, True)
-            with contextlib.suppress(BackendError):  # (then the reset closes it)
-                await conn.execute("UNLISTEN *", lambda message: old.append(p.encode(message)))
-            # what the LISTEN connection has of what the old one received comes in by now
-            await listener.sync()
-        finally:
-            moved, self._handover = self._handover, None
-            self._give_back(conn, exchange, pool, by_lsn)
-        self._notifications[:0] = old + after_overlap(old, moved)
-        if self._notifications:
-            self._deliver_notifications()
-
-    def _settings_statement(
-        self, conn: BackendConnection, exchange: Exchange, t: int, buf: bytes, start: int,
-        end: int,
-    ) -> None:
-        """A Query or Execute on its way to ``conn``: what it does to the client's settings;
-        in transaction mode the first SET that will not outlive its transaction gets the
-        client a warning, before the ReadyForQuery."""
-        if t == QUERY:
-            if not maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
-                return
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        else:
-            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
-        in_block = exchange.status != _IDLE or self._begun
-        said = self.settings.statement(conn, sql, in_block, not self.sticky)
-        if said:
-            exchange.before_ready += said
-
     def _parameter_seen(self, name: str, value: str) -> None:
         """The server reports a setting's value to the client (ParameterStatus)."""
-        said = self.settings.parameter(self.conn, name, value)
+        said = self.settings.parameter(self.lease.conn, name, value)
         if said and self.exchange is not None:  # the client's own value, after the server's
             self.exchange.before_ready += said
 
-    def _detach(self, conn: BackendConnection) -> None:
-        """Stop relaying ``conn``: the client holds no server connection now."""
-        assert conn.link is not None
-        conn.link.unrelay()
-        link_of(self.writer).pair(None)
-        self._server_transport = None
-        self.conn = None
-
-    def _give_back(
-        self, conn: BackendConnection, exchange: Exchange, pool: BackendPool, by_lsn: bool
-    ) -> None:
-        give_back(conn, exchange, pool, by_lsn, self.routing, self.statements, self._background)
-
-    def _keep(self, conn: BackendConnection, exchange: Exchange, by_lsn: bool) -> None:
-        """Session mode: the primary connection stays the client's. After a unit that may have
-        changed the server session (SET, temporary tables, LISTEN...), the client waits while
-        the proxy reads what changed (`_sync_session`); a pinned session keeps relaying."""
-        if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
-            self.statements.clear()
-            conn.prepared.clear()
-        if self._pinned and self.router is not None:
-            routing_decisions["primary", "session_state"] += 1
-        changed = exchange.dirty and (
-            self.router is not None or self.cache is not None
-        )
-        exchange.dirty = exchange.full_reset = exchange.cleared = False
-        if not (changed or by_lsn):
-            if not self._pinned:
-                self._detach(conn)
-            return
-        self._detach(conn)
-        conn.settle(exchange.status, True)
-        if by_lsn:
-            self.routing.write_lsn = LSN_PENDING
-        self._pause_for(self._sync_session(conn, changed, by_lsn))
-
-    async def _sync_session(self, conn: BackendConnection, changed: bool, by_lsn: bool) -> None:
-        """Read from the session's own connection what routing needs after a unit there: the
-        GUCs the client has SET (replica connections are made with the same values), whether
-        it holds state no replica can have (temporary tables, LISTEN, cursors WITH HOLD:
-        the session is then pinned to its connection), and a write's WAL position."""
-        state, lsn = await read_session_state(
-            conn, self.info.user or "", self._custom, changed=changed, by_lsn=by_lsn
-        )
-        if by_lsn:
-            self.routing.write_lsn = parse_lsn(lsn) if lsn else None
-        if state is None:
-            return
-        settings = {
-            name.lower(): value
-            for name, value in state.settings.items()
-            if name.lower() not in _NOT_SESSION_SETTINGS
-        }
-        if settings != self.settings.session:
-            self.settings.session_changed(settings)
-        self._pinned = state.pinned
-        if self._pinned and self.conn is None:
-            self._attach(conn, PRIMARY)
-            self.info.state = "idle"
-
-    def _server_failed(self, exc: BaseException) -> None:
+    def server_failed(self, exc: BaseException) -> None:
         """The server's bytes do not follow the protocol: this connection cannot be trusted."""
-        conn = self.conn
+        conn = self.lease.conn
         if conn is not None:
             conn.broken = True
         logger.warning("dbsight proxy: server connection failed mid-transaction: %s", exc)
-        client_errors["08P01"] += 1
-        with contextlib.suppress(Exception):
-            self._client_transport.write(p.error_response(
-                "08P01", "dbsight proxy: the server connection failed", "FATAL",
-                detail=str(exc) or type(exc).__name__,
-            ))
-        self.writer.close()
-        self._end()
+        self._fatal(
+            "08P01", "dbsight proxy: the server connection failed",
+            detail=str(exc) or type(exc).__name__,
+        )  # fmt: skip
 
-    def _server_lost(self, exc: BaseException | None) -> None:
-        conn = self.conn
+    def server_lost(self, exc: BaseException | None) -> None:
+        lease = self.lease
+        conn = lease.conn
         if conn is None:
             return
-        if self._retry is not None:
+        if lease.retry is not None:
             self._read_again(exc or "the server closed the connection")
             return
         conn.broken = True
-        self.pools.topology.record(self._target, False)
-        client_errors["08006"] += 1
-        with contextlib.suppress(Exception):
-            self._client_transport.write(p.error_response(
-                "08006", "dbsight proxy: the server connection failed", "FATAL",
-                detail=str(exc) if exc is not None else "the server closed the connection",
-            ))
-        self.writer.close()
-        self._end()
+        self.pools.topology.record(lease.target, False)
+        self._fatal(
+            "08006", "dbsight proxy: the server connection failed",
+            detail=str(exc) if exc is not None else "the server closed the connection",
+        )  # fmt: skip
 
     def _read_again(self, why: bytes | str | BaseException, failed: bool = True) -> None:
         """The replica serving a read gave up on it before any of its answer reached the
         client — it went away (FATAL, or its connection closed: ``failed``, counted for its
         breaker) or cancelled it for a conflict with WAL replay: the read is asked again, of
         the primary. The replica's connection is closed (a new one replaces it)."""
-        conn, exchange, unit = self.conn, self.exchange, self._retry
+        lease = self.lease
+        conn, exchange, unit = lease.conn, self.exchange, lease.retry
         assert conn is not None and exchange is not None and unit is not None
-        self._retry = None
-        replica = self._target
+        lease.retry = None
+        replica = lease.target
         detail = error_message(why) if isinstance(why, bytes) else str(why)
         logger.info("dbsight proxy: %s gave up a read (%s): asking the primary", replica, detail)
-        conn.broken = True
         if failed:
             self.pools.topology.record(replica, False)
         routing_decisions["primary", "failover"] += 1
         exchange.restart(f"{replica} gave up before answering ({detail}); asked the primary")
-        self._detach(conn)
-        self._pool_of(replica).release_clean(conn)  # broken: closed, and replaced
-        self.info.state = "idle"
+        lease.drop_broken(conn)  # closed, and replaced
         self._client_buffer = unit + self._client_buffer
         self._held_back = False
         self.routing.to_primary = True
-        asyncio.get_running_loop().call_soon(self._client_data, b"")
+        asyncio.get_running_loop().call_soon(self.client_data, b"")
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._end()
 
 
 _WAIT = -2  # _from_cache: judged again later
-_STOP = -1  # _start_unit, _pipeline_step: the session ended or waits; stop reading
-_PROCEED = -2  # _pipeline_step: no verdict against the statement
+_STOP = -1  # _start_unit, _begin_transaction, _screen: the session ended or waits; stop reading
+_PROCEED = -2  # _screen: no verdict against the statement
 _IDLE = ord("I")
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(

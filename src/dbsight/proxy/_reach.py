@@ -240,10 +240,7 @@ class ReachBook:
             try:
                 results = await asyncio.wait_for(conn.execute(QUERY), self.timeout_s)
             finally:
-                if conn.resettable:
-                    pool.release_clean(conn)
-                else:
-                    await pool.release(conn)
+                await pool.release_after_lookup(conn)
             if generation == self._generation:
                 rows = results[-1].rows if results else ()
                 self._known[database] = CatalogReach(rows, started)

@@ -29,18 +29,19 @@ import logging
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._runtime import recorder
-from ..sql import analyze
 from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
+from ._backend_errors import BackendError
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
-from ._exchange import Exchange, TrackingLost, cstring
+from ._exchange import Exchange, TrackingLost
 from ._link import link_of, open_link
 from ._metrics import client_errors
-from ._pipeline import Pipeline, Rejection, StatementFacts
+from ._pipeline import Pipeline
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -88,8 +89,8 @@ def frame_error(buf: bytes, i: int, length: int, max_size: int) -> p.ProtocolVio
 class SessionInfo:
     """What ``/stats/clients`` shows of a session."""
 
-    __slots__ = ("client", "user", "database", "application_name", "connected_at", "state",
-                 "exchange")
+    __slots__ = ("application_name", "client", "connected_at", "database", "exchange", "state",
+                 "user")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -150,48 +151,94 @@ class FrontendSession:
         self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
         self.exchange: Exchange | None = None
         self.observing = True
-        self._admitted = False  # the next statement was held by a rate limit: not checked again
         self._shutting_down = False
-        self._ended: asyncio.Future[None] | None = None
+        self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
+        self._client_transport: Any = None  # once relayed
+        self._client_buffer = b""  # the start of a message not yet whole (or held back)
+        self._max_size = config.max_message_size
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the client until either side closes; whatever ends it, what the session
+        holds is given back or closed (`_finish`)."""
+        try:
+            await self._serve()
+        except (p.ProtocolError, BackendError) as exc:  # (BackendError: no server connection)
+            await self._refuse(exc.sqlstate, exc.message)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.info.state = "closed"
+            await self._finish()
+
+    async def _serve(self) -> None:
+        """The client's startup, login and relay."""
+        raise NotImplementedError
+
+    async def _finish(self) -> None:
+        """The session is over: its observation ends and the client's connection closes."""
+        if self.exchange is not None and self.observing:
+            self.exchange.abandon()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
 
     def request_shutdown(self) -> None:
         """The proxy is stopping: end the session now if it is between transactions,
-        otherwise as soon as its transaction ends."""
+        otherwise as soon as its transaction ends (`_shutting_down`)."""
+        self._shutting_down = True
+        if self._at_rest():
+            self._end_for_shutdown()
+
+    def _at_rest(self) -> bool:
+        """No transaction under way: the session may end now."""
         raise NotImplementedError
 
     def _end_for_shutdown(self) -> None:
         """The proxy is stopping: tell the client (57P01) and close its connection."""
-        client_errors["57P01"] += 1
-        with contextlib.suppress(Exception):
-            self.writer.write(
-                p.error_response(
-                    "57P01", "terminating connection: the dbsight proxy is shutting down",
-                    "FATAL",
-                )
-            )
+        self._fatal("57P01", "terminating connection: the dbsight proxy is shutting down")
+
+    def _fatal(self, sqlstate: str, message: str, detail: str | None = None) -> None:
+        """A FATAL ErrorResponse to the client (`_tell_fatal`); its connection closes and
+        the relay ends."""
+        self._tell_fatal(sqlstate, message, detail)
         self.writer.close()
         self._end()
 
     async def _refuse(self, sqlstate: str, message: str) -> None:
-        """A FATAL ErrorResponse to the client; the session ends after it."""
+        """A FATAL ErrorResponse to the client before its relay; the session ends after it."""
+        self._tell_fatal(sqlstate, message)
+        with contextlib.suppress(Exception):
+            await self.writer.drain()
+
+    def _tell_fatal(self, sqlstate: str, message: str, detail: str | None = None) -> None:
         client_errors[sqlstate] += 1
         with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(sqlstate, message, "FATAL"))
-            await self.writer.drain()
+            self.writer.write(p.error_response(sqlstate, message, "FATAL", detail=detail))
 
     def _violation(self, exc: p.ProtocolError) -> None:
         """The client broke the protocol: tell it (FATAL, with the SQLSTATE) and end."""
         logger.info("dbsight proxy: client %s: %s", self.client_addr, exc.message)
-        client_errors[exc.sqlstate] += 1
-        with contextlib.suppress(Exception):
-            self.writer.write(p.error_response(exc.sqlstate, exc.message, "FATAL"))
-        self.writer.close()
-        self._end()
+        self._fatal(exc.sqlstate, exc.message)
 
     def _end(self) -> None:
         ended = self._ended
         if ended is not None and not ended.done():
             ended.set_result(None)
+
+    def _relay_client(
+        self, on_data: Callable[[bytes], None], paired: asyncio.Transport | None = None
+    ) -> bytes:
+        """Hand the client's socket to ``on_data`` (the relay ends with `_end`); returns the
+        bytes that came before, for ``on_data`` to take first."""
+        self._ended = asyncio.get_running_loop().create_future()
+        self._client_transport = self.writer.transport
+        return self.frontend.take_buffered() + link_of(self.writer).relay(
+            on_data, self._client_lost, paired=paired
+        )
+
+    def _client_lost(self, exc: BaseException | None) -> None:
+        self._end()
 
     # -- startup -------------------------------------------------------------------------
     async def _startup(self) -> p.Frame | None:
@@ -262,32 +309,6 @@ class FrontendSession:
         """Hook: this connection is a CancelRequest; pass it to whoever runs the statement."""
         raise NotImplementedError
 
-    def _verdict(
-        self, exchange: Exchange | None, t: int, buf: bytes, start: int, end: int
-    ) -> tuple[Rejection | float | None, StatementFacts | None]:
-        """The request pipeline's verdict on the Query or Execute at ``buf[start:end]``:
-        None to forward it, a delay (a queueing rate limit), or a Rejection."""
-        assert self.pipeline is not None
-        if self._admitted:  # held by a rate limit already, now due
-            self._admitted = False
-            return None, None
-        if t == QUERY:
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        else:
-            portal, _ = cstring(buf, start + 5, end)
-            sql = (exchange.portals.get(portal) if exchange is not None else None) or ""
-        facts = StatementFacts(
-            user=self.info.user,
-            database=self.info.database,
-            application_name=(
-                exchange.application_name if exchange is not None else self.info.application_name
-            ),
-            client_addr=self.client_addr,
-            sql=sql,
-            info=analyze(sql),
-        )
-        return self.pipeline.on_statement(facts, time.monotonic()), facts
-
     def _stop_observing(self, where: str, exc: BaseException) -> None:
         """The observation failed (never the relay): stop observing this session, count it."""
         if self.observing:
@@ -312,48 +333,35 @@ class ClientSession(FrontendSession):
         super().__init__(config, reader, writer, client_tls=client_tls)
         self.upstream_tls = upstream_tls
         self.server_writer: asyncio.StreamWriter | None = None
-        self._client_buffer = b""
-        self._max_size = config.max_message_size
-        self._client_transport: Any = None
         self._server_transport: Any = None
         self._client_left = False
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def run(self) -> None:
-        try:
-            startup = await self._startup()
-            if startup is None:
-                return
-            server = await self._connect()
-            if server is None:
-                return
-            _, self.server_writer = server
-            self.server_writer.write(startup.raw or b"")
-            self.info.state = "active"
-            await self._relay()
-        except p.ProtocolError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.info.state = "closed"
-            if self.exchange is not None and self.observing:
-                self.exchange.abandon()
-            for w in (self.server_writer, self.writer):
-                if w is not None:
-                    w.close()
-            for w in (self.server_writer, self.writer):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        await w.wait_closed()
+    async def _serve(self) -> None:
+        startup = await self._startup()
+        if startup is None:
+            return
+        server = await self._connect()
+        if server is None:
+            return
+        _, self.server_writer = server
+        self.server_writer.write(startup.raw or b"")
+        self.info.state = "active"
+        await self._relay()
 
-    def request_shutdown(self) -> None:
-        """The proxy is stopping: end this session now if it is between transactions,
-        otherwise as soon as its transaction ends (ReadyForQuery 'I')."""
-        self._shutting_down = True
+    async def _finish(self) -> None:
+        server = self.server_writer
+        if server is not None:
+            server.close()
+        await super()._finish()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+    def _at_rest(self) -> bool:
+        """(Then as soon as a ReadyForQuery 'I' comes: `_server_data`.)"""
         exchange = self.exchange
-        if self.info.state != "active" or exchange is None or exchange.at_rest:
-            self._end_for_shutdown()
+        return self.info.state != "active" or exchange is None or exchange.at_rest
 
     def _end_for_shutdown(self) -> None:
         super()._end_for_shutdown()
@@ -370,7 +378,7 @@ class ClientSession(FrontendSession):
             reader, writer, _ = await asyncio.wait_for(
                 open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             logger.warning("upstream %s:%s unreachable: %s", upstream.host, upstream.port, exc)
             await self._refuse(
                 "08006",
@@ -388,7 +396,7 @@ class ClientSession(FrontendSession):
                 ),
                 self.config.connect_timeout_s,
             )
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             writer.close()
             await self._refuse(
                 "08006",
@@ -412,7 +420,7 @@ class ClientSession(FrontendSession):
             _, writer, _ = await asyncio.wait_for(
                 open_link(upstream.host, upstream.port), self.config.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, TimeoutError):
             return  # a cancel is best effort, for PostgreSQL too
         writer.write(raw)
         with contextlib.suppress(Exception):
@@ -424,19 +432,16 @@ class ClientSession(FrontendSession):
     async def _relay(self) -> None:
         """Hand both sockets to the relay callbacks; return when either side has closed."""
         assert self.server_writer is not None
-        self._ended = asyncio.get_running_loop().create_future()
-        self._client_transport = self.writer.transport
         self._server_transport = self.server_writer.transport
+        client_early = self._relay_client(self._client_data, paired=self._server_transport)
         server_early = link_of(self.server_writer).relay(
             self._server_data, self._server_lost, paired=self._client_transport
-        )
-        client_early = self.frontend.take_buffered() + link_of(self.writer).relay(
-            self._client_data, self._client_lost, paired=self._server_transport
         )
         if server_early:
             self._server_data(server_early)
         if client_early:
             self._client_data(client_early)
+        assert self._ended is not None  # (by _relay_client)
         await self._ended
         if self._client_left and self.exchange is not None and self.exchange.statements_running():
             await self._cancel_running()
@@ -470,7 +475,7 @@ class ClientSession(FrontendSession):
                         raise p.ProtocolViolation(
                             f"malformed message of type {bytes([t])!r}: {exc}"
                         ) from None
-                    except Exception as exc:  # the observation's failure, never the relay's
+                    except Exception as exc:  # noqa: BLE001 - the observation's, never the relay's
                         self._stop_observing("client message", exc)
                         exchange = None
                 i = end
@@ -493,7 +498,7 @@ class ClientSession(FrontendSession):
         except (TrackingLost, ValueError, struct.error) as exc:
             self._stop_observing("server stream", exc)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the observation's failure, never the relay's
             self._stop_observing("server message", exc)
             return
         if self._shutting_down and exchange.at_rest:
