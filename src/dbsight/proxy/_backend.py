@@ -125,6 +125,8 @@ class BackendConnection:
         self.spec = spec
         self.reader = reader
         self.writer = writer
+        # its transport (TLS, if any, is set up before: it stays this one), read per unit
+        self.transport: Any = writer.transport
         self.link = link  # to relay a client's transaction over it (see dbsight.proxy._link)
         self.parser = parser
         self.state = state
@@ -241,12 +243,11 @@ class BackendConnection:
         # (the reader's state is read from its private fields, only looked at: this runs
         # twice per pooled transaction, and StreamReader's accessors are Python calls)
         reader: Any = self.reader
-        writer: Any = self.writer
         buffer = reader._buffer
         return not (
             self.closed
             or self.broken
-            or writer._transport.is_closing()
+            or self.transport.is_closing()
             or (reader._eof and not buffer)  # at_eof()
             or reader._exception is not None
             or buffer[:1] == b"E"

@@ -271,7 +271,7 @@ class Lease:
         self.conn = conn
         self.target = target
         self._info.state = "active"
-        transport: Any = conn.writer.transport
+        transport: Any = conn.transport
         self.server_transport = transport
         self._client_link.pair(transport)
         early = conn.parser.take_buffered() + conn.link.relay(
@@ -285,7 +285,11 @@ class Lease:
                 return
             if said:
                 self._client_transport.write(said)
-        self._send_ahead(conn, target, exchange, transport)
+        settings = self._holder.settings
+        if self._routing.begin is not None or conn.settings is not (
+            settings.wanted if target == PRIMARY else settings.on_replicas
+        ):  # (`ClientSettings.give` would give nothing: most units)
+            self._send_ahead(conn, target, exchange, transport)
 
     def _send_ahead(
         self, conn: BackendConnection, target: str, exchange: Exchange, transport: Any
@@ -322,6 +326,12 @@ class Lease:
         self.retry = None
         self.begun = False
         own = self.sticky and target == PRIMARY  # session mode: the client's own connection
+        if not (own or listens or by_lsn or exchange.dirty):
+            # the usual end of a transaction in transaction mode (`release_plan`'s GIVEN_BACK,
+            # `give_back` with nothing to reset): straight back to the pool
+            self.detach(conn)
+            self.pool_of(target).release_clean(conn)
+            return
         if own:
             if exchange.cleared:  # DISCARD ALL / DEALLOCATE ALL: the server dropped them all
                 self._statements.clear()

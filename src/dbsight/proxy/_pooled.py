@@ -497,7 +497,10 @@ class PooledSession(FrontendSession):
             return None, _STOP, -1
         if t == FLUSH:  # nothing to flush between transactions
             return None, end, -1
-        if t == QUERY and (self._session_command(buf, i, end) or self._defer_begin(buf, i, end)):
+        if t == QUERY and (
+            self._session_command(buf, i, end)
+            or (self.router is not None and self._defer_begin(buf, i, end))
+        ):
             return None, end, -1
         cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
         if cached_end >= 0:  # answered from the cache
@@ -506,7 +509,10 @@ class PooledSession(FrontendSession):
             self._client_buffer = buf[i:]
             return None, _STOP, -1
         filling = cache is not None and cache.fill is not None
-        route = routing.route(buf, i, self.statements.text, filling)
+        route = (
+            _PRIMARY_UNIT if self.router is None
+            else routing.route(buf, i, self.statements.text, filling)
+        )  # fmt: skip
         if isinstance(route, Lookup):  # a function's volatility, say: judged after
             self.lease.pause_for(self.lease.resolve(route))
             self._client_buffer = buf[i:]
@@ -608,7 +614,7 @@ class PooledSession(FrontendSession):
     def _session_command(self, buf: bytes, start: int, end: int) -> bool:
         """``SET dbsight.role = ...`` between transactions: the proxy's own setting, answered
         here (SET, ReadyForQuery) and never sent on."""
-        if b"dbsight" not in buf[start + 5 : end]:
+        if buf.find(b"dbsight", start + 5, end) < 0:
             return False
         if not self.routing.role_command(buf[start + 5 : end - 1].decode("utf-8", "replace")):
             return False
@@ -739,7 +745,11 @@ class PooledSession(FrontendSession):
             cache = self._cache
             if cache is not None and cache.fill is not None:
                 cache.collect(out)
-        if exchange.at_rest and not exchange.buffering and lease.conn is not None:
+        # (`Exchange.at_rest`, inline: this runs for every chunk the server sends)
+        if (
+            not exchange.pending and exchange.status == _IDLE and not exchange.unsynced
+            and lease.conn is not None and not exchange.buffering
+        ):  # fmt: skip
             self._release()
 
     def _release(self) -> None:
@@ -757,7 +767,10 @@ class PooledSession(FrontendSession):
         by_lsn = wrote and self.config.read_your_writes_lsn
         if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
             self._catalog_changed(exchange)
-        self.lease.release(exchange, by_lsn, committed_listens(exchange))
+        if exchange.listens or exchange.rolled_back:
+            self.lease.release(exchange, by_lsn, committed_listens(exchange))
+        else:  # (nothing for committed_listens to forget)
+            self.lease.release(exchange, by_lsn, None)
         self._transaction_ended(exchange, target)
         if wrote and not by_lsn:
             self.routing.wrote()
@@ -866,6 +879,7 @@ _WAIT = -2  # _from_cache: judged again later
 _STOP = -1  # _start_unit, _begin_transaction, _screen: the session ended or waits; stop reading
 _PROCEED = -2  # _screen: no verdict against the statement
 _IDLE = ord("I")
+_PRIMARY_UNIT = (PRIMARY, -1)  # without replicas: every unit's route
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
     p.TransactionStatus.IN_TRANSACTION
