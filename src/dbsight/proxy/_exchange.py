@@ -467,7 +467,7 @@ class Exchange:
                 elif kind == QUERY:
                     self._query_rows = statement_rows(command_rows(buf, i + 5, e - 1), returned)
                 returned = 0
-                if self.pooled:
+                if self.pooled and not buf.startswith(_PLAIN_TAGS, i + 5):
                     self._command_tag(buf, i + 5, e - 1)
                 if self.capture is not None:
                     self._rolled_back = buf.startswith(b"ROLLBACK", i + 5)
@@ -798,3 +798,7 @@ _DIRTY_TAGS = frozenset((
 _FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
 _CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))
 _DDL_TAGS = frozenset((b"CREATE", b"ALTER", b"DROP"))
+# Tags `_command_tag` has nothing to do with (most statements: not looked at further)
+_PLAIN_TAGS = (
+    b"SELECT ", b"INSERT ", b"UPDATE ", b"DELETE ", b"FETCH ", b"MOVE ", b"COPY ", b"MERGE ",
+)
