@@ -106,7 +106,7 @@ from ._session import (
 from ._session_routing import SessionRouting
 from ._session_state import custom_settings, serializable_by_default
 from ._setting_statements import maybe_sets_in
-from ._statement_names import StatementNames, clears_statements
+from ._statement_names import ServerStatements, StatementNames, clears_statements
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
 from ._units import bare_prepares, named_parses, unit_end
@@ -143,7 +143,11 @@ class PooledSession(FrontendSession):
         self.key: p.BackendKeyData | None = None
         self.cache = pools.cache
         self._cache: CacheStep | None = None  # the client's side of it, once logged in
-        self.statements = StatementNames(self._answer, self._prepared, self._catalog_generation)
+        self.sticky = config.pool_mode == "session"  # the client keeps its primary connection
+        self.server_statements = ServerStatements(pools, self.sticky)
+        self.statements = StatementNames(
+            self._answer, self.server_statements.prepared, self.server_statements.generation
+        )
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
         self.router: Router | None = None  # the database's, once logged in (with replicas)
@@ -151,7 +155,6 @@ class PooledSession(FrontendSession):
             pools.topology, pools.outstanding, config.read_your_writes_s
         )
         self._background: set[asyncio.Task[Any]] = set()
-        self.sticky = config.pool_mode == "session"  # the client keeps its primary connection
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
         self.lease = Lease(
             self, config, pools.topology, self.routing, self.statements, self.info,
@@ -301,7 +304,7 @@ class PooledSession(FrontendSession):
     # -- relay -------------------------------------------------------------------------------
     async def _relay(self) -> None:
         assert self.exchange is not None
-        self.exchange.forget = self._forget
+        self.server_statements.relay(self.exchange, self.lease)
         self.exchange.on_parameter = self._parameter_seen
         if not self.sticky:  # session mode: the client's connection listens itself
             self.exchange.listens = []
@@ -441,7 +444,7 @@ class PooledSession(FrontendSession):
             if said:
                 exchange.before_ready += said
         if t == QUERY and clears_statements(buf, start + 5, end):
-            self._statements_cleared(conn, exchange)
+            self.server_statements.cleared(conn, exchange)
 
     def _screen(
         self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes,
@@ -556,42 +559,6 @@ class PooledSession(FrontendSession):
         can no longer be asked again elsewhere)."""
         self.lease.retry = None
         self._client_transport.write(reply)
-
-    def _prepared(self, server: str, query: str, rest: bytes) -> None:
-        if self.exchange is not None:  # what an Execute of it runs, for the observation
-            self.exchange.prepared(server, query, rest)
-
-    def _forget(self, server: str) -> None:
-        """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
-        conn = self.lease.conn
-        if conn is not None:
-            conn.prepared.pop(server, None)
-
-    def _catalog_generation(self) -> str:
-        """What the server names of statements prepared now carry (`StatementNames`): the
-        proxy's count of transactions that changed the catalog (`_catalog_changed`), and the
-        DROP/ALTER (or ROLLBACK after DDL) of the one held now."""
-        exchange = self.exchange
-        return f"{self.pools.catalog_generation}.{exchange.ddl_count if exchange else 0}"
-
-    def _statements_cleared(self, conn: BackendConnection, exchange: Exchange) -> None:
-        """The client sends DEALLOCATE ALL or DISCARD ALL to ``conn``: every statement there
-        goes, the shared ones too, so what follows prepares again. (Should it fail, the
-        server keeps them: the full reset on release makes both sides agree again.)"""
-        conn.prepared.clear()
-        if not self.sticky:
-            exchange.dirty = exchange.full_reset = True
-
-    def _catalog_changed(self, exchange: Exchange) -> None:
-        """The transaction that ends dropped or altered something, or rolled back or failed
-        after DDL: statements prepared before, anywhere, may name what is gone now, so later
-        Parses get new server names; the connection that ran it drops its statements on
-        release (a full reset). (A committed CREATE alone changes nothing prepared, so a
-        temporary table per transaction keeps statements shared.)"""
-        self.pools.catalog_generation += 1
-        exchange.ddl_count = 0
-        if not self.sticky:
-            exchange.dirty = exchange.full_reset = True
 
     def _answer_prepares(self, buf: bytes) -> bool:
         """Answer a bare prepare (named Parse messages, then Sync) from a client between
@@ -766,7 +733,7 @@ class PooledSession(FrontendSession):
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
         if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
-            self._catalog_changed(exchange)
+            self.server_statements.catalog_changed(exchange)
         if exchange.listens or exchange.rolled_back:
             self.lease.release(exchange, by_lsn, committed_listens(exchange))
         else:  # (nothing for committed_listens to forget)
