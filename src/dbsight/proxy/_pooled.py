@@ -69,7 +69,7 @@ from . import protocol as p
 from ._backend import BackendConnection
 from ._backend_errors import BackendError, BackendQueryError
 from ._breaker import is_backend_failure
-from ._cache_step import CacheStep, Wait
+from ._cache_step import CacheStep
 from ._client_settings import (
     ClientSettings,
     StartupSettingsError,
@@ -89,7 +89,8 @@ from ._link import link_of
 from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
 from ._listener import ChannelListener
-from ._metrics import client_errors, routing_decisions
+from ._metrics import routing_decisions
+from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
 from ._reach import CatalogReach
 from ._router import Lookup, Router
@@ -109,7 +110,7 @@ from ._setting_statements import maybe_sets_in
 from ._statement_names import ServerStatements, StatementNames, clears_statements
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
-from ._units import bare_prepares, named_parses, unit_end
+from ._units import unit_end
 from .auth import (
     AuthenticationFailed,
     ClientAuthExchange,
@@ -170,6 +171,7 @@ class PooledSession(FrontendSession):
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
+        self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -309,6 +311,10 @@ class PooledSession(FrontendSession):
         if not self.sticky:  # session mode: the client's connection listens itself
             self.exchange.listens = []
         early = self._relay_client(self.client_data)
+        self.answers = OwnAnswers(
+            self._client_transport, self.statements, self.routing, self.settings,
+            self.info.user, self.exchange, self.lease.pause_for,
+        )  # fmt: skip
         self.lease.relay_to(self._client_transport, link_of(self.writer))
         self.listen.relay_to(self._client_transport)
         if early:
@@ -382,7 +388,7 @@ class PooledSession(FrontendSession):
         end: int, at: float, out: list[bytes], seg: int, barrier: int,
     ) -> tuple[BackendConnection | None, int, int]:
         """What the message at ``buf[i:end]`` passes before it is relayed: a bare prepare
-        between transactions is answered here (`_answer_prepares`), the first message after a
+        between transactions is answered here (`OwnAnswers`), the first message after a
         BEGIN answered ahead takes the transaction's connection, a Query or Execute that may
         write invalidates what the cache holds of its tables and gets the pipeline's verdict
         (`_screen`), and one between transactions starts a unit (`_start_unit`). Returns
@@ -391,7 +397,7 @@ class PooledSession(FrontendSession):
         session ended or waits (the bytes from ``i`` kept). While no connection is held,
         nothing is in ``out`` (``seg`` is ``i``)."""
         routing, cache = self.routing, self._cache
-        if conn is None and i == 0 and t == PARSE and self._answer_prepares(buf):
+        if conn is None and i == 0 and t == PARSE and self.answers.bare_prepare(buf):
             return None, len(buf), barrier
         if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
             conn, after = self._begin_transaction(buf, i, t, end)
@@ -474,7 +480,7 @@ class PooledSession(FrontendSession):
             self.lease.pause_for(asyncio.sleep(verdict))
             return _STOP
         if conn is None:  # nothing held: answered here, no server needed
-            return self._refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
+            return self.answers.refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
         out.append(buf[seg:i])
         if t == QUERY:  # raised by the server: the transaction fails as usual
             out.append(raising_query(verdict.sqlstate, verdict.message))
@@ -501,14 +507,14 @@ class PooledSession(FrontendSession):
         if t == FLUSH:  # nothing to flush between transactions
             return None, end, -1
         if t == QUERY and (
-            self._session_command(buf, i, end)
-            or (self.router is not None and self._defer_begin(buf, i, end))
+            self.answers.session_command(buf, i, end)
+            or (self.router is not None and self.answers.defer_begin(buf, i, end))
         ):
             return None, end, -1
-        cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
+        cached_end = self.answers.from_cache(cache, buf, i) if cache is not None else -1
         if cached_end >= 0:  # answered from the cache
             return None, cached_end, -1
-        if cached_end == _WAIT:  # for what the cache needs to know first
+        if cached_end == WAIT:  # for what the cache needs to know first
             self._client_buffer = buf[i:]
             return None, _STOP, -1
         filling = cache is not None and cache.fill is not None
@@ -527,7 +533,7 @@ class PooledSession(FrontendSession):
             else:  # the answer is this unit's alone: later units wait for it
                 barrier = unit_end(buf, i)
         if target == PRIMARY and not self.pools.topology.primary_allowed():
-            after = self._refuse_unit(
+            after = self.answers.refuse_unit(
                 buf, i, barrier, "57P03",
                 "dbsight proxy: the primary server is unavailable (circuit breaker "
                 "open after repeated failures); retry shortly",
@@ -560,53 +566,7 @@ class PooledSession(FrontendSession):
         self.lease.retry = None
         self._client_transport.write(reply)
 
-    def _answer_prepares(self, buf: bytes) -> bool:
-        """Answer a bare prepare (named Parse messages, then Sync) from a client between
-        transactions without a server connection: the statement is remembered and prepared
-        on whichever connection first runs it, as every statement is here. A client that
-        prepares with a blocking call on a thread that also drives the clients holding every
-        server connection (pgbench -M prepared) would otherwise wait for itself. A mistake in
-        the statement is reported when it is first used, not at the prepare."""
-        found = bare_prepares(buf)
-        if found is None or any(name in self.statements for name, _, _ in found):
-            return False  # (a name in use: the server's "already exists" is the answer)
-        for name, query, rest in found:
-            self.statements.remember(name, query, rest)
-        self._client_transport.write(
-            _PARSE_COMPLETE * len(found) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return True
-
     # -- routing (with replicas) ---------------------------------------------------------------
-    def _session_command(self, buf: bytes, start: int, end: int) -> bool:
-        """``SET dbsight.role = ...`` between transactions: the proxy's own setting, answered
-        here (SET, ReadyForQuery) and never sent on."""
-        if buf.find(b"dbsight", start + 5, end) < 0:
-            return False
-        if not self.routing.role_command(buf[start + 5 : end - 1].decode("utf-8", "replace")):
-            return False
-        self._client_transport.write(
-            p.encode(p.CommandComplete("SET")) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return True
-
-    def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
-        """A lone BEGIN between transactions (with replicas): answered here and sent on with
-        the first statement after it (`_begin_transaction`)."""
-        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if not self.routing.defer_begin(sql, bytes(buf[start:end])):
-            return False
-        self._client_transport.write(_BEGIN_ANSWER)
-        return True
-
-    def _defer_set_transaction(self, buf: bytes, start: int, end: int) -> bool:
-        """A ``SET TRANSACTION <modes>`` right after a deferred BEGIN: answered here too."""
-        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if not self.routing.defer_set_transaction(sql, bytes(buf[start:end])):
-            return False
-        self._client_transport.write(_SET_ANSWER)
-        return True
-
     def _begin_transaction(
         self, buf: bytes, start: int, t: int, end: int
     ) -> tuple[BackendConnection | None, int]:
@@ -614,7 +574,7 @@ class PooledSession(FrontendSession):
         here too (None, where to go on); else the transaction takes a connection where it
         belongs, the BEGIN and SET TRANSACTION going first (`Lease.attach`) — (it, -) — or
         waits for one (None, `_STOP`: the bytes from ``start`` kept)."""
-        if t == QUERY and self._defer_set_transaction(buf, start, end):
+        if t == QUERY and self.answers.defer_set_transaction(buf, start, end):
             return None, end
         target = self.routing.begin_target()
         conn = self.lease.take(target)
@@ -623,20 +583,6 @@ class PooledSession(FrontendSession):
             self.lease.wait_for(target)
             return None, _STOP
         return conn, start
-
-    def _refuse_unit(
-        self, buf: bytes, start: int, end: int, sqlstate: str, message: str
-    ) -> int:
-        """Answer the unit at ``buf[start:end]`` (``end`` -1: up to its Sync, or its one
-        Query) with an error instead of running it, between transactions; returns where the
-        next unit starts."""
-        client_errors[sqlstate] += 1
-        if end < 0:
-            end = unit_end(buf, start)
-        self._client_transport.write(
-            p.error_response(sqlstate, message) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return end
 
     def _past_row_limit(self) -> None:
         """A statement returned more rows than the firewall allows: cancel it on the server
@@ -663,28 +609,6 @@ class PooledSession(FrontendSession):
     async def _cancel_on(conn: BackendConnection) -> None:
         with contextlib.suppress(BackendError):
             await conn.cancel()
-
-    # -- result cache ------------------------------------------------------------------------
-    def _from_cache(self, cache: CacheStep, buf: bytes, start: int) -> int:
-        """Answer the unit at ``buf[start]`` from the cache when it is cacheable and cached
-        (returns where the next unit starts), else -1 (a cacheable miss fills), or `_WAIT`."""
-        at = _perf_counter()
-        found = cache.lookup(
-            buf, start, user=self.info.user,
-            search_path=self.settings.on_replicas.get("search_path"),
-            settings=self.settings.answer_settings(), statement_text=self.statements.text,
-        )  # fmt: skip
-        if found is None:
-            return -1
-        if isinstance(found, Wait):  # judged again once the catalog has been read
-            self.lease.pause_for(found.work)
-            return _WAIT
-        for name, query, rest in named_parses(buf, start, found.end):
-            self.statements.remember(name, query, rest)  # the client has them now
-        self._client_transport.write(found.answer + p.ready_for_query(p.TransactionStatus.IDLE))
-        if self.exchange is not None:
-            self.exchange.cached(found.sql, found.answer, at)
-        return found.end
 
     def _reach(self) -> CatalogReach | None:
         assert self.pools.reach is not None and self.lease.pool is not None
@@ -842,16 +766,8 @@ class PooledSession(FrontendSession):
         self._end()
 
 
-_WAIT = -2  # _from_cache: judged again later
 _STOP = -1  # _start_unit, _begin_transaction, _screen: the session ended or waits; stop reading
 _PROCEED = -2  # _screen: no verdict against the statement
 _IDLE = ord("I")
 _PRIMARY_UNIT = (PRIMARY, -1)  # without replicas: every unit's route
-_PARSE_COMPLETE = p.encode(p.ParseComplete())
-_BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
-    p.TransactionStatus.IN_TRANSACTION
-)
-_SET_ANSWER = p.encode(p.CommandComplete("SET")) + p.ready_for_query(
-    p.TransactionStatus.IN_TRANSACTION
-)
 PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY, EXECUTE = (ord(c) for c in "PBDCSHQE")
