@@ -41,7 +41,7 @@ def _answers(
     routing = SessionRouting(Topology(ProxyConfig()), lambda name: 0, 0.0)
     if routed:  # (with replicas: the database's router; these answers never call it)
         routing.router = cast(Router, object())
-    transport, paused = ClientTransport(), []
+    transport, paused = ClientTransport(), cast(list[Any], [])
     statements = StatementNames(transport.write)
     exchange = Exchange(
         user="app", database="appdb", application_name=None, client_addr=None, pooled=True
@@ -58,7 +58,7 @@ def _bytes(*messages: Any) -> bytes:
 
 def test_a_bare_prepare_is_answered_and_its_statements_remembered() -> None:
     answers, transport, statements, _, _ = _answers()
-    buf = _bytes(Parse("a", "SELECT 1"), Parse("b", "SELECT $1", [23]), Sync())
+    buf = _bytes(Parse("a", "SELECT 1"), Parse("b", "SELECT $1", (23,)), Sync())
     assert answers.bare_prepare(buf)
     assert transport.writes == [encode(p.ParseComplete()) * 2 + IDLE]
     assert (statements.text("a"), statements.text("b")) == ("SELECT 1", "SELECT $1")

@@ -1,16 +1,14 @@
 """The proxy's own server connections: transaction pooling, and session mode with replicas,
 cache rules or a request pipeline.
 
-The proxy authenticates the client itself (``auth_type``: trust, or password, md5 or
-SCRAM-SHA-256 checked by ``ClientAuthExchange`` against ``auth_file`` and/or ``auth_query``),
-then answers the rest of the login on the server's behalf: AuthenticationOk, the server's
-ParameterStatus values (learned from the pool's connections), a BackendKeyData of the proxy's
-own (registered, so a CancelRequest carrying it reaches whichever server connection runs the
-client's statement at that moment) and ReadyForQuery 'I'.
+The proxy authenticates the client itself and answers the rest of its login on the server's
+behalf (`_client_login`), with a BackendKeyData of its own (registered, so a CancelRequest
+carrying it reaches whichever server connection runs the client's statement at that moment).
 
 Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
 or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message
-of a unit outside a transaction may be answered from the result cache (`_cache_step`), picks
+of a unit outside a transaction may be answered by the proxy itself (`_own_answers`: a bare
+prepare, ``SET dbsight.role``, a BEGIN answered ahead, a refusal, the result cache), picks
 its server (`_session_routing`: the primary, or a replica for provably read-only work) and
 takes a connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when
 one is idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
@@ -36,14 +34,10 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   WITH HOLD, another role) is pinned to its connection, which then stays relayed.
 
 Prepared statements. Each Parse text (with its parameter types) gets one server-side name,
-``_dbs_<hash>``, shared by every client and connection, so a connection prepares it once. The
-client's names map to it; before a Bind or Describe on a connection that lacks the statement,
-its Parse is injected and the ParseComplete swallowed, so the client sees the replies to its
-own messages only. A Parse of a statement the connection has, and every Close of a statement,
-are answered by the proxy. A bare prepare (named Parses and a Sync) from an idle client is
-answered without a server connection: a client that prepares with a blocking call on the
-thread that drives the clients holding every connection (pgbench -M prepared) would otherwise
-wait for itself; a mistake in such a statement is reported at its first use.
+shared by every client and connection, so a connection prepares it once; the client's names
+map to it, and a connection that lacks a statement gets its Parse injected ahead of its use
+(`_statement_names`: `StatementNames`, and `ServerStatements` for what DDL or DEALLOCATE ALL
+do to them).
 
 Replicas. A unit a replica serves ends at its own end: what the client sends meanwhile waits
 and is judged on its own. If the replica gives the read up before any of its answer reached the
@@ -67,14 +61,11 @@ from typing import Any
 
 from . import protocol as p
 from ._backend import BackendConnection
-from ._backend_errors import BackendError, BackendQueryError
+from ._backend_errors import BackendError
 from ._breaker import is_backend_failure
 from ._cache_step import CacheStep
-from ._client_settings import (
-    ClientSettings,
-    StartupSettingsError,
-    wanted_settings,
-)
+from ._client_login import ClientLogin
+from ._client_settings import ClientSettings
 from ._config import ProxyConfig
 from ._exchange import (
     Exchange,
@@ -98,7 +89,6 @@ from ._server_pools import ServerPools
 from ._session import (
     CLIENT_TYPES,
     COPY_DATA,
-    READ_SIZE,
     TERMINATE,
     FrontendSession,
     frame_error,
@@ -111,10 +101,6 @@ from ._statement_names import ServerStatements, StatementNames, clears_statement
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
 from ._units import unit_end
-from .auth import (
-    AuthenticationFailed,
-    ClientAuthExchange,
-)
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -234,74 +220,28 @@ class PooledSession(FrontendSession):
             await target.cancel_running()
 
     async def _login(self) -> bool:
-        """Authenticate the client and answer its login; False when it was refused."""
-        user, database = self.info.user, self.info.database
-        if not user or not database:
-            await self._refuse("28000", "no PostgreSQL user name specified in startup packet")
+        """Authenticate the client and answer its login (`ClientLogin`); False when it was
+        refused. The session then has its pools, router, cache step and settings."""
+        login = ClientLogin(
+            self.config, self.pools, self.reader, self.writer, self.frontend, self.client_addr,
+            self._refuse,
+        )  # fmt: skip
+        done = await login.run(self.info.user, self.info.database, self._startup_parameters)
+        if done is None:
             return False
-        if self.config.auth_type == "trust":
-            self.writer.write(p.authentication_ok())
-        elif not await self._authenticate(user, database):
-            return False
-        try:
-            wanted = self.pools.shared(wanted_settings(self._startup_parameters))
-        except StartupSettingsError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-        self.routing.serializable = serializable_by_default(wanted)
+        self.routing.serializable = serializable_by_default(done.wanted)
         lease = self.lease
-        key, lease.pool = await self.pools.pool_for(database, user)
-        self.router = self.routing.router = self.pools.topology.router_for(database)
+        lease.pool = done.pool
+        lease.replicas.update(done.replicas)
+        self.router = self.routing.router = done.router
         if self.cache is not None and self.pools.reach is not None:
-            self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
+            self._cache = CacheStep(self.cache, self.pools.reach, done.database, self._reach)
         self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
-        for name in self.pools.topology.replica_names:
-            _, lease.replicas[name] = await self.pools.pool_for(database, user, name)
-        try:
-            parameters = await self.pools.login_parameters(key, lease.pool, wanted)
-        except BackendQueryError as exc:  # a startup setting the server refuses, as it would
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-        parameters = {**parameters, "application_name": wanted["application_name"]}
-        self.settings = ClientSettings(wanted)
-        self.settings.logged_in(parameters)
-        for name, value in parameters.items():
-            self.writer.write(p.parameter_status(name, value))
+        self.settings = ClientSettings(done.wanted)
+        self.settings.logged_in(done.parameters)
         self.key = self.pools.register(self)
-        self.writer.write(p.backend_key_data(self.key.pid, self.key.secret_key))
-        self.writer.write(p.ready_for_query(p.TransactionStatus.IDLE))
-        await self.writer.drain()
+        await login.answer(done.parameters, self.key)
         return True
-
-    async def _authenticate(self, user: str, database: str) -> bool:
-        credential = await self.pools.credential(user, database)
-        exchange = ClientAuthExchange(user, credential, method=self.config.auth_type)
-        replies = exchange.start()
-        try:
-            while True:
-                for type_, payload in replies:
-                    self.writer.write(type_ + _INT32.pack(len(payload) + 4) + payload)
-                await self.writer.drain()
-                if exchange.done:
-                    return True
-                frame = await self._next_client_frame()
-                if frame.type != b"p":
-                    raise p.ProtocolViolation(
-                        f"expected a password message, got message type {frame.type!r}"
-                    )
-                replies = exchange.receive(frame.body or b"")
-        except AuthenticationFailed as exc:
-            logger.info("dbsight proxy: client %s: %s", self.client_addr, exc)
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-
-    async def _next_client_frame(self) -> p.Frame:
-        while (frame := self.frontend.next_frame()) is None:
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                raise asyncio.IncompleteReadError(b"", None)
-            self.frontend.feed(data)
-        return frame
 
     # -- relay -------------------------------------------------------------------------------
     async def _relay(self) -> None:
