@@ -70,7 +70,6 @@ from ._config import ProxyConfig
 from ._exchange import (
     Exchange,
     TrackingLost,
-    cstring,
     error_message,
     fatal_error,
     recovery_conflict,
@@ -95,9 +94,9 @@ from ._session import (
     raising_query,
 )
 from ._session_routing import SessionRouting
-from ._session_state import custom_settings, serializable_by_default
-from ._setting_statements import maybe_sets_in
-from ._statement_names import ServerStatements, StatementNames, clears_statements
+from ._session_state import serializable_by_default
+from ._statement_effects import StatementEffects
+from ._statement_names import ServerStatements, StatementNames
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
 from ._units import unit_end
@@ -158,6 +157,7 @@ class PooledSession(FrontendSession):
         self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
+        self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -255,6 +255,10 @@ class PooledSession(FrontendSession):
             self._client_transport, self.statements, self.routing, self.settings,
             self.info.user, self.exchange, self.lease.pause_for,
         )  # fmt: skip
+        self.effects = StatementEffects(
+            self.settings, self.lease, self.server_statements, watch_custom=self._watch_custom,
+            sticky=self.sticky,
+        )  # fmt: skip
         self.lease.relay_to(self._client_transport, link_of(self.writer))
         self.listen.relay_to(self._client_transport)
         if early:
@@ -302,7 +306,7 @@ class PooledSession(FrontendSession):
                     self._end()
                     return
                 if t == QUERY or t == EXECUTE or (t == PARSE and self._watch_custom):
-                    self._statement_sent(conn, exchange, t, buf, i, end)
+                    self.effects.sent(conn, exchange, t, buf, i, end)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
@@ -364,33 +368,6 @@ class PooledSession(FrontendSession):
             exc = p.ProtocolViolation(f"malformed message: {exc}")
         self._send(out, buf, seg, i)
         self._violation(exc)
-
-    def _statement_sent(
-        self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
-        start: int, end: int,
-    ) -> None:
-        """A Query or Execute (a Parse too, when custom settings are watched) on its way to
-        ``conn``: the custom settings it may set (session mode reads them back after it),
-        what it does to the client's settings — in transaction mode the first SET that will
-        not outlive its transaction gets the client a warning, before the ReadyForQuery —
-        and a DEALLOCATE ALL or DISCARD ALL."""
-        assert conn is not None  # (past `_gate`)
-        if self._watch_custom and t != EXECUTE:
-            self.lease.custom.update(custom_settings(buf, start + 5, end))
-            if t == PARSE:
-                return
-        sql: str | None = None
-        if t == EXECUTE:
-            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
-        elif maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if sql is not None:
-            in_block = exchange.status != _IDLE or self.lease.begun
-            said = self.settings.statement(conn, sql, in_block, not self.sticky)
-            if said:
-                exchange.before_ready += said
-        if t == QUERY and clears_statements(buf, start + 5, end):
-            self.server_statements.cleared(conn, exchange)
 
     def _screen(
         self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes,
