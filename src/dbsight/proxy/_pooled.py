@@ -84,6 +84,7 @@ from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
 from ._reach import CatalogReach
 from ._router import Lookup, Router
+from ._row_limit_cancel import RowLimitCancel
 from ._server_pools import ServerPools
 from ._session import (
     CLIENT_TYPES,
@@ -154,7 +155,7 @@ class PooledSession(FrontendSession):
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
-        self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
+        self.row_cancel = RowLimitCancel(self._background, self._release_after_cancel)
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
@@ -508,24 +509,13 @@ class PooledSession(FrontendSession):
         self.pipeline.rejected["firewall_max_rows"] += 1
         conn = self.lease.conn
         if conn is not None:
-            # The connection is kept, and the client's next statements wait, until the cancel
-            # has been handled: a cancel arriving late would stop the next statement instead.
-            self._held_back = True
-            task = asyncio.get_running_loop().create_task(self._cancel_on(conn))
-            self._cancelling = task
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._held_back = True  # until the cancel has been handled (`RowLimitCancel`)
+            self.row_cancel.start(conn)
 
     def _release_after_cancel(self) -> None:
-        self._cancelling = None
         exchange = self.exchange
         if self.lease.conn is not None and exchange is not None and exchange.at_rest:
             self._release()
-
-    @staticmethod
-    async def _cancel_on(conn: BackendConnection) -> None:
-        with contextlib.suppress(BackendError):
-            await conn.cancel()
 
     def _reach(self) -> CatalogReach | None:
         assert self.pools.reach is not None and self.lease.pool is not None
@@ -564,7 +554,7 @@ class PooledSession(FrontendSession):
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
         end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
-        if self._cancelling is not None and self._cancel_in_flight():
+        if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return
         exchange, target = self.exchange, self.lease.target
         assert exchange is not None
@@ -583,16 +573,6 @@ class PooledSession(FrontendSession):
         if wrote and not by_lsn:
             self.routing.wrote()
         self._after_unit()
-
-    def _cancel_in_flight(self) -> bool:
-        """A max_rows cancel still in flight: the release waits for it (True)."""
-        cancelling = self._cancelling
-        assert cancelling is not None
-        if not cancelling.done():
-            cancelling.add_done_callback(lambda _: self._release_after_cancel())
-            return True
-        self._cancelling = None
-        return False
 
     def _transaction_ended(self, exchange: Exchange, target: str) -> None:
         """What a transaction's end tells the cache (fill it, invalidate again what was
