@@ -5,18 +5,20 @@ The proxy authenticates the client itself and answers the rest of its login on t
 behalf (`_client_login`), with a BackendKeyData of its own (registered, so a CancelRequest
 carrying it reaches whichever server connection runs the client's statement at that moment).
 
-Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
-or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message
-of a unit outside a transaction may be answered by the proxy itself (`_own_answers`: a bare
-prepare, ``SET dbsight.role``, a BEGIN answered ahead, a refusal, the result cache), picks
-its server (`_session_routing`: the primary, or a replica for provably read-only work) and
-takes a connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when
-one is idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
-53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
-go ahead of its unit when that connection has others (`_client_settings`). Both directions are
-then relayed by the event loop's callbacks and observed by the session's `Exchange`.
-When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended
-(`Lease.release`, `release_plan`):
+Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each
+Query or Execute first gets the request pipeline's verdict (`_statement_screen`; one that
+returns more rows than the firewall allows is cancelled on the server, `_row_limit_cancel`).
+The first message of a unit outside a transaction may be answered by the proxy itself
+(`_own_answers`: a bare prepare, ``SET dbsight.role``, a BEGIN answered ahead, a refusal,
+the result cache), picks its server (`_session_routing`: the primary, or a replica for
+provably read-only work) and takes a connection (`_lease`) from the `BackendPool` of
+(server, database, user) — at once when one is idle, else waiting with the client paused, at
+most ``pool_timeout_s`` (then FATAL 53300). The client's startup settings (TimeZone,
+DateStyle, application_name, ``options``...) go ahead of its unit when that connection has
+others (`_client_settings`). Both directions are then relayed by the event loop's callbacks
+and observed by the session's `Exchange`; what a statement changes in the client's session
+is noted on its way (`_statement_effects`). When the server's ReadyForQuery says 'I' and
+nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
