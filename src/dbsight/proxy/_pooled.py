@@ -1,24 +1,24 @@
 """The proxy's own server connections: transaction pooling, and session mode with replicas,
 cache rules or a request pipeline.
 
-The proxy authenticates the client itself (``auth_type``: trust, or password, md5 or
-SCRAM-SHA-256 checked by ``ClientAuthExchange`` against ``auth_file`` and/or ``auth_query``),
-then answers the rest of the login on the server's behalf: AuthenticationOk, the server's
-ParameterStatus values (learned from the pool's connections), a BackendKeyData of the proxy's
-own (registered, so a CancelRequest carrying it reaches whichever server connection runs the
-client's statement at that moment) and ReadyForQuery 'I'.
+The proxy authenticates the client itself and answers the rest of its login on the server's
+behalf (`_client_login`), with a BackendKeyData of its own (registered, so a CancelRequest
+carrying it reaches whichever server connection runs the client's statement at that moment).
 
-Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each Query
-or Execute first gets the request pipeline's verdict (`_statement_screen`). The first message
-of a unit outside a transaction may be answered from the result cache (`_cache_step`), picks
-its server (`_session_routing`: the primary, or a replica for provably read-only work) and
-takes a connection (`_lease`) from the `BackendPool` of (server, database, user) — at once when
-one is idle, else waiting with the client paused, at most ``pool_timeout_s`` (then FATAL
-53300). The client's startup settings (TimeZone, DateStyle, application_name, ``options``...)
-go ahead of its unit when that connection has others (`_client_settings`). Both directions are
-then relayed by the event loop's callbacks and observed by the session's `Exchange`.
-When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit has ended
-(`Lease.release`, `release_plan`):
+Units of work. A unit is one Query, or the extended-protocol messages up to a Sync. Each
+Query or Execute first gets the request pipeline's verdict (`_statement_screen`; one that
+returns more rows than the firewall allows is cancelled on the server, `_row_limit_cancel`).
+The first message of a unit outside a transaction may be answered by the proxy itself
+(`_own_answers`: a bare prepare, ``SET dbsight.role``, a BEGIN answered ahead, a refusal,
+the result cache), picks its server (`_session_routing`: the primary, or a replica for
+provably read-only work) and takes a connection (`_lease`) from the `BackendPool` of
+(server, database, user) — at once when one is idle, else waiting with the client paused, at
+most ``pool_timeout_s`` (then FATAL 53300). The client's startup settings (TimeZone,
+DateStyle, application_name, ``options``...) go ahead of its unit when that connection has
+others (`_client_settings`). Both directions are then relayed by the event loop's callbacks
+and observed by the session's `Exchange`; what a statement changes in the client's session
+is noted on its way (`_statement_effects`). When the server's ReadyForQuery says 'I' and
+nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
@@ -36,14 +36,10 @@ When the server's ReadyForQuery says 'I' and nothing else is in flight, the unit
   WITH HOLD, another role) is pinned to its connection, which then stays relayed.
 
 Prepared statements. Each Parse text (with its parameter types) gets one server-side name,
-``_dbs_<hash>``, shared by every client and connection, so a connection prepares it once. The
-client's names map to it; before a Bind or Describe on a connection that lacks the statement,
-its Parse is injected and the ParseComplete swallowed, so the client sees the replies to its
-own messages only. A Parse of a statement the connection has, and every Close of a statement,
-are answered by the proxy. A bare prepare (named Parses and a Sync) from an idle client is
-answered without a server connection: a client that prepares with a blocking call on the
-thread that drives the clients holding every connection (pgbench -M prepared) would otherwise
-wait for itself; a mistake in such a statement is reported at its first use.
+shared by every client and connection, so a connection prepares it once; the client's names
+map to it, and a connection that lacks a statement gets its Parse injected ahead of its use
+(`_statement_names`: `StatementNames`, and `ServerStatements` for what DDL or DEALLOCATE ALL
+do to them).
 
 Replicas. A unit a replica serves ends at its own end: what the client sends meanwhile waits
 and is judged on its own. If the replica gives the read up before any of its answer reached the
@@ -67,19 +63,15 @@ from typing import Any
 
 from . import protocol as p
 from ._backend import BackendConnection
-from ._backend_errors import BackendError, BackendQueryError
+from ._backend_errors import BackendError
 from ._breaker import is_backend_failure
-from ._cache_step import CacheStep, Wait
-from ._client_settings import (
-    ClientSettings,
-    StartupSettingsError,
-    wanted_settings,
-)
+from ._cache_step import CacheStep
+from ._client_login import ClientLogin
+from ._client_settings import ClientSettings
 from ._config import ProxyConfig
 from ._exchange import (
     Exchange,
     TrackingLost,
-    cstring,
     error_message,
     fatal_error,
     recovery_conflict,
@@ -89,31 +81,28 @@ from ._link import link_of
 from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
 from ._listener import ChannelListener
-from ._metrics import client_errors, routing_decisions
+from ._metrics import routing_decisions
+from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
 from ._reach import CatalogReach
 from ._router import Lookup, Router
+from ._row_limit_cancel import RowLimitCancel
 from ._server_pools import ServerPools
 from ._session import (
     CLIENT_TYPES,
     COPY_DATA,
-    READ_SIZE,
     TERMINATE,
     FrontendSession,
     frame_error,
     raising_query,
 )
 from ._session_routing import SessionRouting
-from ._session_state import custom_settings, serializable_by_default
-from ._setting_statements import maybe_sets_in
-from ._statement_names import StatementNames, clears_statements
+from ._session_state import serializable_by_default
+from ._statement_effects import StatementEffects
+from ._statement_names import ServerStatements, StatementNames
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
-from ._units import bare_prepares, named_parses, unit_end
-from .auth import (
-    AuthenticationFailed,
-    ClientAuthExchange,
-)
+from ._units import unit_end
 
 logger = logging.getLogger("dbsight.proxy")
 
@@ -143,7 +132,11 @@ class PooledSession(FrontendSession):
         self.key: p.BackendKeyData | None = None
         self.cache = pools.cache
         self._cache: CacheStep | None = None  # the client's side of it, once logged in
-        self.statements = StatementNames(self._answer, self._prepared, self._catalog_generation)
+        self.sticky = config.pool_mode == "session"  # the client keeps its primary connection
+        self.server_statements = ServerStatements(pools, self.sticky)
+        self.statements = StatementNames(
+            self._answer, self.server_statements.prepared, self.server_statements.generation
+        )
         self._startup_parameters: dict[str, str] = {}  # the client's, as it sent them
         self.settings = ClientSettings({})  # what its server connections must have (login)
         self.router: Router | None = None  # the database's, once logged in (with replicas)
@@ -151,7 +144,6 @@ class PooledSession(FrontendSession):
             pools.topology, pools.outstanding, config.read_your_writes_s
         )
         self._background: set[asyncio.Task[Any]] = set()
-        self.sticky = config.pool_mode == "session"  # the client keeps its primary connection
         self._watch_custom = self.sticky and (pools.topology.routing or pools.cache is not None)
         self.lease = Lease(
             self, config, pools.topology, self.routing, self.statements, self.info,
@@ -165,8 +157,10 @@ class PooledSession(FrontendSession):
         self._held_back = False  # bytes wait in _client_buffer until the replica's unit ends
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
-        self._cancelling: asyncio.Task[None] | None = None  # a max_rows cancel in flight
+        self.row_cancel = RowLimitCancel(self._background, self._release_after_cancel)
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
+        self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
+        self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -229,83 +223,45 @@ class PooledSession(FrontendSession):
             await target.cancel_running()
 
     async def _login(self) -> bool:
-        """Authenticate the client and answer its login; False when it was refused."""
-        user, database = self.info.user, self.info.database
-        if not user or not database:
-            await self._refuse("28000", "no PostgreSQL user name specified in startup packet")
+        """Authenticate the client and answer its login (`ClientLogin`); False when it was
+        refused. The session then has its pools, router, cache step and settings."""
+        login = ClientLogin(
+            self.config, self.pools, self.reader, self.writer, self.frontend, self.client_addr,
+            self._refuse,
+        )  # fmt: skip
+        done = await login.run(self.info.user, self.info.database, self._startup_parameters)
+        if done is None:
             return False
-        if self.config.auth_type == "trust":
-            self.writer.write(p.authentication_ok())
-        elif not await self._authenticate(user, database):
-            return False
-        try:
-            wanted = self.pools.shared(wanted_settings(self._startup_parameters))
-        except StartupSettingsError as exc:
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-        self.routing.serializable = serializable_by_default(wanted)
+        self.routing.serializable = serializable_by_default(done.wanted)
         lease = self.lease
-        key, lease.pool = await self.pools.pool_for(database, user)
-        self.router = self.routing.router = self.pools.topology.router_for(database)
+        lease.pool = done.pool
+        lease.replicas.update(done.replicas)
+        self.router = self.routing.router = done.router
         if self.cache is not None and self.pools.reach is not None:
-            self._cache = CacheStep(self.cache, self.pools.reach, database, self._reach)
+            self._cache = CacheStep(self.cache, self.pools.reach, done.database, self._reach)
         self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
-        for name in self.pools.topology.replica_names:
-            _, lease.replicas[name] = await self.pools.pool_for(database, user, name)
-        try:
-            parameters = await self.pools.login_parameters(key, lease.pool, wanted)
-        except BackendQueryError as exc:  # a startup setting the server refuses, as it would
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-        parameters = {**parameters, "application_name": wanted["application_name"]}
-        self.settings = ClientSettings(wanted)
-        self.settings.logged_in(parameters)
-        for name, value in parameters.items():
-            self.writer.write(p.parameter_status(name, value))
+        self.settings = ClientSettings(done.wanted)
+        self.settings.logged_in(done.parameters)
         self.key = self.pools.register(self)
-        self.writer.write(p.backend_key_data(self.key.pid, self.key.secret_key))
-        self.writer.write(p.ready_for_query(p.TransactionStatus.IDLE))
-        await self.writer.drain()
+        await login.answer(done.parameters, self.key)
         return True
-
-    async def _authenticate(self, user: str, database: str) -> bool:
-        credential = await self.pools.credential(user, database)
-        exchange = ClientAuthExchange(user, credential, method=self.config.auth_type)
-        replies = exchange.start()
-        try:
-            while True:
-                for type_, payload in replies:
-                    self.writer.write(type_ + _INT32.pack(len(payload) + 4) + payload)
-                await self.writer.drain()
-                if exchange.done:
-                    return True
-                frame = await self._next_client_frame()
-                if frame.type != b"p":
-                    raise p.ProtocolViolation(
-                        f"expected a password message, got message type {frame.type!r}"
-                    )
-                replies = exchange.receive(frame.body or b"")
-        except AuthenticationFailed as exc:
-            logger.info("dbsight proxy: client %s: %s", self.client_addr, exc)
-            await self._refuse(exc.sqlstate, exc.message)
-            return False
-
-    async def _next_client_frame(self) -> p.Frame:
-        while (frame := self.frontend.next_frame()) is None:
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                raise asyncio.IncompleteReadError(b"", None)
-            self.frontend.feed(data)
-        return frame
 
     # -- relay -------------------------------------------------------------------------------
     async def _relay(self) -> None:
         assert self.exchange is not None
-        self.exchange.forget = self._forget
+        self.server_statements.relay(self.exchange, self.lease)
         self.exchange.on_parameter = self._parameter_seen
         if not self.sticky:  # session mode: the client's connection listens itself
             self.exchange.listens = []
         early = self._relay_client(self.client_data)
+        self.answers = OwnAnswers(
+            self._client_transport, self.statements, self.routing, self.settings,
+            self.info.user, self.exchange, self.lease.pause_for,
+        )  # fmt: skip
+        self.effects = StatementEffects(
+            self.settings, self.lease, self.server_statements, watch_custom=self._watch_custom,
+            sticky=self.sticky,
+        )  # fmt: skip
         self.lease.relay_to(self._client_transport, link_of(self.writer))
         self.listen.relay_to(self._client_transport)
         if early:
@@ -353,7 +309,7 @@ class PooledSession(FrontendSession):
                     self._end()
                     return
                 if t == QUERY or t == EXECUTE or (t == PARSE and self._watch_custom):
-                    self._statement_sent(conn, exchange, t, buf, i, end)
+                    self.effects.sent(conn, exchange, t, buf, i, end)
                 if t != COPY_DATA:
                     if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and buf[i + 5]):
                         replaced = self.statements.rename(conn, exchange, t, buf, i + 5, end, at)
@@ -379,7 +335,7 @@ class PooledSession(FrontendSession):
         end: int, at: float, out: list[bytes], seg: int, barrier: int,
     ) -> tuple[BackendConnection | None, int, int]:
         """What the message at ``buf[i:end]`` passes before it is relayed: a bare prepare
-        between transactions is answered here (`_answer_prepares`), the first message after a
+        between transactions is answered here (`OwnAnswers`), the first message after a
         BEGIN answered ahead takes the transaction's connection, a Query or Execute that may
         write invalidates what the cache holds of its tables and gets the pipeline's verdict
         (`_screen`), and one between transactions starts a unit (`_start_unit`). Returns
@@ -388,7 +344,7 @@ class PooledSession(FrontendSession):
         session ended or waits (the bytes from ``i`` kept). While no connection is held,
         nothing is in ``out`` (``seg`` is ``i``)."""
         routing, cache = self.routing, self._cache
-        if conn is None and i == 0 and t == PARSE and self._answer_prepares(buf):
+        if conn is None and i == 0 and t == PARSE and self.answers.bare_prepare(buf):
             return None, len(buf), barrier
         if conn is None and routing.begin is not None and t != TERMINATE and t != FLUSH:
             conn, after = self._begin_transaction(buf, i, t, end)
@@ -415,33 +371,6 @@ class PooledSession(FrontendSession):
             exc = p.ProtocolViolation(f"malformed message: {exc}")
         self._send(out, buf, seg, i)
         self._violation(exc)
-
-    def _statement_sent(
-        self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
-        start: int, end: int,
-    ) -> None:
-        """A Query or Execute (a Parse too, when custom settings are watched) on its way to
-        ``conn``: the custom settings it may set (session mode reads them back after it),
-        what it does to the client's settings — in transaction mode the first SET that will
-        not outlive its transaction gets the client a warning, before the ReadyForQuery —
-        and a DEALLOCATE ALL or DISCARD ALL."""
-        assert conn is not None  # (past `_gate`)
-        if self._watch_custom and t != EXECUTE:
-            self.lease.custom.update(custom_settings(buf, start + 5, end))
-            if t == PARSE:
-                return
-        sql: str | None = None
-        if t == EXECUTE:
-            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
-        elif maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if sql is not None:
-            in_block = exchange.status != _IDLE or self.lease.begun
-            said = self.settings.statement(conn, sql, in_block, not self.sticky)
-            if said:
-                exchange.before_ready += said
-        if t == QUERY and clears_statements(buf, start + 5, end):
-            self._statements_cleared(conn, exchange)
 
     def _screen(
         self, exchange: Exchange, conn: BackendConnection | None, t: int, buf: bytes,
@@ -471,7 +400,7 @@ class PooledSession(FrontendSession):
             self.lease.pause_for(asyncio.sleep(verdict))
             return _STOP
         if conn is None:  # nothing held: answered here, no server needed
-            return self._refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
+            return self.answers.refuse_unit(buf, i, -1, verdict.sqlstate, verdict.message)
         out.append(buf[seg:i])
         if t == QUERY:  # raised by the server: the transaction fails as usual
             out.append(raising_query(verdict.sqlstate, verdict.message))
@@ -498,14 +427,14 @@ class PooledSession(FrontendSession):
         if t == FLUSH:  # nothing to flush between transactions
             return None, end, -1
         if t == QUERY and (
-            self._session_command(buf, i, end)
-            or (self.router is not None and self._defer_begin(buf, i, end))
+            self.answers.session_command(buf, i, end)
+            or (self.router is not None and self.answers.defer_begin(buf, i, end))
         ):
             return None, end, -1
-        cached_end = self._from_cache(cache, buf, i) if cache is not None else -1
+        cached_end = self.answers.from_cache(cache, buf, i) if cache is not None else -1
         if cached_end >= 0:  # answered from the cache
             return None, cached_end, -1
-        if cached_end == _WAIT:  # for what the cache needs to know first
+        if cached_end == WAIT:  # for what the cache needs to know first
             self._client_buffer = buf[i:]
             return None, _STOP, -1
         filling = cache is not None and cache.fill is not None
@@ -524,7 +453,7 @@ class PooledSession(FrontendSession):
             else:  # the answer is this unit's alone: later units wait for it
                 barrier = unit_end(buf, i)
         if target == PRIMARY and not self.pools.topology.primary_allowed():
-            after = self._refuse_unit(
+            after = self.answers.refuse_unit(
                 buf, i, barrier, "57P03",
                 "dbsight proxy: the primary server is unavailable (circuit breaker "
                 "open after repeated failures); retry shortly",
@@ -557,89 +486,7 @@ class PooledSession(FrontendSession):
         self.lease.retry = None
         self._client_transport.write(reply)
 
-    def _prepared(self, server: str, query: str, rest: bytes) -> None:
-        if self.exchange is not None:  # what an Execute of it runs, for the observation
-            self.exchange.prepared(server, query, rest)
-
-    def _forget(self, server: str) -> None:
-        """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
-        conn = self.lease.conn
-        if conn is not None:
-            conn.prepared.pop(server, None)
-
-    def _catalog_generation(self) -> str:
-        """What the server names of statements prepared now carry (`StatementNames`): the
-        proxy's count of transactions that changed the catalog (`_catalog_changed`), and the
-        DROP/ALTER (or ROLLBACK after DDL) of the one held now."""
-        exchange = self.exchange
-        return f"{self.pools.catalog_generation}.{exchange.ddl_count if exchange else 0}"
-
-    def _statements_cleared(self, conn: BackendConnection, exchange: Exchange) -> None:
-        """The client sends DEALLOCATE ALL or DISCARD ALL to ``conn``: every statement there
-        goes, the shared ones too, so what follows prepares again. (Should it fail, the
-        server keeps them: the full reset on release makes both sides agree again.)"""
-        conn.prepared.clear()
-        if not self.sticky:
-            exchange.dirty = exchange.full_reset = True
-
-    def _catalog_changed(self, exchange: Exchange) -> None:
-        """The transaction that ends dropped or altered something, or rolled back or failed
-        after DDL: statements prepared before, anywhere, may name what is gone now, so later
-        Parses get new server names; the connection that ran it drops its statements on
-        release (a full reset). (A committed CREATE alone changes nothing prepared, so a
-        temporary table per transaction keeps statements shared.)"""
-        self.pools.catalog_generation += 1
-        exchange.ddl_count = 0
-        if not self.sticky:
-            exchange.dirty = exchange.full_reset = True
-
-    def _answer_prepares(self, buf: bytes) -> bool:
-        """Answer a bare prepare (named Parse messages, then Sync) from a client between
-        transactions without a server connection: the statement is remembered and prepared
-        on whichever connection first runs it, as every statement is here. A client that
-        prepares with a blocking call on a thread that also drives the clients holding every
-        server connection (pgbench -M prepared) would otherwise wait for itself. A mistake in
-        the statement is reported when it is first used, not at the prepare."""
-        found = bare_prepares(buf)
-        if found is None or any(name in self.statements for name, _, _ in found):
-            return False  # (a name in use: the server's "already exists" is the answer)
-        for name, query, rest in found:
-            self.statements.remember(name, query, rest)
-        self._client_transport.write(
-            _PARSE_COMPLETE * len(found) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return True
-
     # -- routing (with replicas) ---------------------------------------------------------------
-    def _session_command(self, buf: bytes, start: int, end: int) -> bool:
-        """``SET dbsight.role = ...`` between transactions: the proxy's own setting, answered
-        here (SET, ReadyForQuery) and never sent on."""
-        if buf.find(b"dbsight", start + 5, end) < 0:
-            return False
-        if not self.routing.role_command(buf[start + 5 : end - 1].decode("utf-8", "replace")):
-            return False
-        self._client_transport.write(
-            p.encode(p.CommandComplete("SET")) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return True
-
-    def _defer_begin(self, buf: bytes, start: int, end: int) -> bool:
-        """A lone BEGIN between transactions (with replicas): answered here and sent on with
-        the first statement after it (`_begin_transaction`)."""
-        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if not self.routing.defer_begin(sql, bytes(buf[start:end])):
-            return False
-        self._client_transport.write(_BEGIN_ANSWER)
-        return True
-
-    def _defer_set_transaction(self, buf: bytes, start: int, end: int) -> bool:
-        """A ``SET TRANSACTION <modes>`` right after a deferred BEGIN: answered here too."""
-        sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-        if not self.routing.defer_set_transaction(sql, bytes(buf[start:end])):
-            return False
-        self._client_transport.write(_SET_ANSWER)
-        return True
-
     def _begin_transaction(
         self, buf: bytes, start: int, t: int, end: int
     ) -> tuple[BackendConnection | None, int]:
@@ -647,7 +494,7 @@ class PooledSession(FrontendSession):
         here too (None, where to go on); else the transaction takes a connection where it
         belongs, the BEGIN and SET TRANSACTION going first (`Lease.attach`) — (it, -) — or
         waits for one (None, `_STOP`: the bytes from ``start`` kept)."""
-        if t == QUERY and self._defer_set_transaction(buf, start, end):
+        if t == QUERY and self.answers.defer_set_transaction(buf, start, end):
             return None, end
         target = self.routing.begin_target()
         conn = self.lease.take(target)
@@ -657,20 +504,6 @@ class PooledSession(FrontendSession):
             return None, _STOP
         return conn, start
 
-    def _refuse_unit(
-        self, buf: bytes, start: int, end: int, sqlstate: str, message: str
-    ) -> int:
-        """Answer the unit at ``buf[start:end]`` (``end`` -1: up to its Sync, or its one
-        Query) with an error instead of running it, between transactions; returns where the
-        next unit starts."""
-        client_errors[sqlstate] += 1
-        if end < 0:
-            end = unit_end(buf, start)
-        self._client_transport.write(
-            p.error_response(sqlstate, message) + p.ready_for_query(p.TransactionStatus.IDLE)
-        )
-        return end
-
     def _past_row_limit(self) -> None:
         """A statement returned more rows than the firewall allows: cancel it on the server
         (its end is replaced by the firewall's error) and count the rejection."""
@@ -678,46 +511,13 @@ class PooledSession(FrontendSession):
         self.pipeline.rejected["firewall_max_rows"] += 1
         conn = self.lease.conn
         if conn is not None:
-            # The connection is kept, and the client's next statements wait, until the cancel
-            # has been handled: a cancel arriving late would stop the next statement instead.
-            self._held_back = True
-            task = asyncio.get_running_loop().create_task(self._cancel_on(conn))
-            self._cancelling = task
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._held_back = True  # until the cancel has been handled (`RowLimitCancel`)
+            self.row_cancel.start(conn)
 
     def _release_after_cancel(self) -> None:
-        self._cancelling = None
         exchange = self.exchange
         if self.lease.conn is not None and exchange is not None and exchange.at_rest:
             self._release()
-
-    @staticmethod
-    async def _cancel_on(conn: BackendConnection) -> None:
-        with contextlib.suppress(BackendError):
-            await conn.cancel()
-
-    # -- result cache ------------------------------------------------------------------------
-    def _from_cache(self, cache: CacheStep, buf: bytes, start: int) -> int:
-        """Answer the unit at ``buf[start]`` from the cache when it is cacheable and cached
-        (returns where the next unit starts), else -1 (a cacheable miss fills), or `_WAIT`."""
-        at = _perf_counter()
-        found = cache.lookup(
-            buf, start, user=self.info.user,
-            search_path=self.settings.on_replicas.get("search_path"),
-            settings=self.settings.answer_settings(), statement_text=self.statements.text,
-        )  # fmt: skip
-        if found is None:
-            return -1
-        if isinstance(found, Wait):  # judged again once the catalog has been read
-            self.lease.pause_for(found.work)
-            return _WAIT
-        for name, query, rest in named_parses(buf, start, found.end):
-            self.statements.remember(name, query, rest)  # the client has them now
-        self._client_transport.write(found.answer + p.ready_for_query(p.TransactionStatus.IDLE))
-        if self.exchange is not None:
-            self.exchange.cached(found.sql, found.answer, at)
-        return found.end
 
     def _reach(self) -> CatalogReach | None:
         assert self.pools.reach is not None and self.lease.pool is not None
@@ -756,7 +556,7 @@ class PooledSession(FrontendSession):
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
         end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
-        if self._cancelling is not None and self._cancel_in_flight():
+        if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return
         exchange, target = self.exchange, self.lease.target
         assert exchange is not None
@@ -766,7 +566,7 @@ class PooledSession(FrontendSession):
         exchange.wrote = False
         by_lsn = wrote and self.config.read_your_writes_lsn
         if exchange.ddl_count or (exchange.ddl_seen and exchange.last_sqlstate is not None):
-            self._catalog_changed(exchange)
+            self.server_statements.catalog_changed(exchange)
         if exchange.listens or exchange.rolled_back:
             self.lease.release(exchange, by_lsn, committed_listens(exchange))
         else:  # (nothing for committed_listens to forget)
@@ -775,16 +575,6 @@ class PooledSession(FrontendSession):
         if wrote and not by_lsn:
             self.routing.wrote()
         self._after_unit()
-
-    def _cancel_in_flight(self) -> bool:
-        """A max_rows cancel still in flight: the release waits for it (True)."""
-        cancelling = self._cancelling
-        assert cancelling is not None
-        if not cancelling.done():
-            cancelling.add_done_callback(lambda _: self._release_after_cancel())
-            return True
-        self._cancelling = None
-        return False
 
     def _transaction_ended(self, exchange: Exchange, target: str) -> None:
         """What a transaction's end tells the cache (fill it, invalidate again what was
@@ -875,16 +665,8 @@ class PooledSession(FrontendSession):
         self._end()
 
 
-_WAIT = -2  # _from_cache: judged again later
 _STOP = -1  # _start_unit, _begin_transaction, _screen: the session ended or waits; stop reading
 _PROCEED = -2  # _screen: no verdict against the statement
 _IDLE = ord("I")
 _PRIMARY_UNIT = (PRIMARY, -1)  # without replicas: every unit's route
-_PARSE_COMPLETE = p.encode(p.ParseComplete())
-_BEGIN_ANSWER = p.encode(p.CommandComplete("BEGIN")) + p.ready_for_query(
-    p.TransactionStatus.IN_TRANSACTION
-)
-_SET_ANSWER = p.encode(p.CommandComplete("SET")) + p.ready_for_query(
-    p.TransactionStatus.IN_TRANSACTION
-)
 PARSE, BIND, DESCRIBE, CLOSE, SYNC, FLUSH, QUERY, EXECUTE = (ord(c) for c in "PBDCSHQE")

@@ -17,7 +17,8 @@ statements in the transaction held now): a Parse after them prepares anew on eve
 connection instead of finding one prepared before. A client's
 ``DEALLOCATE ALL`` or ``DISCARD ALL`` (`clears_statements`) drops every statement of the
 connection it runs on, the shared ones too: the proxy forgets them there at once, so the
-Parses that follow in the same transaction reach the server.
+Parses that follow in the same transaction reach the server. `ServerStatements` keeps both
+sides agreeing as one client's transactions do that, or change the catalog.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import hashlib
 import re
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import protocol as p
 from ._exchange import SWALLOW, Exchange
@@ -154,3 +155,77 @@ class StatementNames:
         conn.prepared[server] = name
         exchange.expect(SWALLOW, server)
         return server, parse
+
+
+class GenerationCount(Protocol):
+    """Where the proxy counts the transactions that changed the catalog (`ServerPools`)."""
+
+    catalog_generation: int
+
+
+class ConnectionHolder(Protocol):
+    """What holds the client's server connection now, if any (`Lease`)."""
+
+    @property
+    def conn(self) -> Any: ...
+
+
+class ServerStatements:
+    """What one client's transactions do to the statements its server connections hold:
+    the catalog generation the server names it prepares carry (``generation``, given to
+    `StatementNames`), a statement the server did not prepare after all (``forget``), a
+    DEALLOCATE ALL or DISCARD ALL (``cleared``), and a transaction that changed the catalog
+    (``catalog_changed``). In transaction mode (not ``sticky``) a connection that lost its
+    statements is fully reset when it goes back, so it and the proxy agree again. Serves
+    the client's `Exchange` once it is relayed (`relay`)."""
+
+    __slots__ = ("count", "exchange", "holder", "sticky")
+
+    def __init__(self, count: GenerationCount, sticky: bool) -> None:
+        self.count = count
+        self.sticky = sticky
+        self.exchange: Exchange | None = None
+        self.holder: ConnectionHolder | None = None
+
+    def relay(self, exchange: Exchange, holder: ConnectionHolder) -> None:
+        """The client's messages are relayed from now on: ``exchange`` observes them and
+        ``holder`` holds the server connection they go to."""
+        self.exchange = exchange
+        self.holder = holder
+        exchange.forget = self.forget
+
+    def prepared(self, server: str, query: str, rest: bytes) -> None:
+        if self.exchange is not None:  # what an Execute of it runs, for the observation
+            self.exchange.prepared(server, query, rest)
+
+    def forget(self, server: str) -> None:
+        """The server did not prepare ``server`` after all (its Parse failed or was skipped)."""
+        conn = self.holder.conn if self.holder is not None else None
+        if conn is not None:
+            conn.prepared.pop(server, None)
+
+    def generation(self) -> str:
+        """What the server names of statements prepared now carry: the proxy's count of
+        transactions that changed the catalog (`catalog_changed`), and the DROP/ALTER (or
+        ROLLBACK after DDL) of the one held now."""
+        exchange = self.exchange
+        return f"{self.count.catalog_generation}.{exchange.ddl_count if exchange else 0}"
+
+    def cleared(self, conn: Any, exchange: Exchange) -> None:
+        """The client sends DEALLOCATE ALL or DISCARD ALL to ``conn``: every statement there
+        goes, the shared ones too, so what follows prepares again. (Should it fail, the
+        server keeps them: the full reset on release makes both sides agree again.)"""
+        conn.prepared.clear()
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True
+
+    def catalog_changed(self, exchange: Exchange) -> None:
+        """The transaction that ends dropped or altered something, or rolled back or failed
+        after DDL: statements prepared before, anywhere, may name what is gone now, so later
+        Parses get new server names; the connection that ran it drops its statements on
+        release (a full reset). (A committed CREATE alone changes nothing prepared, so a
+        temporary table per transaction keeps statements shared.)"""
+        self.count.catalog_generation += 1
+        exchange.ddl_count = 0
+        if not self.sticky:
+            exchange.dirty = exchange.full_reset = True

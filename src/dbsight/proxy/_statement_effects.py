@@ -1,0 +1,75 @@
+"""`StatementEffects`: what a pooled client's statement on its way to the server changes in
+what the proxy keeps of the client's session.
+
+- In session mode with replicas or a result cache, the custom settings it may set
+  (`_session_state.custom_settings`): the proxy reads them back after the unit (`Lease`).
+- The client's settings (`ClientSettings.statement`): in transaction mode, the first SET
+  that will not outlive its transaction gets the client a warning, before the ReadyForQuery.
+- ``DEALLOCATE ALL`` or ``DISCARD ALL`` (`clears_statements`): every statement of the
+  connection goes (`ServerStatements.cleared`).
+
+The session calls `StatementEffects.sent` for each Query and Execute it relays (each Parse
+too while custom settings are watched). No sockets here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._backend import BackendConnection
+from ._client_settings import ClientSettings
+from ._exchange import Exchange
+from ._session_state import custom_settings
+from ._setting_statements import maybe_sets_in
+from ._statement_names import ServerStatements, clears_statements
+from ._units import EXECUTE, PARSE, QUERY, cstring
+
+_IDLE = ord("I")
+
+
+class HeldSession(Protocol):
+    """What the proxy keeps of the client's server session (`Lease`)."""
+
+    custom: set[str]  # the custom settings its statements may have set
+    begun: bool  # a BEGIN the proxy answered ahead went to the server
+
+
+class StatementEffects:
+    """One logged-in client's statements as they change its session (see the module
+    docstring); ``watch_custom``: session mode reads custom settings back; ``sticky``:
+    session mode (no warning for a SET, which outlives the transaction there)."""
+
+    __slots__ = ("held", "server_statements", "settings", "sticky", "watch_custom")
+
+    def __init__(
+        self, settings: ClientSettings, held: HeldSession, server_statements: ServerStatements,
+        *, watch_custom: bool, sticky: bool,
+    ) -> None:
+        self.settings = settings
+        self.held = held
+        self.server_statements = server_statements
+        self.watch_custom = watch_custom
+        self.sticky = sticky
+
+    def sent(
+        self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
+        start: int, end: int,
+    ) -> None:
+        """The Query, Execute or Parse at ``buf[start:end]`` goes to ``conn``."""
+        assert conn is not None  # (past the session's `_gate`)
+        if self.watch_custom and t != EXECUTE:
+            self.held.custom.update(custom_settings(buf, start + 5, end))
+            if t == PARSE:
+                return
+        sql: str | None = None
+        if t == EXECUTE:
+            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
+        elif maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
+            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        if sql is not None:
+            in_block = exchange.status != _IDLE or self.held.begun
+            said = self.settings.statement(conn, sql, in_block, not self.sticky)
+            if said:
+                exchange.before_ready += said
+        if t == QUERY and clears_statements(buf, start + 5, end):
+            self.server_statements.cleared(conn, exchange)

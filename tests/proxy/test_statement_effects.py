@@ -1,0 +1,97 @@
+"""What a pooled client's statement on its way to the server changes in what the proxy keeps
+of its session, without sockets: the warning for a SET transaction mode will lose (once,
+outside a transaction block, never in session mode), the custom settings session mode reads
+back, and DEALLOCATE ALL emptying the connection's statements. Against a real server:
+tests/proxy_server/test_proxy_client_settings.py and test_proxy_session.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from dbsight.proxy._backend import BackendConnection
+from dbsight.proxy._client_settings import SETTINGS_NOTICE, ClientSettings
+from dbsight.proxy._exchange import Exchange
+from dbsight.proxy._statement_effects import StatementEffects
+from dbsight.proxy._statement_names import ServerStatements
+from dbsight.proxy.protocol import Bind, Execute, Parse, Query, encode
+
+
+class Pools:
+    catalog_generation = 0
+
+
+class Connection:
+    def __init__(self) -> None:
+        self.settings: dict[str, str] = {}
+        self.prepared: dict[str, str] = {"_dbs_a": "s1"}
+
+
+class Held:
+    def __init__(self) -> None:
+        self.custom: set[str] = set()
+        self.begun = False
+
+
+def _effects(*, sticky: bool = False, watch_custom: bool = False) -> tuple[
+    StatementEffects, Exchange, Held, BackendConnection
+]:  # fmt: skip
+    settings = ClientSettings({})
+    settings.logged_in({})
+    held = Held()
+    effects = StatementEffects(
+        settings, held, ServerStatements(Pools(), sticky), watch_custom=watch_custom,
+        sticky=sticky,
+    )  # fmt: skip
+    exchange = Exchange(
+        user="app", database="appdb", application_name=None, client_addr=None, pooled=True
+    )
+    return effects, exchange, held, cast(BackendConnection, Connection())
+
+
+def _sent(effects: StatementEffects, exchange: Exchange, conn: Any, message: Any) -> None:
+    raw = encode(message)
+    effects.sent(conn, exchange, raw[0], raw, 0, len(raw))
+    exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
+
+
+def test_a_set_transaction_mode_will_lose_is_warned_of_once() -> None:
+    effects, exchange, _, conn = _effects()
+    _sent(effects, exchange, conn, Query("SELECT 1"))
+    assert exchange.before_ready == b""
+    _sent(effects, exchange, conn, Query("SET work_mem = '64MB'"))
+    assert exchange.before_ready == SETTINGS_NOTICE
+    _sent(effects, exchange, conn, Query("SET work_mem = '32MB'"))
+    assert exchange.before_ready == SETTINGS_NOTICE  # (once)
+
+
+def test_no_warning_inside_a_transaction_block_or_in_session_mode() -> None:
+    effects, exchange, held, conn = _effects()
+    held.begun = True  # a BEGIN the proxy answered ahead went first
+    _sent(effects, exchange, conn, Query("SET work_mem = '64MB'"))
+    assert exchange.before_ready == b""
+    effects, exchange, _, conn = _effects(sticky=True)
+    _sent(effects, exchange, conn, Query("SET work_mem = '64MB'"))
+    assert exchange.before_ready == b""
+
+
+def test_an_executes_text_is_its_portals() -> None:
+    effects, exchange, _, conn = _effects()
+    _sent(effects, exchange, conn, Parse("", "SET work_mem = '64MB'"))
+    _sent(effects, exchange, conn, Bind("", ""))
+    _sent(effects, exchange, conn, Execute("", 0))
+    assert exchange.before_ready == SETTINGS_NOTICE
+
+
+def test_session_mode_watches_custom_settings_in_parses_and_queries() -> None:
+    effects, exchange, held, conn = _effects(sticky=True, watch_custom=True)
+    _sent(effects, exchange, conn, Query("SET app.tenant = 'a'"))
+    _sent(effects, exchange, conn, Parse("", "SELECT set_config('app.user_id', $1, false)"))
+    assert held.custom == {"app.tenant", "app.user_id"}
+
+
+def test_deallocate_all_empties_the_connections_statements() -> None:
+    effects, exchange, _, conn = _effects()
+    _sent(effects, exchange, conn, Query("DEALLOCATE ALL"))
+    assert cast(Any, conn).prepared == {}
+    assert exchange.full_reset
