@@ -20,7 +20,7 @@ from ._backend import BackendConnection
 from ._client_settings import ClientSettings
 from ._exchange import Exchange
 from ._session_state import custom_settings
-from ._setting_statements import maybe_sets_in
+from ._setting_statements import maybe_sets, maybe_sets_in
 from ._statement_names import ServerStatements, clears_statements
 from ._units import EXECUTE, PARSE, QUERY, cstring
 
@@ -63,8 +63,10 @@ class StatementEffects:
                 return
         sql: str | None = None
         if t == EXECUTE:
-            sql = exchange.portals.get(cstring(buf, start + 5, end)[0]) or ""
-        elif maybe_sets_in(buf, start + 5, end - 1):  # (most texts: nothing to read)
+            sql = exchange.portals.get(cstring(buf, start + 5, end)[0])
+            if sql is None or not maybe_sets(sql):  # (most statements: nothing to read)
+                return
+        elif maybe_sets_in(buf, start + 5, end - 1):
             sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
         if sql is not None:
             in_block = exchange.status != _IDLE or self.held.begun
