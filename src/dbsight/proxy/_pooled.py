@@ -44,7 +44,7 @@ do to them).
 Replicas. A unit a replica serves ends at its own end: what the client sends meanwhile waits
 and is judged on its own. If the replica gives the read up before any of its answer reached the
 client (it shuts down, its connection drops, or it cancels the read for a conflict with WAL
-replay), the unit is sent again, to the primary (`_read_again`). After a unit that may have
+replay), the unit is sent again, to the primary (`_read_retry`). After a unit that may have
 changed table data (`_writes.may_write`), the session's reads wait for a replica that has it
 (read-your-writes).
 
@@ -69,22 +69,16 @@ from ._cache_step import CacheStep
 from ._client_login import ClientLogin
 from ._client_settings import ClientSettings
 from ._config import ProxyConfig
-from ._exchange import (
-    Exchange,
-    TrackingLost,
-    error_message,
-    fatal_error,
-    recovery_conflict,
-)
+from ._exchange import Exchange, TrackingLost
 from ._lease import Lease
 from ._link import link_of
 from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
 from ._listener import ChannelListener
-from ._metrics import routing_decisions
 from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
 from ._reach import CatalogReach
+from ._read_retry import ReadRetry
 from ._router import Lookup, Router
 from ._row_limit_cancel import RowLimitCancel
 from ._server_pools import ServerPools
@@ -158,6 +152,9 @@ class PooledSession(FrontendSession):
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.row_cancel = RowLimitCancel(self._background, self._release_after_cancel)
+        self.read_retry = ReadRetry(
+            self.lease, self.routing, pools.topology.record, self._ask_again
+        )  # a replica's read given up: asked again of the primary
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
@@ -527,13 +524,8 @@ class PooledSession(FrontendSession):
     def server_data(self, data: bytes) -> None:
         exchange, lease = self.exchange, self.lease
         assert exchange is not None
-        if lease.retry is not None and not exchange.buffering:  # a replica's read, unanswered
-            if fatal_error(data):  # the replica is shutting down
-                self._read_again(data)
-                return
-            if recovery_conflict(data):  # cancelled for WAL replay: the primary has no such
-                self._read_again(data, failed=False)
-                return
+        if lease.retry is not None and self.read_retry.server_data(exchange, data):
+            return  # a replica's read, unanswered, given up: asked again of the primary
         try:
             out = exchange.answers(data)
         except (TrackingLost, ValueError, struct.error) as exc:
@@ -629,8 +621,7 @@ class PooledSession(FrontendSession):
         conn = lease.conn
         if conn is None:
             return
-        if lease.retry is not None:
-            self._read_again(exc or "the server closed the connection")
+        if self.read_retry.server_lost(self.exchange, exc):  # (a replica's read, asked again)
             return
         conn.broken = True
         self.pools.topology.record(lease.target, False)
@@ -639,26 +630,10 @@ class PooledSession(FrontendSession):
             detail=str(exc) if exc is not None else "the server closed the connection",
         )  # fmt: skip
 
-    def _read_again(self, why: bytes | str | BaseException, failed: bool = True) -> None:
-        """The replica serving a read gave up on it before any of its answer reached the
-        client — it went away (FATAL, or its connection closed: ``failed``, counted for its
-        breaker) or cancelled it for a conflict with WAL replay: the read is asked again, of
-        the primary. The replica's connection is closed (a new one replaces it)."""
-        lease = self.lease
-        conn, exchange, unit = lease.conn, self.exchange, lease.retry
-        assert conn is not None and exchange is not None and unit is not None
-        lease.retry = None
-        replica = lease.target
-        detail = error_message(why) if isinstance(why, bytes) else str(why)
-        logger.info("dbsight proxy: %s gave up a read (%s): asking the primary", replica, detail)
-        if failed:
-            self.pools.topology.record(replica, False)
-        routing_decisions["primary", "failover"] += 1
-        exchange.restart(f"{replica} gave up before answering ({detail}); asked the primary")
-        lease.drop_broken(conn)  # closed, and replaced
+    def _ask_again(self, unit: bytes) -> None:
+        """`ReadRetry`: the replica's read ``unit`` goes again, ahead of what came since."""
         self._client_buffer = unit + self._client_buffer
         self._held_back = False
-        self.routing.to_primary = True
         asyncio.get_running_loop().call_soon(self.client_data, b"")
 
     def _client_lost(self, exc: BaseException | None) -> None:
