@@ -18,7 +18,8 @@ DateStyle, application_name, ``options``...) go ahead of its unit when that conn
 others (`_client_settings`). Both directions are then relayed by the event loop's callbacks
 and observed by the session's `Exchange`; what a statement changes in the client's session
 is noted on its way (`_statement_effects`). When the server's ReadyForQuery says 'I' and
-nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`):
+nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`; then what
+its end tells the cache, the breaker and the router: `_transaction_end`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
@@ -64,7 +65,6 @@ from typing import Any
 from . import protocol as p
 from ._backend import BackendConnection
 from ._backend_errors import BackendError
-from ._breaker import is_backend_failure
 from ._cache_step import CacheStep
 from ._client_login import ClientLogin
 from ._client_settings import ClientSettings
@@ -96,6 +96,7 @@ from ._statement_effects import StatementEffects
 from ._statement_names import ServerStatements, StatementNames
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
+from ._transaction_end import TransactionEnd
 from ._units import unit_end
 
 logger = logging.getLogger("dbsight.proxy")
@@ -158,6 +159,7 @@ class PooledSession(FrontendSession):
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
+        self.transaction_end: TransactionEnd  # what a transaction's end tells, once logged in
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -237,6 +239,9 @@ class PooledSession(FrontendSession):
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, done.database, self._reach)
         self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
+        self.transaction_end = TransactionEnd(
+            self._cache, self.pools.topology.record, done.router, self.pools.reach
+        )
         self.settings = ClientSettings(done.wanted)
         self.settings.logged_in(done.parameters)
         self.key = self.pools.register(self)
@@ -547,7 +552,7 @@ class PooledSession(FrontendSession):
     def _release(self) -> None:
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
-        end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
+        end tells (`TransactionEnd`) and what waited for it (`_after_unit`)."""
         if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return
         exchange, target = self.exchange, self.lease.target
@@ -563,30 +568,10 @@ class PooledSession(FrontendSession):
             self.lease.release(exchange, by_lsn, committed_listens(exchange))
         else:  # (nothing for committed_listens to forget)
             self.lease.release(exchange, by_lsn, None)
-        self._transaction_ended(exchange, target)
+        self.transaction_end.tell(exchange, target)
         if wrote and not by_lsn:
             self.routing.wrote()
         self._after_unit()
-
-    def _transaction_ended(self, exchange: Exchange, target: str) -> None:
-        """What a transaction's end tells the cache (fill it, invalidate again what was
-        written), the breaker (the server failed or answered) and the judges of statement
-        texts (after DDL: a function may have been redefined)."""
-        failure = exchange.last_sqlstate
-        exchange.last_sqlstate = None
-        cache = self._cache
-        if cache is not None:
-            if cache.fill is not None:
-                cache.store(failure is None)
-            cache.transaction_ended()
-        topology = self.pools.topology
-        topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
-        if exchange.ddl_seen:
-            exchange.ddl_seen = False
-            if self.router is not None:
-                self.router.forget()
-            if self.pools.reach is not None:
-                self.pools.reach.forget()
 
     def _after_unit(self) -> None:
         """What waited for the unit's end: the client's next units (after a replica's), its
