@@ -18,7 +18,8 @@ DateStyle, application_name, ``options``...) go ahead of its unit when that conn
 others (`_client_settings`). Both directions are then relayed by the event loop's callbacks
 and observed by the session's `Exchange`; what a statement changes in the client's session
 is noted on its way (`_statement_effects`). When the server's ReadyForQuery says 'I' and
-nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`):
+nothing else is in flight, the unit has ended (`Lease.release`, `release_plan`; then what
+its end tells the cache, the breaker and the router: `_transaction_end`):
 
 - transaction mode: the connection goes back to its pool as it is, unless the client left
   something in the server session (SET, LISTEN, DECLARE, temporary tables, a SELECT that is not
@@ -44,7 +45,7 @@ do to them).
 Replicas. A unit a replica serves ends at its own end: what the client sends meanwhile waits
 and is judged on its own. If the replica gives the read up before any of its answer reached the
 client (it shuts down, its connection drops, or it cancels the read for a conflict with WAL
-replay), the unit is sent again, to the primary (`_read_again`). After a unit that may have
+replay), the unit is sent again, to the primary (`_read_retry`). After a unit that may have
 changed table data (`_writes.may_write`), the session's reads wait for a replica that has it
 (read-your-writes).
 
@@ -64,27 +65,20 @@ from typing import Any
 from . import protocol as p
 from ._backend import BackendConnection
 from ._backend_errors import BackendError
-from ._breaker import is_backend_failure
 from ._cache_step import CacheStep
 from ._client_login import ClientLogin
 from ._client_settings import ClientSettings
 from ._config import ProxyConfig
-from ._exchange import (
-    Exchange,
-    TrackingLost,
-    error_message,
-    fatal_error,
-    recovery_conflict,
-)
+from ._exchange import Exchange, TrackingLost
 from ._lease import Lease
 from ._link import link_of
 from ._listen_handover import ListenHandover, committed_listens
 from ._listen_statements import ListenOp
 from ._listener import ChannelListener
-from ._metrics import routing_decisions
 from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
 from ._reach import CatalogReach
+from ._read_retry import ReadRetry
 from ._router import Lookup, Router
 from ._row_limit_cancel import RowLimitCancel
 from ._server_pools import ServerPools
@@ -102,6 +96,7 @@ from ._statement_effects import StatementEffects
 from ._statement_names import ServerStatements, StatementNames
 from ._statement_screen import StatementScreen
 from ._topology import PRIMARY
+from ._transaction_end import TransactionEnd
 from ._units import unit_end
 
 logger = logging.getLogger("dbsight.proxy")
@@ -158,9 +153,13 @@ class PooledSession(FrontendSession):
         self._unit_end = -1  # ... from this offset of _client_buffer on
         self._dropping = False  # a rejected Execute's unit: dropped up to the client's Sync
         self.row_cancel = RowLimitCancel(self._background, self._release_after_cancel)
+        self.read_retry = ReadRetry(
+            self.lease, self.routing, pools.topology.record, self._ask_again
+        )  # a replica's read given up: asked again of the primary
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
+        self.transaction_end: TransactionEnd  # what a transaction's end tells, once logged in
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -240,6 +239,9 @@ class PooledSession(FrontendSession):
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, done.database, self._reach)
         self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
+        self.transaction_end = TransactionEnd(
+            self._cache, self.pools.topology.record, done.router, self.pools.reach
+        )
         self.settings = ClientSettings(done.wanted)
         self.settings.logged_in(done.parameters)
         self.key = self.pools.register(self)
@@ -527,13 +529,8 @@ class PooledSession(FrontendSession):
     def server_data(self, data: bytes) -> None:
         exchange, lease = self.exchange, self.lease
         assert exchange is not None
-        if lease.retry is not None and not exchange.buffering:  # a replica's read, unanswered
-            if fatal_error(data):  # the replica is shutting down
-                self._read_again(data)
-                return
-            if recovery_conflict(data):  # cancelled for WAL replay: the primary has no such
-                self._read_again(data, failed=False)
-                return
+        if lease.retry is not None and self.read_retry.server_data(exchange, data):
+            return  # a replica's read, unanswered, given up: asked again of the primary
         try:
             out = exchange.answers(data)
         except (TrackingLost, ValueError, struct.error) as exc:
@@ -555,7 +552,7 @@ class PooledSession(FrontendSession):
     def _release(self) -> None:
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
-        end tells (`_transaction_ended`) and what waited for it (`_after_unit`)."""
+        end tells (`TransactionEnd`) and what waited for it (`_after_unit`)."""
         if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return
         exchange, target = self.exchange, self.lease.target
@@ -571,30 +568,10 @@ class PooledSession(FrontendSession):
             self.lease.release(exchange, by_lsn, committed_listens(exchange))
         else:  # (nothing for committed_listens to forget)
             self.lease.release(exchange, by_lsn, None)
-        self._transaction_ended(exchange, target)
+        self.transaction_end.tell(exchange, target)
         if wrote and not by_lsn:
             self.routing.wrote()
         self._after_unit()
-
-    def _transaction_ended(self, exchange: Exchange, target: str) -> None:
-        """What a transaction's end tells the cache (fill it, invalidate again what was
-        written), the breaker (the server failed or answered) and the judges of statement
-        texts (after DDL: a function may have been redefined)."""
-        failure = exchange.last_sqlstate
-        exchange.last_sqlstate = None
-        cache = self._cache
-        if cache is not None:
-            if cache.fill is not None:
-                cache.store(failure is None)
-            cache.transaction_ended()
-        topology = self.pools.topology
-        topology.record(target, not (failure and len(failure) == 5 and is_backend_failure(failure)))
-        if exchange.ddl_seen:
-            exchange.ddl_seen = False
-            if self.router is not None:
-                self.router.forget()
-            if self.pools.reach is not None:
-                self.pools.reach.forget()
 
     def _after_unit(self) -> None:
         """What waited for the unit's end: the client's next units (after a replica's), its
@@ -629,8 +606,7 @@ class PooledSession(FrontendSession):
         conn = lease.conn
         if conn is None:
             return
-        if lease.retry is not None:
-            self._read_again(exc or "the server closed the connection")
+        if self.read_retry.server_lost(self.exchange, exc):  # (a replica's read, asked again)
             return
         conn.broken = True
         self.pools.topology.record(lease.target, False)
@@ -639,26 +615,10 @@ class PooledSession(FrontendSession):
             detail=str(exc) if exc is not None else "the server closed the connection",
         )  # fmt: skip
 
-    def _read_again(self, why: bytes | str | BaseException, failed: bool = True) -> None:
-        """The replica serving a read gave up on it before any of its answer reached the
-        client — it went away (FATAL, or its connection closed: ``failed``, counted for its
-        breaker) or cancelled it for a conflict with WAL replay: the read is asked again, of
-        the primary. The replica's connection is closed (a new one replaces it)."""
-        lease = self.lease
-        conn, exchange, unit = lease.conn, self.exchange, lease.retry
-        assert conn is not None and exchange is not None and unit is not None
-        lease.retry = None
-        replica = lease.target
-        detail = error_message(why) if isinstance(why, bytes) else str(why)
-        logger.info("dbsight proxy: %s gave up a read (%s): asking the primary", replica, detail)
-        if failed:
-            self.pools.topology.record(replica, False)
-        routing_decisions["primary", "failover"] += 1
-        exchange.restart(f"{replica} gave up before answering ({detail}); asked the primary")
-        lease.drop_broken(conn)  # closed, and replaced
+    def _ask_again(self, unit: bytes) -> None:
+        """`ReadRetry`: the replica's read ``unit`` goes again, ahead of what came since."""
         self._client_buffer = unit + self._client_buffer
         self._held_back = False
-        self.routing.to_primary = True
         asyncio.get_running_loop().call_soon(self.client_data, b"")
 
     def _client_lost(self, exc: BaseException | None) -> None:
