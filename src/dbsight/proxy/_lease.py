@@ -148,11 +148,16 @@ class Lease:
         self.waiting: asyncio.Task[None] | None = None  # the client paused meanwhile
         self._client_transport: Any = None
         self._client_link: StreamLink | None = None
+        self._on_server_data: Callable[[bytes], None] = holder.server_data
+        self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
 
     def relay_to(self, client_transport: Any, client_link: StreamLink) -> None:
         """The client's side of the relay (once it is logged in)."""
         self._client_transport = client_transport
         self._client_link = client_link
+        holder = self._holder  # (its callbacks, bound once: `attach` runs for every unit)
+        self._on_server_data = holder.server_data
+        self._on_server_lost = holder.server_lost
 
     @property
     def idle(self) -> bool:
@@ -176,6 +181,16 @@ class Lease:
             conn = self.pool_of(target).try_acquire()
         if conn is not None:
             self.attach(conn, target)
+        return conn
+
+    def take_primary(self) -> BackendConnection | None:
+        """`take` of transaction mode's usual unit: an idle connection of the primary's pool,
+        attached; None when all are busy."""
+        pool = self.pool
+        assert pool is not None
+        conn = pool.try_acquire()
+        if conn is not None:
+            self.attach(conn, PRIMARY)
         return conn
 
     def wait_for(self, target: str) -> None:
@@ -274,9 +289,12 @@ class Lease:
         transport: Any = conn.transport
         self.server_transport = transport
         self._client_link.pair(transport)
-        early = conn.parser.take_buffered() + conn.link.relay(
-            holder.server_data, holder.server_lost, paired=self._client_transport
+        parser: Any = conn.parser  # (what it holds: read, as `buffered` would, without a call)
+        early = conn.link.relay(
+            self._on_server_data, self._on_server_lost, paired=self._client_transport
         )
+        if parser._buf or parser._chunks:
+            early = parser.take_buffered() + early
         if early:  # said while idle in the pool (a notice, a parameter change): the client's now
             try:  # (not through server_data: nothing is pending, yet the unit is not over)
                 said = exchange.answers(early)
@@ -318,6 +336,16 @@ class Lease:
         self.conn = None
 
     # -- giving it back --------------------------------------------------------------------
+    def give_back_clean(self) -> None:
+        """Transaction mode's usual end of a unit (`release` with nothing to reset, no LISTEN
+        to move, no replica to wait for): the connection straight back to its pool."""
+        conn = self.conn
+        assert conn is not None
+        self.retry = None
+        self.begun = False
+        self.detach(conn)
+        self.pool_of(self.target).release_clean(conn, relayed=True)
+
     def release(self, exchange: Exchange, by_lsn: bool, listens: list[ListenOp] | None) -> None:
         """The unit on the connection held has ended (see `release_plan`); ``by_lsn``: reads
         wait for a replica that has the position its write reached."""

@@ -59,7 +59,7 @@ class ListenHandover:
         self._client_addr = client_addr
         self.listener: ChannelListener | None = None  # the one this client listens through
         self._transport: Any = None  # the client's, once it is relayed
-        self._notifications: list[bytes] = []  # waiting for the client's transaction to end
+        self.notifications: list[bytes] = []  # waiting for the client's transaction to end
         self._flush_pending = False  # notifications go out at the loop's next turn
         self._moving: list[bytes] | None = None  # received while a LISTEN moves over
 
@@ -74,7 +74,7 @@ class ListenHandover:
         if self._moving is not None:
             self._moving.append(message)
             return
-        self._notifications.append(message)
+        self.notifications.append(message)
         if not self._flush_pending and self.between_transactions():
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -84,14 +84,14 @@ class ListenHandover:
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._notifications and self.between_transactions():
+        if self.notifications and self.between_transactions():
             self.deliver()
 
     def deliver(self) -> None:
         """The client is between transactions: the notifications that waited go out."""
-        if not self._notifications:
+        if not self.notifications:
             return
-        waiting, self._notifications = self._notifications, []
+        waiting, self.notifications = self.notifications, []
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(waiting))
 
@@ -122,7 +122,7 @@ class ListenHandover:
         finally:
             moved, self._moving = self._moving, None
             give_back()
-        self._notifications[:0] = old + after_overlap(old, moved)
+        self.notifications[:0] = old + after_overlap(old, moved)
         self.deliver()
 
     async def drop(self) -> None:

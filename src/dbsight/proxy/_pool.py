@@ -264,9 +264,11 @@ class BackendPool:
             return conn
         return None
 
-    def release_clean(self, conn: BackendConnection) -> None:
+    def release_clean(self, conn: BackendConnection, relayed: bool = False) -> None:
         """Give back ``conn`` with nothing to reset: between transactions, and nothing its
-        client did outlives the transaction (the relay judged that); no round trip."""
+        client did outlives the transaction (the relay judged that); no round trip.
+        ``relayed``: its bytes went to a relay up to now, none to its stream reader (whose
+        state `BackendConnection.usable` also reads)."""
         used = self._used
         if conn not in used:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
@@ -277,7 +279,10 @@ class BackendPool:
         if (
             self._closed
             or (max_lifetime is not None and now - conn.created_at >= max_lifetime)
-            or not conn.usable
+            or (
+                conn.closed or conn.broken or conn.transport.is_closing() if relayed
+                else not conn.usable
+            )
         ):
             self._discard(conn)
             self._grow()

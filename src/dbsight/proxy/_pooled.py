@@ -102,6 +102,7 @@ from ._units import unit_end
 logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
+_monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
 
@@ -157,6 +158,7 @@ class PooledSession(FrontendSession):
             self.lease, self.routing, pools.topology.record, self._ask_again
         )  # a replica's read given up: asked again of the primary
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
+        self._plain = False  # (see _login)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
         self.transaction_end: TransactionEnd  # what a transaction's end tells, once logged in
@@ -239,6 +241,10 @@ class PooledSession(FrontendSession):
         if self.cache is not None and self.pools.reach is not None:
             self._cache = CacheStep(self.cache, self.pools.reach, done.database, self._reach)
         self._gated = self._cache is not None or self.pipeline is not None  # (see _gate)
+        # Transaction mode with nothing between a unit and the pool (no replicas, cache or
+        # pipeline): a unit's start and end take the short ways (`_gate`, `_release`).
+        self._plain = not (self.sticky or self._gated or done.router is not None)
+        self._breaker = self.pools.topology.breakers[PRIMARY]
         self.transaction_end = TransactionEnd(
             self._cache, self.pools.topology.record, done.router, self.pools.reach
         )
@@ -345,6 +351,19 @@ class PooledSession(FrontendSession):
         go on, -) when it was answered here, refused or dropped; (-, `_STOP`, -) when the
         session ended or waits (the bytes from ``i`` kept). While no connection is held,
         nothing is in ``out`` (``seg`` is ``i``)."""
+        if (
+            self._plain and conn is None and (t == QUERY or t == BIND)
+            and self._breaker.state == "closed"
+            and (t == BIND or buf.find(b"dbsight", i + 5, end) < 0)
+        ):  # fmt: skip
+            # (`_start_unit`'s way for the usual unit: not the proxy's own command, no
+            # cache, no router, the primary's breaker closed)
+            conn = self.lease.take_primary()
+            if conn is not None:
+                return conn, _PROCEED, -1
+            self._client_buffer = buf[i:]
+            self.lease.wait_for(PRIMARY)
+            return None, _STOP, -1
         routing, cache = self.routing, self._cache
         if conn is None and i == 0 and t == PARSE and self.answers.bare_prepare(buf):
             return None, len(buf), barrier
@@ -553,10 +572,29 @@ class PooledSession(FrontendSession):
         """The transaction ended: the connection goes back to its pool or stays the client's
         (`Lease.release`), a committed LISTEN moves to the LISTEN connection, then what the
         end tells (`TransactionEnd`) and what waited for it (`_after_unit`)."""
+        exchange = self.exchange
+        assert exchange is not None
+        if self._plain and not (
+            exchange.dirty or exchange.listens or exchange.rolled_back or exchange.ddl_count
+            or exchange.ddl_seen or exchange.last_sqlstate is not None or self._shutting_down
+        ):  # fmt: skip
+            # transaction mode's usual end: straight back to the pool, a success for the
+            # primary's breaker (`Lease.release`, `TransactionEnd.tell`, `_after_unit`)
+            self.info.state = "idle"
+            self.settings.cycle_ended()
+            exchange.wrote = False
+            self.lease.give_back_clean()
+            breaker = self._breaker
+            if breaker.state == "closed":
+                breaker.record(True, _monotonic())
+            else:
+                self.pools.topology.record(PRIMARY, True)
+            if self.lease.waiting is None and self.listen.notifications:
+                self.listen.deliver()
+            return
         if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return
-        exchange, target = self.exchange, self.lease.target
-        assert exchange is not None
+        target = self.lease.target
         self.info.state = "idle"
         self.settings.cycle_ended()
         wrote = target == PRIMARY and exchange.wrote and self.router is not None

@@ -62,16 +62,44 @@ class StatementEffects:
             if t == PARSE:
                 return
         sql: str | None = None
+        flags = 0
         if t == EXECUTE:
             sql = exchange.portals.get(cstring(buf, start + 5, end)[0])
             if sql is None or not maybe_sets(sql):  # (most statements: nothing to read)
                 return
-        elif maybe_sets_in(buf, start + 5, end - 1):
-            sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+        else:
+            flags = query_flags(buf, start + 5, end)
+            if not flags:  # (most statements: nothing to read)
+                return
+            if flags & _SETS:
+                sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
         if sql is not None:
             in_block = exchange.status != _IDLE or self.held.begun
             said = self.settings.statement(conn, sql, in_block, not self.sticky)
             if said:
                 exchange.before_ready += said
-        if t == QUERY and clears_statements(buf, start + 5, end):
+        if flags & _CLEARS:
             self.server_statements.cleared(conn, exchange)
+
+
+_SETS, _CLEARS = 1, 2
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_FLAGS_MAX = 4096
+_flags: dict[bytes, int] = {}
+
+
+def query_flags(buf: bytes, start: int, end: int) -> int:
+    """What the Query text at ``buf[start:end]`` (NUL included) may do to the session:
+    ``_SETS`` (`maybe_sets_in`), ``_CLEARS`` (`clears_statements`). Remembered by the text
+    with its digits zeroed, which neither test looks at (a client inlining its values sends
+    a new text for nearly every statement)."""
+    key = buf[start:end].translate(_ZEROS)
+    flags = _flags.get(key)
+    if flags is None:
+        flags = (_SETS if maybe_sets_in(buf, start, end - 1) else 0) | (
+            _CLEARS if clears_statements(buf, start, end) else 0
+        )
+        if len(_flags) >= _FLAGS_MAX:
+            _flags.clear()
+        _flags[key] = flags
+    return flags
