@@ -191,8 +191,10 @@ async def test_the_listen_connection_comes_back_after_it_breaks(
             assert time.monotonic() < deadline, "no LISTEN connection"
             await asyncio.sleep(0.05)
         await admin.execute("SELECT pg_terminate_backend($1)", old)
+        # back once the new connection has run its LISTEN (it shows before it has)
+        listening = find + " AND state = 'idle' AND query ILIKE 'LISTEN%'"
         deadline = time.monotonic() + 15
-        while (new := await admin.fetchval(find)) in (None, old):
+        while (new := await admin.fetchval(listening)) in (None, old):
             assert time.monotonic() < deadline, "the LISTEN connection did not come back"
             await asyncio.sleep(0.05)
         await admin.execute("NOTIFY jobs, 'after the break'")

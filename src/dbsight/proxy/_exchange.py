@@ -42,7 +42,7 @@ from ..core import statement_rows
 from ..export._fields import event_fields
 from ..sql import SqlInfo, analyze
 from ._capture import WorkloadCapture
-from ._listen_statements import ListenOp, listen_ops, may_listen
+from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
@@ -289,13 +289,15 @@ class Exchange:
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
             sql = buf[start : end - 1].decode("utf-8", "replace")
-            if self.listens is not None and may_listen(sql):
+            if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
             ctx = self._open(sql, at)
             if self.pooled and not (self.dirty and self.wrote):
                 info = ctx.info if ctx is not None else analyze(sql)
-                self.dirty = self.dirty or not _session_safe_info(info)
+                if not self.dirty:  # (`_session_safe_info`, inline)
+                    operation = info.operation
+                    self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
                 self.wrote = self.wrote or may_write(info)
             self.pending.append((QUERY, ctx))
             return
@@ -458,14 +460,20 @@ class Exchange:
                     pending.popleft()
                     ctx = head[1]  # type: ignore[index]
                     if ctx is not None:
-                        rows = command_rows(buf, i + 5, e - 1)
+                        rows = (
+                            returned if returned and buf.startswith(b"SELECT ", i + 5)
+                            else command_rows(buf, i + 5, e - 1)
+                        )  # fmt: skip  # ("SELECT n" counts the DataRows it sent)
                         if self._runs.running:  # an Execute with a row limit is under way
                             rows = self._runs.completed(ctx, rows, returned)
                         elif rows is None and returned:  # statement_rows, inlined
                             rows = returned
                         self._finish(ctx, rows)
                 elif kind == QUERY:
-                    self._query_rows = statement_rows(command_rows(buf, i + 5, e - 1), returned)
+                    self._query_rows = (
+                        returned if returned and buf.startswith(b"SELECT ", i + 5)
+                        else statement_rows(command_rows(buf, i + 5, e - 1), returned)
+                    )  # fmt: skip
                 returned = 0
                 if self.pooled and not buf.startswith(_PLAIN_TAGS, i + 5):
                     self._command_tag(buf, i + 5, e - 1)

@@ -18,7 +18,7 @@ from pglast.parser import ParseError
 from ..sql._cache import LruMap
 
 _START = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:un)?listen\b", re.I | re.S)
-_FIRST = frozenset(" \t\r\n-/lLuU")
+LISTEN_FIRST = frozenset(" \t\r\n-/lLuU")  # where a LISTEN or UNLISTEN text may start
 _CACHE_SIZE = 256
 
 
@@ -35,7 +35,7 @@ _ops: LruMap[str, tuple[ListenOp, ...]] = LruMap(_CACHE_SIZE)
 
 def may_listen(sql: str) -> bool:
     """Whether ``sql`` starts with LISTEN or UNLISTEN (after blanks and comments)."""
-    return bool(sql) and sql[0] in _FIRST and _START.match(sql) is not None
+    return bool(sql) and sql[0] in LISTEN_FIRST and _START.match(sql) is not None
 
 
 def listen_ops(sql: str) -> tuple[ListenOp, ...]:

@@ -22,7 +22,7 @@ from ._exchange import Exchange
 from ._session_state import custom_settings
 from ._setting_statements import maybe_sets, maybe_sets_in
 from ._statement_names import ServerStatements, clears_statements
-from ._units import EXECUTE, PARSE, QUERY, cstring
+from ._units import EXECUTE, PARSE, cstring
 
 _IDLE = ord("I")
 
