@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..sql._analyze import analyze_into, front_cache
+from ..sql._info import SqlInfo
 from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
@@ -182,19 +183,21 @@ class Recorder:
         explainer: Any = None,
         sampled: bool | None = None,
         comment: CommentContext | None = None,
+        info: SqlInfo | None = None,
     ) -> QueryContext:
         """Begin a statement. ``comment``: what its sqlcommenter comment says of the
         request that sent it (the proxy's statements, from other processes), in place of
-        this process's request context."""
-        infos = self._infos.get(system)
-        if infos is None:
-            infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
-        try:
-            info = infos.get(sql)
-        except TypeError:  # not a str or bytes: analyze() says so
-            info = None
+        this process's request context. ``info``: ``analyze(sql)``, when the caller has it."""
         if info is None:
-            info = analyze_into(infos, sql, _DIALECTS.get(system, system))
+            infos = self._infos.get(system)
+            if infos is None:
+                infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
+            try:
+                info = infos.get(sql)
+            except TypeError:  # not a str or bytes: analyze() says so
+                info = None
+            if info is None:
+                info = analyze_into(infos, sql, _DIALECTS.get(system, system))
         # A new `QueryContext`, its fields stored one by one (no __init__ call: the class
         # keeps QueryEvent's constructor, so that ``dataclasses.replace(event, ...)`` works
         # on the events observers receive); this runs for every statement.

@@ -41,6 +41,7 @@ from .._runtime import recorder
 from ..core import statement_rows
 from ..export._fields import event_fields
 from ..sql import SqlInfo, analyze
+from ..sql._analyze import shaped_postgres
 from ._capture import WorkloadCapture
 from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
@@ -288,13 +289,14 @@ class Exchange:
         if t == 81:  # Query
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
-            sql = buf[start : end - 1].decode("utf-8", "replace")
+            text = buf[start : end - 1]
+            sql = text.decode("utf-8", "replace")
             if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
-            ctx = self._open(sql, at)
+            ctx = self._open(sql, at, text)
             if self.pooled and not (self.dirty and self.wrote):
-                info = ctx.info if ctx is not None else analyze(sql)
+                info = ctx.info if ctx is not None else shaped_postgres(text) or analyze(sql)
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
@@ -371,6 +373,22 @@ class Exchange:
         elif t == 70:  # FunctionCall
             self.pending.append((FUNCTION, None))
             self.wrote = True
+
+    def bind_renamed(self, buf: bytes, start: int, j: int, server: str, at: float) -> bool:
+        """`request` of a Bind `StatementNames` renamed, read from the client's message (its
+        portal's name at ``buf[start:j]``, NUL included) and the statement's server name; False when
+        its parameters are captured (then `request` reads the renamed message)."""
+        if self.discarding or (self.capture is not None and self.capture.include_params):
+            return False
+        if self._cycle_start is None:
+            self._cycle_start = at
+        portal = "" if j == start + 1 else buf[start : j - 1].decode("utf-8", "surrogateescape")
+        if self._runs.suspended:  # a suspended portal of that name is replaced
+            self._runs.end(portal, self._finish)
+        self.portals[portal] = self.statements.get(server)
+        self.pending.append((BIND, None))
+        self.unsynced = True
+        return True
 
     def prepared(self, name: str, query: str, rest: bytes) -> None:
         """Pooled mode prepared the statement ``name`` for the client (answering its Parse
@@ -669,22 +687,25 @@ class Exchange:
             i = e
         self._finish(ctx, statement_rows(tag_rows, returned))
 
-    def _open(self, sql: str, at: float | None) -> Any:
+    def _open(self, sql: str, at: float | None, encoded: bytes | None = None) -> Any:
+        """The statement ``sql`` begins (``encoded``: the bytes it was decoded from)."""
         if not recorder.active:
             return None
-        token = comment = None
+        token = comment = info = None
         if "/*" in sql:  # the sender's request and trace, from a sqlcommenter comment
             sql, comment = split_comment(sql)
             parent = remote_parent(comment) if comment is not None else None
             if parent is not None:
                 token = otel_context.attach(parent)
+        elif encoded is not None:  # a text inlining its values: known by its shape, mostly
+            info = shaped_postgres(encoded)
         observation = self.observation
         if observation is not UNOBSERVED:
             self.observation = UNOBSERVED
         try:
             ctx = recorder.start(
                 sql, SYSTEM, SOURCE, database=self.database, user=self.user,
-                sampled=observation.sampled, comment=comment,
+                sampled=observation.sampled, comment=comment, info=info,
             )
         finally:
             if token is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..sql._shapes import ZEROS
 from ._backend import BackendConnection
 from ._client_settings import ClientSettings
 from ._exchange import Exchange
@@ -83,7 +84,6 @@ class StatementEffects:
 
 
 _SETS, _CLEARS = 1, 2
-_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
 
@@ -93,7 +93,7 @@ def query_flags(buf: bytes, start: int, end: int) -> int:
     ``_SETS`` (`maybe_sets_in`), ``_CLEARS`` (`clears_statements`). Remembered by the text
     with its digits zeroed, which neither test looks at (a client inlining its values sends
     a new text for nearly every statement)."""
-    key = buf[start:end].translate(_ZEROS)
+    key = buf[start:end].translate(ZEROS)
     flags = _flags.get(key)
     if flags is None:
         flags = (_SETS if maybe_sets_in(buf, start, end - 1) else 0) | (

@@ -64,7 +64,8 @@ class StatementNames:
         on_prepared: Callable[[str, str, bytes], None] | None = None,
         generation: Callable[[], str] | None = None,
     ) -> None:
-        self.statements: dict[str, tuple[str, bytes, str]] = {}
+        # the client's name -> (server name, its Parse, text, server name NUL-terminated)
+        self.statements: dict[str, tuple[str, bytes, str, bytes]] = {}
         self.answer = answer
         self.on_prepared = on_prepared
         self.generation = generation  # the catalog generation, part of every server name
@@ -88,9 +89,10 @@ class StatementNames:
             hashed.update(self.generation().encode())
         digest = hashed.hexdigest()
         server = _SERVER_PREFIX + digest
-        body = server.encode() + b"\0" + rest
+        server_z = server.encode() + b"\0"
+        body = server_z + rest
         parse = b"P" + _INT32.pack(len(body) + 4) + body
-        self.statements[name] = (server, parse, query)
+        self.statements[name] = (server, parse, query, server_z)
         if self.on_prepared is not None:  # what an Execute of it runs, for the observation
             self.on_prepared(server, query, rest)
         return server, parse
@@ -105,12 +107,20 @@ class StatementNames:
         Describe or Close, the unnamed statement). Parse and Close of a statement the
         connection has are answered here (b"" is forwarded)."""
         if t == BIND:
-            portal, j = cstring(buf, start, end)
-            name, k = cstring(buf, j, end)
-            if not name:
+            j = buf.index(b"\0", start, end) + 1  # (after the portal's name)
+            k = buf.index(b"\0", j, end) + 1  # (after the statement's)
+            if k == j + 1:  # the unnamed statement
+                return None
+            name = buf[j : k - 1].decode("utf-8", "surrogateescape")
+            entry = self.statements.get(name)
+            if entry is None:  # never prepared: the server says so, under the client's name
                 return None
             server, inject = self._on_connection(conn, exchange, name)
-            body = portal.encode() + b"\0" + server.encode() + b"\0" + buf[k:end]
+            body = buf[start:j] + entry[3] + buf[k:end]
+            message = b"B" + _INT32.pack(len(body) + 4) + body
+            if not exchange.bind_renamed(buf, start, j, server, at):
+                exchange.request(t, message, 5, len(message), at)
+            return inject + message if inject else message
         elif t == PARSE:
             name, j = cstring(buf, start, end)
             query, _ = cstring(buf, j, end)
@@ -149,7 +159,7 @@ class StatementNames:
         entry = self.statements.get(name)
         if entry is None:
             return name, b""
-        server, parse, _ = entry
+        server, parse, _, _ = entry
         if server in conn.prepared or exchange.discarding:
             return server, b""
         conn.prepared[server] = name

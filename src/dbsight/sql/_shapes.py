@@ -28,7 +28,7 @@ from ._info import SqlInfo
 # Long texts (bulk inserts...) vary in more than their digits: not worth a key of their size.
 MAX_SHAPED_LEN: Final = 4096
 
-_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
 # Digit runs right after a byte that continues an identifier (letters, _, $, UTF-8 of
 # non-ASCII letters): part of a name or a parameter number, compared digit by digit.
 _NAME_DIGITS: Final = re.compile(rb"(?<=[A-Za-z_$\x80-\xff])[0-9]+")
@@ -51,7 +51,7 @@ def shape_key(text: str) -> tuple[bytes, bytes] | None:
         encoded = text.encode()
     except UnicodeEncodeError:  # a lone surrogate
         return None
-    return encoded, encoded.translate(_ZEROS)
+    return encoded, encoded.translate(ZEROS)
 
 
 def shape_hit(entry: Entry, encoded: bytes) -> SqlInfo | None:
