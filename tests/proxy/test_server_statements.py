@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from dbsight.proxy._exchange import Exchange
 from dbsight.proxy._statement_names import ServerStatements, StatementNames
-from dbsight.proxy.protocol import Parse, Query, encode
+from dbsight.proxy.protocol import Bind, Parse, Query, encode
 
 
 class Pools:
@@ -106,3 +108,30 @@ def test_the_observation_learns_what_a_server_name_runs() -> None:
     _, names, exchange, _ = _client()
     server, _ = names.remember("s1", "SELECT 1", _parse_rest("SELECT 1"))
     assert exchange.statements[server] == "SELECT 1"  # (what an Execute of it is observed as)
+
+
+def _rename(names: StatementNames, exchange: Exchange, holder: Holder, message: Any) -> Any:
+    raw = encode(message)
+    return names.rename(holder.conn, exchange, raw[0], raw, 5, len(raw), time.perf_counter())
+
+
+def test_a_bind_goes_to_the_server_name_its_parse_injected_ahead_once() -> None:
+    _, names, exchange, holder = _client()
+    server, parse = names.remember("s1", "SELECT $1", _parse_rest("SELECT $1"))
+    bind = Bind("p1", "s1", (0,), (b"42",), (1,))
+    first = _rename(names, exchange, holder, bind)
+    assert first == parse + encode(Bind("p1", server, (0,), (b"42",), (1,)))
+    assert exchange.portals["p1"] == "SELECT $1"  # (what an Execute of p1 is observed as)
+    again = _rename(names, exchange, holder, Bind("", "s1"))
+    assert again == encode(Bind("", server))  # the connection has it now
+    assert exchange.portals[""] == "SELECT $1"
+    assert _rename(names, exchange, holder, Bind("", "")) is None  # the unnamed statement
+    assert _rename(names, exchange, holder, Bind("", "never")) is None  # the server says so
+
+
+def test_a_bind_without_its_nuls_is_malformed() -> None:
+    _, names, exchange, holder = _client()
+    names.remember("s1", "SELECT 1", _parse_rest("SELECT 1"))
+    raw = b"B\0\0\0\x08p1s1"
+    with pytest.raises(ValueError):
+        names.rename(holder.conn, exchange, raw[0], raw, 5, len(raw), time.perf_counter())

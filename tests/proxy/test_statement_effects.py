@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+import pytest
+
 from dbsight.proxy._backend import BackendConnection
 from dbsight.proxy._client_settings import SETTINGS_NOTICE, ClientSettings
 from dbsight.proxy._exchange import Exchange
-from dbsight.proxy._statement_effects import StatementEffects
-from dbsight.proxy._statement_names import ServerStatements
+from dbsight.proxy._setting_statements import maybe_sets_in
+from dbsight.proxy._statement_effects import _CLEARS, _SETS, StatementEffects, query_flags
+from dbsight.proxy._statement_names import ServerStatements, clears_statements
 from dbsight.proxy.protocol import Bind, Execute, Parse, Query, encode
 
 
@@ -95,3 +98,25 @@ def test_deallocate_all_empties_the_connections_statements() -> None:
     _sent(effects, exchange, conn, Query("DEALLOCATE ALL"))
     assert cast(Any, conn).prepared == {}
     assert exchange.full_reset
+
+
+@pytest.mark.parametrize(
+    ("sql", "flags"),
+    [
+        ("SELECT 1", 0),
+        ("select abalance from t where aid = 7", 0),
+        (" SET statement_timeout = 1000", _SETS),
+        ("SELECT 1; reset all", _SETS),
+        ("SELECT set_config('a.b', '1', false)", _SETS),
+        ("DISCARD ALL", _SETS | _CLEARS),
+        ("deallocate prepare all;", _CLEARS),
+        ("SELECT set1 FROM t2", 0),
+    ],
+)
+def test_what_a_query_may_do_is_known_by_its_text_whatever_its_digits(sql: str, flags: int) -> None:
+    for text in (sql, sql.translate(str.maketrans("0123456789", "7777777777"))):
+        body = text.encode() + b"\0"
+        message = b"Q" + len(body + b"1234").to_bytes(4, "big") + body
+        assert query_flags(message, 5, len(message)) == flags
+        assert bool(flags & _SETS) == maybe_sets_in(message, 5, len(message) - 1)
+        assert bool(flags & _CLEARS) == clears_statements(message, 5, len(message))

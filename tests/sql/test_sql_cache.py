@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbsight.sql import analyze, cache_info, clear_cache, set_cache_size
-from dbsight.sql._analyze import analyze_fresh
+from dbsight.sql._analyze import analyze_fresh, shaped_postgres
 from dbsight.sql._lexer import scan
 
 
@@ -276,3 +276,27 @@ def test_a_shaped_answer_is_the_analysis_of_the_text(pieces, digits):
     cycle = iter(digits * (len(text) + 1))
     other = "".join(str(next(cycle)) if c.isdigit() else c for c in text)
     assert analyze(other) == analyze_fresh(other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=14), st.lists(st.integers(0, 9), min_size=1))
+def test_the_proxys_lookup_by_bytes_answers_as_analyze_does(pieces, digits):
+    """`shaped_postgres` (the proxy's lookup of a relayed text by its bytes) answers only
+    what the analysis of that text is, or nothing."""
+    text = "".join(pieces)
+    analyze(text)
+    cycle = iter(digits * (len(text) + 1))
+    other = "".join(str(next(cycle)) if c.isdigit() else c for c in text)
+    found = shaped_postgres(other.encode())
+    assert found is None or found == analyze_fresh(other)
+
+
+def test_the_proxys_lookup_by_bytes_finds_a_shape_seen_and_nothing_else():
+    analyze("SELECT * FROM t WHERE id = 12")
+    assert shaped_postgres(b"SELECT * FROM t WHERE id = 98") == analyze_fresh(
+        "SELECT * FROM t WHERE id = 98"
+    )
+    assert shaped_postgres(b"SELECT * FROM u WHERE id = 98") is None  # another shape
+    analyze('SELECT "c" FROM t WHERE id = 12')  # (not shaped: a quoted name)
+    assert shaped_postgres(b'SELECT "c" FROM t WHERE id = 98') is None
+    assert shaped_postgres(b"SELECT * FROM t WHERE id = \xff8") is None  # not UTF-8

@@ -289,14 +289,14 @@ class Exchange:
         if t == 81:  # Query
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
-            text = buf[start : end - 1]
-            sql = text.decode("utf-8", "replace")
+            body = buf[start : end - 1]
+            sql = body.decode("utf-8", "replace")
             if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
-            ctx = self._open(sql, at, text)
+            ctx = self._open(sql, at, body)
             if self.pooled and not (self.dirty and self.wrote):
-                info = ctx.info if ctx is not None else shaped_postgres(text) or analyze(sql)
+                info = ctx.info if ctx is not None else shaped_postgres(body) or analyze(sql)
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
@@ -328,7 +328,10 @@ class Exchange:
                     self.observation = UNOBSERVED  # drawn for it already
             if ctx is None:
                 text = self.portals.get(portal)
-                if self.listens is not None and text is not None and may_listen(text):
+                if (
+                    self.listens is not None and text and text[0] in LISTEN_FIRST
+                    and may_listen(text)
+                ):  # fmt: skip
                     self.listens.extend(listen_ops(text))
                 self.statement_count += 1
                 ctx = self._open(text if text is not None else "", self._cycle_start)
