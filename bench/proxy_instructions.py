@@ -1,0 +1,221 @@
+"""What each relay executes per transaction: user-space instructions under callgrind, pgbench -S.
+
+`bench/proxy_cpu.py` reads each relay's CPU time, which drifts by tens of per cent on a shared
+machine; instruction counts do not (two runs of one tree agree within about 1 %), so a cut of
+a few per cent in dbsight's own work shows here in one run. Each relay runs under ``valgrind
+--tool=callgrind`` with instrumentation off until it is warm; then, for each case, callgrind
+counts from zero over ``--transactions`` pgbench -S transactions (8 clients, ``-j 2``) and the
+count is divided by them. Paths as in `bench/proxy_cpu.py`: PgBouncer (transaction pool;
+session pool for prepared before 1.21), the bare forwarder, dbsight in session and
+transaction mode, with observation off (``DBSIGHT_ENABLED=false``) and with default settings.
+Relays run 20–50 times slower under callgrind: the counts, not the rates, are the result.
+Kernel time (the reads and writes, the same for every relay) is not counted.
+
+    ./dev bench proxy_instructions [--transactions 2000] [--paths ...] [--dsn postgresql://...]
+
+Needs valgrind (installed from the distribution when missing and we may). Without --dsn the
+benchmark starts an embedded PostgreSQL of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dbsight.embedded.postgres import EmbeddedPostgres
+
+
+def _load(name: str) -> ModuleType:
+    """A sibling bench script as a module (this folder is not on sys.path: ``python -P``)."""
+    spec = importlib.util.spec_from_file_location(
+        f"dbsight_bench_{name}", Path(__file__).with_name(f"{name}.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cpu = _load("proxy_cpu")  # (which loads bench/proxy.py as cpu.bench)
+bench = cpu.bench
+PATHS: tuple[str, ...] = cpu.PATHS
+WARM_UP_TRANSACTIONS = 200  # per client, instrumentation off: imports, caches, pools filled
+
+
+class UnderCallgrind:
+    """Mixed in ahead of a bench server class: its process runs under callgrind, counting
+    nothing until `count_from_zero`."""
+
+    workdir: Path
+    pid: int
+
+    def argv_for(self, port: int) -> list[str]:
+        argv: list[str] = super().argv_for(port)  # type: ignore[misc]
+        out = self.workdir / "callgrind.out"
+        return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=yes",
+                f"--callgrind-out-file={out}", *argv]  # fmt: skip
+
+    def control(self, *argv: str) -> None:
+        subprocess.run(["callgrind_control", *argv, str(self.pid)], capture_output=True,
+                       check=True, timeout=120)  # fmt: skip
+
+    def count_from_zero(self) -> None:
+        self.control("--instr=on")
+        self.control("--zero")
+
+    def counted(self) -> int:
+        """Instructions since `count_from_zero` (a dump), instrumentation off again."""
+        self.control("--dump")
+        self.control("--instr=off")
+        dumps = sorted(self.workdir.glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        found = re.search(r"^summary: (\d+)", dumps[-1].read_text(errors="replace"), re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no summary in {dumps[-1]}")
+        return int(found.group(1))
+
+
+def _wrapped(base: type) -> type:
+    return type(f"{base.__name__}UnderCallgrind", (UnderCallgrind, base), {})
+
+
+def ensure_valgrind() -> bool:
+    """valgrind and callgrind_control on PATH, installing the distribution's package when
+    they are missing and we may."""
+    if shutil.which("callgrind_control") or shutil.which("apt-get") is None:
+        return shutil.which("callgrind_control") is not None
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print("installing valgrind (apt-get install -y valgrind) ...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "install", "-y", "-qq", "valgrind"], ["apt-get", "update", "-qq"],
+                 ["apt-get", "install", "-y", "-qq", "valgrind"]):  # fmt: skip
+        subprocess.run(sudo + argv, env=env, capture_output=True, check=False, timeout=600)
+        if shutil.which("callgrind_control"):
+            return True
+    return False
+
+
+def run_transactions(
+    tools: Any, endpoint: Any, protocol: str, clients: int, per_client: int
+) -> int:
+    """pgbench -S: ``per_client`` transactions on each of ``clients``; the count processed."""
+    argv = [tools.pgbench, "-n", "-S", "-M", protocol, "-c", str(clients), "-j", str(min(2, clients)),
+            "-t", str(per_client), *endpoint.libpq_args(), endpoint.dbname]  # fmt: skip
+    done = subprocess.run(argv, env=endpoint.env(), capture_output=True, text=True,
+                          timeout=3600, check=False)  # fmt: skip
+    found = re.search(r"^number of transactions actually processed: (\d+)", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise RuntimeError(f"pgbench exit {done.returncode}: {lines[-1][:160]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=2000, help="counted, per case")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--scale", type=int, default=10, help="pgbench -i -s SCALE")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset")
+    parser.add_argument("--dsn", help="PostgreSQL to use instead of an embedded one")
+    parser.add_argument(
+        "--upstream-socket", help="with --dsn: the server's Unix-socket directory, for the relays"
+    )
+    args = parser.parse_args()
+    if not ensure_valgrind():
+        raise SystemExit("valgrind (callgrind_control) not found: apt-get install valgrind")
+    paths = [p for p in PATHS if p in args.paths.split(",")]
+    tools = bench.Tools()
+    pgbouncer_binary = bench.ensure_pgbouncer() if "pgbouncer" in paths else None
+    if "pgbouncer" in paths and pgbouncer_binary is None:
+        print("PgBouncer unavailable: its path is left out", file=sys.stderr)
+        paths.remove("pgbouncer")
+    per_client = max(1, args.transactions // args.clients)
+    counts: dict[tuple[str, str], float | str] = {}
+
+    with bench.stop_on_sigterm(), contextlib.ExitStack() as stack:
+        if args.dsn is None:
+            settings = {"max_connections": 3 * args.clients + 40, "shared_buffers": "128MB"}
+            server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
+            direct = bench.Endpoint.from_dsn(server.create_database(bench.BENCH_DB))
+            socket_dir = server.socket_dir
+        else:
+            direct = bench.Endpoint.from_dsn(args.dsn)
+            socket_dir = args.upstream_socket
+        upstream = replace(direct, host=socket_dir) if socket_dir else direct
+        print(f"initialising: pgbench -i -s {args.scale} ...", file=sys.stderr)
+        bench.init_pgbench(tools, direct, args.scale)
+        pool = bench.TRANSACTION_POOL_SIZE
+        makers = {
+            "pgbouncer": lambda: _wrapped(bench.PgBouncer)(
+                tools, pgbouncer_binary, upstream, args.clients
+            ),
+            "bare-forwarder": lambda: _wrapped(bench.BareForwarder)(tools, upstream),
+            "dbsight-session-off": lambda: _wrapped(cpu.QuietProxy)(tools, upstream),
+            "dbsight-session": lambda: _wrapped(bench.DbsightProxy)(tools, upstream),
+            "dbsight-transaction-off": lambda: _wrapped(cpu.QuietProxy)(
+                tools, upstream, "transaction", pool_size=pool
+            ),
+            "dbsight-transaction": lambda: _wrapped(bench.DbsightProxy)(
+                tools, upstream, "transaction", pool_size=pool
+            ),
+        }
+        for path in paths:  # one relay at a time: each slows the machine while it runs
+            with makers[path]() as relay:
+                endpoints = relay.endpoints()
+                for protocol in bench.PROTOCOLS:
+                    if path == "pgbouncer":
+                        prepared_ok = relay.prepared_in_transaction_mode
+                        mode = (
+                            "session"
+                            if protocol == "prepared" and not prepared_ok
+                            else ("transaction")
+                        )
+                        endpoint = endpoints[f"pgbouncer-{mode}"]
+                    else:
+                        (endpoint,) = endpoints.values()
+                    try:
+                        run_transactions(tools, endpoint, protocol, args.clients,
+                                         WARM_UP_TRANSACTIONS // args.clients)  # fmt: skip
+                        relay.count_from_zero()
+                        done = run_transactions(tools, endpoint, protocol, args.clients, per_client)
+                        counts[(protocol, path)] = relay.counted() / done
+                    except (RuntimeError, subprocess.SubprocessError) as exc:
+                        counts[(protocol, path)] = str(exc)
+            print(f"  {path} done", file=sys.stderr)
+
+    print(
+        f"\nUser-space instructions per transaction of each relay process (callgrind): pgbench -S, "
+        f"{args.clients} clients, -j 2, {per_client * args.clients} transactions a case; "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(f"{'protocol':<9} {'path':<24} {'k instr':>8} {'x bare':>7} {'x pgbouncer':>12}")
+    print("-" * 64)
+    for protocol in bench.PROTOCOLS:
+        bare = counts.get((protocol, "bare-forwarder"))
+        bouncer = counts.get((protocol, "pgbouncer"))
+        for path in paths:
+            got = counts[(protocol, path)]
+            if isinstance(got, str):
+                print(f"{protocol:<9} {path:<24} failed: {got}")
+                continue
+            vs_bare = (
+                f"{got / bare:.1f}" if isinstance(bare, float) and path != "bare-forwarder" else ""
+            )
+            vs_bouncer = (
+                f"{got / bouncer:.1f}" if isinstance(bouncer, float) and path != "pgbouncer" else ""
+            )
+            print(f"{protocol:<9} {path:<24} {got / 1000:>8.1f} {vs_bare:>7} {vs_bouncer:>12}")
+
+
+if __name__ == "__main__":
+    main()
