@@ -67,6 +67,7 @@ from ..core import PoolUsage, TimeoutCounter, pools, statement_rows
 from ..core._context import _function, _request
 from ..core._recorder import BATCH
 from ._common import (
+    TAG_COUNTS,
     ConnectionStates,
     ConnState,
     RowsAccumulator,
@@ -93,6 +94,7 @@ _perf_counter = time.perf_counter
 _time = time.time
 _request_get = _request.get
 _function_get = _function.get
+_tag_count = TAG_COUNTS.get
 
 
 _states = ConnectionStates()
@@ -269,7 +271,9 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
             # `Recorder.done`, inlined for the usual case (no request scope, not slow, no
             # gate open): the statement held as a `LeanStatement` tuple; this runs for
             # every query.
-            rows = tag_rows(status, len(data) if data else 0)
+            rows = _tag_count(status)  # `tag_rows`, for a tag seen before
+            if rows is None:
+                rows = tag_rows(status, len(data) if data else 0)
             duration = _perf_counter() - started
             rec = recorder
             gate = rec.lean_gate
