@@ -260,3 +260,85 @@ def test_the_query_log_gate_follows_its_logger_level(query_logger: Any) -> None:
     logger.setLevel(logging.INFO)
     _done(rec, "SELECT 4")
     assert len(records) == 1
+
+
+def _sinks(rec: Recorder) -> tuple[Any, Any, Any]:
+    from prometheus_client import CollectorRegistry
+
+    from dbsight.export.prometheus import PrometheusSink
+    from dbsight.stats import ParameterSamples, StatsSink, StatsTable
+
+    table = StatsTable()
+    samples = ParameterSamples(4, seed=1)
+    metrics = PrometheusSink(Settings(), CollectorRegistry(), recorder=rec)
+    for sink in (StatsSink(table), samples, metrics):
+        rec.add_observer(sink)
+    return table, samples, metrics
+
+
+def _counted(table: Any, samples: Any, metrics: Any) -> Any:
+    (entry,) = table.top(5)
+    series = sorted(
+        (s.labels, s.ok, s.sum > 0.0, sum(s.buckets)) for s in metrics._by_labels.values()
+    )
+    taken = sorted((fp, [s[0] for s in r.samples], r.seen) for fp, r in samples._entries.items())
+    return (
+        entry.fingerprint, entry.normalized, entry.operation, entry.tables, entry.calls,
+        entry.rows, dict(entry.routes), tuple(entry.databases), series, taken,
+    )  # fmt: skip
+
+
+def test_dbsight_sinks_count_lean_events_as_they_count_full_ones() -> None:
+    counted = []
+    for lean in (True, False):
+        rec = Recorder(Settings())
+        table, samples, metrics = _sinks(rec)
+        assert rec.lean and rec._lean_events
+        with request_scope("r1", route="/items"):
+            for i in range(BATCH + 5):
+                if lean:
+                    _done(rec, params=(i,))
+                else:
+                    _regular(rec, params=(i,))
+        _done(rec) if lean else _regular(rec)
+        table.sync()
+        counted.append(_counted(table, samples, metrics))
+    assert counted[0] == counted[1]
+    _, normalized, operation, tables, calls, rows, routes, databases = counted[0][:8]
+    assert (normalized, operation, tables, calls, rows) == (SQL, "select", ("items",), 70, 70)
+    assert routes == {"/items": 69} and databases == ("shop",)
+
+
+def test_a_user_batched_observer_keeps_full_events_for_every_sink() -> None:
+    rec = Recorder(Settings())
+    _sinks(rec)
+    seen = Batched()  # keeps the events it is handed: no `lean_events`
+    rec.add_observer(seen)
+    assert not rec._lean_events
+    _done(rec)
+    seen.flush()
+    (event,) = seen.events
+    assert type(event).__name__ == "QueryContext" and event.sql == SQL
+
+
+def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
+    from dbsight.core._lean import LeanEvent, lean_contexts, lean_events
+
+    rec = Recorder(Settings(include_query_bodies=True))
+    rec.add_observer(Batched())
+    with request_scope("r1", route="/items", trace_id="t" * 32, span_id="s" * 16):
+        _regular(rec)
+    info = rec._info(SQL, "postgresql")
+    held = (SQL, "postgresql", "asyncpg", (7,), State(), True, None, "f", 100.0, 0.5, 1)
+    light: list[Any] = [held]
+    full: list[Any] = [held]
+    infos = rec._infos
+    lean_events(light, infos, rec._info, "svc", True)
+    lean_contexts(full, infos, rec._info, "svc", True)
+    (event,), (ctx,) = light, full
+    assert isinstance(event, LeanEvent)
+    for f in dataclasses.fields(ctx):
+        assert getattr(event, f.name) == getattr(ctx, f.name), f.name
+    assert event.info is info and event.outcome == "ok" and event.table == "items"
+    with pytest.raises(AttributeError):
+        event.no_such_field  # noqa: B018

@@ -86,3 +86,86 @@ def lean_contexts(
         ctx.sampled = None
         ctx.started = 0.0  # not kept on this path: the duration is
         batch[i] = ctx
+
+
+class LeanEvent:
+    """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
+    statement in place of its `QueryContext`: the fields their counting reads, stored
+    (a dozen stores rather than thirty); any other field of the event (text, tables,
+    parameters ...) comes from the full event, built on first use and kept (a sink meets a
+    statement shape for the first time, takes a parameter sample). Read-only."""
+
+    __slots__ = (
+        "_app", "_full", "_held", "_info", "_keep_params", "database", "duration_s", "error",
+        "fingerprint", "route", "rows", "started_at", "system",
+    )  # fmt: skip
+
+    system: str
+    fingerprint: str
+    duration_s: float
+    error: None
+    rows: int | None
+    started_at: float
+    route: str | None
+    database: str | None
+
+    def __getattr__(self, name: str) -> Any:  # only for what the slots above do not hold
+        if name.startswith("__"):
+            raise AttributeError(name)
+        full = self._full
+        if full is None:
+            batch: list[Any] = [self._held]
+            infos = {self._held[1]: {self._held[0]: self._info}}
+            lean_contexts(batch, infos, _no_info, self._app, self._keep_params)
+            full = self._full = batch[0]
+        return getattr(full, name)
+
+    @property
+    def outcome(self) -> str:
+        return "ok"
+
+    @property
+    def table(self) -> str:
+        tables = self.tables
+        return tables[0] if tables else ""  # type: ignore[no-any-return]
+
+
+def _no_info(sql: str, system: str) -> Any:  # pragma: no cover - the info is always given
+    raise LookupError(sql)
+
+
+def lean_events(
+    batch: list[Any],
+    infos: dict[str, dict[Any, Any]],
+    info_of: Callable[[str, str], Any],
+    app: str | None,
+    keep_params: bool,
+) -> None:
+    """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
+    becomes a `LeanEvent`, in place."""
+    new = _new
+    for i, held in enumerate(batch):
+        if type(held) is not tuple:
+            continue
+        sql, system = held[0], held[1]
+        cache = infos.get(system)
+        info = cache.get(sql) if cache is not None else None
+        if info is None:
+            info = info_of(sql, system)
+        event: LeanEvent = new(LeanEvent)
+        event.system = system
+        event.fingerprint = info.fingerprint
+        event.duration_s = held[9]
+        event.error = None
+        event.rows = held[10]
+        event.started_at = held[8]
+        request = held[6]
+        event.route = request.route if request is not None else None
+        state = held[4]
+        event.database = state.database if state is not None else None
+        event._held = held
+        event._info = info
+        event._app = app
+        event._keep_params = keep_params
+        event._full = None
+        batch[i] = event

@@ -19,9 +19,12 @@ no observer needs a statement as it happens (``lean``: no ``before_query`` hook,
 sqlcommenter, and every other ``after_query`` hook says through its
 ``after_query_wanted`` gate that it would do nothing now), an instrument times the
 statement itself and hands its facts to `Recorder.done`, which keeps them in a tuple;
-the `QueryContext` is built when the batch is folded, in the same loop as the observers'
-hooks. A statement that fails, runs slow or meets an open gate gets its event at once,
-built the same way, and goes the usual way (`finish`, `fail`).
+the `QueryContext` is built when the batch is folded. When dbsight's own sinks are the
+only batched observers (each says ``lean_events = True``: it reads events and keeps none),
+they are handed a lighter `LeanEvent` instead, which builds the full event only if a field
+beyond what counting reads is asked for. A statement that fails, runs slow or meets an
+open gate gets its event at once, built the same way, and goes the usual way (`finish`,
+`fail`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
-from ._lean import LeanStatement, lean_contexts
+from ._lean import LeanStatement, lean_contexts, lean_events
 from ._observer import (
     ObserverFailures,
     QueryContext,
@@ -94,6 +97,7 @@ class Recorder:
         self.lean = False
         self.lean_cutoff = -1.0
         self.lean_gate: Callable[[], object] | None = None
+        self._lean_events = False
         self.pending = self._pending  # where an instrument holds a lean statement
         self._keep_params = False
         self._app: str | None = None
@@ -148,8 +152,10 @@ class Recorder:
         # each popleft takes one statement: one appended meanwhile waits for the next flush,
         # and two threads flushing at once never fold the same statement twice
         batch = [popleft() for _ in range(n)]
-        # the statements of the lean path (tuples): their events, now
-        lean_contexts(batch, self._infos, self._info, self._app, self._keep_params)
+        # the statements of the lean path (tuples): their events, now (lighter ones when
+        # dbsight's own sinks are the only batched observers)
+        build = lean_events if self._lean_events else lean_contexts
+        build(batch, self._infos, self._info, self._app, self._keep_params)
         for name, hook in self._batched:
             for ctx in batch:
                 try:
@@ -165,6 +171,7 @@ class Recorder:
         batched: list[tuple[str, Callable[..., Any]]] = []
         gates: list[Callable[[], object]] = []
         ungated = False
+        lean_ok = True  # every batched observer takes `LeanEvent`s
         for observer in self._observers:
             hooks = implemented_hooks(observer)
             name = observer_name(observer)
@@ -179,6 +186,7 @@ class Recorder:
                     pass
                 elif getattr(observer, "batched", False) is True:
                     batched.append((name, hooks["after_query"]))
+                    lean_ok &= getattr(observer, "lean_events", False) is True
                     bind = getattr(observer, "bind_flush", None)
                     if bind is not None:
                         bind(self.flush)
@@ -198,6 +206,7 @@ class Recorder:
         self.lean = self.active and not before and not ungated and self.sqlcommenter == "off"
         self.lean_cutoff = self._after_cutoff if self.lean else -1.0
         self.lean_gate = _all_closed(gates)
+        self._lean_events = lean_ok
 
     # -- the hot path ----------------------------------------------------------------
     def start(
