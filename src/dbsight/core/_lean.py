@@ -108,6 +108,11 @@ class LeanEvent:
     started_at: float
     route: str | None
     database: str | None
+    _held: LeanStatement
+    _info: Any
+    _app: str | None
+    _keep_params: bool
+    _full: QueryContext | None
 
     def __getattr__(self, name: str) -> Any:  # only for what the slots above do not hold
         if name.startswith("__"):
