@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._context import RequestContext
+from ._event import QueryEvent
 from ._observer import QueryContext
 
 _new = object.__new__
@@ -92,8 +93,8 @@ class LeanEvent:
     """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
     statement in place of its `QueryContext`: the fields their counting reads, stored
     (a dozen stores rather than thirty); any other field of the event (text, tables,
-    parameters ...) comes from the full event, built on first use and kept (a sink meets a
-    statement shape for the first time, takes a parameter sample). Read-only."""
+    parameters ...) comes from the full event (`full`), built on first use and kept (a sink
+    meets a statement shape for the first time, takes a parameter sample). Read-only."""
 
     __slots__ = (
         "_app", "_full", "_held", "_info", "_keep_params", "database", "duration_s", "error",
@@ -114,16 +115,16 @@ class LeanEvent:
     _keep_params: bool
     _full: QueryContext | None
 
-    def __getattr__(self, name: str) -> Any:  # only for what the slots above do not hold
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def full(self) -> QueryContext:
+        """The statement's full event (built on first use, then kept)."""
         full = self._full
         if full is None:
-            batch: list[Any] = [self._held]
-            infos = {self._held[1]: {self._held[0]: self._info}}
+            held = self._held
+            batch: list[Any] = [held]
+            infos = {held[1]: {held[0]: self._info}}
             lean_contexts(batch, infos, _no_info, self._app, self._keep_params)
             full = self._full = batch[0]
-        return getattr(full, name)
+        return full
 
     @property
     def outcome(self) -> str:
@@ -131,8 +132,18 @@ class LeanEvent:
 
     @property
     def table(self) -> str:
-        tables = self.tables
-        return tables[0] if tables else ""  # type: ignore[no-any-return]
+        return self.full().table
+
+
+def _from_full(name: str) -> property:
+    return property(lambda self: getattr(self.full(), name), doc=f"The event's ``{name}``.")
+
+
+# Every other field of the event, from the full one. Properties rather than __getattr__:
+# a class with __getattr__ loses the interpreter's fast path for its slots' reads.
+for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
+    if _name not in LeanEvent.__slots__:
+        setattr(LeanEvent, _name, _from_full(_name))
 
 
 def _no_info(sql: str, system: str) -> Any:  # pragma: no cover - the info is always given
