@@ -55,13 +55,15 @@ class Unbatched(QueryObserver):
 
 
 @pytest.fixture
-def collector() -> Iterator[BatchedCollector]:
+def lean_dbsight() -> Iterator[Any]:
+    """``lean_dbsight(**settings)``: dbsight configured with its own sinks only."""
     from dbsight.instrument import uninstrument_all
 
-    dbsight.configure(Settings(explain_slow_queries=False))
-    collector = BatchedCollector()
-    dbsight.add_observer(collector)
-    yield collector
+    def configure(**overrides: Any) -> None:
+        overrides.setdefault("explain_slow_queries", False)
+        dbsight.configure(Settings(**overrides))
+
+    yield configure
     uninstrument_all()
     with _runtime._lock:
         if _runtime._runtime is not None:
@@ -72,10 +74,18 @@ def collector() -> Iterator[BatchedCollector]:
 
 
 @pytest.fixture
+def collector(lean_dbsight: Any) -> BatchedCollector:
+    lean_dbsight()
+    collector = BatchedCollector()
+    dbsight.add_observer(collector)
+    return collector
+
+
+@pytest.fixture
 async def con(pg_dsn: str) -> Any:
     connection = await asyncpg.connect(pg_dsn)
     await connection.execute(
-        "CREATE TEMP TABLE lean_items (id int PRIMARY KEY, name text);"
+        "CREATE TABLE lean_items (id int PRIMARY KEY, name text);"
         "INSERT INTO lean_items SELECT g, 'item ' || g FROM generate_series(1, 100) g;"
     )
     yield connection
@@ -166,3 +176,22 @@ async def test_a_cancelled_lean_statement_is_recorded_and_propagates(
     (event,) = [e for e in collector.seen() if "pg_sleep" in e.sql]
     assert event.error is not None and event.error.type == "CancelledError"
     assert 0.2 < event.duration_s < 4
+
+
+async def test_a_slow_lean_statement_is_logged_with_its_plan(
+    con: Any, lean_dbsight: Any, tmp_path: Any
+) -> None:
+    log = tmp_path / "slow.jsonl"
+    lean_dbsight(slow_query_threshold_ms=50, explain_slow_queries=True, slow_query_log=log)
+    dbsight.instrument(con)
+    assert _runtime.recorder.lean
+    await con.fetchval("SELECT count(*) FROM lean_items WHERE id > $1", 3)  # held
+    await con.fetchval("SELECT pg_sleep(0.1), count(*) FROM lean_items WHERE id > $1", 3)
+    # the slow one went at once, after the one held before it
+    assert [s.calls for s in dbsight.stats.top(5) if "lean_items" in s.normalized] == [1, 1]
+    for _ in range(200):
+        if log.exists() and log.read_text().strip():
+            break
+        await asyncio.sleep(0.025)
+    text = log.read_text()
+    assert "pg_sleep" in text and '"plan"' in text, text
