@@ -65,7 +65,14 @@ class QueryObserver:
     ``batched``: ``after_query`` may see a successful statement later, with others in a
     batch (every statement, in order; see `dbsight.core.Recorder`). For an observer that
     counts, where nobody needs each count at once; it then reads what it counted after
-    calling the function the recorder hands to its ``bind_flush(flush)``, if it has one."""
+    calling the function the recorder hands to its ``bind_flush(flush)``, if it has one.
+
+    ``after_query_wanted`` (optional, for an unbatched ``after_query`` of all statements):
+    a callable of no arguments that returns False (that object) exactly when
+    ``after_query``, called now for a successful statement, would do nothing, so that the
+    recorder need neither call it nor build the event (its lean path, see
+    `dbsight.core.Recorder`); a cheap C-level call, such as a bound ``dict.get``. An
+    observer with such a hook and without this gate keeps every statement off that path."""
 
     name: str = ""
     min_duration_s: float = 0.0

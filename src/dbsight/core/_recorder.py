@@ -13,6 +13,18 @@ observer, in order: a failed or slow statement, a change of observers and every 
 flush what is held first. Between statements the application's own work (the driver, the
 event loop) pushes dbsight's code and data out of the CPU caches; folding a batch in one
 go pays for bringing them back once per batch rather than once per statement.
+
+The lean path goes one step further for the instruments that take it (asyncpg's): while
+no observer needs a statement as it happens (``lean``: no ``before_query`` hook, no
+sqlcommenter, and every other ``after_query`` hook says through its
+``after_query_wanted`` gate that it would do nothing now), an instrument times the
+statement itself and hands its facts to `Recorder.done`, which keeps them in a tuple;
+the `QueryContext` is built when the batch is folded. When dbsight's own sinks are the
+only batched observers (each says ``lean_events = True``: it reads events and keeps none),
+they are handed a lighter `LeanEvent` instead, which builds the full event only if a field
+beyond what counting reads is asked for. A statement that fails, runs slow or meets an
+open gate gets its event at once, built the same way, and goes the usual way (`finish`,
+`fail`).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
+from ._lean import LeanStatement, lean_contexts, lean_events
 from ._observer import (
     ObserverFailures,
     QueryContext,
@@ -76,8 +89,17 @@ class Recorder:
         # and the statements they have not seen yet (a deque: appends and pops from several
         # threads never lose one).
         self._batched: tuple[tuple[str, Callable[..., Any]], ...] = ()
-        self._pending: deque[QueryContext] = deque()
+        self._pending: deque[QueryContext | LeanStatement] = deque()
         self.active = False
+        # Statements may take the lean path (`done`): see the module docstring. There, a
+        # statement shorter than ``lean_cutoff`` (-1 when the path is closed) is held as a
+        # tuple when ``lean_gate`` is None or returns False (the ``after_query_wanted``
+        # gates of the unbatched ``after_query`` hooks, all closed).
+        self.lean = False
+        self.lean_cutoff = -1.0
+        self.lean_gate: Callable[[], object] | None = None
+        self._lean_events = False
+        self.pending = self._pending  # where an instrument holds a lean statement
         self._keep_params = False
         self._app: str | None = None
         # settings.sqlcommenter as a plain attribute: instruments read it per statement,
@@ -131,6 +153,10 @@ class Recorder:
         # each popleft takes one statement: one appended meanwhile waits for the next flush,
         # and two threads flushing at once never fold the same statement twice
         batch = [popleft() for _ in range(n)]
+        # the statements of the lean path (tuples): their events, now (lighter ones when
+        # dbsight's own sinks are the only batched observers)
+        build = lean_events if self._lean_events else lean_contexts
+        build(batch, self._infos, self._info, self._app, self._keep_params)
         for name, hook in self._batched:
             for ctx in batch:
                 try:
@@ -144,6 +170,9 @@ class Recorder:
         # after hooks for statements under the cutoff: called at once, or batched
         after_all: list[tuple[str, Callable[..., Any]]] = []
         batched: list[tuple[str, Callable[..., Any]]] = []
+        gates: list[Callable[[], object]] = []
+        ungated = False
+        lean_ok = True  # every batched observer takes `LeanEvent`s
         for observer in self._observers:
             hooks = implemented_hooks(observer)
             name = observer_name(observer)
@@ -158,17 +187,27 @@ class Recorder:
                     pass
                 elif getattr(observer, "batched", False) is True:
                     batched.append((name, hooks["after_query"]))
+                    lean_ok &= getattr(observer, "lean_events", False) is True
                     bind = getattr(observer, "bind_flush", None)
                     if bind is not None:
                         bind(self.flush)
                 else:
                     after_all.append((name, hooks["after_query"]))
+                    gate = getattr(observer, "after_query_wanted", None)
+                    if callable(gate):
+                        gates.append(gate)
+                    else:
+                        ungated = True
             if "on_error" in hooks:
                 error.append((name, hooks["on_error"], min_s))
         self._before, self._after, self._error = tuple(before), tuple(after), tuple(error)
         self._after_all, self._batched = tuple(after_all), tuple(batched)
         self._after_cutoff = min((min_s for _, _, min_s in after if min_s > 0.0), default=_INF)
         self.active = self.settings.enabled and bool(self._observers)
+        self.lean = self.active and not before and not ungated and self.sqlcommenter == "off"
+        self.lean_cutoff = self._after_cutoff if self.lean else -1.0
+        self.lean_gate = _all_closed(gates)
+        self._lean_events = lean_ok
 
     # -- the hot path ----------------------------------------------------------------
     def start(
@@ -296,14 +335,99 @@ class Recorder:
                     self.failures.record(name, "on_error", hook_exc)
         return ctx
 
+    # -- the lean path (see the module docstring) -------------------------------------
+    def done(
+        self,
+        sql: str,
+        system: str,
+        source: str,
+        params: object | None,
+        state: Any,
+        explain: bool,
+        started: float,
+        rows: int | None,
+    ) -> None:
+        """A statement that succeeded, for an instrument that saw ``lean`` True before
+        running it and timed it itself (``started``: ``time.perf_counter()`` just before
+        it was sent). ``sql`` is a str; ``state`` gives its ``database``, ``user`` and
+        ``explainer`` (the EXPLAIN of a slow statement only with ``explain``), or is None.
 
-def _account(request: RequestContext, ctx: QueryContext, duration: float) -> None:
-    """Add a statement to its request's totals and to the tally of its shape."""
+        The request and function scopes are read here rather than before the statement:
+        the statement ran in this same context, where only the driver ran meanwhile."""
+        duration = _perf_counter() - started
+        request = _request.get()
+        gate = self.lean_gate
+        if duration < self.lean_cutoff and (gate is None or gate() is False):
+            if request is not None:
+                _account(request, self._info(sql, system), duration)
+            pending = self._pending
+            pending.append(
+                (sql, system, source, params, state, explain, request, _function.get(),
+                 _time() - duration, duration, rows)
+            )  # fmt: skip
+            if len(pending) >= BATCH:
+                self.flush()
+            return
+        ctx = self._lean_context(
+            (sql, system, source, params, state, explain, request, _function.get(),
+             _time() - duration, 0.0, None)
+        )  # fmt: skip
+        ctx.started = started
+        self.finish(ctx, rows)
+
+    def failed(
+        self,
+        sql: str,
+        system: str,
+        source: str,
+        params: object | None,
+        state: Any,
+        explain: bool,
+        started: float,
+        exc: BaseException,
+    ) -> None:
+        """`done` for a statement that raised ``exc``: its event at once, then `fail`."""
+        ctx = self._lean_context(
+            (sql, system, source, params, state, explain, _request.get(), _function.get(),
+             _time() - (_perf_counter() - started), 0.0, None)
+        )  # fmt: skip
+        ctx.started = started
+        self.fail(ctx, exc)
+
+    def _info(self, sql: str, system: str) -> Any:
+        """The cached analysis of ``sql`` (a str), as `start` finds it."""
+        infos = self._infos.get(system)
+        if infos is None:
+            infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
+        info = infos.get(sql)
+        if info is None:
+            info = analyze_into(infos, sql, _DIALECTS.get(system, system))
+        return info
+
+    def _lean_context(self, held: LeanStatement) -> QueryContext:
+        batch: list[Any] = [held]
+        lean_contexts(batch, self._infos, self._info, self._app, self._keep_params)
+        return batch[0]  # type: ignore[no-any-return]
+
+
+def _all_closed(gates: list[Callable[[], object]]) -> Callable[[], object] | None:
+    """One gate for several (False when every one says False), the one, or None."""
+    if not gates:
+        return None
+    if len(gates) == 1:
+        return gates[0]
+    every = tuple(gates)
+    return lambda: not all(gate() is False for gate in every)
+
+
+def _account(request: RequestContext, shape: Any, duration: float) -> None:
+    """Add a statement to its request's totals and to the tally of its shape (``shape``:
+    its event, or its analysis on the lean path, which has no event yet)."""
     request.queries += 1
     request.db_time_s += duration
-    if ctx.operation != "tx":
-        tally = request.fingerprints.get(ctx.fingerprint)
+    if shape.operation != "tx":
+        tally = request.fingerprints.get(shape.fingerprint)
         if tally is None:
-            tally = request.fingerprints[ctx.fingerprint] = FingerprintTally(ctx.normalized)
+            tally = request.fingerprints[shape.fingerprint] = FingerprintTally(shape.normalized)
         tally.count += 1
         tally.total_s += duration

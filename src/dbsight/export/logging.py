@@ -15,6 +15,7 @@ application configured no logging that would show their records, its handlers ot
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -224,6 +225,10 @@ class QueryLogSink(QueryObserver):
         # lookup per statement instead of a Python call while the logger is off.
         cache = getattr(self.logger, "_cache", None)
         self._cached = cache.get if isinstance(cache, dict) else (lambda level: None)
+        if isinstance(cache, dict):
+            # The recorder's gate (see `dbsight.core.QueryObserver`): False exactly when
+            # `after_query` would return at its first check, one C call and no event.
+            self.after_query_wanted = functools.partial(cache.get, logging.DEBUG)
         self._rate = settings.effective_log_sample_rate
         self._include_bodies = settings.include_query_bodies
 

@@ -224,6 +224,8 @@ class PrometheusSink(QueryObserver):
 
     name = "dbsight.prometheus"
     batched = True
+    # Reads events and keeps none of them: may be handed `dbsight.core._lean.LeanEvent`s.
+    lean_events = True
 
     def __init__(
         self,

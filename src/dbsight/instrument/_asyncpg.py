@@ -27,6 +27,12 @@ asyncpg internals relied on (checked against asyncpg 0.32):
   (``return_status=True``), so that its rows are the tag's count. One coroutine frame in
   place of asyncpg's, no second one: this runs for every query.
 
+While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
+`dbsight.core.Recorder`), the query methods time a statement themselves and hand it over as
+a tuple (``Recorder.done``, inlined for fetch/fetchrow/fetchval); its event is built with
+the next batch. Otherwise, and for a statement that fails, they go through
+``recorder.start`` and ``finish``/``fail``.
+
 Recording: one event per call. Rows are the command tag's count ("UPDATE 3", "SELECT 5"),
 else the rows returned (see `dbsight.core.statement_rows`): ``execute`` from the tag it
 returns, ``fetch``/``fetchrow``/``fetchval`` (connection and prepared statement) from the tag
@@ -58,7 +64,10 @@ from asyncpg.cursor import CursorFactory
 from asyncpg.prepared_stmt import PreparedStatement
 
 from ..core import PoolUsage, TimeoutCounter, pools, statement_rows
+from ..core._context import _function, _request
+from ..core._recorder import BATCH
 from ._common import (
+    TAG_COUNTS,
     ConnectionStates,
     ConnState,
     RowsAccumulator,
@@ -82,6 +91,10 @@ SYSTEM = "postgresql"
 SOURCE = "asyncpg"
 
 _perf_counter = time.perf_counter
+_time = time.time
+_request_get = _request.get
+_function_get = _function.get
+_tag_count = TAG_COUNTS.get
 
 
 _states = ConnectionStates()
@@ -150,18 +163,31 @@ def _connection_query(
     """
 
     async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if many:  # args is (sequence of argument tuples,); a batch is not explained
-            ctx = _start_query(con, query, args[0] if args else args, False)
+        # a batch (args is (sequence of argument tuples,)) is not explained
+        params = (args[0] if args else args) if many else args
+        if recorder.lean and type(query) is str:  # timed here, its event built later
+            ctx = None
+            started = _perf_counter()
         else:
-            ctx = _start_query(con, query, args)
-        if recorder.sqlcommenter != "off":
-            query = commented(query, ctx)
+            ctx = _start_query(con, query, params, not many)
+            if recorder.sqlcommenter != "off":
+                query = commented(query, ctx)
         try:
             result = await method(con, query, *args, **kwargs)
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
-            recorder.fail(ctx, exc)
+            if ctx is None:
+                recorder.failed(
+                    query, SYSTEM, SOURCE, params, _state_of(id(con)), not many, started, exc
+                )
+            else:
+                recorder.fail(ctx, exc)
             raise
-        recorder.finish(ctx, rows(result))
+        if ctx is None:
+            recorder.done(
+                query, SYSTEM, SOURCE, params, _state_of(id(con)), not many, started, rows(result)
+            )
+        else:
+            recorder.finish(ctx, rows(result))
         return result
 
     def wrapper(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
@@ -191,25 +217,34 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
     options = _FETCH_OPTIONS[shape]
 
     async def recorded(con: Any, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        state = _state_of(id(con))  # `_start_query`, inlined: this runs for every query
-        if state is None:
-            ctx = recorder.start(query, SYSTEM, SOURCE, args)
+        if recorder.lean and type(query) is str:  # timed here, its event built later
+            ctx = None
+            started = _perf_counter()
         else:
-            ctx = recorder.start(
-                query,
-                SYSTEM,
-                SOURCE,
-                args,
-                database=state.database,
-                user=state.user,
-                explainer=state.explainer,
-            )
-        if recorder.sqlcommenter != "off":
-            query = commented(query, ctx)
+            state = _state_of(id(con))  # `_start_query`, inlined: this runs for every query
+            if state is None:
+                ctx = recorder.start(query, SYSTEM, SOURCE, args)
+            else:
+                ctx = recorder.start(
+                    query,
+                    SYSTEM,
+                    SOURCE,
+                    args,
+                    database=state.database,
+                    user=state.user,
+                    explainer=state.explainer,
+                )
+            if recorder.sqlcommenter != "off":
+                query = commented(query, ctx)
         try:
             if kwargs and not options.issuperset(kwargs):  # asyncpg says what is wrong
                 result = await method(con, query, *args, **kwargs)
-                recorder.finish(ctx, None)
+                if ctx is None:
+                    recorder.done(
+                        query, SYSTEM, SOURCE, args, _state_of(id(con)), True, started, None
+                    )
+                else:
+                    recorder.finish(ctx, None)
                 return result
             con._check_open()
             if shape == _FETCHVAL:
@@ -227,9 +262,37 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
                     record_class=kwargs.get("record_class") if kwargs else None,
                 )
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
-            recorder.fail(ctx, exc)
+            if ctx is None:
+                recorder.failed(query, SYSTEM, SOURCE, args, _state_of(id(con)), True, started, exc)
+            else:
+                recorder.fail(ctx, exc)
             raise
-        recorder.finish(ctx, tag_rows(status, len(data) if data else 0))
+        if ctx is None:
+            # `Recorder.done`, inlined for the usual case (no request scope, not slow, no
+            # gate open): the statement held as a `LeanStatement` tuple; this runs for
+            # every query.
+            rows = _tag_count(status)  # `tag_rows`, for a tag seen before
+            if rows is None:
+                rows = tag_rows(status, len(data) if data else 0)
+            duration = _perf_counter() - started
+            rec = recorder
+            gate = rec.lean_gate
+            if (
+                duration < rec.lean_cutoff
+                and (gate is None or gate() is False)
+                and _request_get() is None
+            ):
+                pending = rec.pending
+                pending.append(
+                    (query, SYSTEM, SOURCE, args, _state_of(id(con)), True, None,
+                     _function_get(), _time() - duration, duration, rows)
+                )  # fmt: skip
+                if len(pending) >= BATCH:
+                    rec.flush()
+            else:
+                rec.done(query, SYSTEM, SOURCE, args, _state_of(id(con)), True, started, rows)
+        else:
+            recorder.finish(ctx, tag_rows(status, len(data) if data else 0))
         if shape == _FETCH:
             return data
         if not data:

@@ -24,6 +24,7 @@ __all__ = [
     "recorder",
     "status_rows",
     "tag_rows",
+    "TAG_COUNTS",
 ]
 
 _perf_counter = time.perf_counter
@@ -64,18 +65,34 @@ def status_rows(status: object) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+# Command tags seen with a count -> that count (b"SELECT 1" -> 1): ``TAG_COUNTS.get(tag)``
+# answers for a tag seen before in one C call (`tag_rows` fills it, bounded).
+TAG_COUNTS: dict[object, int] = {}
+_MAX_TAG_COUNTS = 1024
+
+
 def tag_rows(status: object, returned: int) -> int | None:
     """``statement_rows(status_rows(status), returned)`` in one call (a recorded fetch's
     rows): the command tag's count, else the rows returned, else None."""
     if isinstance(status, bytes):
         tail = status.rpartition(b" ")[2]
         if tail.isdigit():
-            return int(tail)
+            count = int(tail)
+            _remember(status, count)
+            return count
     elif isinstance(status, str):
         tail_text = status.rpartition(" ")[2]
         if tail_text.isdigit():
-            return int(tail_text)
+            count = int(tail_text)
+            _remember(status, count)
+            return count
     return returned if returned else None
+
+
+def _remember(status: object, count: int) -> None:
+    if len(TAG_COUNTS) >= _MAX_TAG_COUNTS:
+        TAG_COUNTS.clear()  # many distinct counts (UPDATE 1 ... UPDATE 5000): start over
+    TAG_COUNTS[status] = count
 
 
 class ConnState:

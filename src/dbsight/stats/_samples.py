@@ -70,6 +70,8 @@ class ParameterSamples:
 
     name = "dbsight.samples"
     batched = True
+    # Reads events and keeps none of them: may be handed `dbsight.core._lean.LeanEvent`s.
+    lean_events = True
 
     def __init__(
         self,

@@ -19,6 +19,8 @@ class StatsSink(QueryObserver):
 
     name = "dbsight.stats"
     batched = True
+    # Reads events and keeps none of them: may be handed `dbsight.core._lean.LeanEvent`s.
+    lean_events = True
 
     def __init__(self, table: StatsTable) -> None:
         self.table = table

@@ -1,0 +1,187 @@
+"""The lean path's statements: what an instrument hands `Recorder.done`, and their events.
+
+On the lean path (see `dbsight.core.Recorder`) a successful statement waits for the next
+batch as a plain tuple, `LeanStatement`: one allocation and no attribute stores on the
+application's path. `lean_contexts` turns it into the `QueryContext` that `Recorder.start`
+would have made, with the same fields, when the batch is folded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._context import RequestContext
+from ._event import QueryEvent
+from ._observer import QueryContext
+
+_new = object.__new__
+
+# (sql, system, source, params, state, explain, request, function, started_at, duration_s,
+#  rows); ``state``: what gives the statement's database, user and explainer, or None.
+LeanStatement = tuple[
+    str, str, str, object, Any, bool, RequestContext | None, str | None, float, float, Any
+]
+
+
+def lean_contexts(
+    batch: list[Any],
+    infos: dict[str, dict[Any, Any]],
+    info_of: Callable[[str, str], Any],
+    app: str | None,
+    keep_params: bool,
+) -> None:
+    """Replace the lean statements of ``batch`` (tuples) by their events, in place: the
+    fields `Recorder.start` sets, with their duration and rows. ``infos``: system -> its
+    analysis cache, ``info_of(sql, system)`` the analysis where that misses; ``app`` and
+    ``keep_params``: the recorder's settings. One loop for the whole batch (this runs for
+    every statement). The request's ids and route are read now; the scopes set them when
+    they open (`RequestContext`)."""
+    for i, held in enumerate(batch):
+        if type(held) is not tuple:
+            continue
+        (sql, system, source, params, state, explain, request, function, started_at,
+         duration, rows) = held  # fmt: skip
+        cache = infos.get(system)
+        info = cache.get(sql) if cache is not None else None
+        if info is None:
+            info = info_of(sql, system)
+        ctx: QueryContext = _new(QueryContext)
+        ctx.sql = sql
+        ctx.normalized = info.normalized
+        ctx.fingerprint = info.fingerprint
+        ctx.operation = info.operation
+        ctx.tables = info.tables
+        ctx.read_only = info.read_only
+        ctx.system = system
+        ctx.source = source
+        ctx.duration_s = duration
+        ctx.started_at = started_at
+        ctx.rows = rows
+        ctx.error = None
+        if request is None:
+            ctx.request_id = ctx.trace_id = ctx.span_id = ctx.route = None
+            ctx.app = app
+        else:
+            ctx.request_id = request.request_id
+            ctx.trace_id = request.trace_id
+            ctx.span_id = request.span_id
+            ctx.route = request.route
+            ctx.app = request.app or app
+        ctx.function = function
+        if state is None:
+            ctx.database = ctx.user = explainer = None
+        else:
+            ctx.database = state.database
+            ctx.user = state.user
+            explainer = state.explainer if explain else None
+        ctx.application_name = None
+        ctx.client_addr = None
+        ctx.params = params if keep_params else None
+        ctx.info = info
+        ctx.request = request
+        ctx.explainer = explainer
+        ctx.explain_params = params if explainer is not None else None
+        ctx.span = None
+        ctx.state = None
+        ctx.sampled = None
+        ctx.started = 0.0  # not kept on this path: the duration is
+        batch[i] = ctx
+
+
+class LeanEvent:
+    """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
+    statement in place of its `QueryContext`: the fields their counting reads, stored
+    (a dozen stores rather than thirty); any other field of the event (text, tables,
+    parameters ...) comes from the full event (`full`), built on first use and kept (a sink
+    meets a statement shape for the first time, takes a parameter sample). Read-only."""
+
+    __slots__ = (
+        "_app", "_full", "_held", "_info", "_keep_params", "database", "duration_s", "error",
+        "fingerprint", "route", "rows", "started_at", "system",
+    )  # fmt: skip
+
+    system: str
+    fingerprint: str
+    duration_s: float
+    error: None
+    rows: int | None
+    started_at: float
+    route: str | None
+    database: str | None
+    _held: LeanStatement
+    _info: Any
+    _app: str | None
+    _keep_params: bool
+    _full: QueryContext | None
+
+    def full(self) -> QueryContext:
+        """The statement's full event (built on first use, then kept)."""
+        full = self._full
+        if full is None:
+            held = self._held
+            batch: list[Any] = [held]
+            infos = {held[1]: {held[0]: self._info}}
+            lean_contexts(batch, infos, _no_info, self._app, self._keep_params)
+            full = self._full = batch[0]
+        return full
+
+    @property
+    def outcome(self) -> str:
+        return "ok"
+
+    @property
+    def table(self) -> str:
+        return self.full().table
+
+
+def _from_full(name: str) -> property:
+    return property(lambda self: getattr(self.full(), name), doc=f"The event's ``{name}``.")
+
+
+# Every other field of the event, from the full one. Properties rather than __getattr__:
+# a class with __getattr__ loses the interpreter's fast path for its slots' reads.
+for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
+    if _name not in LeanEvent.__slots__:
+        setattr(LeanEvent, _name, _from_full(_name))
+
+
+def _no_info(sql: str, system: str) -> Any:  # pragma: no cover - the info is always given
+    raise LookupError(sql)
+
+
+def lean_events(
+    batch: list[Any],
+    infos: dict[str, dict[Any, Any]],
+    info_of: Callable[[str, str], Any],
+    app: str | None,
+    keep_params: bool,
+) -> None:
+    """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
+    becomes a `LeanEvent`, in place."""
+    new = _new
+    for i, held in enumerate(batch):
+        if type(held) is not tuple:
+            continue
+        sql, system = held[0], held[1]
+        cache = infos.get(system)
+        info = cache.get(sql) if cache is not None else None
+        if info is None:
+            info = info_of(sql, system)
+        event: LeanEvent = new(LeanEvent)
+        event.system = system
+        event.fingerprint = info.fingerprint
+        event.duration_s = held[9]
+        event.error = None
+        event.rows = held[10]
+        event.started_at = held[8]
+        request = held[6]
+        event.route = request.route if request is not None else None
+        state = held[4]
+        event.database = state.database if state is not None else None
+        event._held = held
+        event._info = info
+        event._app = app
+        event._keep_params = keep_params
+        event._full = None
+        batch[i] = event

@@ -1,0 +1,344 @@
+"""The recorder's lean path: statements held as tuples, their events built when folded."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from dbsight.core import QueryObserver, Recorder, Settings, request_scope
+from dbsight.core._context import function_scope
+from dbsight.core._recorder import BATCH
+from dbsight.export.logging import QueryLogSink
+
+
+class Batched(QueryObserver):
+    """A batched observer that keeps every event it is handed."""
+
+    name = "batched"
+    batched = True
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.flush: Any = None
+
+    def bind_flush(self, flush: Any) -> None:
+        self.flush = flush
+
+    def after_query(self, ctx: Any, event: Any) -> None:
+        self.events.append(event)
+
+    def on_error(self, ctx: Any, event: Any) -> None:
+        self.events.append(event)
+
+
+class Unbatched(QueryObserver):
+    name = "unbatched"
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def after_query(self, ctx: Any, event: Any) -> None:
+        self.events.append(event)
+
+
+class Gated(Unbatched):
+    """An unbatched observer whose gate says whether it wants statements now."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: object = False
+
+    def after_query_wanted(self) -> object:
+        return self.open
+
+
+class State:
+    database = "shop"
+    user = "app"
+    explainer = "the explainer"
+
+
+SQL = "SELECT name FROM items WHERE id = $1"
+TIMING = {"duration_s", "started_at"}
+
+
+def _done(rec: Recorder, sql: str = SQL, params: Any = (7,), explain: bool = True) -> None:
+    rec.done(sql, "postgresql", "asyncpg", params, State(), explain, time.perf_counter(), 1)
+
+
+def _regular(rec: Recorder, sql: str = SQL, params: Any = (7,)) -> Any:
+    ctx = rec.start(
+        sql, "postgresql", "asyncpg", params,
+        database="shop", user="app", explainer="the explainer",
+    )  # fmt: skip
+    return rec.finish(ctx, 1)
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    return {
+        f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in TIMING
+    }
+
+
+def test_the_lean_path_is_open_only_while_no_observer_needs_statements_at_once() -> None:
+    rec = Recorder(Settings())
+    assert not rec.lean  # no observer: nothing is recorded at all
+    rec.add_observer(Batched())
+    assert rec.lean and rec.lean_cutoff == float("inf")
+    gated = Gated()
+    rec.add_observer(gated)
+    assert rec.lean and rec.lean_gate is not None
+    unbatched = Unbatched()
+    rec.add_observer(unbatched)  # no gate: it must see every statement as it ends
+    assert not rec.lean and rec.lean_cutoff < 0.0
+    rec.remove_observer(unbatched)
+    assert rec.lean
+
+    class Before(QueryObserver):
+        def before_query(self, ctx: Any) -> None:
+            pass
+
+    before = Before()
+    rec.add_observer(before)
+    assert not rec.lean
+    rec.remove_observer(before)
+    rec.apply_settings(Settings(sqlcommenter="full"))
+    assert not rec.lean
+    rec.apply_settings(Settings(enabled=False))
+    assert not rec.lean
+
+
+def test_a_lean_statement_becomes_the_event_the_regular_path_makes() -> None:
+    for keep in (False, True):
+        rec = Recorder(Settings(include_query_bodies=keep))
+        seen = Batched()
+        rec.add_observer(seen)
+        scope = request_scope("r1", route="/items", trace_id="t" * 32, span_id="s" * 16)
+        with scope, function_scope("load_item"):
+            _regular(rec)
+            _done(rec)
+        _done(rec)
+        _regular(rec)
+        seen.flush()
+        regular, lean, lean_outside, regular_outside = seen.events
+        assert _fields(lean) == _fields(regular)
+        assert _fields(lean_outside) == _fields(regular_outside)
+        assert lean.request_id == "r1" and lean.route == "/items" and lean.function == "load_item"
+        assert lean_outside.request_id is None and lean_outside.function is None
+        assert (lean.params == (7,)) is keep
+        assert lean.explainer == "the explainer" and lean.explain_params == (7,)
+        assert lean.duration_s >= 0.0 and abs(lean.started_at - time.time()) < 60.0
+
+
+def test_a_statement_not_explained_carries_no_explainer() -> None:
+    rec = Recorder(Settings())
+    seen = Batched()
+    rec.add_observer(seen)
+    _done(rec, params=[(1,), (2,)], explain=False)
+    rec.done(SQL, "postgresql", "asyncpg", None, None, True, time.perf_counter(), None)
+    seen.flush()
+    assert [(e.explainer, e.explain_params, e.database) for e in seen.events] == [
+        (None, None, "shop"), (None, None, None),
+    ]  # fmt: skip
+
+
+def test_lean_statements_are_held_and_folded_in_order_with_the_others() -> None:
+    rec = Recorder(Settings())
+    seen = Batched()
+    rec.add_observer(seen)
+    for i in range(BATCH - 1):
+        (_done if i % 2 else _regular)(rec, f"SELECT {i}")
+    assert seen.events == []  # held
+    rec.failed(
+        "SELECT 'failed'", "postgresql", "asyncpg", (), State(), True, time.perf_counter(),
+        RuntimeError("server said no"),
+    )  # fmt: skip
+    # a failed statement comes after the ones held before it
+    assert [e.sql for e in seen.events] == [f"SELECT {i}" for i in range(BATCH - 1)] + [
+        "SELECT 'failed'"
+    ]
+    assert seen.events[-1].error is not None and seen.events[-1].error.type == "RuntimeError"
+    for i in range(BATCH):
+        _done(rec, f"SELECT {i}")
+    assert len(seen.events) == 2 * BATCH  # a full batch is folded as it fills
+
+
+def test_a_slow_lean_statement_comes_at_once_after_the_ones_held() -> None:
+    class Slow(Unbatched):
+        name = "slow"
+        min_duration_s = 0.05
+
+    rec = Recorder(Settings())
+    seen, slow = Batched(), Slow()
+    rec.add_observer(seen)
+    rec.add_observer(slow)
+    assert rec.lean and rec.lean_cutoff == 0.05
+    _done(rec, "SELECT 1")
+    rec.done(SQL, "postgresql", "asyncpg", (7,), State(), True, time.perf_counter() - 0.1, 1)
+    assert [e.sql for e in seen.events] == ["SELECT 1", SQL]
+    assert [e.sql for e in slow.events] == [SQL] and slow.events[0].duration_s >= 0.1
+
+
+def test_an_open_gate_gets_the_statement_at_once() -> None:
+    rec = Recorder(Settings())
+    seen, gated = Batched(), Gated()
+    rec.add_observer(seen)
+    rec.add_observer(gated)
+    _done(rec, "SELECT 1")
+    assert gated.events == []
+    for answer in (None, True):  # anything but False opens it
+        gated.open = answer
+        _done(rec, "SELECT 2")
+    assert [e.sql for e in gated.events] == ["SELECT 2", "SELECT 2"]
+    seen.flush()
+    assert [e.sql for e in seen.events] == ["SELECT 1", "SELECT 2", "SELECT 2"]
+
+
+def test_several_gates_are_closed_only_together() -> None:
+    rec = Recorder(Settings())
+    first, second = Gated(), Gated()
+    rec.add_observer(Batched())
+    rec.add_observer(first)
+    rec.add_observer(second)
+    _done(rec)
+    assert first.events == second.events == []
+    second.open = True
+    _done(rec)
+    assert len(first.events) == len(second.events) == 1
+
+
+def test_a_request_counts_its_lean_statements_at_once() -> None:
+    rec = Recorder(Settings())
+    rec.add_observer(Batched())
+    with request_scope("r1") as request:
+        for _ in range(3):
+            _done(rec)
+        _done(rec, "BEGIN")
+    assert request.queries == 4 and request.db_time_s > 0.0
+    assert [(t.normalized, t.count) for t in request.fingerprints.values()] == [
+        ("SELECT name FROM items WHERE id = $1", 3)
+    ]
+
+
+@pytest.fixture
+def query_logger() -> Any:
+    logger = logging.getLogger("dbsight.test_lean_query_log")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.propagate = False
+    yield logger, records
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+
+
+def test_the_query_log_gate_follows_its_logger_level(query_logger: Any) -> None:
+    logger, records = query_logger
+    rec = Recorder(Settings())
+    rec.add_observer(Batched())
+    rec.add_observer(QueryLogSink(Settings(), logger=logger))
+    logger.setLevel(logging.INFO)
+    assert rec.lean
+    _done(rec, "SELECT 1")  # the gate does not know yet: the sink is asked, and says no
+    _done(rec, "SELECT 2")  # now the gate answers
+    assert rec.lean_gate is not None and rec.lean_gate() is False and records == []
+    logger.setLevel(logging.DEBUG)  # clears the logger's cache: the sink is asked again
+    _done(rec, "SELECT 3")
+    assert [r.getMessage().split(" ")[:2] for r in records] == [["query", "select"]]
+    logger.setLevel(logging.INFO)
+    _done(rec, "SELECT 4")
+    assert len(records) == 1
+
+
+def _sinks(rec: Recorder) -> tuple[Any, Any, Any]:
+    from prometheus_client import CollectorRegistry
+
+    from dbsight.export.prometheus import PrometheusSink
+    from dbsight.stats import ParameterSamples, StatsSink, StatsTable
+
+    table = StatsTable()
+    samples = ParameterSamples(4, seed=1)
+    metrics = PrometheusSink(Settings(), CollectorRegistry(), recorder=rec)
+    for sink in (StatsSink(table), samples, metrics):
+        rec.add_observer(sink)
+    return table, samples, metrics
+
+
+def _counted(table: Any, samples: Any, metrics: Any) -> Any:
+    (entry,) = table.top(5)
+    series = sorted(
+        (s.labels, s.ok, s.sum > 0.0, sum(s.buckets)) for s in metrics._by_labels.values()
+    )
+    taken = sorted((fp, [s[0] for s in r.samples], r.seen) for fp, r in samples._entries.items())
+    return (
+        entry.fingerprint, entry.normalized, entry.operation, entry.tables, entry.calls,
+        entry.rows, dict(entry.routes), tuple(entry.databases), series, taken,
+    )  # fmt: skip
+
+
+def test_dbsight_sinks_count_lean_events_as_they_count_full_ones() -> None:
+    counted = []
+    for lean in (True, False):
+        rec = Recorder(Settings())
+        table, samples, metrics = _sinks(rec)
+        assert rec.lean and rec._lean_events
+        with request_scope("r1", route="/items"):
+            for i in range(BATCH + 5):
+                if lean:
+                    _done(rec, params=(i,))
+                else:
+                    _regular(rec, params=(i,))
+        _done(rec) if lean else _regular(rec)
+        table.sync()
+        counted.append(_counted(table, samples, metrics))
+    assert counted[0] == counted[1]
+    _, normalized, operation, tables, calls, rows, routes, databases = counted[0][:8]
+    assert (normalized, operation, tables, calls, rows) == (SQL, "select", ("items",), 70, 70)
+    assert routes == {"/items": 69} and databases == ("shop",)
+
+
+def test_a_user_batched_observer_keeps_full_events_for_every_sink() -> None:
+    rec = Recorder(Settings())
+    _sinks(rec)
+    seen = Batched()  # keeps the events it is handed: no `lean_events`
+    rec.add_observer(seen)
+    assert not rec._lean_events
+    _done(rec)
+    seen.flush()
+    (event,) = seen.events
+    assert type(event).__name__ == "QueryContext" and event.sql == SQL
+
+
+def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
+    from dbsight.core._lean import LeanEvent, lean_contexts, lean_events
+
+    rec = Recorder(Settings(include_query_bodies=True))
+    rec.add_observer(Batched())
+    with request_scope("r1", route="/items", trace_id="t" * 32, span_id="s" * 16):
+        _regular(rec)
+    info = rec._info(SQL, "postgresql")
+    held = (SQL, "postgresql", "asyncpg", (7,), State(), True, None, "f", 100.0, 0.5, 1)
+    light: list[Any] = [held]
+    full: list[Any] = [held]
+    infos = rec._infos
+    lean_events(light, infos, rec._info, "svc", True)
+    lean_contexts(full, infos, rec._info, "svc", True)
+    (event,), (ctx,) = light, full
+    assert isinstance(event, LeanEvent)
+    for f in dataclasses.fields(ctx):
+        assert getattr(event, f.name) == getattr(ctx, f.name), f.name
+    assert event.info is info and event.outcome == "ok" and event.table == "items"
+    with pytest.raises(AttributeError):
+        event.no_such_field  # noqa: B018
