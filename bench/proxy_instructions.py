@@ -5,9 +5,10 @@ machine; instruction counts do not (two runs of one tree agree within about 1 %)
 a few per cent in dbsight's own work shows here in one run. Each relay runs under ``valgrind
 --tool=callgrind`` with instrumentation off until it is warm; then, for each case, callgrind
 counts from zero over ``--transactions`` pgbench -S transactions (8 clients, ``-j 2``) and the
-count is divided by them. Paths as in `bench/proxy_cpu.py`: PgBouncer (transaction pool;
-session pool for prepared before 1.21), the bare forwarder, dbsight in session and
-transaction mode, with observation off (``DBSIGHT_ENABLED=false``) and with default settings.
+count is divided by them. Paths as in `bench/proxy_cpu.py` but PgBouncer (it runs as another
+user, whose process ``callgrind_control`` does not reach here; its CPU is in `proxy_cpu`): the
+bare forwarder, dbsight in session and transaction mode, with observation off
+(``DBSIGHT_ENABLED=false``) and with default settings.
 Relays run 20–50 times slower under callgrind: the counts, not the rates, are the result.
 Kernel time (the reads and writes, the same for every relay) is not counted.
 
@@ -49,7 +50,7 @@ def _load(name: str) -> ModuleType:
 
 cpu = _load("proxy_cpu")  # (which loads bench/proxy.py as cpu.bench)
 bench = cpu.bench
-PATHS: tuple[str, ...] = cpu.PATHS
+PATHS: tuple[str, ...] = tuple(path for path in cpu.PATHS if path != "pgbouncer")
 WARM_UP_TRANSACTIONS = 200  # per client, instrumentation off: imports, caches, pools filled
 
 
@@ -64,11 +65,22 @@ class UnderCallgrind:
         argv: list[str] = super().argv_for(port)  # type: ignore[misc]
         out = self.workdir / "callgrind.out"
         return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=yes",
-                f"--callgrind-out-file={out}", *argv]  # fmt: skip
+                f"--vgdb-prefix={self.workdir / 'vgdb'}", f"--callgrind-out-file={out}",
+                *argv]  # fmt: skip
 
     def control(self, *argv: str) -> None:
-        subprocess.run(["callgrind_control", *argv, str(self.pid)], capture_output=True,
-                       check=True, timeout=120)  # fmt: skip
+        """``callgrind_control`` on the relay, with its environment (vgdb finds the process by
+        the user name in it) and its vgdb prefix."""
+        command = [
+            "callgrind_control",
+            f"--vgdb-prefix={self.workdir / 'vgdb'}",
+            *argv,
+            str(self.pid),
+        ]
+        done = subprocess.run(command, env=self.env(), capture_output=True, text=True,  # type: ignore[attr-defined]
+                              check=False, timeout=120)  # fmt: skip
+        if done.returncode != 0 or "rror" in done.stdout + done.stderr:
+            raise RuntimeError(f"callgrind_control {' '.join(argv)}: {done.stdout.strip()[:160]}")
 
     def count_from_zero(self) -> None:
         self.control("--instr=on")
@@ -79,6 +91,8 @@ class UnderCallgrind:
         self.control("--dump")
         self.control("--instr=off")
         dumps = sorted(self.workdir.glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        if not dumps:
+            raise RuntimeError(f"callgrind wrote no dump in {self.workdir}")
         found = re.search(r"^summary: (\d+)", dumps[-1].read_text(errors="replace"), re.MULTILINE)
         if found is None:
             raise RuntimeError(f"no summary in {dumps[-1]}")
@@ -113,7 +127,9 @@ def run_transactions(
             "-t", str(per_client), *endpoint.libpq_args(), endpoint.dbname]  # fmt: skip
     done = subprocess.run(argv, env=endpoint.env(), capture_output=True, text=True,
                           timeout=3600, check=False)  # fmt: skip
-    found = re.search(r"^number of transactions actually processed: (\d+)", done.stdout, re.MULTILINE)
+    found = re.search(
+        r"^number of transactions actually processed: (\d+)", done.stdout, re.MULTILINE
+    )
     if done.returncode != 0 or found is None:
         lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
         raise RuntimeError(f"pgbench exit {done.returncode}: {lines[-1][:160]}")
@@ -135,10 +151,6 @@ def main() -> None:
         raise SystemExit("valgrind (callgrind_control) not found: apt-get install valgrind")
     paths = [p for p in PATHS if p in args.paths.split(",")]
     tools = bench.Tools()
-    pgbouncer_binary = bench.ensure_pgbouncer() if "pgbouncer" in paths else None
-    if "pgbouncer" in paths and pgbouncer_binary is None:
-        print("PgBouncer unavailable: its path is left out", file=sys.stderr)
-        paths.remove("pgbouncer")
     per_client = max(1, args.transactions // args.clients)
     counts: dict[tuple[str, str], float | str] = {}
 
@@ -156,9 +168,6 @@ def main() -> None:
         bench.init_pgbench(tools, direct, args.scale)
         pool = bench.TRANSACTION_POOL_SIZE
         makers = {
-            "pgbouncer": lambda: _wrapped(bench.PgBouncer)(
-                tools, pgbouncer_binary, upstream, args.clients
-            ),
             "bare-forwarder": lambda: _wrapped(bench.BareForwarder)(tools, upstream),
             "dbsight-session-off": lambda: _wrapped(cpu.QuietProxy)(tools, upstream),
             "dbsight-session": lambda: _wrapped(bench.DbsightProxy)(tools, upstream),
@@ -171,18 +180,8 @@ def main() -> None:
         }
         for path in paths:  # one relay at a time: each slows the machine while it runs
             with makers[path]() as relay:
-                endpoints = relay.endpoints()
+                (endpoint,) = relay.endpoints().values()
                 for protocol in bench.PROTOCOLS:
-                    if path == "pgbouncer":
-                        prepared_ok = relay.prepared_in_transaction_mode
-                        mode = (
-                            "session"
-                            if protocol == "prepared" and not prepared_ok
-                            else ("transaction")
-                        )
-                        endpoint = endpoints[f"pgbouncer-{mode}"]
-                    else:
-                        (endpoint,) = endpoints.values()
                     try:
                         run_transactions(tools, endpoint, protocol, args.clients,
                                          WARM_UP_TRANSACTIONS // args.clients)  # fmt: skip
@@ -198,23 +197,19 @@ def main() -> None:
         f"{args.clients} clients, -j 2, {per_client * args.clients} transactions a case; "
         f"Python {sys.version.split()[0]}"
     )
-    print(f"{'protocol':<9} {'path':<24} {'k instr':>8} {'x bare':>7} {'x pgbouncer':>12}")
-    print("-" * 64)
+    print(f"{'protocol':<9} {'path':<24} {'k instr':>8} {'x bare':>7}")
+    print("-" * 51)
     for protocol in bench.PROTOCOLS:
         bare = counts.get((protocol, "bare-forwarder"))
-        bouncer = counts.get((protocol, "pgbouncer"))
         for path in paths:
             got = counts[(protocol, path)]
             if isinstance(got, str):
                 print(f"{protocol:<9} {path:<24} failed: {got}")
                 continue
-            vs_bare = (
+            ratio = (
                 f"{got / bare:.1f}" if isinstance(bare, float) and path != "bare-forwarder" else ""
             )
-            vs_bouncer = (
-                f"{got / bouncer:.1f}" if isinstance(bouncer, float) and path != "pgbouncer" else ""
-            )
-            print(f"{protocol:<9} {path:<24} {got / 1000:>8.1f} {vs_bare:>7} {vs_bouncer:>12}")
+            print(f"{protocol:<9} {path:<24} {got / 1000:>8.1f} {ratio:>7}")
 
 
 if __name__ == "__main__":
