@@ -182,7 +182,7 @@ class Exchange:
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
         "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
-        "listens", "listen_tags", "rolled_back",
+        "listens", "listen_tags", "rolled_back", "_replies",
     )
 
     def __init__(
@@ -223,6 +223,7 @@ class Exchange:
         # the firewall's max_rows: DataRows past it are dropped, the statement is cancelled
         # (on_row_limit) and its end replaced by row_limit_error (an ErrorResponse)
         self.row_limit = 0
+        self._replies = 0  # REPLY entries in `pending`
         self.row_limit_error = b""
         self.on_row_limit: Callable[[], None] | None = None
         self._rows = 0
@@ -415,6 +416,7 @@ class Exchange:
         if not pending:
             return data
         pending.append((REPLY, data))
+        self._replies += 1
         return None
 
     # -- server -> client ----------------------------------------------------------------
@@ -429,6 +431,8 @@ class Exchange:
         seg = 0
         pending = self.pending
         returned = self._returned  # DataRows of the statement under way
+        row_limit = self.row_limit
+        replies = self._replies  # (none queued: no look at the head for one after a message)
         while n - i >= 5:
             t = buf[i]
             e = i + 1 + _unpack_int32(buf, i + 1)[0]
@@ -436,7 +440,7 @@ class Exchange:
                 break
             if t == 68:  # DataRow
                 returned += 1
-                if self.row_limit:
+                if row_limit:
                     self._rows += 1
                     if self._rows > self.row_limit:  # past the firewall's max_rows: dropped
                         if pieces is None:
@@ -449,16 +453,17 @@ class Exchange:
                                 self.on_row_limit()  # cancels the statement on the server
                 i = e
                 continue
-            if self._over_limit and (t == 67 or t == 69 or t == 115 or t == 73):
-                # the end of the statement that went past max_rows: our error in its place
-                if pieces is None:
-                    pieces = []
-                pieces.append(buf[seg:i])
-                pieces.append(self.row_limit_error)
-                seg = e
-                self._over_limit = False
-            if t == 67 or t == 69 or t == 90:
-                self._rows = 0
+            if row_limit or self._over_limit:
+                if self._over_limit and (t == 67 or t == 69 or t == 115 or t == 73):
+                    # the end of the statement that went past max_rows: our error in its place
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[seg:i])
+                    pieces.append(self.row_limit_error)
+                    seg = e
+                    self._over_limit = False
+                if t == 67 or t == 69 or t == 90:
+                    self._rows = 0
             head = pending[0] if pending else None
             kind = head[0] if head is not None else -1
             if kind == SWALLOW_QUERY:  # a Query the proxy sent itself: none of it goes on
@@ -525,6 +530,13 @@ class Exchange:
                     self._transaction(status)
                 self.status = status
                 returned = 0
+            elif t == 84:  # RowDescription: a Describe's answer, or a Query's results
+                if kind == DESCRIBE:
+                    pending.popleft()
+            elif t == 50:  # BindComplete
+                if kind != BIND:
+                    raise TrackingLost(f"BindComplete while waiting for entry kind {kind}")
+                pending.popleft()
             elif t == 49:  # ParseComplete
                 if kind == SWALLOW:
                     pending.popleft()
@@ -536,16 +548,10 @@ class Exchange:
                     pending.popleft()
                 else:
                     raise TrackingLost(f"ParseComplete while waiting for entry kind {kind}")
-            elif t == 50:  # BindComplete
-                if kind != BIND:
-                    raise TrackingLost(f"BindComplete while waiting for entry kind {kind}")
-                pending.popleft()
             elif t == 69:  # ErrorResponse
                 self._error(buf, i + 5, e, kind)
                 returned = 0
-            elif t == 84:  # RowDescription: a Describe's answer, or a Query's results
-                if kind == DESCRIBE:
-                    pending.popleft()
+                replies = self._replies  # (what it skipped)
             elif t == 110:  # NoData
                 if kind != DESCRIBE:
                     raise TrackingLost(f"NoData while waiting for entry kind {kind}")
@@ -575,13 +581,15 @@ class Exchange:
                 # ParameterDescription of a statement's Describe, which --capture asked for
                 head[1][:] = parameter_types(buf, i + 5, e)  # type: ignore[index]
             i = e
-            if pending and pending[0][0] == REPLY:  # the proxy's own answers come next
+            if replies and pending and pending[0][0] == REPLY:  # the proxy's own come next
                 if pieces is None:
                     pieces = []
                 pieces.append(buf[seg:i])
                 seg = i
                 while pending and pending[0][0] == REPLY:
                     pieces.append(pending.popleft()[1])
+                    replies -= 1
+                self._replies = replies
         self._returned = returned
         if i < n:
             self._buffer = buf[i:]
@@ -621,6 +629,8 @@ class Exchange:
                 self.forget(payload)
             elif entry_kind == PARSE and payload is not None and self.forget is not None:
                 self.forget(payload)
+            elif entry_kind == REPLY:
+                self._replies -= 1
         if not pending:
             self.discarding = True  # what the client sends before its Sync is skipped too
 
@@ -794,6 +804,7 @@ class Exchange:
         """The server went away before answering anything of what is pending: it is all to
         be asked again elsewhere; the statements count as failed here (08006, ``why``)."""
         pending, self.pending = self.pending, deque()
+        self._replies = 0
         self._runs.clear(self._finish)  # what suspended portals returned reached the client
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
@@ -811,6 +822,7 @@ class Exchange:
         suspended portals end with what they returned."""
         self._runs.clear(self._finish)
         pending, self.pending = self.pending, deque()
+        self._replies = 0
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
                 recorder.fail(
