@@ -5,7 +5,7 @@
 
 The checkout is the user's step (``git clone https://github.com/psycopg/psycopg``; check out
 the tag of the installed psycopg, or the nearest one). Its test requirements go into the same
-environment as dbsight: ``pip install "anyio>=4" "pproxy>=2.7"``.
+environment as dbsight: ``pip install "anyio>=4" "pproxy>=2.7" pytest-timeout`` (``--timeout``).
 
 For each mode the script starts a private PostgreSQL (the embedded cluster, or ``--dsn``: a
 superuser DSN of a server of yours, where a database ``dbsight_psycopg_suite`` is created and
