@@ -191,22 +191,28 @@ def _binary(name: str) -> str | None:
     return None
 
 
-def ensure_pgbouncer() -> str | None:
-    """PgBouncer's path, installing the distribution's package when it is missing and we may."""
-    found = _binary("pgbouncer")
+def ensure_package(binary: str, package: str) -> str | None:
+    """``binary``'s path, installing the distribution's ``package`` when it is missing and we
+    may (apt-get, as root or through password-less sudo)."""
+    found = _binary(binary)
     if found or shutil.which("apt-get") is None:
         return found
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     if sudo and shutil.which("sudo") is None:
         return None
-    print("installing pgbouncer (apt-get install -y pgbouncer) ...", file=sys.stderr)
+    print(f"installing {package} (apt-get install -y {package}) ...", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "install", "-y", "-qq", "pgbouncer"], ["apt-get", "update", "-qq"],
-                 ["apt-get", "install", "-y", "-qq", "pgbouncer"]):  # fmt: skip
+    for argv in (["apt-get", "install", "-y", "-qq", package], ["apt-get", "update", "-qq"],
+                 ["apt-get", "install", "-y", "-qq", package]):  # fmt: skip
         subprocess.run(sudo + argv, env=env, capture_output=True, check=False, timeout=600)
-        if _binary("pgbouncer"):
+        if _binary(binary):
             break
-    return _binary("pgbouncer")
+    return _binary(binary)
+
+
+def ensure_pgbouncer() -> str | None:
+    """PgBouncer's path, installing the distribution's package when it is missing and we may."""
+    return ensure_package("pgbouncer", "pgbouncer")
 
 
 def tool_version(argv: list[str]) -> str:

@@ -100,6 +100,23 @@ def measure_path(
     )
 
 
+def bench_server(stack: contextlib.ExitStack, tools: object, args: argparse.Namespace) -> object:
+    """The PostgreSQL the relays reach (``--dsn``, else an embedded one ``stack`` stops),
+    initialised for pgbench -S; returns the endpoint the relays use (its Unix socket when
+    there is one)."""
+    if args.dsn is None:
+        settings = {"max_connections": 3 * args.clients + 40, "shared_buffers": "128MB"}
+        server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
+        direct = bench.Endpoint.from_dsn(server.create_database(bench.BENCH_DB))
+        socket_dir = server.socket_dir
+    else:
+        direct = bench.Endpoint.from_dsn(args.dsn)
+        socket_dir = args.upstream_socket
+    print(f"initialising: pgbench -i -s {args.scale} ...", file=sys.stderr)
+    bench.init_pgbench(tools, direct, args.scale)
+    return replace(direct, host=socket_dir) if socket_dir else direct
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=4, help="per pgbench run")
@@ -121,17 +138,7 @@ def main() -> None:
     cases = [bench.Case("select-only", protocol, args.clients) for protocol in bench.PROTOCOLS]
 
     with bench.stop_on_sigterm(), contextlib.ExitStack() as stack:
-        if args.dsn is None:
-            settings = {"max_connections": 3 * args.clients + 40, "shared_buffers": "128MB"}
-            server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
-            direct = bench.Endpoint.from_dsn(server.create_database(bench.BENCH_DB))
-            socket_dir = server.socket_dir
-        else:
-            direct = bench.Endpoint.from_dsn(args.dsn)
-            socket_dir = args.upstream_socket
-        upstream = replace(direct, host=socket_dir) if socket_dir else direct
-        print(f"initialising: pgbench -i -s {args.scale} ...", file=sys.stderr)
-        bench.init_pgbench(tools, direct, args.scale)
+        upstream = bench_server(stack, tools, args)
 
         relays: dict[str, tuple[object, int, object]] = {}  # path -> (endpoint(s), pid, server)
         if pgbouncer_binary is not None:

@@ -23,17 +23,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-from dbsight.embedded.postgres import EmbeddedPostgres
 
 
 def _load(name: str) -> ModuleType:
@@ -103,22 +98,6 @@ def _wrapped(base: type) -> type:
     return type(f"{base.__name__}UnderCallgrind", (UnderCallgrind, base), {})
 
 
-def ensure_valgrind() -> bool:
-    """valgrind and callgrind_control on PATH, installing the distribution's package when
-    they are missing and we may."""
-    if shutil.which("callgrind_control") or shutil.which("apt-get") is None:
-        return shutil.which("callgrind_control") is not None
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    print("installing valgrind (apt-get install -y valgrind) ...", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "install", "-y", "-qq", "valgrind"], ["apt-get", "update", "-qq"],
-                 ["apt-get", "install", "-y", "-qq", "valgrind"]):  # fmt: skip
-        subprocess.run(sudo + argv, env=env, capture_output=True, check=False, timeout=600)
-        if shutil.which("callgrind_control"):
-            return True
-    return False
-
-
 def run_transactions(
     tools: Any, endpoint: Any, protocol: str, clients: int, per_client: int
 ) -> int:
@@ -147,7 +126,7 @@ def main() -> None:
         "--upstream-socket", help="with --dsn: the server's Unix-socket directory, for the relays"
     )
     args = parser.parse_args()
-    if not ensure_valgrind():
+    if bench.ensure_package("callgrind_control", "valgrind") is None:
         raise SystemExit("valgrind (callgrind_control) not found: apt-get install valgrind")
     paths = [p for p in PATHS if p in args.paths.split(",")]
     tools = bench.Tools()
@@ -155,17 +134,7 @@ def main() -> None:
     counts: dict[tuple[str, str], float | str] = {}
 
     with bench.stop_on_sigterm(), contextlib.ExitStack() as stack:
-        if args.dsn is None:
-            settings = {"max_connections": 3 * args.clients + 40, "shared_buffers": "128MB"}
-            server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
-            direct = bench.Endpoint.from_dsn(server.create_database(bench.BENCH_DB))
-            socket_dir = server.socket_dir
-        else:
-            direct = bench.Endpoint.from_dsn(args.dsn)
-            socket_dir = args.upstream_socket
-        upstream = replace(direct, host=socket_dir) if socket_dir else direct
-        print(f"initialising: pgbench -i -s {args.scale} ...", file=sys.stderr)
-        bench.init_pgbench(tools, direct, args.scale)
+        upstream = cpu.bench_server(stack, tools, args)
         pool = bench.TRANSACTION_POOL_SIZE
         makers = {
             "bare-forwarder": lambda: _wrapped(bench.BareForwarder)(tools, upstream),
