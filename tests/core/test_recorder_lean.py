@@ -8,41 +8,12 @@ import time
 from typing import Any
 
 import pytest
+from lean_observers import Batched, Unbatched, fields_but_timing
 
 from dbsight.core import QueryObserver, Recorder, Settings, request_scope
 from dbsight.core._context import function_scope
 from dbsight.core._recorder import BATCH
 from dbsight.export.logging import QueryLogSink
-
-
-class Batched(QueryObserver):
-    """A batched observer that keeps every event it is handed."""
-
-    name = "batched"
-    batched = True
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.flush: Any = None
-
-    def bind_flush(self, flush: Any) -> None:
-        self.flush = flush
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-    def on_error(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-
-class Unbatched(QueryObserver):
-    name = "unbatched"
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
 
 
 class Gated(Unbatched):
@@ -65,7 +36,6 @@ class State:
 
 
 SQL = "SELECT name FROM items WHERE id = $1"
-TIMING = {"duration_s", "started_at"}
 
 
 def _done(rec: Recorder, sql: str = SQL, params: Any = (7,), explain: bool = True) -> None:
@@ -78,12 +48,6 @@ def _regular(rec: Recorder, sql: str = SQL, params: Any = (7,)) -> Any:
         database="shop", user="app", explainer="the explainer",
     )  # fmt: skip
     return rec.finish(ctx, 1)
-
-
-def _fields(event: Any) -> dict[str, Any]:
-    return {
-        f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in TIMING
-    }
 
 
 def test_the_lean_path_is_open_only_while_no_observer_needs_statements_at_once() -> None:
@@ -127,8 +91,8 @@ def test_a_lean_statement_becomes_the_event_the_regular_path_makes() -> None:
         _regular(rec)
         seen.flush()
         regular, lean, lean_outside, regular_outside = seen.events
-        assert _fields(lean) == _fields(regular)
-        assert _fields(lean_outside) == _fields(regular_outside)
+        assert fields_but_timing(lean) == fields_but_timing(regular)
+        assert fields_but_timing(lean_outside) == fields_but_timing(regular_outside)
         assert lean.request_id == "r1" and lean.route == "/items" and lean.function == "load_item"
         assert lean_outside.request_id is None and lean_outside.function is None
         assert (lean.params == (7,)) is keep

@@ -54,24 +54,16 @@ class Collector(QueryObserver):
 
 
 @pytest.fixture
-def configure_dbsight() -> Iterator[Callable[..., Collector]]:
-    """``configure_dbsight(**settings, tracer_provider=None) -> Collector``.
-
-    Configures dbsight (EXPLAIN off unless asked for) with a collecting observer; afterwards
-    every handle is uninstrumented and dbsight is left unconfigured again.
-    """
+def dbsight_runtime() -> Iterator[Callable[..., None]]:
+    """``dbsight_runtime(**settings, tracer_provider=None)``: configures dbsight (EXPLAIN off
+    unless asked for) with its own sinks; afterwards every handle is uninstrumented and
+    dbsight is left unconfigured again."""
     from dbsight import _runtime
     from dbsight.instrument import uninstrument_all
 
-    collectors: list[Collector] = []
-
-    def configure(tracer_provider: Any = None, **overrides: Any) -> Collector:
+    def configure(tracer_provider: Any = None, **overrides: Any) -> None:
         overrides.setdefault("explain_slow_queries", False)
         dbsight.configure(Settings(**overrides), tracer_provider=tracer_provider)
-        collector = Collector()
-        dbsight.add_observer(collector)
-        collectors.append(collector)
-        return collector
 
     yield configure
     uninstrument_all()
@@ -81,6 +73,22 @@ def configure_dbsight() -> Iterator[Callable[..., Collector]]:
         _runtime._runtime = None
         _runtime.recorder.replace_observers([])
         _runtime.recorder.failures.counts.clear()
+
+
+@pytest.fixture
+def configure_dbsight(
+    dbsight_runtime: Callable[..., None],
+) -> Callable[..., Collector]:
+    """``configure_dbsight(**settings, tracer_provider=None) -> Collector``: `dbsight_runtime`
+    with a collecting observer."""
+
+    def configure(tracer_provider: Any = None, **overrides: Any) -> Collector:
+        dbsight_runtime(tracer_provider=tracer_provider, **overrides)
+        collector = Collector()
+        dbsight.add_observer(collector)
+        return collector
+
+    return configure
 
 
 @pytest.fixture

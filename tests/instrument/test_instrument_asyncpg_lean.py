@@ -4,79 +4,23 @@ the same results, errors and events as on the regular path, every statement coun
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import pytest
+from lean_observers import Batched, Unbatched, fields_but_timing
 
 import dbsight
 from dbsight import _runtime
-from dbsight.core import QueryObserver, Settings, request_scope
+from dbsight.core import request_scope
 from dbsight.core._recorder import BATCH
 
 pytestmark = pytest.mark.asyncio
 
-TIMING = {"duration_s", "started_at"}
-
-
-class BatchedCollector(QueryObserver):
-    """Keeps every event, batched as dbsight's own sinks are: the lean path stays open."""
-
-    name = "tests.batched_collector"
-    batched = True
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.flush: Any = lambda: None
-
-    def bind_flush(self, flush: Any) -> None:
-        self.flush = flush
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-    def on_error(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-    def seen(self) -> list[Any]:
-        self.flush()
-        return self.events
-
-
-class Unbatched(QueryObserver):
-    """An observer without a gate: every statement goes the regular way while it is on."""
-
-    name = "tests.unbatched"
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def lean_dbsight() -> Iterator[Any]:
-    """``lean_dbsight(**settings)``: dbsight configured with its own sinks only."""
-    from dbsight.instrument import uninstrument_all
-
-    def configure(**overrides: Any) -> None:
-        overrides.setdefault("explain_slow_queries", False)
-        dbsight.configure(Settings(**overrides))
-
-    yield configure
-    uninstrument_all()
-    with _runtime._lock:
-        if _runtime._runtime is not None:
-            _runtime._runtime.close()
-        _runtime._runtime = None
-        _runtime.recorder.replace_observers([])
-        _runtime.recorder.failures.counts.clear()
-
-
-@pytest.fixture
-def collector(lean_dbsight: Any) -> BatchedCollector:
-    lean_dbsight()
-    collector = BatchedCollector()
+def collector(dbsight_runtime: Any) -> Batched:
+    dbsight_runtime()
+    collector = Batched()
     dbsight.add_observer(collector)
     return collector
 
@@ -118,14 +62,8 @@ async def _workload(con: Any) -> list[Any]:
     return results
 
 
-def _fields(event: Any) -> dict[str, Any]:
-    return {
-        f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in TIMING
-    }
-
-
 async def test_lean_events_and_results_are_those_of_the_regular_path(
-    con: Any, collector: BatchedCollector
+    con: Any, collector: Batched
 ) -> None:
     recorder = _runtime.recorder
     plain = await _workload(con)
@@ -144,7 +82,7 @@ async def test_lean_events_and_results_are_those_of_the_regular_path(
 
     assert lean_results == plain == regular_results
     assert len(lean_events) == len(regular_events) == 14
-    assert [_fields(e) for e in lean_events] == [_fields(e) for e in regular_events]
+    assert [fields_but_timing(e) for e in lean_events] == [fields_but_timing(e) for e in regular_events]
     assert [e.rows for e in lean_events[:10]] == [5, 1, 0, 1, 1, 1, 1, 3, 2, None]
     assert lean_events[10].request_id == "req-1" and lean_events[10].route == "/items/{id}"
     assert [e.error.sqlstate for e in lean_events[11:13]] == ["42P01", "42601"]
@@ -153,7 +91,7 @@ async def test_lean_events_and_results_are_those_of_the_regular_path(
 
 
 async def test_every_lean_statement_reaches_the_statistics_and_metrics(
-    con: Any, collector: BatchedCollector
+    con: Any, collector: Batched
 ) -> None:
     dbsight.instrument(con)
     count = BATCH * 2 + 3
@@ -165,7 +103,7 @@ async def test_every_lean_statement_reaches_the_statistics_and_metrics(
 
 
 async def test_a_cancelled_lean_statement_is_recorded_and_propagates(
-    con: Any, collector: BatchedCollector
+    con: Any, collector: Batched
 ) -> None:
     dbsight.instrument(con)
     task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(5)"))
@@ -179,10 +117,10 @@ async def test_a_cancelled_lean_statement_is_recorded_and_propagates(
 
 
 async def test_a_slow_lean_statement_is_logged_with_its_plan(
-    con: Any, lean_dbsight: Any, tmp_path: Any
+    con: Any, dbsight_runtime: Any, tmp_path: Any
 ) -> None:
     log = tmp_path / "slow.jsonl"
-    lean_dbsight(slow_query_threshold_ms=50, explain_slow_queries=True, slow_query_log=log)
+    dbsight_runtime(slow_query_threshold_ms=50, explain_slow_queries=True, slow_query_log=log)
     dbsight.instrument(con)
     assert _runtime.recorder.lean
     await con.fetchval("SELECT count(*) FROM lean_items WHERE id > $1", 3)  # held
