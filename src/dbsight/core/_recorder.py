@@ -228,15 +228,7 @@ class Recorder:
         request that sent it (the proxy's statements, from other processes), in place of
         this process's request context. ``info``: ``analyze(sql)``, when the caller has it."""
         if info is None:
-            infos = self._infos.get(system)
-            if infos is None:
-                infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
-            try:
-                info = infos.get(sql)
-            except TypeError:  # not a str or bytes: analyze() says so
-                info = None
-            if info is None:
-                info = analyze_into(infos, sql, _DIALECTS.get(system, system))
+            info = self._info(sql, system)
         # A new `QueryContext`, its fields stored one by one (no __init__ call: the class
         # keeps QueryEvent's constructor, so that ``dataclasses.replace(event, ...)`` works
         # on the events observers receive); this runs for every statement.
@@ -395,11 +387,15 @@ class Recorder:
         self.fail(ctx, exc)
 
     def _info(self, sql: str, system: str) -> Any:
-        """The cached analysis of ``sql`` (a str), as `start` finds it."""
+        """The analysis of ``sql`` in ``system``'s dialect, from its front cache or made and
+        kept there."""
         infos = self._infos.get(system)
         if infos is None:
             infos = self._infos[system] = front_cache(_DIALECTS.get(system, system))
-        info = infos.get(sql)
+        try:
+            info = infos.get(sql)
+        except TypeError:  # not a str or bytes: analyze() says so
+            info = None
         if info is None:
             info = analyze_into(infos, sql, _DIALECTS.get(system, system))
         return info

@@ -148,6 +148,7 @@ class Lease:
         self.waiting: asyncio.Task[None] | None = None  # the client paused meanwhile
         self._client_transport: Any = None
         self._client_link: StreamLink | None = None
+        # the holder's callbacks, bound once (`attach` runs for every unit)
         self._on_server_data: Callable[[bytes], None] = holder.server_data
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
 
@@ -155,9 +156,6 @@ class Lease:
         """The client's side of the relay (once it is logged in)."""
         self._client_transport = client_transport
         self._client_link = client_link
-        holder = self._holder  # (its callbacks, bound once: `attach` runs for every unit)
-        self._on_server_data = holder.server_data
-        self._on_server_lost = holder.server_lost
 
     @property
     def idle(self) -> bool:
