@@ -47,6 +47,20 @@ from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
 from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
+from ._plain_answer import (  # what the client asked, in `pending`: (kind, payload)
+    BIND,
+    CLOSE,
+    DESCRIBE,
+    EXECUTE,
+    FUNCTION,
+    PARSE,
+    QUERY,
+    REPLY,
+    SWALLOW,
+    SWALLOW_QUERY,
+    SYNC,
+    plain_answer,
+)
 from ._portal_runs import PortalRuns
 from ._units import cstring
 from ._writes import may_write
@@ -56,10 +70,6 @@ _unpack_int16 = struct.Struct(">h").unpack_from
 _perf_counter = time.perf_counter
 _time = time.time
 
-# what the client asked, in `pending`: (kind, payload)
-QUERY, PARSE, BIND, DESCRIBE, CLOSE, SYNC, EXECUTE, FUNCTION, SWALLOW, REPLY, SWALLOW_QUERY = (
-    range(11)
-)
 _STATEMENT_KINDS = (QUERY, EXECUTE)
 
 # message types, as ints
@@ -424,6 +434,13 @@ class Exchange:
         """Account for the server's bytes ``data``; returns what goes to the client: the
         complete messages among them, with swallowed answers taken out and the proxy's own
         replies put in their places (an incomplete message waits for its end)."""
+        if not (
+            self._buffer or self.row_limit or self._over_limit or self._replies
+            or self.before_ready or self.capture is not None
+        ):  # fmt: skip
+            plain = plain_answer(data, self.pending)  # the usual answer, whole: at once
+            if plain is not None and self._answered(data, plain):
+                return data
         buf = self._buffer + data if self._buffer else data
         n = len(buf)
         i = 0
@@ -601,6 +618,30 @@ class Exchange:
             return buf[:i] if self.pooled else b""  # session mode forwards before it reads
         pieces.append(buf[seg:i])
         return b"".join(pieces)
+
+    def _answered(self, buf: bytes, plain: tuple[Any, int, int, int]) -> bool:
+        """`answers` for ``buf``, a whole answer to all that `pending` holds (``plain``:
+        `plain_answer`'s reading of it), unless a portal is suspended or limited (False:
+        nothing done, `answers` reads it message by message): the statement ends with its
+        rows, its tag is judged, the transaction status kept; True."""
+        runs = self._runs
+        if runs.running or runs.suspended:
+            return False
+        ctx, returned, tag, tag_end = plain
+        self.pending.clear()
+        if ctx is not None:  # ("SELECT n" counts the DataRows it sent)
+            returned += self._returned
+            self._finish(
+                ctx,
+                returned if returned and buf.startswith(b"SELECT ", tag)
+                else statement_rows(command_rows(buf, tag, tag_end), returned),
+            )  # fmt: skip
+        if self.pooled and not buf.startswith(_PLAIN_TAGS, tag):
+            self._command_tag(buf, tag, tag_end)
+        self._query_rows = None
+        self._returned = 0
+        self.status = buf[-1]
+        return True
 
     def _error(self, buf: bytes, start: int, end: int, kind: int) -> None:
         pending = self.pending
