@@ -1,13 +1,11 @@
 """Build step for dbsight's compiled hot path (everything else is in pyproject.toml).
 
-The modules in `HOT_MODULES` are plain Python (importable and tested as such). With
-``DBSIGHT_BUILD_EXTENSIONS=1`` at install time, and Cython available (pyproject's build
-requirements bring it), each is also compiled to an extension module next to its source,
-which Python imports in its place: the per-message work of ``dbsight proxy`` (framing, the
-exchange's answer matching, unit assembly, the relay callbacks). Off by default: compiled
-as they are (untyped Python), they run no faster than on CPython 3.11's own interpreter
-(docs/benchmarks.md, "Where the proxy's time goes"). No extension is ever required: without
-a compiler or Cython the build ships the pure-Python modules alone, and
+The modules in `HOT_MODULES` are plain Python (importable and tested as such). With Cython
+available (pyproject's build requirements bring it) and a C compiler, each is also compiled
+to an extension module next to its source, with the C types its ``.pxd`` file declares,
+which Python imports in its place: the per-message work of ``dbsight proxy``.
+``DBSIGHT_BUILD_EXTENSIONS=0`` at install time builds none. No extension is ever required:
+without a compiler or Cython the build ships the pure-Python modules alone, and
 ``DBSIGHT_PURE_PYTHON=1`` makes an installed build import the Python sources instead of its
 extensions (see ``dbsight._compiled``).
 """
@@ -36,7 +34,7 @@ def hot_modules() -> tuple[str, ...]:
 
 
 def ext_modules() -> list:
-    if os.environ.get("DBSIGHT_BUILD_EXTENSIONS", "0") != "1":
+    if os.environ.get("DBSIGHT_BUILD_EXTENSIONS", "1") == "0":
         return []
     try:
         from Cython.Build import cythonize

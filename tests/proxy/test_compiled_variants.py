@@ -24,12 +24,13 @@ SRC = Path(_compiled.__file__).resolve().parents[1]
 # the exchange's answer matching, framing and unit assembly, and a real-server relay
 PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
+    "proxy/test_plain_answer.py",
     "proxy/test_proxy_reader.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
 )
 PROBE = (
-    "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange, dbsight.proxy._units; "
+    "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange; "
     "from dbsight import _compiled; import sys; "
     "print(json.dumps({n: _compiled.is_compiled(sys.modules[n]) for n in _compiled.HOT_MODULES "
     "if n in sys.modules}))"
@@ -57,7 +58,7 @@ def _built(name: str) -> bool:
 
 def test_pure_python_variable_imports_every_hot_module_from_its_source() -> None:
     variants = _variants(pure=True)
-    assert "dbsight.proxy._exchange" in variants
+    assert "dbsight.proxy._plain_answer" in variants
     assert not any(variants.values()), variants
 
 
