@@ -80,7 +80,10 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self.trial_requests = trial_requests
 
-        self._state: State = "closed"
+        # The state as of the last call, to read (only `allow`, `record`, `force_open` change
+        # it): an open breaker whose cool-down has passed still reads "open" until `allow`
+        # is asked. An attribute, not a property: the relay reads it twice per transaction.
+        self.state: State = "closed"
         self._bucket_s = window_s / WINDOW_BUCKETS
         self._buckets: deque[list[int]] = deque()  # [bucket index, requests, failures]
         self._requests = 0  # totals over the buckets
@@ -90,21 +93,15 @@ class CircuitBreaker:
         self._trials: deque[float] = deque()  # half-open: when each outstanding trial started
         self._trial_successes = 0
 
-    @property
-    def state(self) -> State:
-        """The state as of the last call: an open breaker whose cool-down has passed still
-        reads ``"open"`` until ``allow()`` is asked."""
-        return self._state
-
     def allow(self, now: float) -> bool:
         """May a request go to this backend now? (Half-open: True takes a trial slot.)"""
-        if self._state == "closed":
+        if self.state == "closed":
             return True
-        if self._state == "open":
+        if self.state == "open":
             assert self._opened_at is not None
             if now - self._opened_at < self.cooldown_s:
                 return False
-            self._state = "half_open"
+            self.state = "half_open"
             self._trials.clear()
             self._trial_successes = 0
         if self._trials and now - self._trials[0] >= self.window_s:
@@ -118,7 +115,7 @@ class CircuitBreaker:
     def record(self, ok: bool, now: float) -> State | None:
         """The outcome of a request ``allow()`` let through (``ok``: no backend failure);
         returns the state the breaker left when this outcome changed it, else None."""
-        state = self._state
+        state = self.state
         if state == "closed":
             buckets = self._buckets
             if ok and buckets and buckets[-1][0] == int(now // self._bucket_s):
@@ -141,7 +138,7 @@ class CircuitBreaker:
                 self._trial_successes += 1
                 if self._trial_successes >= self.trial_requests:
                     self._close()
-        return state if self._state != state else None
+        return state if self.state != state else None
 
     def force_open(self, now: float) -> None:
         """A health check found the backend down: refuse requests from now for ``cooldown_s``
@@ -154,7 +151,7 @@ class CircuitBreaker:
         if now is not None:
             self._expire(self._bucket(now))
         return {
-            "state": self._state,
+            "state": self.state,
             "failures": self._failures,
             "requests": self._requests,
             "opened_at": self._opened_at,
@@ -164,15 +161,15 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ internals
 
     def _open(self, now: float) -> None:
-        if self._state != "open":
+        if self.state != "open":
             self._times_opened += 1
-        self._state = "open"
+        self.state = "open"
         self._opened_at = now
         self._trials.clear()
         self._trial_successes = 0
 
     def _close(self) -> None:
-        self._state = "closed"
+        self.state = "closed"
         self._buckets.clear()
         self._requests = self._failures = 0
         self._trials.clear()

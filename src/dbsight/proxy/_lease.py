@@ -336,13 +336,17 @@ class Lease:
     # -- giving it back --------------------------------------------------------------------
     def give_back_clean(self) -> None:
         """Transaction mode's usual end of a unit (`release` with nothing to reset, no LISTEN
-        to move, no replica to wait for): the connection straight back to its pool."""
-        conn = self.conn
-        assert conn is not None
+        to move, on the primary: no replicas): the connection straight back to its pool."""
+        conn, pool = self.conn, self.pool
+        assert conn is not None and conn.link is not None and pool is not None
         self.retry = None
         self.begun = False
-        self.detach(conn)
-        self.pool_of(self.target).release_clean(conn, relayed=True)
+        # (`detach`, and `pool_of` the primary, inline: this runs once per transaction)
+        conn.link.unrelay()
+        self._client_link.pair(None)  # type: ignore[union-attr]
+        self.server_transport = None
+        self.conn = None
+        pool.release_clean(conn, relayed=True)
 
     def release(self, exchange: Exchange, by_lsn: bool, listens: list[ListenOp] | None) -> None:
         """The unit on the connection held has ended (see `release_plan`); ``by_lsn``: reads
