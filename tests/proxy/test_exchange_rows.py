@@ -5,13 +5,11 @@ completes or goes away (the real-server tests are in tests/proxy_server/test_pro
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wire_messages import FAILED, IDLE, IN_TX, ROW
 
-import dbsight
-from dbsight.core import QueryObserver
 from dbsight.proxy._exchange import Exchange
 from dbsight.proxy.protocol import (
     Bind,
@@ -19,7 +17,6 @@ from dbsight.proxy.protocol import (
     Close,
     CloseComplete,
     CommandComplete,
-    DataRow,
     EmptyQueryResponse,
     ErrorResponse,
     Execute,
@@ -27,40 +24,11 @@ from dbsight.proxy.protocol import (
     ParseComplete,
     PortalSuspended,
     Query,
-    ReadyForQuery,
     Sync,
-    TransactionStatus,
     encode,
 )
 
-IDLE = ReadyForQuery(TransactionStatus.IDLE)
-IN_TX = ReadyForQuery(TransactionStatus.IN_TRANSACTION)
-FAILED = ReadyForQuery(TransactionStatus.FAILED)
-ROW = DataRow((b"1",))
 DIVISION_BY_ZERO = ErrorResponse({"C": "22012", "M": "division by zero"})
-
-
-class Recorded(QueryObserver):
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-    def on_error(self, ctx: Any, event: Any) -> None:
-        self.events.append(event)
-
-    def rows(self) -> list[tuple[str, int | None, str]]:
-        return [(e.sql, e.rows, e.outcome) for e in self.events]
-
-
-@pytest.fixture
-def recorded(fresh_runtime: Any) -> Iterator[Recorded]:
-    dbsight.configure(dbsight.Settings(tracing_enabled=False))
-    observer = Recorded()
-    dbsight.add_observer(observer)
-    yield observer
-    dbsight.remove_observer(observer)
 
 
 class Wire:

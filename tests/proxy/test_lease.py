@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import pytest
+from wire_messages import IDLE, IN_TX
 
 from dbsight.proxy._backend_errors import PoolTimeout
 from dbsight.proxy._client_settings import ClientSettings
@@ -29,13 +30,8 @@ from dbsight.proxy.protocol import (
     CommandComplete,
     DataRow,
     Query,
-    ReadyForQuery,
-    TransactionStatus,
     encode,
 )
-
-IDLE = ReadyForQuery(TransactionStatus.IDLE)
-IN_TX = ReadyForQuery(TransactionStatus.IN_TRANSACTION)
 
 
 class Wire:
@@ -94,9 +90,10 @@ def test_session_mode_keeps_the_clients_own_connection(
     pinned: bool, changed: bool, by_lsn: bool, plan: Release
 ) -> None:
     for listens in (False, True):  # (its own connection listens itself)
-        assert release_plan(
-            own=True, pinned=pinned, changed=changed, by_lsn=by_lsn, listens=listens
-        ) is plan
+        assert (
+            release_plan(own=True, pinned=pinned, changed=changed, by_lsn=by_lsn, listens=listens)
+            is plan
+        )
 
 
 @pytest.mark.parametrize("changed", [False, True])

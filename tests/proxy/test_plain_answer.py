@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wire_messages import COLUMNS, IDLE, IN_TX, ROW, Recorded, wire
 
-import dbsight
-from dbsight.core import QueryObserver
 from dbsight.proxy._exchange import Exchange
 from dbsight.proxy._plain_answer import (
     BIND,
@@ -33,11 +31,9 @@ from dbsight.proxy.protocol import (
     Bind,
     BindComplete,
     CommandComplete,
-    DataRow,
     Describe,
     ErrorResponse,
     Execute,
-    FieldDescription,
     NoData,
     NoticeResponse,
     ParameterStatus,
@@ -45,23 +41,11 @@ from dbsight.proxy.protocol import (
     ParseComplete,
     PortalSuspended,
     Query,
-    ReadyForQuery,
-    RowDescription,
     Sync,
-    TransactionStatus,
     encode,
 )
 
-IDLE = ReadyForQuery(TransactionStatus.IDLE)
-IN_TX = ReadyForQuery(TransactionStatus.IN_TRANSACTION)
-ROW = DataRow((b"1",))
-COLUMNS = RowDescription((FieldDescription("n", type_oid=23, type_size=4),))
 SELECT = "SELECT n FROM t WHERE id = $1"
-
-
-def wire(*messages: Any) -> bytes:
-    return b"".join(encode(message) for message in messages)
-
 
 CTX = object()
 
@@ -154,26 +138,6 @@ def test_a_cut_answer_or_a_broken_frame_is_never_taken() -> None:
     assert plain_answer(bytes(broken), pending) is None
 
 
-class Recorded(QueryObserver):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int | None, str]] = []
-
-    def after_query(self, ctx: Any, event: Any) -> None:
-        self.events.append((event.sql, event.rows, event.outcome))
-
-    def on_error(self, ctx: Any, event: Any) -> None:
-        self.events.append((event.sql, event.rows, event.outcome))
-
-
-@pytest.fixture
-def recorded(fresh_runtime: Any) -> Iterator[Recorded]:
-    dbsight.configure(dbsight.Settings(tracing_enabled=False))
-    observer = Recorded()
-    dbsight.add_observer(observer)
-    yield observer
-    dbsight.remove_observer(observer)
-
-
 # client messages, then the server's answer: each cycle as the relay meets it
 CYCLES: list[tuple[list[Any], list[Any]]] = [
     ([Query("SELECT n FROM t")], [COLUMNS, ROW, ROW, CommandComplete("SELECT 2"), IDLE]),
@@ -207,12 +171,12 @@ def test_an_exchange_ends_the_same_whether_answers_come_whole_or_byte_by_byte(
     recorded: Recorded,
 ) -> None:
     whole, _ = _run(whole=True)
-    at_once = list(recorded.events)
+    at_once = recorded.rows()
     recorded.events.clear()
     split, _ = _run(whole=False)
     assert whole == split
     assert whole[1] is True  # (the SET and the CREATE left state behind: judged either way)
-    assert at_once == recorded.events
+    assert at_once == recorded.rows()
     assert at_once == [
         ("SELECT n FROM t", 2, "ok"),
         ("BEGIN", None, "ok"),

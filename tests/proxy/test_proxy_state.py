@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from wire_messages import COLUMNS, FAILED, IDLE, IN_TX
 
 from dbsight.proxy.protocol import (
     AuthenticationOk,
@@ -24,7 +25,6 @@ from dbsight.proxy.protocol import (
     EmptyQueryResponse,
     ErrorResponse,
     Execute,
-    FieldDescription,
     Flush,
     FunctionCall,
     FunctionCallResponse,
@@ -37,9 +37,7 @@ from dbsight.proxy.protocol import (
     ParseComplete,
     PortalSuspended,
     Query,
-    ReadyForQuery,
     RequestKind,
-    RowDescription,
     SessionState,
     SessionStateError,
     StartupMessage,
@@ -47,11 +45,6 @@ from dbsight.proxy.protocol import (
     Terminate,
     TransactionStatus,
 )
-
-IDLE = ReadyForQuery(TransactionStatus.IDLE)
-IN_TX = ReadyForQuery(TransactionStatus.IN_TRANSACTION)
-FAILED = ReadyForQuery(TransactionStatus.FAILED)
-ROWS = RowDescription((FieldDescription("n", type_oid=23, type_size=4),))
 
 
 def error(sqlstate: str = "42601", message: str = "syntax error") -> ErrorResponse:
@@ -104,7 +97,7 @@ def test_simple_query() -> None:
     s = Session()
     s.client(Query("SELECT 1"))  # t=5
     assert not s.state.at_rest
-    (done,) = s.server(ROWS, DataRow((b"1",)), CommandComplete("SELECT 1"))  # t=8
+    (done,) = s.server(COLUMNS, DataRow((b"1",)), CommandComplete("SELECT 1"))  # t=8
     assert done.ok and done.request.kind is RequestKind.QUERY
     assert done.request.query == "SELECT 1"
     assert (done.tag, done.rows, done.duration) == ("SELECT 1", 1, 3.0)
@@ -159,7 +152,7 @@ def test_extended_protocol_pipeline_matches_each_answer_to_its_execute() -> None
     assert (first.query, first.started_at) == ("SELECT $1::int", 6.0)
     assert (second.query, second.started_at) == ("INSERT INTO t VALUES ($1)", 10.0)
     done = s.server(
-        ParseComplete(), BindComplete(), ROWS, DataRow((b"1",)), CommandComplete("SELECT 1"),
+        ParseComplete(), BindComplete(), COLUMNS, DataRow((b"1",)), CommandComplete("SELECT 1"),
         ParseComplete(), BindComplete(), CommandComplete("INSERT 0 1"),
     )  # fmt: skip
     assert [(c.request.query, c.tag, c.rows) for c in done] == [
@@ -297,7 +290,7 @@ def test_describe_statement_and_portal() -> None:
         "S",
         "SELECT $1::int",
     )
-    s.server(ParseComplete(), ParameterDescription((23,)), ROWS, BindComplete(), ROWS)
+    s.server(ParseComplete(), ParameterDescription((23,)), COLUMNS, BindComplete(), COLUMNS)
     assert [r.kind for r in s.state.pending] == [RequestKind.SYNC]
     s.client(Parse("u", "UPDATE t SET n = 1"), Describe("S", "u"), Sync())
     s.server(IDLE, ParseComplete(), ParameterDescription(()), NoData(), IDLE)
@@ -346,7 +339,7 @@ def test_notifications_and_notices_arrive_at_any_time() -> None:
     s.client(Query("SELECT 1"))
     done = s.server(
         NoticeResponse({"S": "NOTICE", "M": "hi"}), NotificationResponse(99, "jobs", "again"),
-        ROWS, CommandComplete("SELECT 1"), ParameterStatus("TimeZone", "UTC"), IDLE,
+        COLUMNS, CommandComplete("SELECT 1"), ParameterStatus("TimeZone", "UTC"), IDLE,
     )  # fmt: skip
     assert [c.tag for c in done] == ["SELECT 1"]
     assert s.state.server_parameters["TimeZone"] == "UTC"
