@@ -249,13 +249,13 @@ def test_concurrent_updates_lose_no_increment(locked):
     sink = PrometheusSink(config, registry)
     rec = Recorder(config)
     ok, failed = _event(rec, "SELECT * FROM users"), _event(rec, "DELETE FROM users", fail=True)
-    after = sink._after_query_locked if locked else sink.after_query
+    after_batch = sink._after_batch_locked if locked else sink.after_batch
     on_error = sink._on_error_locked if locked else sink.on_error
     threads, per_thread = 8, 5_000
 
     def work():
         for _ in range(per_thread):
-            after(None, ok)
+            after_batch((ok,))
             on_error(None, failed)
 
     interval = sys.getswitchinterval()
@@ -285,7 +285,7 @@ def test_free_threaded_builds_use_the_locked_hooks(monkeypatch):
 
     monkeypatch.setattr(prometheus, "_FREE_THREADED", True)
     rec, sink, registry = setup()
-    assert sink.after_query == sink._after_query_locked
+    assert sink.after_batch == sink._after_batch_locked
     assert sink.on_error == sink._on_error_locked
     run(rec, "SELECT * FROM users")
     run(rec, "SELECT * FROM users", fail=True)

@@ -96,8 +96,10 @@ def test_a_whole_answer_to_what_is_pending_is_read_at_once(
 LEFT = [
     ("an error", [(QUERY, CTX)], wire(ErrorResponse({"C": "22012", "M": "x"}), IDLE)),
     ("a notice", [(QUERY, CTX)], wire(NoticeResponse({"M": "n"}), CommandComplete("DO"), IDLE)),
-    ("a setting", [(QUERY, CTX)], wire(ParameterStatus("TimeZone", "UTC"), CommandComplete("SET"), IDLE)),
-    ("two statements", [(QUERY, CTX)], wire(CommandComplete("BEGIN"), CommandComplete("SELECT 0"), IN_TX)),
+    ("a setting", [(QUERY, CTX)],
+     wire(ParameterStatus("TimeZone", "UTC"), CommandComplete("SET"), IDLE)),
+    ("two statements", [(QUERY, CTX)],
+     wire(CommandComplete("BEGIN"), CommandComplete("SELECT 0"), IN_TX)),
     ("no end yet", [(QUERY, CTX)], wire(COLUMNS, ROW, CommandComplete("SELECT 1"))),
     ("a Query more", [(QUERY, CTX), (QUERY, None)], wire(CommandComplete("BEGIN"), IN_TX)),
     ("a suspended portal", [(BIND, None), (EXECUTE, CTX), (SYNC, None)],

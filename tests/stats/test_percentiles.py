@@ -211,7 +211,7 @@ def test_durations_of_zero():
 @pytest.mark.parametrize("locked", [False, True])
 def test_threads_lose_no_duration_while_the_samples_become_a_histogram(locked: bool):
     table = StatsTable()
-    observe = table._observe_locked if locked else table.observe
+    observe_all = table._observe_all_locked if locked else table.observe_all
     events = [
         dataclasses.replace(_TEMPLATE, fingerprint=f"f{i}", duration_s=0.001 * (1 + i % 7))
         for i in range(200)
@@ -222,9 +222,8 @@ def test_threads_lose_no_duration_while_the_samples_become_a_histogram(locked: b
     def work() -> None:
         # the threads record the same fingerprint at about the same time, one after another
         try:
-            for event in events:
-                for _ in range(rounds):
-                    observe(None, event)
+            for event in events:  # (as the recorder hands a batch over: in one call)
+                observe_all([event] * rounds)
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 

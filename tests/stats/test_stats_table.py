@@ -253,7 +253,7 @@ def test_concurrent_records_and_reads_lose_nothing(locked):
     table = StatsTable()
     rec = make_recorder(StatsTable())
     event = run(rec, "SELECT * FROM users WHERE id = 1")
-    observe = table._observe_locked if locked else table.observe
+    observe_all = table._observe_all_locked if locked else table.observe_all
     threads, per_thread = 8, 3_000
     # distinct durations, routes and databases, so buckets and keys are created concurrently
     events = [
@@ -266,8 +266,8 @@ def test_concurrent_records_and_reads_lose_nothing(locked):
 
     def work(offset):
         try:
-            for i in range(per_thread):
-                observe(None, events[(i + offset) % per_thread])
+            for i in range(0, per_thread, 10):  # batches of ten, as the recorder hands them
+                observe_all([events[(i + j + offset) % per_thread] for j in range(10)])
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
@@ -308,7 +308,7 @@ def test_free_threaded_builds_record_under_the_lock(monkeypatch):
 
     monkeypatch.setattr(_table, "_FREE_THREADED", True)
     table = StatsTable()
-    assert table.observe == table._observe_locked
+    assert table.observe_all == table._observe_all_locked
     rec = make_recorder(table)
     table.record(dataclasses.replace(run(Recorder(), "SELECT * FROM users WHERE id = 1"), route="/u"))
     run(rec, "SELECT * FROM users WHERE id = 2", fail=True)

@@ -24,7 +24,7 @@ import sys
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
@@ -279,7 +279,7 @@ class PrometheusSink(QueryObserver):
                 raise
             _owners[registry] = self
         if _FREE_THREADED:
-            self.after_query = self._after_query_locked  # type: ignore[method-assign]
+            self.after_batch = self._after_batch_locked  # type: ignore[method-assign]
             self.on_error = self._on_error_locked  # type: ignore[method-assign]
 
     def bind_flush(self, flush: Callable[[], None]) -> None:
@@ -288,16 +288,24 @@ class PrometheusSink(QueryObserver):
 
     # -- the hot path ----------------------------------------------------------------
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
-        bound = self._bound.get(event.system)
-        series = bound.get(event.fingerprint) if bound is not None else None
-        if series is None:
-            series = self._bind(event)
-        duration = event.duration_s
-        series.ok += 1
-        series.sum += duration
-        series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
-        if duration >= self._slow_s:
-            series.slow += 1
+        self.after_batch((event,))
+
+    def after_batch(self, events: Iterable[QueryEvent]) -> None:
+        """Count each of ``events`` (successful statements): the recorder's batch, in one
+        call."""
+        bound_of = self._bound.get
+        slow_s = self._slow_s
+        for event in events:
+            bound = bound_of(event.system)
+            series = bound.get(event.fingerprint) if bound is not None else None
+            if series is None:
+                series = self._bind(event)
+            duration = event.duration_s
+            series.ok += 1
+            series.sum += duration
+            series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+            if duration >= slow_s:
+                series.slow += 1
 
     def on_error(self, ctx: QueryContext, event: QueryEvent) -> None:
         bound = self._bound.get(event.system)
@@ -318,15 +326,16 @@ class PrometheusSink(QueryObserver):
         series = bound.get(event.fingerprint) if bound is not None else None
         return series if series is not None else self._bind(event)
 
-    def _after_query_locked(self, ctx: QueryContext, event: QueryEvent) -> None:
-        series = self._series(event)
-        duration = event.duration_s
-        with self._update_lock:
-            series.ok += 1
-            series.sum += duration
-            series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
-            if duration >= self._slow_s:
-                series.slow += 1
+    def _after_batch_locked(self, events: Iterable[QueryEvent]) -> None:
+        for event in events:
+            series = self._series(event)
+            duration = event.duration_s
+            with self._update_lock:
+                series.ok += 1
+                series.sum += duration
+                series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+                if duration >= self._slow_s:
+                    series.slow += 1
 
     def _on_error_locked(self, ctx: QueryContext, event: QueryEvent) -> None:
         series = self._series(event)

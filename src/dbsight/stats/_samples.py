@@ -30,7 +30,7 @@ import heapq
 import math
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 from ._paramtext import CannotConvert, dollar_placeholders, has_placeholders
@@ -120,13 +120,19 @@ class ParameterSamples:
         """Count the call; take it only when the reservoir's skip says so. Without a lock:
         a call lost to a race between two threads changes which calls are sampled, not
         whether the sample is uniform enough to show what dominates."""
-        entry = self._entries.get(ctx.fingerprint)
-        if entry is None:
-            self._first(ctx)
-            return
-        entry.seen += 1
-        if entry.seen >= entry.next:
-            self._take(entry, ctx)
+        self.after_batch((ctx,))
+
+    def after_batch(self, events: Iterable[QueryContext]) -> None:
+        """`after_query` for each of ``events``: the recorder's batch, in one call."""
+        entries = self._entries
+        for event in events:
+            entry = entries.get(event.fingerprint)
+            if entry is None:
+                self._first(event)
+                continue
+            entry.seen += 1
+            if entry.seen >= entry.next:
+                self._take(entry, event)
 
     # -- sampling -----------------------------------------------------------------------
     def _first(self, ctx: QueryContext) -> None:

@@ -25,9 +25,10 @@ class StatsSink(QueryObserver):
     def __init__(self, table: StatsTable) -> None:
         self.table = table
         self._record = table.record
-        # The recorder calls the table's hook-shaped method directly: no call through
-        # the methods below on the hot path.
+        # The recorder calls the table's hook-shaped methods directly: no call through
+        # the methods below on the hot path. A batch goes to the table in one call.
         self.after_query = self.on_error = table.observe  # type: ignore[method-assign]
+        self.after_batch = table.observe_all
 
     def bind_flush(self, flush: Callable[[], None]) -> None:
         self.table.sync = flush

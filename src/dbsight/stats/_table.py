@@ -183,8 +183,13 @@ class _Entry:
     )
 
     def __init__(
-        self, fingerprint: str, normalized: str, operation: str, system: str,
-        tables: tuple[str, ...], first_seen: float,
+        self,
+        fingerprint: str,
+        normalized: str,
+        operation: str,
+        system: str,
+        tables: tuple[str, ...],
+        first_seen: float,
     ) -> None:
         self.fingerprint = fingerprint
         self.normalized = normalized
@@ -295,7 +300,8 @@ class StatsTable:
     def __init__(self, max_fingerprints: int = 5_000) -> None:
         self._bound(max_fingerprints)
         self._entries: dict[str, _Entry] = {}
-        # Reentrant: `_observe_locked` holds it around `observe`, which takes it to add keys.
+        # Reentrant: `_observe_all_locked` holds it around `observe_all`, which takes it to add
+        # keys.
         self._lock = threading.RLock()
         self.evictions = 0
         self._evicted = StatsTotals()  # what the evicted fingerprints had counted
@@ -303,7 +309,7 @@ class StatsTable:
         # for it (`StatsSink` is batched; see `dbsight.core.Recorder.flush`).
         self.sync: Callable[[], None] = _no_sync
         if _FREE_THREADED:
-            self.observe = self._observe_locked  # type: ignore[method-assign]
+            self.observe_all = self._observe_all_locked  # type: ignore[method-assign]
 
     def _bound(self, max_fingerprints: int) -> None:
         if max_fingerprints < 1:
@@ -336,8 +342,13 @@ class StatsTable:
         self.observe(None, event)
 
     def observe(self, ctx: object, event: QueryEvent) -> None:
-        """`record` with an observer hook's signature (``ctx`` is unused), so that
-        `StatsSink` can hand it to the recorder as is, one Python call less per statement.
+        """`record` with an observer hook's signature (``ctx`` is unused): the hook for a
+        statement the recorder hands over on its own (a slow or failed one)."""
+        self.observe_all((event,))
+
+    def observe_all(self, events: Iterable[QueryEvent]) -> None:
+        """Count each of ``events`` in turn: the batch hook (`StatsSink.after_batch`), one
+        call for all the statements the recorder held.
 
         With a GIL this takes no lock for a known fingerprint (a `with lock:` would cost
         about 0.3 µs, half of the rest): every update below is a single read-modify-write
@@ -348,73 +359,78 @@ class StatsTable:
         unlocked increments only touch keys that already exist. A duration goes into the
         entry's samples with the load of ``entry.samples`` and the ``append`` in a row (no
         switch between them), so it lands before `_to_histogram` detaches them or, once
-        they are detached, in the histogram. Free-threaded builds use `_observe_locked`
+        they are detached, in the histogram. Free-threaded builds use `_observe_all_locked`
         instead (see `_FREE_THREADED`).
         """
-        duration = event.duration_s
-        entry = self._entries.get(event.fingerprint)
-        if entry is None:
-            with self._lock:
-                entry = self._entries.get(event.fingerprint)
-                if entry is None:
-                    entry = self._insert(event)
-        entry.calls += 1
-        entry.total += duration
-        if duration < entry.min:
-            entry.min = duration
-        if duration > entry.max:
-            entry.max = duration
-        samples = entry.samples
-        if samples is not None:  # few calls so far: the duration itself
-            samples.append(duration)
-            if len(samples) > EXACT_SAMPLES:
-                self._to_histogram(entry)
-        else:
-            # _histogram.bucket_index, inlined: a function call is a fifth of this method's cost
-            index = (
-                _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > MIN_DURATION_S else _MIN_INDEX
-            )
-            hist = entry.hist
-            if index in hist:
-                hist[index] += 1
+        entries = self._entries
+        lock = self._lock
+        for event in events:
+            duration = event.duration_s
+            entry = entries.get(event.fingerprint)
+            if entry is None:
+                with lock:
+                    entry = entries.get(event.fingerprint)
+                    if entry is None:
+                        entry = self._insert(event)
+            entry.calls += 1
+            entry.total += duration
+            if duration < entry.min:
+                entry.min = duration
+            if duration > entry.max:
+                entry.max = duration
+            samples = entry.samples
+            if samples is not None:  # few calls so far: the duration itself
+                samples.append(duration)
+                if len(samples) > EXACT_SAMPLES:
+                    self._to_histogram(entry)
             else:
-                with self._lock:
-                    if index in hist:
-                        hist[index] += 1
-                    else:
-                        hist[index] = 1
-        if event.error is not None:
-            entry.errors += 1
-        else:
-            rows = event.rows
-            if rows is not None:  # None is "unknown": not counted as 0
-                entry.rows += rows
-                entry.rows_calls += 1
-        seen = event.started_at
-        if seen > entry.last_seen:
-            entry.last_seen = seen
-        route = event.route
-        if route is not None:
-            routes = entry.routes
-            if route in routes:
-                routes[route] += 1
+                # _histogram.bucket_index, inlined (a call would be a fifth of this loop's cost)
+                index = (
+                    _ceil(_log(duration) * _INV_LOG_GAMMA)
+                    if duration > MIN_DURATION_S
+                    else _MIN_INDEX
+                )
+                hist = entry.hist
+                if index in hist:
+                    hist[index] += 1
+                else:
+                    with lock:
+                        if index in hist:
+                            hist[index] += 1
+                        else:
+                            hist[index] = 1
+            if event.error is not None:
+                entry.errors += 1
             else:
-                with self._lock:
-                    if route in routes:
-                        routes[route] += 1
-                    elif len(routes) < MAX_ROUTES:
-                        routes[route] = 1
-        database = event.database
-        if database is not None and database not in entry.databases:
-            with self._lock:
-                databases = entry.databases
-                if database not in databases and len(databases) < MAX_DATABASES:
-                    databases[database] = None
+                rows = event.rows
+                if rows is not None:  # None is "unknown": not counted as 0
+                    entry.rows += rows
+                    entry.rows_calls += 1
+            seen = event.started_at
+            if seen > entry.last_seen:
+                entry.last_seen = seen
+            route = event.route
+            if route is not None:
+                routes = entry.routes
+                if route in routes:
+                    routes[route] += 1
+                else:
+                    with lock:
+                        if route in routes:
+                            routes[route] += 1
+                        elif len(routes) < MAX_ROUTES:
+                            routes[route] = 1
+            database = event.database
+            if database is not None and database not in entry.databases:
+                with lock:
+                    databases = entry.databases
+                    if database not in databases and len(databases) < MAX_DATABASES:
+                        databases[database] = None
 
-    def _observe_locked(self, ctx: object, event: QueryEvent) -> None:
-        # `observe` for free-threaded builds: the same under the (reentrant) lock
+    def _observe_all_locked(self, events: Iterable[QueryEvent]) -> None:
+        # `observe_all` for free-threaded builds: the same under the (reentrant) lock
         with self._lock:
-            StatsTable.observe(self, ctx, event)
+            StatsTable.observe_all(self, events)
 
     def _to_histogram(self, entry: _Entry) -> None:
         """Move an entry's samples into its histogram (it has had too many calls to keep
@@ -520,7 +536,9 @@ class StatsTable:
                 return [entry.snapshot() for entry in self._entries.values()]
         key = _order_key(order_by)
         with self._lock:
-            return [entry.snapshot() for entry in heapq.nlargest(n, self._entries.values(), key=key)]
+            return [
+                entry.snapshot() for entry in heapq.nlargest(n, self._entries.values(), key=key)
+            ]
 
     def merge(self, snapshots: Iterable[Mapping[str, Any] | Iterable[Mapping[str, Any]]]) -> None:
         """Add snapshots (from `snapshot`, possibly of other processes) into this table.
@@ -571,8 +589,8 @@ class StatsTable:
             rows, errors = int(data.get("rows") or 0), int(data.get("errors", 0))
             rows_calls = data.get("rows_calls")
             # a snapshot without rows_calls counted the rows of every successful call
-            rows_calls = int(rows_calls) if rows_calls is not None else (
-                calls - errors if rows else 0
+            rows_calls = (
+                int(rows_calls) if rows_calls is not None else (calls - errors if rows else 0)
             )
             total = float(data["total_time_s"])
             newer = last_seen >= entry.last_seen
