@@ -3,7 +3,9 @@
 On the lean path (see `dbsight.core.Recorder`) a successful statement waits for the next
 batch as a plain tuple, `LeanStatement`: one allocation and no attribute stores on the
 application's path. `lean_contexts` turns it into the `QueryContext` that `Recorder.start`
-would have made, with the same fields, when the batch is folded.
+would have made, with the same fields, when the batch is folded. An instrument that has a
+statement's analysis before it runs (the proxy finds it by the text's shape) begins it as a
+`LeanStart` tuple and ends it with `Recorder.ended`, which holds the analysis with it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..sql._info import SqlInfo
 from ._context import RequestContext
 from ._event import QueryEvent
 from ._observer import QueryContext
@@ -18,10 +21,18 @@ from ._observer import QueryContext
 _new = object.__new__
 
 # (sql, system, source, params, state, explain, request, function, started_at, duration_s,
-#  rows); ``state``: what gives the statement's database, user and explainer, or None.
+#  rows, info); ``state``: what gives the statement's database, user, application_name,
+# client_addr and explainer, or None; ``info``: its analysis when the instrument had it at
+# hand (the proxy's, found by the text's shape), else None (looked up when folded).
 LeanStatement = tuple[
-    str, str, str, object, Any, bool, RequestContext | None, str | None, float, float, Any
+    str, str, str, object, Any, bool, RequestContext | None, str | None, float, float, Any,
+    SqlInfo | None,
 ]
+
+# A statement begun on the lean path by an instrument that has its analysis at hand
+# (`Recorder.ended`): (sql, system, source, info, state, started); ``started``: the
+# ``time.perf_counter()`` it is timed from.
+LeanStart = tuple[str, str, str, SqlInfo, Any, float]
 
 
 def lean_contexts(
@@ -41,11 +52,12 @@ def lean_contexts(
         if type(held) is not tuple:
             continue
         (sql, system, source, params, state, explain, request, function, started_at,
-         duration, rows) = held  # fmt: skip
-        cache = infos.get(system)
-        info = cache.get(sql) if cache is not None else None
+         duration, rows, info) = held  # fmt: skip
         if info is None:
-            info = info_of(sql, system)
+            cache = infos.get(system)
+            info = cache.get(sql) if cache is not None else None
+            if info is None:
+                info = info_of(sql, system)
         ctx: QueryContext = _new(QueryContext)
         ctx.sql = sql
         ctx.normalized = info.normalized
@@ -70,13 +82,13 @@ def lean_contexts(
             ctx.app = request.app or app
         ctx.function = function
         if state is None:
-            ctx.database = ctx.user = explainer = None
+            ctx.database = ctx.user = ctx.application_name = ctx.client_addr = explainer = None
         else:
             ctx.database = state.database
             ctx.user = state.user
+            ctx.application_name = state.application_name
+            ctx.client_addr = state.client_addr
             explainer = state.explainer if explain else None
-        ctx.application_name = None
-        ctx.client_addr = None
         ctx.params = params if keep_params else None
         ctx.info = info
         ctx.request = request
@@ -120,9 +132,8 @@ class LeanEvent:
         full = self._full
         if full is None:
             held = self._held
-            batch: list[Any] = [held]
-            infos = {held[1]: {held[0]: self._info}}
-            lean_contexts(batch, infos, _no_info, self._app, self._keep_params)
+            batch: list[Any] = [held[:11] + (self._info,)]
+            lean_contexts(batch, {}, _no_info, self._app, self._keep_params)
             full = self._full = batch[0]
         return full
 
@@ -163,11 +174,14 @@ def lean_events(
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
-        sql, system = held[0], held[1]
-        cache = infos.get(system)
-        info = cache.get(sql) if cache is not None else None
+        info = held[11]
+        system = held[1]
         if info is None:
-            info = info_of(sql, system)
+            sql = held[0]
+            cache = infos.get(system)
+            info = cache.get(sql) if cache is not None else None
+            if info is None:
+                info = info_of(sql, system)
         event: LeanEvent = new(LeanEvent)
         event.system = system
         event.fingerprint = info.fingerprint

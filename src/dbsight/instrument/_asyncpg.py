@@ -285,7 +285,7 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
                 pending = rec.pending
                 pending.append(
                     (query, SYSTEM, SOURCE, args, _state_of(id(con)), True, None,
-                     _function_get(), _time() - duration, duration, rows)
+                     _function_get(), _time() - duration, duration, rows, None)
                 )  # fmt: skip
                 if len(pending) >= BATCH:
                     rec.flush()
