@@ -295,7 +295,7 @@ def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
     with request_scope("r1", route="/items", trace_id="t" * 32, span_id="s" * 16):
         _regular(rec)
     info = rec.analysis(SQL, "postgresql")
-    held = (SQL, "postgresql", "asyncpg", (7,), State(), True, None, "f", 100.0, 0.5, 1, None)
+    held = (SQL, "postgresql", "asyncpg", None, State(), (7,), True, 0.0, None, "f", 100.0, 0.5, 1)
     light: list[Any] = [held]
     full: list[Any] = [held]
     infos = rec._infos
@@ -324,7 +324,8 @@ def test_a_statement_held_with_its_analysis_keeps_it_and_its_session() -> None:
     rec = Recorder(Settings())
     sql = "SELECT abalance FROM accounts WHERE aid = 42"
     info = rec.analysis("SELECT abalance FROM accounts WHERE aid = 7", "postgresql")
-    held = (sql, "postgresql", "proxy", None, Session(), False, None, None, 100.0, 0.5, 1, info)
+    held = (sql, "postgresql", "proxy", info, Session(), None, False, 0.0, None, None, 100.0, 0.5,
+            1)  # fmt: skip
     light: list[Any] = [held]
     full: list[Any] = [held]
 
@@ -346,7 +347,7 @@ def test_a_statement_held_with_its_analysis_keeps_it_and_its_session() -> None:
 
 def _begun(rec: Recorder, started: float) -> Any:
     info = rec.analysis(SQL, "postgresql")
-    return (SQL, "postgresql", "proxy", info, Session(), started)
+    return (SQL, "postgresql", "proxy", info, Session(), None, False, started)
 
 
 def test_a_begun_statement_ends_as_the_regular_path_would_record_it() -> None:

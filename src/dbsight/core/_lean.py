@@ -20,19 +20,20 @@ from ._observer import QueryContext
 
 _new = object.__new__
 
-# (sql, system, source, params, state, explain, request, function, started_at, duration_s,
-#  rows, info); ``state``: what gives the statement's database, user, application_name,
-# client_addr and explainer, or None; ``info``: its analysis when the instrument had it at
-# hand (the proxy's, found by the text's shape), else None (looked up when folded).
-LeanStatement = tuple[
-    str, str, str, object, Any, bool, RequestContext | None, str | None, float, float, Any,
-    SqlInfo | None,
-]
-
 # A statement begun on the lean path by an instrument that has its analysis at hand
-# (`Recorder.ended`): (sql, system, source, info, state, started); ``started``: the
-# ``time.perf_counter()`` it is timed from.
-LeanStart = tuple[str, str, str, SqlInfo, Any, float]
+# (`Recorder.ended`): (sql, system, source, info, state, params, explain, started).
+# ``info``: its analysis (the proxy finds it by the text's shape), or None (looked up when
+# folded); ``state``: what gives the statement's database, user, application_name,
+# client_addr and explainer, or None; ``explain``: whether that explainer may EXPLAIN it;
+# ``started``: the ``time.perf_counter()`` it is timed from.
+LeanStart = tuple[str, str, str, SqlInfo | None, Any, object, bool, float]
+
+# A statement held on the lean path: its `LeanStart`, then (request, function,
+# started_at, duration_s, rows), what it ran in and how it went.
+LeanStatement = tuple[
+    str, str, str, SqlInfo | None, Any, object, bool, float,
+    RequestContext | None, str | None, float, float, Any,
+]  # fmt: skip
 
 
 def lean_contexts(
@@ -51,8 +52,8 @@ def lean_contexts(
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
-        (sql, system, source, params, state, explain, request, function, started_at,
-         duration, rows, info) = held  # fmt: skip
+        (sql, system, source, info, state, params, explain, started, request, function,
+         started_at, duration, rows) = held  # fmt: skip
         if info is None:
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None
@@ -97,7 +98,7 @@ def lean_contexts(
         ctx.span = None
         ctx.state = None
         ctx.sampled = None
-        ctx.started = 0.0  # not kept on this path: the duration is
+        ctx.started = started
         batch[i] = ctx
 
 
@@ -109,33 +110,34 @@ class LeanEvent:
     meets a statement shape for the first time, takes a parameter sample). Read-only."""
 
     __slots__ = (
-        "_app", "_full", "_held", "_info", "_keep_params", "database", "duration_s", "error",
-        "fingerprint", "route", "rows", "started_at", "system",
+        "_full", "_held", "_info", "_settings", "database", "duration_s", "fingerprint",
+        "route", "rows", "started_at", "system",
     )  # fmt: skip
+
+    error = None  # (a lean statement succeeded)
 
     system: str
     fingerprint: str
     duration_s: float
-    error: None
     rows: int | None
     started_at: float
     route: str | None
     database: str | None
     _held: LeanStatement
     _info: Any
-    _app: str | None
-    _keep_params: bool
-    _full: QueryContext | None
+    _settings: tuple[str | None, bool]  # the recorder's (app, keep_params)
+    _full: QueryContext  # (unset until built)
 
     def full(self) -> QueryContext:
         """The statement's full event (built on first use, then kept)."""
-        full = self._full
-        if full is None:
+        try:
+            return self._full
+        except AttributeError:
             held = self._held
-            batch: list[Any] = [held[:11] + (self._info,)]
-            lean_contexts(batch, {}, _no_info, self._app, self._keep_params)
+            batch: list[Any] = [held[:3] + (self._info,) + held[4:]]
+            lean_contexts(batch, {}, _no_info, *self._settings)
             full = self._full = batch[0]
-        return full
+            return full  # type: ignore[no-any-return]
 
     @property
     def outcome(self) -> str:
@@ -153,7 +155,7 @@ def _from_full(name: str) -> property:
 # Every other field of the event, from the full one. Properties rather than __getattr__:
 # a class with __getattr__ loses the interpreter's fast path for its slots' reads.
 for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
-    if _name not in LeanEvent.__slots__:
+    if _name not in LeanEvent.__slots__ and _name not in vars(LeanEvent):
         setattr(LeanEvent, _name, _from_full(_name))
 
 
@@ -171,13 +173,13 @@ def lean_events(
     """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
     becomes a `LeanEvent`, in place."""
     new = _new
+    settings = (app, keep_params)
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
-        info = held[11]
-        system = held[1]
+        (sql, system, _, info, state, _, _, _, request, _, started_at, duration,
+         rows) = held  # fmt: skip  # (one unpacking costs less than seven subscripts)
         if info is None:
-            sql = held[0]
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None
             if info is None:
@@ -185,17 +187,12 @@ def lean_events(
         event: LeanEvent = new(LeanEvent)
         event.system = system
         event.fingerprint = info.fingerprint
-        event.duration_s = held[9]
-        event.error = None
-        event.rows = held[10]
-        event.started_at = held[8]
-        request = held[6]
+        event.duration_s = duration
+        event.rows = rows
+        event.started_at = started_at
         event.route = request.route if request is not None else None
-        state = held[4]
         event.database = state.database if state is not None else None
         event._held = held
         event._info = info
-        event._app = app
-        event._keep_params = keep_params
-        event._full = None
+        event._settings = settings
         batch[i] = event

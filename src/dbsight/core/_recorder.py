@@ -354,17 +354,16 @@ class Recorder:
                 _account(request, self.analysis(sql, system), duration)
             pending = self._pending
             pending.append(
-                (sql, system, source, params, state, explain, request, _function.get(),
-                 _time() - duration, duration, rows, None)
+                (sql, system, source, None, state, params, explain, started, request,
+                 _function.get(), _time() - duration, duration, rows)
             )  # fmt: skip
             if len(pending) >= BATCH:
                 self.flush()
             return
         ctx = self._lean_context(
-            (sql, system, source, params, state, explain, request, _function.get(),
-             _time() - duration, 0.0, None, None)
+            (sql, system, source, None, state, params, explain, started, request,
+             _function.get(), _time() - duration, 0.0, None)
         )  # fmt: skip
-        ctx.started = started
         self.finish(ctx, rows)
 
     def failed(
@@ -380,51 +379,38 @@ class Recorder:
     ) -> None:
         """`done` for a statement that raised ``exc``: its event at once, then `fail`."""
         ctx = self._lean_context(
-            (sql, system, source, params, state, explain, _request.get(), _function.get(),
-             _time() - (_perf_counter() - started), 0.0, None, None)
+            (sql, system, source, None, state, params, explain, started, _request.get(),
+             _function.get(), _time() - (_perf_counter() - started), 0.0, None)
         )  # fmt: skip
-        ctx.started = started
         self.fail(ctx, exc)
 
     def ended(self, begun: LeanStart, rows: int | None) -> None:
-        """`done` for a statement begun as a `LeanStart` tuple, by an instrument that had
-        its analysis at hand and saw ``lean`` True (the proxy's relayed statements: no
-        parameters, nothing to explain); the analysis is held with it, never looked up
-        again. ``state`` also gives its ``application_name`` and ``client_addr``, as they
-        were when it began."""
-        sql, system, source, info, state, started = begun
-        duration = _perf_counter() - started
+        """`done` for a statement begun as a `LeanStart` tuple by an instrument that saw
+        ``lean`` True (the proxy's relayed statements: with their analysis, which is held
+        with them and never looked up again, and a ``state`` that gives their
+        ``application_name`` and ``client_addr`` as they were when they began)."""
+        duration = _perf_counter() - begun[7]
         request = _request.get()
         gate = self.lean_gate
         if duration < self.lean_cutoff and (gate is None or gate() is False):
             if request is not None:
-                _account(request, info, duration)
+                _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)
             pending = self._pending
-            pending.append(
-                (sql, system, source, None, state, False, request, _function.get(),
-                 _time() - duration, duration, rows, info)
-            )  # fmt: skip
+            pending.append(begun + (request, _function.get(), _time() - duration, duration, rows))
             if len(pending) >= BATCH:
                 self.flush()
             return
-        ctx = self._lean_context(
-            (sql, system, source, None, state, False, request, _function.get(),
-             _time() - duration, 0.0, None, info)
-        )  # fmt: skip
-        ctx.started = started
+        ctx = self._lean_context(begun + (request, _function.get(), _time() - duration, 0.0, None))
         self.finish(ctx, rows)
 
     def begun_context(self, begun: LeanStart) -> QueryContext:
         """The `QueryContext` of a statement begun as a `LeanStart` that will not end on the
         lean path (it failed, or its instrument records it some other way): what `start`
         would have made of it then, timed from its start; `finish` or `fail` it."""
-        sql, system, source, info, state, started = begun
-        ctx = self._lean_context(
-            (sql, system, source, None, state, False, _request.get(), _function.get(),
-             _time() - (_perf_counter() - started), 0.0, None, info)
+        return self._lean_context(
+            begun + (_request.get(), _function.get(), _time() - (_perf_counter() - begun[7]),
+                     0.0, None)
         )  # fmt: skip
-        ctx.started = started
-        return ctx
 
     def analysis(self, sql: str, system: str) -> Any:
         """The analysis of ``sql`` in ``system``'s dialect, from its front cache or made and

@@ -309,10 +309,12 @@ class Exchange:
             self.statement_count += 1
             ctx = self._open(sql, at, body)
             if self.pooled and not (self.dirty and self.wrote):
-                if ctx is None:
+                if type(ctx) is tuple:  # a `LeanStart`: its analysis is fourth
+                    info = ctx[3]
+                elif ctx is None:
                     info = shaped_postgres(body) or analyze(sql)
-                else:  # (a `LeanStart` tuple holds its analysis fourth)
-                    info = ctx[3] if type(ctx) is tuple else ctx.info
+                else:
+                    info = ctx.info
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
@@ -768,7 +770,7 @@ class Exchange:
             info = shaped_postgres(encoded) if encoded is not None else None
             if info is None:
                 info = recorder.analysis(sql, SYSTEM)
-            return (sql, SYSTEM, SOURCE, info, self._facts, at)
+            return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
         if not recorder.active:
             return None
         token = comment = info = None
@@ -800,10 +802,9 @@ class Exchange:
         return ctx
 
     def _finish(self, ctx: Any, rows: int | None) -> None:
-        if ctx is not None:
-            if type(ctx) is tuple:  # on the lean path (`_open`): nothing else to do
-                recorder.ended(ctx, rows)
-                return
+        if type(ctx) is tuple:  # on the lean path (`_open`): nothing else to do
+            recorder.ended(ctx, rows)
+        elif ctx is not None:
             recorder.finish(ctx, rows)
             if self.capture is not None:
                 self._captured(ctx, rows, None)
