@@ -24,7 +24,10 @@ only batched observers (each says ``lean_events = True``: it reads events and ke
 they are handed a lighter `LeanEvent` instead, which builds the full event only if a field
 beyond what counting reads is asked for. A statement that fails, runs slow or meets an
 open gate gets its event at once, built the same way, and goes the usual way (`finish`,
-`fail`).
+`fail`). ``dbsight proxy`` takes the same path for the statements it relays: it begins each
+as a `LeanStart` tuple, with the analysis it found by the text's shape and the session's
+database, user, application_name and client address, and ends it with `ended` (or makes
+its event with `begun_context` when it fails).
 """
 
 from __future__ import annotations

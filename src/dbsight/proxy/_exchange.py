@@ -15,7 +15,10 @@ seen (timed from the first message of its request cycle), finished with its rows
 with the server's SQLSTATE. Rows are the command tag's count, else the DataRows relayed
 (`statement_rows`: SHOW, EXPLAIN, a portal suspended at its row limit, which has no tag);
 DataRows are counted, never looked into. A portal suspended at its row limit is one
-statement however many Executes fetch it (`PortalRuns`).
+statement however many Executes fetch it (`PortalRuns`). While no observer needs a
+statement as it happens (the recorder's lean path, see `dbsight.core.Recorder`), a statement
+that no sqlcommenter comment, pipeline step or capture asks for is opened as a plain tuple
+instead and its event made later, in a batch, with the same fields.
 
 Transaction pooling adds three kinds of entries: ``SWALLOW`` (a Parse the proxy put in front
 of a client's Bind: its ParseComplete is not forwarded), ``SWALLOW_QUERY`` (a Query the proxy
