@@ -94,8 +94,8 @@ def _until_ready(sock: socket.socket) -> bytes:
 
 def _pipeline(dsn: str, recorded: Any) -> None:
     """Three statements and one Sync, sent at once (so that all of them are on their way
-    when the second fails): the server skips the third. The session ends once they are
-    ``recorded()`` (else they might count as abandoned)."""
+    when the second fails): the server skips the third. ``recorded()`` waits until the
+    proxy has recorded them (it forwards an answer before it records its statement)."""
     info = conninfo_to_dict(dsn)
     startup = struct.pack("!I", 196608) + b"".join(
         f"{key}\0{value}\0".encode()
