@@ -33,6 +33,8 @@ class State:
     database = "shop"
     user = "app"
     explainer = "the explainer"
+    application_name = None  # (an in-process client's: the proxy's sessions set them)
+    client_addr = None
 
 
 SQL = "SELECT name FROM items WHERE id = $1"
@@ -292,13 +294,13 @@ def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
     rec.add_observer(Batched())
     with request_scope("r1", route="/items", trace_id="t" * 32, span_id="s" * 16):
         _regular(rec)
-    info = rec._info(SQL, "postgresql")
-    held = (SQL, "postgresql", "asyncpg", (7,), State(), True, None, "f", 100.0, 0.5, 1)
+    info = rec.analysis(SQL, "postgresql")
+    held = (SQL, "postgresql", "asyncpg", None, State(), (7,), True, 0.0, None, "f", 100.0, 0.5, 1)
     light: list[Any] = [held]
     full: list[Any] = [held]
     infos = rec._infos
-    lean_events(light, infos, rec._info, "svc", True)
-    lean_contexts(full, infos, rec._info, "svc", True)
+    lean_events(light, infos, rec.analysis, "svc", True)
+    lean_contexts(full, infos, rec.analysis, "svc", True)
     (event,), (ctx,) = light, full
     assert isinstance(event, LeanEvent)
     for f in dataclasses.fields(ctx):
@@ -306,3 +308,92 @@ def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
     assert event.info is info and event.outcome == "ok" and event.table == "items"
     with pytest.raises(AttributeError):
         event.no_such_field  # noqa: B018
+
+
+class Session(State):
+    """A proxy session's facts: who its statements come from."""
+
+    application_name = "billing"
+    client_addr = "10.0.0.7"
+    explainer = None
+
+
+def test_a_statement_held_with_its_analysis_keeps_it_and_its_session() -> None:
+    from dbsight.core._lean import LeanEvent, lean_contexts, lean_events
+
+    rec = Recorder(Settings())
+    sql = "SELECT abalance FROM accounts WHERE aid = 42"
+    info = rec.analysis("SELECT abalance FROM accounts WHERE aid = 7", "postgresql")
+    held = (sql, "postgresql", "proxy", info, Session(), None, False, 0.0, None, None, 100.0, 0.5,
+            1)  # fmt: skip
+    light: list[Any] = [held]
+    full: list[Any] = [held]
+
+    def never(sql: str, system: str) -> Any:
+        raise AssertionError("analyzed again")
+
+    lean_events(light, {}, never, "svc", False)
+    lean_contexts(full, {}, never, "svc", False)
+    (event,), (ctx,) = light, full
+    assert isinstance(event, LeanEvent)
+    assert ctx.info is info and ctx.sql == sql and ctx.fingerprint == info.fingerprint
+    assert (ctx.database, ctx.user, ctx.application_name, ctx.client_addr) == (
+        "shop", "app", "billing", "10.0.0.7",
+    )  # fmt: skip
+    assert ctx.explainer is None and ctx.params is None and ctx.source == "proxy"
+    for f in dataclasses.fields(ctx):
+        assert getattr(event, f.name) == getattr(ctx, f.name), f.name
+
+
+def _begun(rec: Recorder, started: float) -> Any:
+    info = rec.analysis(SQL, "postgresql")
+    return (SQL, "postgresql", "proxy", info, Session(), None, False, started)
+
+
+def test_a_begun_statement_ends_as_the_regular_path_would_record_it() -> None:
+    rec = Recorder(Settings())
+    batched = Batched()
+    rec.add_observer(batched)
+    before = time.time()
+    rec.ended(_begun(rec, time.perf_counter() - 0.25), 3)  # timed from its own start
+    assert len(rec._pending) == 1
+    (event,) = batched.seen()
+    ctx = rec.start(SQL, "postgresql", "proxy", database="shop", user="app")
+    ctx.application_name, ctx.client_addr = "billing", "10.0.0.7"
+    regular = rec.finish(ctx, 3)
+    assert fields_but_timing(batched.seen()[1]) == fields_but_timing(regular)
+    assert fields_but_timing(event) == fields_but_timing(regular)
+    assert 0.25 <= event.duration_s < 5.0
+    assert before - 0.3 < event.started_at < before - 0.2
+
+
+def test_a_slow_or_gated_begun_statement_goes_the_regular_way_at_once() -> None:
+    rec = Recorder(Settings())
+    batched, slow = Batched(), Unbatched()
+    slow.min_duration_s = 0.1  # type: ignore[attr-defined]
+    gated = Gated()
+    for observer in (batched, slow, gated):
+        rec.add_observer(observer)
+    assert rec.lean and rec.lean_cutoff == 0.1
+    rec.ended(_begun(rec, time.perf_counter()), 1)  # held
+    rec.ended(_begun(rec, time.perf_counter() - 0.2), 2)  # slow: at once, after the held one
+    assert not rec._pending and [e.rows for e in slow.events] == [2]
+    assert [e.rows for e in batched.events] == [1, 2] and gated.events[0].rows == 2
+    gated.open = True
+    rec.ended(_begun(rec, time.perf_counter()), 3)  # the gate is open: at once
+    assert [e.rows for e in gated.events] == [2, 3]
+    assert all(type(held) is not tuple for held in rec._pending)  # its event, made now
+    assert gated.events[1].application_name == "billing"
+
+
+def test_a_begun_statement_that_fails_gets_its_full_context() -> None:
+    rec = Recorder(Settings())
+    batched = Batched()
+    rec.add_observer(batched)
+    ctx = rec.begun_context(_begun(rec, time.perf_counter() - 0.25))
+    rec.fail(ctx, RuntimeError("boom"))
+    (event,) = batched.seen()
+    assert event.error.type == "RuntimeError" and event.duration_s >= 0.25
+    assert (event.application_name, event.client_addr, event.source) == (
+        "billing", "10.0.0.7", "proxy",
+    )  # fmt: skip

@@ -3,7 +3,9 @@
 On the lean path (see `dbsight.core.Recorder`) a successful statement waits for the next
 batch as a plain tuple, `LeanStatement`: one allocation and no attribute stores on the
 application's path. `lean_contexts` turns it into the `QueryContext` that `Recorder.start`
-would have made, with the same fields, when the batch is folded.
+would have made, with the same fields, when the batch is folded. An instrument that has a
+statement's analysis before it runs (the proxy finds it by the text's shape) begins it as a
+`LeanStart` tuple and ends it with `Recorder.ended`, which holds the analysis with it.
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..sql._info import SqlInfo
 from ._context import RequestContext
 from ._event import QueryEvent
 from ._observer import QueryContext
 
 _new = object.__new__
 
-# (sql, system, source, params, state, explain, request, function, started_at, duration_s,
-#  rows); ``state``: what gives the statement's database, user and explainer, or None.
+# A statement begun on the lean path by an instrument that has its analysis at hand
+# (`Recorder.ended`): (sql, system, source, info, state, params, explain, started).
+# ``info``: its analysis (the proxy finds it by the text's shape), or None (looked up when
+# folded); ``state``: what gives the statement's database, user, application_name,
+# client_addr and explainer, or None; ``explain``: whether that explainer may EXPLAIN it;
+# ``started``: the ``time.perf_counter()`` it is timed from.
+LeanStart = tuple[str, str, str, SqlInfo | None, Any, object, bool, float]
+
+# A statement held on the lean path: its `LeanStart`, then (request, function,
+# started_at, duration_s, rows), what it ran in and how it went.
 LeanStatement = tuple[
-    str, str, str, object, Any, bool, RequestContext | None, str | None, float, float, Any
-]
+    str, str, str, SqlInfo | None, Any, object, bool, float,
+    RequestContext | None, str | None, float, float, Any,
+]  # fmt: skip
 
 
 def lean_contexts(
@@ -40,12 +52,13 @@ def lean_contexts(
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
-        (sql, system, source, params, state, explain, request, function, started_at,
-         duration, rows) = held  # fmt: skip
-        cache = infos.get(system)
-        info = cache.get(sql) if cache is not None else None
+        (sql, system, source, info, state, params, explain, started, request, function,
+         started_at, duration, rows) = held  # fmt: skip
         if info is None:
-            info = info_of(sql, system)
+            cache = infos.get(system)
+            info = cache.get(sql) if cache is not None else None
+            if info is None:
+                info = info_of(sql, system)
         ctx: QueryContext = _new(QueryContext)
         ctx.sql = sql
         ctx.normalized = info.normalized
@@ -70,13 +83,13 @@ def lean_contexts(
             ctx.app = request.app or app
         ctx.function = function
         if state is None:
-            ctx.database = ctx.user = explainer = None
+            ctx.database = ctx.user = ctx.application_name = ctx.client_addr = explainer = None
         else:
             ctx.database = state.database
             ctx.user = state.user
+            ctx.application_name = state.application_name
+            ctx.client_addr = state.client_addr
             explainer = state.explainer if explain else None
-        ctx.application_name = None
-        ctx.client_addr = None
         ctx.params = params if keep_params else None
         ctx.info = info
         ctx.request = request
@@ -85,7 +98,7 @@ def lean_contexts(
         ctx.span = None
         ctx.state = None
         ctx.sampled = None
-        ctx.started = 0.0  # not kept on this path: the duration is
+        ctx.started = started
         batch[i] = ctx
 
 
@@ -97,34 +110,34 @@ class LeanEvent:
     meets a statement shape for the first time, takes a parameter sample). Read-only."""
 
     __slots__ = (
-        "_app", "_full", "_held", "_info", "_keep_params", "database", "duration_s", "error",
-        "fingerprint", "route", "rows", "started_at", "system",
+        "_full", "_held", "_info", "_settings", "database", "duration_s", "fingerprint",
+        "route", "rows", "started_at", "system",
     )  # fmt: skip
+
+    error = None  # (a lean statement succeeded)
 
     system: str
     fingerprint: str
     duration_s: float
-    error: None
     rows: int | None
     started_at: float
     route: str | None
     database: str | None
     _held: LeanStatement
     _info: Any
-    _app: str | None
-    _keep_params: bool
-    _full: QueryContext | None
+    _settings: tuple[str | None, bool]  # the recorder's (app, keep_params)
+    _full: QueryContext  # (unset until built)
 
     def full(self) -> QueryContext:
         """The statement's full event (built on first use, then kept)."""
-        full = self._full
-        if full is None:
+        try:
+            return self._full
+        except AttributeError:
             held = self._held
-            batch: list[Any] = [held]
-            infos = {held[1]: {held[0]: self._info}}
-            lean_contexts(batch, infos, _no_info, self._app, self._keep_params)
+            batch: list[Any] = [held[:3] + (self._info,) + held[4:]]
+            lean_contexts(batch, {}, _no_info, *self._settings)
             full = self._full = batch[0]
-        return full
+            return full  # type: ignore[no-any-return]
 
     @property
     def outcome(self) -> str:
@@ -142,7 +155,7 @@ def _from_full(name: str) -> property:
 # Every other field of the event, from the full one. Properties rather than __getattr__:
 # a class with __getattr__ loses the interpreter's fast path for its slots' reads.
 for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
-    if _name not in LeanEvent.__slots__:
+    if _name not in LeanEvent.__slots__ and _name not in vars(LeanEvent):
         setattr(LeanEvent, _name, _from_full(_name))
 
 
@@ -160,28 +173,26 @@ def lean_events(
     """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
     becomes a `LeanEvent`, in place."""
     new = _new
+    settings = (app, keep_params)
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
-        sql, system = held[0], held[1]
-        cache = infos.get(system)
-        info = cache.get(sql) if cache is not None else None
+        (sql, system, _, info, state, _, _, _, request, _, started_at, duration,
+         rows) = held  # fmt: skip  # (one unpacking costs less than seven subscripts)
         if info is None:
-            info = info_of(sql, system)
+            cache = infos.get(system)
+            info = cache.get(sql) if cache is not None else None
+            if info is None:
+                info = info_of(sql, system)
         event: LeanEvent = new(LeanEvent)
         event.system = system
         event.fingerprint = info.fingerprint
-        event.duration_s = held[9]
-        event.error = None
-        event.rows = held[10]
-        event.started_at = held[8]
-        request = held[6]
+        event.duration_s = duration
+        event.rows = rows
+        event.started_at = started_at
         event.route = request.route if request is not None else None
-        state = held[4]
         event.database = state.database if state is not None else None
         event._held = held
         event._info = info
-        event._app = app
-        event._keep_params = keep_params
-        event._full = None
+        event._settings = settings
         batch[i] = event

@@ -24,7 +24,10 @@ only batched observers (each says ``lean_events = True``: it reads events and ke
 they are handed a lighter `LeanEvent` instead, which builds the full event only if a field
 beyond what counting reads is asked for. A statement that fails, runs slow or meets an
 open gate gets its event at once, built the same way, and goes the usual way (`finish`,
-`fail`).
+`fail`). ``dbsight proxy`` takes the same path for the statements it relays: it begins each
+as a `LeanStart` tuple, with the analysis it found by the text's shape and the session's
+database, user, application_name and client address, and ends it with `ended` (or makes
+its event with `begun_context` when it fails).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
-from ._lean import LeanStatement, lean_contexts, lean_events
+from ._lean import LeanStart, LeanStatement, lean_contexts, lean_events
 from ._observer import (
     ObserverFailures,
     QueryContext,
@@ -156,7 +159,7 @@ class Recorder:
         # the statements of the lean path (tuples): their events, now (lighter ones when
         # dbsight's own sinks are the only batched observers)
         build = lean_events if self._lean_events else lean_contexts
-        build(batch, self._infos, self._info, self._app, self._keep_params)
+        build(batch, self._infos, self.analysis, self._app, self._keep_params)
         for name, hook in self._batched:
             for ctx in batch:
                 try:
@@ -228,7 +231,7 @@ class Recorder:
         request that sent it (the proxy's statements, from other processes), in place of
         this process's request context. ``info``: ``analyze(sql)``, when the caller has it."""
         if info is None:
-            info = self._info(sql, system)
+            info = self.analysis(sql, system)
         # A new `QueryContext`, its fields stored one by one (no __init__ call: the class
         # keeps QueryEvent's constructor, so that ``dataclasses.replace(event, ...)`` works
         # on the events observers receive); this runs for every statement.
@@ -351,20 +354,19 @@ class Recorder:
         gate = self.lean_gate
         if duration < self.lean_cutoff and (gate is None or gate() is False):
             if request is not None:
-                _account(request, self._info(sql, system), duration)
+                _account(request, self.analysis(sql, system), duration)
             pending = self._pending
             pending.append(
-                (sql, system, source, params, state, explain, request, _function.get(),
-                 _time() - duration, duration, rows)
+                (sql, system, source, None, state, params, explain, started, request,
+                 _function.get(), _time() - duration, duration, rows)
             )  # fmt: skip
             if len(pending) >= BATCH:
                 self.flush()
             return
         ctx = self._lean_context(
-            (sql, system, source, params, state, explain, request, _function.get(),
-             _time() - duration, 0.0, None)
+            (sql, system, source, None, state, params, explain, started, request,
+             _function.get(), _time() - duration, 0.0, None)
         )  # fmt: skip
-        ctx.started = started
         self.finish(ctx, rows)
 
     def failed(
@@ -380,13 +382,40 @@ class Recorder:
     ) -> None:
         """`done` for a statement that raised ``exc``: its event at once, then `fail`."""
         ctx = self._lean_context(
-            (sql, system, source, params, state, explain, _request.get(), _function.get(),
-             _time() - (_perf_counter() - started), 0.0, None)
+            (sql, system, source, None, state, params, explain, started, _request.get(),
+             _function.get(), _time() - (_perf_counter() - started), 0.0, None)
         )  # fmt: skip
-        ctx.started = started
         self.fail(ctx, exc)
 
-    def _info(self, sql: str, system: str) -> Any:
+    def ended(self, begun: LeanStart, rows: int | None) -> None:
+        """`done` for a statement begun as a `LeanStart` tuple by an instrument that saw
+        ``lean`` True (the proxy's relayed statements: with their analysis, which is held
+        with them and never looked up again, and a ``state`` that gives their
+        ``application_name`` and ``client_addr`` as they were when they began)."""
+        duration = _perf_counter() - begun[7]
+        request = _request.get()
+        gate = self.lean_gate
+        if duration < self.lean_cutoff and (gate is None or gate() is False):
+            if request is not None:
+                _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)
+            pending = self._pending
+            pending.append(begun + (request, _function.get(), _time() - duration, duration, rows))
+            if len(pending) >= BATCH:
+                self.flush()
+            return
+        ctx = self._lean_context(begun + (request, _function.get(), _time() - duration, 0.0, None))
+        self.finish(ctx, rows)
+
+    def begun_context(self, begun: LeanStart) -> QueryContext:
+        """The `QueryContext` of a statement begun as a `LeanStart` that will not end on the
+        lean path (it failed, or its instrument records it some other way): what `start`
+        would have made of it then, timed from its start; `finish` or `fail` it."""
+        return self._lean_context(
+            begun + (_request.get(), _function.get(), _time() - (_perf_counter() - begun[7]),
+                     0.0, None)
+        )  # fmt: skip
+
+    def analysis(self, sql: str, system: str) -> Any:
         """The analysis of ``sql`` in ``system``'s dialect, from its front cache or made and
         kept there."""
         infos = self._infos.get(system)
@@ -402,7 +431,7 @@ class Recorder:
 
     def _lean_context(self, held: LeanStatement) -> QueryContext:
         batch: list[Any] = [held]
-        lean_contexts(batch, self._infos, self._info, self._app, self._keep_params)
+        lean_contexts(batch, self._infos, self.analysis, self._app, self._keep_params)
         return batch[0]  # type: ignore[no-any-return]
 
 

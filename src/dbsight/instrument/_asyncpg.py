@@ -284,8 +284,8 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
             ):
                 pending = rec.pending
                 pending.append(
-                    (query, SYSTEM, SOURCE, args, _state_of(id(con)), True, None,
-                     _function_get(), _time() - duration, duration, rows)
+                    (query, SYSTEM, SOURCE, None, _state_of(id(con)), args, True, started,
+                     None, _function_get(), _time() - duration, duration, rows)
                 )  # fmt: skip
                 if len(pending) >= BATCH:
                     rec.flush()

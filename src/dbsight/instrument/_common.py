@@ -101,6 +101,10 @@ class ConnState:
 
     __slots__ = ("database", "explainer", "owner", "user")
 
+    # (what the recorder's lean path reads of a statement's state; a client's own)
+    application_name: str | None = None
+    client_addr: str | None = None
+
     def __init__(self, database: str | None, user: str | None, explainer: Any, owner: Any) -> None:
         self.database = database
         self.user = user

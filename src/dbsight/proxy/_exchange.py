@@ -15,7 +15,10 @@ seen (timed from the first message of its request cycle), finished with its rows
 with the server's SQLSTATE. Rows are the command tag's count, else the DataRows relayed
 (`statement_rows`: SHOW, EXPLAIN, a portal suspended at its row limit, which has no tag);
 DataRows are counted, never looked into. A portal suspended at its row limit is one
-statement however many Executes fetch it (`PortalRuns`).
+statement however many Executes fetch it (`PortalRuns`). While no observer needs a
+statement as it happens (the recorder's lean path, see `dbsight.core.Recorder`), a statement
+that no sqlcommenter comment, pipeline step or capture asks for is opened as a plain tuple
+instead and its event made later, in a batch, with the same fields.
 
 Transaction pooling adds three kinds of entries: ``SWALLOW`` (a Parse the proxy put in front
 of a client's Bind: its ParseComplete is not forwarded), ``SWALLOW_QUERY`` (a Query the proxy
@@ -44,7 +47,7 @@ from ..sql import SqlInfo, analyze
 from ..sql._analyze import shaped_postgres
 from ._capture import WorkloadCapture
 from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
-from ._observe import SOURCE, SYSTEM, ServerError, remote_parent, split_comment
+from ._observe import SOURCE, SYSTEM, ServerError, SessionFacts, remote_parent, split_comment
 from ._param_text import BoundParams, bind_parameters, parameter_types
 from ._pipeline import UNOBSERVED, StatementLog
 from ._plain_answer import (  # what the client asked, in `pending`: (kind, payload)
@@ -192,7 +195,7 @@ class Exchange:
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
         "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
-        "listens", "listen_tags", "rolled_back", "_replies",
+        "listens", "listen_tags", "rolled_back", "_replies", "_facts",
     )
 
     def __init__(
@@ -218,6 +221,8 @@ class Exchange:
         self.database = database
         self.application_name = application_name
         self.client_addr = client_addr
+        # the same, as the lean path's statements carry them (replaced, never changed)
+        self._facts = SessionFacts(database, user, application_name, client_addr)
         self.statement_count = 0
         self.dirty = False  # something was left in the server session (pooled mode)
         self.wrote = False  # a statement that may change table data was sent (pooled mode)
@@ -307,7 +312,12 @@ class Exchange:
             self.statement_count += 1
             ctx = self._open(sql, at, body)
             if self.pooled and not (self.dirty and self.wrote):
-                info = ctx.info if ctx is not None else shaped_postgres(body) or analyze(sql)
+                if type(ctx) is tuple:  # a `LeanStart`: its analysis is fourth
+                    info = ctx[3]
+                elif ctx is None:
+                    info = shaped_postgres(body) or analyze(sql)
+                else:
+                    info = ctx.info
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
@@ -345,15 +355,20 @@ class Exchange:
                 ):  # fmt: skip
                     self.listens.extend(listen_ops(text))
                 self.statement_count += 1
-                ctx = self._open(text if text is not None else "", self._cycle_start)
+                # with a row limit it may be suspended: a statement of several Executes
+                limited = end - i >= 4 and _unpack_int32(buf, i)[0] > 0
+                ctx = self._open(
+                    text if text is not None else "", self._cycle_start, None, not limited
+                )
                 if self.pooled and not self.wrote:
                     self.wrote = text is None or may_write(
-                        ctx.info if ctx is not None else analyze(text)
-                    )
+                        analyze(text) if ctx is None
+                        else ctx[3] if type(ctx) is tuple else ctx.info
+                    )  # fmt: skip
                 if ctx is not None:
                     if portal in self._portal_params:
                         self._statement_params[id(ctx)] = self._portal_params[portal]
-                    if end - i >= 4 and _unpack_int32(buf, i)[0] > 0:  # may be suspended
+                    if limited:
                         self._runs.start(ctx, portal)
             self.pending.append((EXECUTE, ctx))
             self._cycle_start = at
@@ -715,6 +730,8 @@ class Exchange:
         value, _ = cstring(buf, i, end)
         if name == "application_name":
             self.application_name = value
+            facts = self._facts  # (statements begun before keep the name they ran with)
+            self._facts = SessionFacts(facts.database, facts.user, value, facts.client_addr)
         if self.pending:  # a SET during a relayed request, not the login's report
             self.dirty = True
         if self.on_parameter is not None:
@@ -741,8 +758,22 @@ class Exchange:
             i = e
         self._finish(ctx, statement_rows(tag_rows, returned))
 
-    def _open(self, sql: str, at: float | None, encoded: bytes | None = None) -> Any:
-        """The statement ``sql`` begins (``encoded``: the bytes it was decoded from)."""
+    def _open(
+        self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True
+    ) -> Any:
+        """The statement ``sql`` begins (``encoded``: the bytes it was decoded from): its
+        `QueryContext`, or on the recorder's lean path (``lean``: it may take it) a
+        `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
+        the recorder folds its batch). That path is for statements no one needs at once:
+        no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
+        if (
+            recorder.lean and lean and self.observation is UNOBSERVED and self.capture is None
+            and at is not None and "/*" not in sql
+        ):  # fmt: skip
+            info = shaped_postgres(encoded) if encoded is not None else None
+            if info is None:
+                info = recorder.analysis(sql, SYSTEM)
+            return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
         if not recorder.active:
             return None
         token = comment = info = None
@@ -774,7 +805,9 @@ class Exchange:
         return ctx
 
     def _finish(self, ctx: Any, rows: int | None) -> None:
-        if ctx is not None:
+        if type(ctx) is tuple:  # on the lean path (`_open`): nothing else to do
+            recorder.ended(ctx, rows)
+        elif ctx is not None:
             recorder.finish(ctx, rows)
             if self.capture is not None:
                 self._captured(ctx, rows, None)
@@ -782,6 +815,8 @@ class Exchange:
                 self._log(ctx)
 
     def _fail(self, ctx: Any, sqlstate: str | None, message: str) -> None:
+        if type(ctx) is tuple:
+            ctx = recorder.begun_context(ctx)
         recorder.fail(ctx, ServerError(sqlstate, message))
         if self.capture is not None:
             self._captured(ctx, None, sqlstate)
@@ -837,6 +872,8 @@ class Exchange:
 
     def _skip(self, ctx: Any) -> None:
         """A statement the server skipped after an earlier error in its pipeline."""
+        if type(ctx) is tuple:
+            ctx = recorder.begun_context(ctx)
         recorder.fail(ctx, ServerError("25P02", "skipped: an earlier message of its pipeline failed"))
         if self._logs:
             self._log(ctx)
@@ -849,6 +886,8 @@ class Exchange:
         self._runs.clear(self._finish)  # what suspended portals returned reached the client
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
+                if type(payload) is tuple:
+                    payload = recorder.begun_context(payload)
                 recorder.fail(payload, ServerError("08006", why))
         self._logs.clear()  # logged when they have run again
         self.discarding = self.unsynced = self.wrote = False
@@ -866,6 +905,8 @@ class Exchange:
         self._replies = 0
         for kind, payload in pending:
             if kind in _STATEMENT_KINDS and payload is not None:
+                if type(payload) is tuple:
+                    payload = recorder.begun_context(payload)
                 recorder.fail(
                     payload, ServerError("57014", "client disconnected; statement cancelled")
                 )

@@ -10,10 +10,36 @@ from typing import Any
 from ..core._comment_context import CommentContext, split_comment
 from ..core._correlation import remote_context
 
-__all__ = ["SOURCE", "SYSTEM", "ServerError", "remote_parent", "split_comment"]
+__all__ = [
+    "SOURCE", "SYSTEM", "ServerError", "SessionFacts", "remote_parent", "split_comment",
+]  # fmt: skip
 
 SOURCE = "proxy"
 SYSTEM = "postgresql"
+
+
+class SessionFacts:
+    """Who a session's statements come from, as their events say it: its database, user,
+    application_name and client address (the ``state`` of the recorder's lean path, which
+    reads it when a batch is folded). Never changed once made: when the client's
+    application_name changes, the session makes a new one, and the statements that ran
+    before keep the old."""
+
+    __slots__ = ("application_name", "client_addr", "database", "user")
+
+    explainer = None  # (relayed statements are not explained)
+
+    def __init__(
+        self,
+        database: str | None,
+        user: str | None,
+        application_name: str | None,
+        client_addr: str | None,
+    ) -> None:
+        self.database = database
+        self.user = user
+        self.application_name = application_name
+        self.client_addr = client_addr
 
 
 class ServerError(Exception):
