@@ -99,6 +99,55 @@ def test_a_failing_batched_observer_is_counted_and_breaks_nothing() -> None:
     assert [sql for _, sql in seen.seen] == ["SELECT 0", "SELECT 1", "SELECT 2"]
 
 
+class Batches(Sequence):
+    """A batched observer that takes each batch in one call."""
+
+    name = "batches"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def after_batch(self, events: Any) -> None:
+        self.calls.append(len(events))
+        self.seen.extend(("ok", event.sql) for event in events)
+
+
+class BrokenBatches(QueryObserver):
+    name = "broken-batches"
+    batched = True
+
+    def after_query(self, ctx: Any, event: Any) -> None:  # (slow statements only)
+        pass
+
+    def after_batch(self, events: Any) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_an_after_batch_hook_gets_each_batch_in_one_call_in_order() -> None:
+    rec = Recorder(Settings())
+    seen = Batches()
+    rec.add_observer(seen)
+    count = BATCH * 2 + 3
+    for i in range(count):
+        _run(rec, f"SELECT {i}")
+    _run(rec, "SELECT failed", error=True)  # (the three held go first, in one call)
+    assert seen.calls == [BATCH, BATCH, 3]
+    assert seen.seen == [("ok", f"SELECT {i}") for i in range(count)] + [("error", "SELECT failed")]
+
+
+def test_a_failing_after_batch_hook_is_counted_and_breaks_nothing() -> None:
+    rec = Recorder(Settings())
+    seen = Sequence()
+    rec.add_observer(BrokenBatches())
+    rec.add_observer(seen)
+    for i in range(3):
+        _run(rec, f"SELECT {i}")
+    rec.flush()
+    assert rec.failures.counts["broken-batches"] == 1  # one batch, one failure
+    assert [sql for _, sql in seen.seen] == ["SELECT 0", "SELECT 1", "SELECT 2"]
+
+
 def test_statistics_read_right_after_a_statement_count_it() -> None:
     rec = Recorder(Settings())
     table = StatsTable()

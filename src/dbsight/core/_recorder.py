@@ -8,7 +8,9 @@ application. When dbsight is disabled ``active`` is False and instruments skip i
 Observers that say ``batched = True`` (dbsight's metrics, statistics and parameter samples)
 get the successful statements in batches: ``finish()`` keeps the event, and every
 `BATCH` statements (or when something reads what they count, through `Recorder.flush`)
-each of them folds the whole batch in one loop. Every statement still reaches every
+each of them folds the whole batch in one loop, in one call when it has an
+``after_batch(events)`` hook (dbsight's sinks do; a batch hook that raises loses the rest of
+that batch for its observer, counted in ``failures``). Every statement still reaches every
 observer, in order: a failed or slow statement, a change of observers and every reader
 flush what is held first. Between statements the application's own work (the driver, the
 event loop) pushes dbsight's code and data out of the CPU caches; folding a batch in one
@@ -88,10 +90,11 @@ class Recorder:
         self._after_all: tuple[tuple[str, Callable[..., Any]], ...] = ()
         self._after_cutoff = _INF
         self._error: tuple[tuple[str, Callable[..., Any], float], ...] = ()
-        # The ``after_query`` hooks of batched observers (for statements under the cutoff),
-        # and the statements they have not seen yet (a deque: appends and pops from several
-        # threads never lose one).
-        self._batched: tuple[tuple[str, Callable[..., Any]], ...] = ()
+        # The hooks of batched observers (for statements under the cutoff): (name, hook,
+        # whole), ``whole`` for an ``after_batch`` hook that takes a batch in one call, else
+        # the ``after_query`` hook; and the statements they have not seen yet (a deque:
+        # appends and pops from several threads never lose one).
+        self._batched: tuple[tuple[str, Callable[..., Any], bool], ...] = ()
         self._pending: deque[QueryContext | LeanStatement] = deque()
         self.active = False
         # Statements may take the lean path (`done`): see the module docstring. There, a
@@ -160,7 +163,13 @@ class Recorder:
         # dbsight's own sinks are the only batched observers)
         build = lean_events if self._lean_events else lean_contexts
         build(batch, self._infos, self.analysis, self._app, self._keep_params)
-        for name, hook in self._batched:
+        for name, hook, whole in self._batched:
+            if whole:  # its after_batch: the batch in one call
+                try:
+                    hook(batch)
+                except Exception as exc:  # (what it had not counted of this batch is lost)
+                    self.failures.record(name, "after_query", exc)
+                continue
             for ctx in batch:
                 try:
                     hook(ctx, ctx)
@@ -172,7 +181,7 @@ class Recorder:
         before, after, error = [], [], []
         # after hooks for statements under the cutoff: called at once, or batched
         after_all: list[tuple[str, Callable[..., Any]]] = []
-        batched: list[tuple[str, Callable[..., Any]]] = []
+        batched: list[tuple[str, Callable[..., Any], bool]] = []
         gates: list[Callable[[], object]] = []
         ungated = False
         lean_ok = True  # every batched observer takes `LeanEvent`s
@@ -189,7 +198,11 @@ class Recorder:
                 if min_s > 0.0:
                     pass
                 elif getattr(observer, "batched", False) is True:
-                    batched.append((name, hooks["after_query"]))
+                    whole = getattr(observer, "after_batch", None)
+                    if callable(whole):
+                        batched.append((name, whole, True))
+                    else:
+                        batched.append((name, hooks["after_query"], False))
                     lean_ok &= getattr(observer, "lean_events", False) is True
                     bind = getattr(observer, "bind_flush", None)
                     if bind is not None:
