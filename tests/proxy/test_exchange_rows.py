@@ -164,3 +164,11 @@ def test_executes_sent_before_the_first_answer_are_each_recorded(recorded: Any) 
     wire.client(Query("COMMIT"))
     wire.server(CommandComplete("COMMIT"), IDLE)
     assert [rows for sql, rows, _ in recorded.rows() if sql == SELECT] == [1, 1]
+
+
+@pytest.mark.parametrize("kind", [b"B", b"E"])
+def test_a_bind_or_execute_without_its_portal_name_is_a_malformed_message(kind: bytes) -> None:
+    exchange = Exchange(user="u", database="d", application_name=None, client_addr=None)
+    empty = kind + b"\x00\x00\x00\x04"  # no body at all: not even the portal's NUL
+    with pytest.raises(ValueError):  # (the relay answers it with a ProtocolViolation)
+        exchange.request(empty[0], empty, 5, 5, time.perf_counter())

@@ -189,3 +189,4 @@ def test_an_exchange_ends_the_same_whether_answers_come_whole_or_byte_by_byte(
         ("COMMIT", None, "ok"),
         ("CREATE TEMP TABLE x (n int)", None, "ok"),
     ]
+

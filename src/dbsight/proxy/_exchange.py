@@ -327,7 +327,10 @@ class Exchange:
         if self._cycle_start is None:
             self._cycle_start = at
         if t == 66:  # Bind: portal, statement
-            portal, i = cstring(buf, start, end)
+            # (the unnamed portal, most clients' only one, without a call)
+            portal, i = (
+                ("", start + 1) if start < end and buf[start] == 0 else cstring(buf, start, end)
+            )
             if self._runs.suspended:  # a suspended portal of that name is replaced
                 self._runs.end(portal, self._finish)
             statement, j = cstring(buf, i, end)
@@ -341,7 +344,9 @@ class Exchange:
             self.pending.append((BIND, None))
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
-            portal, i = cstring(buf, start, end)
+            portal, i = (
+                ("", start + 1) if start < end and buf[start] == 0 else cstring(buf, start, end)
+            )
             ctx = None
             if self._runs.suspended:  # the rest of a suspended portal: the same statement
                 ctx = self._runs.resume(portal, self._cycle_start)
