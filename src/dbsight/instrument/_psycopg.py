@@ -18,6 +18,13 @@ Pipeline mode keeps working; in it a statement's results (and errors) arrive at 
 point, so its event has no rows (None: ``execute`` and ``executemany`` alike) and the duration
 of queueing it.
 
+While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
+`dbsight.core.Recorder`), a client-side cursor's ``execute`` and ``executemany`` time a
+statement themselves and hand it over as a tuple (``Recorder.done``, inlined for
+``execute``); its event, the same as the regular path's, is built with the next batch.
+Otherwise, and for a statement that fails, they go through ``recorder.start`` and
+``finish``/``fail``; ``copy``, ``stream`` and server-side cursors always do.
+
 psycopg internals relied on (checked against psycopg 3.3): ``Cursor._conn`` (the cursor's
 connection, a slot) and ``Cursor._results`` (the PGresults of the last execute, read for
 the rows of several statements). Pool housekeeping lives in ``_psycopg_pool``.

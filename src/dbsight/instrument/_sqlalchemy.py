@@ -17,6 +17,12 @@ for every statement, SELECT included; results are never consumed, so where the d
 not counted them yet (sqlite3, server-side cursors) they are None. A ``do_execute`` dialect
 event of the application's that executes the statement itself takes it past these wrappers.
 
+While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
+`dbsight.core.Recorder`), the wrappers time a statement themselves and hand it over as a
+tuple (``Recorder.done``, inlined); its event, the same as the regular path's, is built with
+the next batch. Otherwise, and for a statement that fails, they go through
+``recorder.start`` and ``finish``/``fail``.
+
 The dialect's own probes when it first connects are not recorded. Transaction control and
 pool pings do not go through these methods (SQLAlchemy runs BEGIN,
 COMMIT, ROLLBACK and ``pool_pre_ping`` through the DBAPI connection), so they are not
