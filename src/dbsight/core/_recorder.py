@@ -16,10 +16,10 @@ flush what is held first. Between statements the application's own work (the dri
 event loop) pushes dbsight's code and data out of the CPU caches; folding a batch in one
 go pays for bringing them back once per batch rather than once per statement.
 
-The lean path goes one step further for the instruments that take it (asyncpg's): while
-no observer needs a statement as it happens (``lean``: no ``before_query`` hook, no
-sqlcommenter, and every other ``after_query`` hook says through its
-``after_query_wanted`` gate that it would do nothing now), an instrument times the
+The lean path goes one step further for the instruments that take it (asyncpg's, psycopg's,
+SQLAlchemy's): while no observer needs a statement as it happens (``lean``: no
+``before_query`` hook, no sqlcommenter, and every other ``after_query`` hook says through
+its ``after_query_wanted`` gate that it would do nothing now), an instrument times the
 statement itself and hands its facts to `Recorder.done`, which keeps them in a tuple;
 the `QueryContext` is built when the batch is folded. When dbsight's own sinks are the
 only batched observers (each says ``lean_events = True``: it reads events and keeps none),

@@ -18,6 +18,13 @@ Pipeline mode keeps working; in it a statement's results (and errors) arrive at 
 point, so its event has no rows (None: ``execute`` and ``executemany`` alike) and the duration
 of queueing it.
 
+While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
+`dbsight.core.Recorder`), a client-side cursor's ``execute`` and ``executemany`` time a
+statement themselves and hand it over as a tuple (``Recorder.done``, inlined for
+``execute``); its event, the same as the regular path's, is built with the next batch.
+Otherwise, and for a statement that fails, they go through ``recorder.start`` and
+``finish``/``fail``; ``copy``, ``stream`` and server-side cursors always do.
+
 psycopg internals relied on (checked against psycopg 3.3): ``Cursor._conn`` (the cursor's
 connection, a slot) and ``Cursor._results`` (the PGresults of the last execute, read for
 the rows of several statements). Pool housekeeping lives in ``_psycopg_pool``.
@@ -35,6 +42,8 @@ from typing import Any
 import psycopg
 from psycopg import sql as psycopg_sql
 
+from ..core._context import _function, _request
+from ..core._recorder import BATCH
 from ..core._sqlcomment import add_comment
 from ._common import (
     ConnectionStates,
@@ -58,6 +67,9 @@ SYSTEM = "postgresql"
 SOURCE = "psycopg"
 
 _perf_counter = time.perf_counter
+_time = time.time
+_request_get = _request.get
+_function_get = _function.get
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 _PIPELINE_OFF = psycopg.pq.PipelineStatus.OFF
 
@@ -150,6 +162,42 @@ def _sync_client_methods(base: type) -> dict[str, Any]:
     def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
         if not recorder.active or _recording.get() or (state := _state_of(id(self._conn))) is None:
             return b_execute(self, query, params, **kwargs)
+        rec = recorder
+        if rec.lean:  # timed here, its event built later
+            text = query if type(query) is str else _text(query, self)
+            started = _perf_counter()
+            try:
+                result = b_execute(self, query, params, **kwargs)
+            except BaseException as exc:
+                rec.failed(text, SYSTEM, SOURCE, params, state, True, started, exc)
+                raise
+            # `_rows` and `Recorder.done`, inlined for the usual case (no request scope,
+            # not slow, no gate open): the statement held as a `LeanStatement` tuple; this
+            # runs for every statement.
+            results = self._results
+            if len(results) > 1:
+                rows = _result_rows(results[-1])
+            else:
+                rows = self.rowcount
+                if rows < 0:
+                    rows = None
+            duration = _perf_counter() - started
+            gate = rec.lean_gate
+            if (
+                duration < rec.lean_cutoff
+                and (gate is None or gate() is False)
+                and _request_get() is None
+            ):
+                pending = rec.pending
+                pending.append(
+                    (text, SYSTEM, SOURCE, None, state, params, True, started,
+                     None, _function_get(), _time() - duration, duration, rows)
+                )  # fmt: skip
+                if len(pending) >= BATCH:
+                    rec.flush()
+            else:
+                rec.done(text, SYSTEM, SOURCE, params, state, True, started, rows)
+            return result
         ctx, sent = _begin(state, self, query, params)
         try:
             result = b_execute(self, sent, params, **kwargs)
@@ -162,6 +210,17 @@ def _sync_client_methods(base: type) -> dict[str, Any]:
     def executemany(self: Any, query: Any, params_seq: Any, **kwargs: Any) -> Any:
         if not recorder.active or _recording.get() or (state := _state_of(id(self._conn))) is None:
             return b_executemany(self, query, params_seq, **kwargs)
+        if recorder.lean:
+            text = query if type(query) is str else _text(query, self)
+            started = _perf_counter()
+            try:
+                result = b_executemany(self, query, params_seq, **kwargs)
+            except BaseException as exc:
+                recorder.failed(text, SYSTEM, SOURCE, params_seq, state, False, started, exc)
+                raise
+            rows = _many_rows(self, bool(kwargs.get("returning")))
+            recorder.done(text, SYSTEM, SOURCE, params_seq, state, False, started, rows)
+            return result
         ctx, sent = _begin(state, self, query, params_seq, explain=False)
         try:
             result = b_executemany(self, sent, params_seq, **kwargs)
@@ -297,6 +356,40 @@ async def _aexecute(
     params: Any,
     kwargs: dict[str, Any],
 ) -> Any:
+    rec = recorder
+    if rec.lean:  # timed here, its event built later
+        text = query if type(query) is str else _text(query, cursor)
+        started = _perf_counter()
+        try:
+            result = await b_execute(cursor, query, params, **kwargs)
+        except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
+            rec.failed(text, SYSTEM, SOURCE, params, state, True, started, exc)
+            raise
+        # `_rows` and `Recorder.done`, inlined as in the sync cursor's execute
+        results = cursor._results
+        if len(results) > 1:
+            rows = _result_rows(results[-1])
+        else:
+            rows = cursor.rowcount
+            if rows < 0:
+                rows = None
+        duration = _perf_counter() - started
+        gate = rec.lean_gate
+        if (
+            duration < rec.lean_cutoff
+            and (gate is None or gate() is False)
+            and _request_get() is None
+        ):
+            pending = rec.pending
+            pending.append(
+                (text, SYSTEM, SOURCE, None, state, params, True, started,
+                 None, _function_get(), _time() - duration, duration, rows)
+            )  # fmt: skip
+            if len(pending) >= BATCH:
+                rec.flush()
+        else:
+            rec.done(text, SYSTEM, SOURCE, params, state, True, started, rows)
+        return result
     ctx, sent = _begin(state, cursor, query, params)
     try:
         result = await b_execute(cursor, sent, params, **kwargs)
@@ -315,6 +408,17 @@ async def _aexecutemany(
     params_seq: Any,
     kwargs: dict[str, Any],
 ) -> Any:
+    if recorder.lean:
+        text = query if type(query) is str else _text(query, cursor)
+        started = _perf_counter()
+        try:
+            result = await b_executemany(cursor, query, params_seq, **kwargs)
+        except BaseException as exc:
+            recorder.failed(text, SYSTEM, SOURCE, params_seq, state, False, started, exc)
+            raise
+        rows = _many_rows(cursor, bool(kwargs.get("returning")))
+        recorder.done(text, SYSTEM, SOURCE, params_seq, state, False, started, rows)
+        return result
     ctx, sent = _begin(state, cursor, query, params_seq, explain=False)
     try:
         result = await b_executemany(cursor, sent, params_seq, **kwargs)

@@ -17,6 +17,12 @@ for every statement, SELECT included; results are never consumed, so where the d
 not counted them yet (sqlite3, server-side cursors) they are None. A ``do_execute`` dialect
 event of the application's that executes the statement itself takes it past these wrappers.
 
+While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
+`dbsight.core.Recorder`), the wrappers time a statement themselves and hand it over as a
+tuple (``Recorder.done``, inlined); its event, the same as the regular path's, is built with
+the next batch. Otherwise, and for a statement that fails, they go through
+``recorder.start`` and ``finish``/``fail``.
+
 The dialect's own probes when it first connects are not recorded. Transaction control and
 pool pings do not go through these methods (SQLAlchemy runs BEGIN,
 COMMIT, ROLLBACK and ``pool_pre_ping`` through the DBAPI connection), so they are not
@@ -32,12 +38,15 @@ pool ``engine.dispose()`` puts in its place is wrapped too.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..core import PoolUsage, TimeoutCounter, pools
+from ..core._context import _function, _request
+from ..core._recorder import BATCH
 from ..core._sqlcomment import add_comment
-from ._common import _recording, recorder
+from ._common import ConnState, _recording, recorder
 from ._explain import (
     TaskExplainer,
     ThreadExplainer,
@@ -51,6 +60,11 @@ from ._handle import InstrumentationHandle
 SOURCE = "sqlalchemy"
 _SYSTEMS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
 _METHODS = ("do_execute", "do_execute_no_params", "do_executemany", "initialize")
+
+_perf_counter = time.perf_counter
+_time = time.time
+_request_get = _request.get
+_function_get = _function.get
 
 # id(dialect) -> the live handle that wrapped it (option engines share their parent's)
 _by_dialect: dict[int, InstrumentationHandle] = {}
@@ -112,6 +126,8 @@ def _wrappers(
     finish = recorder.finish
     fail = recorder.fail
     get_recording = _recording.get
+    # what the recorder's lean path reads of a statement's connection (`Recorder.done`)
+    state = ConnState(database, user, explainer, None)
 
     def run(
         call: Callable[..., Any],
@@ -122,6 +138,43 @@ def _wrappers(
         many: bool,
     ) -> None:
         bare = parameters is None
+        if recorder.lean and type(statement) is str:  # timed here, its event built later
+            token = _recording.set(True)
+            started = _perf_counter()
+            try:
+                if bare:
+                    call(cursor, statement, context)
+                else:
+                    call(cursor, statement, parameters, context)
+            except BaseException as exc:  # recorded, then re-raised as it is
+                recorder.failed(
+                    statement, system, SOURCE, parameters, state, not many, started, exc
+                )
+                raise
+            finally:
+                _recording.reset(token)
+            rows = _rowcount(cursor)
+            # `Recorder.done`, inlined for the usual case (no request scope, not slow, no
+            # gate open): the statement held as a `LeanStatement` tuple; this runs for
+            # every statement.
+            duration = _perf_counter() - started
+            rec = recorder
+            gate = rec.lean_gate
+            if (
+                duration < rec.lean_cutoff
+                and (gate is None or gate() is False)
+                and _request_get() is None
+            ):
+                pending = rec.pending
+                pending.append(
+                    (statement, system, SOURCE, None, state, parameters, not many, started,
+                     None, _function_get(), _time() - duration, duration, rows)
+                )  # fmt: skip
+                if len(pending) >= BATCH:
+                    rec.flush()
+            else:
+                rec.done(statement, system, SOURCE, parameters, state, not many, started, rows)
+            return
         ctx = start(
             statement,
             system,
