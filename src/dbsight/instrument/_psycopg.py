@@ -20,10 +20,10 @@ of queueing it.
 
 While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
 `dbsight.core.Recorder`), a client-side cursor's ``execute`` and ``executemany`` time a
-statement themselves and hand it over as a tuple (``Recorder.done``, inlined for
-``execute``); its event, the same as the regular path's, is built with the next batch.
-Otherwise, and for a statement that fails, they go through ``recorder.start`` and
-``finish``/``fail``; ``copy``, ``stream`` and server-side cursors always do.
+statement themselves and hand it over as a tuple (``Recorder.done``; ``Recorder.failed``
+when it raises); its event, the same as the regular path's, is built with the next batch.
+Otherwise they go through ``recorder.start`` and ``finish``/``fail``; ``copy``, ``stream``
+and server-side cursors always do.
 
 psycopg internals relied on (checked against psycopg 3.3): ``Cursor._conn`` (the cursor's
 connection, a slot) and ``Cursor._results`` (the PGresults of the last execute, read for
@@ -42,8 +42,6 @@ from typing import Any
 import psycopg
 from psycopg import sql as psycopg_sql
 
-from ..core._context import _function, _request
-from ..core._recorder import BATCH
 from ..core._sqlcomment import add_comment
 from ._common import (
     ConnectionStates,
@@ -67,9 +65,6 @@ SYSTEM = "postgresql"
 SOURCE = "psycopg"
 
 _perf_counter = time.perf_counter
-_time = time.time
-_request_get = _request.get
-_function_get = _function.get
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 _PIPELINE_OFF = psycopg.pq.PipelineStatus.OFF
 
@@ -171,32 +166,7 @@ def _sync_client_methods(base: type) -> dict[str, Any]:
             except BaseException as exc:
                 rec.failed(text, SYSTEM, SOURCE, params, state, True, started, exc)
                 raise
-            # `_rows` and `Recorder.done`, inlined for the usual case (no request scope,
-            # not slow, no gate open): the statement held as a `LeanStatement` tuple; this
-            # runs for every statement.
-            results = self._results
-            if len(results) > 1:
-                rows = _result_rows(results[-1])
-            else:
-                rows = self.rowcount
-                if rows < 0:
-                    rows = None
-            duration = _perf_counter() - started
-            gate = rec.lean_gate
-            if (
-                duration < rec.lean_cutoff
-                and (gate is None or gate() is False)
-                and _request_get() is None
-            ):
-                pending = rec.pending
-                pending.append(
-                    (text, SYSTEM, SOURCE, None, state, params, True, started,
-                     None, _function_get(), _time() - duration, duration, rows)
-                )  # fmt: skip
-                if len(pending) >= BATCH:
-                    rec.flush()
-            else:
-                rec.done(text, SYSTEM, SOURCE, params, state, True, started, rows)
+            rec.done(text, SYSTEM, SOURCE, params, state, True, started, _rows(self))
             return result
         ctx, sent = _begin(state, self, query, params)
         try:
@@ -365,30 +335,7 @@ async def _aexecute(
         except BaseException as exc:  # CancelledError included: recorded, then re-raised as is
             rec.failed(text, SYSTEM, SOURCE, params, state, True, started, exc)
             raise
-        # `_rows` and `Recorder.done`, inlined as in the sync cursor's execute
-        results = cursor._results
-        if len(results) > 1:
-            rows = _result_rows(results[-1])
-        else:
-            rows = cursor.rowcount
-            if rows < 0:
-                rows = None
-        duration = _perf_counter() - started
-        gate = rec.lean_gate
-        if (
-            duration < rec.lean_cutoff
-            and (gate is None or gate() is False)
-            and _request_get() is None
-        ):
-            pending = rec.pending
-            pending.append(
-                (text, SYSTEM, SOURCE, None, state, params, True, started,
-                 None, _function_get(), _time() - duration, duration, rows)
-            )  # fmt: skip
-            if len(pending) >= BATCH:
-                rec.flush()
-        else:
-            rec.done(text, SYSTEM, SOURCE, params, state, True, started, rows)
+        rec.done(text, SYSTEM, SOURCE, params, state, True, started, _rows(cursor))
         return result
     ctx, sent = _begin(state, cursor, query, params)
     try:

@@ -19,9 +19,9 @@ event of the application's that executes the statement itself takes it past thes
 
 While the recorder's lean path is open (``recorder.lean``: dbsight's own sinks only, see
 `dbsight.core.Recorder`), the wrappers time a statement themselves and hand it over as a
-tuple (``Recorder.done``, inlined); its event, the same as the regular path's, is built with
-the next batch. Otherwise, and for a statement that fails, they go through
-``recorder.start`` and ``finish``/``fail``.
+tuple (``Recorder.done``; ``Recorder.failed`` when it raises); its event, the same as the
+regular path's, is built with the next batch. Otherwise they go through ``recorder.start``
+and ``finish``/``fail``.
 
 The dialect's own probes when it first connects are not recorded. Transaction control and
 pool pings do not go through these methods (SQLAlchemy runs BEGIN,
@@ -43,8 +43,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import PoolUsage, TimeoutCounter, pools
-from ..core._context import _function, _request
-from ..core._recorder import BATCH
 from ..core._sqlcomment import add_comment
 from ._common import ConnState, _recording, recorder
 from ._explain import (
@@ -62,9 +60,6 @@ _SYSTEMS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "s
 _METHODS = ("do_execute", "do_execute_no_params", "do_executemany", "initialize")
 
 _perf_counter = time.perf_counter
-_time = time.time
-_request_get = _request.get
-_function_get = _function.get
 
 # id(dialect) -> the live handle that wrapped it (option engines share their parent's)
 _by_dialect: dict[int, InstrumentationHandle] = {}
@@ -153,27 +148,10 @@ def _wrappers(
                 raise
             finally:
                 _recording.reset(token)
-            rows = _rowcount(cursor)
-            # `Recorder.done`, inlined for the usual case (no request scope, not slow, no
-            # gate open): the statement held as a `LeanStatement` tuple; this runs for
-            # every statement.
-            duration = _perf_counter() - started
-            rec = recorder
-            gate = rec.lean_gate
-            if (
-                duration < rec.lean_cutoff
-                and (gate is None or gate() is False)
-                and _request_get() is None
-            ):
-                pending = rec.pending
-                pending.append(
-                    (statement, system, SOURCE, None, state, parameters, not many, started,
-                     None, _function_get(), _time() - duration, duration, rows)
-                )  # fmt: skip
-                if len(pending) >= BATCH:
-                    rec.flush()
-            else:
-                rec.done(statement, system, SOURCE, parameters, state, not many, started, rows)
+            recorder.done(
+                statement, system, SOURCE, parameters, state, not many, started,
+                _rowcount(cursor),
+            )  # fmt: skip
             return
         ctx = start(
             statement,
