@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from lean_observers import Batched
 
 import dbsight
 from dbsight.core import QueryObserver, Settings
@@ -125,3 +126,13 @@ def raising_observer(events: Collector) -> Iterator[RaisingObserver]:
     dbsight.add_observer(observer)
     yield observer
     dbsight.remove_observer(observer)
+
+
+@pytest.fixture(params=[False, True], ids=["no-bodies", "bodies"])
+def lean_collector(request: Any, dbsight_runtime: Callable[..., None]) -> Batched:
+    """A batched observer like dbsight's own sinks (the lean path stays open), with query
+    bodies kept or not, slow statements explained."""
+    dbsight_runtime(include_query_bodies=request.param, explain_slow_queries=True)
+    collector = Batched()
+    dbsight.add_observer(collector)
+    return collector

@@ -24,14 +24,6 @@ SETUP = (
 ERRORS = 4  # statements of the workloads that raise, at their end
 
 
-@pytest.fixture(params=[False, True], ids=["no-bodies", "bodies"])
-def collector(request: Any, dbsight_runtime: Any) -> Batched:
-    dbsight_runtime(include_query_bodies=request.param, explain_slow_queries=True)
-    collector = Batched()
-    dbsight.add_observer(collector)
-    return collector
-
-
 @pytest.fixture
 def conn(pg_dsn: str) -> Any:
     connection = psycopg.connect(pg_dsn, autocommit=True)
@@ -142,7 +134,7 @@ def _compared(event: Any) -> dict[str, Any]:
 
 
 def _check(
-    lean_events: list[Any], regular_events: list[Any], collector: Batched, count: int
+    lean_events: list[Any], regular_events: list[Any], lean_collector: Batched, count: int
 ) -> None:
     assert len(lean_events) == len(regular_events) == count
     assert [_compared(e) for e in lean_events] == [_compared(e) for e in regular_events]
@@ -163,50 +155,50 @@ def _check(
 
 
 def test_lean_events_and_results_are_those_of_the_regular_path(
-    conn: Any, collector: Batched
+    conn: Any, lean_collector: Batched
 ) -> None:
     recorder = _runtime.recorder
     plain = _workload(conn)
     dbsight.instrument(conn)
     assert recorder.lean  # dbsight's sinks and a batched observer: the lean path is open
     lean_results = _workload(conn)
-    lean_events = list(collector.seen())
-    collector.events.clear()
+    lean_events = list(lean_collector.seen())
+    lean_collector.events.clear()
 
     unbatched = Unbatched()
     dbsight.add_observer(unbatched)
     assert not recorder.lean
     regular_results = _workload(conn)
-    regular_events = list(collector.seen())
+    regular_events = list(lean_collector.seen())
     dbsight.remove_observer(unbatched)
 
     assert lean_results == plain == regular_results
-    _check(lean_events, regular_events, collector, 13)
+    _check(lean_events, regular_events, lean_collector, 13)
 
 
 async def test_async_lean_events_and_results_are_those_of_the_regular_path(
-    aconn: Any, collector: Batched
+    aconn: Any, lean_collector: Batched
 ) -> None:
     recorder = _runtime.recorder
     plain = await _aworkload(aconn)
     dbsight.instrument(aconn)
     assert recorder.lean
     lean_results = await _aworkload(aconn)
-    lean_events = list(collector.seen())
-    collector.events.clear()
+    lean_events = list(lean_collector.seen())
+    lean_collector.events.clear()
 
     unbatched = Unbatched()
     dbsight.add_observer(unbatched)
     assert not recorder.lean
     regular_results = await _aworkload(aconn)
-    regular_events = list(collector.seen())
+    regular_events = list(lean_collector.seen())
     dbsight.remove_observer(unbatched)
 
     assert lean_results == plain == regular_results
-    _check(lean_events, regular_events, collector, 13)
+    _check(lean_events, regular_events, lean_collector, 13)
 
 
-def test_every_lean_statement_reaches_the_statistics(conn: Any, collector: Batched) -> None:
+def test_every_lean_statement_reaches_the_statistics(conn: Any, lean_collector: Batched) -> None:
     dbsight.instrument(conn)
     count = BATCH * 2 + 3
     with conn.cursor() as cur:
@@ -214,11 +206,11 @@ def test_every_lean_statement_reaches_the_statistics(conn: Any, collector: Batch
             cur.execute("SELECT name FROM lean_items WHERE id = %s", (i % 100 + 1,))
     (entry,) = [s for s in dbsight.stats.top(50) if "lean_items" in s.normalized]
     assert entry.calls == count and entry.rows == count
-    assert len(collector.seen()) == count
+    assert len(lean_collector.seen()) == count
 
 
 async def test_a_cancelled_lean_statement_is_recorded_and_propagates(
-    aconn: Any, collector: Batched
+    aconn: Any, lean_collector: Batched
 ) -> None:
     dbsight.instrument(aconn)
     task = asyncio.ensure_future(aconn.execute("SELECT pg_sleep(5)"))
@@ -226,7 +218,7 @@ async def test_a_cancelled_lean_statement_is_recorded_and_propagates(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (event,) = [e for e in collector.seen() if "pg_sleep" in e.sql]
+    (event,) = [e for e in lean_collector.seen() if "pg_sleep" in e.sql]
     assert event.error is not None and event.error.type == "CancelledError"
     assert 0.2 < event.duration_s < 4
 

@@ -29,14 +29,6 @@ def _url(dsn: str, driver: str) -> str:
     return f"{scheme.split('+')[0]}+{driver}://{rest}"
 
 
-@pytest.fixture(params=[False, True], ids=["no-bodies", "bodies"])
-def collector(request: Any, dbsight_runtime: Any) -> Batched:
-    dbsight_runtime(include_query_bodies=request.param, explain_slow_queries=True)
-    collector = Batched()
-    dbsight.add_observer(collector)
-    return collector
-
-
 @pytest.fixture
 def engine(pg_dsn: str) -> Any:
     engine = sa.create_engine(_url(pg_dsn, "psycopg"))
@@ -117,7 +109,7 @@ def _check(lean_events: list[Any], regular_events: list[Any], many_rows: int | N
 
 
 def test_lean_events_and_results_are_those_of_the_regular_path(
-    engine: Any, collector: Batched
+    engine: Any, lean_collector: Batched
 ) -> None:
     recorder = _runtime.recorder
     with engine.connect() as conn:
@@ -126,15 +118,15 @@ def test_lean_events_and_results_are_those_of_the_regular_path(
     assert recorder.lean
     with engine.connect() as conn:
         lean_results = _workload(conn)
-    lean_events = list(collector.seen())
-    collector.events.clear()
+    lean_events = list(lean_collector.seen())
+    lean_collector.events.clear()
 
     unbatched = Unbatched()
     dbsight.add_observer(unbatched)
     assert not recorder.lean
     with engine.connect() as conn:
         regular_results = _workload(conn)
-    regular_events = list(collector.seen())
+    regular_events = list(lean_collector.seen())
     dbsight.remove_observer(unbatched)
 
     assert lean_results == plain == regular_results
@@ -142,7 +134,7 @@ def test_lean_events_and_results_are_those_of_the_regular_path(
 
 
 async def test_async_lean_events_and_results_are_those_of_the_regular_path(
-    async_engine: Any, collector: Batched
+    async_engine: Any, lean_collector: Batched
 ) -> None:
     recorder = _runtime.recorder
     async with async_engine.connect() as conn:
@@ -151,15 +143,15 @@ async def test_async_lean_events_and_results_are_those_of_the_regular_path(
     assert recorder.lean
     async with async_engine.connect() as conn:
         lean_results = await _aworkload(conn)
-    lean_events = list(collector.seen())
-    collector.events.clear()
+    lean_events = list(lean_collector.seen())
+    lean_collector.events.clear()
 
     unbatched = Unbatched()
     dbsight.add_observer(unbatched)
     assert not recorder.lean
     async with async_engine.connect() as conn:
         regular_results = await _aworkload(conn)
-    regular_events = list(collector.seen())
+    regular_events = list(lean_collector.seen())
     dbsight.remove_observer(unbatched)
 
     assert lean_results == plain == regular_results
@@ -167,7 +159,7 @@ async def test_async_lean_events_and_results_are_those_of_the_regular_path(
 
 
 async def test_every_lean_statement_reaches_the_statistics(
-    async_engine: Any, collector: Batched
+    async_engine: Any, lean_collector: Batched
 ) -> None:
     dbsight.instrument(async_engine)
     count = BATCH * 2 + 3
@@ -176,11 +168,11 @@ async def test_every_lean_statement_reaches_the_statistics(
             await conn.execute(ONE, {"id": i % 100 + 1})
     (entry,) = [s for s in dbsight.stats.top(50) if "lean_items" in s.normalized]
     assert entry.calls == count and entry.rows == count
-    assert len(collector.seen()) == count
+    assert len(lean_collector.seen()) == count
 
 
 async def test_asyncpg_underneath_is_not_recorded_a_second_time(
-    pg_dsn: str, collector: Batched
+    pg_dsn: str, lean_collector: Batched
 ) -> None:
     async def connect() -> Any:
         con = await asyncpg.connect(pg_dsn)
@@ -192,17 +184,19 @@ async def test_asyncpg_underneath_is_not_recorded_a_second_time(
         dbsight.instrument(engine)
         assert _runtime.recorder.lean
         async with engine.connect() as conn:
-            collector.seen()
-            collector.events.clear()  # SQLAlchemy's first-connect queries: asyncpg's only
+            lean_collector.seen()
+            lean_collector.events.clear()  # SQLAlchemy's first-connect queries: asyncpg's only
             query = sa.text("SELECT CAST(:x AS int) + 1")
             assert (await conn.execute(query, {"x": 1})).scalar() == 2
-        app = [e for e in collector.seen() if e.operation != "tx"]
+        app = [e for e in lean_collector.seen() if e.operation != "tx"]
         assert [(e.sql, e.source) for e in app] == [("SELECT CAST($1 AS int) + 1", "sqlalchemy")]
     finally:
         await engine.dispose()
 
 
-def test_psycopg_underneath_is_not_recorded_a_second_time(pg_dsn: str, collector: Batched) -> None:
+def test_psycopg_underneath_is_not_recorded_a_second_time(
+    pg_dsn: str, lean_collector: Batched
+) -> None:
     def connect() -> Any:
         conn = psycopg.connect(pg_dsn)
         dbsight.instrument(conn)
@@ -213,17 +207,17 @@ def test_psycopg_underneath_is_not_recorded_a_second_time(pg_dsn: str, collector
         dbsight.instrument(engine)
         assert _runtime.recorder.lean
         with engine.connect() as conn:
-            collector.seen()
-            collector.events.clear()
+            lean_collector.seen()
+            lean_collector.events.clear()
             assert conn.execute(sa.text("SELECT :x || 'b'"), {"x": "a"}).scalar() == "ab"
-        assert [(e.sql, e.source) for e in collector.seen()] == [
+        assert [(e.sql, e.source) for e in lean_collector.seen()] == [
             ("SELECT %(x)s || 'b'", "sqlalchemy")
         ]
     finally:
         engine.dispose()
 
 
-def test_sqlite_on_the_lean_path(tmp_path: Any, collector: Batched) -> None:
+def test_sqlite_on_the_lean_path(tmp_path: Any, lean_collector: Batched) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'lean.db'}")
     try:
         dbsight.instrument(engine)
@@ -232,7 +226,7 @@ def test_sqlite_on_the_lean_path(tmp_path: Any, collector: Batched) -> None:
             conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY)")
             conn.execute(sa.text("INSERT INTO t VALUES (:id)"), [{"id": 1}, {"id": 2}])
             assert conn.execute(sa.text("SELECT id FROM t ORDER BY id")).scalars().all() == [1, 2]
-        events = collector.seen()
+        events = lean_collector.seen()
         assert [(e.system, e.operation, e.rows, e.explainer) for e in events] == [
             ("sqlite", "ddl", None, None),
             ("sqlite", "insert", 2, None),
