@@ -1,0 +1,66 @@
+# C types for _exchange.py when Cython compiles it (see dbsight._compiled): `Exchange` as an
+# extension type with typed fields. The .py is the source; this file only types it.
+import cython
+
+cdef class Exchange:
+    cdef public object pending
+    cdef public dict statements
+    cdef public dict portals
+    cdef public long status
+    cdef public bint discarding
+    cdef public bint unsynced
+    cdef public object key
+    cdef public object user
+    cdef public object database
+    cdef public object application_name
+    cdef public object client_addr
+    cdef public long statement_count
+    cdef public bint dirty
+    cdef public bint wrote
+    cdef public bint full_reset
+    cdef public bint cleared
+    cdef public object last_sqlstate
+    cdef public bint ddl_seen
+    cdef public long ddl_count
+    cdef public object capture
+    cdef public object session_id
+    cdef public bint _rolled_back
+    cdef public long row_limit
+    cdef public object row_limit_error
+    cdef public object on_row_limit
+    cdef public long _rows
+    cdef public bint _over_limit
+    cdef public dict _portal_params
+    cdef public dict _statement_params
+    cdef public dict _param_types
+    cdef public object forget
+    cdef public object on_parameter
+    cdef public object before_ready
+    cdef public bint pooled
+    cdef public object _cycle_start
+    cdef public object _query_rows
+    cdef public long _returned
+    cdef public object _runs
+    cdef public object _buffer
+    cdef public object observation
+    cdef public dict _logs
+    cdef public object listens
+    cdef public long listen_tags
+    cdef public bint rolled_back
+    cdef public long _replies
+    cdef public object _facts
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, seg=Py_ssize_t, e=Py_ssize_t, t=long,
+                   kind=long, returned=long, row_limit=long, replies=long)
+    cpdef object answers(self, object data)
+
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t)
+    cpdef request(self, long t, object buf, Py_ssize_t start, Py_ssize_t end, double at,
+                  object server_name=*)
+
+    @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t)
+    cpdef bint _answered(self, object buf, tuple plain) except -1
+
+    cpdef _open(self, object sql, object at, object encoded=*, bint lean=*)
+
+    cpdef _finish(self, object ctx, object rows)
