@@ -299,6 +299,36 @@ async def test_clean_transactions_keep_the_connection_and_its_prepared_statement
     assert stats["total_clean_releases"] >= 30
 
 
+async def test_a_client_keeps_its_clean_connection_until_another_needs_it(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    dsn = proxy.dsn(pg_dsn)
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    direct = await asyncpg.connect(pg_dsn)
+    try:
+        pid = await first.fetchval("SELECT pg_backend_pid()")
+        assert await first.fetchval("SELECT pg_backend_pid()") == pid
+        stats = pool_stats(proxy)  # parked by the first client: idle all the same
+        assert (stats["parked"], stats["idle"], stats["used"]) == (1, 1, 0)
+        assert await second.fetchval("SELECT pg_backend_pid()") == pid  # taken from it
+        assert await first.fetchval("SELECT pg_backend_pid()") == pid  # and back
+        # the server ends the parked connection (its FATAL, then its close): the client's
+        # next transaction runs on a new one, with no error
+        await direct.execute("SELECT pg_terminate_backend($1)", pid)
+        deadline = asyncio.get_running_loop().time() + 10
+        while pool_stats(proxy)["size"] > 0:
+            assert asyncio.get_running_loop().time() < deadline, pool_stats(proxy)
+            await asyncio.sleep(0.05)
+        assert await first.fetchval("SELECT pg_backend_pid()") not in (pid, None)
+        assert await second.fetchval("SELECT 1") == 1
+    finally:
+        for conn in (first, second, direct):
+            await conn.close()
+    stats = pool_stats(proxy)  # the clients have gone: their connection with them, clean
+    assert (stats["parked"], stats["idle"], stats["used"]) == (0, 1, 0)
+
+
 def test_session_state_is_reset_and_prepared_statements_survive_the_light_reset(
     proxy_factory: Any, pg_dsn: str
 ) -> None:

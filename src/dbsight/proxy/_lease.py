@@ -9,6 +9,13 @@ connection borrowed for it: `Lease.resolve`; a rate limit) pause the client the 
 session's relay, after what goes ahead of the unit: the client's settings the connection
 lacks, and a start of transaction answered ahead.
 
+Transaction mode's usual end (nothing to reset, the primary) parks the connection
+(`BackendPool.park`): it stays relayed to the client, which takes it back for its next
+transaction at no cost (`take_primary`, `take`), unless another client needed one meanwhile
+(the pool detaches it from this one first: `_unpark`). What the server says to a parked
+connection (a notice, a FATAL at shutdown) or its loss lets it go to the pool as if it had
+been idle there (`let_go_parked`).
+
 When the unit ends, `release_plan` decides what becomes of the connection from what the unit
 left: given back to its pool (`give_back`: as it is, or reset first), handed to the LISTEN
 connection first (a committed LISTEN), or kept (session mode: the client's own primary
@@ -139,6 +146,9 @@ class Lease:
         self.pool: BackendPool | None = None  # the primary's, once logged in
         self.replicas: dict[str, BackendPool] = {}
         self.conn: BackendConnection | None = None  # the server connection held now, if any
+        # transaction mode, between transactions: the last one, clean and still relayed here,
+        # taken back for the next transaction unless another client took it (`give_back_clean`)
+        self.parked: BackendConnection | None = None
         self.target = PRIMARY  # ... and its server
         self.server_transport: Any = None
         self.begun = False  # a BEGIN the proxy answered ahead went to the server
@@ -176,6 +186,9 @@ class Lease:
             if conn is None:
                 conn = self.own = self.pool_of(target).try_acquire()
         else:
+            parked = self.parked
+            if parked is not None and target == PRIMARY and self._take_back(parked):
+                return parked
             conn = self.pool_of(target).try_acquire()
         if conn is not None:
             self.attach(conn, target)
@@ -184,12 +197,54 @@ class Lease:
     def take_primary(self) -> BackendConnection | None:
         """`take` of transaction mode's usual unit: an idle connection of the primary's pool,
         attached; None when all are busy."""
+        parked = self.parked
+        if parked is not None and self._take_back(parked):
+            return parked
         pool = self.pool
         assert pool is not None
         conn = pool.try_acquire()
         if conn is not None:
             self.attach(conn, PRIMARY)
         return conn
+
+    def _take_back(self, conn: BackendConnection) -> bool:
+        """The connection this client parked, for its next transaction (still relayed here:
+        `attach` without the relaying); False when the pool gave it to another client
+        meanwhile, or let it go."""
+        pool = self.pool
+        assert pool is not None
+        if not pool.take_back(conn):  # (`_unpark` ran)
+            return False
+        self.parked = None
+        self.conn = conn  # (its target: the primary, as when it was parked)
+        self._info.state = "active"
+        settings = self._holder.settings
+        if self._routing.begin is not None or conn.settings is not settings.wanted:
+            exchange = self._holder.exchange
+            assert exchange is not None
+            self._send_ahead(conn, PRIMARY, exchange, self.server_transport)
+        return True
+
+    def _unpark(self) -> None:
+        """The pool takes the connection this client parked (another client needs it, or
+        it is let go of): stop relaying it here."""
+        conn = self.parked
+        assert conn is not None and conn.link is not None and self._client_link is not None
+        self.parked = None
+        conn.link.unrelay()
+        self._client_link.pair(None)
+        self.server_transport = None
+
+    def let_go_parked(self, data: bytes = b"") -> None:
+        """The parked connection is let go of to its pool: the server said something to it
+        between this client's transactions (``data``: kept for whoever takes it next, as
+        if it had been idle in the pool), it was lost, or the client has gone."""
+        conn, pool = self.parked, self.pool
+        assert conn is not None and conn.link is not None and pool is not None
+        self._unpark()
+        if data:
+            conn.link.data_received(data)  # (unrelayed now: to its stream reader)
+        pool.unpark(conn)
 
     def wait_for(self, target: str) -> None:
         """Wait for a connection on ``target`` with the client paused, then go on."""
@@ -336,16 +391,20 @@ class Lease:
     # -- giving it back --------------------------------------------------------------------
     def give_back_clean(self) -> None:
         """Transaction mode's usual end of a unit (`release` with nothing to reset, no LISTEN
-        to move, on the primary: no replicas): the connection straight back to its pool."""
+        to move, on the primary: no replicas): the connection parked (see the module
+        docstring), or straight back to its pool when others wait for one."""
         conn, pool = self.conn, self.pool
         assert conn is not None and conn.link is not None and pool is not None
         self.retry = None
         self.begun = False
+        self.conn = None
+        if pool.park(conn, self._unpark):  # still relayed here (`_take_back`)
+            self.parked = conn
+            return
         # (`detach`, and `pool_of` the primary, inline: this runs once per transaction)
         conn.link.unrelay()
         self._client_link.pair(None)  # type: ignore[union-attr]
         self.server_transport = None
-        self.conn = None
         pool.release_clean(conn, relayed=True)
 
     def release(self, exchange: Exchange, by_lsn: bool, listens: list[ListenOp] | None) -> None:
@@ -434,6 +493,8 @@ class Lease:
         if waiting is not None:
             waiting.cancel()
             await asyncio.gather(waiting, return_exceptions=True)
+        if self.parked is not None:
+            self.let_go_parked()
         conn, self.conn = self.conn, None
         if conn is not None:
             if conn.link is not None:

@@ -24,6 +24,14 @@ connections idle for ``idle_timeout_s`` (down to ``min_size``) and idle ones pas
 ``max_lifetime_s``, then tops the pool up to ``min_size``; ``acquire()`` also skips and closes
 idle connections past their lifetime or found dead, and ``release()`` closes those past it.
 ``stats()`` is what ``/stats/pools`` shows, read from plain counters.
+
+Parking (``park()``). A transaction-mode client whose transaction left nothing to reset
+gives its connection back without letting go of it: the connection counts as idle, yet stays
+relayed to that client, which takes it back for its next transaction (``take_back()``) with no
+detach and attach in between, unless another client needed one meanwhile: ``try_acquire()``
+takes a parked connection (the longest parked first) when none is idle, after telling its
+client (the callback given to ``park()``). A connection is not parked while others wait
+(it goes to the oldest waiter), and never outlives its lifetime or idle timeout parked.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -129,6 +137,9 @@ class BackendPool:
 
         self._idle: deque[BackendConnection] = deque()  # oldest release on the left
         self._used: set[BackendConnection] = set()
+        # idle, yet still relayed to the client that parked it: the callback detaches it
+        # from that client (`park`; the longest parked first)
+        self._parked: dict[BackendConnection, Callable[[], None]] = {}
         self._connecting = 0
         self._waiters: deque[_Waiter] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -182,7 +193,10 @@ class BackendPool:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._maintenance is not None:
             await asyncio.gather(self._maintenance, return_exceptions=True)
-        conns = [*self._idle, *self._used]
+        parked, self._parked = self._parked, {}
+        for unpark in parked.values():
+            unpark()
+        conns = [*self._idle, *self._used, *parked]
         self._idle.clear()
         self._used.clear()
         self.total_closed += len(conns)
@@ -203,7 +217,12 @@ class BackendPool:
     @property
     def size(self) -> int:
         """Server connections open or being opened."""
-        return len(self._idle) + len(self._used) + self._connecting
+        return len(self._idle) + len(self._parked) + len(self._used) + self._connecting
+
+    @property
+    def idle(self) -> int:
+        """Connections free for the next transaction: idle, or parked by a client."""
+        return len(self._idle) + len(self._parked)
 
     # ------------------------------------------------------------------ acquire / release
 
@@ -243,13 +262,14 @@ class BackendPool:
         return conn
 
     def try_acquire(self) -> BackendConnection | None:
-        """An idle connection now, without waiting, or None (none idle, or others queued
-        before the caller: they come first)."""
+        """An idle connection now, without waiting, or None (none idle or parked, or others
+        queued before the caller: they come first). With none idle, a parked one is taken
+        from the client that parked it."""
         if self._closed or self._waiters:
             return None
         idle = self._idle
         if not idle:
-            return None
+            return self._take_parked() if self._parked else None
         now = _monotonic()
         max_lifetime = self.max_lifetime_s
         while idle:
@@ -262,7 +282,72 @@ class BackendPool:
             self._used.add(conn)
             self.total_acquired += 1
             return conn
+        return self._take_parked() if self._parked else None
+
+    def _take_parked(self) -> BackendConnection | None:
+        """`try_acquire` from the parked connections, the longest parked first: each is
+        detached from its client first."""
+        parked = self._parked
+        now = _monotonic()
+        while parked:
+            conn = next(iter(parked))
+            parked.pop(conn)()
+            if self._stale(conn, now):
+                self._discard(conn)
+                continue
+            self._used.add(conn)
+            self.total_acquired += 1
+            return conn
         return None
+
+    def park(self, conn: BackendConnection, unpark: Callable[[], None]) -> bool:
+        """`release_clean` for a connection its client keeps relayed until it takes it back
+        (`take_back`) or another client needs it (``unpark()`` is called first: it must
+        detach the connection from that client). False when it is not parked: others wait
+        for one, or it broke (then `release_clean` it). (Its socket's loss while parked is
+        its client's to report: `unpark`.)"""
+        if self._waiters or self._closed or conn.broken:
+            return False
+        try:
+            self._used.remove(conn)
+        except KeyError:
+            raise ValueError(
+                f"connection pid {conn.pid} is not in use in pool {self.name}"
+            ) from None
+        self.total_clean_releases += 1
+        conn.last_used_at = _monotonic()
+        self._parked[conn] = unpark
+        return True
+
+    def take_back(self, conn: BackendConnection) -> bool:
+        """The client that parked ``conn`` takes it for its next transaction: True when it
+        may (in use again, still relayed to it); False when another client took it meanwhile
+        or it is no longer fit to use (it was then detached, and closed)."""
+        unpark = self._parked.pop(conn, None)
+        if unpark is None:
+            return False
+        if conn.transport.is_closing() or (
+            self.max_lifetime_s is not None
+            and conn.last_used_at - conn.created_at >= self.max_lifetime_s
+        ):  # (its lifetime as of its park: `maintain` closes it past that meanwhile)
+            unpark()
+            self._discard(conn)
+            self._grow()
+            return False
+        self._used.add(conn)
+        self.total_acquired += 1
+        return True
+
+    def unpark(self, conn: BackendConnection) -> None:
+        """``conn``, parked, is let go of by its client (which detached it): idle in the pool
+        (to the oldest waiter first), or closed when it is no longer fit to use."""
+        if self._parked.pop(conn, None) is None:
+            return
+        if self._closed or self._stale(conn, _monotonic()):
+            self._discard(conn)
+            self._grow()
+        else:
+            self._deliver(conn)
 
     def release_clean(self, conn: BackendConnection, relayed: bool = False) -> None:
         """Give back ``conn`` with nothing to reset: between transactions, and nothing its
@@ -343,13 +428,12 @@ class BackendPool:
             return
         now = _monotonic()
         for conn in list(self._idle):  # oldest first
-            idle_too_long = (
-                self.idle_timeout_s is not None
-                and conn.idle_for(now) >= self.idle_timeout_s
-                and self.size > self.min_size
-            )
-            if idle_too_long or self._stale(conn, now):
+            if self._idle_too_long(conn, now) or self._stale(conn, now):
                 self._idle.remove(conn)
+                self._discard(conn)
+        for conn in list(self._parked):  # (its client tells when it is lost: `unpark`)
+            if self._idle_too_long(conn, now) or self._too_old(conn, now):
+                self._parked.pop(conn)()
                 self._discard(conn)
         started = [self._start_connect() for _ in range(self.min_size - self.size)]
         if started:
@@ -366,7 +450,7 @@ class BackendPool:
     # ------------------------------------------------------------------ statistics
 
     def _usage(self) -> PoolUsage:
-        return PoolUsage(idle=len(self._idle), used=len(self._used), max_size=self.max_size)
+        return PoolUsage(idle=self.idle, used=len(self._used), max_size=self.max_size)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats/pools`` shows for this pool."""
@@ -376,7 +460,8 @@ class BackendPool:
             "database": self.spec.database,
             "user": self.spec.user,
             "size": self.size,
-            "idle": len(self._idle),
+            "idle": self.idle,
+            "parked": len(self._parked),
             "used": len(self._used),
             "connecting": self._connecting,
             "waiting": len(self._waiters),
@@ -399,6 +484,13 @@ class BackendPool:
     def _check_open(self) -> None:
         if self._closed:
             raise PoolClosed(f"dbsight proxy: pool {self.name} is closed")
+
+    def _idle_too_long(self, conn: BackendConnection, now: float) -> bool:
+        return (
+            self.idle_timeout_s is not None
+            and conn.idle_for(now) >= self.idle_timeout_s
+            and self.size > self.min_size
+        )
 
     def _too_old(self, conn: BackendConnection, now: float) -> bool:
         return self.max_lifetime_s is not None and conn.age(now) >= self.max_lifetime_s

@@ -548,6 +548,9 @@ class PooledSession(FrontendSession):
     def server_data(self, data: bytes) -> None:
         exchange, lease = self.exchange, self.lease
         assert exchange is not None
+        if lease.conn is None and lease.parked is not None:
+            lease.let_go_parked(data)  # said between the client's transactions: the pool's
+            return
         if lease.retry is not None and self.read_retry.server_data(exchange, data):
             return  # a replica's read, unanswered, given up: asked again of the primary
         try:
@@ -643,6 +646,9 @@ class PooledSession(FrontendSession):
         lease = self.lease
         conn = lease.conn
         if conn is None:
+            if lease.parked is not None:  # lost between the client's transactions
+                lease.parked.broken = True
+                lease.let_go_parked()
             return
         if self.read_retry.server_lost(self.exchange, exc):  # (a replica's read, asked again)
             return
