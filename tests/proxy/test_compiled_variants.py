@@ -21,13 +21,16 @@ from dbsight import _compiled
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = Path(_compiled.__file__).resolve().parents[1]
-# the exchange's answer matching, framing and unit assembly, and a real-server relay
+# the exchange's answer matching, framing and unit assembly, and real-server relays (session
+# mode; transaction mode's usual units, `PlainRelay`)
 PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
     "proxy/test_plain_answer.py",
     "proxy/test_proxy_reader.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
+    "proxy_server/test_proxy_plain_relay.py",
+    "proxy_server/test_proxy_pooled.py",
 )
 PROBE = (
     "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange; "

@@ -162,10 +162,16 @@ class Lease:
         self._on_server_data: Callable[[bytes], None] = holder.server_data
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
 
-    def relay_to(self, client_transport: Any, client_link: StreamLink) -> None:
-        """The client's side of the relay (once it is logged in)."""
+    def relay_to(
+        self, client_transport: Any, client_link: StreamLink,
+        server_data: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """The client's side of the relay (once it is logged in); ``server_data``: where
+        the server's bytes go, when not to the holder's `server_data` (`PlainRelay`)."""
         self._client_transport = client_transport
         self._client_link = client_link
+        if server_data is not None:
+            self._on_server_data = server_data
 
     @property
     def idle(self) -> bool:

@@ -77,6 +77,7 @@ from ._listen_statements import ListenOp
 from ._listener import ChannelListener
 from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
+from ._plain_relay import PlainRelay
 from ._reach import CatalogReach
 from ._read_retry import ReadRetry
 from ._router import Lookup, Router
@@ -102,7 +103,6 @@ from ._units import unit_end
 logger = logging.getLogger("dbsight.proxy")
 
 _perf_counter = time.perf_counter
-_monotonic = time.monotonic
 _INT32 = struct.Struct(">i")
 _unpack_int32 = _INT32.unpack_from
 
@@ -159,6 +159,7 @@ class PooledSession(FrontendSession):
         )  # a replica's read given up: asked again of the primary
         self._gated = False  # a Query or Execute passes `_gate` (a cache or a pipeline)
         self._plain = False  # (see _login)
+        self.relay: PlainRelay | None = None  # (a plain session's, once relayed: `_relay`)
         self.answers: OwnAnswers  # the proxy's own answers, once relayed (`_relay`)
         self.effects: StatementEffects  # what its statements change, once relayed (`_relay`)
         self.transaction_end: TransactionEnd  # what a transaction's end tells, once logged in
@@ -261,16 +262,21 @@ class PooledSession(FrontendSession):
         self.exchange.on_parameter = self._parameter_seen
         if not self.sticky:  # session mode: the client's connection listens itself
             self.exchange.listens = []
-        early = self._relay_client(self.client_data)
-        self.answers = OwnAnswers(
-            self._client_transport, self.statements, self.routing, self.settings,
-            self.info.user, self.exchange, self.lease.pause_for,
-        )  # fmt: skip
         self.effects = StatementEffects(
             self.settings, self.lease, self.server_statements, watch_custom=self._watch_custom,
             sticky=self.sticky,
         )  # fmt: skip
-        self.lease.relay_to(self._client_transport, link_of(self.writer))
+        # transaction mode's usual units: relayed by `PlainRelay`, which hands the rest here
+        relay = self.relay = PlainRelay(self, self.exchange) if self._plain else None
+        early = self._relay_client(relay.client_data if relay is not None else self.client_data)
+        self.answers = OwnAnswers(
+            self._client_transport, self.statements, self.routing, self.settings,
+            self.info.user, self.exchange, self.lease.pause_for,
+        )  # fmt: skip
+        self.lease.relay_to(
+            self._client_transport, link_of(self.writer),
+            relay.server_data if relay is not None else None,
+        )  # fmt: skip
         self.listen.relay_to(self._client_transport)
         if early:
             self.client_data(early)
@@ -577,23 +583,10 @@ class PooledSession(FrontendSession):
         end tells (`TransactionEnd`) and what waited for it (`_after_unit`)."""
         exchange = self.exchange
         assert exchange is not None
-        if self._plain and not (
-            exchange.dirty or exchange.listens or exchange.rolled_back or exchange.ddl_count
-            or exchange.ddl_seen or exchange.last_sqlstate is not None or self._shutting_down
-        ):  # fmt: skip
-            # transaction mode's usual end: straight back to the pool, a success for the
-            # primary's breaker (`Lease.release`, `TransactionEnd.tell`, `_after_unit`)
-            self.info.state = "idle"
-            self.settings.cycle_ended()
-            exchange.wrote = False
-            self.lease.give_back_clean()
-            breaker = self._breaker
-            if breaker.state == "closed":
-                breaker.record(True, _monotonic())
-            else:
-                self.pools.topology.record(PRIMARY, True)
-            if self.lease.waiting is None and self.listen.notifications:
-                self.listen.deliver()
+        relay = self.relay
+        if relay is not None and relay.end_clean():
+            # transaction mode's usual end: parked, a success for the primary's breaker
+            # (not `Lease.release`, `TransactionEnd.tell`, `_after_unit`)
             return
         if self.row_cancel.task is not None and self.row_cancel.in_flight():
             return

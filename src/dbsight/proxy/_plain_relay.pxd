@@ -1,0 +1,32 @@
+# C types for _plain_relay.py when Cython compiles it (see dbsight._compiled): `PlainRelay` as
+# an extension type, its exchange typed (its methods and fields reached in C). The .py is the
+# source; this file only types it.
+import cython
+
+from dbsight.proxy._exchange cimport Exchange
+
+cdef inline Py_ssize_t _length(bytes buf, Py_ssize_t i)
+
+cdef class PlainRelay:
+    cdef object session
+    cdef Exchange exchange
+    cdef object lease
+    cdef object effects
+    cdef object statements
+    cdef object breaker
+    cdef object topology
+    cdef object settings
+    cdef object info
+    cdef object listen
+    cdef object client
+    cdef Py_ssize_t max_size
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, seg=Py_ssize_t, end=Py_ssize_t,
+                   length=Py_ssize_t, t=long, at=double, exchange=Exchange)
+    cpdef client_data(self, bytes data)
+
+    @cython.locals(exchange=Exchange)
+    cpdef server_data(self, bytes data)
+
+    @cython.locals(exchange=Exchange)
+    cpdef bint end_clean(self) except -1

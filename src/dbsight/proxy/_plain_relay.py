@@ -1,0 +1,166 @@
+"""`PlainRelay`: transaction mode's usual units, relayed with the least work per message.
+
+A transaction-mode session with nothing between its units and the pool (no replicas, no
+result cache, no request pipeline: `PooledSession._plain`) has its client's and its
+server's bytes relayed here. The client's messages are framed and told to the session's
+`Exchange` (with what a Query or Execute may change in the session, `StatementEffects`,
+and the client's statement names, `StatementNames`); a unit takes its connection at its
+first Query or Bind (`Lease.take_primary`); the server's answers are read and relayed; and a
+unit that ends with nothing to reset parks its connection (`end_clean`).
+
+That is what `PooledSession.client_data`, `_gate`, `server_data` and `_release` do on
+this path, and nothing else: whatever else comes goes to them, from the message where it
+came — a Parse or the proxy's own command starting a unit, a Terminate, a broken frame, a
+wait for a connection, bytes kept from before, an answer while the connection is parked,
+a unit that left something in the server session. Cython compiles this module with the
+types of its ``.pxd`` (see `dbsight._compiled`); this source is the fallback.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+from . import protocol as p
+from ._exchange import Exchange, TrackingLost
+from ._session import CLIENT_TYPES, COPY_DATA, TERMINATE
+from ._topology import PRIMARY
+
+_perf_counter = time.perf_counter
+_monotonic = time.monotonic
+_IDLE = ord("I")
+PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE = (ord(c) for c in "PBDCQE")
+
+
+def _length(buf: bytes, i: int) -> int:
+    """The big-endian int32 at ``buf[i:i + 4]`` (a message's length)."""
+    return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
+
+
+class PlainRelay:
+    """The relay of one plain transaction-mode session (see the module docstring)."""
+
+    def __init__(self, session: Any, exchange: Exchange) -> None:
+        self.session = session  # a `PooledSession`: the way for everything else
+        self.exchange = exchange
+        self.lease = session.lease
+        self.effects = session.effects
+        self.statements = session.statements
+        self.breaker = session._breaker  # the primary's
+        self.topology = session.pools.topology
+        self.settings = session.settings
+        self.info = session.info
+        self.listen = session.listen
+        self.client = session.writer.transport
+        self.max_size = session._max_size
+
+    def client_data(self, data: bytes) -> None:
+        """The client's bytes: its messages relayed to the connection held, taken at a
+        unit's first Query or Bind; from the first message that needs more, the rest goes
+        to `PooledSession.client_data`."""
+        session, lease = self.session, self.lease
+        if session._client_buffer or lease.waiting is not None:
+            session.client_data(data)
+            return
+        exchange = self.exchange
+        conn = lease.conn
+        n, i, seg = len(data), 0, 0  # seg: where the bytes not yet in `out` start
+        at = _perf_counter()
+        out: list[bytes] | None = None
+        try:
+            while n - i >= 5:
+                t = data[i]
+                length = _length(data, i + 1)
+                if length < 4 or length > self.max_size or t not in CLIENT_TYPES:
+                    break  # (the session says what is wrong with it)
+                end = i + 1 + length
+                if end > n:
+                    break
+                if conn is None:  # a unit starts: the usual ones take a connection here
+                    if t == QUERY:
+                        if data.find(b"dbsight", i + 5, end) >= 0:
+                            break  # (maybe the proxy's own command)
+                    elif t != BIND:
+                        break
+                    if self.breaker.state != "closed":
+                        break
+                    conn = lease.take_primary()
+                    if conn is None:  # (the session waits for one)
+                        break
+                elif t == TERMINATE:
+                    break
+                if t == QUERY or t == EXECUTE:
+                    self.effects.sent(conn, exchange, t, data, i, end)
+                if t != COPY_DATA:
+                    if t == BIND or t == DESCRIBE or t == CLOSE or (t == PARSE and data[i + 5]):
+                        replaced = self.statements.rename(conn, exchange, t, data, i + 5, end, at)
+                        if replaced is not None:
+                            if out is None:
+                                out = []
+                            out.append(data[seg:i])
+                            out.append(replaced)
+                            i = seg = end
+                            continue
+                    exchange.request(t, data, i + 5, end, at)
+                i = end
+        except (p.ProtocolError, ValueError) as exc:
+            session._malformed(exc, out if out is not None else [], data, seg, i)
+            return
+        if conn is not None:
+            transport = lease.server_transport
+            if out is not None:
+                out.append(data[seg:i])
+                transport.write(b"".join(out))
+            elif i > seg:
+                transport.write(data if seg == 0 and i == n else data[seg:i])
+        if i < n:
+            session.client_data(data[i:] if i else data)
+
+    def server_data(self, data: bytes) -> None:
+        """The server's bytes, answers to the unit: relayed to the client; when the unit has
+        ended, its connection parked (`end_clean`) or released by the session."""
+        lease = self.lease
+        if lease.conn is None or lease.retry is not None:
+            self.session.server_data(data)
+            return
+        exchange = self.exchange
+        try:
+            out = exchange.answers(data)
+        except (TrackingLost, ValueError, struct.error) as exc:
+            self.session.server_failed(exc)
+            return
+        if out:
+            self.client.write(out)
+        if (
+            not exchange.pending and exchange.status == _IDLE and not exchange.unsynced
+            and not exchange._buffer and lease.conn is not None
+        ):  # fmt: skip  # (`Exchange.at_rest`, and no server message half read)
+            if not self.end_clean():
+                self.session._release()
+
+    def end_clean(self) -> bool:
+        """The unit ended: when it left nothing behind (nothing to reset, no LISTEN to move,
+        no error, no DDL, the proxy not shutting down), its connection goes back — parked —
+        with a success for the primary's breaker, and True; else False (for
+        `PooledSession._release`)."""
+        exchange = self.exchange
+        if (
+            exchange.dirty or exchange.listens or exchange.rolled_back or exchange.ddl_count
+            or exchange.ddl_seen or exchange.last_sqlstate is not None
+            or self.session._shutting_down
+        ):  # fmt: skip
+            return False
+        self.info.state = "idle"
+        self.settings.cycle_ended()
+        exchange.wrote = False
+        lease = self.lease
+        lease.give_back_clean()
+        breaker = self.breaker
+        if breaker.state == "closed":
+            breaker.record(True, _monotonic())
+        else:
+            self.topology.record(PRIMARY, True)
+        if lease.waiting is None and self.listen.notifications:
+            self.listen.deliver()
+        return True
