@@ -27,10 +27,12 @@ PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
     "proxy/test_plain_answer.py",
     "proxy/test_proxy_reader.py",
+    "proxy/test_session_relay.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
     "proxy_server/test_proxy_plain_relay.py",
     "proxy_server/test_proxy_pooled.py",
+    "proxy_server/test_proxy_session.py",
 )
 PROBE = (
     "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange; "

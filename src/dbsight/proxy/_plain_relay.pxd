@@ -5,8 +5,6 @@ import cython
 
 from dbsight.proxy._exchange cimport Exchange
 
-cdef inline Py_ssize_t _length(bytes buf, Py_ssize_t i)
-
 cdef class PlainRelay:
     cdef object session
     cdef Exchange exchange

@@ -23,19 +23,14 @@ import time
 from typing import Any
 
 from . import protocol as p
+from ._client_frames import CLIENT_TYPES, COPY_DATA, TERMINATE
 from ._exchange import Exchange, TrackingLost
-from ._session import CLIENT_TYPES, COPY_DATA, TERMINATE
 from ._topology import PRIMARY
 
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 _IDLE = ord("I")
 PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE = (ord(c) for c in "PBDCQE")
-
-
-def _length(buf: bytes, i: int) -> int:
-    """The big-endian int32 at ``buf[i:i + 4]`` (a message's length)."""
-    return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
 
 
 class PlainRelay:
@@ -71,7 +66,9 @@ class PlainRelay:
         try:
             while n - i >= 5:
                 t = data[i]
-                length = _length(data, i + 1)
+                length = (
+                    (data[i + 1] << 24) | (data[i + 2] << 16) | (data[i + 3] << 8) | data[i + 4]
+                )
                 if length < 4 or length > self.max_size or t not in CLIENT_TYPES:
                     break  # (the session says what is wrong with it)
                 end = i + 1 + length

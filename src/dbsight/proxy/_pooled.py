@@ -66,6 +66,7 @@ from . import protocol as p
 from ._backend import BackendConnection
 from ._backend_errors import BackendError
 from ._cache_step import CacheStep
+from ._client_frames import CLIENT_TYPES, COPY_DATA, TERMINATE, frame_error
 from ._client_login import ClientLogin
 from ._client_settings import ClientSettings
 from ._config import ProxyConfig
@@ -83,14 +84,7 @@ from ._read_retry import ReadRetry
 from ._router import Lookup, Router
 from ._row_limit_cancel import RowLimitCancel
 from ._server_pools import ServerPools
-from ._session import (
-    CLIENT_TYPES,
-    COPY_DATA,
-    TERMINATE,
-    FrontendSession,
-    frame_error,
-    raising_query,
-)
+from ._session import FrontendSession, raising_query
 from ._session_routing import SessionRouting
 from ._session_state import serializable_by_default
 from ._statement_effects import StatementEffects

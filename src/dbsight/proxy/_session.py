@@ -38,25 +38,18 @@ from ._backend import TlsRefused, negotiate_tls
 from ._backend_errors import BackendError
 from ._capture import WorkloadCapture
 from ._config import ProxyConfig
-from ._exchange import Exchange, TrackingLost
+from ._exchange import Exchange
 from ._link import link_of, open_link
 from ._metrics import client_errors
 from ._pipeline import Pipeline
+from ._session_relay import SessionRelay
 
 logger = logging.getLogger("dbsight.proxy")
 
 READ_SIZE = 256 * 1024
 FAILURE_NAME = "dbsight.proxy"
-# What a client may send once started: Query, Parse, Bind, Execute, Describe, Close, Sync,
-# Flush, Terminate, CopyData/Done/Fail, FunctionCall and the password/SASL messages.
-CLIENT_TYPES = frozenset(b"QPBEDCSHXdcfFp")
-COPY_DATA = ord("d")
-TERMINATE = ord("X")
-QUERY = ord("Q")
 
-_perf_counter = time.perf_counter
 _session_ids = itertools.count(1)
-_unpack_int32 = struct.Struct(">i").unpack_from
 
 
 def raising_query(sqlstate: str, message: str) -> bytes:
@@ -70,20 +63,6 @@ def raising_query(sqlstate: str, message: str) -> bytes:
     )
     body = sql.encode() + b"\0"
     return b"Q" + struct.pack(">i", len(body) + 4) + body
-
-
-def frame_error(buf: bytes, i: int, length: int, max_size: int) -> p.ProtocolViolation | None:
-    """Why the client message header at ``buf[i]`` is not acceptable, if it is not."""
-    t = buf[i]
-    if t not in CLIENT_TYPES:
-        return p.ProtocolViolation(f"invalid frontend message type {bytes([t])!r}")
-    if length < 4:
-        return p.ProtocolViolation(f"invalid message length {length}")
-    if length > max_size:
-        return p.ProtocolViolation(
-            f"message of type {bytes([t])!r} is {length} bytes, over the limit of {max_size}"
-        )
-    return None
 
 
 class SessionInfo:
@@ -433,14 +412,19 @@ class ClientSession(FrontendSession):
         """Hand both sockets to the relay callbacks; return when either side has closed."""
         assert self.server_writer is not None
         self._server_transport = self.server_writer.transport
-        client_early = self._relay_client(self._client_data, paired=self._server_transport)
+        self._client_transport = self.writer.transport
+        relay = SessionRelay(
+            self, self.exchange if self.observing else None, self._client_transport,
+            self._server_transport, self._max_size,
+        )  # fmt: skip
+        client_early = self._relay_client(relay.client_data, paired=self._server_transport)
         server_early = link_of(self.server_writer).relay(
-            self._server_data, self._server_lost, paired=self._client_transport
+            relay.server_data, self._server_lost, paired=self._client_transport
         )
         if server_early:
-            self._server_data(server_early)
+            relay.server_data(server_early)
         if client_early:
-            self._client_data(client_early)
+            relay.client_data(client_early)
         assert self._ended is not None  # (by _relay_client)
         await self._ended
         if self._client_left and self.exchange is not None and self.exchange.statements_running():
@@ -451,58 +435,6 @@ class ClientSession(FrontendSession):
         if key is None:
             return
         await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
-
-    def _client_data(self, data: bytes) -> None:
-        buf = self._client_buffer + data if self._client_buffer else data
-        n = len(buf)
-        i = 0
-        at = _perf_counter()
-        exchange = self.exchange if self.observing else None
-        max_size = self._max_size
-        try:
-            while n - i >= 5:
-                length = _unpack_int32(buf, i + 1)[0]
-                t = buf[i]
-                if t not in CLIENT_TYPES or length < 4 or length > max_size:
-                    raise frame_error(buf, i, length, max_size) or p.ProtocolViolation("bad frame")
-                end = i + 1 + length
-                if end > n:
-                    break
-                if exchange is not None and t != COPY_DATA:
-                    try:
-                        exchange.request(t, buf, i + 5, end, at)
-                    except ValueError as exc:  # a body that is not what its type says
-                        raise p.ProtocolViolation(
-                            f"malformed message of type {bytes([t])!r}: {exc}"
-                        ) from None
-                    except Exception as exc:  # noqa: BLE001 - the observation's, never the relay's
-                        self._stop_observing("client message", exc)
-                        exchange = None
-                i = end
-        except p.ProtocolError as exc:
-            if i:
-                self._server_transport.write(buf[:i])
-            self._violation(exc)
-            return
-        self._client_buffer = buf[i:] if i < n else b""
-        if i:
-            self._server_transport.write(buf if i == n else buf[:i])
-
-    def _server_data(self, data: bytes) -> None:
-        self._client_transport.write(data)  # as received: the client never waits on parsing
-        exchange = self.exchange
-        if exchange is None or not self.observing:
-            return
-        try:
-            exchange.answers(data)
-        except (TrackingLost, ValueError, struct.error) as exc:
-            self._stop_observing("server stream", exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - the observation's failure, never the relay's
-            self._stop_observing("server message", exc)
-            return
-        if self._shutting_down and exchange.at_rest:
-            self._end_for_shutdown()
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._client_left = True

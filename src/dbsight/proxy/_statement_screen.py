@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from ..sql import analyze
 from . import protocol as p
+from ._client_frames import QUERY
 from ._exchange import Exchange, cstring
 from ._pipeline import UNOBSERVED, Pipeline, Rejection, StatementFacts
-from ._session import QUERY, SessionInfo
+from ._session import SessionInfo
 
 _monotonic = time.monotonic
 
