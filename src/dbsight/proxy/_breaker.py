@@ -86,6 +86,8 @@ class CircuitBreaker:
         self.state: State = "closed"
         self._bucket_s = window_s / WINDOW_BUCKETS
         self._buckets: deque[list[int]] = deque()  # [bucket index, requests, failures]
+        self._newest: list[int] = []  # the newest of them ...
+        self._newest_until = float("-inf")  # ... and when its time ends
         self._requests = 0  # totals over the buckets
         self._failures = 0
         self._opened_at: float | None = None
@@ -117,11 +119,10 @@ class CircuitBreaker:
         returns the state the breaker left when this outcome changed it, else None."""
         state = self.state
         if state == "closed":
-            buckets = self._buckets
-            if ok and buckets and buckets[-1][0] == int(now // self._bucket_s):
+            if ok and now < self._newest_until:
                 # the usual case, once per transaction: a success in the newest bucket
                 # (nothing slides out of the window, the failure rate only falls)
-                buckets[-1][1] += 1
+                self._newest[1] += 1
                 self._requests += 1
                 return None
             self._add(ok, now)
@@ -171,6 +172,7 @@ class CircuitBreaker:
     def _close(self) -> None:
         self.state = "closed"
         self._buckets.clear()
+        self._newest_until = float("-inf")
         self._requests = self._failures = 0
         self._trials.clear()
         self._trial_successes = 0
@@ -185,6 +187,8 @@ class CircuitBreaker:
         # a clock read before the newest bucket's (callers racing) joins the newest bucket
         if not buckets or buckets[-1][0] < index:
             buckets.append([index, 0, 0])
+            self._newest = buckets[-1]
+            self._newest_until = (index + 1) * self._bucket_s
         bucket = buckets[-1]
         bucket[1] += 1
         self._requests += 1

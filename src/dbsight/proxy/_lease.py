@@ -161,6 +161,7 @@ class Lease:
         # the holder's callbacks, bound once (`attach` runs for every unit)
         self._on_server_data: Callable[[bytes], None] = holder.server_data
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
+        self._unpark_here: Callable[[], None] = self._unpark  # (bound once: `give_back_clean`)
 
     def relay_to(
         self, client_transport: Any, client_link: StreamLink,
@@ -187,49 +188,40 @@ class Lease:
     # -- taking a connection ---------------------------------------------------------------
     def take(self, target: str) -> BackendConnection | None:
         """A connection on ``target`` now, attached; None when all are busy (`wait_for`)."""
-        if self.sticky and target == PRIMARY:
+        if target == PRIMARY:
+            if not self.sticky:
+                return self.take_primary()
             conn = self.own
             if conn is None:
                 conn = self.own = self.pool_of(target).try_acquire()
         else:
-            parked = self.parked
-            if parked is not None and target == PRIMARY and self._take_back(parked):
-                return parked
             conn = self.pool_of(target).try_acquire()
         if conn is not None:
             self.attach(conn, target)
         return conn
 
     def take_primary(self) -> BackendConnection | None:
-        """`take` of transaction mode's usual unit: an idle connection of the primary's pool,
-        attached; None when all are busy."""
-        parked = self.parked
-        if parked is not None and self._take_back(parked):
-            return parked
+        """`take` of the primary in transaction mode: the connection this client parked
+        (still relayed here: no `attach`) unless the pool gave it to another client
+        meanwhile or let it go, else an idle one of the pool, attached; None when all are
+        busy."""
         pool = self.pool
         assert pool is not None
+        conn = self.parked
+        if conn is not None and pool.take_back(conn):  # (else `_unpark` ran)
+            self.parked = None
+            self.conn = conn  # (its target: the primary, as when it was parked)
+            self._info.state = "active"
+            settings = self._holder.settings
+            if self._routing.begin is not None or conn.settings is not settings.wanted:
+                exchange = self._holder.exchange
+                assert exchange is not None
+                self._send_ahead(conn, PRIMARY, exchange, self.server_transport)
+            return conn
         conn = pool.try_acquire()
         if conn is not None:
             self.attach(conn, PRIMARY)
         return conn
-
-    def _take_back(self, conn: BackendConnection) -> bool:
-        """The connection this client parked, for its next transaction (still relayed here:
-        `attach` without the relaying); False when the pool gave it to another client
-        meanwhile, or let it go."""
-        pool = self.pool
-        assert pool is not None
-        if not pool.take_back(conn):  # (`_unpark` ran)
-            return False
-        self.parked = None
-        self.conn = conn  # (its target: the primary, as when it was parked)
-        self._info.state = "active"
-        settings = self._holder.settings
-        if self._routing.begin is not None or conn.settings is not settings.wanted:
-            exchange = self._holder.exchange
-            assert exchange is not None
-            self._send_ahead(conn, PRIMARY, exchange, self.server_transport)
-        return True
 
     def _unpark(self) -> None:
         """The pool takes the connection this client parked (another client needs it, or
@@ -404,7 +396,7 @@ class Lease:
         self.retry = None
         self.begun = False
         self.conn = None
-        if pool.park(conn, self._unpark):  # still relayed here (`_take_back`)
+        if pool.park(conn, self._unpark_here):  # still relayed here (`take_primary`)
             self.parked = conn
             return
         # (`detach`, and `pool_of` the primary, inline: this runs once per transaction)
