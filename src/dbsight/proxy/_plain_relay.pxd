@@ -1,15 +1,16 @@
 # C types for _plain_relay.py when Cython compiles it (see dbsight._compiled): `PlainRelay` as
-# an extension type, its exchange typed (its methods and fields reached in C). The .py is the
+# an extension type, its exchange and statement effects typed (reached in C). The .py is the
 # source; this file only types it.
 import cython
 
 from dbsight.proxy._exchange cimport Exchange
+from dbsight.proxy._statement_effects cimport StatementEffects
 
 cdef class PlainRelay:
     cdef object session
     cdef Exchange exchange
     cdef object lease
-    cdef object effects
+    cdef StatementEffects effects
     cdef object statements
     cdef object breaker
     cdef object topology

@@ -1,0 +1,20 @@
+# C types for _statement_effects.py when Cython compiles it (see dbsight._compiled):
+# `StatementEffects` as an extension type whose `sent` the relays reach in C, and the Query
+# flags' lookup typed. The .py is the source; this file only types it.
+import cython
+
+from dbsight.proxy._exchange cimport Exchange
+
+cdef class StatementEffects:
+    cdef public object settings
+    cdef public object held
+    cdef public object server_statements
+    cdef public bint watch_custom
+    cdef public bint sticky
+
+    @cython.locals(flags=long)
+    cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,
+               Py_ssize_t end)
+
+@cython.locals(flags=object)
+cpdef long query_flags(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
