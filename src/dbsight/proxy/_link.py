@@ -9,6 +9,10 @@ machine is most of what a proxy may spend on a statement. So a `StreamLink` is a
 called by the event loop with each chunk as it arrives, and back to the reader after
 `unrelay()` (a pooled server connection between two clients).
 
+While relaying, the callback is the protocol's ``data_received`` itself (an instance
+attribute, made known to the transport again: uvloop reads a protocol's ``data_received``
+once, when it is set), so each chunk costs no Python call of the link's own.
+
 Flow control in relay mode couples the two sockets: when the peer cannot keep up (its
 transport's write buffer is over the high-water mark) this side stops reading until it can.
 """
@@ -61,6 +65,7 @@ class StreamLink(asyncio.StreamReaderProtocol):
             buffered = b""
         self._on_data = on_data
         self._paired = paired
+        self._deliver_to(on_data)
         if self.lost:  # gone already (while in stream mode): said once the caller is ready
             asyncio.get_running_loop().call_soon(on_lost, reader.exception())
             return buffered
@@ -81,6 +86,17 @@ class StreamLink(asyncio.StreamReaderProtocol):
         self._on_data = None
         self._on_lost = None
         self._paired = None
+        self._deliver_to(None)
+
+    def _deliver_to(self, on_data: DataHandler | None) -> None:
+        """The transport's chunks go to ``on_data`` directly (None: to `data_received`)."""
+        if on_data is None:
+            self.__dict__.pop("data_received", None)
+        else:
+            self.data_received = on_data  # type: ignore[method-assign]
+        transport: Any = getattr(self, "_transport", None)  # StreamReaderProtocol's
+        if transport is not None and not transport.is_closing():
+            transport.set_protocol(self)  # (it reads data_received again)
 
     def pair(self, paired: asyncio.Transport | None) -> None:
         """The transport to pause while this socket's write buffer is full, from now on."""
@@ -92,6 +108,7 @@ class StreamLink(asyncio.StreamReaderProtocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        # (while relaying, the transport calls the relay's callback instead: `_deliver_to`)
         handler = self._on_data
         if handler is None:
             super().data_received(data)
