@@ -64,3 +64,8 @@ cdef class Exchange:
     cpdef _open(self, object sql, object at, object encoded=*, bint lean=*)
 
     cpdef _finish(self, object ctx, object rows)
+
+    cpdef bint bind_renamed(self, object buf, Py_ssize_t start, Py_ssize_t j, object server,
+                            double at) except -1
+
+    cpdef expect(self, long kind, object payload=*)

@@ -1,17 +1,18 @@
 # C types for _plain_relay.py when Cython compiles it (see dbsight._compiled): `PlainRelay` as
-# an extension type, its exchange and statement effects typed (reached in C). The .py is the
-# source; this file only types it.
+# an extension type, its exchange, statement effects and names typed (reached in C). The .py
+# is the source; this file only types it.
 import cython
 
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._statement_effects cimport StatementEffects
+from dbsight.proxy._statement_names cimport StatementNames
 
 cdef class PlainRelay:
     cdef object session
     cdef Exchange exchange
     cdef object lease
     cdef StatementEffects effects
-    cdef object statements
+    cdef StatementNames statements
     cdef object breaker
     cdef object topology
     cdef object settings
