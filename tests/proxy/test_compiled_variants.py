@@ -30,6 +30,7 @@ PROTOCOL_TESTS = (
     "proxy/test_session_relay.py",
     "proxy/test_statement_effects.py",
     "proxy/test_server_statements.py",
+    "proxy/test_lease.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
     "proxy_server/test_proxy_plain_relay.py",

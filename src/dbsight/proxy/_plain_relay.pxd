@@ -6,11 +6,12 @@ import cython
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._statement_effects cimport StatementEffects
 from dbsight.proxy._statement_names cimport StatementNames
+from dbsight.proxy._lease cimport Lease
 
 cdef class PlainRelay:
     cdef object session
     cdef Exchange exchange
-    cdef object lease
+    cdef Lease lease
     cdef StatementEffects effects
     cdef StatementNames statements
     cdef object breaker

@@ -1,0 +1,36 @@
+# C types for _lease.py when Cython compiles it (see dbsight._compiled): `Lease` as an
+# extension type (the relays reach its fields and transaction mode's take and give-back in C).
+# The .py is the source; this file only types it.
+import cython
+
+cdef class Lease:
+    cdef public object _holder
+    cdef public double _timeout
+    cdef public object _topology
+    cdef public object _routing
+    cdef public object _statements
+    cdef public object _info
+    cdef public object _background
+    cdef public bint _cached
+    cdef public bint sticky
+    cdef public object own
+    cdef public bint pinned
+    cdef public set custom
+    cdef public object pool
+    cdef public dict replicas
+    cdef public object conn
+    cdef public object parked
+    cdef public object target
+    cdef public object server_transport
+    cdef public bint begun
+    cdef public object retry
+    cdef public object waiting
+    cdef public object _client_transport
+    cdef public object _client_link
+    cdef public object _on_server_data
+    cdef public object _on_server_lost
+    cdef public object _unpark_here
+
+    cpdef object take_primary(self)
+
+    cpdef give_back_clean(self)
