@@ -26,12 +26,12 @@ from typing import Any
 # reading of a server's usual answer, the exchange (`Exchange` as an extension type), what a
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
 # names on shared server connections (`StatementNames`), the server connection a pooled client
-# holds (`Lease`), and the relays that reach them in C:
+# holds (`Lease`), a server's circuit breaker, and the relays that reach them in C:
 # session mode's (`SessionRelay`) and transaction mode's usual units' (`PlainRelay`).
 HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._plain_answer", "dbsight.proxy._exchange", "dbsight.proxy._statement_effects",
-    "dbsight.proxy._statement_names", "dbsight.proxy._lease", "dbsight.proxy._plain_relay",
-    "dbsight.proxy._session_relay",
+    "dbsight.proxy._statement_names", "dbsight.proxy._lease", "dbsight.proxy._breaker",
+    "dbsight.proxy._plain_relay", "dbsight.proxy._session_relay",
 )
 
 PURE_PYTHON_VARIABLE = "DBSIGHT_PURE_PYTHON"

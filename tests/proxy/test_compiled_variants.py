@@ -31,6 +31,7 @@ PROTOCOL_TESTS = (
     "proxy/test_statement_effects.py",
     "proxy/test_server_statements.py",
     "proxy/test_lease.py",
+    "proxy_route/test_breaker.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
     "proxy_server/test_proxy_plain_relay.py",

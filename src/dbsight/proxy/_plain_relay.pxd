@@ -7,6 +7,7 @@ from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._statement_effects cimport StatementEffects
 from dbsight.proxy._statement_names cimport StatementNames
 from dbsight.proxy._lease cimport Lease
+from dbsight.proxy._breaker cimport CircuitBreaker
 
 cdef class PlainRelay:
     cdef object session
@@ -14,7 +15,7 @@ cdef class PlainRelay:
     cdef Lease lease
     cdef StatementEffects effects
     cdef StatementNames statements
-    cdef object breaker
+    cdef CircuitBreaker breaker
     cdef object topology
     cdef object settings
     cdef object info
