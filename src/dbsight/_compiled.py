@@ -23,8 +23,17 @@ from typing import Any
 
 # The proxy's per-message work, each module typed for Cython by the ``.pxd`` next to it (a
 # module compiled untyped runs no faster than CPython's own interpreter runs it): the one-pass
-# reading of a server's usual answer, and the exchange (`Exchange` as an extension type).
-HOT_MODULES: tuple[str, ...] = ("dbsight.proxy._plain_answer", "dbsight.proxy._exchange")
+# reading of a server's usual answer, and the exchange (`Exchange` as an extension type);
+# then the per-statement observation that every instrument's statements go through: the lean
+# path's events (`LeanFields`, whose C fields the next two read), and the loops that fold a
+# batch of statements into the statistics table and into the Prometheus series.
+HOT_MODULES: tuple[str, ...] = (
+    "dbsight.proxy._plain_answer",
+    "dbsight.proxy._exchange",
+    "dbsight.core._lean",
+    "dbsight.stats._table_fold",
+    "dbsight.export._metrics_fold",
+)
 
 PURE_PYTHON_VARIABLE = "DBSIGHT_PURE_PYTHON"
 

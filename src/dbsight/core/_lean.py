@@ -102,19 +102,15 @@ def lean_contexts(
         batch[i] = ctx
 
 
-class LeanEvent:
-    """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
-    statement in place of its `QueryContext`: the fields their counting reads, stored
-    (a dozen stores rather than thirty); any other field of the event (text, tables,
-    parameters ...) comes from the full event (`full`), built on first use and kept (a sink
-    meets a statement shape for the first time, takes a parameter sample). Read-only."""
+class LeanFields:
+    """The fields of a `LeanEvent` that dbsight's sinks read for every statement, stored.
+    Compiled (see `dbsight._compiled`), an extension type whose duration and start are C
+    doubles: the sinks' compiled loops read them without a Python object in between."""
 
     __slots__ = (
-        "_full", "_held", "_info", "_settings", "database", "duration_s", "fingerprint",
-        "route", "rows", "started_at", "system",
+        "_held", "_info", "_settings", "database", "duration_s", "fingerprint", "route", "rows",
+        "started_at", "system",
     )  # fmt: skip
-
-    error = None  # (a lean statement succeeded)
 
     system: str
     fingerprint: str
@@ -126,6 +122,20 @@ class LeanEvent:
     _held: LeanStatement
     _info: Any
     _settings: tuple[str | None, bool]  # the recorder's (app, keep_params)
+
+
+class LeanEvent(LeanFields):
+    """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
+    statement in place of its `QueryContext`: the fields their counting reads, stored
+    (`LeanFields`: a dozen stores rather than thirty); any other field of the event (text,
+    tables, parameters ...) comes from the full event (`full`), built on first use and kept
+    (a sink meets a statement shape for the first time, takes a parameter sample).
+    Read-only. Made by `LeanFields.__new__(LeanEvent)` (no ``__init__``)."""
+
+    __slots__ = ("_full",)
+
+    error = None  # (a lean statement succeeded)
+
     _full: QueryContext  # (unset until built)
 
     def full(self) -> QueryContext:
@@ -155,7 +165,7 @@ def _from_full(name: str) -> property:
 # Every other field of the event, from the full one. Properties rather than __getattr__:
 # a class with __getattr__ loses the interpreter's fast path for its slots' reads.
 for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
-    if _name not in LeanEvent.__slots__ and _name not in vars(LeanEvent):
+    if not hasattr(LeanEvent, _name):
         setattr(LeanEvent, _name, _from_full(_name))
 
 
@@ -172,9 +182,9 @@ def lean_events(
 ) -> None:
     """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
     becomes a `LeanEvent`, in place."""
-    new = _new
     settings = (app, keep_params)
-    for i, held in enumerate(batch):
+    for i in range(len(batch)):
+        held = batch[i]
         if type(held) is not tuple:
             continue
         (sql, system, _, info, state, _, _, _, request, _, started_at, duration,
@@ -184,7 +194,7 @@ def lean_events(
             info = cache.get(sql) if cache is not None else None
             if info is None:
                 info = info_of(sql, system)
-        event: LeanEvent = new(LeanEvent)
+        event = LeanFields.__new__(LeanEvent)
         event.system = system
         event.fingerprint = info.fingerprint
         event.duration_s = duration
