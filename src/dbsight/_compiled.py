@@ -25,14 +25,16 @@ from typing import Any
 # module compiled untyped runs no faster than CPython's own interpreter runs it): the one-pass
 # reading of a server's usual answer, and the exchange (`Exchange` as an extension type);
 # then the per-statement observation that every instrument's statements go through: the lean
-# path's events (`LeanFields`, whose C fields the next two read), and the loops that fold a
-# batch of statements into the statistics table and into the Prometheus series.
+# path's events (`LeanFields`, whose C fields the others read), and the loops that fold a
+# batch of statements into the statistics table, the Prometheus series and the reservoirs of
+# the parameter sampler.
 HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._plain_answer",
     "dbsight.proxy._exchange",
     "dbsight.core._lean",
     "dbsight.stats._table_fold",
     "dbsight.export._metrics_fold",
+    "dbsight.stats._samples_fold",
 )
 
 PURE_PYTHON_VARIABLE = "DBSIGHT_PURE_PYTHON"
