@@ -21,13 +21,16 @@ from dbsight import _compiled
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = Path(_compiled.__file__).resolve().parents[1]
-# the exchange's answer matching, framing and unit assembly, and a real-server relay
+# the exchange's answer matching, framing and unit assembly, a real-server relay, and the
+# lookup of a statement's analysis by its shape (the observation fold's variants are compared
+# in stats/test_fold_variants.py)
 PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
     "proxy/test_plain_answer.py",
     "proxy/test_proxy_reader.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",
+    "sql/test_sql_cache.py",
 )
 PROBE = (
     "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange; "
