@@ -25,13 +25,15 @@ from typing import Any
 # module compiled untyped runs no faster than CPython's own interpreter runs it): the one-pass
 # reading of a server's usual answer, the exchange (`Exchange` as an extension type) and the
 # lookup of a relayed statement's analysis by its shape; then the per-statement observation
-# that every instrument's statements go through: the lean path's events (`LeanFields`, whose
-# C fields the others read), and the loops that fold a batch of statements into the
-# statistics table, the Prometheus series and the reservoirs of the parameter sampler.
+# that every instrument's statements go through: the recorder's queue of held statements
+# (`LeanEnding`), the lean path's events (`LeanFields`, whose C fields the others read), and
+# the loops that fold a batch of statements into the statistics table, the Prometheus series
+# and the reservoirs of the parameter sampler.
 HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._plain_answer",
     "dbsight.proxy._exchange",
     "dbsight.sql._shapes",
+    "dbsight.core._held",
     "dbsight.core._lean",
     "dbsight.stats._table_fold",
     "dbsight.export._metrics_fold",
