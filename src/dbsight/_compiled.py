@@ -26,7 +26,7 @@ from typing import Any
 # reading of a server's usual answer, the exchange (`Exchange` as an extension type) and the
 # lookup of a relayed statement's analysis by its shape; then the per-statement observation
 # that every instrument's statements go through: the recorder's queue of held statements
-# (`LeanEnding`), the lean path's events (`LeanFields`, whose C fields the others read), and
+# (`LeanEnding`), the lean path's events (`LeanEvent`, whose C fields the others read), and
 # the loops that fold a batch of statements into the statistics table, the Prometheus series
 # and the reservoirs of the parameter sampler.
 HOT_MODULES: tuple[str, ...] = (

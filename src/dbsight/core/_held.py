@@ -21,6 +21,9 @@ from ._context import _function, _request
 
 _perf_counter = time.perf_counter
 _time = time.time
+# (bound once: a method looked up on a context variable is a new object each time)
+_request_now = _request.get
+_function_now = _function.get
 
 # Successful statements held for the batched observers before they fold them.
 BATCH = 64
@@ -43,13 +46,13 @@ class LeanEnding:
         """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
         it ran slow or an observer wants it now, hand its event to the recorder at once."""
         duration = _perf_counter() - begun[7]
-        request = _request.get()
+        request = _request_now()
         gate = self.gate
         if duration < self.cutoff and (gate is None or gate() is False):
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
             pending = self.pending
-            pending.append(begun + (request, _function.get(), _time() - duration, duration, rows))
+            pending.append(begun + (request, _function_now(), _time() - duration, duration, rows))
             if len(pending) >= BATCH:
                 self.recorder.flush()
             return

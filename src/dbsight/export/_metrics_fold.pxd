@@ -3,7 +3,7 @@
 # source; this file only types it.
 import cython
 
-from dbsight.core._lean cimport LeanFields
+from dbsight.core._lean cimport LeanEvent
 
 cdef class OperationSeries:
     cdef public object labels
@@ -14,6 +14,8 @@ cdef class OperationSeries:
     cdef public long long slow
     cdef public dict by_sqlstate
 
-@cython.locals(bound_of=dict, bound=dict, series=OperationSeries, lean=LeanFields,
-               duration=double, slow_s=double)
+cdef double _FIRST_BOUND
+
+@cython.locals(index=Py_ssize_t, bound_of=dict, bound=dict, series=OperationSeries,
+               lean=LeanEvent, duration=double, slow_s=double)
 cpdef count_ok(object sink, object events)

@@ -3,7 +3,7 @@
 # source; this file only types it.
 import cython
 
-from dbsight.core._lean cimport LeanFields
+from dbsight.core._lean cimport LeanEvent
 
 cdef class Reservoir:
     cdef public long long seen
@@ -13,5 +13,5 @@ cdef class Reservoir:
     cdef public list samples
     cdef public list sizes
 
-@cython.locals(entries=dict, entry=Reservoir, lean=LeanFields)
+@cython.locals(entries=dict, entry=Reservoir, lean=LeanEvent)
 cpdef count_calls(object sampler, object events)

@@ -3,7 +3,7 @@
 # source; this file only types it.
 import cython
 
-from dbsight.core._lean cimport LeanFields
+from dbsight.core._lean cimport LeanEvent
 
 cdef class EntryCounters:
     cdef public object fingerprint
@@ -26,6 +26,6 @@ cdef class EntryCounters:
     cdef public dict databases
     cdef public object plan_summary
 
-@cython.locals(entries=dict, entry=EntryCounters, lean=LeanFields, duration=double,
+@cython.locals(entries=dict, entry=EntryCounters, lean=LeanEvent, duration=double,
                seen=double, failed=bint, routes=dict, databases=dict, hist=dict)
 cpdef count_batch(object table, object events)

@@ -32,6 +32,9 @@ from typing import Any
 from ..core._lean import LeanEvent
 from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, MIN_DURATION_S
 
+_log = math.log
+_ceil = math.ceil
+
 # A few routes and databases per fingerprint show where a statement comes from; more would
 # turn the table into a cardinality problem of its own.
 MAX_ROUTES = 16
@@ -139,7 +142,7 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
         else:
             # _histogram.bucket_index, inlined (a call would be a fifth of this loop's cost)
             index = (
-                math.ceil(math.log(duration) * _INV_LOG_GAMMA)
+                _ceil(_log(duration) * _INV_LOG_GAMMA)
                 if duration > MIN_DURATION_S
                 else _MIN_INDEX
             )
