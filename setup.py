@@ -3,7 +3,8 @@
 The modules in `HOT_MODULES` are plain Python (importable and tested as such). With Cython
 available (pyproject's build requirements bring it) and a C compiler, each is also compiled
 to an extension module next to its source, with the C types its ``.pxd`` file declares,
-which Python imports in its place: the per-message work of ``dbsight proxy``.
+which Python imports in its place: the per-message work of ``dbsight proxy`` and the
+per-statement observation of every instrument.
 ``DBSIGHT_BUILD_EXTENSIONS=0`` at install time builds none. No extension is ever required:
 without a compiler or Cython the build ships the pure-Python modules alone, and
 ``DBSIGHT_PURE_PYTHON=1`` makes an installed build import the Python sources instead of its

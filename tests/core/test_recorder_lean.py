@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from lean_observers import Batched, Unbatched, fields_but_timing
 
-from dbsight.core import QueryObserver, Recorder, Settings, request_scope
+from dbsight.core import (
+    QueryContext,
+    QueryEvent,
+    QueryObserver,
+    Recorder,
+    Settings,
+    request_scope,
+)
 from dbsight.core._context import function_scope
 from dbsight.core._recorder import BATCH
 from dbsight.export.logging import QueryLogSink
@@ -305,6 +312,10 @@ def test_a_lean_event_gives_every_field_of_the_full_event() -> None:
     assert isinstance(event, LeanEvent)
     for f in dataclasses.fields(ctx):
         assert getattr(event, f.name) == getattr(ctx, f.name), f.name
+    # the context's own fields too (LeanEvent spells each one out: compiled, it is an
+    # extension type, to which none could be added later)
+    for name in (*QueryEvent.__slots__, *QueryContext.__slots__):
+        assert getattr(event, name) == getattr(ctx, name), name
     assert event.info is info and event.outcome == "ok" and event.table == "items"
     with pytest.raises(AttributeError):
         event.no_such_field  # noqa: B018

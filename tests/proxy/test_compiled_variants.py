@@ -21,8 +21,10 @@ from dbsight import _compiled
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = Path(_compiled.__file__).resolve().parents[1]
-# the exchange's answer matching, framing and unit assembly, and real-server relays (session
-# mode; transaction mode's usual units, `PlainRelay`)
+# the exchange's answer matching, framing and unit assembly, real-server relays (session
+# mode; transaction mode's usual units, `PlainRelay`), and the lookup of a statement's
+# analysis by its shape (the observation fold's variants are compared in
+# stats/test_fold_variants.py)
 PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
     "proxy/test_plain_answer.py",
@@ -37,6 +39,7 @@ PROTOCOL_TESTS = (
     "proxy_server/test_proxy_plain_relay.py",
     "proxy_server/test_proxy_pooled.py",
     "proxy_server/test_proxy_session.py",
+    "sql/test_sql_cache.py",
 )
 PROBE = (
     "import json, dbsight, dbsight.proxy, dbsight.proxy._exchange; "

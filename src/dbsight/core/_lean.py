@@ -15,7 +15,6 @@ from typing import Any
 
 from ..sql._info import SqlInfo
 from ._context import RequestContext
-from ._event import QueryEvent
 from ._observer import QueryContext
 
 _new = object.__new__
@@ -102,19 +101,29 @@ def lean_contexts(
         batch[i] = ctx
 
 
+def _from_full(name: str) -> property:
+    return property(lambda self: getattr(self.full(), name), doc=f"The event's ``{name}``.")
+
+
 class LeanEvent:
     """What dbsight's own batched sinks (``lean_events = True``) are handed for a lean
     statement in place of its `QueryContext`: the fields their counting reads, stored
     (a dozen stores rather than thirty); any other field of the event (text, tables,
     parameters ...) comes from the full event (`full`), built on first use and kept (a sink
-    meets a statement shape for the first time, takes a parameter sample). Read-only."""
+    meets a statement shape for the first time, takes a parameter sample). Read-only. Made
+    by ``LeanEvent.__new__(LeanEvent)`` (no ``__init__``).
+
+    Compiled (see `dbsight._compiled`), an extension type whose duration and start are C
+    doubles: the sinks' compiled loops read them without a Python object in between. The
+    other fields are properties spelled out one by one (an extension type's attributes
+    cannot be added after it is made; tests/core/test_recorder_lean.py checks that none is
+    missing), not a ``__getattr__``, with which a class loses the interpreter's fast path
+    for its slots' reads."""
 
     __slots__ = (
         "_full", "_held", "_info", "_settings", "database", "duration_s", "fingerprint",
         "route", "rows", "started_at", "system",
     )  # fmt: skip
-
-    error = None  # (a lean statement succeeded)
 
     system: str
     fingerprint: str
@@ -126,18 +135,47 @@ class LeanEvent:
     _held: LeanStatement
     _info: Any
     _settings: tuple[str | None, bool]  # the recorder's (app, keep_params)
-    _full: QueryContext  # (unset until built)
+    _full: QueryContext | None  # (unset or None until built)
+
+    error = None  # (a lean statement succeeded)
+
+    # every other field of the event, from the full one
+    sql = _from_full("sql")
+    normalized = _from_full("normalized")
+    operation = _from_full("operation")
+    tables = _from_full("tables")
+    read_only = _from_full("read_only")
+    source = _from_full("source")
+    request_id = _from_full("request_id")
+    trace_id = _from_full("trace_id")
+    span_id = _from_full("span_id")
+    app = _from_full("app")
+    function = _from_full("function")
+    user = _from_full("user")
+    application_name = _from_full("application_name")
+    client_addr = _from_full("client_addr")
+    params = _from_full("params")
+    info = _from_full("info")
+    started = _from_full("started")
+    request = _from_full("request")
+    explainer = _from_full("explainer")
+    explain_params = _from_full("explain_params")
+    span = _from_full("span")
+    state = _from_full("state")
+    sampled = _from_full("sampled")
 
     def full(self) -> QueryContext:
         """The statement's full event (built on first use, then kept)."""
         try:
-            return self._full
-        except AttributeError:
+            full = self._full
+        except AttributeError:  # (never set: the Python variant's slot)
+            full = None
+        if full is None:
             held = self._held
             batch: list[Any] = [held[:3] + (self._info,) + held[4:]]
             lean_contexts(batch, {}, _no_info, *self._settings)
             full = self._full = batch[0]
-            return full  # type: ignore[no-any-return]
+        return full
 
     @property
     def outcome(self) -> str:
@@ -146,17 +184,6 @@ class LeanEvent:
     @property
     def table(self) -> str:
         return self.full().table
-
-
-def _from_full(name: str) -> property:
-    return property(lambda self: getattr(self.full(), name), doc=f"The event's ``{name}``.")
-
-
-# Every other field of the event, from the full one. Properties rather than __getattr__:
-# a class with __getattr__ loses the interpreter's fast path for its slots' reads.
-for _name in (*QueryEvent.__slots__, *QueryContext.__slots__):
-    if _name not in LeanEvent.__slots__ and _name not in vars(LeanEvent):
-        setattr(LeanEvent, _name, _from_full(_name))
 
 
 def _no_info(sql: str, system: str) -> Any:  # pragma: no cover - the info is always given
@@ -172,9 +199,9 @@ def lean_events(
 ) -> None:
     """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
     becomes a `LeanEvent`, in place."""
-    new = _new
     settings = (app, keep_params)
-    for i, held in enumerate(batch):
+    for i in range(len(batch)):
+        held = batch[i]
         if type(held) is not tuple:
             continue
         (sql, system, _, info, state, _, _, _, request, _, started_at, duration,
@@ -184,7 +211,7 @@ def lean_events(
             info = cache.get(sql) if cache is not None else None
             if info is None:
                 info = info_of(sql, system)
-        event: LeanEvent = new(LeanEvent)
+        event = LeanEvent.__new__(LeanEvent)
         event.system = system
         event.fingerprint = info.fingerprint
         event.duration_s = duration

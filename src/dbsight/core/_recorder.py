@@ -45,6 +45,7 @@ from ._comment_context import CommentContext
 from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
+from ._held import BATCH, LeanEnding, take
 from ._lean import LeanStart, LeanStatement, lean_contexts, lean_events
 from ._observer import (
     ObserverFailures,
@@ -58,9 +59,6 @@ _perf_counter = time.perf_counter
 _time = time.time
 _INF = float("inf")
 _new = object.__new__
-
-# Successful statements held for the batched observers before they fold them.
-BATCH = 64
 
 # Client-reported system names mapped to the SQL dialect that parses their text.
 _DIALECTS = {
@@ -96,6 +94,10 @@ class Recorder:
         # appends and pops from several threads never lose one).
         self._batched: tuple[tuple[str, Callable[..., Any], bool], ...] = ()
         self._pending: deque[QueryContext | LeanStatement] = deque()
+        # `ended` for this recorder (compiled: no Python frame per statement the proxy
+        # relays); this instance's ``ended`` is its method, in place of the class's.
+        self._lean_ending = LeanEnding(self, self._pending)
+        self.ended = self._lean_ending.ended  # type: ignore[method-assign]
         self.active = False
         # Statements may take the lean path (`done`): see the module docstring. There, a
         # statement shorter than ``lean_cutoff`` (-1 when the path is closed) is held as a
@@ -155,10 +157,9 @@ class Recorder:
         n = len(pending)
         if not n:
             return
-        popleft = pending.popleft
         # each popleft takes one statement: one appended meanwhile waits for the next flush,
         # and two threads flushing at once never fold the same statement twice
-        batch = [popleft() for _ in range(n)]
+        batch = take(pending, n)
         # the statements of the lean path (tuples): their events, now (lighter ones when
         # dbsight's own sinks are the only batched observers)
         build = lean_events if self._lean_events else lean_contexts
@@ -223,6 +224,8 @@ class Recorder:
         self.lean = self.active and not before and not ungated and self.sqlcommenter == "off"
         self.lean_cutoff = self._after_cutoff if self.lean else -1.0
         self.lean_gate = _all_closed(gates)
+        self._lean_ending.cutoff = self.lean_cutoff
+        self._lean_ending.gate = self.lean_gate
         self._lean_events = lean_ok
 
     # -- the hot path ----------------------------------------------------------------
@@ -405,17 +408,16 @@ class Recorder:
         ``lean`` True (the proxy's relayed statements: with their analysis, which is held
         with them and never looked up again, and a ``state`` that gives their
         ``application_name`` and ``client_addr`` as they were when they began)."""
-        duration = _perf_counter() - begun[7]
-        request = _request.get()
-        gate = self.lean_gate
-        if duration < self.lean_cutoff and (gate is None or gate() is False):
-            if request is not None:
-                _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)
-            pending = self._pending
-            pending.append(begun + (request, _function.get(), _time() - duration, duration, rows))
-            if len(pending) >= BATCH:
-                self.flush()
-            return
+        self._lean_ending.ended(begun, rows)  # (an instance's ``ended`` is that itself)
+
+    def _account_begun(self, request: RequestContext, begun: LeanStart, duration: float) -> None:
+        _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)
+
+    def _finish_begun(
+        self, begun: LeanStart, rows: int | None, request: RequestContext | None, duration: float
+    ) -> None:
+        """`ended` for a statement that ran slow or that an observer wants now: its event,
+        at once, then `finish`."""
         ctx = self._lean_context(begun + (request, _function.get(), _time() - duration, 0.0, None))
         self.finish(ctx, rows)
 

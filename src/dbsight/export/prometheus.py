@@ -1,14 +1,15 @@
 """Prometheus metrics for database operations (names from the metrics catalogue).
 
-Per statement the sink finds the `_Series` of its label set by ``system`` then
+Per statement the sink finds the `OperationSeries` of its label set by ``system`` then
 ``fingerprint`` (two dictionary lookups; a fingerprint always has the same operation and
 table within a system, so the labels and their guards are resolved once per fingerprint) and
-updates it with plain arithmetic, without a lock (see `_FREE_THREADED`). A
-`_OperationsCollector` turns the series into the usual counter and histogram families at
-scrape time; the update costs a fraction of prometheus_client's ``Counter.inc`` + ``Histogram.observe`` (one lock and several method
-calls each); the exposition has the same names, labels and types, without ``_created``
-samples. Connection-pool gauges and observer failures are read only when the registry
-is scraped.
+updates it with plain arithmetic, without a lock (see `_FREE_THREADED`), in a loop compiled
+when the extension is built (`dbsight.export._metrics_fold`). A `_OperationsCollector` turns
+the series into the usual counter and histogram families at scrape time; the update costs a
+fraction of prometheus_client's ``Counter.inc`` + ``Histogram.observe`` (one lock and several
+method calls each); the exposition has the same names, labels and types, without
+``_created`` samples. Connection-pool gauges and observer failures are read only when the
+registry is scraped.
 
 A failed statement is also counted in ``db_client_errors_total`` by its SQLSTATE (the
 5-character code, ``unknown`` when the client gave none) and the SQLSTATE's class (its first
@@ -39,21 +40,18 @@ from prometheus_client.registry import Collector
 from ..core import QueryObserver, pools
 from ._buckets import bucket_labels, cumulative
 from ._guard import LabelGuard
+from ._metrics_fold import DURATION_BUCKETS, OperationSeries, count_ok
 
 if TYPE_CHECKING:
     from ..core import PoolRegistry, QueryContext, QueryEvent, Recorder, Settings
 
-# Database latency: 0.5 ms (a cached point lookup on loopback) to 10 s (a statement timeout).
-DURATION_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)
-
 # With a GIL, `series.ok += 1` (and `buckets[i] += 1`) cannot lose an increment: the
 # interpreter only switches threads at calls, backward jumps and function entry
 # (CPython's eval-breaker checks), never between the load and the store of one such
-# statement, and int/float additions and slot/list stores run no Python code. The hot path
-# therefore takes no lock (a `with lock:` would cost about 0.25 µs, as much as the rest of
-# the update). A free-threaded build has no such guarantee and uses the locked variants.
+# statement, and int/float additions and slot/list stores run no Python code (nor does the
+# compiled loop of `_metrics_fold` call any there). The hot path therefore takes no lock (a
+# `with lock:` would cost about 0.25 µs, as much as the rest of the update). A free-threaded
+# build has no such guarantee and uses the locked variants.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
 _BUCKET_LABELS = bucket_labels(DURATION_BUCKETS)
@@ -134,26 +132,6 @@ class _ScrapeTimeCollector(Collector):
         yield maximum
         yield timeouts
         yield failures
-
-
-class _Series:
-    """The counters of one ``(system, operation, table)`` label set.
-
-    ``buckets[i]`` counts durations in ``(DURATION_BUCKETS[i-1], DURATION_BUCKETS[i]]``
-    (the last slot is ``+Inf``): not cumulative, so an observation adds to one slot.
-    ``by_sqlstate`` counts the failed ones by their ``(sqlstate, error_class)`` labels.
-    """
-
-    __slots__ = ("labels", "ok", "error", "sum", "buckets", "slow", "by_sqlstate")
-
-    def __init__(self, labels: tuple[str, str, str]) -> None:
-        self.labels = labels
-        self.ok = 0
-        self.error = 0
-        self.sum = 0.0
-        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
-        self.slow = 0
-        self.by_sqlstate: dict[tuple[str, str], int] = {}
 
 
 class _OperationsCollector(Collector):
@@ -248,9 +226,9 @@ class PrometheusSink(QueryObserver):
         self._lock = threading.Lock()
         self._update_lock = threading.Lock()
         # system as seen in events -> fingerprint -> the series of its guarded label set
-        self._bound: dict[str, dict[str, _Series]] = {}
+        self._bound: dict[str, dict[str, OperationSeries]] = {}
         # guarded labels -> series, so overflowing values share one series
-        self._by_labels: dict[tuple[str, str, str], _Series] = {}
+        self._by_labels: dict[tuple[str, str, str], OperationSeries] = {}
         self._n_bound = 0
         self._n_plus_one_bound: dict[str | None, Callable[[], None]] = {}
         self._flush: Callable[[], None] = _no_flush
@@ -293,19 +271,7 @@ class PrometheusSink(QueryObserver):
     def after_batch(self, events: Iterable[QueryEvent]) -> None:
         """Count each of ``events`` (successful statements): the recorder's batch, in one
         call."""
-        bound_of = self._bound.get
-        slow_s = self._slow_s
-        for event in events:
-            bound = bound_of(event.system)
-            series = bound.get(event.fingerprint) if bound is not None else None
-            if series is None:
-                series = self._bind(event)
-            duration = event.duration_s
-            series.ok += 1
-            series.sum += duration
-            series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
-            if duration >= slow_s:
-                series.slow += 1
+        count_ok(self, events)
 
     def on_error(self, ctx: QueryContext, event: QueryEvent) -> None:
         bound = self._bound.get(event.system)
@@ -321,7 +287,7 @@ class PrometheusSink(QueryObserver):
         self._count_sqlstate(series, event)
 
     # -- the same, for free-threaded builds -------------------------------------------
-    def _series(self, event: QueryEvent) -> _Series:
+    def _series(self, event: QueryEvent) -> OperationSeries:
         bound = self._bound.get(event.system)
         series = bound.get(event.fingerprint) if bound is not None else None
         return series if series is not None else self._bind(event)
@@ -348,7 +314,7 @@ class PrometheusSink(QueryObserver):
                 series.slow += 1
         self._count_sqlstate(series, event)
 
-    def _count_sqlstate(self, series: _Series, event: QueryEvent) -> None:
+    def _count_sqlstate(self, series: OperationSeries, event: QueryEvent) -> None:
         """Count a failed statement in ``db_client_errors_total`` by its SQLSTATE."""
         labels = self.sqlstate_labels(event.error.sqlstate if event.error is not None else None)
         with self._lock:
@@ -371,7 +337,7 @@ class PrometheusSink(QueryObserver):
         inc()
 
     # -- binding label children (once per distinct label set) ------------------------
-    def _bind(self, event: QueryEvent) -> _Series:
+    def _bind(self, event: QueryEvent) -> OperationSeries:
         tables = event.tables
         system = event.system
         labels = (
@@ -382,7 +348,7 @@ class PrometheusSink(QueryObserver):
         with self._lock:
             series = self._by_labels.get(labels)
             if series is None:
-                series = self._by_labels[labels] = _Series(labels)
+                series = self._by_labels[labels] = OperationSeries(labels)
             if self._n_bound < _MAX_BOUND:
                 bound = self._bound.get(system)
                 if bound is None:

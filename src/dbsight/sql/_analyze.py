@@ -32,7 +32,7 @@ from ._lexer import (
     scanner_for,
 )
 from ._postgres import Analysis, analyze_postgres
-from ._shapes import ZEROS, Entry, make_entry, shape_hit, shape_key
+from ._shapes import Entry, make_entry, shape_hit, shape_key, shaped
 
 DEFAULT_CACHE_SIZE: Final = 4096
 # Longer texts (bulk inserts ...) are analyzed every time, not kept in memory.
@@ -160,18 +160,14 @@ def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
     return info
 
 
-def shaped_postgres(encoded: bytes) -> SqlInfo | None:
-    """What the digit-shape cache holds of the PostgreSQL text whose UTF-8 bytes are
-    ``encoded`` (a statement as the proxy relays it), else None (then `analyze` it). No
-    `shape_key` checks are needed: a text they refuse has a byte no stored key has, and
-    bytes that are not UTF-8 match no key made from a text's encoding."""
-    entry = _shapes["postgresql"].get(encoded.translate(ZEROS))
-    if entry is None:
-        return None
-    hit = shape_hit(entry, encoded)
-    if hit is not None:
-        _masked.hits += 1
-    return hit
+# What the digit-shape cache holds of the PostgreSQL text whose UTF-8 bytes are ``encoded``
+# (a statement as the proxy relays it), else None (then `analyze` it): `._shapes.shaped` on
+# the PostgreSQL shapes, counted as hits of the masked cache. A partial rather than a
+# function that calls it: the proxy calls this for every statement it relays, and so no
+# Python frame runs in between when `._shapes` is compiled.
+shaped_postgres: Callable[[bytes], SqlInfo | None] = functools.partial(
+    shaped, _shapes["postgresql"], _masked
+)
 
 
 def analyze_fresh(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:

@@ -16,12 +16,16 @@ Texts with quoted identifiers (``"col 1"``), backquotes, brackets, ``?`` placeho
 reading depends on what comes before them) or NUL are not shaped, nor are texts longer than
 `MAX_SHAPED_LEN`; and only analyses the masked cache itself would keep (the lexer sure of its
 reading, the text parsed) are stored.
+
+The proxy looks each relayed statement up here by its bytes (`shaped`), so this module is
+compiled when the extensions are built (see `dbsight._compiled`; typed by the ``.pxd`` next
+to it); without them the same source runs as Python.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 from ._info import SqlInfo
 
@@ -62,6 +66,21 @@ def shape_hit(entry: Entry, encoded: bytes) -> SqlInfo | None:
         if encoded[i] != template[i]:
             return None
     return info
+
+
+def shaped(shapes: dict[bytes, Entry], counted: Any, encoded: bytes) -> SqlInfo | None:
+    """What ``shapes`` (a dialect's shape cache) holds of the text whose UTF-8 bytes are
+    ``encoded``, else None; a hit adds one to ``counted.hits`` (the masked cache's, as it
+    is that level's answer). ``encoded`` comes last: callers bind the other two once. No
+    `shape_key` checks are needed: a text they refuse has a byte no stored key has, and
+    bytes that are not UTF-8 match no key made from a text's encoding."""
+    entry = shapes.get(encoded.translate(ZEROS))
+    if entry is None:
+        return None
+    hit = shape_hit(entry, encoded)
+    if hit is not None:
+        counted.hits += 1
+    return hit
 
 
 def make_entry(encoded: bytes, info: SqlInfo) -> Entry:

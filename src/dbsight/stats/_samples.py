@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 from ._paramtext import CannotConvert, dollar_placeholders, has_placeholders
+from ._samples_fold import Reservoir, StatementSample, count_calls
 
 if TYPE_CHECKING:
     from ..core import QueryContext, QueryEvent
@@ -44,24 +45,9 @@ __all__ = ["MAX_BYTES", "MAX_SAMPLE_BYTES", "ParameterSamples", "StatementSample
 MAX_SAMPLE_BYTES: Final = 16 * 1024
 MAX_BYTES: Final = 8 * 2**20
 
-# (text with $n placeholders or its literals, the parameter values as text or None)
-StatementSample = tuple[str, tuple[str | None, ...] | None]
-
 _log = math.log
 _exp = math.exp
 _floor = math.floor
-
-
-class _Reservoir:
-    __slots__ = ("seen", "next", "tried", "w", "samples", "sizes")
-
-    def __init__(self, next_call: float) -> None:
-        self.seen = 1  # calls so far
-        self.next = next_call  # the call to sample next (inf: never)
-        self.tried = 0  # calls picked so far
-        self.w = 1.0  # algorithm L's W
-        self.samples: list[StatementSample] = []
-        self.sizes: list[int] = []
 
 
 class ParameterSamples:
@@ -89,7 +75,7 @@ class ParameterSamples:
         self.bytes = 0
         self.taken = 0  # samples stored (a replacement counts too)
         self.unusable = 0  # calls picked whose parameters could not be turned into text
-        self._entries: dict[str, _Reservoir] = {}
+        self._entries: dict[str, Reservoir] = {}
         self._lock = threading.Lock()
         self._random = random.Random(seed).random
         self._sync: Callable[[], None] = _no_sync
@@ -123,16 +109,9 @@ class ParameterSamples:
         self.after_batch((ctx,))
 
     def after_batch(self, events: Iterable[QueryContext]) -> None:
-        """`after_query` for each of ``events``: the recorder's batch, in one call."""
-        entries = self._entries
-        for event in events:
-            entry = entries.get(event.fingerprint)
-            if entry is None:
-                self._first(event)
-                continue
-            entry.seen += 1
-            if entry.seen >= entry.next:
-                self._take(entry, event)
+        """`after_query` for each of ``events``: the recorder's batch, in one call (the loop
+        is `count_calls`, compiled when the extension is built)."""
+        count_calls(self, events)
 
     # -- sampling -----------------------------------------------------------------------
     def _first(self, ctx: QueryContext) -> None:
@@ -145,11 +124,11 @@ class ParameterSamples:
                 return
             if len(self._entries) >= self.max_fingerprints:
                 self._evict(max(1, self.max_fingerprints // 10))
-            entry = self._entries[ctx.fingerprint] = _Reservoir(1 if wanted else math.inf)
+            entry = self._entries[ctx.fingerprint] = Reservoir(1 if wanted else math.inf)
         if wanted:
             self._take(entry, ctx)
 
-    def _take(self, entry: _Reservoir, ctx: QueryContext) -> None:
+    def _take(self, entry: Reservoir, ctx: QueryContext) -> None:
         sample = _sample_of(ctx)
         with self._lock:
             k = self.per_fingerprint

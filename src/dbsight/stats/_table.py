@@ -2,8 +2,8 @@
 the routes that ran each statement.
 
 `StatsTable.record` is on every query's path: it does a dictionary lookup and a handful of
-additions, without a lock unless it adds a key (see `StatsTable.record` for why that is
-safe with a GIL; free-threaded builds hold the lock throughout). Everything derived (mean,
+additions, without a lock unless it adds a key (see `dbsight.stats._table_fold` for why that
+is safe with a GIL; free-threaded builds hold the lock throughout). Everything derived (mean,
 percentiles, ordering) is computed when somebody reads the table. Memory is bounded by
 ``max_fingerprints``: when a new fingerprint would exceed it, the least significant tenth
 of the table (lowest total time, oldest first among equals) is evicted in one go, so
@@ -14,7 +14,6 @@ eviction is amortised. Each fingerprint's latencies take bounded memory too: up 
 from __future__ import annotations
 
 import heapq
-import math
 import operator
 import sys
 import threading
@@ -24,10 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _histogram
-from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, GAMMA, MIN_DURATION_S
-
-_log = math.log
-_ceil = math.ceil
+from ._histogram import EXACT_SAMPLES, GAMMA
+from ._table_fold import MAX_DATABASES, MAX_ROUTES, EntryCounters, count_batch
 
 # Whether the interpreter runs without a GIL, where `record` must hold the lock throughout.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -35,10 +32,6 @@ _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 if TYPE_CHECKING:
     from ..core import QueryEvent
 
-# A few routes and databases per fingerprint show where a statement comes from; more would
-# turn the table into a cardinality problem of its own.
-MAX_ROUTES = 16
-MAX_DATABASES = 8
 
 # What `StatsTable.top` orders by (largest first), each the FingerprintStats field it is: one
 # list for dbsight.stats.top, /metrics/summary?order_by= and dbsight top --sort.
@@ -159,59 +152,11 @@ class StatsTotals:
         )
 
 
-class _Entry:
-    __slots__ = (
-        "fingerprint",
-        "normalized",
-        "operation",
-        "system",
-        "tables",
-        "calls",
-        "rows",
-        "rows_calls",
-        "errors",
-        "total",
-        "min",
-        "max",
-        "samples",
-        "hist",
-        "first_seen",
-        "last_seen",
-        "routes",
-        "databases",
-        "plan_summary",
-    )
+class _Entry(EntryCounters):
+    """One fingerprint's counters (`EntryCounters`, which the hot loop updates) and their
+    reading."""
 
-    def __init__(
-        self,
-        fingerprint: str,
-        normalized: str,
-        operation: str,
-        system: str,
-        tables: tuple[str, ...],
-        first_seen: float,
-    ) -> None:
-        self.fingerprint = fingerprint
-        self.normalized = normalized
-        self.operation = operation
-        self.system = system
-        self.tables = tables
-        self.calls = 0
-        self.rows = 0  # over the rows_calls calls whose rows are known
-        self.rows_calls = 0
-        self.errors = 0
-        self.total = 0.0
-        self.min = float("inf")
-        self.max = 0.0
-        # The durations themselves while there are few (exact quantiles), then None: from
-        # then on ``hist`` counts them by bucket.
-        self.samples: array[float] | None = array("d")
-        self.hist: dict[int, int] = {}
-        self.first_seen = first_seen
-        self.last_seen = first_seen
-        self.routes: dict[str, int] = {}
-        self.databases: dict[str, None] = {}
-        self.plan_summary: dict[str, Any] | None = None
+    __slots__ = ()
 
     def quantiles(self, *qs: float) -> tuple[float, ...]:
         # (called with the lock held, so the samples are not turned into buckets meanwhile)
@@ -348,84 +293,12 @@ class StatsTable:
 
     def observe_all(self, events: Iterable[QueryEvent]) -> None:
         """Count each of ``events`` in turn: the batch hook (`StatsSink.after_batch`), one
-        call for all the statements the recorder held.
-
-        With a GIL this takes no lock for a known fingerprint (a `with lock:` would cost
-        about 0.3 µs, half of the rest): every update below is a single read-modify-write
-        statement such as ``entry.calls += 1``, ``hist[i] += 1`` or a compare-and-store
-        with no call in between, and CPython only switches threads at calls, backward
-        jumps and function entry, so none can lose an update. Creating a key (a
-        fingerprint, a histogram bucket, a route, a database) takes the lock, and the
-        unlocked increments only touch keys that already exist. A duration goes into the
-        entry's samples with the load of ``entry.samples`` and the ``append`` in a row (no
-        switch between them), so it lands before `_to_histogram` detaches them or, once
-        they are detached, in the histogram. Free-threaded builds use `_observe_all_locked`
-        instead (see `_FREE_THREADED`).
+        call for all the statements the recorder held. The loop is `count_batch` (compiled
+        when the extension is built), which takes the lock only to create a key: see
+        `dbsight.stats._table_fold` for why no update is lost with a GIL. Free-threaded
+        builds use `_observe_all_locked` instead (see `_FREE_THREADED`).
         """
-        entries = self._entries
-        lock = self._lock
-        for event in events:
-            duration = event.duration_s
-            entry = entries.get(event.fingerprint)
-            if entry is None:
-                with lock:
-                    entry = entries.get(event.fingerprint)
-                    if entry is None:
-                        entry = self._insert(event)
-            entry.calls += 1
-            entry.total += duration
-            if duration < entry.min:
-                entry.min = duration
-            if duration > entry.max:
-                entry.max = duration
-            samples = entry.samples
-            if samples is not None:  # few calls so far: the duration itself
-                samples.append(duration)
-                if len(samples) > EXACT_SAMPLES:
-                    self._to_histogram(entry)
-            else:
-                # _histogram.bucket_index, inlined (a call would be a fifth of this loop's cost)
-                index = (
-                    _ceil(_log(duration) * _INV_LOG_GAMMA)
-                    if duration > MIN_DURATION_S
-                    else _MIN_INDEX
-                )
-                hist = entry.hist
-                if index in hist:
-                    hist[index] += 1
-                else:
-                    with lock:
-                        if index in hist:
-                            hist[index] += 1
-                        else:
-                            hist[index] = 1
-            if event.error is not None:
-                entry.errors += 1
-            else:
-                rows = event.rows
-                if rows is not None:  # None is "unknown": not counted as 0
-                    entry.rows += rows
-                    entry.rows_calls += 1
-            seen = event.started_at
-            if seen > entry.last_seen:
-                entry.last_seen = seen
-            route = event.route
-            if route is not None:
-                routes = entry.routes
-                if route in routes:
-                    routes[route] += 1
-                else:
-                    with lock:
-                        if route in routes:
-                            routes[route] += 1
-                        elif len(routes) < MAX_ROUTES:
-                            routes[route] = 1
-            database = event.database
-            if database is not None and database not in entry.databases:
-                with lock:
-                    databases = entry.databases
-                    if database not in databases and len(databases) < MAX_DATABASES:
-                        databases[database] = None
+        count_batch(self, events)
 
     def _observe_all_locked(self, events: Iterable[QueryEvent]) -> None:
         # `observe_all` for free-threaded builds: the same under the (reentrant) lock

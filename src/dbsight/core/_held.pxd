@@ -1,0 +1,14 @@
+# C types for _held.py when Cython compiles it (see dbsight._compiled). The .py is the source;
+# this file only types it.
+import cython
+
+cdef class LeanEnding:
+    cdef public object recorder
+    cdef public object pending
+    cdef public double cutoff
+    cdef public object gate
+
+    @cython.locals(duration=double)
+    cpdef ended(self, tuple begun, object rows)
+
+cpdef list take(object pending, Py_ssize_t n)

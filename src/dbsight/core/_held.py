@@ -1,0 +1,65 @@
+"""The statements a `Recorder` holds for its batched observers: a lean statement ended onto
+the queue (`LeanEnding.ended`, what ``Recorder.ended`` runs for every statement the proxy
+relays) and a batch taken off it (`take`, at each flush).
+
+Its own module so that it can be compiled (see `dbsight._compiled`; typed by the ``.pxd``
+next to it): the proxy's compiled exchange then ends each statement without a Python frame.
+Without the extension this same source runs as Python. Thread safety is the queue's: one
+``append`` adds a statement and one ``popleft`` takes one (a `collections.deque` loses
+neither when several threads do so at once, with or without a GIL), so a statement appended
+while a batch is taken waits for the next flush, and two threads flushing at once never take
+the same statement twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from ._context import _function, _request
+
+_perf_counter = time.perf_counter
+_time = time.time
+# (bound once: a method looked up on a context variable is a new object each time)
+_request_now = _request.get
+_function_now = _function.get
+
+# Successful statements held for the batched observers before they fold them.
+BATCH = 64
+
+
+class LeanEnding:
+    """`Recorder.ended` for one recorder: ``cutoff`` and ``gate`` are its ``lean_cutoff`` and
+    ``lean_gate`` (the recorder sets them whenever its observers change), ``pending`` its
+    queue of held statements."""
+
+    __slots__ = ("recorder", "pending", "cutoff", "gate")
+
+    def __init__(self, recorder: Any, pending: deque[Any]) -> None:
+        self.recorder = recorder
+        self.pending = pending
+        self.cutoff = -1.0
+        self.gate: Any = None
+
+    def ended(self, begun: tuple[Any, ...], rows: int | None) -> None:
+        """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
+        it ran slow or an observer wants it now, hand its event to the recorder at once."""
+        duration = _perf_counter() - begun[7]
+        request = _request_now()
+        gate = self.gate
+        if duration < self.cutoff and (gate is None or gate() is False):
+            if request is not None:
+                self.recorder._account_begun(request, begun, duration)
+            pending = self.pending
+            pending.append(begun + (request, _function_now(), _time() - duration, duration, rows))
+            if len(pending) >= BATCH:
+                self.recorder.flush()
+            return
+        self.recorder._finish_begun(begun, rows, request, duration)
+
+
+def take(pending: deque[Any], n: int) -> list[Any]:
+    """The first ``n`` statements of ``pending``, taken off it one by one."""
+    popleft = pending.popleft
+    return [popleft() for _ in range(n)]

@@ -1,0 +1,9 @@
+# C types for _shapes.py when Cython compiles it (see dbsight._compiled): the proxy's lookup of
+# each relayed statement by its bytes. The .py is the source; this file only types it.
+import cython
+
+@cython.locals(template=bytes, fixed=tuple, i=Py_ssize_t)
+cpdef object shape_hit(tuple entry, object encoded)
+
+@cython.locals(entry=tuple)
+cpdef object shaped(dict shapes, object counted, object encoded)

@@ -1,0 +1,179 @@
+"""The statistics table's hot loop: a batch of statements counted into the entries of their
+fingerprints (`StatsTable.observe_all` hands each batch here).
+
+The loop is its own module so that it can be compiled (see `dbsight._compiled`; typed by the
+``.pxd`` next to it): `EntryCounters` is then an extension type whose counters are C integers
+and doubles, and a `dbsight.core._lean.LeanEvent` (what the lean path hands dbsight's sinks)
+is read through its C fields, so counting a statement runs no bytecode at all. Without the
+extension this same source runs as Python, with the same results.
+
+Thread safety, with a GIL: the loop takes no lock for a known fingerprint (a `with lock:`
+would cost about 0.3 µs, half of the rest of a statement's work as Python). Every update is a
+single read-modify-write statement such as ``entry.calls += 1``, ``hist[i] += 1`` or a
+compare-and-store with no call in between; CPython only switches threads at calls, backward
+jumps and function entry, and compiled code only where it calls into Python code (it calls
+none here between a load and its store: dictionary reads and stores of str and int keys,
+float and int arithmetic and C fields run none), so no update is lost. Creating a key (a
+fingerprint, a histogram bucket, a route, a database) takes the table's lock, and the
+unlocked increments only touch keys that already exist. A duration goes into the entry's
+samples with the load of ``entry.samples`` and the ``append`` in a row (no switch between
+them), so it lands before `StatsTable._to_histogram` detaches them or, once they are
+detached, in the histogram. Free-threaded builds hold the lock around the whole loop
+(`StatsTable._observe_all_locked`).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+from ..core._lean import LeanEvent
+from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, MIN_DURATION_S
+
+_log = math.log
+_ceil = math.ceil
+
+# A few routes and databases per fingerprint show where a statement comes from; more would
+# turn the table into a cardinality problem of its own.
+MAX_ROUTES = 16
+MAX_DATABASES = 8
+
+
+class EntryCounters:
+    """One fingerprint's counters in a `StatsTable` (its ``_Entry`` adds the reading)."""
+
+    __slots__ = (
+        "fingerprint",
+        "normalized",
+        "operation",
+        "system",
+        "tables",
+        "calls",
+        "rows",
+        "rows_calls",
+        "errors",
+        "total",
+        "min",
+        "max",
+        "samples",
+        "hist",
+        "first_seen",
+        "last_seen",
+        "routes",
+        "databases",
+        "plan_summary",
+    )
+
+    def __init__(
+        self,
+        fingerprint: str,
+        normalized: str,
+        operation: str,
+        system: str,
+        tables: tuple[str, ...],
+        first_seen: float,
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.normalized = normalized
+        self.operation = operation
+        self.system = system
+        self.tables = tables
+        self.calls = 0
+        self.rows = 0  # over the rows_calls calls whose rows are known
+        self.rows_calls = 0
+        self.errors = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = 0.0
+        # The durations themselves while there are few (exact quantiles), then None: from
+        # then on ``hist`` counts them by bucket.
+        self.samples: array[float] | None = array("d")
+        self.hist: dict[int, int] = {}
+        self.first_seen = first_seen
+        self.last_seen = first_seen
+        self.routes: dict[str, int] = {}
+        self.databases: dict[str, None] = {}
+        self.plan_summary: dict[str, Any] | None = None
+
+
+def count_batch(table: Any, events: Iterable[Any]) -> None:
+    """Count each of ``events`` (statements, successful or failed) into ``table`` (a
+    `StatsTable`: its ``_entries``, its ``_lock``, and its ``_insert`` and
+    ``_to_histogram`` for a new fingerprint and for samples that have become too many)."""
+    entries = table._entries
+    lock = table._lock
+    for event in events:
+        if type(event) is LeanEvent:  # (compiled: read through its C fields)
+            lean = event
+            fingerprint = lean.fingerprint
+            duration = lean.duration_s
+            failed = False
+            rows = lean.rows
+            seen = lean.started_at
+            route = lean.route
+            database = lean.database
+        else:
+            fingerprint = event.fingerprint
+            duration = event.duration_s
+            failed = event.error is not None
+            rows = event.rows
+            seen = event.started_at
+            route = event.route
+            database = event.database
+        entry = entries.get(fingerprint)
+        if entry is None:
+            with lock:
+                entry = entries.get(fingerprint)
+                if entry is None:
+                    entry = table._insert(event)
+        entry.calls += 1
+        entry.total += duration
+        if duration < entry.min:
+            entry.min = duration
+        if duration > entry.max:
+            entry.max = duration
+        samples = entry.samples
+        if samples is not None:  # few calls so far: the duration itself
+            samples.append(duration)
+            if len(samples) > EXACT_SAMPLES:
+                table._to_histogram(entry)
+        else:
+            # _histogram.bucket_index, inlined (a call would be a fifth of this loop's cost)
+            index = (
+                _ceil(_log(duration) * _INV_LOG_GAMMA)
+                if duration > MIN_DURATION_S
+                else _MIN_INDEX
+            )
+            hist = entry.hist
+            if index in hist:
+                hist[index] += 1
+            else:
+                with lock:
+                    if index in hist:
+                        hist[index] += 1
+                    else:
+                        hist[index] = 1
+        if failed:
+            entry.errors += 1
+        elif rows is not None:  # None is "unknown": not counted as 0
+            entry.rows += rows
+            entry.rows_calls += 1
+        if seen > entry.last_seen:
+            entry.last_seen = seen
+        if route is not None:
+            routes = entry.routes
+            if route in routes:
+                routes[route] += 1
+            else:
+                with lock:
+                    if route in routes:
+                        routes[route] += 1
+                    elif len(routes) < MAX_ROUTES:
+                        routes[route] = 1
+        if database is not None and database not in entry.databases:
+            with lock:
+                databases = entry.databases
+                if database not in databases and len(databases) < MAX_DATABASES:
+                    databases[database] = None
