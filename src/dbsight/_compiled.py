@@ -26,18 +26,19 @@ from typing import Any
 # reading of a server's usual answer, the exchange (`Exchange` as an extension type), what a
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
 # names on shared server connections (`StatementNames`), the server connection a pooled client
-# holds (`Lease`), a server's circuit breaker, and the relays that reach them in C: session
-# mode's (`SessionRelay`) and transaction mode's usual units' (`PlainRelay`); the lookup of a
-# relayed statement's analysis by its shape; then the per-statement observation that every
-# instrument's statements go through: the recorder's queue of held statements
-# (`LeanEnding`), the lean path's events (`LeanEvent`, whose C fields the others read), and
-# the loops that fold a batch of statements into the statistics table, the Prometheus series
-# and the reservoirs of the parameter sampler.
+# holds (`Lease`) and its pool (`BackendPool`), a server's circuit breaker, and the relays
+# that reach them in C: session mode's (`SessionRelay`) and transaction mode's usual units'
+# (`PlainRelay`); the lookup of a relayed statement's analysis by its shape; then the
+# per-statement observation that every instrument's statements go through: the recorder's
+# queue of held statements (`LeanEnding`), the lean path's events (`LeanEvent`, whose C
+# fields the others read), and the loops that fold a batch of statements into the statistics
+# table, the Prometheus series and the reservoirs of the parameter sampler.
 HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._plain_answer",
     "dbsight.proxy._exchange",
     "dbsight.proxy._statement_effects",
     "dbsight.proxy._statement_names",
+    "dbsight.proxy._pool",
     "dbsight.proxy._lease",
     "dbsight.proxy._breaker",
     "dbsight.proxy._plain_relay",

@@ -33,6 +33,8 @@ PROTOCOL_TESTS = (
     "proxy/test_statement_effects.py",
     "proxy/test_server_statements.py",
     "proxy/test_lease.py",
+    "proxy_pool/test_pool_park.py",
+    "proxy_pool/test_pool_queue.py",
     "proxy_route/test_breaker.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",

@@ -3,6 +3,8 @@
 # The .py is the source; this file only types it.
 import cython
 
+from dbsight.proxy._pool cimport BackendPool
+
 cdef class Lease:
     cdef public object _holder
     cdef public double _timeout
@@ -16,7 +18,7 @@ cdef class Lease:
     cdef public object own
     cdef public bint pinned
     cdef public set custom
-    cdef public object pool
+    cdef public BackendPool pool
     cdef public dict replicas
     cdef public object conn
     cdef public object parked

@@ -1,0 +1,43 @@
+# C types for _pool.py when Cython compiles it (see dbsight._compiled): `BackendPool` as an
+# extension type (a pooled client's lease takes back and parks its connection in C). The .py
+# is the source; this file only types it.
+import cython
+
+cdef class BackendPool:
+    cdef public object spec
+    cdef public str name
+    cdef public long min_size
+    cdef public long max_size
+    cdef public double acquire_timeout_s
+    cdef public object idle_timeout_s
+    cdef public object max_lifetime_s
+    cdef public double reset_timeout_s
+    cdef public double maintenance_interval_s
+    cdef public object retry
+    cdef public object _idle
+    cdef public set _used
+    cdef public dict _parked
+    cdef public long _connecting
+    cdef public object _waiters
+    cdef public set _tasks
+    cdef public object _maintenance
+    cdef public bint _closed
+    cdef public object _gauge_name
+    cdef public long total_acquired
+    cdef public long total_connects
+    cdef public long connect_errors
+    cdef public long total_timeouts
+    cdef public long total_closed
+    cdef public double total_wait_s
+    cdef public double max_wait_seen_s
+    cdef public long total_resets
+    cdef public long total_clean_releases
+    cdef object __weakref__
+
+    cpdef object try_acquire(self)
+
+    cpdef bint park(self, object conn, object unpark) except -1
+
+    cpdef bint take_back(self, object conn) except -1
+
+    cpdef release_clean(self, object conn, bint relayed=*)
