@@ -32,6 +32,7 @@ cdef class Lease:
     cdef public object _on_server_data
     cdef public object _on_server_lost
     cdef public object _unpark_here
+    cdef public object _on_client_data
 
     cpdef object take_primary(self)
 

@@ -162,17 +162,22 @@ class Lease:
         self._on_server_data: Callable[[bytes], None] = holder.server_data
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
         self._unpark_here: Callable[[], None] = self._unpark  # (bound once: `give_back_clean`)
+        self._on_client_data: Callable[[bytes], None] = holder.client_data  # after a wait
 
     def relay_to(
         self, client_transport: Any, client_link: StreamLink,
         server_data: Callable[[bytes], None] | None = None,
+        client_data: Callable[[bytes], None] | None = None,
     ) -> None:
-        """The client's side of the relay (once it is logged in); ``server_data``: where
-        the server's bytes go, when not to the holder's `server_data` (`PlainRelay`)."""
+        """The client's side of the relay (once it is logged in); ``server_data`` and
+        ``client_data``: where the server's bytes go, and the client's after a wait, when
+        not to the holder's methods (`PlainRelay`)."""
         self._client_transport = client_transport
         self._client_link = client_link
         if server_data is not None:
             self._on_server_data = server_data
+        if client_data is not None:
+            self._on_client_data = client_data
 
     @property
     def idle(self) -> bool:
@@ -271,7 +276,7 @@ class Lease:
             holder.went_idle()
         with contextlib.suppress(Exception):
             self._client_transport.resume_reading()
-        holder.client_data(b"")
+        self._on_client_data(b"")
 
     async def _acquire(self, target: str) -> None:
         """Wait for a server connection on ``target`` (53300 after pool_timeout_s)."""
@@ -342,7 +347,8 @@ class Lease:
         self._client_link.pair(transport)
         parser: Any = conn.parser  # (what it holds: read, as `buffered` would, without a call)
         early = conn.link.relay(
-            self._on_server_data, self._on_server_lost, paired=self._client_transport
+            self._on_server_data, self._on_server_lost, paired=self._client_transport,
+            direct=False,  # (it changes hands: a `set_protocol` twice per transaction)
         )
         if parser._buf or parser._chunks:
             early = parser.take_buffered() + early

@@ -9,9 +9,11 @@ machine is most of what a proxy may spend on a statement. So a `StreamLink` is a
 called by the event loop with each chunk as it arrives, and back to the reader after
 `unrelay()` (a pooled server connection between two clients).
 
-While relaying, the callback is the protocol's ``data_received`` itself (an instance
-attribute, made known to the transport again: uvloop reads a protocol's ``data_received``
-once, when it is set), so each chunk costs no Python call of the link's own.
+While relaying a client's socket, the callback is the protocol's ``data_received`` itself
+(an instance attribute, made known to the transport again: uvloop reads a protocol's
+``data_received`` once, when it is set), so each chunk costs no Python call of the link's
+own; a pooled server connection, which changes hands often, is relayed through the link's
+method instead.
 
 Flow control in relay mode couples the two sockets: when the peer cannot keep up (its
 transport's write buffer is over the high-water mark) this side stops reading until it can.
@@ -51,11 +53,15 @@ class StreamLink(asyncio.StreamReaderProtocol):
         on_data: DataHandler,
         on_lost: LostHandler,
         paired: asyncio.Transport | None = None,
+        direct: bool = True,
     ) -> bytes:
         """From now on every chunk goes to ``on_data``; ``on_lost`` is called once when the
-        connection ends (soon, when it has ended already). Returns the bytes the stream side had buffered and not read yet
-        (the caller handles them first). ``paired`` is the transport to pause while this
-        socket's own write buffer is full."""
+        connection ends (soon, when it has ended already). Returns the bytes the stream side
+        had buffered and not read yet (the caller handles them first). ``paired`` is the
+        transport to pause while this socket's own write buffer is full. ``direct``: the
+        transport calls ``on_data`` itself (no call of the link's own per chunk, but one
+        `set_protocol` here and in `unrelay`: for a socket relayed for long, not one that
+        changes hands every transaction)."""
         reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
         buffer = reader._buffer
         if buffer:
@@ -65,7 +71,8 @@ class StreamLink(asyncio.StreamReaderProtocol):
             buffered = b""
         self._on_data = on_data
         self._paired = paired
-        self._deliver_to(on_data)
+        if direct:
+            self._deliver_to(on_data)
         if self.lost:  # gone already (while in stream mode): said once the caller is ready
             asyncio.get_running_loop().call_soon(on_lost, reader.exception())
             return buffered
@@ -86,7 +93,8 @@ class StreamLink(asyncio.StreamReaderProtocol):
         self._on_data = None
         self._on_lost = None
         self._paired = None
-        self._deliver_to(None)
+        if "data_received" in self.__dict__:  # (relayed `direct`)
+            self._deliver_to(None)
 
     def _deliver_to(self, on_data: DataHandler | None) -> None:
         """The transport's chunks go to ``on_data`` directly (None: to `data_received`)."""

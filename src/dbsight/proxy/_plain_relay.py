@@ -5,14 +5,14 @@ result cache, no request pipeline: `PooledSession._plain`) has its client's and 
 server's bytes relayed here. The client's messages are framed and told to the session's
 `Exchange` (with what a Query or Execute may change in the session, `StatementEffects`,
 and the client's statement names, `StatementNames`); a unit takes its connection at its
-first Query or Bind (`Lease.take_primary`); the server's answers are read and relayed; and a
-unit that ends with nothing to reset parks its connection (`end_clean`).
+first Query or Bind (`Lease.take_primary`), or waits for one with the client paused
+(`Lease.wait_for`: its bytes come back here after the wait); the server's answers are read
+and relayed; and a unit that ends with nothing to reset parks its connection (`end_clean`).
 
 That is what `PooledSession.client_data`, `_gate`, `server_data` and `_release` do on
 this path, and nothing else: whatever else comes goes to them, from the message where it
-came — a Parse or the proxy's own command starting a unit, a Terminate, a broken frame, a
-wait for a connection, bytes kept from before, an answer while the connection is parked,
-a unit that left something in the server session. Cython compiles this module with the
+came — a Parse or the proxy's own command starting a unit, a Terminate, a broken frame, an
+answer while the connection is parked, a unit that left something in the server session. Cython compiles this module with the
 types of its ``.pxd`` (see `dbsight._compiled`); this source is the fallback.
 """
 
@@ -55,9 +55,12 @@ class PlainRelay:
         unit's first Query or Bind; from the first message that needs more, the rest goes
         to `PooledSession.client_data`."""
         session, lease = self.session, self.lease
-        if session._client_buffer or lease.waiting is not None:
+        if lease.waiting is not None:  # (the bytes wait there)
             session.client_data(data)
             return
+        if session._client_buffer:  # kept while it waited, or the start of a message
+            data = session._client_buffer + data
+            session._client_buffer = b""
         exchange = self.exchange
         conn = lease.conn
         n, i, seg = len(data), 0, 0  # seg: where the bytes not yet in `out` start
@@ -83,8 +86,12 @@ class PlainRelay:
                     if self.breaker.state != "closed":
                         break
                     conn = lease.take_primary()
-                    if conn is None:  # (the session waits for one)
-                        break
+                    if conn is None:  # all busy: the client waits, paused, with its bytes
+                        if i:
+                            break
+                        session._client_buffer = data
+                        lease.wait_for(PRIMARY)
+                        return
                 elif t == TERMINATE:
                     break
                 if t == QUERY or t == EXECUTE:

@@ -89,7 +89,7 @@ class RetryPolicy:
 class _Waiter:
     __slots__ = ("future", "since")
 
-    def __init__(self, future: asyncio.Future[BackendConnection], since: float) -> None:
+    def __init__(self, future: asyncio.Future[BackendConnection | None], since: float) -> None:
         self.future = future
         self.since = since
 
@@ -237,24 +237,28 @@ class BackendPool:
         idle = self.try_acquire()
         if idle is not None:
             return idle
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), _monotonic())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BackendConnection | None] = loop.create_future()
+        waiter = _Waiter(future, _monotonic())
         self._waiters.append(waiter)
         self._grow()
         limit = self.acquire_timeout_s if timeout is None else timeout
-        future = waiter.future
+        # (a timer that ends the wait with None, not `asyncio.wait`: no task, no callback
+        # set per wait, which with more clients than connections is every transaction's)
+        timer = loop.call_later(limit, self._time_out, waiter)
         try:
-            await asyncio.wait((future,), timeout=limit)
+            conn = await future  # raises the connect error the waiters were failed with
         except asyncio.CancelledError:
             self._abandon(waiter)
             raise
-        if not future.done():
-            self._abandon(waiter)
+        finally:
+            timer.cancel()
+        if conn is None:
             self.total_timeouts += 1
             raise PoolTimeout(
                 f"dbsight proxy: no server connection free in pool {self.name} after"
                 f" {limit:g} s: all {self.max_size} (max_size) are in use"
             )
-        conn = future.result()  # raises the connect error the waiters were failed with
         waited = _monotonic() - waiter.since
         self.total_wait_s += waited
         self.max_wait_seen_s = max(self.max_wait_seen_s, waited)
@@ -509,6 +513,13 @@ class BackendPool:
                 return
         self._idle.append(conn)
 
+    def _time_out(self, waiter: _Waiter) -> None:
+        """``waiter`` waited its whole timeout: its wait ends with None."""
+        if not waiter.future.done():
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            waiter.future.set_result(None)
+
     def _abandon(self, waiter: _Waiter) -> None:
         """The waiter gave up (timeout, cancellation): take back what it may have been given."""
         with contextlib.suppress(ValueError):
@@ -518,8 +529,9 @@ class BackendPool:
             future.cancel()
         elif not future.cancelled() and future.exception() is None:
             conn = future.result()
-            self._used.discard(conn)
-            self._deliver(conn)  # never used: no reset needed
+            if conn is not None:  # (None: it had timed out)
+                self._used.discard(conn)
+                self._deliver(conn)  # never used: no reset needed
 
     def _fail_waiters(self, error: BackendError) -> None:
         waiters, self._waiters = self._waiters, deque()
