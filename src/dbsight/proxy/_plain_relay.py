@@ -12,8 +12,9 @@ and relayed; and a unit that ends with nothing to reset parks its connection (`e
 That is what `PooledSession.client_data`, `_gate`, `server_data` and `_release` do on
 this path, and nothing else: whatever else comes goes to them, from the message where it
 came — a Parse or the proxy's own command starting a unit, a Terminate, a broken frame, an
-answer while the connection is parked, a unit that left something in the server session. Cython compiles this module with the
-types of its ``.pxd`` (see `dbsight._compiled`); this source is the fallback.
+answer while the connection is parked, a unit that left something in the server session.
+Cython compiles this module with the types of its ``.pxd`` (see `dbsight._compiled`); this
+source is the fallback.
 """
 
 from __future__ import annotations
