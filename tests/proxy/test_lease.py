@@ -172,12 +172,15 @@ class ClientTransport:
 
     def __init__(self) -> None:
         self.reading = True
+        self.calls = 0  # pauses and resumes: a system call each
 
     def pause_reading(self) -> None:
         self.reading = False
+        self.calls += 1
 
     def resume_reading(self) -> None:
         self.reading = True
+        self.calls += 1
 
 
 def _lease(holder: Holder) -> tuple[Lease, SessionInfo, ClientTransport]:
@@ -201,13 +204,30 @@ async def test_the_client_waits_paused_then_goes_on_with_the_bytes_that_waited()
         await done.wait()
 
     lease.pause_for(work())
-    assert not transport.reading and info.state == "waiting" and not lease.idle
+    assert transport.reading and info.state == "waiting" and not lease.idle
+    lease.hold_client()  # bytes came meanwhile: its socket paused, once
+    lease.hold_client()
+    assert not transport.reading and transport.calls == 1
     await asyncio.sleep(0)
     assert holder.calls == []
     done.set()
     assert lease.waiting is not None
     await lease.waiting
-    assert transport.reading and info.state == "idle" and lease.idle
+    assert transport.reading and transport.calls == 2 and info.state == "idle" and lease.idle
+    assert holder.calls == ["went_idle", ("client_data", b"")]
+
+
+async def test_a_client_that_sends_nothing_while_it_waits_is_never_paused() -> None:
+    holder = Holder()
+    lease, _, transport = _lease(holder)
+
+    async def work() -> None:
+        await asyncio.sleep(0)
+
+    lease.pause_for(work())
+    assert lease.waiting is not None
+    await lease.waiting
+    assert transport.reading and transport.calls == 0
     assert holder.calls == ["went_idle", ("client_data", b"")]
 
 
@@ -219,6 +239,7 @@ async def test_no_connection_for_the_client_ends_its_session_unresumed() -> None
         raise PoolTimeout("no connection within pool_timeout_s")
 
     lease.pause_for(work())
+    lease.hold_client()
     assert lease.waiting is not None
     await lease.waiting
     assert holder.calls == [("wait_failed", "53300")]
@@ -233,6 +254,7 @@ async def test_a_session_that_ended_meanwhile_is_not_resumed() -> None:
         holder.over = True
 
     lease.pause_for(work())
+    lease.hold_client()
     assert lease.waiting is not None
     await lease.waiting
     assert holder.calls == [] and not transport.reading and lease.idle

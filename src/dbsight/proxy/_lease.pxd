@@ -27,6 +27,7 @@ cdef class Lease:
     cdef public bint begun
     cdef public object retry
     cdef public object waiting
+    cdef public bint paused
     cdef public object _client_transport
     cdef public object _client_link
     cdef public object _on_server_data

@@ -1,11 +1,11 @@
 """`Lease`: the server connection one pooled client holds, from taking it to giving it back.
 
 A unit takes a connection on its target (the primary, or a replica) from that server's pool:
-at once when one is idle (`Lease.take`), else waiting for one with the client's reading
-paused (`Lease.wait_for`: 53300 after ``pool_timeout_s``; a replica that has none sends the
-read to the primary). The other waits of a session (a lookup the router needs, on a
-connection borrowed for it: `Lease.resolve`; a rate limit) pause the client the same way
-(`Lease.pause_for`). Attached, the connection's bytes go to the
+at once when one is idle (`Lease.take`), else waiting for one with the client's bytes held
+(`Lease.wait_for`: 53300 after ``pool_timeout_s``; a replica that has none sends the read to
+the primary), its socket paused once some come meanwhile. The other waits of a session (a
+lookup the router needs, on a connection borrowed for it: `Lease.resolve`; a rate limit)
+hold the client the same way (`Lease.pause_for`). Attached, the connection's bytes go to the
 session's relay, after what goes ahead of the unit: the client's settings the connection
 lacks, and a start of transaction answered ahead.
 
@@ -155,7 +155,8 @@ class Lease:
         # a read a replica serves, as the client sent it, until its answer starts: asked
         # again of the primary if the replica goes away before that
         self.retry: bytes | None = None
-        self.waiting: asyncio.Task[None] | None = None  # the client paused meanwhile
+        self.waiting: asyncio.Task[None] | None = None  # the client's bytes held meanwhile
+        self.paused = False  # ... and its socket paused, once it sent some (`hold_client`)
         self._client_transport: Any = None
         self._client_link: StreamLink | None = None
         # the holder's callbacks, bound once (`attach` runs for every unit)
@@ -250,15 +251,22 @@ class Lease:
         pool.unpark(conn)
 
     def wait_for(self, target: str) -> None:
-        """Wait for a connection on ``target`` with the client paused, then go on."""
+        """Wait for a connection on ``target`` with the client's bytes held, then go on."""
         self.pause_for(self._acquire(target))
 
     def pause_for(self, work: Coroutine[Any, Any, None]) -> None:
-        """Stop reading the client until ``work`` (waiting for a server connection, looking
-        up a function) is done, then go on with the bytes that waited."""
+        """Hold the client's bytes until ``work`` (waiting for a server connection, looking
+        up a function) is done, then go on with those that waited. Its socket is paused only
+        once some come meanwhile (`hold_client`): a client waiting for its answer sends
+        nothing, and pausing and resuming a socket are a system call each."""
         self._info.state = "waiting"
-        self._client_transport.pause_reading()
         self.waiting = asyncio.get_running_loop().create_task(self._then_resume(work))
+
+    def hold_client(self) -> None:
+        """The client sent bytes while it waits (`waiting`): stop reading it until then."""
+        if not self.paused:
+            self.paused = True
+            self._client_transport.pause_reading()
 
     async def _then_resume(self, work: Coroutine[Any, Any, None]) -> None:
         holder = self._holder
@@ -274,8 +282,10 @@ class Lease:
         if self.conn is None:
             self._info.state = "idle"
             holder.went_idle()
-        with contextlib.suppress(Exception):
-            self._client_transport.resume_reading()
+        if self.paused:
+            self.paused = False
+            with contextlib.suppress(Exception):
+                self._client_transport.resume_reading()
         self._on_client_data(b"")
 
     async def _acquire(self, target: str) -> None:

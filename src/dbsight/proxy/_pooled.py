@@ -282,8 +282,11 @@ class PooledSession(FrontendSession):
         """The client's bytes (kept while it waits for a connection, a lookup or a replica's
         unit before), message by message: one that starts a unit, or a Query or Execute the
         cache or pipeline sees, passes `_gate`; then on to the connection held."""
-        if self.lease.waiting is not None or self._held_back:
+        lease = self.lease
+        if lease.waiting is not None or self._held_back:
             self._client_buffer += data
+            if data and lease.waiting is not None:
+                lease.hold_client()
             return
         buf = self._client_buffer + data if self._client_buffer else data
         self._client_buffer = b""
