@@ -58,6 +58,20 @@ def _sent(effects: StatementEffects, exchange: Exchange, conn: Any, message: Any
     exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
 
 
+def test_a_querys_digit_key_is_made_once_and_handed_to_the_exchange() -> None:
+    effects, exchange, _, conn = _effects()
+    raw = encode(Query("SELECT abalance FROM t WHERE aid = 48213"))
+    effects.sent(conn, exchange, raw[0], raw, 0, len(raw))
+    assert exchange.query_key == b"SELECT abalance FROM t WHERE aid = 00000"
+    exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
+    assert exchange.query_key is None  # taken by this Query's lookup, not left for the next
+    # a key that is not the text's (by its length) is not used: the text's own is made
+    exchange.query_key = b"SELECT 0"
+    raw = encode(Query("SELECT abalance FROM t WHERE aid = 7"))
+    exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
+    assert exchange.query_key is None
+
+
 def test_a_set_transaction_mode_will_lose_is_warned_of_once() -> None:
     effects, exchange, _, conn = _effects()
     _sent(effects, exchange, conn, Query("SELECT 1"))

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbsight.sql import analyze, cache_info, clear_cache, set_cache_size
-from dbsight.sql._analyze import analyze_fresh, shaped_postgres
+from dbsight.sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, analyze_fresh, shaped_postgres
 from dbsight.sql._lexer import scan
+from dbsight.sql._shapes import shaped, zeroed
 
 
 def test_exact_hit_returns_the_same_object():
@@ -289,6 +290,9 @@ def test_the_proxys_lookup_by_bytes_answers_as_analyze_does(pieces, digits):
     other = "".join(str(next(cycle)) if c.isdigit() else c for c in text)
     found = shaped_postgres(other.encode())
     assert found is None or found == analyze_fresh(other)
+    # the same lookup by a key its caller made (the pooled relay's, made once per Query)
+    encoded = other.encode()
+    assert shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, zeroed(encoded)) == found
 
 
 def test_the_proxys_lookup_by_bytes_finds_a_shape_seen_and_nothing_else():

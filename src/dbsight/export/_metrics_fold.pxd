@@ -15,7 +15,9 @@ cdef class OperationSeries:
     cdef public dict by_sqlstate
 
 cdef double _FIRST_BOUND
+cdef Py_ssize_t _BOUNDS
+cdef tuple _UPPER
 
 @cython.locals(index=Py_ssize_t, bound_of=dict, bound=dict, series=OperationSeries,
-               lean=LeanEvent, duration=double, slow_s=double)
+               lean=LeanEvent, duration=double, slow_s=double, upper=double)
 cpdef count_ok(object sink, object events)

@@ -2,6 +2,8 @@
 # extension type with typed fields. The .py is the source; this file only types it.
 import cython
 
+from dbsight.sql cimport _shapes
+
 cdef class Exchange:
     cdef public object pending
     cdef public dict statements
@@ -9,6 +11,7 @@ cdef class Exchange:
     cdef public long status
     cdef public bint discarding
     cdef public bint unsynced
+    cdef public object query_key
     cdef public object key
     cdef public object user
     cdef public object database
@@ -61,7 +64,7 @@ cdef class Exchange:
     @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t)
     cpdef bint _answered(self, object buf, tuple plain) except -1
 
-    cpdef _open(self, object sql, object at, object encoded=*, bint lean=*)
+    cpdef _open(self, object sql, object at, object encoded=*, bint lean=*, object key=*)
 
     cpdef _finish(self, object ctx, object rows)
 

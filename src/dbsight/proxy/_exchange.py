@@ -43,8 +43,8 @@ from opentelemetry import context as otel_context
 from .._runtime import recorder
 from ..core import statement_rows
 from ..export._fields import event_fields
-from ..sql import SqlInfo, analyze
-from ..sql._analyze import shaped_postgres
+from ..sql import SqlInfo, _shapes, analyze
+from ..sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, shaped_postgres
 from ._capture import WorkloadCapture
 from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, SessionFacts, remote_parent, split_comment
@@ -187,8 +187,8 @@ class Exchange:
     """
 
     __slots__ = (
-        "pending", "statements", "portals", "status", "discarding", "unsynced", "key", "user",
-        "database", "application_name", "client_addr", "statement_count", "dirty",
+        "pending", "statements", "portals", "status", "discarding", "unsynced", "query_key",
+        "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "ddl_count",
         "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
@@ -213,6 +213,9 @@ class Exchange:
         self.portals: dict[str, str | None] = {}  # portal -> its statement's text
         self.status = _IDLE  # the last ReadyForQuery's transaction status
         self.discarding = False  # after an extended-protocol error until the client's Sync
+        # the next Query's text with its digits zeroed, when its sender has made that key
+        # already (`hand_key`): its shape is looked up by it, not by a key made again
+        self.query_key: bytes | None = None
         # a Bind or Execute was sent and its Sync not yet: the server holds an implicit
         # transaction (a pipeline's statements commit or fail together at the Sync)
         self.unsynced = False
@@ -306,11 +309,16 @@ class Exchange:
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
             body = buf[start : end - 1]
+            key = self.query_key
+            if key is not None:
+                self.query_key = None
+                if len(key) != end - 1 - start:  # (not this text's: made again below)
+                    key = None
             sql = body.decode("utf-8", "replace")
             if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
-            ctx = self._open(sql, at, body)
+            ctx = self._open(sql, at, body, True, key)
             if self.pooled and not (self.dirty and self.wrote):
                 if type(ctx) is tuple:  # a `LeanStart`: its analysis is fourth
                     info = ctx[3]
@@ -764,9 +772,11 @@ class Exchange:
         self._finish(ctx, statement_rows(tag_rows, returned))
 
     def _open(
-        self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True
+        self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True,
+        key: bytes | None = None,
     ) -> Any:
-        """The statement ``sql`` begins (``encoded``: the bytes it was decoded from): its
+        """The statement ``sql`` begins (``encoded``: the bytes it was decoded from, ``key``:
+        those with their digits zeroed, when the caller has them already): its
         `QueryContext`, or on the recorder's lean path (``lean``: it may take it) a
         `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
         the recorder folds its batch). That path is for statements no one needs at once:
@@ -775,7 +785,11 @@ class Exchange:
             recorder.lean and lean and self.observation is UNOBSERVED and self.capture is None
             and at is not None and "/*" not in sql
         ):  # fmt: skip
-            info = shaped_postgres(encoded) if encoded is not None else None
+            info = (
+                _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
+                if encoded is not None
+                else None
+            )
             if info is None:
                 info = recorder.analysis(sql, SYSTEM)
             return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
@@ -788,7 +802,7 @@ class Exchange:
             if parent is not None:
                 token = otel_context.attach(parent)
         elif encoded is not None:  # a text inlining its values: known by its shape, mostly
-            info = shaped_postgres(encoded)
+            info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
         observation = self.observation
         if observation is not UNOBSERVED:
             self.observation = UNOBSERVED

@@ -4,6 +4,7 @@
 import cython
 
 from dbsight.proxy._exchange cimport Exchange
+from dbsight.sql cimport _shapes
 
 cdef class StatementEffects:
     cdef public object settings
@@ -12,9 +13,9 @@ cdef class StatementEffects:
     cdef public bint watch_custom
     cdef public bint sticky
 
-    @cython.locals(flags=long)
+    @cython.locals(flags=long, key=bytes)
     cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,
                Py_ssize_t end)
 
 @cython.locals(flags=object)
-cpdef long query_flags(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
+cpdef long query_flags(bytes buf, Py_ssize_t start, Py_ssize_t end, object key=*) except -1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..sql._shapes import ZEROS
+from ..sql import _shapes
 from ._backend import BackendConnection
 from ._client_settings import ClientSettings
 from ._exchange import Exchange
@@ -69,7 +69,9 @@ class StatementEffects:
             if sql is None or not maybe_sets(sql):  # (most statements: nothing to read)
                 return
         else:
-            flags = query_flags(buf, start + 5, end)
+            # the text's key, made once: the exchange looks its shape up by it too
+            key = exchange.query_key = _shapes.zeroed(buf[start + 5 : end - 1])
+            flags = query_flags(buf, start + 5, end, key)
             if not flags:  # (most statements: nothing to read)
                 return
             if flags & _SETS:
@@ -88,12 +90,13 @@ _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
 
 
-def query_flags(buf: bytes, start: int, end: int) -> int:
+def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> int:
     """What the Query text at ``buf[start:end]`` (NUL included) may do to the session:
     ``_SETS`` (`maybe_sets_in`), ``_CLEARS`` (`clears_statements`). Remembered by the text
-    with its digits zeroed, which neither test looks at (a client inlining its values sends
-    a new text for nearly every statement)."""
-    key = buf[start:end].translate(ZEROS)
+    with its digits zeroed (``key``, when the caller has made it), which neither test looks
+    at (a client inlining its values sends a new text for nearly every statement)."""
+    if key is None:
+        key = _shapes.zeroed(buf[start : end - 1])
     flags = _flags.get(key)
     if flags is None:
         flags = (_SETS if maybe_sets_in(buf, start, end - 1) else 0) | (

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from hashlib import blake2b
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ._cache import LruMap
 from ._dialects import Dialect, resolve_dialect
@@ -168,6 +168,9 @@ def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
 shaped_postgres: Callable[[bytes], SqlInfo | None] = functools.partial(
     shaped, _shapes["postgresql"], _masked
 )
+# The same two, for compiled callers that reach `._shapes.shaped` in C (the proxy's exchange)
+POSTGRES_SHAPES: dict[bytes, Any] = _shapes["postgresql"]
+SHAPE_HITS = _masked
 
 
 def analyze_fresh(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:

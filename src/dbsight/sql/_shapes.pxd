@@ -6,4 +6,6 @@ import cython
 cpdef object shape_hit(tuple entry, object encoded)
 
 @cython.locals(entry=tuple)
-cpdef object shaped(dict shapes, object counted, object encoded)
+cpdef object shaped(dict shapes, object counted, object encoded, object key=*)
+
+cpdef bytes zeroed(bytes encoded)

@@ -68,19 +68,28 @@ def shape_hit(entry: Entry, encoded: bytes) -> SqlInfo | None:
     return info
 
 
-def shaped(shapes: dict[bytes, Entry], counted: Any, encoded: bytes) -> SqlInfo | None:
+def shaped(
+    shapes: dict[bytes, Entry], counted: Any, encoded: bytes, key: bytes | None = None
+) -> SqlInfo | None:
     """What ``shapes`` (a dialect's shape cache) holds of the text whose UTF-8 bytes are
     ``encoded``, else None; a hit adds one to ``counted.hits`` (the masked cache's, as it
-    is that level's answer). ``encoded`` comes last: callers bind the other two once. No
-    `shape_key` checks are needed: a text they refuse has a byte no stored key has, and
-    bytes that are not UTF-8 match no key made from a text's encoding."""
-    entry = shapes.get(encoded.translate(ZEROS))
+    is that level's answer). ``key``: ``encoded`` with its digits zeroed, when the caller
+    has it already (the pooled relay keys what a Query may do to the session by it too).
+    ``encoded`` comes third: callers bind the other two once. No `shape_key` checks are
+    needed: a text they refuse has a byte no stored key has, and bytes that are not UTF-8
+    match no key made from a text's encoding."""
+    entry = shapes.get(zeroed(encoded) if key is None else key)
     if entry is None:
         return None
     hit = shape_hit(entry, encoded)
     if hit is not None:
         counted.hits += 1
     return hit
+
+
+def zeroed(encoded: bytes) -> bytes:
+    """``encoded`` with every digit turned into ``0``: its key in a shape cache."""
+    return encoded.translate(ZEROS)
 
 
 def make_entry(encoded: bytes, info: SqlInfo) -> Entry:

@@ -2,6 +2,7 @@
 # counters as C fields, and the lean path's events read through theirs. The .py is the
 # source; this file only types it.
 import cython
+from libc cimport math
 
 from dbsight.core._lean cimport LeanEvent
 
@@ -26,6 +27,10 @@ cdef class EntryCounters:
     cdef public dict databases
     cdef public object plan_summary
 
+cdef double _INV_GAMMA, _MIN_S
+cdef long long _MIN_I
+cdef Py_ssize_t _EXACT
+
 @cython.locals(entries=dict, entry=EntryCounters, lean=LeanEvent, duration=double,
-               seen=double, failed=bint, routes=dict, databases=dict, hist=dict)
+               seen=double, failed=bint, index=cython.longlong, routes=dict, databases=dict, hist=dict)
 cpdef count_batch(object table, object events)
