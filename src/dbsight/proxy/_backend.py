@@ -46,6 +46,7 @@ from ._backend_errors import (
     BackendUnavailable,
 )
 from ._link import StreamLink, open_link
+from ._server_fields import ServerFields
 from .auth import AuthenticationFailed, UpstreamLogin
 
 READ_SIZE = 256 * 1024
@@ -110,8 +111,10 @@ class QueryResult:
     rows: tuple[tuple[str | None, ...], ...] = ()
 
 
-class BackendConnection:
-    """A logged-in server connection; see the module docstring."""
+class BackendConnection(ServerFields):
+    """A logged-in server connection; see the module docstring. What its pool and its
+    pooled client touch on every transaction (its transport and link, settings, age, last
+    use, whether it broke) are `ServerFields`."""
 
     def __init__(
         self,
@@ -122,20 +125,12 @@ class BackendConnection:
         state: p.SessionState,
         link: StreamLink | None = None,
     ) -> None:
+        super().__init__(writer.transport, link, NO_SETTINGS, _monotonic())
         self.spec = spec
         self.reader = reader
         self.writer = writer
-        # its transport (TLS, if any, is set up before: it stays this one), read per unit
-        self.transport: Any = writer.transport
-        self.link = link  # to relay a client's transaction over it (see dbsight.proxy._link)
         self.parser = parser
         self.state = state
-        self.created_at = _monotonic()
-        self.last_used_at = self.created_at
-        self.prepared: dict[str, str] = {}
-        self.settings: Mapping[str, str] = NO_SETTINGS  # set by the session layer, not login
-        self.broken = False
-        self.closed = False
 
     # ------------------------------------------------------------------ login
 

@@ -4,6 +4,7 @@
 import cython
 
 from dbsight.proxy._pool cimport BackendPool
+from dbsight.proxy._server_fields cimport ServerFields
 
 cdef class Lease:
     cdef public object _holder
@@ -35,6 +36,7 @@ cdef class Lease:
     cdef public object _unpark_here
     cdef public object _on_client_data
 
+    @cython.locals(conn=ServerFields)
     cpdef object take_primary(self)
 
     cpdef give_back_clean(self)

@@ -3,6 +3,8 @@
 # is the source; this file only types it.
 import cython
 
+from dbsight.proxy._server_fields cimport ServerFields
+
 cdef class BackendPool:
     cdef public object spec
     cdef public str name
@@ -36,8 +38,8 @@ cdef class BackendPool:
 
     cpdef object try_acquire(self)
 
-    cpdef bint park(self, object conn, object unpark) except -1
+    cpdef bint park(self, ServerFields conn, object unpark) except -1
 
-    cpdef bint take_back(self, object conn) except -1
+    cpdef bint take_back(self, ServerFields conn) except -1
 
     cpdef release_clean(self, object conn, bint relayed=*)

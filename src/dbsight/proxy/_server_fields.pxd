@@ -1,0 +1,13 @@
+# C types for _server_fields.py when Cython compiles it (see dbsight._compiled): a server
+# connection's per-transaction fields as C fields. The .py is the source; this file only
+# types it.
+
+cdef class ServerFields:
+    cdef public object transport
+    cdef public object link
+    cdef public object settings
+    cdef public object prepared
+    cdef public double created_at
+    cdef public double last_used_at
+    cdef public bint broken
+    cdef public bint closed
