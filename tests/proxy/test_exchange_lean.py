@@ -165,3 +165,28 @@ def test_a_commented_statement_takes_the_regular_path(batched: Batched) -> None:
     wire.server(ROW, CommandComplete("SELECT 1"), IDLE)
     (event,) = batched.seen()
     assert event.sql == SELECT and event.trace_id == "a" * 32
+
+
+@pytest.mark.parametrize(
+    ("limit", "limited"), [(0, False), (1, True), (256, True), (1 << 24, True), (-1, False)]
+)
+def test_named_statements_and_portals_and_the_row_limit_as_the_execute_says(
+    batched: Batched, limit: int, limited: bool
+) -> None:
+    """A Bind's statement and portal names, and an Execute's row limit (an int32: only one
+    above zero may suspend the portal), are read as the messages say."""
+    other = "SELECT n FROM u WHERE id = $1"
+    wire = _wire()
+    wire.client(Parse("stmt_é1", SELECT), Parse("s2", other), Sync())
+    wire.client(Bind("portal_1", "stmt_é1"), Execute("portal_1", limit), Sync())
+    wire.client(Bind("", "s2", values=(b"7",)), Execute("", 0), Sync())
+    opened = _opened(wire)
+    assert wire.exchange.portals == {"portal_1": SELECT, "": other}
+    kinds = [type(o) is tuple for o in opened]
+    assert kinds == [not limited, True]  # (with a row limit: its full context)
+    texts = [o[0] if type(o) is tuple else o.sql for o in opened]
+    assert texts == [SELECT, other]
+    # the same text again: its analysis is the one kept for it (no lookup of its own)
+    wire.client(Bind("", "s2", values=(b"8",)), Execute("", 0), Sync())
+    again = _opened(wire)[-1]
+    assert again[3] is opened[1][3]

@@ -47,6 +47,7 @@ cdef class Exchange:
     cdef public object _buffer
     cdef public object observation
     cdef public dict _logs
+    cdef public dict _analyses
     cdef public object listens
     cdef public long listen_tags
     cdef public bint rolled_back
@@ -58,7 +59,7 @@ cdef class Exchange:
     cpdef object answers(self, object data)
 
     @cython.locals(i=Py_ssize_t, j=Py_ssize_t)
-    cpdef request(self, long t, object buf, Py_ssize_t start, Py_ssize_t end, double at,
+    cpdef request(self, long t, bytes buf, Py_ssize_t start, Py_ssize_t end, double at,
                   object server_name=*)
 
     @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t)
@@ -72,3 +73,6 @@ cdef class Exchange:
                             double at) except -1
 
     cpdef expect(self, long kind, object payload=*)
+
+@cython.locals(i=Py_ssize_t)
+cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)

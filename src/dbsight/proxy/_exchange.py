@@ -88,6 +88,21 @@ class TrackingLost(Exception):
 Entry = tuple[int, Any]
 
 
+def _name_at(buf: bytes, start: int, end: int) -> tuple[str, int]:
+    """`cstring` for a short field (a statement's or a portal's name): its NUL found by a
+    loop over the bytes, which compiled is C (`bytes.find` is a method call)."""
+    i = start
+    while i < end and buf[i] != 0:
+        i += 1
+    if i >= end:
+        raise ValueError("string without its terminating NUL")
+    return buf[start:i].decode("utf-8", "surrogateescape"), i + 1
+
+
+# The analyses of the statement texts an Execute runs, kept by each session (see `_open`)
+_ANALYSES_MAX = 256
+
+
 def command_rows(buf: bytes, start: int, end: int) -> int | None:
     """The row count at the end of a command tag (``SELECT 3``, ``INSERT 0 5``), if any."""
     space = buf.rfind(b" ", start, end)
@@ -194,8 +209,8 @@ class Exchange:
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
-        "observation", "_logs", "wrote", "_returned", "_runs", "on_parameter", "before_ready",
-        "listens", "listen_tags", "rolled_back", "_replies", "_facts",
+        "observation", "_logs", "_analyses", "wrote", "_returned", "_runs", "on_parameter",
+        "before_ready", "listens", "listen_tags", "rolled_back", "_replies", "_facts",
     )
 
     def __init__(
@@ -264,6 +279,9 @@ class Exchange:
         # the request pipeline's sample and log steps, for the next statement opened
         self.observation = UNOBSERVED
         self._logs: dict[int, tuple[StatementLog, ...]] = {}  # by id(ctx): logged when it ends
+        # the analyses of the texts its Executes ran (the texts of its prepared statements,
+        # the same objects each time): looked up here, not in the recorder's front cache
+        self._analyses: dict[str, SqlInfo] = {}
         # LISTEN through transaction pooling (`_listener`): the (UN)LISTENs sent in the
         # transaction under way (None: not followed), how many the server has completed, and
         # whether the last transaction-ending command was a ROLLBACK
@@ -337,11 +355,11 @@ class Exchange:
         if t == 66:  # Bind: portal, statement
             # (the unnamed portal, most clients' only one, without a call)
             portal, i = (
-                ("", start + 1) if start < end and buf[start] == 0 else cstring(buf, start, end)
+                ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
             )
             if self._runs.suspended:  # a suspended portal of that name is replaced
                 self._runs.end(portal, self._finish)
-            statement, j = cstring(buf, i, end)
+            statement, j = ("", i + 1) if i < end and buf[i] == 0 else _name_at(buf, i, end)
             self.portals[portal] = self.statements.get(statement)
             if self.capture is not None and self.capture.include_params:
                 types = self._param_types.get(statement)
@@ -353,7 +371,7 @@ class Exchange:
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
             portal, i = (
-                ("", start + 1) if start < end and buf[start] == 0 else cstring(buf, start, end)
+                ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
             )
             ctx = None
             if self._runs.suspended:  # the rest of a suspended portal: the same statement
@@ -369,7 +387,10 @@ class Exchange:
                     self.listens.extend(listen_ops(text))
                 self.statement_count += 1
                 # with a row limit it may be suspended: a statement of several Executes
-                limited = end - i >= 4 and _unpack_int32(buf, i)[0] > 0
+                # (its int32 > 0: the sign bit clear, not all zero)
+                limited = end - i >= 4 and buf[i] < 128 and (
+                    buf[i] != 0 or buf[i + 1] != 0 or buf[i + 2] != 0 or buf[i + 3] != 0
+                )
                 ctx = self._open(
                     text if text is not None else "", self._cycle_start, None, not limited
                 )
@@ -785,13 +806,17 @@ class Exchange:
             recorder.lean and lean and self.observation is UNOBSERVED and self.capture is None
             and at is not None and "/*" not in sql
         ):  # fmt: skip
-            info = (
-                _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
-                if encoded is not None
-                else None
-            )
-            if info is None:
-                info = recorder.analysis(sql, SYSTEM)
+            if encoded is not None:  # a Query's text: mostly known by its shape
+                info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
+                if info is None:
+                    info = recorder.analysis(sql, SYSTEM)
+            else:  # an Execute's: a prepared statement's text, run again and again
+                info = self._analyses.get(sql)
+                if info is None:
+                    info = recorder.analysis(sql, SYSTEM)
+                    if len(self._analyses) >= _ANALYSES_MAX:
+                        self._analyses.clear()
+                    self._analyses[sql] = info
             return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
         if not recorder.active:
             return None
