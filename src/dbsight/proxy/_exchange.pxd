@@ -75,4 +75,7 @@ cdef class Exchange:
     cpdef expect(self, long kind, object payload=*)
 
 @cython.locals(i=Py_ssize_t)
+cpdef Py_ssize_t nul_at(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
+
+@cython.locals(i=Py_ssize_t)
 cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)

@@ -88,14 +88,21 @@ class TrackingLost(Exception):
 Entry = tuple[int, Any]
 
 
-def _name_at(buf: bytes, start: int, end: int) -> tuple[str, int]:
-    """`cstring` for a short field (a statement's or a portal's name): its NUL found by a
-    loop over the bytes, which compiled is C (`bytes.find` is a method call)."""
+def nul_at(buf: bytes, start: int, end: int) -> int:
+    """Where the NUL that ends the short field at ``buf[start]`` (a statement's or a
+    portal's name) is, before ``end``: found by a loop over the bytes, which compiled is C
+    (`bytes.index` is a method call). ValueError when there is none, as `bytes.index`."""
     i = start
     while i < end and buf[i] != 0:
         i += 1
     if i >= end:
         raise ValueError("string without its terminating NUL")
+    return i
+
+
+def _name_at(buf: bytes, start: int, end: int) -> tuple[str, int]:
+    """`cstring` for a short field: the name, and the position after its NUL."""
+    i = nul_at(buf, start, end)
     return buf[start:i].decode("utf-8", "surrogateescape"), i + 1
 
 

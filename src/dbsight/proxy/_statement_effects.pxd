@@ -17,5 +17,7 @@ cdef class StatementEffects:
     cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,
                Py_ssize_t end)
 
+cpdef bint text_sets(str sql) except -1
+
 @cython.locals(flags=object)
 cpdef long query_flags(bytes buf, Py_ssize_t start, Py_ssize_t end, object key=*) except -1

@@ -65,8 +65,12 @@ class StatementEffects:
         sql: str | None = None
         flags = 0
         if t == EXECUTE:
-            sql = exchange.portals.get(cstring(buf, start + 5, end)[0])
-            if sql is None or not maybe_sets(sql):  # (most statements: nothing to read)
+            # (the unnamed portal, most clients' only one, without a call)
+            portal = (
+                "" if start + 5 < end and buf[start + 5] == 0 else cstring(buf, start + 5, end)[0]
+            )
+            sql = exchange.portals.get(portal)
+            if sql is None or not text_sets(sql):  # (most statements: nothing to read)
                 return
         else:
             # the text's key, made once: the exchange looks its shape up by it too
@@ -88,6 +92,19 @@ class StatementEffects:
 _SETS, _CLEARS = 1, 2
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
+_sets: dict[str, bool] = {}
+
+
+def text_sets(sql: str) -> bool:
+    """`maybe_sets` of an Execute's text (a prepared statement's: the same text object each
+    time it runs), remembered by the text."""
+    sets = _sets.get(sql)
+    if sets is None:
+        sets = maybe_sets(sql)
+        if len(_sets) >= _FLAGS_MAX:
+            _sets.clear()
+        _sets[sql] = sets
+    return sets
 
 
 def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> int:

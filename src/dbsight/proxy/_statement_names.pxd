@@ -3,6 +3,7 @@
 # tells typed. The .py is the source; this file only types it.
 import cython
 
+from dbsight.proxy cimport _exchange
 from dbsight.proxy._exchange cimport Exchange
 
 cdef class StatementNames:
@@ -12,7 +13,7 @@ cdef class StatementNames:
     cdef public object generation
 
     @cython.locals(j=Py_ssize_t, k=Py_ssize_t, entry=tuple, body=bytes, message=bytes,
-                   inject=bytes)
+                   inject=bytes, renamed=bytes)
     cpdef object rename(self, object conn, Exchange exchange, long t, bytes buf,
                         Py_ssize_t start, Py_ssize_t end, double at)
 

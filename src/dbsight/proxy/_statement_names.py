@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import protocol as p
+from . import _exchange
 from ._exchange import SWALLOW, Exchange
 from ._units import BIND, CLOSE, PARSE, cstring
 
@@ -107,8 +108,11 @@ class StatementNames:
         Describe or Close, the unnamed statement). Parse and Close of a statement the
         connection has are answered here (b"" is forwarded)."""
         if t == BIND:
-            j = buf.index(b"\0", start, end) + 1  # (after the portal's name)
-            k = buf.index(b"\0", j, end) + 1  # (after the statement's)
+            # (after the portal's name: the unnamed portal's, mostly, then the statement's)
+            j = 1 + (
+                start if start < end and buf[start] == 0 else _exchange.nul_at(buf, start, end)
+            )
+            k = _exchange.nul_at(buf, j, end) + 1
             if k == j + 1:  # the unnamed statement
                 return None
             name = buf[j : k - 1].decode("utf-8", "surrogateescape")
@@ -116,8 +120,13 @@ class StatementNames:
             if entry is None:  # never prepared: the server says so, under the client's name
                 return None
             server, inject = self._on_connection(conn, exchange, name)
-            body = buf[start:j] + entry[3] + buf[k:end]
-            message = b"B" + _INT32.pack(len(body) + 4) + body
+            renamed = entry[3]
+            # the message made in one piece: its type and length, the portal, the server's
+            # name, the rest of the client's Bind
+            message = b"".join((
+                b"B", _INT32.pack(4 + (j - start) + len(renamed) + (end - k)),
+                buf[start:j] if j - start > 1 else b"\0", renamed, buf[k:end],
+            ))  # fmt: skip
             if not exchange.bind_renamed(buf, start, j, server, at):
                 exchange.request(t, message, 5, len(message), at)
             return inject + message if inject else message
