@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dbsight.proxy._exchange import Exchange
+from dbsight.proxy._server_fields import ServerFields
 from dbsight.proxy._statement_names import ServerStatements, StatementNames
 from dbsight.proxy.protocol import Bind, Parse, Query, encode
 
@@ -21,9 +22,11 @@ class Pools:
         self.catalog_generation = 0
 
 
-class Connection:
+class Connection(ServerFields):
+    """A server connection's fields, with no socket."""
+
     def __init__(self) -> None:
-        self.prepared: dict[str, str] = {}
+        super().__init__(None, None, {}, 0.0)
 
 
 class Holder:

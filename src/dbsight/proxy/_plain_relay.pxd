@@ -9,6 +9,9 @@ from dbsight.proxy._statement_names cimport StatementNames
 from dbsight.proxy._lease cimport Lease
 from dbsight.proxy._breaker cimport CircuitBreaker
 
+# the message types it tells apart: C integers, compared with no Python object
+cdef long PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE, COPY_DATA, TERMINATE, _IDLE
+
 cdef class PlainRelay:
     cdef object session
     cdef Exchange exchange

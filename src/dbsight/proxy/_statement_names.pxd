@@ -5,6 +5,7 @@ import cython
 
 from dbsight.proxy cimport _exchange
 from dbsight.proxy._exchange cimport Exchange
+from dbsight.proxy._server_fields cimport ServerFields
 
 cdef class StatementNames:
     cdef public dict statements
@@ -17,5 +18,9 @@ cdef class StatementNames:
     cpdef object rename(self, object conn, Exchange exchange, long t, bytes buf,
                         Py_ssize_t start, Py_ssize_t end, double at)
 
-    @cython.locals(entry=tuple)
     cpdef tuple _on_connection(self, object conn, Exchange exchange, str name)
+
+    cpdef tuple _entry_on_connection(self, ServerFields conn, Exchange exchange, str name,
+                                     tuple entry)
+
+cpdef bytes _bind_head(Py_ssize_t length)

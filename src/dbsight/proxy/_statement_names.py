@@ -29,8 +29,8 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import protocol as p
 from . import _exchange
+from . import protocol as p
 from ._exchange import SWALLOW, Exchange
 from ._units import BIND, CLOSE, PARSE, cstring
 
@@ -119,12 +119,12 @@ class StatementNames:
             entry = self.statements.get(name)
             if entry is None:  # never prepared: the server says so, under the client's name
                 return None
-            server, inject = self._on_connection(conn, exchange, name)
+            server, inject = self._entry_on_connection(conn, exchange, name, entry)
             renamed = entry[3]
             # the message made in one piece: its type and length, the portal, the server's
             # name, the rest of the client's Bind
             message = b"".join((
-                b"B", _INT32.pack(4 + (j - start) + len(renamed) + (end - k)),
+                _bind_head(4 + (j - start) + len(renamed) + (end - k)),
                 buf[start:j] if j - start > 1 else b"\0", renamed, buf[k:end],
             ))  # fmt: skip
             if not exchange.bind_renamed(buf, start, j, server, at):
@@ -165,15 +165,35 @@ class StatementNames:
         """The server name of the client's statement ``name`` and the Parse to send first
         when ``conn`` does not have it (b"" when it does, or when the client never prepared
         ``name``: the server then says it does not exist, under the client's name)."""
-        entry = self.statements.get(name)
+        return self._entry_on_connection(conn, exchange, name, self.statements.get(name))
+
+    def _entry_on_connection(
+        self, conn: Any, exchange: Exchange, name: str, entry: tuple[str, bytes, str, bytes] | None
+    ) -> tuple[str, bytes]:
+        """`_on_connection` with the statement's entry, already looked up."""
         if entry is None:
             return name, b""
-        server, parse, _, _ = entry
+        server, parse = entry[0], entry[1]
         if server in conn.prepared or exchange.discarding:
             return server, b""
         conn.prepared[server] = name
         exchange.expect(SWALLOW, server)
         return server, parse
+
+
+_heads: dict[int, bytes] = {}
+
+
+def _bind_head(length: int) -> bytes:
+    """A Bind's type and length (``length``: its body's, plus 4), made once per length: a
+    client's Binds of one statement mostly have a few lengths."""
+    head = _heads.get(length)
+    if head is None:
+        head = b"B" + _INT32.pack(length)
+        if len(_heads) >= 1024:
+            _heads.clear()
+        _heads[length] = head
+    return head
 
 
 class GenerationCount(Protocol):
