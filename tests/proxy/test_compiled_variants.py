@@ -35,6 +35,7 @@ PROTOCOL_TESTS = (
     "proxy/test_lease.py",
     "proxy_pool/test_pool_park.py",
     "proxy_pool/test_pool_queue.py",
+    "proxy_pool/test_pool_wait.py",
     "proxy_route/test_breaker.py",
     "proxy_auth/test_exchange.py",
     "proxy_server/test_proxy_rows.py",

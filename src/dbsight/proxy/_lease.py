@@ -155,7 +155,9 @@ class Lease:
         # a read a replica serves, as the client sent it, until its answer starts: asked
         # again of the primary if the replica goes away before that
         self.retry: bytes | None = None
-        self.waiting: asyncio.Task[None] | None = None  # the client's bytes held meanwhile
+        # the client's bytes held meanwhile: a task (`pause_for`), or the pool's wait that
+        # calls back (`wait_for` on the primary in transaction mode)
+        self.waiting: Any = None
         self.paused = False  # ... and its socket paused, once it sent some (`hold_client`)
         self._client_transport: Any = None
         self._client_link: StreamLink | None = None
@@ -251,8 +253,33 @@ class Lease:
         pool.unpark(conn)
 
     def wait_for(self, target: str) -> None:
-        """Wait for a connection on ``target`` with the client's bytes held, then go on."""
+        """Wait for a connection on ``target`` with the client's bytes held, then go on.
+        Transaction mode's usual wait, for the primary, is the pool's called-back one
+        (`BackendPool.wait`): with more clients than connections nearly every transaction
+        waits, and a task per wait cost more than the rest of the transaction."""
+        if target == PRIMARY and not self.sticky:
+            assert self.pool is not None
+            self._info.state = "waiting"
+            self.waiting = self.pool.wait(self._primary_came, self._timeout)
+            return
         self.pause_for(self._acquire(target))
+
+    def _primary_came(self, conn: BackendConnection | None, error: BackendError | None) -> None:
+        """`wait_for`'s end on the primary (the pool calls back): attached, then the bytes
+        that waited go on; or the session ends with the pool's error (`_then_resume`)."""
+        self.waiting = None
+        holder = self._holder
+        if conn is None:
+            assert error is not None
+            if error.sqlstate != "53300" and is_backend_failure(error.sqlstate):
+                self._topology.record(PRIMARY, False)  # (a full pool is not its fault)
+            holder.wait_failed(error)
+            return
+        if holder.ended():
+            self.pool.release_clean(conn)  # never used
+            return
+        self.attach(conn, PRIMARY)
+        self._go_on()
 
     def pause_for(self, work: Coroutine[Any, Any, None]) -> None:
         """Hold the client's bytes until ``work`` (waiting for a server connection, looking
@@ -279,9 +306,13 @@ class Lease:
         self.waiting = None
         if holder.ended():
             return
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """A wait is over: the client's bytes that waited (and its socket, if paused) go on."""
         if self.conn is None:
             self._info.state = "idle"
-            holder.went_idle()
+            self._holder.went_idle()
         if self.paused:
             self.paused = False
             with contextlib.suppress(Exception):
@@ -356,9 +387,12 @@ class Lease:
         self.server_transport = transport
         self._client_link.pair(transport)
         parser: Any = conn.parser  # (what it holds: read, as `buffered` would, without a call)
+        # Relayed `direct` (each chunk to the relay with no call of the link's own, for one
+        # `set_protocol` here and one at its `unrelay`) unless others wait for a connection:
+        # then it changes hands every transaction, and those two calls would cost more
         early = conn.link.relay(
             self._on_server_data, self._on_server_lost, paired=self._client_transport,
-            direct=False,  # (it changes hands: a `set_protocol` twice per transaction)
+            direct=not self.pool_of(target)._waiters,
         )
         if parser._buf or parser._chunks:
             early = parser.take_buffered() + early
@@ -505,8 +539,12 @@ class Lease:
         its connections back (reset, or closed when they cannot be trusted)."""
         waiting = self.waiting
         if waiting is not None:
-            waiting.cancel()
-            await asyncio.gather(waiting, return_exceptions=True)
+            if isinstance(waiting, asyncio.Future):  # a task (`pause_for`)
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+            else:  # the pool's called-back wait (`wait_for`)
+                self.waiting = None
+                waiting.abandon()
         if self.parked is not None:
             self.let_go_parked()
         conn, self.conn = self.conn, None
