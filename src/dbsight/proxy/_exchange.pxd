@@ -3,6 +3,7 @@
 import cython
 
 from dbsight.sql cimport _shapes
+from dbsight.proxy cimport _plain_answer
 
 cdef class Exchange:
     cdef public object pending
@@ -62,8 +63,8 @@ cdef class Exchange:
     cpdef request(self, long t, bytes buf, Py_ssize_t start, Py_ssize_t end, double at,
                   object server_name=*)
 
-    @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t)
-    cpdef bint _answered(self, object buf, tuple plain) except -1
+    @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t, select=bint)
+    cpdef bint _answered(self, bytes buf, tuple plain) except -1
 
     cpdef _open(self, object sql, object at, object encoded=*, bint lean=*, object key=*)
 
@@ -79,3 +80,6 @@ cpdef Py_ssize_t nul_at(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
 
 @cython.locals(i=Py_ssize_t)
 cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
+
+@cython.locals(n=Py_ssize_t, k=Py_ssize_t)
+cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1

@@ -45,6 +45,7 @@ from ..core import statement_rows
 from ..export._fields import event_fields
 from ..sql import SqlInfo, _shapes, analyze
 from ..sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, shaped_postgres
+from . import _plain_answer
 from ._capture import WorkloadCapture
 from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, SessionFacts, remote_parent, split_comment
@@ -62,7 +63,6 @@ from ._plain_answer import (  # what the client asked, in `pending`: (kind, payl
     SWALLOW,
     SWALLOW_QUERY,
     SYNC,
-    plain_answer,
 )
 from ._portal_runs import PortalRuns
 from ._units import cstring
@@ -354,7 +354,8 @@ class Exchange:
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
-                self.wrote = self.wrote or may_write(info)
+                if not (self.wrote or info.read_only):  # (`may_write`'s first test, inline)
+                    self.wrote = may_write(info)
             self.pending.append((QUERY, ctx))
             return
         if self._cycle_start is None:
@@ -494,7 +495,7 @@ class Exchange:
             self._buffer or self.row_limit or self._over_limit or self._replies
             or self.before_ready or self.capture is not None
         ):  # fmt: skip
-            plain = plain_answer(data, self.pending)  # the usual answer, whole: at once
+            plain = _plain_answer.plain_answer(data, self.pending)  # the usual answer, whole
             if plain is not None and self._answered(data, plain):
                 return data
         buf = self._buffer + data if self._buffer else data
@@ -685,14 +686,15 @@ class Exchange:
             return False
         ctx, returned, tag, tag_end = plain
         self.pending.clear()
+        select = _tag_is(buf, tag, _SELECT_TAG)
         if ctx is not None:  # ("SELECT n" counts the DataRows it sent)
             returned += self._returned
             self._finish(
                 ctx,
-                returned if returned and buf.startswith(b"SELECT ", tag)
+                returned if returned and select
                 else statement_rows(command_rows(buf, tag, tag_end), returned),
             )  # fmt: skip
-        if self.pooled and not buf.startswith(_PLAIN_TAGS, tag):
+        if self.pooled and not select and not buf.startswith(_PLAIN_TAGS, tag):
             self._command_tag(buf, tag, tag_end)
         self._query_rows = None
         self._returned = 0
@@ -976,6 +978,21 @@ _FULL_RESET_TAGS = frozenset((b"PREPARE", b"DEALLOCATE", b"DISCARD"))
 _CLEARING_TAGS = frozenset((b"DEALLOCATE ALL", b"DISCARD ALL"))
 _DDL_TAGS = frozenset((b"CREATE", b"ALTER", b"DROP"))
 # Tags `_command_tag` has nothing to do with (most statements: not looked at further)
+_SELECT_TAG = b"SELECT "
+
+
+def _tag_is(buf: bytes, at: int, word: bytes) -> bool:
+    """Whether the command tag at ``buf[at]`` starts with ``word``: compared byte by byte,
+    which compiled is C (`bytes.startswith` is a method call)."""
+    n = len(word)
+    if at + n > len(buf):
+        return False
+    for k in range(n):
+        if buf[at + k] != word[k]:
+            return False
+    return True
+
+
 _PLAIN_TAGS = (
     b"SELECT ", b"INSERT ", b"UPDATE ", b"DELETE ", b"FETCH ", b"MOVE ", b"COPY ", b"MERGE ",
 )
