@@ -96,8 +96,9 @@ class Recorder:
         self._pending: deque[QueryContext | LeanStatement] = deque()
         # `ended` for this recorder (compiled: no Python frame per statement the proxy
         # relays); this instance's ``ended`` is its method, in place of the class's.
-        self._lean_ending = LeanEnding(self, self._pending)
-        self.ended = self._lean_ending.ended  # type: ignore[method-assign]
+        # (the proxy's compiled exchange calls its ``ended`` in C: `Recorder.ended` is it)
+        self.lean_ending = LeanEnding(self, self._pending)
+        self.ended = self.lean_ending.ended  # type: ignore[method-assign]
         self.active = False
         # Statements may take the lean path (`done`): see the module docstring. There, a
         # statement shorter than ``lean_cutoff`` (-1 when the path is closed) is held as a
@@ -224,8 +225,8 @@ class Recorder:
         self.lean = self.active and not before and not ungated and self.sqlcommenter == "off"
         self.lean_cutoff = self._after_cutoff if self.lean else -1.0
         self.lean_gate = _all_closed(gates)
-        self._lean_ending.cutoff = self.lean_cutoff
-        self._lean_ending.gate = self.lean_gate
+        self.lean_ending.cutoff = self.lean_cutoff
+        self.lean_ending.gate = self.lean_gate
         self._lean_events = lean_ok
 
     # -- the hot path ----------------------------------------------------------------
@@ -408,7 +409,7 @@ class Recorder:
         ``lean`` True (the proxy's relayed statements: with their analysis, which is held
         with them and never looked up again, and a ``state`` that gives their
         ``application_name`` and ``client_addr`` as they were when they began)."""
-        self._lean_ending.ended(begun, rows)  # (an instance's ``ended`` is that itself)
+        self.lean_ending.ended(begun, rows)  # (an instance's ``ended`` is that itself)
 
     def _account_begun(self, request: RequestContext, begun: LeanStart, duration: float) -> None:
         _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)

@@ -4,6 +4,7 @@ import cython
 
 from dbsight.sql cimport _shapes
 from dbsight.proxy cimport _plain_answer
+from dbsight.core._held cimport LeanEnding
 
 cdef class Exchange:
     cdef public object pending
@@ -83,3 +84,5 @@ cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
 
 @cython.locals(n=Py_ssize_t, k=Py_ssize_t)
 cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1
+
+cdef LeanEnding _lean_ending

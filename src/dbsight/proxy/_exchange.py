@@ -69,6 +69,8 @@ from ._units import cstring
 from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
+# the recorder's `ended` for the lean path, reached in C when this module is compiled
+_lean_ending = recorder.lean_ending
 _unpack_int16 = struct.Struct(">h").unpack_from
 _perf_counter = time.perf_counter
 _time = time.time
@@ -859,7 +861,7 @@ class Exchange:
 
     def _finish(self, ctx: Any, rows: int | None) -> None:
         if type(ctx) is tuple:  # on the lean path (`_open`): nothing else to do
-            recorder.ended(ctx, rows)
+            _lean_ending.ended(ctx, rows)  # (`recorder.ended`, reached in C)
         elif ctx is not None:
             recorder.finish(ctx, rows)
             if self.capture is not None:
