@@ -17,6 +17,10 @@ cdef class StatementEffects:
     cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,
                Py_ssize_t end)
 
+# the remembered answers, as C-typed dictionaries (their lookups with no Python call)
+cdef dict _flags, _sets
+cdef Py_ssize_t _FLAGS_MAX
+
 cpdef bint text_sets(str sql) except -1
 
 @cython.locals(flags=object)

@@ -23,4 +23,6 @@ cdef class StatementNames:
     cpdef tuple _entry_on_connection(self, ServerFields conn, Exchange exchange, str name,
                                      tuple entry)
 
+cdef dict _heads
+
 cpdef bytes _bind_head(Py_ssize_t length)
