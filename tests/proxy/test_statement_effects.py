@@ -63,13 +63,16 @@ def test_a_querys_digit_key_is_made_once_and_handed_to_the_exchange() -> None:
     raw = encode(Query("SELECT abalance FROM t WHERE aid = 48213"))
     effects.sent(conn, exchange, raw[0], raw, 0, len(raw))
     assert exchange.query_key == b"SELECT abalance FROM t WHERE aid = 00000"
+    assert exchange.query_text == b"SELECT abalance FROM t WHERE aid = 48213"
     exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
-    assert exchange.query_key is None  # taken by this Query's lookup, not left for the next
-    # a key that is not the text's (by its length) is not used: the text's own is made
-    exchange.query_key = b"SELECT 0"
+    # taken by this Query's lookup, not left for the next
+    assert exchange.query_key is None and exchange.query_text is None
+    # a text that is not this one (by its length) is not used: the message is read again
+    exchange.query_key, exchange.query_text = b"SELECT 0", b"SELECT 1"
     raw = encode(Query("SELECT abalance FROM t WHERE aid = 7"))
     exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
-    assert exchange.query_key is None
+    assert exchange.query_key is None and exchange.query_text is None
+    assert exchange.statement_count == 2
 
 
 def test_a_set_transaction_mode_will_lose_is_warned_of_once() -> None:

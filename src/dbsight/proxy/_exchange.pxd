@@ -14,6 +14,7 @@ cdef class Exchange:
     cdef public bint discarding
     cdef public bint unsynced
     cdef public object query_key
+    cdef public object query_text
     cdef public object key
     cdef public object user
     cdef public object database

@@ -212,7 +212,7 @@ class Exchange:
 
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "unsynced", "query_key",
-        "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
+        "query_text", "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "ddl_count",
         "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
@@ -237,9 +237,10 @@ class Exchange:
         self.portals: dict[str, str | None] = {}  # portal -> its statement's text
         self.status = _IDLE  # the last ReadyForQuery's transaction status
         self.discarding = False  # after an extended-protocol error until the client's Sync
-        # the next Query's text with its digits zeroed, when its sender has made that key
-        # already (`hand_key`): its shape is looked up by it, not by a key made again
+        # the next Query's text, and that text with its digits zeroed, when its sender has
+        # read them already (`StatementEffects.sent`): its shape is looked up by that key
         self.query_key: bytes | None = None
+        self.query_text: bytes | None = None
         # a Bind or Execute was sent and its Sync not yet: the server holds an implicit
         # transaction (a pipeline's statements commit or fail together at the Sync)
         self.unsynced = False
@@ -335,12 +336,14 @@ class Exchange:
         if t == 81:  # Query
             if self._runs.suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
-            body = buf[start : end - 1]
             key = self.query_key
-            if key is not None:
-                self.query_key = None
-                if len(key) != end - 1 - start:  # (not this text's: made again below)
-                    key = None
+            if key is None:
+                body = buf[start : end - 1]
+            else:  # (handed: `StatementEffects.sent` read this text already)
+                body = self.query_text
+                self.query_key = self.query_text = None
+                if len(body) != end - 1 - start:  # (not this text's: read it again)
+                    body, key = buf[start : end - 1], None
             sql = body.decode("utf-8", "replace")
             if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
                 self.listens.extend(listen_ops(sql))

@@ -13,7 +13,7 @@ cdef class StatementEffects:
     cdef public bint watch_custom
     cdef public bint sticky
 
-    @cython.locals(flags=long, key=bytes)
+    @cython.locals(flags=long, key=bytes, text=bytes)
     cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,
                Py_ssize_t end)
 

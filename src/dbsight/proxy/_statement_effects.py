@@ -73,8 +73,9 @@ class StatementEffects:
             if sql is None or not text_sets(sql):  # (most statements: nothing to read)
                 return
         else:
-            # the text's key, made once: the exchange looks its shape up by it too
-            key = exchange.query_key = _shapes.zeroed(buf[start + 5 : end - 1])
+            # the text and its key, read once: the exchange looks its shape up by them too
+            text = exchange.query_text = buf[start + 5 : end - 1]
+            key = exchange.query_key = _shapes.zeroed(text)
             flags = query_flags(buf, start + 5, end, key)
             if not flags:  # (most statements: nothing to read)
                 return
