@@ -256,7 +256,7 @@ class Lease:
         """Wait for a connection on ``target`` with the client's bytes held, then go on.
         Transaction mode's usual wait, for the primary, is the pool's called-back one
         (`BackendPool.wait`): with more clients than connections nearly every transaction
-        waits, and a task per wait cost more than the rest of the transaction."""
+        waits, and a task per wait was a tenth of such a transaction's instructions."""
         if target == PRIMARY and not self.sticky:
             assert self.pool is not None
             self._info.state = "waiting"
