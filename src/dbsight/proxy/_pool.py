@@ -55,6 +55,7 @@ from ._backend_errors import (
     PoolClosed,
     PoolTimeout,
 )
+from ._pool_wait import CalledBack
 
 logger = logging.getLogger("dbsight.proxy.pool")
 
@@ -92,83 +93,6 @@ class _Waiter:
     def __init__(self, future: asyncio.Future[BackendConnection | None], since: float) -> None:
         self.future = future
         self.since = since
-
-
-class _CalledBack:
-    """The end of a wait whose caller is called back rather than awaiting (`BackendPool.wait`):
-    the few things the pool asks of a waiter's future (``done``, ``set_result``,
-    ``set_exception``, ``cancel``, and what `_abandon` reads), and ``then(conn, None)`` —
-    or ``then(None, error)`` — called soon after (one `call_soon`, not a task woken)."""
-
-    __slots__ = ("pool", "then", "loop", "limit", "waiter", "timer", "conn", "error", "state")
-
-    def __init__(self, pool: BackendPool, then: Callable[..., None], loop: Any, limit: float):
-        self.pool = pool
-        self.then = then
-        self.loop = loop
-        self.limit = limit
-        self.waiter: _Waiter | None = None
-        self.timer: Any = None
-        self.conn: BackendConnection | None = None
-        self.error: BaseException | None = None
-        self.state = 0  # 0 waiting, 1 done, 2 cancelled (by the pool or the caller)
-
-    def done(self) -> bool:
-        return self.state != 0
-
-    def cancelled(self) -> bool:
-        return self.state == 2
-
-    def result(self) -> BackendConnection | None:
-        return self.conn
-
-    def exception(self) -> BaseException | None:
-        return self.error
-
-    def set_result(self, conn: BackendConnection | None) -> None:
-        self._end(conn, None)
-
-    def set_exception(self, error: BaseException) -> None:
-        self._end(None, error)
-
-    def cancel(self) -> None:
-        self.state = 2
-        if self.timer is not None:
-            self.timer.cancel()
-
-    def abandon(self) -> None:
-        """The caller gives up (its client has gone): no call back; a connection already
-        handed to it goes back to the pool."""
-        if self.state != 2:
-            if self.waiter is not None:
-                self.pool._abandon(self.waiter)
-            self.cancel()
-
-    def _end(self, conn: BackendConnection | None, error: BaseException | None) -> None:
-        self.state, self.conn, self.error = 1, conn, error
-        if self.timer is not None:
-            self.timer.cancel()
-        self.loop.call_soon(self._call_back)
-
-    def _call_back(self) -> None:
-        if self.state == 2:  # abandoned meanwhile
-            return
-        pool, conn, error = self.pool, self.conn, self.error
-        if error is None:
-            if conn is None:  # its timer ran out first
-                pool.total_timeouts += 1
-                error = PoolTimeout(
-                    f"dbsight proxy: no server connection free in pool {pool.name} after"
-                    f" {self.limit:g} s: all {pool.max_size} (max_size) are in use"
-                )
-            elif self.timer is not None:  # (it waited: one idle at once counted already)
-                assert self.waiter is not None
-                waited = _monotonic() - self.waiter.since
-                pool.total_wait_s += waited
-                if waited > pool.max_wait_seen_s:
-                    pool.max_wait_seen_s = waited
-                pool.total_acquired += 1
-        self.then(conn, error)
 
 
 class BackendPool:
@@ -345,14 +269,14 @@ class BackendPool:
     def wait(
         self, then: Callable[[BackendConnection | None, BackendError | None], None],
         timeout: float | None = None,
-    ) -> _CalledBack:
+    ) -> CalledBack:
         """`acquire` for a caller called back rather than awaiting: soon after a connection
         is its, ``then(conn, None)``; ``then(None, error)`` when the wait ends with an error
         instead (`PoolTimeout`, the connect error, `PoolClosed`). Its waiter (FIFO with
         `acquire`'s) costs no task; ``abandon()`` it when the caller goes away."""
         loop = asyncio.get_running_loop()
         limit = self.acquire_timeout_s if timeout is None else timeout
-        slot = _CalledBack(self, then, loop, limit)
+        slot = CalledBack(self, then, loop, limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
