@@ -137,3 +137,15 @@ def test_what_a_query_may_do_is_known_by_its_text_whatever_its_digits(sql: str, 
         assert query_flags(message, 5, len(message)) == flags
         assert bool(flags & _SETS) == maybe_sets_in(message, 5, len(message) - 1)
         assert bool(flags & _CLEARS) == clears_statements(message, 5, len(message))
+
+
+def test_the_cycle_end_is_told_only_when_a_statement_reached_the_settings() -> None:
+    effects, exchange, _, conn = _effects()
+    _sent(effects, exchange, conn, Query("SELECT 1"))
+    assert not effects.settings_read()  # (nothing to forget: the relay skips the call)
+    _sent(effects, exchange, conn, Query("RESET work_mem"))
+    assert effects.settings_read() and not effects.settings_read()  # (asked once)
+    _sent(effects, exchange, conn, Parse("", "SET work_mem = '1MB'"))
+    _sent(effects, exchange, conn, Bind("", ""))
+    _sent(effects, exchange, conn, Execute("", 0))
+    assert effects.settings_read()

@@ -157,7 +157,8 @@ class PlainRelay:
         ):  # fmt: skip
             return False
         self.info.state = "idle"
-        self.settings.cycle_ended()
+        if self.effects.settings_read():  # (else the settings have nothing to forget)
+            self.settings.cycle_ended()
         exchange.wrote = False
         lease = self.lease
         lease.give_back_clean()

@@ -12,6 +12,9 @@ cdef class StatementEffects:
     cdef public object server_statements
     cdef public bint watch_custom
     cdef public bint sticky
+    cdef public bint settings_said
+
+    cpdef bint settings_read(self) except -1
 
     @cython.locals(flags=long, key=bytes, text=bytes)
     cpdef sent(self, object conn, Exchange exchange, long t, bytes buf, Py_ssize_t start,

@@ -40,7 +40,7 @@ class StatementEffects:
     docstring); ``watch_custom``: session mode reads custom settings back; ``sticky``:
     session mode (no warning for a SET, which outlives the transaction there)."""
 
-    __slots__ = ("held", "server_statements", "settings", "sticky", "watch_custom")
+    __slots__ = ("held", "server_statements", "settings", "settings_said", "sticky", "watch_custom")
 
     def __init__(
         self, settings: ClientSettings, held: HeldSession, server_statements: ServerStatements,
@@ -51,6 +51,16 @@ class StatementEffects:
         self.server_statements = server_statements
         self.watch_custom = watch_custom
         self.sticky = sticky
+        # a statement went to ``settings.statement`` since `settings_read` last said so: only
+        # then may the client's settings hold a RESET for the cycle's end to forget
+        self.settings_said = False
+
+    def settings_read(self) -> bool:
+        """Whether a statement went to ``settings.statement`` since the last time this was
+        asked (the relay's cycle end then has the settings forget what it reset)."""
+        said = self.settings_said
+        self.settings_said = False
+        return said
 
     def sent(
         self, conn: BackendConnection | None, exchange: Exchange, t: int, buf: bytes,
@@ -83,6 +93,7 @@ class StatementEffects:
                 sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
         if sql is not None:
             in_block = exchange.status != _IDLE or self.held.begun
+            self.settings_said = True
             said = self.settings.statement(conn, sql, in_block, not self.sticky)
             if said:
                 exchange.before_ready += said
