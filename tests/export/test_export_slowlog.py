@@ -339,3 +339,43 @@ def test_recent_keeps_the_last_slow_records_newest_first(tmp_path):
     assert recent[0]["normalized"] == "SELECT $1 FROM t0x"  # the last one: i = 54
     assert all("sql" not in r for r in recent)
     sink.close()
+
+
+def test_the_newest_planned_run_outlives_the_recent_ones(tmp_path, items_db):
+    from dbsight.web._statement import statement_slow_runs
+
+    rec, sink, _, path = make(tmp_path)
+    explainer = PsycopgThreadExplainer(items_db)
+    with psycopg.connect(items_db, autocommit=True) as conn:
+        event = run_select(rec, conn, explainer, "item 1")
+        wait_for_lines(path, 1)
+        # inside the EXPLAIN interval: planless runs of it push the planned one out
+        for i in range(slowlog.RECENT_SLOW):
+            run_select(rec, conn, explainer, f"item {i}")
+        ctx = rec.start("SELECT id FROM items WHERE id = %s", "postgresql", "psycopg", (1,))
+        conn.execute("SELECT id FROM items WHERE id = %s", (1,))
+        rec.finish(ctx, rows=1)  # another statement, without an explainer: no plan
+    sink.close()
+
+    recent, planned = sink.recent(), sink.planned()
+    assert all(r.get("plan") is None for r in recent)
+    assert [p["fingerprint"] for p in planned] == [event.fingerprint]
+    assert planned[0]["plan"][0]["Plan"]["Relation Name"] == "items"
+    runs = statement_slow_runs(recent, planned, event.fingerprint)
+    assert len(runs) == slowlog.RECENT_SLOW  # 49 recent of it, then its planned one
+    assert runs[-1] is planned[0] and all(r.get("plan") is None for r in runs[:-1])
+    # while a recent run of it carries the plan, it is not listed twice
+    assert statement_slow_runs(planned, planned, event.fingerprint) == planned
+
+
+def test_planned_runs_are_kept_for_the_last_fingerprints(tmp_path, monkeypatch):
+    monkeypatch.setattr(slowlog, "PLANNED_KEPT", 3)
+    sink = slowlog.SlowQuerySink(Settings(slow_query_log=tmp_path / "slow.jsonl"))
+    for i in range(5):
+        sink._write({"fingerprint": f"f{i}", "ts": str(i), "plan": [{"Plan": {}}]})
+        sink._write({"fingerprint": f"f{i}", "ts": str(i), "plan_error": "timed out"})
+    sink._write({"fingerprint": "f2", "ts": "5", "plan": [{"Plan": {}}]})
+    assert [(p["fingerprint"], p["ts"]) for p in sink.planned()] == [
+        ("f2", "5"), ("f4", "4"), ("f3", "3")
+    ]
+    sink.close()

@@ -299,7 +299,7 @@ async def test_an_exited_workers_file_counts_for_counters_only(
 
     import dbsight
     from dbsight.web import Endpoints
-    from dbsight.web._multiprocess import identity
+    from dbsight.web._multiprocess import identity, merged_summary
 
     dbsight.configure(
         dbsight.Settings(multiprocess_dir=tmp_path, explain_slow_queries=False, service_name="one")
@@ -315,7 +315,7 @@ async def test_an_exited_workers_file_counts_for_counters_only(
         ops = ["db_client_operations_total", {
             "system": "postgresql", "operation": "select", "table": "", "outcome": "ok",
         }, 5.0]  # fmt: skip
-        for name, doc in (("worker-1-1", exited), ("worker-2-1", other_run)):
+        for n, (name, doc) in enumerate((("worker-1-1", exited), ("worker-2-1", other_run))):
             (tmp_path / f"{name}.metrics.json").write_text(
                 json.dumps({**doc, "families": [
                     _family("db_client_operations", "counter", [ops]),
@@ -325,7 +325,10 @@ async def test_an_exited_workers_file_counts_for_counters_only(
                 ]})  # fmt: skip
             )
             (tmp_path / f"{name}.summary.json").write_text(
-                json.dumps({**doc, "stats": [], "slow": [], "n_plus_one": []})
+                json.dumps({**doc, "stats": [], "slow": [], "n_plus_one": [], "planned": [
+                    {"fingerprint": "feed", "ts": f"2026-12-0{n + 1}", "plan": [{"Plan": {}}]},
+                    {"fingerprint": f"only-{n}", "ts": "2026-11-30", "plan": [{"Plan": {}}]},
+                ]})  # fmt: skip
             )
         transport = httpx.ASGITransport(app=Endpoints())
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
@@ -336,6 +339,19 @@ async def test_an_exited_workers_file_counts_for_counters_only(
         assert idle == 1  # this worker's pool only: the exited worker's gauge is gone
         assert summary["workers"] == 1 and summary["service"] == "one"
         assert (tmp_path / f"{me.stem}.metrics.json").exists()  # written before merging
+        # each fingerprint's newest run with a plan over this run's workers, newest first
+        planned = merged_summary(dbsight.get_runtime(), tmp_path).planned
+        assert [(p["fingerprint"], p["ts"]) for p in planned] == [
+            ("feed", "2026-12-01"), ("only-0", "2026-11-30")
+        ]  # (not the other run's)
+        later = {"pid": _dead_pid(), "started": "1", "parent": me.parent}
+        (tmp_path / "worker-3-1.summary.json").write_text(json.dumps({**later, "planned": [
+            {"fingerprint": "feed", "ts": "2026-12-03", "plan": [{"Plan": {}}]},
+        ]}))  # fmt: skip
+        planned = merged_summary(dbsight.get_runtime(), tmp_path).planned
+        assert [(p["fingerprint"], p["ts"]) for p in planned] == [
+            ("feed", "2026-12-03"), ("only-0", "2026-11-30")
+        ]
     finally:
         handle.uninstrument()
         await pool.close()

@@ -45,6 +45,10 @@ SLOW_LOGGER = "dbsight.slow"
 MAX_PENDING_PLANS = 8
 # Slow statements kept in memory for `/metrics/summary`.
 RECENT_SLOW = 50
+# Fingerprints whose newest slow run with a plan is kept besides the recent ones: a
+# statement's page shows a plan even after planless runs (EXPLAIN timed out, skipped for
+# the interval or for too many pending) pushed it out of the recent ones.
+PLANNED_KEPT = 50
 PLAN_GRACE_S = 1.0
 # How long ``flush()`` (at exit, on uninstrument) waits for the plans in flight at most.
 FLUSH_TIMEOUT_S = 1.0
@@ -372,6 +376,8 @@ class SlowQuerySink(QueryObserver):
         self._explain_lock = threading.Lock()
         self._plans = _PendingPlans(self._write, MAX_PENDING_PLANS)
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SLOW)
+        self._planned: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self._planned_lock = threading.Lock()  # plans arrive on the explainer's thread
 
     # -- the hot path ----------------------------------------------------------------
     def after_query(self, ctx: QueryContext, event: QueryEvent) -> None:
@@ -518,6 +524,8 @@ class SlowQuerySink(QueryObserver):
 
     def _write(self, fields: dict[str, Any]) -> None:
         self._recent.append(fields)
+        if fields.get("plan") is not None:
+            self._keep_planned(fields)
         if self.writer is not None:
             self.writer.write(_dumps(fields))
         elif self._log.enabled(logging.WARNING):
@@ -540,6 +548,20 @@ class SlowQuerySink(QueryObserver):
         """The last `RECENT_SLOW` slow-log records written, newest first (as logged: the
         normalized text, and parameters only with ``include_query_bodies``)."""
         return list(reversed(self._recent))
+
+    def _keep_planned(self, fields: dict[str, Any]) -> None:
+        fingerprint = str(fields.get("fingerprint"))
+        with self._planned_lock:
+            self._planned[fingerprint] = fields
+            self._planned.move_to_end(fingerprint)
+            while len(self._planned) > PLANNED_KEPT:
+                self._planned.popitem(last=False)
+
+    def planned(self) -> list[dict[str, Any]]:
+        """The newest slow run with a plan of each of the last `PLANNED_KEPT` fingerprints
+        that had one, newest first."""
+        with self._planned_lock:
+            return list(reversed(self._planned.values()))
 
     @property
     def pending_plans(self) -> int:

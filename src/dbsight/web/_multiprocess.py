@@ -136,16 +136,26 @@ def summary_doc(runtime: Any) -> dict[str, Any]:
         "stats": runtime.stats.snapshot(TOP_FINGERPRINTS),
         "totals": runtime.stats.totals().to_dict(),
         "slow": slow_records(runtime),
+        "planned": planned_records(runtime),
         "n_plus_one": n_plus_one.snapshot() if n_plus_one is not None else [],
     }
 
 
+def _slow_sink(runtime: Any) -> SlowQuerySink | None:
+    return next((sink for sink in runtime.sinks if isinstance(sink, SlowQuerySink)), None)
+
+
 def slow_records(runtime: Any) -> list[dict[str, Any]]:
     """The runtime's recent slow queries, newest first (none without a slow-query sink)."""
-    for sink in runtime.sinks:
-        if isinstance(sink, SlowQuerySink):
-            return sink.recent()
-    return []
+    sink = _slow_sink(runtime)
+    return sink.recent() if sink is not None else []
+
+
+def planned_records(runtime: Any) -> list[dict[str, Any]]:
+    """The newest slow run with a plan of each fingerprint the slow-query sink keeps one
+    for, newest first."""
+    sink = _slow_sink(runtime)
+    return sink.planned() if sink is not None else []
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -253,6 +263,8 @@ class MergedSummary:
     n_plus_one: list[dict[str, Any]]
     workers: int
     totals: StatsTotals
+    # the newest slow run with a plan of each fingerprint (over the workers), newest first
+    planned: list[dict[str, Any]]
 
 
 def merged_summary(runtime: Any, directory: Path) -> MergedSummary:
@@ -274,12 +286,23 @@ def merged_summary(runtime: Any, directory: Path) -> MergedSummary:
     slow = heapq.nlargest(
         RECENT_SLOW,
         itertools.chain.from_iterable(doc.get("slow") or () for doc, _ in docs),
-        key=lambda record: str(record.get("ts", "")),
+        key=_ts,
     )
+    planned: dict[str, dict[str, Any]] = {}
+    for doc, _ in docs:
+        for record in doc.get("planned") or ():
+            key = str(record.get("fingerprint"))
+            if key not in planned or _ts(record) > _ts(planned[key]):
+                planned[key] = record
     workers = sum(1 for _, alive in docs if alive)
     # the union of the workers' top fingerprints: a lower bound of the distinct ones
     totals += StatsTotals(fingerprints=len(table))
-    return MergedSummary(table, slow, findings.snapshot(), workers, totals)
+    newest_first = sorted(planned.values(), key=_ts, reverse=True)
+    return MergedSummary(table, slow, findings.snapshot(), workers, totals, newest_first)
+
+
+def _ts(record: dict[str, Any]) -> str:
+    return str(record.get("ts", ""))
 
 
 def _listed_totals(entries: Iterable[dict[str, Any]]) -> StatsTotals:

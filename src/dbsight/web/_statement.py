@@ -14,7 +14,7 @@ from typing import Any
 from ..stats import StatsTable
 from ..stats._histogram import GAMMA, decode
 from ._insights import insight_log
-from ._multiprocess import merged_summary, multiprocess_dir, slow_records
+from ._multiprocess import merged_summary, multiprocess_dir, planned_records, slow_records
 
 # Display bins of the latency histogram: 1-2-5 steps from 10 µs to 1000 s.
 _EDGES_S = tuple(
@@ -52,20 +52,34 @@ def latency_bins(histogram: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def statement_slow_runs(
+    recent: list[dict[str, Any]], planned: list[dict[str, Any]], fingerprint: str
+) -> list[dict[str, Any]]:
+    """The statement's recent slow runs, newest first, followed by its newest run with a
+    plan when that one is no longer among them."""
+    runs = [record for record in recent if record.get("fingerprint") == fingerprint]
+    kept = next((record for record in planned if record.get("fingerprint") == fingerprint), None)
+    if kept is not None and not any(
+        record.get("plan") is not None and record.get("ts") == kept.get("ts") for record in runs
+    ):
+        runs.append(kept)
+    return runs
+
+
 def statement_document(runtime: Any, fingerprint: str) -> dict[str, Any] | None:
     """The statement's page, or None when no statistics hold ``fingerprint``."""
     directory = multiprocess_dir(runtime.settings)
     n_plus_one: list[dict[str, Any]]
     if directory is None:
         table: StatsTable = runtime.stats
-        slow = slow_records(runtime)
+        slow, planned = slow_records(runtime), planned_records(runtime)
         findings = runtime.components.get("n_plus_one")
         n_plus_one = findings.snapshot() if findings is not None else []
         workers = 1
     else:
         merged = merged_summary(runtime, directory)
-        table, slow, n_plus_one, workers = (
-            merged.stats, merged.slow, merged.n_plus_one, merged.workers
+        table, slow, planned, n_plus_one, workers = (
+            merged.stats, merged.slow, merged.planned, merged.n_plus_one, merged.workers
         )
     entry = table.entry_snapshot(fingerprint)
     if entry is None:
@@ -76,7 +90,7 @@ def statement_document(runtime: Any, fingerprint: str) -> dict[str, Any] | None:
         "workers": workers,
         "statement": entry,
         "latency": latency_bins(histogram),
-        "slow": [record for record in slow if record.get("fingerprint") == fingerprint],
+        "slow": statement_slow_runs(slow, planned, fingerprint),
         "n_plus_one": [item for item in n_plus_one if item.get("fingerprint") == fingerprint],
         "insights": insight_log().for_fingerprint(fingerprint),
     }

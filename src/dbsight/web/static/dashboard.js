@@ -200,10 +200,17 @@ function statementView(main, fingerprint) {
       advice.show(index, (items) => items.map((i) => indexAdvice(i, fingerprint)));
       const plan = st.plan_summary && st.plan_summary.findings;
       findings.show(plan && plan.length ? plan : null, findingsList);
-      slow.show(doc.slow.slice(0, SLOW_SHOWN), (records) => [
-        records.map((r, i) => slowRun(r, i === 0)),
-        doc.slow.length > SLOW_SHOWN
-          ? h("p", { class: "note" }, `${doc.slow.length - SLOW_SHOWN} older slow runs of it are kept; `, h("a", { href: "#/slow" }, "all slow queries"))
+      // the newest runs, and the newest with a plan when none of those has one; the first
+      // with a plan is open (the newest when none has)
+      const shown = doc.slow.slice(0, SLOW_SHOWN);
+      const planned = doc.slow.find((r) => r.plan);
+      if (planned && !shown.includes(planned)) shown.push(planned);
+      const open = shown.includes(planned) ? planned : shown[0];
+      const older = doc.slow.length - shown.length;
+      slow.show(shown, (records) => [
+        records.map((r) => slowRun(r, r === open)),
+        older > 0
+          ? h("p", { class: "note" }, `${older} other slow runs of it are kept; `, h("a", { href: "#/slow" }, "all slow queries"))
           : null,
       ]);
     },
