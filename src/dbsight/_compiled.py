@@ -27,7 +27,7 @@ from typing import Any
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
 # names on shared server connections (`StatementNames`), a server connection's per-transaction
 # fields (`ServerFields`), the server connection a pooled client holds (`Lease`) and its pool
-# (`BackendPool`), a server's circuit breaker, and the relays
+# (`BackendPool`, and the waiters of its queue), a server's circuit breaker, and the relays
 # that reach them in C: session mode's (`SessionRelay`) and transaction mode's usual units'
 # (`PlainRelay`); the lookup of a relayed statement's analysis by its shape; then the
 # per-statement observation that every instrument's statements go through: the recorder's
@@ -40,6 +40,7 @@ HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._statement_effects",
     "dbsight.proxy._statement_names",
     "dbsight.proxy._server_fields",
+    "dbsight.proxy._pool_wait",
     "dbsight.proxy._pool",
     "dbsight.proxy._lease",
     "dbsight.proxy._breaker",

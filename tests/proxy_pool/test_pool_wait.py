@@ -91,6 +91,29 @@ async def test_a_wait_past_its_timeout_is_53300(make_pool: MakePool) -> None:
     assert pool.stats()["idle"] == 1  # the timed-out waiter took nothing
 
 
+async def test_each_waiter_times_out_at_its_own_deadline_in_any_order(
+    make_pool: MakePool,
+) -> None:
+    pool = make_pool(max_size=1)
+    held = await pool.acquire()
+    patient, hasty = Caller(), Caller()
+    pool.wait(patient.then, 30)
+    awaiting = asyncio.create_task(pool.acquire(timeout=0.3))
+    pool.wait(hasty.then, 0.05)  # queued last, due first
+    conn, error = await hasty.answer()
+    assert conn is None and isinstance(error, PoolTimeout) and "after 0.05 s" in error.message
+    try:
+        await asyncio.wait_for(awaiting, 20)
+    except PoolTimeout as exc:
+        assert "after 0.3 s" in exc.message
+    else:
+        raise AssertionError("acquire(timeout=0.3) got a connection")
+    assert patient.got == [] and pool.stats()["waiting"] == 1
+    pool.release_clean(held)
+    assert await patient.answer() == (held, None)  # still first in line, and served
+    assert pool.stats()["total_timeouts"] == 2
+
+
 async def test_a_caller_that_goes_away_gets_no_call_and_gives_back_what_it_was_handed(
     make_pool: MakePool,
 ) -> None:

@@ -3,6 +3,7 @@
 # is the source; this file only types it.
 import cython
 
+from dbsight.proxy._pool_wait cimport Waiter
 from dbsight.proxy._server_fields cimport ServerFields
 
 cdef class BackendPool:
@@ -21,6 +22,8 @@ cdef class BackendPool:
     cdef public dict _parked
     cdef public long _connecting
     cdef public object _waiters
+    cdef public object _timer
+    cdef public double _timer_at
     cdef public set _tasks
     cdef public object _maintenance
     cdef public bint _closed
@@ -43,3 +46,8 @@ cdef class BackendPool:
     cpdef bint take_back(self, ServerFields conn) except -1
 
     cpdef release_clean(self, object conn, bint relayed=*)
+
+    @cython.locals(waiter=Waiter, waited=double)
+    cpdef _deliver(self, object conn)
+
+    cpdef _enqueue(self, Waiter waiter)

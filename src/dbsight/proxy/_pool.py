@@ -55,7 +55,7 @@ from ._backend_errors import (
     PoolClosed,
     PoolTimeout,
 )
-from ._pool_wait import CalledBack
+from ._pool_wait import AwaitedWaiter, CalledBack, Waiter
 
 logger = logging.getLogger("dbsight.proxy.pool")
 
@@ -85,14 +85,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.initial_delay_s * self.multiplier ** (attempt - 1), self.max_delay_s)
-
-
-class _Waiter:
-    __slots__ = ("future", "since")
-
-    def __init__(self, future: asyncio.Future[BackendConnection | None], since: float) -> None:
-        self.future = future
-        self.since = since
 
 
 class BackendPool:
@@ -142,7 +134,10 @@ class BackendPool:
         # from that client (`park`; the longest parked first)
         self._parked: dict[BackendConnection, Callable[[], None]] = {}
         self._connecting = 0
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[Waiter] = deque()
+        # one timer for the queue, due at its earliest deadline (`_expire`), not one per wait
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
@@ -186,6 +181,9 @@ class BackendPool:
             client_pools.unregister(self._gauge_name)
         if self._maintenance is not None:
             self._maintenance.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         error = PoolClosed(f"dbsight proxy: pool {self.name} is closed")
         self._fail_waiters(error)
         tasks = list(self._tasks)
@@ -238,33 +236,15 @@ class BackendPool:
         idle = self.try_acquire()
         if idle is not None:
             return idle
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[BackendConnection | None] = loop.create_future()
-        waiter = _Waiter(future, _monotonic())
-        self._waiters.append(waiter)
-        self._grow()
         limit = self.acquire_timeout_s if timeout is None else timeout
-        # (a timer that ends the wait with None, not `asyncio.wait`: no task, no callback
-        # set per wait, which with more clients than connections is every transaction's)
-        timer = loop.call_later(limit, self._time_out, waiter)
+        future: asyncio.Future[BackendConnection] = asyncio.get_running_loop().create_future()
+        waiter = AwaitedWaiter(future, _monotonic(), limit)
+        self._enqueue(waiter)
         try:
-            conn = await future  # raises the connect error the waiters were failed with
+            return await future  # or the timeout's, the connect's or the close's error
         except asyncio.CancelledError:
             self._abandon(waiter)
             raise
-        finally:
-            timer.cancel()
-        if conn is None:
-            self.total_timeouts += 1
-            raise PoolTimeout(
-                f"dbsight proxy: no server connection free in pool {self.name} after"
-                f" {limit:g} s: all {self.max_size} (max_size) are in use"
-            )
-        waited = _monotonic() - waiter.since
-        self.total_wait_s += waited
-        self.max_wait_seen_s = max(self.max_wait_seen_s, waited)
-        self.total_acquired += 1
-        return conn
 
     def wait(
         self, then: Callable[[BackendConnection | None, BackendError | None], None],
@@ -272,22 +252,19 @@ class BackendPool:
     ) -> CalledBack:
         """`acquire` for a caller called back rather than awaiting: soon after a connection
         is its, ``then(conn, None)``; ``then(None, error)`` when the wait ends with an error
-        instead (`PoolTimeout`, the connect error, `PoolClosed`). Its waiter (FIFO with
-        `acquire`'s) costs no task; ``abandon()`` it when the caller goes away."""
-        loop = asyncio.get_running_loop()
+        instead (`PoolTimeout`, the connect error, `PoolClosed`). Its place in the queue (FIFO
+        with `acquire`'s) costs no task and no timer; ``abandon()`` it when the caller goes
+        away."""
         limit = self.acquire_timeout_s if timeout is None else timeout
-        slot = CalledBack(self, then, loop, limit)
+        slot = CalledBack(self, then, asyncio.get_running_loop(), _monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
         idle = self.try_acquire()
-        waiter = slot.waiter = _Waiter(slot, _monotonic())  # type: ignore[arg-type]
         if idle is not None:
             slot.set_result(idle)
-            return slot
-        self._waiters.append(waiter)
-        self._grow()
-        slot.timer = loop.call_later(limit, self._time_out, waiter)
+        else:
+            self._enqueue(slot)
         return slot
 
     def try_acquire(self) -> BackendConnection | None:
@@ -530,39 +507,69 @@ class BackendPool:
 
     def _deliver(self, conn: BackendConnection) -> None:
         """A free connection goes to the oldest waiter, else to the idle list."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.future.done():
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
                 self._used.add(conn)
-                waiter.future.set_result(conn)
+                waited = _monotonic() - waiter.since
+                self.total_wait_s += waited
+                if waited > self.max_wait_seen_s:
+                    self.max_wait_seen_s = waited
+                self.total_acquired += 1
+                waiter.set_result(conn)
                 return
         self._idle.append(conn)
 
-    def _time_out(self, waiter: _Waiter) -> None:
-        """``waiter`` waited its whole timeout: its wait ends with None."""
-        if not waiter.future.done():
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            waiter.future.set_result(None)
+    def _enqueue(self, waiter: Waiter) -> None:
+        """``waiter`` joins the queue (a connection opened for it if the pool may grow); the
+        queue's timer is brought forward to its deadline when that is the earliest."""
+        self._waiters.append(waiter)
+        self._grow()
+        if self._timer is None or waiter.deadline < self._timer_at:
+            self._arm(waiter.deadline)
 
-    def _abandon(self, waiter: _Waiter) -> None:
-        """The waiter gave up (timeout, cancellation): take back what it may have been given."""
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        delay = max(0.0, deadline - _monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        """The queue's timer: every waiter past its deadline ends with `PoolTimeout`; the
+        timer is set again for the earliest deadline left."""
+        self._timer = None
+        now = _monotonic()
+        late = [waiter for waiter in self._waiters if waiter.deadline <= now]
+        for waiter in late:
+            self._waiters.remove(waiter)
+            if not waiter.done():
+                self.total_timeouts += 1
+                waiter.set_exception(PoolTimeout(
+                    f"dbsight proxy: no server connection free in pool {self.name} after"
+                    f" {waiter.limit:g} s: all {self.max_size} (max_size) are in use"
+                ))  # fmt: skip
+        if self._waiters and not self._closed:
+            self._arm(min(waiter.deadline for waiter in self._waiters))
+
+    def _abandon(self, waiter: Waiter) -> None:
+        """The waiter gave up (cancelled, its client gone): out of the queue, and what it was
+        handed goes to the next one (never used: no reset needed)."""
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        future = waiter.future
-        if not future.done():
-            future.cancel()
-        elif not future.cancelled() and future.exception() is None:
-            conn = future.result()
-            if conn is not None:  # (None: it had timed out)
-                self._used.discard(conn)
-                self._deliver(conn)  # never used: no reset needed
+        conn = waiter.handed()
+        waiter.cancel()
+        if conn is not None:
+            self._used.discard(conn)
+            self.total_acquired -= 1  # (it never took it)
+            self._deliver(conn)
 
     def _fail_waiters(self, error: BackendError) -> None:
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _grow(self) -> None:
         """Open connections for the waiters no connection in progress will serve."""

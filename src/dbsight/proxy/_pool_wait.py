@@ -1,101 +1,143 @@
-"""`CalledBack`: the end of a wait for a pooled server connection whose caller is called back
-rather than awaiting (`BackendPool.wait`).
+"""The callers queued for a pooled server connection (`BackendPool`'s waiters): `Waiter`,
+what the pool asks of each — whether its wait is over, handing it a connection or an error,
+taking back what it was handed when it gives up — and its two kinds: `AwaitedWaiter`, an
+``await``-ing caller's future (`BackendPool.acquire`), and `CalledBack`, whose caller is
+called back instead (`BackendPool.wait`).
 
 A transaction-mode client with more clients than connections waits for one nearly every
-transaction; a task per wait (and the coroutine it runs) cost a tenth of such a transaction's
-instructions. This is what the pool's queue of waiters asks of a future — ``done``,
-``set_result``, ``set_exception``, ``cancel``, and what `BackendPool._abandon` reads — and
-one `call_soon` of the caller's ``then`` once the wait has ended: never from within the pool's
-own call (the caller's state is not ready then, and its failure is not the pool's).
+transaction: a task per wait (and the coroutine it runs) cost a tenth of such a transaction's
+instructions, so its wait is a `CalledBack` — one `call_soon` of the caller's ``then`` once
+the wait has ended, never from within the pool's own call (the caller's state is not ready
+then, and its failure is not the pool's). No wait has a timer of its own either: the pool
+keeps one for the earliest deadline of its queue (`BackendPool._expire`).
+
+Compiled with the pool (see `dbsight._compiled`; typed by the ``.pxd`` next to it): the pool
+calls these methods in C. Without the extension this same source runs as Python.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._backend_errors import PoolTimeout
-
 if TYPE_CHECKING:
+    import asyncio
+
     from ._backend import BackendConnection
-    from ._pool import BackendPool, _Waiter
-
-_monotonic = time.monotonic
+    from ._pool import BackendPool
 
 
-class CalledBack:
-    """The end of a wait whose caller is called back rather than awaiting (`BackendPool.wait`):
-    the few things the pool asks of a waiter's future (``done``, ``set_result``,
-    ``set_exception``, ``cancel``, and what `_abandon` reads), and ``then(conn, None)`` —
-    or ``then(None, error)`` — called soon after (one `call_soon`, not a task woken)."""
+class Waiter:
+    """A caller in a pool's queue since ``since`` (``time.monotonic``), for up to ``limit``
+    seconds (until ``deadline``)."""
 
-    __slots__ = ("pool", "then", "loop", "limit", "waiter", "timer", "conn", "error", "state")
+    __slots__ = ("since", "limit", "deadline")
 
-    def __init__(self, pool: BackendPool, then: Callable[..., None], loop: Any, limit: float):
+    def __init__(self, since: float, limit: float) -> None:
+        self.since = since
+        self.limit = limit
+        self.deadline = since + limit
+
+    def done(self) -> bool:
+        """Its wait is over (handed something, or given up)."""
+        raise NotImplementedError
+
+    def set_result(self, conn: BackendConnection) -> None:
+        """Hand it ``conn`` (its wait ends)."""
+        raise NotImplementedError
+
+    def set_exception(self, error: BaseException) -> None:
+        """End its wait with ``error``."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """It gives up: nothing is handed to it from now on."""
+        raise NotImplementedError
+
+    def handed(self) -> BackendConnection | None:
+        """The connection it was handed, when it was and has not taken it yet."""
+        raise NotImplementedError
+
+
+class AwaitedWaiter(Waiter):
+    """A caller awaiting ``future`` (`BackendPool.acquire`)."""
+
+    __slots__ = ("future",)
+
+    def __init__(
+        self, future: asyncio.Future[BackendConnection], since: float, limit: float
+    ) -> None:
+        Waiter.__init__(self, since, limit)
+        self.future = future
+
+    def done(self) -> bool:
+        return bool(self.future.done())
+
+    def set_result(self, conn: BackendConnection) -> None:
+        self.future.set_result(conn)
+
+    def set_exception(self, error: BaseException) -> None:
+        self.future.set_exception(error)
+
+    def cancel(self) -> None:
+        if not self.future.done():
+            self.future.cancel()
+
+    def handed(self) -> BackendConnection | None:
+        future = self.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            conn: BackendConnection = future.result()
+            return conn
+        return None
+
+
+class CalledBack(Waiter):
+    """The end of a wait whose caller is called back rather than awaiting
+    (`BackendPool.wait`): ``then(conn, None)``, or ``then(None, error)``, called soon after
+    (one `call_soon`, not a task woken) unless it was abandoned meanwhile."""
+
+    __slots__ = ("pool", "then", "loop", "conn", "error", "state")
+
+    def __init__(
+        self,
+        pool: BackendPool,
+        then: Callable[..., None],
+        loop: Any,
+        since: float,
+        limit: float,
+    ) -> None:
+        Waiter.__init__(self, since, limit)
         self.pool = pool
         self.then = then
         self.loop = loop
-        self.limit = limit
-        self.waiter: _Waiter | None = None
-        self.timer: Any = None
         self.conn: BackendConnection | None = None
         self.error: BaseException | None = None
-        self.state = 0  # 0 waiting, 1 done, 2 cancelled (by the pool or the caller)
+        self.state = 0  # 0 waiting, 1 done, 2 abandoned
 
     def done(self) -> bool:
         return self.state != 0
 
-    def cancelled(self) -> bool:
-        return self.state == 2
-
-    def result(self) -> BackendConnection | None:
-        return self.conn
-
-    def exception(self) -> BaseException | None:
-        return self.error
-
-    def set_result(self, conn: BackendConnection | None) -> None:
-        self._end(conn, None)
+    def set_result(self, conn: BackendConnection) -> None:
+        self.state, self.conn = 1, conn
+        self.loop.call_soon(self._call_back)
 
     def set_exception(self, error: BaseException) -> None:
-        self._end(None, error)
+        self.state, self.error = 1, error
+        self.loop.call_soon(self._call_back)
 
     def cancel(self) -> None:
         self.state = 2
-        if self.timer is not None:
-            self.timer.cancel()
+
+    def handed(self) -> BackendConnection | None:
+        return self.conn if self.state == 1 else None
 
     def abandon(self) -> None:
         """The caller gives up (its client has gone): no call back; a connection already
         handed to it goes back to the pool."""
         if self.state != 2:
-            if self.waiter is not None:
-                self.pool._abandon(self.waiter)
-            self.cancel()
-
-    def _end(self, conn: BackendConnection | None, error: BaseException | None) -> None:
-        self.state, self.conn, self.error = 1, conn, error
-        if self.timer is not None:
-            self.timer.cancel()
-        self.loop.call_soon(self._call_back)
+            self.pool._abandon(self)
 
     def _call_back(self) -> None:
         if self.state == 2:  # abandoned meanwhile
             return
-        pool, conn, error = self.pool, self.conn, self.error
-        if error is None:
-            if conn is None:  # its timer ran out first
-                pool.total_timeouts += 1
-                error = PoolTimeout(
-                    f"dbsight proxy: no server connection free in pool {pool.name} after"
-                    f" {self.limit:g} s: all {pool.max_size} (max_size) are in use"
-                )
-            elif self.timer is not None:  # (it waited: one idle at once counted already)
-                assert self.waiter is not None
-                waited = _monotonic() - self.waiter.since
-                pool.total_wait_s += waited
-                if waited > pool.max_wait_seen_s:
-                    pool.max_wait_seen_s = waited
-                pool.total_acquired += 1
-        self.then(conn, error)
+        self.then(self.conn, self.error)
