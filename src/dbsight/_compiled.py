@@ -25,9 +25,10 @@ from typing import Any
 # module compiled untyped runs no faster than CPython's own interpreter runs it): the one-pass
 # reading of a server's usual answer, the exchange (`Exchange` as an extension type), what a
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
-# names on shared server connections (`StatementNames`), a server connection's per-transaction
-# fields (`ServerFields`), the server connection a pooled client holds (`Lease`) and its pool
-# (`BackendPool`, and the waiters of its queue), a server's circuit breaker, and the relays
+# names on shared server connections (`StatementNames`), a socket's relay mode (`LinkRelay`),
+# a server connection's per-transaction fields (`ServerFields`), the server connection a pooled
+# client holds (`Lease`) and its pool (`BackendPool`, and the waiters of its queue), a server's
+# circuit breaker, and the relays
 # that reach them in C: session mode's (`SessionRelay`) and transaction mode's usual units'
 # (`PlainRelay`); the lookup of a relayed statement's analysis by its shape; then the
 # per-statement observation that every instrument's statements go through: the recorder's
@@ -39,6 +40,7 @@ HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._exchange",
     "dbsight.proxy._statement_effects",
     "dbsight.proxy._statement_names",
+    "dbsight.proxy._link_relay",
     "dbsight.proxy._server_fields",
     "dbsight.proxy._pool_wait",
     "dbsight.proxy._pool",

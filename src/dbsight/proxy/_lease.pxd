@@ -3,6 +3,7 @@
 # The .py is the source; this file only types it.
 import cython
 
+from dbsight.proxy._link_relay cimport LinkRelay
 from dbsight.proxy._pool cimport BackendPool
 from dbsight.proxy._server_fields cimport ServerFields
 
@@ -30,11 +31,12 @@ cdef class Lease:
     cdef public object waiting
     cdef public bint paused
     cdef public object _client_transport
-    cdef public object _client_link
+    cdef public LinkRelay _client_link
     cdef public object _on_server_data
     cdef public object _on_server_lost
     cdef public object _unpark_here
     cdef public object _on_client_data
+    cdef public object _ended
 
     @cython.locals(conn=ServerFields)
     cpdef object take_primary(self)

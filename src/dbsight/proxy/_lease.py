@@ -166,17 +166,21 @@ class Lease:
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
         self._unpark_here: Callable[[], None] = self._unpark  # (bound once: `give_back_clean`)
         self._on_client_data: Callable[[bytes], None] = holder.client_data  # after a wait
+        self._ended: asyncio.Future[None] | None = None  # the holder's relay's end, once known
 
     def relay_to(
         self, client_transport: Any, client_link: StreamLink,
         server_data: Callable[[bytes], None] | None = None,
         client_data: Callable[[bytes], None] | None = None,
+        ended: asyncio.Future[None] | None = None,
     ) -> None:
         """The client's side of the relay (once it is logged in); ``server_data`` and
         ``client_data``: where the server's bytes go, and the client's after a wait, when
-        not to the holder's methods (`PlainRelay`)."""
+        not to the holder's methods (`PlainRelay`); ``ended``: done when the relay ends
+        (read in place of the holder's `ended`, once a wait ends)."""
         self._client_transport = client_transport
         self._client_link = client_link
+        self._ended = ended
         if server_data is not None:
             self._on_server_data = server_data
         if client_data is not None:
@@ -275,7 +279,8 @@ class Lease:
                 self._topology.record(PRIMARY, False)  # (a full pool is not its fault)
             holder.wait_failed(error)
             return
-        if holder.ended():
+        ended = self._ended
+        if ended.done() if ended is not None else holder.ended():
             self.pool.release_clean(conn)  # never used
             return
         self.attach(conn, PRIMARY)

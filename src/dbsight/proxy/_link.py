@@ -15,6 +15,9 @@ While relaying a client's socket, the callback is the protocol's ``data_received
 own; a pooled server connection, which changes hands often, is relayed through the link's
 method instead.
 
+The relay mode's state and switches are the compiled base class's (`LinkRelay`): a pooled
+server connection changes hands every transaction when clients outnumber connections.
+
 Flow control in relay mode couples the two sockets: when the peer cannot keep up (its
 transport's write buffer is over the high-water mark) this side stops reading until it can.
 """
@@ -25,14 +28,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ._link_relay import DataHandler, LinkRelay
+
 READ_LIMIT = 2**20
 
-DataHandler = Callable[[bytes], None]
-LostHandler = Callable[[BaseException | None], None]
 
-
-class StreamLink(asyncio.StreamReaderProtocol):
-    """See the module docstring."""
+class StreamLink(LinkRelay, asyncio.StreamReaderProtocol):
+    """See the module docstring; the relay mode (`relay`, `unrelay`, `pair`, and the chunks'
+    ``data_received``) is the compiled base's, `LinkRelay`."""
 
     def __init__(
         self,
@@ -40,61 +43,14 @@ class StreamLink(asyncio.StreamReaderProtocol):
         client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
         | None = None,
     ) -> None:
-        self.reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-        super().__init__(self.reader, client_connected_cb, loop=loop)
-        self._on_data: DataHandler | None = None
-        self._on_lost: LostHandler | None = None
-        self._paired: asyncio.Transport | None = None  # paused while our writes back up
-        self.lost = False
+        reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+        LinkRelay.__init__(self, reader)
+        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb, loop=loop)
 
-    # -- relay mode ----------------------------------------------------------------------
-    def relay(
-        self,
-        on_data: DataHandler,
-        on_lost: LostHandler,
-        paired: asyncio.Transport | None = None,
-        direct: bool = True,
-    ) -> bytes:
-        """From now on every chunk goes to ``on_data``; ``on_lost`` is called once when the
-        connection ends (soon, when it has ended already). Returns the bytes the stream side
-        had buffered and not read yet (the caller handles them first). ``paired`` is the
-        transport to pause while this socket's own write buffer is full. ``direct``: the
-        transport calls ``on_data`` itself (no call of the link's own per chunk, but one
-        `set_protocol` here and in `unrelay`: for a socket relayed for long, not one that
-        changes hands every transaction)."""
-        reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
-        buffer = reader._buffer
-        if buffer:
-            buffered = bytes(buffer)
-            buffer.clear()
-        else:  # the usual case: a pooled connection taken for a transaction
-            buffered = b""
-        self._on_data = on_data
-        self._paired = paired
-        if direct:
-            self._deliver_to(on_data)
-        if self.lost:  # gone already (while in stream mode): said once the caller is ready
-            asyncio.get_running_loop().call_soon(on_lost, reader.exception())
-            return buffered
-        self._on_lost = on_lost
-        if reader._eof:  # the peer ended while in stream mode: close, on_lost follows
-            self._stream_writer_transport().close()
-            return buffered
-        if reader._paused:  # on a full buffer
-            reader._maybe_resume_transport()
-        return buffered
-
+    # -- relay mode: what `LinkRelay` asks of the stream side ------------------------------
     def _stream_writer_transport(self) -> asyncio.BaseTransport:
         transport: Any = self._transport  # type: ignore[attr-defined]  # StreamReaderProtocol's
         return transport  # type: ignore[no-any-return]
-
-    def unrelay(self) -> None:
-        """Back to stream mode: later bytes are buffered for the StreamReader again."""
-        self._on_data = None
-        self._on_lost = None
-        self._paired = None
-        if "data_received" in self.__dict__:  # (relayed `direct`)
-            self._deliver_to(None)
 
     def _deliver_to(self, on_data: DataHandler | None) -> None:
         """The transport's chunks go to ``on_data`` directly (None: to `data_received`)."""
@@ -106,25 +62,9 @@ class StreamLink(asyncio.StreamReaderProtocol):
         if transport is not None and not transport.is_closing():
             transport.set_protocol(self)  # (it reads data_received again)
 
-    def pair(self, paired: asyncio.Transport | None) -> None:
-        """The transport to pause while this socket's write buffer is full, from now on."""
-        self._paired = paired
-
-    @property
-    def relaying(self) -> bool:
-        return self._on_data is not None
-
     # -- asyncio.Protocol ----------------------------------------------------------------
-    def data_received(self, data: bytes) -> None:
-        # (while relaying, the transport calls the relay's callback instead: `_deliver_to`)
-        handler = self._on_data
-        if handler is None:
-            super().data_received(data)
-        else:
-            handler(data)
-
     def eof_received(self) -> bool:
-        if self._on_data is not None:
+        if self.on_data is not None:
             super().eof_received()
             return False  # a relayed peer that stops sending is gone: close
         return bool(super().eof_received())
@@ -132,20 +72,20 @@ class StreamLink(asyncio.StreamReaderProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         super().connection_lost(exc)
-        handler = self._on_lost
-        self._on_lost = None
+        handler = self.on_lost
+        self.on_lost = None
         if handler is not None:
             handler(exc)
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        paired = self._paired
+        paired = self.paired
         if paired is not None and not paired.is_closing():
             paired.pause_reading()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        paired = self._paired
+        paired = self.paired
         if paired is not None and not paired.is_closing():
             paired.resume_reading()
 

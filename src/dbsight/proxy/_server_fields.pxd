@@ -2,9 +2,11 @@
 # connection's per-transaction fields as C fields. The .py is the source; this file only
 # types it.
 
+from dbsight.proxy._link_relay cimport LinkRelay
+
 cdef class ServerFields:
     cdef public object transport
-    cdef public object link
+    cdef public LinkRelay link
     cdef public object settings
     cdef public object prepared
     cdef public double created_at

@@ -1,0 +1,15 @@
+# C types for _link_relay.py when Cython compiles it (see dbsight._compiled): a link's relay
+# mode as the C fields and methods of its base class. The .py is the source; this file only
+# types it.
+
+cdef class LinkRelay:
+    cdef public object reader
+    cdef public object on_data
+    cdef public object on_lost
+    cdef public object paired
+    cdef public bint lost
+    cdef public bint direct
+
+    cpdef bytes relay(self, object on_data, object on_lost, object paired=*, bint direct=*)
+    cpdef unrelay(self)
+    cpdef pair(self, object paired)

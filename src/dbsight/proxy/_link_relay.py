@@ -1,0 +1,109 @@
+"""`LinkRelay`: a `dbsight.proxy._link.StreamLink`'s relay mode — where its chunks go while
+it relays (``on_data``), whom to tell when it ends (``on_lost``), the peer transport its
+flow control pauses (``paired``) — and the calls that switch it: `relay`, `unrelay`, `pair`.
+
+With more clients than server connections in transaction mode, a pooled server connection
+changes hands every transaction: it is unrelayed from one client, relayed to the next, and
+its client's link is paired with it and unpaired again. As Python methods of the link (an
+`asyncio.StreamReaderProtocol`, which cannot be an extension type) those calls and the link's
+``data_received`` were a tenth of such a transaction's instructions. This is the link's base
+class, compiled (see `dbsight._compiled`; typed by the ``.pxd`` next to it): its fields are C
+fields and its methods C calls for the compiled lease. Without the extension this same source
+runs as Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+DataHandler = Callable[[bytes], None]
+LostHandler = Callable[[BaseException | None], None]
+
+_stream_data_received = asyncio.StreamReaderProtocol.data_received
+
+
+class LinkRelay:
+    """A link's relay mode (see the module docstring); the stream side is the subclass's."""
+
+    __slots__ = ("reader", "on_data", "on_lost", "paired", "lost", "direct")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader  # the stream side's, until `relay`
+        self.on_data: DataHandler | None = None
+        self.on_lost: LostHandler | None = None
+        self.paired: Any = None  # the transport paused while our writes back up
+        self.lost = False
+        self.direct = False  # the transport calls ``on_data`` itself (`relay`)
+
+    def relay(
+        self,
+        on_data: DataHandler,
+        on_lost: LostHandler,
+        paired: Any = None,
+        direct: bool = True,
+    ) -> bytes:
+        """From now on every chunk goes to ``on_data``; ``on_lost`` is called once when the
+        connection ends (soon, when it has ended already). Returns the bytes the stream side
+        had buffered and not read yet (the caller handles them first). ``paired`` is the
+        transport to pause while this socket's own write buffer is full. ``direct``: the
+        transport calls ``on_data`` itself (no call of the link's own per chunk, but one
+        `set_protocol` here and in `unrelay`: for a socket relayed for long, not one that
+        changes hands every transaction)."""
+        reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
+        buffer = reader._buffer
+        if buffer:
+            buffered = bytes(buffer)
+            buffer.clear()
+        else:  # the usual case: a pooled connection taken for a transaction
+            buffered = b""
+        self.on_data = on_data
+        self.paired = paired
+        if direct:
+            self._deliver_to(on_data)
+        elif self.direct:
+            self._deliver_to(None)
+        self.direct = direct
+        if self.lost:  # gone already (while in stream mode): said once the caller is ready
+            asyncio.get_running_loop().call_soon(on_lost, reader.exception())
+            return buffered
+        self.on_lost = on_lost
+        if reader._eof:  # the peer ended while in stream mode: close, on_lost follows
+            self._stream_writer_transport().close()
+            return buffered
+        if reader._paused:  # on a full buffer
+            reader._maybe_resume_transport()
+        return buffered
+
+    def unrelay(self) -> None:
+        """Back to stream mode: later bytes are buffered for the StreamReader again."""
+        self.on_data = None
+        self.on_lost = None
+        self.paired = None
+        if self.direct:
+            self.direct = False
+            self._deliver_to(None)
+
+    def pair(self, paired: Any) -> None:
+        """The transport to pause while this socket's write buffer is full, from now on."""
+        self.paired = paired
+
+    @property
+    def relaying(self) -> bool:
+        return self.on_data is not None
+
+    def data_received(self, data: bytes) -> None:
+        # (while relaying `direct`, the transport calls the relay's callback instead)
+        handler = self.on_data
+        if handler is None:
+            _stream_data_received(self, data)
+        else:
+            handler(data)
+
+    # -- the subclass's ------------------------------------------------------------------
+    def _deliver_to(self, on_data: DataHandler | None) -> None:
+        raise NotImplementedError
+
+    def _stream_writer_transport(self) -> Any:
+        raise NotImplementedError
