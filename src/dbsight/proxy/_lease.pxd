@@ -37,8 +37,18 @@ cdef class Lease:
     cdef public object _unpark_here
     cdef public object _on_client_data
     cdef public object _ended
+    cdef public object _came_here
 
     @cython.locals(conn=ServerFields)
     cpdef object take_primary(self)
 
+    @cython.locals(conn=ServerFields)
     cpdef give_back_clean(self)
+
+    @cython.locals(conn=ServerFields)
+    cpdef _unpark(self)
+
+    @cython.locals(pool=BackendPool)
+    cpdef attach(self, ServerFields conn, object target)
+
+    cpdef detach(self, ServerFields conn)

@@ -165,6 +165,7 @@ class Lease:
         self._on_server_data: Callable[[bytes], None] = holder.server_data
         self._on_server_lost: Callable[[BaseException | None], None] = holder.server_lost
         self._unpark_here: Callable[[], None] = self._unpark  # (bound once: `give_back_clean`)
+        self._came_here: Callable[..., None] = self._primary_came  # (and once: `wait_for`)
         self._on_client_data: Callable[[bytes], None] = holder.client_data  # after a wait
         self._ended: asyncio.Future[None] | None = None  # the holder's relay's end, once known
 
@@ -241,8 +242,8 @@ class Lease:
         conn = self.parked
         assert conn is not None and conn.link is not None and self._client_link is not None
         self.parked = None
-        conn.link.unrelay()
-        self._client_link.pair(None)
+        conn.link.stop_relay()
+        self._client_link.paired = None
         self.server_transport = None
 
     def let_go_parked(self, data: bytes = b"") -> None:
@@ -264,7 +265,7 @@ class Lease:
         if target == PRIMARY and not self.sticky:
             assert self.pool is not None
             self._info.state = "waiting"
-            self.waiting = self.pool.wait(self._primary_came, self._timeout)
+            self.waiting = self.pool.wait(self._came_here, self._timeout)
             return
         self.pause_for(self._acquire(target))
 
@@ -390,14 +391,15 @@ class Lease:
         self._info.state = "active"
         transport: Any = conn.transport
         self.server_transport = transport
-        self._client_link.pair(transport)
+        self._client_link.paired = transport
         parser: Any = conn.parser  # (what it holds: read, as `buffered` would, without a call)
         # Relayed `direct` (each chunk to the relay with no call of the link's own, for one
         # `set_protocol` here and one at its `unrelay`) unless others wait for a connection:
         # then it changes hands every transaction, and those two calls would cost more
-        early = conn.link.relay(
-            self._on_server_data, self._on_server_lost, paired=self._client_transport,
-            direct=not self.pool_of(target)._waiters,
+        pool = self.pool if target == PRIMARY else self.replicas[target]
+        early = conn.link.start_relay(
+            self._on_server_data, self._on_server_lost, self._client_transport,
+            not pool._waiters,
         )
         if parser._buf or parser._chunks:
             early = parser.take_buffered() + early
@@ -436,8 +438,8 @@ class Lease:
     def detach(self, conn: BackendConnection) -> None:
         """Stop relaying ``conn``: the client holds no server connection now."""
         assert conn.link is not None and self._client_link is not None
-        conn.link.unrelay()
-        self._client_link.pair(None)
+        conn.link.stop_relay()
+        self._client_link.paired = None
         self.server_transport = None
         self.conn = None
 
@@ -455,8 +457,8 @@ class Lease:
             self.parked = conn
             return
         # (`detach`, and `pool_of` the primary, inline: this runs once per transaction)
-        conn.link.unrelay()
-        self._client_link.pair(None)  # type: ignore[union-attr]
+        conn.link.stop_relay()
+        self._client_link.paired = None  # type: ignore[union-attr]
         self.server_transport = None
         pool.release_clean(conn, relayed=True)
 

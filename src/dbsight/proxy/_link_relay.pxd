@@ -10,6 +10,5 @@ cdef class LinkRelay:
     cdef public bint lost
     cdef public bint direct
 
-    cpdef bytes relay(self, object on_data, object on_lost, object paired=*, bint direct=*)
-    cpdef unrelay(self)
-    cpdef pair(self, object paired)
+    cdef bytes start_relay(self, object on_data, object on_lost, object paired, bint direct)
+    cdef stop_relay(self)

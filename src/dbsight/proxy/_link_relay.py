@@ -51,6 +51,21 @@ class LinkRelay:
         transport calls ``on_data`` itself (no call of the link's own per chunk, but one
         `set_protocol` here and in `unrelay`: for a socket relayed for long, not one that
         changes hands every transaction)."""
+        return self.start_relay(on_data, on_lost, paired, direct)
+
+    def unrelay(self) -> None:
+        """Back to stream mode: later bytes are buffered for the StreamReader again."""
+        self.stop_relay()
+
+    def pair(self, paired: Any) -> None:
+        """The transport to pause while this socket's write buffer is full, from now on."""
+        self.paired = paired
+
+    # (`relay` and `unrelay` as the compiled lease calls them: C calls, with no look for a
+    # Python override, which a link's class being a Python subclass would make every time)
+    def start_relay(
+        self, on_data: DataHandler, on_lost: LostHandler, paired: Any, direct: bool
+    ) -> bytes:
         reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
         buffer = reader._buffer
         if buffer:
@@ -76,18 +91,13 @@ class LinkRelay:
             reader._maybe_resume_transport()
         return buffered
 
-    def unrelay(self) -> None:
-        """Back to stream mode: later bytes are buffered for the StreamReader again."""
+    def stop_relay(self) -> None:
         self.on_data = None
         self.on_lost = None
         self.paired = None
         if self.direct:
             self.direct = False
             self._deliver_to(None)
-
-    def pair(self, paired: Any) -> None:
-        """The transport to pause while this socket's write buffer is full, from now on."""
-        self.paired = paired
 
     @property
     def relaying(self) -> bool:

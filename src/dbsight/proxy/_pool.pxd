@@ -3,7 +3,7 @@
 # is the source; this file only types it.
 import cython
 
-from dbsight.proxy._pool_wait cimport Waiter
+from dbsight.proxy._pool_wait cimport CalledBack, Waiter
 from dbsight.proxy._server_fields cimport ServerFields
 
 cdef class BackendPool:
@@ -45,7 +45,9 @@ cdef class BackendPool:
 
     cpdef bint take_back(self, ServerFields conn) except -1
 
-    cpdef release_clean(self, object conn, bint relayed=*)
+    cpdef release_clean(self, ServerFields conn, bint relayed=*)
+
+    cpdef CalledBack wait(self, object then, object timeout=*)
 
     @cython.locals(waiter=Waiter, waited=double)
     cpdef _deliver(self, object conn)

@@ -60,6 +60,7 @@ from ._pool_wait import AwaitedWaiter, CalledBack, Waiter
 logger = logging.getLogger("dbsight.proxy.pool")
 
 _monotonic = time.monotonic
+_running_loop = asyncio.get_running_loop
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ class BackendPool:
         with `acquire`'s) costs no task and no timer; ``abandon()`` it when the caller goes
         away."""
         limit = self.acquire_timeout_s if timeout is None else timeout
-        slot = CalledBack(self, then, asyncio.get_running_loop(), _monotonic(), limit)
+        slot = CalledBack(self, then, _running_loop(), _monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
