@@ -52,3 +52,7 @@ cdef class Lease:
     cpdef attach(self, ServerFields conn, object target)
 
     cpdef detach(self, ServerFields conn)
+
+    cpdef wait_for(self, object target)
+
+    cpdef _go_on(self)

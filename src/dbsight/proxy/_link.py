@@ -64,6 +64,7 @@ class StreamLink(LinkRelay, asyncio.StreamReaderProtocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def eof_received(self) -> bool:
+        self.fed = True
         if self.on_data is not None:
             super().eof_received()
             return False  # a relayed peer that stops sending is gone: close

@@ -9,6 +9,7 @@ cdef class LinkRelay:
     cdef public object paired
     cdef public bint lost
     cdef public bint direct
+    cdef public bint fed
 
     cdef bytes start_relay(self, object on_data, object on_lost, object paired, bint direct)
     cdef stop_relay(self)

@@ -27,7 +27,7 @@ _stream_data_received = asyncio.StreamReaderProtocol.data_received
 class LinkRelay:
     """A link's relay mode (see the module docstring); the stream side is the subclass's."""
 
-    __slots__ = ("reader", "on_data", "on_lost", "paired", "lost", "direct")
+    __slots__ = ("reader", "on_data", "on_lost", "paired", "lost", "direct", "fed")
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self.reader = reader  # the stream side's, until `relay`
@@ -36,6 +36,9 @@ class LinkRelay:
         self.paired: Any = None  # the transport paused while our writes back up
         self.lost = False
         self.direct = False  # the transport calls ``on_data`` itself (`relay`)
+        # bytes or an EOF went to the stream side since the last `relay`: its reader's
+        # buffer and state are looked at then, not on every hand-over of a pooled connection
+        self.fed = True
 
     def relay(
         self,
@@ -67,12 +70,14 @@ class LinkRelay:
         self, on_data: DataHandler, on_lost: LostHandler, paired: Any, direct: bool
     ) -> bytes:
         reader: Any = self.reader  # its buffer is private; read but not consumed by anyone
-        buffer = reader._buffer
-        if buffer:
-            buffered = bytes(buffer)
-            buffer.clear()
-        else:  # the usual case: a pooled connection taken for a transaction
-            buffered = b""
+        fed = self.fed
+        buffered = b""
+        if fed:
+            self.fed = False
+            buffer = reader._buffer
+            if buffer:
+                buffered = bytes(buffer)
+                buffer.clear()
         self.on_data = on_data
         self.paired = paired
         if direct:
@@ -84,6 +89,8 @@ class LinkRelay:
             asyncio.get_running_loop().call_soon(on_lost, reader.exception())
             return buffered
         self.on_lost = on_lost
+        if not fed:  # the usual case: a pooled connection taken for a transaction
+            return buffered
         if reader._eof:  # the peer ended while in stream mode: close, on_lost follows
             self._stream_writer_transport().close()
             return buffered
@@ -107,6 +114,7 @@ class LinkRelay:
         # (while relaying `direct`, the transport calls the relay's callback instead)
         handler = self.on_data
         if handler is None:
+            self.fed = True
             _stream_data_received(self, data)
         else:
             handler(data)

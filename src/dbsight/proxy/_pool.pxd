@@ -3,7 +3,7 @@
 # is the source; this file only types it.
 import cython
 
-from dbsight.proxy._pool_wait cimport CalledBack, Waiter
+from dbsight.proxy._pool_wait cimport CalledBack, Waiter, called_back
 from dbsight.proxy._server_fields cimport ServerFields
 
 cdef class BackendPool:
@@ -53,3 +53,5 @@ cdef class BackendPool:
     cpdef _deliver(self, object conn)
 
     cpdef _enqueue(self, Waiter waiter)
+
+    cpdef _grow(self)

@@ -55,7 +55,7 @@ from ._backend_errors import (
     PoolClosed,
     PoolTimeout,
 )
-from ._pool_wait import AwaitedWaiter, CalledBack, Waiter
+from ._pool_wait import AwaitedWaiter, CalledBack, Waiter, called_back
 
 logger = logging.getLogger("dbsight.proxy.pool")
 
@@ -257,7 +257,7 @@ class BackendPool:
         with `acquire`'s) costs no task and no timer; ``abandon()`` it when the caller goes
         away."""
         limit = self.acquire_timeout_s if timeout is None else timeout
-        slot = CalledBack(self, then, _running_loop(), _monotonic(), limit)
+        slot = called_back(self, then, _running_loop(), _monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
@@ -576,7 +576,10 @@ class BackendPool:
         """Open connections for the waiters no connection in progress will serve."""
         if self._closed:
             return
-        while len(self._waiters) > self._connecting and self.size < self.max_size:
+        while len(self._waiters) > self._connecting and (
+            len(self._idle) + len(self._parked) + len(self._used) + self._connecting
+            < self.max_size
+        ):  # (`size`, inline: once per wait)
             self._start_connect()
 
     def _start_connect(self) -> asyncio.Task[None]:

@@ -23,3 +23,5 @@ cdef class CalledBack(Waiter):
     cdef public object conn
     cdef public object error
     cdef public long state
+
+cpdef CalledBack called_back(object pool, object then, object loop, double since, double limit)

@@ -94,25 +94,11 @@ class AwaitedWaiter(Waiter):
 class CalledBack(Waiter):
     """The end of a wait whose caller is called back rather than awaiting
     (`BackendPool.wait`): ``then(conn, None)``, or ``then(None, error)``, called soon after
-    (one `call_soon`, not a task woken) unless it was abandoned meanwhile."""
+    (one `call_soon`, not a task woken) unless it was abandoned meanwhile. Made by
+    `called_back`."""
 
+    # (state: 0 waiting, 1 done, 2 abandoned)
     __slots__ = ("pool", "then", "loop", "conn", "error", "state")
-
-    def __init__(
-        self,
-        pool: BackendPool,
-        then: Callable[..., None],
-        loop: Any,
-        since: float,
-        limit: float,
-    ) -> None:
-        Waiter.__init__(self, since, limit)
-        self.pool = pool
-        self.then = then
-        self.loop = loop
-        self.conn: BackendConnection | None = None
-        self.error: BaseException | None = None
-        self.state = 0  # 0 waiting, 1 done, 2 abandoned
 
     def done(self) -> bool:
         return self.state != 0
@@ -141,3 +127,22 @@ class CalledBack(Waiter):
         if self.state == 2:  # abandoned meanwhile
             return
         self.then(self.conn, self.error)
+
+
+def called_back(
+    pool: BackendPool, then: Callable[..., None], loop: Any, since: float, limit: float
+) -> CalledBack:
+    """A `CalledBack` waiting since ``since`` for up to ``limit`` seconds, to call ``then``
+    on ``loop``: a C call for the compiled pool, with no arguments parsed (one per
+    transaction that waits)."""
+    slot = CalledBack.__new__(CalledBack)
+    slot.since = since
+    slot.limit = limit
+    slot.deadline = since + limit
+    slot.pool = pool
+    slot.then = then
+    slot.loop = loop
+    slot.conn = None
+    slot.error = None
+    slot.state = 0
+    return slot
