@@ -138,6 +138,9 @@ class BackendPool:
         self._waiters: deque[Waiter] = deque()
         # one timer for the queue, due at its earliest deadline (`_expire`), not one per wait
         self._timer: asyncio.TimerHandle | None = None
+        # the event loop it serves, once known: `asyncio.get_running_loop` makes a getpid()
+        # system call each time (Python 3.11's fork check), and nearly every wait needs it
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
@@ -257,7 +260,10 @@ class BackendPool:
         with `acquire`'s) costs no task and no timer; ``abandon()`` it when the caller goes
         away."""
         limit = self.acquire_timeout_s if timeout is None else timeout
-        slot = called_back(self, then, _running_loop(), _monotonic(), limit)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = _running_loop()
+        slot = called_back(self, then, loop, _monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
