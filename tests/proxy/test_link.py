@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from dbsight.proxy._link import open_link
 
@@ -64,5 +65,48 @@ async def test_a_peer_gone_before_the_link_relays_is_reported_once_relaying() ->
             assert early == b"E-fatal"
             assert await asyncio.wait_for(lost, 5) is None
             writer.close()
+    finally:
+        server.close()
+
+
+async def test_bytes_and_eof_between_two_relays_go_to_the_next_one() -> None:
+    """A pooled connection between clients: unrelayed, what the server says meanwhile waits
+    in the stream side and is handed to the next relay, as is an EOF (then its loss)."""
+    say, end = asyncio.Event(), asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"first")
+        await writer.drain()
+        await say.wait()
+        writer.write(b"idle notice")
+        await writer.drain()
+        await end.wait()
+        writer.close()
+
+    server, port = await _server(peer)
+    try:
+        reader: Any = None
+        reader, writer, link = await open_link("127.0.0.1", port)
+        chunks: list[bytes] = []
+        early = link.relay(chunks.append, lambda exc: None, direct=False)
+        while early + b"".join(chunks) != b"first":
+            await asyncio.sleep(0.01)
+        for direct in (False, True):  # relayed again with nothing in between
+            link.unrelay()
+            assert link.relay(chunks.append, lambda exc: None, direct=direct) == b""
+        link.unrelay()
+        say.set()  # said while no one relays it
+        while not reader._buffer:
+            await asyncio.sleep(0.01)
+        assert link.relay(chunks.append, lambda exc: None) == b"idle notice"
+        link.unrelay()
+        end.set()  # the peer ends while no one relays it
+        while not reader._eof:
+            await asyncio.sleep(0.01)
+        lost = asyncio.get_running_loop().create_future()
+        assert link.relay(lambda data: None, lost.set_result) == b""
+        assert await asyncio.wait_for(lost, 5) is None
+        assert b"".join(chunks) == b"first"
+        writer.close()
     finally:
         server.close()
