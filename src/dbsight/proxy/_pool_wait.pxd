@@ -1,6 +1,7 @@
 # C types for _pool_wait.py when Cython compiles it (see dbsight._compiled): a pool's waiters
 # as extension types, whose methods the compiled pool calls in C. The .py is the source; this
 # file only types it.
+import cython
 
 cdef class Waiter:
     cdef public double since
@@ -24,4 +25,5 @@ cdef class CalledBack(Waiter):
     cdef public object error
     cdef public long state
 
+@cython.locals(slot=CalledBack)
 cpdef CalledBack called_back(object pool, object then, object loop, double since, double limit)
