@@ -22,9 +22,9 @@ from dbsight import _compiled
 TESTS = Path(__file__).resolve().parents[1]
 SRC = Path(_compiled.__file__).resolve().parents[1]
 # the exchange's answer matching, framing and unit assembly, real-server relays (session
-# mode; transaction mode's usual units, `PlainRelay`), and the lookup of a statement's
-# analysis by its shape (the observation fold's variants are compared in
-# stats/test_fold_variants.py)
+# mode; transaction mode's usual units, `PlainRelay`), a socket's relay mode (`LinkRelay`), a
+# pool's waiters, and the lookup of a statement's analysis by its shape (the observation
+# fold's variants are compared in stats/test_fold_variants.py)
 PROTOCOL_TESTS = (
     "proxy/test_exchange_rows.py",
     "proxy/test_plain_answer.py",
@@ -33,6 +33,7 @@ PROTOCOL_TESTS = (
     "proxy/test_statement_effects.py",
     "proxy/test_server_statements.py",
     "proxy/test_lease.py",
+    "proxy/test_link.py",
     "proxy_pool/test_pool_park.py",
     "proxy_pool/test_pool_queue.py",
     "proxy_pool/test_pool_wait.py",
