@@ -138,10 +138,10 @@ class BackendPool:
         self._waiters: deque[Waiter] = deque()
         # one timer for the queue, due at its earliest deadline (`_expire`), not one per wait
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         # the event loop it serves, once known: `asyncio.get_running_loop` makes a getpid()
         # system call each time (Python 3.11's fork check), and nearly every wait needs it
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
