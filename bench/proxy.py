@@ -14,12 +14,20 @@ pgbench runs against one PostgreSQL (initialised with ``pgbench -i -s SCALE``) b
   bare-forwarder          ``bench/bare_forwarder.py``: one server connection per client, bytes
                           relayed as they arrive on uvloop, nothing parsed or observed - what
                           a Python relay costs by itself (the bench's yardstick, not shipped)
+  bare-pooler             ``bench/bare_pooler.py``: a transaction pooler of the same kind (20
+                          server connections logged in once, a client's startup answered with
+                          their ParameterStatus, a connection held from a client's message to
+                          the idle ReadyForQuery, both directions walked message by message,
+                          nothing observed): transaction mode's yardstick; simple protocol only
+  bare-pooler-observed    the same with ``--observe``: each Query timed and counted under its
+                          text with the literals blanked, the least a pooler that observes
+                          every statement does
 
 for every case: select-only (``-S``) and TPC-B-like (the default script), ``-M simple`` and
 ``-M prepared``, 8 and 64 clients (``-j 2``). Each round runs every (case, path) pair once, in a
 shuffled order, so that drift on a noisy machine hits every path alike; the ratios are medians
 over rounds of the per-round ratio to direct, to PgBouncer's best path and (for dbsight) to the
-bare forwarder in that round. Latency
+bare forwarder in that round (for dbsight in transaction mode also to the bare pooler). Latency
 average is pgbench's; p50/p99 come from its per-transaction log (``--no-percentiles`` to skip).
 
 PgBouncer is installed from the distribution's packages (``apt-get install pgbouncer``) when
@@ -78,7 +86,7 @@ BENCH_DB = "bench"
 TRANSACTION_POOL_SIZE = 20
 TARGETS = (
     "direct", "pgbouncer-session", "pgbouncer-transaction", "dbsight-session",
-    "dbsight-transaction", "bare-forwarder",
+    "dbsight-transaction", "bare-forwarder", "bare-pooler", "bare-pooler-observed",
 )
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}
 PROTOCOLS = ("simple", "prepared")
@@ -408,6 +416,30 @@ class BareForwarder(BenchServer):
                 "--upstream", f"{up.host.rstrip('/')}:{up.port}"]  # fmt: skip
 
 
+class BarePooler(BenchServer):
+    """``bench/bare_pooler.py``: transaction pooling and nothing else (``observe``: and the
+    least statement statistics), the yardstick for dbsight's transaction mode."""
+
+    SCRIPT = Path(__file__).with_name("bare_pooler.py")
+
+    def __init__(self, tools: Tools, upstream: Endpoint, observe: bool = False) -> None:
+        super().__init__(tools, Account.current())
+        self.upstream = upstream
+        self.observe = observe
+        self.kind = "bare-pooler-observed" if observe else "bare-pooler"
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        up = self.upstream
+        return {self.kind: Endpoint(HOST, self.port, up.user, up.dbname, up.password)}
+
+    def argv_for(self, port: int) -> list[str]:
+        up = self.upstream
+        return [sys.executable, str(self.SCRIPT), "--listen", f"{HOST}:{port}",
+                "--upstream", f"{up.host.rstrip('/')}:{up.port}", "--user", up.user,
+                "--dbname", up.dbname, "--pool-size", str(TRANSACTION_POOL_SIZE),
+                *(["--observe"] if self.observe else [])]  # fmt: skip
+
+
 # -- pgbench -----------------------------------------------------------------------------------
 def _log_latencies(logdir: Path) -> list[int]:
     """Per-transaction latencies (µs) from pgbench's ``-l`` logs (third field; failed or
@@ -486,6 +518,8 @@ def skip_reason(target: str, case: Case, pgbouncer: PgBouncer | None) -> str | N
     if (target == "pgbouncer-transaction" and case.protocol == "prepared" and pgbouncer
             and not pgbouncer.prepared_in_transaction_mode):  # fmt: skip
         return f"PgBouncer {pgbouncer.version}: no prepared statements in transaction mode"
+    if target.startswith("bare-pooler") and case.protocol == "prepared":
+        return "simple protocol only (a prepared statement lives on one server connection)"
     return None
 
 
@@ -522,7 +556,7 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
            skipped: dict[tuple[Case, str], str]) -> bool:  # fmt: skip
     header = (f"{'workload':<12}{'protocol':<10}{'clients':>7}  {'path':<23}{'tps':>9}"
               f"{'lat avg ms':>11}{'p50 ms':>8}{'p99 ms':>8}{'x direct':>9}{'x pgb best':>11}"
-              f"{'x bare':>8}{'added ms':>9}  target")  # fmt: skip
+              f"{'x bare':>8}{'x pooler':>9}{'added ms':>9}  target")  # fmt: skip
     print(header)
     print("-" * len(header))
     ok = True
@@ -553,6 +587,9 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
             bares = [_sample(results, case, "bare-forwarder", n) for n in range(rounds)]
             x_bare = _median_ratio([(s.tps, b.tps) for (s, _, _), b in zip(per_round, bares)
                                     if s and b])  # fmt: skip
+            poolers = [_sample(results, case, "bare-pooler", n) for n in range(rounds)]
+            x_pooler = _median_ratio([(s.tps, b.tps) for (s, _, _), b
+                                      in zip(per_round, poolers) if s and b])  # fmt: skip
             x_direct = _median_ratio([(s.tps, d.tps) for s, d, _ in per_round if s and d])
             x_pgb = _median_ratio([(s.tps, b.tps) for s, _, b in per_round if s and b])
             added = [s.latency_ms - d.latency_ms for s, d, _ in per_round if s and d]
@@ -576,6 +613,12 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
                 f"{x_bare:>8.3f}"
                 if x_bare is not None and target.startswith("dbsight")
                 else " " * 8
+            )
+            row += (
+                f"{x_pooler:>9.3f}"
+                if x_pooler is not None
+                and (target == "dbsight-transaction" or target == "bare-pooler-observed")
+                else " " * 9
             )
             row += f"{_ms(added_ms):>9}"
             if target.startswith("dbsight"):
@@ -676,8 +719,12 @@ def main() -> None:
     with stop_on_sigterm(), contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsight-bench-proxy-")))
         if args.dsn is None:
-            # 3 x clients: direct's, PgBouncer's two pools (idle server connections stay), spare
-            settings = {"max_connections": 3 * max(clients) + 40, "shared_buffers": "128MB"}
+            # 3 x clients: direct's, PgBouncer's two pools (idle server connections stay), spare;
+            # and the two bare poolers' connections, open from their start
+            settings = {
+                "max_connections": 3 * max(clients) + 40 + 2 * TRANSACTION_POOL_SIZE,
+                "shared_buffers": "128MB",
+            }
             server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
             direct = Endpoint.from_dsn(server.create_database(BENCH_DB))
             socket_dir = server.socket_dir
@@ -714,6 +761,10 @@ def main() -> None:
         if "bare-forwarder" in targets:
             bare = stack.enter_context(BareForwarder(tools, upstream))
             endpoints.update(bare.endpoints())
+        for observe in (False, True):
+            if ("bare-pooler-observed" if observe else "bare-pooler") in targets:
+                pooler = stack.enter_context(BarePooler(tools, upstream, observe))
+                endpoints.update(pooler.endpoints())
         skipped = {(c, t): why for c in cases for t in targets
                    if (why := skip_reason(t, c, pgbouncer))}  # fmt: skip
         plan = [(c, t) for c in cases for t in targets if (c, t) not in skipped]
@@ -742,8 +793,9 @@ def main() -> None:
     if observed is not None:
         print(f"dbsight proxy observed {observed} statements (its db_client_* metrics)")
     print(
-        "x direct, x pgb best, x bare (dbsight over the bare forwarder): medians over rounds of "
-        "per-round TPS ratios; added ms: median latency average over direct's\n"
+        "x direct, x pgb best, x bare (dbsight over the bare forwarder), x pooler (dbsight's "
+        "transaction mode and the observing bare pooler over the bare pooler): medians over "
+        "rounds of per-round TPS ratios; added ms: median latency average over direct's\n"
     )
     met = report(cases, targets, results, skipped)
     print(
