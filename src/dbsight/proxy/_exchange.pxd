@@ -83,6 +83,13 @@ cpdef Py_ssize_t nul_at(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
 @cython.locals(i=Py_ssize_t)
 cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
 
+@cython.locals(i=Py_ssize_t, rows=cython.longlong)
+cpdef object command_rows(bytes buf, Py_ssize_t start, Py_ssize_t end)
+
+cdef object _statement_rows(object tag_rows, long returned)
+
+cdef bint _may_listen(str sql) except -1
+
 @cython.locals(n=Py_ssize_t, k=Py_ssize_t)
 cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1
 

@@ -41,7 +41,6 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 
 from .._runtime import recorder
-from ..core import statement_rows
 from ..export._fields import event_fields
 from ..sql import SqlInfo, _shapes, analyze
 from ..sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, shaped_postgres
@@ -113,12 +112,39 @@ _ANALYSES_MAX = 256
 
 
 def command_rows(buf: bytes, start: int, end: int) -> int | None:
-    """The row count at the end of a command tag (``SELECT 3``, ``INSERT 0 5``), if any."""
-    space = buf.rfind(b" ", start, end)
-    if space < 0:
+    """The row count at the end of a command tag (``SELECT 3``, ``INSERT 0 5``) at
+    ``buf[start:end]``, if any: the digits after its last space. Read byte by byte, which
+    compiled is C (this runs for every statement that has a count)."""
+    i = end
+    while i > start and 48 <= buf[i - 1] <= 57:  # b"0"..b"9"
+        i -= 1
+    if i == end or i == start or buf[i - 1] != 32:  # no digits, or not after a space
         return None
-    digits = buf[space + 1 : end]
-    return int(digits) if digits.isdigit() else None
+    if end - i > 18:  # (past what a C long long holds: Python's int)
+        return int(buf[i:end])
+    rows = 0
+    while i < end:
+        rows = rows * 10 + (buf[i] - 48)
+        i += 1
+    return rows
+
+
+def _may_listen(sql: str) -> bool:
+    """`may_listen`, after a look at the first two characters that spares most texts the
+    call: a LISTEN or UNLISTEN text starts with one of `LISTEN_FIRST` (a blank, a comment's
+    - or /, an L or a U), and in none of those cases is the next character a p — which it is
+    in an UPDATE, the usual text that starts with a U."""
+    return (
+        len(sql) > 1 and sql[0] in LISTEN_FIRST and sql[1] != "p" and sql[1] != "P"
+        and may_listen(sql)
+    )  # fmt: skip
+
+
+def _statement_rows(tag_rows: int | None, returned: int) -> int | None:
+    """`dbsight.core.statement_rows`, here so that compiled it is a C call."""
+    if tag_rows is not None:
+        return tag_rows
+    return returned if returned else None
 
 
 def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -345,7 +371,7 @@ class Exchange:
                 if len(body) != end - 1 - start:  # (not this text's: read it again)
                     body, key = buf[start : end - 1], None
             sql = body.decode("utf-8", "replace")
-            if self.listens is not None and sql and sql[0] in LISTEN_FIRST and may_listen(sql):
+            if self.listens is not None and _may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
             ctx = self._open(sql, at, body, True, key)
@@ -393,10 +419,7 @@ class Exchange:
                     self.observation = UNOBSERVED  # drawn for it already
             if ctx is None:
                 text = self.portals.get(portal)
-                if (
-                    self.listens is not None and text and text[0] in LISTEN_FIRST
-                    and may_listen(text)
-                ):  # fmt: skip
+                if self.listens is not None and text and _may_listen(text):
                     self.listens.extend(listen_ops(text))
                 self.statement_count += 1
                 # with a row limit it may be suspended: a statement of several Executes
@@ -577,7 +600,7 @@ class Exchange:
                 elif kind == QUERY:
                     self._query_rows = (
                         returned if returned and buf.startswith(b"SELECT ", i + 5)
-                        else statement_rows(command_rows(buf, i + 5, e - 1), returned)
+                        else _statement_rows(command_rows(buf, i + 5, e - 1), returned)
                     )  # fmt: skip
                 returned = 0
                 if self.pooled and not buf.startswith(_PLAIN_TAGS, i + 5):
@@ -697,7 +720,7 @@ class Exchange:
             self._finish(
                 ctx,
                 returned if returned and select
-                else statement_rows(command_rows(buf, tag, tag_end), returned),
+                else _statement_rows(command_rows(buf, tag, tag_end), returned),
             )  # fmt: skip
         if self.pooled and not select and not buf.startswith(_PLAIN_TAGS, tag):
             self._command_tag(buf, tag, tag_end)
@@ -804,7 +827,7 @@ class Exchange:
             elif t == 67:  # CommandComplete
                 tag_rows = command_rows(answer, i + 5, e - 1)
             i = e
-        self._finish(ctx, statement_rows(tag_rows, returned))
+        self._finish(ctx, _statement_rows(tag_rows, returned))
 
     def _open(
         self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True,

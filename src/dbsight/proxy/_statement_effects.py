@@ -21,7 +21,7 @@ from ._backend import BackendConnection
 from ._client_settings import ClientSettings
 from ._exchange import Exchange
 from ._session_state import custom_settings
-from ._setting_statements import maybe_sets, maybe_sets_in
+from ._setting_statements import maybe_sets, maybe_sets_in, setting_statements
 from ._statement_names import ServerStatements, clears_statements
 from ._units import EXECUTE, PARSE, cstring
 
@@ -91,6 +91,10 @@ class StatementEffects:
                 return
             if flags & _SETS:
                 sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+            elif flags & _TRANSACTION:  # BEGIN, COMMIT: what `settings.statement` would do
+                self.settings_said = True
+                if flags & _ENDS:
+                    self.settings.cycle_ended()
         if sql is not None:
             in_block = exchange.status != _IDLE or self.held.begun
             self.settings_said = True
@@ -101,7 +105,11 @@ class StatementEffects:
             self.server_statements.cleared(conn, exchange)
 
 
-_SETS, _CLEARS = 1, 2
+# _SETS: the text may set what the client's settings keep (`ClientSettings.statement` reads
+# it); _TRANSACTION: it is transaction control and nothing else (no set, reset or
+# set_config), _ENDS: one of its statements ends a transaction (COMMIT, ROLLBACK, END)
+_SETS, _CLEARS, _TRANSACTION, _ENDS = 1, 2, 4, 8
+_CONTROL = frozenset(("begin", "end"))
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
 _sets: dict[str, bool] = {}
@@ -121,16 +129,24 @@ def text_sets(sql: str) -> bool:
 
 def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> int:
     """What the Query text at ``buf[start:end]`` (NUL included) may do to the session:
-    ``_SETS`` (`maybe_sets_in`), ``_CLEARS`` (`clears_statements`). Remembered by the text
-    with its digits zeroed (``key``, when the caller has made it), which neither test looks
-    at (a client inlining its values sends a new text for nearly every statement)."""
+    ``_SETS`` (`maybe_sets_in`, and `setting_statements` finds more than transaction
+    control), ``_TRANSACTION`` and ``_ENDS`` (it finds transaction control only: BEGIN and
+    COMMIT, each statement of a client's explicit transactions, skip the settings' reading),
+    ``_CLEARS`` (`clears_statements`). Remembered by the text with its digits zeroed
+    (``key``, when the caller has made it), which change none of these (a client inlining its
+    values sends a new text for nearly every statement)."""
     if key is None:
         key = _shapes.zeroed(buf[start : end - 1])
     flags = _flags.get(key)
     if flags is None:
-        flags = (_SETS if maybe_sets_in(buf, start, end - 1) else 0) | (
-            _CLEARS if clears_statements(buf, start, end) else 0
-        )
+        flags = _CLEARS if clears_statements(buf, start, end) else 0
+        if maybe_sets_in(buf, start, end - 1):
+            sql = buf[start : end - 1].decode("utf-8", "replace")
+            kinds = {kind for kind, _, _ in setting_statements(sql)}
+            if kinds <= _CONTROL:
+                flags |= _TRANSACTION | (_ENDS if "end" in kinds else 0)
+            else:
+                flags |= _SETS
         if len(_flags) >= _FLAGS_MAX:
             _flags.clear()
         _flags[key] = flags

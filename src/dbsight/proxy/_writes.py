@@ -45,9 +45,23 @@ def writes_anywhere(info: SqlInfo) -> bool:
     )
 
 
+# `writes_anywhere` by normalized text (the analysis, and so the answer, is the text's): a
+# client's BEGIN asks it once per transaction
+_ANYWHERE_MAX = 1024
+_anywhere: dict[str, bool] = {}
+
+
 def may_write(info: SqlInfo) -> bool:
     """Whether a statement may change table data: INSERT, UPDATE, DELETE, MERGE, COPY FROM,
     DDL, or what `writes_anywhere` says may write."""
     if info.read_only:
         return False
-    return info.operation in _WRITING_OPERATIONS or writes_anywhere(info)
+    if info.operation in _WRITING_OPERATIONS:
+        return True
+    known = _anywhere.get(info.normalized)
+    if known is None:
+        known = writes_anywhere(info)
+        if len(_anywhere) >= _ANYWHERE_MAX:
+            _anywhere.clear()
+        _anywhere[info.normalized] = known
+    return known
