@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from wire_messages import FAILED, IDLE, IN_TX, ROW
 
-from dbsight.proxy._exchange import Exchange
+from dbsight.proxy._exchange import Exchange, command_rows
+from dbsight.proxy._listen_statements import ListenOp
 from dbsight.proxy.protocol import (
     Bind,
     BindComplete,
@@ -172,3 +173,40 @@ def test_a_bind_or_execute_without_its_portal_name_is_a_malformed_message(kind: 
     empty = kind + b"\x00\x00\x00\x04"  # no body at all: not even the portal's NUL
     with pytest.raises(ValueError):  # (the relay answers it with a ProtocolViolation)
         exchange.request(empty[0], empty, 5, 5, time.perf_counter())
+
+
+@pytest.mark.parametrize(
+    ("tag", "rows"),
+    [
+        (b"SELECT 3", 3), (b"INSERT 0 5", 5), (b"UPDATE 12", 12), (b"COPY 100", 100),
+        (b"SELECT 0012", 12), (b"MERGE 18446744073709551615", 18446744073709551615),
+        (b"BEGIN", None), (b"UPDATE ", None), (b"5", None), (b"FETCH 1a", None),
+        (b"CREATE TABLE", None),
+    ],
+)  # fmt: skip
+def test_a_command_tag_gives_the_count_after_its_last_space(tag: bytes, rows: int | None) -> None:
+    buf = b"C\0\0\0\0" + tag + b"\0Z"  # (read between where the tag starts and its NUL)
+    assert command_rows(buf, 5, 5 + len(tag)) == rows
+
+
+@pytest.mark.parametrize(
+    ("sql", "ops"),
+    [
+        ("UPDATE t SET n = 1", []),
+        ("update t set n = 1", []),
+        ("UNLISTEN jobs", [ListenOp(False, "jobs")]),
+        ("unlisten *", [ListenOp(False, None)]),
+        ("LISTEN jobs", [ListenOp(True, "jobs")]),
+        ("  listen jobs", [ListenOp(True, "jobs")]),
+        ("/* c */ LISTEN jobs", [ListenOp(True, "jobs")]),
+        ("-- c\nUNLISTEN jobs", [ListenOp(False, "jobs")]),
+        ("SELECT 1", []),
+    ],
+)
+def test_a_query_that_listens_is_followed_and_an_update_is_not_mistaken_for_one(
+    sql: str, ops: list[ListenOp]
+) -> None:
+    wire = Wire()
+    wire.exchange.listens = []
+    wire.client(Query(sql))
+    assert wire.exchange.listens == ops

@@ -15,7 +15,14 @@ from dbsight.proxy._backend import BackendConnection
 from dbsight.proxy._client_settings import SETTINGS_NOTICE, ClientSettings
 from dbsight.proxy._exchange import Exchange
 from dbsight.proxy._setting_statements import maybe_sets_in
-from dbsight.proxy._statement_effects import _CLEARS, _SETS, StatementEffects, query_flags
+from dbsight.proxy._statement_effects import (
+    _CLEARS,
+    _ENDS,
+    _SETS,
+    _TRANSACTION,
+    StatementEffects,
+    query_flags,
+)
 from dbsight.proxy._statement_names import ServerStatements, clears_statements
 from dbsight.proxy.protocol import Bind, Execute, Parse, Query, encode
 
@@ -128,6 +135,13 @@ def test_deallocate_all_empties_the_connections_statements() -> None:
         ("DISCARD ALL", _SETS | _CLEARS),
         ("deallocate prepare all;", _CLEARS),
         ("SELECT set1 FROM t2", 0),
+        ("BEGIN", _TRANSACTION),
+        ("start transaction isolation level serializable", _TRANSACTION),
+        ("END", _TRANSACTION | _ENDS),
+        ("commit; begin", _TRANSACTION | _ENDS),
+        ("ROLLBACK", _TRANSACTION | _ENDS),
+        ("BEGIN; SET LOCAL work_mem = '64MB'", _SETS),
+        ("COMMIT; RESET work_mem", _SETS),
     ],
 )
 def test_what_a_query_may_do_is_known_by_its_text_whatever_its_digits(sql: str, flags: int) -> None:
@@ -135,8 +149,34 @@ def test_what_a_query_may_do_is_known_by_its_text_whatever_its_digits(sql: str, 
         body = text.encode() + b"\0"
         message = b"Q" + len(body + b"1234").to_bytes(4, "big") + body
         assert query_flags(message, 5, len(message)) == flags
-        assert bool(flags & _SETS) == maybe_sets_in(message, 5, len(message) - 1)
+        assert bool(flags & (_SETS | _TRANSACTION)) == maybe_sets_in(message, 5, len(message) - 1)
         assert bool(flags & _CLEARS) == clears_statements(message, 5, len(message))
+
+
+class ReadSettings(ClientSettings):
+    """The client's settings, with the texts they read."""
+
+    __slots__ = ("reads",)
+
+    def statement(self, conn: Any, sql: str, in_block: bool, warn: bool) -> bytes:
+        self.reads.append(sql)
+        return super().statement(conn, sql, in_block, warn)
+
+
+def test_a_commit_ends_the_settings_cycle_without_their_reading_it() -> None:
+    effects, exchange, _, conn = _effects()
+    settings = effects.settings = ReadSettings({})
+    settings.reads = []
+    settings.logged_in({})
+    _sent(effects, exchange, conn, Query("BEGIN"))
+    assert effects.settings_read()  # (as if it had reached them: the cycle's end is told)
+    _sent(effects, exchange, conn, Query("RESET work_mem"))
+    assert settings.reads == ["RESET work_mem"] and settings._resets == {"work_mem"}
+    _sent(effects, exchange, conn, Query("COMMIT"))
+    assert settings.reads == ["RESET work_mem"]  # not read: transaction control only,
+    assert settings._resets == set()  # and ended as its reading would have
+    _sent(effects, exchange, conn, Query("COMMIT; RESET work_mem"))
+    assert settings.reads[-1] == "COMMIT; RESET work_mem" and settings._resets == {"work_mem"}
 
 
 def test_the_cycle_end_is_told_only_when_a_statement_reached_the_settings() -> None:
