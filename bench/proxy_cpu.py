@@ -14,6 +14,8 @@ run and divided by the transactions pgbench counted:
   dbsight-session          session mode, default settings (every statement observed)
   dbsight-transaction-off  transaction mode (20 server connections), ``DBSIGHT_ENABLED=false``
   dbsight-transaction      transaction mode, default settings
+  bare-pooler              ``bench/bare_pooler.py``: transaction pooling alone (simple protocol)
+  bare-pooler-observed     the same, each Query timed and counted (``--observe``)
 
 Rounds interleave the paths (a shuffled order each round); the figures are medians over
 rounds. Every relay reaches the server through its Unix socket, as in `bench/proxy.py`, whose
@@ -55,8 +57,13 @@ def _load_proxy_bench() -> ModuleType:
 bench = _load_proxy_bench()
 PATHS = (
     "pgbouncer", "bare-forwarder", "dbsight-session-off", "dbsight-session",
-    "dbsight-transaction-off", "dbsight-transaction",
+    "dbsight-transaction-off", "dbsight-transaction", "bare-pooler", "bare-pooler-observed",
 )  # fmt: skip
+
+
+def skipped(path: str, protocol: str) -> bool:
+    """The bare poolers speak the simple protocol only."""
+    return path.startswith("bare-pooler") and protocol == "prepared"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -105,7 +112,10 @@ def bench_server(stack: contextlib.ExitStack, tools: object, args: argparse.Name
     initialised for pgbench -S; returns the endpoint the relays use (its Unix socket when
     there is one)."""
     if args.dsn is None:
-        settings = {"max_connections": 3 * args.clients + 40, "shared_buffers": "128MB"}
+        settings = {  # (the bare poolers' connections are open from their start)
+            "max_connections": 3 * args.clients + 40 + 2 * bench.TRANSACTION_POOL_SIZE,
+            "shared_buffers": "128MB",
+        }
         server = stack.enter_context(EmbeddedPostgres(name="dbsight-bench", settings=settings))
         direct = bench.Endpoint.from_dsn(server.create_database(bench.BENCH_DB))
         socket_dir = server.socket_dir
@@ -156,6 +166,8 @@ def main() -> None:
             "dbsight-transaction": lambda: bench.DbsightProxy(
                 tools, upstream, "transaction", pool_size=bench.TRANSACTION_POOL_SIZE
             ),
+            "bare-pooler": lambda: bench.BarePooler(tools, upstream),
+            "bare-pooler-observed": lambda: bench.BarePooler(tools, upstream, observe=True),
         }
         for path in paths:
             if path in makers:
@@ -166,7 +178,10 @@ def main() -> None:
         results: dict[tuple[str, str], list[Cpu]] = {}
         failures: dict[tuple[str, str], str] = {}
         for round_no in range(args.rounds):
-            plan = [(case, path) for case in cases for path in paths]
+            plan = [
+                (case, path) for case in cases for path in paths
+                if not skipped(path, case.protocol)
+            ]  # fmt: skip
             random.shuffle(plan)
             for case, path in plan:
                 endpoint, pid, relay = relays[path]
@@ -195,6 +210,8 @@ def main() -> None:
         bare_user = statistics.median(c.user_us for c in bare) if bare else None
         for path in paths:
             key = (case.protocol, path)
+            if skipped(path, case.protocol):
+                continue
             if key in failures and key not in results:
                 print(f"{case.protocol:<9} {path:<24} failed: {failures[key]}")
                 continue

@@ -8,7 +8,8 @@ counts from zero over ``--transactions`` pgbench -S transactions (8 clients, ``-
 count is divided by them. Paths as in `bench/proxy_cpu.py` but PgBouncer (it runs as another
 user, whose process ``callgrind_control`` does not reach here; its CPU is in `proxy_cpu`): the
 bare forwarder, dbsight in session and transaction mode, with observation off
-(``DBSIGHT_ENABLED=false``) and with default settings.
+(``DBSIGHT_ENABLED=false``) and with default settings, and the bare pooler without and with
+its statement statistics (simple protocol only).
 Relays run 20–50 times slower under callgrind: the counts, not the rates, are the result.
 Kernel time (the reads and writes, the same for every relay) is not counted.
 
@@ -146,11 +147,17 @@ def main() -> None:
             "dbsight-transaction": lambda: _wrapped(bench.DbsightProxy)(
                 tools, upstream, "transaction", pool_size=pool
             ),
+            "bare-pooler": lambda: _wrapped(bench.BarePooler)(tools, upstream),
+            "bare-pooler-observed": lambda: _wrapped(bench.BarePooler)(
+                tools, upstream, observe=True
+            ),
         }
         for path in paths:  # one relay at a time: each slows the machine while it runs
             with makers[path]() as relay:
                 (endpoint,) = relay.endpoints().values()
                 for protocol in bench.PROTOCOLS:
+                    if cpu.skipped(path, protocol):
+                        continue
                     try:
                         run_transactions(tools, endpoint, protocol, args.clients,
                                          WARM_UP_TRANSACTIONS // args.clients)  # fmt: skip
@@ -171,6 +178,8 @@ def main() -> None:
     for protocol in bench.PROTOCOLS:
         bare = counts.get((protocol, "bare-forwarder"))
         for path in paths:
+            if cpu.skipped(path, protocol):
+                continue
             got = counts[(protocol, path)]
             if isinstance(got, str):
                 print(f"{protocol:<9} {path:<24} failed: {got}")
