@@ -150,3 +150,47 @@ def test_a_terminate_ends_only_that_client(client: Any) -> None:
     assert within.sock.recv(1) == b""
     other.sock.sendall(query("SELECT 10"))  # on the one server connection, reset
     assert other.rows() == [b"10"]
+
+
+def test_the_proxys_own_command_is_answered_here_in_any_case_and_spacing(client: Any) -> None:
+    one = client()
+    for command in ("SET dbsight.role = primary", "  \n\tset DBSIGHT.role TO 'auto';",
+                    "reset dbsight.role", "\x1cSET dbsight.role = primary"):
+        one.sock.sendall(query(command))
+        seen = one.until_ready()
+        assert seen[-1] == (b"Z", b"I") and (b"C", b"SET\0") in seen, (command, seen)
+    # none of them reached the server: it has never heard of the setting
+    one.sock.sendall(query("SHOW dbsight.role"))
+    seen = one.until_ready()
+    errors = [body for kind, body in seen if kind == b"E"]
+    assert errors and b"C42704\0" in errors[0], seen
+    one.sock.sendall(query("  SET application_name = 'plain'"))  # a SET of its own: sent on
+    assert one.until_ready()[-1] == (b"Z", b"I")
+    one.sock.sendall(query("SELECT 11"))
+    assert one.rows() == [b"11"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["SET dbsight.role = replica", "set session dbsight.role to 'primary' ;", " RESET dbsight.role",
+     "\r\n\x0b\x0cReSeT dbsight.role", "\x1f SET dbsight.role = auto", "\u00a0SET dbsight.role = auto",
+     "\u2003RESET dbsight.role"],
+)
+def test_every_text_the_proxy_answers_itself_is_one_the_relay_hands_on(text: str) -> None:
+    from dbsight.proxy._plain_relay import maybe_own
+    from dbsight.proxy._router import set_role_statement
+
+    assert set_role_statement(text) is not None
+    body = b"Q\0\0\0\0" + text.encode() + b"\0"
+    assert maybe_own(body, 5, len(body))
+
+
+@pytest.mark.parametrize(
+    "text", ["SELECT 1", "select set_config('dbsight.role', 'x', false)", "  UPDATE t SET a = 1",
+             "BEGIN", "SE", "", "WITH s AS (SELECT 1) SELECT * FROM s"],
+)
+def test_the_usual_statements_are_not_taken_for_the_proxys_own(text: str) -> None:
+    from dbsight.proxy._plain_relay import maybe_own
+
+    body = b"Q\0\0\0\0" + text.encode() + b"\0"
+    assert not maybe_own(body, 5, len(body))

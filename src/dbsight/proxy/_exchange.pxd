@@ -47,6 +47,8 @@ cdef class Exchange:
     cdef public object _query_rows
     cdef public long _returned
     cdef public object _runs
+    cdef dict _running
+    cdef dict _suspended
     cdef public object _buffer
     cdef public object observation
     cdef public dict _logs

@@ -244,7 +244,8 @@ class Exchange:
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
         "_over_limit", "_portal_params", "_statement_params", "_param_types", "_cycle_start",
         "_query_rows", "_buffer",
-        "observation", "_logs", "_analyses", "wrote", "_returned", "_runs", "on_parameter",
+        "observation", "_logs", "_analyses", "wrote", "_returned", "_runs", "_running",
+        "_suspended", "on_parameter",
         "before_ready", "listens", "listen_tags", "rolled_back", "_replies", "_facts",
     )
 
@@ -311,6 +312,10 @@ class Exchange:
         self._query_rows: int | None = None
         self._returned = 0  # DataRows relayed since the last statement's end
         self._runs = PortalRuns()  # statements run with a row limit
+        # its two dicts, read for every statement (empty unless a client limits rows): the
+        # same objects for the session's life, read here in C
+        self._running = self._runs.running
+        self._suspended = self._runs.suspended
         self._buffer = b""  # an incomplete server message
         # the request pipeline's sample and log steps, for the next statement opened
         self.observation = UNOBSERVED
@@ -360,7 +365,7 @@ class Exchange:
                 self._cycle_start = None
             return  # skipped by the server: nothing will answer it
         if t == 81:  # Query
-            if self._runs.suspended:  # it drops the unnamed portal
+            if self._suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
             key = self.query_key
             if key is None:
@@ -396,7 +401,7 @@ class Exchange:
             portal, i = (
                 ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
             )
-            if self._runs.suspended:  # a suspended portal of that name is replaced
+            if self._suspended:  # a suspended portal of that name is replaced
                 self._runs.end(portal, self._finish)
             statement, j = ("", i + 1) if i < end and buf[i] == 0 else _name_at(buf, i, end)
             self.portals[portal] = self.statements.get(statement)
@@ -413,7 +418,7 @@ class Exchange:
                 ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
             )
             ctx = None
-            if self._runs.suspended:  # the rest of a suspended portal: the same statement
+            if self._suspended:  # the rest of a suspended portal: the same statement
                 ctx = self._runs.resume(portal, self._cycle_start)
                 if ctx is not None:
                     self.observation = UNOBSERVED  # drawn for it already
@@ -466,7 +471,7 @@ class Exchange:
             if buf[start] == 83:  # 'S'
                 name, _ = cstring(buf, start + 1, end)
                 self.statements.pop(name, None)
-            elif self._runs.suspended:  # 'P': a portal, maybe a suspended one
+            elif self._suspended:  # 'P': a portal, maybe a suspended one
                 self._runs.end(cstring(buf, start + 1, end)[0], self._finish)
             self.pending.append((CLOSE, None))
         elif t == 70:  # FunctionCall
@@ -482,7 +487,7 @@ class Exchange:
         if self._cycle_start is None:
             self._cycle_start = at
         portal = "" if j == start + 1 else buf[start : j - 1].decode("utf-8", "surrogateescape")
-        if self._runs.suspended:  # a suspended portal of that name is replaced
+        if self._suspended:  # a suspended portal of that name is replaced
             self._runs.end(portal, self._finish)
         self.portals[portal] = self.statements.get(server)
         self.pending.append((BIND, None))
@@ -579,7 +584,7 @@ class Exchange:
                 if t == 90:
                     pending.popleft()
                     self.status = buf[i + 5]
-                    if self._runs.suspended and self.status != _IN_TRANSACTION:
+                    if self._suspended and self.status != _IN_TRANSACTION:
                         self._runs.end_all(self._finish)
                 i = e
                 continue
@@ -592,7 +597,7 @@ class Exchange:
                             returned if returned and buf.startswith(b"SELECT ", i + 5)
                             else command_rows(buf, i + 5, e - 1)
                         )  # fmt: skip  # ("SELECT n" counts the DataRows it sent)
-                        if self._runs.running:  # an Execute with a row limit is under way
+                        if self._running:  # an Execute with a row limit is under way
                             rows = self._runs.completed(ctx, rows, returned)
                         elif rows is None and returned:  # statement_rows, inlined
                             rows = returned
@@ -626,7 +631,7 @@ class Exchange:
                 elif kind != -1:
                     raise TrackingLost(f"ReadyForQuery while waiting for entry kind {kind}")
                 status = buf[i + 5]
-                if self._runs.suspended and status != _IN_TRANSACTION:  # portals are gone
+                if self._suspended and status != _IN_TRANSACTION:  # portals are gone
                     self._runs.end_all(self._finish)
                 if status != self.status and self.capture is not None:
                     self._transaction(status)
@@ -709,8 +714,7 @@ class Exchange:
         `plain_answer`'s reading of it), unless a portal is suspended or limited (False:
         nothing done, `answers` reads it message by message): the statement ends with its
         rows, its tag is judged, the transaction status kept; True."""
-        runs = self._runs
-        if runs.running or runs.suspended:
+        if self._running or self._suspended:
             return False
         ctx, returned, tag, tag_end = plain
         self.pending.clear()

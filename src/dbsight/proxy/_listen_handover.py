@@ -59,7 +59,9 @@ class ListenHandover:
         self._client_addr = client_addr
         self.listener: ChannelListener | None = None  # the one this client listens through
         self._transport: Any = None  # the client's, once it is relayed
-        self.notifications: list[bytes] = []  # waiting for the client's transaction to end
+        # waiting for the client's transaction to end; the same list for the session's life
+        # (`PlainRelay` looks at it after every transaction)
+        self.notifications: list[bytes] = []
         self._flush_pending = False  # notifications go out at the loop's next turn
         self._moving: list[bytes] | None = None  # received while a LISTEN moves over
 
@@ -91,9 +93,10 @@ class ListenHandover:
         """The client is between transactions: the notifications that waited go out."""
         if not self.notifications:
             return
-        waiting, self.notifications = self.notifications, []
+        waiting = b"".join(self.notifications)
+        self.notifications.clear()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(waiting))
+            self._transport.write(waiting)
 
     async def hand_over(
         self, conn: BackendConnection, exchange: Exchange, listens: list[ListenOp],

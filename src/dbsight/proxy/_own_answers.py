@@ -29,6 +29,7 @@ from ._cache_step import CacheStep, Wait
 from ._client_settings import ClientSettings
 from ._exchange import Exchange
 from ._metrics import client_errors
+from ._plain_relay import maybe_own
 from ._session_routing import SessionRouting
 from ._statement_names import StatementNames
 from ._units import bare_prepares, named_parses, unit_end
@@ -82,7 +83,7 @@ class OwnAnswers:
 
     def session_command(self, buf: bytes, start: int, end: int) -> bool:
         """Answer the Query at ``buf[start:end]`` when it is ``SET dbsight.role = ...``."""
-        if buf.find(b"dbsight", start + 5, end) < 0:
+        if not maybe_own(buf, start + 5, end):
             return False
         if not self.routing.role_command(buf[start + 5 : end - 1].decode("utf-8", "replace")):
             return False

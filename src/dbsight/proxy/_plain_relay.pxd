@@ -10,6 +10,7 @@ from dbsight.proxy._lease cimport Lease
 from dbsight.proxy._breaker cimport CircuitBreaker
 
 # the message types it tells apart: C integers, compared with no Python object
+cdef long _S, _E, _T, _R
 cdef long PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE, COPY_DATA, TERMINATE, _IDLE
 
 cdef class PlainRelay:
@@ -23,6 +24,8 @@ cdef class PlainRelay:
     cdef object settings
     cdef object info
     cdef object listen
+    cdef list notifications
+    cdef public bint shutting_down
     cdef object client
     cdef Py_ssize_t max_size
 
@@ -35,3 +38,6 @@ cdef class PlainRelay:
 
     @cython.locals(exchange=Exchange)
     cpdef bint end_clean(self) except -1
+
+@cython.locals(j=Py_ssize_t, c=long, d=long, e=long)
+cpdef bint maybe_own(bytes data, Py_ssize_t start, Py_ssize_t end) except -1

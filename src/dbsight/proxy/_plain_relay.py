@@ -48,6 +48,8 @@ class PlainRelay:
         self.settings = session.settings
         self.info = session.info
         self.listen = session.listen
+        self.notifications = session.listen.notifications  # (the same list all along)
+        self.shutting_down = session._shutting_down  # (then `PooledSession.request_shutdown`)
         self.client = session.writer.transport
         self.max_size = session._max_size
 
@@ -80,7 +82,7 @@ class PlainRelay:
                     break
                 if conn is None:  # a unit starts: the usual ones take a connection here
                     if t == QUERY:
-                        if data.find(b"dbsight", i + 5, end) >= 0:
+                        if maybe_own(data, i + 5, end):
                             break  # (maybe the proxy's own command)
                     elif t != BIND:
                         break
@@ -153,7 +155,7 @@ class PlainRelay:
         if (
             exchange.dirty or exchange.listens or exchange.rolled_back or exchange.ddl_count
             or exchange.ddl_seen or exchange.last_sqlstate is not None
-            or self.session._shutting_down
+            or self.shutting_down
         ):  # fmt: skip
             return False
         self.info.state = "idle"
@@ -167,6 +169,31 @@ class PlainRelay:
             breaker.record(True, _monotonic())
         else:
             self.topology.record(PRIMARY, True)
-        if lease.waiting is None and self.listen.notifications:
+        if lease.waiting is None and self.notifications:
             self.listen.deliver()
         return True
+
+
+_S, _E, _T, _R = (ord(c) for c in "setr")
+
+
+def maybe_own(data: bytes, start: int, end: int) -> bool:
+    """Whether the Query text at ``data[start:end]`` may be the proxy's own command, ``SET
+    dbsight.role`` or ``RESET dbsight.role`` (`router.set_role_statement`): it starts, past
+    ASCII spaces, with ``set`` or ``res`` in any case, or with a byte that another reading
+    of white space might skip (the session then looks closer). Three bytes read, no call."""
+    j = start
+    c = 0
+    while j < end:
+        c = data[j]
+        if c != 32 and not (9 <= c <= 13):  # (ASCII white space: SQL's, and \s's)
+            break
+        j += 1
+    if end - j < 4:
+        return False
+    if (0x1C <= c <= 0x1F) or c >= 0x80:  # (Python's \s takes these too)
+        return True
+    c |= 0x20
+    d = data[j + 1] | 0x20
+    e = data[j + 2] | 0x20
+    return (c == _S and d == _E and e == _T) or (c == _R and d == _E and e == _S)

@@ -78,7 +78,7 @@ from ._listen_statements import ListenOp
 from ._listener import ChannelListener
 from ._own_answers import WAIT, OwnAnswers
 from ._pipeline import Pipeline
-from ._plain_relay import PlainRelay
+from ._plain_relay import PlainRelay, maybe_own
 from ._reach import CatalogReach
 from ._read_retry import ReadRetry
 from ._router import Lookup, Router
@@ -164,6 +164,11 @@ class PooledSession(FrontendSession):
             return
         self.info.state = "idle"
         await self._relay()
+
+    def request_shutdown(self) -> None:
+        if self.relay is not None:  # (its transaction's end then goes to `_release`)
+            self.relay.shutting_down = True
+        super().request_shutdown()
 
     def _at_rest(self) -> bool:
         """(Then when the transaction ends: `_release`.)"""
@@ -359,7 +364,7 @@ class PooledSession(FrontendSession):
         if (
             self._plain and conn is None and (t == QUERY or t == BIND)
             and self._breaker.state == "closed"
-            and (t == BIND or buf.find(b"dbsight", i + 5, end) < 0)
+            and (t == BIND or not maybe_own(buf, i + 5, end))
         ):  # fmt: skip
             # (`_start_unit`'s way for the usual unit: not the proxy's own command, no
             # cache, no router, the primary's breaker closed)
