@@ -172,9 +172,11 @@ def test_the_proxys_own_command_is_answered_here_in_any_case_and_spacing(client:
 
 @pytest.mark.parametrize(
     "text",
-    ["SET dbsight.role = replica", "set session dbsight.role to 'primary' ;", " RESET dbsight.role",
-     "\r\n\x0b\x0cReSeT dbsight.role", "\x1f SET dbsight.role = auto", "\u00a0SET dbsight.role = auto",
-     "\u2003RESET dbsight.role"],
+    [
+        "SET dbsight.role = replica", "set session dbsight.role to 'primary' ;",
+        " RESET dbsight.role", "\r\n\x0b\x0cReSeT dbsight.role", "\x1f SET dbsight.role = auto",
+        "\u00a0SET dbsight.role = auto", "\u2003RESET dbsight.role",
+    ],
 )
 def test_every_text_the_proxy_answers_itself_is_one_the_relay_hands_on(text: str) -> None:
     from dbsight.proxy._plain_relay import maybe_own
