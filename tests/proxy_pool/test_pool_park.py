@@ -143,3 +143,29 @@ async def test_a_parked_connection_let_go_with_an_error_waiting_is_closed(
     assert fresh is not conn and fresh.pid != pid
     pool.release_clean(fresh)
     assert owner.unparked == 0  # (let go of by its client, not taken from it)
+
+
+async def test_a_connection_parked_again_by_another_client_is_that_clients(
+    make_pool: MakePool,
+) -> None:
+    pool = make_pool(max_size=1)
+    first, second = Owner(), Owner()
+    first_unpark, second_unpark = first.unpark, second.unpark  # (each bound once, as a lease)
+    conn = await pool.acquire()
+    assert pool.park(conn, first_unpark)
+    assert pool.try_acquire() is conn and first.unparked == 1  # the second client takes it
+    assert pool.park(conn, second_unpark)
+    assert not pool.take_back(conn, first_unpark)  # not the first's any more
+    assert pool.stats()["parked"] == 1
+    assert pool.take_back(conn, second_unpark) and second.unparked == 0
+    stats = pool.stats()
+    assert (stats["idle"], stats["parked"], stats["used"], stats["size"]) == (0, 0, 1, 1)
+    try:
+        pool.park(conn, second_unpark)
+        pool.park(conn, second_unpark)
+    except ValueError as exc:
+        assert "parked already" in str(exc)
+    else:
+        raise AssertionError("parked twice")
+    assert pool.take_back(conn, second_unpark)
+    pool.release_clean(conn)

@@ -221,7 +221,7 @@ class Lease:
         pool = self.pool
         assert pool is not None
         conn = self.parked
-        if conn is not None and pool.take_back(conn):  # (else `_unpark` ran)
+        if conn is not None and pool.take_back(conn, self._unpark_here):  # (else `_unpark` ran)
             self.parked = None
             self.conn = conn  # (its target: the primary, as when it was parked)
             self._info.state = "active"

@@ -19,7 +19,7 @@ cdef class BackendPool:
     cdef public object retry
     cdef public object _idle
     cdef public set _used
-    cdef public dict _parked
+    cdef public long _parked
     cdef public long _connecting
     cdef public object _waiters
     cdef public object _timer
@@ -44,7 +44,7 @@ cdef class BackendPool:
 
     cpdef bint park(self, ServerFields conn, object unpark) except -1
 
-    cpdef bint take_back(self, ServerFields conn) except -1
+    cpdef bint take_back(self, ServerFields conn, object unpark=*) except -1
 
     cpdef release_clean(self, ServerFields conn, bint relayed=*)
 

@@ -63,6 +63,10 @@ _monotonic = time.monotonic
 _running_loop = asyncio.get_running_loop
 
 
+def _last_used(conn: BackendConnection) -> float:
+    return conn.last_used_at
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a connection is attempted before the waiters are failed.
@@ -130,10 +134,12 @@ class BackendPool:
         self.retry = retry or RetryPolicy()
 
         self._idle: deque[BackendConnection] = deque()  # oldest release on the left
-        self._used: set[BackendConnection] = set()
-        # idle, yet still relayed to the client that parked it: the callback detaches it
-        # from that client (`park`; the longest parked first)
-        self._parked: dict[BackendConnection, Callable[[], None]] = {}
+        self._used: set[BackendConnection] = set()  # taken from the pool: in use, or parked
+        # how many of those are parked: idle, yet still relayed to the client that parked it
+        # (`park`), each with the callback that detaches it from that client in its
+        # ``parked_by``; a field each, not a collection, as a pooled transaction parks and
+        # takes back its connection every time
+        self._parked = 0
         self._connecting = 0
         self._waiters: deque[Waiter] = deque()
         # one timer for the queue, due at its earliest deadline (`_expire`), not one per wait
@@ -196,10 +202,9 @@ class BackendPool:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._maintenance is not None:
             await asyncio.gather(self._maintenance, return_exceptions=True)
-        parked, self._parked = self._parked, {}
-        for unpark in parked.values():
-            unpark()
-        conns = [*self._idle, *self._used, *parked]
+        for conn in self._parked_ones():
+            self._unparked(conn)()
+        conns = [*self._idle, *self._used]
         self._idle.clear()
         self._used.clear()
         self.total_closed += len(conns)
@@ -211,7 +216,7 @@ class BackendPool:
 
     @property
     def in_use(self) -> int:
-        return len(self._used)
+        return len(self._used) - self._parked
 
     @property
     def waiting(self) -> int:
@@ -220,12 +225,12 @@ class BackendPool:
     @property
     def size(self) -> int:
         """Server connections open or being opened."""
-        return len(self._idle) + len(self._parked) + len(self._used) + self._connecting
+        return len(self._idle) + len(self._used) + self._connecting
 
     @property
     def idle(self) -> int:
         """Connections free for the next transaction: idle, or parked by a client."""
-        return len(self._idle) + len(self._parked)
+        return len(self._idle) + self._parked
 
     # ------------------------------------------------------------------ acquire / release
 
@@ -300,18 +305,33 @@ class BackendPool:
     def _take_parked(self) -> BackendConnection | None:
         """`try_acquire` from the parked connections, the longest parked first: each is
         detached from its client first."""
-        parked = self._parked
         now = _monotonic()
-        while parked:
-            conn = next(iter(parked))
-            parked.pop(conn)()
+        for conn in self._parked_ones():
+            self._unparked(conn)()
             if self._stale(conn, now):
+                self._used.discard(conn)
                 self._discard(conn)
                 continue
-            self._used.add(conn)
             self.total_acquired += 1
             return conn
         return None
+
+    def _parked_ones(self) -> list[BackendConnection]:
+        """The parked connections, the longest parked first (a scan: only when one is taken
+        from its client, or let go of by the pool)."""
+        if not self._parked:
+            return []
+        parked = [conn for conn in self._used if conn.parked_by is not None]
+        parked.sort(key=_last_used)
+        return parked
+
+    def _unparked(self, conn: BackendConnection) -> Callable[[], None]:
+        """``conn`` is parked no more (still taken from the pool): its callback, to call."""
+        unpark = conn.parked_by
+        assert unpark is not None
+        conn.parked_by = None
+        self._parked -= 1
+        return unpark
 
     def park(self, conn: BackendConnection, unpark: Callable[[], None]) -> bool:
         """`release_clean` for a connection its client keeps relayed until it takes it back
@@ -321,41 +341,43 @@ class BackendPool:
         its client's to report: `unpark`.)"""
         if self._waiters or self._closed or conn.broken:
             return False
-        try:
-            self._used.remove(conn)
-        except KeyError:
-            raise ValueError(
-                f"connection pid {conn.pid} is not in use in pool {self.name}"
-            ) from None
+        if conn.parked_by is not None:
+            raise ValueError(f"connection pid {conn.pid} is parked already in pool {self.name}")
         self.total_clean_releases += 1
         conn.last_used_at = _monotonic()
-        self._parked[conn] = unpark
+        conn.parked_by = unpark  # (it stays in `_used`: taken from the pool, parked)
+        self._parked += 1
         return True
 
-    def take_back(self, conn: BackendConnection) -> bool:
-        """The client that parked ``conn`` takes it for its next transaction: True when it
-        may (in use again, still relayed to it); False when another client took it meanwhile
-        or it is no longer fit to use (it was then detached, and closed)."""
-        unpark = self._parked.pop(conn, None)
-        if unpark is None:
+    def take_back(self, conn: BackendConnection, unpark: Callable[[], None] | None = None) -> bool:
+        """The client that parked ``conn`` (with ``unpark``, when given) takes it for its next
+        transaction: True when it may (in use again, still relayed to it); False when another
+        client took it meanwhile or it is no longer fit to use (it was then detached, and
+        closed)."""
+        parked_by = conn.parked_by
+        if parked_by is None or (unpark is not None and parked_by is not unpark):
             return False
+        conn.parked_by = None
+        self._parked -= 1
         if conn.transport.is_closing() or (
             self.max_lifetime_s is not None
             and conn.last_used_at - conn.created_at >= self.max_lifetime_s
         ):  # (its lifetime as of its park: `maintain` closes it past that meanwhile)
-            unpark()
+            parked_by()
+            self._used.discard(conn)
             self._discard(conn)
             self._grow()
             return False
-        self._used.add(conn)
         self.total_acquired += 1
         return True
 
     def unpark(self, conn: BackendConnection) -> None:
         """``conn``, parked, is let go of by its client (which detached it): idle in the pool
         (to the oldest waiter first), or closed when it is no longer fit to use."""
-        if self._parked.pop(conn, None) is None:
+        if conn.parked_by is None:
             return
+        self._unparked(conn)  # (its client has detached it already)
+        self._used.discard(conn)
         if self._closed or self._stale(conn, _monotonic()):
             self._discard(conn)
             self._grow()
@@ -368,7 +390,7 @@ class BackendPool:
         ``relayed``: its bytes went to a relay up to now, none to its stream reader (whose
         state `BackendConnection.usable` also reads)."""
         used = self._used
-        if conn not in used:
+        if conn not in used or conn.parked_by is not None:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
         used.discard(conn)
         self.total_clean_releases += 1
@@ -392,7 +414,7 @@ class BackendPool:
     async def release(self, conn: BackendConnection, full: bool = True) -> None:
         """Give ``conn`` back: reset (``full``: DISCARD ALL, else the reset that keeps
         prepared statements) and reused, or closed when it cannot be trusted."""
-        if conn not in self._used:
+        if conn not in self._used or conn.parked_by is not None:
             if self._closed:
                 await conn.close()
                 return
@@ -444,9 +466,10 @@ class BackendPool:
             if self._idle_too_long(conn, now) or self._stale(conn, now):
                 self._idle.remove(conn)
                 self._discard(conn)
-        for conn in list(self._parked):  # (its client tells when it is lost: `unpark`)
+        for conn in self._parked_ones():  # (its client tells when it is lost: `unpark`)
             if self._idle_too_long(conn, now) or self._too_old(conn, now):
-                self._parked.pop(conn)()
+                self._unparked(conn)()
+                self._used.discard(conn)
                 self._discard(conn)
         started = [self._start_connect() for _ in range(self.min_size - self.size)]
         if started:
@@ -463,7 +486,7 @@ class BackendPool:
     # ------------------------------------------------------------------ statistics
 
     def _usage(self) -> PoolUsage:
-        return PoolUsage(idle=self.idle, used=len(self._used), max_size=self.max_size)
+        return PoolUsage(idle=self.idle, used=self.in_use, max_size=self.max_size)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats/pools`` shows for this pool."""
@@ -474,8 +497,8 @@ class BackendPool:
             "user": self.spec.user,
             "size": self.size,
             "idle": self.idle,
-            "parked": len(self._parked),
-            "used": len(self._used),
+            "parked": self._parked,
+            "used": self.in_use,
             "connecting": self._connecting,
             "waiting": len(self._waiters),
             "min_size": self.min_size,
@@ -583,7 +606,7 @@ class BackendPool:
         if self._closed:
             return
         while len(self._waiters) > self._connecting and (
-            len(self._idle) + len(self._parked) + len(self._used) + self._connecting
+            len(self._idle) + len(self._used) + self._connecting
             < self.max_size
         ):  # (`size`, inline: once per wait)
             self._start_connect()

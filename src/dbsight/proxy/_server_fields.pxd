@@ -13,3 +13,4 @@ cdef class ServerFields:
     cdef public double last_used_at
     cdef public bint broken
     cdef public bint closed
+    cdef public object parked_by

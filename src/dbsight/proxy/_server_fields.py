@@ -27,6 +27,7 @@ class ServerFields:
         "last_used_at",
         "broken",
         "closed",
+        "parked_by",
     )
 
     def __init__(self, transport: Any, link: Any, settings: Mapping[str, str], at: float) -> None:
@@ -39,3 +40,6 @@ class ServerFields:
         self.last_used_at = at
         self.broken = False
         self.closed = False
+        # while parked in its pool (`BackendPool.park`): the callback that detaches it from
+        # the client that parked it; else None
+        self.parked_by: Any = None
