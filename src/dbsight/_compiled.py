@@ -28,7 +28,7 @@ from typing import Any
 # names on shared server connections (`StatementNames`), a socket's relay mode (`LinkRelay`),
 # a server connection's per-transaction fields (`ServerFields`), the server connection a pooled
 # client holds (`Lease`) and its pool (`BackendPool`, and the waiters of its queue), a server's
-# circuit breaker, and the relays
+# circuit breaker, a session's `SessionInfo` (its state set per transaction), and the relays
 # that reach them in C: session mode's (`SessionRelay`) and transaction mode's usual units'
 # (`PlainRelay`); the lookup of a relayed statement's analysis by its shape; then the
 # per-statement observation that every instrument's statements go through: the recorder's
@@ -48,6 +48,7 @@ HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._breaker",
     "dbsight.proxy._plain_relay",
     "dbsight.proxy._session_relay",
+    "dbsight.proxy._session_info",
     "dbsight.sql._shapes",
     "dbsight.core._held",
     "dbsight.core._lean",

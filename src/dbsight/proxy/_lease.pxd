@@ -6,6 +6,7 @@ import cython
 from dbsight.proxy._link_relay cimport LinkRelay
 from dbsight.proxy._pool cimport BackendPool
 from dbsight.proxy._server_fields cimport ServerFields
+from dbsight.proxy._session_info cimport SessionInfo
 
 cdef class Lease:
     cdef public object _holder
@@ -13,7 +14,7 @@ cdef class Lease:
     cdef public object _topology
     cdef public object _routing
     cdef public object _statements
-    cdef public object _info
+    cdef public SessionInfo _info
     cdef public object _background
     cdef public bint _cached
     cdef public bint sticky

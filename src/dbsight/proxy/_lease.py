@@ -48,7 +48,7 @@ from ._listen_statements import ListenOp
 from ._metrics import routing_decisions
 from ._pool import BackendPool
 from ._router import Lookup
-from ._session import SessionInfo
+from ._session_info import SessionInfo
 from ._session_routing import LSN_PENDING, SessionRouting
 from ._session_state import read_session_state
 from ._statement_names import StatementNames

@@ -8,6 +8,7 @@ from dbsight.proxy._statement_effects cimport StatementEffects
 from dbsight.proxy._statement_names cimport StatementNames
 from dbsight.proxy._lease cimport Lease
 from dbsight.proxy._breaker cimport CircuitBreaker
+from dbsight.proxy._session_info cimport SessionInfo
 
 # the message types it tells apart: C integers, compared with no Python object
 cdef long _S, _E, _T, _R
@@ -22,7 +23,7 @@ cdef class PlainRelay:
     cdef CircuitBreaker breaker
     cdef object topology
     cdef object settings
-    cdef object info
+    cdef SessionInfo info
     cdef object listen
     cdef list notifications
     cdef public bint shutting_down

@@ -42,6 +42,7 @@ from ._exchange import Exchange
 from ._link import link_of, open_link
 from ._metrics import client_errors
 from ._pipeline import Pipeline
+from ._session_info import SessionInfo
 from ._session_relay import SessionRelay
 
 logger = logging.getLogger("dbsight.proxy")
@@ -63,40 +64,6 @@ def raising_query(sqlstate: str, message: str) -> bytes:
     )
     body = sql.encode() + b"\0"
     return b"Q" + struct.pack(">i", len(body) + 4) + body
-
-
-class SessionInfo:
-    """What ``/stats/clients`` shows of a session."""
-
-    __slots__ = ("application_name", "client", "connected_at", "database", "exchange", "state",
-                 "user")
-
-    def __init__(self, client: str) -> None:
-        self.client = client
-        self.user: str | None = None
-        self.database: str | None = None
-        self.application_name: str | None = None
-        self.connected_at = time.time()
-        self.state = "startup"
-        self.exchange: Exchange | None = None
-
-    @property
-    def statements(self) -> int:
-        return self.exchange.statement_count if self.exchange is not None else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        exchange = self.exchange
-        return {
-            "client": self.client,
-            "user": self.user,
-            "database": self.database,
-            "application_name": (
-                exchange.application_name if exchange is not None else self.application_name
-            ),
-            "connected_at": self.connected_at,
-            "statements": self.statements,
-            "state": self.state,
-        }
 
 
 class FrontendSession:

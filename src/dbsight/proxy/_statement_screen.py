@@ -19,7 +19,7 @@ from . import protocol as p
 from ._client_frames import QUERY
 from ._exchange import Exchange, cstring
 from ._pipeline import UNOBSERVED, Pipeline, Rejection, StatementFacts
-from ._session import SessionInfo
+from ._session_info import SessionInfo
 
 _monotonic = time.monotonic
 
