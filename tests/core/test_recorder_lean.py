@@ -378,6 +378,19 @@ def test_a_begun_statement_ends_as_the_regular_path_would_record_it() -> None:
     assert before - 0.3 < event.started_at < before - 0.2
 
 
+def test_a_begun_statement_folded_by_dbsights_sinks_starts_when_it_started() -> None:
+    rec = Recorder(Settings())
+    table, _, _ = _sinks(rec)
+    assert rec._lean_events  # (its event is a `LeanEvent`, its start read at the fold)
+    before = time.time()
+    rec.ended(_begun(rec, time.perf_counter() - 0.25), 3)
+    time.sleep(0.05)  # (folded later than it ended: the start is still its own)
+    rec.flush()
+    table.sync()
+    (entry,) = table.top(5)
+    assert entry.calls == 1 and before - 0.3 < entry.last_seen < before - 0.2
+
+
 def test_a_slow_or_gated_begun_statement_goes_the_regular_way_at_once() -> None:
     rec = Recorder(Settings())
     batched, slow = Batched(), Unbatched()

@@ -20,7 +20,6 @@ from typing import Any
 from ._context import _function, _request
 
 _perf_counter = time.perf_counter
-_time = time.time
 # (bound once: a method looked up on a context variable is a new object each time)
 _request_now = _request.get
 _function_now = _function.get
@@ -52,7 +51,8 @@ class LeanEnding:
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
             pending = self.pending
-            pending.append(begun + (request, _function_now(), _time() - duration, duration, rows))
+            pending.append(begun + (request, _function_now(), None, duration, rows))  # (None: see
+            # `LeanStatement`, its start on the wall clock is read when it is folded)
             if len(pending) >= BATCH:
                 self.recorder.flush()
             return

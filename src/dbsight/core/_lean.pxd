@@ -16,5 +16,6 @@ cdef class LeanEvent:
     cdef public object _settings
     cdef public object _full
 
-@cython.locals(i=Py_ssize_t, event=LeanEvent, duration=double, started_at=double)
+@cython.locals(i=Py_ssize_t, event=LeanEvent, duration=double, started_at=double,
+               started=double, clock=double)
 cpdef lean_events(list batch, dict infos, object info_of, object app, bint keep_params)

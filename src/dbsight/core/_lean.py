@@ -10,12 +10,16 @@ statement's analysis before it runs (the proxy finds it by the text's shape) beg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..sql._info import SqlInfo
 from ._context import RequestContext
 from ._observer import QueryContext
+
+_time = time.time
+_perf_counter = time.perf_counter
 
 _new = object.__new__
 
@@ -28,7 +32,9 @@ _new = object.__new__
 LeanStart = tuple[str, str, str, SqlInfo | None, Any, object, bool, float]
 
 # A statement held on the lean path: its `LeanStart`, then (request, function,
-# started_at, duration_s, rows), what it ran in and how it went.
+# started_at, duration_s, rows), what it ran in and how it went. ``started_at`` may be None:
+# its start on the wall clock is then read when it is folded, from ``started`` (a clock read
+# fewer for each statement; the wall clock's offset from perf_counter's is the same then).
 LeanStatement = tuple[
     str, str, str, SqlInfo | None, Any, object, bool, float,
     RequestContext | None, str | None, float, float, Any,
@@ -48,11 +54,16 @@ def lean_contexts(
     ``keep_params``: the recorder's settings. One loop for the whole batch (this runs for
     every statement). The request's ids and route are read now; the scopes set them when
     they open (`RequestContext`)."""
+    clock: float | None = None
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
         (sql, system, source, info, state, params, explain, started, request, function,
          started_at, duration, rows) = held  # fmt: skip
+        if started_at is None:
+            if clock is None:
+                clock = _time() - _perf_counter()
+            started_at = clock + started
         if info is None:
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None
@@ -200,12 +211,19 @@ def lean_events(
     """`lean_contexts` for dbsight's own batched sinks: each lean statement of ``batch``
     becomes a `LeanEvent`, in place."""
     settings = (app, keep_params)
+    clock = 0.0  # the wall clock's offset from perf_counter's, read once (see LeanStatement)
     for i in range(len(batch)):
         held = batch[i]
         if type(held) is not tuple:
             continue
-        (sql, system, _, info, state, _, _, _, request, _, started_at, duration,
+        (sql, system, _, info, state, _, _, started, request, _, held_at, duration,
          rows) = held  # fmt: skip  # (one unpacking costs less than seven subscripts)
+        if held_at is None:
+            if clock == 0.0:
+                clock = _time() - _perf_counter()
+            started_at = clock + started
+        else:
+            started_at = held_at
         if info is None:
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None

@@ -91,7 +91,6 @@ SYSTEM = "postgresql"
 SOURCE = "asyncpg"
 
 _perf_counter = time.perf_counter
-_time = time.time
 _request_get = _request.get
 _function_get = _function.get
 _tag_count = TAG_COUNTS.get
@@ -285,7 +284,7 @@ def _connection_fetch(method: Callable[..., Any], b_execute: Callable[..., Any],
                 pending = rec.pending
                 pending.append(
                     (query, SYSTEM, SOURCE, None, _state_of(id(con)), args, True, started,
-                     None, _function_get(), _time() - duration, duration, rows)
+                     None, _function_get(), None, duration, rows)  # (None: see LeanStatement)
                 )  # fmt: skip
                 if len(pending) >= BATCH:
                     rec.flush()

@@ -44,7 +44,7 @@ cdef class Lease:
     cpdef object take_primary(self)
 
     @cython.locals(conn=ServerFields)
-    cpdef give_back_clean(self)
+    cpdef give_back_clean(self, double now=*)
 
     @cython.locals(conn=ServerFields)
     cpdef _unpark(self)

@@ -444,16 +444,17 @@ class Lease:
         self.conn = None
 
     # -- giving it back --------------------------------------------------------------------
-    def give_back_clean(self) -> None:
+    def give_back_clean(self, now: float = -1.0) -> None:
         """Transaction mode's usual end of a unit (`release` with nothing to reset, no LISTEN
         to move, on the primary: no replicas): the connection parked (see the module
-        docstring), or straight back to its pool when others wait for one."""
+        docstring), or straight back to its pool when others wait for one. ``now``: the
+        monotonic clock, when the caller has read it."""
         conn, pool = self.conn, self.pool
         assert conn is not None and conn.link is not None and pool is not None
         self.retry = None
         self.begun = False
         self.conn = None
-        if pool.park(conn, self._unpark_here):  # still relayed here (`take_primary`)
+        if pool.park(conn, self._unpark_here, now):  # still relayed here (`take_primary`)
             self.parked = conn
             return
         # (`detach`, and `pool_of` the primary, inline: this runs once per transaction)

@@ -37,7 +37,7 @@ cdef class PlainRelay:
     @cython.locals(exchange=Exchange)
     cpdef server_data(self, bytes data)
 
-    @cython.locals(exchange=Exchange)
+    @cython.locals(exchange=Exchange, now=double)
     cpdef bint end_clean(self) except -1
 
 @cython.locals(j=Py_ssize_t, c=long, d=long, e=long)

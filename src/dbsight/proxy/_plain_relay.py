@@ -163,10 +163,11 @@ class PlainRelay:
             self.settings.cycle_ended()
         exchange.wrote = False
         lease = self.lease
-        lease.give_back_clean()
+        now = _monotonic()  # (one clock read: the connection's last use, the breaker's success)
+        lease.give_back_clean(now)
         breaker = self.breaker
         if breaker.state == "closed":
-            breaker.record(True, _monotonic())
+            breaker.record(True, now)
         else:
             self.topology.record(PRIMARY, True)
         if lease.waiting is None and self.notifications:

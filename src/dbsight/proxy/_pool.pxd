@@ -42,7 +42,7 @@ cdef class BackendPool:
 
     cpdef object try_acquire(self)
 
-    cpdef bint park(self, ServerFields conn, object unpark) except -1
+    cpdef bint park(self, ServerFields conn, object unpark, double now=*) except -1
 
     cpdef bint take_back(self, ServerFields conn, object unpark=*) except -1
 

@@ -333,18 +333,21 @@ class BackendPool:
         self._parked -= 1
         return unpark
 
-    def park(self, conn: BackendConnection, unpark: Callable[[], None]) -> bool:
+    def park(
+        self, conn: BackendConnection, unpark: Callable[[], None], now: float = -1.0
+    ) -> bool:
         """`release_clean` for a connection its client keeps relayed until it takes it back
         (`take_back`) or another client needs it (``unpark()`` is called first: it must
         detach the connection from that client). False when it is not parked: others wait
         for one, or it broke (then `release_clean` it). (Its socket's loss while parked is
-        its client's to report: `unpark`.)"""
+        its client's to report: `unpark`.) ``now``: the monotonic clock, when the caller
+        has read it."""
         if self._waiters or self._closed or conn.broken:
             return False
         if conn.parked_by is not None:
             raise ValueError(f"connection pid {conn.pid} is parked already in pool {self.name}")
         self.total_clean_releases += 1
-        conn.last_used_at = _monotonic()
+        conn.last_used_at = now if now >= 0.0 else _monotonic()
         conn.parked_by = unpark  # (it stays in `_used`: taken from the pool, parked)
         self._parked += 1
         return True

@@ -151,14 +151,16 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
                 else _MIN_I
             )
             hist = entry.hist
-            if index in hist:
-                hist[index] += 1
+            key = index  # (one int object for its lookup and its store)
+            count = hist.get(key)
+            if count is not None:
+                hist[key] = count + 1
             else:
                 with lock:
-                    if index in hist:
-                        hist[index] += 1
+                    if key in hist:
+                        hist[key] += 1
                     else:
-                        hist[index] = 1
+                        hist[key] = 1
         if failed:
             entry.errors += 1
         elif rows is not None:  # None is "unknown": not counted as 0
