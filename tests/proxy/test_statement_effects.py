@@ -17,6 +17,7 @@ from dbsight.proxy._exchange import Exchange
 from dbsight.proxy._setting_statements import maybe_sets_in
 from dbsight.proxy._statement_effects import (
     _CLEARS,
+    _COMMENT,
     _ENDS,
     _SETS,
     _TRANSACTION,
@@ -142,6 +143,9 @@ def test_deallocate_all_empties_the_connections_statements() -> None:
         ("ROLLBACK", _TRANSACTION | _ENDS),
         ("BEGIN; SET LOCAL work_mem = '64MB'", _SETS),
         ("COMMIT; RESET work_mem", _SETS),
+        ("SELECT /* a */ 1", _COMMENT),
+        ("SET work_mem = '8MB' /*app='x'*/", _SETS | _COMMENT),
+        ("SELECT '/' || '*' FROM t1", 0),
     ],
 )
 def test_what_a_query_may_do_is_known_by_its_text_whatever_its_digits(sql: str, flags: int) -> None:

@@ -15,6 +15,7 @@ cdef class Exchange:
     cdef public bint unsynced
     cdef public object query_key
     cdef public object query_text
+    cdef public bint query_comment
     cdef public object key
     cdef public object user
     cdef public object database
@@ -63,14 +64,15 @@ cdef class Exchange:
                    kind=long, returned=long, row_limit=long, replies=long)
     cpdef object answers(self, object data)
 
-    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, body=bytes)
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, body=bytes, commented=long)
     cpdef request(self, long t, bytes buf, Py_ssize_t start, Py_ssize_t end, double at,
                   object server_name=*)
 
     @cython.locals(returned=long, tag=Py_ssize_t, tag_end=Py_ssize_t, select=bint)
     cpdef bint _answered(self, bytes buf, tuple plain) except -1
 
-    cpdef _open(self, object sql, object at, object encoded=*, bint lean=*, object key=*)
+    cpdef _open(self, object sql, object at, object encoded=*, bint lean=*, object key=*,
+                long commented=*)
 
     cpdef _finish(self, object ctx, object rows)
 

@@ -238,7 +238,7 @@ class Exchange:
 
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "unsynced", "query_key",
-        "query_text", "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
+        "query_text", "query_comment", "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "ddl_count",
         "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
@@ -268,6 +268,7 @@ class Exchange:
         # read them already (`StatementEffects.sent`): its shape is looked up by that key
         self.query_key: bytes | None = None
         self.query_text: bytes | None = None
+        self.query_comment = False  # ... and whether that text has a /* comment
         # a Bind or Execute was sent and its Sync not yet: the server holds an implicit
         # transaction (a pipeline's statements commit or fail together at the Sync)
         self.unsynced = False
@@ -368,18 +369,20 @@ class Exchange:
             if self._suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
             key = self.query_key
+            commented = -1  # (not known yet)
             if key is None:
                 body = buf[start : end - 1]
             else:  # (handed: `StatementEffects.sent` read this text already)
                 body = self.query_text
                 self.query_key = self.query_text = None
+                commented = self.query_comment
                 if len(body) != end - 1 - start:  # (not this text's: read it again)
-                    body, key = buf[start : end - 1], None
+                    body, key, commented = buf[start : end - 1], None, -1
             sql = body.decode("utf-8", "replace")
             if self.listens is not None and _may_listen(sql):
                 self.listens.extend(listen_ops(sql))
             self.statement_count += 1
-            ctx = self._open(sql, at, body, True, key)
+            ctx = self._open(sql, at, body, True, key, commented)
             if self.pooled and not (self.dirty and self.wrote):
                 if type(ctx) is tuple:  # a `LeanStart`: its analysis is fourth
                     info = ctx[3]
@@ -835,17 +838,18 @@ class Exchange:
 
     def _open(
         self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True,
-        key: bytes | None = None,
+        key: bytes | None = None, commented: int = -1,
     ) -> Any:
         """The statement ``sql`` begins (``encoded``: the bytes it was decoded from, ``key``:
-        those with their digits zeroed, when the caller has them already): its
+        those with their digits zeroed, and ``commented``: whether they have a /* comment (-1:
+        not known), when the caller has them already): its
         `QueryContext`, or on the recorder's lean path (``lean``: it may take it) a
         `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
         the recorder folds its batch). That path is for statements no one needs at once:
         no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
         if (
             recorder.lean and lean and self.observation is UNOBSERVED and self.capture is None
-            and at is not None and "/*" not in sql
+            and at is not None and not (commented if commented >= 0 else "/*" in sql)
         ):  # fmt: skip
             if encoded is not None:  # a Query's text: mostly known by its shape
                 info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
@@ -862,7 +866,8 @@ class Exchange:
         if not recorder.active:
             return None
         token = comment = info = None
-        if "/*" in sql:  # the sender's request and trace, from a sqlcommenter comment
+        if commented if commented >= 0 else "/*" in sql:  # the sender's request and trace,
+            # from a sqlcommenter comment
             sql, comment = split_comment(sql)
             parent = remote_parent(comment) if comment is not None else None
             if parent is not None:

@@ -87,6 +87,11 @@ class StatementEffects:
             text = exchange.query_text = buf[start + 5 : end - 1]
             key = exchange.query_key = _shapes.zeroed(text)
             flags = query_flags(buf, start + 5, end, key)
+            if flags & _COMMENT:
+                exchange.query_comment = True
+                flags &= ~_COMMENT
+            else:
+                exchange.query_comment = False
             if not flags:  # (most statements: nothing to read)
                 return
             if flags & _SETS:
@@ -107,8 +112,9 @@ class StatementEffects:
 
 # _SETS: the text may set what the client's settings keep (`ClientSettings.statement` reads
 # it); _TRANSACTION: it is transaction control and nothing else (no set, reset or
-# set_config), _ENDS: one of its statements ends a transaction (COMMIT, ROLLBACK, END)
-_SETS, _CLEARS, _TRANSACTION, _ENDS = 1, 2, 4, 8
+# set_config), _ENDS: one of its statements ends a transaction (COMMIT, ROLLBACK, END);
+# _COMMENT: it has a /* comment (the exchange then reads a sqlcommenter comment: `_open`)
+_SETS, _CLEARS, _TRANSACTION, _ENDS, _COMMENT = 1, 2, 4, 8, 16
 _CONTROL = frozenset(("begin", "end"))
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
@@ -140,6 +146,8 @@ def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> i
     flags = _flags.get(key)
     if flags is None:
         flags = _CLEARS if clears_statements(buf, start, end) else 0
+        if buf.find(b"/*", start, end - 1) >= 0:  # (as in the text: digits are not / or *)
+            flags |= _COMMENT
         if maybe_sets_in(buf, start, end - 1):
             sql = buf[start : end - 1].decode("utf-8", "replace")
             kinds = {kind for kind, _, _ in setting_statements(sql)}
