@@ -848,7 +848,8 @@ class Exchange:
         the recorder folds its batch). That path is for statements no one needs at once:
         no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
         if (
-            recorder.lean and lean and self.observation is UNOBSERVED and self.capture is None
+            _lean_ending.cutoff >= 0.0  # (`recorder.lean`, read in C: -1 while it is closed)
+            and lean and self.observation is UNOBSERVED and self.capture is None
             and at is not None and not (commented if commented >= 0 else "/*" in sql)
         ):  # fmt: skip
             if encoded is not None:  # a Query's text: mostly known by its shape

@@ -39,6 +39,7 @@ cdef class Lease:
     cdef public object _on_client_data
     cdef public object _ended
     cdef public object _came_here
+    cdef public object _settings
 
     @cython.locals(conn=ServerFields)
     cpdef object take_primary(self)

@@ -168,17 +168,20 @@ class Lease:
         self._came_here: Callable[..., None] = self._primary_came  # (and once: `wait_for`)
         self._on_client_data: Callable[[bytes], None] = holder.client_data  # after a wait
         self._ended: asyncio.Future[None] | None = None  # the holder's relay's end, once known
+        self._settings: ClientSettings | None = None  # the holder's, once known (`relay_to`)
 
     def relay_to(
         self, client_transport: Any, client_link: StreamLink,
         server_data: Callable[[bytes], None] | None = None,
         client_data: Callable[[bytes], None] | None = None,
-        ended: asyncio.Future[None] | None = None,
+        ended: asyncio.Future[None] | None = None, settings: ClientSettings | None = None,
     ) -> None:
         """The client's side of the relay (once it is logged in); ``server_data`` and
         ``client_data``: where the server's bytes go, and the client's after a wait, when
         not to the holder's methods (`PlainRelay`); ``ended``: done when the relay ends
-        (read in place of the holder's `ended`, once a wait ends)."""
+        (read in place of the holder's `ended`, once a wait ends); ``settings``: the
+        holder's, as they are from now on (read in place of its ``settings``)."""
+        self._settings = settings
         self._client_transport = client_transport
         self._client_link = client_link
         self._ended = ended
@@ -225,7 +228,9 @@ class Lease:
             self.parked = None
             self.conn = conn  # (its target: the primary, as when it was parked)
             self._info.state = "active"
-            settings = self._holder.settings
+            settings = self._settings
+            if settings is None:
+                settings = self._holder.settings
             if self._routing.begin is not None or conn.settings is not settings.wanted:
                 exchange = self._holder.exchange
                 assert exchange is not None

@@ -276,7 +276,7 @@ class PooledSession(FrontendSession):
             self._client_transport, link_of(self.writer),
             relay.server_data if relay is not None else None,
             relay.client_data if relay is not None else None,
-            self._ended,
+            self._ended, self.settings,
         )  # fmt: skip
         self.listen.relay_to(self._client_transport)
         if early:
