@@ -64,7 +64,8 @@ cdef class Exchange:
                    kind=long, returned=long, row_limit=long, replies=long)
     cpdef object answers(self, object data)
 
-    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, body=bytes, commented=long)
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, body=bytes, commented=long,
+                   read_only=bint)
     cpdef request(self, long t, bytes buf, Py_ssize_t start, Py_ssize_t end, double at,
                   object server_name=*)
 

@@ -390,10 +390,11 @@ class Exchange:
                     info = shaped_postgres(body) or analyze(sql)
                 else:
                     info = ctx.info
+                read_only = info.read_only
                 if not self.dirty:  # (`_session_safe_info`, inline)
                     operation = info.operation
-                    self.dirty = operation == "ddl" or (operation == "select" and not info.read_only)
-                if not (self.wrote or info.read_only):  # (`may_write`'s first test, inline)
+                    self.dirty = operation == "ddl" or (operation == "select" and not read_only)
+                if not (self.wrote or read_only):  # (`may_write`'s first test, inline)
                     self.wrote = may_write(info)
             self.pending.append((QUERY, ctx))
             return

@@ -32,7 +32,7 @@ from ._lexer import (
     scanner_for,
 )
 from ._postgres import Analysis, analyze_postgres
-from ._shapes import Entry, make_entry, shape_hit, shape_key, shaped
+from ._shapes import Entry, HitCounter, make_entry, shape_hit, shape_key, shaped
 
 DEFAULT_CACHE_SIZE: Final = 4096
 # Longer texts (bulk inserts ...) are analyzed every time, not kept in memory.
@@ -165,12 +165,12 @@ def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
 # the PostgreSQL shapes, counted as hits of the masked cache. A partial rather than a
 # function that calls it: the proxy calls this for every statement it relays, and so no
 # Python frame runs in between when `._shapes` is compiled.
+SHAPE_HITS = HitCounter()  # (a C counter: `cache_info` adds it to the masked cache's hits)
 shaped_postgres: Callable[[bytes], SqlInfo | None] = functools.partial(
-    shaped, _shapes["postgresql"], _masked
+    shaped, _shapes["postgresql"], SHAPE_HITS
 )
 # The same two, for compiled callers that reach `._shapes.shaped` in C (the proxy's exchange)
 POSTGRES_SHAPES: dict[bytes, Any] = _shapes["postgresql"]
-SHAPE_HITS = _masked
 
 
 def analyze_fresh(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
@@ -307,6 +307,7 @@ def set_cache_size(n: int) -> None:
     _exact = functools.lru_cache(maxsize=n)(analyze_uncached)
     _masked.resize(n)
     _masked.clear()
+    SHAPE_HITS.hits = 0
     _front_max = n
     _clear_front()
 
@@ -315,6 +316,7 @@ def clear_cache() -> None:
     """Forget every cached result."""
     _exact.cache_clear()
     _masked.clear()
+    SHAPE_HITS.hits = 0
     _clear_front()
 
 
@@ -333,7 +335,7 @@ def cache_info() -> CacheInfo:
         exact.misses,
         exact.maxsize or 0,
         exact.currsize,
-        _masked.hits,
+        _masked.hits + SHAPE_HITS.hits,
         _masked.misses,
         len(_masked),
     )

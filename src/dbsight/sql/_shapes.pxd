@@ -5,7 +5,10 @@ import cython
 @cython.locals(template=bytes, fixed=tuple, i=Py_ssize_t)
 cpdef object shape_hit(tuple entry, object encoded)
 
+cdef class HitCounter:
+    cdef public long long hits
+
 @cython.locals(entry=tuple)
-cpdef object shaped(dict shapes, object counted, object encoded, object key=*)
+cpdef object shaped(dict shapes, HitCounter counted, object encoded, object key=*)
 
 cpdef bytes zeroed(bytes encoded)

@@ -25,7 +25,7 @@ to it); without them the same source runs as Python.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Final
 
 from ._info import SqlInfo
 
@@ -38,6 +38,16 @@ ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
 _NAME_DIGITS: Final = re.compile(rb"(?<=[A-Za-z_$\x80-\xff])[0-9]+")
 
 Entry = tuple[bytes, tuple[int, ...], SqlInfo]
+
+
+class HitCounter:
+    """The hits `shaped` answers (compiled, a C counter: this runs for every statement the
+    proxy relays); `dbsight.sql.cache_info` counts them as the masked cache's."""
+
+    __slots__ = ("hits",)
+
+    def __init__(self) -> None:
+        self.hits = 0
 
 
 def shape_key(text: str) -> tuple[bytes, bytes] | None:
@@ -69,7 +79,7 @@ def shape_hit(entry: Entry, encoded: bytes) -> SqlInfo | None:
 
 
 def shaped(
-    shapes: dict[bytes, Entry], counted: Any, encoded: bytes, key: bytes | None = None
+    shapes: dict[bytes, Entry], counted: HitCounter, encoded: bytes, key: bytes | None = None
 ) -> SqlInfo | None:
     """What ``shapes`` (a dialect's shape cache) holds of the text whose UTF-8 bytes are
     ``encoded``, else None; a hit adds one to ``counted.hits`` (the masked cache's, as it
