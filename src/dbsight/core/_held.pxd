@@ -8,7 +8,7 @@ cdef class LeanEnding:
     cdef public double cutoff
     cdef public object gate
 
-    @cython.locals(duration=double)
+    @cython.locals(duration=double, started=double)
     cpdef ended(self, tuple begun, object rows)
 
 cpdef list take(object pending, Py_ssize_t n)

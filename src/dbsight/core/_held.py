@@ -44,15 +44,18 @@ class LeanEnding:
     def ended(self, begun: tuple[Any, ...], rows: int | None) -> None:
         """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
         it ran slow or an observer wants it now, hand its event to the recorder at once."""
-        duration = _perf_counter() - begun[7]
+        sql, system, source, info, state, params, explain, started = begun
+        duration = _perf_counter() - started
         request = _request_now()
         gate = self.gate
         if duration < self.cutoff and (gate is None or gate() is False):
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
             pending = self.pending
-            pending.append(begun + (request, _function_now(), None, duration, rows))  # (None: see
-            # `LeanStatement`, its start on the wall clock is read when it is folded)
+            # (one tuple made, not two joined; None: see `LeanStatement`, its start on the
+            # wall clock is read when it is folded)
+            pending.append((sql, system, source, info, state, params, explain, started, request,
+                            _function_now(), None, duration, rows))  # fmt: skip
             if len(pending) >= BATCH:
                 self.recorder.flush()
             return
