@@ -8,6 +8,8 @@ from dbsight.core._held cimport LeanEnding
 
 cdef class Exchange:
     cdef public object pending
+    cdef object _push
+    cdef object _drop
     cdef public dict statements
     cdef public dict portals
     cdef public long status
