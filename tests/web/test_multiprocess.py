@@ -166,6 +166,11 @@ def _queries(text: str) -> float:
     return _metric_sum(text, "db_client_operations_total", operation="select", outcome="ok")
 
 
+def _both(text: str) -> tuple[float, float]:
+    """The /query requests' queries and the requests, as a scrape counts them."""
+    return _queries(text), _metric_sum(text, "http_server_requests_total", route="/query")
+
+
 def _drive(base: str, at_least: int) -> tuple[int, set[int]]:
     """Send /query requests (8 at a time) until both workers answered some; returns the
     number sent and the pids seen."""
@@ -192,8 +197,10 @@ def test_metrics_sum_over_gunicorn_workers(gunicorn: tuple[str, Path]) -> None:
     sent, pids = _drive(base, at_least=64)
     assert len(pids) == 2
 
-    # every worker's file is at most a second old: wait for the last requests to show
-    _wait_until(lambda: _queries(_get(base, "/metrics").text) == sent, f"{sent} queries")
+    # every worker's file is at most a second old: wait for the last requests to show, their
+    # queries and the requests themselves (a request is counted once its response has gone,
+    # after its query: a file written in between has the query and not yet the request)
+    _wait_until(lambda: _both(_get(base, "/metrics").text) == (sent, sent), f"{sent} queries")
 
     answered: set[int] = set()
     for response in _answers(base, "/metrics"):
