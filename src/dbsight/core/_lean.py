@@ -54,14 +54,14 @@ def lean_contexts(
     ``keep_params``: the recorder's settings. One loop for the whole batch (this runs for
     every statement). The request's ids and route are read now; the scopes set them when
     they open (`RequestContext`)."""
-    clock: float | None = None
+    clock = 0.0  # the wall clock's offset from perf_counter's, read once (see LeanStatement)
     for i, held in enumerate(batch):
         if type(held) is not tuple:
             continue
         (sql, system, source, info, state, params, explain, started, request, function,
          started_at, duration, rows) = held  # fmt: skip
         if started_at is None:
-            if clock is None:
+            if clock == 0.0:
                 clock = _time() - _perf_counter()
             started_at = clock + started
         if info is None:

@@ -238,7 +238,8 @@ class Exchange:
 
     __slots__ = (
         "pending", "statements", "portals", "status", "discarding", "unsynced", "query_key",
-        "query_text", "query_comment", "key", "user", "database", "application_name", "client_addr", "statement_count", "dirty",
+        "query_text", "query_comment", "key", "user", "database", "application_name",
+        "client_addr", "statement_count", "dirty",
         "full_reset", "cleared", "forget", "pooled", "last_sqlstate", "ddl_seen", "ddl_count",
         "capture",
         "session_id", "_rolled_back", "row_limit", "row_limit_error", "on_row_limit", "_rows",
@@ -852,10 +853,12 @@ class Exchange:
         `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
         the recorder folds its batch). That path is for statements no one needs at once:
         no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
+        if commented < 0:
+            commented = "/*" in sql
         if (
             _lean_ending.cutoff >= 0.0  # (`recorder.lean`, read in C: -1 while it is closed)
             and lean and self.observation is UNOBSERVED and self.capture is None
-            and at is not None and not (commented if commented >= 0 else "/*" in sql)
+            and at is not None and not commented
         ):  # fmt: skip
             if encoded is not None:  # a Query's text: mostly known by its shape
                 info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
@@ -872,8 +875,7 @@ class Exchange:
         if not recorder.active:
             return None
         token = comment = info = None
-        if commented if commented >= 0 else "/*" in sql:  # the sender's request and trace,
-            # from a sqlcommenter comment
+        if commented:  # the sender's request and trace, from a sqlcommenter comment
             sql, comment = split_comment(sql)
             parent = remote_parent(comment) if comment is not None else None
             if parent is not None:

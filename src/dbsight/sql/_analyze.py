@@ -141,7 +141,8 @@ def analyze_uncached(sql: str | bytes, dialect: str = "postgresql") -> SqlInfo:
         if entry is not None:
             hit = shape_hit(entry, shaped[0])
             if hit is not None:
-                _masked.hits += 1  # (the literal-blind level answered: counted as its hit)
+                SHAPE_HITS.hits += 1  # (the shape level answered: `cache_info` counts it as
+                # the masked cache's hit, as it counts `shaped`'s)
                 return hit
     scan = scan_text(text)
     cacheable = scan.sure and len(scan.key) <= MAX_CACHED_LEN
