@@ -535,6 +535,28 @@ def test_with_the_primary_down_reads_go_on_and_writes_fail_fast(
     replicated2.wait_for_replay()
 
 
+@pytest.mark.usefixtures("setup_schema")
+def test_a_catalog_lookup_the_down_primary_cannot_answer_goes_to_a_replica(
+    routing_proxy: Any, replicated2: ReplicatedDatabase
+) -> None:
+    """A read of a relation the router has not looked up yet, with the primary gone before
+    the health checks see it (one check a minute) and after DDL no replica is known to have
+    replayed: the lookup is not left to the primary, which cannot answer it; a replica
+    answers both it and the read, and the client's session goes on."""
+    proxy = routing_proxy(health_interval_s=60.0)
+    proxy.wait_replicas_in_rotation(2)
+    with connect(proxy, replicated2) as conn:
+        conn.execute("ALTER TABLE audit ALTER COLUMN what SET DEFAULT ''")  # DDL seen
+    primary = replicated2.cluster.primary
+    primary.pause()
+    try:
+        with connect(proxy, replicated2) as conn:
+            assert conn.execute("SELECT name FROM items WHERE id = 3").fetchone() == ("item 3",)
+            assert on_replica(conn)
+    finally:
+        primary.resume()
+
+
 @MODES
 @pytest.mark.usefixtures("setup_schema")
 def test_read_your_writes_by_lsn_never_reads_before_the_write(

@@ -359,9 +359,12 @@ class Lease:
     async def resolve(self, lookup: Lookup) -> None:
         """Ask a server what the router needs to know (function volatility, what a relation
         is): on the client's own primary connection (session mode), else on an idle primary
-        connection, else — sessions may hold them all — on a replica that has replayed the
-        last DDL seen (the catalogs are the same), else on the primary when a connection is
-        free there. The connection is borrowed for the lookup alone."""
+        connection, else — sessions may hold them all, or the primary is down — on a replica
+        that has replayed the last DDL seen (the catalogs are the same), else on the primary
+        when a connection is free there. The connection is borrowed for the lookup alone.
+        When the primary cannot answer (its idle connection is dead, it cannot be reached),
+        any replica in rotation does: catalogs from before the last DDL judge better than
+        none, and the client's session goes on."""
         router = self._routing.router
         assert self.pool is not None and router is not None
         if self.own is not None:
@@ -369,17 +372,33 @@ class Lease:
             return
         pool = self.pool
         conn = pool.try_acquire()
-        if conn is None:
-            name = self._topology.pick_replica(
-                self._routing.outstanding, synced_after=router.changed_at
-            )
-            if name is not None:
-                pool = self.replicas[name]
-                with contextlib.suppress(BackendError):
-                    conn = await pool.acquire(self._timeout)
-        if conn is None:
-            pool = self.pool
-            conn = await pool.acquire(self._timeout)
+        try:
+            if conn is not None:
+                await self._look_up(lookup, pool, conn)
+                return
+            if await self._look_up_on_replica(lookup, router.changed_at or None):
+                return
+            await self._look_up(lookup, pool, await pool.acquire(self._timeout))
+        except BackendError:
+            if not await self._look_up_on_replica(lookup, None):
+                raise
+
+    async def _look_up_on_replica(self, lookup: Lookup, synced_after: float | None) -> bool:
+        """The lookup on a replica in rotation (``synced_after``: one that has replayed the
+        primary as it was then); False when there is none or it failed there."""
+        name = self._topology.pick_replica(self._routing.outstanding, synced_after=synced_after)
+        if name is None:
+            return False
+        pool = self.replicas[name]
+        try:
+            await self._look_up(lookup, pool, await pool.acquire(self._timeout))
+        except BackendError:
+            return False
+        return True
+
+    async def _look_up(self, lookup: Lookup, pool: BackendPool, conn: BackendConnection) -> None:
+        router = self._routing.router
+        assert router is not None
         try:
             await router.resolve(lookup, conn.execute, _monotonic())
         finally:
