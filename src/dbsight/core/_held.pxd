@@ -2,6 +2,8 @@
 # this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 cdef class LeanEnding:
     cdef public object recorder
     cdef public object pending

@@ -13,16 +13,11 @@ the same statement twice.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Any
 
+from .. import _hot
 from ._context import _function, _request
-
-_perf_counter = time.perf_counter
-# (bound once: a method looked up on a context variable is a new object each time)
-_request_now = _request.get
-_function_now = _function.get
 
 # Successful statements held for the batched observers before they fold them.
 BATCH = 64
@@ -45,8 +40,8 @@ class LeanEnding:
         """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
         it ran slow or an observer wants it now, hand its event to the recorder at once."""
         sql, system, source, info, state, params, explain, started = begun
-        duration = _perf_counter() - started
-        request = _request_now()
+        duration = _hot.perf_counter() - started
+        request = _hot.context_value(_request)
         gate = self.gate
         if duration < self.cutoff and (gate is None or gate() is False):
             if request is not None:
@@ -55,7 +50,7 @@ class LeanEnding:
             # (one tuple made, not two joined; None: see `LeanStatement`, its start on the
             # wall clock is read when it is folded)
             pending.append((sql, system, source, info, state, params, explain, started, request,
-                            _function_now(), None, duration, rows))  # fmt: skip
+                            _hot.context_value(_function), None, duration, rows))  # fmt: skip
             if len(pending) >= BATCH:
                 self.recorder.flush()
             return

@@ -3,6 +3,8 @@
 # is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._statement_effects cimport StatementEffects
 from dbsight.proxy._statement_names cimport StatementNames

@@ -20,16 +20,14 @@ source is the fallback.
 from __future__ import annotations
 
 import struct
-import time
 from typing import Any
 
+from .. import _hot
 from . import protocol as p
 from ._client_frames import CLIENT_TYPES, COPY_DATA, TERMINATE
 from ._exchange import Exchange, TrackingLost
 from ._topology import PRIMARY
 
-_perf_counter = time.perf_counter
-_monotonic = time.monotonic
 _IDLE = ord("I")
 PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE = (ord(c) for c in "PBDCQE")
 
@@ -67,7 +65,7 @@ class PlainRelay:
         exchange = self.exchange
         conn = lease.conn
         n, i, seg = len(data), 0, 0  # seg: where the bytes not yet in `out` start
-        at = _perf_counter()
+        at = _hot.perf_counter()
         out: list[bytes] | None = None
         try:
             while n - i >= 5:
@@ -163,7 +161,7 @@ class PlainRelay:
             self.settings.cycle_ended()
         exchange.wrote = False
         lease = self.lease
-        now = _monotonic()  # (one clock read: the connection's last use, the breaker's success)
+        now = _hot.monotonic()  # (one clock read: the connection's last use, the breaker's)
         lease.give_back_clean(now)
         breaker = self.breaker
         if breaker.state == "closed":

@@ -3,6 +3,8 @@
 # is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.proxy._pool_wait cimport CalledBack, Waiter, called_back
 from dbsight.proxy._server_fields cimport ServerFields
 

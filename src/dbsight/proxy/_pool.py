@@ -39,12 +39,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
+from .. import _hot
 from ..core._pools import PoolUsage
 from ..core._pools import pools as client_pools
 from ._backend import BackendConnection, BackendSpec
@@ -59,7 +59,6 @@ from ._pool_wait import AwaitedWaiter, CalledBack, Waiter, called_back
 
 logger = logging.getLogger("dbsight.proxy.pool")
 
-_monotonic = time.monotonic
 _running_loop = asyncio.get_running_loop
 
 
@@ -247,7 +246,7 @@ class BackendPool:
             return idle
         limit = self.acquire_timeout_s if timeout is None else timeout
         future: asyncio.Future[BackendConnection] = asyncio.get_running_loop().create_future()
-        waiter = AwaitedWaiter(future, _monotonic(), limit)
+        waiter = AwaitedWaiter(future, _hot.monotonic(), limit)
         self._enqueue(waiter)
         try:
             return await future  # or the timeout's, the connect's or the close's error
@@ -268,7 +267,7 @@ class BackendPool:
         loop = self._loop
         if loop is None:
             loop = self._loop = _running_loop()
-        slot = called_back(self, then, loop, _monotonic(), limit)
+        slot = called_back(self, then, loop, _hot.monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot
@@ -288,7 +287,7 @@ class BackendPool:
         idle = self._idle
         if not idle:
             return self._take_parked() if self._parked else None
-        now = _monotonic()
+        now = _hot.monotonic()
         max_lifetime = self.max_lifetime_s
         while idle:
             conn = idle.pop()
@@ -305,7 +304,7 @@ class BackendPool:
     def _take_parked(self) -> BackendConnection | None:
         """`try_acquire` from the parked connections, the longest parked first: each is
         detached from its client first."""
-        now = _monotonic()
+        now = _hot.monotonic()
         for conn in self._parked_ones():
             self._unparked(conn)()
             if self._stale(conn, now):
@@ -347,7 +346,7 @@ class BackendPool:
         if conn.parked_by is not None:
             raise ValueError(f"connection pid {conn.pid} is parked already in pool {self.name}")
         self.total_clean_releases += 1
-        conn.last_used_at = now if now >= 0.0 else _monotonic()
+        conn.last_used_at = now if now >= 0.0 else _hot.monotonic()
         conn.parked_by = unpark  # (it stays in `_used`: taken from the pool, parked)
         self._parked += 1
         return True
@@ -381,7 +380,7 @@ class BackendPool:
             return
         self._unparked(conn)  # (its client has detached it already)
         self._used.discard(conn)
-        if self._closed or self._stale(conn, _monotonic()):
+        if self._closed or self._stale(conn, _hot.monotonic()):
             self._discard(conn)
             self._grow()
         else:
@@ -397,7 +396,7 @@ class BackendPool:
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
         used.discard(conn)
         self.total_clean_releases += 1
-        now = conn.last_used_at = _monotonic()
+        now = conn.last_used_at = _hot.monotonic()
         max_lifetime = self.max_lifetime_s
         if (
             self._closed
@@ -422,7 +421,9 @@ class BackendPool:
                 await conn.close()
                 return
             raise ValueError(f"connection pid {conn.pid} is not in use in pool {self.name}")
-        reusable = not self._closed and conn.resettable and not self._too_old(conn, _monotonic())
+        reusable = (
+            not self._closed and conn.resettable and not self._too_old(conn, _hot.monotonic())
+        )
         if reusable:
             self.total_resets += 1
             try:
@@ -464,7 +465,7 @@ class BackendPool:
         """One maintenance pass: close expired idle connections, top up to ``min_size``."""
         if self._closed:
             return
-        now = _monotonic()
+        now = _hot.monotonic()
         for conn in list(self._idle):  # oldest first
             if self._idle_too_long(conn, now) or self._stale(conn, now):
                 self._idle.remove(conn)
@@ -493,7 +494,7 @@ class BackendPool:
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats/pools`` shows for this pool."""
-        now = _monotonic()
+        now = _hot.monotonic()
         return {
             "name": self.name,
             "database": self.spec.database,
@@ -545,7 +546,7 @@ class BackendPool:
             waiter = waiters.popleft()
             if not waiter.done():
                 self._used.add(conn)
-                waited = _monotonic() - waiter.since
+                waited = _hot.monotonic() - waiter.since
                 self.total_wait_s += waited
                 if waited > self.max_wait_seen_s:
                     self.max_wait_seen_s = waited
@@ -566,14 +567,14 @@ class BackendPool:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        delay = max(0.0, deadline - _monotonic())
+        delay = max(0.0, deadline - _hot.monotonic())
         self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
         """The queue's timer: every waiter past its deadline ends with `PoolTimeout`; the
         timer is set again for the earliest deadline left."""
         self._timer = None
-        now = _monotonic()
+        now = _hot.monotonic()
         late = [waiter for waiter in self._waiters if waiter.deadline <= now]
         for waiter in late:
             self._waiters.remove(waiter)

@@ -3,6 +3,8 @@
 # this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.proxy._exchange cimport Exchange
 
 cdef class SessionRelay:

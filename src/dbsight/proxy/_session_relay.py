@@ -13,14 +13,12 @@ source is the fallback.
 from __future__ import annotations
 
 import struct
-import time
 from typing import Any
 
+from .. import _hot
 from . import protocol as p
 from ._client_frames import CLIENT_TYPES, COPY_DATA, frame_error
 from ._exchange import Exchange, TrackingLost
-
-_perf_counter = time.perf_counter
 
 
 class SessionRelay:
@@ -40,7 +38,7 @@ class SessionRelay:
         """The client's bytes: its whole messages to the server, each told to the exchange."""
         buf = self.buffer + data if self.buffer else data
         n, i = len(buf), 0
-        at = _perf_counter()
+        at = _hot.perf_counter()
         exchange = self.exchange
         max_size = self.max_size
         try:
