@@ -1,10 +1,11 @@
-"""What the per-statement path reads from the runtime: the monotonic clock (the one
-`time.perf_counter` and `time.monotonic` read on Linux) and a context variable's value.
+"""What the per-statement path asks of the runtime: the monotonic clock (the one
+`time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, and a
+text's digits zeroed (its key in a shape cache).
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
-``clock_gettime`` and the context variable one ``PyContextVar_Get``, with no Python call;
-the values are the same (the clock's seconds are computed as CPython computes them). This
-module is what the same sources use as Python.
+``clock_gettime``, the context variable one ``PyContextVar_Get`` and the zeroing one loop
+over the bytes, with no Python call; the values are the same (the clock's seconds are
+computed as CPython computes them). This module is what the same sources use as Python.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from contextvars import ContextVar
 from time import monotonic, perf_counter
 from typing import Any
 
-__all__ = ["context_value", "monotonic", "perf_counter"]
+__all__ = ["context_value", "monotonic", "perf_counter", "zeroed"]
+
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 
 
 def context_value(var: ContextVar[Any]) -> Any:
@@ -22,3 +25,8 @@ def context_value(var: ContextVar[Any]) -> Any:
         return var.get()
     except LookupError:
         return None
+
+
+def zeroed(text: bytes) -> bytes:
+    """``text`` with every digit turned into ``0``."""
+    return text.translate(_ZEROS)

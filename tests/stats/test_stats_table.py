@@ -316,6 +316,20 @@ def test_free_threaded_builds_record_under_the_lock(monkeypatch):
     assert (stats.calls, stats.errors, stats.rows, stats.routes) == (2, 1, 1, {"/u": 1})
 
 
+def test_one_batch_with_runs_of_a_fingerprint_counts_every_statement_where_it_belongs():
+    """A batch folds runs of one fingerprint (its entry found once per run) between other
+    fingerprints, with the database changing within a run and coming back to one seen."""
+    a = "SELECT * FROM users WHERE id = 1"
+    b = "SELECT * FROM orders WHERE id = 1"
+    plan = [(a, "d1"), (a, "d1"), (a, "d2"), (b, "d1"), (a, "d1"), (a, "d3"), (b, "d1")]
+    table = StatsTable()
+    table.observe_all([event_for(sql, 0.001, database=db) for sql, db in plan])
+    by_text = {stats.normalized: stats for stats in table.top()}
+    users, orders = by_text[event_for(a, 0.001).normalized], by_text[event_for(b, 0.001).normalized]
+    assert (users.calls, set(users.databases)) == (5, {"d1", "d2", "d3"})
+    assert (orders.calls, set(orders.databases)) == (2, {"d1"})
+
+
 def test_resize_keeps_the_entries_and_a_smaller_bound_evicts_the_least_significant():
     table = StatsTable(max_fingerprints=20)
     for i in range(15):

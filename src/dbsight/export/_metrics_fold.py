@@ -60,6 +60,10 @@ def count_ok(sink: Any, events: Iterable[Any]) -> None:
     and its ``_bind`` for a fingerprint it has not bound yet)."""
     bound_of = sink._bound
     slow_s = sink._slow_s
+    # a run of statements of one system and fingerprint finds its series once
+    last_system: Any = None
+    last_fingerprint: Any = None
+    series = None
     for event in events:
         if type(event) is LeanEvent:  # (compiled: read through its C fields)
             lean = event
@@ -70,10 +74,13 @@ def count_ok(sink: Any, events: Iterable[Any]) -> None:
             system = event.system
             fingerprint = event.fingerprint
             duration = event.duration_s
-        bound = bound_of.get(system)
-        series = bound.get(fingerprint) if bound is not None else None
-        if series is None:
-            series = sink._bind(event)
+        if fingerprint is not last_fingerprint or system is not last_system or series is None:
+            bound = bound_of.get(system)
+            series = bound.get(fingerprint) if bound is not None else None
+            if series is None:
+                series = sink._bind(event)
+            last_system = system
+            last_fingerprint = fingerprint
         series.ok += 1
         series.sum += duration
         index = 0

@@ -2,6 +2,8 @@
 # each relayed statement by its bytes. The .py is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 @cython.locals(template=bytes, fixed=tuple, i=Py_ssize_t)
 cpdef object shape_hit(tuple entry, object encoded)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from .. import _hot
 from ._info import SqlInfo
 
 # Long texts (bulk inserts...) vary in more than their digits: not worth a key of their size.
@@ -99,7 +100,7 @@ def shaped(
 
 def zeroed(encoded: bytes) -> bytes:
     """``encoded`` with every digit turned into ``0``: its key in a shape cache."""
-    return encoded.translate(ZEROS)
+    return _hot.zeroed(encoded)
 
 
 def make_entry(encoded: bytes, info: SqlInfo) -> Entry:

@@ -40,16 +40,21 @@ def count_calls(sampler: Any, events: Iterable[Any]) -> None:
     its ``_entries``, and its ``_first`` and ``_take`` for a new fingerprint and for a call
     its reservoir picks)."""
     entries = sampler._entries
+    last_fingerprint: Any = None  # a run of one fingerprint finds its reservoir once
+    entry = None
     for event in events:
         if type(event) is LeanEvent:  # (compiled: read through its C fields)
             lean = event
             fingerprint = lean.fingerprint
         else:
             fingerprint = event.fingerprint
-        entry = entries.get(fingerprint)
-        if entry is None:
-            sampler._first(event)
-            continue
+        if fingerprint is not last_fingerprint or entry is None:
+            entry = entries.get(fingerprint)
+            if entry is None:
+                sampler._first(event)
+                last_fingerprint = None
+                continue
+            last_fingerprint = fingerprint
         entry.seen += 1
         if entry.seen >= entry.next:
             sampler._take(entry, event)

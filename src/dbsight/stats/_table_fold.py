@@ -107,6 +107,12 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
     ``_to_histogram`` for a new fingerprint and for samples that have become too many)."""
     entries = table._entries
     lock = table._lock
+    # A run of statements of one fingerprint (a loop, a busy endpoint) finds its entry once:
+    # no other entry is made between two of them, and the entry is checked for the run's
+    # database once
+    last_fingerprint: Any = None
+    last_database: Any = None
+    entry = None
     for event in events:
         if type(event) is LeanEvent:  # (compiled: read through its C fields)
             lean = event
@@ -125,12 +131,15 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
             seen = event.started_at
             route = event.route
             database = event.database
-        entry = entries.get(fingerprint)
-        if entry is None:
-            with lock:
-                entry = entries.get(fingerprint)
-                if entry is None:
-                    entry = table._insert(event)
+        if fingerprint is not last_fingerprint or entry is None:
+            entry = entries.get(fingerprint)
+            if entry is None:
+                with lock:
+                    entry = entries.get(fingerprint)
+                    if entry is None:
+                        entry = table._insert(event)
+            last_fingerprint = fingerprint
+            last_database = None
         entry.calls += 1
         entry.total += duration
         if duration < entry.min:
@@ -178,8 +187,10 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
                         routes[route] += 1
                     elif len(routes) < MAX_ROUTES:
                         routes[route] = 1
-        if database is not None and database not in entry.databases:
-            with lock:
-                databases = entry.databases
-                if database not in databases and len(databases) < MAX_DATABASES:
-                    databases[database] = None
+        if database is not None and database is not last_database:
+            last_database = database
+            if database not in entry.databases:
+                with lock:
+                    databases = entry.databases
+                    if database not in databases and len(databases) < MAX_DATABASES:
+                        databases[database] = None
