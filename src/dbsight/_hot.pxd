@@ -5,6 +5,8 @@ from cpython.contextvars cimport get_value
 cdef extern from *:
     """
     #include <time.h>
+    #include <errno.h>
+    #include <sys/socket.h>
     /* CLOCK_MONOTONIC in seconds, as CPython's time.perf_counter() and time.monotonic()
        give it on Linux (whole nanoseconds, then divided by 1e9) */
     static inline double dbsight_monotonic(void) {
@@ -30,8 +32,18 @@ cdef extern from *:
         }
         return out;
     }
+
+    /* send(2) of a whole bytes object without blocking: how many bytes went (0: none could,
+       the socket's buffer is full), -1 on an error (the transport finds it again) */
+    static Py_ssize_t dbsight_send(int fd, PyObject *data) {
+        ssize_t sent = send(fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                            MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent >= 0) return (Py_ssize_t)sent;
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    }
     """
     bytes zeroed "dbsight_zeroed"(bytes text)
+    Py_ssize_t send "dbsight_send"(int fd, bytes data)
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil
 

@@ -1,20 +1,22 @@
 """What the per-statement path asks of the runtime: the monotonic clock (the one
-`time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, and a
-text's digits zeroed (its key in a shape cache).
+`time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, a
+text's digits zeroed (its key in a shape cache), and a send on a socket that never blocks.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
-``clock_gettime``, the context variable one ``PyContextVar_Get`` and the zeroing one loop
-over the bytes, with no Python call; the values are the same (the clock's seconds are
-computed as CPython computes them). This module is what the same sources use as Python.
+``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing one loop over
+the bytes and the send one ``send(2)``, with no Python call; the results are the same (the
+clock's seconds are computed as CPython computes them). This module is what the same sources
+use as Python.
 """
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 from time import monotonic, perf_counter
 from typing import Any
 
-__all__ = ["context_value", "monotonic", "perf_counter", "zeroed"]
+__all__ = ["context_value", "monotonic", "perf_counter", "send", "zeroed"]
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 
@@ -30,3 +32,14 @@ def context_value(var: ContextVar[Any]) -> Any:
 def zeroed(text: bytes) -> bytes:
     """``text`` with every digit turned into ``0``."""
     return text.translate(_ZEROS)
+
+
+def send(fd: int, data: bytes) -> int:
+    """Write ``data`` to the non-blocking socket ``fd``: how many bytes went (0: none could,
+    its buffer is full), -1 on an error (left for the socket's transport to find again)."""
+    try:
+        return os.write(fd, data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return -1

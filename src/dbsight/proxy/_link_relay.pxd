@@ -1,6 +1,9 @@
 # C types for _link_relay.py when Cython compiles it (see dbsight._compiled): a link's relay
 # mode as the C fields and methods of its base class. The .py is the source; this file only
 # types it.
+import cython
+
+from dbsight cimport _hot
 
 cdef class LinkRelay:
     cdef public object reader
@@ -13,3 +16,10 @@ cdef class LinkRelay:
 
     cdef bytes start_relay(self, object on_data, object on_lost, object paired, bint direct)
     cdef stop_relay(self)
+
+cdef class Sender:
+    cdef public object transport
+    cdef public int fd
+
+    @cython.locals(sent=Py_ssize_t)
+    cpdef write(self, bytes data)

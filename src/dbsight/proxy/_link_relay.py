@@ -1,6 +1,7 @@
 """`LinkRelay`: a `dbsight.proxy._link.StreamLink`'s relay mode — where its chunks go while
 it relays (``on_data``), whom to tell when it ends (``on_lost``), the peer transport its
-flow control pauses (``paired``) — and the calls that switch it: `relay`, `unrelay`, `pair`.
+flow control pauses (``paired``) — and the calls that switch it: `relay`, `unrelay`, `pair`;
+and `Sender`, how the relays write to a socket.
 
 With more clients than server connections in transaction mode, a pooled server connection
 changes hands every transaction: it is unrelayed from one client, relayed to the next, and
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+
+from .. import _hot
 
 DataHandler = Callable[[bytes], None]
 LostHandler = Callable[[BaseException | None], None]
@@ -125,3 +128,57 @@ class LinkRelay:
 
     def _stream_writer_transport(self) -> Any:
         raise NotImplementedError
+
+
+# uvloop's transports of a plain socket (TCP, Unix): what they write goes to the socket as it
+# is (not through TLS), so a `Sender` may send it itself
+_PLAIN_SOCKET_TRANSPORTS = frozenset(
+    ("uvloop.loop.TCPTransport", "uvloop.loop.UnixTransport")
+)
+
+
+def socket_fd(transport: Any) -> int:
+    """The socket under ``transport`` when what is written to the transport goes to it as it
+    is (one of uvloop's plain socket transports); else -1."""
+    kind = type(transport)
+    if f"{kind.__module__}.{kind.__qualname__}" not in _PLAIN_SOCKET_TRANSPORTS:
+        return -1
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (OSError, ValueError):
+        return -1
+
+
+class Sender:
+    """``transport.write`` for the relays, sent straight to the socket when it can be.
+
+    uvloop's ``write`` sends at once when nothing waits in the transport's buffer, but gets
+    there through its buffer's list and a few Python objects: about a thousand instructions
+    per write, two writes per relayed statement. When the transport is one of a plain
+    socket, holds nothing back (nothing buffered, in libuv's queue or its own) and is not
+    closing (its socket is still this one), `write` is one ``send`` on the socket; what the
+    socket does not take (its buffer full), or an error, goes to the transport's own
+    ``write``, which buffers it, pauses the peer (flow control) or finds the error, as it
+    always did. Bytes written to the transport directly (the session's replies) stay in
+    order: nothing is sent past what the transport holds."""
+
+    __slots__ = ("transport", "fd")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.fd = socket_fd(transport)
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if (
+            self.fd >= 0
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+        ):
+            sent = _hot.send(self.fd, data)
+            if sent == len(data):
+                return
+            if sent > 0:
+                data = data[sent:]
+        transport.write(data)

@@ -11,6 +11,8 @@ from dbsight.proxy._statement_names cimport StatementNames
 from dbsight.proxy._lease cimport Lease
 from dbsight.proxy._breaker cimport CircuitBreaker
 from dbsight.proxy._session_info cimport SessionInfo
+from dbsight.proxy._link_relay cimport Sender
+from dbsight.proxy._server_fields cimport ServerFields
 
 # the message types it tells apart: C integers, compared with no Python object
 cdef long _S, _E, _T, _R
@@ -30,10 +32,12 @@ cdef class PlainRelay:
     cdef list notifications
     cdef public bint shutting_down
     cdef object client
+    cdef Sender client_sender
     cdef Py_ssize_t max_size
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, seg=Py_ssize_t, end=Py_ssize_t,
-                   length=Py_ssize_t, t=long, at=double, exchange=Exchange)
+                   length=Py_ssize_t, t=long, at=double, exchange=Exchange,
+                   conn=ServerFields, sender=Sender)
     cpdef client_data(self, bytes data)
 
     @cython.locals(exchange=Exchange)

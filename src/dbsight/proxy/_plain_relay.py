@@ -26,6 +26,7 @@ from .. import _hot
 from . import protocol as p
 from ._client_frames import CLIENT_TYPES, COPY_DATA, TERMINATE
 from ._exchange import Exchange, TrackingLost
+from ._link_relay import Sender
 from ._topology import PRIMARY
 
 _IDLE = ord("I")
@@ -49,6 +50,7 @@ class PlainRelay:
         self.notifications = session.listen.notifications  # (the same list all along)
         self.shutting_down = session._shutting_down  # (then `PooledSession.request_shutdown`)
         self.client = session.writer.transport
+        self.client_sender = Sender(self.client)
         self.max_size = session._max_size
 
     def client_data(self, data: bytes) -> None:
@@ -112,13 +114,13 @@ class PlainRelay:
         except (p.ProtocolError, ValueError) as exc:
             session._malformed(exc, out if out is not None else [], data, seg, i)
             return
-        if conn is not None:
-            transport = lease.server_transport
+        if conn is not None:  # (held: relayed, its transport the lease's `server_transport`)
+            sender = conn.sender
             if out is not None:
                 out.append(data[seg:i])
-                transport.write(b"".join(out))
+                sender.write(b"".join(out))
             elif i > seg:
-                transport.write(data if seg == 0 and i == n else data[seg:i])
+                sender.write(data if seg == 0 and i == n else data[seg:i])
         if i < n:
             session.client_data(data[i:] if i else data)
 
@@ -136,7 +138,7 @@ class PlainRelay:
             self.session.server_failed(exc)
             return
         if out:
-            self.client.write(out)
+            self.client_sender.write(out)
         if (
             not exchange.pending and exchange.status == _IDLE and not exchange.unsynced
             and not exchange._buffer and lease.conn is not None

@@ -2,7 +2,7 @@
 # connection's per-transaction fields as C fields. The .py is the source; this file only
 # types it.
 
-from dbsight.proxy._link_relay cimport LinkRelay
+from dbsight.proxy._link_relay cimport LinkRelay, Sender
 
 cdef class ServerFields:
     cdef public object transport
@@ -14,3 +14,4 @@ cdef class ServerFields:
     cdef public bint broken
     cdef public bint closed
     cdef public object parked_by
+    cdef public Sender sender

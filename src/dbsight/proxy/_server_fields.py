@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._link_relay import Sender
+
 
 class ServerFields:
     """A server connection's per-transaction state (see the module docstring)."""
@@ -28,6 +30,7 @@ class ServerFields:
         "broken",
         "closed",
         "parked_by",
+        "sender",
     )
 
     def __init__(self, transport: Any, link: Any, settings: Mapping[str, str], at: float) -> None:
@@ -43,3 +46,4 @@ class ServerFields:
         # while parked in its pool (`BackendPool.park`): the callback that detaches it from
         # the client that parked it; else None
         self.parked_by: Any = None
+        self.sender = Sender(transport)  # what a relay writes to it with

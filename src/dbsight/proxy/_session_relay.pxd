@@ -6,12 +6,13 @@ import cython
 from dbsight cimport _hot
 
 from dbsight.proxy._exchange cimport Exchange
+from dbsight.proxy._link_relay cimport Sender
 
 cdef class SessionRelay:
     cdef object session
     cdef Exchange exchange
-    cdef object client
-    cdef object server
+    cdef Sender client
+    cdef Sender server
     cdef Py_ssize_t max_size
     cdef bytes buffer
 

@@ -19,6 +19,7 @@ from .. import _hot
 from . import protocol as p
 from ._client_frames import CLIENT_TYPES, COPY_DATA, frame_error
 from ._exchange import Exchange, TrackingLost
+from ._link_relay import Sender
 
 
 class SessionRelay:
@@ -29,8 +30,8 @@ class SessionRelay:
     ) -> None:
         self.session = session  # a `ClientSession`: its ending and its observation's
         self.exchange = exchange  # None: not observing
-        self.client = client  # transports
-        self.server = server
+        self.client = Sender(client)  # (their transports, written through `Sender`)
+        self.server = Sender(server)
         self.max_size = max_size
         self.buffer = b""  # the start of a client message not yet whole
 
