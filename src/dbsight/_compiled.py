@@ -23,7 +23,8 @@ from typing import Any
 
 # The proxy's per-message work, each module typed for Cython by the ``.pxd`` next to it (a
 # module compiled untyped runs no faster than CPython's own interpreter runs it): the one-pass
-# reading of a server's usual answer, the exchange (`Exchange` as an extension type), what a
+# reading of a server's usual answer, whether a statement may write (asked at a transaction's
+# BEGIN and first write), the exchange (`Exchange` as an extension type), what a
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
 # names on shared server connections (`StatementNames`), a socket's relay mode (`LinkRelay`),
 # a server connection's per-transaction fields (`ServerFields`), the server connection a pooled
@@ -37,6 +38,7 @@ from typing import Any
 # table, the Prometheus series and the reservoirs of the parameter sampler.
 HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._plain_answer",
+    "dbsight.proxy._writes",
     "dbsight.proxy._exchange",
     "dbsight.proxy._statement_effects",
     "dbsight.proxy._statement_names",

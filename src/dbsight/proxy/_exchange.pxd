@@ -4,6 +4,7 @@ import cython
 
 from dbsight.sql cimport _shapes
 from dbsight.proxy cimport _plain_answer
+from dbsight.proxy cimport _writes
 from dbsight.core._held cimport LeanEnding
 
 cdef class Exchange:

@@ -44,7 +44,7 @@ from .._runtime import recorder
 from ..export._fields import event_fields
 from ..sql import SqlInfo, _shapes, analyze
 from ..sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, shaped_postgres
-from . import _plain_answer
+from . import _plain_answer, _writes
 from ._capture import WorkloadCapture
 from ._listen_statements import LISTEN_FIRST, ListenOp, listen_ops, may_listen
 from ._observe import SOURCE, SYSTEM, ServerError, SessionFacts, remote_parent, split_comment
@@ -65,7 +65,6 @@ from ._plain_answer import (  # what the client asked, in `pending`: (kind, payl
 )
 from ._portal_runs import PortalRuns
 from ._units import cstring
-from ._writes import may_write
 
 _unpack_int32 = struct.Struct(">i").unpack_from
 # the recorder's `ended` for the lean path, reached in C when this module is compiled
@@ -400,7 +399,7 @@ class Exchange:
                     operation = info.operation
                     self.dirty = operation == "ddl" or (operation == "select" and not read_only)
                 if not (self.wrote or read_only):  # (`may_write`'s first test, inline)
-                    self.wrote = may_write(info)
+                    self.wrote = _writes.may_write(info)
             self._push((QUERY, ctx))
             return
         if self._cycle_start is None:
@@ -445,7 +444,7 @@ class Exchange:
                     text if text is not None else "", self._cycle_start, None, not limited
                 )
                 if self.pooled and not self.wrote:
-                    self.wrote = text is None or may_write(
+                    self.wrote = text is None or _writes.may_write(
                         analyze(text) if ctx is None
                         else ctx[3] if type(ctx) is tuple else ctx.info
                     )  # fmt: skip

@@ -159,8 +159,9 @@ class PlainRelay:
         ):  # fmt: skip
             return False
         self.info.state = "idle"
-        if self.effects.settings_read():  # (else the settings have nothing to forget)
-            self.settings.cycle_ended()
+        settings = self.settings
+        if self.effects.settings_read() and (settings._reset_all or settings._resets):
+            settings.cycle_ended()  # (its own test, inline: no Python call when it is false)
         exchange.wrote = False
         lease = self.lease
         now = _hot.monotonic()  # (one clock read: the connection's last use, the breaker's)

@@ -98,8 +98,9 @@ class StatementEffects:
                 sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
             elif flags & _TRANSACTION:  # BEGIN, COMMIT: what `settings.statement` would do
                 self.settings_said = True
-                if flags & _ENDS:
-                    self.settings.cycle_ended()
+                settings = self.settings
+                if flags & _ENDS and (settings._reset_all or settings._resets):
+                    settings.cycle_ended()  # (its own test, inline: no Python call mostly)
         if sql is not None:
             in_block = exchange.status != _IDLE or self.held.begun
             self.settings_said = True
