@@ -32,6 +32,18 @@ async def _connected() -> tuple[asyncio.Transport, socket.socket]:
     return transport, peer  # type: ignore[return-value]
 
 
+async def _drain_and_close(
+    transport: asyncio.Transport, peer: socket.socket, reader: threading.Thread
+) -> None:
+    """Until the transport has written all it holds; then both ends closed, the reader done."""
+    while transport.get_write_buffer_size():
+        await asyncio.sleep(0.01)
+    transport.close()
+    await asyncio.sleep(0)
+    reader.join(30)
+    peer.close()
+
+
 def _read_all(peer: socket.socket, into: bytearray, wait_s: float) -> None:
     time.sleep(wait_s)  # the socket's buffers fill meanwhile
     while chunk := peer.recv(1 << 16):
@@ -58,12 +70,7 @@ def test_writes_arrive_whole_and_in_order_through_a_full_socket_and_the_transpor
                 sender.write(_chunk(i))
             backed_up = max(backed_up, transport.get_write_buffer_size())
             await asyncio.sleep(0.002)  # (the loop writes what it buffered when it can)
-        while transport.get_write_buffer_size():
-            await asyncio.sleep(0.01)
-        transport.close()
-        await asyncio.sleep(0)
-        reader.join(30)
-        peer.close()
+        await _drain_and_close(transport, peer, reader)
         return bytes(received), backed_up
 
     received, backed_up = uvloop.run(main())
@@ -91,12 +98,7 @@ def test_nothing_is_sent_past_what_the_transport_holds_back() -> None:
         sender.write(_chunk(i + 1))
         reader = threading.Thread(target=_read_all, args=(peer, got, 0.0))
         reader.start()
-        while transport.get_write_buffer_size():
-            await asyncio.sleep(0.01)
-        transport.close()
-        await asyncio.sleep(0)
-        reader.join(30)
-        peer.close()
+        await _drain_and_close(transport, peer, reader)
         assert len(got) == (i + 2) * CHUNK
         return bytes(got)
 
