@@ -31,7 +31,6 @@ cdef class PlainRelay:
     cdef object listen
     cdef list notifications
     cdef public bint shutting_down
-    cdef object client
     cdef Sender client_sender
     cdef Py_ssize_t max_size
 

@@ -49,8 +49,7 @@ class PlainRelay:
         self.listen = session.listen
         self.notifications = session.listen.notifications  # (the same list all along)
         self.shutting_down = session._shutting_down  # (then `PooledSession.request_shutdown`)
-        self.client = session.writer.transport
-        self.client_sender = Sender(self.client)
+        self.client_sender = Sender(session.writer.transport)
         self.max_size = session._max_size
 
     def client_data(self, data: bytes) -> None:
