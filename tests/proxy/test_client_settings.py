@@ -120,6 +120,15 @@ def test_texts_that_set_nothing_are_not_parsed() -> None:
     assert not maybe_sets("SELECT * FROM t WHERE id = $1")
     assert not maybe_sets("UPDATE t SET a = 1")
     assert maybe_sets("SELECT 1; set work_mem = 1")
+    assert not maybe_sets("/* app='x' */ SELECT 1 -- SET")
+    assert maybe_sets("/* app='x' */ SET work_mem = 1")
+    assert maybe_sets("SELECT 1;\n-- now\n/**/set work_mem = 1")
+    assert maybe_sets("/* a /* nested */ comment */ SELECT 1")  # not skipped: parsed to be sure
+
+
+def test_comments_before_a_statement_are_read_past() -> None:
+    assert list(setting_statements("/* app */ SET work_mem = 1")) == [("set", "work_mem", False)]
+    assert list(setting_statements("/* a /* b */ */ SELECT 1")) == []
 
 
 def logged_in(**startup: str) -> ClientSettings:

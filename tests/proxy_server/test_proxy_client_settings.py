@@ -172,6 +172,26 @@ async def test_a_set_of_a_reported_setting_follows_the_client(
         assert a.execute("SHOW TimeZone").fetchone() == ("Asia/Tokyo",)
 
 
+def test_a_commented_set_is_read_like_any_other(proxy_factory: Any, pg_dsn: str) -> None:
+    """A SET after a comment (an ORM's or sqlcommenter's tag, a ``--`` note) follows the
+    client, and one transaction pooling will lose is warned about, as without the comment."""
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    dsn = proxy.dsn(pg_dsn)
+    with psycopg.connect(dsn, autocommit=True) as a, psycopg.connect(dsn, autocommit=True) as b:
+        notices: list[tuple[str | None, ...]] = []
+        a.add_notice_handler(lambda d: notices.append(told(d)))
+        a.execute("/* app='billing' */ SET TimeZone = 'America/Lima'")
+        assert a.info.parameter_status("TimeZone") == "America/Lima"
+        assert b.execute("SHOW TimeZone").fetchone() == ("UTC",)  # same server connection
+        assert a.execute("SHOW TimeZone").fetchone() == ("America/Lima",)
+        a.execute("-- a note\n/* and a tag */ RESET TimeZone")
+        assert a.execute("SHOW TimeZone").fetchone() == ("UTC",)
+        assert notices == []
+        a.execute("/* app='billing' */ SET work_mem = '8MB'")
+        ((severity, sqlstate, _, _),) = notices
+        assert (severity, sqlstate) == ("WARNING", "01000")
+
+
 async def test_an_asyncpg_pool_keeps_its_server_settings_across_releases(
     proxy_factory: Any, pg_dsn: str
 ) -> None:

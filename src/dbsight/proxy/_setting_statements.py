@@ -34,12 +34,16 @@ def maybe_sets_in(buf: bytes, start: int, end: int) -> bool:
     )
 
 
+# What the server skips before a statement's first word: blanks, ``-- line`` comments and
+# ``/* block */`` comments (matched atomically: none is given back to find a word inside it).
+# A nested block comment is not skipped, and the word patterns take its ``/*`` as a maybe.
+BLANKS = r"(?>(?:\s+|--[^\n]*(?:\n|\Z)|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/)*)"
 _WORDS = r"(?:set|reset|discard|begin|start|commit|end|rollback|abort|prepare)\b"
-_MAYBE_SETS = re.compile(rf"(?i)(?:^|;)\s*{_WORDS}|set_config")
-_FIRST_WORD = re.compile(rf"(?i)\s*{_WORDS}".encode())
+_MAYBE_SETS = re.compile(rf"(?i)(?:^|;){BLANKS}(?:{_WORDS}|/\*)|set_config")
+_FIRST_WORD = re.compile(rf"(?i){BLANKS}(?:{_WORDS}|/\*)".encode())
 # (two searches, each starting at a plain byte that re finds fast, rather than one through
 # the case-folded alternation: this runs for every Query in transaction mode)
-_LATER_WORD = re.compile(rf";\s*(?i:{_WORDS})".encode())
+_LATER_WORD = re.compile(rf";{BLANKS}(?:(?i:{_WORDS})|/\*)".encode())
 _SET_CONFIG = re.compile(rb"_(?i:config)(?<=(?i:set_config))")
 
 

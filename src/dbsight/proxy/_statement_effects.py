@@ -152,7 +152,9 @@ def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> i
         if maybe_sets_in(buf, start, end - 1):
             sql = buf[start : end - 1].decode("utf-8", "replace")
             kinds = {kind for kind, _, _ in setting_statements(sql)}
-            if kinds <= _CONTROL:
+            if not kinds:  # (a comment, a word in a literal: it sets nothing after all)
+                pass
+            elif kinds <= _CONTROL:
                 flags |= _TRANSACTION | (_ENDS if "end" in kinds else 0)
             else:
                 flags |= _SETS

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from . import _exchange
 from . import protocol as p
 from ._exchange import SWALLOW, Exchange
+from ._setting_statements import BLANKS
 from ._units import BIND, CLOSE, PARSE, cstring
 
 _INT32 = struct.Struct(">i")
@@ -41,7 +42,8 @@ _CLOSE_COMPLETE = p.encode(p.CloseComplete())
 STATEMENT = ord("S")
 # A Query that drops every prepared statement of its server session (one statement alone).
 _CLEARING_QUERY = re.compile(
-    rb"\s*(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL)\s*;?\s*\x00?", re.IGNORECASE
+    rf"{BLANKS}(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL){BLANKS};?{BLANKS}\x00?".encode(),
+    re.IGNORECASE,
 )
 
 
