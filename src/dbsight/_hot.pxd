@@ -6,6 +6,7 @@ cdef extern from *:
     """
     #include <time.h>
     #include <errno.h>
+    #include <string.h>
     #include <sys/socket.h>
     /* CLOCK_MONOTONIC in seconds, as CPython's time.perf_counter() and time.monotonic()
        give it on Linux (whole nanoseconds, then divided by 1e9) */
@@ -33,6 +34,29 @@ cdef extern from *:
         return out;
     }
 
+    /* a protocol message of type t whose body is buf[start:j] + middle + buf[k:end], made
+       in one piece (the caller has checked start <= j <= k <= end <= len(buf)) */
+    static PyObject *dbsight_message_with(long t, PyObject *buf, Py_ssize_t start,
+                                          Py_ssize_t j, PyObject *middle, Py_ssize_t k,
+                                          Py_ssize_t end) {
+        Py_ssize_t a = j - start, m = PyBytes_GET_SIZE(middle), b = end - k;
+        Py_ssize_t length = 4 + a + m + b;
+        const char *s = PyBytes_AS_STRING(buf);
+        PyObject *out = PyBytes_FromStringAndSize(NULL, 1 + length);
+        char *d;
+        if (out == NULL) return NULL;
+        d = PyBytes_AS_STRING(out);
+        d[0] = (char)t;
+        d[1] = (char)(length >> 24);
+        d[2] = (char)(length >> 16);
+        d[3] = (char)(length >> 8);
+        d[4] = (char)length;
+        memcpy(d + 5, s + start, (size_t)a);
+        memcpy(d + 5 + a, PyBytes_AS_STRING(middle), (size_t)m);
+        memcpy(d + 5 + a + m, s + k, (size_t)b);
+        return out;
+    }
+
     /* send(2) of a whole bytes object without blocking: how many bytes went (0: none could,
        the socket's buffer is full), -1 on an error (the transport finds it again) */
     static Py_ssize_t dbsight_send(int fd, PyObject *data) {
@@ -43,6 +67,9 @@ cdef extern from *:
     }
     """
     bytes zeroed "dbsight_zeroed"(bytes text)
+    bytes message_with "dbsight_message_with"(long t, bytes buf, Py_ssize_t start,
+                                              Py_ssize_t j, bytes middle, Py_ssize_t k,
+                                              Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil

@@ -128,6 +128,9 @@ def test_a_bind_goes_to_the_server_name_its_parse_injected_ahead_once() -> None:
     again = _rename(names, exchange, holder, Bind("", "s1"))
     assert again == encode(Bind("", server))  # the connection has it now
     assert exchange.portals[""] == "SELECT $1"
+    big = bytes(range(256)) * 300  # (every byte of its length has bits: 76,8xx)
+    renamed = _rename(names, exchange, holder, Bind("p2", "s1", (1,), (big,), (1,)))
+    assert renamed == encode(Bind("p2", server, (1,), (big,), (1,)))
     assert _rename(names, exchange, holder, Bind("", "")) is None  # the unnamed statement
     assert _rename(names, exchange, holder, Bind("", "never")) is None  # the server says so
 

@@ -101,4 +101,5 @@ cdef bint _may_listen(str sql) except -1
 @cython.locals(n=Py_ssize_t, k=Py_ssize_t)
 cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1
 
+cdef tuple _BIND_ENTRY, _SYNC_ENTRY
 cdef LeanEnding _lean_ending

@@ -66,6 +66,9 @@ from ._plain_answer import (  # what the client asked, in `pending`: (kind, payl
 from ._portal_runs import PortalRuns
 from ._units import cstring
 
+# the entries of `pending` that have no payload, made once (one per Bind and Sync otherwise)
+_BIND_ENTRY, _SYNC_ENTRY = (BIND, None), (SYNC, None)
+
 _unpack_int32 = struct.Struct(">i").unpack_from
 # the recorder's `ended` for the lean path, reached in C when this module is compiled
 _lean_ending = recorder.lean_ending
@@ -366,7 +369,7 @@ class Exchange:
         if self.discarding:
             if t == 83:  # Sync: the server answers again from here
                 self.discarding = self.unsynced = False
-                self._push((SYNC, None))
+                self._push(_SYNC_ENTRY)
                 self._cycle_start = None
             return  # skipped by the server: nothing will answer it
         if t == 81:  # Query
@@ -419,7 +422,7 @@ class Exchange:
                 self._portal_params[portal] = BoundParams(
                     types if types is not None else [], formats, values
                 )
-            self._push((BIND, None))
+            self._push(_BIND_ENTRY)
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
             portal, i = (
@@ -457,7 +460,7 @@ class Exchange:
             self._cycle_start = at
             self.unsynced = True
         elif t == 83:  # Sync
-            self._push((SYNC, None))
+            self._push(_SYNC_ENTRY)
             self.unsynced = False
             self._cycle_start = None
         elif t == 80:  # Parse: name, text
@@ -498,7 +501,7 @@ class Exchange:
         if self._suspended:  # a suspended portal of that name is replaced
             self._runs.end(portal, self._finish)
         self.portals[portal] = self.statements.get(server)
-        self._push((BIND, None))
+        self._push(_BIND_ENTRY)
         self.unsynced = True
         return True
 

@@ -28,6 +28,7 @@ import itertools
 import logging
 import ssl
 import struct
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -213,8 +214,12 @@ class FrontendSession:
                 return None
             elif isinstance(message, p.StartupMessage):
                 params = message.parameters
-                self.info.user = params.get("user")
-                self.info.database = params.get("database") or self.info.user
+                # (interned: every session's statements then carry the same name object,
+                # which the statistics fold checks by identity, once per run of them)
+                user = params.get("user")
+                self.info.user = sys.intern(user) if user else user
+                database = params.get("database")
+                self.info.database = sys.intern(database) if database else self.info.user
                 self.info.application_name = params.get("application_name")
                 if self.pipeline is not None:
                     rejection = self.pipeline.on_connect(

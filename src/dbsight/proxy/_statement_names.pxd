@@ -3,6 +3,8 @@
 # tells typed. The .py is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.proxy cimport _exchange
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._server_fields cimport ServerFields
@@ -14,7 +16,7 @@ cdef class StatementNames:
     cdef public object generation
 
     @cython.locals(j=Py_ssize_t, k=Py_ssize_t, entry=tuple, body=bytes, message=bytes,
-                   inject=bytes, renamed=bytes)
+                   inject=bytes)
     cpdef object rename(self, object conn, Exchange exchange, long t, bytes buf,
                         Py_ssize_t start, Py_ssize_t end, double at)
 
@@ -23,6 +25,4 @@ cdef class StatementNames:
     cpdef tuple _entry_on_connection(self, ServerFields conn, Exchange exchange, str name,
                                      tuple entry)
 
-cdef dict _heads
 
-cpdef bytes _bind_head(Py_ssize_t length)

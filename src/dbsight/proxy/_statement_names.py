@@ -29,6 +29,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .. import _hot
 from . import _exchange
 from . import protocol as p
 from ._exchange import SWALLOW, Exchange
@@ -122,13 +123,9 @@ class StatementNames:
             if entry is None:  # never prepared: the server says so, under the client's name
                 return None
             server, inject = self._entry_on_connection(conn, exchange, name, entry)
-            renamed = entry[3]
-            # the message made in one piece: its type and length, the portal, the server's
-            # name, the rest of the client's Bind
-            message = b"".join((
-                _bind_head(4 + (j - start) + len(renamed) + (end - k)),
-                buf[start:j] if j - start > 1 else b"\0", renamed, buf[k:end],
-            ))  # fmt: skip
+            # the message made in one piece: the portal, the server's name (NUL-terminated),
+            # the rest of the client's Bind
+            message = _hot.message_with(BIND, buf, start, j, entry[3], k, end)
             if not exchange.bind_renamed(buf, start, j, server, at):
                 exchange.request(t, message, 5, len(message), at)
             return inject + message if inject else message
@@ -181,21 +178,6 @@ class StatementNames:
         conn.prepared[server] = name
         exchange.expect(SWALLOW, server)
         return server, parse
-
-
-_heads: dict[int, bytes] = {}
-
-
-def _bind_head(length: int) -> bytes:
-    """A Bind's type and length (``length``: its body's, plus 4), made once per length: a
-    client's Binds of one statement mostly have a few lengths."""
-    head = _heads.get(length)
-    if head is None:
-        head = b"B" + _INT32.pack(length)
-        if len(_heads) >= 1024:
-            _heads.clear()
-        _heads[length] = head
-    return head
 
 
 class GenerationCount(Protocol):
