@@ -57,6 +57,19 @@ cdef extern from *:
         return out;
     }
 
+    /* buf[start:end] for 0 <= start (the slice a Python bytes gives, without the slice
+       object and the generic sequence call a Cython slice of a bytes goes through) */
+    static PyObject *dbsight_sliced(PyObject *buf, Py_ssize_t start, Py_ssize_t end) {
+        Py_ssize_t n = PyBytes_GET_SIZE(buf);
+        if (end > n) end = n;
+        if (start >= end) return PyBytes_FromStringAndSize(NULL, 0);
+        if (start == 0 && end == n) {
+            Py_INCREF(buf);
+            return buf;
+        }
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, end - start);
+    }
+
     /* send(2) of a whole bytes object without blocking: how many bytes went (0: none could,
        the socket's buffer is full), -1 on an error (the transport finds it again) */
     static Py_ssize_t dbsight_send(int fd, PyObject *data) {
@@ -70,6 +83,7 @@ cdef extern from *:
     bytes message_with "dbsight_message_with"(long t, bytes buf, Py_ssize_t start,
                                               Py_ssize_t j, bytes middle, Py_ssize_t k,
                                               Py_ssize_t end)
+    bytes sliced "dbsight_sliced"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil

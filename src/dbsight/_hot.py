@@ -1,13 +1,13 @@
 """What the per-statement path asks of the runtime: the monotonic clock (the one
 `time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, a
 text's digits zeroed (its key in a shape cache), a message spliced from a client's (a Bind
-with its statement renamed) and a send on a socket that never blocks.
+with its statement renamed), a slice of bytes, and a send on a socket that never blocks.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing one loop over
-the bytes, the splice one allocation and the send one ``send(2)``, with no Python call; the results are the same (the
-clock's seconds are computed as CPython computes them). This module is what the same sources
-use as Python.
+the bytes, the splice and the slice one allocation each, and the send one ``send(2)``, with
+no Python call; the results are the same (the clock's seconds are computed as CPython
+computes them). This module is what the same sources use as Python.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from contextvars import ContextVar
 from time import monotonic, perf_counter
 from typing import Any
 
-__all__ = ["context_value", "message_with", "monotonic", "perf_counter", "send", "zeroed"]
+__all__ = [
+    "context_value", "message_with", "monotonic", "perf_counter", "send", "sliced", "zeroed",
+]
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 
@@ -42,6 +44,11 @@ def message_with(
     buf[k:end]`` (the caller has checked ``start <= j <= k <= end <= len(buf)``)."""
     length = 4 + (j - start) + len(middle) + (end - k)
     return b"".join((bytes((t,)), length.to_bytes(4, "big"), buf[start:j], middle, buf[k:end]))
+
+
+def sliced(buf: bytes, start: int, end: int) -> bytes:
+    """``buf[start:end]``, for ``start >= 0`` and ``end >= 0``."""
+    return buf[start:end]
 
 
 def send(fd: int, data: bytes) -> int:

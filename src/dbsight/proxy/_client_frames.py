@@ -8,6 +8,9 @@ from . import protocol as p
 # What a client may send once started: Query, Parse, Bind, Execute, Describe, Close, Sync,
 # Flush, Terminate, CopyData/Done/Fail, FunctionCall and the password/SASL messages.
 CLIENT_TYPES = frozenset(b"QPBEDCSHXdcfFp")
+# The same, as a table a message's first byte indexes (1: may be sent), which the compiled
+# relays read with no Python call
+CLIENT_TABLE = bytes(1 if t in CLIENT_TYPES else 0 for t in range(256))
 COPY_DATA = ord("d")
 TERMINATE = ord("X")
 QUERY = ord("Q")

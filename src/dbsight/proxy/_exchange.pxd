@@ -2,6 +2,8 @@
 # extension type with typed fields. The .py is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.sql cimport _shapes
 from dbsight.proxy cimport _plain_answer
 from dbsight.proxy cimport _writes

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 
+from .. import _hot
 from .._runtime import recorder
 from ..export._fields import event_fields
 from ..sql import SqlInfo, _shapes, analyze
@@ -378,13 +379,13 @@ class Exchange:
             key = self.query_key
             commented = -1  # (not known yet)
             if key is None:
-                body = buf[start : end - 1]
+                body = _hot.sliced(buf, start, end - 1)
             else:  # (handed: `StatementEffects.sent` read this text already)
                 body = self.query_text
                 self.query_key = self.query_text = None
                 commented = self.query_comment
                 if len(body) != end - 1 - start:  # (not this text's: read it again)
-                    body, key, commented = buf[start : end - 1], None, -1
+                    body, key, commented = _hot.sliced(buf, start, end - 1), None, -1
             sql = body.decode("utf-8", "replace")
             if self.listens is not None and _may_listen(sql):
                 self.listens.extend(listen_ops(sql))

@@ -17,6 +17,7 @@ from dbsight.proxy._server_fields cimport ServerFields
 # the message types it tells apart: C integers, compared with no Python object
 cdef long _S, _E, _T, _R
 cdef long PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE, COPY_DATA, TERMINATE, _IDLE
+cdef bytes _CLIENT
 
 cdef class PlainRelay:
     cdef object session

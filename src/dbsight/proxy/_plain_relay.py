@@ -24,12 +24,13 @@ from typing import Any
 
 from .. import _hot
 from . import protocol as p
-from ._client_frames import CLIENT_TYPES, COPY_DATA, TERMINATE
+from ._client_frames import CLIENT_TABLE, COPY_DATA, TERMINATE
 from ._exchange import Exchange, TrackingLost
 from ._link_relay import Sender
 from ._topology import PRIMARY
 
 _IDLE = ord("I")
+_CLIENT = CLIENT_TABLE
 PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE = (ord(c) for c in "PBDCQE")
 
 
@@ -74,7 +75,7 @@ class PlainRelay:
                 length = (
                     (data[i + 1] << 24) | (data[i + 2] << 16) | (data[i + 3] << 8) | data[i + 4]
                 )
-                if length < 4 or length > self.max_size or t not in CLIENT_TYPES:
+                if length < 4 or length > self.max_size or not _CLIENT[t]:
                     break  # (the session says what is wrong with it)
                 end = i + 1 + length
                 if end > n:
@@ -104,7 +105,7 @@ class PlainRelay:
                         if replaced is not None:
                             if out is None:
                                 out = []
-                            out.append(data[seg:i])
+                            out.append(_hot.sliced(data, seg, i))
                             out.append(replaced)
                             i = seg = end
                             continue
@@ -116,10 +117,10 @@ class PlainRelay:
         if conn is not None:  # (held: relayed, its transport the lease's `server_transport`)
             sender = conn.sender
             if out is not None:
-                out.append(data[seg:i])
+                out.append(_hot.sliced(data, seg, i))
                 sender.write(b"".join(out))
             elif i > seg:
-                sender.write(data if seg == 0 and i == n else data[seg:i])
+                sender.write(_hot.sliced(data, seg, i))
         if i < n:
             session.client_data(data[i:] if i else data)
 

@@ -8,6 +8,8 @@ from dbsight cimport _hot
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._link_relay cimport Sender
 
+cdef bytes _CLIENT
+
 cdef class SessionRelay:
     cdef object session
     cdef Exchange exchange

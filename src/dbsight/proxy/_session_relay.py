@@ -17,9 +17,11 @@ from typing import Any
 
 from .. import _hot
 from . import protocol as p
-from ._client_frames import CLIENT_TYPES, COPY_DATA, frame_error
+from ._client_frames import CLIENT_TABLE, COPY_DATA, frame_error
 from ._exchange import Exchange, TrackingLost
 from ._link_relay import Sender
+
+_CLIENT = CLIENT_TABLE
 
 
 class SessionRelay:
@@ -46,7 +48,7 @@ class SessionRelay:
             while n - i >= 5:
                 t = buf[i]
                 length = (buf[i + 1] << 24) | (buf[i + 2] << 16) | (buf[i + 3] << 8) | buf[i + 4]
-                if t not in CLIENT_TYPES or length < 4 or length > max_size:
+                if not _CLIENT[t] or length < 4 or length > max_size:
                     if length >= 0x80000000:  # (an int32 on the wire: said as negative)
                         length -= 0x100000000
                     raise frame_error(buf, i, length, max_size) or p.ProtocolViolation("bad frame")

@@ -3,6 +3,8 @@
 # flags' lookup typed. The .py is the source; this file only types it.
 import cython
 
+from dbsight cimport _hot
+
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.sql cimport _shapes
 

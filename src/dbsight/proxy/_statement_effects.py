@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .. import _hot
 from ..sql import _shapes
 from ._backend import BackendConnection
 from ._client_settings import ClientSettings
@@ -84,7 +85,7 @@ class StatementEffects:
                 return
         else:
             # the text and its key, read once: the exchange looks its shape up by them too
-            text = exchange.query_text = buf[start + 5 : end - 1]
+            text = exchange.query_text = _hot.sliced(buf, start + 5, end - 1)
             key = exchange.query_key = _shapes.zeroed(text)
             flags = query_flags(buf, start + 5, end, key)
             if flags & _COMMENT:
