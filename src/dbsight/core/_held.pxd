@@ -9,6 +9,7 @@ cdef class LeanEnding:
     cdef public object pending
     cdef public double cutoff
     cdef public object gate
+    cdef object _append
 
     @cython.locals(duration=double, started=double)
     cpdef ended(self, tuple begun, object rows)

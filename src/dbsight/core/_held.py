@@ -28,11 +28,12 @@ class LeanEnding:
     ``lean_gate`` (the recorder sets them whenever its observers change), ``pending`` its
     queue of held statements."""
 
-    __slots__ = ("recorder", "pending", "cutoff", "gate")
+    __slots__ = ("recorder", "pending", "cutoff", "gate", "_append")
 
     def __init__(self, recorder: Any, pending: deque[Any]) -> None:
         self.recorder = recorder
         self.pending = pending
+        self._append = pending.append  # (looked up once, not at each statement)
         self.cutoff = -1.0
         self.gate: Any = None
 
@@ -46,12 +47,11 @@ class LeanEnding:
         if duration < self.cutoff and (gate is None or gate() is False):
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
-            pending = self.pending
             # (one tuple made, not two joined; None: see `LeanStatement`, its start on the
             # wall clock is read when it is folded)
-            pending.append((sql, system, source, info, state, params, explain, started, request,
-                            _hot.context_value(_function), None, duration, rows))  # fmt: skip
-            if len(pending) >= BATCH:
+            self._append((sql, system, source, info, state, params, explain, started, request,
+                          _hot.context_value(_function), None, duration, rows))  # fmt: skip
+            if len(self.pending) >= BATCH:
                 self.recorder.flush()
             return
         self.recorder._finish_begun(begun, rows, request, duration)

@@ -20,6 +20,8 @@ cdef class LinkRelay:
 cdef class Sender:
     cdef public object transport
     cdef public int fd
+    cdef object _buffered
+    cdef object _closing
 
     @cython.locals(sent=Py_ssize_t)
     cpdef write(self, bytes data)
