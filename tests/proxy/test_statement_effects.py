@@ -191,6 +191,30 @@ def test_a_commit_ends_the_settings_cycle_without_their_reading_it() -> None:
     assert settings.reads[-1] == "COMMIT; RESET work_mem" and settings._resets == {"work_mem"}
 
 
+def test_a_prepared_commit_ends_the_cycle_as_a_querys_does() -> None:
+    """An Execute of a prepared BEGIN or COMMIT (pgbench -M prepared, drivers that prepare
+    every text) takes the Query's way: transaction control, told without a reading."""
+    effects, exchange, _, conn = _effects()
+    settings = effects.settings = ReadSettings({})
+    settings.reads = []
+    settings.logged_in({})
+
+    def run(sql: str) -> None:
+        _sent(effects, exchange, conn, Parse("", sql))
+        _sent(effects, exchange, conn, Bind("", ""))
+        _sent(effects, exchange, conn, Execute("", 0))
+
+    run("BEGIN")
+    assert effects.settings_read() and settings.reads == []
+    run("RESET work_mem")
+    assert settings.reads == ["RESET work_mem"] and settings._resets == {"work_mem"}
+    run("END")
+    assert settings.reads == ["RESET work_mem"] and settings._resets == set()
+    assert effects.settings_read()
+    run("SELECT 'begin'")  # (a word in a literal: nothing for the settings)
+    assert not effects.settings_read()
+
+
 def test_the_cycle_end_is_told_only_when_a_statement_reached_the_settings() -> None:
     effects, exchange, _, conn = _effects()
     _sent(effects, exchange, conn, Query("SELECT 1"))

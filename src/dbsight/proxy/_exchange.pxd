@@ -82,6 +82,9 @@ cdef class Exchange:
 
     cpdef _finish(self, object ctx, object rows)
 
+    @cython.locals(space=Py_ssize_t, first=bytes)
+    cpdef _command_tag(self, bytes buf, Py_ssize_t start, Py_ssize_t end)
+
     cpdef bint bind_renamed(self, object buf, Py_ssize_t start, Py_ssize_t j, object server,
                             double at) except -1
 

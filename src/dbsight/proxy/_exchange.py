@@ -779,8 +779,12 @@ class Exchange:
 
     def _command_tag(self, buf: bytes, start: int, end: int) -> None:
         """Pooled mode: tags that leave state in the server session."""
-        space = buf.find(b" ", start, end)
-        first = buf[start : space if space >= 0 else end]
+        space = start  # (the tag's first word, found byte by byte: C when compiled)
+        while space < end and buf[space] != 32:
+            space += 1
+        if space - start == 5 and _tag_is(buf, start, b"BEGIN"):
+            return  # (every explicit transaction's first: nothing to keep)
+        first = _hot.sliced(buf, start, space)
         if first in _FULL_RESET_TAGS:
             self.dirty = self.full_reset = True
             if buf[start:end] in _CLEARING_TAGS:

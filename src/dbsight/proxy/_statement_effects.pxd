@@ -23,10 +23,13 @@ cdef class StatementEffects:
                Py_ssize_t end)
 
 # the remembered answers, as C-typed dictionaries (their lookups with no Python call)
-cdef dict _flags, _sets
+cdef dict _flags, _text_flags
 cdef Py_ssize_t _FLAGS_MAX
 
-cpdef bint text_sets(str sql) except -1
+@cython.locals(flags=object)
+cpdef long text_flags(str sql) except -1
+
+cpdef long settings_flags(str sql) except -1
 
 @cython.locals(flags=object)
 cpdef long query_flags(bytes buf, Py_ssize_t start, Py_ssize_t end, object key=*) except -1

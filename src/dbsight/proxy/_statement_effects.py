@@ -73,7 +73,7 @@ class StatementEffects:
             self.held.custom.update(custom_settings(buf, start + 5, end))
             if t == PARSE:
                 return
-        sql: str | None = None
+        sql: str | None = None  # (the text, when it may set something)
         flags = 0
         if t == EXECUTE:
             # (the unnamed portal, most clients' only one, without a call)
@@ -81,7 +81,10 @@ class StatementEffects:
                 "" if start + 5 < end and buf[start + 5] == 0 else cstring(buf, start + 5, end)[0]
             )
             sql = exchange.portals.get(portal)
-            if sql is None or not text_sets(sql):  # (most statements: nothing to read)
+            if sql is None:
+                return
+            flags = text_flags(sql)
+            if not flags:  # (most statements: nothing to read)
                 return
         else:
             # the text and its key, read once: the exchange looks its shape up by them too
@@ -97,17 +100,17 @@ class StatementEffects:
                 return
             if flags & _SETS:
                 sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
-            elif flags & _TRANSACTION:  # BEGIN, COMMIT: what `settings.statement` would do
-                self.settings_said = True
-                settings = self.settings
-                if flags & _ENDS and (settings._reset_all or settings._resets):
-                    settings.cycle_ended()  # (its own test, inline: no Python call mostly)
-        if sql is not None:
+        if sql is not None and flags & _SETS:
             in_block = exchange.status != _IDLE or self.held.begun
             self.settings_said = True
             said = self.settings.statement(conn, sql, in_block, not self.sticky)
             if said:
                 exchange.before_ready += said
+        elif flags & _TRANSACTION:  # BEGIN, COMMIT: what `settings.statement` would do
+            self.settings_said = True
+            settings = self.settings
+            if flags & _ENDS and (settings._reset_all or settings._resets):
+                settings.cycle_ended()  # (its own test, inline: no Python call mostly)
         if flags & _CLEARS:
             self.server_statements.cleared(conn, exchange)
 
@@ -120,19 +123,32 @@ _SETS, _CLEARS, _TRANSACTION, _ENDS, _COMMENT = 1, 2, 4, 8, 16
 _CONTROL = frozenset(("begin", "end"))
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
-_sets: dict[str, bool] = {}
+_text_flags: dict[str, int] = {}
 
 
-def text_sets(sql: str) -> bool:
-    """`maybe_sets` of an Execute's text (a prepared statement's: the same text object each
-    time it runs), remembered by the text."""
-    sets = _sets.get(sql)
-    if sets is None:
-        sets = maybe_sets(sql)
-        if len(_sets) >= _FLAGS_MAX:
-            _sets.clear()
-        _sets[sql] = sets
-    return sets
+def text_flags(sql: str) -> int:
+    """What an Execute's text (a prepared statement's: the same text object each time it
+    runs) may do to the session: ``_SETS``, or ``_TRANSACTION`` and ``_ENDS`` (as a Query's,
+    `query_flags`), remembered by the text."""
+    flags = _text_flags.get(sql)
+    if flags is None:
+        flags = settings_flags(sql) if maybe_sets(sql) else 0
+        if len(_text_flags) >= _FLAGS_MAX:
+            _text_flags.clear()
+        _text_flags[sql] = flags
+    return flags
+
+
+def settings_flags(sql: str) -> int:
+    """``_SETS`` when `setting_statements` finds more than transaction control in ``sql``,
+    ``_TRANSACTION`` (and ``_ENDS`` when one of them ends a transaction) when it finds that
+    alone, 0 when it finds nothing (a comment, a word in a literal)."""
+    kinds = {kind for kind, _, _ in setting_statements(sql)}
+    if not kinds:
+        return 0
+    if kinds <= _CONTROL:
+        return _TRANSACTION | (_ENDS if "end" in kinds else 0)
+    return _SETS
 
 
 def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> int:
@@ -151,14 +167,7 @@ def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> i
         if buf.find(b"/*", start, end - 1) >= 0:  # (as in the text: digits are not / or *)
             flags |= _COMMENT
         if maybe_sets_in(buf, start, end - 1):
-            sql = buf[start : end - 1].decode("utf-8", "replace")
-            kinds = {kind for kind, _, _ in setting_statements(sql)}
-            if not kinds:  # (a comment, a word in a literal: it sets nothing after all)
-                pass
-            elif kinds <= _CONTROL:
-                flags |= _TRANSACTION | (_ENDS if "end" in kinds else 0)
-            else:
-                flags |= _SETS
+            flags |= settings_flags(buf[start : end - 1].decode("utf-8", "replace"))
         if len(_flags) >= _FLAGS_MAX:
             _flags.clear()
         _flags[key] = flags
