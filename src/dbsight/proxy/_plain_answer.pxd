@@ -2,6 +2,8 @@
 # the source, this file only types it.
 import cython
 
+cdef long _QUERY, _PARSE, _BIND, _DESCRIBE, _SYNC, _EXECUTE
+
 cdef inline Py_ssize_t _length(bytes buf, Py_ssize_t i)
 
 @cython.locals(n=Py_ssize_t, count=Py_ssize_t, i=Py_ssize_t, k=Py_ssize_t, rows=Py_ssize_t,

@@ -25,6 +25,9 @@ from typing import Any
 QUERY, PARSE, BIND, DESCRIBE, CLOSE, SYNC, EXECUTE, FUNCTION, SWALLOW, REPLY, SWALLOW_QUERY = (
     range(11)
 )
+# the same, C integers when compiled (the names above stay Python's, for the importers): a
+# kind compared with them makes no object
+_QUERY, _PARSE, _BIND, _DESCRIBE, _SYNC, _EXECUTE = QUERY, PARSE, BIND, DESCRIBE, SYNC, EXECUTE
 
 
 def _length(buf: bytes, i: int) -> int:
@@ -69,21 +72,21 @@ def plain_answer(buf: bytes, pending: deque[tuple[int, Any]]) -> tuple[Any, int,
             tag = i + 5
             tag_end = e - 1
             ctx = pending[k][1]
-            if kind == EXECUTE:
+            if kind == _EXECUTE:
                 k += 1
-            elif kind != QUERY:
+            elif kind != _QUERY:
                 return None
         elif t == 90:  # ReadyForQuery: the last message, the Sync's or the Query's end
-            if e != n or (kind != SYNC and kind != QUERY):
+            if e != n or (kind != _SYNC and kind != _QUERY):
                 return None
             k += 1
         elif t == 84:  # RowDescription: of the Describe, or of the Query's results
-            if kind == DESCRIBE:
+            if kind == _DESCRIBE:
                 k += 1
-            elif kind != QUERY:
+            elif kind != _QUERY:
                 return None
-        elif (t == 50 and kind == BIND) or (t == 49 and kind == PARSE) or (
-            t == 110 and kind == DESCRIBE
+        elif (t == 50 and kind == _BIND) or (t == 49 and kind == _PARSE) or (
+            t == 110 and kind == _DESCRIBE
         ):  # BindComplete, ParseComplete, NoData
             k += 1
         else:

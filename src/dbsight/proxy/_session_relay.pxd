@@ -9,6 +9,7 @@ from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._link_relay cimport Sender
 
 cdef bytes _CLIENT
+cdef long _COPY_DATA
 
 cdef class SessionRelay:
     cdef object session

@@ -22,6 +22,7 @@ from ._exchange import Exchange, TrackingLost
 from ._link_relay import Sender
 
 _CLIENT = CLIENT_TABLE
+_COPY_DATA = COPY_DATA  # (a C integer when compiled: compared with no object)
 
 
 class SessionRelay:
@@ -55,7 +56,7 @@ class SessionRelay:
                 end = i + 1 + length
                 if end > n:
                     break
-                if exchange is not None and t != COPY_DATA:
+                if exchange is not None and t != _COPY_DATA:
                     try:
                         exchange.request(t, buf, i + 5, end, at)
                     except ValueError as exc:  # a body that is not what its type says

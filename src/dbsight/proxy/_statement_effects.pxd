@@ -8,6 +8,8 @@ from dbsight cimport _hot
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.sql cimport _shapes
 
+cdef long _EXECUTE, _PARSE
+
 cdef class StatementEffects:
     cdef public object settings
     cdef public object held

@@ -28,6 +28,8 @@ from ._units import EXECUTE, PARSE, cstring
 
 _IDLE = ord("I")
 
+_EXECUTE, _PARSE = EXECUTE, PARSE  # (C integers when compiled: compared with no object)
+
 
 class HeldSession(Protocol):
     """What the proxy keeps of the client's server session (`Lease`)."""
@@ -69,13 +71,13 @@ class StatementEffects:
     ) -> None:
         """The Query, Execute or Parse at ``buf[start:end]`` goes to ``conn``."""
         assert conn is not None  # (past the session's `_gate`)
-        if self.watch_custom and t != EXECUTE:
+        if self.watch_custom and t != _EXECUTE:
             self.held.custom.update(custom_settings(buf, start + 5, end))
-            if t == PARSE:
+            if t == _PARSE:
                 return
         sql: str | None = None  # (the text, when it may set something)
         flags = 0
-        if t == EXECUTE:
+        if t == _EXECUTE:
             # (the unnamed portal, most clients' only one, without a call)
             portal = (
                 "" if start + 5 < end and buf[start + 5] == 0 else cstring(buf, start + 5, end)[0]

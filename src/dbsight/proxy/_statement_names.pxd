@@ -9,6 +9,8 @@ from dbsight.proxy cimport _exchange
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._server_fields cimport ServerFields
 
+cdef long _BIND, _PARSE, _CLOSE, _STATEMENT
+
 cdef class StatementNames:
     cdef public dict statements
     cdef public object answer

@@ -41,6 +41,8 @@ _SERVER_PREFIX = "_dbs_"
 _PARSE_COMPLETE = p.encode(p.ParseComplete())
 _CLOSE_COMPLETE = p.encode(p.CloseComplete())
 STATEMENT = ord("S")
+# (C integers when compiled: a message type compared with them makes no object)
+_BIND, _PARSE, _CLOSE, _STATEMENT = BIND, PARSE, CLOSE, STATEMENT
 # A Query that drops every prepared statement of its server session (one statement alone).
 _CLEARING_QUERY = re.compile(
     rf"{BLANKS}(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL){BLANKS};?{BLANKS}\x00?".encode(),
@@ -110,7 +112,7 @@ class StatementNames:
         ahead when the connection lacks it — or None to forward it unchanged (a portal's
         Describe or Close, the unnamed statement). Parse and Close of a statement the
         connection has are answered here (b"" is forwarded)."""
-        if t == BIND:
+        if t == _BIND:
             # (after the portal's name: the unnamed portal's, mostly, then the statement's)
             j = 1 + (
                 start if start < end and buf[start] == 0 else _exchange.nul_at(buf, start, end)
@@ -125,11 +127,11 @@ class StatementNames:
             server, inject = self._entry_on_connection(conn, exchange, name, entry)
             # the message made in one piece: the portal, the server's name (NUL-terminated),
             # the rest of the client's Bind
-            message = _hot.message_with(BIND, buf, start, j, entry[3], k, end)
+            message = _hot.message_with(_BIND, buf, start, j, entry[3], k, end)
             if not exchange.bind_renamed(buf, start, j, server, at):
                 exchange.request(t, message, 5, len(message), at)
             return inject + message if inject else message
-        elif t == PARSE:
+        elif t == _PARSE:
             name, j = cstring(buf, start, end)
             query, _ = cstring(buf, j, end)
             server, parse = self.remember(name, query, buf[j:end])
@@ -140,15 +142,15 @@ class StatementNames:
                 return b""
             if not exchange.discarding:
                 conn.prepared[server] = query
-            exchange.request(PARSE, parse, 5, len(parse), at, server)
+            exchange.request(_PARSE, parse, 5, len(parse), at, server)
             return parse
         else:  # Describe or Close: 'S' statement or 'P' portal
-            if buf[start] != STATEMENT:
+            if buf[start] != _STATEMENT:
                 return None
             name, k = cstring(buf, start + 1, end)
             if not name:
                 return None
-            if t == CLOSE:
+            if t == _CLOSE:
                 self.statements.pop(name, None)
                 reply = exchange.reply(_CLOSE_COMPLETE)
                 if reply is not None:
