@@ -101,7 +101,7 @@ class StatementEffects:
             if not flags:  # (most statements: nothing to read)
                 return
             if flags & _SETS:
-                sql = buf[start + 5 : end - 1].decode("utf-8", "replace")
+                sql = text.decode("utf-8", "replace")
         if sql is not None and flags & _SETS:
             in_block = exchange.status != _IDLE or self.held.begun
             self.settings_said = True
