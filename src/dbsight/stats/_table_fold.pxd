@@ -32,5 +32,6 @@ cdef long long _MIN_I
 cdef Py_ssize_t _EXACT
 
 @cython.locals(entries=dict, entry=EntryCounters, lean=LeanEvent, duration=double,
-               seen=double, failed=bint, index=cython.longlong, routes=dict, databases=dict, hist=dict)
+               seen=double, failed=bint, index=cython.longlong, key=object,
+               counted=cython.longlong, routes=dict, databases=dict, hist=dict)
 cpdef count_batch(object table, object events)

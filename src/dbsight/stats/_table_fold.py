@@ -160,7 +160,7 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
                 else _MIN_I
             )
             hist = entry.hist
-            key = index  # (one int object for its lookup and its store)
+            key = index  # (one int object for its lookup and its store: the .pxd says so)
             count = hist.get(key)
             if count is not None:
                 hist[key] = count + 1
@@ -173,7 +173,8 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
         if failed:
             entry.errors += 1
         elif rows is not None:  # None is "unknown": not counted as 0
-            entry.rows += rows
+            counted = rows  # (compiled: a C integer, added with no int object made)
+            entry.rows += counted
             entry.rows_calls += 1
         if seen > entry.last_seen:
             entry.last_seen = seen
