@@ -70,6 +70,59 @@ cdef extern from *:
         return PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, end - start);
     }
 
+    /* whether buf[start:end] holds a slash and a star in a row, a block comment's start
+       (memchr for each slash: no slice, no method call, and none of memmem's set-up) */
+    static int dbsight_commented(PyObject *buf, Py_ssize_t start, Py_ssize_t end) {
+        Py_ssize_t n = PyBytes_GET_SIZE(buf);
+        const char *s, *last, *p;
+        if (end > n) end = n;
+        if (start < 0) start = 0;
+        if (end - start < 2) return 0;
+        s = PyBytes_AS_STRING(buf) + start;
+        last = PyBytes_AS_STRING(buf) + end - 1;  /* the last place a slash may begin one */
+        while (s < last) {
+            p = (const char *)memchr(s, '/', (size_t)(last - s));
+            if (p == NULL) return 0;
+            if (p[1] == '*') return 1;
+            s = p + 1;
+        }
+        return 0;
+    }
+
+    /* buf[start:end].decode("utf-8", "surrogateescape") for a statement's or a portal's
+       name, from a small cache of the ASCII names decoded last (a client sends the same
+       few names again and again: one hash and one memcmp, no decoding, no allocation) */
+    #define DBSIGHT_NAMES 64
+    #define DBSIGHT_NAME_MAX 63
+    static PyObject *dbsight_names[DBSIGHT_NAMES];
+    static PyObject *dbsight_name_text(PyObject *buf, Py_ssize_t start, Py_ssize_t end) {
+        Py_ssize_t n = PyBytes_GET_SIZE(buf), len, i;
+        const unsigned char *s;
+        unsigned int h = 2166136261u;
+        PyObject *cached, *text;
+        if (end > n) end = n;
+        if (start < 0) start = 0;
+        if (start >= end) return PyUnicode_FromStringAndSize(NULL, 0);
+        len = end - start;
+        s = (const unsigned char *)PyBytes_AS_STRING(buf) + start;
+        if (len > DBSIGHT_NAME_MAX)
+            return PyUnicode_DecodeUTF8((const char *)s, len, "surrogateescape");
+        for (i = 0; i < len; i++) h = (h ^ s[i]) * 16777619u;
+        h = (h ^ (h >> 16)) % DBSIGHT_NAMES;
+        cached = dbsight_names[h];
+        if (cached != NULL && PyUnicode_GET_LENGTH(cached) == len
+                && memcmp(PyUnicode_1BYTE_DATA(cached), s, (size_t)len) == 0) {
+            Py_INCREF(cached);
+            return cached;
+        }
+        text = PyUnicode_DecodeUTF8((const char *)s, len, "surrogateescape");
+        if (text != NULL && PyUnicode_IS_COMPACT_ASCII(text)) {
+            Py_INCREF(text);
+            Py_XSETREF(dbsight_names[h], text);
+        }
+        return text;
+    }
+
     /* send(2) of a whole bytes object without blocking: how many bytes went (0: none could,
        the socket's buffer is full), -1 on an error (the transport finds it again) */
     static Py_ssize_t dbsight_send(int fd, PyObject *data) {
@@ -85,6 +138,8 @@ cdef extern from *:
                                               Py_ssize_t end)
     bytes sliced "dbsight_sliced"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
+    bint commented "dbsight_commented"(bytes buf, Py_ssize_t start, Py_ssize_t end)
+    str name_text "dbsight_name_text"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil
 

@@ -1,13 +1,16 @@
 """What the per-statement path asks of the runtime: the monotonic clock (the one
 `time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, a
 text's digits zeroed (its key in a shape cache), a message spliced from a client's (a Bind
-with its statement renamed), a slice of bytes, and a send on a socket that never blocks.
+with its statement renamed), a slice of bytes, whether some bytes hold a ``/*`` comment's
+start, a statement's or portal's name as text, and a send on a socket that never blocks.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing one loop over
-the bytes, the splice and the slice one allocation each, and the send one ``send(2)``, with
-no Python call; the results are the same (the clock's seconds are computed as CPython
-computes them). This module is what the same sources use as Python.
+the bytes, the splice and the slice one allocation each, the look for ``/*`` one
+``memchr`` per slash, a name one hash and one comparison with a name decoded before (no
+decoding again), and the send one ``send(2)``, with no Python call; the results are the
+same (the clock's seconds are computed as CPython computes them). This module is what the
+same sources use as Python.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from time import monotonic, perf_counter
 from typing import Any
 
 __all__ = [
-    "context_value", "message_with", "monotonic", "perf_counter", "send", "sliced", "zeroed",
+    "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter", "send",
+    "sliced", "zeroed",
 ]
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
@@ -49,6 +53,17 @@ def message_with(
 def sliced(buf: bytes, start: int, end: int) -> bytes:
     """``buf[start:end]``, for ``start >= 0`` and ``end >= 0``."""
     return buf[start:end]
+
+
+def commented(buf: bytes, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` holds ``/*`` (for ``start >= 0`` and ``end >= 0``)."""
+    return buf.find(b"/*", start, end) >= 0
+
+
+def name_text(buf: bytes, start: int, end: int) -> str:
+    """``buf[start:end]`` (a statement's or a portal's name) as text, undecodable bytes kept
+    as surrogates (``surrogateescape``)."""
+    return buf[start:end].decode("utf-8", "surrogateescape")
 
 
 def send(fd: int, data: bytes) -> int:

@@ -167,6 +167,22 @@ def test_a_commented_statement_takes_the_regular_path(batched: Batched) -> None:
     assert event.sql == SELECT and event.trace_id == "a" * 32
 
 
+def test_a_commented_prepared_statement_takes_the_regular_path_each_time(
+    batched: Batched,
+) -> None:
+    """An Execute's text is looked at for a /* comment once it is known to have none; one
+    that has one is never kept as known, so each run of it reads its comment again."""
+    traced = SELECT + " /*traceparent='00-" + "a" * 32 + "-" + "b" * 16 + "-01'*/"
+    wire = _wire()
+    wire.client(Parse("c", traced), Parse("plain", SELECT), Sync())
+    for _ in range(2):
+        wire.client(Bind("", "c"), Execute("", 0), Sync(), Bind("", "plain"), Execute("", 0))
+        wire.client(Sync())
+    kinds = [type(o).__name__ for o in _opened(wire)]
+    assert kinds == ["QueryContext", "tuple", "QueryContext", "tuple"]
+    assert "/*" not in str(wire.exchange._analyses)
+
+
 @pytest.mark.parametrize(
     ("limit", "limited"), [(0, False), (1, True), (256, True), (1 << 24, True), (-1, False)]
 )

@@ -107,7 +107,7 @@ def nul_at(buf: bytes, start: int, end: int) -> int:
 def _name_at(buf: bytes, start: int, end: int) -> tuple[str, int]:
     """`cstring` for a short field: the name, and the position after its NUL."""
     i = nul_at(buf, start, end)
-    return buf[start:i].decode("utf-8", "surrogateescape"), i + 1
+    return _hot.name_text(buf, start, i), i + 1
 
 
 # The analyses of the statement texts an Execute runs, kept by each session (see `_open`)
@@ -860,25 +860,34 @@ class Exchange:
         `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
         the recorder folds its batch). That path is for statements no one needs at once:
         no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
-        if commented < 0:
-            commented = "/*" in sql
         if (
             _lean_ending.cutoff >= 0.0  # (`recorder.lean`, read in C: -1 while it is closed)
             and lean and self.observation is UNOBSERVED and self.capture is None
-            and at is not None and not commented
+            and at is not None
         ):  # fmt: skip
             if encoded is not None:  # a Query's text: mostly known by its shape
-                info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
-                if info is None:
-                    info = recorder.analysis(sql, SYSTEM)
+                if commented < 0:
+                    commented = _hot.commented(encoded, 0, len(encoded))
+                if not commented:
+                    info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
+                    if info is None:
+                        info = recorder.analysis(sql, SYSTEM)
+                    return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
             else:  # an Execute's: a prepared statement's text, run again and again
+                # (kept only for texts without a /* comment: a hit says it has none)
                 info = self._analyses.get(sql)
-                if info is None:
+                if info is None and commented <= 0 and "/*" not in sql:
                     info = recorder.analysis(sql, SYSTEM)
                     if len(self._analyses) >= _ANALYSES_MAX:
                         self._analyses.clear()
                     self._analyses[sql] = info
-            return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
+                if info is not None:
+                    return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
+                commented = 1
+        if commented < 0:
+            commented = (
+                _hot.commented(encoded, 0, len(encoded)) if encoded is not None else "/*" in sql
+            )
         if not recorder.active:
             return None
         token = comment = info = None
