@@ -94,7 +94,7 @@ cdef class Exchange:
 cpdef Py_ssize_t nul_at(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
 
 @cython.locals(i=Py_ssize_t)
-cdef tuple _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
+cdef str _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
 
 @cython.locals(i=Py_ssize_t, rows=cython.longlong)
 cpdef object command_rows(bytes buf, Py_ssize_t start, Py_ssize_t end)

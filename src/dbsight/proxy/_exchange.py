@@ -104,10 +104,10 @@ def nul_at(buf: bytes, start: int, end: int) -> int:
     return i
 
 
-def _name_at(buf: bytes, start: int, end: int) -> tuple[str, int]:
-    """`cstring` for a short field: the name, and the position after its NUL."""
-    i = nul_at(buf, start, end)
-    return _hot.name_text(buf, start, i), i + 1
+def _name_at(buf: bytes, start: int, end: int) -> str:
+    """`cstring` for a short field that is not empty, without the position after it (the
+    caller finds its NUL with `nul_at`: a name and a position, not a tuple made for them)."""
+    return _hot.name_text(buf, start, nul_at(buf, start, end))
 
 
 # The analyses of the statement texts an Execute runs, kept by each session (see `_open`)
@@ -410,12 +410,20 @@ class Exchange:
             self._cycle_start = at
         if t == 66:  # Bind: portal, statement
             # (the unnamed portal, most clients' only one, without a call)
-            portal, i = (
-                ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
-            )
+            if start < end and buf[start] == 0:
+                portal = ""
+                i = start + 1
+            else:
+                portal = _name_at(buf, start, end)
+                i = nul_at(buf, start, end) + 1
             if self._suspended:  # a suspended portal of that name is replaced
                 self._runs.end(portal, self._finish)
-            statement, j = ("", i + 1) if i < end and buf[i] == 0 else _name_at(buf, i, end)
+            if i < end and buf[i] == 0:
+                statement = ""
+                j = i + 1
+            else:
+                statement = _name_at(buf, i, end)
+                j = nul_at(buf, i, end) + 1
             self.portals[portal] = self.statements.get(statement)
             if self.capture is not None and self.capture.include_params:
                 types = self._param_types.get(statement)
@@ -426,9 +434,12 @@ class Exchange:
             self._push(_BIND_ENTRY)
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
-            portal, i = (
-                ("", start + 1) if start < end and buf[start] == 0 else _name_at(buf, start, end)
-            )
+            if start < end and buf[start] == 0:
+                portal = ""
+                i = start + 1
+            else:
+                portal = _name_at(buf, start, end)
+                i = nul_at(buf, start, end) + 1
             ctx = None
             if self._suspended:  # the rest of a suspended portal: the same statement
                 ctx = self._runs.resume(portal, self._cycle_start)
@@ -884,12 +895,12 @@ class Exchange:
                 if info is not None:
                     return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
                 commented = 1
+        if not recorder.active:
+            return None
         if commented < 0:
             commented = (
                 _hot.commented(encoded, 0, len(encoded)) if encoded is not None else "/*" in sql
             )
-        if not recorder.active:
-            return None
         token = comment = info = None
         if commented:  # the sender's request and trace, from a sqlcommenter comment
             sql, comment = split_comment(sql)
