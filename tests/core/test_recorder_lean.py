@@ -421,3 +421,28 @@ def test_a_begun_statement_that_fails_gets_its_full_context() -> None:
     assert (event.application_name, event.client_addr, event.source) == (
         "billing", "10.0.0.7", "proxy",
     )  # fmt: skip
+
+
+def test_each_lean_event_has_its_own_statements_fingerprint_and_database() -> None:
+    """Runs of one shape or one session read their fingerprint or database once: in a batch
+    that changes both at every step and in runs, each event still has its own."""
+    from dbsight.core._lean import lean_events
+
+    rec = Recorder(Settings())
+    other_sql = "UPDATE items SET name = $1 WHERE id = $2"
+    infos = [rec.analysis(SQL, "postgresql"), rec.analysis(other_sql, "postgresql")]
+    shop, billing, nowhere = State(), Session(), None
+    billing.database = "billing"  # (an instance's, as a session's facts have)
+    plan = [(0, shop), (0, shop), (1, shop), (1, billing), (0, billing), (0, nowhere),
+            (1, nowhere), (0, shop), (1, billing), (1, billing)]  # fmt: skip
+    batch: list[Any] = [
+        (SQL, "postgresql", "proxy", infos[i], state, None, False, 0.0, None, None, 1.0, 0.1, 1)
+        for i, state in plan
+    ]
+    lean_events(batch, rec._infos, rec.analysis, None, False)
+    assert [e.fingerprint for e in batch] == [infos[i].fingerprint for i, _ in plan]
+    assert [e.database for e in batch] == [
+        None if state is None else state.database for _, state in plan
+    ]
+    assert len({e.fingerprint for e in batch}) == 2
+    assert {e.database for e in batch} == {"shop", "billing", None}

@@ -212,6 +212,12 @@ def lean_events(
     becomes a `LeanEvent`, in place."""
     settings = (app, keep_params)
     clock = 0.0  # the wall clock's offset from perf_counter's, read once (see LeanStatement)
+    # a run of statements of one shape, or of one session, reads its fingerprint or its
+    # database once (an attribute read of a Python object is most of what an event costs)
+    last_info: Any = None
+    fingerprint: Any = None
+    last_state: Any = None
+    database: Any = None
     for i in range(len(batch)):
         held = batch[i]
         if type(held) is not tuple:
@@ -229,14 +235,20 @@ def lean_events(
             info = cache.get(sql) if cache is not None else None
             if info is None:
                 info = info_of(sql, system)
+        if info is not last_info:
+            last_info = info
+            fingerprint = info.fingerprint
+        if state is not last_state:
+            last_state = state
+            database = state.database if state is not None else None
         event = LeanEvent.__new__(LeanEvent)
         event.system = system
-        event.fingerprint = info.fingerprint
+        event.fingerprint = fingerprint
         event.duration_s = duration
         event.rows = rows
         event.started_at = started_at
         event.route = request.route if request is not None else None
-        event.database = state.database if state is not None else None
+        event.database = database
         event._held = held
         event._info = info
         event._settings = settings

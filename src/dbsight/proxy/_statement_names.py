@@ -120,7 +120,7 @@ class StatementNames:
             k = _exchange.nul_at(buf, j, end) + 1
             if k == j + 1:  # the unnamed statement
                 return None
-            name = buf[j : k - 1].decode("utf-8", "surrogateescape")
+            name = _hot.name_text(buf, j, k - 1)
             entry = self.statements.get(name)
             if entry is None:  # never prepared: the server says so, under the client's name
                 return None
