@@ -89,6 +89,31 @@ cdef extern from *:
         return 0;
     }
 
+    /* whether a and b differ in their digits alone: the same length, and the same byte
+       wherever either is not a digit (what their `zeroed` texts being equal says, without
+       making them) */
+    static int dbsight_same_shape(PyObject *a, PyObject *b) {
+        Py_ssize_t n = PyBytes_GET_SIZE(a), i, j, stop;
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(a);
+        const unsigned char *t = (const unsigned char *)PyBytes_AS_STRING(b);
+        unsigned long long x, y;
+        if (n != PyBytes_GET_SIZE(b)) return 0;
+        for (i = 0; i < n; i += 8) {  /* eight bytes at a time: most are the same */
+            stop = i + 8 <= n ? i + 8 : n;
+            if (stop - i == 8) {
+                memcpy(&x, s + i, 8);
+                memcpy(&y, t + i, 8);
+                if (x == y) continue;
+            }
+            for (j = i; j < stop; j++) {
+                if (s[j] != t[j] && ((unsigned char)(s[j] - '0') > 9
+                                     || (unsigned char)(t[j] - '0') > 9))
+                    return 0;
+            }
+        }
+        return 1;
+    }
+
     /* buf[start:end].decode("utf-8", "surrogateescape") for a statement's or a portal's
        name, from a small cache of the ASCII names decoded last (a client sends the same
        few names again and again: one hash and one memcmp, no decoding, no allocation) */
@@ -140,6 +165,7 @@ cdef extern from *:
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
     bint commented "dbsight_commented"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     str name_text "dbsight_name_text"(bytes buf, Py_ssize_t start, Py_ssize_t end)
+    bint same_shape "dbsight_same_shape"(bytes a, bytes b)
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil
 

@@ -1,16 +1,17 @@
 """What the per-statement path asks of the runtime: the monotonic clock (the one
 `time.perf_counter` and `time.monotonic` read on Linux), a context variable's value, a
-text's digits zeroed (its key in a shape cache), a message spliced from a client's (a Bind
-with its statement renamed), a slice of bytes, whether some bytes hold a ``/*`` comment's
-start, a statement's or portal's name as text, and a send on a socket that never blocks.
+text's digits zeroed (its key in a shape cache) or compared with another's but for them, a
+message spliced from a client's (a Bind with its statement renamed), a slice of bytes,
+whether some bytes hold a ``/*`` comment's start, a statement's or portal's name as text,
+and a send on a socket that never blocks.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
-``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing one loop over
-the bytes, the splice and the slice one allocation each, the look for ``/*`` one
-``memchr`` per slash, a name one hash and one comparison with a name decoded before (no
-decoding again), and the send one ``send(2)``, with no Python call; the results are the
-same (the clock's seconds are computed as CPython computes them). This module is what the
-same sources use as Python.
+``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing and the
+comparison one loop over the bytes, the splice and the slice one allocation each, the look
+for ``/*`` one ``memchr`` per slash, a name one hash and one comparison with a name decoded
+before (no decoding again), and the send one ``send(2)``, with no Python call; the results
+are the same (the clock's seconds are computed as CPython computes them). This module is
+what the same sources use as Python.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from time import monotonic, perf_counter
 from typing import Any
 
 __all__ = [
-    "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter", "send",
-    "sliced", "zeroed",
-]
+    "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter",
+    "same_shape", "send", "sliced", "zeroed",
+]  # fmt: skip
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 
@@ -39,6 +40,11 @@ def context_value(var: ContextVar[Any]) -> Any:
 def zeroed(text: bytes) -> bytes:
     """``text`` with every digit turned into ``0``."""
     return text.translate(_ZEROS)
+
+
+def same_shape(a: bytes, b: bytes) -> bool:
+    """Whether ``a`` and ``b`` differ in their digits alone (their `zeroed` texts are equal)."""
+    return len(a) == len(b) and a.translate(_ZEROS) == b.translate(_ZEROS)
 
 
 def message_with(

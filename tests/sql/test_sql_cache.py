@@ -304,3 +304,27 @@ def test_the_proxys_lookup_by_bytes_finds_a_shape_seen_and_nothing_else():
     analyze('SELECT "c" FROM t WHERE id = 12')  # (not shaped: a quoted name)
     assert shaped_postgres(b'SELECT "c" FROM t WHERE id = 98') is None
     assert shaped_postgres(b"SELECT * FROM t WHERE id = \xff8") is None  # not UTF-8
+
+
+def test_the_shape_answered_last_answers_first_and_only_for_texts_of_its_shape():
+    """`shaped` tries the entry it answered last before making and looking up a key: it
+    answers for a text with other literal digits, not for one with other digits in a name
+    (same key, another table), not from another cache, and not after the caches are
+    cleared."""
+    clear_cache()
+    analyze("SELECT * FROM t1 WHERE id = 12")
+    hits = SHAPE_HITS.hits
+    assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 98").tables == ("t1",)
+    assert SHAPE_HITS.last is not None and SHAPE_HITS.last_of is POSTGRES_SHAPES
+    assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 55") == analyze_fresh(
+        "SELECT * FROM t1 WHERE id = 55"
+    )
+    assert SHAPE_HITS.hits == hits + 2
+    assert shaped_postgres(b"SELECT * FROM t2 WHERE id = 55") is None  # (t1's answer: not t2's)
+    assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 5") is None  # (a key not seen)
+    assert shaped({}, SHAPE_HITS, b"SELECT * FROM t1 WHERE id = 55") is None
+    assert SHAPE_HITS.hits == hits + 2
+    assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 77").tables == ("t1",)
+    clear_cache()
+    assert SHAPE_HITS.last is None
+    assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 77") is None

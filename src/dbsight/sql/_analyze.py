@@ -308,7 +308,7 @@ def set_cache_size(n: int) -> None:
     _exact = functools.lru_cache(maxsize=n)(analyze_uncached)
     _masked.resize(n)
     _masked.clear()
-    SHAPE_HITS.hits = 0
+    SHAPE_HITS.forget()
     _front_max = n
     _clear_front()
 
@@ -317,7 +317,7 @@ def clear_cache() -> None:
     """Forget every cached result."""
     _exact.cache_clear()
     _masked.clear()
-    SHAPE_HITS.hits = 0
+    SHAPE_HITS.forget()
     _clear_front()
 
 

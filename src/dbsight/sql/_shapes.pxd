@@ -9,8 +9,10 @@ cpdef object shape_hit(tuple entry, object encoded)
 
 cdef class HitCounter:
     cdef public long long hits
+    cdef public object last
+    cdef public object last_of
 
-@cython.locals(entry=tuple)
+@cython.locals(entry=tuple, last=tuple)
 cpdef object shaped(dict shapes, HitCounter counted, object encoded, object key=*)
 
 cpdef bytes zeroed(bytes encoded)

@@ -43,12 +43,22 @@ Entry = tuple[bytes, tuple[int, ...], SqlInfo]
 
 class HitCounter:
     """The hits `shaped` answers (compiled, a C counter: this runs for every statement the
-    proxy relays); `dbsight.sql.cache_info` counts them as the masked cache's."""
+    proxy relays); `dbsight.sql.cache_info` counts them as the masked cache's. With them the
+    entry it answered last (``last``, from the cache ``last_of``): a client's next statement
+    is often of the same shape, found then with one pass over its bytes and no key made,
+    hashed and looked up (`shaped`)."""
 
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "last", "last_of")
 
     def __init__(self) -> None:
         self.hits = 0
+        self.last: Entry | None = None
+        self.last_of: dict[bytes, Entry] | None = None
+
+    def forget(self) -> None:
+        """No hits, and no entry answered last (the caches are being cleared)."""
+        self.hits = 0
+        self.last = self.last_of = None
 
 
 def shape_key(text: str) -> tuple[bytes, bytes] | None:
@@ -88,10 +98,19 @@ def shaped(
     has it already (the pooled relay keys what a Query may do to the session by it too).
     ``encoded`` comes third: callers bind the other two once. No `shape_key` checks are
     needed: a text they refuse has a byte no stored key has, and bytes that are not UTF-8
-    match no key made from a text's encoding."""
+    match no key made from a text's encoding. The entry ``counted`` answered last, when it is
+    of ``shapes`` and has ``encoded``'s shape, answers first."""
+    last = counted.last
+    if last is not None and counted.last_of is shapes and _hot.same_shape(encoded, last[0]):
+        hit = shape_hit(last, encoded)
+        if hit is not None:
+            counted.hits += 1
+            return hit
     entry = shapes.get(zeroed(encoded) if key is None else key)
     if entry is None:
         return None
+    counted.last = entry
+    counted.last_of = shapes
     hit = shape_hit(entry, encoded)
     if hit is not None:
         counted.hits += 1
