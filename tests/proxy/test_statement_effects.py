@@ -68,6 +68,7 @@ def _sent(effects: StatementEffects, exchange: Exchange, conn: Any, message: Any
 
 def test_a_querys_digit_key_is_made_once_and_handed_to_the_exchange() -> None:
     effects, exchange, _, conn = _effects()
+    _sent(effects, exchange, conn, Query("SELECT 1 FROM a_shape_of_its_own"))
     raw = encode(Query("SELECT abalance FROM t WHERE aid = 48213"))
     effects.sent(conn, exchange, raw[0], raw, 0, len(raw))
     assert exchange.query_key == b"SELECT abalance FROM t WHERE aid = 00000"
@@ -80,7 +81,29 @@ def test_a_querys_digit_key_is_made_once_and_handed_to_the_exchange() -> None:
     raw = encode(Query("SELECT abalance FROM t WHERE aid = 7"))
     exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
     assert exchange.query_key is None and exchange.query_text is None
-    assert exchange.statement_count == 2
+    assert exchange.statement_count == 3
+
+
+def test_a_query_of_the_last_querys_shape_takes_its_flags_without_a_key() -> None:
+    """A text that differs from the Query's before only in its digits has its key, so its
+    flags: none is made, the text alone is handed to the exchange; a text of another shape
+    has its own looked up."""
+    effects, exchange, _, conn = _effects()
+    settings = effects.settings = ReadSettings({})
+    settings.reads = []
+    settings.logged_in({})
+    _sent(effects, exchange, conn, Query("SET work_mem = '64MB'"))
+    raw = encode(Query("SET work_mem = '32MB'"))
+    effects.sent(conn, exchange, raw[0], raw, 0, len(raw))
+    assert exchange.query_key is None and exchange.query_text == b"SET work_mem = '32MB'"
+    exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
+    assert exchange.query_text is None
+    for sql in ("SELECT 1 FROM t1", "SELECT 7 FROM t1", "SET work_mem = '16MB'"):
+        _sent(effects, exchange, conn, Query(sql))
+    # each SET read by the settings (their flags), neither SELECT
+    assert settings.reads == ["SET work_mem = '64MB'", "SET work_mem = '32MB'",
+                              "SET work_mem = '16MB'"]  # fmt: skip
+    assert exchange.statement_count == 5 and exchange.query_text is None
 
 
 def test_a_set_transaction_mode_will_lose_is_warned_of_once() -> None:

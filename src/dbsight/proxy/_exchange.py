@@ -272,8 +272,9 @@ class Exchange:
         self.portals: dict[str, str | None] = {}  # portal -> its statement's text
         self.status = _IDLE  # the last ReadyForQuery's transaction status
         self.discarding = False  # after an extended-protocol error until the client's Sync
-        # the next Query's text, and that text with its digits zeroed, when its sender has
-        # read them already (`StatementEffects.sent`): its shape is looked up by that key
+        # the next Query's text, and that text with its digits zeroed (None: not made),
+        # when its sender has read them already (`StatementEffects.sent`): its shape is
+        # looked up by that key
         self.query_key: bytes | None = None
         self.query_text: bytes | None = None
         self.query_comment = False  # ... and whether that text has a /* comment
@@ -376,12 +377,13 @@ class Exchange:
         if t == 81:  # Query
             if self._suspended:  # it drops the unnamed portal
                 self._runs.end("", self._finish)
-            key = self.query_key
+            key = None
             commented = -1  # (not known yet)
-            if key is None:
+            body = self.query_text
+            if body is None:
                 body = _hot.sliced(buf, start, end - 1)
-            else:  # (handed: `StatementEffects.sent` read this text already)
-                body = self.query_text
+            else:  # (handed: `StatementEffects.sent` read this text, and maybe its key)
+                key = self.query_key
                 self.query_key = self.query_text = None
                 commented = self.query_comment
                 if len(body) != end - 1 - start:  # (not this text's: read it again)

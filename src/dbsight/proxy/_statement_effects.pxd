@@ -27,6 +27,8 @@ cdef class StatementEffects:
 # the remembered answers, as C-typed dictionaries (their lookups with no Python call)
 cdef dict _flags, _text_flags
 cdef Py_ssize_t _FLAGS_MAX
+cdef bytes _last_text
+cdef long _last_flags
 
 @cython.locals(flags=object)
 cpdef long text_flags(str sql) except -1

@@ -90,9 +90,17 @@ class StatementEffects:
                 return
         else:
             # the text and its key, read once: the exchange looks its shape up by them too
+            global _last_text, _last_flags
             text = exchange.query_text = _hot.sliced(buf, start + 5, end - 1)
-            key = exchange.query_key = _shapes.zeroed(text)
-            flags = query_flags(buf, start + 5, end, key)
+            if _last_text is not None and _hot.same_shape(text, _last_text):
+                # the key of the text before: its flags, and no key made, hashed, looked up
+                flags = _last_flags
+                exchange.query_key = None
+            else:
+                key = exchange.query_key = _shapes.zeroed(text)
+                flags = query_flags(buf, start + 5, end, key)
+                _last_text = text
+                _last_flags = flags
             if flags & _COMMENT:
                 exchange.query_comment = True
                 flags &= ~_COMMENT
@@ -126,6 +134,10 @@ _CONTROL = frozenset(("begin", "end"))
 _FLAGS_MAX = 4096
 _flags: dict[bytes, int] = {}
 _text_flags: dict[str, int] = {}
+# The Query text whose flags were looked up last, and those flags: the next text that
+# differs from it in its digits alone has the same key, so the same flags (`sent`)
+_last_text: bytes | None = None
+_last_flags = 0
 
 
 def text_flags(sql: str) -> int:
