@@ -446,3 +446,44 @@ def test_each_lean_event_has_its_own_statements_fingerprint_and_database() -> No
     ]
     assert len({e.fingerprint for e in batch}) == 2
     assert {e.database for e in batch} == {"shop", "billing", None}
+
+
+def _ended(rec: Recorder, sql: str) -> str:
+    """`Recorder.ended` of a proxy's statement: how it was held ("lean": as a tuple, for the
+    batch; "event": its event, made at once for the observers that want it now)."""
+    info = rec.analysis(sql, "postgresql")
+    rec.ended((sql, "postgresql", "proxy", info, Session(), None, False, time.perf_counter()), 1)
+    return "lean" if type(rec.pending[-1]) is tuple else "event"
+
+
+def test_an_ended_statement_follows_the_query_log_gate_read_as_its_lookup(
+    query_logger: Any,
+) -> None:
+    """`Recorder.ended` (the proxy's end of a statement) asks the query log's gate as the
+    lookup in its logger's cache it is, with the same answers as calling it."""
+    logger, records = query_logger
+    rec = Recorder(Settings())
+    rec.add_observer(Batched())
+    rec.add_observer(QueryLogSink(Settings(), logger=logger))
+    ending = rec.lean_ending
+    assert ending.gate is rec.lean_gate and ending.gate_map is logger._cache
+    logger.setLevel(logging.INFO)
+    # the cache does not know yet: the sink is asked (and says no), then the cache answers
+    assert [_ended(rec, "SELECT 1"), _ended(rec, "SELECT 2")] == ["event", "lean"]
+    logger.setLevel(logging.DEBUG)  # clears the cache: asked again, and logged
+    assert _ended(rec, "SELECT 3") == "event"
+    assert [r.getMessage().split(" ")[:2] for r in records] == [["query", "select"]]
+    logger.setLevel(logging.INFO)
+    assert [_ended(rec, "SELECT 4"), _ended(rec, "SELECT 5")] == ["event", "lean"]
+    assert len(records) == 1
+
+
+def test_a_gate_of_another_kind_is_called() -> None:
+    rec = Recorder(Settings())
+    rec.add_observer(Batched())
+    gated = Gated()
+    rec.add_observer(gated)
+    assert rec.lean_ending.gate_map is None and rec.lean_ending.gate is not None
+    assert _ended(rec, SQL) == "lean" and gated.events == []
+    gated.open = True
+    assert _ended(rec, SQL) == "event" and len(gated.events) == 1

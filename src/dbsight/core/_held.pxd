@@ -9,7 +9,11 @@ cdef class LeanEnding:
     cdef public object pending
     cdef public double cutoff
     cdef public object gate
+    cdef public dict gate_map
+    cdef public object gate_key
     cdef object _append
+
+    cpdef set_gate(self, object gate)
 
     @cython.locals(duration=double, started=double)
     cpdef ended(self, tuple begun, object rows)

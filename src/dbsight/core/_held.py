@@ -13,6 +13,7 @@ the same statement twice.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import Any
 
@@ -28,7 +29,7 @@ class LeanEnding:
     ``lean_gate`` (the recorder sets them whenever its observers change), ``pending`` its
     queue of held statements."""
 
-    __slots__ = ("recorder", "pending", "cutoff", "gate", "_append")
+    __slots__ = ("recorder", "pending", "cutoff", "gate", "gate_map", "gate_key", "_append")
 
     def __init__(self, recorder: Any, pending: deque[Any]) -> None:
         self.recorder = recorder
@@ -36,6 +37,25 @@ class LeanEnding:
         self._append = pending.append  # (looked up once, not at each statement)
         self.cutoff = -1.0
         self.gate: Any = None
+        # a gate that is one dictionary's ``get`` of one key (the query log's: its logger's
+        # cache of levels), asked as the lookup itself, with no call (`set_gate`)
+        self.gate_map: dict[Any, Any] | None = None
+        self.gate_key: Any = None
+
+    def set_gate(self, gate: Any) -> None:
+        """The recorder's ``lean_gate`` (None, or a callable: its statements may be held
+        when it returns False)."""
+        self.gate = gate
+        self.gate_map = self.gate_key = None
+        if (
+            type(gate) is functools.partial
+            and len(gate.args) == 1
+            and not gate.keywords
+            and type(getattr(gate.func, "__self__", None)) is dict
+            and getattr(gate.func, "__name__", None) == "get"
+        ):
+            self.gate_map = gate.func.__self__
+            self.gate_key = gate.args[0]
 
     def ended(self, begun: tuple[Any, ...], rows: int | None) -> None:
         """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
@@ -43,8 +63,10 @@ class LeanEnding:
         sql, system, source, info, state, params, explain, started = begun
         duration = _hot.perf_counter() - started
         request = _hot.context_value(_request)
-        gate = self.gate
-        if duration < self.cutoff and (gate is None or gate() is False):
+        if duration < self.cutoff and (
+            self.gate_map.get(self.gate_key) is False if self.gate_map is not None
+            else self.gate is None or self.gate() is False
+        ):  # fmt: skip
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
             # (one tuple made, not two joined; None: see `LeanStatement`, its start on the

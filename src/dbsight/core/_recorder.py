@@ -226,7 +226,7 @@ class Recorder:
         self.lean_cutoff = self._after_cutoff if self.lean else -1.0
         self.lean_gate = _all_closed(gates)
         self.lean_ending.cutoff = self.lean_cutoff
-        self.lean_ending.gate = self.lean_gate
+        self.lean_ending.set_gate(self.lean_gate)
         self._lean_events = lean_ok
 
     # -- the hot path ----------------------------------------------------------------
