@@ -94,7 +94,9 @@ cdef class Exchange:
 cpdef Py_ssize_t nul_at(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
 
 @cython.locals(i=Py_ssize_t)
-cdef str _name_at(bytes buf, Py_ssize_t start, Py_ssize_t end)
+cdef Py_ssize_t _name_end(bytes buf, Py_ssize_t start, Py_ssize_t end) except -1
+
+cdef str _name_between(bytes buf, Py_ssize_t start, Py_ssize_t after)
 
 @cython.locals(i=Py_ssize_t, rows=cython.longlong)
 cpdef object command_rows(bytes buf, Py_ssize_t start, Py_ssize_t end)

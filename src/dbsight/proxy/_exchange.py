@@ -104,10 +104,18 @@ def nul_at(buf: bytes, start: int, end: int) -> int:
     return i
 
 
-def _name_at(buf: bytes, start: int, end: int) -> str:
-    """`cstring` for a short field that is not empty, without the position after it (the
-    caller finds its NUL with `nul_at`: a name and a position, not a tuple made for them)."""
-    return _hot.name_text(buf, start, nul_at(buf, start, end))
+def _name_end(buf: bytes, start: int, end: int) -> int:
+    """Where the short field at ``buf[start]`` (a statement's or a portal's name) ends: the
+    position after its NUL (``start + 1`` for the empty name, most clients' only one)."""
+    if start < end and buf[start] == 0:
+        return start + 1
+    return nul_at(buf, start, end) + 1
+
+
+def _name_between(buf: bytes, start: int, after: int) -> str:
+    """The name at ``buf[start]`` that `_name_end` said ends before ``after``, as text (a
+    name and where it ends in two calls, not a tuple made for them)."""
+    return "" if after == start + 1 else _hot.name_text(buf, start, after - 1)
 
 
 # The analyses of the statement texts an Execute runs, kept by each session (see `_open`)
@@ -411,21 +419,12 @@ class Exchange:
         if self._cycle_start is None:
             self._cycle_start = at
         if t == 66:  # Bind: portal, statement
-            # (the unnamed portal, most clients' only one, without a call)
-            if start < end and buf[start] == 0:
-                portal = ""
-                i = start + 1
-            else:
-                portal = _name_at(buf, start, end)
-                i = nul_at(buf, start, end) + 1
+            i = _name_end(buf, start, end)
+            portal = _name_between(buf, start, i)
             if self._suspended:  # a suspended portal of that name is replaced
                 self._runs.end(portal, self._finish)
-            if i < end and buf[i] == 0:
-                statement = ""
-                j = i + 1
-            else:
-                statement = _name_at(buf, i, end)
-                j = nul_at(buf, i, end) + 1
+            j = _name_end(buf, i, end)
+            statement = _name_between(buf, i, j)
             self.portals[portal] = self.statements.get(statement)
             if self.capture is not None and self.capture.include_params:
                 types = self._param_types.get(statement)
@@ -436,12 +435,8 @@ class Exchange:
             self._push(_BIND_ENTRY)
             self.unsynced = True
         elif t == 69:  # Execute: portal, row limit
-            if start < end and buf[start] == 0:
-                portal = ""
-                i = start + 1
-            else:
-                portal = _name_at(buf, start, end)
-                i = nul_at(buf, start, end) + 1
+            i = _name_end(buf, start, end)
+            portal = _name_between(buf, start, i)
             ctx = None
             if self._suspended:  # the rest of a suspended portal: the same statement
                 ctx = self._runs.resume(portal, self._cycle_start)
