@@ -178,7 +178,7 @@ def query_flags(buf: bytes, start: int, end: int, key: bytes | None = None) -> i
     flags = _flags.get(key)
     if flags is None:
         flags = _CLEARS if clears_statements(buf, start, end) else 0
-        if buf.find(b"/*", start, end - 1) >= 0:  # (as in the text: digits are not / or *)
+        if _hot.commented(buf, start, end - 1):  # (as in the text: digits are not / or *)
             flags |= _COMMENT
         if maybe_sets_in(buf, start, end - 1):
             flags |= settings_flags(buf[start : end - 1].decode("utf-8", "replace"))
