@@ -156,6 +156,20 @@ cdef extern from *:
         if (sent >= 0) return (Py_ssize_t)sent;
         return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
     }
+
+    /* recv(2) of what a non-blocking socket holds, up to RECV_SIZE bytes, into one buffer
+       of the module's (no allocation of that size per read): the bytes read; None when there
+       are none yet; b"" at the end of the stream or on an error (the transport finds it
+       again) */
+    #define DBSIGHT_RECV_SIZE 262144
+    static char dbsight_recv_buffer[DBSIGHT_RECV_SIZE];
+    static PyObject *dbsight_recv(int fd) {
+        ssize_t got = recv(fd, dbsight_recv_buffer, DBSIGHT_RECV_SIZE, MSG_DONTWAIT);
+        if (got > 0) return PyBytes_FromStringAndSize(dbsight_recv_buffer, (Py_ssize_t)got);
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            Py_RETURN_NONE;
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
     """
     bytes zeroed "dbsight_zeroed"(bytes text)
     bytes message_with "dbsight_message_with"(long t, bytes buf, Py_ssize_t start,
@@ -163,6 +177,7 @@ cdef extern from *:
                                               Py_ssize_t end)
     bytes sliced "dbsight_sliced"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
+    object recv "dbsight_recv"(int fd)
     bint commented "dbsight_commented"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     str name_text "dbsight_name_text"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     bint same_shape "dbsight_same_shape"(bytes a, bytes b)

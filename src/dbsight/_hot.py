@@ -3,13 +3,14 @@
 text's digits zeroed (its key in a shape cache) or compared with another's but for them, a
 message spliced from a client's (a Bind with its statement renamed), a slice of bytes,
 whether some bytes hold a ``/*`` comment's start, a statement's or portal's name as text,
-and a send on a socket that never blocks.
+and a send and a receive on a socket that never block.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing and the
 comparison one loop over the bytes, the splice and the slice one allocation each, the look
 for ``/*`` one ``memchr`` per slash, a name one hash and one comparison with a name decoded
-before (no decoding again), and the send one ``send(2)``, with no Python call; the results
+before (no decoding again), the send one ``send(2)`` and the receive one ``recv(2)`` into
+a buffer of the module's, copied into the bytes returned, with no Python call; the results
 are the same (the clock's seconds are computed as CPython computes them). This module is
 what the same sources use as Python.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter",
-    "same_shape", "send", "sliced", "zeroed",
+    "recv", "same_shape", "send", "sliced", "zeroed",
 ]  # fmt: skip
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
@@ -81,3 +82,18 @@ def send(fd: int, data: bytes) -> int:
         return 0
     except OSError:
         return -1
+
+
+RECV_SIZE = 262144  # (uvloop's read buffer's size too)
+
+
+def recv(fd: int) -> bytes | None:
+    """Read what the non-blocking socket ``fd`` holds, up to `RECV_SIZE` bytes: None when
+    nothing is there yet; ``b""`` at the end of its stream or on an error (left for the
+    socket's transport to find again)."""
+    try:
+        return os.read(fd, RECV_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""

@@ -41,6 +41,7 @@ from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._exchange import Exchange
 from ._link import link_of, open_link
+from ._link_relay import Receiver
 from ._metrics import client_errors
 from ._pipeline import Pipeline
 from ._session_info import SessionInfo
@@ -286,6 +287,7 @@ class ClientSession(FrontendSession):
         self.server_writer: asyncio.StreamWriter | None = None
         self._server_transport: Any = None
         self._client_left = False
+        self._receivers: tuple[Receiver, ...] = ()  # while relaying: who reads each socket
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -301,6 +303,8 @@ class ClientSession(FrontendSession):
         await self._relay()
 
     async def _finish(self) -> None:
+        for receiver in self._receivers:
+            receiver.stop()
         server = self.server_writer
         if server is not None:
             server.close()
@@ -390,9 +394,11 @@ class ClientSession(FrontendSession):
             self._server_transport, self._max_size,
         )  # fmt: skip
         client_early = self._relay_client(relay.client_data, paired=self._server_transport)
-        server_early = link_of(self.server_writer).relay(
+        server_link = link_of(self.server_writer)
+        server_early = server_link.relay(
             relay.server_data, self._server_lost, paired=self._client_transport
         )
+        self._receive(relay, server_link)
         if server_early:
             relay.server_data(server_early)
         if client_early:
@@ -407,6 +413,22 @@ class ClientSession(FrontendSession):
         if key is None:
             return
         await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
+
+    def _receive(self, relay: SessionRelay, server_link: Any) -> None:
+        """Each plain socket read by the relay itself from now on (`Receiver`), each
+        receiver the one its peer's flow control pauses."""
+        client = Receiver(self._client_transport, relay.client_data)
+        server = Receiver(self._server_transport, relay.server_data)
+        self._receivers = (client, server)
+        if server.start():
+            link_of(self.writer).pair(server)
+        if client.start():
+            server_link.pair(client)
+
+    def _end(self) -> None:
+        for receiver in self._receivers:
+            receiver.stop()  # (its socket closes with its transport only after this)
+        super()._end()
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._client_left = True
