@@ -11,13 +11,17 @@ from dbsight.proxy._config import ProxyConfig
 from dbsight.testing.proxy import RunningProxy
 
 
-@pytest.fixture
-def proxy_factory() -> Iterator[Any]:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def proxy_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Proxies on asyncio's event loop and on uvloop's (``dbsight proxy``'s when installed,
+    whose plain sockets the relays read and write themselves)."""
     made: list[RunningProxy] = []
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
 
     def make(upstream: str, **options: Any) -> RunningProxy:
         config = ProxyConfig(listen="127.0.0.1:0", upstream=upstream, **options)
-        proxy = RunningProxy(config)
+        proxy = RunningProxy(config, loop=request.param)
         made.append(proxy)
         return proxy
 

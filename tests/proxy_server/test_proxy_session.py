@@ -237,3 +237,105 @@ def test_shutdown_ends_idle_sessions_and_lets_transactions_finish(proxy_factory:
     busy.close()
     with psycopg.connect(pg_dsn) as direct:
         assert direct.execute("SELECT count(*) FROM shutdown_check").fetchone() == (1,)
+
+
+def _receiving(proxy: Any) -> list[bool]:
+    """For each session of the proxy: whether the relay reads both its sockets itself."""
+    return [
+        bool(s._receivers) and all(r.fd >= 0 for r in s._receivers)
+        for s in list(proxy.server.sessions)
+    ]
+
+
+def _backends(watcher: Any, application_name: str) -> int:
+    row = watcher.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+    ).fetchone()
+    return int(row[0])
+
+
+def test_a_client_reading_slowly_gets_a_large_result_whole_and_leaving_ends_its_backend(
+    proxy: Any, pg_dsn: str
+) -> None:
+    """~24 MB of rows to a client that does not read for a while: the client's socket fills,
+    the relay stops reading the server until it drains (flow control), and every row arrives
+    in order. On uvloop the relay reads both sockets itself (`Receiver`); when the client
+    leaves, the server connection is closed too (the receivers' own descriptors with it)."""
+    import time
+
+    from dbsight.proxy import protocol as p
+
+    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
+    database = pg_dsn.rsplit("/", 1)[1]
+    name = "dbsight_slow_reader"
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
+    sock.sendall(p.encode(p.StartupMessage(
+        {"user": user, "database": database, "application_name": name}
+    )))  # fmt: skip
+    _read_until_ready(sock)
+    uvloop = type(proxy.loop).__module__.startswith("uvloop")
+    assert _receiving(proxy) == [uvloop]
+    rows = 24_000
+    sock.sendall(p.encode(p.Query(
+        f"SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, {rows}) i"
+    )))  # fmt: skip
+    time.sleep(1.0)  # the proxy's writes back up meanwhile
+    if uvloop:  # so its server side is not read until the client's drains
+        (session,) = list(proxy.server.sessions)
+        assert session._receivers[1].paused
+    parser = p.BackendParser(max_message_size=1 << 20)
+    seen = 0
+    done = False
+    while not done:
+        data = sock.recv(1 << 16)
+        assert data, "the proxy closed the connection"
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.DataRow):
+                seen += 1
+                i = int(bytes(message.values[0]))
+                assert i == seen and bytes(message.values[1]) == bytes([65 + i % 26]) * 1000
+            elif isinstance(message, p.ReadyForQuery):
+                done = True
+    assert seen == rows
+    if uvloop:
+        assert not session._receivers[1].paused
+    with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+        assert _backends(watcher, name) == 1
+        sock.close()
+        deadline = time.monotonic() + 10
+        while _backends(watcher, name):
+            assert time.monotonic() < deadline, "the server connection outlived its client"
+            time.sleep(0.05)
+
+
+def test_a_server_that_ends_the_session_closes_the_clients_connection(
+    proxy: Any, pg_dsn: str
+) -> None:
+    """The server terminates the backend: the client gets its FATAL, then the end of the
+    stream (the proxy's own descriptors of the client's socket closed)."""
+    from dbsight.proxy import protocol as p
+
+    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
+    database = pg_dsn.rsplit("/", 1)[1]
+    name = "dbsight_terminated"
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    sock.sendall(p.encode(p.StartupMessage(
+        {"user": user, "database": database, "application_name": name}
+    )))  # fmt: skip
+    _read_until_ready(sock)
+    with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+        watcher.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        )
+    parser = p.BackendParser()
+    errors: list[Any] = []
+    while data := sock.recv(65536):  # (the 10 s timeout fails the test if it never ends)
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.ErrorResponse):
+                errors.append(message)
+    sock.close()
+    assert [e.fields.get("C") for e in errors] == ["57P01"]
+    settle(lambda: not proxy.server.sessions)

@@ -26,10 +26,17 @@ def on_replica(conn: Any, sql: str = REPLICA_PROBE) -> bool:
 
 
 class RunningProxy:
-    """A started `ProxyServer` on its own event loop thread; `close()` stops it."""
+    """A started `ProxyServer` on its own event loop thread; `close()` stops it. ``loop``:
+    asyncio's own event loop, or ``"uvloop"`` (what ``dbsight proxy`` runs on when it is
+    installed: its transports are the ones the relays read and write themselves)."""
 
-    def __init__(self, config: ProxyConfig) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, config: ProxyConfig, loop: str = "asyncio") -> None:
+        if loop == "uvloop":
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        else:
+            self.loop = asyncio.new_event_loop()
         self.server = ProxyServer(config)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
