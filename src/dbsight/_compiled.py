@@ -43,6 +43,7 @@ HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._statement_effects",
     "dbsight.proxy._statement_names",
     "dbsight.proxy._link_relay",
+    "dbsight.proxy._receiver",
     "dbsight.proxy._server_fields",
     "dbsight.proxy._pool_wait",
     "dbsight.proxy._pool",

@@ -8,6 +8,7 @@ cdef extern from *:
     #include <errno.h>
     #include <string.h>
     #include <sys/socket.h>
+    #include <sys/epoll.h>
     /* CLOCK_MONOTONIC in seconds, as CPython's time.perf_counter() and time.monotonic()
        give it on Linux (whole nanoseconds, then divided by 1e9) */
     static inline double dbsight_monotonic(void) {
@@ -170,6 +171,32 @@ cdef extern from *:
             Py_RETURN_NONE;
         return PyBytes_FromStringAndSize(NULL, 0);
     }
+
+    /* the descriptors an epoll (a select.epoll) finds readable now, without waiting: at
+       most 64, as a list of ints (select.epoll.poll(0, 64)'s descriptors, with no tuple
+       per descriptor) */
+    static PyObject *dbsight_ready(PyObject *poller) {
+        struct epoll_event events[64];
+        int epfd = PyObject_AsFileDescriptor(poller), n, i;
+        PyObject *fds, *fd;
+        if (epfd < 0) return NULL;
+        n = epoll_wait(epfd, events, 64, 0);
+        if (n < 0) {
+            if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
+            n = 0;
+        }
+        fds = PyList_New(n);
+        if (fds == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            fd = PyLong_FromLong((long)events[i].data.fd);
+            if (fd == NULL) {
+                Py_DECREF(fds);
+                return NULL;
+            }
+            PyList_SET_ITEM(fds, i, fd);
+        }
+        return fds;
+    }
     """
     bytes zeroed "dbsight_zeroed"(bytes text)
     bytes message_with "dbsight_message_with"(long t, bytes buf, Py_ssize_t start,
@@ -178,6 +205,7 @@ cdef extern from *:
     bytes sliced "dbsight_sliced"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
     object recv "dbsight_recv"(int fd)
+    list ready "dbsight_ready"(object poller)
     bint commented "dbsight_commented"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     str name_text "dbsight_name_text"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     bint same_shape "dbsight_same_shape"(bytes a, bytes b)

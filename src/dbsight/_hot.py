@@ -3,16 +3,16 @@
 text's digits zeroed (its key in a shape cache) or compared with another's but for them, a
 message spliced from a client's (a Bind with its statement renamed), a slice of bytes,
 whether some bytes hold a ``/*`` comment's start, a statement's or portal's name as text,
-and a send and a receive on a socket that never block.
+a send and a receive on a socket that never block, and which sockets an epoll finds ready.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing and the
 comparison one loop over the bytes, the splice and the slice one allocation each, the look
 for ``/*`` one ``memchr`` per slash, a name one hash and one comparison with a name decoded
-before (no decoding again), the send one ``send(2)`` and the receive one ``recv(2)`` into
-a buffer of the module's, copied into the bytes returned, with no Python call; the results
-are the same (the clock's seconds are computed as CPython computes them). This module is
-what the same sources use as Python.
+before (no decoding again), the send one ``send(2)``, the receive one ``recv(2)`` into a
+buffer of the module's (copied into the bytes returned), the epoll asked with one
+``epoll_wait``, with no Python call; the results are the same (the clock's seconds are
+computed as CPython computes them). This module is what the same sources use as Python.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter",
-    "recv", "same_shape", "send", "sliced", "zeroed",
+    "ready", "recv", "same_shape", "send", "sliced", "zeroed",
 ]  # fmt: skip
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
@@ -97,3 +97,9 @@ def recv(fd: int) -> bytes | None:
         return None
     except OSError:
         return b""
+
+
+def ready(poller: Any) -> list[int]:
+    """The descriptors ``poller`` (a `select.epoll`) finds readable now, without waiting (at
+    most 64)."""
+    return [fd for fd, _ in poller.poll(0, 64)]

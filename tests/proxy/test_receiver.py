@@ -11,7 +11,7 @@ from typing import Any
 
 import uvloop
 
-from dbsight.proxy._link_relay import Receiver
+from dbsight.proxy._receiver import _POLLERS, Receiver
 
 
 class Recording(asyncio.Protocol):
@@ -111,3 +111,38 @@ def test_asyncios_own_transports_are_left_to_read() -> None:
         peer.close()
 
     asyncio.run(main())
+
+
+def test_the_receivers_of_a_loop_share_one_poller_that_closes_with_the_last() -> None:
+    """Two sockets ready at once are read in one wake-up of the loop's one poller; a
+    receiver stopped by another's handler in that wake-up is not called; the poller's epoll
+    closes when its last receiver stops."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        (t1, _, peer1), (t2, _, peer2) = await _connected(), await _connected()
+        got: list[tuple[int, bytes]] = []
+        second: Receiver
+
+        def first_handler(data: bytes) -> None:
+            got.append((1, data))
+            second.stop()
+
+        first = Receiver(t1, first_handler)
+        second = Receiver(t2, lambda data: got.append((2, data)))
+        assert first.start() and second.start()
+        poller = _POLLERS[loop]
+        assert set(poller.receivers) == {first.fd, second.fd}
+        epoll = poller.epoll
+        peer2.sendall(b"two")
+        peer1.sendall(b"one")
+        await asyncio.sleep(0.05)  # both ready when the loop looks
+        assert (1, b"one") in got and second.fd == -1
+        assert got == [(1, b"one")] or got[0] == (2, b"two")  # (the order epoll gives)
+        first.stop()
+        assert loop not in _POLLERS and epoll.closed
+        for transport, peer in ((t1, peer1), (t2, peer2)):
+            transport.close()
+            peer.close()
+
+    uvloop.run(main())

@@ -25,10 +25,3 @@ cdef class Sender:
 
     @cython.locals(sent=Py_ssize_t)
     cpdef write(self, bytes data)
-
-cdef class Receiver:
-    cdef public object transport
-    cdef public object on_data
-    cdef public int fd
-    cdef public bint paused
-    cdef object _loop

@@ -1,7 +1,7 @@
 """`LinkRelay`: a `dbsight.proxy._link.StreamLink`'s relay mode — where its chunks go while
 it relays (``on_data``), whom to tell when it ends (``on_lost``), the peer transport its
 flow control pauses (``paired``) — and the calls that switch it: `relay`, `unrelay`, `pair`;
-`Sender`, how the relays write to a socket, and `Receiver`, how session mode reads one.
+and `Sender`, how the relays write to a socket (`dbsight.proxy._receiver` reads one).
 
 With more clients than server connections in transaction mode, a pooled server connection
 changes hands every transaction: it is unrelayed from one client, relayed to the next, and
@@ -16,7 +16,6 @@ runs as Python.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -182,97 +181,3 @@ class Sender:
             if sent > 0:
                 data = data[sent:]
         self.transport.write(data)
-
-
-class Receiver:
-    """A relayed socket read by the relay itself, not through its transport.
-
-    uvloop hands a transport's chunk to its protocol through libuv's stream: a buffer asked
-    for and the chunk delivered, each a callback that takes the GIL and gives it back, and
-    the chunk made into bytes — about 1,300 instructions per read, two reads per relayed
-    statement (a relay of bytes that reads this way costs 2.8k instructions per select-only
-    transaction where one reading through its transports costs 8.3k). While receiving, the
-    transport is paused and the loop watches a duplicate of the socket's descriptor
-    (``add_reader``: uvloop refuses one its transport holds); when it is readable, one
-    ``recv`` (`_hot.recv`) and the chunk to ``on_data``. Whatever is not a chunk — the end of
-    the stream, an error — stops the receiving and resumes the transport, which reads it
-    again and ends the connection as it always has (``eof_received``, ``connection_lost``).
-
-    Flow control: `pause_reading`, `resume_reading` and `is_closing`, as a transport's, so
-    that the peer's link may pause the receiver (its ``paired``). `stop` closes the
-    duplicate — until then the socket stays open whatever its transport does — and is
-    called as the session ends. Only for a transport of a plain socket (`socket_fd`): not
-    through TLS, nor on another event loop's transports."""
-
-    __slots__ = ("transport", "on_data", "fd", "paused", "_loop")
-
-    def __init__(self, transport: Any, on_data: DataHandler) -> None:
-        self.transport = transport
-        self.on_data = on_data
-        self.fd = -1  # the duplicate, while receiving
-        self.paused = False
-        self._loop: Any = None
-
-    def start(self) -> bool:
-        """Receive from now on, when the transport is one of a plain socket and still open;
-        whether it does."""
-        transport = self.transport
-        fd = socket_fd(transport)
-        if fd < 0 or self.fd >= 0 or transport.is_closing():
-            return False
-        try:
-            self.fd = os.dup(fd)
-        except OSError:  # (out of descriptors: the transport goes on reading)
-            return False
-        self._loop = asyncio.get_running_loop()
-        transport.pause_reading()
-        self._loop.add_reader(self.fd, self.readable)
-        return True
-
-    def readable(self) -> None:
-        """The loop's call when the socket has something: a chunk for ``on_data``, or what
-        ends the receiving."""
-        data = _hot.recv(self.fd)
-        if data:
-            try:
-                self.on_data(data)
-            except Exception as exc:  # noqa: BLE001 - as uvloop ends a protocol that raises
-                self._failed(exc)
-            return
-        if data is None:  # (woken for nothing)
-            return
-        self.stop()
-        self.transport.resume_reading()  # it reads the end or the error itself
-
-    def stop(self) -> None:
-        """Receive no more and close the duplicate (the transport stays paused: ending)."""
-        fd = self.fd
-        if fd < 0:
-            return
-        self.fd = -1
-        if not self.paused:
-            self._loop.remove_reader(fd)
-        os.close(fd)
-
-    def pause_reading(self) -> None:
-        if self.fd >= 0 and not self.paused:
-            self.paused = True
-            self._loop.remove_reader(self.fd)
-
-    def resume_reading(self) -> None:
-        if self.fd >= 0 and self.paused:
-            self.paused = False
-            self._loop.add_reader(self.fd, self.readable)
-
-    def is_closing(self) -> bool:
-        return bool(self.transport.is_closing())
-
-    def _failed(self, exc: Exception) -> None:
-        transport = self.transport
-        self._loop.call_exception_handler({
-            "message": "dbsight proxy: a relayed chunk's handler failed; the connection ends",
-            "exception": exc,
-            "transport": transport,
-        })  # fmt: skip
-        self.stop()
-        transport.abort()

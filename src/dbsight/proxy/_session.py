@@ -41,9 +41,9 @@ from ._capture import WorkloadCapture
 from ._config import ProxyConfig
 from ._exchange import Exchange
 from ._link import link_of, open_link
-from ._link_relay import Receiver
 from ._metrics import client_errors
 from ._pipeline import Pipeline
+from ._receiver import Receiver
 from ._session_info import SessionInfo
 from ._session_relay import SessionRelay
 
