@@ -459,3 +459,56 @@ async def test_idle_and_old_server_connections_are_replaced(
     finally:
         await client.close()
     assert pool_stats(proxy)["total_closed"] >= 2
+
+
+def test_a_client_that_sends_while_it_waits_for_a_connection_is_paused_then_answered_in_order(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    """One server connection, held by a client's open transaction; another client sends
+    three statements meanwhile: its reading is paused while it waits (on uvloop, the relay's
+    own `Receiver` of its socket), and once the transaction ends it gets the three answers
+    in order."""
+    import socket
+    import time
+
+    from dbsight.proxy import protocol as p
+
+    from test_proxy_session import _read_until_ready
+
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
+    user = urlsplit(pg_dsn).username or ""
+    database = urlsplit(pg_dsn).path.lstrip("/")
+    holder = psycopg.connect(proxy.dsn(pg_dsn))
+    holder.execute("SELECT 1")  # a transaction open: the one connection is held
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=20)
+    sock.sendall(p.encode(p.StartupMessage({"user": user, "database": database})))
+    _read_until_ready(sock)
+    uvloop = type(proxy.loop).__module__.startswith("uvloop")
+    (waiter,) = [s for s in list(proxy.server.sessions) if s.lease.conn is None]
+    if uvloop:  # (from the start of its relay, a moment after its login's ReadyForQuery)
+        settle(lambda: bool(waiter._receivers))
+    sock.sendall(p.encode(p.Query("SELECT 'first'")))
+    time.sleep(0.2)  # waiting for the connection now
+    sock.sendall(p.encode(p.Query("SELECT 'second'")) + p.encode(p.Query("SELECT 'third'")))
+    settle(lambda: waiter.lease.paused)
+    if uvloop:
+        assert waiter._receivers[0].paused
+    holder.commit()
+    parser = p.BackendParser()
+    rows: list[bytes] = []
+    ready = 0
+    while ready < 3:
+        data = sock.recv(65536)
+        assert data, "the proxy closed the connection"
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.DataRow):
+                rows.append(bytes(message.values[0] or b""))
+            elif isinstance(message, p.ReadyForQuery):
+                ready += 1
+    assert rows == [b"first", b"second", b"third"]
+    assert not waiter.lease.paused
+    if uvloop:
+        assert not waiter._receivers[0].paused
+    sock.close()
+    holder.close()

@@ -32,6 +32,7 @@ cdef class Lease:
     cdef public object waiting
     cdef public bint paused
     cdef public object _client_transport
+    cdef public object _client_reading
     cdef public LinkRelay _client_link
     cdef public object _on_server_data
     cdef public object _on_server_lost

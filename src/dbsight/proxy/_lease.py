@@ -160,6 +160,8 @@ class Lease:
         self.waiting: Any = None
         self.paused = False  # ... and its socket paused, once it sent some (`hold_client`)
         self._client_transport: Any = None
+        self._client_reading: Any = None  # what pauses the client's reading: its transport,
+        # or its `Receiver` while the relay reads the client's socket itself
         self._client_link: StreamLink | None = None
         # the holder's callbacks, bound once (`attach` runs for every unit)
         self._on_server_data: Callable[[bytes], None] = holder.server_data
@@ -175,14 +177,18 @@ class Lease:
         server_data: Callable[[bytes], None] | None = None,
         client_data: Callable[[bytes], None] | None = None,
         ended: asyncio.Future[None] | None = None, settings: ClientSettings | None = None,
+        client_reading: Any = None,
     ) -> None:
         """The client's side of the relay (once it is logged in); ``server_data`` and
         ``client_data``: where the server's bytes go, and the client's after a wait, when
         not to the holder's methods (`PlainRelay`); ``ended``: done when the relay ends
         (read in place of the holder's `ended`, once a wait ends); ``settings``: the
-        holder's, as they are from now on (read in place of its ``settings``)."""
+        holder's, as they are from now on (read in place of its ``settings``);
+        ``client_reading``: what pauses the client's reading, when not its transport (its
+        `dbsight.proxy._receiver.Receiver`)."""
         self._settings = settings
         self._client_transport = client_transport
+        self._client_reading = client_transport if client_reading is None else client_reading
         self._client_link = client_link
         self._ended = ended
         if server_data is not None:
@@ -304,7 +310,7 @@ class Lease:
         """The client sent bytes while it waits (`waiting`): stop reading it until then."""
         if not self.paused:
             self.paused = True
-            self._client_transport.pause_reading()
+            self._client_reading.pause_reading()
 
     async def _then_resume(self, work: Coroutine[Any, Any, None]) -> None:
         holder = self._holder
@@ -327,7 +333,7 @@ class Lease:
         if self.paused:
             self.paused = False
             with contextlib.suppress(Exception):
-                self._client_transport.resume_reading()
+                self._client_reading.resume_reading()
         self._on_client_data(b"")
 
     async def _acquire(self, target: str) -> None:
@@ -422,7 +428,7 @@ class Lease:
         # then it changes hands every transaction, and those two calls would cost more
         pool = self.pool if target == PRIMARY else self.replicas[target]
         early = conn.link.start_relay(
-            self._on_server_data, self._on_server_lost, self._client_transport,
+            self._on_server_data, self._on_server_lost, self._client_reading,
             not pool._waiters,
         )
         if parser._buf or parser._chunks:

@@ -267,7 +267,9 @@ class PooledSession(FrontendSession):
         )  # fmt: skip
         # transaction mode's usual units: relayed by `PlainRelay`, which hands the rest here
         relay = self.relay = PlainRelay(self, self.exchange) if self._plain else None
-        early = self._relay_client(relay.client_data if relay is not None else self.client_data)
+        on_client_data = relay.client_data if relay is not None else self.client_data
+        early = self._relay_client(on_client_data)
+        client_reading = self._receive(self._client_transport, on_client_data)
         self.answers = OwnAnswers(
             self._client_transport, self.statements, self.routing, self.settings,
             self.info.user, self.exchange, self.lease.pause_for,
@@ -276,7 +278,7 @@ class PooledSession(FrontendSession):
             self._client_transport, link_of(self.writer),
             relay.server_data if relay is not None else None,
             relay.client_data if relay is not None else None,
-            self._ended, self.settings,
+            self._ended, self.settings, client_reading,
         )  # fmt: skip
         self.listen.relay_to(self._client_transport)
         if early:

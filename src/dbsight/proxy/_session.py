@@ -102,6 +102,7 @@ class FrontendSession:
         self._shutting_down = False
         self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
         self._client_transport: Any = None  # once relayed
+        self._receivers: tuple[Receiver, ...] = ()  # while relaying: who reads which socket
         self._client_buffer = b""  # the start of a message not yet whole (or held back)
         self._max_size = config.max_message_size
 
@@ -117,6 +118,7 @@ class FrontendSession:
             pass
         finally:
             self.info.state = "closed"
+            self._stop_receiving()
             await self._finish()
 
     async def _serve(self) -> None:
@@ -170,9 +172,24 @@ class FrontendSession:
         self._fatal(exc.sqlstate, exc.message)
 
     def _end(self) -> None:
+        self._stop_receiving()  # (a socket closes with its transport only after this)
         ended = self._ended
         if ended is not None and not ended.done():
             ended.set_result(None)
+
+    def _receive(self, transport: Any, on_data: Callable[[bytes], None]) -> Any:
+        """The socket under ``transport`` read by the relay itself from now on, its chunks
+        to ``on_data`` (`Receiver`), when it is a plain socket; what pauses its reading
+        (the receiver, or the transport when it is not)."""
+        receiver = Receiver(transport, on_data)
+        if not receiver.start():
+            return transport
+        self._receivers += (receiver,)
+        return receiver
+
+    def _stop_receiving(self) -> None:
+        for receiver in self._receivers:
+            receiver.stop()
 
     def _relay_client(
         self, on_data: Callable[[bytes], None], paired: asyncio.Transport | None = None
@@ -287,7 +304,6 @@ class ClientSession(FrontendSession):
         self.server_writer: asyncio.StreamWriter | None = None
         self._server_transport: Any = None
         self._client_left = False
-        self._receivers: tuple[Receiver, ...] = ()  # while relaying: who reads each socket
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -303,8 +319,6 @@ class ClientSession(FrontendSession):
         await self._relay()
 
     async def _finish(self) -> None:
-        for receiver in self._receivers:
-            receiver.stop()
         server = self.server_writer
         if server is not None:
             server.close()
@@ -398,7 +412,9 @@ class ClientSession(FrontendSession):
         server_early = server_link.relay(
             relay.server_data, self._server_lost, paired=self._client_transport
         )
-        self._receive(relay, server_link)
+        # each plain socket read by the relay itself, paused by its peer's flow control
+        link_of(self.writer).pair(self._receive(self._server_transport, relay.server_data))
+        server_link.pair(self._receive(self._client_transport, relay.client_data))
         if server_early:
             relay.server_data(server_early)
         if client_early:
@@ -413,22 +429,6 @@ class ClientSession(FrontendSession):
         if key is None:
             return
         await self._forward_cancel(p.encode(p.CancelRequest(key[0], key[1])))
-
-    def _receive(self, relay: SessionRelay, server_link: Any) -> None:
-        """Each plain socket read by the relay itself from now on (`Receiver`), each
-        receiver the one its peer's flow control pauses."""
-        client = Receiver(self._client_transport, relay.client_data)
-        server = Receiver(self._server_transport, relay.server_data)
-        self._receivers = (client, server)
-        if server.start():
-            link_of(self.writer).pair(server)
-        if client.start():
-            server_link.pair(client)
-
-    def _end(self) -> None:
-        for receiver in self._receivers:
-            receiver.stop()  # (its socket closes with its transport only after this)
-        super()._end()
 
     def _client_lost(self, exc: BaseException | None) -> None:
         self._client_left = True
