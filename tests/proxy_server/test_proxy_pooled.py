@@ -471,9 +471,9 @@ def test_a_client_that_sends_while_it_waits_for_a_connection_is_paused_then_answ
     import socket
     import time
 
-    from dbsight.proxy import protocol as p
-
     from test_proxy_session import _read_until_ready
+
+    from dbsight.proxy import protocol as p
 
     proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
     user = urlsplit(pg_dsn).username or ""
