@@ -468,21 +468,16 @@ def test_a_client_that_sends_while_it_waits_for_a_connection_is_paused_then_answ
     three statements meanwhile: its reading is paused while it waits (on uvloop, the relay's
     own `Receiver` of its socket), and once the transaction ends it gets the three answers
     in order."""
-    import socket
     import time
 
-    from test_proxy_session import _read_until_ready
+    from test_proxy_session import _logged_in
 
     from dbsight.proxy import protocol as p
 
     proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1)
-    user = urlsplit(pg_dsn).username or ""
-    database = urlsplit(pg_dsn).path.lstrip("/")
     holder = psycopg.connect(proxy.dsn(pg_dsn))
     holder.execute("SELECT 1")  # a transaction open: the one connection is held
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=20)
-    sock.sendall(p.encode(p.StartupMessage({"user": user, "database": database})))
-    _read_until_ready(sock)
+    sock = _logged_in(proxy, pg_dsn, timeout=20)
     uvloop = type(proxy.loop).__module__.startswith("uvloop")
     (waiter,) = [s for s in list(proxy.server.sessions) if s.lease.conn is None]
     if uvloop:  # (from the start of its relay, a moment after its login's ReadyForQuery)

@@ -190,17 +190,32 @@ def _read_until_ready(sock: socket.socket) -> None:
                 return
 
 
+def _logged_in(
+    proxy: Any, pg_dsn: str, application_name: str | None = None, timeout: float = 10
+) -> socket.socket:
+    """A raw socket to the proxy, logged in as ``pg_dsn``'s user to its database (and
+    ``application_name``), after the server's first ReadyForQuery."""
+    from dbsight.proxy import protocol as p
+
+    params = {
+        "user": pg_dsn.split("://", 1)[1].split("@", 1)[0],
+        "database": pg_dsn.rsplit("/", 1)[1],
+    }
+    if application_name is not None:
+        params["application_name"] = application_name
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout)
+    sock.sendall(p.encode(p.StartupMessage(params)))
+    _read_until_ready(sock)
+    return sock
+
+
 def test_a_client_that_leaves_mid_query_has_it_cancelled(proxy: Any, pg_dsn: str) -> None:
     import time
 
     from dbsight.proxy import protocol as p
 
-    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
-    database = pg_dsn.rsplit("/", 1)[1]
     marker = "dbsight_cancel_marker"
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    sock.sendall(p.encode(p.StartupMessage({"user": user, "database": database})))
-    _read_until_ready(sock)
+    sock = _logged_in(proxy, pg_dsn)
     sock.sendall(p.encode(p.Query(f"SELECT pg_sleep(60) /* {marker} */")))
     with psycopg.connect(pg_dsn, autocommit=True) as watcher:
         query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()"
@@ -265,14 +280,8 @@ def test_a_client_reading_slowly_gets_a_large_result_whole_and_leaving_ends_its_
 
     from dbsight.proxy import protocol as p
 
-    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
-    database = pg_dsn.rsplit("/", 1)[1]
     name = "dbsight_slow_reader"
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
-    sock.sendall(p.encode(p.StartupMessage(
-        {"user": user, "database": database, "application_name": name}
-    )))  # fmt: skip
-    _read_until_ready(sock)
+    sock = _logged_in(proxy, pg_dsn, name, timeout=30)
     uvloop = type(proxy.loop).__module__.startswith("uvloop")
     assert _receiving(proxy) == [uvloop]
     rows = 24_000
@@ -317,14 +326,8 @@ def test_a_server_that_ends_the_session_closes_the_clients_connection(
     stream (the proxy's own descriptors of the client's socket closed)."""
     from dbsight.proxy import protocol as p
 
-    user = pg_dsn.split("://", 1)[1].split("@", 1)[0]
-    database = pg_dsn.rsplit("/", 1)[1]
     name = "dbsight_terminated"
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    sock.sendall(p.encode(p.StartupMessage(
-        {"user": user, "database": database, "application_name": name}
-    )))  # fmt: skip
-    _read_until_ready(sock)
+    sock = _logged_in(proxy, pg_dsn, name)
     with psycopg.connect(pg_dsn, autocommit=True) as watcher:
         watcher.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
