@@ -6,7 +6,9 @@ typed by a ``.pxd`` file next to it, so an install without the extensions works 
 only slower. ``DBSIGHT_PURE_PYTHON=1`` in the environment makes an install that has them
 import the Python sources instead (a finder put in front of the import system's), which is
 how the test suite runs its protocol tests against both variants, and how to rule the
-compiled code out when looking into a problem. `compiled_modules` says which are in use.
+compiled code out when looking into a problem; an editable install whose hot modules were
+edited since the build does the same, for all of them. `compiled_modules` says which are in
+use.
 
 This module imports nothing of dbsight's: ``setup.py`` reads it before anything is built.
 """
@@ -64,12 +66,7 @@ PURE_PYTHON_VARIABLE = "DBSIGHT_PURE_PYTHON"
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Finds a hot module's ``.py`` source in place of the extension next to it: always
-    (``DBSIGHT_PURE_PYTHON=1``), or only where the source is newer than its extension (an
-    editable install whose module was edited after the build: the edit is what runs)."""
-
-    def __init__(self, always: bool) -> None:
-        self.always = always
+    """Finds every hot module's ``.py`` source in place of the extension next to it."""
 
     def find_spec(
         self, fullname: str, path: object = None, target: ModuleType | None = None
@@ -80,7 +77,7 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
         search: Any = sys.modules[parent].__path__ if parent in sys.modules else path
         for folder in search or ():
             source = os.path.join(folder, fullname.rpartition(".")[2] + ".py")
-            if os.path.exists(source) and (self.always or _stale(source)):
+            if os.path.exists(source):
                 loader = importlib.machinery.SourceFileLoader(fullname, source)
                 return importlib.util.spec_from_file_location(fullname, source, loader=loader)
         return None
@@ -101,11 +98,26 @@ def pure_python_requested() -> bool:
     return os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0")
 
 
+def edited_since_build() -> list[str]:
+    """The hot modules whose source changed after its extension was built (an editable
+    install)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    return [
+        name for name in HOT_MODULES
+        if _stale(os.path.join(package, *name.split(".")[1:]) + ".py")
+    ]  # fmt: skip
+
+
 def install() -> None:
-    """Called first thing by ``dbsight/__init__``: with ``DBSIGHT_PURE_PYTHON`` set the hot
-    modules are imported from their sources, otherwise those edited since the build."""
-    if not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
-        sys.meta_path.insert(0, _SourceFirst(pure_python_requested()))
+    """Called first thing by ``dbsight/__init__``: the hot modules are imported from their
+    sources with ``DBSIGHT_PURE_PYTHON`` set, and when any of them was edited since the
+    build — all of them then, not that one alone: the extensions use each other's C types,
+    and a module imported from its source among compiled ones that use its types fails
+    their import (``KeyError: '__pyx_vtable__'``)."""
+    if any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+        return
+    if pure_python_requested() or edited_since_build():
+        sys.meta_path.insert(0, _SourceFirst())
 
 
 def is_compiled(module: ModuleType) -> bool:

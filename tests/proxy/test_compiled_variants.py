@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ PROTOCOL_TESTS = (
     "proxy/test_server_statements.py",
     "proxy/test_lease.py",
     "proxy/test_link.py",
+    "proxy/test_receiver.py",
     "proxy_pool/test_pool_park.py",
     "proxy_pool/test_pool_queue.py",
     "proxy_pool/test_pool_wait.py",
@@ -83,10 +85,33 @@ def test_built_extensions_are_what_an_ordinary_import_runs() -> None:
     if not built:
         pytest.skip("no compiled extensions in this install (built without Cython)")
     variants = _variants(pure=False)
-    source_newer = [n for n in built if _compiled._stale(str(SRC / n.replace(".", "/")) + ".py")]
-    assert {n for n in built if n in variants and n not in source_newer} == {
+    edited = _compiled.edited_since_build()  # (then every one runs from its source)
+    assert {n for n in built if n in variants and not edited} == {
         n for n, compiled in variants.items() if compiled
     }
+
+
+def test_one_hot_module_edited_since_the_build_makes_all_of_them_run_from_source(
+    tmp_path: Path,
+) -> None:
+    """A copy of the built package whose `LinkRelay` (whose C type the lease and the
+    server connections use) was edited after the build: importing the proxy works, every
+    hot module from its source."""
+    if not _built("dbsight.proxy._link_relay"):
+        pytest.skip("no compiled extensions in this install (built without Cython)")
+    copy = tmp_path / "dbsight"
+    shutil.copytree(SRC / "dbsight", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    edited = copy / "proxy" / "_link_relay.py"
+    later = max(p.stat().st_mtime for p in copy.glob("proxy/_link_relay.*")) + 60
+    os.utime(edited, (later, later))
+    env = {**_env(pure=False), "PYTHONPATH": str(tmp_path)}
+    probe = PROBE.replace("dbsight.proxy._exchange; ", "dbsight.proxy._exchange, "
+                          "dbsight.proxy._server_fields, dbsight.proxy._lease; ")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=120, check=False, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    variants: dict[str, bool] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "dbsight.proxy._lease" in variants and not any(variants.values()), variants
 
 
 def test_protocol_tests_pass_on_the_pure_python_modules() -> None:
