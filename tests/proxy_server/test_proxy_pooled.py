@@ -507,3 +507,70 @@ def test_a_client_that_sends_while_it_waits_for_a_connection_is_paused_then_answ
         assert not waiter._receivers[0].paused
     sock.close()
     holder.close()
+
+
+def test_a_pooled_server_connection_is_read_by_its_receiver_for_its_whole_life(
+    proxy_factory: Any, pg_dsn: str
+) -> None:
+    """On uvloop a pooled server connection's socket is read by a `Receiver` from its login
+    on, whoever holds it: a client reading ~24 MB slowly pauses it (flow control) and gets
+    every row in order; a backend terminated while its connection idles in the pool is
+    noticed and replaced; a connection the pool closes takes its receiver's descriptor with
+    it. On asyncio's loop the transports read, with the same results."""
+    import time
+
+    from test_proxy_session import _logged_in
+
+    from dbsight.proxy import protocol as p
+
+    proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1, idle_timeout_s=2)
+    uvloop = type(proxy.loop).__module__.startswith("uvloop")
+    sock = _logged_in(proxy, pg_dsn, timeout=30)
+    rows = 24_000
+    sock.sendall(p.encode(p.Query(
+        f"SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, {rows}) i"
+    )))  # fmt: skip
+    time.sleep(1.0)  # the proxy's writes to the client back up meanwhile
+    (pool,) = proxy.server.pooling._pools.values()
+    (conn,) = pool._used
+    receiver = conn.link.receiver
+    assert (receiver is not None) == uvloop
+    if uvloop:  # not read until the client drains its socket
+        assert receiver.fd >= 0 and receiver.paused
+    parser = p.BackendParser(max_message_size=1 << 20)
+    seen, done = 0, False
+    while not done:
+        data = sock.recv(1 << 16)
+        assert data, "the proxy closed the connection"
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.DataRow):
+                seen += 1
+                i = int(bytes(message.values[0]))
+                assert i == seen and bytes(message.values[1]) == bytes([65 + i % 26]) * 1000
+            elif isinstance(message, p.ReadyForQuery):
+                done = True
+    assert seen == rows
+    if uvloop:
+        assert not receiver.paused
+    sock.close()
+    settle(lambda: list(pool._idle) == [conn])
+    first = conn.pid
+    with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+        watcher.execute("SELECT pg_terminate_backend(%s)", (first,))
+    settle(lambda: conn.transport.is_closing() and (receiver is None or receiver.fd < 0))
+    with psycopg.connect(proxy.dsn(pg_dsn), autocommit=True) as client:
+        second = client.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert second != first  # (the terminated one noticed, not handed out)
+    settle(lambda: len(pool._idle) == 1)
+    (conn,) = pool._idle
+    receiver = conn.link.receiver
+    assert (receiver is not None and receiver.fd >= 0) == uvloop
+    stats = pool_stats(proxy)
+    settle(lambda: pool_stats(proxy)["size"] == 0)  # idle past 2 s: closed by the pool
+    assert pool_stats(proxy)["total_closed"] > stats["total_closed"]
+    settle(lambda: receiver is None or receiver.fd < 0)
+    with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+        assert not watcher.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (second,)
+        ).fetchall()

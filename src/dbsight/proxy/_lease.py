@@ -421,7 +421,10 @@ class Lease:
         self._info.state = "active"
         transport: Any = conn.transport
         self.server_transport = transport
-        self._client_link.paired = transport
+        # (what pauses the server's reading while the client's socket is full: its link's
+        # `Receiver`, when one reads it, else its transport)
+        receiver = conn.link.receiver
+        self._client_link.paired = transport if receiver is None else receiver
         parser: Any = conn.parser  # (what it holds: read, as `buffered` would, without a call)
         # Relayed `direct` (each chunk to the relay with no call of the link's own, for one
         # `set_protocol` here and one at its `unrelay`) unless others wait for a connection:

@@ -12,8 +12,9 @@ called by the event loop with each chunk as it arrives, and back to the reader a
 While relaying a client's socket, the callback is the protocol's ``data_received`` itself
 (an instance attribute, made known to the transport again: uvloop reads a protocol's
 ``data_received`` once, when it is set), so each chunk costs no Python call of the link's
-own; a pooled server connection, which changes hands often, is relayed through the link's
-method instead.
+own. A pooled server connection, which changes hands often, is read by a `Receiver` for
+its whole life (`StreamLink.receive`): relaying hands the receiver the callback, stream
+mode hands it the link's ``data_received``; neither calls the transport.
 
 The relay mode's state and switches are the compiled base class's (`LinkRelay`): a pooled
 server connection changes hands every transaction when clients outnumber connections.
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._link_relay import DataHandler, LinkRelay
+from ._receiver import Receiver
 
 READ_LIMIT = 2**20
 
@@ -46,6 +48,25 @@ class StreamLink(LinkRelay, asyncio.StreamReaderProtocol):
         reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
         LinkRelay.__init__(self, reader)
         asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb, loop=loop)
+
+    def receive(self) -> bool:
+        """Read the socket with a `Receiver` from now on, when it is a plain one (see
+        `dbsight.proxy._receiver`): its chunks go to the relay's ``on_data`` while relaying
+        and to the stream reader otherwise, each with no call of the transport's, and
+        relaying, `direct` or not, hands the receiver its callback and nothing more. For a
+        pooled server connection, which changes hands every transaction. The stream
+        reader's flow control (a buffer over its limit) pauses the receiver; the receiver
+        is stopped as the connection is lost. Whether it reads the socket now."""
+        assert not self.direct and self.receiver is None
+        feed = self.data_received
+        receiver = Receiver(self._transport, feed)  # type: ignore[attr-defined]
+        if not receiver.start():
+            return False
+        self.receiver = receiver
+        self.stream_feed = feed
+        reader: Any = self.reader
+        reader._transport = receiver  # (its pause_reading and resume_reading, as a transport's)
+        return True
 
     # -- relay mode: what `LinkRelay` asks of the stream side ------------------------------
     def _stream_writer_transport(self) -> asyncio.BaseTransport:
@@ -72,6 +93,9 @@ class StreamLink(LinkRelay, asyncio.StreamReaderProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        receiver = self.receiver
+        if receiver is not None:  # (its duplicate of the socket closed: the socket closes)
+            receiver.stop()
         super().connection_lost(exc)
         handler = self.on_lost
         self.on_lost = None

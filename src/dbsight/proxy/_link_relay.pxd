@@ -13,6 +13,8 @@ cdef class LinkRelay:
     cdef public bint lost
     cdef public bint direct
     cdef public bint fed
+    cdef public object receiver
+    cdef public object stream_feed
 
     cdef bytes start_relay(self, object on_data, object on_lost, object paired, bint direct)
     cdef stop_relay(self)

@@ -30,7 +30,10 @@ _stream_data_received = asyncio.StreamReaderProtocol.data_received
 class LinkRelay:
     """A link's relay mode (see the module docstring); the stream side is the subclass's."""
 
-    __slots__ = ("reader", "on_data", "on_lost", "paired", "lost", "direct", "fed")
+    __slots__ = (
+        "reader", "on_data", "on_lost", "paired", "lost", "direct", "fed", "receiver",
+        "stream_feed",
+    )  # fmt: skip
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self.reader = reader  # the stream side's, until `relay`
@@ -42,6 +45,11 @@ class LinkRelay:
         # bytes or an EOF went to the stream side since the last `relay`: its reader's
         # buffer and state are looked at then, not on every hand-over of a pooled connection
         self.fed = True
+        # the `dbsight.proxy._receiver.Receiver` reading the socket, when one does (a pooled
+        # server connection's: `StreamLink.receive`): relaying hands it ``on_data``, stream
+        # mode ``stream_feed`` (the link's ``data_received``), with no call of the transport
+        self.receiver: Any = None
+        self.stream_feed: DataHandler | None = None
 
     def relay(
         self,
@@ -56,7 +64,8 @@ class LinkRelay:
         transport to pause while this socket's own write buffer is full. ``direct``: the
         transport calls ``on_data`` itself (no call of the link's own per chunk, but one
         `set_protocol` here and in `unrelay`: for a socket relayed for long, not one that
-        changes hands every transaction)."""
+        changes hands every transaction); a socket its `receiver` reads is neither: the
+        receiver is handed ``on_data``."""
         return self.start_relay(on_data, on_lost, paired, direct)
 
     def unrelay(self) -> None:
@@ -83,7 +92,11 @@ class LinkRelay:
                 buffer.clear()
         self.on_data = on_data
         self.paired = paired
-        if direct:
+        receiver = self.receiver
+        if receiver is not None:
+            receiver.on_data = on_data
+            direct = False
+        elif direct:
             self._deliver_to(on_data)
         elif self.direct:
             self._deliver_to(None)
@@ -105,7 +118,10 @@ class LinkRelay:
         self.on_data = None
         self.on_lost = None
         self.paired = None
-        if self.direct:
+        receiver = self.receiver
+        if receiver is not None:
+            receiver.on_data = self.stream_feed
+        elif self.direct:
             self.direct = False
             self._deliver_to(None)
 

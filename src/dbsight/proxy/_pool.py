@@ -675,6 +675,8 @@ class BackendPool:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             self.total_connects += 1
+            if conn.link is not None:  # read by a `Receiver` (a plain socket on uvloop)
+                conn.link.receive()
             return conn
 
     def _discard(self, conn: BackendConnection) -> None:
