@@ -444,7 +444,9 @@ class Lease:
                 return
             if said:
                 self._client_transport.write(said)
-        settings = self._holder.settings
+        settings = self._settings
+        if settings is None:
+            settings = self._holder.settings
         if self._routing.begin is not None or conn.settings is not (
             settings.wanted if target == PRIMARY else settings.on_replicas
         ):  # (`ClientSettings.give` would give nothing: most units)

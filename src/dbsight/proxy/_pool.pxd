@@ -27,6 +27,7 @@ cdef class BackendPool:
     cdef public object _timer
     cdef public double _timer_at
     cdef public object _loop
+    cdef public object _call_soon
     cdef public set _tasks
     cdef public object _maintenance
     cdef public bint _closed

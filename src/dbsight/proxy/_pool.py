@@ -147,6 +147,7 @@ class BackendPool:
         # the event loop it serves, once known: `asyncio.get_running_loop` makes a getpid()
         # system call each time (Python 3.11's fork check), and nearly every wait needs it
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._call_soon: Callable[..., Any] | None = None  # its call_soon, bound once
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
@@ -264,10 +265,11 @@ class BackendPool:
         with `acquire`'s) costs no task and no timer; ``abandon()`` it when the caller goes
         away."""
         limit = self.acquire_timeout_s if timeout is None else timeout
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = _running_loop()
-        slot = called_back(self, then, loop, _hot.monotonic(), limit)
+        call_soon = self._call_soon
+        if call_soon is None:
+            self._loop = _running_loop()
+            call_soon = self._call_soon = self._loop.call_soon
+        slot = called_back(self, then, call_soon, _hot.monotonic(), limit)
         if self._closed:
             slot.set_exception(PoolClosed(f"dbsight proxy: pool {self.name} is closed"))
             return slot

@@ -20,10 +20,12 @@ cdef class AwaitedWaiter(Waiter):
 cdef class CalledBack(Waiter):
     cdef public object pool
     cdef public object then
-    cdef public object loop
+    cdef public object call_soon
     cdef public object conn
     cdef public object error
     cdef public long state
 
 @cython.locals(slot=CalledBack)
-cpdef CalledBack called_back(object pool, object then, object loop, double since, double limit)
+cpdef CalledBack called_back(
+    object pool, object then, object call_soon, double since, double limit
+)

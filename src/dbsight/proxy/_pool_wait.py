@@ -94,22 +94,22 @@ class AwaitedWaiter(Waiter):
 class CalledBack(Waiter):
     """The end of a wait whose caller is called back rather than awaiting
     (`BackendPool.wait`): ``then(conn, None)``, or ``then(None, error)``, called soon after
-    (one `call_soon`, not a task woken) unless it was abandoned meanwhile. Made by
-    `called_back`."""
+    (one `call_soon` of the waiter itself — no bound method made — not a task woken) unless
+    it was abandoned meanwhile. Made by `called_back`."""
 
     # (state: 0 waiting, 1 done, 2 abandoned)
-    __slots__ = ("pool", "then", "loop", "conn", "error", "state")
+    __slots__ = ("pool", "then", "call_soon", "conn", "error", "state")
 
     def done(self) -> bool:
         return self.state != 0
 
     def set_result(self, conn: BackendConnection) -> None:
         self.state, self.conn = 1, conn
-        self.loop.call_soon(self._call_back)
+        self.call_soon(self)
 
     def set_exception(self, error: BaseException) -> None:
         self.state, self.error = 1, error
-        self.loop.call_soon(self._call_back)
+        self.call_soon(self)
 
     def cancel(self) -> None:
         self.state = 2
@@ -123,17 +123,18 @@ class CalledBack(Waiter):
         if self.state != 2:
             self.pool._abandon(self)
 
-    def _call_back(self) -> None:
+    def __call__(self) -> None:  # (the event loop's, soon after the wait ended)
         if self.state == 2:  # abandoned meanwhile
             return
         self.then(self.conn, self.error)
 
 
 def called_back(
-    pool: BackendPool, then: Callable[..., None], loop: Any, since: float, limit: float
+    pool: BackendPool, then: Callable[..., None], call_soon: Callable[..., Any], since: float,
+    limit: float,
 ) -> CalledBack:
     """A `CalledBack` waiting since ``since`` for up to ``limit`` seconds, to call ``then``
-    on ``loop``: a C call for the compiled pool, with no arguments parsed (one per
+    through ``call_soon`` (its event loop's): a C call for the compiled pool, with no arguments parsed (one per
     transaction that waits)."""
     slot = CalledBack.__new__(CalledBack)
     slot.since = since
@@ -141,7 +142,7 @@ def called_back(
     slot.deadline = since + limit
     slot.pool = pool
     slot.then = then
-    slot.loop = loop
+    slot.call_soon = call_soon
     slot.conn = None
     slot.error = None
     slot.state = 0
