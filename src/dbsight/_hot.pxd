@@ -1,5 +1,6 @@
 # The C side of _hot.py (see its docstring): compiled modules cimport this; nothing compiles
 # _hot.py itself.
+from cpython cimport array as carray
 from cpython.contextvars cimport get_value
 
 cdef extern from *:
@@ -214,3 +215,11 @@ cdef extern from *:
 
 cdef inline object context_value(object var):
     return get_value(var)
+
+cdef inline int append_double(object values, double value) except -1:
+    # (``values`` is an array("d"): its buffer grown as ``append`` grows it, then one store)
+    cdef carray.array doubles = <carray.array>values
+    cdef Py_ssize_t n = len(doubles)
+    carray.resize_smart(doubles, n + 1)
+    doubles.data.as_doubles[n] = value
+    return 0

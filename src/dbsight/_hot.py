@@ -3,7 +3,8 @@
 text's digits zeroed (its key in a shape cache) or compared with another's but for them, a
 message spliced from a client's (a Bind with its statement renamed), a slice of bytes,
 whether some bytes hold a ``/*`` comment's start, a statement's or portal's name as text,
-a send and a receive on a socket that never block, and which sockets an epoll finds ready.
+a send and a receive on a socket that never block, which sockets an epoll finds ready, and
+a double appended to an array of them.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing and the
@@ -11,13 +12,15 @@ comparison one loop over the bytes, the splice and the slice one allocation each
 for ``/*`` one ``memchr`` per slash, a name one hash and one comparison with a name decoded
 before (no decoding again), the send one ``send(2)``, the receive one ``recv(2)`` into a
 buffer of the module's (copied into the bytes returned), the epoll asked with one
-``epoll_wait``, with no Python call; the results are the same (the clock's seconds are
+``epoll_wait``, the double stored in the array's buffer (grown as its ``append`` grows
+it), with no Python call; the results are the same (the clock's seconds are
 computed as CPython computes them). This module is what the same sources use as Python.
 """
 
 from __future__ import annotations
 
 import os
+from array import array
 from contextvars import ContextVar
 from time import monotonic, perf_counter
 from typing import Any
@@ -103,3 +106,8 @@ def ready(poller: Any) -> list[int]:
     """The descriptors ``poller`` (a `select.epoll`) finds readable now, without waiting (at
     most 64)."""
     return [fd for fd, _ in poller.poll(0, 64)]
+
+
+# ``values.append(value)`` for an ``array("d")``: its method itself, called with no Python
+# frame in between (a caller's load of the array and this append stay one step for threads)
+append_double = array.append

@@ -4,8 +4,9 @@ it runs compiled (setup.py's extensions) or as Python (``DBSIGHT_PURE_PYTHON=1``
 
 One scenario, run in a process of each variant: lean statements held the way instruments hold
 them (tuples on ``Recorder.pending``, with fixed timings) mixed with full contexts, a failed
-statement, more than `EXACT_SAMPLES` calls of one fingerprint (its histogram), durations on
-the bucket bounds and below `MIN_DURATION_S`, unknown rows and zero rows, routes, databases;
+statement, more than `EXACT_SAMPLES` + `PENDING` calls of one fingerprint (its histogram, a
+fold of its pending durations), durations on the bucket bounds, below `MIN_DURATION_S` and
+beyond the fold's array of buckets, unknown rows and zero rows, routes, databases;
 then every reading of the three sinks, compared as JSON.
 """
 
@@ -68,11 +69,11 @@ def fold_report() -> dict[str, Any]:
         "SELECT * FROM users WHERE email = $1",
         "BEGIN",
     ]
-    durations = [1e-10, 0.0003, 0.0005, 0.0025, 0.011, 0.5, 0.7, 12.0, 0.000123]
+    durations = [1e-10, 0.0003, 0.0005, 0.0025, 0.011, 0.5, 0.7, 12.0, 0.000123, 3e9]
     requests = [None, RequestContext("r1", route="/accounts"), RequestContext("r2", route="/t")]
     states = [None, _State("bench"), _State("other")]
     at = 1_700_000_000.0
-    for i in range(300):
+    for i in range(3300):  # (one fingerprint's histogram past a fold of its pending)
         sql = texts[i % len(texts)] if i % 7 else texts[0].replace("1", str(i))
         duration = durations[i % len(durations)]
         rows = None if i % 5 == 0 else i % 3
@@ -125,7 +126,7 @@ def _built(name: str) -> bool:
 
 def test_the_scenario_counts_what_it_fed() -> None:
     report = fold_report()
-    assert report["totals"]["calls"] == 301
+    assert report["totals"]["calls"] == 3301
     assert report["totals"]["errors"] == 1
     by_calls = max(report["stats"], key=lambda entry: entry["calls"])
     assert by_calls["calls"] > 64 and by_calls["histogram"].get("samples") is None

@@ -393,3 +393,35 @@ def test_totals_count_every_statement_evicted_ones_too():
     assert totals.total_time_s > sum(stats.total_time_s for stats in listed)
     table.reset()
     assert table.totals() == dbsight.stats.StatsTotals()
+
+
+def test_durations_past_the_exact_samples_reach_their_buckets_in_folds_and_on_reading():
+    """Past `EXACT_SAMPLES` calls a duration is held in the entry's ``pending`` and goes into
+    its bucket `PENDING` at a time, or when the entry is read: the histogram read at any
+    point counts every duration in the bucket `bucket_index` gives it, the smallest (at or
+    below 1 ns) and one beyond the fold's array of buckets (years) included."""
+    from dbsight.stats._histogram import EXACT_SAMPLES, bucket_counts, decode
+    from dbsight.stats._table_fold import PENDING
+
+    table = StatsTable()
+    event = event_for("SELECT * FROM users WHERE id = 1", 0.001)
+    unusual = [0.0, 1e-12, 1e-9, 3e9, 1e-4 * 1.04**7]
+    durations = [
+        unusual[i // 97 % len(unusual)] if i % 97 == 0 else 1e-5 * (1.04 ** (i % 300))
+        for i in range(EXACT_SAMPLES + 2 * PENDING + 300)
+    ]
+    seen: list[float] = []
+    for stop in (EXACT_SAMPLES + 10, EXACT_SAMPLES + PENDING + 5, len(durations)):
+        batch = durations[len(seen) : stop]
+        for start in range(0, len(batch), 64):  # the recorder's batches
+            table.observe_all(
+                [dataclasses.replace(event, duration_s=d) for d in batch[start : start + 64]]
+            )
+        seen += batch
+        (entry,) = table._entries.values()
+        assert len(entry.pending) < PENDING  # (folded when it had that many)
+        (snapshot,) = table.snapshot()
+        assert snapshot["calls"] == len(seen)
+        assert decode(snapshot["histogram"]["counts"]) == bucket_counts(seen)
+        assert not entry.pending  # (read: all in the buckets)
+    assert table.top()[0].max_time_s == 3e9

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import _histogram
 from ._histogram import EXACT_SAMPLES, GAMMA
-from ._table_fold import MAX_DATABASES, MAX_ROUTES, EntryCounters, count_batch
+from ._table_fold import MAX_DATABASES, MAX_ROUTES, EntryCounters, count_batch, fold_durations
 
 # Whether the interpreter runs without a GIL, where `record` must hold the lock throughout.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -165,6 +165,10 @@ class _Entry(EntryCounters):
         samples = self.samples
         if samples is not None:
             return _histogram.exact_quantiles(samples, qs)
+        pending = self.pending
+        if pending:  # the durations not in the buckets yet go in now
+            self.pending = array("d")
+            fold_durations(self.hist, pending)
         # a copy: `record` may add buckets meanwhile (it does not hold the lock)
         return _histogram.quantiles(dict(self.hist), qs, self.min, self.max)
 
@@ -312,12 +316,20 @@ class StatsTable:
             samples = entry.samples
             if samples is None:
                 return  # another thread moved them
+            entry.pending = array("d")  # (first: a duration goes there once samples is None)
             entry.samples = None  # no call between: `observe` appends before this or not at all
             self._add_counts(entry, _histogram.bucket_counts(samples))
 
+    def _fold_pending(self, entry: _Entry) -> None:
+        """Count the durations an entry holds into its buckets (`fold_durations`)."""
+        with self._lock:
+            pending = entry.pending
+            if pending:
+                entry.pending = array("d")  # (a duration appended from here goes there)
+                fold_durations(entry.hist, pending)
+
     def _add_counts(self, entry: _Entry, counts: Mapping[int, int]) -> None:
-        # called with the lock held: other threads add keys only under it, and each
-        # unlocked increment of theirs is a single statement, as is each one here
+        # called with the lock held: the histogram is only written under it
         hist = entry.hist
         for index, count in counts.items():
             if index in hist:

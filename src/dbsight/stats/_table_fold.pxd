@@ -4,6 +4,7 @@
 import cython
 from libc cimport math
 
+from dbsight cimport _hot
 from dbsight.core._lean cimport LeanEvent
 
 cdef class EntryCounters:
@@ -21,6 +22,7 @@ cdef class EntryCounters:
     cdef public double max
     cdef public object samples
     cdef public dict hist
+    cdef public object pending
     cdef public double first_seen
     cdef public double last_seen
     cdef public dict routes
@@ -29,9 +31,14 @@ cdef class EntryCounters:
 
 cdef double _INV_GAMMA, _MIN_S
 cdef long long _MIN_I
-cdef Py_ssize_t _EXACT
+cdef Py_ssize_t _EXACT, _PENDING, _SPAN
 
 @cython.locals(entries=dict, entry=EntryCounters, lean=LeanEvent, duration=double,
-               seen=double, failed=bint, index=cython.longlong, key=object,
-               counted=cython.longlong, routes=dict, databases=dict, hist=dict)
+               seen=double, failed=bint,
+               counted=cython.longlong, routes=dict, databases=dict, pending=object)
 cpdef count_batch(object table, object events)
+
+@cython.locals(counts="long long[:]", values="double[:]", low=Py_ssize_t, high=Py_ssize_t,
+               i=Py_ssize_t, duration=double, index=cython.longlong, slot=Py_ssize_t,
+               count=cython.longlong, key=object)
+cpdef fold_durations(dict hist, object durations)

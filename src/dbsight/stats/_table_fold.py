@@ -9,17 +9,21 @@ extension this same source runs as Python, with the same results.
 
 Thread safety, with a GIL: the loop takes no lock for a known fingerprint (a `with lock:`
 would cost about 0.3 µs, half of the rest of a statement's work as Python). Every update is a
-single read-modify-write statement such as ``entry.calls += 1``, ``hist[i] += 1`` or a
+single read-modify-write statement such as ``entry.calls += 1``, ``routes[r] += 1`` or a
 compare-and-store with no call in between; CPython only switches threads at calls, backward
 jumps and function entry, and compiled code only where it calls into Python code (it calls
 none here between a load and its store: dictionary reads and stores of str and int keys,
 float and int arithmetic and C fields run none), so no update is lost. Creating a key (a
-fingerprint, a histogram bucket, a route, a database) takes the table's lock, and the
-unlocked increments only touch keys that already exist. A duration goes into the entry's
-samples with the load of ``entry.samples`` and the ``append`` in a row (no switch between
-them), so it lands before `StatsTable._to_histogram` detaches them or, once they are
-detached, in the histogram. Free-threaded builds hold the lock around the whole loop
-(`StatsTable._observe_all_locked`).
+fingerprint, a route, a database) takes the table's lock, and the unlocked increments only
+touch keys that already exist. A duration goes into the entry's samples, or once it has a
+histogram into its ``pending``, with the load of the array and the ``append`` in a row (no
+switch between them), so it lands before the array is swapped for a new one
+(`StatsTable._to_histogram`, `StatsTable._fold_pending`) or in the new one. The histogram
+itself is only written with the lock held: past the exact samples a duration is one C double
+appended, and the durations go into their buckets `PENDING` at a time (`fold_durations`:
+counted in an array of C integers, then one dictionary update per bucket touched rather than
+one per statement), or when the entry is read (`_Entry.quantiles`). Free-threaded builds
+hold the lock around the whole loop (`StatsTable._observe_all_locked`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
+from .. import _hot
 from ..core._lean import LeanEvent
 from ._histogram import _INV_LOG_GAMMA, _MIN_INDEX, EXACT_SAMPLES, MIN_DURATION_S
 
@@ -42,6 +47,13 @@ _EXACT: int = EXACT_SAMPLES
 # turn the table into a cardinality problem of its own.
 MAX_ROUTES = 16
 MAX_DATABASES = 8
+
+# Durations an entry with a histogram holds before they go into its buckets (8 bytes each).
+PENDING = 1024
+_PENDING: int = PENDING
+# The buckets `fold_durations` counts in its array: indexes _MIN_I to _MIN_I + _SPAN - 1
+# (1 ns to about eight years); a duration beyond goes to its bucket directly.
+_SPAN: int = 1024
 
 
 class EntryCounters:
@@ -62,6 +74,7 @@ class EntryCounters:
         "max",
         "samples",
         "hist",
+        "pending",
         "first_seen",
         "last_seen",
         "routes",
@@ -94,6 +107,8 @@ class EntryCounters:
         # then on ``hist`` counts them by bucket.
         self.samples: array[float] | None = array("d")
         self.hist: dict[int, int] = {}
+        # with a histogram: the durations not in its buckets yet (`fold_durations`)
+        self.pending: array[float] | None = None
         self.first_seen = first_seen
         self.last_seen = first_seen
         self.routes: dict[str, int] = {}
@@ -151,25 +166,11 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
             samples.append(duration)
             if len(samples) > _EXACT:
                 table._to_histogram(entry)
-        else:
-            # _histogram.bucket_index, inlined (a call would be a fifth of this loop's cost;
-            # compiled, ``math`` is C's, the ``.pxd`` says so: no Python call at all)
-            index = (
-                int(math.ceil(math.log(duration) * _INV_GAMMA))
-                if duration > _MIN_S
-                else _MIN_I
-            )
-            hist = entry.hist
-            key = index  # (one int object for its lookup and its store: the .pxd says so)
-            count = hist.get(key)
-            if count is not None:
-                hist[key] = count + 1
-            else:
-                with lock:
-                    if key in hist:
-                        hist[key] += 1
-                    else:
-                        hist[key] = 1
+        else:  # into its buckets with the next `PENDING` (see the module docstring)
+            pending = entry.pending
+            _hot.append_double(pending, duration)  # (compiled: no method call)
+            if len(pending) >= _PENDING:
+                table._fold_pending(entry)
         if failed:
             entry.errors += 1
         elif rows is not None:  # None is "unknown": not counted as 0
@@ -195,3 +196,31 @@ def count_batch(table: Any, events: Iterable[Any]) -> None:
                     databases = entry.databases
                     if database not in databases and len(databases) < MAX_DATABASES:
                         databases[database] = None
+
+
+def fold_durations(hist: dict[int, int], durations: Any) -> None:
+    """Count ``durations`` (an array of doubles) into the buckets of ``hist``; called with
+    the table's lock held."""
+    counts = array("q", bytes(8 * _SPAN))  # (a C array of them, compiled)
+    values = durations
+    low = _SPAN
+    high = -1
+    for i in range(len(values)):
+        duration = values[i]
+        # _histogram.bucket_index, inlined (compiled, ``math`` is C's: no Python call)
+        index = int(math.ceil(math.log(duration) * _INV_GAMMA)) if duration > _MIN_S else _MIN_I
+        slot = index - _MIN_I
+        if slot < _SPAN:
+            counts[slot] += 1
+            if slot < low:
+                low = slot
+            if slot > high:
+                high = slot
+        else:
+            key = index
+            hist[key] = hist.get(key, 0) + 1
+    for slot in range(low, high + 1):
+        count = counts[slot]
+        if count:
+            key = slot + _MIN_I
+            hist[key] = hist.get(key, 0) + count
