@@ -134,8 +134,8 @@ def called_back(
     limit: float,
 ) -> CalledBack:
     """A `CalledBack` waiting since ``since`` for up to ``limit`` seconds, to call ``then``
-    through ``call_soon`` (its event loop's): a C call for the compiled pool, with no arguments parsed (one per
-    transaction that waits)."""
+    through ``call_soon`` (its event loop's): a C call for the compiled pool, with no
+    arguments parsed (one per transaction that waits)."""
     slot = CalledBack.__new__(CalledBack)
     slot.since = since
     slot.limit = limit

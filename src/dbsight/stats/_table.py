@@ -169,8 +169,7 @@ class _Entry(EntryCounters):
         if pending:  # the durations not in the buckets yet go in now
             self.pending = array("d")
             fold_durations(self.hist, pending)
-        # a copy: `record` may add buckets meanwhile (it does not hold the lock)
-        return _histogram.quantiles(dict(self.hist), qs, self.min, self.max)
+        return _histogram.quantiles(self.hist, qs, self.min, self.max)  # (only written locked)
 
     def freeze(self) -> FingerprintStats:
         p50, p95, p99 = self.quantiles(0.5, 0.95, 0.99)
