@@ -519,17 +519,12 @@ def test_a_pooled_server_connection_is_read_by_its_receiver_for_its_whole_life(
     it. On asyncio's loop the transports read, with the same results."""
     import time
 
-    from test_proxy_session import _logged_in
-
-    from dbsight.proxy import protocol as p
+    from test_proxy_session import _ask_for_large_rows, _logged_in, _read_large_rows
 
     proxy = proxy_factory(pg_dsn, pool_mode="transaction", pool_size=1, idle_timeout_s=2)
     uvloop = type(proxy.loop).__module__.startswith("uvloop")
     sock = _logged_in(proxy, pg_dsn, timeout=30)
-    rows = 24_000
-    sock.sendall(p.encode(p.Query(
-        f"SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, {rows}) i"
-    )))  # fmt: skip
+    _ask_for_large_rows(sock)
     time.sleep(1.0)  # the proxy's writes to the client back up meanwhile
     (pool,) = proxy.server.pooling._pools.values()
     (conn,) = pool._used
@@ -537,20 +532,7 @@ def test_a_pooled_server_connection_is_read_by_its_receiver_for_its_whole_life(
     assert (receiver is not None) == uvloop
     if uvloop:  # not read until the client drains its socket
         assert receiver.fd >= 0 and receiver.paused
-    parser = p.BackendParser(max_message_size=1 << 20)
-    seen, done = 0, False
-    while not done:
-        data = sock.recv(1 << 16)
-        assert data, "the proxy closed the connection"
-        parser.feed(data)
-        while (message := parser.next_message()) is not None:
-            if isinstance(message, p.DataRow):
-                seen += 1
-                i = int(bytes(message.values[0]))
-                assert i == seen and bytes(message.values[1]) == bytes([65 + i % 26]) * 1000
-            elif isinstance(message, p.ReadyForQuery):
-                done = True
-    assert seen == rows
+    _read_large_rows(sock)
     if uvloop:
         assert not receiver.paused
     sock.close()

@@ -262,6 +262,39 @@ def _receiving(proxy: Any) -> list[bool]:
     ]
 
 
+LARGE_ROWS = 24_000  # of 1 kB each: more than the sockets' buffers hold
+
+
+def _ask_for_large_rows(sock: socket.socket) -> None:
+    """Send the query whose answer `_read_large_rows` reads: ~24 MB of numbered rows."""
+    from dbsight.proxy import protocol as p
+
+    sock.sendall(p.encode(p.Query(
+        f"SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, {LARGE_ROWS}) i"
+    )))  # fmt: skip
+
+
+def _read_large_rows(sock: socket.socket) -> None:
+    """Read that answer up to its ReadyForQuery: every row, in order, whole."""
+    from dbsight.proxy import protocol as p
+
+    parser = p.BackendParser(max_message_size=1 << 20)
+    seen = 0
+    done = False
+    while not done:
+        data = sock.recv(1 << 16)
+        assert data, "the proxy closed the connection"
+        parser.feed(data)
+        while (message := parser.next_message()) is not None:
+            if isinstance(message, p.DataRow):
+                seen += 1
+                i = int(bytes(message.values[0]))
+                assert i == seen and bytes(message.values[1]) == bytes([65 + i % 26]) * 1000
+            elif isinstance(message, p.ReadyForQuery):
+                done = True
+    assert seen == LARGE_ROWS
+
+
 def _backends(watcher: Any, application_name: str) -> int:
     row = watcher.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,)
@@ -284,30 +317,13 @@ def test_a_client_reading_slowly_gets_a_large_result_whole_and_leaving_ends_its_
     sock = _logged_in(proxy, pg_dsn, name, timeout=30)
     uvloop = type(proxy.loop).__module__.startswith("uvloop")
     assert _receiving(proxy) == [uvloop]
-    rows = 24_000
-    sock.sendall(p.encode(p.Query(
-        f"SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, {rows}) i"
-    )))  # fmt: skip
+    _ask_for_large_rows(sock)
     time.sleep(1.0)  # the proxy's writes back up meanwhile
     if uvloop:  # so its server side is not read until the client's drains
         (session,) = list(proxy.server.sessions)
         (server_side,) = [r for r in session._receivers if r.transport is session._server_transport]
         assert server_side.paused
-    parser = p.BackendParser(max_message_size=1 << 20)
-    seen = 0
-    done = False
-    while not done:
-        data = sock.recv(1 << 16)
-        assert data, "the proxy closed the connection"
-        parser.feed(data)
-        while (message := parser.next_message()) is not None:
-            if isinstance(message, p.DataRow):
-                seen += 1
-                i = int(bytes(message.values[0]))
-                assert i == seen and bytes(message.values[1]) == bytes([65 + i % 26]) * 1000
-            elif isinstance(message, p.ReadyForQuery):
-                done = True
-    assert seen == rows
+    _read_large_rows(sock)
     if uvloop:
         assert not server_side.paused
     with psycopg.connect(pg_dsn, autocommit=True) as watcher:
