@@ -165,11 +165,16 @@ class _Entry(EntryCounters):
         samples = self.samples
         if samples is not None:
             return _histogram.exact_quantiles(samples, qs)
-        pending = self.pending
-        if pending:  # the durations not in the buckets yet go in now
-            self.pending = array("d")
-            fold_durations(self.hist, pending)
+        self.fold_pending()
         return _histogram.quantiles(self.hist, qs, self.min, self.max)  # (only written locked)
+
+    def fold_pending(self) -> None:
+        """Count the durations not in the buckets yet into them (`fold_durations`); called
+        with the table's lock held."""
+        pending = self.pending
+        if pending:
+            self.pending = array("d")  # (a duration appended from here goes there)
+            fold_durations(self.hist, pending)
 
     def freeze(self) -> FingerprintStats:
         p50, p95, p99 = self.quantiles(0.5, 0.95, 0.99)
@@ -317,15 +322,12 @@ class StatsTable:
                 return  # another thread moved them
             entry.pending = array("d")  # (first: a duration goes there once samples is None)
             entry.samples = None  # no call between: `observe` appends before this or not at all
-            self._add_counts(entry, _histogram.bucket_counts(samples))
+            fold_durations(entry.hist, samples)
 
     def _fold_pending(self, entry: _Entry) -> None:
-        """Count the durations an entry holds into its buckets (`fold_durations`)."""
+        """`_Entry.fold_pending`, with the lock (the fold's call, every `PENDING` calls)."""
         with self._lock:
-            pending = entry.pending
-            if pending:
-                entry.pending = array("d")  # (a duration appended from here goes there)
-                fold_durations(entry.hist, pending)
+            entry.fold_pending()
 
     def _add_counts(self, entry: _Entry, counts: Mapping[int, int]) -> None:
         # called with the lock held: the histogram is only written under it
@@ -496,7 +498,7 @@ class StatsTable:
                     if len(own) > EXACT_SAMPLES:
                         self._to_histogram(entry)
                 else:
-                    self._add_counts(entry, _histogram.bucket_counts(samples))
+                    fold_durations(entry.hist, samples)
             if any(counts.values()):
                 # counts cannot become durations again: the merged entry has a histogram
                 self._to_histogram(entry)
