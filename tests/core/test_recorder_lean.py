@@ -19,6 +19,7 @@ from dbsight.core import (
     request_scope,
 )
 from dbsight.core._context import function_scope
+from dbsight.core._lean import LeanEvent
 from dbsight.core._recorder import BATCH
 from dbsight.export.logging import QueryLogSink
 
@@ -389,6 +390,96 @@ def test_a_begun_statement_folded_by_dbsights_sinks_starts_when_it_started() -> 
     table.sync()
     (entry,) = table.top(5)
     assert entry.calls == 1 and before - 0.3 < entry.last_seen < before - 0.2
+
+
+class Lean(Batched):
+    """A batched observer that takes `LeanEvent`s, as dbsight's sinks do, and keeps the
+    full event of each (what a sink reads of a statement it meets for the first time)."""
+
+    lean_events = True
+
+    def after_batch(self, batch: list[Any]) -> None:
+        self.events.extend(e.full() if isinstance(e, LeanEvent) else e for e in batch)
+
+
+def test_a_begun_statement_outside_a_request_is_held_as_the_event_its_fold_would_make() -> None:
+    rec = Recorder(Settings(service_name="svc"))
+    lean, plain = Lean(), Batched()
+    rec.add_observer(lean)
+    assert rec._lean_events
+    before = time.time()
+    with function_scope("checkout"):
+        rec.ended(_begun(rec, time.perf_counter() - 0.25), 3)
+    with request_scope("r1", route="/items"):  # (its route is read at the fold: a tuple)
+        rec.ended(_begun(rec, time.perf_counter()), 4)
+    held, in_request = rec._pending
+    assert type(held) is LeanEvent and type(in_request) is tuple
+    info = rec.analysis(SQL, "postgresql")
+    assert (held.system, held.fingerprint, held.rows, held.database, held.route) == (
+        "postgresql", info.fingerprint, 3, "shop", None,
+    )  # fmt: skip
+    assert 0.25 <= held.duration_s < 5.0 and before - 0.3 < held.started_at < before - 0.2
+    # every field of its full event is the regular path's
+    ctx = rec.start(SQL, "postgresql", "proxy", database="shop", user="app")
+    ctx.application_name, ctx.client_addr, ctx.function = "billing", "10.0.0.7", "checkout"
+    regular = rec.finish(ctx, 3)  # (held too: an event the batch hands on as it is)
+    rec.flush()
+    event, routed, regular_seen = lean.events
+    assert regular_seen is regular
+    assert fields_but_timing(event) == fields_but_timing(regular)
+    assert event.started_at == held.started_at and event.duration_s == held.duration_s
+    assert routed.route == "/items" and routed.rows == 4 and routed.request_id == "r1"
+    # an observer that wants full events joins: what was held as events reaches it as such
+    rec.ended(_begun(rec, time.perf_counter()), 5)
+    (held,) = rec._pending
+    assert type(held) is LeanEvent
+    rec.lean_ending.set_events(False, ("svc", False))  # (what a rebuild does, after a flush)
+    rec.add_observer(plain)
+    rec.ended(_begun(rec, time.perf_counter()), 6)
+    assert type(rec._pending[-1]) is tuple
+    rec.flush()
+    assert [e.rows for e in plain.events] == [6] and [e.rows for e in lean.events][3:] == [5, 6]
+
+
+def test_a_lean_event_held_from_its_start_becomes_its_full_event_for_other_observers() -> None:
+    from dbsight.core._lean import lean_contexts
+
+    rec = Recorder(Settings())
+    rec.add_observer(Lean())
+    rec.ended(_begun(rec, time.perf_counter() - 0.1), 2)
+    batch = list(rec._pending)
+    assert type(batch[0]) is LeanEvent
+    lean_contexts(batch, rec._infos, rec.analysis, None, False)
+    (ctx,) = batch
+    assert type(ctx) is QueryContext and ctx.rows == 2 and ctx.application_name == "billing"
+    assert ctx.duration_s >= 0.1 and ctx.fingerprint == rec.analysis(SQL, "postgresql").fingerprint
+
+
+def test_a_statement_held_with_its_text_undecoded_has_it_decoded_in_its_events() -> None:
+    """The proxy holds a Query known by its shape with the bytes it came as."""
+    rec = Recorder(Settings())
+    lean, plain = Lean(), Batched()
+    rec.add_observer(lean)
+    text = "SELECT name FROM items WHERE id = 7 AND name <> 'caf\u00e9'"
+    info = rec.analysis(text, "postgresql")
+
+    def begun() -> Any:
+        return (text.encode(), "postgresql", "proxy", info, Session(), None, False,
+                time.perf_counter())  # fmt: skip
+
+    rec.ended(begun(), 1)
+    assert type(rec._pending[0]._held[0]) is bytes  # (held as it came)
+    rec.flush()
+    rec.add_observer(plain)  # full events for every batched observer from now on
+    rec.ended(begun(), 2)
+    assert type(rec._pending[0][0]) is bytes
+    with request_scope("r1", route="/items"):
+        rec.ended(begun(), 3)
+    ctx = rec.begun_context(begun())  # (one that failed: its full event at once)
+    rec.fail(ctx, RuntimeError("boom"))
+    assert [(e.sql, e.rows) for e in lean.events] == [(text, 1), (text, 2), (text, 3), (text, None)]
+    assert [e.sql for e in plain.events] == [text] * 3
+    assert all(e.fingerprint == info.fingerprint for e in lean.events)
 
 
 def test_a_slow_or_gated_begun_statement_goes_the_regular_way_at_once() -> None:

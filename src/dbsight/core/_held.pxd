@@ -3,6 +3,7 @@
 import cython
 
 from dbsight cimport _hot
+from dbsight.core._lean cimport LeanEvent
 
 cdef class LeanEnding:
     cdef public object recorder
@@ -11,11 +12,26 @@ cdef class LeanEnding:
     cdef public object gate
     cdef public dict gate_map
     cdef public object gate_key
+    cdef public bint events
+    cdef public tuple settings
     cdef object _append
+    cdef double _clock
+    cdef object _info
+    cdef object _fingerprint
+    cdef object _state
+    cdef object _database
 
     cpdef set_gate(self, object gate)
 
-    @cython.locals(duration=double, started=double)
+    cpdef set_events(self, bint events, tuple settings)
+
+    @cython.locals(duration=double, started=double, now=double)
     cpdef ended(self, tuple begun, object rows)
 
+    @cython.locals(event=LeanEvent)
+    cdef _hold_event(self, tuple begun, object system, object info, object state,
+                     double started, double now, double duration, object rows)
+
 cpdef list take(object pending, Py_ssize_t n)
+
+cdef object _time

@@ -1,6 +1,8 @@
 """The statements a `Recorder` holds for its batched observers: a lean statement ended onto
 the queue (`LeanEnding.ended`, what ``Recorder.ended`` runs for every statement the proxy
-relays) and a batch taken off it (`take`, at each flush).
+relays) and a batch taken off it (`take`, at each flush). When every batched observer takes
+`LeanEvent`s (dbsight's own sinks), a statement with its analysis and outside a request is
+held as its `LeanEvent`, made here: no tuple made to be turned into one at the fold.
 
 Its own module so that it can be compiled (see `dbsight._compiled`; typed by the ``.pxd``
 next to it): the proxy's compiled exchange then ends each statement without a Python frame.
@@ -14,11 +16,15 @@ the same statement twice.
 from __future__ import annotations
 
 import functools
+import time
 from collections import deque
 from typing import Any
 
 from .. import _hot
 from ._context import _function, _request
+from ._lean import LeanEvent
+
+_time = time.time
 
 # Successful statements held for the batched observers before they fold them.
 BATCH = 64
@@ -29,7 +35,10 @@ class LeanEnding:
     ``lean_gate`` (the recorder sets them whenever its observers change), ``pending`` its
     queue of held statements."""
 
-    __slots__ = ("recorder", "pending", "cutoff", "gate", "gate_map", "gate_key", "_append")
+    __slots__ = (
+        "recorder", "pending", "cutoff", "gate", "gate_map", "gate_key", "events", "settings",
+        "_append", "_clock", "_info", "_fingerprint", "_state", "_database",
+    )  # fmt: skip
 
     def __init__(self, recorder: Any, pending: deque[Any]) -> None:
         self.recorder = recorder
@@ -41,6 +50,24 @@ class LeanEnding:
         # cache of levels), asked as the lookup itself, with no call (`set_gate`)
         self.gate_map: dict[Any, Any] | None = None
         self.gate_key: Any = None
+        # every batched observer takes `LeanEvent`s: a statement is held as its event
+        # (``settings``: the recorder's (app, keep_params), as `lean_events` is given them)
+        self.events = False
+        self.settings: tuple[str | None, bool] = (None, False)
+        # the wall clock's offset from perf_counter's, read as a batch begins; and the last
+        # statement's analysis and session, with what its event reads of them (a run of
+        # statements of one shape, or of one session, reads them once)
+        self._clock = 0.0
+        self._info: Any = None
+        self._fingerprint: Any = None
+        self._state: Any = None
+        self._database: Any = None
+
+    def set_events(self, events: bool, settings: tuple[str | None, bool]) -> None:
+        """Whether statements are held as `LeanEvent`s, made with the recorder's ``settings``
+        (its ``_lean_events``, ``(app, keep_params)``)."""
+        self.events = events
+        self.settings = settings
 
     def set_gate(self, gate: Any) -> None:
         """The recorder's ``lean_gate`` (None, or a callable: its statements may be held
@@ -61,12 +88,16 @@ class LeanEnding:
         """Hold the statement begun as ``begun`` (a `LeanStart`) with how it went, or, when
         it ran slow or an observer wants it now, hand its event to the recorder at once."""
         sql, system, source, info, state, params, explain, started = begun
-        duration = _hot.perf_counter() - started
+        now = _hot.perf_counter()
+        duration = now - started
         request = _hot.context_value(_request)
         if duration < self.cutoff and (
             self.gate_map.get(self.gate_key) is False if self.gate_map is not None
             else self.gate is None or self.gate() is False
         ):  # fmt: skip
+            if request is None and info is not None and self.events:
+                self._hold_event(begun, system, info, state, started, now, duration, rows)
+                return
             if request is not None:
                 self.recorder._account_begun(request, begun, duration)
             # (one tuple made, not two joined; None: see `LeanStatement`, its start on the
@@ -77,6 +108,37 @@ class LeanEnding:
                 self.recorder.flush()
             return
         self.recorder._finish_begun(begun, rows, request, duration)
+
+    def _hold_event(
+        self, begun: tuple[Any, ...], system: str, info: Any, state: Any, started: float,
+        now: float, duration: float, rows: int | None,
+    ) -> None:
+        """Hold the statement as the `LeanEvent` `lean_events` would make of it at the fold
+        (its request None: the route is the only field read from one)."""
+        pending = self.pending
+        if not pending or self._clock == 0.0:  # (a batch begins: the offset, read for it)
+            self._clock = _time() - now
+        if info is not self._info:
+            self._info = info
+            self._fingerprint = info.fingerprint
+        if state is not self._state:
+            self._state = state
+            self._database = state.database if state is not None else None
+        event = LeanEvent.__new__(LeanEvent)
+        event.system = system
+        event.fingerprint = self._fingerprint
+        event.duration_s = duration
+        event.rows = rows
+        event.started_at = self._clock + started
+        event.route = None
+        event.database = self._database
+        event._held = begun  # (a `LeanStart`: `LeanEvent.full` adds the rest)
+        event._function = _hot.context_value(_function)
+        event._info = info
+        event._settings = self.settings
+        self._append(event)
+        if len(pending) >= BATCH:
+            self.recorder.flush()
 
 
 def take(pending: deque[Any], n: int) -> list[Any]:

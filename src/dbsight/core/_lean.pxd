@@ -12,6 +12,7 @@ cdef class LeanEvent:
     cdef public object route
     cdef public object database
     cdef public object _held
+    cdef public object _function
     cdef public object _info
     cdef public object _settings
     cdef public object _full

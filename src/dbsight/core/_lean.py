@@ -25,18 +25,20 @@ _new = object.__new__
 
 # A statement begun on the lean path by an instrument that has its analysis at hand
 # (`Recorder.ended`): (sql, system, source, info, state, params, explain, started).
+# ``sql``: its text, or the UTF-8 bytes it came as (the proxy's, known by their shape:
+# decoded only for its full event, `lean_contexts`);
 # ``info``: its analysis (the proxy finds it by the text's shape), or None (looked up when
 # folded); ``state``: what gives the statement's database, user, application_name,
 # client_addr and explainer, or None; ``explain``: whether that explainer may EXPLAIN it;
 # ``started``: the ``time.perf_counter()`` it is timed from.
-LeanStart = tuple[str, str, str, SqlInfo | None, Any, object, bool, float]
+LeanStart = tuple[str | bytes, str, str, SqlInfo | None, Any, object, bool, float]
 
 # A statement held on the lean path: its `LeanStart`, then (request, function,
 # started_at, duration_s, rows), what it ran in and how it went. ``started_at`` may be None:
 # its start on the wall clock is then read when it is folded, from ``started`` (a clock read
 # fewer for each statement; the wall clock's offset from perf_counter's is the same then).
 LeanStatement = tuple[
-    str, str, str, SqlInfo | None, Any, object, bool, float,
+    str | bytes, str, str, SqlInfo | None, Any, object, bool, float,
     RequestContext | None, str | None, float, float, Any,
 ]  # fmt: skip
 
@@ -57,9 +59,13 @@ def lean_contexts(
     clock = 0.0  # the wall clock's offset from perf_counter's, read once (see LeanStatement)
     for i, held in enumerate(batch):
         if type(held) is not tuple:
+            if type(held) is LeanEvent:  # (held as its event, for observers that no longer
+                batch[i] = held.full()  # take them: the recorder's changed meanwhile)
             continue
         (sql, system, source, info, state, params, explain, started, request, function,
          started_at, duration, rows) = held  # fmt: skip
+        if type(sql) is bytes:  # (held undecoded: see LeanStart)
+            sql = sql.decode("utf-8", "replace")
         if started_at is None:
             if clock == 0.0:
                 clock = _time() - _perf_counter()
@@ -132,8 +138,8 @@ class LeanEvent:
     for its slots' reads."""
 
     __slots__ = (
-        "_full", "_held", "_info", "_settings", "database", "duration_s", "fingerprint",
-        "route", "rows", "started_at", "system",
+        "_full", "_function", "_held", "_info", "_settings", "database", "duration_s",
+        "fingerprint", "route", "rows", "started_at", "system",
     )  # fmt: skip
 
     system: str
@@ -143,7 +149,11 @@ class LeanEvent:
     started_at: float
     route: str | None
     database: str | None
-    _held: LeanStatement
+    # a `LeanStatement` (made at the fold, by `lean_events`), or the `LeanStart` of a
+    # statement held as its event (`dbsight.core._held.LeanEnding`: outside a request, its
+    # function then in ``_function``)
+    _held: LeanStatement | LeanStart
+    _function: str | None
     _info: Any
     _settings: tuple[str | None, bool]  # the recorder's (app, keep_params)
     _full: QueryContext | None  # (unset or None until built)
@@ -183,6 +193,9 @@ class LeanEvent:
             full = None
         if full is None:
             held = self._held
+            if len(held) == 8:  # a `LeanStart`, held as its event
+                held = held + (None, self._function, self.started_at, self.duration_s,
+                               self.rows)  # fmt: skip
             batch: list[Any] = [held[:3] + (self._info,) + held[4:]]
             lean_contexts(batch, {}, _no_info, *self._settings)
             full = self._full = batch[0]
@@ -231,6 +244,8 @@ def lean_events(
         else:
             started_at = held_at
         if info is None:
+            if type(sql) is bytes:  # (never, from the proxy: held with its analysis)
+                sql = sql.decode("utf-8", "replace")
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None
             if info is None:
@@ -250,6 +265,7 @@ def lean_events(
         event.route = request.route if request is not None else None
         event.database = database
         event._held = held
+        event._function = None  # (in ``_held``)
         event._info = info
         event._settings = settings
         batch[i] = event

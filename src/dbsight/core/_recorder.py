@@ -228,6 +228,7 @@ class Recorder:
         self.lean_ending.cutoff = self.lean_cutoff
         self.lean_ending.set_gate(self.lean_gate)
         self._lean_events = lean_ok
+        self.lean_ending.set_events(lean_ok, (self._app, self._keep_params))
 
     # -- the hot path ----------------------------------------------------------------
     def start(
@@ -412,7 +413,12 @@ class Recorder:
         self.lean_ending.ended(begun, rows)  # (an instance's ``ended`` is that itself)
 
     def _account_begun(self, request: RequestContext, begun: LeanStart, duration: float) -> None:
-        _account(request, begun[3] or self.analysis(begun[0], begun[1]), duration)
+        info = begun[3]
+        if info is None:
+            sql = begun[0]
+            info = self.analysis(sql.decode("utf-8", "replace") if type(sql) is bytes else sql,
+                                 begun[1])  # fmt: skip
+        _account(request, info, duration)
 
     def _finish_begun(
         self, begun: LeanStart, rows: int | None, request: RequestContext | None, duration: float

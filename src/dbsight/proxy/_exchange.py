@@ -396,16 +396,18 @@ class Exchange:
                 commented = self.query_comment
                 if len(body) != end - 1 - start:  # (not this text's: read it again)
                     body, key, commented = _hot.sliced(buf, start, end - 1), None, -1
-            sql = body.decode("utf-8", "replace")
-            if self.listens is not None and _may_listen(sql):
-                self.listens.extend(listen_ops(sql))
+            sql = None  # (decoded where it is read: a statement held lean keeps the bytes)
+            if self.listens is not None:
+                sql = body.decode("utf-8", "replace")
+                if _may_listen(sql):
+                    self.listens.extend(listen_ops(sql))
             self.statement_count += 1
             ctx = self._open(sql, at, body, True, key, commented)
             if self.pooled and not (self.dirty and self.wrote):
                 if type(ctx) is tuple:  # a `LeanStart`: its analysis is fourth
                     info = ctx[3]
                 elif ctx is None:
-                    info = shaped_postgres(body) or analyze(sql)
+                    info = shaped_postgres(body) or analyze(body.decode("utf-8", "replace"))
                 else:
                     info = ctx.info
                 read_only = info.read_only
@@ -858,16 +860,19 @@ class Exchange:
         self._finish(ctx, _statement_rows(tag_rows, returned))
 
     def _open(
-        self, sql: str, at: float | None, encoded: bytes | None = None, lean: bool = True,
-        key: bytes | None = None, commented: int = -1,
+        self, sql: str | None, at: float | None, encoded: bytes | None = None,
+        lean: bool = True, key: bytes | None = None, commented: int = -1,
     ) -> Any:
         """The statement ``sql`` begins (``encoded``: the bytes it was decoded from, ``key``:
         those with their digits zeroed, and ``commented``: whether they have a /* comment (-1:
-        not known), when the caller has them already): its
+        not known), when the caller has them already; ``sql`` None: not decoded yet, a Query's
+        ``encoded``): its
         `QueryContext`, or on the recorder's lean path (``lean``: it may take it) a
         `LeanStart` tuple, which `_finish` hands to `Recorder.ended` (its event is made when
         the recorder folds its batch). That path is for statements no one needs at once:
-        no sqlcommenter comment, no sample or log step of the pipeline, no capture."""
+        no sqlcommenter comment, no sample or log step of the pipeline, no capture. A Query
+        known by its shape is held with its text undecoded (`LeanStart`: decoded if its full
+        event is ever made), a decode and a string fewer per statement."""
         if (
             _lean_ending.cutoff >= 0.0  # (`recorder.lean`, read in C: -1 while it is closed)
             and lean and self.observation is UNOBSERVED and self.capture is None
@@ -878,8 +883,14 @@ class Exchange:
                     commented = _hot.commented(encoded, 0, len(encoded))
                 if not commented:
                     info = _shapes.shaped(POSTGRES_SHAPES, SHAPE_HITS, encoded, key)
-                    if info is None:
-                        info = recorder.analysis(sql, SYSTEM)
+                    if info is not None:
+                        return (
+                            sql if sql is not None else encoded,
+                            SYSTEM, SOURCE, info, self._facts, None, False, at,
+                        )  # fmt: skip
+                    if sql is None:
+                        sql = encoded.decode("utf-8", "replace")
+                    info = recorder.analysis(sql, SYSTEM)
                     return (sql, SYSTEM, SOURCE, info, self._facts, None, False, at)
             else:  # an Execute's: a prepared statement's text, run again and again
                 # (kept only for texts without a /* comment: a hit says it has none)
@@ -894,6 +905,8 @@ class Exchange:
                 commented = 1
         if not recorder.active:
             return None
+        if sql is None:
+            sql = encoded.decode("utf-8", "replace") if encoded is not None else ""
         if commented < 0:
             commented = (
                 _hot.commented(encoded, 0, len(encoded)) if encoded is not None else "/*" in sql
