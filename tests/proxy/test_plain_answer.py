@@ -169,6 +169,28 @@ def _run(whole: bool) -> tuple[list[Any], Exchange]:
     return [exchange.status, exchange.dirty, exchange.ddl_seen, exchange.ddl_count], exchange
 
 
+def test_a_pooled_exchange_judges_each_query_by_its_own_analysis(recorded: Recorded) -> None:
+    """What a Query leaves in the server session is read from its analysis once per run of
+    one statement: a different one after it is judged by its own."""
+    exchange = Exchange(user="u", database="d", application_name=None, client_addr=None,
+                        pooled=True)  # fmt: skip
+
+    def run(sql: str, tag: str) -> tuple[bool, bool]:
+        raw = encode(Query(sql))
+        exchange.request(raw[0], raw, 5, len(raw), time.perf_counter())
+        exchange.answers(wire(COLUMNS, ROW, CommandComplete(tag), IDLE))
+        return exchange.dirty, exchange.wrote
+
+    assert run("SELECT 1", "SELECT 1") == (False, False)
+    assert run("SELECT 1", "SELECT 1") == (False, False)
+    assert run("SELECT pg_advisory_lock(42)", "SELECT 1")[0] is True
+    exchange.dirty = exchange.wrote = False  # (as a new transaction on the connection)
+    assert run("SELECT 1", "SELECT 1") == (False, False)
+    assert run("SELECT 1 FROM pg_class", "SELECT 1") == (False, False)
+    assert run("INSERT INTO t VALUES (1)", "INSERT 0 1") == (False, True)
+    assert run("CREATE TEMP TABLE scratch (x int)", "CREATE TABLE")[0] is True
+
+
 def test_an_exchange_ends_the_same_whether_answers_come_whole_or_byte_by_byte(
     recorded: Recorded,
 ) -> None:

@@ -64,6 +64,8 @@ cdef class Exchange:
     cdef public bint rolled_back
     cdef public long _replies
     cdef public object _facts
+    cdef object _flags_of
+    cdef long _flags
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, seg=Py_ssize_t, e=Py_ssize_t, t=long,
                    kind=long, returned=long, row_limit=long, replies=long)
@@ -104,6 +106,10 @@ cpdef object command_rows(bytes buf, Py_ssize_t start, Py_ssize_t end)
 cdef object _statement_rows(object tag_rows, long returned)
 
 cdef bint _may_listen(str sql) except -1
+
+cdef long _QUERY_READ_ONLY, _QUERY_DIRTIES
+
+cdef long _query_flags(object info) except -1
 
 @cython.locals(n=Py_ssize_t, k=Py_ssize_t)
 cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1

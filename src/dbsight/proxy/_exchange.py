@@ -140,6 +140,18 @@ def command_rows(buf: bytes, start: int, end: int) -> int | None:
     return rows
 
 
+# what a pooled session reads of a Query's analysis (`_query_flags`)
+_QUERY_READ_ONLY = 1
+_QUERY_DIRTIES = 2  # it leaves something in the server session: DDL, a SELECT that writes
+
+
+def _query_flags(info: Any) -> int:
+    """``info``'s `_QUERY_READ_ONLY` and `_QUERY_DIRTIES`."""
+    return (_QUERY_READ_ONLY if info.read_only else 0) | (
+        0 if _session_safe_info(info) else _QUERY_DIRTIES
+    )
+
+
 def _may_listen(sql: str) -> bool:
     """`may_listen`, after a look at the first two characters that spares most texts the
     call: a LISTEN or UNLISTEN text starts with one of `LISTEN_FIRST` (a blank, a comment's
@@ -259,6 +271,7 @@ class Exchange:
         "observation", "_logs", "_analyses", "wrote", "_returned", "_runs", "_running",
         "_suspended", "_push", "_drop", "on_parameter",
         "before_ready", "listens", "listen_tags", "rolled_back", "_replies", "_facts",
+        "_flags_of", "_flags",
     )
 
     def __init__(
@@ -296,6 +309,10 @@ class Exchange:
         self.client_addr = client_addr
         # the same, as the lean path's statements carry them (replaced, never changed)
         self._facts = SessionFacts(database, user, application_name, client_addr)
+        # the last Query's analysis, and what a pooled session reads of it (`_QUERY_READ_ONLY`,
+        # `_QUERY_DIRTIES`): a client running one statement again and again reads it once
+        self._flags_of: Any = None
+        self._flags = 0
         self.statement_count = 0
         self.dirty = False  # something was left in the server session (pooled mode)
         self.wrote = False  # a statement that may change table data was sent (pooled mode)
@@ -410,10 +427,12 @@ class Exchange:
                     info = shaped_postgres(body) or analyze(body.decode("utf-8", "replace"))
                 else:
                     info = ctx.info
-                read_only = info.read_only
-                if not self.dirty:  # (`_session_safe_info`, inline)
-                    operation = info.operation
-                    self.dirty = operation == "ddl" or (operation == "select" and not read_only)
+                if info is not self._flags_of:
+                    self._flags_of = info
+                    self._flags = _query_flags(info)
+                read_only = self._flags & _QUERY_READ_ONLY
+                if not self.dirty and self._flags & _QUERY_DIRTIES:
+                    self.dirty = True
                 if not (self.wrote or read_only):  # (`may_write`'s first test, inline)
                     self.wrote = _writes.may_write(info)
             self._push((QUERY, ctx))
