@@ -68,7 +68,7 @@ from ._portal_runs import PortalRuns
 from ._units import cstring
 
 # the entries of `pending` that have no payload, made once (one per Bind and Sync otherwise)
-_BIND_ENTRY, _SYNC_ENTRY = (BIND, None), (SYNC, None)
+_BIND_ENTRY, _SYNC_ENTRY, _DESCRIBE_ENTRY = (BIND, None), (SYNC, None), (DESCRIBE, None)
 
 _unpack_int32 = struct.Struct(">i").unpack_from
 # the recorder's `ended` for the lean path, reached in C when this module is compiled
@@ -482,7 +482,7 @@ class Exchange:
                         else ctx[3] if type(ctx) is tuple else ctx.info
                     )  # fmt: skip
                 if ctx is not None:
-                    if portal in self._portal_params:
+                    if self._portal_params and portal in self._portal_params:  # (--capture's)
                         self._statement_params[id(ctx)] = self._portal_params[portal]
                     if limited:
                         self._runs.start(ctx, portal)
@@ -507,7 +507,7 @@ class Exchange:
             if self.capture is not None and self.capture.include_params and buf[start] == 83:
                 # a statement's: its ParameterDescription fills in the types it has now
                 types = self._param_types.setdefault(cstring(buf, start + 1, end)[0], [])
-            self._push((DESCRIBE, types))
+            self._push(_DESCRIBE_ENTRY if types is None else (DESCRIBE, types))
         elif t == 67:  # Close
             if buf[start] == 83:  # 'S'
                 name, _ = cstring(buf, start + 1, end)
