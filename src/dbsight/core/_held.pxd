@@ -3,7 +3,7 @@
 import cython
 
 from dbsight cimport _hot
-from dbsight.core._lean cimport LeanEvent
+from dbsight.core cimport _lean
 
 cdef class LeanEnding:
     cdef public object recorder
@@ -28,7 +28,6 @@ cdef class LeanEnding:
     @cython.locals(duration=double, started=double, now=double)
     cpdef ended(self, tuple begun, object rows)
 
-    @cython.locals(event=LeanEvent)
     cdef _hold_event(self, tuple begun, object system, object info, object state,
                      double started, double now, double duration, object rows)
 

@@ -21,8 +21,8 @@ from collections import deque
 from typing import Any
 
 from .. import _hot
+from . import _lean
 from ._context import _function, _request
-from ._lean import LeanEvent
 
 _time = time.time
 
@@ -124,19 +124,10 @@ class LeanEnding:
         if state is not self._state:
             self._state = state
             self._database = state.database if state is not None else None
-        event = LeanEvent.__new__(LeanEvent)
-        event.system = system
-        event.fingerprint = self._fingerprint
-        event.duration_s = duration
-        event.rows = rows
-        event.started_at = self._clock + started
-        event.route = None
-        event.database = self._database
-        event._held = begun  # (a `LeanStart`: `LeanEvent.full` adds the rest)
-        event._function = _hot.context_value(_function)
-        event._info = info
-        event._settings = self.settings
-        self._append(event)
+        self._append(_lean.new_event(
+            system, self._fingerprint, duration, rows, self._clock + started, None,
+            self._database, begun, _hot.context_value(_function), info, self.settings,
+        ))  # fmt: skip  # (``begun``, a `LeanStart`: `LeanEvent.full` adds the rest)
         if len(pending) >= BATCH:
             self.recorder.flush()
 

@@ -17,6 +17,13 @@ cdef class LeanEvent:
     cdef public object _settings
     cdef public object _full
 
-@cython.locals(i=Py_ssize_t, event=LeanEvent, duration=double, started_at=double,
-               started=double, clock=double)
+@cython.locals(i=Py_ssize_t, duration=double, started_at=double, started=double,
+               clock=double)
 cpdef lean_events(list batch, dict infos, object info_of, object app, bint keep_params)
+
+@cython.locals(event=LeanEvent)
+cdef LeanEvent new_event(object system, object fingerprint, double duration, object rows,
+                         double started_at, object route, object database, object held,
+                         object function, object info, object settings)
+
+cpdef str lean_text(object sql)

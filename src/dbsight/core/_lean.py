@@ -64,8 +64,7 @@ def lean_contexts(
             continue
         (sql, system, source, info, state, params, explain, started, request, function,
          started_at, duration, rows) = held  # fmt: skip
-        if type(sql) is bytes:  # (held undecoded: see LeanStart)
-            sql = sql.decode("utf-8", "replace")
+        sql = lean_text(sql)
         if started_at is None:
             if clock == 0.0:
                 clock = _time() - _perf_counter()
@@ -244,8 +243,7 @@ def lean_events(
         else:
             started_at = held_at
         if info is None:
-            if type(sql) is bytes:  # (never, from the proxy: held with its analysis)
-                sql = sql.decode("utf-8", "replace")
+            sql = lean_text(sql)  # (never bytes from the proxy: held with its analysis)
             cache = infos.get(system)
             info = cache.get(sql) if cache is not None else None
             if info is None:
@@ -256,16 +254,35 @@ def lean_events(
         if state is not last_state:
             last_state = state
             database = state.database if state is not None else None
-        event = LeanEvent.__new__(LeanEvent)
-        event.system = system
-        event.fingerprint = fingerprint
-        event.duration_s = duration
-        event.rows = rows
-        event.started_at = started_at
-        event.route = request.route if request is not None else None
-        event.database = database
-        event._held = held
-        event._function = None  # (in ``_held``)
-        event._info = info
-        event._settings = settings
-        batch[i] = event
+        batch[i] = new_event(
+            system, fingerprint, duration, rows, started_at,
+            request.route if request is not None else None, database, held, None, info,
+            settings,
+        )  # fmt: skip
+
+
+def new_event(
+    system: str, fingerprint: str, duration: float, rows: int | None, started_at: float,
+    route: str | None, database: str | None, held: LeanStatement | LeanStart,
+    function: str | None, info: Any, settings: tuple[str | None, bool],
+) -> LeanEvent:
+    """A `LeanEvent` of these fields (``held``: a `LeanStatement`, its function in it, or
+    the `LeanStart` of a statement held as its event, with its ``function``)."""
+    event = LeanEvent.__new__(LeanEvent)
+    event.system = system
+    event.fingerprint = fingerprint
+    event.duration_s = duration
+    event.rows = rows
+    event.started_at = started_at
+    event.route = route
+    event.database = database
+    event._held = held
+    event._function = function
+    event._info = info
+    event._settings = settings
+    return event
+
+
+def lean_text(sql: str | bytes) -> str:
+    """A held statement's text (see `LeanStart`: the proxy's may be the bytes it came in)."""
+    return sql.decode("utf-8", "replace") if type(sql) is bytes else sql  # type: ignore[return-value]

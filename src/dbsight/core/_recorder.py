@@ -46,7 +46,7 @@ from ._context import FingerprintTally, RequestContext, _function, _request
 from ._errors import error_info
 from ._event import QueryEvent
 from ._held import BATCH, LeanEnding, take
-from ._lean import LeanStart, LeanStatement, lean_contexts, lean_events
+from ._lean import LeanStart, LeanStatement, lean_contexts, lean_events, lean_text
 from ._observer import (
     ObserverFailures,
     QueryContext,
@@ -413,12 +413,7 @@ class Recorder:
         self.lean_ending.ended(begun, rows)  # (an instance's ``ended`` is that itself)
 
     def _account_begun(self, request: RequestContext, begun: LeanStart, duration: float) -> None:
-        info = begun[3]
-        if info is None:
-            sql = begun[0]
-            info = self.analysis(sql.decode("utf-8", "replace") if type(sql) is bytes else sql,
-                                 begun[1])  # fmt: skip
-        _account(request, info, duration)
+        _account(request, begun[3] or self.analysis(lean_text(begun[0]), begun[1]), duration)
 
     def _finish_begun(
         self, begun: LeanStart, rows: int | None, request: RequestContext | None, duration: float
