@@ -482,6 +482,55 @@ def test_a_statement_held_with_its_text_undecoded_has_it_decoded_in_its_events()
     assert all(e.fingerprint == info.fingerprint for e in lean.events)
 
 
+def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessions() -> None:
+    """The hold remembers the last statement's analysis (one field, replaced whole): threads
+    ending statements at once never give one the other's fingerprint or database."""
+    import sys
+    import threading
+
+    class Fields(Lean):  # (what the sinks read: the event's own fields)
+        def after_batch(self, batch: list[Any]) -> None:
+            self.events.extend((e.sql, e.fingerprint, e.database) for e in batch)
+
+    rec = Recorder(Settings())
+    seen = Fields()
+    rec.add_observer(seen)
+    texts = ("SELECT name FROM items WHERE id = 1", "SELECT price FROM prices WHERE id = 2")
+    infos = [rec.analysis(text, "postgresql") for text in texts]
+
+    class Shop(Session):
+        database = "shop"
+
+    class Books(Session):
+        database = "books"
+
+    states = (Shop(), Books())
+
+    def run(k: int) -> None:
+        for _ in range(3000):
+            rec.ended((texts[k], "postgresql", "proxy", infos[k], states[k], None, False,
+                       time.perf_counter()), 1)  # fmt: skip
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # (threads switch as often as they can)
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    rec.flush()
+    assert len(seen.events) == 6000
+    assert {k: sum(sql == texts[k] for sql, _, _ in seen.events) for k in (0, 1)} == {
+        0: 3000, 1: 3000,
+    }  # fmt: skip
+    for sql, fingerprint, database in seen.events:
+        k = texts.index(sql)
+        assert (fingerprint, database) == (infos[k].fingerprint, states[k].database)
+
+
 def test_a_slow_or_gated_begun_statement_goes_the_regular_way_at_once() -> None:
     rec = Recorder(Settings())
     batched, slow = Batched(), Unbatched()

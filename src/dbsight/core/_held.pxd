@@ -16,10 +16,7 @@ cdef class LeanEnding:
     cdef public tuple settings
     cdef object _append
     cdef double _clock
-    cdef object _info
-    cdef object _fingerprint
-    cdef object _state
-    cdef object _database
+    cdef tuple _last
 
     cpdef set_gate(self, object gate)
 
@@ -28,6 +25,7 @@ cdef class LeanEnding:
     @cython.locals(duration=double, started=double, now=double)
     cpdef ended(self, tuple begun, object rows)
 
+    @cython.locals(last=tuple)
     cdef _hold_event(self, tuple begun, object system, object info, object state,
                      double started, double now, double duration, object rows)
 

@@ -37,7 +37,7 @@ class LeanEnding:
 
     __slots__ = (
         "recorder", "pending", "cutoff", "gate", "gate_map", "gate_key", "events", "settings",
-        "_append", "_clock", "_info", "_fingerprint", "_state", "_database",
+        "_append", "_clock", "_last",
     )  # fmt: skip
 
     def __init__(self, recorder: Any, pending: deque[Any]) -> None:
@@ -55,13 +55,11 @@ class LeanEnding:
         self.events = False
         self.settings: tuple[str | None, bool] = (None, False)
         # the wall clock's offset from perf_counter's, read as a batch begins; and the last
-        # statement's analysis and session, with what its event reads of them (a run of
-        # statements of one shape, or of one session, reads them once)
+        # statement's analysis with its fingerprint (a run of statements of one shape reads
+        # it once), one field replaced whole: threads that hold statements at once never
+        # give one the other's
         self._clock = 0.0
-        self._info: Any = None
-        self._fingerprint: Any = None
-        self._state: Any = None
-        self._database: Any = None
+        self._last: tuple[Any, Any] = (None, None)
 
     def set_events(self, events: bool, settings: tuple[str | None, bool]) -> None:
         """Whether statements are held as `LeanEvent`s, made with the recorder's ``settings``
@@ -118,15 +116,16 @@ class LeanEnding:
         pending = self.pending
         if not pending or self._clock == 0.0:  # (a batch begins: the offset, read for it)
             self._clock = _time() - now
-        if info is not self._info:
-            self._info = info
-            self._fingerprint = info.fingerprint
-        if state is not self._state:
-            self._state = state
-            self._database = state.database if state is not None else None
+        last = self._last
+        if last[0] is info:
+            fingerprint = last[1]
+        else:
+            fingerprint = info.fingerprint
+            self._last = (info, fingerprint)
         self._append(_lean.new_event(
-            system, self._fingerprint, duration, rows, self._clock + started, None,
-            self._database, begun, _hot.context_value(_function), info, self.settings,
+            system, fingerprint, duration, rows, self._clock + started, None,
+            state.database if state is not None else None, begun,
+            _hot.context_value(_function), info, self.settings,
         ))  # fmt: skip  # (``begun``, a `LeanStart`: `LeanEvent.full` adds the rest)
         if len(pending) >= BATCH:
             self.recorder.flush()
