@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from lean_observers import Batched, Unbatched, fields_but_timing
+from threads_at_once import run_at_once
 
 from dbsight.core import (
     QueryContext,
@@ -485,9 +486,6 @@ def test_a_statement_held_with_its_text_undecoded_has_it_decoded_in_its_events()
 def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessions() -> None:
     """The hold remembers the last statement's analysis (one field, replaced whole): threads
     ending statements at once never give one the other's fingerprint or database."""
-    import sys
-    import threading
-
     class Fields(Lean):  # (what the sinks read: the event's own fields)
         def after_batch(self, batch: list[Any]) -> None:
             self.events.extend((e.sql, e.fingerprint, e.database) for e in batch)
@@ -511,16 +509,7 @@ def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessio
             rec.ended((texts[k], "postgresql", "proxy", infos[k], states[k], None, False,
                        time.perf_counter()), 1)  # fmt: skip
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # (threads switch as often as they can)
-    try:
-        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_at_once([lambda: run(0), lambda: run(1)])
     rec.flush()
     assert len(seen.events) == 6000
     assert {k: sum(sql == texts[k] for sql, _, _ in seen.events) for k in (0, 1)} == {
@@ -529,6 +518,15 @@ def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessio
     for sql, fingerprint, database in seen.events:
         k = texts.index(sql)
         assert (fingerprint, database) == (infos[k].fingerprint, states[k].database)
+
+
+def test_a_flush_takes_what_is_left_when_another_took_some_since_it_counted() -> None:
+    from collections import deque
+
+    from dbsight.core._held import take
+
+    pending: deque[Any] = deque([1, 2, 3])
+    assert take(pending, 5) == [1, 2, 3] and not pending  # (counted 5, two taken meanwhile)
 
 
 def test_a_slow_or_gated_begun_statement_goes_the_regular_way_at_once() -> None:

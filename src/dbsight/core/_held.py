@@ -132,6 +132,13 @@ class LeanEnding:
 
 
 def take(pending: deque[Any], n: int) -> list[Any]:
-    """The first ``n`` statements of ``pending``, taken off it one by one."""
+    """The first ``n`` statements of ``pending``, taken off it one by one: fewer when another
+    thread's flush took some of them since ``n`` was counted."""
     popleft = pending.popleft
-    return [popleft() for _ in range(n)]
+    batch: list[Any] = []
+    try:
+        for _ in range(n):
+            batch.append(popleft())
+    except IndexError:  # (the rest is in that other batch)
+        pass
+    return batch
