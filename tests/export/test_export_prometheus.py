@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from threads_at_once import run_at_once
 
 import dbsight
 from dbsight.core import PoolUsage, QueryObserver, Recorder, Settings, pools
@@ -241,9 +242,6 @@ def test_same_statement_on_two_systems_is_counted_per_system():
 
 @pytest.mark.parametrize("locked", [False, True])
 def test_concurrent_updates_lose_no_increment(locked):
-    import sys
-    import threading
-
     registry = CollectorRegistry()
     config = Settings()
     sink = PrometheusSink(config, registry)
@@ -258,16 +256,7 @@ def test_concurrent_updates_lose_no_increment(locked):
             after_batch((ok,))
             on_error(None, failed)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_at_once([work] * threads)
     samples = scrape(registry)
     expected = threads * per_thread
     select = {"system": "postgresql", "operation": "select", "table": "users"}

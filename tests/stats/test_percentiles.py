@@ -9,13 +9,12 @@ import dataclasses
 import json
 import random
 import statistics
-import sys
-import threading
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from threads_at_once import run_at_once
 
 from dbsight.core import Recorder, Settings
 from dbsight.stats import FingerprintStats, StatsTable
@@ -227,16 +226,7 @@ def test_threads_lose_no_duration_while_the_samples_become_a_histogram(locked: b
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_at_once([work] * threads)
     assert errors == []
     for entry in table.snapshot():
         histogram = entry["histogram"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import threading
 
 import pytest
+from threads_at_once import run_at_once
 
 import dbsight
 from dbsight.core import QueryEvent, Recorder, Settings, request_scope
@@ -248,8 +250,6 @@ def test_module_level_top_and_reset_use_the_current_runtime(fresh_runtime):
 
 @pytest.mark.parametrize("locked", [False, True])
 def test_concurrent_records_and_reads_lose_nothing(locked):
-    import sys
-
     table = StatsTable()
     rec = make_recorder(StatsTable())
     event = run(rec, "SELECT * FROM users WHERE id = 1")
@@ -279,17 +279,7 @@ def test_concurrent_records_and_reads_lose_nothing(locked):
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work, args=(n * 7,)) for n in range(threads)]
-        workers.append(threading.Thread(target=read))
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_at_once([*(functools.partial(work, n * 7) for n in range(threads)), read])
     assert errors == []
     (stats,) = table.top()
     expected = threads * per_thread
