@@ -29,7 +29,8 @@ from typing import Any
 # BEGIN and first write), the exchange (`Exchange` as an extension type), what a
 # statement changes in a pooled client's session (`StatementEffects`), the client's statement
 # names on shared server connections (`StatementNames`), a socket's relay mode (`LinkRelay`),
-# a server connection's per-transaction fields (`ServerFields`), the server connection a pooled
+# a server connection's per-transaction fields (`ServerFields`) and a pooled client's
+# (`RoutingFields`, `SettingsFields`, `SessionFields`), the server connection a pooled
 # client holds (`Lease`) and its pool (`BackendPool`, and the waiters of its queue), a server's
 # circuit breaker, a session's `SessionInfo` (its state set per transaction), and the relays
 # that reach them in C: session mode's (`SessionRelay`) and transaction mode's usual units'
@@ -47,6 +48,7 @@ HOT_MODULES: tuple[str, ...] = (
     "dbsight.proxy._link_relay",
     "dbsight.proxy._receiver",
     "dbsight.proxy._server_fields",
+    "dbsight.proxy._client_fields",
     "dbsight.proxy._pool_wait",
     "dbsight.proxy._pool",
     "dbsight.proxy._lease",

@@ -173,30 +173,40 @@ cdef extern from *:
         return PyBytes_FromStringAndSize(NULL, 0);
     }
 
-    /* the descriptors an epoll (a select.epoll) finds readable now, without waiting: at
-       most 64, as a list of ints (select.epoll.poll(0, 64)'s descriptors, with no tuple
-       per descriptor) */
-    static PyObject *dbsight_ready(PyObject *poller) {
+    /* ``fd`` watched for reading by the epoll ``epfd``, which keeps ``receiver`` (borrowed:
+       its poller holds it while it is watched) to give back when the socket is ready */
+    static int dbsight_watch(PyObject *epoll, int epfd, int fd, PyObject *receiver) {
+        struct epoll_event event;
+        memset(&event, 0, sizeof event);
+        event.events = EPOLLIN;
+        event.data.ptr = receiver;
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        return 0;
+    }
+
+    /* the receivers of the sockets the epoll ``epfd`` finds readable now, without waiting: at
+       most 64, as a list (each the object `dbsight_watch` was given: no descriptor made into
+       an int, no look-up by it) */
+    static PyObject *dbsight_ready(PyObject *epoll, int epfd, PyObject *receivers) {
         struct epoll_event events[64];
-        int epfd = PyObject_AsFileDescriptor(poller), n, i;
-        PyObject *fds, *fd;
-        if (epfd < 0) return NULL;
+        int n, i;
+        PyObject *ready, *receiver;
         n = epoll_wait(epfd, events, 64, 0);
         if (n < 0) {
             if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
             n = 0;
         }
-        fds = PyList_New(n);
-        if (fds == NULL) return NULL;
+        ready = PyList_New(n);
+        if (ready == NULL) return NULL;
         for (i = 0; i < n; i++) {
-            fd = PyLong_FromLong((long)events[i].data.fd);
-            if (fd == NULL) {
-                Py_DECREF(fds);
-                return NULL;
-            }
-            PyList_SET_ITEM(fds, i, fd);
+            receiver = (PyObject *)events[i].data.ptr;
+            Py_INCREF(receiver);
+            PyList_SET_ITEM(ready, i, receiver);
         }
-        return fds;
+        return ready;
     }
     """
     bytes zeroed "dbsight_zeroed"(bytes text)
@@ -206,7 +216,8 @@ cdef extern from *:
     bytes sliced "dbsight_sliced"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t send "dbsight_send"(int fd, bytes data)
     object recv "dbsight_recv"(int fd)
-    list ready "dbsight_ready"(object poller)
+    int watch "dbsight_watch"(object epoll, int epfd, int fd, object receiver) except -1
+    list ready "dbsight_ready"(object epoll, int epfd, dict receivers)
     bint commented "dbsight_commented"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     str name_text "dbsight_name_text"(bytes buf, Py_ssize_t start, Py_ssize_t end)
     bint same_shape "dbsight_same_shape"(bytes a, bytes b)

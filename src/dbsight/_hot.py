@@ -3,23 +3,27 @@
 text's digits zeroed (its key in a shape cache) or compared with another's but for them, a
 message spliced from a client's (a Bind with its statement renamed), a slice of bytes,
 whether some bytes hold a ``/*`` comment's start, a statement's or portal's name as text,
-a send and a receive on a socket that never block, which sockets an epoll finds ready, and
-a double appended to an array of them.
+a send and a receive on a socket that never block, a socket watched by an epoll for its
+receiver and the receivers of the sockets it finds ready, and a double appended to an array
+of them.
 
 Compiled modules cimport the ``.pxd`` next to this file instead: there the clock is one
 ``clock_gettime``, the context variable one ``PyContextVar_Get``, the zeroing and the
 comparison one loop over the bytes, the splice and the slice one allocation each, the look
 for ``/*`` one ``memchr`` per slash, a name one hash and one comparison with a name decoded
 before (no decoding again), the send one ``send(2)``, the receive one ``recv(2)`` into a
-buffer of the module's (copied into the bytes returned), the epoll asked with one
-``epoll_wait``, the double stored in the array's buffer (grown as its ``append`` grows
-it), with no Python call; the results are the same (the clock's seconds are
-computed as CPython computes them). This module is what the same sources use as Python.
+buffer of the module's (copied into the bytes returned), the epoll given the receiver
+itself with the socket (``epoll_ctl``) and asked with one ``epoll_wait`` that gives the
+receivers back (no descriptor made into an int and looked up), the double stored in the
+array's buffer (grown as its ``append`` grows it), with no Python call; the results are the
+same (the clock's seconds are computed as CPython computes them). This module is what the
+same sources use as Python.
 """
 
 from __future__ import annotations
 
 import os
+import select
 from array import array
 from contextvars import ContextVar
 from time import monotonic, perf_counter
@@ -27,7 +31,7 @@ from typing import Any
 
 __all__ = [
     "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter",
-    "ready", "recv", "same_shape", "send", "sliced", "zeroed",
+    "ready", "recv", "same_shape", "send", "sliced", "watch", "zeroed",
 ]  # fmt: skip
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
@@ -102,10 +106,16 @@ def recv(fd: int) -> bytes | None:
         return b""
 
 
-def ready(poller: Any) -> list[int]:
-    """The descriptors ``poller`` (a `select.epoll`) finds readable now, without waiting (at
-    most 64)."""
-    return [fd for fd, _ in poller.poll(0, 64)]
+def watch(epoll: Any, epfd: int, fd: int, receiver: object) -> None:
+    """``fd`` watched for reading by ``epoll`` (a `select.epoll` whose descriptor is
+    ``epfd``) for ``receiver``."""
+    epoll.register(fd, select.EPOLLIN)
+
+
+def ready(epoll: Any, epfd: int, receivers: dict[int, Any]) -> list[Any]:
+    """The receivers (``receivers``, by descriptor) of the sockets ``epoll`` finds readable
+    now, without waiting (at most 64)."""
+    return [receivers[fd] for fd, _ in epoll.poll(0, 64)]
 
 
 # ``values.append(value)`` for an ``array("d")``: its method itself, called with no Python

@@ -9,6 +9,7 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
 import uvloop
 
 from dbsight.proxy._receiver import _POLLERS, Receiver
@@ -113,10 +114,12 @@ def test_asyncios_own_transports_are_left_to_read() -> None:
     asyncio.run(main())
 
 
-def test_the_receivers_of_a_loop_share_one_poller_that_closes_with_the_last() -> None:
+@pytest.mark.parametrize("then", ["stop", "pause"])
+def test_the_receivers_of_a_loop_share_one_poller_that_closes_with_the_last(then: str) -> None:
     """Two sockets ready at once are read in one wake-up of the loop's one poller; a
-    receiver stopped by another's handler in that wake-up is not called; the poller's epoll
-    closes when its last receiver stops."""
+    receiver stopped or paused by another's handler in that wake-up is not called (a stopped
+    one's transport stays paused; a paused one reads its chunk once resumed); the poller's
+    epoll closes when its last receiver stops."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -126,7 +129,7 @@ def test_the_receivers_of_a_loop_share_one_poller_that_closes_with_the_last() ->
 
         def first_handler(data: bytes) -> None:
             got.append((1, data))
-            second.stop()
+            second.stop() if then == "stop" else second.pause_reading()
 
         first = Receiver(t1, first_handler)
         second = Receiver(t2, lambda data: got.append((2, data)))
@@ -134,11 +137,18 @@ def test_the_receivers_of_a_loop_share_one_poller_that_closes_with_the_last() ->
         poller = _POLLERS[loop]
         assert set(poller.receivers) == {first.fd, second.fd}
         epoll = poller.epoll
+        peer1.sendall(b"one")  # (first in epoll's ready list, as Linux keeps it)
         peer2.sendall(b"two")
-        peer1.sendall(b"one")
         await asyncio.sleep(0.05)  # both ready when the loop looks
-        assert (1, b"one") in got and second.fd == -1
         assert got == [(1, b"one")] or got[0] == (2, b"two")  # (the order epoll gives)
+        if then == "stop":
+            assert second.fd == -1 and not t2.is_reading()
+        else:
+            assert second.paused and second.fd >= 0
+            second.resume_reading()
+            await asyncio.sleep(0.05)
+            assert sorted(got) == [(1, b"one"), (2, b"two")]
+            second.stop()
         first.stop()
         assert loop not in _POLLERS and epoll.closed
         for transport, peer in ((t1, peer1), (t2, peer2)):

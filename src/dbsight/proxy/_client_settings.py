@@ -36,6 +36,7 @@ from typing import Protocol
 
 from . import protocol as p
 from ._backend import BackendConnection
+from ._client_fields import SettingsFields
 from ._session_state import literal
 from ._setting_statements import maybe_sets, setting_statements
 
@@ -261,20 +262,21 @@ class HasSettings(Protocol):
     settings: Mapping[str, str]
 
 
-class ClientSettings:
+class ClientSettings(SettingsFields):
     """One client's settings over its session (see the module docstring).
 
-    ``wanted``: what a primary connection must have for it (a new mapping each time it
-    changes: a connection holding this very object has them all); ``on_replicas``: the same
-    with what its session SET on its own connection (session mode, `session_changed`).
+    ``wanted`` (a `SettingsFields`'): what a primary connection must have for it (a new
+    mapping each time it changes: a connection holding this very object has them all);
+    ``on_replicas``: the same with what its session SET on its own connection (session mode,
+    `session_changed`).
     """
 
-    __slots__ = ("startup", "wanted", "on_replicas", "session", "carried", "_told",
+    __slots__ = ("startup", "on_replicas", "session", "carried", "_told",
                  "_reset_all", "_resets", "_set_after", "warned")
 
     def __init__(self, startup: Mapping[str, str]) -> None:
+        super().__init__(startup)
         self.startup: Mapping[str, str] = startup
-        self.wanted: Mapping[str, str] = startup
         self.on_replicas: Mapping[str, str] = startup
         self.session: Mapping[str, str] = {}
         self.carried: frozenset[str] = frozenset()

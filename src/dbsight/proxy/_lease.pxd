@@ -3,6 +3,7 @@
 # The .py is the source; this file only types it.
 import cython
 
+from dbsight.proxy._client_fields cimport RoutingFields, SettingsFields
 from dbsight.proxy._link_relay cimport LinkRelay
 from dbsight.proxy._pool cimport BackendPool
 from dbsight.proxy._server_fields cimport ServerFields
@@ -12,7 +13,7 @@ cdef class Lease:
     cdef public object _holder
     cdef public double _timeout
     cdef public object _topology
-    cdef public object _routing
+    cdef public RoutingFields _routing
     cdef public object _statements
     cdef public SessionInfo _info
     cdef public object _background
@@ -40,9 +41,9 @@ cdef class Lease:
     cdef public object _on_client_data
     cdef public object _ended
     cdef public object _came_here
-    cdef public object _settings
+    cdef public SettingsFields _settings
 
-    @cython.locals(conn=ServerFields)
+    @cython.locals(conn=ServerFields, settings=SettingsFields)
     cpdef object take_primary(self)
 
     @cython.locals(conn=ServerFields)

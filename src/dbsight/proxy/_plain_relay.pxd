@@ -10,6 +10,7 @@ from dbsight.proxy._statement_effects cimport StatementEffects
 from dbsight.proxy._statement_names cimport StatementNames
 from dbsight.proxy._lease cimport Lease
 from dbsight.proxy._breaker cimport CircuitBreaker
+from dbsight.proxy._client_fields cimport SessionFields
 from dbsight.proxy._session_info cimport SessionInfo
 from dbsight.proxy._link_relay cimport Sender
 from dbsight.proxy._server_fields cimport ServerFields
@@ -20,7 +21,7 @@ cdef long PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE, COPY_DATA, TERMINATE, _I
 cdef bytes _CLIENT
 
 cdef class PlainRelay:
-    cdef object session
+    cdef SessionFields session
     cdef Exchange exchange
     cdef Lease lease
     cdef StatementEffects effects

@@ -7,9 +7,10 @@ from dbsight cimport _hot
 cdef class Poller:
     cdef public object loop
     cdef public object epoll
+    cdef public int fd
     cdef public dict receivers
 
-    @cython.locals(receiver=Receiver, receivers=dict)
+    @cython.locals(receiver=Receiver)
     cpdef readable(self)
 
 cdef class Receiver:

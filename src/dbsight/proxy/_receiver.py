@@ -8,8 +8,9 @@ made into bytes — about 1,300 instructions per read, two reads per relayed sta
 descriptor watched with the loop's ``add_reader`` costs one such callback per wake-up, and
 the receivers of a loop share one: their sockets are in one epoll of their own (`Poller`),
 which the loop watches, and each wake-up reads every socket that has something, asked of
-that epoll without waiting (`_hot.ready`), each with one ``recv`` (`_hot.recv`) — one
-callback from the loop for as many sockets as are ready.
+that epoll without waiting (`_hot.ready`, which gives back the receivers themselves), each
+with one ``recv`` (`_hot.recv`) — one callback from the loop for as many sockets as are
+ready.
 
 While receiving, the transport is paused and the poller holds a duplicate of the socket's
 descriptor (the transport keeps its own). Whatever is not a chunk — the end of the stream,
@@ -39,16 +40,17 @@ from ._link_relay import DataHandler, socket_fd
 class Poller:
     """The receivers of one event loop: their sockets in one epoll, the loop watching it."""
 
-    __slots__ = ("loop", "epoll", "receivers")
+    __slots__ = ("loop", "epoll", "fd", "receivers")
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
         self.epoll = select.epoll()
-        self.receivers: dict[int, Receiver] = {}
-        loop.add_reader(self.epoll.fileno(), self.readable)
+        self.fd = self.epoll.fileno()
+        self.receivers: dict[int, Receiver] = {}  # (what keeps each alive while watched)
+        loop.add_reader(self.fd, self.readable)
 
     def add(self, receiver: Receiver) -> None:
-        self.epoll.register(receiver.fd, select.EPOLLIN)
+        _hot.watch(self.epoll, self.fd, receiver.fd, receiver)
         self.receivers[receiver.fd] = receiver
 
     def remove(self, fd: int) -> None:
@@ -56,17 +58,15 @@ class Poller:
         self.epoll.unregister(fd)
         del self.receivers[fd]
         if not self.receivers:
-            self.loop.remove_reader(self.epoll.fileno())
+            self.loop.remove_reader(self.fd)
             self.epoll.close()
             if _POLLERS.get(self.loop) is self:
                 del _POLLERS[self.loop]
 
     def readable(self) -> None:
         """The loop's call: each ready socket's receiver reads it."""
-        receivers = self.receivers
-        for fd in _hot.ready(self.epoll):
-            receiver = receivers.get(fd)
-            if receiver is not None:  # (None: stopped by a receiver before it, this time)
+        for receiver in _hot.ready(self.epoll, self.fd, self.receivers):
+            if receiver._poller is self:  # (else stopped or paused by one before it, this time)
                 receiver.readable()
 
 

@@ -38,6 +38,7 @@ from . import protocol as p
 from ._backend import TlsRefused, negotiate_tls
 from ._backend_errors import BackendError
 from ._capture import WorkloadCapture
+from ._client_fields import SessionFields
 from ._config import ProxyConfig
 from ._exchange import Exchange
 from ._link import link_of, open_link
@@ -68,7 +69,7 @@ def raising_query(sqlstate: str, message: str) -> bytes:
     return b"Q" + struct.pack(">i", len(body) + 4) + body
 
 
-class FrontendSession:
+class FrontendSession(SessionFields):
     """What every proxied client has, whatever the pool mode: the client side of the startup
     (encryption requests, CancelRequest, StartupMessage), its `SessionInfo` and its
     `Exchange`. Subclasses relay (`ClientSession`: session mode's plain relay, one server
@@ -103,7 +104,8 @@ class FrontendSession:
         self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
         self._client_transport: Any = None  # once relayed
         self._receivers: tuple[Receiver, ...] = ()  # while relaying: who reads which socket
-        self._client_buffer = b""  # the start of a message not yet whole (or held back)
+        super().__init__()  # (``_client_buffer``: the start of a message not yet whole, or
+        # held back)
         self._max_size = config.max_message_size
 
     # -- lifecycle -----------------------------------------------------------------------

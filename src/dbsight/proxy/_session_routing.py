@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ._client_fields import RoutingFields
 from ._metrics import routing_decisions
 from ._router import Lookup, Role, Router, TransactionStart, set_role_statement
 from ._topology import PRIMARY, Topology
@@ -22,23 +23,24 @@ _monotonic = time.monotonic
 LSN_PENDING = 2**64  # a write's WAL position being looked up: no replica has it yet
 
 
-class SessionRouting:
-    """One client's routing state (see the module docstring)."""
+class SessionRouting(RoutingFields):
+    """One client's routing state (see the module docstring); ``begin``, a start answered
+    ahead and not yet sent, is a `RoutingFields`'."""
 
     __slots__ = ("topology", "outstanding", "read_your_writes_s", "router", "role",
-                 "serializable", "begin", "to_primary", "write_lsn", "_primary_until",
+                 "serializable", "to_primary", "write_lsn", "_primary_until",
                  "_wrote_at")  # fmt: skip
 
     def __init__(
         self, topology: Topology, outstanding: Callable[[str], int], read_your_writes_s: float
     ) -> None:
+        super().__init__()  # (``begin``: a start answered ahead, not yet sent)
         self.topology = topology
         self.outstanding = outstanding
         self.read_your_writes_s = read_your_writes_s
         self.router: Router | None = None  # the database's, once logged in (with replicas)
         self.role: Role = "auto"  # SET dbsight.role
         self.serializable = False  # SERIALIZABLE by default from its startup: no replica
-        self.begin: TransactionStart | None = None  # a start answered ahead, not yet sent
         self.to_primary = False  # the next unit goes to the primary (a read asked again)
         self.write_lsn: int | None = None  # read-your-writes: until a replica replayed this
         self._primary_until = 0.0  # ... reads stay on the primary until then

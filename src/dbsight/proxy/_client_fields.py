@@ -1,0 +1,46 @@
+"""What transaction mode reads of a pooled client on every transaction, outside the relay
+and the lease: the start of a transaction its routing answered ahead
+(`RoutingFields.begin`), the settings a primary connection must have for it
+(`SettingsFields.wanted`), and the bytes its session kept, the start of a message not yet
+whole (`SessionFields._client_buffer`).
+
+`dbsight.proxy._session_routing.SessionRouting`, `dbsight.proxy._client_settings.ClientSettings`
+and `dbsight.proxy._session.FrontendSession` are subclasses, each adding the rest of its
+state. Their own module so that they can be compiled (see `dbsight._compiled`; typed by the
+``.pxd`` next to it): these are then C fields, which the compiled lease (`Lease.take_primary`)
+and relay (`PlainRelay.client_data`) reach without an attribute lookup. Without the extension
+this same source runs as Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class RoutingFields:
+    """A client's start of a transaction answered ahead, not yet sent (see the module
+    docstring)."""
+
+    __slots__ = ("begin",)
+
+    def __init__(self) -> None:
+        self.begin: Any = None  # (a `TransactionStart`)
+
+
+class SettingsFields:
+    """What a primary connection must have of a client's settings (see the module docstring)."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: Mapping[str, str]) -> None:
+        self.wanted = wanted
+
+
+class SessionFields:
+    """The bytes a client's session kept (see the module docstring)."""
+
+    __slots__ = ("_client_buffer",)
+
+    def __init__(self) -> None:
+        self._client_buffer = b""
