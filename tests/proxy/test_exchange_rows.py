@@ -201,6 +201,11 @@ def test_a_command_tag_gives_the_count_after_its_last_space(tag: bytes, rows: in
         ("/* c */ LISTEN jobs", [ListenOp(True, "jobs")]),
         ("-- c\nUNLISTEN jobs", [ListenOp(False, "jobs")]),
         ("SELECT 1", []),
+        ("\tListen jobs", [ListenOp(True, "jobs")]),
+        ("\r\nuNlIsTeN jobs", [ListenOp(False, "jobs")]),
+        ("Upsert_jobs()", []),
+        ("\u00fcnlisten jobs", []),
+        ("l", []),
     ],
 )
 def test_a_query_that_listens_is_followed_and_an_update_is_not_mistaken_for_one(

@@ -107,6 +107,8 @@ cdef object _statement_rows(object tag_rows, long returned)
 
 cdef bint _may_listen(str sql) except -1
 
+cdef bint _may_start_listen(bytes body) except -1
+
 cdef long _QUERY_READ_ONLY, _QUERY_DIRTIES
 
 cdef long _query_flags(object info) except -1

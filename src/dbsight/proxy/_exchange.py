@@ -163,6 +163,14 @@ def _may_listen(sql: str) -> bool:
     )  # fmt: skip
 
 
+def _may_start_listen(body: bytes) -> bool:
+    """`_may_listen`'s look at the first two characters, at a Query's bytes before they are
+    decoded (most are never decoded here: a statement held lean keeps its bytes). The same
+    answer: a character of `LISTEN_FIRST` is one byte, and a character that is not one byte
+    is neither one of them nor a p."""
+    return len(body) > 1 and body[0] in b" \t\r\n-/lLuU" and body[1] != 112 and body[1] != 80
+
+
 def _statement_rows(tag_rows: int | None, returned: int) -> int | None:
     """`dbsight.core.statement_rows`, here so that compiled it is a C call."""
     if tag_rows is not None:
@@ -414,9 +422,9 @@ class Exchange:
                 if len(body) != end - 1 - start:  # (not this text's: read it again)
                     body, key, commented = _hot.sliced(buf, start, end - 1), None, -1
             sql = None  # (decoded where it is read: a statement held lean keeps the bytes)
-            if self.listens is not None:
+            if self.listens is not None and _may_start_listen(body):
                 sql = body.decode("utf-8", "replace")
-                if _may_listen(sql):
+                if may_listen(sql):
                     self.listens.extend(listen_ops(sql))
             self.statement_count += 1
             ctx = self._open(sql, at, body, True, key, commented)

@@ -25,5 +25,7 @@ cdef class Sender:
     cdef object _buffered
     cdef object _closing
 
+    cpdef bint is_closing(self) except -1
+
     @cython.locals(sent=Py_ssize_t)
     cpdef write(self, bytes data)

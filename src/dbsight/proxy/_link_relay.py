@@ -189,6 +189,12 @@ class Sender:
         self._buffered = transport.get_write_buffer_size if self.fd >= 0 else None
         self._closing = transport.is_closing if self.fd >= 0 else None
 
+    def is_closing(self) -> bool:
+        """The transport's ``is_closing()``, through its bound method when it is one of a
+        plain socket (no method looked up)."""
+        closing = self._closing
+        return bool(closing() if closing is not None else self.transport.is_closing())
+
     def write(self, data: bytes) -> None:
         if self.fd >= 0 and not self._buffered() and not self._closing():
             sent = _hot.send(self.fd, data)

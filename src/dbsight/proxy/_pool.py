@@ -363,7 +363,7 @@ class BackendPool:
             return False
         conn.parked_by = None
         self._parked -= 1
-        if conn.transport.is_closing() or (
+        if conn.sender.is_closing() or (
             self.max_lifetime_s is not None
             and conn.last_used_at - conn.created_at >= self.max_lifetime_s
         ):  # (its lifetime as of its park: `maintain` closes it past that meanwhile)
@@ -404,7 +404,7 @@ class BackendPool:
             self._closed
             or (max_lifetime is not None and now - conn.created_at >= max_lifetime)
             or (
-                conn.closed or conn.broken or conn.transport.is_closing() if relayed
+                conn.closed or conn.broken or conn.sender.is_closing() if relayed
                 else not conn.usable
             )
         ):
