@@ -80,6 +80,22 @@ def test_pure_python_variable_imports_every_hot_module_from_its_source() -> None
     assert not any(variants.values()), variants
 
 
+def test_the_sources_run_where_cython_is_not_installed() -> None:
+    """Cython builds the extensions only: the Python sources of every hot module import
+    without it (its decorators then do nothing), and a lean event is made and read."""
+    probe = (
+        "import sys; sys.modules['cython'] = None; "
+        "import dbsight, dbsight.proxy, dbsight.proxy._exchange, dbsight.stats._table; "
+        "from dbsight import _compiled; from dbsight.core import _lean; "
+        "[__import__(n) for n in _compiled.HOT_MODULES]; "
+        "e = _lean.LeanEvent(); print(type(e).__module__, _lean.__file__.endswith('.py'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=_env(True), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["dbsight.core._lean", "True"]
+
+
 def test_built_extensions_are_what_an_ordinary_import_runs() -> None:
     built = [n for n in _compiled.HOT_MODULES if _built(n)]
     if not built:
