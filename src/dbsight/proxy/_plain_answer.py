@@ -51,6 +51,9 @@ def plain_answer(buf: bytes, pending: deque[tuple[int, Any]]) -> tuple[Any, int,
     tag = -1
     tag_end = -1
     ctx: Any = None
+    at = -1  # the request whose entry ``entry`` is (a Query's answers all look at one)
+    entry: tuple[int, Any] = (0, None)
+    kind = 0
     while i < n:
         if n - i < 5 or k >= count:
             return None
@@ -65,13 +68,16 @@ def plain_answer(buf: bytes, pending: deque[tuple[int, Any]]) -> tuple[Any, int,
             rows += 1
             i = e
             continue
-        kind = pending[k][0]
+        if k != at:
+            entry = pending[k]
+            kind = entry[0]
+            at = k
         if t == 67:  # CommandComplete: of the Execute, or the Query (which ends at 'Z')
             if tag >= 0:
                 return None  # a second statement
             tag = i + 5
             tag_end = e - 1
-            ctx = pending[k][1]
+            ctx = entry[1]
             if kind == _EXECUTE:
                 k += 1
             elif kind != _QUERY:
