@@ -12,6 +12,7 @@ import pytest
 from wire_messages import COLUMNS, IDLE, ROW, wire
 
 from dbsight.proxy import protocol as p
+from dbsight.proxy._client_fields import SessionFields
 from dbsight.proxy._exchange import Exchange
 from dbsight.proxy._session_relay import SessionRelay
 from dbsight.proxy.protocol import CommandComplete, Query, Sync
@@ -31,11 +32,11 @@ class Transport:
         return b"".join(self.written)
 
 
-class Session:
-    """What the relay tells its session."""
+class Session(SessionFields):
+    """What the relay tells its session (whose fields it reads in C are `SessionFields`')."""
 
     def __init__(self) -> None:
-        self._shutting_down = False
+        super().__init__()
         self.violations: list[p.ProtocolError] = []
         self.stopped: list[tuple[str, BaseException]] = []
         self.ended_for_shutdown = 0

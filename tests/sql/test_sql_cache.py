@@ -328,3 +328,32 @@ def test_the_shape_answered_last_answers_first_and_only_for_texts_of_its_shape()
     clear_cache()
     assert SHAPE_HITS.last is None
     assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 77") is None
+
+
+def test_the_shape_answered_last_for_a_length_answers_when_statements_take_turns():
+    """The statements of a transaction, or of clients taking turns, each find the entry
+    answered last for a text of their length without a key made: the analysis of their own
+    text, never a same-length text's with other digits in a name, never from another cache,
+    and nothing once the caches are cleared."""
+    clear_cache()
+    texts = [
+        "SELECT * FROM t1 WHERE id = 12",
+        "UPDATE t1 SET n = 1 WHERE id = 12",
+        "DELETE FROM t1 WHERE id = 12 AND n = 3",
+    ]
+    for text in texts:
+        analyze(text)
+        assert shaped_postgres(text.encode()) is not None  # (each one's entry, by its length)
+    hits, size = SHAPE_HITS.hits, len(SHAPE_HITS.recent)
+    for round_ in range(2):
+        for text in texts:
+            other = text.replace("12", str(40 + round_))
+            assert shaped_postgres(other.encode()) == analyze_fresh(other)
+            assert SHAPE_HITS.recent[len(other) % size] is SHAPE_HITS.last
+    assert SHAPE_HITS.hits == hits + 6
+    assert shaped_postgres(b"SELECT * FROM t2 WHERE id = 98") is None  # (t1's length, not t1)
+    assert shaped({}, SHAPE_HITS, b"UPDATE t1 SET n = 1 WHERE id = 98") is None
+    assert SHAPE_HITS.hits == hits + 6
+    clear_cache()
+    assert SHAPE_HITS.recent == [None] * size
+    assert shaped_postgres(b"UPDATE t1 SET n = 1 WHERE id = 98") is None

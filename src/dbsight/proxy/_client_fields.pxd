@@ -10,3 +10,4 @@ cdef class SettingsFields:
 
 cdef class SessionFields:
     cdef public bytes _client_buffer
+    cdef public bint _shutting_down

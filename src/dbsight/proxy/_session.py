@@ -100,12 +100,12 @@ class FrontendSession(SessionFields):
         self.frontend = p.FrontendParser(max_message_size=config.max_message_size)
         self.exchange: Exchange | None = None
         self.observing = True
-        self._shutting_down = False
         self._ended: asyncio.Future[None] | None = None  # set when the relay is to stop
         self._client_transport: Any = None  # once relayed
         self._receivers: tuple[Receiver, ...] = ()  # while relaying: who reads which socket
-        super().__init__()  # (``_client_buffer``: the start of a message not yet whole, or
-        # held back)
+        # (``_client_buffer``: the start of a message not yet whole, or held back;
+        # ``_shutting_down``: to end at its next rest)
+        super().__init__()
         self._max_size = config.max_message_size
 
     # -- lifecycle -----------------------------------------------------------------------

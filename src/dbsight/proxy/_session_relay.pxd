@@ -5,6 +5,7 @@ import cython
 
 from dbsight cimport _hot
 
+from dbsight.proxy._client_fields cimport SessionFields
 from dbsight.proxy._exchange cimport Exchange
 from dbsight.proxy._link_relay cimport Sender
 
@@ -12,7 +13,7 @@ cdef bytes _CLIENT
 cdef long _COPY_DATA
 
 cdef class SessionRelay:
-    cdef object session
+    cdef SessionFields session
     cdef Exchange exchange
     cdef Sender client
     cdef Sender server

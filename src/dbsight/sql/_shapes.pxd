@@ -11,8 +11,11 @@ cdef class HitCounter:
     cdef public long long hits
     cdef public object last
     cdef public object last_of
+    cdef public list recent
 
-@cython.locals(entry=tuple, last=tuple)
+cdef Py_ssize_t RECENT
+
+@cython.locals(entry=tuple, last=tuple, near=tuple, mine=bint, slot=Py_ssize_t)
 cpdef object shaped(dict shapes, HitCounter counted, object encoded, object key=*)
 
 cpdef bytes zeroed(bytes encoded)

@@ -41,24 +41,31 @@ _NAME_DIGITS: Final = re.compile(rb"(?<=[A-Za-z_$\x80-\xff])[0-9]+")
 Entry = tuple[bytes, tuple[int, ...], SqlInfo]
 
 
+RECENT = 64  # (a power of two) entries `HitCounter.recent` keeps, by their texts' lengths
+
+
 class HitCounter:
     """The hits `shaped` answers (compiled, a C counter: this runs for every statement the
     proxy relays); `dbsight.sql.cache_info` counts them as the masked cache's. With them the
     entry it answered last (``last``, from the cache ``last_of``): a client's next statement
     is often of the same shape, found then with one pass over its bytes and no key made,
-    hashed and looked up (`shaped`)."""
+    hashed and looked up (`shaped`); and, for the statements of a transaction or of several
+    clients taking turns, the entry answered last for each length of text (``recent``, by
+    the length's last six bits: a shape's texts have one length per count of digits)."""
 
-    __slots__ = ("hits", "last", "last_of")
+    __slots__ = ("hits", "last", "last_of", "recent")
 
     def __init__(self) -> None:
         self.hits = 0
         self.last: Entry | None = None
         self.last_of: dict[bytes, Entry] | None = None
+        self.recent: list[Entry | None] = [None] * RECENT
 
     def forget(self) -> None:
         """No hits, and no entry answered last (the caches are being cleared)."""
         self.hits = 0
         self.last = self.last_of = None
+        self.recent = [None] * RECENT
 
 
 def shape_key(text: str) -> tuple[bytes, bytes] | None:
@@ -99,18 +106,32 @@ def shaped(
     ``encoded`` comes third: callers bind the other two once. No `shape_key` checks are
     needed: a text they refuse has a byte no stored key has, and bytes that are not UTF-8
     match no key made from a text's encoding. The entry ``counted`` answered last, when it is
-    of ``shapes`` and has ``encoded``'s shape, answers first."""
+    of ``shapes`` and has ``encoded``'s shape, answers first; then the one it answered last
+    for a text of ``encoded``'s length."""
     last = counted.last
-    if last is not None and counted.last_of is shapes and _hot.same_shape(encoded, last[0]):
+    mine = counted.last_of is shapes
+    if last is not None and mine and _hot.same_shape(encoded, last[0]):
         hit = shape_hit(last, encoded)
         if hit is not None:
             counted.hits += 1
             return hit
+    slot = len(encoded) & (RECENT - 1)
+    if mine:
+        near = counted.recent[slot]
+        if near is not None and near is not last and _hot.same_shape(encoded, near[0]):
+            hit = shape_hit(near, encoded)
+            if hit is not None:
+                counted.last = near
+                counted.hits += 1
+                return hit
     entry = shapes.get(zeroed(encoded) if key is None else key)
     if entry is None:
         return None
+    if not mine:
+        counted.recent = [None] * RECENT
+        counted.last_of = shapes
     counted.last = entry
-    counted.last_of = shapes
+    counted.recent[slot] = entry
     hit = shape_hit(entry, encoded)
     if hit is not None:
         counted.hits += 1
