@@ -1,4 +1,4 @@
-# C types for _client_fields.py when Cython compiles it (see dbsight._compiled): a pooled
+# C types for _client_fields.py when Cython compiles it (see dbsight._compiled): a proxied
 # client's fields read on every transaction as C fields. The .py is the source; this file only
 # types it.
 
