@@ -24,10 +24,12 @@ pgbench runs against one PostgreSQL (initialised with ``pgbench -i -s SCALE``) b
                           every statement does
 
 for every case: select-only (``-S``) and TPC-B-like (the default script), ``-M simple`` and
-``-M prepared``, 8 and 64 clients (``-j 2``). Each round runs every (case, path) pair once, in a
-shuffled order, so that drift on a noisy machine hits every path alike; the ratios are medians
-over rounds of the per-round ratio to direct, to PgBouncer's best path and (for dbsight) to the
-bare forwarder in that round (for dbsight in transaction mode also to the bare pooler). Latency
+``-M prepared``, 8 and 64 clients (``-j 2``). Each round takes the cases in a shuffled order and
+runs each case's paths back to back, themselves shuffled, so that drift on a noisy machine hits
+every path alike and the runs a ratio compares are a minute apart, not a round; the ratios are
+medians over rounds of the per-round ratio to direct, to PgBouncer's best path (the PgBouncer
+path of highest median TPS in that case, chosen once) and (for dbsight) to the bare forwarder in
+that round (for dbsight in transaction mode also to the bare pooler). Latency
 average is pgbench's; p50/p99 come from its per-transaction log (``--no-percentiles`` to skip).
 
 PgBouncer is installed from the distribution's packages (``apt-get install pgbouncer``) when
@@ -530,9 +532,14 @@ def measure(tools: Tools, endpoints: dict[str, Endpoint], plan: list[tuple[Case,
     for clients, target in warmups:  # server connections, pools, caches
         run_pgbench(tools, endpoints[target], Case("select-only", "simple", clients), 1, None)
     results: dict[tuple[Case, str], list[Result]] = {}
+    by_case: dict[Case, list[str]] = {}
+    for case, target in plan:
+        by_case.setdefault(case, []).append(target)
     for number in range(1, rounds + 1):
-        order = list(plan)
-        random.shuffle(order)
+        order: list[tuple[Case, str]] = []
+        for case in random.sample(list(by_case), len(by_case)):
+            paths = by_case[case]
+            order.extend((case, target) for target in random.sample(paths, len(paths)))
         for case, target in order:
             if case.workload == "tpcb-like":
                 reset_tpcb(tools, direct)
@@ -642,9 +649,17 @@ def _sample(results: dict[tuple[Case, str], list[Result]], case: Case, target: s
 
 def _pgb_best(results: dict[tuple[Case, str], list[Result]], case: Case, pgb_targets: list[str],
               number: int) -> Sample | None:  # fmt: skip
-    """PgBouncer's best path (highest TPS) in round ``number``."""
-    found = [s for t in pgb_targets if (s := _sample(results, case, t, number)) is not None]
-    return max(found, key=lambda s: s.tps) if found else None
+    """Round ``number``'s sample of PgBouncer's best path for ``case``: the one of highest
+    median TPS over the rounds, chosen once (the higher of two paths' samples in each round
+    would also pick each round's luckier run, a bias of about half the run-to-run spread)."""
+    medians = {
+        t: statistics.median(s.tps for s in good)
+        for t in pgb_targets
+        if (good := [r for r in results.get((case, t), []) if isinstance(r, Sample)])
+    }
+    if not medians:
+        return None
+    return _sample(results, case, max(medians, key=medians.__getitem__), number)
 
 
 def _check(case: Case, per_round: list[tuple[Sample | None, Sample | None, Sample | None]],
