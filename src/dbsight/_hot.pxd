@@ -224,6 +224,9 @@ cdef extern from *:
     double perf_counter "dbsight_monotonic"() nogil
     double monotonic "dbsight_monotonic"() nogil
 
+cdef inline size_t address(object obj):
+    return <size_t><void *>obj
+
 cdef inline object context_value(object var):
     return get_value(var)
 

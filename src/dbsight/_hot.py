@@ -30,7 +30,8 @@ from time import monotonic, perf_counter
 from typing import Any
 
 __all__ = [
-    "commented", "context_value", "message_with", "monotonic", "name_text", "perf_counter",
+    "address", "commented", "context_value", "message_with", "monotonic", "name_text",
+    "perf_counter",
     "ready", "recv", "same_shape", "send", "sliced", "watch", "zeroed",
 ]  # fmt: skip
 
@@ -43,6 +44,11 @@ def context_value(var: ContextVar[Any]) -> Any:
         return var.get()
     except LookupError:
         return None
+
+
+def address(obj: object) -> int:
+    """Where ``obj`` lives: ``id(obj)`` (compiled, the pointer itself, no int made)."""
+    return id(obj)
 
 
 def zeroed(text: bytes) -> bytes:

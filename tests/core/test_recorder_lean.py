@@ -484,8 +484,9 @@ def test_a_statement_held_with_its_text_undecoded_has_it_decoded_in_its_events()
 
 
 def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessions() -> None:
-    """The hold remembers the last statement's analysis (one field, replaced whole): threads
-    ending statements at once never give one the other's fingerprint or database."""
+    """The hold remembers the fingerprints of the analyses seen last (each slot an analysis
+    and its fingerprint, replaced whole): threads ending statements at once never give one
+    the other's fingerprint or database."""
     class Fields(Lean):  # (what the sinks read: the event's own fields)
         def after_batch(self, batch: list[Any]) -> None:
             self.events.extend((e.sql, e.fingerprint, e.database) for e in batch)
@@ -518,6 +519,29 @@ def test_statements_held_from_two_threads_keep_their_own_fingerprints_and_sessio
     for sql, fingerprint, database in seen.events:
         k = texts.index(sql)
         assert (fingerprint, database) == (infos[k].fingerprint, states[k].database)
+
+
+def test_statements_of_many_analyses_taking_turns_each_keep_their_own_fingerprint() -> None:
+    """A transaction's statements, or clients' taking turns: more analyses than the hold
+    remembers, in turn and out of turn, each held with its own analysis's fingerprint."""
+    class Fields(Lean):
+        def after_batch(self, batch: list[Any]) -> None:
+            self.events.extend((e.sql, e.fingerprint) for e in batch)
+
+    rec = Recorder(Settings())
+    seen = Fields()
+    rec.add_observer(seen)
+    texts = [f"SELECT c{k} FROM t{k} WHERE id = 1" for k in range(40)]
+    infos = [rec.analysis(text, "postgresql") for text in texts]
+    assert len({info.fingerprint for info in infos}) == 40
+    order = [k % 7 for k in range(300)] + [(k * 13) % 40 for k in range(600)]
+    for k in order:
+        rec.ended((texts[k], "postgresql", "proxy", infos[k], Session(), None, False,
+                   time.perf_counter()), 1)  # fmt: skip
+    rec.flush()
+    assert [sql for sql, _ in seen.events] == [texts[k] for k in order]
+    assert all(fingerprint == infos[texts.index(sql)].fingerprint
+               for sql, fingerprint in seen.events)  # fmt: skip
 
 
 def test_a_flush_takes_what_is_left_when_another_took_some_since_it_counted() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dbsight.sql import analyze, cache_info, clear_cache, set_cache_size
 from dbsight.sql._analyze import POSTGRES_SHAPES, SHAPE_HITS, analyze_fresh, shaped_postgres
 from dbsight.sql._lexer import scan
-from dbsight.sql._shapes import shaped, zeroed
+from dbsight.sql._shapes import HitCounter, make_entry, recent_slot, shaped, zeroed
 
 
 def test_exact_hit_returns_the_same_object():
@@ -330,6 +330,48 @@ def test_the_shape_answered_last_answers_first_and_only_for_texts_of_its_shape()
     assert shaped_postgres(b"SELECT * FROM t1 WHERE id = 77") is None
 
 
+def test_statements_of_one_length_keep_entries_of_their_own():
+    """A transaction's statements of one length but other words (TPC-B's three UPDATEs) each
+    keep the entry they were answered from, in a slot of their own: taking turns, each is
+    answered from it (never another's), whatever its digits."""
+    clear_cache()
+    texts = [
+        "UPDATE pgbench_tellers SET tbalance = tbalance + 12 WHERE tid = 5;",
+        "UPDATE pgbench_branch SET bbalance = bbalance + 12 WHERE bid = 55;",
+    ]
+    assert len(texts[0]) == len(texts[1])
+    slots = [recent_slot(text.encode()) for text in texts]
+    assert slots[0] != slots[1]
+    assert recent_slot(texts[0].replace("12", "98").encode()) == slots[0]  # (one shape)
+    for text in texts:
+        analyze(text)
+        assert shaped_postgres(text.encode()) is not None
+    for round_ in range(3):
+        for text, slot in zip(texts, slots):
+            other = text.replace("12", str(70 + round_))
+            assert shaped_postgres(other.encode()) == analyze_fresh(other)
+            assert SHAPE_HITS.recent[slot][0] == text.encode()  # (its own entry, kept)
+
+
+def test_two_shapes_of_one_slot_taking_turns_are_both_answered_without_a_key():
+    """One statement whose numbers have more digits here and fewer there: two shapes of one
+    length and slot, taking turns, each answered from what the counter keeps (the cache
+    itself emptied), none from the other's entry."""
+    a = b"SELECT c FROM t WHERE a = 12 AND b = 3"
+    b = b"SELECT c FROM t WHERE a = 1 AND b = 34"
+    assert len(a) == len(b) and recent_slot(a) == recent_slot(b) and zeroed(a) != zeroed(b)
+    info_a, info_b = analyze(a.decode()), analyze(b.decode())
+    shapes = {zeroed(a): make_entry(a, info_a), zeroed(b): make_entry(b, info_b)}
+    counted = HitCounter()
+    assert shaped(shapes, counted, a) is info_a and shaped(shapes, counted, b) is info_b
+    shapes.clear()  # (from here on only what the counter keeps answers)
+    for n in range(5):
+        assert shaped(shapes, counted, a.replace(b"12", b"%d" % (20 + n))) is info_a
+        assert shaped(shapes, counted, b.replace(b"34", b"%d" % (50 + n))) is info_b
+    assert counted.hits == 12
+    assert shaped(shapes, counted, b"SELECT c FROM t WHERE a = 1 AND b = 3") is None
+
+
 def test_the_shape_answered_last_for_a_length_answers_when_statements_take_turns():
     """The statements of a transaction, or of clients taking turns, each find the entry
     answered last for a text of their length without a key made: the analysis of their own
@@ -349,7 +391,7 @@ def test_the_shape_answered_last_for_a_length_answers_when_statements_take_turns
         for text in texts:
             other = text.replace("12", str(40 + round_))
             assert shaped_postgres(other.encode()) == analyze_fresh(other)
-            assert SHAPE_HITS.recent[len(other) % size] is SHAPE_HITS.last
+            assert SHAPE_HITS.recent[recent_slot(other.encode())] is SHAPE_HITS.last
     assert SHAPE_HITS.hits == hits + 6
     assert shaped_postgres(b"SELECT * FROM t2 WHERE id = 98") is None  # (t1's length, not t1)
     assert shaped({}, SHAPE_HITS, b"UPDATE t1 SET n = 1 WHERE id = 98") is None

@@ -16,7 +16,7 @@ cdef class LeanEnding:
     cdef public tuple settings
     cdef object _append
     cdef double _clock
-    cdef tuple _last
+    cdef list _fingerprints
 
     cpdef set_gate(self, object gate)
 
@@ -25,10 +25,11 @@ cdef class LeanEnding:
     @cython.locals(duration=double, started=double, now=double)
     cpdef ended(self, tuple begun, object rows)
 
-    @cython.locals(last=tuple)
+    @cython.locals(known=tuple, slot=Py_ssize_t)
     cdef _hold_event(self, tuple begun, object system, object info, object state,
                      double started, double now, double duration, object rows)
 
 cpdef list take(object pending, Py_ssize_t n)
 
 cdef object _time
+cdef Py_ssize_t RECENT

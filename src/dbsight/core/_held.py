@@ -28,6 +28,10 @@ _time = time.time
 
 # Successful statements held for the batched observers before they fold them.
 BATCH = 64
+# (a power of two) analyses `LeanEnding` remembers the fingerprint of, by their objects'
+# addresses: the statements of a transaction, or of clients taking turns, each read their
+# analysis's fingerprint once, not at every statement
+RECENT = 16
 
 
 class LeanEnding:
@@ -37,7 +41,7 @@ class LeanEnding:
 
     __slots__ = (
         "recorder", "pending", "cutoff", "gate", "gate_map", "gate_key", "events", "settings",
-        "_append", "_clock", "_last",
+        "_append", "_clock", "_fingerprints",
     )  # fmt: skip
 
     def __init__(self, recorder: Any, pending: deque[Any]) -> None:
@@ -54,12 +58,12 @@ class LeanEnding:
         # (``settings``: the recorder's (app, keep_params), as `lean_events` is given them)
         self.events = False
         self.settings: tuple[str | None, bool] = (None, False)
-        # the wall clock's offset from perf_counter's, read as a batch begins; and the last
-        # statement's analysis with its fingerprint (a run of statements of one shape reads
-        # it once), one field replaced whole: threads that hold statements at once never
-        # give one the other's
+        # the wall clock's offset from perf_counter's, read as a batch begins; and the
+        # fingerprints of the analyses seen last (see `RECENT`), each slot an (analysis,
+        # fingerprint) pair replaced whole: threads that hold statements at once never give
+        # one the other's
         self._clock = 0.0
-        self._last: tuple[Any, Any] = (None, None)
+        self._fingerprints: list[tuple[Any, Any]] = [(None, None)] * RECENT
 
     def set_events(self, events: bool, settings: tuple[str | None, bool]) -> None:
         """Whether statements are held as `LeanEvent`s, made with the recorder's ``settings``
@@ -116,12 +120,13 @@ class LeanEnding:
         pending = self.pending
         if not pending or self._clock == 0.0:  # (a batch begins: the offset, read for it)
             self._clock = _time() - now
-        last = self._last
-        if last[0] is info:
-            fingerprint = last[1]
+        slot = (_hot.address(info) >> 4) & (RECENT - 1)  # (objects are 16-byte aligned)
+        known = self._fingerprints[slot]
+        if known[0] is info:
+            fingerprint = known[1]
         else:
             fingerprint = info.fingerprint
-            self._last = (info, fingerprint)
+            self._fingerprints[slot] = (info, fingerprint)
         self._append(_lean.new_event(
             system, fingerprint, duration, rows, self._clock + started, None,
             state.database if state is not None else None, begun,

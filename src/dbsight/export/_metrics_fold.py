@@ -60,10 +60,12 @@ def count_ok(sink: Any, events: Iterable[Any]) -> None:
     and its ``_bind`` for a fingerprint it has not bound yet)."""
     bound_of = sink._bound
     slow_s = sink._slow_s
-    # a run of statements of one system and fingerprint finds its series once
+    # a run of statements of one system and fingerprint finds its series once, and of one
+    # system (statements of several fingerprints taking turns) that system's series once
     last_system: Any = None
     last_fingerprint: Any = None
     series = None
+    bound = None
     for event in events:
         if type(event) is LeanEvent:  # (compiled: read through its C fields)
             lean = event
@@ -75,10 +77,12 @@ def count_ok(sink: Any, events: Iterable[Any]) -> None:
             fingerprint = event.fingerprint
             duration = event.duration_s
         if fingerprint is not last_fingerprint or system is not last_system or series is None:
-            bound = bound_of.get(system)
+            if system is not last_system or bound is None:
+                bound = bound_of.get(system)
             series = bound.get(fingerprint) if bound is not None else None
             if series is None:
                 series = sink._bind(event)
+                bound = None  # (maybe made by that bind: looked up again)
             last_system = system
             last_fingerprint = fingerprint
         series.ok += 1

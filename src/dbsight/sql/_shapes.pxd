@@ -15,7 +15,11 @@ cdef class HitCounter:
 
 cdef Py_ssize_t RECENT
 
-@cython.locals(entry=tuple, last=tuple, near=tuple, mine=bint, slot=Py_ssize_t)
+@cython.locals(n=Py_ssize_t, a=long, b=long)
+cpdef Py_ssize_t recent_slot(bytes encoded)
+
+@cython.locals(entry=tuple, last=tuple, near=tuple, other=tuple, mine=bint, slot=Py_ssize_t,
+               recent=list)
 cpdef object shaped(dict shapes, HitCounter counted, object encoded, object key=*)
 
 cpdef bytes zeroed(bytes encoded)

@@ -41,7 +41,7 @@ _NAME_DIGITS: Final = re.compile(rb"(?<=[A-Za-z_$\x80-\xff])[0-9]+")
 Entry = tuple[bytes, tuple[int, ...], SqlInfo]
 
 
-RECENT = 64  # (a power of two) entries `HitCounter.recent` keeps, by their texts' lengths
+RECENT = 256  # (a power of two) entries `HitCounter.recent` keeps (see `recent_slot`)
 
 
 class HitCounter:
@@ -50,8 +50,10 @@ class HitCounter:
     entry it answered last (``last``, from the cache ``last_of``): a client's next statement
     is often of the same shape, found then with one pass over its bytes and no key made,
     hashed and looked up (`shaped`); and, for the statements of a transaction or of several
-    clients taking turns, the entry answered last for each length of text (``recent``, by
-    the length's last six bits: a shape's texts have one length per count of digits)."""
+    clients taking turns, the entry answered last for each slot of `recent_slot` (``recent``:
+    a text's length and two of its first bytes, so that the statements of a transaction,
+    of lengths close to each other, keep entries of their own), and the one before it in
+    the slot's neighbour."""
 
     __slots__ = ("hits", "last", "last_of", "recent")
 
@@ -66,6 +68,23 @@ class HitCounter:
         self.hits = 0
         self.last = self.last_of = None
         self.recent = [None] * RECENT
+
+
+def recent_slot(encoded: bytes) -> int:
+    """The slot of `HitCounter.recent` for the text whose UTF-8 bytes are ``encoded``: its
+    length mixed with its bytes at offsets 7 and 16 (the words after ``UPDATE``, ``SELECT``
+    or ``INSERT INTO``; the last byte of a shorter text), a digit read as ``0`` — so the texts
+    of one shape (one length per count of digits, the same bytes elsewhere) share a slot."""
+    n = len(encoded)
+    if n == 0:
+        return 0
+    a = encoded[7] if n > 7 else encoded[n - 1]
+    b = encoded[16] if n > 16 else encoded[n - 1]
+    if 48 <= a <= 57:
+        a = 48
+    if 48 <= b <= 57:
+        b = 48
+    return (n * 97 + a * 31 + b) & (RECENT - 1)
 
 
 def shape_key(text: str) -> tuple[bytes, bytes] | None:
@@ -107,7 +126,8 @@ def shaped(
     needed: a text they refuse has a byte no stored key has, and bytes that are not UTF-8
     match no key made from a text's encoding. The entry ``counted`` answered last, when it is
     of ``shapes`` and has ``encoded``'s shape, answers first; then the one it answered last
-    for a text of ``encoded``'s length."""
+    for ``encoded``'s slot (`recent_slot`), then the one it answered there before (kept in
+    the slot's neighbour, ``slot ^ 1``)."""
     last = counted.last
     mine = counted.last_of is shapes
     if last is not None and mine and _hot.same_shape(encoded, last[0]):
@@ -115,13 +135,25 @@ def shaped(
         if hit is not None:
             counted.hits += 1
             return hit
-    slot = len(encoded) & (RECENT - 1)
+    slot = recent_slot(encoded)
     if mine:
-        near = counted.recent[slot]
+        recent = counted.recent
+        near = recent[slot]
         if near is not None and near is not last and _hot.same_shape(encoded, near[0]):
             hit = shape_hit(near, encoded)
             if hit is not None:
                 counted.last = near
+                counted.hits += 1
+                return hit
+        # the slot's entry before it (one text of several shapes of a length: a number of
+        # more digits here, of fewer there), moved back to the slot itself
+        other = recent[slot ^ 1]
+        if other is not None and other is not last and _hot.same_shape(encoded, other[0]):
+            hit = shape_hit(other, encoded)
+            if hit is not None:
+                recent[slot ^ 1] = near
+                recent[slot] = other
+                counted.last = other
                 counted.hits += 1
                 return hit
     entry = shapes.get(zeroed(encoded) if key is None else key)
@@ -131,7 +163,9 @@ def shaped(
         counted.recent = [None] * RECENT
         counted.last_of = shapes
     counted.last = entry
-    counted.recent[slot] = entry
+    recent = counted.recent
+    recent[slot ^ 1] = recent[slot]
+    recent[slot] = entry
     hit = shape_hit(entry, encoded)
     if hit is not None:
         counted.hits += 1
