@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from wire_messages import FAILED, IDLE, IN_TX, ROW
 
-from dbsight.proxy._exchange import Exchange, command_rows
+from dbsight.proxy._exchange import _PLAIN_TAGS, Exchange, _plain_tag, command_rows
 from dbsight.proxy._listen_statements import ListenOp
 from dbsight.proxy.protocol import (
     Bind,
@@ -215,3 +215,17 @@ def test_a_query_that_listens_is_followed_and_an_update_is_not_mistaken_for_one(
     wire.exchange.listens = []
     wire.client(Query(sql))
     assert wire.exchange.listens == ops
+
+
+@pytest.mark.parametrize("tag", [
+    b"SELECT 1", b"INSERT 0 1", b"UPDATE 3", b"DELETE 0", b"FETCH 5", b"MOVE 2", b"COPY 9",
+    b"MERGE 1", b"BEGIN", b"COMMIT", b"SET", b"SHOW", b"DISCARD ALL", b"SELECTED", b"MOVED",
+    b"MERG", b"S", b"", b"CREATE TABLE", b"DEALLOCATE", b"FETCH", b"COPY",
+])  # fmt: skip
+def test_a_plain_tag_is_one_the_pooled_relay_has_nothing_to_do_with(tag: bytes) -> None:
+    """What the relay reads of a command tag at a message's offset (compiled, byte by byte)
+    says what ``bytes.startswith`` of the tags does, at the start of a buffer and within one."""
+    for before in (b"", b"C\x00\x00\x00\x0d"):
+        buf = before + tag + b"\x00"
+        assert _plain_tag(buf, len(before)) == buf.startswith(_PLAIN_TAGS, len(before)), tag
+    assert not _plain_tag(b"SELECT ", 7)

@@ -116,5 +116,8 @@ cdef long _query_flags(object info) except -1
 @cython.locals(n=Py_ssize_t, k=Py_ssize_t)
 cdef bint _tag_is(bytes buf, Py_ssize_t at, bytes word) except -1
 
+@cython.locals(first=long)
+cpdef bint _plain_tag(bytes buf, Py_ssize_t at) except -1
+
 cdef tuple _BIND_ENTRY, _SYNC_ENTRY, _DESCRIBE_ENTRY
 cdef LeanEnding _lean_ending

@@ -643,7 +643,7 @@ class Exchange:
                     ctx = head[1]  # type: ignore[index]
                     if ctx is not None:
                         rows = (
-                            returned if returned and buf.startswith(b"SELECT ", i + 5)
+                            returned if returned and _tag_is(buf, i + 5, _SELECT_TAG)
                             else command_rows(buf, i + 5, e - 1)
                         )  # fmt: skip  # ("SELECT n" counts the DataRows it sent)
                         if self._running:  # an Execute with a row limit is under way
@@ -653,11 +653,11 @@ class Exchange:
                         self._finish(ctx, rows)
                 elif kind == QUERY:
                     self._query_rows = (
-                        returned if returned and buf.startswith(b"SELECT ", i + 5)
+                        returned if returned and _tag_is(buf, i + 5, _SELECT_TAG)
                         else _statement_rows(command_rows(buf, i + 5, e - 1), returned)
                     )  # fmt: skip
                 returned = 0
-                if self.pooled and not buf.startswith(_PLAIN_TAGS, i + 5):
+                if self.pooled and not _plain_tag(buf, i + 5):
                     self._command_tag(buf, i + 5, e - 1)
                 if self.capture is not None:
                     self._rolled_back = buf.startswith(b"ROLLBACK", i + 5)
@@ -775,7 +775,7 @@ class Exchange:
                 returned if returned and select
                 else _statement_rows(command_rows(buf, tag, tag_end), returned),
             )  # fmt: skip
-        if self.pooled and not select and not buf.startswith(_PLAIN_TAGS, tag):
+        if self.pooled and not select and not _plain_tag(buf, tag):
             self._command_tag(buf, tag, tag_end)
         self._query_rows = None
         self._returned = 0
@@ -1107,3 +1107,27 @@ def _tag_is(buf: bytes, at: int, word: bytes) -> bool:
 _PLAIN_TAGS = (
     b"SELECT ", b"INSERT ", b"UPDATE ", b"DELETE ", b"FETCH ", b"MOVE ", b"COPY ", b"MERGE ",
 )
+
+
+def _plain_tag(buf: bytes, at: int) -> bool:
+    """Whether the command tag at ``buf[at]`` starts with one of `_PLAIN_TAGS`: its first
+    byte names the one or two it may be, then compared by `_tag_is` (``bytes.startswith``
+    of the tuple is a method call and up to eight compares, for every statement)."""
+    if at >= len(buf):
+        return False
+    first = buf[at]
+    if first == 83:  # S
+        return _tag_is(buf, at, b"SELECT ")
+    if first == 85:  # U
+        return _tag_is(buf, at, b"UPDATE ")
+    if first == 73:  # I
+        return _tag_is(buf, at, b"INSERT ")
+    if first == 68:  # D
+        return _tag_is(buf, at, b"DELETE ")
+    if first == 70:  # F
+        return _tag_is(buf, at, b"FETCH ")
+    if first == 77:  # M
+        return _tag_is(buf, at, b"MOVE ") or _tag_is(buf, at, b"MERGE ")
+    if first == 67:  # C
+        return _tag_is(buf, at, b"COPY ")
+    return False
