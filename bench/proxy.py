@@ -14,6 +14,10 @@ pgbench runs against one PostgreSQL (initialised with ``pgbench -i -s SCALE``) b
   bare-forwarder          ``bench/bare_forwarder.py``: one server connection per client, bytes
                           relayed as they arrive on uvloop, nothing parsed or observed - what
                           a Python relay costs by itself (the bench's yardstick, not shipped)
+  bare-c-relay            ``bench/bare_c_relay.py``: the same relaying done in C (Cython, compiled
+                          when it starts), its sockets in one epoll that uvloop watches, as
+                          dbsight's are: nothing of Python's per chunk - the floor of a relay
+                          on this event loop; skipped without Cython
   bare-pooler             ``bench/bare_pooler.py``: a transaction pooler of the same kind (20
                           server connections logged in once, a client's startup answered with
                           their ParameterStatus, a connection held from a client's message to
@@ -28,8 +32,8 @@ for every case: select-only (``-S``) and TPC-B-like (the default script), ``-M s
 runs each case's paths back to back, themselves shuffled, so that drift on a noisy machine hits
 every path alike and the runs a ratio compares are a minute apart, not a round; the ratios are
 medians over rounds of the per-round ratio to direct, to PgBouncer's best path (the PgBouncer
-path of highest median TPS in that case, chosen once) and (for dbsight) to the bare forwarder in
-that round (for dbsight in transaction mode also to the bare pooler). Latency
+path of highest median TPS in that case, chosen once) and (for dbsight) to the bare forwarder and
+the bare C relay in that round (for dbsight in transaction mode also to the bare pooler). Latency
 average is pgbench's; p50/p99 come from its per-transaction log (``--no-percentiles`` to skip).
 
 PgBouncer is installed from the distribution's packages (``apt-get install pgbouncer``) when
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import random
 import re
@@ -88,7 +93,7 @@ BENCH_DB = "bench"
 TRANSACTION_POOL_SIZE = 20
 TARGETS = (
     "direct", "pgbouncer-session", "pgbouncer-transaction", "dbsight-session",
-    "dbsight-transaction", "bare-forwarder", "bare-pooler", "bare-pooler-observed",
+    "dbsight-transaction", "bare-forwarder", "bare-c-relay", "bare-pooler", "bare-pooler-observed",
 )
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}
 PROTOCOLS = ("simple", "prepared")
@@ -418,6 +423,18 @@ class BareForwarder(BenchServer):
                 "--upstream", f"{up.host.rstrip('/')}:{up.port}"]  # fmt: skip
 
 
+class BareCRelay(BareForwarder):
+    """``bench/bare_c_relay.py``: bytes relayed in C on the same event loop, the floor under
+    what any relay of dbsight's kind costs (see the module docstring)."""
+
+    kind = "bare-c-relay"
+    SCRIPT = Path(__file__).with_name("bare_c_relay.py")
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        up = self.upstream
+        return {"bare-c-relay": Endpoint(HOST, self.port, up.user, up.dbname, up.password)}
+
+
 class BarePooler(BenchServer):
     """``bench/bare_pooler.py``: transaction pooling and nothing else (``observe``: and the
     least statement statistics), the yardstick for dbsight's transaction mode."""
@@ -563,7 +580,7 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
            skipped: dict[tuple[Case, str], str]) -> bool:  # fmt: skip
     header = (f"{'workload':<12}{'protocol':<10}{'clients':>7}  {'path':<23}{'tps':>9}"
               f"{'lat avg ms':>11}{'p50 ms':>8}{'p99 ms':>8}{'x direct':>9}{'x pgb best':>11}"
-              f"{'x bare':>8}{'x pooler':>9}{'added ms':>9}  target")  # fmt: skip
+              f"{'x bare':>8}{'x c-relay':>10}{'x pooler':>9}{'added ms':>9}  target")  # fmt: skip
     print(header)
     print("-" * len(header))
     ok = True
@@ -594,6 +611,9 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
             bares = [_sample(results, case, "bare-forwarder", n) for n in range(rounds)]
             x_bare = _median_ratio([(s.tps, b.tps) for (s, _, _), b in zip(per_round, bares)
                                     if s and b])  # fmt: skip
+            floors = [_sample(results, case, "bare-c-relay", n) for n in range(rounds)]
+            x_floor = _median_ratio([(s.tps, f.tps) for (s, _, _), f in zip(per_round, floors)
+                                     if s and f])  # fmt: skip
             poolers = [_sample(results, case, "bare-pooler", n) for n in range(rounds)]
             x_pooler = _median_ratio([(s.tps, b.tps) for (s, _, _), b
                                       in zip(per_round, poolers) if s and b])  # fmt: skip
@@ -620,6 +640,11 @@ def report(cases: list[Case], targets: list[str], results: dict[tuple[Case, str]
                 f"{x_bare:>8.3f}"
                 if x_bare is not None and target.startswith("dbsight")
                 else " " * 8
+            )
+            row += (
+                f"{x_floor:>10.3f}"
+                if x_floor is not None and target.startswith("dbsight")
+                else " " * 10
             )
             row += (
                 f"{x_pooler:>9.3f}"
@@ -777,6 +802,13 @@ def main() -> None:
         if "bare-forwarder" in targets:
             bare = stack.enter_context(BareForwarder(tools, upstream))
             endpoints.update(bare.endpoints())
+        if "bare-c-relay" in targets:
+            if importlib.util.find_spec("pyximport") is None:
+                print("Cython unavailable: the bare C relay is left out", file=sys.stderr)
+                targets.remove("bare-c-relay")
+            else:
+                floor = stack.enter_context(BareCRelay(tools, upstream))
+                endpoints.update(floor.endpoints())
         for observe in (False, True):
             if ("bare-pooler-observed" if observe else "bare-pooler") in targets:
                 pooler = stack.enter_context(BarePooler(tools, upstream, observe))

@@ -9,6 +9,8 @@ run and divided by the transactions pgbench counted:
   pgbouncer                PgBouncer, transaction pool (session pool with -M prepared on a
                            PgBouncer before 1.21, which has no prepared statements there)
   bare-forwarder           ``bench/bare_forwarder.py``: bytes relayed, nothing parsed
+  bare-c-relay             ``bench/bare_c_relay.py``: bytes relayed in C on the same event loop
+                           (no Python object per chunk): the floor of a relay of this kind
   dbsight-session-off      ``dbsight proxy`` in session mode with ``DBSIGHT_ENABLED=false``:
                            the relay and its tracking alone
   dbsight-session          session mode, default settings (every statement observed)
@@ -56,7 +58,7 @@ def _load_proxy_bench() -> ModuleType:
 
 bench = _load_proxy_bench()
 PATHS = (
-    "pgbouncer", "bare-forwarder", "dbsight-session-off", "dbsight-session",
+    "pgbouncer", "bare-forwarder", "bare-c-relay", "dbsight-session-off", "dbsight-session",
     "dbsight-transaction-off", "dbsight-transaction", "bare-pooler", "bare-pooler-observed",
 )  # fmt: skip
 
@@ -158,6 +160,7 @@ def main() -> None:
             relays["pgbouncer"] = (bouncer.endpoints(), bouncer.pid, bouncer)
         makers = {
             "bare-forwarder": lambda: bench.BareForwarder(tools, upstream),
+            "bare-c-relay": lambda: bench.BareCRelay(tools, upstream),
             "dbsight-session-off": lambda: QuietProxy(tools, upstream),
             "dbsight-session": lambda: bench.DbsightProxy(tools, upstream),
             "dbsight-transaction-off": lambda: QuietProxy(
