@@ -120,6 +120,10 @@ MEANINGS: dict[str, dict[str, str]] = {
         "`53300`.",
         "idle_timeout_s": "An idle server connection is closed after this long.",
         "max_lifetime_s": "A server connection is closed once this old (when it is idle).",
+        "max_prepared_statements": "Prepared statements a pooled server connection keeps "
+        "(clients' statements are prepared on whichever connection runs them); beyond it, "
+        "those prepared there longest ago are deallocated while the connection is idle, and "
+        "prepared again where a client runs them. Unset: no limit.",
         "auth_type": "How the proxy authenticates clients when it does so itself; anything "
         "but `trust` needs `auth_file` or `auth_query`.",
         "auth_file": "PgBouncer-style users file (`\"user\" \"secret\"` per line: plaintext, "
@@ -219,7 +223,7 @@ PROXY_GROUPS: dict[str, tuple[str, ...]] = {
         "listen", "upstream", "admin", "admin_token", "max_message_size", "connect_timeout_s",
         "shutdown_grace_s", "tls_cert", "tls_key", "upstream_tls", "upstream_tls_ca",
         "pool_mode", "pool_size", "pool_min_size", "pool_timeout_s", "idle_timeout_s",
-        "max_lifetime_s", "auth_type", "auth_file", "auth_query",
+        "max_lifetime_s", "max_prepared_statements", "auth_type", "auth_file", "auth_query",
     ),
     "proxy-routing": (
         "replicas", "read_your_writes_s", "read_your_writes_lsn", "max_replica_lag_s",

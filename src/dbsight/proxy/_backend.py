@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -336,6 +337,22 @@ class BackendConnection(ServerFields):
             self.broken = True
             raise BackendUnavailable("dbsight proxy: server connection not idle after its reset")
         self.last_used_at = _monotonic()
+
+    async def deallocate_oldest(self, keep: int) -> int:
+        """Drop the statements prepared here longest ago (``prepared`` keeps the order they
+        were prepared in), all but the ``keep`` newest, with one Query of DEALLOCATEs; how
+        many went. A client that runs one of them again gets it prepared again, as on any
+        connection that lacks it. Raises as `execute` does (a statement the server did not
+        have fails the Query: the connection is then to be reset or closed)."""
+        excess = len(self.prepared) - keep
+        if excess <= 0:
+            return 0
+        names = list(itertools.islice(self.prepared, excess))
+        quoted = ('"' + name.replace('"', '""') + '"' for name in names)
+        await self.execute("; ".join(f"DEALLOCATE {name}" for name in quoted))
+        for name in names:
+            del self.prepared[name]
+        return len(names)
 
     async def cancel(self) -> None:
         """Ask the server to cancel what this connection is running (best effort, as in libpq)."""

@@ -149,6 +149,12 @@ class ProxyConfig(ProxyAlertSettings):
     )
     idle_timeout_s: float | None = Field(600.0, gt=0, description="idle server connection")
     max_lifetime_s: float | None = Field(3600.0, gt=0, description="server connection age")
+    # Prepared statements a pooled server connection keeps (each client's Parse is prepared
+    # on whichever connection runs it, and stays there for the clients that follow); beyond
+    # this many, the ones prepared longest ago are deallocated while the connection is idle.
+    max_prepared_statements: int | None = Field(
+        200, ge=1, le=100_000, description="prepared statements per pooled server connection"
+    )
     # Client authentication by the proxy (see pool_mode); the secrets come from auth_file (PgBouncer's
     # userlist.txt) and/or auth_query (run as the upstream URL's user). The proxy logs in to
     # the server as the client's user with the users file's plaintext password for that user,

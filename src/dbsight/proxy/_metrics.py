@@ -60,6 +60,10 @@ _POOL_COUNTERS = {
         "proxy_server_clean_releases",
         "Releases with nothing to reset: no round trip.",
     ),
+    "total_deallocated": (
+        "proxy_server_deallocated_statements",
+        "Prepared statements dropped from idle server connections over max_prepared_statements.",
+    ),
 }
 _POOL_GAUGES = {
     "waiting": ("proxy_pool_waiting_clients", "Clients waiting for a server connection now."),

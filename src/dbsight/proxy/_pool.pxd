@@ -18,6 +18,7 @@ cdef class BackendPool:
     cdef public object max_lifetime_s
     cdef public double reset_timeout_s
     cdef public double maintenance_interval_s
+    cdef public object max_prepared
     cdef public object retry
     cdef public object _idle
     cdef public set _used
@@ -41,6 +42,7 @@ cdef class BackendPool:
     cdef public double max_wait_seen_s
     cdef public long total_resets
     cdef public long total_clean_releases
+    cdef public long total_deallocated
     cdef object __weakref__
 
     cpdef object try_acquire(self)

@@ -105,6 +105,7 @@ class BackendPool:
         max_lifetime_s: float | None = 3600.0,
         reset_timeout_s: float = 5.0,
         maintenance_interval_s: float = 1.0,
+        max_prepared: int | None = None,
         retry: RetryPolicy | None = None,
         name: str | None = None,
     ) -> None:
@@ -121,6 +122,8 @@ class BackendPool:
         ):
             if value is not None and value <= 0:
                 raise ValueError(f"{label} must be > 0, got {value}")
+        if max_prepared is not None and max_prepared < 1:
+            raise ValueError(f"max_prepared must be >= 1, got {max_prepared}")
         self.spec = spec
         self.name = name or f"{spec.user}@{spec.database}"
         self.min_size = min_size
@@ -130,6 +133,7 @@ class BackendPool:
         self.max_lifetime_s = max_lifetime_s
         self.reset_timeout_s = reset_timeout_s
         self.maintenance_interval_s = maintenance_interval_s
+        self.max_prepared = max_prepared  # prepared statements kept per connection (None: all)
         self.retry = retry or RetryPolicy()
 
         self._idle: deque[BackendConnection] = deque()  # oldest release on the left
@@ -162,6 +166,7 @@ class BackendPool:
         self.max_wait_seen_s = 0.0
         self.total_resets = 0  # releases that ran a reset query (DISCARD ALL or the light one)
         self.total_clean_releases = 0  # releases with nothing to reset: no round trip
+        self.total_deallocated = 0  # prepared statements dropped over ``max_prepared``
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -433,7 +438,12 @@ class BackendPool:
             except (BackendError, TimeoutError) as exc:
                 logger.warning("dbsight proxy: pool %s: reset failed, closing: %s", self.name, exc)
                 reusable = False
-        if conn not in self._used:  # the pool was closed during the reset
+        await self._returned(conn, reusable)
+
+    async def _returned(self, conn: BackendConnection, reusable: bool) -> None:
+        """``conn``, taken from the pool for work of the pool's own (a reset, a trim), is
+        done: to the next client, or closed (and replaced if someone waits)."""
+        if conn not in self._used:  # the pool was closed meanwhile
             await conn.close()
             return
         self._used.discard(conn)
@@ -464,7 +474,8 @@ class BackendPool:
     # ------------------------------------------------------------------ maintenance
 
     async def maintain(self) -> None:
-        """One maintenance pass: close expired idle connections, top up to ``min_size``."""
+        """One maintenance pass: close expired idle connections, drop the prepared
+        statements of idle ones over ``max_prepared`` (`_trim`), top up to ``min_size``."""
         if self._closed:
             return
         now = _hot.monotonic()
@@ -477,9 +488,43 @@ class BackendPool:
                 self._unparked(conn)()
                 self._used.discard(conn)
                 self._discard(conn)
-        started = [self._start_connect() for _ in range(self.min_size - self.size)]
-        if started:
-            await asyncio.gather(*started, return_exceptions=True)
+        work = [self._trim(conn) for conn in self._over_prepared()]
+        work += [self._start_connect() for _ in range(self.min_size - self.size)]
+        if work:
+            await asyncio.gather(*work, return_exceptions=True)
+
+    def _over_prepared(self) -> list[BackendConnection]:
+        """The idle and parked connections holding more than ``max_prepared`` prepared
+        statements, taken from the pool for `_trim` (a parked one let go of by its client
+        first, as when it expires): no client can be handed one meanwhile."""
+        limit = self.max_prepared
+        if limit is None:
+            return []
+        over = [conn for conn in self._parked_ones() if len(conn.prepared) > limit]
+        for conn in over:
+            self._unparked(conn)()  # (it stays in `_used`: taken from the pool)
+        for conn in [conn for conn in self._idle if len(conn.prepared) > limit]:
+            self._idle.remove(conn)
+            self._used.add(conn)
+            over.append(conn)
+        return over
+
+    async def _trim(self, conn: BackendConnection) -> None:
+        """Deallocate the statements ``conn`` prepared longest ago, down to
+        ``max_prepared``, then give it back as `release` does (closed if that failed)."""
+        reusable = True
+        try:
+            dropped = await asyncio.wait_for(
+                conn.deallocate_oldest(self.max_prepared or 0), self.reset_timeout_s
+            )
+            self.total_deallocated += dropped
+        except (BackendError, TimeoutError) as exc:
+            logger.warning(
+                "dbsight proxy: pool %s: dropping prepared statements failed, closing: %s",
+                self.name, exc,
+            )  # fmt: skip
+            reusable = False
+        await self._returned(conn, reusable)
 
     async def _maintain_forever(self) -> None:
         while not self._closed:
@@ -519,6 +564,7 @@ class BackendPool:
             "total_closed": self.total_closed,
             "total_resets": self.total_resets,
             "total_clean_releases": self.total_clean_releases,
+            "total_deallocated": self.total_deallocated,
         }
 
     # ------------------------------------------------------------------ internals

@@ -101,6 +101,7 @@ class ServerPools:
                 acquire_timeout_s=config.pool_timeout_s,
                 idle_timeout_s=config.idle_timeout_s,
                 max_lifetime_s=config.max_lifetime_s,
+                max_prepared=config.max_prepared_statements,
                 name=f"{user}@{database}" + ("" if server == PRIMARY else f"/{server}"),
             )
             self._pools[key] = pool
