@@ -260,12 +260,13 @@ def pool_stats(proxy: Any) -> dict[str, Any]:
     return stats
 
 
-def server_statements(dsn: str, text: str) -> int:
-    """Statements the proxy prepared with ``text`` on the (single) server connection."""
+def server_statements(dsn: str, text: str | None = None) -> int:
+    """Statements the proxy prepared (with ``text``, when given) on the (single) server
+    connection, asked through the proxy with the simple protocol (which prepares nothing)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_dbs\\_%%'"
-            " AND statement = %s",
+            " AND statement = coalesce(%s, statement)",
             (text,),
             prepare=False,
         ).fetchone()

@@ -8,26 +8,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import psycopg
 from prometheus_client import generate_latest
 
-# (the pooled tests' helpers: the pool's /stats/pools entry, a metric's value)
-from test_proxy_pooled import metric, pool_stats
+# (the pooled tests' helpers: /stats/pools, a metric's value, the server's statements)
+from test_proxy_pooled import metric, pool_stats, server_statements
 from test_proxy_session import settle
 
 from dbsight._runtime import get_runtime
-
-
-def proxy_statements(dsn: str) -> int:
-    """The proxy's statements on the (single) server connection, asked through the proxy
-    with the simple protocol (which prepares nothing)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_dbs\\_%%'",
-            prepare=False,
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 async def test_a_connection_over_the_limit_drops_its_oldest_and_the_client_goes_on(
@@ -43,7 +30,7 @@ async def test_a_connection_over_the_limit_drops_its_oldest_and_the_client_goes_
         for k, text in enumerate(texts):  # six statements, each prepared on the connection
             assert await conn.fetchval(text, 1) == 1 + k
         settle(lambda: pool_stats(proxy)["total_deallocated"] >= 3)  # (maintenance: every 1 s)
-        assert proxy_statements(dsn) == 3
+        assert server_statements(dsn) == 3
         for k, text in enumerate(texts):  # the client's names still work: prepared anew
             assert await conn.fetchval(text, 2) == 2 + k
     finally:
