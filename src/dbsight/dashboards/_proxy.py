@@ -202,9 +202,14 @@ def proxy_dashboard() -> Dashboard:
                     sum_rate("proxy_server_clean_releases_total", by="pool"),
                     "{{pool}} clean release",
                 ),
+                Target(
+                    sum_rate("proxy_server_deallocated_statements_total", by="pool"),
+                    "{{pool}} statement deallocated",
+                ),
             ),
-            "Server connections opened and closed, and releases that reset a session left "
-            "with state against those that needed no round trip.",
+            "Server connections opened and closed, releases that reset a session left with "
+            "state against those that needed no round trip, and prepared statements dropped "
+            "from idle connections over max_prepared_statements.",
             unit="ops",
             width=24,
         ),
