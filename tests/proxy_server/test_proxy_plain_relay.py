@@ -155,7 +155,8 @@ def test_a_terminate_ends_only_that_client(client: Any) -> None:
 def test_the_proxys_own_command_is_answered_here_in_any_case_and_spacing(client: Any) -> None:
     one = client()
     for command in ("SET dbsight.role = primary", "  \n\tset DBSIGHT.role TO 'auto';",
-                    "reset dbsight.role", "\x1cSET dbsight.role = primary"):
+                    "reset dbsight.role", "\x1cSET dbsight.role = primary",
+                    "/* sqlcommenter */ SET dbsight.role = replica /*route='users'*/"):
         one.sock.sendall(query(command))
         seen = one.until_ready()
         assert seen[-1] == (b"Z", b"I") and (b"C", b"SET\0") in seen, (command, seen)
@@ -176,6 +177,9 @@ def test_the_proxys_own_command_is_answered_here_in_any_case_and_spacing(client:
         "SET dbsight.role = replica", "set session dbsight.role to 'primary' ;",
         " RESET dbsight.role", "\r\n\x0b\x0cReSeT dbsight.role", "\x1f SET dbsight.role = auto",
         "\u00a0SET dbsight.role = auto", "\u2003RESET dbsight.role",
+        "/* app */ SET dbsight.role = replica", "-- hint\nRESET dbsight.role",
+        "SET dbsight.role = replica /*controller='users',framework='django'*/",
+        "/*a*/-- b\n SET dbsight.role TO primary; -- c",
     ],
 )
 def test_every_text_the_proxy_answers_itself_is_one_the_relay_hands_on(text: str) -> None:

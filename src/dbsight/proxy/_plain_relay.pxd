@@ -16,7 +16,7 @@ from dbsight.proxy._link_relay cimport Sender
 from dbsight.proxy._server_fields cimport ServerFields
 
 # the message types it tells apart: C integers, compared with no Python object
-cdef long _S, _E, _T, _R
+cdef long _S, _E, _T, _R, _SLASH, _DASH
 cdef long PARSE, BIND, DESCRIBE, CLOSE, QUERY, EXECUTE, COPY_DATA, TERMINATE, _IDLE
 cdef bytes _CLIENT
 

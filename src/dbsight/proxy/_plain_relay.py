@@ -177,13 +177,15 @@ class PlainRelay:
 
 
 _S, _E, _T, _R = (ord(c) for c in "setr")
+_SLASH, _DASH = ord("/"), ord("-")
 
 
 def maybe_own(data: bytes, start: int, end: int) -> bool:
     """Whether the Query text at ``data[start:end]`` may be the proxy's own command, ``SET
     dbsight.role`` or ``RESET dbsight.role`` (`router.set_role_statement`): it starts, past
-    ASCII spaces, with ``set`` or ``res`` in any case, or with a byte that another reading
-    of white space might skip (the session then looks closer). Three bytes read, no call."""
+    ASCII spaces, with ``set`` or ``res`` in any case, with ``/`` or ``-`` (a comment may
+    come first), or with a byte that another reading of white space might skip (the session
+    then looks closer). Three bytes read, no call."""
     j = start
     c = 0
     while j < end:
@@ -193,8 +195,8 @@ def maybe_own(data: bytes, start: int, end: int) -> bool:
         j += 1
     if end - j < 4:
         return False
-    if (0x1C <= c <= 0x1F) or c >= 0x80:  # (Python's \s takes these too)
-        return True
+    if (0x1C <= c <= 0x1F) or c >= 0x80 or c == _SLASH or c == _DASH:
+        return True  # (Python's \s takes the first; the others may start a comment)
     c |= 0x20
     d = data[j + 1] | 0x20
     e = data[j + 2] | 0x20

@@ -35,6 +35,7 @@ from typing import Final, Literal
 
 from ..sql import analyze
 from ._relations import RelationSafety
+from ._setting_statements import BLANKS
 from ._units import bind_statement, parse_fields, unit_messages
 from ._volatility import Execute, FunctionVolatility
 
@@ -42,9 +43,11 @@ Role = Literal["primary", "replica", "auto"]
 _unpack_int32 = struct.Struct(">i").unpack_from
 
 _HINT = re.compile(r"/\*\s*dbsight:(primary|replica)\s*\*/", re.IGNORECASE)
+# (comments before and after too: sqlcommenter's, or a driver's, would otherwise send the hint
+# to the server, which takes it for a setting of its own and says nothing)
 _SET_ROLE = re.compile(
-    r"^\s*(?:SET\s+(?:SESSION\s+)?dbsight\.role\s*(?:=|\bTO\b)\s*'?(primary|replica|auto)'?"
-    r"|RESET\s+dbsight\.role)\s*;?\s*$",
+    rf"^{BLANKS}(?:SET\s+(?:SESSION\s+)?dbsight\.role\s*(?:=|\bTO\b)\s*"
+    rf"'?(primary|replica|auto)'?|RESET\s+dbsight\.role){BLANKS};?{BLANKS}$",
     re.IGNORECASE,
 )
 _READ_ONLY_TRANSACTION = re.compile(
